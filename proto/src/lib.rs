@@ -1,0 +1,34 @@
+//! Tether's protocol, with no I/O of its own.
+//!
+//! Everything that two Tether programs must agree on lives here: the messages each side sends, how they
+//! are framed on a stream, the one-time session code, the scopes a user grants, the SPAKE2 pairing that
+//! turns the code into a shared key, and the sealing of every session frame with that key. Nothing here
+//! touches a socket, a runtime or a clock: callers feed bytes in and take bytes out.
+//!
+//! # Layout
+//! - [`codec`]: the only place that frames and (de)serialises: a length prefix, checked against
+//!   [`codec::MAX_FRAME_LEN`] before anything is allocated, then a bincode 2 body.
+//! - [`code`]: [`SessionCode`] (slot + secret), how it is printed and parsed.
+//! - [`scope`]: [`Scope`] and [`ScopeSet`]; scopes are never strings on the wire.
+//! - [`msg`]: the messages, grouped by direction, and the [`msg::Hello`] version negotiation.
+//! - [`pairing`]: the SPAKE2 + key-confirmation state machine run over the relay-spliced stream.
+//! - [`seal`]: ChaCha20-Poly1305 sealing with per-stream, per-direction keys and counter nonces.
+//! - [`inventory`] and [`diag`]: the structured results the agent returns.
+
+pub mod code;
+pub mod codec;
+pub mod diag;
+pub mod inventory;
+pub mod msg;
+pub mod pairing;
+pub mod scope;
+pub mod seal;
+
+pub use code::{CodeParseError, SessionCode, Slot};
+pub use scope::{Scope, ScopeSet};
+
+/// The protocol version this build speaks. Sent in every [`msg::Hello`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The QUIC ALPN for protocol version 1. A peer offering anything else fails the TLS handshake.
+pub const ALPN: &[u8] = b"tether/1";

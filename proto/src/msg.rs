@@ -1,0 +1,383 @@
+//! Messages, grouped by who sends them to whom.
+//!
+//! # Message flow
+//! ```text
+//! agent                         relay                          console
+//!   |-- Hello{Agent} ------------->|                               |
+//!   |<----------- HelloReply ------|                               |
+//!   |-- AgentToRelay::OpenSlot --->|                               |
+//!   |<-- RelayToAgent::SlotOpened -|     (agent shows slot+secret) |
+//!   |                              |<------------ Hello{Console} --|
+//!   |                              |------------- HelloReply ----->|
+//!   |                              |<-- ConsoleToRelay::Claim -----|  slot + technician token
+//!   |<-- RelayToAgent::Claimed ----|--- RelayToConsole::Claimed -->|  verified name + org
+//!   |<=========== spliced stream 0: bytes copied blindly ==========>|
+//!   |   PairingMsg::Spake / PairingMsg::Confirm (plain frames)      |
+//!   |   then sealed: ConsentRequest -> ConsentDecision, End/Ended   |
+//!   |<=========== spliced stream n (console opens more) ===========>|
+//!   |   StreamOpen{n} (plain), then sealed Request -> Response      |
+//!   |-- AgentToRelay::Report(..) ->|  audit facts, never content   |
+//! ```
+//! The relay parses only the frames on its own control streams (`Hello`, `*ToRelay`). Once a stream is
+//! spliced it copies bytes without looking at them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::code::Slot;
+use crate::diag::{DiagReport, Probe};
+use crate::inventory::InventorySummary;
+use crate::scope::{Scope, ScopeSet};
+
+/// QUIC application close codes, so a peer learns why a connection ended.
+pub mod close {
+    /// Normal end.
+    pub const NORMAL: u32 = 0;
+    /// The peer sent something malformed, oversized or out of order.
+    pub const PROTOCOL_ERROR: u32 = 1;
+    /// The relay is at its connection limit.
+    pub const BUSY: u32 = 2;
+    /// The relay is shutting down.
+    pub const SHUTTING_DOWN: u32 = 3;
+    /// The other side of the session went away.
+    pub const PEER_GONE: u32 = 4;
+    /// The session ended (by the user, the technician or a failed pairing).
+    pub const SESSION_ENDED: u32 = 5;
+}
+
+/// Who is connecting to the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum Role {
+    /// A `tether-agent` sharing its machine.
+    Agent,
+    /// A technician's `tether-console`.
+    Console,
+}
+
+/// The first frame on a relay control stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Hello {
+    /// The sender's [`crate::PROTOCOL_VERSION`].
+    pub version: u32,
+    /// Who the sender is.
+    pub role: Role,
+}
+
+/// The relay's answer to [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum HelloReply {
+    /// Go ahead, speaking `version`.
+    Accepted {
+        /// The version both sides will speak.
+        version: u32,
+    },
+    /// Refused; the connection is closed after this frame.
+    Refused(RelayError),
+}
+
+/// A technician as the relay knows them: the identity shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct TechnicianIdentity {
+    /// Display name.
+    pub name: String,
+    /// Organisation.
+    pub org: String,
+}
+
+/// An error the relay reports to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[error("{message}")]
+pub struct RelayError {
+    /// What went wrong, for programs.
+    pub kind: RelayErrorKind,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl RelayError {
+    /// Builds an error of `kind` with a human message.
+    pub fn new(kind: RelayErrorKind, message: impl Into<String>) -> Self {
+        RelayError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The kinds of [`RelayError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum RelayErrorKind {
+    /// The client speaks a protocol version the relay does not.
+    UnsupportedVersion,
+    /// A frame could not be decoded or was too large.
+    Malformed,
+    /// A message that makes no sense in the current state.
+    UnexpectedMessage,
+    /// No open code has this slot (never issued, already used, or burned).
+    UnknownSlot,
+    /// The code behind this slot expired.
+    ExpiredSlot,
+    /// The technician token is unknown.
+    BadToken,
+    /// Too many claims in too short a time.
+    RateLimited,
+    /// The agent already holds the maximum number of open slots.
+    TooManySlots,
+    /// The relay is at a capacity limit.
+    Busy,
+    /// The relay is shutting down.
+    ShuttingDown,
+}
+
+/// Agent → relay, on the agent's control stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum AgentToRelay {
+    /// Ask for a slot to build a session code around.
+    OpenSlot,
+    /// An audit fact about the current session. Carries no content.
+    Report(SessionReport),
+}
+
+/// Audit facts an agent reports about its session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum SessionReport {
+    /// Key confirmation succeeded.
+    Paired,
+    /// Key confirmation failed: the console had the wrong secret. The slot is burned.
+    PairingFailed,
+    /// The user granted these scopes (possibly none).
+    Consent {
+        /// What was asked.
+        requested: ScopeSet,
+        /// What was granted.
+        granted: ScopeSet,
+    },
+    /// A request outside the grant was refused.
+    ScopeRefused {
+        /// The scope the request needed.
+        scope: Scope,
+    },
+    /// The session ended on the agent's side.
+    Ended {
+        /// Why.
+        reason: EndReason,
+    },
+}
+
+/// Relay → agent, on the agent's control stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum RelayToAgent {
+    /// A slot is reserved for this agent until it expires.
+    SlotOpened {
+        /// The slot.
+        slot: Slot,
+        /// Seconds until it expires.
+        expires_in_secs: u32,
+    },
+    /// A technician claimed the slot; a spliced stream follows.
+    Claimed {
+        /// The slot that was claimed.
+        slot: Slot,
+        /// Who claimed it, as verified by the relay.
+        technician: TechnicianIdentity,
+    },
+    /// The slot expired unclaimed.
+    SlotExpired {
+        /// The slot.
+        slot: Slot,
+    },
+    /// The console side of the session went away.
+    PeerGone,
+    /// A request was refused.
+    Error(RelayError),
+}
+
+/// Console → relay, on the console's claim stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ConsoleToRelay {
+    /// Claim a slot. The secret is never sent.
+    Claim {
+        /// The slot half of the code.
+        slot: Slot,
+        /// The technician's token, as printed by `tether-relay technician add`.
+        token: String,
+    },
+}
+
+/// Relay → console, on the claim stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum RelayToConsole {
+    /// The claim is accepted: this stream is now spliced to the agent.
+    Claimed {
+        /// The identity the agent was shown.
+        technician: TechnicianIdentity,
+    },
+    /// The claim was refused.
+    Error(RelayError),
+}
+
+/// The first (plain) frame on every extra stream the console opens in a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct StreamOpen {
+    /// The stream's number, ≥ 1 and never reused in a session; it selects the stream's keys.
+    pub stream_id: u32,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum EndReason {
+    /// The user ended it.
+    UserEnded,
+    /// The technician ended it.
+    TechnicianEnded,
+    /// The user granted nothing.
+    ConsentDenied,
+    /// Pairing failed.
+    PairingFailed,
+    /// The session reached its maximum length.
+    TimeLimit,
+    /// The other side vanished or the connection broke.
+    ConnectionLost,
+    /// A protocol error.
+    ProtocolError(String),
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::UserEnded => f.write_str("the user ended the session"),
+            EndReason::TechnicianEnded => f.write_str("the technician ended the session"),
+            EndReason::ConsentDenied => f.write_str("the user denied consent"),
+            EndReason::PairingFailed => f.write_str("pairing failed (wrong code)"),
+            EndReason::TimeLimit => f.write_str("the session reached its time limit"),
+            EndReason::ConnectionLost => f.write_str("the connection was lost"),
+            EndReason::ProtocolError(e) => write!(f, "protocol error: {e}"),
+        }
+    }
+}
+
+/// Console → agent on stream 0, sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ConsoleToAgent {
+    /// Ask the user for these scopes.
+    ConsentRequest {
+        /// Scopes asked for.
+        scopes: ScopeSet,
+    },
+    /// The technician ends the session.
+    End,
+}
+
+/// Agent → console on stream 0, sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum AgentToConsole {
+    /// The user's answer. Empty means denied.
+    ConsentDecision {
+        /// What was granted.
+        granted: ScopeSet,
+    },
+    /// The session ended on the agent's side.
+    Ended {
+        /// Why.
+        reason: EndReason,
+    },
+}
+
+/// A request on its own stream, sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum Request {
+    /// The inventory summary (needs `inventory`).
+    Inventory,
+    /// Run one probe (needs `diagnostics`).
+    Diagnostic {
+        /// Which one.
+        probe: Probe,
+    },
+}
+
+impl Request {
+    /// The scope the agent requires before serving this request.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Request::Inventory => Scope::Inventory,
+            Request::Diagnostic { .. } => Scope::Diagnostics,
+        }
+    }
+}
+
+/// The answer to a [`Request`], sealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum Response {
+    /// The inventory summary.
+    Inventory(InventorySummary),
+    /// A probe's result.
+    Diagnostic(DiagReport),
+    /// Not served: the user did not grant `scope`.
+    Refused {
+        /// The scope the request needed.
+        scope: Scope,
+    },
+    /// The agent tried and failed.
+    Failed {
+        /// Why.
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+    use proptest::prelude::*;
+
+    fn round_trip<T>(msg: T) -> Result<(), TestCaseError>
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let frame = codec::encode(&msg).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (back, used) = codec::decode::<T>(&frame)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?
+            .unwrap();
+        prop_assert_eq!(used, frame.len());
+        prop_assert_eq!(back, msg);
+        Ok(())
+    }
+
+    proptest! {
+        #[test] fn hello(m: Hello) { round_trip(m)?; }
+        #[test] fn hello_reply(m: HelloReply) { round_trip(m)?; }
+        #[test] fn agent_to_relay(m: AgentToRelay) { round_trip(m)?; }
+        #[test] fn relay_to_agent(m: RelayToAgent) { round_trip(m)?; }
+        #[test] fn console_to_relay(m: ConsoleToRelay) { round_trip(m)?; }
+        #[test] fn relay_to_console(m: RelayToConsole) { round_trip(m)?; }
+        #[test] fn stream_open(m: StreamOpen) { round_trip(m)?; }
+        #[test] fn console_to_agent(m: ConsoleToAgent) { round_trip(m)?; }
+        #[test] fn agent_to_console(m: AgentToConsole) { round_trip(m)?; }
+        #[test] fn request(m: Request) { round_trip(m)?; }
+        #[test] fn response(m: Response) { round_trip(m)?; }
+        #[test] fn pairing(m: crate::pairing::PairingMsg) { round_trip(m)?; }
+
+        #[test]
+        fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = codec::decode::<RelayToAgent>(&bytes);
+            let _ = codec::decode::<Response>(&bytes);
+            let _ = codec::from_body::<ConsoleToRelay>(&bytes);
+        }
+    }
+}
