@@ -1,1 +1,23 @@
+//! QUIC glue shared by the relay, the agent and the console.
+//!
+//! `proto` is pure; this crate is where its frames meet quinn streams. Keeping it in one crate means
+//! the relay, agent and console cannot drift apart on transport settings, certificate pinning or
+//! stream framing, and the relay still depends on neither the agent nor the console.
+//!
+//! # Layout
+//! - [`tls`]: the relay's self-made certificate, its SHA-256 fingerprint, and client trust (pinned
+//!   fingerprint or CA file; there is no "skip verification").
+//! - [`transport`]: quinn transport settings (keep-alive, idle timeout, stream limits) and endpoints.
+//! - [`framed`]: reading and writing length-prefixed frames on quinn streams.
+//! - [`sealed`]: a bidirectional stream whose frames are sealed end to end.
+//! - [`client`]: connecting to a relay and the `Hello` exchange, with errors a person can act on.
 
+pub mod client;
+pub mod framed;
+pub mod sealed;
+pub mod tls;
+pub mod transport;
+
+pub use client::{ConnectError, RelayTarget};
+pub use framed::FrameError;
+pub use tls::Trust;

@@ -1,0 +1,302 @@
+//! Relay identity and client trust.
+//!
+//! The relay makes its own certificate on first start and prints its SHA-256 fingerprint. Agents and
+//! consoles pin that fingerprint, or verify against a CA file the operator provides. The pinning
+//! verifier still checks the handshake signature, so only the holder of the pinned key can pass.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+/// File names inside the relay's data directory.
+pub const CERT_FILE: &str = "relay-cert.der";
+/// The relay's private key (PKCS#8 DER, mode 0600).
+pub const KEY_FILE: &str = "relay-key.der";
+
+/// The server name clients ask for when pinning by fingerprint (the certificate carries it).
+pub const DEFAULT_SERVER_NAME: &str = "tether-relay";
+
+/// Errors setting up TLS.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Reading or writing the certificate or key failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The certificate could not be generated.
+    #[error("cannot generate the relay certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// rustls rejected the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// A fingerprint was not 64 hex digits.
+    #[error("invalid SHA-256 fingerprint {0:?}: expected 64 hex digits (colons allowed)")]
+    BadFingerprint(String),
+    /// The CA file held no usable certificate.
+    #[error("CA file {0}: no usable certificate")]
+    BadCaFile(PathBuf),
+    /// rustls could not build a verifier from the CA file.
+    #[error("CA file: {0}")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
+}
+
+/// The relay's certificate and private key.
+#[derive(Debug)]
+pub struct RelayIdentity {
+    /// DER certificate.
+    pub cert: CertificateDer<'static>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl RelayIdentity {
+    /// Loads the identity from `dir`, creating a fresh self-signed one on first start.
+    pub fn load_or_create(dir: &Path) -> Result<Self, TlsError> {
+        let (cert_path, key_path) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| TlsError::Io { path, source }
+        };
+        if cert_path.exists() && key_path.exists() {
+            let cert = std::fs::read(&cert_path).map_err(io(&cert_path))?;
+            let key = std::fs::read(&key_path).map_err(io(&key_path))?;
+            return Ok(RelayIdentity {
+                cert: cert.into(),
+                key: key.into(),
+            });
+        }
+        let made = rcgen::generate_simple_self_signed(vec![
+            DEFAULT_SERVER_NAME.to_string(),
+            "localhost".to_string(),
+        ])?;
+        let cert = made.cert.der().clone();
+        let key = made.signing_key.serialize_der();
+        write_private(&key_path, &key).map_err(io(&key_path))?;
+        std::fs::write(&cert_path, &cert).map_err(io(&cert_path))?;
+        Ok(RelayIdentity {
+            cert,
+            key: key.into(),
+        })
+    }
+
+    /// SHA-256 fingerprint of the certificate, as lowercase hex.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.cert)
+    }
+
+    /// A rustls server config for this identity, TLS 1.3 only, ALPN `tether/1`.
+    pub fn server_crypto(&self) -> Result<rustls::ServerConfig, TlsError> {
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.cert.clone()],
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )?;
+        cfg.alpn_protocols = vec![tether_proto::ALPN.to_vec()];
+        Ok(cfg)
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+/// The one crypto provider everything uses (ring, shared with quinn).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// SHA-256 of a DER certificate, lowercase hex.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    hex::encode(Sha256::digest(cert.as_ref()))
+}
+
+/// Normalises a fingerprint as typed by a person: colons and spaces dropped, lowercased.
+pub fn parse_fingerprint(s: &str) -> Result<String, TlsError> {
+    let clean: String = s
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' '))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if clean.len() != 64 || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(TlsError::BadFingerprint(s.to_string()));
+    }
+    Ok(clean)
+}
+
+/// How a client decides to trust the relay.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Accept only a certificate with this SHA-256 fingerprint (lowercase hex).
+    Fingerprint(String),
+    /// Verify the certificate chain against the CA certificates in this PEM file.
+    CaFile(PathBuf),
+}
+
+/// Records the fingerprint a pinning verifier actually saw, so a mismatch can be reported exactly.
+#[derive(Debug, Clone, Default)]
+pub struct SeenFingerprint(Arc<Mutex<Option<String>>>);
+
+impl SeenFingerprint {
+    /// The fingerprint of the last certificate that failed the pin, if any.
+    pub fn mismatch(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+/// Builds a TLS 1.3 client config for `trust`.
+pub fn client_crypto(trust: &Trust) -> Result<(rustls::ClientConfig, SeenFingerprint), TlsError> {
+    let seen = SeenFingerprint::default();
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?;
+    let mut cfg = match trust {
+        Trust::Fingerprint(fp) => {
+            let verifier = PinnedVerifier {
+                expected: parse_fingerprint(fp)?,
+                algs: provider().signature_verification_algorithms,
+                seen: seen.clone(),
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth()
+        }
+        Trust::CaFile(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|_| TlsError::BadCaFile(path.clone()))?;
+            for cert in certs {
+                let cert = cert.map_err(|_| TlsError::BadCaFile(path.clone()))?;
+                roots
+                    .add(cert)
+                    .map_err(|_| TlsError::BadCaFile(path.clone()))?;
+            }
+            if roots.is_empty() {
+                return Err(TlsError::BadCaFile(path.clone()));
+            }
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()?;
+            builder.with_webpki_verifier(verifier).with_no_client_auth()
+        }
+    };
+    cfg.alpn_protocols = vec![tether_proto::ALPN.to_vec()];
+    Ok((cfg, seen))
+}
+
+/// Accepts exactly one certificate, by SHA-256, and checks the handshake signature against it.
+#[derive(Debug)]
+struct PinnedVerifier {
+    expected: String,
+    algs: WebPkiSupportedAlgorithms,
+    seen: SeenFingerprint,
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let actual = fingerprint(end_entity);
+        if actual == self.expected {
+            return Ok(ServerCertVerified::assertion());
+        }
+        if let Ok(mut g) = self.seen.0.lock() {
+            *g = Some(actual);
+        }
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        ))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_created_once_then_reloaded() {
+        let dir = std::env::temp_dir().join(format!("tether-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = RelayIdentity::load_or_create(&dir).unwrap();
+        let b = RelayIdentity::load_or_create(&dir).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint().len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "private key readable by others");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fingerprints_parse_with_colons_and_reject_junk() {
+        let fp = "AB".repeat(32);
+        let with_colons = fp
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(":");
+        assert_eq!(parse_fingerprint(&with_colons).unwrap(), "ab".repeat(32));
+        assert!(parse_fingerprint("abc").is_err());
+        assert!(parse_fingerprint(&"zz".repeat(32)).is_err());
+    }
+}

@@ -1,0 +1,77 @@
+//! quinn transport settings and endpoints, shared so every program agrees on them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+
+use crate::tls::{self, RelayIdentity, SeenFingerprint, TlsError, Trust};
+
+/// How often an idle connection sends a keep-alive.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
+
+/// A peer silent for this long is gone. Well under the 10 s in which a vanished peer must be noticed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bidirectional streams a peer may have open at once on one connection.
+pub const MAX_CONCURRENT_BIDI_STREAMS: u32 = 32;
+
+/// The transport config all Tether endpoints use.
+pub fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    // IDLE_TIMEOUT is far below the QUIC varint limit, so this conversion cannot fail.
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    t.max_concurrent_bidi_streams(MAX_CONCURRENT_BIDI_STREAMS.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    Arc::new(t)
+}
+
+/// A server endpoint for the relay, bound to `addr`.
+pub fn server_endpoint(
+    addr: SocketAddr,
+    identity: &RelayIdentity,
+) -> Result<quinn::Endpoint, EndpointError> {
+    let crypto = QuicServerConfig::try_from(identity.server_crypto()?)
+        .map_err(|e| EndpointError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    cfg.transport_config(transport_config());
+    Ok(quinn::Endpoint::server(cfg, addr)?)
+}
+
+/// A client endpoint that trusts the relay per `trust`.
+pub fn client_endpoint(
+    relay: SocketAddr,
+    trust: &Trust,
+) -> Result<(quinn::Endpoint, SeenFingerprint), EndpointError> {
+    let (crypto, seen) = tls::client_crypto(trust)?;
+    let crypto =
+        QuicClientConfig::try_from(crypto).map_err(|e| EndpointError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(transport_config());
+    let bind: SocketAddr = if relay.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .unwrap_or_else(|_| unreachable!("literal socket address"));
+    let mut ep = quinn::Endpoint::client(bind)?;
+    ep.set_default_client_config(cfg);
+    Ok((ep, seen))
+}
+
+/// Errors creating an endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// quinn rejected the crypto config.
+    #[error("QUIC configuration: {0}")]
+    Quic(String),
+    /// The UDP socket could not be bound.
+    #[error("cannot bind UDP socket: {0}")]
+    Bind(#[from] std::io::Error),
+}
