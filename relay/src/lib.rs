@@ -1,1 +1,28 @@
+//! The Tether relay: a QUIC rendezvous where agents wait under one-time codes, technicians claim them,
+//! and the relay splices their streams without being able to read them.
+//!
+//! What the relay knows: the slot half of each code, the technician behind each token, who connected
+//! when, and how many bytes flowed. What it never has: the code's secret, the session keys, or any
+//! session content — after pairing it copies ciphertext.
+//!
+//! # Layout
+//! - [`config`]: listen address, data directory, named limits.
+//! - [`server`]: [`Relay::spawn`], the accept loop, `Hello`, graceful shutdown.
+//! - [`agent_link`]: an agent's control stream (slots, claims, audit facts).
+//! - [`session`]: a console's claim and the spliced session.
+//! - [`rendezvous`]: the slot table and claim rate limits, pure and clock-free.
+//! - [`splice`]: blind byte copying between the two sides.
+//! - [`technicians`]: technician registry (token hashes only).
+//! - [`audit`]: append-only JSON-lines audit log.
 
+pub mod agent_link;
+pub mod audit;
+pub mod config;
+pub mod rendezvous;
+pub mod server;
+pub mod session;
+pub mod splice;
+pub mod technicians;
+
+pub use config::{Limits, RelayConfig};
+pub use server::{Relay, RelayHandle, StartError};

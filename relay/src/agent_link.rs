@@ -1,0 +1,132 @@
+//! One agent's control stream: open slots, hear about claims, forward audit facts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tether_net::framed::{self, FrameError};
+use tether_proto::Slot;
+use tether_proto::msg::{AgentToRelay, RelayError, RelayErrorKind, RelayToAgent, SessionReport, TechnicianIdentity};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::audit::AuditEvent;
+use crate::server::{Shared, agent_queue, close_protocol};
+
+/// Events queued for one agent's control task.
+pub const EVENT_QUEUE: usize = 16;
+
+/// What the rest of the relay holds to reach an agent.
+#[derive(Debug, Clone)]
+pub struct AgentLink {
+    /// The agent's connection, for opening spliced streams.
+    pub conn: quinn::Connection,
+    /// Events for the agent's control task.
+    pub events: mpsc::Sender<AgentEvent>,
+    /// Set while the agent is in a session: one session per agent connection.
+    pub busy: Arc<AtomicBool>,
+}
+
+/// Events for an agent's control task.
+#[derive(Debug)]
+pub enum AgentEvent {
+    /// A technician claimed a slot; a session starts.
+    Claimed {
+        /// The slot.
+        slot: Slot,
+        /// The verified technician.
+        technician: TechnicianIdentity,
+        /// Session id for audit records.
+        session: u64,
+        /// Cancel to end the session.
+        end: CancellationToken,
+    },
+    /// A slot expired unclaimed.
+    SlotExpired {
+        /// The slot.
+        slot: Slot,
+    },
+    /// The console left the session.
+    PeerGone,
+}
+
+fn describe(report: &SessionReport) -> String {
+    match report {
+        SessionReport::Paired => "paired".into(),
+        SessionReport::PairingFailed => "pairing_failed".into(),
+        SessionReport::Consent { requested, granted } => {
+            if granted.is_empty() {
+                format!("consent_denied requested={requested}")
+            } else {
+                format!("consent_given requested={requested} granted={granted}")
+            }
+        }
+        SessionReport::ScopeRefused { scope } => format!("scope_refused scope={scope}"),
+        SessionReport::Ended { reason } => format!("ended reason={reason}"),
+    }
+}
+
+pub(crate) async fn serve(conn: quinn::Connection, mut send: quinn::SendStream, mut recv: quinn::RecvStream, shared: Arc<Shared>) {
+    let id = shared.next_id();
+    let (tx, mut rx) = agent_queue();
+    let link = AgentLink { conn: conn.clone(), events: tx, busy: Arc::new(AtomicBool::new(false)) };
+    let mut current: Option<(u64, CancellationToken)> = None;
+    info!(agent = id, "agent connected");
+    loop {
+        let reply = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            msg = framed::read_msg::<AgentToRelay>(&mut recv) => match msg {
+                Ok(AgentToRelay::OpenSlot) => {
+                    let opened = shared.table(|t| t.open(id, link.clone(), Instant::now(), &mut rand::thread_rng()));
+                    Some(match opened {
+                        Ok(slot) => {
+                            debug!(agent = id, %slot, "slot opened");
+                            RelayToAgent::SlotOpened { slot, expires_in_secs: shared.limits.code_ttl.as_secs() as u32 }
+                        }
+                        Err(kind) => RelayToAgent::Error(RelayError::new(kind, match kind {
+                            RelayErrorKind::TooManySlots => "this agent already holds the maximum number of open codes",
+                            _ => "the relay has no free slot right now",
+                        })),
+                    })
+                }
+                Ok(AgentToRelay::Report(report)) => {
+                    if let Some((session, end)) = &current {
+                        shared.audit.record(AuditEvent::AgentReport { session: *session, report: describe(&report) });
+                        if matches!(report, SessionReport::PairingFailed | SessionReport::Ended { .. }) {
+                            end.cancel();
+                        }
+                    }
+                    None
+                }
+                Err(FrameError::Closed | FrameError::Read(_) | FrameError::Connection(_)) => break,
+                Err(e) => {
+                    close_protocol(&conn, &e);
+                    break;
+                }
+            },
+            Some(event) = rx.recv() => match event {
+                AgentEvent::Claimed { slot, technician, session, end } => {
+                    current = Some((session, end));
+                    Some(RelayToAgent::Claimed { slot, technician })
+                }
+                AgentEvent::SlotExpired { slot } => Some(RelayToAgent::SlotExpired { slot }),
+                AgentEvent::PeerGone => {
+                    current = None;
+                    Some(RelayToAgent::PeerGone)
+                }
+            },
+        };
+        if let Some(reply) = reply
+            && framed::write_msg(&mut send, &reply).await.is_err()
+        {
+            break;
+        }
+    }
+    shared.table(|t| t.remove_agent(id));
+    if let Some((_, end)) = current {
+        end.cancel();
+    }
+    link.busy.store(false, Ordering::Release);
+    info!(agent = id, "agent disconnected");
+}

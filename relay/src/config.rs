@@ -1,0 +1,104 @@
+//! Relay configuration: where to listen, where to keep state, and the limits.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default UDP port.
+pub const DEFAULT_PORT: u16 = 4433;
+
+/// How long a session code stays claimable.
+pub const CODE_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// Connections the relay serves at once; beyond this, new ones are refused with a reason.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// Open (unclaimed) slots one agent connection may hold.
+pub const MAX_OPEN_SLOTS_PER_AGENT: usize = 4;
+
+/// Claims one technician may make per minute, successful or not.
+pub const CLAIMS_PER_TECHNICIAN_PER_MINUTE: usize = 20;
+
+/// Time a client has to send its `Hello` after opening a stream.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest session before the relay ends it.
+pub const MAX_SESSION: Duration = Duration::from_secs(8 * 60 * 60);
+
+/// Called with every chunk of bytes the relay copies between agent and console. For tests that prove
+/// the relay only ever sees ciphertext; `None` in the product.
+pub type SpliceTap = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// Limits, all overridable (tests shorten the code lifetime, for example).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// See [`CODE_TTL`].
+    pub code_ttl: Duration,
+    /// See [`MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// See [`MAX_OPEN_SLOTS_PER_AGENT`].
+    pub max_open_slots_per_agent: usize,
+    /// See [`CLAIMS_PER_TECHNICIAN_PER_MINUTE`].
+    pub claims_per_technician_per_minute: usize,
+    /// See [`MAX_SESSION`].
+    pub max_session: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            code_ttl: CODE_TTL,
+            max_connections: MAX_CONNECTIONS,
+            max_open_slots_per_agent: MAX_OPEN_SLOTS_PER_AGENT,
+            claims_per_technician_per_minute: CLAIMS_PER_TECHNICIAN_PER_MINUTE,
+            max_session: MAX_SESSION,
+        }
+    }
+}
+
+/// Everything [`crate::Relay::spawn`] needs.
+#[derive(Clone)]
+pub struct RelayConfig {
+    /// UDP address to bind; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Holds the certificate, technicians and the audit log. Created if missing.
+    pub data_dir: PathBuf,
+    /// Limits.
+    pub limits: Limits,
+    /// See [`SpliceTap`].
+    pub splice_tap: Option<SpliceTap>,
+}
+
+impl std::fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("limits", &self.limits)
+            .field("splice_tap", &self.splice_tap.is_some())
+            .finish()
+    }
+}
+
+impl RelayConfig {
+    /// A config with default limits.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        RelayConfig { listen, data_dir, limits: Limits::default(), splice_tap: None }
+    }
+}
+
+/// The default data directory: `$TETHER_RELAY_DATA`, else `$XDG_DATA_HOME/tether-relay`, else
+/// `~/.local/share/tether-relay`, else `./tether-relay-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("TETHER_RELAY_DATA") {
+        return d.into();
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("tether-relay");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".local/share/tether-relay");
+    }
+    PathBuf::from("tether-relay-data")
+}

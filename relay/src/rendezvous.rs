@@ -1,0 +1,189 @@
+//! Open slots and claim accounting. No I/O: time is passed in, so expiry and rate limits are tested
+//! without sleeping.
+//!
+//! A slot is single use: a claim removes it whether pairing later succeeds or not, so a failed pairing
+//! burns the code. Expired slots are remembered for one more lifetime so a late claim hears "expired"
+//! rather than "unknown", and so the number is not handed out again while someone may still type it.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tether_proto::Slot;
+use tether_proto::msg::RelayErrorKind;
+
+/// Below this many open slots, slots have 3 digits (9-digit codes); above it, 6.
+pub const SHORT_SLOT_MAX_OPEN: usize = 300;
+
+/// Identifies one agent connection.
+pub type AgentId = u64;
+
+#[derive(Debug)]
+struct Entry<L> {
+    agent: AgentId,
+    link: L,
+    expires_at: Instant,
+    expired: bool,
+}
+
+/// Counters for operators and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Slots currently claimable.
+    pub open: usize,
+    /// Claims for slots that never existed or were already used.
+    pub unknown_claims: u64,
+    /// Claims refused by the rate limit.
+    pub rate_limited: u64,
+}
+
+/// The rendezvous table, generic over what links a slot to its agent.
+#[derive(Debug)]
+pub struct Rendezvous<L> {
+    slots: HashMap<Slot, Entry<L>>,
+    claims: HashMap<String, VecDeque<Instant>>,
+    ttl: Duration,
+    max_per_agent: usize,
+    claims_per_minute: usize,
+    stats: Stats,
+}
+
+impl<L: Clone> Rendezvous<L> {
+    /// An empty table.
+    pub fn new(ttl: Duration, max_per_agent: usize, claims_per_minute: usize) -> Self {
+        Rendezvous {
+            slots: HashMap::new(),
+            claims: HashMap::new(),
+            ttl,
+            max_per_agent,
+            claims_per_minute,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Reserves a fresh slot for `agent`.
+    pub fn open(&mut self, agent: AgentId, link: L, now: Instant, rng: &mut impl Rng) -> Result<Slot, RelayErrorKind> {
+        let held = self.slots.values().filter(|e| e.agent == agent && !e.expired).count();
+        if held >= self.max_per_agent {
+            return Err(RelayErrorKind::TooManySlots);
+        }
+        let digits = if self.slots.len() < SHORT_SLOT_MAX_OPEN { 3 } else { 6 };
+        // With the table well below capacity, a free slot is found in a few draws.
+        for _ in 0..64 {
+            let slot = Slot::random(rng, digits);
+            if !self.slots.contains_key(&slot) {
+                self.slots.insert(slot, Entry { agent, link, expires_at: now + self.ttl, expired: false });
+                return Ok(slot);
+            }
+        }
+        Err(RelayErrorKind::Busy)
+    }
+
+    /// Claims `slot` for the technician identified by `who`. On success the slot is gone for good.
+    pub fn claim(&mut self, slot: Slot, who: &str, now: Instant) -> Result<(AgentId, L), RelayErrorKind> {
+        let window = self.claims.entry(who.to_string()).or_default();
+        while window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+            window.pop_front();
+        }
+        if window.len() >= self.claims_per_minute {
+            self.stats.rate_limited += 1;
+            return Err(RelayErrorKind::RateLimited);
+        }
+        window.push_back(now);
+        match self.slots.get(&slot) {
+            None => {
+                self.stats.unknown_claims += 1;
+                Err(RelayErrorKind::UnknownSlot)
+            }
+            Some(e) if e.expired || now >= e.expires_at => Err(RelayErrorKind::ExpiredSlot),
+            Some(_) => {
+                let e = self.slots.remove(&slot).ok_or(RelayErrorKind::UnknownSlot)?;
+                Ok((e.agent, e.link))
+            }
+        }
+    }
+
+    /// Marks slots past their lifetime as expired and forgets those expired for a whole lifetime.
+    /// Returns the newly expired ones so their agents can be told.
+    pub fn expire(&mut self, now: Instant) -> Vec<(Slot, L)> {
+        let ttl = self.ttl;
+        self.slots.retain(|_, e| now < e.expires_at + ttl);
+        self.claims.retain(|_, w| w.back().is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60)));
+        let mut newly = Vec::new();
+        for (slot, e) in self.slots.iter_mut() {
+            if !e.expired && now >= e.expires_at {
+                e.expired = true;
+                newly.push((*slot, e.link.clone()));
+            }
+        }
+        newly
+    }
+
+    /// Drops every open slot of a departed agent.
+    pub fn remove_agent(&mut self, agent: AgentId) {
+        self.slots.retain(|_, e| e.agent != agent);
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> Stats {
+        Stats { open: self.slots.values().filter(|e| !e.expired).count(), ..self.stats }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn table() -> (Rendezvous<&'static str>, rand::rngs::StdRng, Instant) {
+        (Rendezvous::new(Duration::from_secs(600), 2, 5), rand::rngs::StdRng::seed_from_u64(9), Instant::now())
+    }
+
+    #[test]
+    fn a_slot_is_claimed_once() {
+        let (mut t, mut rng, now) = table();
+        let slot = t.open(1, "agent-1", now, &mut rng).unwrap();
+        assert!((100..1000).contains(&slot.0));
+        assert_eq!(t.claim(slot, "ada", now), Ok((1, "agent-1")));
+        assert_eq!(t.claim(slot, "ada", now), Err(RelayErrorKind::UnknownSlot));
+        assert_eq!(t.stats().unknown_claims, 1);
+    }
+
+    #[test]
+    fn slots_expire_and_say_so() {
+        let (mut t, mut rng, now) = table();
+        let slot = t.open(1, "a", now, &mut rng).unwrap();
+        let later = now + Duration::from_secs(601);
+        assert_eq!(t.expire(later), vec![(slot, "a")]);
+        assert!(t.expire(later).is_empty(), "reported twice");
+        assert_eq!(t.claim(slot, "ada", later), Err(RelayErrorKind::ExpiredSlot));
+        // After another lifetime it is forgotten entirely.
+        t.expire(later + Duration::from_secs(600));
+        assert_eq!(t.claim(slot, "bob", later + Duration::from_secs(600)), Err(RelayErrorKind::UnknownSlot));
+    }
+
+    #[test]
+    fn per_agent_limit_and_departure() {
+        let (mut t, mut rng, now) = table();
+        t.open(1, "a", now, &mut rng).unwrap();
+        let s2 = t.open(1, "a", now, &mut rng).unwrap();
+        assert_eq!(t.open(1, "a", now, &mut rng), Err(RelayErrorKind::TooManySlots));
+        assert!(t.open(2, "b", now, &mut rng).is_ok());
+        t.remove_agent(1);
+        assert_eq!(t.stats().open, 1);
+        assert_eq!(t.claim(s2, "ada", now), Err(RelayErrorKind::UnknownSlot));
+    }
+
+    #[test]
+    fn claims_are_rate_limited_per_technician_per_minute() {
+        let (mut t, _, now) = table();
+        for _ in 0..5 {
+            assert_eq!(t.claim(Slot(999), "ada", now), Err(RelayErrorKind::UnknownSlot));
+        }
+        assert_eq!(t.claim(Slot(999), "ada", now), Err(RelayErrorKind::RateLimited));
+        // Another technician is unaffected; a minute later Ada may try again.
+        assert_eq!(t.claim(Slot(999), "bob", now), Err(RelayErrorKind::UnknownSlot));
+        assert_eq!(t.claim(Slot(999), "ada", now + Duration::from_secs(60)), Err(RelayErrorKind::UnknownSlot));
+        assert_eq!(t.stats().rate_limited, 1);
+    }
+}

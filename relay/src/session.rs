@@ -1,0 +1,133 @@
+//! A console's claim and the spliced session that follows.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tether_net::framed;
+use tether_proto::msg::{ConsoleToRelay, RelayError, RelayErrorKind, RelayToConsole, close};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::agent_link::AgentEvent;
+use crate::audit::AuditEvent;
+use crate::config::HELLO_TIMEOUT;
+
+/// How long a finished session waits for in-flight frames before cutting the spliced streams.
+const FINAL_FRAME_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+use crate::server::{Shared, close_protocol, refuse};
+use crate::splice::{Counters, splice};
+
+fn message(kind: RelayErrorKind) -> &'static str {
+    match kind {
+        RelayErrorKind::UnknownSlot => "no open session code matches; it may be mistyped, already used, or burned",
+        RelayErrorKind::ExpiredSlot => "this session code has expired; ask the user for a new one",
+        RelayErrorKind::BadToken => "the technician token is not valid on this relay",
+        RelayErrorKind::RateLimited => "too many claims in the last minute; wait and try again",
+        RelayErrorKind::Busy => "this agent is already in a session",
+        _ => "claim refused",
+    }
+}
+
+pub(crate) async fn serve(conn: quinn::Connection, send: quinn::SendStream, mut recv: quinn::RecvStream, shared: Arc<Shared>) {
+    let peer = conn.remote_address().to_string();
+    let claim = match tokio::time::timeout(HELLO_TIMEOUT, framed::read_msg::<ConsoleToRelay>(&mut recv)).await {
+        Err(_) => return conn.close(close::PROTOCOL_ERROR.into(), b"no claim in time"),
+        Ok(Err(e)) => return close_protocol(&conn, &e),
+        Ok(Ok(c)) => c,
+    };
+    let ConsoleToRelay::Claim { slot, token } = claim;
+    let refused = |kind: RelayErrorKind, technician: Option<String>| {
+        shared.audit.record(AuditEvent::ClaimRefused { slot: slot.0, reason: format!("{kind:?}"), technician, peer: peer.clone() });
+        RelayToConsole::Error(RelayError::new(kind, message(kind)))
+    };
+    let technician = match shared.technicians.verify(&token) {
+        Ok(Some(t)) => t,
+        Ok(None) => return refuse(&conn, send, &refused(RelayErrorKind::BadToken, None)).await,
+        Err(e) => {
+            warn!(error = %e, "technician store unreadable");
+            return refuse(&conn, send, &refused(RelayErrorKind::BadToken, None)).await;
+        }
+    };
+    let who = format!("{}\u{0}{}", technician.org, technician.name);
+    let link = match shared.table(|t| t.claim(slot, &who, Instant::now())) {
+        Ok((_, link)) => link,
+        Err(kind) => return refuse(&conn, send, &refused(kind, Some(technician.name))).await,
+    };
+    if link.busy.swap(true, Ordering::AcqRel) {
+        return refuse(&conn, send, &refused(RelayErrorKind::Busy, Some(technician.name))).await;
+    }
+
+    let session = shared.next_id();
+    let end = shared.shutdown.child_token();
+    let claimed = AgentEvent::Claimed { slot, technician: technician.clone(), session, end: end.clone() };
+    if link.events.send(claimed).await.is_err() {
+        link.busy.store(false, Ordering::Release);
+        return refuse(&conn, send, &refused(RelayErrorKind::UnknownSlot, Some(technician.name))).await;
+    }
+    shared.audit.record(AuditEvent::SessionStarted {
+        session,
+        slot: slot.0,
+        technician: technician.name.clone(),
+        org: technician.org.clone(),
+        peer,
+    });
+    info!(session, %slot, technician = %technician.name, org = %technician.org, "session started");
+    let started = Instant::now();
+    let counters = Arc::new(Counters::default());
+    // `end` says the session is over; `cut` resets the spliced streams, a moment later, so that a
+    // last sealed frame already on its way (the agent's `Ended`) still arrives.
+    let cut = CancellationToken::new();
+    let mut splices = JoinSet::new();
+    let mut send = send;
+    let reason = if framed::write_msg(&mut send, &RelayToConsole::Claimed { technician }).await.is_err() {
+        "console left"
+    } else {
+        let mut first = Some((send, recv));
+        loop {
+            // Stream 0 is the claim stream itself; every further console stream gets its own agent stream.
+            let console_stream = match first.take() {
+                Some(s) => s,
+                None => tokio::select! {
+                    s = conn.accept_bi() => match s {
+                        Ok(s) => s,
+                        Err(_) => break "console left",
+                    },
+                    _ = link.conn.closed() => break "agent left",
+                    _ = end.cancelled() => break "ended",
+                    _ = tokio::time::sleep_until((started + shared.limits.max_session).into()) => break "time limit",
+                    Some(_) = splices.join_next(), if !splices.is_empty() => continue,
+                },
+            };
+            let agent_stream = tokio::select! {
+                s = link.conn.open_bi() => match s {
+                    Ok(s) => s,
+                    Err(_) => break "agent left",
+                },
+                _ = end.cancelled() => break "ended",
+            };
+            let (counters, cut, tap) = (counters.clone(), cut.clone(), shared.tap.clone());
+            splices.spawn(async move { splice(console_stream, agent_stream, &counters, tap.as_ref(), &cut).await });
+        }
+    };
+    end.cancel();
+    let _ = tokio::time::timeout(FINAL_FRAME_GRACE, async { while splices.join_next().await.is_some() {} }).await;
+    cut.cancel();
+    while splices.join_next().await.is_some() {}
+    let code = if reason == "agent left" { close::PEER_GONE } else { close::SESSION_ENDED };
+    conn.close(code.into(), format!("session ended: {reason}").as_bytes());
+    if reason != "agent left" {
+        let _ = link.events.try_send(AgentEvent::PeerGone);
+    }
+    link.busy.store(false, Ordering::Release);
+    let duration_secs = started.elapsed().as_secs_f64();
+    shared.audit.record(AuditEvent::SessionEnded {
+        session,
+        duration_secs,
+        bytes_to_agent: counters.to_agent.load(Ordering::Relaxed),
+        bytes_to_console: counters.to_console.load(Ordering::Relaxed),
+        reason: reason.to_string(),
+    });
+    info!(session, reason, duration_secs, "session ended");
+}
