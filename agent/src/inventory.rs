@@ -160,17 +160,6 @@ fn collect_interfaces() -> Vec<InterfaceSummary> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn collecting_is_fast() {
-        let start = std::time::Instant::now();
-        let _ = collect_summary();
-        let elapsed = start.elapsed();
-        assert!(
-            elapsed < std::time::Duration::from_secs(1),
-            "took {elapsed:?}"
-        );
-    }
-
     #[cfg(target_os = "linux")]
     #[test]
     fn hostname_matches_the_kernel() {

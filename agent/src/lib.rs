@@ -1,2 +1,19 @@
+//! The Tether agent: runs on the user's machine, shares it by one-time code, asks the user before
+//! anything leaves, and enforces what the user granted.
+//!
+//! # Layout
+//! - [`share`]: share mode — relay connection, code, claim, pairing.
+//! - `session`: one paired session — consent, then requests checked against the grant.
+//! - [`ui`]: the events and commands between the session and a front end.
+//! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
+//! - [`inventory`]: the inventory summary, from sysinfo.
+//! - [`diagnostics`]: the probes and their verdicts.
+
 pub mod diagnostics;
 pub mod inventory;
+mod session;
+pub mod share;
+pub mod terminal;
+pub mod ui;
+
+pub use share::{ShareConfig, ShareError, share};

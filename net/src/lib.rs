@@ -10,8 +10,10 @@
 //! - [`transport`]: quinn transport settings (keep-alive, idle timeout, stream limits) and endpoints.
 //! - [`framed`]: reading and writing length-prefixed frames on quinn streams.
 //! - [`sealed`]: a bidirectional stream whose frames are sealed end to end.
+//! - [`cli`]: the relay options agent and console share on the command line.
 //! - [`client`]: connecting to a relay and the `Hello` exchange, with errors a person can act on.
 
+pub mod cli;
 pub mod client;
 pub mod framed;
 pub mod sealed;

@@ -65,4 +65,57 @@ impl SealedStream {
         // Finishing an already finished or reset stream is harmless here.
         let _ = self.send.finish();
     }
+
+    /// Splits into halves that can be used from different tasks (a reader task keeps reads
+    /// cancel-safe for `select!` loops).
+    pub fn split(self) -> (SealedSend, SealedRecv) {
+        (
+            SealedSend {
+                send: self.send,
+                sealer: self.sealer,
+            },
+            SealedRecv {
+                recv: self.recv,
+                opener: self.opener,
+            },
+        )
+    }
+}
+
+/// The sending half of a [`SealedStream`].
+#[derive(Debug)]
+pub struct SealedSend {
+    send: quinn::SendStream,
+    sealer: Sealer,
+}
+
+impl SealedSend {
+    /// Seals and sends one message.
+    pub async fn send<T: Serialize>(&mut self, msg: &T) -> Result<(), SealedError> {
+        let body = self.sealer.seal_msg(msg)?;
+        framed::write_frame(&mut self.send, &body).await?;
+        Ok(())
+    }
+
+    /// Finishes the stream and waits (bounded) until the peer has received everything sent.
+    pub async fn finish_and_flush(&mut self, limit: std::time::Duration) {
+        if self.send.finish().is_ok() {
+            let _ = tokio::time::timeout(limit, self.send.stopped()).await;
+        }
+    }
+}
+
+/// The receiving half of a [`SealedStream`].
+#[derive(Debug)]
+pub struct SealedRecv {
+    recv: quinn::RecvStream,
+    opener: Opener,
+}
+
+impl SealedRecv {
+    /// Receives and opens one message. Not cancel-safe: use from one task.
+    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, SealedError> {
+        let body = framed::read_frame(&mut self.recv).await?;
+        Ok(self.opener.open_msg(&body)?)
+    }
 }

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use tether_net::framed::{self, FrameError};
 use tether_proto::Slot;
-use tether_proto::msg::{AgentToRelay, RelayError, RelayErrorKind, RelayToAgent, SessionReport, TechnicianIdentity};
+use tether_proto::msg::{
+    AgentToRelay, RelayError, RelayErrorKind, RelayToAgent, SessionReport, TechnicianIdentity,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -67,10 +69,19 @@ fn describe(report: &SessionReport) -> String {
     }
 }
 
-pub(crate) async fn serve(conn: quinn::Connection, mut send: quinn::SendStream, mut recv: quinn::RecvStream, shared: Arc<Shared>) {
+pub(crate) async fn serve(
+    conn: quinn::Connection,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    shared: Arc<Shared>,
+) {
     let id = shared.next_id();
     let (tx, mut rx) = agent_queue();
-    let link = AgentLink { conn: conn.clone(), events: tx, busy: Arc::new(AtomicBool::new(false)) };
+    let link = AgentLink {
+        conn: conn.clone(),
+        events: tx,
+        busy: Arc::new(AtomicBool::new(false)),
+    };
     let mut current: Option<(u64, CancellationToken)> = None;
     info!(agent = id, "agent connected");
     loop {

@@ -80,8 +80,14 @@ impl AuditLog {
     /// Opens (creating) the log in `data_dir`.
     pub fn open(data_dir: &Path) -> std::io::Result<Self> {
         let path = data_dir.join(FILE);
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(AuditLog { path, file: Mutex::new(file) })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        Ok(AuditLog {
+            path,
+            file: Mutex::new(file),
+        })
     }
 
     /// Where the log is.
@@ -92,9 +98,16 @@ impl AuditLog {
     /// Appends one event. A write failure is logged, not fatal: losing the relay over a full disk
     /// would end every session.
     pub fn record(&self, event: AuditEvent) {
-        let ts_unix_ms =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-        let Ok(mut line) = serde_json::to_vec(&Line { ts_unix_ms, event: &event }) else { return };
+        let ts_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let Ok(mut line) = serde_json::to_vec(&Line {
+            ts_unix_ms,
+            event: &event,
+        }) else {
+            return;
+        };
         line.push(b'\n');
         match self.file.lock() {
             Ok(mut f) => {

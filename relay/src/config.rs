@@ -84,7 +84,12 @@ impl std::fmt::Debug for RelayConfig {
 impl RelayConfig {
     /// A config with default limits.
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
-        RelayConfig { listen, data_dir, limits: Limits::default(), splice_tap: None }
+        RelayConfig {
+            listen,
+            data_dir,
+            limits: Limits::default(),
+            splice_tap: None,
+        }
     }
 }
 

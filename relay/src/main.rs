@@ -10,7 +10,11 @@ use tether_relay::technicians::Technicians;
 use tether_relay::{Relay, RelayConfig};
 
 #[derive(Parser)]
-#[command(name = "tether-relay", version, about = "Tether relay: pairs agents and technicians by one-time code")]
+#[command(
+    name = "tether-relay",
+    version,
+    about = "Tether relay: pairs agents and technicians by one-time code"
+)]
 struct Cli {
     /// State directory (certificate, technicians, audit log).
     #[arg(long, global = true, env = "TETHER_RELAY_DATA")]
@@ -51,22 +55,31 @@ enum TechnicianCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
-    match cli.command.unwrap_or(Command::Serve { listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)) }) {
+    match cli.command.unwrap_or(Command::Serve {
+        listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+    }) {
         Command::Serve { listen } => serve(listen, data_dir).await,
-        Command::Technician { command: TechnicianCommand::Add { name, org } } => {
-            std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        Command::Technician {
+            command: TechnicianCommand::Add { name, org },
+        } => {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
             let token = Technicians::new(&data_dir).add(&name, &org)?;
             println!("technician {name:?} of {org:?} added.");
             println!("token (shown only once; give it to the technician as TETHER_TOKEN):");
             println!("{token}");
             Ok(())
         }
-        Command::Technician { command: TechnicianCommand::List } => {
+        Command::Technician {
+            command: TechnicianCommand::List,
+        } => {
             for t in Technicians::new(&data_dir).list()? {
                 println!("{}\t{}", t.name, t.org);
             }
@@ -76,8 +89,13 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
-    let relay = Relay::spawn(RelayConfig::new(listen, data_dir)).await.context("starting the relay")?;
-    println!("tether-relay listening on {} (UDP/QUIC)", relay.local_addr());
+    let relay = Relay::spawn(RelayConfig::new(listen, data_dir))
+        .await
+        .context("starting the relay")?;
+    println!(
+        "tether-relay listening on {} (UDP/QUIC)",
+        relay.local_addr()
+    );
     println!("certificate SHA-256: {}", relay.fingerprint());
     println!("data directory:      {}", relay.data_dir().display());
     println!("audit log:           {}", relay.audit_path().display());
@@ -86,7 +104,9 @@ async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     println!("  export TETHER_RELAY_CERT_SHA256={}", relay.fingerprint());
     println!("Register a technician with: tether-relay technician add NAME --org ORG");
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     println!("stopping: telling connected peers and draining...");
     relay.shutdown().await;
     println!("stopped.");

@@ -62,17 +62,39 @@ impl<L: Clone> Rendezvous<L> {
     }
 
     /// Reserves a fresh slot for `agent`.
-    pub fn open(&mut self, agent: AgentId, link: L, now: Instant, rng: &mut impl Rng) -> Result<Slot, RelayErrorKind> {
-        let held = self.slots.values().filter(|e| e.agent == agent && !e.expired).count();
+    pub fn open(
+        &mut self,
+        agent: AgentId,
+        link: L,
+        now: Instant,
+        rng: &mut impl Rng,
+    ) -> Result<Slot, RelayErrorKind> {
+        let held = self
+            .slots
+            .values()
+            .filter(|e| e.agent == agent && !e.expired)
+            .count();
         if held >= self.max_per_agent {
             return Err(RelayErrorKind::TooManySlots);
         }
-        let digits = if self.slots.len() < SHORT_SLOT_MAX_OPEN { 3 } else { 6 };
+        let digits = if self.slots.len() < SHORT_SLOT_MAX_OPEN {
+            3
+        } else {
+            6
+        };
         // With the table well below capacity, a free slot is found in a few draws.
         for _ in 0..64 {
             let slot = Slot::random(rng, digits);
             if !self.slots.contains_key(&slot) {
-                self.slots.insert(slot, Entry { agent, link, expires_at: now + self.ttl, expired: false });
+                self.slots.insert(
+                    slot,
+                    Entry {
+                        agent,
+                        link,
+                        expires_at: now + self.ttl,
+                        expired: false,
+                    },
+                );
                 return Ok(slot);
             }
         }
@@ -80,9 +102,17 @@ impl<L: Clone> Rendezvous<L> {
     }
 
     /// Claims `slot` for the technician identified by `who`. On success the slot is gone for good.
-    pub fn claim(&mut self, slot: Slot, who: &str, now: Instant) -> Result<(AgentId, L), RelayErrorKind> {
+    pub fn claim(
+        &mut self,
+        slot: Slot,
+        who: &str,
+        now: Instant,
+    ) -> Result<(AgentId, L), RelayErrorKind> {
         let window = self.claims.entry(who.to_string()).or_default();
-        while window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
             window.pop_front();
         }
         if window.len() >= self.claims_per_minute {
@@ -97,7 +127,10 @@ impl<L: Clone> Rendezvous<L> {
             }
             Some(e) if e.expired || now >= e.expires_at => Err(RelayErrorKind::ExpiredSlot),
             Some(_) => {
-                let e = self.slots.remove(&slot).ok_or(RelayErrorKind::UnknownSlot)?;
+                let e = self
+                    .slots
+                    .remove(&slot)
+                    .ok_or(RelayErrorKind::UnknownSlot)?;
                 Ok((e.agent, e.link))
             }
         }
@@ -108,7 +141,10 @@ impl<L: Clone> Rendezvous<L> {
     pub fn expire(&mut self, now: Instant) -> Vec<(Slot, L)> {
         let ttl = self.ttl;
         self.slots.retain(|_, e| now < e.expires_at + ttl);
-        self.claims.retain(|_, w| w.back().is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60)));
+        self.claims.retain(|_, w| {
+            w.back()
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
+        });
         let mut newly = Vec::new();
         for (slot, e) in self.slots.iter_mut() {
             if !e.expired && now >= e.expires_at {
@@ -126,7 +162,10 @@ impl<L: Clone> Rendezvous<L> {
 
     /// Current counters.
     pub fn stats(&self) -> Stats {
-        Stats { open: self.slots.values().filter(|e| !e.expired).count(), ..self.stats }
+        Stats {
+            open: self.slots.values().filter(|e| !e.expired).count(),
+            ..self.stats
+        }
     }
 }
 
@@ -136,7 +175,11 @@ mod tests {
     use rand::SeedableRng;
 
     fn table() -> (Rendezvous<&'static str>, rand::rngs::StdRng, Instant) {
-        (Rendezvous::new(Duration::from_secs(600), 2, 5), rand::rngs::StdRng::seed_from_u64(9), Instant::now())
+        (
+            Rendezvous::new(Duration::from_secs(600), 2, 5),
+            rand::rngs::StdRng::seed_from_u64(9),
+            Instant::now(),
+        )
     }
 
     #[test]
@@ -156,10 +199,16 @@ mod tests {
         let later = now + Duration::from_secs(601);
         assert_eq!(t.expire(later), vec![(slot, "a")]);
         assert!(t.expire(later).is_empty(), "reported twice");
-        assert_eq!(t.claim(slot, "ada", later), Err(RelayErrorKind::ExpiredSlot));
+        assert_eq!(
+            t.claim(slot, "ada", later),
+            Err(RelayErrorKind::ExpiredSlot)
+        );
         // After another lifetime it is forgotten entirely.
         t.expire(later + Duration::from_secs(600));
-        assert_eq!(t.claim(slot, "bob", later + Duration::from_secs(600)), Err(RelayErrorKind::UnknownSlot));
+        assert_eq!(
+            t.claim(slot, "bob", later + Duration::from_secs(600)),
+            Err(RelayErrorKind::UnknownSlot)
+        );
     }
 
     #[test]
@@ -167,7 +216,10 @@ mod tests {
         let (mut t, mut rng, now) = table();
         t.open(1, "a", now, &mut rng).unwrap();
         let s2 = t.open(1, "a", now, &mut rng).unwrap();
-        assert_eq!(t.open(1, "a", now, &mut rng), Err(RelayErrorKind::TooManySlots));
+        assert_eq!(
+            t.open(1, "a", now, &mut rng),
+            Err(RelayErrorKind::TooManySlots)
+        );
         assert!(t.open(2, "b", now, &mut rng).is_ok());
         t.remove_agent(1);
         assert_eq!(t.stats().open, 1);
@@ -178,12 +230,24 @@ mod tests {
     fn claims_are_rate_limited_per_technician_per_minute() {
         let (mut t, _, now) = table();
         for _ in 0..5 {
-            assert_eq!(t.claim(Slot(999), "ada", now), Err(RelayErrorKind::UnknownSlot));
+            assert_eq!(
+                t.claim(Slot(999), "ada", now),
+                Err(RelayErrorKind::UnknownSlot)
+            );
         }
-        assert_eq!(t.claim(Slot(999), "ada", now), Err(RelayErrorKind::RateLimited));
+        assert_eq!(
+            t.claim(Slot(999), "ada", now),
+            Err(RelayErrorKind::RateLimited)
+        );
         // Another technician is unaffected; a minute later Ada may try again.
-        assert_eq!(t.claim(Slot(999), "bob", now), Err(RelayErrorKind::UnknownSlot));
-        assert_eq!(t.claim(Slot(999), "ada", now + Duration::from_secs(60)), Err(RelayErrorKind::UnknownSlot));
+        assert_eq!(
+            t.claim(Slot(999), "bob", now),
+            Err(RelayErrorKind::UnknownSlot)
+        );
+        assert_eq!(
+            t.claim(Slot(999), "ada", now + Duration::from_secs(60)),
+            Err(RelayErrorKind::UnknownSlot)
+        );
         assert_eq!(t.stats().rate_limited, 1);
     }
 }

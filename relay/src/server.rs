@@ -68,7 +68,9 @@ pub(crate) struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,11 +106,22 @@ impl Relay {
     /// Creates the data directory and certificate if needed, binds, and starts serving.
     pub async fn spawn(config: RelayConfig) -> Result<RelayHandle, StartError> {
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
         let identity = RelayIdentity::load_or_create(&dir)?;
         let endpoint = tether_net::transport::server_endpoint(config.listen, &identity)?;
-        let local_addr = endpoint.local_addr().map_err(|source| StartError::DataDir { path: dir.clone(), source })?;
-        let audit = AuditLog::open(&dir).map_err(|source| StartError::DataDir { path: dir.clone(), source })?;
+        let local_addr = endpoint
+            .local_addr()
+            .map_err(|source| StartError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
+        let audit = AuditLog::open(&dir).map_err(|source| StartError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
         let limits = config.limits.clone();
         let shared = Arc::new(Shared {
             rendezvous: Mutex::new(Rendezvous::new(
@@ -124,7 +137,13 @@ impl Relay {
             shutdown: CancellationToken::new(),
         });
         let task = tokio::spawn(accept_loop(endpoint, shared.clone()));
-        Ok(RelayHandle { local_addr, fingerprint: identity.fingerprint(), data_dir: dir, shared, task: Some(task) })
+        Ok(RelayHandle {
+            local_addr,
+            fingerprint: identity.fingerprint(),
+            data_dir: dir,
+            shared,
+            task: Some(task),
+        })
     }
 }
 
@@ -217,11 +236,18 @@ fn expire_slots(shared: &Shared) {
 /// Closes `conn` for a protocol violation, with the reason in the close frame.
 pub(crate) fn close_protocol(conn: &quinn::Connection, err: &dyn std::fmt::Display) {
     debug!(error = %err, "closing for protocol error");
-    conn.close(close::PROTOCOL_ERROR.into(), format!("protocol error: {err}").as_bytes());
+    conn.close(
+        close::PROTOCOL_ERROR.into(),
+        format!("protocol error: {err}").as_bytes(),
+    );
 }
 
 /// Sends a final refusal on `send`, then waits (bounded) for the peer to read it and hang up.
-pub(crate) async fn refuse<T: serde::Serialize>(conn: &quinn::Connection, mut send: quinn::SendStream, msg: &T) {
+pub(crate) async fn refuse<T: serde::Serialize>(
+    conn: &quinn::Connection,
+    mut send: quinn::SendStream,
+    msg: &T,
+) {
     let _ = framed::write_msg(&mut send, msg).await;
     let _ = send.finish();
     let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
@@ -249,11 +275,22 @@ async fn serve(conn: quinn::Connection, shared: Arc<Shared>) {
     if hello.version != PROTOCOL_VERSION {
         let err = RelayError::new(
             RelayErrorKind::UnsupportedVersion,
-            format!("this relay speaks protocol version {PROTOCOL_VERSION}, not {}", hello.version),
+            format!(
+                "this relay speaks protocol version {PROTOCOL_VERSION}, not {}",
+                hello.version
+            ),
         );
         return refuse(&conn, send, &HelloReply::Refused(err)).await;
     }
-    if framed::write_msg(&mut send, &HelloReply::Accepted { version: PROTOCOL_VERSION }).await.is_err() {
+    if framed::write_msg(
+        &mut send,
+        &HelloReply::Accepted {
+            version: PROTOCOL_VERSION,
+        },
+    )
+    .await
+    .is_err()
+    {
         return;
     }
     match hello.role {

@@ -21,7 +21,9 @@ use crate::splice::{Counters, splice};
 
 fn message(kind: RelayErrorKind) -> &'static str {
     match kind {
-        RelayErrorKind::UnknownSlot => "no open session code matches; it may be mistyped, already used, or burned",
+        RelayErrorKind::UnknownSlot => {
+            "no open session code matches; it may be mistyped, already used, or burned"
+        }
         RelayErrorKind::ExpiredSlot => "this session code has expired; ask the user for a new one",
         RelayErrorKind::BadToken => "the technician token is not valid on this relay",
         RelayErrorKind::RateLimited => "too many claims in the last minute; wait and try again",
@@ -30,16 +32,29 @@ fn message(kind: RelayErrorKind) -> &'static str {
     }
 }
 
-pub(crate) async fn serve(conn: quinn::Connection, send: quinn::SendStream, mut recv: quinn::RecvStream, shared: Arc<Shared>) {
+pub(crate) async fn serve(
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    shared: Arc<Shared>,
+) {
     let peer = conn.remote_address().to_string();
-    let claim = match tokio::time::timeout(HELLO_TIMEOUT, framed::read_msg::<ConsoleToRelay>(&mut recv)).await {
-        Err(_) => return conn.close(close::PROTOCOL_ERROR.into(), b"no claim in time"),
-        Ok(Err(e)) => return close_protocol(&conn, &e),
-        Ok(Ok(c)) => c,
-    };
+    let claim =
+        match tokio::time::timeout(HELLO_TIMEOUT, framed::read_msg::<ConsoleToRelay>(&mut recv))
+            .await
+        {
+            Err(_) => return conn.close(close::PROTOCOL_ERROR.into(), b"no claim in time"),
+            Ok(Err(e)) => return close_protocol(&conn, &e),
+            Ok(Ok(c)) => c,
+        };
     let ConsoleToRelay::Claim { slot, token } = claim;
     let refused = |kind: RelayErrorKind, technician: Option<String>| {
-        shared.audit.record(AuditEvent::ClaimRefused { slot: slot.0, reason: format!("{kind:?}"), technician, peer: peer.clone() });
+        shared.audit.record(AuditEvent::ClaimRefused {
+            slot: slot.0,
+            reason: format!("{kind:?}"),
+            technician,
+            peer: peer.clone(),
+        });
         RelayToConsole::Error(RelayError::new(kind, message(kind)))
     };
     let technician = match shared.technicians.verify(&token) {
@@ -56,15 +71,30 @@ pub(crate) async fn serve(conn: quinn::Connection, send: quinn::SendStream, mut 
         Err(kind) => return refuse(&conn, send, &refused(kind, Some(technician.name))).await,
     };
     if link.busy.swap(true, Ordering::AcqRel) {
-        return refuse(&conn, send, &refused(RelayErrorKind::Busy, Some(technician.name))).await;
+        return refuse(
+            &conn,
+            send,
+            &refused(RelayErrorKind::Busy, Some(technician.name)),
+        )
+        .await;
     }
 
     let session = shared.next_id();
     let end = shared.shutdown.child_token();
-    let claimed = AgentEvent::Claimed { slot, technician: technician.clone(), session, end: end.clone() };
+    let claimed = AgentEvent::Claimed {
+        slot,
+        technician: technician.clone(),
+        session,
+        end: end.clone(),
+    };
     if link.events.send(claimed).await.is_err() {
         link.busy.store(false, Ordering::Release);
-        return refuse(&conn, send, &refused(RelayErrorKind::UnknownSlot, Some(technician.name))).await;
+        return refuse(
+            &conn,
+            send,
+            &refused(RelayErrorKind::UnknownSlot, Some(technician.name)),
+        )
+        .await;
     }
     shared.audit.record(AuditEvent::SessionStarted {
         session,
@@ -81,7 +111,10 @@ pub(crate) async fn serve(conn: quinn::Connection, send: quinn::SendStream, mut 
     let cut = CancellationToken::new();
     let mut splices = JoinSet::new();
     let mut send = send;
-    let reason = if framed::write_msg(&mut send, &RelayToConsole::Claimed { technician }).await.is_err() {
+    let reason = if framed::write_msg(&mut send, &RelayToConsole::Claimed { technician })
+        .await
+        .is_err()
+    {
         "console left"
     } else {
         let mut first = Some((send, recv));
@@ -108,14 +141,23 @@ pub(crate) async fn serve(conn: quinn::Connection, send: quinn::SendStream, mut 
                 _ = end.cancelled() => break "ended",
             };
             let (counters, cut, tap) = (counters.clone(), cut.clone(), shared.tap.clone());
-            splices.spawn(async move { splice(console_stream, agent_stream, &counters, tap.as_ref(), &cut).await });
+            splices.spawn(async move {
+                splice(console_stream, agent_stream, &counters, tap.as_ref(), &cut).await
+            });
         }
     };
     end.cancel();
-    let _ = tokio::time::timeout(FINAL_FRAME_GRACE, async { while splices.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(FINAL_FRAME_GRACE, async {
+        while splices.join_next().await.is_some() {}
+    })
+    .await;
     cut.cancel();
     while splices.join_next().await.is_some() {}
-    let code = if reason == "agent left" { close::PEER_GONE } else { close::SESSION_ENDED };
+    let code = if reason == "agent left" {
+        close::PEER_GONE
+    } else {
+        close::SESSION_ENDED
+    };
     conn.close(code.into(), format!("session ended: {reason}").as_bytes());
     if reason != "agent left" {
         let _ = link.events.try_send(AgentEvent::PeerGone);

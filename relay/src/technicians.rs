@@ -65,7 +65,9 @@ fn hash(token: &str) -> String {
 
 fn check_label(what: &str, s: &str) -> Result<(), TechnicianError> {
     if s.trim().is_empty() || s.len() > 64 || s.chars().any(char::is_control) {
-        return Err(TechnicianError::Invalid(format!("{what} must be 1–64 printable characters")));
+        return Err(TechnicianError::Invalid(format!(
+            "{what} must be 1–64 printable characters"
+        )));
     }
     Ok(())
 }
@@ -73,15 +75,24 @@ fn check_label(what: &str, s: &str) -> Result<(), TechnicianError> {
 impl Technicians {
     /// The store in `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
-        Technicians { path: data_dir.join(FILE) }
+        Technicians {
+            path: data_dir.join(FILE),
+        }
     }
 
     fn load(&self) -> Result<Vec<Record>, TechnicianError> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|source| TechnicianError::Corrupt { path: self.path.clone(), source }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| TechnicianError::Corrupt {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(source) => Err(TechnicianError::Io { path: self.path.clone(), source }),
+            Err(source) => Err(TechnicianError::Io {
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 
@@ -91,19 +102,34 @@ impl Technicians {
         check_label("org", org)?;
         let mut all = self.load()?;
         if all.iter().any(|r| r.name == name && r.org == org) {
-            return Err(TechnicianError::Exists { name: name.into(), org: org.into() });
+            return Err(TechnicianError::Exists {
+                name: name.into(),
+                org: org.into(),
+            });
         }
         let mut raw = [0u8; 24];
         rand::thread_rng().fill_bytes(&mut raw);
         let token = format!("tt_{}", hex::encode(raw));
-        let created_unix =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        all.push(Record { name: name.into(), org: org.into(), token_sha256: hash(&token), created_unix });
-        let json = serde_json::to_vec_pretty(&all)
-            .map_err(|source| TechnicianError::Corrupt { path: self.path.clone(), source })?;
+        let created_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        all.push(Record {
+            name: name.into(),
+            org: org.into(),
+            token_sha256: hash(&token),
+            created_unix,
+        });
+        let json = serde_json::to_vec_pretty(&all).map_err(|source| TechnicianError::Corrupt {
+            path: self.path.clone(),
+            source,
+        })?;
         // Write then rename, so a crash never leaves a half-written store.
         let tmp = self.path.with_extension("json.tmp");
-        let io = |source| TechnicianError::Io { path: self.path.clone(), source };
+        let io = |source| TechnicianError::Io {
+            path: self.path.clone(),
+            source,
+        };
         std::fs::write(&tmp, json).map_err(io)?;
         std::fs::rename(&tmp, &self.path).map_err(io)?;
         Ok(token)
@@ -116,12 +142,22 @@ impl Technicians {
             .load()?
             .into_iter()
             .find(|r| r.token_sha256 == h)
-            .map(|r| TechnicianIdentity { name: r.name, org: r.org }))
+            .map(|r| TechnicianIdentity {
+                name: r.name,
+                org: r.org,
+            }))
     }
 
     /// All technicians (name, org).
     pub fn list(&self) -> Result<Vec<TechnicianIdentity>, TechnicianError> {
-        Ok(self.load()?.into_iter().map(|r| TechnicianIdentity { name: r.name, org: r.org }).collect())
+        Ok(self
+            .load()?
+            .into_iter()
+            .map(|r| TechnicianIdentity {
+                name: r.name,
+                org: r.org,
+            })
+            .collect())
     }
 }
 
@@ -139,7 +175,13 @@ mod tests {
         assert!(t.verify("tt_wrong").unwrap().is_none());
         let stored = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
         assert!(!stored.contains(&token[3..]), "token stored in clear");
-        assert!(matches!(t.add("Ada", "Acme IT"), Err(TechnicianError::Exists { .. })));
-        assert!(matches!(t.add("", "Acme IT"), Err(TechnicianError::Invalid(_))));
+        assert!(matches!(
+            t.add("Ada", "Acme IT"),
+            Err(TechnicianError::Exists { .. })
+        ));
+        assert!(matches!(
+            t.add("", "Acme IT"),
+            Err(TechnicianError::Invalid(_))
+        ));
     }
 }

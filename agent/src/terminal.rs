@@ -1,0 +1,139 @@
+//! The terminal front end: prints what happens in plain words and reads the user's answers.
+//!
+//! Consent answers: `y` grants everything asked, `n` refuses, a comma list such as `inventory` grants
+//! that subset. Anything else, end of input, or silence until the timeout means **no**. `q` ends the
+//! session at any time.
+
+use std::io::Write;
+
+use tether_proto::ScopeSet;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+use crate::ui::{AgentEvent, UiHandle, UserCommand};
+
+/// Interprets a consent answer against what was requested.
+pub fn parse_answer(line: &str, requested: ScopeSet) -> ScopeSet {
+    let t = line.trim().to_ascii_lowercase();
+    match t.as_str() {
+        "y" | "yes" => requested,
+        _ => t
+            .parse::<ScopeSet>()
+            .map(|s| s.intersection(requested))
+            .unwrap_or(ScopeSet::EMPTY),
+    }
+}
+
+/// Renders one event for the user; `None` for events with nothing to say.
+pub fn render(event: &AgentEvent) -> String {
+    match event {
+        AgentEvent::Connected { relay } => format!("Connected to relay {relay}."),
+        AgentEvent::Code { code, expires_in_secs } => format!(
+            "\n  session code: {code}\n\nRead this code to your technician. It works once and expires in {} minutes.\n\
+             Waiting for the technician... (type q and Enter, or press Ctrl-C, to stop)",
+            expires_in_secs / 60
+        ),
+        AgentEvent::CodeExpired => "Your code expired unused. Here is a new one:".into(),
+        AgentEvent::Claimed { technician } => format!(
+            "{} of {} (identity verified by the relay) is connecting...",
+            technician.name, technician.org
+        ),
+        AgentEvent::PairingFailed => {
+            "Someone entered a wrong code. That code is now burned and cannot be used again; a new one follows.".into()
+        }
+        AgentEvent::Paired { verification } => format!(
+            "Connected end to end; the relay cannot read this session. Verification code: {verification} \
+             (the technician sees the same)."
+        ),
+        AgentEvent::ConsentRequested { technician, scopes, timeout_secs } => {
+            let mut s = format!("\n{} of {} asks to:\n", technician.name, technician.org);
+            for scope in scopes.iter() {
+                s.push_str(&format!("  - {scope}: {}\n", scope.describe()));
+            }
+            s.push_str(&format!(
+                "Allow? Type y for all of it, n to refuse, or only some, e.g. \"{}\". No answer in {timeout_secs} s means no.",
+                scopes.iter().next().map(|s| s.name()).unwrap_or("inventory")
+            ));
+            s
+        }
+        AgentEvent::ConsentDecided { granted } if granted.is_empty() => "You refused. Nothing was shared.".into(),
+        AgentEvent::ConsentDecided { granted } => format!(
+            "You allowed: {granted}. Everything else stays refused. Type q and Enter, or press Ctrl-C, to end the session."
+        ),
+        AgentEvent::Served { what } => format!("-> sent the technician {what}."),
+        AgentEvent::Refused { what, scope } => {
+            format!("-> refused: the technician asked for {what}, which needs \"{scope}\" that you did not allow.")
+        }
+        AgentEvent::Ended { reason } => format!("Session ended: {reason}."),
+    }
+}
+
+/// Runs until the session's event channel closes or the session ends.
+pub async fn run<R>(mut ui: UiHandle, input: R, mut out: impl Write)
+where
+    R: AsyncBufRead + Unpin,
+{
+    let mut lines = input.lines();
+    let mut input_open = true;
+    let mut pending: Option<ScopeSet> = None;
+    loop {
+        tokio::select! {
+            ev = ui.events.recv() => {
+                let Some(ev) = ev else { return };
+                let _ = writeln!(out, "{}", render(&ev));
+                let _ = out.flush();
+                match ev {
+                    AgentEvent::ConsentRequested { .. } if !input_open => {
+                        let _ = writeln!(out, "(no input to answer from: refusing)");
+                        let _ = ui.commands.send(UserCommand::Consent(ScopeSet::EMPTY)).await;
+                    }
+                    AgentEvent::ConsentRequested { scopes, .. } => pending = Some(scopes),
+                    AgentEvent::Ended { .. } => return,
+                    _ => {}
+                }
+            }
+            // `next_line` is cancel-safe, so a line is never half-read.
+            line = lines.next_line(), if input_open => match line {
+                Ok(Some(l)) if l.trim().eq_ignore_ascii_case("q") => {
+                    let _ = ui.commands.send(UserCommand::EndSession).await;
+                }
+                Ok(Some(l)) => {
+                    if let Some(requested) = pending.take() {
+                        let _ = ui.commands.send(UserCommand::Consent(parse_answer(&l, requested))).await;
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    input_open = false;
+                    if pending.take().is_some() {
+                        let _ = ui.commands.send(UserCommand::Consent(ScopeSet::EMPTY)).await;
+                    }
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_proto::Scope;
+
+    #[test]
+    fn answers() {
+        let asked: ScopeSet = "inventory,diagnostics".parse().unwrap();
+        assert_eq!(parse_answer("y", asked), asked);
+        assert_eq!(parse_answer(" YES ", asked), asked);
+        assert_eq!(parse_answer("n", asked), ScopeSet::EMPTY);
+        assert_eq!(parse_answer("", asked), ScopeSet::EMPTY);
+        assert_eq!(parse_answer("maybe", asked), ScopeSet::EMPTY);
+        assert_eq!(
+            parse_answer("inventory", asked),
+            [Scope::Inventory].into_iter().collect()
+        );
+        // A scope that was not asked for is never granted by naming it.
+        assert_eq!(
+            parse_answer("inventory,control", asked),
+            [Scope::Inventory].into_iter().collect()
+        );
+        assert_eq!(parse_answer("control", asked), ScopeSet::EMPTY);
+    }
+}

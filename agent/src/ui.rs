@@ -1,0 +1,117 @@
+//! The boundary between the agent's session logic and whatever the user looks at.
+//!
+//! The session sends [`AgentEvent`]s and receives [`UserCommand`]s over bounded channels. The terminal
+//! front end ([`crate::terminal`]) is one implementation; the small window of a later issue is another;
+//! tests script the channels directly.
+
+use tether_proto::msg::{EndReason, TechnicianIdentity};
+use tether_proto::{Scope, ScopeSet, SessionCode};
+use tokio::sync::mpsc;
+
+/// Depth of both queues. Events are small and the user is slow; the session never blocks long on them.
+pub const QUEUE: usize = 64;
+
+/// What the user should see.
+#[derive(Debug, Clone)]
+pub enum AgentEvent {
+    /// Connected to the relay; waiting for a code.
+    Connected {
+        /// Relay address.
+        relay: String,
+    },
+    /// Read this code to the technician.
+    Code {
+        /// The code (shown in full only to the user).
+        code: SessionCode,
+        /// Minutes until it expires.
+        expires_in_secs: u32,
+    },
+    /// The code expired unused; a new one follows.
+    CodeExpired,
+    /// A technician claimed the code; pairing runs now.
+    Claimed {
+        /// Who, as verified by the relay.
+        technician: TechnicianIdentity,
+    },
+    /// The technician typed the wrong code: it is burned; a new one follows.
+    PairingFailed,
+    /// Paired. Both sides can read this string to each other.
+    Paired {
+        /// Short verification string.
+        verification: String,
+    },
+    /// The technician asks for these scopes. Answer with [`UserCommand::Consent`].
+    ConsentRequested {
+        /// Who asks.
+        technician: TechnicianIdentity,
+        /// What they ask for.
+        scopes: ScopeSet,
+        /// Seconds before silence counts as "no".
+        timeout_secs: u64,
+    },
+    /// The decision that was sent.
+    ConsentDecided {
+        /// What was granted (empty: denied).
+        granted: ScopeSet,
+    },
+    /// A request was served.
+    Served {
+        /// What was handed over, in words.
+        what: String,
+    },
+    /// A request outside the grant was refused.
+    Refused {
+        /// What was asked for, in words.
+        what: String,
+        /// The scope it needed.
+        scope: Scope,
+    },
+    /// The session is over.
+    Ended {
+        /// Why.
+        reason: EndReason,
+    },
+}
+
+/// What the user decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserCommand {
+    /// The answer to [`AgentEvent::ConsentRequested`].
+    Consent(ScopeSet),
+    /// End the session now.
+    EndSession,
+}
+
+/// The session's side of the channels.
+#[derive(Debug)]
+pub struct UiLink {
+    /// Events out.
+    pub events: mpsc::Sender<AgentEvent>,
+    /// Commands in.
+    pub commands: mpsc::Receiver<UserCommand>,
+}
+
+/// The front end's side of the channels.
+#[derive(Debug)]
+pub struct UiHandle {
+    /// Events in.
+    pub events: mpsc::Receiver<AgentEvent>,
+    /// Commands out.
+    pub commands: mpsc::Sender<UserCommand>,
+}
+
+/// A connected pair of channel ends.
+pub fn channels() -> (UiLink, UiHandle) {
+    let (etx, erx) = mpsc::channel(QUEUE);
+    let (ctx, crx) = mpsc::channel(QUEUE);
+    (
+        UiLink {
+            events: etx,
+            commands: crx,
+        },
+        UiHandle {
+            events: erx,
+            commands: ctx,
+        },
+    )
+}

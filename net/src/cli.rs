@@ -1,0 +1,54 @@
+//! Command-line options every relay client shares (agent and console), so both spell them alike.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::client::{CONNECT_TIMEOUT, RelayTarget};
+use crate::tls::{Trust, parse_fingerprint};
+
+/// Where the relay is and how to trust it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    /// Relay address, host:port.
+    #[arg(long, env = "TETHER_RELAY", default_value = "127.0.0.1:4433")]
+    pub relay: String,
+    /// The relay certificate's SHA-256 fingerprint, as `tether-relay` printed it.
+    #[arg(long = "relay-cert-sha256", env = "TETHER_RELAY_CERT_SHA256")]
+    pub fingerprint: Option<String>,
+    /// A PEM file of CA certificates to verify the relay with, instead of a fingerprint.
+    #[arg(long, env = "TETHER_RELAY_CA_FILE", conflicts_with = "fingerprint")]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds to wait for the relay to answer.
+    #[arg(long, default_value_t = CONNECT_TIMEOUT.as_secs())]
+    pub connect_timeout: u64,
+}
+
+/// The relay options could not be turned into a target.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayArgsError {
+    /// Neither a fingerprint nor a CA file: there is no unverified mode.
+    #[error(
+        "no way to verify the relay: pass --relay-cert-sha256 (or TETHER_RELAY_CERT_SHA256) with the fingerprint \
+         tether-relay printed, or --ca-file"
+    )]
+    NoTrust,
+    /// The fingerprint is malformed.
+    #[error(transparent)]
+    Fingerprint(#[from] crate::tls::TlsError),
+}
+
+impl RelayArgs {
+    /// The relay target these options describe.
+    pub fn target(&self) -> Result<RelayTarget, RelayArgsError> {
+        let trust = match (&self.fingerprint, &self.ca_file) {
+            (Some(fp), _) => Trust::Fingerprint(parse_fingerprint(fp)?),
+            (None, Some(ca)) => Trust::CaFile(ca.clone()),
+            (None, None) => return Err(RelayArgsError::NoTrust),
+        };
+        Ok(RelayTarget {
+            addr: self.relay.clone(),
+            trust,
+            connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
+        })
+    }
+}
