@@ -1,1 +1,13 @@
+//! The technician console: claim a code, pair, ask for scopes, then pull inventory and diagnostics.
+//!
+//! # Layout
+//! - [`session`]: [`open_session`] and [`Session`] — the library a script or a window builds on.
+//! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
+//! - [`render`]: human tables for the command line (JSON output is serde's).
 
+pub mod error;
+pub mod render;
+pub mod session;
+
+pub use error::ConsoleError;
+pub use session::{ConsoleConfig, Session, open_session};

@@ -1,0 +1,72 @@
+//! What can go wrong for a technician, and the exit code each one gets.
+
+use tether_net::ConnectError;
+use tether_proto::Scope;
+use tether_proto::msg::{EndReason, RelayError, RelayErrorKind};
+
+/// A console failure. Each variant says what happened in words a technician can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// The relay could not be reached, or failed its identity check.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The technician token was refused.
+    #[error("the relay does not accept this technician token (check TETHER_TOKEN)")]
+    BadToken,
+    /// No such code is open (mistyped, used or burned).
+    #[error(
+        "no such session code: it may be mistyped, already used, or burned by a wrong attempt; ask the user for a new code"
+    )]
+    UnknownCode,
+    /// The code expired.
+    #[error("the session code has expired; ask the user for a new one")]
+    ExpiredCode,
+    /// The relay refused for another reason (rate limit, busy, ...).
+    #[error("relay refused: {0}")]
+    Refused(RelayError),
+    /// Key confirmation failed: the secret digits were wrong. The code is burned.
+    #[error("wrong code: pairing failed, and the code is now burned; ask the user for a new code")]
+    WrongCode,
+    /// The user granted nothing.
+    #[error("the user denied consent")]
+    ConsentDenied,
+    /// The agent refused a request because its scope was not granted.
+    #[error("scope denied: the user did not grant \"{0}\"")]
+    ScopeDenied(Scope),
+    /// The session ended.
+    #[error("session ended: {0}")]
+    Ended(EndReason),
+    /// The agent could not do what was asked.
+    #[error("the agent could not complete the request: {0}")]
+    Failed(String),
+    /// Something broke protocol (including a frame that failed authentication).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl ConsoleError {
+    /// The process exit code for this error (documented in README.md).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ConsoleError::Connect(ConnectError::FingerprintMismatch { .. }) => 4,
+            ConsoleError::Connect(_) => 3,
+            ConsoleError::BadToken => 5,
+            ConsoleError::UnknownCode | ConsoleError::ExpiredCode | ConsoleError::Refused(_) => 6,
+            ConsoleError::WrongCode => 7,
+            ConsoleError::ConsentDenied => 8,
+            ConsoleError::ScopeDenied(_) => 9,
+            ConsoleError::Ended(_) | ConsoleError::Failed(_) | ConsoleError::Protocol(_) => 10,
+        }
+    }
+}
+
+impl From<RelayError> for ConsoleError {
+    fn from(e: RelayError) -> Self {
+        match e.kind {
+            RelayErrorKind::BadToken => ConsoleError::BadToken,
+            RelayErrorKind::UnknownSlot => ConsoleError::UnknownCode,
+            RelayErrorKind::ExpiredSlot => ConsoleError::ExpiredCode,
+            _ => ConsoleError::Refused(e),
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! A technician's session with one agent.
+//!
+//! # Flow
+//! claim the slot (token) → SPAKE2 pairing with the secret on stream 0 → sealed `ConsentRequest` →
+//! `ConsentDecision` → one new stream per request (`StreamOpen{n}`, then sealed `Request` → `Response`)
+//! → sealed `End`.
+
+use std::time::Duration;
+
+use tether_net::client::{self, RelayConnection, RelayTarget};
+use tether_net::framed::{self, FrameError};
+use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
+use tether_proto::diag::{DiagReport, Probe};
+use tether_proto::inventory::InventorySummary;
+use tether_proto::msg::{
+    AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, RelayToConsole, Request, Response,
+    Role, StreamOpen, TechnicianIdentity, close,
+};
+use tether_proto::pairing::{Pairing, PairingMsg, Side};
+use tether_proto::seal::{SealError, SessionKeys};
+use tether_proto::{ScopeSet, SessionCode};
+
+use crate::error::ConsoleError;
+
+/// How long one step (pairing message, request) may take.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long to wait for the user's consent: the agent's own timeout plus a margin.
+pub const CONSENT_WAIT: Duration = Duration::from_secs(75);
+
+/// What the console needs to reach agents.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// The relay.
+    pub relay: RelayTarget,
+    /// The technician token.
+    pub token: String,
+}
+
+/// A live, consented session.
+#[derive(Debug)]
+pub struct Session {
+    relay: RelayConnection,
+    keys: SessionKeys,
+    tx0: SealedSend,
+    rx0: SealedRecv,
+    next_stream: u32,
+    /// Who the relay says we are (what the user was shown).
+    pub technician: TechnicianIdentity,
+    /// What the user granted.
+    pub granted: ScopeSet,
+    /// The verification string the user's screen shows too.
+    pub verification: String,
+}
+
+impl From<FrameError> for ConsoleError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Codec(c) => ConsoleError::Protocol(c.to_string()),
+            _ => ConsoleError::Ended(EndReason::ConnectionLost),
+        }
+    }
+}
+
+impl From<SealedError> for ConsoleError {
+    fn from(e: SealedError) -> Self {
+        match e {
+            SealedError::Seal(SealError::Tampered) => ConsoleError::Protocol(
+                "a session frame failed authentication; the session is closed".into(),
+            ),
+            SealedError::Seal(e) => ConsoleError::Protocol(e.to_string()),
+            SealedError::Frame(f) => f.into(),
+        }
+    }
+}
+
+async fn step<T>(
+    f: impl std::future::Future<Output = Result<T, ConsoleError>>,
+) -> Result<T, ConsoleError> {
+    tokio::time::timeout(STEP_TIMEOUT, f)
+        .await
+        .map_err(|_| ConsoleError::Protocol("the agent did not answer in time".into()))?
+}
+
+/// Claims `code`, pairs with the agent, and asks the user for `scopes`.
+pub async fn open_session(
+    config: &ConsoleConfig,
+    code: SessionCode,
+    scopes: ScopeSet,
+) -> Result<Session, ConsoleError> {
+    let relay = client::connect(&config.relay).await?;
+    match claim_and_pair(&relay, config, code, scopes).await {
+        Ok(p) => Ok(Session {
+            relay,
+            keys: p.keys,
+            tx0: p.tx0,
+            rx0: p.rx0,
+            next_stream: 1,
+            technician: p.technician,
+            granted: p.granted,
+            verification: p.verification,
+        }),
+        Err(e) => {
+            relay.close(close::NORMAL, "console giving up").await;
+            Err(e)
+        }
+    }
+}
+
+/// The outcome of claiming, pairing and consent.
+struct Paired {
+    keys: SessionKeys,
+    tx0: SealedSend,
+    rx0: SealedRecv,
+    technician: TechnicianIdentity,
+    granted: ScopeSet,
+    verification: String,
+}
+
+/// Everything after connecting; on error the caller closes the connection.
+async fn claim_and_pair(
+    relay: &RelayConnection,
+    config: &ConsoleConfig,
+    code: SessionCode,
+    scopes: ScopeSet,
+) -> Result<Paired, ConsoleError> {
+    let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
+    framed::write_msg(
+        &mut send,
+        &ConsoleToRelay::Claim {
+            slot: code.slot,
+            token: config.token.clone(),
+        },
+    )
+    .await?;
+    let technician =
+        match step(async { Ok(framed::read_msg::<RelayToConsole>(&mut recv).await?) }).await? {
+            RelayToConsole::Claimed { technician } => technician,
+            RelayToConsole::Error(e) => return Err(e.into()),
+        };
+
+    let mut pairing = Pairing::new(Side::Console, code.slot, &code.secret);
+    loop {
+        while let Some(m) = pairing.poll_transmit() {
+            framed::write_msg(&mut send, &m).await?;
+        }
+        if pairing.outcome().is_some() {
+            break;
+        }
+        let m = step(async {
+            framed::read_msg::<PairingMsg>(&mut recv)
+                .await
+                .map_err(|e| match e {
+                    // The agent hangs up right after a failed confirmation; that is the wrong code.
+                    FrameError::Closed | FrameError::Read(_) | FrameError::Connection(_) => {
+                        ConsoleError::WrongCode
+                    }
+                    other => other.into(),
+                })
+        })
+        .await?;
+        let _ = pairing.handle(m);
+    }
+    let keys = pairing.into_keys().map_err(|_| ConsoleError::WrongCode)?;
+    let (mut tx0, mut rx0) = SealedStream::new(send, recv, &keys, 0, Side::Console).split();
+    tx0.send(&ConsoleToAgent::ConsentRequest { scopes }).await?;
+    let decision = tokio::time::timeout(CONSENT_WAIT, rx0.recv::<AgentToConsole>())
+        .await
+        .map_err(|_| ConsoleError::ConsentDenied)??;
+    let granted = match decision {
+        AgentToConsole::ConsentDecision { granted } if granted.is_empty() => {
+            return Err(ConsoleError::ConsentDenied);
+        }
+        AgentToConsole::ConsentDecision { granted } => granted,
+        AgentToConsole::Ended {
+            reason: EndReason::ConsentDenied,
+        } => return Err(ConsoleError::ConsentDenied),
+        AgentToConsole::Ended { reason } => return Err(ConsoleError::Ended(reason)),
+    };
+    let verification = keys.verification_code();
+    Ok(Paired {
+        keys,
+        tx0,
+        rx0,
+        technician,
+        granted,
+        verification,
+    })
+}
+
+impl Session {
+    /// Sends one request on a new stream and returns the agent's answer.
+    pub async fn request(&mut self, request: &Request) -> Result<Response, ConsoleError> {
+        let id = self.next_stream;
+        self.next_stream += 1;
+        let result = step(async {
+            let (mut send, recv) = self.relay.conn.open_bi().await.map_err(FrameError::from)?;
+            framed::write_msg(&mut send, &StreamOpen { stream_id: id }).await?;
+            let (mut tx, mut rx) =
+                SealedStream::new(send, recv, &self.keys, id, Side::Console).split();
+            tx.send(request).await?;
+            Ok(rx.recv::<Response>().await?)
+        })
+        .await;
+        match result {
+            Ok(Response::Refused { scope }) => Err(ConsoleError::ScopeDenied(scope)),
+            Ok(Response::Failed { message }) => Err(ConsoleError::Failed(message)),
+            Ok(r) => Ok(r),
+            // If the stream broke because the session ended, say why.
+            Err(ConsoleError::Ended(EndReason::ConnectionLost)) => Err(self.why_ended().await),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn why_ended(&mut self) -> ConsoleError {
+        match tokio::time::timeout(
+            Duration::from_millis(500),
+            self.rx0.recv::<AgentToConsole>(),
+        )
+        .await
+        {
+            Ok(Ok(AgentToConsole::Ended { reason })) => ConsoleError::Ended(reason),
+            _ => ConsoleError::Ended(EndReason::ConnectionLost),
+        }
+    }
+
+    /// The agent's inventory summary (needs `inventory`).
+    pub async fn inventory(&mut self) -> Result<InventorySummary, ConsoleError> {
+        match self.request(&Request::Inventory).await? {
+            Response::Inventory(i) => Ok(i),
+            other => Err(ConsoleError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
+    /// Runs one probe on the agent (needs `diagnostics`).
+    pub async fn diagnostic(&mut self, probe: Probe) -> Result<DiagReport, ConsoleError> {
+        match self.request(&Request::Diagnostic { probe }).await? {
+            Response::Diagnostic(d) => Ok(d),
+            other => Err(ConsoleError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
+    /// Ends the session: tells the agent, waits briefly for its goodbye, and closes.
+    pub async fn end(mut self) {
+        if self.tx0.send(&ConsoleToAgent::End).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.rx0.recv::<AgentToConsole>())
+                .await;
+        }
+        self.relay
+            .close(close::NORMAL, "technician ended the session")
+            .await;
+    }
+}
