@@ -122,10 +122,8 @@ pub(crate) async fn serve(
                     Some(RelayToAgent::Claimed { slot, technician })
                 }
                 AgentEvent::SlotExpired { slot } => Some(RelayToAgent::SlotExpired { slot }),
-                AgentEvent::PeerGone => {
-                    current = None;
-                    Some(RelayToAgent::PeerGone)
-                }
+                // The session id stays until the next claim, so the agent's closing report is still audited.
+                AgentEvent::PeerGone => Some(RelayToAgent::PeerGone),
             },
         };
         if let Some(reply) = reply

@@ -1,1 +1,169 @@
+//! Harness for end-to-end tests: a real relay on loopback, real agents and consoles from the libraries,
+//! with a scripted user in place of the terminal.
+//!
+//! # Layout
+//! - [`TestRelay`]: a relay in a temporary data directory, with one registered technician.
+//! - [`TestAgent`]: share mode with a scripted user who answers consent with a fixed set.
+//! - `src/bin/tether-demo.rs`: the one-command demo from README.md, built on the same pieces.
 
+// Test support: a failed expectation should panic loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tether_agent::ui::{self, AgentEvent, UserCommand};
+use tether_agent::{ShareConfig, ShareError};
+use tether_console::ConsoleConfig;
+use tether_net::{RelayTarget, Trust};
+use tether_proto::msg::EndReason;
+use tether_proto::{ScopeSet, SessionCode};
+use tether_relay::config::SpliceTap;
+use tether_relay::technicians::Technicians;
+use tether_relay::{Limits, Relay, RelayConfig, RelayHandle};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for any one expected event.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A relay on 127.0.0.1 with a temporary data directory and one technician.
+#[derive(Debug)]
+pub struct TestRelay {
+    /// The running relay.
+    pub handle: RelayHandle,
+    /// Its data directory (deleted on drop).
+    pub dir: tempfile::TempDir,
+    /// Token of "Ada Lovelace" of "Acme IT".
+    pub token: String,
+}
+
+impl TestRelay {
+    /// Starts a relay with default limits.
+    pub async fn start() -> Self {
+        Self::start_with(Limits::default(), None).await
+    }
+
+    /// Starts a relay with the given limits and splice tap.
+    pub async fn start_with(limits: Limits, tap: Option<SpliceTap>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = Technicians::new(dir.path())
+            .add("Ada Lovelace", "Acme IT")
+            .expect("add technician");
+        let mut config = RelayConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            dir.path().to_path_buf(),
+        );
+        config.limits = limits;
+        config.splice_tap = tap;
+        let handle = Relay::spawn(config).await.expect("relay starts");
+        TestRelay { handle, dir, token }
+    }
+
+    /// A target that pins this relay.
+    pub fn target(&self) -> RelayTarget {
+        RelayTarget {
+            addr: self.handle.local_addr().to_string(),
+            trust: Trust::Fingerprint(self.handle.fingerprint().to_string()),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A console config for Ada.
+    pub fn console(&self) -> ConsoleConfig {
+        ConsoleConfig {
+            relay: self.target(),
+            token: self.token.clone(),
+        }
+    }
+
+    /// The audit log's lines, parsed.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.handle.audit_path())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+}
+
+/// An agent in share mode whose user answers every consent prompt with `answer`.
+#[derive(Debug)]
+pub struct TestAgent {
+    /// The share task.
+    pub task: JoinHandle<Result<EndReason, ShareError>>,
+    /// Every event the user was shown, in order.
+    pub seen: Arc<Mutex<Vec<AgentEvent>>>,
+    events: mpsc::Receiver<AgentEvent>,
+    /// Commands as the user would give them.
+    pub commands: mpsc::Sender<UserCommand>,
+    _user: JoinHandle<()>,
+}
+
+impl TestAgent {
+    /// Starts sharing through `relay`; the scripted user answers consent with `answer`.
+    pub fn spawn(relay: &TestRelay, answer: ScopeSet) -> Self {
+        Self::spawn_with(ShareConfig::new(relay.target()), Some(answer))
+    }
+
+    /// Starts sharing with `config`; `answer: None` means the user never answers.
+    pub fn spawn_with(config: ShareConfig, answer: Option<ScopeSet>) -> Self {
+        let (link, mut handle) = ui::channels();
+        let (tx, events) = mpsc::channel(256);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let commands = handle.commands.clone();
+        let log = seen.clone();
+        let user = tokio::spawn(async move {
+            while let Some(ev) = handle.events.recv().await {
+                if let (AgentEvent::ConsentRequested { .. }, Some(a)) = (&ev, answer) {
+                    let _ = handle.commands.send(UserCommand::Consent(a)).await;
+                }
+                log.lock().expect("log").push(ev.clone());
+                let _ = tx.send(ev).await;
+            }
+        });
+        let task = tokio::spawn(tether_agent::share(config, link));
+        TestAgent {
+            task,
+            seen,
+            events,
+            commands,
+            _user: user,
+        }
+    }
+
+    /// Waits for the next event matching `pred`, skipping others.
+    pub async fn expect(
+        &mut self,
+        what: &str,
+        mut pred: impl FnMut(&AgentEvent) -> bool,
+    ) -> AgentEvent {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match self.events.recv().await {
+                    Some(ev) if pred(&ev) => return ev,
+                    Some(_) => {}
+                    None => panic!("agent stopped while waiting for {what}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+
+    /// Waits for the next session code.
+    pub async fn code(&mut self) -> SessionCode {
+        match self
+            .expect("a session code", |e| matches!(e, AgentEvent::Code { .. }))
+            .await
+        {
+            AgentEvent::Code { code, .. } => code,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Whether any event so far matches `pred`.
+    pub fn saw(&self, pred: impl Fn(&AgentEvent) -> bool) -> bool {
+        self.seen.lock().expect("log").iter().any(pred)
+    }
+}
