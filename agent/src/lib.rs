@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`share`]: share mode — relay connection, code, claim, pairing.
 //! - `session`: one paired session — consent, then requests checked against the grant.
+//! - `requests`: serving each granted request kind on its own stream.
 //! - [`ui`]: the events and commands between the session and a front end.
 //! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
 //! - [`inventory`]: the inventory summary, from sysinfo.
@@ -11,6 +12,7 @@
 
 pub mod diagnostics;
 pub mod inventory;
+mod requests;
 mod session;
 pub mod share;
 pub mod terminal;

@@ -19,9 +19,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::requests;
 use crate::share::{Control, STEP_TIMEOUT, ShareConfig, ShareError};
 use crate::ui::{AgentEvent, UiLink, UserCommand};
-use crate::{diagnostics, inventory};
 
 /// How long the last frames of a session may take to be acknowledged before the connection closes.
 const FLUSH: Duration = Duration::from_secs(1);
@@ -79,12 +79,11 @@ impl Session<'_> {
         })
         .await;
         let answer = tokio::time::timeout(config.consent_timeout, async {
-            loop {
-                match self.ui.commands.recv().await {
-                    Some(UserCommand::Consent(s)) => return Some(s),
-                    Some(UserCommand::EndSession) => return None,
-                    None => return Some(ScopeSet::EMPTY),
-                }
+            match self.ui.commands.recv().await {
+                Some(UserCommand::Consent(s)) => Some(s),
+                Some(UserCommand::EndSession) => None,
+                // The front end is gone: nobody can say yes.
+                None => Some(ScopeSet::EMPTY),
             }
         })
         .await;
@@ -217,19 +216,13 @@ fn lost_or_broken(e: &SealedError) -> EndReason {
 }
 
 /// What one request task needs.
-struct RequestCtx {
-    keys: SessionKeys,
-    grant: watch::Receiver<ScopeSet>,
-    used: Arc<Mutex<HashSet<u32>>>,
-    events: mpsc::Sender<AgentEvent>,
-    reports: mpsc::Sender<SessionReport>,
-}
-
-fn describe(req: &Request) -> String {
-    match req {
-        Request::Inventory => "the inventory summary".into(),
-        Request::Diagnostic { probe } => format!("the {probe} diagnostic"),
-    }
+pub(crate) struct RequestCtx {
+    pub keys: SessionKeys,
+    /// The current grant; a long-lived request (a screen stream) watches it for revocation.
+    pub grant: watch::Receiver<ScopeSet>,
+    pub used: Arc<Mutex<HashSet<u32>>>,
+    pub events: mpsc::Sender<AgentEvent>,
+    pub reports: mpsc::Sender<SessionReport>,
 }
 
 impl RequestCtx {
@@ -256,30 +249,23 @@ impl RequestCtx {
             return;
         };
         let scope = req.scope();
-        let what = describe(&req);
-        let response = if !self.grant.borrow().contains(scope) {
+        if !self.grant.borrow().contains(scope) {
             warn!(%scope, "refused: scope not granted");
+            let what = requests::describe(&req);
             let _ = self.events.send(AgentEvent::Refused { what, scope }).await;
             let _ = self
                 .reports
                 .send(SessionReport::ScopeRefused { scope })
                 .await;
-            Response::Refused { scope }
-        } else {
-            let work = tokio::task::spawn_blocking(move || match req {
-                Request::Inventory => Response::Inventory(inventory::collect_summary()),
-                Request::Diagnostic { probe } => {
-                    Response::Diagnostic(diagnostics::run_probe(probe))
-                }
-            });
-            let response = work.await.unwrap_or_else(|e| Response::Failed {
-                message: format!("collection failed: {e}"),
-            });
-            let _ = self.events.send(AgentEvent::Served { what }).await;
-            response
-        };
-        if tx.send(&response).await.is_ok() {
-            tx.finish_and_flush(STEP_TIMEOUT).await;
+            if tx.send(&Response::Refused { scope }).await.is_ok() {
+                tx.finish_and_flush(STEP_TIMEOUT).await;
+            }
+            return;
         }
+        if let Err(e) = requests::serve(req, &mut tx, &mut rx, &self).await {
+            warn!(error = %e, "request stream failed");
+            return;
+        }
+        tx.finish_and_flush(STEP_TIMEOUT).await;
     }
 }

@@ -1,5 +1,8 @@
 //! End to end over real QUIC on loopback: relay, agent and console from the real libraries.
 
+// Tests panic on failure by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
