@@ -116,6 +116,84 @@ where
 mod tests {
     use super::*;
     use tether_proto::Scope;
+    use tether_proto::msg::TechnicianIdentity;
+    use tokio::io::AsyncWriteExt;
+
+    fn asked(scopes: ScopeSet) -> AgentEvent {
+        let technician = TechnicianIdentity {
+            name: "Ada".into(),
+            org: "Acme".into(),
+        };
+        AgentEvent::ConsentRequested {
+            technician,
+            scopes,
+            timeout_secs: 60,
+        }
+    }
+
+    /// A terminal whose output the test can wait on.
+    struct Screen(std::sync::mpsc::Sender<String>);
+
+    impl Write for Screen {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn typed_answers_and_q_become_commands() {
+        let (mut link, handle) = crate::ui::channels();
+        let (mut keyboard, input) = tokio::io::duplex(64);
+        let (screen, shown) = std::sync::mpsc::channel();
+        let front = tokio::spawn(run(
+            handle,
+            tokio::io::BufReader::new(input),
+            Screen(screen),
+        ));
+        let both: ScopeSet = "inventory,diagnostics".parse().unwrap();
+        link.events.send(asked(both)).await.unwrap();
+        // Type only once the prompt is on screen, as a person would.
+        let prompt =
+            tokio::task::spawn_blocking(move || shown.iter().find(|s| s.contains("Allow?")));
+        let prompt = prompt.await.unwrap().unwrap();
+        assert!(
+            prompt.contains("Ada of Acme asks to:") && prompt.contains("- inventory:"),
+            "{prompt}"
+        );
+        keyboard.write_all(b"inventory\n").await.unwrap();
+        let want: ScopeSet = [Scope::Inventory].into_iter().collect();
+        assert_eq!(link.commands.recv().await, Some(UserCommand::Consent(want)));
+        keyboard.write_all(b"q\n").await.unwrap();
+        assert_eq!(link.commands.recv().await, Some(UserCommand::EndSession));
+        link.events
+            .send(AgentEvent::Ended {
+                reason: tether_proto::msg::EndReason::UserEnded,
+            })
+            .await
+            .unwrap();
+        front.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn closed_input_refuses() {
+        let (mut link, handle) = crate::ui::channels();
+        let front = tokio::spawn(run(
+            handle,
+            tokio::io::BufReader::new(tokio::io::empty()),
+            std::io::sink(),
+        ));
+        link.events.send(asked(ScopeSet::all())).await.unwrap();
+        assert_eq!(
+            link.commands.recv().await,
+            Some(UserCommand::Consent(ScopeSet::EMPTY))
+        );
+        drop(link);
+        front.await.unwrap();
+    }
 
     #[test]
     fn answers() {
