@@ -27,12 +27,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tether_net::cli::init_logging();
     let Command::Share { relay } = Cli::parse().command;
     let target = match relay.target() {
         Ok(t) => t,

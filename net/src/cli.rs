@@ -52,3 +52,14 @@ impl RelayArgs {
         })
     }
 }
+
+/// Logs to standard error, filtered by `RUST_LOG` (default: warnings only), so standard output stays for
+/// what the user or a script reads.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

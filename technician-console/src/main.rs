@@ -45,12 +45,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tether_net::cli::init_logging();
     let cli = Cli::parse();
     if let Command::Diag { list: true, .. } = cli.command {
         print!("{}", render::catalog());

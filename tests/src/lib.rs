@@ -167,3 +167,17 @@ impl TestAgent {
         self.seen.lock().expect("log").iter().any(pred)
     }
 }
+
+/// Starts an agent whose user grants `grant`, and opens a console session asking for `ask`.
+pub async fn paired(
+    relay: &TestRelay,
+    grant: ScopeSet,
+    ask: ScopeSet,
+) -> (TestAgent, tether_console::Session) {
+    let mut agent = TestAgent::spawn(relay, grant);
+    let code = agent.code().await;
+    let session = tether_console::open_session(&relay.console(), code, ask)
+        .await
+        .expect("session opens");
+    (agent, session)
+}

@@ -14,7 +14,7 @@ use tether_proto::diag::Probe;
 use tether_proto::msg::EndReason;
 use tether_proto::{Scope, ScopeSet, SessionCode};
 use tether_relay::Limits;
-use tether_tests::{TestAgent, TestRelay};
+use tether_tests::{TestAgent, TestRelay, paired};
 
 fn scopes(s: &str) -> ScopeSet {
     s.parse().unwrap()
@@ -40,7 +40,6 @@ async fn consent_given_returns_this_machines_inventory() {
     let relay = TestRelay::start().await;
     let mut agent = TestAgent::spawn(&relay, ScopeSet::all());
     let code = agent.code().await;
-
     let mut session = open_session(&relay.console(), code, scopes("inventory"))
         .await
         .unwrap();
@@ -144,12 +143,8 @@ async fn consent_denied_sends_nothing() {
 #[tokio::test]
 async fn ungranted_scope_is_refused_by_the_agent() {
     let relay = TestRelay::start().await;
-    let mut agent = TestAgent::spawn(&relay, scopes("inventory"));
-    let code = agent.code().await;
-
-    let mut session = open_session(&relay.console(), code, scopes("inventory,diagnostics"))
-        .await
-        .unwrap();
+    let (mut agent, mut session) =
+        paired(&relay, scopes("inventory"), scopes("inventory,diagnostics")).await;
     assert_eq!(session.granted, scopes("inventory"));
     let err = session.diagnostic(Probe::Uptime).await.unwrap_err();
     assert!(
@@ -183,11 +178,7 @@ async fn ungranted_scope_is_refused_by_the_agent() {
 #[tokio::test]
 async fn granted_diagnostics_run() {
     let relay = TestRelay::start().await;
-    let mut agent = TestAgent::spawn(&relay, scopes("diagnostics"));
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("diagnostics"))
-        .await
-        .unwrap();
+    let (_agent, mut session) = paired(&relay, scopes("diagnostics"), scopes("diagnostics")).await;
     let report = session.diagnostic(Probe::DiskUsage).await.unwrap();
     match report.facts {
         tether_proto::diag::DiagFacts::DiskUsage { filesystems } => {
@@ -352,11 +343,7 @@ async fn unreachable_relay_is_reported() {
 #[tokio::test]
 async fn user_can_end_the_session() {
     let relay = TestRelay::start().await;
-    let mut agent = TestAgent::spawn(&relay, ScopeSet::all());
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("inventory"))
-        .await
-        .unwrap();
+    let (mut agent, mut session) = paired(&relay, ScopeSet::all(), scopes("inventory")).await;
     agent
         .expect("consent", |e| {
             matches!(e, AgentEvent::ConsentDecided { .. })
@@ -395,11 +382,7 @@ async fn the_relay_only_sees_ciphertext() {
     let tap: tether_relay::config::SpliceTap =
         Arc::new(move |b: &[u8]| sink.lock().unwrap().extend_from_slice(b));
     let relay = TestRelay::start_with(Limits::default(), Some(tap)).await;
-    let mut agent = TestAgent::spawn(&relay, ScopeSet::all());
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("inventory"))
-        .await
-        .unwrap();
+    let (mut agent, mut session) = paired(&relay, ScopeSet::all(), scopes("inventory")).await;
     let inv = session.inventory().await.unwrap();
     session.end().await;
 

@@ -19,12 +19,7 @@ fn step(n: u32, text: &str) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tether_net::cli::init_logging();
     println!("Tether demo: one machine plays all three parts, over real QUIC on 127.0.0.1.");
 
     step(
