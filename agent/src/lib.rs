@@ -9,9 +9,13 @@
 //! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
 //! - [`inventory`]: the inventory summary, from sysinfo.
 //! - [`diagnostics`]: the probes and their verdicts.
+//! - [`policy`]: IT's allowed organisations and the organisations this machine already knows.
+//! - [`local_log`]: the user's own session log (`tether-agent log`).
 
 pub mod diagnostics;
 pub mod inventory;
+pub mod local_log;
+pub mod policy;
 mod requests;
 mod session;
 pub mod share;

@@ -1,6 +1,10 @@
 //! `tether-agent`: parse the command line, then run the library with the terminal front end.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+use tether_agent::local_log::{LocalLog, default_state_dir};
+use tether_agent::policy::{DEFAULT_CONFIG, Policy};
 use tether_agent::ui::UserCommand;
 use tether_agent::{ShareConfig, terminal, ui};
 use tether_net::cli::RelayArgs;
@@ -12,6 +16,9 @@ use tether_net::cli::RelayArgs;
     about = "Tether agent: let a technician help you, with your consent"
 )]
 struct Cli {
+    /// Where the local session log and known organisations are kept.
+    #[arg(long, global = true, env = "TETHER_AGENT_DATA")]
+    state_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,20 +29,48 @@ enum Command {
     Share {
         #[command(flatten)]
         relay: RelayArgs,
+        /// IT's agent config (TOML, e.g. `allowed_orgs = ["Acme IT"]`).
+        #[arg(long, env = "TETHER_AGENT_CONFIG")]
+        config: Option<PathBuf>,
     },
+    /// Show the local log of past sessions on this machine.
+    Log,
+}
+
+fn fail(msg: &dyn std::fmt::Display, code: i32) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(code)
 }
 
 #[tokio::main]
 async fn main() {
     tether_net::cli::init_logging();
-    let Command::Share { relay } = Cli::parse().command;
-    let target = match relay.target() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
+    let cli = Cli::parse();
+    let state_dir = cli.state_dir.or_else(default_state_dir);
+    let (relay, config) = match cli.command {
+        Command::Log => {
+            let Some(dir) = state_dir else {
+                fail(&"no state directory (set TETHER_AGENT_DATA)", 2)
+            };
+            match LocalLog::new(&dir).read() {
+                Ok(lines) if lines.is_empty() => {
+                    println!("no sessions recorded in {}", dir.display())
+                }
+                Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+                Err(e) => fail(&e, 1),
+            }
+            return;
         }
+        Command::Share { relay, config } => (relay, config),
     };
+    let target = relay.target().unwrap_or_else(|e| fail(&e, 2));
+    let explicit = config.is_some();
+    let policy = Policy::load(&config.unwrap_or_else(|| DEFAULT_CONFIG.into()), explicit)
+        .unwrap_or_else(|e| fail(&e, 2));
+    let mut share = ShareConfig::new(target);
+    share.policy = policy;
+    share.state_dir = state_dir;
+
     let (link, handle) = ui::channels();
     let commands = handle.commands.clone();
     let front = tokio::spawn(terminal::run(
@@ -51,15 +86,12 @@ async fn main() {
             }
         }
     });
-    let result = tether_agent::share(ShareConfig::new(target), link).await;
+    let result = tether_agent::share(share, link).await;
     // Let the front end print the last events; stdin cannot be cancelled, so exit explicitly.
     let _ = tokio::time::timeout(std::time::Duration::from_millis(200), front).await;
     ctrl_c.abort();
     match result {
         Ok(_) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
+        Err(e) => fail(&e, 1),
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::policy::KnownOrgs;
 use crate::requests;
 use crate::share::{Control, STEP_TIMEOUT, ShareConfig, ShareError};
 use crate::ui::{AgentEvent, UiLink, UserCommand};
@@ -71,11 +72,19 @@ impl Session<'_> {
                     .await);
             }
         };
-        let timeout_secs = config.consent_timeout.as_secs();
+        // The relay checked the role already; the agent never relies on that.
+        if requested.intersection(technician.role.allowed_scopes()) != requested {
+            warn!(role = %technician.role, %requested, "refusing scopes beyond the technician's role");
+            return Ok(self.finish(&mut tx0, EndReason::Forbidden, true).await);
+        }
+        let known = KnownOrgs::new(config.state_dir.as_deref());
+        let org = technician.org.clone();
         self.emit(AgentEvent::ConsentRequested {
             technician,
             scopes: requested,
-            timeout_secs,
+            timeout_secs: config.consent_timeout.as_secs(),
+            first_contact: !known.is_known(&org),
+            relay: config.relay_identity(),
         })
         .await;
         let answer = tokio::time::timeout(config.consent_timeout, async {
@@ -107,6 +116,7 @@ impl Session<'_> {
         if granted.is_empty() {
             return Ok(self.finish(&mut tx0, EndReason::ConsentDenied, false).await);
         }
+        known.remember(&org);
         info!(%granted, "consent given");
         let reason = self.serve(granted, rx0).await;
         let tell_console = !matches!(

@@ -12,11 +12,12 @@
 //! 6. The session ends when the user ends it (works without network: the local side just closes), the
 //!    technician ends it, or either connection drops.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use tether_net::ConnectError;
 use tether_net::client::{self, RelayConnection, RelayTarget};
 use tether_net::framed::{self, FrameError};
+use tether_net::{ConnectError, Trust};
 use tether_proto::msg::{
     AgentToRelay, EndReason, RelayError, RelayToAgent, Role, SessionReport, close,
 };
@@ -27,6 +28,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::local_log::LocalLog;
+use crate::policy::Policy;
 use crate::session::Session;
 use crate::ui::{AgentEvent, UiLink, UserCommand};
 
@@ -43,14 +46,52 @@ pub struct ShareConfig {
     pub relay: RelayTarget,
     /// See [`CONSENT_TIMEOUT`].
     pub consent_timeout: Duration,
+    /// IT's rules (allowed organisations).
+    pub policy: Policy,
+    /// Where the local session log and known organisations live; `None` keeps nothing.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl ShareConfig {
-    /// Defaults for `relay`.
+    /// Defaults for `relay`: no policy, no state kept.
     pub fn new(relay: RelayTarget) -> Self {
         ShareConfig {
             relay,
             consent_timeout: CONSENT_TIMEOUT,
+            policy: Policy::default(),
+            state_dir: None,
+        }
+    }
+
+    /// The relay's identity as shown to the user.
+    pub fn relay_identity(&self) -> String {
+        match &self.relay.trust {
+            Trust::Fingerprint(fp) => format!(
+                "{} (certificate {}…)",
+                self.relay.addr,
+                &fp[..fp.len().min(16)]
+            ),
+            Trust::CaFile(path) => format!(
+                "{} (verified by CA file {})",
+                self.relay.addr,
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Copies every event to the local log, then on to the front end.
+async fn tee(
+    mut from: mpsc::Receiver<AgentEvent>,
+    to: mpsc::Sender<AgentEvent>,
+    log: Option<LocalLog>,
+) {
+    while let Some(ev) = from.recv().await {
+        if let Some(log) = &log {
+            log.record(&ev);
+        }
+        if to.send(ev).await.is_err() {
+            return;
         }
     }
 }
@@ -82,10 +123,20 @@ impl From<FrameError> for ShareError {
 }
 
 /// Runs share mode until one session has ended (or the user ends it while waiting).
-pub async fn share(config: ShareConfig, mut ui: UiLink) -> Result<EndReason, ShareError> {
+pub async fn share(config: ShareConfig, ui: UiLink) -> Result<EndReason, ShareError> {
+    let mut tasks = JoinSet::new();
+    let (events, logged) = mpsc::channel(crate::ui::QUEUE);
+    tasks.spawn(tee(
+        logged,
+        ui.events,
+        config.state_dir.as_deref().map(LocalLog::new),
+    ));
+    let mut ui = UiLink {
+        events,
+        commands: ui.commands,
+    };
     let relay = client::connect(&config.relay).await?;
     let (mut ctl_send, ctl_recv) = client::open_control(&relay.conn, Role::Agent).await?;
-    let mut tasks = JoinSet::new();
     let (ctl_tx, mut ctl) = mpsc::channel(16);
     tasks.spawn(read_loop(ctl_recv, ctl_tx));
     let _ = ui
@@ -136,6 +187,21 @@ pub async fn share(config: ShareConfig, mut ui: UiLink) -> Result<EndReason, Sha
                 break Ok(EndReason::UserEnded);
             }
         };
+        if let Err(reason) = config.policy.check(&technician) {
+            framed::write_msg(
+                &mut ctl_send,
+                &AgentToRelay::Decline {
+                    reason: reason.clone(),
+                },
+            )
+            .await?;
+            let _ = ui
+                .events
+                .send(AgentEvent::Declined { technician, reason })
+                .await;
+            continue;
+        }
+        framed::write_msg(&mut ctl_send, &AgentToRelay::Accept).await?;
         let _ = ui
             .events
             .send(AgentEvent::Claimed {

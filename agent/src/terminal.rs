@@ -37,6 +37,10 @@ pub fn render(event: &AgentEvent) -> String {
             "{} of {} (identity verified by the relay) is connecting...",
             technician.name, technician.org
         ),
+        AgentEvent::Declined { technician, reason } => format!(
+            "Declined a connection from {} of {}: {reason}. A new code follows.",
+            technician.name, technician.org
+        ),
         AgentEvent::PairingFailed => {
             "Someone entered a wrong code. That code is now burned and cannot be used again; a new one follows.".into()
         }
@@ -44,10 +48,22 @@ pub fn render(event: &AgentEvent) -> String {
             "Connected end to end; the relay cannot read this session. Verification code: {verification} \
              (the technician sees the same)."
         ),
-        AgentEvent::ConsentRequested { technician, scopes, timeout_secs } => {
-            let mut s = format!("\n{} of {} asks to:\n", technician.name, technician.org);
+        AgentEvent::ConsentRequested { technician, scopes, timeout_secs, first_contact, relay } => {
+            let mut s = format!(
+                "\n{} of {} asks to:\n",
+                technician.name, technician.org
+            );
             for scope in scopes.iter() {
                 s.push_str(&format!("  - {scope}: {}\n", scope.describe()));
+            }
+            s.push_str(&format!("(identity verified by relay {relay})\n"));
+            if *first_contact {
+                s.push_str(&format!(
+                    "WARNING: {} has never been given access to this computer before. Genuine support \
+                     never calls you out of the blue asking for access. If someone called you, hang up \
+                     and answer n.\n",
+                    technician.org
+                ));
             }
             s.push_str(&format!(
                 "Allow? Type y for all of it, n to refuse, or only some, e.g. \"{}\". No answer in {timeout_secs} s means no.",
@@ -116,18 +132,22 @@ where
 mod tests {
     use super::*;
     use tether_proto::Scope;
-    use tether_proto::msg::TechnicianIdentity;
+    use tether_proto::msg::{TechnicianIdentity, TechnicianRole};
     use tokio::io::AsyncWriteExt;
 
     fn asked(scopes: ScopeSet) -> AgentEvent {
         let technician = TechnicianIdentity {
             name: "Ada".into(),
             org: "Acme".into(),
+            role: TechnicianRole::Technician,
         };
+        let relay = "127.0.0.1:4433".into();
         AgentEvent::ConsentRequested {
             technician,
             scopes,
             timeout_secs: 60,
+            first_contact: true,
+            relay,
         }
     }
 

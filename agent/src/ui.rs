@@ -33,6 +33,13 @@ pub enum AgentEvent {
         /// Who, as verified by the relay.
         technician: TechnicianIdentity,
     },
+    /// The technician was declined before pairing (IT pinned other organisations); a new code follows.
+    Declined {
+        /// Who was declined.
+        technician: TechnicianIdentity,
+        /// Why.
+        reason: String,
+    },
     /// The technician typed the wrong code: it is burned; a new one follows.
     PairingFailed,
     /// Paired. Both sides can read this string to each other.
@@ -48,6 +55,10 @@ pub enum AgentEvent {
         scopes: ScopeSet,
         /// Seconds before silence counts as "no".
         timeout_secs: u64,
+        /// True when this organisation has never been granted access on this machine.
+        first_contact: bool,
+        /// The relay's identity (certificate fingerprint, shortened), as verified by the agent.
+        relay: String,
     },
     /// The decision that was sent.
     ConsentDecided {

@@ -9,8 +9,9 @@
 //!   |<-- RelayToAgent::SlotOpened -|     (agent shows slot+secret) |
 //!   |                              |<------------ Hello{Console} --|
 //!   |                              |------------- HelloReply ----->|
-//!   |                              |<-- ConsoleToRelay::Claim -----|  slot + technician token
-//!   |<-- RelayToAgent::Claimed ----|--- RelayToConsole::Claimed -->|  verified name + org
+//!   |                              |<-- ConsoleToRelay::Claim -----|  slot, token, scopes (role-checked)
+//!   |<-- RelayToAgent::Claimed ----|                               |  verified name, org, role
+//!   |-- AgentToRelay::Accept ----->|--- RelayToConsole::Claimed -->|  (or Decline: refused before pairing)
 //!   |<=========== spliced stream 0: bytes copied blindly ==========>|
 //!   |   PairingMsg::Spake / PairingMsg::Confirm (plain frames)      |
 //!   |   then sealed: ConsentRequest -> ConsentDecision, End/Ended   |
@@ -85,6 +86,61 @@ pub struct TechnicianIdentity {
     pub name: String,
     /// Organisation.
     pub org: String,
+    /// What the relay lets this technician ask for.
+    pub role: TechnicianRole,
+}
+
+/// A technician's role on the relay. The relay refuses claims asking for more than the role allows, and
+/// the agent refuses them again on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum TechnicianRole {
+    /// May only view the screen.
+    Viewer,
+    /// May ask for every session scope.
+    Technician,
+    /// Every session scope, plus managing technicians, enrollment tokens, the audit log and the fleet.
+    Admin,
+}
+
+impl TechnicianRole {
+    /// The session scopes this role may ask for.
+    pub fn allowed_scopes(self) -> ScopeSet {
+        match self {
+            TechnicianRole::Viewer => [Scope::View].into_iter().collect(),
+            TechnicianRole::Technician | TechnicianRole::Admin => ScopeSet::all(),
+        }
+    }
+
+    /// The lowercase name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            TechnicianRole::Viewer => "viewer",
+            TechnicianRole::Technician => "technician",
+            TechnicianRole::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for TechnicianRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for TechnicianRole {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "viewer" => Ok(TechnicianRole::Viewer),
+            "technician" => Ok(TechnicianRole::Technician),
+            "admin" => Ok(TechnicianRole::Admin),
+            other => Err(format!(
+                "unknown role {other:?} (expected viewer, technician or admin)"
+            )),
+        }
+    }
 }
 
 /// An error the relay reports to a client.
@@ -128,6 +184,10 @@ pub enum RelayErrorKind {
     RateLimited,
     /// The agent already holds the maximum number of open slots.
     TooManySlots,
+    /// The technician's role does not allow the scopes asked for.
+    Forbidden,
+    /// The agent declined the session before pairing (e.g. its IT pinned other organisations).
+    Declined,
     /// The relay is at a capacity limit.
     Busy,
     /// The relay is shutting down.
@@ -140,6 +200,13 @@ pub enum RelayErrorKind {
 pub enum AgentToRelay {
     /// Ask for a slot to build a session code around.
     OpenSlot,
+    /// Answer to [`RelayToAgent::Claimed`]: go ahead and splice.
+    Accept,
+    /// Answer to [`RelayToAgent::Claimed`]: refuse this technician before any pairing.
+    Decline {
+        /// Why, for the technician.
+        reason: String,
+    },
     /// An audit fact about the current session. Carries no content.
     Report(SessionReport),
 }
@@ -182,7 +249,8 @@ pub enum RelayToAgent {
         /// Seconds until it expires.
         expires_in_secs: u32,
     },
-    /// A technician claimed the slot; a spliced stream follows.
+    /// A technician claimed the slot. The agent answers [`AgentToRelay::Accept`] (a spliced stream
+    /// follows) or [`AgentToRelay::Decline`].
     Claimed {
         /// The slot that was claimed.
         slot: Slot,
@@ -210,6 +278,8 @@ pub enum ConsoleToRelay {
         slot: Slot,
         /// The technician's token, as printed by `tether-relay technician add`.
         token: String,
+        /// The scopes the technician will ask the user for; the relay checks them against the role.
+        scopes: ScopeSet,
     },
 }
 
@@ -248,6 +318,8 @@ pub enum EndReason {
     PairingFailed,
     /// The session reached its maximum length.
     TimeLimit,
+    /// The technician asked for more than their role allows.
+    Forbidden,
     /// The other side vanished or the connection broke.
     ConnectionLost,
     /// A protocol error.
@@ -262,6 +334,9 @@ impl std::fmt::Display for EndReason {
             EndReason::ConsentDenied => f.write_str("the user denied consent"),
             EndReason::PairingFailed => f.write_str("pairing failed (wrong code)"),
             EndReason::TimeLimit => f.write_str("the session reached its time limit"),
+            EndReason::Forbidden => {
+                f.write_str("the technician asked for more than their role allows")
+            }
             EndReason::ConnectionLost => f.write_str("the connection was lost"),
             EndReason::ProtocolError(e) => write!(f, "protocol error: {e}"),
         }

@@ -9,7 +9,7 @@ use tether_proto::Slot;
 use tether_proto::msg::{
     AgentToRelay, RelayError, RelayErrorKind, RelayToAgent, SessionReport, TechnicianIdentity,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -43,6 +43,8 @@ pub enum AgentEvent {
         session: u64,
         /// Cancel to end the session.
         end: CancellationToken,
+        /// The agent's answer: go ahead, or why not.
+        answer: oneshot::Sender<Result<(), String>>,
     },
     /// A slot expired unclaimed.
     SlotExpired {
@@ -83,6 +85,7 @@ pub(crate) async fn serve(
         busy: Arc::new(AtomicBool::new(false)),
     };
     let mut current: Option<(u64, CancellationToken)> = None;
+    let mut pending: Option<oneshot::Sender<Result<(), String>>> = None;
     info!(agent = id, "agent connected");
     loop {
         let reply = tokio::select! {
@@ -101,6 +104,19 @@ pub(crate) async fn serve(
                         })),
                     })
                 }
+                Ok(AgentToRelay::Accept) => {
+                    if let Some(p) = pending.take() {
+                        let _ = p.send(Ok(()));
+                    }
+                    None
+                }
+                Ok(AgentToRelay::Decline { reason }) => {
+                    if let Some(p) = pending.take() {
+                        let _ = p.send(Err(reason.chars().take(200).collect()));
+                    }
+                    current = None;
+                    None
+                }
                 Ok(AgentToRelay::Report(report)) => {
                     if let Some((session, end)) = &current {
                         shared.audit.record(AuditEvent::AgentReport { session: *session, report: describe(&report) });
@@ -117,8 +133,9 @@ pub(crate) async fn serve(
                 }
             },
             Some(event) = rx.recv() => match event {
-                AgentEvent::Claimed { slot, technician, session, end } => {
+                AgentEvent::Claimed { slot, technician, session, end, answer } => {
                     current = Some((session, end));
+                    pending = Some(answer);
                     Some(RelayToAgent::Claimed { slot, technician })
                 }
                 AgentEvent::SlotExpired { slot } => Some(RelayToAgent::SlotExpired { slot }),

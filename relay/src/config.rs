@@ -20,6 +20,12 @@ pub const MAX_OPEN_SLOTS_PER_AGENT: usize = 4;
 /// Claims one technician may make per minute, successful or not.
 pub const CLAIMS_PER_TECHNICIAN_PER_MINUTE: usize = 20;
 
+/// Claims one source address may make per minute, before any token is checked.
+pub const CLAIMS_PER_SOURCE_PER_MINUTE: usize = 60;
+
+/// Time the agent has to accept or decline a claim.
+pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Time a client has to send its `Hello` after opening a stream.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -41,6 +47,10 @@ pub struct Limits {
     pub max_open_slots_per_agent: usize,
     /// See [`CLAIMS_PER_TECHNICIAN_PER_MINUTE`].
     pub claims_per_technician_per_minute: usize,
+    /// See [`CLAIMS_PER_SOURCE_PER_MINUTE`].
+    pub claims_per_source_per_minute: usize,
+    /// See [`HELLO_TIMEOUT`].
+    pub hello_timeout: Duration,
     /// See [`MAX_SESSION`].
     pub max_session: Duration,
 }
@@ -52,6 +62,8 @@ impl Default for Limits {
             max_connections: MAX_CONNECTIONS,
             max_open_slots_per_agent: MAX_OPEN_SLOTS_PER_AGENT,
             claims_per_technician_per_minute: CLAIMS_PER_TECHNICIAN_PER_MINUTE,
+            claims_per_source_per_minute: CLAIMS_PER_SOURCE_PER_MINUTE,
+            hello_timeout: HELLO_TIMEOUT,
             max_session: MAX_SESSION,
         }
     }

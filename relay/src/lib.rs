@@ -12,9 +12,11 @@
 //! - [`session`]: a console's claim and the spliced session.
 //! - [`rendezvous`]: the slot table and claim rate limits, pure and clock-free.
 //! - [`splice`]: blind byte copying between the two sides.
-//! - [`technicians`]: technician registry (token hashes only).
-//! - [`audit`]: append-only JSON-lines audit log.
+//! - [`technicians`]: technician registry (roles, token hashes only, revocation, expiry).
+//! - [`admin`]: the operator commands (technicians, audit verify/show).
+//! - [`audit`]: append-only, hash-chained JSON-lines audit log.
 
+pub mod admin;
 pub mod agent_link;
 pub mod audit;
 pub mod config;

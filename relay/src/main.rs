@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tether_proto::msg::TechnicianRole;
 use tether_relay::config::{DEFAULT_PORT, default_data_dir};
-use tether_relay::technicians::Technicians;
-use tether_relay::{Relay, RelayConfig};
+use tether_relay::{Relay, RelayConfig, admin};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         command: TechnicianCommand,
     },
+    /// Check or read the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -47,9 +52,41 @@ enum TechnicianCommand {
         /// Organisation shown to users.
         #[arg(long)]
         org: String,
+        /// viewer (view only), technician (all session scopes) or admin.
+        #[arg(long, default_value = "technician")]
+        role: TechnicianRole,
+        /// Token lifetime, e.g. 30d; no expiry if omitted.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Revoke a technician's token.
+    Revoke {
+        /// Name.
+        name: String,
+        /// Organisation.
+        #[arg(long)]
+        org: String,
     },
     /// List registered technicians.
     List,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain; names the first edited, deleted or reordered record.
+    Verify,
+    /// Print records.
+    Show {
+        /// Only the last period, e.g. 24h or 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only records naming this technician.
+        #[arg(long)]
+        technician: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -57,32 +94,80 @@ async fn main() -> anyhow::Result<()> {
     tether_net::cli::init_logging();
     let cli = Cli::parse();
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
-    match cli.command.unwrap_or(Command::Serve {
+    let serve_default = Command::Serve {
         listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
-    }) {
+    };
+    match cli.command.unwrap_or(serve_default) {
         Command::Serve { listen } => serve(listen, data_dir).await,
-        Command::Technician {
-            command: TechnicianCommand::Add { name, org },
+        Command::Technician { command } => technician(&data_dir, command),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => match admin::verify_audit(&data_dir) {
+            Ok(n) => {
+                println!("audit log intact: {n} records");
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        },
+        Command::Audit {
+            command:
+                AuditCommand::Show {
+                    since,
+                    technician,
+                    json,
+                },
         } => {
-            std::fs::create_dir_all(&data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
-            let token = Technicians::new(&data_dir).add(&name, &org)?;
-            println!("technician {name:?} of {org:?} added.");
-            println!("token (shown only once; give it to the technician as TETHER_TOKEN):");
-            println!("{token}");
-            Ok(())
-        }
-        Command::Technician {
-            command: TechnicianCommand::List,
-        } => {
-            for t in Technicians::new(&data_dir).list()? {
-                println!("{}\t{}", t.name, t.org);
+            let since = since.map(|s| admin::parse_duration(&s)).transpose()?;
+            for r in admin::audit_records(&data_dir, &admin::AuditFilter { since, technician })? {
+                println!(
+                    "{}",
+                    if json {
+                        r.to_string()
+                    } else {
+                        admin::render_record(&r)
+                    }
+                );
             }
             Ok(())
         }
     }
 }
 
+fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow::Result<()> {
+    match command {
+        TechnicianCommand::Add {
+            name,
+            org,
+            role,
+            expires,
+        } => {
+            let valid_for = expires.map(|e| admin::parse_duration(&e)).transpose()?;
+            let token = admin::add_technician(data_dir, &name, &org, role, valid_for)?;
+            println!("technician {name:?} of {org:?} added with role {role}.");
+            println!("token (shown only once; give it to the technician as TETHER_TOKEN):");
+            println!("{token}");
+        }
+        TechnicianCommand::Revoke { name, org } => {
+            admin::revoke_technician(data_dir, &name, &org)?;
+            println!("technician {name:?} of {org:?} revoked; their token no longer works.");
+        }
+        TechnicianCommand::List => {
+            for t in admin::list_technicians(data_dir)? {
+                println!(
+                    "{:<24} {:<24} {:<11} {}",
+                    t.name,
+                    t.org,
+                    t.role.name(),
+                    t.status
+                );
+            }
+        }
+    }
+    Ok(())
+}
 async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     let relay = Relay::spawn(RelayConfig::new(listen, data_dir))
         .await

@@ -6,6 +6,7 @@
 //! rather than "unknown", and so the number is not handed out again while someone may still type it.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -42,22 +43,59 @@ pub struct Stats {
 pub struct Rendezvous<L> {
     slots: HashMap<Slot, Entry<L>>,
     claims: HashMap<String, VecDeque<Instant>>,
+    sources: HashMap<IpAddr, VecDeque<Instant>>,
     ttl: Duration,
     max_per_agent: usize,
     claims_per_minute: usize,
+    claims_per_source_per_minute: usize,
     stats: Stats,
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Records an attempt in a one-minute sliding window; `false` if the window is already full.
+fn admit_window(window: &mut VecDeque<Instant>, limit: usize, now: Instant) -> bool {
+    while window
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= MINUTE)
+    {
+        window.pop_front();
+    }
+    if window.len() >= limit {
+        return false;
+    }
+    window.push_back(now);
+    true
 }
 
 impl<L: Clone> Rendezvous<L> {
     /// An empty table.
-    pub fn new(ttl: Duration, max_per_agent: usize, claims_per_minute: usize) -> Self {
+    pub fn new(
+        ttl: Duration,
+        max_per_agent: usize,
+        claims_per_minute: usize,
+        claims_per_source_per_minute: usize,
+    ) -> Self {
         Rendezvous {
             slots: HashMap::new(),
             claims: HashMap::new(),
+            sources: HashMap::new(),
             ttl,
             max_per_agent,
             claims_per_minute,
+            claims_per_source_per_minute,
             stats: Stats::default(),
+        }
+    }
+
+    /// Counts a claim attempt from `source`, before its token is even looked at.
+    pub fn admit_source(&mut self, source: IpAddr, now: Instant) -> Result<(), RelayErrorKind> {
+        let window = self.sources.entry(source).or_default();
+        if admit_window(window, self.claims_per_source_per_minute, now) {
+            Ok(())
+        } else {
+            self.stats.rate_limited += 1;
+            Err(RelayErrorKind::RateLimited)
         }
     }
 
@@ -176,7 +214,7 @@ mod tests {
 
     fn table() -> (Rendezvous<&'static str>, rand::rngs::StdRng, Instant) {
         (
-            Rendezvous::new(Duration::from_secs(600), 2, 5),
+            Rendezvous::new(Duration::from_secs(600), 2, 5, 8),
             rand::rngs::StdRng::seed_from_u64(9),
             Instant::now(),
         )
@@ -249,5 +287,17 @@ mod tests {
             Err(RelayErrorKind::UnknownSlot)
         );
         assert_eq!(t.stats().rate_limited, 1);
+    }
+
+    #[test]
+    fn claims_are_rate_limited_per_source_address() {
+        let (mut t, _, now) = table();
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        for _ in 0..8 {
+            assert_eq!(t.admit_source(a, now), Ok(()));
+        }
+        assert_eq!(t.admit_source(a, now), Err(RelayErrorKind::RateLimited));
+        assert_eq!(t.admit_source(b, now), Ok(()));
+        assert_eq!(t.admit_source(a, now + MINUTE), Ok(()));
     }
 }

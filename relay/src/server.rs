@@ -28,7 +28,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::agent_link::{self, AgentEvent, AgentLink};
 use crate::audit::AuditLog;
-use crate::config::{HELLO_TIMEOUT, Limits, RelayConfig, SpliceTap};
+use crate::config::{Limits, RelayConfig, SpliceTap};
 use crate::rendezvous::{Rendezvous, Stats};
 use crate::session;
 use crate::technicians::Technicians;
@@ -53,6 +53,9 @@ pub enum StartError {
     /// The endpoint could not be bound.
     #[error(transparent)]
     Endpoint(#[from] tether_net::transport::EndpointError),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// State shared by all connection tasks.
@@ -118,16 +121,14 @@ impl Relay {
                 path: dir.clone(),
                 source,
             })?;
-        let audit = AuditLog::open(&dir).map_err(|source| StartError::DataDir {
-            path: dir.clone(),
-            source,
-        })?;
+        let audit = AuditLog::open(&dir)?;
         let limits = config.limits.clone();
         let shared = Arc::new(Shared {
             rendezvous: Mutex::new(Rendezvous::new(
                 limits.code_ttl,
                 limits.max_open_slots_per_agent,
                 limits.claims_per_technician_per_minute,
+                limits.claims_per_source_per_minute,
             )),
             technicians: Technicians::new(&dir),
             audit,
@@ -203,7 +204,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                 let shared = shared.clone();
                 let span = info_span!("conn", peer = %incoming.remote_address());
                 tasks.spawn(async move {
-                    let Ok(Ok(conn)) = tokio::time::timeout(HELLO_TIMEOUT, incoming).await else { return };
+                    let Ok(Ok(conn)) = tokio::time::timeout(shared.limits.hello_timeout, incoming).await else { return };
                     match permit {
                         Some(_permit) => serve(conn, shared).await,
                         None => {
@@ -257,7 +258,7 @@ pub(crate) async fn refuse<T: serde::Serialize>(
 async fn serve(conn: quinn::Connection, shared: Arc<Shared>) {
     let first = tokio::select! {
         _ = shared.shutdown.cancelled() => return,
-        r = tokio::time::timeout(HELLO_TIMEOUT, async {
+        r = tokio::time::timeout(shared.limits.hello_timeout, async {
             let (send, mut recv) = conn.accept_bi().await?;
             let hello = framed::read_msg::<Hello>(&mut recv).await?;
             Ok::<_, FrameError>((send, recv, hello))

@@ -6,18 +6,30 @@ use std::time::Instant;
 
 use tether_net::framed;
 use tether_proto::msg::{ConsoleToRelay, RelayError, RelayErrorKind, RelayToConsole, close};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::agent_link::AgentEvent;
 use crate::audit::AuditEvent;
-use crate::config::HELLO_TIMEOUT;
+use crate::config::ACCEPT_TIMEOUT;
+use crate::technicians::TokenProblem;
 
 /// How long a finished session waits for in-flight frames before cutting the spliced streams.
 const FINAL_FRAME_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::server::{Shared, close_protocol, refuse};
 use crate::splice::{Counters, splice};
+
+trait IntoText {
+    fn into_text(self) -> String;
+}
+
+impl IntoText for RelayErrorKind {
+    fn into_text(self) -> String {
+        message(self).to_string()
+    }
+}
 
 fn message(kind: RelayErrorKind) -> &'static str {
     match kind {
@@ -39,60 +51,109 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
 ) {
     let peer = conn.remote_address().to_string();
+    let timeout = shared.limits.hello_timeout;
     let claim =
-        match tokio::time::timeout(HELLO_TIMEOUT, framed::read_msg::<ConsoleToRelay>(&mut recv))
-            .await
-        {
+        match tokio::time::timeout(timeout, framed::read_msg::<ConsoleToRelay>(&mut recv)).await {
             Err(_) => return conn.close(close::PROTOCOL_ERROR.into(), b"no claim in time"),
             Ok(Err(e)) => return close_protocol(&conn, &e),
             Ok(Ok(c)) => c,
         };
-    let ConsoleToRelay::Claim { slot, token } = claim;
-    let refused = |kind: RelayErrorKind, technician: Option<String>| {
+    let ConsoleToRelay::Claim {
+        slot,
+        token,
+        scopes,
+    } = claim;
+    let refused = |kind: RelayErrorKind, text: String, technician: Option<String>| {
         shared.audit.record(AuditEvent::ClaimRefused {
             slot: slot.0,
             reason: format!("{kind:?}"),
             technician,
             peer: peer.clone(),
         });
-        RelayToConsole::Error(RelayError::new(kind, message(kind)))
+        RelayToConsole::Error(RelayError::new(kind, text))
     };
+    let plain = |kind: RelayErrorKind| message(kind).to_string();
+    // The source limit comes first, so guessing costs nothing but a handshake and never a token check.
+    if let Err(kind) = shared.table(|t| t.admit_source(conn.remote_address().ip(), Instant::now()))
+    {
+        return refuse(&conn, send, &refused(kind, plain(kind), None)).await;
+    }
     let technician = match shared.technicians.verify(&token) {
-        Ok(Some(t)) => t,
-        Ok(None) => return refuse(&conn, send, &refused(RelayErrorKind::BadToken, None)).await,
+        Ok(Ok(t)) => t,
+        Ok(Err(problem)) => {
+            let text = match problem {
+                TokenProblem::Unknown => plain(RelayErrorKind::BadToken),
+                TokenProblem::Revoked => "this technician token has been revoked".into(),
+                TokenProblem::Expired => "this technician token has expired".into(),
+            };
+            return refuse(&conn, send, &refused(RelayErrorKind::BadToken, text, None)).await;
+        }
         Err(e) => {
             warn!(error = %e, "technician store unreadable");
-            return refuse(&conn, send, &refused(RelayErrorKind::BadToken, None)).await;
+            let kind = RelayErrorKind::BadToken;
+            return refuse(&conn, send, &refused(kind, plain(kind), None)).await;
         }
     };
-    let who = format!("{}\u{0}{}", technician.org, technician.name);
-    let link = match shared.table(|t| t.claim(slot, &who, Instant::now())) {
-        Ok((_, link)) => link,
-        Err(kind) => return refuse(&conn, send, &refused(kind, Some(technician.name))).await,
-    };
-    if link.busy.swap(true, Ordering::AcqRel) {
+    let allowed = technician.role.allowed_scopes();
+    if scopes.intersection(allowed) != scopes {
+        let text = format!(
+            "your role ({}) may only ask for {allowed}, not {scopes}",
+            technician.role
+        );
         return refuse(
             &conn,
             send,
-            &refused(RelayErrorKind::Busy, Some(technician.name)),
+            &refused(RelayErrorKind::Forbidden, text, Some(technician.name)),
+        )
+        .await;
+    }
+    let who = format!("{}\u{0}{}", technician.org, technician.name);
+    let link = match shared.table(|t| t.claim(slot, &who, Instant::now())) {
+        Ok((_, link)) => link,
+        Err(kind) => {
+            return refuse(
+                &conn,
+                send,
+                &refused(kind, plain(kind), Some(technician.name)),
+            )
+            .await;
+        }
+    };
+    if link.busy.swap(true, Ordering::AcqRel) {
+        let kind = RelayErrorKind::Busy;
+        return refuse(
+            &conn,
+            send,
+            &refused(kind, plain(kind), Some(technician.name)),
         )
         .await;
     }
 
     let session = shared.next_id();
     let end = shared.shutdown.child_token();
+    let (answer_tx, answer) = oneshot::channel();
     let claimed = AgentEvent::Claimed {
         slot,
         technician: technician.clone(),
         session,
         end: end.clone(),
+        answer: answer_tx,
     };
-    if link.events.send(claimed).await.is_err() {
+    let answer = if link.events.send(claimed).await.is_err() {
+        Err(RelayErrorKind::UnknownSlot.into_text())
+    } else {
+        match tokio::time::timeout(ACCEPT_TIMEOUT, answer).await {
+            Ok(Ok(a)) => a,
+            _ => Err("the agent did not answer the claim".to_string()),
+        }
+    };
+    if let Err(reason) = answer {
         link.busy.store(false, Ordering::Release);
+        let text = format!("the user's agent declined: {reason}");
         return refuse(
             &conn,
             send,
-            &refused(RelayErrorKind::UnknownSlot, Some(technician.name)),
+            &refused(RelayErrorKind::Declined, text, Some(technician.name)),
         )
         .await;
     }
@@ -101,6 +162,7 @@ pub(crate) async fn serve(
         slot: slot.0,
         technician: technician.name.clone(),
         org: technician.org.clone(),
+        scopes: scopes.to_string(),
         peer,
     });
     info!(session, %slot, technician = %technician.name, org = %technician.org, "session started");

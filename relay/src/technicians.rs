@@ -1,14 +1,17 @@
-//! Registered technicians. Tokens are shown once and stored only as SHA-256 hashes.
+//! Registered technicians: name, org, role, and a token shown once and stored only as a SHA-256 hash.
 //!
-//! Tokens are 192 random bits, so a fast hash is enough: there is nothing to brute-force offline.
-//! The file is re-read on each lookup so `tether-relay technician add` takes effect on a running relay.
+//! Tokens are `tt_` + 192 random bits. A slow password hash (argon2) protects *low-entropy* secrets from
+//! offline guessing; against 192 random bits a single SHA-256 is already out of reach, and it keeps
+//! every claim cheap, so verifying tokens cannot be turned into a CPU-exhaustion attack on the relay.
+//! Tokens can be revoked and can expire. The file is re-read on each lookup so `tether-relay technician
+//! add/revoke` take effect on a running relay.
 
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tether_proto::msg::TechnicianIdentity;
+use tether_proto::msg::{TechnicianIdentity, TechnicianRole};
 
 /// File name in the data directory.
 pub const FILE: &str = "technicians.json";
@@ -43,14 +46,56 @@ pub enum TechnicianError {
         /// Org.
         org: String,
     },
+    /// No such technician.
+    #[error("no technician {name:?} in org {org:?}")]
+    NotFound {
+        /// Name.
+        name: String,
+        /// Org.
+        org: String,
+    },
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// No technician holds it.
+    Unknown,
+    /// It was revoked.
+    Revoked,
+    /// It expired.
+    Expired,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
     name: String,
     org: String,
+    #[serde(default = "default_role")]
+    role: TechnicianRole,
     token_sha256: String,
     created_unix: u64,
+    #[serde(default)]
+    expires_unix: Option<u64>,
+    #[serde(default)]
+    revoked_unix: Option<u64>,
+}
+
+fn default_role() -> TechnicianRole {
+    TechnicianRole::Technician
+}
+
+/// One technician as listed for operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct TechnicianInfo {
+    /// Name.
+    pub name: String,
+    /// Org.
+    pub org: String,
+    /// Role.
+    pub role: TechnicianRole,
+    /// `active`, `revoked` or `expired`.
+    pub status: &'static str,
 }
 
 /// The technician store in a data directory.
@@ -63,6 +108,13 @@ fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 fn check_label(what: &str, s: &str) -> Result<(), TechnicianError> {
     if s.trim().is_empty() || s.len() > 64 || s.chars().any(char::is_control) {
         return Err(TechnicianError::Invalid(format!(
@@ -70,6 +122,18 @@ fn check_label(what: &str, s: &str) -> Result<(), TechnicianError> {
         )));
     }
     Ok(())
+}
+
+impl Record {
+    fn status(&self, now: u64) -> Result<(), TokenProblem> {
+        if self.revoked_unix.is_some() {
+            return Err(TokenProblem::Revoked);
+        }
+        if self.expires_unix.is_some_and(|e| now >= e) {
+            return Err(TokenProblem::Expired);
+        }
+        Ok(())
+    }
 }
 
 impl Technicians {
@@ -96,31 +160,8 @@ impl Technicians {
         }
     }
 
-    /// Registers a technician and returns their token. The token is not stored.
-    pub fn add(&self, name: &str, org: &str) -> Result<String, TechnicianError> {
-        check_label("name", name)?;
-        check_label("org", org)?;
-        let mut all = self.load()?;
-        if all.iter().any(|r| r.name == name && r.org == org) {
-            return Err(TechnicianError::Exists {
-                name: name.into(),
-                org: org.into(),
-            });
-        }
-        let mut raw = [0u8; 24];
-        rand::thread_rng().fill_bytes(&mut raw);
-        let token = format!("tt_{}", hex::encode(raw));
-        let created_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        all.push(Record {
-            name: name.into(),
-            org: org.into(),
-            token_sha256: hash(&token),
-            created_unix,
-        });
-        let json = serde_json::to_vec_pretty(&all).map_err(|source| TechnicianError::Corrupt {
+    fn save(&self, all: &[Record]) -> Result<(), TechnicianError> {
+        let json = serde_json::to_vec_pretty(all).map_err(|source| TechnicianError::Corrupt {
             path: self.path.clone(),
             source,
         })?;
@@ -131,31 +172,107 @@ impl Technicians {
             source,
         };
         std::fs::write(&tmp, json).map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)
+    }
+
+    /// Registers a technician with the `technician` role and no expiry; returns the token.
+    pub fn add(&self, name: &str, org: &str) -> Result<String, TechnicianError> {
+        self.add_with(name, org, TechnicianRole::Technician, None)
+    }
+
+    /// Registers a technician and returns their token. The token is not stored.
+    pub fn add_with(
+        &self,
+        name: &str,
+        org: &str,
+        role: TechnicianRole,
+        valid_for: Option<std::time::Duration>,
+    ) -> Result<String, TechnicianError> {
+        check_label("name", name)?;
+        check_label("org", org)?;
+        let mut all = self.load()?;
+        if all
+            .iter()
+            .any(|r| r.name == name && r.org == org && r.revoked_unix.is_none())
+        {
+            return Err(TechnicianError::Exists {
+                name: name.into(),
+                org: org.into(),
+            });
+        }
+        let mut raw = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut raw);
+        let token = format!("tt_{}", hex::encode(raw));
+        let created_unix = now_unix();
+        all.push(Record {
+            name: name.into(),
+            org: org.into(),
+            role,
+            token_sha256: hash(&token),
+            created_unix,
+            expires_unix: valid_for.map(|d| created_unix + d.as_secs()),
+            revoked_unix: None,
+        });
+        self.save(&all)?;
         Ok(token)
     }
 
-    /// The technician holding `token`, if any.
-    pub fn verify(&self, token: &str) -> Result<Option<TechnicianIdentity>, TechnicianError> {
-        let h = hash(token);
-        Ok(self
-            .load()?
-            .into_iter()
-            .find(|r| r.token_sha256 == h)
-            .map(|r| TechnicianIdentity {
-                name: r.name,
-                org: r.org,
-            }))
+    /// Revokes a technician's token; claims with it fail from now on.
+    pub fn revoke(&self, name: &str, org: &str) -> Result<(), TechnicianError> {
+        let mut all = self.load()?;
+        let now = now_unix();
+        let mut found = false;
+        for r in all
+            .iter_mut()
+            .filter(|r| r.name == name && r.org == org && r.revoked_unix.is_none())
+        {
+            r.revoked_unix = Some(now);
+            found = true;
+        }
+        if !found {
+            return Err(TechnicianError::NotFound {
+                name: name.into(),
+                org: org.into(),
+            });
+        }
+        self.save(&all)
     }
 
-    /// All technicians (name, org).
-    pub fn list(&self) -> Result<Vec<TechnicianIdentity>, TechnicianError> {
+    /// The technician holding `token`, or why the token is not good.
+    pub fn verify(
+        &self,
+        token: &str,
+    ) -> Result<Result<TechnicianIdentity, TokenProblem>, TechnicianError> {
+        let h = hash(token);
+        let all = self.load()?;
+        let Some(r) = all.into_iter().find(|r| r.token_sha256 == h) else {
+            return Ok(Err(TokenProblem::Unknown));
+        };
+        Ok(r.status(now_unix()).map(|()| TechnicianIdentity {
+            name: r.name,
+            org: r.org,
+            role: r.role,
+        }))
+    }
+
+    /// All technicians, with their status.
+    pub fn list(&self) -> Result<Vec<TechnicianInfo>, TechnicianError> {
+        let now = now_unix();
         Ok(self
             .load()?
             .into_iter()
-            .map(|r| TechnicianIdentity {
-                name: r.name,
-                org: r.org,
+            .map(|r| {
+                let status = match r.status(now) {
+                    Ok(()) => "active",
+                    Err(TokenProblem::Revoked) => "revoked",
+                    Err(_) => "expired",
+                };
+                TechnicianInfo {
+                    name: r.name,
+                    org: r.org,
+                    role: r.role,
+                    status,
+                }
             })
             .collect())
     }
@@ -171,8 +288,11 @@ mod tests {
         let t = Technicians::new(dir.path());
         let token = t.add("Ada", "Acme IT").unwrap();
         let who = t.verify(&token).unwrap().unwrap();
-        assert_eq!((who.name.as_str(), who.org.as_str()), ("Ada", "Acme IT"));
-        assert!(t.verify("tt_wrong").unwrap().is_none());
+        assert_eq!(
+            (who.name.as_str(), who.org.as_str(), who.role),
+            ("Ada", "Acme IT", TechnicianRole::Technician)
+        );
+        assert_eq!(t.verify("tt_wrong").unwrap(), Err(TokenProblem::Unknown));
         let stored = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
         assert!(!stored.contains(&token[3..]), "token stored in clear");
         assert!(matches!(
@@ -183,5 +303,38 @@ mod tests {
             t.add("", "Acme IT"),
             Err(TechnicianError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn revoked_and_expired_tokens_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Technicians::new(dir.path());
+        let token = t
+            .add_with("Bob", "Acme IT", TechnicianRole::Viewer, None)
+            .unwrap();
+        assert_eq!(
+            t.verify(&token).unwrap().unwrap().role,
+            TechnicianRole::Viewer
+        );
+        t.revoke("Bob", "Acme IT").unwrap();
+        assert_eq!(t.verify(&token).unwrap(), Err(TokenProblem::Revoked));
+        assert!(matches!(
+            t.revoke("Bob", "Acme IT"),
+            Err(TechnicianError::NotFound { .. })
+        ));
+        let expired = t
+            .add_with(
+                "Cy",
+                "Acme IT",
+                TechnicianRole::Admin,
+                Some(std::time::Duration::ZERO),
+            )
+            .unwrap();
+        assert_eq!(t.verify(&expired).unwrap(), Err(TokenProblem::Expired));
+        let statuses: Vec<_> = t.list().unwrap().into_iter().map(|i| i.status).collect();
+        assert_eq!(statuses, ["revoked", "expired"]);
+        // A revoked name can be registered again, with a new token.
+        let again = t.add("Bob", "Acme IT").unwrap();
+        assert!(t.verify(&again).unwrap().is_ok());
     }
 }

@@ -10,9 +10,15 @@ pub enum ConsoleError {
     /// The relay could not be reached, or failed its identity check.
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    /// The technician token was refused.
-    #[error("the relay does not accept this technician token (check TETHER_TOKEN)")]
-    BadToken,
+    /// The technician token was refused (unknown, revoked or expired).
+    #[error("the relay does not accept this technician token: {0} (check TETHER_TOKEN)")]
+    BadToken(String),
+    /// The technician's role does not allow the scopes asked for.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    /// The user's agent declined before pairing (its IT allows other organisations only).
+    #[error("{0}")]
+    Declined(String),
     /// No such code is open (mistyped, used or burned).
     #[error(
         "no such session code: it may be mistyped, already used, or burned by a wrong attempt; ask the user for a new code"
@@ -50,10 +56,10 @@ impl ConsoleError {
         match self {
             ConsoleError::Connect(ConnectError::FingerprintMismatch { .. }) => 4,
             ConsoleError::Connect(_) => 3,
-            ConsoleError::BadToken => 5,
+            ConsoleError::BadToken(_) | ConsoleError::Forbidden(_) => 5,
             ConsoleError::UnknownCode | ConsoleError::ExpiredCode | ConsoleError::Refused(_) => 6,
             ConsoleError::WrongCode => 7,
-            ConsoleError::ConsentDenied => 8,
+            ConsoleError::ConsentDenied | ConsoleError::Declined(_) => 8,
             ConsoleError::ScopeDenied(_) => 9,
             ConsoleError::Ended(_) | ConsoleError::Failed(_) | ConsoleError::Protocol(_) => 10,
         }
@@ -63,7 +69,9 @@ impl ConsoleError {
 impl From<RelayError> for ConsoleError {
     fn from(e: RelayError) -> Self {
         match e.kind {
-            RelayErrorKind::BadToken => ConsoleError::BadToken,
+            RelayErrorKind::BadToken => ConsoleError::BadToken(e.message),
+            RelayErrorKind::Forbidden => ConsoleError::Forbidden(e.message),
+            RelayErrorKind::Declined => ConsoleError::Declined(e.message),
             RelayErrorKind::UnknownSlot => ConsoleError::UnknownCode,
             RelayErrorKind::ExpiredSlot => ConsoleError::ExpiredCode,
             _ => ConsoleError::Refused(e),

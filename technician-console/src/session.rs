@@ -130,6 +130,7 @@ async fn claim_and_pair(
         &ConsoleToRelay::Claim {
             slot: code.slot,
             token: config.token.clone(),
+            scopes,
         },
     )
     .await?;

@@ -270,7 +270,7 @@ async fn unknown_slot_and_bad_token_are_refused() {
     let err = open_session(&bad, code, scopes("inventory"))
         .await
         .unwrap_err();
-    assert!(matches!(err, ConsoleError::BadToken), "{err}");
+    assert!(matches!(err, ConsoleError::BadToken(_)), "{err}");
     assert_eq!(err.exit_code(), 5);
     // A bad token does not consume the code.
     let mut s = open_session(&relay.console(), code, scopes("inventory"))

@@ -1,0 +1,172 @@
+//! What IT decides for this machine, and what the agent remembers between sessions.
+//!
+//! - [`Policy`]: IT can pin the organisations allowed to connect (`allowed_orgs` in the agent's config
+//!   file). A claim by a technician of another organisation is declined before any pairing or prompt.
+//! - [`KnownOrgs`]: organisations this machine has granted access to before. A prompt from an
+//!   organisation that is not among them carries a plain warning, because a scammer's "support
+//!   company" is by definition new to the victim.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tether_proto::msg::TechnicianIdentity;
+
+/// The default config file.
+pub const DEFAULT_CONFIG: &str = "/etc/tether/agent.toml";
+
+/// Errors reading the config.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("agent config {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this config.
+    #[error("agent config {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: toml::de::Error,
+    },
+}
+
+/// IT's rules for this agent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// If set, only technicians of these organisations may even start pairing.
+    pub allowed_orgs: Option<Vec<String>>,
+}
+
+impl Policy {
+    /// Reads a policy file; a missing default file is an empty policy, a missing explicit one an error.
+    pub fn load(path: &Path, explicit: bool) -> Result<Policy, PolicyError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Policy::default());
+            }
+            Err(source) => {
+                return Err(PolicyError::Io {
+                    path: path.into(),
+                    source,
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|source| PolicyError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// `Err(reason)` when this technician may not connect here.
+    pub fn check(&self, technician: &TechnicianIdentity) -> Result<(), String> {
+        match &self.allowed_orgs {
+            Some(orgs) if !orgs.iter().any(|o| o == &technician.org) => Err(format!(
+                "this computer only accepts support from {}; {:?} is not one of them",
+                orgs.join(", "),
+                technician.org
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Organisations this machine has granted access to before (`known-orgs.json` in the state dir).
+#[derive(Debug, Clone)]
+pub struct KnownOrgs {
+    path: Option<PathBuf>,
+}
+
+impl KnownOrgs {
+    /// Known orgs kept in `state_dir`; with `None`, every organisation counts as new.
+    pub fn new(state_dir: Option<&Path>) -> Self {
+        KnownOrgs {
+            path: state_dir.map(|d| d.join("known-orgs.json")),
+        }
+    }
+
+    fn load(&self) -> Vec<String> {
+        self.path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether `org` was granted access here before.
+    pub fn is_known(&self, org: &str) -> bool {
+        self.load().iter().any(|o| o == org)
+    }
+
+    /// Remembers `org` after the user granted it something.
+    pub fn remember(&self, org: &str) {
+        let Some(path) = &self.path else { return };
+        let mut all = self.load();
+        if all.iter().any(|o| o == org) {
+            return;
+        }
+        all.push(org.to_string());
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Ok(json) = serde_json::to_vec_pretty(&all)
+            && let Err(e) = std::fs::write(path, json)
+        {
+            tracing::warn!(error = %e, "cannot remember the organisation");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_proto::msg::TechnicianRole;
+
+    fn tech(org: &str) -> TechnicianIdentity {
+        TechnicianIdentity {
+            name: "Ada".into(),
+            org: org.into(),
+            role: TechnicianRole::Technician,
+        }
+    }
+
+    #[test]
+    fn pinned_orgs_decline_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "allowed_orgs = [\"Acme IT\"]\n").unwrap();
+        let p = Policy::load(&path, true).unwrap();
+        assert!(p.check(&tech("Acme IT")).is_ok());
+        let why = p.check(&tech("Totally Legit Support")).unwrap_err();
+        assert!(why.contains("only accepts support from Acme IT"), "{why}");
+        assert!(Policy::default().check(&tech("anyone")).is_ok());
+        assert!(
+            Policy::load(&dir.path().join("missing.toml"), false)
+                .unwrap()
+                .allowed_orgs
+                .is_none()
+        );
+        assert!(Policy::load(&dir.path().join("missing.toml"), true).is_err());
+        std::fs::write(&path, "allowed_org = [\"typo\"]\n").unwrap();
+        assert!(matches!(
+            Policy::load(&path, true),
+            Err(PolicyError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn orgs_are_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let known = KnownOrgs::new(Some(dir.path()));
+        assert!(!known.is_known("Acme IT"));
+        known.remember("Acme IT");
+        assert!(KnownOrgs::new(Some(dir.path())).is_known("Acme IT"));
+        assert!(!KnownOrgs::new(None).is_known("Acme IT"));
+    }
+}

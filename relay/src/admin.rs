@@ -1,0 +1,225 @@
+//! Operator commands behind `tether-relay technician ...` and `tether-relay audit ...`, kept in the
+//! library so `main.rs` stays a thin parser and the commands are testable.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tether_proto::msg::TechnicianRole;
+
+use crate::audit::{self, AuditError, AuditEvent, AuditLog, ChainError};
+use crate::technicians::{TechnicianError, TechnicianInfo, Technicians};
+
+/// Errors from operator commands.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The technician store failed or refused.
+    #[error(transparent)]
+    Technician(#[from] TechnicianError),
+    /// The audit log failed.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The audit chain is broken.
+    #[error("audit log is NOT intact: {0}")]
+    Chain(#[from] ChainError),
+    /// A file could not be read or the data directory created.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A duration like `7d` could not be parsed.
+    #[error("invalid duration {0:?}: use a number followed by s, m, h or d (e.g. 30m, 12h, 7d)")]
+    Duration(String),
+}
+
+/// Parses `90s`, `30m`, `12h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<Duration, AdminError> {
+    let s = s.trim();
+    let bad = || AdminError::Duration(s.to_string());
+    let unit = s.chars().last().ok_or_else(bad)?;
+    let n: u64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+    let secs = match unit {
+        's' => n,
+        'm' => n * 60,
+        'h' => n * 3600,
+        'd' => n * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Registers a technician, audits it, and returns the token.
+pub fn add_technician(
+    data_dir: &Path,
+    name: &str,
+    org: &str,
+    role: TechnicianRole,
+    valid_for: Option<Duration>,
+) -> Result<String, AdminError> {
+    std::fs::create_dir_all(data_dir)?;
+    let token = Technicians::new(data_dir).add_with(name, org, role, valid_for)?;
+    AuditLog::open(data_dir)?.try_record(&AuditEvent::TechnicianAdded {
+        technician: name.into(),
+        org: org.into(),
+        role: role.to_string(),
+    })?;
+    Ok(token)
+}
+
+/// Revokes a technician and audits it.
+pub fn revoke_technician(data_dir: &Path, name: &str, org: &str) -> Result<(), AdminError> {
+    Technicians::new(data_dir).revoke(name, org)?;
+    AuditLog::open(data_dir)?.try_record(&AuditEvent::TechnicianRevoked {
+        technician: name.into(),
+        org: org.into(),
+    })?;
+    Ok(())
+}
+
+/// All technicians.
+pub fn list_technicians(data_dir: &Path) -> Result<Vec<TechnicianInfo>, AdminError> {
+    Ok(Technicians::new(data_dir).list()?)
+}
+
+/// Verifies the audit chain; the number of records when intact.
+pub fn verify_audit(data_dir: &Path) -> Result<usize, AdminError> {
+    let text = read_audit(data_dir)?;
+    Ok(audit::verify(&text)?)
+}
+
+fn read_audit(data_dir: &Path) -> Result<String, AdminError> {
+    match std::fs::read_to_string(data_dir.join(audit::FILE)) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Which records `audit show` prints.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only records newer than this many seconds before now.
+    pub since: Option<Duration>,
+    /// Only records naming this technician.
+    pub technician: Option<String>,
+}
+
+/// The records matching `filter`, as parsed JSON objects.
+pub fn audit_records(
+    data_dir: &Path,
+    filter: &AuditFilter,
+) -> Result<Vec<serde_json::Value>, AdminError> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let cutoff = filter
+        .since
+        .map(|d| now_ms.saturating_sub(d.as_millis() as u64));
+    Ok(read_audit(data_dir)?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| cutoff.is_none_or(|c| v["ts_unix_ms"].as_u64().unwrap_or(0) >= c))
+        .filter(|v| {
+            filter
+                .technician
+                .as_ref()
+                .is_none_or(|t| v["technician"].as_str() == Some(t.as_str()))
+        })
+        .collect())
+}
+
+/// One record as a line for people: UTC time, event, then the other fields.
+pub fn render_record(v: &serde_json::Value) -> String {
+    let ts = v["ts_unix_ms"].as_u64().unwrap_or(0) / 1000;
+    let mut out = format!(
+        "{} #{:<4} {:<18}",
+        utc(ts),
+        v["seq"],
+        v["event"].as_str().unwrap_or("?")
+    );
+    if let Some(obj) = v.as_object() {
+        for (k, val) in obj {
+            if matches!(k.as_str(), "seq" | "ts_unix_ms" | "prev" | "event") || val.is_null() {
+                continue;
+            }
+            match val.as_str() {
+                Some(s) => out.push_str(&format!(" {k}={s:?}")),
+                None => out.push_str(&format!(" {k}={val}")),
+            }
+        }
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SSZ` from Unix seconds (civil-from-days; no time-zone database needed).
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_dates() {
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert!(
+            parse_duration("7w").is_err()
+                && parse_duration("d").is_err()
+                && parse_duration("").is_err()
+        );
+        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(utc(1_795_541_809), "2026-11-24 17:36:49Z");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00Z");
+    }
+
+    #[test]
+    fn admin_commands_are_audited_and_filterable() {
+        let dir = tempfile::tempdir().unwrap();
+        add_technician(dir.path(), "Ada", "Acme", TechnicianRole::Admin, None).unwrap();
+        add_technician(
+            dir.path(),
+            "Bob",
+            "Acme",
+            TechnicianRole::Viewer,
+            Some(Duration::from_secs(60)),
+        )
+        .unwrap();
+        revoke_technician(dir.path(), "Bob", "Acme").unwrap();
+        assert_eq!(verify_audit(dir.path()).unwrap(), 3);
+        let bob = AuditFilter {
+            technician: Some("Bob".into()),
+            ..Default::default()
+        };
+        let records = audit_records(dir.path(), &bob).unwrap();
+        let events: Vec<_> = records
+            .iter()
+            .map(|r| r["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(events, ["technician_added", "technician_revoked"]);
+        assert!(render_record(&records[0]).contains("technician=\"Bob\""));
+        let list = list_technicians(dir.path()).unwrap();
+        assert_eq!(
+            list.iter().map(|t| t.status).collect::<Vec<_>>(),
+            ["active", "revoked"]
+        );
+    }
+}
