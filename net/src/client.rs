@@ -94,6 +94,14 @@ impl RelayConnection {
 
 /// Connects to the relay and completes the TLS handshake.
 pub async fn connect(target: &RelayTarget) -> Result<RelayConnection, ConnectError> {
+    connect_from(target, None).await
+}
+
+/// Like [`connect`], from a chosen local address (a multi-homed host, or a test posing as another source).
+pub async fn connect_from(
+    target: &RelayTarget,
+    bind: Option<std::net::SocketAddr>,
+) -> Result<RelayConnection, ConnectError> {
     let addr = tokio::net::lookup_host(&target.addr)
         .await
         .map_err(|e| ConnectError::Resolve {
@@ -105,7 +113,7 @@ pub async fn connect(target: &RelayTarget) -> Result<RelayConnection, ConnectErr
             addr: target.addr.clone(),
             reason: "no addresses".into(),
         })?;
-    let (endpoint, seen) = transport::client_endpoint(addr, &target.trust)?;
+    let (endpoint, seen) = transport::client_endpoint_from(addr, &target.trust, bind)?;
     let connecting =
         endpoint
             .connect(addr, DEFAULT_SERVER_NAME)

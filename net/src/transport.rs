@@ -45,19 +45,28 @@ pub fn client_endpoint(
     relay: SocketAddr,
     trust: &Trust,
 ) -> Result<(quinn::Endpoint, SeenFingerprint), EndpointError> {
+    client_endpoint_from(relay, trust, None)
+}
+
+/// Like [`client_endpoint`], bound to `bind` when given.
+pub fn client_endpoint_from(
+    relay: SocketAddr,
+    trust: &Trust,
+    bind: Option<SocketAddr>,
+) -> Result<(quinn::Endpoint, SeenFingerprint), EndpointError> {
     let (crypto, seen) = tls::client_crypto(trust)?;
     let crypto =
         QuicClientConfig::try_from(crypto).map_err(|e| EndpointError::Quic(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     cfg.transport_config(transport_config());
-    let bind: SocketAddr = if relay.is_ipv6() {
+    let any: SocketAddr = if relay.is_ipv6() {
         "[::]:0"
     } else {
         "0.0.0.0:0"
     }
     .parse()
     .unwrap_or_else(|_| unreachable!("literal socket address"));
-    let mut ep = quinn::Endpoint::client(bind)?;
+    let mut ep = quinn::Endpoint::client(bind.unwrap_or(any))?;
     ep.set_default_client_config(cfg);
     Ok((ep, seen))
 }

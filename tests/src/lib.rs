@@ -181,3 +181,91 @@ pub async fn paired(
         .expect("session opens");
     (agent, session)
 }
+
+/// A console built from the protocol pieces, for tests that must misbehave (or pose as another source)
+/// where the real console library would not.
+#[derive(Debug)]
+pub struct RawConsole {
+    /// The relay connection.
+    pub relay: tether_net::client::RelayConnection,
+    /// Stream 0, send half (plain until pairing).
+    pub send: quinn::SendStream,
+    /// Stream 0, receive half.
+    pub recv: quinn::RecvStream,
+}
+
+/// How a raw claim ended.
+#[derive(Debug)]
+pub enum RawClaim {
+    /// Claimed: stream 0 is now spliced to the agent.
+    Claimed(RawConsole),
+    /// The relay refused, with this error.
+    Refused(tether_proto::msg::RelayError),
+    /// The connection failed.
+    Failed(String),
+}
+
+impl RawConsole {
+    /// Connects from `bind` (if given) and claims `slot` with `token`, announcing `scopes`.
+    pub async fn claim(
+        target: &RelayTarget,
+        bind: Option<std::net::SocketAddr>,
+        slot: tether_proto::Slot,
+        token: &str,
+        scopes: ScopeSet,
+    ) -> RawClaim {
+        use tether_net::{client, framed};
+        use tether_proto::msg::{ConsoleToRelay, RelayToConsole, Role};
+        let relay = match client::connect_from(target, bind).await {
+            Ok(r) => r,
+            Err(e) => return RawClaim::Failed(e.to_string()),
+        };
+        let (mut send, mut recv) = match client::open_control(&relay.conn, Role::Console).await {
+            Ok(s) => s,
+            Err(e) => return RawClaim::Failed(e.to_string()),
+        };
+        let claim = ConsoleToRelay::Claim {
+            slot,
+            token: token.into(),
+            scopes,
+        };
+        if let Err(e) = framed::write_msg(&mut send, &claim).await {
+            return RawClaim::Failed(e.to_string());
+        }
+        let answer = framed::read_msg::<RelayToConsole>(&mut recv).await;
+        match answer {
+            Ok(RelayToConsole::Claimed { .. }) => {
+                RawClaim::Claimed(RawConsole { relay, send, recv })
+            }
+            Ok(RelayToConsole::Error(e)) => {
+                relay.close(0, "done").await;
+                RawClaim::Refused(e)
+            }
+            Err(e) => RawClaim::Failed(e.to_string()),
+        }
+    }
+
+    /// Runs the console side of pairing with `code`'s secret.
+    pub async fn pair(
+        &mut self,
+        code: &SessionCode,
+    ) -> Result<tether_proto::seal::SessionKeys, String> {
+        use tether_net::framed;
+        use tether_proto::pairing::{Pairing, PairingMsg, Side};
+        let mut p = Pairing::new(Side::Console, code.slot, &code.secret);
+        loop {
+            while let Some(m) = p.poll_transmit() {
+                framed::write_msg(&mut self.send, &m)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            if p.outcome().is_some() {
+                return p.into_keys().map_err(|e| e.to_string());
+            }
+            let m = framed::read_msg::<PairingMsg>(&mut self.recv)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = p.handle(m);
+        }
+    }
+}
