@@ -90,9 +90,15 @@ enum AuditCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     tether_net::cli::init_logging();
-    let cli = Cli::parse();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
     let serve_default = Command::Serve {
         listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECS seconds (default 60) on stable Rust (no sanitizer: `-s none`) and
+# prints the executions per target. Corpora are kept in fuzz/corpus/<target>.
+set -euo pipefail
+cd "$(dirname "$0")"
+SECS=${1:-60}
+for t in frames session_code sealed pairing rendezvous; do
+  mkdir -p corpus/$t
+  out=$(cargo fuzz run -s none -O "$t" corpus/$t -- -max_total_time="$SECS" -print_final_stats=1 2>&1 || true)
+  runs=$(echo "$out" | grep -oE 'stat::number_of_executed_units: *[0-9]+' | grep -oE '[0-9]+$' || echo 0)
+  crashes=$(echo "$out" | grep -cE 'panicked|deadly signal|SUMMARY: libFuzzer' || true)
+  echo "$t executions=$runs crashes=$crashes"
+done
