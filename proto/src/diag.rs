@@ -148,7 +148,9 @@ impl ProbeKind {
             ProbeKind::Uptime => "uptime and load average compared with the CPU count",
             ProbeKind::Pressure => "CPU busy %, memory and swap use, kernel pressure stall info",
             ProbeKind::TopProcesses => "the processes using the most CPU and memory",
-            ProbeKind::DiskUsage => "space used per filesystem; warns above 90 %, problem above 97 %",
+            ProbeKind::DiskUsage => {
+                "space used per filesystem; warns above 90 %, problem above 97 %"
+            }
             ProbeKind::Inodes => "inodes used per filesystem; warns above 90 %, problem above 97 %",
             ProbeKind::Smart => "SMART overall health of each disk (needs smartctl)",
             ProbeKind::Interfaces => "network interfaces, link state, MAC and addresses",
@@ -238,6 +240,17 @@ impl ProbeKind {
         }
     }
 
+    /// The timeout to apply: `requested` (1–[`MAX_TIMEOUT_SECS`]) or the default.
+    pub fn effective_timeout_secs(self, requested: Option<u16>) -> Result<u16, ParamError> {
+        match requested {
+            None => Ok(self.default_timeout_secs()),
+            Some(t) => {
+                in_range("timeout", t, 1, MAX_TIMEOUT_SECS)?;
+                Ok(t)
+            }
+        }
+    }
+
     /// Whether `diag --all` (the standard health check) runs it: every probe without required parameters.
     pub fn in_health_check(self) -> bool {
         self.params().iter().all(|p| !p.required)
@@ -317,7 +330,10 @@ pub enum Probe {
         #[cfg_attr(test, proptest(strategy = "1..=MAX_LINES"))]
         lines: u16,
         /// Only the last this many minutes, 1–[`MAX_SINCE_MINUTES`].
-        #[cfg_attr(test, proptest(strategy = "proptest::option::of(1..=MAX_SINCE_MINUTES)"))]
+        #[cfg_attr(
+            test,
+            proptest(strategy = "proptest::option::of(1..=MAX_SINCE_MINUTES)")
+        )]
         since_minutes: Option<u32>,
     },
     /// See [`ProbeKind::KernelMessages`].
@@ -650,7 +666,13 @@ where
 /// IPv4/IPv6 address literal. Nothing else: no spaces, quotes, shell characters or leading `-`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub struct HostName(#[cfg_attr(test, proptest(regex = "[a-z]([a-z0-9-]{0,8}[a-z0-9])?(\\.[a-z]{1,8}){0,3}"))] String);
+pub struct HostName(
+    #[cfg_attr(
+        test,
+        proptest(regex = "[a-z]([a-z0-9-]{0,8}[a-z0-9])?(\\.[a-z]{1,8}){0,3}")
+    )]
+    String,
+);
 
 impl HostName {
     /// The validated text.
@@ -761,7 +783,13 @@ impl fmt::Display for Port {
 /// shell characters; at most [`MAX_URL_LEN`] characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub struct HttpUrl(#[cfg_attr(test, proptest(regex = "https?://[a-z]{1,10}(:[1-9][0-9]{0,3})?(/[a-z0-9]{0,8}){0,3}"))] String);
+pub struct HttpUrl(
+    #[cfg_attr(
+        test,
+        proptest(regex = "https?://[a-z]{1,10}(:[1-9][0-9]{0,3})?(/[a-z0-9]{0,8}){0,3}")
+    )]
+    String,
+);
 
 /// The parts of an [`HttpUrl`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -833,18 +861,14 @@ impl HttpUrl {
         };
         HostName::check(host).map_err(|e| bad(&e.to_string()))?;
         let port = match port {
-            Some(p) => p
-                .parse::<Port>()
-                .map_err(|e| bad(&e.to_string()))?
-                .get(),
+            Some(p) => p.parse::<Port>().map_err(|e| bad(&e.to_string()))?.get(),
             None if tls => 443,
             None => 80,
         };
         const PATH_CHARS: &[u8] = b"-._~/?=&%+:@,";
-        if let Some(c) = path
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || (c.is_ascii() && PATH_CHARS.contains(&(*c as u8)))))
-        {
+        if let Some(c) = path.chars().find(|c| {
+            !(c.is_ascii_alphanumeric() || (c.is_ascii() && PATH_CHARS.contains(&(*c as u8))))
+        }) {
             return Err(bad(&format!(
                 "character {c:?} is not allowed (letters, digits and -._~/?=&%+:@, only)"
             )));
@@ -877,7 +901,13 @@ impl fmt::Display for HttpUrl {
 /// or `.` (so it can never be read as an option).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub struct UnitName(#[cfg_attr(test, proptest(regex = "[a-z][a-z0-9-]{0,12}\\.(service|timer|socket)"))] String);
+pub struct UnitName(
+    #[cfg_attr(
+        test,
+        proptest(regex = "[a-z][a-z0-9-]{0,12}\\.(service|timer|socket)")
+    )]
+    String,
+);
 
 impl UnitName {
     /// The validated text.
@@ -888,8 +918,17 @@ impl UnitName {
     /// The name with `.service` added when it has no unit type suffix, as systemctl reads it.
     pub fn with_suffix(&self) -> String {
         const TYPES: [&str; 11] = [
-            ".service", ".socket", ".target", ".timer", ".mount", ".automount", ".path", ".slice",
-            ".scope", ".swap", ".device",
+            ".service",
+            ".socket",
+            ".target",
+            ".timer",
+            ".mount",
+            ".automount",
+            ".path",
+            ".slice",
+            ".scope",
+            ".swap",
+            ".device",
         ];
         if TYPES.iter().any(|t| self.0.ends_with(t)) {
             self.0.clone()
@@ -1423,19 +1462,8 @@ mod tests {
     #[test]
     fn shell_metacharacters_are_rejected_everywhere() {
         let evil = [
-            "a;reboot",
-            "a|b",
-            "a&&b",
-            "$(id)",
-            "`id`",
-            "a b",
-            "a'b",
-            "a\"b",
-            "a>b",
-            "a\nb",
-            "a\\b",
-            "*",
-            "~root",
+            "a;reboot", "a|b", "a&&b", "$(id)", "`id`", "a b", "a'b", "a\"b", "a>b", "a\nb",
+            "a\\b", "*", "~root",
         ];
         for e in evil {
             assert!(e.parse::<HostName>().is_err(), "host {e:?}");
@@ -1455,12 +1483,29 @@ mod tests {
 
     #[test]
     fn hosts() {
-        for ok in ["example.com", "a", "xn--bcher-kva.example", "10.0.0.1", "::1", "fe80::1"] {
+        for ok in [
+            "example.com",
+            "a",
+            "xn--bcher-kva.example",
+            "10.0.0.1",
+            "::1",
+            "fe80::1",
+        ] {
             ok.parse::<HostName>().unwrap();
         }
         let long_label = "a".repeat(64);
         let too_long = format!("{}.com", ["abc"; 70].join("."));
-        for bad in ["", "a..b", ".a", "a.", "-a.com", "a-.com", &long_label, &too_long, "ex_ample.com"] {
+        for bad in [
+            "",
+            "a..b",
+            ".a",
+            "a.",
+            "-a.com",
+            "a-.com",
+            &long_label,
+            &too_long,
+            "ex_ample.com",
+        ] {
             assert!(bad.parse::<HostName>().is_err(), "{bad:?}");
         }
         let e = too_long.parse::<HostName>().unwrap_err().to_string();
@@ -1487,10 +1532,16 @@ mod tests {
     fn urls() {
         let u: HttpUrl = "https://example.com".parse().unwrap();
         let p = u.parts().unwrap();
-        assert_eq!((p.tls, p.host, p.port, p.path), (true, "example.com", 443, "/"));
+        assert_eq!(
+            (p.tls, p.host, p.port, p.path),
+            (true, "example.com", 443, "/")
+        );
         let u: HttpUrl = "HTTP://[::1]:8080/x/y?z=1&w=%20".parse().unwrap();
         let p = u.parts().unwrap();
-        assert_eq!((p.tls, p.host, p.port, p.path), (false, "::1", 8080, "/x/y?z=1&w=%20"));
+        assert_eq!(
+            (p.tls, p.host, p.port, p.path),
+            (false, "::1", 8080, "/x/y?z=1&w=%20")
+        );
         let u: HttpUrl = "http://127.0.0.1:81?q".parse().unwrap();
         assert_eq!(u.parts().unwrap().path, "?q");
         for (bad, why) in [
@@ -1508,17 +1559,42 @@ mod tests {
             assert!(e.contains(why), "{bad}: {e}");
         }
         let long = format!("http://example.com/{}", "a".repeat(600));
-        assert!(long.parse::<HttpUrl>().unwrap_err().to_string().contains("512"));
+        assert!(
+            long.parse::<HttpUrl>()
+                .unwrap_err()
+                .to_string()
+                .contains("512")
+        );
     }
 
     #[test]
     fn units() {
-        for ok in ["ssh.service", "ssh", "getty@tty1.service", "dev-sda1.device", "a:b_c"] {
+        for ok in [
+            "ssh.service",
+            "ssh",
+            "getty@tty1.service",
+            "dev-sda1.device",
+            "a:b_c",
+        ] {
             ok.parse::<UnitName>().unwrap();
         }
-        assert_eq!("ssh".parse::<UnitName>().unwrap().with_suffix(), "ssh.service");
-        assert_eq!("x.timer".parse::<UnitName>().unwrap().with_suffix(), "x.timer");
-        for bad in ["", ".hidden", "-x", "a/b", "../etc", "a b", &"a".repeat(129)] {
+        assert_eq!(
+            "ssh".parse::<UnitName>().unwrap().with_suffix(),
+            "ssh.service"
+        );
+        assert_eq!(
+            "x.timer".parse::<UnitName>().unwrap().with_suffix(),
+            "x.timer"
+        );
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "../etc",
+            "a b",
+            &"a".repeat(129),
+        ] {
             assert!(bad.parse::<UnitName>().is_err(), "{bad:?}");
         }
     }
