@@ -234,9 +234,39 @@ impl Session {
         }
     }
 
-    /// Runs one probe on the agent (needs `diagnostics`).
+    /// Runs one probe on the agent with its default timeout (needs `diagnostics`).
     pub async fn diagnostic(&mut self, probe: Probe) -> Result<DiagReport, ConsoleError> {
-        match self.request(&Request::Diagnostic { probe }).await? {
+        self.diagnostic_with(probe, None).await
+    }
+
+    /// Runs the standard health check ([`Probe::health_check`]), one probe per stream, and returns the
+    /// reports sorted problems first (then in catalog order).
+    pub async fn health_check(
+        &mut self,
+        timeout_secs: Option<u16>,
+    ) -> Result<Vec<DiagReport>, ConsoleError> {
+        let mut reports = Vec::new();
+        for probe in Probe::health_check() {
+            reports.push(self.diagnostic_with(probe, timeout_secs).await?);
+        }
+        // A stable sort keeps catalog order within each verdict.
+        reports.sort_by_key(|r| r.verdict.rank());
+        Ok(reports)
+    }
+
+    /// Runs one probe on the agent, optionally with its own timeout in seconds (needs `diagnostics`).
+    pub async fn diagnostic_with(
+        &mut self,
+        probe: Probe,
+        timeout_secs: Option<u16>,
+    ) -> Result<DiagReport, ConsoleError> {
+        match self
+            .request(&Request::Diagnostic {
+                probe,
+                timeout_secs,
+            })
+            .await?
+        {
             Response::Diagnostic(d) => Ok(d),
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"
