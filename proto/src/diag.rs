@@ -1631,7 +1631,7 @@ mod tests {
 
     #[test]
     fn verdict_rank_puts_problems_first() {
-        let mut v = vec![
+        let mut v = [
             Verdict::Ok,
             Verdict::NotAvailable,
             Verdict::Warning,

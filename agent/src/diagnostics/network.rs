@@ -669,4 +669,38 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
         let lo = interfaces.iter().find(|i| i.name == "lo").unwrap();
         assert!(lo.addresses.iter().any(|a| a == "127.0.0.1/8"), "{lo:?}");
     }
+
+    /// A real TLS server with a self-signed certificate: the probe speaks TLS, verifies the certificate
+    /// against the system's trust store, and reports the untrusted certificate as the reason.
+    #[test]
+    fn https_with_an_untrusted_certificate_is_reported() {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![made.cert.der().clone()], key)
+        .unwrap();
+        let config = Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            let conn = rustls::ServerConnection::new(config).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut buf = [0u8; 512];
+            // The client aborts the handshake; the server sees an error, not a request.
+            tls.read(&mut buf).is_err()
+        });
+        let url: HttpUrl = format!("https://localhost:{port}/").parse().unwrap();
+        let found = http(&url, Instant::now() + Duration::from_secs(10)).unwrap();
+        assert_eq!(found.verdict, Verdict::Problem, "{}", found.reason);
+        assert!(found.reason.contains("TLS handshake failed"), "{}", found.reason);
+        assert!(found.reason.to_lowercase().contains("certificate"), "{}", found.reason);
+        assert!(server.join().unwrap(), "the server got a request over an untrusted channel");
+    }
 }

@@ -100,10 +100,10 @@ fn parse_unit_line(line: &str) -> Option<UnitState> {
 /// The unit file for `unit` in [`UNIT_DIRS`] (for `name@inst.type`, the template `name@.type` too).
 fn find_unit_file(unit: &str) -> Option<String> {
     let mut candidates = vec![unit.to_string()];
-    if let Some((base, rest)) = unit.split_once('@') {
-        if let Some((_, ty)) = rest.rsplit_once('.') {
-            candidates.push(format!("{base}@.{ty}"));
-        }
+    if let Some((base, rest)) = unit.split_once('@')
+        && let Some((_, ty)) = rest.rsplit_once('.')
+    {
+        candidates.push(format!("{base}@.{ty}"));
     }
     UNIT_DIRS.iter().find_map(|d| {
         candidates.iter().find_map(|c| {

@@ -148,7 +148,7 @@ pub(super) fn top_processes(count: usize, deadline: Instant) -> Result<Found, Pr
     by_cpu.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
     by_cpu.truncate(count);
     let mut by_memory = all;
-    by_memory.sort_by(|a, b| b.memory.cmp(&a.memory));
+    by_memory.sort_by_key(|p| std::cmp::Reverse(p.memory));
     by_memory.truncate(count);
     let reason = match (by_cpu.first(), by_memory.first()) {
         (Some(c), Some(m)) => format!(
