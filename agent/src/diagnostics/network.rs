@@ -699,8 +699,19 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
         let url: HttpUrl = format!("https://localhost:{port}/").parse().unwrap();
         let found = http(&url, Instant::now() + Duration::from_secs(10)).unwrap();
         assert_eq!(found.verdict, Verdict::Problem, "{}", found.reason);
-        assert!(found.reason.contains("TLS handshake failed"), "{}", found.reason);
-        assert!(found.reason.to_lowercase().contains("certificate"), "{}", found.reason);
-        assert!(server.join().unwrap(), "the server got a request over an untrusted channel");
+        assert!(
+            found.reason.contains("TLS handshake failed"),
+            "{}",
+            found.reason
+        );
+        assert!(
+            found.reason.to_lowercase().contains("certificate"),
+            "{}",
+            found.reason
+        );
+        assert!(
+            server.join().unwrap(),
+            "the server got a request over an untrusted channel"
+        );
     }
 }

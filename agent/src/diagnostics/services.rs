@@ -215,9 +215,9 @@ pub(super) fn journal_errors(
 ) -> Result<Found, ProbeError> {
     let n = lines.to_string();
     let since = since_minutes.map(|m| format!("--since=-{m}min"));
+    // Not --quiet: journalctl only says "No journal files were found" without it.
     let mut args = vec![
         "--no-pager",
-        "--quiet",
         "--priority=err",
         "--output=short-iso",
         "--lines",
@@ -227,7 +227,9 @@ pub(super) fn journal_errors(
         args.push(s);
     }
     let out = command::run("journalctl", &args, deadline).map_err(cmd_error)?;
-    if out.stderr.contains("No journal files were found") {
+    if out.stderr.contains("No journal files were found")
+        || out.stdout.contains("No journal files were found")
+    {
         return Err(ProbeError::NotAvailable(
             "there is no systemd journal on this machine".into(),
         ));
@@ -241,7 +243,8 @@ pub(super) fn journal_errors(
     let entries: Vec<String> = out
         .stdout
         .lines()
-        .filter(|l| !l.starts_with("-- "))
+        // "-- No entries --", "-- Boot ... --" and similar markers are not entries.
+        .filter(|l| !(l.starts_with("-- ") && l.ends_with(" --")))
         .map(str::to_string)
         .collect();
     let window = since_minutes
@@ -580,6 +583,38 @@ Conf libssl3 (3.0.15-1~deb12u1 Debian-Security:12/stable-security [amd64])
                 assert_eq!(f.verdict, Verdict::NotAvailable, "{}", f.reason);
                 assert!(f.reason.contains("exists"), "{}", f.reason);
             }
+        }
+    }
+
+    fn has_journal_files() -> bool {
+        ["/var/log/journal", "/run/log/journal"].iter().any(|d| {
+            std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    let p = e.path();
+                    p.extension().is_some_and(|x| x == "journal")
+                        || std::fs::read_dir(&p)
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                            .any(|f| f.path().extension().is_some_and(|x| x == "journal"))
+                })
+        })
+    }
+
+    #[test]
+    fn without_journal_files_the_journal_probe_is_not_available() {
+        if command::find("journalctl").is_none() {
+            let e = journal_errors(5, None, far()).unwrap_err();
+            assert!(matches!(e, ProbeError::NotAvailable(_)), "{e}");
+        } else if !has_journal_files() {
+            let e = journal_errors(5, Some(30), far()).unwrap_err();
+            assert!(
+                matches!(&e, ProbeError::NotAvailable(w) if w.contains("no systemd journal")),
+                "{e}"
+            );
         }
     }
 
