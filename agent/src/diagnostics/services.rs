@@ -369,31 +369,21 @@ fn judge_kernel(log: &str, keep: usize) -> Found {
 }
 
 pub(super) fn pending_updates(deadline: Instant) -> Result<Found, ProbeError> {
-    if command::find("apt-get").is_none() {
+    if command::find("apt").is_none() {
         return Err(ProbeError::NotAvailable(
             "no supported package manager (apt) on this machine".into(),
         ));
     }
-    // A simulated upgrade reads only the local package lists: no network, no changes, no lock needed.
-    let out = command::run(
-        "apt-get",
-        &[
-            "--simulate",
-            "--quiet",
-            "-o",
-            "Debug::NoLocking=true",
-            "upgrade",
-        ],
-        deadline,
-    )
-    .map_err(cmd_error)?;
+    // Reads only the local package lists: no network, no changes, no lock. (`apt-get --simulate upgrade`
+    // says the same but resolves dependencies too, which took 2.5x as long here.)
+    let out = command::run("apt", &["list", "--upgradable"], deadline).map_err(cmd_error)?;
     if out.code != Some(0) {
         return Err(ProbeError::Failed(format!(
-            "apt-get --simulate upgrade failed: {}",
+            "apt list --upgradable failed: {}",
             out.stderr.trim()
         )));
     }
-    let packages = parse_apt_simulation(&out.stdout);
+    let packages = parse_apt_list(&out.stdout);
     let lists_age_hours = lists_age_hours();
     let (verdict, reason) = judge_updates(&packages, lists_age_hours);
     Ok(Found::new(
@@ -407,29 +397,24 @@ pub(super) fn pending_updates(deadline: Instant) -> Result<Found, ProbeError> {
     ))
 }
 
-/// `Inst NAME [CURRENT] (AVAILABLE ORIGINS [ARCH])` lines of an apt simulation.
-fn parse_apt_simulation(out: &str) -> Vec<PendingPackage> {
+/// `NAME/SUITES VERSION ARCH [upgradable from: CURRENT]` lines of `apt list --upgradable`.
+fn parse_apt_list(out: &str) -> Vec<PendingPackage> {
     out.lines()
         .filter_map(|l| {
-            let rest = l.strip_prefix("Inst ")?;
-            let (name, rest) = rest.split_once(' ')?;
-            let (current, rest) = match rest.strip_prefix('[') {
-                Some(r) => {
-                    let (cur, after) = r.split_once(']')?;
-                    (cur.to_string(), after.trim_start())
-                }
-                None => (String::new(), rest),
-            };
-            let inner = rest.strip_prefix('(')?;
-            let inner = inner.split_once(')').map(|(a, _)| a).unwrap_or(inner);
-            let mut f = inner.splitn(2, ' ');
+            let (name, rest) = l.split_once('/')?;
+            let mut f = rest.split_whitespace();
+            let suites = f.next()?;
             let available = f.next()?.to_string();
-            let origins = f.next().unwrap_or("");
+            let current = l
+                .split_once("[upgradable from: ")?
+                .1
+                .trim_end_matches(']')
+                .to_string();
             Some(PendingPackage {
                 name: name.to_string(),
                 current,
                 available,
-                security: origins.to_ascii_lowercase().contains("security"),
+                security: suites.to_ascii_lowercase().contains("security"),
             })
         })
         .collect()
@@ -538,22 +523,20 @@ mod tests {
     }
 
     #[test]
-    fn apt_simulation_parsing() {
+    fn apt_list_parsing() {
         let out = "\
-Reading package lists...
-Inst libssl3 [3.0.11-1~deb12u2] (3.0.15-1~deb12u1 Debian-Security:12/stable-security [amd64])
-Inst tzdata [2024a-0+deb12u1] (2025b-0+deb12u1 Debian:12.11/stable [all])
-Inst newdep (1.0-1 Debian:12.11/stable [amd64])
-Conf libssl3 (3.0.15-1~deb12u1 Debian-Security:12/stable-security [amd64])
+Listing...
+libssl3/oldstable-security 3.0.17-1~deb12u3 amd64 [upgradable from: 3.0.11-1~deb12u2]
+tzdata/oldstable 2025b-0+deb12u1 all [upgradable from: 2024a-0+deb12u1]
 ";
-        let p = parse_apt_simulation(out);
-        assert_eq!(p.len(), 3);
+        let p = parse_apt_list(out);
+        assert_eq!(p.len(), 2);
         assert_eq!(p[0].name, "libssl3");
         assert_eq!(p[0].current, "3.0.11-1~deb12u2");
-        assert_eq!(p[0].available, "3.0.15-1~deb12u1");
+        assert_eq!(p[0].available, "3.0.17-1~deb12u3");
         assert!(p[0].security);
         assert!(!p[1].security);
-        assert_eq!(p[2].current, "");
+        assert_eq!(p[1].current, "2024a-0+deb12u1");
         assert_eq!(judge_updates(&p, Some(1)).0, Verdict::Warning);
         assert_eq!(judge_updates(&p[1..], Some(1)).0, Verdict::Ok);
         let (v, r) = judge_updates(&[], Some(24 * 30));
@@ -615,6 +598,33 @@ Conf libssl3 (3.0.15-1~deb12u1 Debian-Security:12/stable-security [amd64])
                 matches!(&e, ProbeError::NotAvailable(w) if w.contains("no systemd journal")),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn pending_updates_match_apt_on_this_machine() {
+        if command::find("apt").is_none() {
+            assert!(matches!(
+                pending_updates(far()),
+                Err(ProbeError::NotAvailable(_))
+            ));
+            return;
+        }
+        let found = pending_updates(far()).unwrap();
+        let DiagFacts::PendingUpdates { packages, .. } = &found.facts else {
+            panic!("{found:?}")
+        };
+        let apt = std::process::Command::new("apt")
+            .args(["list", "--upgradable"])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&apt.stdout)
+            .lines()
+            .filter(|l| l.contains("[upgradable from: "))
+            .count();
+        assert_eq!(packages.len(), listed);
+        if packages.iter().any(|p| p.security) {
+            assert_eq!(found.verdict, Verdict::Warning, "{}", found.reason);
         }
     }
 
