@@ -137,6 +137,8 @@ pub(super) fn top_processes(count: usize, deadline: Instant) -> Result<Found, Pr
     let all: Vec<ProcessInfo> = sys
         .processes()
         .iter()
+        // sysinfo lists threads too (on Linux); they share their process's memory and would repeat it.
+        .filter(|(_, p)| p.thread_kind().is_none())
         .map(|(pid, p)| ProcessInfo {
             pid: pid.as_u32(),
             name: p.name().to_string_lossy().into_owned(),
