@@ -8,7 +8,7 @@
 //! - [`ui`]: the events and commands between the session and a front end.
 //! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
 //! - [`inventory`]: the inventory summary, from sysinfo.
-//! - [`diagnostics`]: the probes and their verdicts.
+//! - [`diagnostics`]: the probe catalog: running each probe against a deadline, and its verdict.
 //! - [`policy`]: IT's allowed organisations and the organisations this machine already knows.
 //! - [`local_log`]: the user's own session log (`tether-agent log`).
 

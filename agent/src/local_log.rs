@@ -64,7 +64,10 @@ impl LocalLog {
                 json!({"event": "refused", "what": what, "scope": scope.name()})
             }
             AgentEvent::Ended { reason } => json!({"event": "ended", "reason": reason.to_string()}),
-            AgentEvent::Connected { .. } | AgentEvent::Paired { .. } => return,
+            // Served/Refused record the outcome; "running" adds nothing to the record.
+            AgentEvent::Connected { .. }
+            | AgentEvent::Paired { .. }
+            | AgentEvent::Running { .. } => return,
         };
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -13,7 +13,7 @@ use crate::{diagnostics, inventory};
 pub(crate) fn describe(req: &Request) -> String {
     match req {
         Request::Inventory => "the inventory summary".into(),
-        Request::Diagnostic { probe } => format!("the {probe} diagnostic"),
+        Request::Diagnostic { probe, .. } => format!("the diagnostic \"{probe}\""),
     }
 }
 
@@ -25,15 +25,57 @@ pub(crate) async fn serve(
     ctx: &RequestCtx,
 ) -> Result<(), SealedError> {
     let what = describe(&req);
+    if let Request::Diagnostic {
+        probe,
+        timeout_secs,
+    } = req
+    {
+        return serve_diagnostic(probe, timeout_secs, what, tx, ctx).await;
+    }
     // Collection reads the OS synchronously; keep it off the async workers so the session stays live.
     let work = tokio::task::spawn_blocking(move || match req {
         Request::Inventory => Response::Inventory(inventory::collect_summary()),
-        Request::Diagnostic { probe } => Response::Diagnostic(diagnostics::run_probe(probe)),
+        Request::Diagnostic { .. } => Response::Failed {
+            message: "unreachable: diagnostics are served above".into(),
+        },
     });
     let response = work.await.unwrap_or_else(|e| Response::Failed {
         message: format!("collection failed: {e}"),
     });
     tx.send(&response).await?;
+    let _ = ctx.events.send(AgentEvent::Served { what }).await;
+    Ok(())
+}
+
+/// Re-validates the probe (the console's checks are not trusted), shows the user it runs, runs it
+/// within its timeout and answers. Invalid parameters are refused before anything runs.
+async fn serve_diagnostic(
+    probe: tether_proto::diag::Probe,
+    timeout_secs: Option<u16>,
+    what: String,
+    tx: &mut SealedSend,
+    ctx: &RequestCtx,
+) -> Result<(), SealedError> {
+    let timeout = probe
+        .validate()
+        .and_then(|()| diagnostics::timeout_for(&probe, timeout_secs));
+    let timeout = match timeout {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "refusing a diagnostic with invalid parameters");
+            return tx
+                .send(&Response::Failed {
+                    message: format!("invalid parameter: {e}"),
+                })
+                .await;
+        }
+    };
+    let _ = ctx
+        .events
+        .send(AgentEvent::Running { what: what.clone() })
+        .await;
+    let report = diagnostics::run_probe(probe, timeout).await;
+    tx.send(&Response::Diagnostic(report)).await?;
     let _ = ctx.events.send(AgentEvent::Served { what }).await;
     Ok(())
 }

@@ -75,6 +75,7 @@ pub fn render(event: &AgentEvent) -> String {
         AgentEvent::ConsentDecided { granted } => format!(
             "You allowed: {granted}. Everything else stays refused. Type q and Enter, or press Ctrl-C, to end the session."
         ),
+        AgentEvent::Running { what } => format!("-> running {what}..."),
         AgentEvent::Served { what } => format!("-> sent the technician {what}."),
         AgentEvent::Refused { what, scope } => {
             format!("-> refused: the technician asked for {what}, which needs \"{scope}\" that you did not allow.")

@@ -65,6 +65,11 @@ pub enum AgentEvent {
         /// What was granted (empty: denied).
         granted: ScopeSet,
     },
+    /// A request is being served now (a diagnostic probe runs), so the user sees it as it happens.
+    Running {
+        /// What runs, in words.
+        what: String,
+    },
     /// A request was served.
     Served {
         /// What was handed over, in words.

@@ -380,8 +380,10 @@ pub enum Request {
     Inventory,
     /// Run one probe (needs `diagnostics`).
     Diagnostic {
-        /// Which one.
+        /// Which one, with its parameters (re-validated by the agent).
         probe: Probe,
+        /// Overrides the probe's default timeout, 1–[`crate::diag::MAX_TIMEOUT_SECS`] seconds.
+        timeout_secs: Option<u16>,
     },
 }
 

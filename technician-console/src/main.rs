@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use tether_console::{ConsoleConfig, ConsoleError, Session, open_session, render};
 use tether_net::cli::RelayArgs;
-use tether_proto::diag::Probe;
+use tether_proto::diag::{Probe, ProbeKind};
 use tether_proto::{Scope, ScopeSet, SessionCode};
 
 #[derive(Parser)]
@@ -29,34 +29,79 @@ enum Command {
         #[arg(long)]
         code: SessionCode,
     },
-    /// Run a diagnostic probe (asks the user for `diagnostics`).
+    /// Run diagnostic probes (asks the user for `diagnostics`).
+    ///
+    /// Parameters follow the probe name as key=value or --key value, e.g.
+    /// `diag --code C tcp-connect host=example.com port=443` or `... tcp-connect --host example.com --port 443`.
     Diag {
-        /// The code the user reads to you.
+        /// The code the user reads to you (not needed for --list).
         #[arg(long, required_unless_present = "list")]
         code: Option<SessionCode>,
-        /// List the probes instead of running one.
-        #[arg(long)]
+        /// Show the probe catalog with each probe's parameters.
+        #[arg(long, conflicts_with_all = ["all", "probe"])]
         list: bool,
+        /// Run the standard health check (every probe needing no parameters); problems first.
+        #[arg(long, conflicts_with = "probe")]
+        all: bool,
+        /// Override each probe's timeout, in seconds (1-120).
+        #[arg(long)]
+        timeout: Option<u16>,
         /// The probe to run (see --list).
-        #[arg(required_unless_present = "list")]
-        probe: Option<Probe>,
+        #[arg(required_unless_present_any = ["list", "all"])]
+        probe: Option<ProbeKind>,
+        /// The probe's parameters: key=value or --key value.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
 #[tokio::main]
 async fn main() {
     tether_net::cli::init_logging();
-    let cli = Cli::parse();
-    if let Command::Diag { list: true, .. } = cli.command {
-        print!("{}", render::catalog());
-        return;
+    let mut cli = Cli::parse();
+    // Validate diagnostics parameters before anything connects: a bad one never leaves this machine.
+    let mut probe = None;
+    if let Command::Diag {
+        list,
+        timeout,
+        probe: kind,
+        args,
+        ..
+    } = &mut cli.command
+    {
+        // `--json` after the probe name lands among the probe's arguments; take it back.
+        if let Some(i) = args.iter().position(|a| a == "--json") {
+            args.remove(i);
+            cli.json = true;
+        }
+        if *list {
+            if cli.json {
+                let text = serde_json::to_string_pretty(&tether_proto::diag::catalog());
+                println!(
+                    "{}",
+                    text.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+                );
+            } else {
+                print!("{}", render::catalog());
+            }
+            return;
+        }
+        if let Some(k) = kind {
+            match Probe::parse(*k, args) {
+                Ok(p) => probe = Some(p),
+                Err(e) => usage(&e.to_string()),
+            }
+        }
+        if let Err(e) = ProbeKind::Uptime.effective_timeout_secs(*timeout) {
+            usage(&format!("--timeout: {e}"));
+        }
     }
     let config = match (cli.relay.target(), cli.token.clone()) {
         (Ok(relay), Some(token)) => ConsoleConfig { relay, token },
         (Err(e), _) => usage(&e.to_string()),
         (_, None) => usage("no technician token: pass --token or set TETHER_TOKEN"),
     };
-    if let Err(e) = run(cli, config).await {
+    if let Err(e) = run(cli, config, probe).await {
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());
     }
@@ -67,7 +112,7 @@ fn usage(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-async fn run(cli: Cli, config: ConsoleConfig) -> Result<(), ConsoleError> {
+async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<(), ConsoleError> {
     let (code, scope) = match &cli.command {
         Command::Inventory { code } => (*code, Scope::Inventory),
         Command::Diag { code, .. } => (
@@ -85,12 +130,12 @@ async fn run(cli: Cli, config: ConsoleConfig) -> Result<(), ConsoleError> {
         "connected as {} of {}; granted: {}; verification code {}",
         session.technician.name, session.technician.org, session.granted, session.verification
     );
-    let result = serve(&cli, &mut session).await;
+    let result = serve(&cli, &mut session, probe).await;
     session.end().await;
     result
 }
 
-async fn serve(cli: &Cli, session: &mut Session) -> Result<(), ConsoleError> {
+async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result<(), ConsoleError> {
     let json =
         |v: serde_json::Result<String>| v.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     match &cli.command {
@@ -102,9 +147,19 @@ async fn serve(cli: &Cli, session: &mut Session) -> Result<(), ConsoleError> {
                 print!("{}", render::inventory(&inv))
             }
         }
-        Command::Diag { probe, .. } => {
+        Command::Diag {
+            all: true, timeout, ..
+        } => {
+            let reports = session.health_check(*timeout).await?;
+            if cli.json {
+                println!("{}", json(serde_json::to_string_pretty(&reports)))
+            } else {
+                print!("{}", render::diag_summary(&reports))
+            }
+        }
+        Command::Diag { timeout, .. } => {
             let probe = probe.unwrap_or_else(|| usage("which probe? see --list"));
-            let report = session.diagnostic(probe).await?;
+            let report = session.diagnostic_with(probe, *timeout).await?;
             if cli.json {
                 println!("{}", json(serde_json::to_string_pretty(&report)))
             } else {

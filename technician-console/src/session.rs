@@ -19,6 +19,7 @@ use tether_proto::msg::{
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
 use tether_proto::seal::{SealError, SessionKeys};
 use tether_proto::{ScopeSet, SessionCode};
+use tokio::task::JoinSet;
 
 use crate::error::ConsoleError;
 
@@ -189,20 +190,66 @@ async fn claim_and_pair(
     })
 }
 
+/// One request on a new stream `id`: `StreamOpen`, then the sealed request, then the sealed answer.
+/// Gives up after `wait`.
+async fn exchange(
+    conn: quinn::Connection,
+    keys: SessionKeys,
+    id: u32,
+    request: &Request,
+    wait: Duration,
+) -> Result<Response, ConsoleError> {
+    let work = async {
+        let (mut send, recv) = conn.open_bi().await.map_err(FrameError::from)?;
+        framed::write_msg(&mut send, &StreamOpen { stream_id: id }).await?;
+        let (mut tx, mut rx) = SealedStream::new(send, recv, &keys, id, Side::Console).split();
+        tx.send(request).await?;
+        Ok(rx.recv::<Response>().await?)
+    };
+    tokio::time::timeout(wait, work)
+        .await
+        .map_err(|_| ConsoleError::Protocol("the agent did not answer in time".into()))?
+}
+
+/// How long to wait for the answer to `request`: a step, or a probe's timeout plus a margin.
+fn answer_wait(request: &Request) -> Duration {
+    match request {
+        Request::Diagnostic {
+            probe,
+            timeout_secs,
+        } => {
+            let secs = probe
+                .kind()
+                .effective_timeout_secs(*timeout_secs)
+                .unwrap_or(0);
+            STEP_TIMEOUT.max(Duration::from_secs(u64::from(secs)) + Duration::from_secs(10))
+        }
+        _ => STEP_TIMEOUT,
+    }
+}
+
 impl Session {
     /// Sends one request on a new stream and returns the agent's answer.
     pub async fn request(&mut self, request: &Request) -> Result<Response, ConsoleError> {
         let id = self.next_stream;
         self.next_stream += 1;
-        let result = step(async {
-            let (mut send, recv) = self.relay.conn.open_bi().await.map_err(FrameError::from)?;
-            framed::write_msg(&mut send, &StreamOpen { stream_id: id }).await?;
-            let (mut tx, mut rx) =
-                SealedStream::new(send, recv, &self.keys, id, Side::Console).split();
-            tx.send(request).await?;
-            Ok(rx.recv::<Response>().await?)
-        })
+        let wait = answer_wait(request);
+        let result = exchange(
+            self.relay.conn.clone(),
+            self.keys.clone(),
+            id,
+            request,
+            wait,
+        )
         .await;
+        self.answer(result).await
+    }
+
+    /// Maps an exchange's outcome to the answer or the error the caller sees.
+    async fn answer(
+        &mut self,
+        result: Result<Response, ConsoleError>,
+    ) -> Result<Response, ConsoleError> {
         match result {
             Ok(Response::Refused { scope }) => Err(ConsoleError::ScopeDenied(scope)),
             Ok(Response::Failed { message }) => Err(ConsoleError::Failed(message)),
@@ -235,9 +282,60 @@ impl Session {
         }
     }
 
-    /// Runs one probe on the agent (needs `diagnostics`).
+    /// Runs one probe on the agent with its default timeout (needs `diagnostics`).
     pub async fn diagnostic(&mut self, probe: Probe) -> Result<DiagReport, ConsoleError> {
-        match self.request(&Request::Diagnostic { probe }).await? {
+        self.diagnostic_with(probe, None).await
+    }
+
+    /// Runs the standard health check ([`Probe::health_check`]): every probe at once, each on its own
+    /// stream, so the whole check takes about as long as its slowest probe. Returns the reports sorted
+    /// problems first (then in catalog order).
+    pub async fn health_check(
+        &mut self,
+        timeout_secs: Option<u16>,
+    ) -> Result<Vec<DiagReport>, ConsoleError> {
+        let mut running = JoinSet::new();
+        for (order, probe) in Probe::health_check().into_iter().enumerate() {
+            let id = self.next_stream;
+            self.next_stream += 1;
+            let (conn, keys) = (self.relay.conn.clone(), self.keys.clone());
+            let request = Request::Diagnostic {
+                probe,
+                timeout_secs,
+            };
+            let wait = answer_wait(&request);
+            running.spawn(async move { (order, exchange(conn, keys, id, &request, wait).await) });
+        }
+        let mut reports = Vec::new();
+        while let Some(joined) = running.join_next().await {
+            let (order, result) =
+                joined.map_err(|e| ConsoleError::Protocol(format!("request task failed: {e}")))?;
+            match self.answer(result).await? {
+                Response::Diagnostic(d) => reports.push((order, d)),
+                other => {
+                    return Err(ConsoleError::Protocol(format!(
+                        "unexpected answer {other:?}"
+                    )));
+                }
+            }
+        }
+        reports.sort_by_key(|(order, r)| (r.verdict.rank(), *order));
+        Ok(reports.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Runs one probe on the agent, optionally with its own timeout in seconds (needs `diagnostics`).
+    pub async fn diagnostic_with(
+        &mut self,
+        probe: Probe,
+        timeout_secs: Option<u16>,
+    ) -> Result<DiagReport, ConsoleError> {
+        match self
+            .request(&Request::Diagnostic {
+                probe,
+                timeout_secs,
+            })
+            .await?
+        {
             Response::Diagnostic(d) => Ok(d),
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"

@@ -444,6 +444,7 @@ async fn hostile_inputs_get_typed_errors_and_leave_others_alone() {
         async move {
             let probe = Request::Diagnostic {
                 probe: tether_proto::diag::Probe::Uptime,
+                timeout_secs: None,
             };
             raw_request(&conn, &keys, 7, &probe).await
         }

@@ -8,7 +8,6 @@ use tether_agent::ShareConfig;
 use tether_agent::ui::{self, AgentEvent, UserCommand};
 use tether_console::{open_session, render};
 use tether_net::{RelayTarget, Trust};
-use tether_proto::diag::Probe;
 use tether_proto::{Scope, ScopeSet};
 use tether_relay::technicians::Technicians;
 use tether_relay::{Relay, RelayConfig};
@@ -109,12 +108,13 @@ async fn main() -> anyhow::Result<()> {
         println!("      {line}");
     }
 
-    step(6, "The console runs the diagnostics the user allowed.");
-    for probe in Probe::ALL {
-        let report = session.diagnostic(probe).await?;
-        for line in render::diag(&report).lines() {
-            println!("      {line}");
-        }
+    step(
+        6,
+        "The console runs the standard health check (every probe that needs no parameters), problems first.",
+    );
+    let reports = session.health_check(None).await?;
+    for line in render::diag_summary(&reports).lines() {
+        println!("      {line}");
     }
     session.end().await;
     let reason = agent.await??;
