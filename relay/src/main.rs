@@ -30,6 +30,12 @@ enum Command {
         /// UDP address to listen on.
         #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
         listen: SocketAddr,
+        /// Connections served at once; beyond this new ones are refused with BUSY.
+        #[arg(long, default_value_t = tether_relay::config::MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Claims one technician may make per minute.
+        #[arg(long, default_value_t = tether_relay::config::CLAIMS_PER_TECHNICIAN_PER_MINUTE)]
+        claims_per_minute: usize,
     },
     /// Manage technicians.
     Technician {
@@ -57,10 +63,23 @@ async fn main() -> anyhow::Result<()> {
     tether_net::cli::init_logging();
     let cli = Cli::parse();
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
-    match cli.command.unwrap_or(Command::Serve {
-        listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
-    }) {
-        Command::Serve { listen } => serve(listen, data_dir).await,
+    let command = match cli.command {
+        Some(c) => c,
+        None => Cli::parse_from(["tether-relay", "serve"])
+            .command
+            .context("default command")?,
+    };
+    match command {
+        Command::Serve {
+            listen,
+            max_connections,
+            claims_per_minute,
+        } => {
+            let mut config = RelayConfig::new(listen, data_dir);
+            config.limits.max_connections = max_connections;
+            config.limits.claims_per_technician_per_minute = claims_per_minute;
+            serve(config).await
+        }
         Command::Technician {
             command: TechnicianCommand::Add { name, org },
         } => {
@@ -83,10 +102,8 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
-    let relay = Relay::spawn(RelayConfig::new(listen, data_dir))
-        .await
-        .context("starting the relay")?;
+async fn serve(config: RelayConfig) -> anyhow::Result<()> {
+    let relay = Relay::spawn(config).await.context("starting the relay")?;
     println!(
         "tether-relay listening on {} (UDP/QUIC)",
         relay.local_addr()
