@@ -2,6 +2,7 @@
 //! anything leaves, and enforces what the user granted.
 //!
 //! # Layout
+//! - [`backoff`]: reconnect delays (exponential, with jitter).
 //! - [`share`]: share mode — relay connection, code, claim, pairing.
 //! - `session`: one paired session — consent, then requests checked against the grant.
 //! - `requests`: serving each granted request kind on its own stream.
@@ -10,6 +11,7 @@
 //! - [`inventory`]: the inventory summary, from sysinfo.
 //! - [`diagnostics`]: the probes and their verdicts.
 
+pub mod backoff;
 pub mod diagnostics;
 pub mod inventory;
 mod requests;

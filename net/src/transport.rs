@@ -11,8 +11,9 @@ use crate::tls::{self, RelayIdentity, SeenFingerprint, TlsError, Trust};
 /// How often an idle connection sends a keep-alive.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
 
-/// A peer silent for this long is gone. Well under the 10 s in which a vanished peer must be noticed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer silent for this long is gone: two keep-alive intervals, so one lost keep-alive (which QUIC
+/// retransmits after a probe timeout) is survived, and a vanished peer is noticed well within 10 s.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// Bidirectional streams a peer may have open at once on one connection.
 pub const MAX_CONCURRENT_BIDI_STREAMS: u32 = 32;

@@ -205,7 +205,14 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                 tasks.spawn(async move {
                     let Ok(Ok(conn)) = tokio::time::timeout(HELLO_TIMEOUT, incoming).await else { return };
                     match permit {
-                        Some(_permit) => serve(conn, shared).await,
+                        Some(_permit) => {
+                            serve(conn.clone(), shared.clone()).await;
+                            // Dropping the last handle would close with code 0 and no reason; a peer
+                            // must hear why.
+                            if shared.shutdown.is_cancelled() {
+                                conn.close(close::SHUTTING_DOWN.into(), b"relay shutting down");
+                            }
+                        }
                         None => {
                             warn!("at connection limit; refusing");
                             conn.close(close::BUSY.into(), b"relay at capacity, try again later");
