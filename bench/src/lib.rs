@@ -10,8 +10,13 @@
 //! - [`idle`]: relay memory per idle agent and keep-alive bytes per agent per second.
 //! - [`pairing`]: sessions per second and claim → paired latency with the real agent and console.
 //! - [`sessions`]: many simultaneous sessions, each moving data.
+//! - [`faults`]: recovery after a relay restart, and detection of a vanished peer.
+//!
+//! This is a measuring tool, not library code: its helper tasks are detached and end with the
+//! process, and failures panic or bubble up as `anyhow` errors.
 
 pub mod child;
+pub mod faults;
 pub mod idle;
 pub mod pairing;
 pub mod proc;

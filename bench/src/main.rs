@@ -1,7 +1,7 @@
 //! `tether-bench`: run one relay benchmark and print its figures (see BENCHMARKS.md, "Relay").
 
 use clap::{Parser, Subcommand};
-use tether_bench::{idle, pairing, sessions, throughput};
+use tether_bench::{faults, idle, pairing, sessions, throughput};
 
 #[derive(Parser)]
 #[command(name = "tether-bench", about = "Tether relay benchmarks")]
@@ -20,6 +20,8 @@ enum Command {
     Pairing(pairing::Opts),
     /// Many simultaneous sessions moving data: errors, relay memory and CPU.
     Sessions(sessions::Opts),
+    /// Recovery after a relay restart; detection of a vanished agent or console.
+    Faults(faults::Opts),
 }
 
 #[tokio::main]
@@ -29,5 +31,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Idle(o) => idle::run(o).await,
         Command::Pairing(o) => pairing::run(o).await,
         Command::Sessions(o) => sessions::run(o).await,
+        Command::Faults(o) => faults::run(o).await,
     }
 }

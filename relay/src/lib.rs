@@ -12,12 +12,14 @@
 //! - [`session`]: a console's claim and the spliced session.
 //! - [`rendezvous`]: the slot table and claim rate limits, pure and clock-free.
 //! - [`splice`]: blind byte copying between the two sides.
+//! - [`metrics`]: counters, the Prometheus endpoint (`serve --metrics`) and `status`.
 //! - [`technicians`]: technician registry (token hashes only).
 //! - [`audit`]: append-only JSON-lines audit log.
 
 pub mod agent_link;
 pub mod audit;
 pub mod config;
+pub mod metrics;
 pub mod rendezvous;
 pub mod server;
 pub mod session;

@@ -49,6 +49,7 @@ pub(crate) async fn serve(
         };
     let ConsoleToRelay::Claim { slot, token } = claim;
     let refused = |kind: RelayErrorKind, technician: Option<String>| {
+        shared.metrics.claim_refused(kind);
         shared.audit.record(AuditEvent::ClaimRefused {
             slot: slot.0,
             reason: format!("{kind:?}"),
@@ -105,7 +106,15 @@ pub(crate) async fn serve(
     });
     info!(session, %slot, technician = %technician.name, org = %technician.org, "session started");
     let started = Instant::now();
-    let counters = Arc::new(Counters::default());
+    shared
+        .metrics
+        .sessions_started
+        .fetch_add(1, Ordering::Relaxed);
+    let _active = crate::metrics::GaugeGuard::new(&shared.metrics.sessions_active);
+    let counters = Arc::new(Counters {
+        global: Some(shared.metrics.clone()),
+        ..Counters::default()
+    });
     // `end` says the session is over; `cut` resets the spliced streams, a moment later, so that a
     // last sealed frame already on its way (the agent's `Ended`) still arrives.
     let cut = CancellationToken::new();

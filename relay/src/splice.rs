@@ -1,12 +1,14 @@
 //! Blind copying between a console stream and an agent stream. The relay never parses these bytes:
 //! after pairing they are ciphertext it has no key for.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tether_proto::msg::close;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SpliceTap;
+use crate::metrics::Metrics;
 
 /// Chunks moved per read: quinn hands over its received buffers (about one packet each) without
 /// copying, and taking a batch locks each connection once per batch instead of once per packet.
@@ -19,6 +21,8 @@ pub struct Counters {
     pub to_agent: AtomicU64,
     /// Agent → console.
     pub to_console: AtomicU64,
+    /// The relay-wide totals, updated alongside.
+    pub global: Option<Arc<Metrics>>,
 }
 
 /// Splices two bidirectional streams until both directions end or `end` fires.
@@ -32,15 +36,33 @@ pub async fn splice(
     let (console_send, console_recv) = console;
     let (agent_send, agent_recv) = agent;
     tokio::join!(
-        pipe(console_recv, agent_send, &counters.to_agent, tap, end),
-        pipe(agent_recv, console_send, &counters.to_console, tap, end),
+        pipe(
+            console_recv,
+            agent_send,
+            [
+                Some(&counters.to_agent),
+                counters.global.as_ref().map(|g| &g.bytes_to_agent)
+            ],
+            tap,
+            end
+        ),
+        pipe(
+            agent_recv,
+            console_send,
+            [
+                Some(&counters.to_console),
+                counters.global.as_ref().map(|g| &g.bytes_to_console)
+            ],
+            tap,
+            end
+        ),
     );
 }
 
 async fn pipe(
     mut from: quinn::RecvStream,
     mut to: quinn::SendStream,
-    count: &AtomicU64,
+    count: [Option<&AtomicU64>; 2],
     tap: Option<&SpliceTap>,
     end: &CancellationToken,
 ) {
@@ -63,7 +85,9 @@ async fn pipe(
                         }
                         len += b.len() as u64;
                     }
-                    count.fetch_add(len, Ordering::Relaxed);
+                    for c in count.into_iter().flatten() {
+                        c.fetch_add(len, Ordering::Relaxed);
+                    }
                     let mut done = 0;
                     while done < n {
                         match to.write_chunks(&mut batch[done..]).await {
