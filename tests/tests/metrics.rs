@@ -111,7 +111,7 @@ async fn metrics_count_connections_sessions_bytes_failures_and_rate_limits() {
 
     // Claim 3 is for an unknown slot; claim 4 is over the per-minute limit.
     for _ in 0..2 {
-        let _ = tether_console::open_session(&relay.console(), code.clone(), inventory()).await;
+        let _ = tether_console::open_session(&relay.console(), code, inventory()).await;
     }
     assert_eq!(
         get(
