@@ -15,6 +15,11 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
 /// retransmits after a probe timeout) is survived, and a vanished peer is noticed well within 10 s.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8);
 
+/// UDP socket buffer size asked for, each way. The kernel default (about 208 KiB) overflows when a
+/// relay with tens of thousands of connections is briefly descheduled: keep-alives are dropped and
+/// connections time out. The kernel caps this at `net.core.rmem_max` / `wmem_max`.
+pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
 /// Bidirectional streams a peer may have open at once on one connection.
 pub const MAX_CONCURRENT_BIDI_STREAMS: u32 = 32;
 
@@ -38,7 +43,28 @@ pub fn server_endpoint(
         .map_err(|e| EndpointError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     cfg.transport_config(transport_config());
-    Ok(quinn::Endpoint::server(cfg, addr)?)
+    endpoint(addr, Some(cfg))
+}
+
+/// Binds a UDP socket with [`SOCKET_BUFFER`] and wraps it in an endpoint.
+fn endpoint(
+    addr: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> Result<quinn::Endpoint, EndpointError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, it only drops sooner under load.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    let runtime =
+        quinn::default_runtime().ok_or_else(|| EndpointError::Quic("no async runtime".into()))?;
+    Ok(quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        socket.into(),
+        runtime,
+    )?)
 }
 
 /// A client endpoint that trusts the relay per `trust`.
@@ -58,7 +84,7 @@ pub fn client_endpoint(
     }
     .parse()
     .unwrap_or_else(|_| unreachable!("literal socket address"));
-    let mut ep = quinn::Endpoint::client(bind)?;
+    let mut ep = endpoint(bind, None)?;
     ep.set_default_client_config(cfg);
     Ok((ep, seen))
 }
