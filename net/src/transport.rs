@@ -9,11 +9,15 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use crate::tls::{self, RelayIdentity, SeenFingerprint, TlsError, Trust};
 
 /// How often an idle connection sends a keep-alive.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
+pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
 
 /// A peer silent for this long is gone: two keep-alive intervals, so one lost keep-alive (which QUIC
-/// retransmits after a probe timeout) is survived, and a vanished peer is noticed well within 10 s.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8);
+/// retransmits after a probe timeout) is survived.
+///
+/// QUIC restarts the idle timer when it sends the first ack-eliciting packet after a receipt, so a
+/// side that is idle when its peer vanishes notices after up to `KEEP_ALIVE + IDLE_TIMEOUT` = 9 s,
+/// inside the 10 s in which a vanished peer must be noticed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// UDP socket buffer size asked for, each way. The kernel default (about 208 KiB) overflows when a
 /// relay with tens of thousands of connections is briefly descheduled: keep-alives are dropped and

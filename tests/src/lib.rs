@@ -83,9 +83,20 @@ impl TestRelay {
         handle.shutdown().await;
         let mut config = RelayConfig::new(addr, dir.path().to_path_buf());
         config.limits = limits.clone();
-        let handle = Relay::spawn(config)
-            .await
-            .expect("relay restarts on its address");
+        // The old endpoint's driver releases the UDP port a moment after shutdown returns (a new
+        // process would not wait for that); retry the bind briefly.
+        let mut tries = 0;
+        let handle = loop {
+            match Relay::spawn(config.clone()).await {
+                Ok(h) => break h,
+                Err(tether_relay::StartError::Endpoint(e)) if tries < 100 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, "port still held; retrying");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("relay restarts on its address: {e}"),
+            }
+        };
         TestRelay {
             handle,
             dir,
