@@ -306,3 +306,44 @@ async fn over_the_connection_limit_new_peers_are_refused_busy_and_sessions_conti
     let mut next = TestAgent::spawn(&relay, inventory());
     next.code().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_works_over_a_slow_lossy_link() {
+    // 50 ms and 1 % loss each way on both the agent's and the console's link to the relay.
+    let (delay, loss) = (Duration::from_millis(50), 0.01);
+    let relay = TestRelay::start().await;
+    let agent_link = UdpProxy::start_impaired(relay.handle.local_addr(), delay, loss)
+        .await
+        .unwrap();
+    let console_link = UdpProxy::start_impaired(relay.handle.local_addr(), delay, loss)
+        .await
+        .unwrap();
+    let mut agent = TestAgent::spawn_with(
+        ShareConfig::new(relay.target_via(agent_link.addr())),
+        Some(inventory()),
+    );
+    let code = agent.code().await;
+    let console = ConsoleConfig {
+        relay: relay.target_via(console_link.addr()),
+        token: relay.token.clone(),
+    };
+    let t = Instant::now();
+    let mut session = tether_console::open_session(&console, code, inventory())
+        .await
+        .expect("pairs over a lossy link");
+    let paired = t.elapsed();
+    let t = Instant::now();
+    let inv = session
+        .inventory()
+        .await
+        .expect("inventory over a lossy link");
+    let fetched = t.elapsed();
+    assert!(!inv.hostname.is_empty());
+    println!("lossy link: code -> paired + consent {paired:?}; inventory round trip {fetched:?}");
+    session.end().await;
+    let end = tokio::time::timeout(WAIT, agent.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(end.unwrap(), EndReason::TechnicianEnded);
+}
