@@ -27,13 +27,23 @@ pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 /// Bidirectional streams a peer may have open at once on one connection.
 pub const MAX_CONCURRENT_BIDI_STREAMS: u32 = 32;
 
+/// Bidirectional streams a client may open on a fresh relay connection: just the control stream.
+/// quinn pre-allocates state for every stream a peer may open, and a waiting agent only ever opens
+/// one, so this saves ≈ 2.4 KiB per idle agent (BENCHMARKS.md). The relay raises a console's limit
+/// to [`MAX_CONCURRENT_BIDI_STREAMS`] once it has said `Hello` as a console.
+pub const RELAY_INITIAL_BIDI_STREAMS: u32 = 1;
+
 /// The transport config all Tether endpoints use.
 pub fn transport_config() -> Arc<quinn::TransportConfig> {
+    transport_config_with(MAX_CONCURRENT_BIDI_STREAMS)
+}
+
+fn transport_config_with(max_bidi: u32) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(KEEP_ALIVE));
     // IDLE_TIMEOUT is far below the QUIC varint limit, so this conversion cannot fail.
     t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
-    t.max_concurrent_bidi_streams(MAX_CONCURRENT_BIDI_STREAMS.into());
+    t.max_concurrent_bidi_streams(max_bidi.into());
     t.max_concurrent_uni_streams(0u32.into());
     Arc::new(t)
 }
@@ -46,7 +56,7 @@ pub fn server_endpoint(
     let crypto = QuicServerConfig::try_from(identity.server_crypto()?)
         .map_err(|e| EndpointError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    cfg.transport_config(transport_config());
+    cfg.transport_config(transport_config_with(RELAY_INITIAL_BIDI_STREAMS));
     endpoint(addr, Some(cfg))
 }
 

@@ -353,7 +353,13 @@ async fn serve(conn: quinn::Connection, shared: Arc<Shared>) {
     }
     match hello.role {
         Role::Agent => agent_link::serve(conn, send, recv, shared).await,
-        Role::Console => session::serve(conn, send, recv, shared).await,
+        Role::Console => {
+            // Consoles open a stream per request; agents never need more than their control stream.
+            conn.set_max_concurrent_bi_streams(
+                tether_net::transport::MAX_CONCURRENT_BIDI_STREAMS.into(),
+            );
+            session::serve(conn, send, recv, shared).await
+        }
     }
 }
 

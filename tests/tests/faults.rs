@@ -347,3 +347,43 @@ async fn a_session_works_over_a_slow_lossy_link() {
         .unwrap();
     assert_eq!(end.unwrap(), EndReason::TechnicianEnded);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_may_open_many_streams_though_fresh_connections_get_one() {
+    // Fresh relay connections may open only their control stream (agents need no more, and quinn
+    // keeps state per allowed stream); the relay raises a console's limit after its Hello.
+    let relay = TestRelay::start().await;
+    let mut agent = TestAgent::spawn(&relay, inventory());
+    let code = agent.code().await;
+    let conn = tether_net::client::connect(&relay.target()).await.unwrap();
+    let (mut send, mut recv) =
+        tether_net::client::open_control(&conn.conn, tether_proto::msg::Role::Console)
+            .await
+            .unwrap();
+    tether_net::framed::write_msg(
+        &mut send,
+        &tether_proto::msg::ConsoleToRelay::Claim {
+            slot: code.slot,
+            token: relay.token.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let reply = tether_net::framed::read_msg::<tether_proto::msg::RelayToConsole>(&mut recv)
+        .await
+        .unwrap();
+    assert!(matches!(
+        reply,
+        tether_proto::msg::RelayToConsole::Claimed { .. }
+    ));
+    // With the control stream still open, eight more streams open at once.
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let s = tokio::time::timeout(WAIT, conn.conn.open_bi())
+            .await
+            .expect("the relay grants a console more than one stream")
+            .unwrap();
+        open.push(s);
+    }
+    assert_eq!(open.len(), 8);
+}
