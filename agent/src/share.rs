@@ -100,7 +100,7 @@ pub async fn share(config: ShareConfig, mut ui: UiLink) -> Result<EndReason, Sha
                 let lost = tether_net::closed::reason(&relay.conn)
                     .map(|c| c.reason)
                     .unwrap_or_else(|| "connection lost".into());
-                warn!(reason = %lost, "relay connection lost while waiting; reconnecting");
+                info!(reason = %lost, "relay connection lost while waiting; reconnecting");
                 match reconnect(&config, &mut ui, &mut backoff, lost).await? {
                     Some(l) => link = l,
                     None => return Ok(EndReason::UserEnded),
