@@ -2,6 +2,7 @@
 //! anything leaves, and enforces what the user granted.
 //!
 //! # Layout
+//! - [`backoff`]: reconnect delays (exponential, with jitter).
 //! - [`share`]: share mode — relay connection, code, claim, pairing.
 //! - `session`: one paired session — consent, then requests checked against the grant.
 //! - `requests`: serving each granted request kind on its own stream.
@@ -12,6 +13,7 @@
 //! - [`policy`]: IT's allowed organisations and the organisations this machine already knows.
 //! - [`local_log`]: the user's own session log (`tether-agent log`).
 
+pub mod backoff;
 pub mod diagnostics;
 pub mod inventory;
 pub mod local_log;

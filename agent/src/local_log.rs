@@ -64,6 +64,9 @@ impl LocalLog {
                 json!({"event": "refused", "what": what, "scope": scope.name()})
             }
             AgentEvent::Ended { reason } => json!({"event": "ended", "reason": reason.to_string()}),
+            AgentEvent::RelayLost { reason, .. } => {
+                json!({"event": "relay_lost", "reason": reason})
+            }
             // Served/Refused record the outcome; "running" adds nothing to the record.
             AgentEvent::Connected { .. }
             | AgentEvent::Paired { .. }

@@ -203,6 +203,15 @@ impl Session<'_> {
             reason: reason.clone(),
         })
         .await;
+        if reason == EndReason::ConnectionLost
+            && let Some(closed) = tether_net::closed::reason(&self.relay.conn)
+        {
+            self.emit(AgentEvent::RelayLost {
+                reason: closed.reason,
+                retry_in: None,
+            })
+            .await;
+        }
         self.emit(AgentEvent::Ended {
             reason: reason.clone(),
         })

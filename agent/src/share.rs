@@ -11,6 +11,8 @@
 //!    trusted — then served or refused (and the refusal reported to the relay's audit log).
 //! 6. The session ends when the user ends it (works without network: the local side just closes), the
 //!    technician ends it, or either connection drops.
+//! 7. If the relay connection drops while waiting for a claim (relay restart, network change), the
+//!    agent reconnects with exponential backoff and jitter ([`crate::backoff`]) and shows a new code.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +30,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
 use crate::local_log::LocalLog;
 use crate::policy::Policy;
 use crate::session::Session;
@@ -123,6 +126,10 @@ impl From<FrameError> for ShareError {
 }
 
 /// Runs share mode until one session has ended (or the user ends it while waiting).
+///
+/// The first connection failing is an error. A connection lost later, while waiting for a claim,
+/// is retried with [`Backoff`] (exponential, with jitter) and a new code is shown; a session that
+/// was running ends with [`EndReason::ConnectionLost`] after a [`AgentEvent::RelayLost`].
 pub async fn share(config: ShareConfig, ui: UiLink) -> Result<EndReason, ShareError> {
     let mut tasks = JoinSet::new();
     let (events, logged) = mpsc::channel(crate::ui::QUEUE);
@@ -135,8 +142,89 @@ pub async fn share(config: ShareConfig, ui: UiLink) -> Result<EndReason, ShareEr
         events,
         commands: ui.commands,
     };
-    let relay = client::connect(&config.relay).await?;
-    let (mut ctl_send, ctl_recv) = client::open_control(&relay.conn, Role::Agent).await?;
+    let result = share_on(&config, &mut ui).await;
+    // Let the log and the front end receive the last events before returning.
+    drop(ui);
+    while tasks.join_next().await.is_some() {}
+    result
+}
+
+async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, ShareError> {
+    let mut link = connect_control(&config.relay).await?;
+    let mut backoff = Backoff::default();
+    loop {
+        let (relay, ctl_send, ctl_recv) = link;
+        let result = on_connection(config, &relay, ctl_send, ctl_recv, ui).await;
+        match result {
+            Err(ShareError::ConnectionLost) => {
+                let lost = tether_net::closed::reason(&relay.conn)
+                    .map(|c| c.reason)
+                    .unwrap_or_else(|| "connection lost".into());
+                info!(reason = %lost, "relay connection lost while waiting; reconnecting");
+                match reconnect(config, ui, &mut backoff, lost).await? {
+                    Some(l) => link = l,
+                    None => return Ok(EndReason::UserEnded),
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+type ControlLink = (RelayConnection, quinn::SendStream, quinn::RecvStream);
+
+async fn connect_control(target: &RelayTarget) -> Result<ControlLink, ShareError> {
+    let relay = client::connect(target).await?;
+    let (send, recv) = client::open_control(&relay.conn, Role::Agent).await?;
+    Ok((relay, send, recv))
+}
+
+/// Waits, reconnects, repeats; `None` if the user ended sharing meanwhile.
+async fn reconnect(
+    config: &ShareConfig,
+    ui: &mut UiLink,
+    backoff: &mut Backoff,
+    mut reason: String,
+) -> Result<Option<ControlLink>, ShareError> {
+    loop {
+        let delay = backoff.next_delay(&mut rand::thread_rng());
+        let _ = ui
+            .events
+            .send(AgentEvent::RelayLost {
+                reason: reason.clone(),
+                retry_in: Some(delay),
+            })
+            .await;
+        let attempt = async {
+            tokio::time::sleep(delay).await;
+            connect_control(&config.relay).await
+        };
+        tokio::select! {
+            r = attempt => match r {
+                Ok(link) => {
+                    backoff.reset();
+                    return Ok(Some(link));
+                }
+                // A relay with a different certificate is not ours: never retry into it.
+                Err(ShareError::Connect(e @ ConnectError::FingerprintMismatch { .. })) => {
+                    return Err(e.into());
+                }
+                Err(e) => reason = e.to_string(),
+            },
+            () = wait_end(ui) => return Ok(None),
+        }
+    }
+}
+
+/// Share mode on one relay connection. `Err(ConnectionLost)` means: lost while waiting for a claim.
+async fn on_connection(
+    config: &ShareConfig,
+    relay: &RelayConnection,
+    mut ctl_send: quinn::SendStream,
+    ctl_recv: quinn::RecvStream,
+    ui: &mut UiLink,
+) -> Result<EndReason, ShareError> {
+    let mut tasks = JoinSet::new();
     let (ctl_tx, mut ctl) = mpsc::channel(16);
     tasks.spawn(read_loop(ctl_recv, ctl_tx));
     let _ = ui
@@ -182,7 +270,7 @@ pub async fn share(config: ShareConfig, ui: UiLink) -> Result<EndReason, ShareEr
                     continue;
                 }
             },
-            () = wait_end(&mut ui) => {
+            () = wait_end(ui) => {
                 relay.close(close::NORMAL, "user ended").await;
                 break Ok(EndReason::UserEnded);
             }
@@ -209,7 +297,7 @@ pub async fn share(config: ShareConfig, ui: UiLink) -> Result<EndReason, ShareEr
             })
             .await;
 
-        let (keys, stream0) = match pair(&relay, &code).await {
+        let (keys, stream0) = match pair(relay, &code).await {
             Ok(x) => x,
             Err(e) => {
                 warn!(error = %e, "pairing failed; code burned");
@@ -231,13 +319,13 @@ pub async fn share(config: ShareConfig, ui: UiLink) -> Result<EndReason, ShareEr
             .await;
 
         let session = Session {
-            relay: &relay,
+            relay,
             ctl_send: &mut ctl_send,
             ctl: &mut ctl,
-            ui: &mut ui,
+            ui,
             keys,
         };
-        break session.run(&config, technician, stream0).await;
+        break session.run(config, technician, stream0).await;
     };
     relay.close(close::NORMAL, "session over").await;
     tasks.abort_all();

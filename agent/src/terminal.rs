@@ -80,6 +80,17 @@ pub fn render(event: &AgentEvent) -> String {
         AgentEvent::Refused { what, scope } => {
             format!("-> refused: the technician asked for {what}, which needs \"{scope}\" that you did not allow.")
         }
+        AgentEvent::RelayLost {
+            reason,
+            retry_in: Some(d),
+        } => format!(
+            "Lost the connection to the relay ({reason}). Reconnecting in {:.1} s...",
+            d.as_secs_f64()
+        ),
+        AgentEvent::RelayLost {
+            reason,
+            retry_in: None,
+        } => format!("Lost the connection to the relay ({reason})."),
         AgentEvent::Ended { reason } => format!("Session ended: {reason}."),
     }
 }

@@ -82,6 +82,14 @@ pub enum AgentEvent {
         /// The scope it needed.
         scope: Scope,
     },
+    /// The connection to the relay ended (it shut down, or the network went away).
+    RelayLost {
+        /// What happened, in words (the relay's close reason, or a timeout).
+        reason: String,
+        /// When waiting for a claim, the agent reconnects after this delay and then shows a new
+        /// code; `None` when a session was running (it ends, and `Ended` follows).
+        retry_in: Option<std::time::Duration>,
+    },
     /// The session is over.
     Ended {
         /// Why.

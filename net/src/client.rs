@@ -63,6 +63,9 @@ pub enum ConnectError {
         /// Why.
         reason: String,
     },
+    /// The relay closed the connection before the `Hello` was answered (at capacity, shutting down).
+    #[error("the relay closed the connection: {0}")]
+    RelayClosed(crate::closed::Closed),
     /// The relay refused the `Hello`.
     #[error("relay refused: {0}")]
     Refused(RelayError),
@@ -149,6 +152,20 @@ pub async fn connect_from(
 
 /// Opens a control stream and exchanges `Hello`.
 pub async fn open_control(
+    conn: &quinn::Connection,
+    role: Role,
+) -> Result<(quinn::SendStream, quinn::RecvStream), ConnectError> {
+    hello(conn, role).await.map_err(|e| match e {
+        // Say why the relay hung up (BUSY, SHUTTING_DOWN) rather than "stream error".
+        ConnectError::Protocol(_) => match crate::closed::reason(conn) {
+            Some(c) => ConnectError::RelayClosed(c),
+            None => e,
+        },
+        e => e,
+    })
+}
+
+async fn hello(
     conn: &quinn::Connection,
     role: Role,
 ) -> Result<(quinn::SendStream, quinn::RecvStream), ConnectError> {

@@ -11,10 +11,12 @@
 //! - [`framed`]: reading and writing length-prefixed frames on quinn streams.
 //! - [`sealed`]: a bidirectional stream whose frames are sealed end to end.
 //! - [`cli`]: the relay options agent and console share on the command line.
+//! - [`closed`]: why a relay connection ended (the relay's close code and reason, or a timeout).
 //! - [`client`]: connecting to a relay and the `Hello` exchange, with errors a person can act on.
 
 pub mod cli;
 pub mod client;
+pub mod closed;
 pub mod framed;
 pub mod sealed;
 pub mod tls;

@@ -9,21 +9,41 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use crate::tls::{self, RelayIdentity, SeenFingerprint, TlsError, Trust};
 
 /// How often an idle connection sends a keep-alive.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
+pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
 
-/// A peer silent for this long is gone. Well under the 10 s in which a vanished peer must be noticed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer silent for this long is gone: two keep-alive intervals, so one lost keep-alive (which QUIC
+/// retransmits after a probe timeout) is survived.
+///
+/// QUIC restarts the idle timer when it sends the first ack-eliciting packet after a receipt, so a
+/// side that is idle when its peer vanishes notices after up to `KEEP_ALIVE + IDLE_TIMEOUT` = 9 s,
+/// inside the 10 s in which a vanished peer must be noticed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// UDP socket buffer size asked for, each way. The kernel default (about 208 KiB) overflows when a
+/// relay with tens of thousands of connections is briefly descheduled: keep-alives are dropped and
+/// connections time out. The kernel caps this at `net.core.rmem_max` / `wmem_max`.
+pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Bidirectional streams a peer may have open at once on one connection.
 pub const MAX_CONCURRENT_BIDI_STREAMS: u32 = 32;
 
+/// Bidirectional streams a client may open on a fresh relay connection: just the control stream.
+/// quinn pre-allocates state for every stream a peer may open, and a waiting agent only ever opens
+/// one, so this saves ≈ 2.4 KiB per idle agent (BENCHMARKS.md). The relay raises a console's limit
+/// to [`MAX_CONCURRENT_BIDI_STREAMS`] once it has said `Hello` as a console.
+pub const RELAY_INITIAL_BIDI_STREAMS: u32 = 1;
+
 /// The transport config all Tether endpoints use.
 pub fn transport_config() -> Arc<quinn::TransportConfig> {
+    transport_config_with(MAX_CONCURRENT_BIDI_STREAMS)
+}
+
+fn transport_config_with(max_bidi: u32) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(KEEP_ALIVE));
     // IDLE_TIMEOUT is far below the QUIC varint limit, so this conversion cannot fail.
     t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
-    t.max_concurrent_bidi_streams(MAX_CONCURRENT_BIDI_STREAMS.into());
+    t.max_concurrent_bidi_streams(max_bidi.into());
     t.max_concurrent_uni_streams(0u32.into());
     Arc::new(t)
 }
@@ -36,8 +56,29 @@ pub fn server_endpoint(
     let crypto = QuicServerConfig::try_from(identity.server_crypto()?)
         .map_err(|e| EndpointError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    cfg.transport_config(transport_config());
-    Ok(quinn::Endpoint::server(cfg, addr)?)
+    cfg.transport_config(transport_config_with(RELAY_INITIAL_BIDI_STREAMS));
+    endpoint(addr, Some(cfg))
+}
+
+/// Binds a UDP socket with [`SOCKET_BUFFER`] and wraps it in an endpoint.
+fn endpoint(
+    addr: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> Result<quinn::Endpoint, EndpointError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, it only drops sooner under load.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    let runtime =
+        quinn::default_runtime().ok_or_else(|| EndpointError::Quic("no async runtime".into()))?;
+    Ok(quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        socket.into(),
+        runtime,
+    )?)
 }
 
 /// A client endpoint that trusts the relay per `trust`.
@@ -66,7 +107,7 @@ pub fn client_endpoint_from(
     }
     .parse()
     .unwrap_or_else(|_| unreachable!("literal socket address"));
-    let mut ep = quinn::Endpoint::client(bind.unwrap_or(any))?;
+    let mut ep = endpoint(bind.unwrap_or(any), None)?;
     ep.set_default_client_config(cfg);
     Ok((ep, seen))
 }

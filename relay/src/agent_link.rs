@@ -86,6 +86,7 @@ pub(crate) async fn serve(
     };
     let mut current: Option<(u64, CancellationToken)> = None;
     let mut pending: Option<oneshot::Sender<Result<(), String>>> = None;
+    let _connected = crate::metrics::GaugeGuard::new(&shared.metrics.agents_connected);
     info!(agent = id, "agent connected");
     loop {
         let reply = tokio::select! {
@@ -118,6 +119,9 @@ pub(crate) async fn serve(
                     None
                 }
                 Ok(AgentToRelay::Report(report)) => {
+                    if matches!(report, SessionReport::PairingFailed) {
+                        shared.metrics.pairing_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     if let Some((session, end)) = &current {
                         shared.audit.record(AuditEvent::AgentReport { session: *session, report: describe(&report) });
                         if matches!(report, SessionReport::PairingFailed | SessionReport::Ended { .. }) {

@@ -80,6 +80,8 @@ pub struct RelayConfig {
     pub limits: Limits,
     /// See [`SpliceTap`].
     pub splice_tap: Option<SpliceTap>,
+    /// Serve Prometheus metrics on this TCP address ([`crate::metrics`]); `None` (the default): off.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for RelayConfig {
@@ -89,6 +91,7 @@ impl std::fmt::Debug for RelayConfig {
             .field("data_dir", &self.data_dir)
             .field("limits", &self.limits)
             .field("splice_tap", &self.splice_tap.is_some())
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -101,6 +104,7 @@ impl RelayConfig {
             data_dir,
             limits: Limits::default(),
             splice_tap: None,
+            metrics: None,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! - [`session`]: a console's claim and the spliced session.
 //! - [`rendezvous`]: the slot table and claim rate limits, pure and clock-free.
 //! - [`splice`]: blind byte copying between the two sides.
+//! - [`metrics`]: counters, the Prometheus endpoint (`serve --metrics`) and `status`.
 //! - [`technicians`]: technician registry (roles, token hashes only, revocation, expiry).
 //! - [`admin`]: the operator commands (technicians, audit verify/show).
 //! - [`audit`]: append-only, hash-chained JSON-lines audit log.
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod agent_link;
 pub mod audit;
 pub mod config;
+pub mod metrics;
 pub mod rendezvous;
 pub mod server;
 pub mod session;

@@ -30,6 +30,21 @@ enum Command {
         /// UDP address to listen on.
         #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
         listen: SocketAddr,
+        /// Connections served at once; beyond this new ones are refused with BUSY.
+        #[arg(long, default_value_t = tether_relay::config::MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Claims one technician may make per minute.
+        #[arg(long, default_value_t = tether_relay::config::CLAIMS_PER_TECHNICIAN_PER_MINUTE)]
+        claims_per_minute: usize,
+        /// Serve Prometheus metrics over HTTP on this address (off by default), e.g. 127.0.0.1:9464.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
+    },
+    /// Print a summary of a running relay (from its metrics endpoint).
+    Status {
+        /// The metrics address; by default the one the relay recorded in its data directory.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
     },
     /// Manage technicians.
     Technician {
@@ -100,11 +115,26 @@ async fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
-    let serve_default = Command::Serve {
-        listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+    let command = match cli.command {
+        Some(c) => c,
+        None => Cli::parse_from(["tether-relay", "serve"])
+            .command
+            .context("default command")?,
     };
-    match cli.command.unwrap_or(serve_default) {
-        Command::Serve { listen } => serve(listen, data_dir).await,
+    match command {
+        Command::Serve {
+            listen,
+            max_connections,
+            claims_per_minute,
+            metrics,
+        } => {
+            let mut config = RelayConfig::new(listen, data_dir);
+            config.limits.max_connections = max_connections;
+            config.limits.claims_per_technician_per_minute = claims_per_minute;
+            config.metrics = metrics;
+            serve(config).await
+        }
+        Command::Status { metrics } => status(metrics, &data_dir).await,
         Command::Technician { command } => technician(&data_dir, command),
         Command::Audit {
             command: AuditCommand::Verify,
@@ -174,10 +204,8 @@ fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow:
     }
     Ok(())
 }
-async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
-    let relay = Relay::spawn(RelayConfig::new(listen, data_dir))
-        .await
-        .context("starting the relay")?;
+async fn serve(config: RelayConfig) -> anyhow::Result<()> {
+    let relay = Relay::spawn(config).await.context("starting the relay")?;
     println!(
         "tether-relay listening on {} (UDP/QUIC)",
         relay.local_addr()
@@ -185,6 +213,9 @@ async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     println!("certificate SHA-256: {}", relay.fingerprint());
     println!("data directory:      {}", relay.data_dir().display());
     println!("audit log:           {}", relay.audit_path().display());
+    if let Some(m) = relay.metrics_addr() {
+        println!("metrics:             http://{m}/metrics");
+    }
     println!();
     println!("Agents and consoles pin the certificate with:");
     println!("  export TETHER_RELAY_CERT_SHA256={}", relay.fingerprint());
@@ -196,5 +227,28 @@ async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     println!("stopping: telling connected peers and draining...");
     relay.shutdown().await;
     println!("stopped.");
+    Ok(())
+}
+
+async fn status(metrics: Option<SocketAddr>, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let addr = match metrics {
+        Some(a) => a,
+        None => {
+            let file = data_dir.join(tether_relay::metrics::ADDR_FILE);
+            let text = std::fs::read_to_string(&file).with_context(|| {
+                format!(
+                    "no running relay with metrics recorded in {}; start it with \
+                     `tether-relay serve --metrics 127.0.0.1:9464`, or pass --metrics ADDR",
+                    data_dir.display()
+                )
+            })?;
+            text.trim()
+                .parse()
+                .with_context(|| format!("{} holds no address", file.display()))?
+        }
+    };
+    let samples = tether_relay::metrics::scrape(addr).await?;
+    println!("tether-relay at http://{addr}/metrics");
+    print!("{}", tether_relay::metrics::summary(&samples));
     Ok(())
 }

@@ -29,6 +29,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::agent_link::{self, AgentEvent, AgentLink};
 use crate::audit::AuditLog;
 use crate::config::{Limits, RelayConfig, SpliceTap};
+use crate::metrics::{self, GaugeGuard, Metrics};
 use crate::rendezvous::{Rendezvous, Stats};
 use crate::session;
 use crate::technicians::Technicians;
@@ -56,6 +57,14 @@ pub enum StartError {
     /// The audit log could not be opened.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// The metrics address could not be bound.
+    #[error("metrics address {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// State shared by all connection tasks.
@@ -67,6 +76,7 @@ pub(crate) struct Shared {
     pub tap: Option<SpliceTap>,
     pub next_id: AtomicU64,
     pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -103,6 +113,8 @@ pub struct RelayHandle {
     data_dir: PathBuf,
     shared: Arc<Shared>,
     task: Option<tokio::task::JoinHandle<()>>,
+    metrics_addr: Option<SocketAddr>,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Relay {
@@ -136,7 +148,24 @@ impl Relay {
             tap: config.splice_tap.clone(),
             next_id: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
+            metrics: Arc::new(Metrics::default()),
         });
+        let (metrics_addr, metrics_task) = match config.metrics {
+            None => (None, None),
+            Some(addr) => {
+                let bind = |source| StartError::Metrics { addr, source };
+                let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
+                let bound = listener.local_addr().map_err(bind)?;
+                // For `tether-relay status`; best effort, the endpoint works without it.
+                let _ = std::fs::write(dir.join(metrics::ADDR_FILE), bound.to_string());
+                let task = tokio::spawn(metrics::serve(
+                    listener,
+                    shared.metrics.clone(),
+                    shared.shutdown.clone(),
+                ));
+                (Some(bound), Some(task))
+            }
+        };
         let task = tokio::spawn(accept_loop(endpoint, shared.clone()));
         Ok(RelayHandle {
             local_addr,
@@ -144,6 +173,8 @@ impl Relay {
             data_dir: dir,
             shared,
             task: Some(task),
+            metrics_addr,
+            metrics_task,
         })
     }
 }
@@ -169,6 +200,16 @@ impl RelayHandle {
         self.shared.audit.path().to_path_buf()
     }
 
+    /// Where the metrics endpoint listens, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The live counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
     /// Rendezvous counters.
     pub fn stats(&self) -> Stats {
         self.shared.table(|t| t.stats())
@@ -180,12 +221,19 @@ impl RelayHandle {
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, task).await;
         }
+        if let Some(task) = self.metrics_task.take() {
+            let _ = std::fs::remove_file(self.data_dir.join(metrics::ADDR_FILE));
+            task.abort();
+        }
     }
 }
 
 impl Drop for RelayHandle {
     fn drop(&mut self) {
         self.shared.shutdown.cancel();
+        if let Some(task) = self.metrics_task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -205,10 +253,20 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                 let span = info_span!("conn", peer = %incoming.remote_address());
                 tasks.spawn(async move {
                     let Ok(Ok(conn)) = tokio::time::timeout(shared.limits.hello_timeout, incoming).await else { return };
+                    shared.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
                     match permit {
-                        Some(_permit) => serve(conn, shared).await,
+                        Some(_permit) => {
+                            let _open = GaugeGuard::new(&shared.metrics.connections_open);
+                            serve(conn.clone(), shared.clone()).await;
+                            // Dropping the last handle would close with code 0 and no reason; a peer
+                            // must hear why.
+                            if shared.shutdown.is_cancelled() {
+                                conn.close(close::SHUTTING_DOWN.into(), b"relay shutting down");
+                            }
+                        }
                         None => {
                             warn!("at connection limit; refusing");
+                            shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
                             conn.close(close::BUSY.into(), b"relay at capacity, try again later");
                         }
                     }
@@ -296,7 +354,13 @@ async fn serve(conn: quinn::Connection, shared: Arc<Shared>) {
     }
     match hello.role {
         Role::Agent => agent_link::serve(conn, send, recv, shared).await,
-        Role::Console => session::serve(conn, send, recv, shared).await,
+        Role::Console => {
+            // Consoles open a stream per request; agents never need more than their control stream.
+            conn.set_max_concurrent_bi_streams(
+                tether_net::transport::MAX_CONCURRENT_BIDI_STREAMS.into(),
+            );
+            session::serve(conn, send, recv, shared).await
+        }
     }
 }
 

@@ -64,6 +64,7 @@ pub(crate) async fn serve(
         scopes,
     } = claim;
     let refused = |kind: RelayErrorKind, text: String, technician: Option<String>| {
+        shared.metrics.claim_refused(kind);
         shared.audit.record(AuditEvent::ClaimRefused {
             slot: slot.0,
             reason: format!("{kind:?}"),
@@ -167,7 +168,15 @@ pub(crate) async fn serve(
     });
     info!(session, %slot, technician = %technician.name, org = %technician.org, "session started");
     let started = Instant::now();
-    let counters = Arc::new(Counters::default());
+    shared
+        .metrics
+        .sessions_started
+        .fetch_add(1, Ordering::Relaxed);
+    let _active = crate::metrics::GaugeGuard::new(&shared.metrics.sessions_active);
+    let counters = Arc::new(Counters {
+        global: Some(shared.metrics.clone()),
+        ..Counters::default()
+    });
     // `end` says the session is over; `cut` resets the spliced streams, a moment later, so that a
     // last sealed frame already on its way (the agent's `Ended`) still arrives.
     let cut = CancellationToken::new();
@@ -208,19 +217,31 @@ pub(crate) async fn serve(
             });
         }
     };
+    let reason = if shared.shutdown.is_cancelled() {
+        "relay shutting down"
+    } else {
+        reason
+    };
     end.cancel();
-    let _ = tokio::time::timeout(FINAL_FRAME_GRACE, async {
+    // An agent that timed out sends nothing more: tell the console at once.
+    let grace = match link.conn.close_reason() {
+        Some(quinn::ConnectionError::TimedOut) => std::time::Duration::ZERO,
+        _ => FINAL_FRAME_GRACE,
+    };
+    let _ = tokio::time::timeout(grace, async {
         while splices.join_next().await.is_some() {}
     })
     .await;
     cut.cancel();
     while splices.join_next().await.is_some() {}
-    let code = if reason == "agent left" {
-        close::PEER_GONE
-    } else {
-        close::SESSION_ENDED
-    };
-    conn.close(code.into(), format!("session ended: {reason}").as_bytes());
+    match reason {
+        "relay shutting down" => conn.close(close::SHUTTING_DOWN.into(), reason.as_bytes()),
+        "agent left" => conn.close(close::PEER_GONE.into(), b"session ended: agent left"),
+        _ => conn.close(
+            close::SESSION_ENDED.into(),
+            format!("session ended: {reason}").as_bytes(),
+        ),
+    }
     if reason != "agent left" {
         let _ = link.events.try_send(AgentEvent::PeerGone);
     }

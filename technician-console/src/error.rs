@@ -39,6 +39,9 @@ pub enum ConsoleError {
     /// The agent refused a request because its scope was not granted.
     #[error("scope denied: the user did not grant \"{0}\"")]
     ScopeDenied(Scope),
+    /// The relay closed the connection mid-session (it is shutting down, or the agent vanished).
+    #[error("the relay closed the session: {0}")]
+    RelayClosed(String),
     /// The session ended.
     #[error("session ended: {0}")]
     Ended(EndReason),
@@ -61,7 +64,10 @@ impl ConsoleError {
             ConsoleError::WrongCode => 7,
             ConsoleError::ConsentDenied | ConsoleError::Declined(_) => 8,
             ConsoleError::ScopeDenied(_) => 9,
-            ConsoleError::Ended(_) | ConsoleError::Failed(_) | ConsoleError::Protocol(_) => 10,
+            ConsoleError::Ended(_)
+            | ConsoleError::RelayClosed(_)
+            | ConsoleError::Failed(_)
+            | ConsoleError::Protocol(_) => 10,
         }
     }
 }

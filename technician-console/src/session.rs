@@ -268,8 +268,19 @@ impl Session {
         .await
         {
             Ok(Ok(AgentToConsole::Ended { reason })) => ConsoleError::Ended(reason),
-            _ => ConsoleError::Ended(EndReason::ConnectionLost),
+            _ => match tether_net::closed::reason(&self.relay.conn) {
+                Some(c) => ConsoleError::RelayClosed(c.reason),
+                None => ConsoleError::Ended(EndReason::ConnectionLost),
+            },
         }
+    }
+
+    /// Resolves when the relay connection closes, with why: the relay shutting down, the agent
+    /// gone (`session ended: agent left`), or the network lost (a timeout). For front ends that
+    /// must tell the technician without waiting for their next request.
+    pub async fn closed(&self) -> ConsoleError {
+        let e = self.relay.conn.closed().await;
+        ConsoleError::RelayClosed(tether_net::closed::describe(&e).reason)
     }
 
     /// The agent's inventory summary (needs `inventory`).

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`TestRelay`]: a relay in a temporary data directory, with one registered technician.
 //! - [`TestAgent`]: share mode with a scripted user who answers consent with a fixed set.
+//! - [`proxy::UdpProxy`]: a cuttable UDP forwarder, so a peer can vanish without a close frame.
 //! - `src/bin/tether-demo.rs`: the one-command demo from README.md, built on the same pieces.
 
 // Test support: a failed expectation should panic loudly.
@@ -24,6 +25,8 @@ use tether_relay::{Limits, Relay, RelayConfig, RelayHandle};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub mod proxy;
+
 /// How long a test waits for any one expected event.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -36,6 +39,8 @@ pub struct TestRelay {
     pub dir: tempfile::TempDir,
     /// Token of "Ada Lovelace" of "Acme IT".
     pub token: String,
+    /// The limits it runs with (kept across [`TestRelay::restart`]).
+    pub limits: Limits,
 }
 
 impl TestRelay {
@@ -54,10 +59,58 @@ impl TestRelay {
             "127.0.0.1:0".parse().expect("addr"),
             dir.path().to_path_buf(),
         );
-        config.limits = limits;
+        config.limits = limits.clone();
         config.splice_tap = tap;
         let handle = Relay::spawn(config).await.expect("relay starts");
-        TestRelay { handle, dir, token }
+        TestRelay {
+            handle,
+            dir,
+            token,
+            limits,
+        }
+    }
+
+    /// Shuts the relay down gracefully (as Ctrl-C does) and starts it again on the same address
+    /// with the same data directory, so certificate, technicians and audit log carry over.
+    pub async fn restart(self) -> Self {
+        let TestRelay {
+            handle,
+            dir,
+            token,
+            limits,
+        } = self;
+        let addr = handle.local_addr();
+        handle.shutdown().await;
+        let mut config = RelayConfig::new(addr, dir.path().to_path_buf());
+        config.limits = limits.clone();
+        // The old endpoint's driver releases the UDP port a moment after shutdown returns (a new
+        // process would not wait for that); retry the bind briefly.
+        let mut tries = 0;
+        let handle = loop {
+            match Relay::spawn(config.clone()).await {
+                Ok(h) => break h,
+                Err(tether_relay::StartError::Endpoint(e)) if tries < 100 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, "port still held; retrying");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("relay restarts on its address: {e}"),
+            }
+        };
+        TestRelay {
+            handle,
+            dir,
+            token,
+            limits,
+        }
+    }
+
+    /// A target for this relay, pinned, but sent to `addr` (a [`proxy::UdpProxy`] in front of it).
+    pub fn target_via(&self, addr: std::net::SocketAddr) -> RelayTarget {
+        RelayTarget {
+            addr: addr.to_string(),
+            ..self.target()
+        }
     }
 
     /// A target that pins this relay.
