@@ -7,7 +7,7 @@
 //! - `requests`: serving each granted request kind on its own stream.
 //! - [`ui`]: the events and commands between the session and a front end.
 //! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
-//! - [`inventory`]: the inventory summary, from sysinfo.
+//! - [`inventory`]: the full hardware and software inventory, from the OS.
 //! - [`diagnostics`]: the probes and their verdicts.
 
 pub mod diagnostics;

@@ -12,7 +12,7 @@ use crate::{diagnostics, inventory};
 /// What a request hands over, in words for the user.
 pub(crate) fn describe(req: &Request) -> String {
     match req {
-        Request::Inventory => "the inventory summary".into(),
+        Request::Inventory => "the hardware and software inventory".into(),
         Request::Diagnostic { probe } => format!("the {probe} diagnostic"),
     }
 }
@@ -27,7 +27,7 @@ pub(crate) async fn serve(
     let what = describe(&req);
     // Collection reads the OS synchronously; keep it off the async workers so the session stays live.
     let work = tokio::task::spawn_blocking(move || match req {
-        Request::Inventory => Response::Inventory(inventory::collect_summary()),
+        Request::Inventory => Response::Inventory(Box::new(inventory::collect())),
         Request::Diagnostic { probe } => Response::Diagnostic(diagnostics::run_probe(probe)),
     });
     let response = work.await.unwrap_or_else(|e| Response::Failed {

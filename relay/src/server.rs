@@ -53,6 +53,9 @@ pub enum StartError {
     /// The endpoint could not be bound.
     #[error(transparent)]
     Endpoint(#[from] tether_net::transport::EndpointError),
+    /// The fleet store could not be opened.
+    #[error("fleet store: {0}")]
+    Store(tether_proto::fleet::FleetError),
 }
 
 /// State shared by all connection tasks.
@@ -64,6 +67,7 @@ pub(crate) struct Shared {
     pub tap: Option<SpliceTap>,
     pub next_id: AtomicU64,
     pub shutdown: CancellationToken,
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -123,6 +127,8 @@ impl Relay {
             source,
         })?;
         let limits = config.limits.clone();
+        let store: Arc<dyn crate::store::Store> =
+            Arc::new(crate::store::SqliteStore::open(&dir).map_err(StartError::Store)?);
         let shared = Arc::new(Shared {
             rendezvous: Mutex::new(Rendezvous::new(
                 limits.code_ttl,
@@ -135,6 +141,7 @@ impl Relay {
             tap: config.splice_tap.clone(),
             next_id: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
+            store,
         });
         let task = tokio::spawn(accept_loop(endpoint, shared.clone()));
         Ok(RelayHandle {
@@ -166,6 +173,11 @@ impl RelayHandle {
     /// The audit log's path.
     pub fn audit_path(&self) -> PathBuf {
         self.shared.audit.path().to_path_buf()
+    }
+
+    /// The fleet store.
+    pub fn store(&self) -> Arc<dyn crate::store::Store> {
+        self.shared.store.clone()
     }
 
     /// Rendezvous counters.
@@ -296,6 +308,7 @@ async fn serve(conn: quinn::Connection, shared: Arc<Shared>) {
     match hello.role {
         Role::Agent => agent_link::serve(conn, send, recv, shared).await,
         Role::Console => session::serve(conn, send, recv, shared).await,
+        Role::Device => crate::device::serve(conn, send, recv, shared).await,
     }
 }
 

@@ -47,7 +47,12 @@ pub(crate) async fn serve(
             Ok(Err(e)) => return close_protocol(&conn, &e),
             Ok(Ok(c)) => c,
         };
-    let ConsoleToRelay::Claim { slot, token } = claim;
+    let (slot, token) = match claim {
+        ConsoleToRelay::Claim { slot, token } => (slot, token),
+        ConsoleToRelay::Fleet { token, query } => {
+            return crate::fleet::serve(conn, send, token, query, shared).await;
+        }
+    };
     let refused = |kind: RelayErrorKind, technician: Option<String>| {
         shared.audit.record(AuditEvent::ClaimRefused {
             slot: slot.0,

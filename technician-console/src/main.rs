@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch the machine's inventory summary (asks the user for `inventory`).
+    /// Fetch the machine's full hardware and software inventory (asks the user for `inventory`).
     Inventory {
         /// The code the user reads to you, e.g. "417 302 958".
         #[arg(long)]

@@ -11,7 +11,7 @@ use tether_net::client::{self, RelayConnection, RelayTarget};
 use tether_net::framed::{self, FrameError};
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
 use tether_proto::diag::{DiagReport, Probe};
-use tether_proto::inventory::InventorySummary;
+use tether_proto::inventory::Inventory;
 use tether_proto::msg::{
     AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, RelayToConsole, Request, Response,
     Role, StreamOpen, TechnicianIdentity, close,
@@ -224,10 +224,10 @@ impl Session {
         }
     }
 
-    /// The agent's inventory summary (needs `inventory`).
-    pub async fn inventory(&mut self) -> Result<InventorySummary, ConsoleError> {
+    /// The agent's full inventory (needs `inventory`).
+    pub async fn inventory(&mut self) -> Result<Inventory, ConsoleError> {
         match self.request(&Request::Inventory).await? {
-            Response::Inventory(i) => Ok(i),
+            Response::Inventory(i) => Ok(*i),
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"
             ))),
