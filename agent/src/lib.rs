@@ -2,6 +2,7 @@
 //! anything leaves, and enforces what the user granted.
 //!
 //! # Layout
+//! - [`cli`]: the `enroll`, `run` and `status` commands.
 //! - [`share`]: share mode — relay connection, code, claim, pairing.
 //! - `session`: one paired session — consent, then requests checked against the grant.
 //! - `requests`: serving each granted request kind on its own stream.
@@ -9,9 +10,16 @@
 //! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
 //! - [`inventory`]: the full hardware and software inventory, from the OS.
 //! - [`diagnostics`]: the probes and their verdicts.
+//! - [`enroll`]: enrollment and the device's local state (identity, queue, base snapshot).
+//! - [`report`]: service mode — scheduled inventory reports, queued on disk until acknowledged.
+//! - `private_file`: owner-only files (the only Unix `#[cfg]`).
 
+pub mod cli;
 pub mod diagnostics;
+pub mod enroll;
 pub mod inventory;
+mod private_file;
+pub mod report;
 mod requests;
 mod session;
 pub mod share;

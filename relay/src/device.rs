@@ -40,7 +40,12 @@ pub(crate) async fn serve(
         r = tokio::time::timeout(HELLO_TIMEOUT, framed::read_msg::<DeviceToRelay>(&mut recv)) => r,
     };
     let first = match first {
-        Err(_) => return conn.close(tether_proto::msg::close::PROTOCOL_ERROR.into(), b"no request in time"),
+        Err(_) => {
+            return conn.close(
+                tether_proto::msg::close::PROTOCOL_ERROR.into(),
+                b"no request in time",
+            );
+        }
         Ok(Err(e)) => return close_protocol(&conn, &e),
         Ok(Ok(m)) => m,
     };
@@ -52,9 +57,10 @@ pub(crate) async fn serve(
         } => {
             let host = hostname.clone();
             let now = crate::now_unix();
-            let result =
-                blocking(&shared.store, move |s| s.enroll(&token, &secret_sha256, &hostname, now))
-                    .await;
+            let result = blocking(&shared.store, move |s| {
+                s.enroll(&token, &secret_sha256, &hostname, now)
+            })
+            .await;
             match result {
                 Ok((device_id, org)) => {
                     info!(%device_id, %org, "device enrolled");
@@ -64,9 +70,12 @@ pub(crate) async fn serve(
                         hostname: host,
                         peer,
                     });
-                    let _ = framed::write_msg(&mut send, &RelayToDevice::Enrolled { device_id, org }).await;
+                    let _ =
+                        framed::write_msg(&mut send, &RelayToDevice::Enrolled { device_id, org })
+                            .await;
                     let _ = send.finish();
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed()).await;
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed())
+                        .await;
                 }
                 Err(e) => {
                     shared.audit.record(AuditEvent::EnrollRefused {
@@ -113,10 +122,15 @@ pub(crate) async fn serve(
         let report = match msg {
             Ok(DeviceToRelay::Report(r)) => r,
             Ok(_) => {
-                let e = FleetError::new(FleetErrorKind::UnexpectedMessage, "only reports may follow Auth");
+                let e = FleetError::new(
+                    FleetErrorKind::UnexpectedMessage,
+                    "only reports may follow Auth",
+                );
                 return refuse(&conn, send, &RelayToDevice::Error(e)).await;
             }
-            Err(FrameError::Closed) | Err(FrameError::Connection(_)) | Err(FrameError::Read(_)) => break,
+            Err(FrameError::Closed) | Err(FrameError::Connection(_)) | Err(FrameError::Read(_)) => {
+                break;
+            }
             Err(e) => {
                 // A truncated or malformed report: nothing was stored; say why and close.
                 warn!(%device_id, error = %e, "malformed report");
@@ -127,8 +141,14 @@ pub(crate) async fn serve(
         let id = device_id.clone();
         let now = crate::now_unix();
         let reply = match blocking(&shared.store, move |s| s.ingest(&id, &report, now)).await {
-            Ok(Ingested::Stored) => RelayToDevice::Ack { seq, duplicate: false },
-            Ok(Ingested::Duplicate) => RelayToDevice::Ack { seq, duplicate: true },
+            Ok(Ingested::Stored) => RelayToDevice::Ack {
+                seq,
+                duplicate: false,
+            },
+            Ok(Ingested::Duplicate) => RelayToDevice::Ack {
+                seq,
+                duplicate: true,
+            },
             Err(error) => {
                 warn!(%device_id, seq, kind = ?error.kind, "report rejected");
                 RelayToDevice::Rejected { seq, error }

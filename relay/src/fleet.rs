@@ -43,15 +43,17 @@ pub(crate) async fn serve(
                 .await
                 .map(|h| vec![FleetReply::Hits(h)])
         }
-        FleetQuery::Export => blocking(&store, move |s| {
-            let mut out = Vec::new();
-            for d in s.devices(&org)? {
-                out.push(FleetReply::Device(Box::new(s.device(&org, &d.device_id)?)));
-            }
-            out.push(FleetReply::End);
-            Ok(out)
-        })
-        .await,
+        FleetQuery::Export => {
+            blocking(&store, move |s| {
+                let mut out = Vec::new();
+                for d in s.devices(&org)? {
+                    out.push(FleetReply::Device(Box::new(s.device(&org, &d.device_id)?)));
+                }
+                out.push(FleetReply::End);
+                Ok(out)
+            })
+            .await
+        }
     };
     let replies = replies.unwrap_or_else(|e| vec![FleetReply::Error(e)]);
     for r in &replies {

@@ -279,7 +279,10 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, Strin
 }
 
 /// The changes from `old` to `new`: packages installed, upgraded, removed; hardware facts changed.
-pub fn changes(old: &Inventory, new: &Inventory) -> Vec<(ChangeKind, String, Option<String>, Option<String>)> {
+pub fn changes(
+    old: &Inventory,
+    new: &Inventory,
+) -> Vec<(ChangeKind, String, Option<String>, Option<String>)> {
     let mut out = Vec::new();
     let o: BTreeMap<PackageKey, &Package> =
         old.software.packages.iter().map(|p| (p.key(), p)).collect();
@@ -287,7 +290,12 @@ pub fn changes(old: &Inventory, new: &Inventory) -> Vec<(ChangeKind, String, Opt
         new.software.packages.iter().map(|p| (p.key(), p)).collect();
     for (k, p) in &n {
         match o.get(k) {
-            None => out.push((ChangeKind::Installed, key_name(k), None, Some(p.version.clone()))),
+            None => out.push((
+                ChangeKind::Installed,
+                key_name(k),
+                None,
+                Some(p.version.clone()),
+            )),
             Some(q) if q.version != p.version => out.push((
                 ChangeKind::Upgraded,
                 key_name(k),
@@ -299,7 +307,12 @@ pub fn changes(old: &Inventory, new: &Inventory) -> Vec<(ChangeKind, String, Opt
     }
     for (k, q) in &o {
         if !n.contains_key(k) {
-            out.push((ChangeKind::Removed, key_name(k), Some(q.version.clone()), None));
+            out.push((
+                ChangeKind::Removed,
+                key_name(k),
+                Some(q.version.clone()),
+                None,
+            ));
         }
     }
     if old.hardware != new.hardware {
@@ -379,7 +392,11 @@ impl Store for SqliteStore {
                 "the device secret hash must be 64 hex digits",
             ));
         }
-        let hostname: String = hostname.chars().filter(|c| !c.is_control()).take(255).collect();
+        let hostname: String = hostname
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(255)
+            .collect();
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
             let row: Option<(String, i64, i64)> = tx

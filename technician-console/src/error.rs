@@ -39,6 +39,12 @@ pub enum ConsoleError {
     /// The agent could not do what was asked.
     #[error("the agent could not complete the request: {0}")]
     Failed(String),
+    /// The relay refused a fleet query (bad token, unknown device, store failure).
+    #[error("{0}")]
+    Fleet(tether_proto::fleet::FleetError),
+    /// A local file could not be written.
+    #[error("{0}")]
+    Output(String),
     /// Something broke protocol (including a frame that failed authentication).
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -55,7 +61,17 @@ impl ConsoleError {
             ConsoleError::WrongCode => 7,
             ConsoleError::ConsentDenied => 8,
             ConsoleError::ScopeDenied(_) => 9,
-            ConsoleError::Ended(_) | ConsoleError::Failed(_) | ConsoleError::Protocol(_) => 10,
+            ConsoleError::Fleet(e) if e.kind == tether_proto::fleet::FleetErrorKind::BadToken => 5,
+            ConsoleError::Fleet(e)
+                if e.kind == tether_proto::fleet::FleetErrorKind::UnknownDevice =>
+            {
+                11
+            }
+            ConsoleError::Ended(_)
+            | ConsoleError::Failed(_)
+            | ConsoleError::Protocol(_)
+            | ConsoleError::Fleet(_)
+            | ConsoleError::Output(_) => 10,
         }
     }
 }
