@@ -6,7 +6,7 @@
 //! 2. Queued reports the relay already has are dropped (their ack was lost). If the oldest queued
 //!    report is a delta against something the relay does not have, the queue is replaced by one full
 //!    report.
-//! 3. Queued reports are sent oldest first, each removed from disk only when acknowledged.
+//! 3. Queued reports (each file is one encoded `DeviceToRelay::Report` frame body) are sent oldest first, each removed from disk only when acknowledged.
 //! 4. A new report is made at start when nothing was ever reported, then on every tick of the
 //!    schedule (default daily) or trigger: a delta against the newest queued or acknowledged
 //!    snapshot (`base.bin`), so when the queue is empty that is the last acknowledged snapshot.
@@ -163,10 +163,11 @@ pub async fn queue_report(cfg: &RunConfig) -> Result<RunEvent, EnrollError> {
         digest,
         body,
     };
-    let bytes = codec::to_body(&report).map_err(|e| EnrollError::Corrupt {
-        path: dir.queue_path(seq),
-        reason: e.to_string(),
-    })?;
+    let bytes =
+        codec::to_body(&DeviceToRelay::Report(report)).map_err(|e| EnrollError::Corrupt {
+            path: dir.queue_path(seq),
+            reason: e.to_string(),
+        })?;
     // Queue first, then base and state: after a crash in between, the report is still sent.
     dir.enqueue(seq, &bytes)?;
     dir.save_base(&inv)?;
@@ -198,10 +199,11 @@ fn requeue_full(cfg: &RunConfig, id: &Identity) -> Result<(), EnrollError> {
         digest: base.digest(),
         body: ReportBody::Full(Box::new(base)),
     };
-    let bytes = codec::to_body(&report).map_err(|e| EnrollError::Corrupt {
-        path: dir.queue_path(seq),
-        reason: e.to_string(),
-    })?;
+    let bytes =
+        codec::to_body(&DeviceToRelay::Report(report)).map_err(|e| EnrollError::Corrupt {
+            path: dir.queue_path(seq),
+            reason: e.to_string(),
+        })?;
     dir.enqueue(seq, &bytes)?;
     state.base_seq = Some(seq);
     state.next_seq = seq + 1;
@@ -356,11 +358,11 @@ fn reconcile(cfg: &RunConfig, id: &Identity, last_seq: Option<u64>) -> Result<()
                 path: path.clone(),
                 source,
             })?;
-            match codec::from_body::<Report>(&bytes) {
-                Ok(Report {
+            match codec::from_body::<DeviceToRelay>(&bytes) {
+                Ok(DeviceToRelay::Report(Report {
                     body: ReportBody::Delta { base_seq, .. },
                     ..
-                }) => Some(base_seq) != last_seq,
+                })) => Some(base_seq) != last_seq,
                 Ok(_) => false,
                 // A corrupt queue file cannot be sent; start again from a full report.
                 Err(_) => true,
