@@ -33,13 +33,24 @@ fn main() {
     println!("collection (median / max of {runs} runs):");
     println!("  hardware  {:>9.2?} / {:>9.2?}", hw_med, hw_max);
     println!("  status    {:>9.2?} / {:>9.2?}", st_med, st_max);
-    println!("  software  {:>9.2?} / {:>9.2?}  ({} packages)", sw_med, sw_max, sw.packages.len());
+    println!(
+        "  software  {:>9.2?} / {:>9.2?}  ({} packages)",
+        sw_med,
+        sw_max,
+        sw.packages.len()
+    );
     println!("  total     {:>9.2?} / {:>9.2?}", all_med, all_max);
 
     let raw = codec::to_body(&inv).unwrap_or_default();
     let json = serde_json::to_vec(&inv).unwrap_or_default();
     let z = zstd::encode_all(&raw[..], 3).unwrap_or_default();
-    println!("full record: {} B bincode raw, {} B zstd-3 ({:.1} KiB); JSON {} B", raw.len(), z.len(), z.len() as f64 / 1024.0, json.len());
+    println!(
+        "full record: {} B bincode raw, {} B zstd-3 ({:.1} KiB); JSON {} B",
+        raw.len(),
+        z.len(),
+        z.len() as f64 / 1024.0,
+        json.len()
+    );
 
     // One package upgraded, as the next scheduled report would see it.
     let mut next = c.collect();
@@ -57,5 +68,8 @@ fn main() {
     );
     let (dt, _, _) = time(runs, || next.delta_from(&inv));
     let (at, _, _) = time(runs, || inv.apply(&delta));
-    println!("delta compute {dt:.2?}, apply {at:.2?}, digest {:.2?}", time(runs, || inv.digest()).0);
+    println!(
+        "delta compute {dt:.2?}, apply {at:.2?}, digest {:.2?}",
+        time(runs, || inv.digest()).0
+    );
 }

@@ -89,7 +89,9 @@ pub async fn run(
         }
     };
     let main = async {
-        let r = do_run(cfg, trigger, events_tx, shutdown).await;
+        let r = do_run(cfg, trigger, events_tx, shutdown.clone()).await;
+        // Let the Ctrl-C waiter finish too when service mode stops on its own (an error).
+        shutdown.cancel();
         r.map_err(|e| e.to_string())
     };
     let ctrl_c = async {

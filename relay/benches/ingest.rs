@@ -93,7 +93,9 @@ fn main() {
                 .0
         })
         .collect();
-    let invs: Vec<Inventory> = (0..devices).map(|i| inventory(&format!("host{i}"), packages)).collect();
+    let invs: Vec<Inventory> = (0..devices)
+        .map(|i| inventory(&format!("host{i}"), packages))
+        .collect();
 
     let t = Instant::now();
     for (id, inv) in ids.iter().zip(&invs) {

@@ -687,3 +687,145 @@ impl Store for SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_proto::inventory::{
+        Cpu, Disk, DiskKind, Dmi, Fact, Hardware, Memory, ModuleListing, Software, SourceState,
+        Status, SystemFacts,
+    };
+
+    fn inventory(host: &str, packages: usize) -> Inventory {
+        let u = || Fact::Unavailable;
+        Inventory {
+            collected_unix: 1,
+            hardware: Hardware {
+                system: SystemFacts {
+                    hostname: host.into(),
+                    os_name: "Debian GNU/Linux".into(),
+                    os_version: "12 (bookworm)".into(),
+                    kernel: "6.1.0-18-amd64".into(),
+                    arch: "x86_64".into(),
+                },
+                cpu: Cpu {
+                    model: "AMD EPYC".into(),
+                    vendor: "AuthenticAMD".into(),
+                    sockets: 1,
+                    cores: 8,
+                    threads: 16,
+                    max_mhz: Some(3000),
+                },
+                memory: Memory {
+                    total: 32 << 30,
+                    swap_total: 0,
+                    modules: ModuleListing::NeedsRoot,
+                },
+                disks: vec![],
+                interfaces: vec![],
+                gpus: vec![],
+                displays: vec![],
+                batteries: vec![],
+                dmi: Dmi {
+                    system_vendor: u(),
+                    system_model: u(),
+                    system_serial: Fact::NeedsRoot,
+                    system_uuid: Fact::NeedsRoot,
+                    bios_vendor: u(),
+                    bios_version: u(),
+                    bios_date: u(),
+                    board_vendor: u(),
+                    board_model: u(),
+                    board_serial: Fact::NeedsRoot,
+                },
+            },
+            status: Status {
+                uptime_secs: 100,
+                boot_unix: 0,
+                users: vec![],
+                memory_available: 1 << 30,
+                swap_free: 0,
+                filesystems: vec![],
+                battery_percent: vec![],
+            },
+            software: Software {
+                sources: vec![(PackageSource::Dpkg, SourceState::Read)],
+                packages: (0..packages)
+                    .map(|i| Package {
+                        source: PackageSource::Dpkg,
+                        name: format!("package-{i:04}"),
+                        arch: "amd64".into(),
+                        version: format!("1.{i}-1"),
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn hardware_and_package_changes_are_named() {
+        let old = inventory("h", 5);
+        let mut new = old.clone();
+        new.hardware.memory.total *= 2;
+        new.hardware.disks.push(Disk {
+            name: "sdb".into(),
+            model: Fact::Value("Disk 2".into()),
+            serial: Fact::NeedsRoot,
+            size: 1 << 40,
+            kind: DiskKind::Ssd,
+            removable: false,
+            partitions: vec![],
+        });
+        new.software.packages.remove(0);
+        new.software.packages[0].version = "9".into();
+        let c = changes(&old, &new);
+        let find = |k: ChangeKind, item: &str| c.iter().find(|x| x.0 == k && x.1 == item).cloned();
+        let mem = find(ChangeKind::Hardware, "memory.total").unwrap();
+        assert_eq!(mem.2, Some((32u64 << 30).to_string()));
+        assert_eq!(mem.3, Some((64u64 << 30).to_string()));
+        assert!(
+            find(ChangeKind::Hardware, "disks[sdb].size").is_some(),
+            "{c:?}"
+        );
+        assert!(find(ChangeKind::Removed, "dpkg:package-0000:amd64").is_some());
+        let up = find(ChangeKind::Upgraded, "dpkg:package-0001:amd64").unwrap();
+        assert_eq!(
+            (up.2.as_deref(), up.3.as_deref()),
+            (Some("1.1-1"), Some("9"))
+        );
+        // Status-only differences are not changes.
+        let mut same = old.clone();
+        same.status.uptime_secs += 5;
+        assert!(changes(&old, &same).is_empty());
+    }
+
+    #[test]
+    fn token_uses_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let t = s.create_token("Acme", 100, 1, 1000).unwrap();
+        let h = "ab".repeat(32);
+        assert_eq!(
+            s.enroll(&t.token, &h, "x", 1200).unwrap_err().kind,
+            FleetErrorKind::TokenExpired
+        );
+        s.enroll(&t.token, &h, "x", 1050).unwrap();
+        assert_eq!(
+            s.enroll(&t.token, &h, "x", 1050).unwrap_err().kind,
+            FleetErrorKind::TokenUsed
+        );
+        assert_eq!(
+            s.enroll("et_x", &h, "x", 1050).unwrap_err().kind,
+            FleetErrorKind::UnknownToken
+        );
+        // Only the hash is stored.
+        for f in [FILE.to_string(), format!("{FILE}-wal")] {
+            let raw = std::fs::read(dir.path().join(f)).unwrap_or_default();
+            assert!(!raw.windows(t.token.len()).any(|w| w == t.token.as_bytes()));
+        }
+        assert_eq!(
+            s.create_token("Acme", 100, 0, 1).unwrap_err().kind,
+            FleetErrorKind::Invalid
+        );
+    }
+}
