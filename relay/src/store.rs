@@ -129,7 +129,7 @@ CREATE TABLE IF NOT EXISTS packages (
     device_id TEXT NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL, arch TEXT NOT NULL,
     version TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS packages_name ON packages (name);
-CREATE INDEX IF NOT EXISTS packages_device ON packages (device_id);
+CREATE INDEX IF NOT EXISTS packages_device ON packages (device_id, source, name, arch);
 ";
 
 impl SqliteStore {
@@ -555,16 +555,34 @@ impl Store for SqliteStore {
                     ins.execute(params![device_id, report.seq as i64, now as i64, k.name(), item, old, new])
                         .map_err(db_err)?;
                 }
-                let package_changes = prev.is_none() || changes.iter().any(|c| c.0 != ChangeKind::Hardware);
-                if package_changes {
-                    tx.execute("DELETE FROM packages WHERE device_id = ?1", params![device_id])
-                        .map_err(db_err)?;
-                    let mut ins = tx
-                        .prepare_cached("INSERT INTO packages VALUES (?1, ?2, ?3, ?4, ?5)")
-                        .map_err(db_err)?;
-                    for p in &next.software.packages {
-                        ins.execute(params![device_id, p.source.name(), p.name, p.arch, p.version])
+                match (&report.body, prev.is_some()) {
+                    // A delta touches only the packages it names.
+                    (ReportBody::Delta { delta, .. }, true) => {
+                        let mut del = tx
+                            .prepare_cached("DELETE FROM packages WHERE device_id = ?1 AND source = ?2 AND name = ?3 AND arch = ?4")
                             .map_err(db_err)?;
+                        let keys = delta.removed.iter().cloned().chain(delta.upserted.iter().map(Package::key));
+                        for k in keys {
+                            del.execute(params![device_id, k.source.name(), k.name, k.arch]).map_err(db_err)?;
+                        }
+                        let mut ins = tx
+                            .prepare_cached("INSERT INTO packages VALUES (?1, ?2, ?3, ?4, ?5)")
+                            .map_err(db_err)?;
+                        for p in &delta.upserted {
+                            ins.execute(params![device_id, p.source.name(), p.name, p.arch, p.version])
+                                .map_err(db_err)?;
+                        }
+                    }
+                    _ => {
+                        tx.execute("DELETE FROM packages WHERE device_id = ?1", params![device_id])
+                            .map_err(db_err)?;
+                        let mut ins = tx
+                            .prepare_cached("INSERT INTO packages VALUES (?1, ?2, ?3, ?4, ?5)")
+                            .map_err(db_err)?;
+                        for p in &next.software.packages {
+                            ins.execute(params![device_id, p.source.name(), p.name, p.arch, p.version])
+                                .map_err(db_err)?;
+                        }
                     }
                 }
             }
