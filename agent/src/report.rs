@@ -386,6 +386,9 @@ async fn flush(
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<(), Ended> {
     let dir = &cfg.data_dir;
+    // At most one restart from a full report per flush, so a relay that refuses even that cannot
+    // keep us in a loop.
+    let mut requeued = false;
     while let Some((seq, path)) = dir.queued()?.into_iter().next() {
         let bytes = std::fs::read(&path).map_err(|source| {
             Ended::Fatal(RunError::State(EnrollError::Io {
@@ -418,7 +421,8 @@ async fn flush(
                 .await;
                 match error.kind {
                     // The relay's base differs from ours: start over from a full report.
-                    FleetErrorKind::BaseMismatch | FleetErrorKind::DigestMismatch => {
+                    FleetErrorKind::BaseMismatch | FleetErrorKind::DigestMismatch if !requeued => {
+                        requeued = true;
                         requeue_full(cfg, id)?;
                     }
                     // Anything else will not get better by resending; drop it and carry on.
