@@ -332,6 +332,41 @@ async fn enroll_report_delta_history_and_restart() {
 
     stop.cancel();
     task.await.unwrap().unwrap();
+
+    // The agent's idea of the relay's last report diverged (a restored backup, say): on connect it
+    // notices, sends one full report instead of a delta that would not apply, and the relay records
+    // no spurious changes.
+    let dd = DataDir::new(agent_dir.path());
+    let mut state = dd.state().unwrap();
+    assert_eq!((state.base_seq, state.next_seq), (Some(3), 4));
+    state.base_seq = Some(2);
+    dd.save_state(&state).unwrap();
+    let changes_before = store.history("Acme IT", &id.device_id).unwrap().len();
+    let mut cfg = RunConfig::new(DataDir::new(agent_dir.path()));
+    cfg.collector.software.dpkg_status = status.clone();
+    cfg.collector.software.tool_path = Some(vec![]);
+    cfg.backoff_initial = Duration::from_millis(100);
+    let (_trigger, trigger_rx) = mpsc::channel(1);
+    let (events_tx, mut events) = mpsc::channel(64);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run(cfg, trigger_rx, events_tx, stop.clone()));
+    next(&mut events, "full report 4 acked", |e| {
+        matches!(
+            e,
+            RunEvent::Acked {
+                seq: 4,
+                duplicate: false
+            }
+        )
+    })
+    .await;
+    assert_eq!(store.report_count(&id.device_id).unwrap(), 4);
+    assert_eq!(
+        store.history("Acme IT", &id.device_id).unwrap().len(),
+        changes_before
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
     relay.shutdown().await;
 }
 
