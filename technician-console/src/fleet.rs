@@ -57,19 +57,39 @@ pub async fn query(
 }
 
 fn when(t: Option<u64>) -> String {
-    t.map_or("-".into(), |t| t.to_string())
+    t.map_or("-".into(), utc)
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM` UTC (proleptic Gregorian, days-from-civil inverted).
+pub fn utc(t: u64) -> String {
+    let days = (t / 86_400) as i64;
+    let secs = t % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        secs / 3_600,
+        secs % 3_600 / 60
+    )
 }
 
 /// The device list as a table.
 pub fn devices_table(d: &[DeviceSummary]) -> String {
     let mut s = format!(
-        "{:<21} {:<20} {:<28} {:>8} {:>6} {:>12} {:>12}\n",
+        "{:<21} {:<20} {:<28} {:>8} {:>6} {:<16} {:<16}\n",
         "DEVICE", "HOST", "OS", "PACKAGES", "SEQ", "FIRST SEEN", "LAST SEEN"
     );
     for d in d {
         let _ = writeln!(
             s,
-            "{:<21} {:<20} {:<28} {:>8} {:>6} {:>12} {:>12}",
+            "{:<21} {:<20} {:<28} {:>8} {:>6} {:<16} {:<16}",
             d.device_id,
             d.hostname,
             d.os,
@@ -98,15 +118,15 @@ pub fn device_text(d: &DeviceRecord) -> String {
 /// A history as a table.
 pub fn history_table(h: &[ChangeRecord]) -> String {
     let mut s = format!(
-        "{:>6} {:>12} {:<12} {:<40} {:<20} {:<20}\n",
+        "{:>6} {:<16} {:<12} {:<40} {:<20} {:<20}\n",
         "SEQ", "AT", "CHANGE", "ITEM", "OLD", "NEW"
     );
     for c in h {
         let _ = writeln!(
             s,
-            "{:>6} {:>12} {:<12} {:<40} {:<20} {:<20}",
+            "{:>6} {:<16} {:<12} {:<40} {:<20} {:<20}",
             c.seq,
-            c.at_unix,
+            utc(c.at_unix),
             c.kind.name(),
             c.item,
             c.old.as_deref().unwrap_or("-"),
@@ -172,7 +192,9 @@ pub fn export_csv(devices: &[DeviceRecord]) -> String {
                         h.dmi.system_vendor.to_string(),
                         h.dmi.system_model.to_string(),
                         h.dmi.system_serial.to_string(),
-                        when(d.summary.last_seen_unix),
+                        d.summary
+                            .last_seen_unix
+                            .map_or(String::new(), |t| t.to_string()),
                     ],
                     inv.software.packages.as_slice(),
                 )
@@ -224,6 +246,13 @@ pub fn size(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13");
+    }
 
     #[test]
     fn csv_quotes_what_needs_quoting() {

@@ -34,9 +34,9 @@ pub fn inventory(i: &Inventory) -> String {
     );
     let _ = writeln!(
         s,
-        "uptime    {} s (booted at {} UTC epoch s); users: {}",
+        "uptime    {} s (booted {} UTC); users: {}",
         st.uptime_secs,
-        st.boot_unix,
+        crate::fleet::utc(st.boot_unix),
         if st.users.is_empty() {
             "-".to_string()
         } else {
