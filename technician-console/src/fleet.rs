@@ -94,7 +94,7 @@ pub fn devices_table(d: &[DeviceSummary]) -> String {
             d.hostname,
             d.os,
             d.packages,
-            when(d.last_seq),
+            d.last_seq.map_or("-".into(), |s| s.to_string()),
             when(d.first_seen_unix),
             when(d.last_seen_unix)
         );
