@@ -3,21 +3,29 @@
 //!
 //! # Layout
 //! - [`backoff`]: reconnect delays (exponential, with jitter).
+//! - [`cli`]: the `enroll`, `run` and `status` commands.
 //! - [`share`]: share mode — relay connection, code, claim, pairing.
 //! - `session`: one paired session — consent, then requests checked against the grant.
 //! - `requests`: serving each granted request kind on its own stream.
 //! - [`ui`]: the events and commands between the session and a front end.
 //! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
-//! - [`inventory`]: the inventory summary, from sysinfo.
+//! - [`inventory`]: the full hardware and software inventory, from the OS.
 //! - [`diagnostics`]: the probe catalog: running each probe against a deadline, and its verdict.
+//! - [`enroll`]: enrollment and the device's local state (identity, queue, base snapshot).
+//! - [`report`]: service mode — scheduled inventory reports, queued on disk until acknowledged.
 //! - [`policy`]: IT's allowed organisations and the organisations this machine already knows.
 //! - [`local_log`]: the user's own session log (`tether-agent log`).
+//! - `private_file`: owner-only files (the only Unix `#[cfg]`).
 
 pub mod backoff;
+pub mod cli;
 pub mod diagnostics;
+pub mod enroll;
 pub mod inventory;
 pub mod local_log;
 pub mod policy;
+mod private_file;
+pub mod report;
 mod requests;
 mod session;
 pub mod share;

@@ -35,6 +35,38 @@ enum Command {
     },
     /// Show the local log of past sessions on this machine.
     Log,
+    /// Enroll this machine with your organisation's relay, using a token from IT.
+    Enroll {
+        #[command(flatten)]
+        relay: RelayArgs,
+        /// The enrollment token (`tether-relay enroll-token create`).
+        #[arg(long, env = "TETHER_ENROLL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Where the device identity is kept.
+        #[arg(long, env = "TETHER_AGENT_DATA")]
+        data_dir: Option<std::path::PathBuf>,
+    },
+    /// Service mode: report inventory to the relay on a schedule until stopped.
+    Run {
+        /// Where the device identity and report queue are kept.
+        #[arg(long, env = "TETHER_AGENT_DATA")]
+        data_dir: Option<std::path::PathBuf>,
+        /// Time between reports, in seconds.
+        #[arg(long, default_value_t = tether_agent::report::DEFAULT_INTERVAL.as_secs())]
+        interval_secs: u64,
+        /// Read Debian packages from this status file instead of /var/lib/dpkg/status.
+        #[arg(long, hide = true)]
+        dpkg_status: Option<std::path::PathBuf>,
+    },
+    /// Show whether this machine is enrolled and what it reports.
+    Status {
+        /// Where the device identity is kept.
+        #[arg(long, env = "TETHER_AGENT_DATA")]
+        data_dir: Option<std::path::PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn fail(msg: &dyn std::fmt::Display, code: i32) -> ! {
@@ -62,6 +94,17 @@ async fn main() {
             return;
         }
         Command::Share { relay, config } => (relay, config),
+        Command::Enroll {
+            relay,
+            token,
+            data_dir,
+        } => exit_with(tether_agent::cli::enroll(relay, token, data_dir).await),
+        Command::Run {
+            data_dir,
+            interval_secs,
+            dpkg_status,
+        } => exit_with(tether_agent::cli::run(data_dir, interval_secs, dpkg_status).await),
+        Command::Status { data_dir, json } => exit_with(tether_agent::cli::status(data_dir, json)),
     };
     let target = relay.target().unwrap_or_else(|e| fail(&e, 2));
     let explicit = config.is_some();
@@ -92,6 +135,13 @@ async fn main() {
     ctrl_c.abort();
     match result {
         Ok(_) => std::process::exit(0),
+        Err(e) => fail(&e, 1),
+    }
+}
+
+fn exit_with(r: Result<(), String>) -> ! {
+    match r {
+        Ok(()) => std::process::exit(0),
         Err(e) => fail(&e, 1),
     }
 }

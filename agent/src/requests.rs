@@ -12,7 +12,7 @@ use crate::{diagnostics, inventory};
 /// What a request hands over, in words for the user.
 pub(crate) fn describe(req: &Request) -> String {
     match req {
-        Request::Inventory => "the inventory summary".into(),
+        Request::Inventory => "the hardware and software inventory".into(),
         Request::Diagnostic { probe, .. } => format!("the diagnostic \"{probe}\""),
     }
 }
@@ -34,7 +34,7 @@ pub(crate) async fn serve(
     }
     // Collection reads the OS synchronously; keep it off the async workers so the session stays live.
     let work = tokio::task::spawn_blocking(move || match req {
-        Request::Inventory => Response::Inventory(inventory::collect_summary()),
+        Request::Inventory => Response::Inventory(Box::new(inventory::collect())),
         Request::Diagnostic { .. } => Response::Failed {
             message: "unreachable: diagnostics are served above".into(),
         },
@@ -75,7 +75,7 @@ async fn serve_diagnostic(
         .send(AgentEvent::Running { what: what.clone() })
         .await;
     let report = diagnostics::run_probe(probe, timeout).await;
-    tx.send(&Response::Diagnostic(report)).await?;
+    tx.send(&Response::Diagnostic(Box::new(report))).await?;
     let _ = ctx.events.send(AgentEvent::Served { what }).await;
     Ok(())
 }

@@ -13,11 +13,14 @@
 //! - [`msg`]: the messages, grouped by direction, and the [`msg::Hello`] version negotiation.
 //! - [`pairing`]: the SPAKE2 + key-confirmation state machine run over the relay-spliced stream.
 //! - [`seal`]: ChaCha20-Poly1305 sealing with per-stream, per-direction keys and counter nonces.
-//! - [`inventory`] and [`diag`]: the structured results the agent returns.
+//! - [`inventory`] and [`diag`]: the structured results the agent returns; [`inventory`] also has
+//!   deltas between two inventories.
+//! - [`fleet`]: enrolled devices — enrollment, inventory reports, and IT's fleet queries.
 
 pub mod code;
 pub mod codec;
 pub mod diag;
+pub mod fleet;
 pub mod inventory;
 pub mod msg;
 pub mod pairing;

@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::code::Slot;
 use crate::diag::{DiagReport, Probe};
-use crate::inventory::InventorySummary;
+use crate::fleet::FleetQuery;
+use crate::inventory::Inventory;
 use crate::scope::{Scope, ScopeSet};
 
 /// QUIC application close codes, so a peer learns why a connection ended.
@@ -53,6 +54,8 @@ pub enum Role {
     Agent,
     /// A technician's `tether-console`.
     Console,
+    /// An enrolled (or enrolling) device reporting inventory; see [`crate::fleet`].
+    Device,
 }
 
 /// The first frame on a relay control stream.
@@ -281,6 +284,14 @@ pub enum ConsoleToRelay {
         /// The scopes the technician will ask the user for; the relay checks them against the role.
         scopes: ScopeSet,
     },
+    /// Ask about the technician's org's enrolled devices; answered with
+    /// [`crate::fleet::FleetReply`] frames on this stream.
+    Fleet {
+        /// The technician's token.
+        token: String,
+        /// The question.
+        query: FleetQuery,
+    },
 }
 
 /// Relay → console, on the claim stream.
@@ -376,7 +387,7 @@ pub enum AgentToConsole {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub enum Request {
-    /// The inventory summary (needs `inventory`).
+    /// The full inventory (needs `inventory`).
     Inventory,
     /// Run one probe (needs `diagnostics`).
     Diagnostic {
@@ -401,10 +412,10 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub enum Response {
-    /// The inventory summary.
-    Inventory(InventorySummary),
+    /// The full inventory.
+    Inventory(Box<Inventory>),
     /// A probe's result.
-    Diagnostic(DiagReport),
+    Diagnostic(Box<DiagReport>),
     /// Not served: the user did not grant `scope`.
     Refused {
         /// The scope the request needed.
@@ -447,7 +458,6 @@ mod tests {
         #[test] fn console_to_agent(m: ConsoleToAgent) { round_trip(m)?; }
         #[test] fn agent_to_console(m: AgentToConsole) { round_trip(m)?; }
         #[test] fn request(m: Request) { round_trip(m)?; }
-        #[test] fn response(m: Response) { round_trip(m)?; }
         #[test] fn pairing(m: crate::pairing::PairingMsg) { round_trip(m)?; }
 
         #[test]
@@ -456,5 +466,11 @@ mod tests {
             let _ = codec::decode::<Response>(&bytes);
             let _ = codec::from_body::<ConsoleToRelay>(&bytes);
         }
+    }
+
+    // `Response` carries a full inventory, whose strategy needs a large stack.
+    #[test]
+    fn response() {
+        crate::fleet::tests::round_trip_all::<Response>(4);
     }
 }

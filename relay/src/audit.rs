@@ -62,6 +62,24 @@ pub enum AuditEvent {
         /// What the agent reported.
         report: String,
     },
+    /// A device enrolled.
+    DeviceEnrolled {
+        /// The new device id.
+        device_id: String,
+        /// Its org.
+        org: String,
+        /// Its host name as it said.
+        hostname: String,
+        /// Its address.
+        peer: String,
+    },
+    /// An enrollment was refused.
+    EnrollRefused {
+        /// Why (error kind).
+        reason: String,
+        /// The address.
+        peer: String,
+    },
     /// The session ended.
     SessionEnded {
         /// Session id.

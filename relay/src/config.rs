@@ -123,3 +123,22 @@ pub fn default_data_dir() -> PathBuf {
     }
     PathBuf::from("tether-relay-data")
 }
+
+/// Parses `30m`, `12h`, `7d`, `90s` or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'd')) => (&s[..i], 86_400),
+        Some((i, 'h')) => (&s[..i], 3_600),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 's')) => (&s[..i], 1),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30m, 12h or 7d"))?;
+    if n == 0 {
+        return Err("a duration must be more than zero".into());
+    }
+    Ok(Duration::from_secs(n.saturating_mul(mult)))
+}

@@ -16,17 +16,30 @@
 //! - [`technicians`]: technician registry (roles, token hashes only, revocation, expiry).
 //! - [`admin`]: the operator commands (technicians, audit verify/show).
 //! - [`audit`]: append-only, hash-chained JSON-lines audit log.
+//! - `device`: an enrolled device's control stream (enrollment, authentication, inventory reports).
+//! - `fleet`: IT's fleet queries from a console, limited to the technician's org.
+//! - [`store`]: the fleet store ([`store::Store`] trait, SQLite by default).
 
 pub mod admin;
 pub mod agent_link;
 pub mod audit;
 pub mod config;
+mod device;
+mod fleet;
 pub mod metrics;
 pub mod rendezvous;
 pub mod server;
 pub mod session;
 pub mod splice;
+pub mod store;
 pub mod technicians;
 
 pub use config::{Limits, RelayConfig};
 pub use server::{Relay, RelayHandle, StartError};
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -56,6 +56,27 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Manage enrollment tokens for devices.
+    EnrollToken {
+        #[command(subcommand)]
+        command: EnrollTokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnrollTokenCommand {
+    /// Create a token and print it (shown only this once; the relay keeps a hash).
+    Create {
+        /// The organisation enrolled devices belong to.
+        #[arg(long)]
+        org: String,
+        /// How long the token stays valid: 30m, 12h, 7d or seconds.
+        #[arg(long, default_value = "7d", value_parser = tether_relay::config::parse_duration)]
+        expires: std::time::Duration,
+        /// How many devices may enroll with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,6 +157,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { metrics } => status(metrics, &data_dir).await,
         Command::Technician { command } => technician(&data_dir, command),
+        Command::EnrollToken {
+            command: EnrollTokenCommand::Create { org, expires, uses },
+        } => {
+            use tether_relay::store::Store;
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let store = tether_relay::store::SqliteStore::open(&data_dir)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let t = store.create_token(&org, expires.as_secs(), uses, now)?;
+            println!(
+                "enrollment token for {org:?}: {} use(s), expires in {} s (unix {}).",
+                t.uses,
+                expires.as_secs(),
+                t.expires_unix
+            );
+            println!("token (shown only once):");
+            println!("{}", t.token);
+            Ok(())
+        }
         Command::Audit {
             command: AuditCommand::Verify,
         } => match admin::verify_audit(&data_dir) {

@@ -65,6 +65,9 @@ pub enum StartError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The fleet store could not be opened.
+    #[error("fleet store: {0}")]
+    Store(tether_proto::fleet::FleetError),
 }
 
 /// State shared by all connection tasks.
@@ -77,6 +80,7 @@ pub(crate) struct Shared {
     pub next_id: AtomicU64,
     pub shutdown: CancellationToken,
     pub metrics: Arc<Metrics>,
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -135,6 +139,8 @@ impl Relay {
             })?;
         let audit = AuditLog::open(&dir)?;
         let limits = config.limits.clone();
+        let store: Arc<dyn crate::store::Store> =
+            Arc::new(crate::store::SqliteStore::open(&dir).map_err(StartError::Store)?);
         let shared = Arc::new(Shared {
             rendezvous: Mutex::new(Rendezvous::new(
                 limits.code_ttl,
@@ -149,6 +155,7 @@ impl Relay {
             next_id: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
             metrics: Arc::new(Metrics::default()),
+            store,
         });
         let (metrics_addr, metrics_task) = match config.metrics {
             None => (None, None),
@@ -208,6 +215,11 @@ impl RelayHandle {
     /// The live counters.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// The fleet store.
+    pub fn store(&self) -> Arc<dyn crate::store::Store> {
+        self.shared.store.clone()
     }
 
     /// Rendezvous counters.
@@ -361,6 +373,7 @@ async fn serve(conn: quinn::Connection, shared: Arc<Shared>) {
             );
             session::serve(conn, send, recv, shared).await
         }
+        Role::Device => crate::device::serve(conn, send, recv, shared).await,
     }
 }
 

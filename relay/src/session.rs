@@ -58,11 +58,16 @@ pub(crate) async fn serve(
             Ok(Err(e)) => return close_protocol(&conn, &e),
             Ok(Ok(c)) => c,
         };
-    let ConsoleToRelay::Claim {
-        slot,
-        token,
-        scopes,
-    } = claim;
+    let (slot, token, scopes) = match claim {
+        ConsoleToRelay::Claim {
+            slot,
+            token,
+            scopes,
+        } => (slot, token, scopes),
+        ConsoleToRelay::Fleet { token, query } => {
+            return crate::fleet::serve(conn, send, token, query, shared).await;
+        }
+    };
     let refused = |kind: RelayErrorKind, text: String, technician: Option<String>| {
         shared.metrics.claim_refused(kind);
         shared.audit.record(AuditEvent::ClaimRefused {

@@ -48,6 +48,12 @@ pub enum ConsoleError {
     /// The agent could not do what was asked.
     #[error("the agent could not complete the request: {0}")]
     Failed(String),
+    /// The relay refused a fleet query (bad token, unknown device, store failure).
+    #[error("{0}")]
+    Fleet(tether_proto::fleet::FleetError),
+    /// A local file could not be written.
+    #[error("{0}")]
+    Output(String),
     /// Something broke protocol (including a frame that failed authentication).
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -64,10 +70,26 @@ impl ConsoleError {
             ConsoleError::WrongCode => 7,
             ConsoleError::ConsentDenied | ConsoleError::Declined(_) => 8,
             ConsoleError::ScopeDenied(_) => 9,
+            ConsoleError::Fleet(e)
+                if matches!(
+                    e.kind,
+                    tether_proto::fleet::FleetErrorKind::BadToken
+                        | tether_proto::fleet::FleetErrorKind::Forbidden
+                ) =>
+            {
+                5
+            }
+            ConsoleError::Fleet(e)
+                if e.kind == tether_proto::fleet::FleetErrorKind::UnknownDevice =>
+            {
+                11
+            }
             ConsoleError::Ended(_)
             | ConsoleError::RelayClosed(_)
             | ConsoleError::Failed(_)
-            | ConsoleError::Protocol(_) => 10,
+            | ConsoleError::Protocol(_)
+            | ConsoleError::Fleet(_)
+            | ConsoleError::Output(_) => 10,
         }
     }
 }

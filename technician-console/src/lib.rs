@@ -3,9 +3,11 @@
 //! # Layout
 //! - [`session`]: [`open_session`] and [`Session`] — the library a script or a window builds on.
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
+//! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
 //! - [`render`]: human tables for the command line (JSON output is serde's).
 
 pub mod error;
+pub mod fleet;
 pub mod render;
 pub mod session;
 

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use tether_console::{ConsoleConfig, ConsoleError, Session, open_session, render};
 use tether_net::cli::RelayArgs;
 use tether_proto::diag::{Probe, ProbeKind};
+use tether_proto::fleet::{FleetQuery, FleetReply};
 use tether_proto::{Scope, ScopeSet, SessionCode};
 
 #[derive(Parser)]
@@ -23,11 +24,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch the machine's inventory summary (asks the user for `inventory`).
+    /// With --code: fetch a machine's full inventory in a live session (asks the user for
+    /// `inventory`). With a subcommand: query enrolled devices.
+    #[command(args_conflicts_with_subcommands = true)]
     Inventory {
         /// The code the user reads to you, e.g. "417 302 958".
         #[arg(long)]
-        code: SessionCode,
+        code: Option<SessionCode>,
+        #[command(subcommand)]
+        fleet: Option<InventoryCommand>,
+    },
+    /// Enrolled devices of your organisation.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
     },
     /// Run diagnostic probes (asks the user for `diagnostics`).
     ///
@@ -52,6 +62,47 @@ enum Command {
         /// The probe's parameters: key=value or --key value.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevicesCommand {
+    /// List the enrolled devices.
+    List,
+    /// One device and its current inventory.
+    Show {
+        /// Device id or host name.
+        device: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Csv,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum InventoryCommand {
+    /// Export every device's current inventory.
+    Export {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// What changed on a device, and when.
+    History {
+        /// Device id or host name.
+        device: String,
+    },
+    /// Which devices have a package: NAME or NAME=VERSION.
+    Search {
+        /// NAME or NAME=VERSION.
+        #[arg(long)]
+        software: String,
     },
 }
 
@@ -113,8 +164,15 @@ fn usage(msg: &str) -> ! {
 }
 
 async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<(), ConsoleError> {
+    if let Some(q) = fleet_query(&cli.command) {
+        return fleet(&cli, &config, q).await;
+    }
     let (code, scope) = match &cli.command {
-        Command::Inventory { code } => (*code, Scope::Inventory),
+        Command::Inventory { code, .. } => (
+            code.unwrap_or_else(|| usage("--code, or a subcommand (export, history, search)")),
+            Scope::Inventory,
+        ),
+        Command::Devices { .. } => usage("devices needs a subcommand"),
         Command::Diag { code, .. } => (
             code.unwrap_or_else(|| usage("--code is required")),
             Scope::Diagnostics,
@@ -135,6 +193,91 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
     result
 }
 
+fn fleet_query(c: &Command) -> Option<FleetQuery> {
+    Some(match c {
+        Command::Devices {
+            command: DevicesCommand::List,
+        } => FleetQuery::ListDevices,
+        Command::Devices {
+            command: DevicesCommand::Show { device },
+        } => FleetQuery::ShowDevice {
+            device: device.clone(),
+        },
+        Command::Inventory {
+            fleet: Some(InventoryCommand::Export { .. }),
+            ..
+        } => FleetQuery::Export,
+        Command::Inventory {
+            fleet: Some(InventoryCommand::History { device }),
+            ..
+        } => FleetQuery::History {
+            device: device.clone(),
+        },
+        Command::Inventory {
+            fleet: Some(InventoryCommand::Search { software }),
+            ..
+        } => {
+            let (name, version) = match software.split_once('=') {
+                Some((n, v)) => (n.trim().to_string(), Some(v.trim().to_string())),
+                None => (software.trim().to_string(), None),
+            };
+            FleetQuery::Search { name, version }
+        }
+        _ => return None,
+    })
+}
+
+async fn fleet(cli: &Cli, config: &ConsoleConfig, q: FleetQuery) -> Result<(), ConsoleError> {
+    let replies = tether_console::fleet::query(config, q).await?;
+    let json = |v: serde_json::Result<String>| v.map_err(|e| ConsoleError::Output(e.to_string()));
+    let out = match (&cli.command, replies.as_slice()) {
+        (
+            Command::Inventory {
+                fleet: Some(InventoryCommand::Export { format, .. }),
+                ..
+            },
+            r,
+        ) => {
+            let devices: Vec<_> = r
+                .iter()
+                .filter_map(|r| match r {
+                    FleetReply::Device(d) => Some((**d).clone()),
+                    _ => None,
+                })
+                .collect();
+            match format {
+                Format::Csv => tether_console::fleet::export_csv(&devices),
+                Format::Json => json(serde_json::to_string_pretty(&devices))? + "\n",
+            }
+        }
+        (_, [FleetReply::Devices(d)]) if cli.json => json(serde_json::to_string_pretty(d))? + "\n",
+        (_, [FleetReply::Devices(d)]) => tether_console::fleet::devices_table(d),
+        (_, [FleetReply::Device(d)]) if cli.json => json(serde_json::to_string_pretty(d))? + "\n",
+        (_, [FleetReply::Device(d)]) => tether_console::fleet::device_text(d),
+        (_, [FleetReply::History(h)]) if cli.json => json(serde_json::to_string_pretty(h))? + "\n",
+        (_, [FleetReply::History(h)]) => tether_console::fleet::history_table(h),
+        (_, [FleetReply::Hits(h)]) if cli.json => json(serde_json::to_string_pretty(h))? + "\n",
+        (_, [FleetReply::Hits(h)]) => tether_console::fleet::hits_table(h),
+        (_, other) => {
+            return Err(ConsoleError::Protocol(format!(
+                "unexpected answer from the relay: {other:?}"
+            )));
+        }
+    };
+    match &cli.command {
+        Command::Inventory {
+            fleet:
+                Some(InventoryCommand::Export {
+                    out: Some(path), ..
+                }),
+            ..
+        } => std::fs::write(path, out)
+            .map_err(|e| ConsoleError::Output(format!("{}: {e}", path.display())))?,
+        _ => print!("{out}"),
+    }
+    Ok(())
+}
+
 async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result<(), ConsoleError> {
     let json =
         |v: serde_json::Result<String>| v.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
@@ -147,6 +290,7 @@ async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result
                 print!("{}", render::inventory(&inv))
             }
         }
+        Command::Devices { .. } => {}
         Command::Diag {
             all: true, timeout, ..
         } => {

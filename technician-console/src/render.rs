@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use tether_proto::diag::{DiagFacts, DiagReport, ProbeKind, Verdict};
-use tether_proto::inventory::InventorySummary;
+use tether_proto::inventory::{Inventory, ModuleListing, SourceState};
 
 /// `1536 MiB`-style sizes: binary units, one decimal.
 pub fn bytes(n: u64) -> String {
@@ -21,55 +21,179 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// The inventory summary as aligned text.
-pub fn inventory(i: &InventorySummary) -> String {
+/// The full inventory as aligned text.
+pub fn inventory(i: &Inventory) -> String {
     let mut s = String::new();
-    let cores = i
-        .physical_cores
-        .map(|c| format!("{c} cores, "))
-        .unwrap_or_default();
-    let _ = writeln!(s, "host      {}", i.hostname);
+    let (h, st) = (&i.hardware, &i.status);
+    let sys = &h.system;
+    let _ = writeln!(s, "host      {}", sys.hostname);
     let _ = writeln!(
         s,
         "os        {} {} (kernel {}, {})",
-        i.os_name, i.os_version, i.kernel, i.arch
+        sys.os_name, sys.os_version, sys.kernel, sys.arch
     );
     let _ = writeln!(
         s,
-        "cpu       {} ({cores}{} threads)",
-        i.cpu_model, i.logical_cpus
+        "uptime    {} s (booted {} UTC); users: {}",
+        st.uptime_secs,
+        crate::fleet::utc(st.boot_unix),
+        if st.users.is_empty() {
+            "-".to_string()
+        } else {
+            st.users.join(", ")
+        }
+    );
+    let mhz = h
+        .cpu
+        .max_mhz
+        .map(|m| format!(", {m} MHz"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "cpu       {} [{}] ({} socket(s), {} cores, {} threads{mhz})",
+        h.cpu.model, h.cpu.vendor, h.cpu.sockets, h.cpu.cores, h.cpu.threads
     );
     let _ = writeln!(
         s,
-        "memory    {} total, {} available",
-        bytes(i.memory_total),
-        bytes(i.memory_available)
+        "memory    {} total, {} available; swap {} ({} free)",
+        bytes(h.memory.total),
+        bytes(st.memory_available),
+        bytes(h.memory.swap_total),
+        bytes(st.swap_free)
+    );
+    match &h.memory.modules {
+        ModuleListing::Items(m) if !m.is_empty() => {
+            for m in m {
+                let _ = writeln!(
+                    s,
+                    "  module  {:<10} {:>10} {} {} {}",
+                    m.locator,
+                    bytes(m.size),
+                    m.manufacturer,
+                    m.part_number,
+                    m.speed_mts.map(|v| format!("{v} MT/s")).unwrap_or_default()
+                );
+            }
+        }
+        ModuleListing::Items(_) => {}
+        ModuleListing::NeedsRoot => {
+            let _ = writeln!(s, "  modules (needs root)");
+        }
+        ModuleListing::Unavailable => {
+            let _ = writeln!(s, "  modules -");
+        }
+    }
+    let d = &h.dmi;
+    let _ = writeln!(
+        s,
+        "system    {} {} serial {} uuid {}",
+        d.system_vendor, d.system_model, d.system_serial, d.system_uuid
+    );
+    let _ = writeln!(
+        s,
+        "bios      {} {} {}; board {} {} serial {}",
+        d.bios_vendor, d.bios_version, d.bios_date, d.board_vendor, d.board_model, d.board_serial
     );
     let _ = writeln!(s, "\ndisks");
+    for disk in &h.disks {
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>10} {:<7} model {} serial {}{}",
+            disk.name,
+            bytes(disk.size),
+            format!("{:?}", disk.kind),
+            disk.model,
+            disk.serial,
+            if disk.removable { " (removable)" } else { "" }
+        );
+        for p in &disk.partitions {
+            let _ = writeln!(
+                s,
+                "    {:<12} {:>10} {:<8} {}",
+                p.name,
+                bytes(p.size),
+                p.filesystem.as_deref().unwrap_or("-"),
+                p.mount_points.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(s, "\nfilesystems");
     let _ = writeln!(
         s,
         "  {:<24} {:<20} {:<8} {:>10} {:>10}",
         "mount", "device", "fs", "size", "free"
     );
-    for d in &i.disks {
+    for f in &st.filesystems {
         let _ = writeln!(
             s,
             "  {:<24} {:<20} {:<8} {:>10} {:>10}",
-            d.mount_point,
-            d.name,
-            d.filesystem,
-            bytes(d.total),
-            bytes(d.available)
+            f.mount_point,
+            f.device,
+            f.filesystem,
+            bytes(f.total),
+            bytes(f.available)
         );
     }
     let _ = writeln!(s, "\nnetwork");
-    for n in &i.interfaces {
+    for n in &h.interfaces {
         let mac = if n.mac.is_empty() {
             "-"
         } else {
             n.mac.as_str()
         };
-        let _ = writeln!(s, "  {:<16} {:<18} {}", n.name, mac, n.addresses.join(", "));
+        let speed = n
+            .speed_mbps
+            .map(|v| format!("{v} Mb/s"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "  {:<10} {:<18} {:<5} {:<8} {}",
+            n.name,
+            mac,
+            if n.up { "up" } else { "down" },
+            speed,
+            n.ipv4
+                .iter()
+                .chain(&n.ipv6)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !h.gpus.is_empty() || !h.displays.is_empty() {
+        let _ = writeln!(s, "\ngraphics");
+        for g in &h.gpus {
+            let _ = writeln!(s, "  {:<8} {} {} ({})", g.name, g.vendor, g.model, g.driver);
+        }
+        for d in &h.displays {
+            let _ = writeln!(s, "  display {} {}", d.connector, d.mode);
+        }
+    }
+    for (b, pct) in h.batteries.iter().zip(&st.battery_percent) {
+        let health = b
+            .health_percent
+            .map(|v| format!("{v}%"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "battery   {} {} {}: {pct}% charged, health {health}",
+            b.name, b.manufacturer, b.model
+        );
+    }
+    let _ = writeln!(s, "\nsoftware  {} packages", i.software.packages.len());
+    for (src, state) in &i.software.sources {
+        let n = i
+            .software
+            .packages
+            .iter()
+            .filter(|p| p.source == *src)
+            .count();
+        let what = match state {
+            SourceState::Read => format!("{n} packages"),
+            SourceState::NotPresent => "not present on this system".into(),
+            SourceState::Failed(e) => format!("failed: {e}"),
+        };
+        let _ = writeln!(s, "  {:<8} {what}", src.name());
     }
     s
 }

@@ -11,7 +11,7 @@ use tether_net::client::{self, RelayConnection, RelayTarget};
 use tether_net::framed::{self, FrameError};
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
 use tether_proto::diag::{DiagReport, Probe};
-use tether_proto::inventory::InventorySummary;
+use tether_proto::inventory::Inventory;
 use tether_proto::msg::{
     AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, RelayToConsole, Request, Response,
     Role, StreamOpen, TechnicianIdentity, close,
@@ -283,10 +283,10 @@ impl Session {
         ConsoleError::RelayClosed(tether_net::closed::describe(&e).reason)
     }
 
-    /// The agent's inventory summary (needs `inventory`).
-    pub async fn inventory(&mut self) -> Result<InventorySummary, ConsoleError> {
+    /// The agent's full inventory (needs `inventory`).
+    pub async fn inventory(&mut self) -> Result<Inventory, ConsoleError> {
         match self.request(&Request::Inventory).await? {
-            Response::Inventory(i) => Ok(i),
+            Response::Inventory(i) => Ok(*i),
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"
             ))),
@@ -322,7 +322,7 @@ impl Session {
             let (order, result) =
                 joined.map_err(|e| ConsoleError::Protocol(format!("request task failed: {e}")))?;
             match self.answer(result).await? {
-                Response::Diagnostic(d) => reports.push((order, d)),
+                Response::Diagnostic(d) => reports.push((order, *d)),
                 other => {
                     return Err(ConsoleError::Protocol(format!(
                         "unexpected answer {other:?}"
@@ -347,7 +347,7 @@ impl Session {
             })
             .await?
         {
-            Response::Diagnostic(d) => Ok(d),
+            Response::Diagnostic(d) => Ok(*d),
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"
             ))),

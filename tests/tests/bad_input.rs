@@ -139,7 +139,14 @@ impl Table {
     async fn row(&mut self, name: &'static str, outcome: String, live: &mut Session) {
         // After every hostile input, the well-behaved session still works.
         assert!(
-            !live.inventory().await.unwrap().hostname.is_empty(),
+            !live
+                .inventory()
+                .await
+                .unwrap()
+                .hardware
+                .system
+                .hostname
+                .is_empty(),
             "live session broken after {name}"
         );
         self.rows.push((name, outcome));

@@ -168,8 +168,11 @@ fn relay_agent_and_console_binaries_work_together() {
     );
     let inv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    assert_eq!(inv["hostname"], hostname.trim());
-    wait_for(&agent_out, "sent the technician the inventory summary");
+    assert_eq!(inv["hardware"]["system"]["hostname"], hostname.trim());
+    wait_for(
+        &agent_out,
+        "sent the technician the hardware and software inventory",
+    );
     wait_for(&agent_out, "Session ended");
     assert!(agent.0.wait().unwrap().success());
 

@@ -127,7 +127,9 @@ async fn shutdown_tells_agent_and_console_why_and_audits_the_session() {
     println!("shutdown took {:?}", t.elapsed());
 
     // The console hears the relay's reason.
-    let told = tokio::time::timeout(WAIT, session.closed()).await.unwrap();
+    let told = tokio::time::timeout(WAIT * 3, session.closed())
+        .await
+        .unwrap();
     match &told {
         ConsoleError::RelayClosed(reason) => assert_eq!(reason, "relay shutting down"),
         other => panic!("console was told {other:?}"),
@@ -197,7 +199,9 @@ async fn a_vanished_agent_is_detected_and_the_console_is_told() {
 
     proxy.cut();
     let t = Instant::now();
-    let told = tokio::time::timeout(WAIT, session.closed()).await.unwrap();
+    let told = tokio::time::timeout(WAIT * 3, session.closed())
+        .await
+        .unwrap();
     println!(
         "console told {:?} after the agent vanished: {told}",
         t.elapsed()
@@ -338,7 +342,7 @@ async fn a_session_works_over_a_slow_lossy_link() {
         .await
         .expect("inventory over a lossy link");
     let fetched = t.elapsed();
-    assert!(!inv.hostname.is_empty());
+    assert!(!inv.hardware.system.hostname.is_empty());
     println!("lossy link: code -> paired + consent {paired:?}; inventory round trip {fetched:?}");
     session.end().await;
     let end = tokio::time::timeout(WAIT, agent.task)

@@ -52,13 +52,13 @@ async fn consent_given_returns_this_machines_inventory() {
     let inv = session.inventory().await.unwrap();
 
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    assert_eq!(inv.hostname, hostname.trim());
+    assert_eq!(inv.hardware.system.hostname, hostname.trim());
     assert_eq!(
-        inv.logical_cpus as usize,
+        inv.hardware.cpu.threads as usize,
         std::thread::available_parallelism().unwrap().get()
     );
-    assert!(inv.memory_total > 0);
-    assert!(inv.interfaces.iter().any(|i| i.name == "lo"));
+    assert!(inv.hardware.memory.total > 0);
+    assert!(inv.hardware.interfaces.iter().any(|i| i.name == "lo"));
 
     // Both sides derived the same key: the verification strings agree.
     match agent
@@ -120,7 +120,7 @@ async fn consent_denied_sends_nothing() {
 
     // What crossed the relay towards the console is far smaller than any inventory: only pairing and
     // the (empty) decision.
-    let inventory_len = tether_proto::codec::encode(&tether_agent::inventory::collect_summary())
+    let inventory_len = tether_proto::codec::encode(&tether_agent::inventory::collect())
         .unwrap()
         .len();
     let ended = relay
@@ -164,7 +164,16 @@ async fn ungranted_scope_is_refused_by_the_agent() {
         })
         .await;
     // The granted scope still works afterwards.
-    assert!(!session.inventory().await.unwrap().hostname.is_empty());
+    assert!(
+        !session
+            .inventory()
+            .await
+            .unwrap()
+            .hardware
+            .system
+            .hostname
+            .is_empty()
+    );
     session.end().await;
     let _ = (&mut agent.task).await;
     assert!(
@@ -394,10 +403,10 @@ async fn the_relay_only_sees_ciphertext() {
         bytes.len()
     );
     let secrets = [
-        inv.kernel.clone(),
-        inv.os_name.clone(),
-        inv.cpu_model.clone(),
-        inv.hostname.clone(),
+        inv.hardware.system.kernel.clone(),
+        inv.hardware.system.os_name.clone(),
+        inv.hardware.cpu.model.clone(),
+        inv.hardware.system.hostname.clone(),
     ];
     for s in secrets.iter().filter(|s| s.len() >= 2) {
         let needle = s.as_bytes();

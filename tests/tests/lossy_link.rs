@@ -254,7 +254,7 @@ fn pairing_and_inventory_work_over_a_slow_lossy_link() {
     );
     let inv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    assert_eq!(inv["hostname"], hostname.trim());
+    assert_eq!(inv["hardware"]["system"]["hostname"], hostname.trim());
     wait_for(&agent_out, "Session ended");
     println!(
         "over 50 ms + 1 % loss each way: agent start -> code {to_code:?}; code typed -> consent prompt \

@@ -215,7 +215,16 @@ async fn ten_thousand_guesses_open_no_session() {
 
     // The live session is unaffected, and the waiting code still works for its technician, who is
     // connecting from another address.
-    assert!(!live.inventory().await.unwrap().hostname.is_empty());
+    assert!(
+        !live
+            .inventory()
+            .await
+            .unwrap()
+            .hardware
+            .system
+            .hostname
+            .is_empty()
+    );
     live.end().await;
     let _ = (&mut live_agent.task).await;
     let still = open_session(&relay.console(), waiting_code, scopes("inventory")).await;

@@ -1,0 +1,178 @@
+//! The enrolled-device commands behind `tether-agent enroll | run | status`, kept out of main.rs so
+//! main stays a thin parser.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tether_net::cli::RelayArgs;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::enroll::{DataDir, EnrollConfig, enroll as do_enroll};
+use crate::inventory::Collector;
+use crate::report::{RunConfig, RunEvent, run as do_run};
+
+fn dir(d: Option<PathBuf>) -> DataDir {
+    DataDir::new(d.unwrap_or_else(DataDir::default_path))
+}
+
+/// `tether-agent enroll`.
+pub async fn enroll(
+    relay: RelayArgs,
+    token: String,
+    data_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    let target = relay.target().map_err(|e| e.to_string())?;
+    let data_dir = dir(data_dir);
+    let hostname = Collector::default().hardware().system.hostname;
+    let id = do_enroll(&EnrollConfig {
+        relay: target,
+        token,
+        data_dir: data_dir.clone(),
+        hostname,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    println!(
+        "enrolled as {} in {:?}; identity stored in {}",
+        id.device_id,
+        id.org,
+        data_dir.path.display()
+    );
+    println!("start reporting with: tether-agent run");
+    Ok(())
+}
+
+/// `tether-agent run`.
+pub async fn run(
+    data_dir: Option<PathBuf>,
+    interval_secs: u64,
+    dpkg_status: Option<PathBuf>,
+) -> Result<(), String> {
+    let mut cfg = RunConfig::new(dir(data_dir));
+    cfg.interval = Duration::from_secs(interval_secs.max(1));
+    if let Some(p) = dpkg_status {
+        cfg.collector.software.dpkg_status = p;
+    }
+    let id = cfg.data_dir.require_identity().map_err(|e| e.to_string())?;
+    println!(
+        "reporting as {} to {} every {} s; Ctrl-C stops",
+        id.device_id, id.relay, interval_secs
+    );
+    let (_trigger_tx, trigger) = mpsc::channel(1);
+    let (events_tx, mut events) = mpsc::channel(16);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let printer = async {
+        while let Some(e) = events.recv().await {
+            match e {
+                RunEvent::Connected { last_seq } => println!(
+                    "connected; relay has reports up to {}",
+                    last_seq.map_or("none".into(), |s| s.to_string())
+                ),
+                RunEvent::Queued { seq, delta, bytes } => println!(
+                    "report {seq} queued ({}, {bytes} bytes)",
+                    if delta { "delta" } else { "full" }
+                ),
+                RunEvent::Acked { seq, duplicate } => println!(
+                    "report {seq} acknowledged{}",
+                    if duplicate { " (already stored)" } else { "" }
+                ),
+                RunEvent::Rejected { seq, reason } => println!("report {seq} refused: {reason}"),
+                RunEvent::Disconnected { reason, retry_in } => {
+                    println!(
+                        "disconnected ({reason}); retrying in {:.1} s",
+                        retry_in.as_secs_f64()
+                    )
+                }
+            }
+        }
+    };
+    let main = async {
+        let r = do_run(cfg, trigger, events_tx, shutdown.clone()).await;
+        // Let the Ctrl-C waiter finish too when service mode stops on its own (an error).
+        shutdown.cancel();
+        r.map_err(|e| e.to_string())
+    };
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.cancel();
+        std::future::pending::<()>().await;
+    };
+    let (r, (), ()) = tokio::join!(main, printer, async {
+        tokio::select! { _ = ctrl_c => {}, _ = stop.cancelled() => {} }
+    });
+    r
+}
+
+/// `tether-agent status`.
+pub fn status(data_dir: Option<PathBuf>, json: bool) -> Result<(), String> {
+    let dir = dir(data_dir);
+    let id = dir.identity().map_err(|e| e.to_string())?;
+    let state = dir.state().map_err(|e| e.to_string())?;
+    let queued = dir.queued().map_err(|e| e.to_string())?.len();
+    let inv = Collector::default().collect();
+    if json {
+        let v = serde_json::json!({
+            "enrolled": id.is_some(),
+            "device_id": id.as_ref().map(|i| i.device_id.clone()),
+            "org": id.as_ref().map(|i| i.org.clone()),
+            "relay": id.as_ref().map(|i| i.relay.clone()),
+            "last_acknowledged_report": state.acked_seq,
+            "queued_reports": queued,
+            "reports": inv,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    match &id {
+        Some(id) => {
+            println!("enrolled     yes: device {} of {:?}", id.device_id, id.org);
+            println!("relay        {}", id.relay);
+            println!(
+                "reports      last acknowledged: {}; queued: {queued}",
+                state.acked_seq.map_or("none".into(), |s| s.to_string())
+            );
+        }
+        None => println!("enrolled     no (run `tether-agent enroll --token ...`)"),
+    }
+    let h = &inv.hardware;
+    println!(
+        "\nwhat this machine reports (sent only once enrolled, to your organisation's relay):"
+    );
+    println!(
+        "  host {} — {} {} (kernel {})",
+        h.system.hostname, h.system.os_name, h.system.os_version, h.system.kernel
+    );
+    println!(
+        "  cpu {} ({} threads), memory {} MiB, {} disk(s), {} network interface(s)",
+        h.cpu.model,
+        h.cpu.threads,
+        h.memory.total >> 20,
+        h.disks.len(),
+        h.interfaces.len()
+    );
+    for (src, st) in &inv.software.sources {
+        let n = inv
+            .software
+            .packages
+            .iter()
+            .filter(|p| p.source == *src)
+            .count();
+        println!(
+            "  {:<8} {}",
+            src.name(),
+            match st {
+                tether_proto::inventory::SourceState::Read => format!("{n} packages"),
+                tether_proto::inventory::SourceState::NotPresent =>
+                    "not present on this system".into(),
+                tether_proto::inventory::SourceState::Failed(e) => format!("failed: {e}"),
+            }
+        );
+    }
+    println!("  plus uptime, logged-in users, free memory and disk space, battery charge");
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! An enrolled (or enrolling) device's control stream: `Enroll`, or `Auth` then `Report`s.
+//! See `tether_proto::fleet` for the message flow.
+
+use std::sync::Arc;
+
+use tether_net::framed::{self, FrameError};
+use tether_proto::fleet::{DeviceToRelay, FleetError, FleetErrorKind, RelayToDevice};
+use tracing::{debug, info, warn};
+
+use crate::audit::AuditEvent;
+use crate::config::HELLO_TIMEOUT;
+use crate::server::{Shared, close_protocol, refuse};
+use crate::store::{Ingested, Store};
+
+/// Runs a store call on a blocking thread (SQLite is synchronous) and waits for it.
+pub(crate) async fn blocking<R: Send + 'static>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> Result<R, FleetError> + Send + 'static,
+) -> Result<R, FleetError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .unwrap_or_else(|e| {
+            Err(FleetError::new(
+                FleetErrorKind::StoreFailed,
+                format!("store task failed: {e}"),
+            ))
+        })
+}
+
+pub(crate) async fn serve(
+    conn: quinn::Connection,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    shared: Arc<Shared>,
+) {
+    let peer = conn.remote_address().to_string();
+    let first = tokio::select! {
+        _ = shared.shutdown.cancelled() => return,
+        r = tokio::time::timeout(HELLO_TIMEOUT, framed::read_msg::<DeviceToRelay>(&mut recv)) => r,
+    };
+    let first = match first {
+        Err(_) => {
+            return conn.close(
+                tether_proto::msg::close::PROTOCOL_ERROR.into(),
+                b"no request in time",
+            );
+        }
+        Ok(Err(e)) => return close_protocol(&conn, &e),
+        Ok(Ok(m)) => m,
+    };
+    let device_id = match first {
+        DeviceToRelay::Enroll {
+            token,
+            secret_sha256,
+            hostname,
+        } => {
+            let host = hostname.clone();
+            let now = crate::now_unix();
+            let result = blocking(&shared.store, move |s| {
+                s.enroll(&token, &secret_sha256, &hostname, now)
+            })
+            .await;
+            match result {
+                Ok((device_id, org)) => {
+                    info!(%device_id, %org, "device enrolled");
+                    shared.audit.record(AuditEvent::DeviceEnrolled {
+                        device_id: device_id.clone(),
+                        org: org.clone(),
+                        hostname: host,
+                        peer,
+                    });
+                    let _ =
+                        framed::write_msg(&mut send, &RelayToDevice::Enrolled { device_id, org })
+                            .await;
+                    let _ = send.finish();
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed())
+                        .await;
+                }
+                Err(e) => {
+                    shared.audit.record(AuditEvent::EnrollRefused {
+                        reason: format!("{:?}", e.kind),
+                        peer,
+                    });
+                    refuse(&conn, send, &RelayToDevice::Error(e)).await;
+                }
+            }
+            return;
+        }
+        DeviceToRelay::Auth { device_id, secret } => {
+            let id = device_id.clone();
+            match blocking(&shared.store, move |s| s.authenticate(&id, &secret)).await {
+                Ok(last_seq) => {
+                    if framed::write_msg(&mut send, &RelayToDevice::Authenticated { last_seq })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    device_id
+                }
+                Err(e) => {
+                    warn!(kind = ?e.kind, "device authentication refused");
+                    return refuse(&conn, send, &RelayToDevice::Error(e)).await;
+                }
+            }
+        }
+        DeviceToRelay::Report(_) => {
+            let e = FleetError::new(
+                FleetErrorKind::UnexpectedMessage,
+                "a report before authentication; send Auth first",
+            );
+            return refuse(&conn, send, &RelayToDevice::Error(e)).await;
+        }
+    };
+    info!(%device_id, "device connected");
+    loop {
+        let msg = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            m = framed::read_msg::<DeviceToRelay>(&mut recv) => m,
+        };
+        let report = match msg {
+            Ok(DeviceToRelay::Report(r)) => r,
+            Ok(_) => {
+                let e = FleetError::new(
+                    FleetErrorKind::UnexpectedMessage,
+                    "only reports may follow Auth",
+                );
+                return refuse(&conn, send, &RelayToDevice::Error(e)).await;
+            }
+            Err(FrameError::Closed) | Err(FrameError::Connection(_)) | Err(FrameError::Read(_)) => {
+                break;
+            }
+            Err(e) => {
+                // A truncated or malformed report: nothing was stored; say why and close.
+                warn!(%device_id, error = %e, "malformed report");
+                return close_protocol(&conn, &e);
+            }
+        };
+        let seq = report.seq;
+        let id = device_id.clone();
+        let now = crate::now_unix();
+        let reply = match blocking(&shared.store, move |s| s.ingest(&id, &report, now)).await {
+            Ok(Ingested::Stored) => RelayToDevice::Ack {
+                seq,
+                duplicate: false,
+            },
+            Ok(Ingested::Duplicate) => RelayToDevice::Ack {
+                seq,
+                duplicate: true,
+            },
+            Err(error) => {
+                warn!(%device_id, seq, kind = ?error.kind, "report rejected");
+                RelayToDevice::Rejected { seq, error }
+            }
+        };
+        debug!(%device_id, seq, ?reply, "report handled");
+        if framed::write_msg(&mut send, &reply).await.is_err() {
+            break;
+        }
+    }
+}
