@@ -9,11 +9,13 @@
 //! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
 //! - [`inventory`]: the inventory summary, from sysinfo.
 //! - [`diagnostics`]: the probes and their verdicts.
+//! - [`screen`]: capture and input backends behind traits; the view and control streams.
 
 pub mod diagnostics;
 pub mod inventory;
 mod requests;
 mod session;
+pub mod screen;
 pub mod share;
 pub mod terminal;
 pub mod ui;

@@ -7,13 +7,16 @@ use tether_proto::msg::{Request, Response};
 
 use crate::session::RequestCtx;
 use crate::ui::AgentEvent;
-use crate::{diagnostics, inventory};
+use crate::{diagnostics, inventory, screen};
 
 /// What a request hands over, in words for the user.
 pub(crate) fn describe(req: &Request) -> String {
     match req {
         Request::Inventory => "the inventory summary".into(),
         Request::Diagnostic { probe } => format!("the {probe} diagnostic"),
+        Request::Displays => "the list of your displays".into(),
+        Request::View { display } => format!("a live view of display {display}"),
+        Request::Control { .. } => "to use your mouse and keyboard".into(),
     }
 }
 
@@ -21,14 +24,30 @@ pub(crate) fn describe(req: &Request) -> String {
 pub(crate) async fn serve(
     req: Request,
     tx: &mut SealedSend,
-    _rx: &mut SealedRecv,
+    rx: &mut SealedRecv,
     ctx: &RequestCtx,
 ) -> Result<(), SealedError> {
     let what = describe(&req);
+    // Long-lived screen streams own the stream until they end.
+    match req {
+        Request::View { display } => return screen::serve_view(display, tx, rx, ctx).await,
+        Request::Control { display } => return screen::serve_control(display, tx, rx, ctx).await,
+        _ => {}
+    }
+    let screen = ctx.screen.clone();
     // Collection reads the OS synchronously; keep it off the async workers so the session stays live.
     let work = tokio::task::spawn_blocking(move || match req {
         Request::Inventory => Response::Inventory(inventory::collect_summary()),
         Request::Diagnostic { probe } => Response::Diagnostic(diagnostics::run_probe(probe)),
+        Request::Displays => match screen.displays() {
+            Ok(d) => Response::Displays(d),
+            Err(e) => Response::Failed {
+                message: e.to_string(),
+            },
+        },
+        Request::View { .. } | Request::Control { .. } => Response::Failed {
+            message: "served above".into(),
+        },
     });
     let response = work.await.unwrap_or_else(|e| Response::Failed {
         message: format!("collection failed: {e}"),

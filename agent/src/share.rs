@@ -12,6 +12,7 @@
 //! 6. The session ends when the user ends it (works without network: the local side just closes), the
 //!    technician ends it, or either connection drops.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tether_net::ConnectError;
@@ -27,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::screen::{EnigoInput, InputProvider, ScrapScreen, ScreenProvider};
 use crate::session::Session;
 use crate::ui::{AgentEvent, UiLink, UserCommand};
 
@@ -43,6 +45,10 @@ pub struct ShareConfig {
     pub relay: RelayTarget,
     /// See [`CONSENT_TIMEOUT`].
     pub consent_timeout: Duration,
+    /// Screen capture backend (opened only after `view` is granted).
+    pub screen: Arc<dyn ScreenProvider>,
+    /// Input backend (opened only after `control` is granted).
+    pub input: Arc<dyn InputProvider>,
 }
 
 impl ShareConfig {
@@ -51,6 +57,8 @@ impl ShareConfig {
         ShareConfig {
             relay,
             consent_timeout: CONSENT_TIMEOUT,
+            screen: Arc::new(ScrapScreen::new(None)),
+            input: Arc::new(EnigoInput::new(None)),
         }
     }
 }
@@ -217,7 +225,7 @@ pub(crate) async fn wait_end(ui: &mut UiLink) {
     loop {
         match ui.commands.recv().await {
             Some(UserCommand::EndSession) | None => return,
-            Some(UserCommand::Consent(_)) => {}
+            Some(UserCommand::Consent(_)) | Some(UserCommand::RevokeControl) => {}
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`pairing`]: the SPAKE2 + key-confirmation state machine run over the relay-spliced stream.
 //! - [`seal`]: ChaCha20-Poly1305 sealing with per-stream, per-direction keys and counter nonces.
 //! - [`inventory`] and [`diag`]: the structured results the agent returns.
+//! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
 
 pub mod code;
 pub mod codec;
@@ -22,6 +23,7 @@ pub mod inventory;
 pub mod msg;
 pub mod pairing;
 pub mod scope;
+pub mod screen;
 pub mod seal;
 
 pub use code::{CodeParseError, SessionCode, Slot};

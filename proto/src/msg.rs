@@ -27,6 +27,7 @@ use crate::code::Slot;
 use crate::diag::{DiagReport, Probe};
 use crate::inventory::InventorySummary;
 use crate::scope::{Scope, ScopeSet};
+use crate::screen::DisplayInfo;
 
 /// QUIC application close codes, so a peer learns why a connection ended.
 pub mod close {
@@ -308,6 +309,18 @@ pub enum Request {
         /// Which one.
         probe: Probe,
     },
+    /// List the displays (needs `view`).
+    Displays,
+    /// Stream a display's screen on this stream (needs `view`); see [`crate::screen`].
+    View {
+        /// [`DisplayInfo::index`] of the display.
+        display: u32,
+    },
+    /// Send input events on this stream (needs `control`, checked again on every event).
+    Control {
+        /// Display whose pixels the event coordinates are in.
+        display: u32,
+    },
 }
 
 impl Request {
@@ -316,6 +329,8 @@ impl Request {
         match self {
             Request::Inventory => Scope::Inventory,
             Request::Diagnostic { .. } => Scope::Diagnostics,
+            Request::Displays | Request::View { .. } => Scope::View,
+            Request::Control { .. } => Scope::Control,
         }
     }
 }
@@ -337,6 +352,18 @@ pub enum Response {
     Failed {
         /// Why.
         message: String,
+    },
+    /// The displays, for [`Request::Displays`].
+    Displays(Vec<DisplayInfo>),
+    /// Screen messages follow on this stream, for [`Request::View`].
+    Viewing {
+        /// The display being streamed.
+        display: DisplayInfo,
+    },
+    /// Input events are accepted on this stream, for [`Request::Control`].
+    Controlling {
+        /// The display the coordinates refer to.
+        display: DisplayInfo,
     },
 }
 
@@ -372,6 +399,10 @@ mod tests {
         #[test] fn request(m: Request) { round_trip(m)?; }
         #[test] fn response(m: Response) { round_trip(m)?; }
         #[test] fn pairing(m: crate::pairing::PairingMsg) { round_trip(m)?; }
+        #[test] fn screen_msg(m: crate::screen::ScreenMsg) { round_trip(m)?; }
+        #[test] fn viewer_msg(m: crate::screen::ViewerMsg) { round_trip(m)?; }
+        #[test] fn input_event(m: crate::screen::InputEvent) { round_trip(m)?; }
+        #[test] fn input_reply(m: crate::screen::InputReply) { round_trip(m)?; }
 
         #[test]
         fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
