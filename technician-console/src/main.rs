@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use tether_console::{ConsoleConfig, ConsoleError, Session, open_session, render};
 use tether_net::cli::RelayArgs;
 use tether_proto::diag::Probe;
+use tether_proto::screen::{Action, InputEvent, Key, MouseButton};
 use tether_proto::{Scope, ScopeSet, SessionCode};
 
 #[derive(Parser)]
@@ -41,6 +42,94 @@ enum Command {
         #[arg(required_unless_present = "list")]
         probe: Option<Probe>,
     },
+    /// View the remote screen in a window (asks for `view` and `control`).
+    Connect {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// Which remote display to show (see the agent's list; 0 is the first).
+        #[arg(long, default_value_t = 0)]
+        display: u32,
+        /// Ask for `view` only: no mouse or keyboard.
+        #[arg(long)]
+        view_only: bool,
+        /// No window: write the remote screen to --snapshot and exit.
+        #[arg(long, requires = "snapshot")]
+        headless: bool,
+        /// PNG file for --headless.
+        #[arg(long)]
+        snapshot: Option<std::path::PathBuf>,
+    },
+    /// Send one input action to the remote screen (asks for `control`).
+    Input {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// Which remote display the coordinates are on.
+        #[arg(long, default_value_t = 0)]
+        display: u32,
+        #[command(subcommand)]
+        action: InputAction,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+enum InputAction {
+    /// Move the pointer to X Y and click the left button.
+    Click { x: i32, y: i32 },
+    /// Move the pointer to X Y.
+    Move { x: i32, y: i32 },
+    /// Type TEXT.
+    Type { text: String },
+    /// Press one key: enter, tab, escape, backspace, delete, left, right, up, down, a single character,
+    /// or raw:CODE for a physical key code.
+    Key { name: String },
+    /// Scroll by N notches (positive: down).
+    Scroll { n: i32 },
+}
+
+fn parse_key(name: &str) -> Option<Key> {
+    let mut chars = name.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        return Some(Key::Char(c));
+    }
+    if let Some(code) = name.strip_prefix("raw:") {
+        return code.parse().ok().map(Key::Raw);
+    }
+    Some(match name.to_ascii_lowercase().as_str() {
+        "enter" | "return" => Key::Enter,
+        "tab" => Key::Tab,
+        "escape" | "esc" => Key::Escape,
+        "backspace" => Key::Backspace,
+        "delete" => Key::Delete,
+        "left" => Key::Left,
+        "right" => Key::Right,
+        "up" => Key::Up,
+        "down" => Key::Down,
+        _ => return None,
+    })
+}
+
+fn input_events(a: &InputAction) -> Vec<InputEvent> {
+    match a {
+        InputAction::Click { x, y } => vec![
+            InputEvent::MouseMove { x: *x, y: *y },
+            InputEvent::Button {
+                button: MouseButton::Left,
+                action: Action::Click,
+            },
+        ],
+        InputAction::Move { x, y } => vec![InputEvent::MouseMove { x: *x, y: *y }],
+        InputAction::Type { text } => vec![InputEvent::Text(text.clone())],
+        InputAction::Key { name } => match parse_key(name) {
+            Some(key) => vec![InputEvent::Key {
+                key,
+                action: Action::Click,
+            }],
+            None => usage(&format!("unknown key {name:?}")),
+        },
+        InputAction::Scroll { n } => vec![InputEvent::Scroll { dx: 0, dy: *n }],
+    }
 }
 
 #[tokio::main]
@@ -73,19 +162,28 @@ fn usage(msg: &str) -> ! {
 }
 
 async fn run(cli: Cli, config: ConsoleConfig) -> Result<(), ConsoleError> {
-    let (code, scope) = match &cli.command {
-        Command::Inventory { code } => (*code, Scope::Inventory),
+    let (code, scopes): (SessionCode, ScopeSet) = match &cli.command {
+        Command::Inventory { code } => (*code, [Scope::Inventory].into_iter().collect()),
         Command::Diag { code, .. } => (
             code.unwrap_or_else(|| usage("--code is required")),
-            Scope::Diagnostics,
+            [Scope::Diagnostics].into_iter().collect(),
         ),
+        Command::Connect {
+            code,
+            view_only: true,
+            ..
+        } => (*code, [Scope::View].into_iter().collect()),
+        Command::Connect { code, headless, .. } if *headless => {
+            (*code, [Scope::View].into_iter().collect())
+        }
+        Command::Connect { code, .. } => (*code, [Scope::View, Scope::Control].into_iter().collect()),
+        Command::Input { code, .. } => (*code, [Scope::Control].into_iter().collect()),
     };
     eprintln!(
         "claiming {} and waiting for the user's consent...",
         code.redacted()
     );
-    let mut session =
-        open_session(&config, code, [scope].into_iter().collect::<ScopeSet>()).await?;
+    let mut session = open_session(&config, code, scopes).await?;
     eprintln!(
         "connected as {} of {}; granted: {}; verification code {}",
         session.technician.name, session.technician.org, session.granted, session.verification
@@ -116,6 +214,56 @@ async fn serve(cli: &Cli, session: &mut Session) -> Result<(), ConsoleError> {
                 print!("{}", render::diag(&report))
             }
         }
+        Command::Connect {
+            display,
+            headless: true,
+            snapshot: Some(path),
+            ..
+        } => {
+            let mut view = session.view(*display).await?;
+            view.next_frame().await?;
+            tether_console::screen::write_png(&view.framebuffer, path)?;
+            eprintln!(
+                "wrote {}x{} remote screen to {}",
+                view.framebuffer.width,
+                view.framebuffer.height,
+                path.display()
+            );
+            view.close().await;
+        }
+        Command::Connect { display, .. } => connect(session, *display).await?,
+        Command::Input {
+            display, action, ..
+        } => {
+            let mut control = session.control(*display).await?;
+            for e in input_events(action) {
+                control.send(&e).await?;
+            }
+            control.close().await;
+        }
     }
     Ok(())
+}
+
+/// Runs the viewer window until the technician closes it or the session ends.
+async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError> {
+    use tether_console::viewer::{self, ViewerState};
+    let state = std::sync::Arc::new(std::sync::Mutex::new(ViewerState::default()));
+    let view = session.view(display).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    let input = if session.granted.contains(Scope::Control) {
+        let control = session.control(display).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tasks.spawn(viewer::pump_input(control, rx, state.clone()));
+        Some(tx)
+    } else {
+        None
+    };
+    tasks.spawn(viewer::pump_view(view, session.link(), state.clone()));
+    let who = format!("{} of {}", session.technician.name, session.technician.org);
+    let granted = session.granted;
+    // winit wants the main thread, which is the one running this future under #[tokio::main].
+    let result = tokio::task::block_in_place(|| viewer::run_window(state, granted, who, input));
+    tasks.abort_all();
+    result
 }
