@@ -14,8 +14,8 @@
 pub mod diagnostics;
 pub mod inventory;
 mod requests;
-mod session;
 pub mod screen;
+mod session;
 pub mod share;
 pub mod terminal;
 pub mod ui;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use tether_net::client::RelayConnection;
 use tether_net::framed;
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
-use tether_proto::{Scope, ScopeSet};
 use tether_proto::msg::{
     AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, Request, Response, SessionReport,
     StreamOpen, TechnicianIdentity,
@@ -15,6 +14,7 @@ use tether_proto::msg::{
 use tether_proto::pairing::Side;
 use tether_proto::seal::SealError;
 use tether_proto::seal::SessionKeys;
+use tether_proto::{Scope, ScopeSet};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};

@@ -343,7 +343,10 @@ pub fn dirty_rects(
 ) -> Result<Vec<Rect>, ScreenError> {
     check_size(width, height)?;
     let expected = width as usize * height as usize * BPP;
-    for got in [Some(cur.len()), prev.map(<[u8]>::len)].into_iter().flatten() {
+    for got in [Some(cur.len()), prev.map(<[u8]>::len)]
+        .into_iter()
+        .flatten()
+    {
         if got != expected {
             return Err(ScreenError::BufferSize { got, expected });
         }

@@ -176,7 +176,9 @@ async fn run(cli: Cli, config: ConsoleConfig) -> Result<(), ConsoleError> {
         Command::Connect { code, headless, .. } if *headless => {
             (*code, [Scope::View].into_iter().collect())
         }
-        Command::Connect { code, .. } => (*code, [Scope::View, Scope::Control].into_iter().collect()),
+        Command::Connect { code, .. } => {
+            (*code, [Scope::View, Scope::Control].into_iter().collect())
+        }
         Command::Input { code, .. } => (*code, [Scope::Control].into_iter().collect()),
     };
     eprintln!(

@@ -90,13 +90,17 @@ impl ViewStream {
 
     /// Stops viewing (the agent stops capturing).
     pub async fn close(mut self) {
-        self.tx.finish_and_flush(std::time::Duration::from_secs(1)).await;
+        self.tx
+            .finish_and_flush(std::time::Duration::from_secs(1))
+            .await;
     }
 }
 
 /// Writes a framebuffer to `path` as an RGB PNG.
 pub fn write_png(fb: &Framebuffer, path: &Path) -> Result<(), ConsoleError> {
-    let fail = |e: &dyn std::fmt::Display| ConsoleError::Failed(format!("writing {}: {e}", path.display()));
+    let fail = |e: &dyn std::fmt::Display| {
+        ConsoleError::Failed(format!("writing {}: {e}", path.display()))
+    };
     let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), fb.width, fb.height);
     enc.set_color(png::ColorType::Rgb);
@@ -133,7 +137,9 @@ impl ControlStream {
 
     /// Closes the stream.
     pub async fn close(mut self) {
-        self.tx.finish_and_flush(std::time::Duration::from_secs(1)).await;
+        self.tx
+            .finish_and_flush(std::time::Duration::from_secs(1))
+            .await;
     }
 }
 
@@ -142,7 +148,9 @@ impl Session {
     pub async fn displays(&mut self) -> Result<Vec<DisplayInfo>, ConsoleError> {
         match self.request(&Request::Displays).await? {
             Response::Displays(d) => Ok(d),
-            other => Err(ConsoleError::Protocol(format!("unexpected answer {other:?}"))),
+            other => Err(ConsoleError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
         }
     }
 
@@ -160,7 +168,9 @@ impl Session {
                 frames: 0,
                 pixel_bytes: 0,
             }),
-            other => Err(ConsoleError::Protocol(format!("unexpected answer {other:?}"))),
+            other => Err(ConsoleError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
         }
     }
 
@@ -169,7 +179,9 @@ impl Session {
         let (tx, rx, response) = self.open_stream(&Request::Control { display }).await?;
         match response {
             Response::Controlling { display } => Ok(ControlStream { tx, rx, display }),
-            other => Err(ConsoleError::Protocol(format!("unexpected answer {other:?}"))),
+            other => Err(ConsoleError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
         }
     }
 }

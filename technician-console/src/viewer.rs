@@ -140,7 +140,11 @@ impl Viewer {
                         egui::PointerButton::Middle => MouseButton::Middle,
                         _ => continue,
                     };
-                    let action = if pressed { Action::Press } else { Action::Release };
+                    let action = if pressed {
+                        Action::Press
+                    } else {
+                        Action::Release
+                    };
                     self.send(InputEvent::Button { button, action });
                 }
                 egui::Event::MouseWheel { delta, .. } if hovered => {
@@ -230,7 +234,8 @@ impl eframe::App for Viewer {
             let size = tex.size_vec2();
             let avail = ui.available_size();
             let scale = (avail.x / size.x).min(avail.y / size.y).min(1.0);
-            let image = egui::Image::new((tex.id(), size * scale)).sense(egui::Sense::click_and_drag());
+            let image =
+                egui::Image::new((tex.id(), size * scale)).sense(egui::Sense::click_and_drag());
             let resp = ui.add(image);
             self.forward_input(ui, &resp, scale);
         });

@@ -14,7 +14,11 @@ use super::{InputError, InputProvider};
 use crate::session::RequestCtx;
 use crate::ui::AgentEvent;
 
-type Job = (InputEvent, (i32, i32), oneshot::Sender<Result<(), InputError>>);
+type Job = (
+    InputEvent,
+    (i32, i32),
+    oneshot::Sender<Result<(), InputError>>,
+);
 
 fn input_thread(
     provider: std::sync::Arc<dyn InputProvider>,

@@ -35,7 +35,9 @@ impl ScrapScreen {
 
     fn server(&self) -> Result<Rc<Server>, CaptureError> {
         let name = match &self.display {
-            Some(d) => Some(CString::new(d.as_str()).map_err(|e| CaptureError::Connect(e.to_string()))?),
+            Some(d) => {
+                Some(CString::new(d.as_str()).map_err(|e| CaptureError::Connect(e.to_string()))?)
+            }
             None => None,
         };
         let ptr = name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr());
