@@ -16,7 +16,7 @@ pub(crate) fn describe(req: &Request) -> String {
         Request::Diagnostic { probe } => format!("the {probe} diagnostic"),
         Request::Displays => "the list of your displays".into(),
         Request::View { display } => format!("a live view of display {display}"),
-        Request::Control { .. } => "to use your mouse and keyboard".into(),
+        Request::Control { .. } => "your mouse and keyboard".into(),
     }
 }
 

@@ -29,7 +29,7 @@ pub struct ViewerState {
     pub rtt: Duration,
     /// Why the view stopped, once it has.
     pub stopped: Option<String>,
-    /// The last input problem (e.g. control refused).
+    /// The last input problem (e.g. control taken back by the user).
     pub note: Option<String>,
 }
 
@@ -209,18 +209,18 @@ impl eframe::App for Viewer {
                     s.kbps
                 ),
                 s.stopped.clone(),
-                s.note.take(),
+                s.note.clone(),
             )
         };
-        if let Some(n) = note {
-            tracing::warn!("{n}");
-        }
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {
                 if ui.button("End session").clicked() {
                     ctx.send_viewport_cmd(egui::ViewportCommand::Close);
                 }
                 ui.label(status);
+                if let Some(n) = &note {
+                    ui.colored_label(egui::Color32::YELLOW, n);
+                }
                 if let Some(s) = &stopped {
                     ui.colored_label(egui::Color32::LIGHT_RED, format!("view stopped: {s}"));
                 }

@@ -109,17 +109,25 @@ async fn events(
     origin: (i32, i32),
 ) -> Result<(), SealedError> {
     let mut in_use = false;
+    // Tell the user and the relay once per refusal run, not once per mouse move.
+    let mut refusing = false;
     let result = loop {
         let event = match rx.recv::<InputEvent>().await {
             Ok(e) => e,
             Err(_) => break Ok(()),
         };
-        if !ctx.grant.borrow().contains(Scope::Control) {
+        let allowed = ctx.grant.borrow().contains(Scope::Control);
+        if !allowed && refusing {
+            tx.send(&InputReply::Refused).await?;
+            continue;
+        }
+        if !allowed {
+            refusing = true;
             warn!("input refused: control is not granted");
             let _ = ctx
                 .events
                 .send(AgentEvent::Refused {
-                    what: "to use your mouse or keyboard".into(),
+                    what: "your mouse and keyboard".into(),
                     scope: Scope::Control,
                 })
                 .await;
