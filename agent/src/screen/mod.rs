@@ -27,6 +27,7 @@ pub use scrap_x11::ScrapScreen;
 
 pub(crate) use control::serve_control;
 pub(crate) use view::serve_view;
+pub use view::{FRAME_INTERVAL, IDLE_AFTER, IDLE_EVERY};
 
 /// Capture failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -19,6 +19,10 @@ use crate::ui::AgentEvent;
 
 /// Time between captures: 30 frames per second at most.
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+/// After this many captures in a row without a change, the screen counts as idle...
+pub const IDLE_AFTER: u32 = 30;
+/// ...and only every `IDLE_EVERY`th tick captures (5 per second), until something changes.
+pub const IDLE_EVERY: u32 = 6;
 
 /// What the capture thread hands back.
 enum Captured {
@@ -190,17 +194,21 @@ async fn stream(
         let mut tick = tokio::time::interval(FRAME_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut sent, mut acked, mut asked) = (0u64, 0u64, false);
+        let (mut unchanged, mut ticks) = (0u32, 0u32);
         let mut cursor = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if !asked && sent - acked < MAX_IN_FLIGHT && ask.try_send(()).is_ok() {
+                    ticks = ticks.wrapping_add(1);
+                    let idle = unchanged >= IDLE_AFTER && ticks % IDLE_EVERY != 0;
+                    if !idle && !asked && sent - acked < MAX_IN_FLIGHT && ask.try_send(()).is_ok() {
                         asked = true;
                     }
                 }
                 c = out.recv() => match c {
                     Some(Captured::Frame { seq, parts, cursor: now }) => {
                         asked = false;
+                        unchanged = if parts.is_empty() { unchanged.saturating_add(1) } else { 0 };
                         if now.is_some() && now != cursor {
                             cursor = now;
                             if let Some((x, y)) = now {
