@@ -14,6 +14,9 @@
 //!
 //! Pixels are 4 bytes per pixel, B G R X, rows of `width * 4` bytes (what X11 and most capture APIs give).
 //! A frame update carries a list of rectangles and one zstd block holding their rows, one after the other.
+//! The zstd stream is continuous over the whole view stream ([`FrameEncoder`] / [`FrameDecoder`] keep
+//! their context, with an 8 MiB window), so pixels seen recently — a window that moved, text that scrolled —
+//! compress to back-references. Parts must therefore be applied in order, which the stream guarantees.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +32,10 @@ pub const MAX_IN_FLIGHT: u64 = 2;
 pub const MAX_PART_RAW: usize = 3 << 20;
 /// zstd level used for frames: fast, and text compresses well anyway.
 pub const ZSTD_LEVEL: i32 = 1;
+/// log2 of the zstd window the encoder uses (8 MiB: a whole 1080p frame of history).
+pub const ZSTD_WINDOW_LOG: u32 = 23;
+/// Largest zstd window the decoder accepts (16 MiB), so a hostile stream cannot demand more memory.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
 /// One monitor of the remote machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,22 +279,20 @@ impl Framebuffer {
         })
     }
 
-    /// Applies one frame part. On error the framebuffer is unchanged.
-    pub fn apply(&mut self, u: &FrameUpdate) -> Result<(), ScreenError> {
+    /// Applies one frame part, decoded with `decoder` (which has seen every earlier part of the stream).
+    /// On error the framebuffer is unchanged (the decoder is not: end the stream).
+    pub fn apply(
+        &mut self,
+        decoder: &mut FrameDecoder,
+        u: &FrameUpdate,
+    ) -> Result<(), ScreenError> {
         check_size(u.width, u.height)?;
         let mut total = 0usize;
         for r in &u.rects {
             check_rect(r, u.width, u.height)?;
             total += r.bytes();
         }
-        let raw = zstd::bulk::decompress(&u.data, total)
-            .map_err(|e| ScreenError::Corrupt(e.to_string()))?;
-        if raw.len() != total {
-            return Err(ScreenError::Corrupt(format!(
-                "{} bytes instead of {total}",
-                raw.len()
-            )));
-        }
+        let raw = decoder.decode(&u.data, total)?;
         if (u.width, u.height) != (self.width, self.height) {
             *self = Framebuffer::new(u.width, u.height)?;
         }
@@ -385,14 +390,107 @@ pub fn dirty_rects(
     Ok(rects)
 }
 
-/// Encodes the `rects` of `cur` as frame parts numbered `seq`, each holding at most [`MAX_PART_RAW`]
-/// raw bytes (a rectangle larger than that is split by rows).
-pub fn encode(
+/// The agent's side of the continuous zstd stream.
+pub struct FrameEncoder {
+    z: zstd::stream::write::Encoder<'static, Vec<u8>>,
+}
+
+impl std::fmt::Debug for FrameEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameEncoder")
+    }
+}
+
+impl FrameEncoder {
+    /// A fresh stream (one per view stream).
+    pub fn new() -> Result<Self, ScreenError> {
+        let err = |e: std::io::Error| ScreenError::Corrupt(e.to_string());
+        let mut raw = zstd::stream::raw::Encoder::new(ZSTD_LEVEL).map_err(err)?;
+        raw.set_parameter(zstd::stream::raw::CParameter::WindowLog(ZSTD_WINDOW_LOG))
+            .map_err(err)?;
+        Ok(FrameEncoder {
+            z: zstd::stream::write::Encoder::with_encoder(Vec::new(), raw),
+        })
+    }
+
+    /// Compresses `raw` and flushes, so the result decodes on its own (given the earlier blocks).
+    fn block(&mut self, raw: &[u8]) -> Result<Vec<u8>, ScreenError> {
+        use std::io::Write;
+        let err = |e: std::io::Error| ScreenError::Corrupt(e.to_string());
+        self.z.write_all(raw).map_err(err)?;
+        self.z.flush().map_err(err)?;
+        Ok(std::mem::take(self.z.get_mut()))
+    }
+
+    /// Encodes the `rects` of `cur` as frame parts numbered `seq`, each holding at most
+    /// [`MAX_PART_RAW`] raw bytes (a rectangle larger than that is split by rows).
+    pub fn encode(
+        &mut self,
+        seq: u64,
+        cur: &[u8],
+        width: u32,
+        height: u32,
+        rects: &[Rect],
+    ) -> Result<Vec<FrameUpdate>, ScreenError> {
+        encode_with(seq, cur, width, height, rects, |raw| self.block(raw))
+    }
+}
+
+/// The console's side of the continuous zstd stream.
+pub struct FrameDecoder {
+    z: zstd::stream::raw::Decoder<'static>,
+}
+
+impl std::fmt::Debug for FrameDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameDecoder")
+    }
+}
+
+impl FrameDecoder {
+    /// A fresh stream (one per view stream).
+    pub fn new() -> Result<Self, ScreenError> {
+        let err = |e: std::io::Error| ScreenError::Corrupt(e.to_string());
+        let mut z = zstd::stream::raw::Decoder::new().map_err(err)?;
+        z.set_parameter(zstd::stream::raw::DParameter::WindowLogMax(
+            ZSTD_WINDOW_LOG_MAX,
+        ))
+        .map_err(err)?;
+        Ok(FrameDecoder { z })
+    }
+
+    /// Decodes one block that must expand to exactly `total` bytes.
+    fn decode(&mut self, data: &[u8], total: usize) -> Result<Vec<u8>, ScreenError> {
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+        let err = |e: std::io::Error| ScreenError::Corrupt(e.to_string());
+        let mut out = vec![0u8; total];
+        let mut input = InBuffer::around(data);
+        let mut output = OutBuffer::around(&mut out[..]);
+        loop {
+            let (inp, outp) = (input.pos(), output.pos());
+            self.z.run(&mut input, &mut output).map_err(err)?;
+            let done = input.pos() == data.len();
+            if (done && output.pos() == total) || (input.pos() == inp && output.pos() == outp) {
+                break;
+            }
+        }
+        if input.pos() != data.len() || output.pos() != total {
+            return Err(ScreenError::Corrupt(format!(
+                "block gave {} bytes for {total}",
+                output.pos()
+            )));
+        }
+        Ok(out)
+    }
+}
+
+fn encode_with(
     seq: u64,
     cur: &[u8],
     width: u32,
     height: u32,
     rects: &[Rect],
+    mut compress: impl FnMut(&[u8]) -> Result<Vec<u8>, ScreenError>,
 ) -> Result<Vec<FrameUpdate>, ScreenError> {
     check_size(width, height)?;
     let expected = width as usize * height as usize * BPP;
@@ -420,8 +518,7 @@ pub fn encode(
     let mut batch: Vec<Rect> = Vec::new();
     let mut raw = Vec::new();
     let mut flush = |batch: &mut Vec<Rect>, raw: &mut Vec<u8>| -> Result<(), ScreenError> {
-        let data = zstd::bulk::compress(raw, ZSTD_LEVEL)
-            .map_err(|e| ScreenError::Corrupt(e.to_string()))?;
+        let data = compress(raw)?;
         parts.push(FrameUpdate {
             seq,
             width,
@@ -463,13 +560,36 @@ mod tests {
             .collect()
     }
 
-    fn send(fb: &mut Framebuffer, prev: Option<&[u8]>, cur: &[u8], w: u32, h: u32) -> usize {
+    struct Pipe {
+        enc: FrameEncoder,
+        dec: FrameDecoder,
+    }
+
+    fn pipe() -> Pipe {
+        Pipe {
+            enc: FrameEncoder::new().unwrap(),
+            dec: FrameDecoder::new().unwrap(),
+        }
+    }
+
+    fn send_via(
+        p: &mut Pipe,
+        fb: &mut Framebuffer,
+        prev: Option<&[u8]>,
+        cur: &[u8],
+        w: u32,
+        h: u32,
+    ) -> usize {
         let rects = dirty_rects(prev, cur, w, h).unwrap();
-        let parts = encode(7, cur, w, h, &rects).unwrap();
-        for p in &parts {
-            fb.apply(p).unwrap();
+        let parts = p.enc.encode(7, cur, w, h, &rects).unwrap();
+        for u in &parts {
+            fb.apply(&mut p.dec, u).unwrap();
         }
         parts.len()
+    }
+
+    fn send(fb: &mut Framebuffer, prev: Option<&[u8]>, cur: &[u8], w: u32, h: u32) -> usize {
+        send_via(&mut pipe(), fb, prev, cur, w, h)
     }
 
     #[test]
@@ -481,7 +601,7 @@ mod tests {
         assert_eq!((fb.width, fb.height), (w, h));
         assert_eq!(fb.pixels, a);
         assert!(dirty_rects(Some(&a), &a, w, h).unwrap().is_empty());
-        assert!(encode(2, &a, w, h, &[]).unwrap().is_empty());
+        assert!(pipe().enc.encode(2, &a, w, h, &[]).unwrap().is_empty());
     }
 
     #[test]
@@ -500,10 +620,49 @@ mod tests {
                 h: 64
             }]
         );
-        let mut fb = Framebuffer::new(w, h).unwrap();
-        fb.pixels = a.clone();
-        send(&mut fb, Some(&a), &b, w, h);
+        let mut p = pipe();
+        let mut fb = Framebuffer::new(1, 1).unwrap();
+        send_via(&mut p, &mut fb, None, &a, w, h);
+        send_via(&mut p, &mut fb, Some(&a), &b, w, h);
         assert_eq!(fb.pixels, b);
+    }
+
+    #[test]
+    fn repeated_content_compresses_against_history() {
+        // A "window" that moves: the same pixels at a new place cost far less the second time.
+        let (w, h) = (640, 480);
+        let bg = vec![0x40u8; w as usize * h as usize * BPP];
+        let paint = |x0: usize| {
+            let mut f = bg.clone();
+            for y in 100..300 {
+                for x in x0..x0 + 200 {
+                    let i = (y * w as usize + x) * BPP;
+                    f[i] = (x - x0) as u8 ^ y as u8;
+                    f[i + 1] = ((x - x0) * 7) as u8;
+                    f[i + 2] = (y * 13) as u8;
+                }
+            }
+            f
+        };
+        let (a, b) = (paint(50), paint(300));
+        let mut p = pipe();
+        let mut fb = Framebuffer::new(1, 1).unwrap();
+        send_via(&mut p, &mut fb, None, &a, w, h);
+        let rects = dirty_rects(Some(&a), &b, w, h).unwrap();
+        let parts = p.enc.encode(2, &b, w, h, &rects).unwrap();
+        let with_history: usize = parts.iter().map(|u| u.data.len()).sum();
+        for u in &parts {
+            fb.apply(&mut p.dec, u).unwrap();
+        }
+        assert_eq!(fb.pixels, b);
+        let fresh: usize = pipe()
+            .enc
+            .encode(2, &b, w, h, &rects)
+            .unwrap()
+            .iter()
+            .map(|u| u.data.len())
+            .sum();
+        assert!(with_history * 2 < fresh, "{with_history} vs {fresh}");
     }
 
     #[test]
@@ -533,8 +692,9 @@ mod tests {
             data: zstd::bulk::compress(&[0u8; 16], 1).unwrap(),
             last: true,
         };
+        let mut dec = FrameDecoder::new().unwrap();
         assert!(matches!(
-            fb.apply(&bad_rect),
+            fb.apply(&mut dec, &bad_rect),
             Err(ScreenError::OutOfBounds(_))
         ));
         let short = FrameUpdate {
@@ -546,12 +706,19 @@ mod tests {
             }],
             ..bad_rect.clone()
         };
-        assert!(matches!(fb.apply(&short), Err(ScreenError::Corrupt(_))));
+        let mut dec = FrameDecoder::new().unwrap();
+        assert!(matches!(
+            fb.apply(&mut dec, &short),
+            Err(ScreenError::Corrupt(_))
+        ));
         let huge = FrameUpdate {
             width: MAX_SIDE + 1,
             ..short.clone()
         };
-        assert!(matches!(fb.apply(&huge), Err(ScreenError::BadSize(..))));
+        assert!(matches!(
+            fb.apply(&mut dec, &huge),
+            Err(ScreenError::BadSize(..))
+        ));
         assert_eq!(fb, before);
     }
 
@@ -565,16 +732,18 @@ mod tests {
                 let n = b.len();
                 b[i as usize % n] = v;
             }
+            let mut p = pipe();
             let mut fb = Framebuffer::new(w, h).unwrap();
-            send(&mut fb, None, &a, w, h);
-            send(&mut fb, Some(&a), &b, w, h);
+            send_via(&mut p, &mut fb, None, &a, w, h);
+            send_via(&mut p, &mut fb, Some(&a), &b, w, h);
             prop_assert_eq!(fb.pixels, b);
         }
 
         #[test]
         fn garbage_updates_never_panic(u: FrameUpdate) {
             let mut fb = Framebuffer::new(4, 4).unwrap();
-            let _ = fb.apply(&u);
+            let mut dec = FrameDecoder::new().unwrap();
+            let _ = fb.apply(&mut dec, &u);
         }
     }
 }

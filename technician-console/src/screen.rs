@@ -11,7 +11,8 @@ use tether_net::sealed::{SealedRecv, SealedSend};
 use tether_proto::Scope;
 use tether_proto::msg::{Request, Response};
 use tether_proto::screen::{
-    DisplayInfo, FrameUpdate, Framebuffer, InputEvent, InputReply, ScreenMsg, ViewerMsg,
+    DisplayInfo, FrameDecoder, FrameUpdate, Framebuffer, InputEvent, InputReply, ScreenMsg,
+    ViewerMsg,
 };
 
 use crate::error::ConsoleError;
@@ -41,6 +42,7 @@ pub enum ViewEvent {
 pub struct ViewStream {
     tx: SealedSend,
     rx: SealedRecv,
+    decoder: FrameDecoder,
     /// The display being shown.
     pub display: DisplayInfo,
     /// The remote screen as of the last complete frame (mid-frame while parts arrive).
@@ -68,7 +70,7 @@ impl ViewStream {
 
     async fn apply(&mut self, u: FrameUpdate) -> Result<ViewEvent, ConsoleError> {
         self.framebuffer
-            .apply(&u)
+            .apply(&mut self.decoder, &u)
             .map_err(|e| ConsoleError::Protocol(e.to_string()))?;
         self.pixel_bytes += u.data.len() as u64;
         if !u.last {
@@ -161,6 +163,7 @@ impl Session {
             Response::Viewing { display } => Ok(ViewStream {
                 tx,
                 rx,
+                decoder: FrameDecoder::new().map_err(|e| ConsoleError::Failed(e.to_string()))?,
                 framebuffer: Framebuffer::new(display.width, display.height)
                     .map_err(|e| ConsoleError::Protocol(e.to_string()))?,
                 display,

@@ -55,6 +55,13 @@ fn capture_thread(
         }
     };
     let info = source.info();
+    let mut encoder = match screen::FrameEncoder::new() {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = out.blocking_send(Captured::Failed(CaptureError::Capture(e.to_string())));
+            return;
+        }
+    };
     let mut prev: Option<Vec<u8>> = None;
     let mut seq = 0;
     while asks.recv().is_ok() {
@@ -64,7 +71,8 @@ fn capture_thread(
             if rects.is_empty() {
                 return Ok(Vec::new());
             }
-            let parts = screen::encode(seq + 1, cur, info.width, info.height, &rects)
+            let parts = encoder
+                .encode(seq + 1, cur, info.width, info.height, &rects)
                 .map_err(|e| CaptureError::Capture(e.to_string()))?;
             match &mut prev {
                 Some(p) => p.copy_from_slice(cur),

@@ -116,6 +116,7 @@ fn phases(display: &str, secs: u64) -> (usize, usize, [f64; 4], f64, usize) {
     }
     let keys = a.into_keys().unwrap();
     let mut sealer = keys.sealer(1, Direction::AgentToConsole);
+    let mut encoder = screen::FrameEncoder::new().unwrap();
     let mut prev: Option<Vec<u8>> = None;
     let (mut cap, mut dif, mut enc, mut sea) = (vec![], vec![], vec![], vec![]);
     let mut idle = vec![];
@@ -132,8 +133,9 @@ fn phases(display: &str, secs: u64) -> (usize, usize, [f64; 4], f64, usize) {
         if rects.is_empty() {
             idle.push(ms(t2 - t0));
         } else {
-            let parts =
-                screen::encode(ticks as u64, &cur, info.width, info.height, &rects).unwrap();
+            let parts = encoder
+                .encode(ticks as u64, &cur, info.width, info.height, &rects)
+                .unwrap();
             let t3 = Instant::now();
             for p in parts {
                 bytes += sealer.seal_msg(&ScreenMsg::Frame(p)).unwrap().len();
