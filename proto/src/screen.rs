@@ -89,6 +89,9 @@ pub struct FrameUpdate {
     pub rects: Vec<Rect>,
     /// zstd of the rectangles' rows, in order.
     pub data: Vec<u8>,
+    /// `data` is a self-contained zstd frame, outside the continuous stream (used for the complete first
+    /// frame, where long-distance matching would cost more time than it saves bytes).
+    pub standalone: bool,
     /// Whether this is the frame's last part (acknowledge it then).
     pub last: bool,
 }
@@ -292,7 +295,18 @@ impl Framebuffer {
             check_rect(r, u.width, u.height)?;
             total += r.bytes();
         }
-        let raw = decoder.decode(&u.data, total)?;
+        let raw = if u.standalone {
+            zstd::bulk::decompress(&u.data, total)
+                .map_err(|e| ScreenError::Corrupt(e.to_string()))?
+        } else {
+            decoder.decode(&u.data, total)?
+        };
+        if raw.len() != total {
+            return Err(ScreenError::Corrupt(format!(
+                "{} bytes instead of {total}",
+                raw.len()
+            )));
+        }
         if (u.width, u.height) != (self.width, self.height) {
             *self = Framebuffer::new(u.width, u.height)?;
         }
@@ -408,6 +422,12 @@ impl FrameEncoder {
         let mut raw = zstd::stream::raw::Encoder::new(ZSTD_LEVEL).map_err(err)?;
         raw.set_parameter(zstd::stream::raw::CParameter::WindowLog(ZSTD_WINDOW_LOG))
             .map_err(err)?;
+        // Long-distance matching finds the far back-references (a frame ago) that level 1's small hash
+        // table forgets.
+        raw.set_parameter(zstd::stream::raw::CParameter::EnableLongDistanceMatching(
+            true,
+        ))
+        .map_err(err)?;
         Ok(FrameEncoder {
             z: zstd::stream::write::Encoder::with_encoder(Vec::new(), raw),
         })
@@ -432,7 +452,22 @@ impl FrameEncoder {
         height: u32,
         rects: &[Rect],
     ) -> Result<Vec<FrameUpdate>, ScreenError> {
-        encode_with(seq, cur, width, height, rects, |raw| self.block(raw))
+        encode_with(seq, cur, width, height, rects, false, |raw| self.block(raw))
+    }
+
+    /// Like [`Self::encode`], but as self-contained zstd frames outside the stream: fast for a complete
+    /// frame (no long-distance matching over 8 MB).
+    pub fn encode_standalone(
+        &mut self,
+        seq: u64,
+        cur: &[u8],
+        width: u32,
+        height: u32,
+        rects: &[Rect],
+    ) -> Result<Vec<FrameUpdate>, ScreenError> {
+        encode_with(seq, cur, width, height, rects, true, |raw| {
+            zstd::bulk::compress(raw, ZSTD_LEVEL).map_err(|e| ScreenError::Corrupt(e.to_string()))
+        })
     }
 }
 
@@ -490,6 +525,7 @@ fn encode_with(
     width: u32,
     height: u32,
     rects: &[Rect],
+    standalone: bool,
     mut compress: impl FnMut(&[u8]) -> Result<Vec<u8>, ScreenError>,
 ) -> Result<Vec<FrameUpdate>, ScreenError> {
     check_size(width, height)?;
@@ -525,6 +561,7 @@ fn encode_with(
             height,
             rects: std::mem::take(batch),
             data,
+            standalone,
             last: false,
         });
         raw.clear();
@@ -581,7 +618,11 @@ mod tests {
         h: u32,
     ) -> usize {
         let rects = dirty_rects(prev, cur, w, h).unwrap();
-        let parts = p.enc.encode(7, cur, w, h, &rects).unwrap();
+        let parts = if prev.is_none() {
+            p.enc.encode_standalone(7, cur, w, h, &rects).unwrap()
+        } else {
+            p.enc.encode(7, cur, w, h, &rects).unwrap()
+        };
         for u in &parts {
             fb.apply(&mut p.dec, u).unwrap();
         }
@@ -644,10 +685,12 @@ mod tests {
             }
             f
         };
-        let (a, b) = (paint(50), paint(300));
+        // The complete first frame is standalone; the window then appears and moves within the stream.
+        let (first, a, b) = (bg.clone(), paint(50), paint(300));
         let mut p = pipe();
         let mut fb = Framebuffer::new(1, 1).unwrap();
-        send_via(&mut p, &mut fb, None, &a, w, h);
+        send_via(&mut p, &mut fb, None, &first, w, h);
+        send_via(&mut p, &mut fb, Some(&first), &a, w, h);
         let rects = dirty_rects(Some(&a), &b, w, h).unwrap();
         let parts = p.enc.encode(2, &b, w, h, &rects).unwrap();
         let with_history: usize = parts.iter().map(|u| u.data.len()).sum();
@@ -690,6 +733,7 @@ mod tests {
                 h: 1,
             }],
             data: zstd::bulk::compress(&[0u8; 16], 1).unwrap(),
+            standalone: true,
             last: true,
         };
         let mut dec = FrameDecoder::new().unwrap();

@@ -71,9 +71,13 @@ fn capture_thread(
             if rects.is_empty() {
                 return Ok(Vec::new());
             }
-            let parts = encoder
-                .encode(seq + 1, cur, info.width, info.height, &rects)
-                .map_err(|e| CaptureError::Capture(e.to_string()))?;
+            // The complete first frame goes outside the zstd stream: faster, and first-frame latency matters.
+            let parts = if prev.is_none() {
+                encoder.encode_standalone(seq + 1, cur, info.width, info.height, &rects)
+            } else {
+                encoder.encode(seq + 1, cur, info.width, info.height, &rects)
+            }
+            .map_err(|e| CaptureError::Capture(e.to_string()))?;
             match &mut prev {
                 Some(p) => p.copy_from_slice(cur),
                 None => prev = Some(cur.to_vec()),
