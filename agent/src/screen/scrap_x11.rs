@@ -1,8 +1,8 @@
 //! Capture with scrap (X11 MIT-SHM), and the pointer position with x11rb's QueryPointer.
 //!
 //! scrap's X11 capturer is double-buffered: each `frame()` returns the picture requested by the previous
-//! call and starts the next request. [`ScrapScreen`] therefore asks twice on the first capture, so the first
-//! frame is current, and at streaming rates the lag is one frame interval.
+//! call (the first one: the picture requested when the capturer was created, i.e. when the view started)
+//! and starts the next request. At streaming rates the lag is one frame interval; a static screen is exact.
 //!
 //! An x11rb `ShmGetImage` backend (0.45 ms vs scrap's 0.95 ms per 1080p frame, per platform.md) was not
 //! added: mapping the shared segment needs `unsafe` (shmat or mmap), which this workspace forbids, and
@@ -82,7 +82,6 @@ impl ScreenProvider for ScrapScreen {
         Ok(Box::new(ScrapSource {
             info,
             capturer,
-            primed: false,
             pointer,
         }))
     }
@@ -91,7 +90,6 @@ impl ScreenProvider for ScrapScreen {
 struct ScrapSource {
     info: DisplayInfo,
     capturer: Capturer,
-    primed: bool,
     pointer: Option<(RustConnection, usize)>,
 }
 
@@ -101,11 +99,6 @@ impl ScreenSource for ScrapSource {
     }
 
     fn capture(&mut self) -> Result<&[u8], CaptureError> {
-        if !self.primed {
-            // The first frame() returns the picture requested when the capturer was created; skip it.
-            let _ = self.capturer.frame();
-            self.primed = true;
-        }
         let frame = self.capturer.frame();
         let expected = self.info.width as usize * self.info.height as usize * 4;
         if frame.len() < expected {
