@@ -42,6 +42,12 @@ enum Command {
         #[arg(required_unless_present = "list")]
         probe: Option<Probe>,
     },
+    /// List the remote displays with size and position (asks for `view`).
+    Displays {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+    },
     /// View the remote screen in a window (asks for `view` and `control`).
     Connect {
         /// The code the user reads to you.
@@ -180,6 +186,7 @@ async fn run(cli: Cli, config: ConsoleConfig) -> Result<(), ConsoleError> {
             (*code, [Scope::View, Scope::Control].into_iter().collect())
         }
         Command::Input { code, .. } => (*code, [Scope::Control].into_iter().collect()),
+        Command::Displays { code } => (*code, [Scope::View].into_iter().collect()),
     };
     eprintln!(
         "claiming {} and waiting for the user's consent...",
@@ -234,6 +241,24 @@ async fn serve(cli: &Cli, session: &mut Session) -> Result<(), ConsoleError> {
             view.close().await;
         }
         Command::Connect { display, .. } => connect(session, *display).await?,
+        Command::Displays { .. } => {
+            let displays = session.displays().await?;
+            if cli.json {
+                println!("{}", json(serde_json::to_string_pretty(&displays)));
+            } else {
+                for d in displays {
+                    println!(
+                        "display {}: {}x{} at ({}, {}){}",
+                        d.index,
+                        d.width,
+                        d.height,
+                        d.x,
+                        d.y,
+                        if d.primary { ", primary" } else { "" }
+                    );
+                }
+            }
+        }
         Command::Input {
             display, action, ..
         } => {
