@@ -16,6 +16,7 @@
 //! - [`policy`]: IT's allowed organisations and the organisations this machine already knows.
 //! - [`local_log`]: the user's own session log (`tether-agent log`).
 //! - `private_file`: owner-only files (the only Unix `#[cfg]`).
+//! - [`screen`]: capture and input backends behind traits; the view and control streams.
 
 pub mod backoff;
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod policy;
 mod private_file;
 pub mod report;
 mod requests;
+pub mod screen;
 mod session;
 pub mod share;
 pub mod terminal;

@@ -67,6 +67,27 @@ impl LocalLog {
             AgentEvent::RelayLost { reason, .. } => {
                 json!({"event": "relay_lost", "reason": reason})
             }
+            AgentEvent::Viewing {
+                technician,
+                display,
+                active,
+            } => {
+                let event = if *active {
+                    "viewing_started"
+                } else {
+                    "viewing_stopped"
+                };
+                json!({"event": event, "technician": technician, "display": display})
+            }
+            AgentEvent::Controlling { technician, active } => {
+                let event = if *active {
+                    "control_started"
+                } else {
+                    "control_stopped"
+                };
+                json!({"event": event, "technician": technician})
+            }
+            AgentEvent::Revoked { scope } => json!({"event": "revoked", "scope": scope.name()}),
             // Served/Refused record the outcome; "running" adds nothing to the record.
             AgentEvent::Connected { .. }
             | AgentEvent::Paired { .. }

@@ -7,13 +7,16 @@ use tether_proto::msg::{Request, Response};
 
 use crate::session::RequestCtx;
 use crate::ui::AgentEvent;
-use crate::{diagnostics, inventory};
+use crate::{diagnostics, inventory, screen};
 
 /// What a request hands over, in words for the user.
 pub(crate) fn describe(req: &Request) -> String {
     match req {
         Request::Inventory => "the hardware and software inventory".into(),
         Request::Diagnostic { probe, .. } => format!("the diagnostic \"{probe}\""),
+        Request::Displays => "the list of your displays".into(),
+        Request::View { display } => format!("a live view of display {display}"),
+        Request::Control { .. } => "your mouse and keyboard".into(),
     }
 }
 
@@ -21,7 +24,7 @@ pub(crate) fn describe(req: &Request) -> String {
 pub(crate) async fn serve(
     req: Request,
     tx: &mut SealedSend,
-    _rx: &mut SealedRecv,
+    rx: &mut SealedRecv,
     ctx: &RequestCtx,
 ) -> Result<(), SealedError> {
     let what = describe(&req);
@@ -32,12 +35,27 @@ pub(crate) async fn serve(
     {
         return serve_diagnostic(probe, timeout_secs, what, tx, ctx).await;
     }
+    // Long-lived screen streams own the stream until they end.
+    match req {
+        Request::View { display } => return screen::serve_view(display, tx, rx, ctx).await,
+        Request::Control { display } => return screen::serve_control(display, tx, rx, ctx).await,
+        _ => {}
+    }
+    let screen = ctx.screen.clone();
     // Collection reads the OS synchronously; keep it off the async workers so the session stays live.
     let work = tokio::task::spawn_blocking(move || match req {
         Request::Inventory => Response::Inventory(Box::new(inventory::collect())),
-        Request::Diagnostic { .. } => Response::Failed {
-            message: "unreachable: diagnostics are served above".into(),
+        Request::Displays => match screen.displays() {
+            Ok(d) => Response::Displays(d),
+            Err(e) => Response::Failed {
+                message: e.to_string(),
+            },
         },
+        Request::Diagnostic { .. } | Request::View { .. } | Request::Control { .. } => {
+            Response::Failed {
+                message: "unreachable: served above".into(),
+            }
+        }
     });
     let response = work.await.unwrap_or_else(|e| Response::Failed {
         message: format!("collection failed: {e}"),

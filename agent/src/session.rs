@@ -7,7 +7,6 @@ use std::time::Duration;
 use tether_net::client::RelayConnection;
 use tether_net::framed;
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
-use tether_proto::ScopeSet;
 use tether_proto::msg::{
     AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, Request, Response, SessionReport,
     StreamOpen, TechnicianIdentity,
@@ -15,12 +14,14 @@ use tether_proto::msg::{
 use tether_proto::pairing::Side;
 use tether_proto::seal::SealError;
 use tether_proto::seal::SessionKeys;
+use tether_proto::{Scope, ScopeSet};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::policy::KnownOrgs;
 use crate::requests;
+use crate::screen::{InputProvider, ScreenProvider};
 use crate::share::{Control, STEP_TIMEOUT, ShareConfig, ShareError};
 use crate::ui::{AgentEvent, UiLink, UserCommand};
 
@@ -80,7 +81,7 @@ impl Session<'_> {
         let known = KnownOrgs::new(config.state_dir.as_deref());
         let org = technician.org.clone();
         self.emit(AgentEvent::ConsentRequested {
-            technician,
+            technician: technician.clone(),
             scopes: requested,
             timeout_secs: config.consent_timeout.as_secs(),
             first_contact: !known.is_known(&org),
@@ -88,11 +89,15 @@ impl Session<'_> {
         })
         .await;
         let answer = tokio::time::timeout(config.consent_timeout, async {
-            match self.ui.commands.recv().await {
-                Some(UserCommand::Consent(s)) => Some(s),
-                Some(UserCommand::EndSession) => None,
-                // The front end is gone: nobody can say yes.
-                None => Some(ScopeSet::EMPTY),
+            loop {
+                match self.ui.commands.recv().await {
+                    Some(UserCommand::Consent(s)) => return Some(s),
+                    Some(UserCommand::EndSession) => return None,
+                    // Nothing granted yet, so nothing to take back.
+                    Some(UserCommand::RevokeControl) => {}
+                    // The front end is gone: nobody can say yes.
+                    None => return Some(ScopeSet::EMPTY),
+                }
             }
         })
         .await;
@@ -118,7 +123,8 @@ impl Session<'_> {
         }
         known.remember(&org);
         info!(%granted, "consent given");
-        let reason = self.serve(granted, rx0).await;
+        let who = technician_name(&technician);
+        let reason = self.serve(granted, rx0, config, who).await;
         let tell_console = !matches!(
             reason,
             EndReason::TechnicianEnded | EndReason::ConnectionLost
@@ -127,8 +133,14 @@ impl Session<'_> {
     }
 
     /// Serves requests until the session ends; returns why it ended.
-    async fn serve(&mut self, granted: ScopeSet, mut rx0: SealedRecv) -> EndReason {
-        let (_grant_tx, grant) = watch::channel(granted);
+    async fn serve(
+        &mut self,
+        granted: ScopeSet,
+        mut rx0: SealedRecv,
+        config: &ShareConfig,
+        technician: String,
+    ) -> EndReason {
+        let (grant_tx, grant) = watch::channel(granted);
         let (report_tx, mut reports) = mpsc::channel::<SessionReport>(16);
         let (s0_tx, mut s0) = mpsc::channel(4);
         let mut tasks = JoinSet::new();
@@ -153,6 +165,9 @@ impl Session<'_> {
                             used: used.clone(),
                             events: self.ui.events.clone(),
                             reports: report_tx.clone(),
+                            screen: config.screen.clone(),
+                            input: config.input.clone(),
+                            technician: technician.clone(),
                         };
                         tasks.spawn(ctx.serve(send, recv));
                     }
@@ -169,6 +184,13 @@ impl Session<'_> {
                 c = self.ui.commands.recv() => match c {
                     Some(UserCommand::EndSession) | None => break EndReason::UserEnded,
                     Some(UserCommand::Consent(_)) => {}
+                    Some(UserCommand::RevokeControl) => {
+                        if grant.borrow().contains(Scope::Control) {
+                            grant_tx.send_modify(|g| g.remove(Scope::Control));
+                            info!("the user revoked control");
+                            self.emit(AgentEvent::Revoked { scope: Scope::Control }).await;
+                        }
+                    }
                 },
                 m = self.ctl.recv() => match m {
                     Some(Ok(tether_proto::msg::RelayToAgent::PeerGone)) | Some(Err(_)) | None => {
@@ -220,6 +242,10 @@ impl Session<'_> {
     }
 }
 
+fn technician_name(t: &TechnicianIdentity) -> String {
+    format!("{} of {}", t.name, t.org)
+}
+
 fn lost_or_broken(e: &SealedError) -> EndReason {
     match e {
         SealedError::Seal(SealError::Tampered) => {
@@ -242,6 +268,12 @@ pub(crate) struct RequestCtx {
     pub used: Arc<Mutex<HashSet<u32>>>,
     pub events: mpsc::Sender<AgentEvent>,
     pub reports: mpsc::Sender<SessionReport>,
+    /// Capture backend; opened only by a granted view stream.
+    pub screen: Arc<dyn ScreenProvider>,
+    /// Input backend; opened only by a granted control stream.
+    pub input: Arc<dyn InputProvider>,
+    /// Who is on the other side, for "viewed by" messages.
+    pub technician: String,
 }
 
 impl RequestCtx {

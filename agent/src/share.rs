@@ -15,6 +15,7 @@
 //!    agent reconnects with exponential backoff and jitter ([`crate::backoff`]) and shows a new code.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tether_net::client::{self, RelayConnection, RelayTarget};
@@ -33,6 +34,7 @@ use tracing::{debug, info, warn};
 use crate::backoff::Backoff;
 use crate::local_log::LocalLog;
 use crate::policy::Policy;
+use crate::screen::{EnigoInput, InputProvider, ScrapScreen, ScreenProvider};
 use crate::session::Session;
 use crate::ui::{AgentEvent, UiLink, UserCommand};
 
@@ -53,6 +55,10 @@ pub struct ShareConfig {
     pub policy: Policy,
     /// Where the local session log and known organisations live; `None` keeps nothing.
     pub state_dir: Option<PathBuf>,
+    /// Screen capture backend (opened only after `view` is granted).
+    pub screen: Arc<dyn ScreenProvider>,
+    /// Input backend (opened only after `control` is granted).
+    pub input: Arc<dyn InputProvider>,
 }
 
 impl ShareConfig {
@@ -61,6 +67,8 @@ impl ShareConfig {
         ShareConfig {
             relay,
             consent_timeout: CONSENT_TIMEOUT,
+            screen: Arc::new(ScrapScreen::new(None)),
+            input: Arc::new(EnigoInput::new(None)),
             policy: Policy::default(),
             state_dir: None,
         }
@@ -371,7 +379,7 @@ pub(crate) async fn wait_end(ui: &mut UiLink) {
     loop {
         match ui.commands.recv().await {
             Some(UserCommand::EndSession) | None => return,
-            Some(UserCommand::Consent(_)) => {}
+            Some(UserCommand::Consent(_)) | Some(UserCommand::RevokeControl) => {}
         }
     }
 }

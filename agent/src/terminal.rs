@@ -2,7 +2,7 @@
 //!
 //! Consent answers: `y` grants everything asked, `n` refuses, a comma list such as `inventory` grants
 //! that subset. Anything else, end of input, or silence until the timeout means **no**. `q` ends the
-//! session at any time.
+//! session at any time; `r` takes back `control` and keeps the session.
 
 use std::io::Write;
 
@@ -91,6 +91,21 @@ pub fn render(event: &AgentEvent) -> String {
             reason,
             retry_in: None,
         } => format!("Lost the connection to the relay ({reason})."),
+        AgentEvent::Viewing { technician, display, active: true } => format!(
+            "** {technician} is now viewing your screen (display {display}). Type q and Enter to end the session."
+        ),
+        AgentEvent::Viewing { technician, active: false, .. } => {
+            format!("{technician} stopped viewing your screen.")
+        }
+        AgentEvent::Controlling { technician, active: true } => format!(
+            "** {technician} is using your mouse and keyboard. Type r and Enter to take control back, q to end."
+        ),
+        AgentEvent::Controlling { technician, active: false } => {
+            format!("{technician} stopped using your mouse and keyboard.")
+        }
+        AgentEvent::Revoked { scope } => {
+            format!("You took back \"{scope}\". The session goes on without it.")
+        }
         AgentEvent::Ended { reason } => format!("Session ended: {reason}."),
     }
 }
@@ -123,6 +138,9 @@ where
             line = lines.next_line(), if input_open => match line {
                 Ok(Some(l)) if l.trim().eq_ignore_ascii_case("q") => {
                     let _ = ui.commands.send(UserCommand::EndSession).await;
+                }
+                Ok(Some(l)) if pending.is_none() && l.trim().eq_ignore_ascii_case("r") => {
+                    let _ = ui.commands.send(UserCommand::RevokeControl).await;
                 }
                 Ok(Some(l)) => {
                     if let Some(requested) = pending.take() {

@@ -90,6 +90,27 @@ pub enum AgentEvent {
         /// code; `None` when a session was running (it ends, and `Ended` follows).
         retry_in: Option<std::time::Duration>,
     },
+    /// A screen view started (`active`) or stopped.
+    Viewing {
+        /// Who is looking ("name of org").
+        technician: String,
+        /// Which display.
+        display: u32,
+        /// Started or stopped.
+        active: bool,
+    },
+    /// The technician started (`active`) or stopped using the mouse and keyboard.
+    Controlling {
+        /// Who ("name of org").
+        technician: String,
+        /// Started or stopped.
+        active: bool,
+    },
+    /// The user took back a scope; the session goes on without it.
+    Revoked {
+        /// The scope.
+        scope: Scope,
+    },
     /// The session is over.
     Ended {
         /// Why.
@@ -104,6 +125,8 @@ pub enum UserCommand {
     Consent(ScopeSet),
     /// End the session now.
     EndSession,
+    /// Take back `control` without ending the session.
+    RevokeControl,
 }
 
 /// The session's side of the channels.

@@ -34,8 +34,14 @@ pub enum CodecError {
     Encode(String),
 }
 
+/// Most memory one body may claim while it is decoded (64 MiB). bincode counts collections at their
+/// in-memory size, which can be several times their compact encoding (a package list of 4 MiB on the
+/// wire is larger as `Vec<Package>`), so this is a multiple of [`MAX_FRAME_LEN`]: still a hard bound
+/// on what a hostile length field inside a body can make us allocate.
+pub const MAX_DECODED_LEN: usize = 16 * MAX_FRAME_LEN;
+
 fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
+    bincode::config::standard().with_limit::<MAX_DECODED_LEN>()
 }
 
 /// Reads a frame header and returns the body length, rejecting oversized and empty frames.

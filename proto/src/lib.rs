@@ -16,6 +16,7 @@
 //! - [`inventory`] and [`diag`]: the structured results the agent returns; [`inventory`] also has
 //!   deltas between two inventories.
 //! - [`fleet`]: enrolled devices — enrollment, inventory reports, and IT's fleet queries.
+//! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
 
 pub mod code;
 pub mod codec;
@@ -25,6 +26,7 @@ pub mod inventory;
 pub mod msg;
 pub mod pairing;
 pub mod scope;
+pub mod screen;
 pub mod seal;
 
 pub use code::{CodeParseError, SessionCode, Slot};

@@ -29,6 +29,7 @@ use crate::diag::{DiagReport, Probe};
 use crate::fleet::FleetQuery;
 use crate::inventory::Inventory;
 use crate::scope::{Scope, ScopeSet};
+use crate::screen::DisplayInfo;
 
 /// QUIC application close codes, so a peer learns why a connection ended.
 pub mod close {
@@ -396,6 +397,18 @@ pub enum Request {
         /// Overrides the probe's default timeout, 1–[`crate::diag::MAX_TIMEOUT_SECS`] seconds.
         timeout_secs: Option<u16>,
     },
+    /// List the displays (needs `view`).
+    Displays,
+    /// Stream a display's screen on this stream (needs `view`); see [`crate::screen`].
+    View {
+        /// [`DisplayInfo::index`] of the display.
+        display: u32,
+    },
+    /// Send input events on this stream (needs `control`, checked again on every event).
+    Control {
+        /// Display whose pixels the event coordinates are in.
+        display: u32,
+    },
 }
 
 impl Request {
@@ -404,6 +417,8 @@ impl Request {
         match self {
             Request::Inventory => Scope::Inventory,
             Request::Diagnostic { .. } => Scope::Diagnostics,
+            Request::Displays | Request::View { .. } => Scope::View,
+            Request::Control { .. } => Scope::Control,
         }
     }
 }
@@ -425,6 +440,18 @@ pub enum Response {
     Failed {
         /// Why.
         message: String,
+    },
+    /// The displays, for [`Request::Displays`].
+    Displays(Vec<DisplayInfo>),
+    /// Screen messages follow on this stream, for [`Request::View`].
+    Viewing {
+        /// The display being streamed.
+        display: DisplayInfo,
+    },
+    /// Input events are accepted on this stream, for [`Request::Control`].
+    Controlling {
+        /// The display the coordinates refer to.
+        display: DisplayInfo,
     },
 }
 
@@ -459,6 +486,10 @@ mod tests {
         #[test] fn agent_to_console(m: AgentToConsole) { round_trip(m)?; }
         #[test] fn request(m: Request) { round_trip(m)?; }
         #[test] fn pairing(m: crate::pairing::PairingMsg) { round_trip(m)?; }
+        #[test] fn screen_msg(m: crate::screen::ScreenMsg) { round_trip(m)?; }
+        #[test] fn viewer_msg(m: crate::screen::ViewerMsg) { round_trip(m)?; }
+        #[test] fn input_event(m: crate::screen::InputEvent) { round_trip(m)?; }
+        #[test] fn input_reply(m: crate::screen::InputReply) { round_trip(m)?; }
 
         #[test]
         fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {

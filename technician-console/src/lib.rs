@@ -5,11 +5,15 @@
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
 //! - [`render`]: human tables for the command line (JSON output is serde's).
+//! - [`screen`]: view and control streams ([`Session::view`], [`Session::control`]), PNG snapshots.
+//! - [`viewer`]: the eframe window showing a remote screen, with status bar and input.
 
 pub mod error;
 pub mod fleet;
 pub mod render;
+pub mod screen;
 pub mod session;
+pub mod viewer;
 
 pub use error::ConsoleError;
 pub use session::{ConsoleConfig, Session, open_session};

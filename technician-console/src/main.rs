@@ -5,6 +5,7 @@ use tether_console::{ConsoleConfig, ConsoleError, Session, open_session, render}
 use tether_net::cli::RelayArgs;
 use tether_proto::diag::{Probe, ProbeKind};
 use tether_proto::fleet::{FleetQuery, FleetReply};
+use tether_proto::screen::{Action, InputEvent, Key, MouseButton};
 use tether_proto::{Scope, ScopeSet, SessionCode};
 
 #[derive(Parser)]
@@ -63,6 +64,41 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// List the remote displays with size and position (asks for `view`).
+    Displays {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+    },
+    /// View the remote screen in a window (asks for `view` and `control`).
+    Connect {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// Which remote display to show (see the agent's list; 0 is the first).
+        #[arg(long, default_value_t = 0)]
+        display: u32,
+        /// Ask for `view` only: no mouse or keyboard.
+        #[arg(long)]
+        view_only: bool,
+        /// No window: write the remote screen to --snapshot and exit.
+        #[arg(long, requires = "snapshot")]
+        headless: bool,
+        /// PNG file for --headless.
+        #[arg(long)]
+        snapshot: Option<std::path::PathBuf>,
+    },
+    /// Send one input action to the remote screen (asks for `control`).
+    Input {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// Which remote display the coordinates are on.
+        #[arg(long, default_value_t = 0)]
+        display: u32,
+        #[command(subcommand)]
+        action: InputAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +140,100 @@ enum InventoryCommand {
         #[arg(long)]
         software: String,
     },
+    /// List the remote displays with size and position (asks for `view`).
+    Displays {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+    },
+    /// View the remote screen in a window (asks for `view` and `control`).
+    Connect {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// Which remote display to show (see the agent's list; 0 is the first).
+        #[arg(long, default_value_t = 0)]
+        display: u32,
+        /// Ask for `view` only: no mouse or keyboard.
+        #[arg(long)]
+        view_only: bool,
+        /// No window: write the remote screen to --snapshot and exit.
+        #[arg(long, requires = "snapshot")]
+        headless: bool,
+        /// PNG file for --headless.
+        #[arg(long)]
+        snapshot: Option<std::path::PathBuf>,
+    },
+    /// Send one input action to the remote screen (asks for `control`).
+    Input {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// Which remote display the coordinates are on.
+        #[arg(long, default_value_t = 0)]
+        display: u32,
+        #[command(subcommand)]
+        action: InputAction,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+enum InputAction {
+    /// Move the pointer to X Y and click the left button.
+    Click { x: i32, y: i32 },
+    /// Move the pointer to X Y.
+    Move { x: i32, y: i32 },
+    /// Type TEXT.
+    Type { text: String },
+    /// Press one key: enter, tab, escape, backspace, delete, left, right, up, down, a single character,
+    /// or raw:CODE for a physical key code.
+    Key { name: String },
+    /// Scroll by N notches (positive: down).
+    Scroll { n: i32 },
+}
+
+fn parse_key(name: &str) -> Option<Key> {
+    let mut chars = name.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        return Some(Key::Char(c));
+    }
+    if let Some(code) = name.strip_prefix("raw:") {
+        return code.parse().ok().map(Key::Raw);
+    }
+    Some(match name.to_ascii_lowercase().as_str() {
+        "enter" | "return" => Key::Enter,
+        "tab" => Key::Tab,
+        "escape" | "esc" => Key::Escape,
+        "backspace" => Key::Backspace,
+        "delete" => Key::Delete,
+        "left" => Key::Left,
+        "right" => Key::Right,
+        "up" => Key::Up,
+        "down" => Key::Down,
+        _ => return None,
+    })
+}
+
+fn input_events(a: &InputAction) -> Vec<InputEvent> {
+    match a {
+        InputAction::Click { x, y } => vec![
+            InputEvent::MouseMove { x: *x, y: *y },
+            InputEvent::Button {
+                button: MouseButton::Left,
+                action: Action::Click,
+            },
+        ],
+        InputAction::Move { x, y } => vec![InputEvent::MouseMove { x: *x, y: *y }],
+        InputAction::Type { text } => vec![InputEvent::Text(text.clone())],
+        InputAction::Key { name } => match parse_key(name) {
+            Some(key) => vec![InputEvent::Key {
+                key,
+                action: Action::Click,
+            }],
+            None => usage(&format!("unknown key {name:?}")),
+        },
+        InputAction::Scroll { n } => vec![InputEvent::Scroll { dx: 0, dy: *n }],
+    }
 }
 
 #[tokio::main]
@@ -167,23 +297,35 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
     if let Some(q) = fleet_query(&cli.command) {
         return fleet(&cli, &config, q).await;
     }
-    let (code, scope) = match &cli.command {
+    let (code, scopes): (SessionCode, ScopeSet) = match &cli.command {
         Command::Inventory { code, .. } => (
             code.unwrap_or_else(|| usage("--code, or a subcommand (export, history, search)")),
-            Scope::Inventory,
+            [Scope::Inventory].into_iter().collect(),
         ),
         Command::Devices { .. } => usage("devices needs a subcommand"),
         Command::Diag { code, .. } => (
             code.unwrap_or_else(|| usage("--code is required")),
-            Scope::Diagnostics,
+            [Scope::Diagnostics].into_iter().collect(),
         ),
+        Command::Connect {
+            code,
+            view_only: true,
+            ..
+        } => (*code, [Scope::View].into_iter().collect()),
+        Command::Connect { code, headless, .. } if *headless => {
+            (*code, [Scope::View].into_iter().collect())
+        }
+        Command::Connect { code, .. } => {
+            (*code, [Scope::View, Scope::Control].into_iter().collect())
+        }
+        Command::Input { code, .. } => (*code, [Scope::Control].into_iter().collect()),
+        Command::Displays { code } => (*code, [Scope::View].into_iter().collect()),
     };
     eprintln!(
         "claiming {} and waiting for the user's consent...",
         code.redacted()
     );
-    let mut session =
-        open_session(&config, code, [scope].into_iter().collect::<ScopeSet>()).await?;
+    let mut session = open_session(&config, code, scopes).await?;
     eprintln!(
         "connected as {} of {}; granted: {}; verification code {}",
         session.technician.name, session.technician.org, session.granted, session.verification
@@ -310,6 +452,74 @@ async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result
                 print!("{}", render::diag(&report))
             }
         }
+        Command::Connect {
+            display,
+            headless: true,
+            snapshot: Some(path),
+            ..
+        } => {
+            let mut view = session.view(*display).await?;
+            view.next_frame().await?;
+            tether_console::screen::write_png(&view.framebuffer, path)?;
+            eprintln!(
+                "wrote {}x{} remote screen to {}",
+                view.framebuffer.width,
+                view.framebuffer.height,
+                path.display()
+            );
+            view.close().await;
+        }
+        Command::Connect { display, .. } => connect(session, *display).await?,
+        Command::Displays { .. } => {
+            let displays = session.displays().await?;
+            if cli.json {
+                println!("{}", json(serde_json::to_string_pretty(&displays)));
+            } else {
+                for d in displays {
+                    println!(
+                        "display {}: {}x{} at ({}, {}){}",
+                        d.index,
+                        d.width,
+                        d.height,
+                        d.x,
+                        d.y,
+                        if d.primary { ", primary" } else { "" }
+                    );
+                }
+            }
+        }
+        Command::Input {
+            display, action, ..
+        } => {
+            let mut control = session.control(*display).await?;
+            for e in input_events(action) {
+                control.send(&e).await?;
+            }
+            control.close().await;
+        }
     }
     Ok(())
+}
+
+/// Runs the viewer window until the technician closes it or the session ends.
+async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError> {
+    use tether_console::viewer::{self, ViewerState};
+    let state = std::sync::Arc::new(std::sync::Mutex::new(ViewerState::default()));
+    let view = session.view(display).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    let input = if session.granted.contains(Scope::Control) {
+        let control = session.control(display).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tasks.spawn(viewer::pump_input(control, rx, state.clone()));
+        Some(tx)
+    } else {
+        None
+    };
+    tasks.spawn(viewer::pump_view(view, session.link(), state.clone()));
+    let who = format!("{} of {}", session.technician.name, session.technician.org);
+    let granted = session.granted;
+    // winit wants the main thread, which is the one running this future under #[tokio::main].
+    let result = tokio::task::block_in_place(|| viewer::run_window(state, granted, who, input));
+    tasks.abort_all();
+    result
 }

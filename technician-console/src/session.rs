@@ -54,6 +54,22 @@ pub struct Session {
     pub verification: String,
 }
 
+/// Connection statistics for a session, usable from other tasks.
+#[derive(Debug, Clone)]
+pub struct Link(quinn::Connection);
+
+impl Link {
+    /// Bytes received on the QUIC connection so far (everything, on the wire).
+    pub fn bytes_received(&self) -> u64 {
+        self.0.stats().udp_rx.bytes
+    }
+
+    /// The current round-trip time to the relay.
+    pub fn rtt(&self) -> Duration {
+        self.0.rtt()
+    }
+}
+
 impl From<FrameError> for ConsoleError {
     fn from(e: FrameError) -> Self {
         match e {
@@ -258,6 +274,38 @@ impl Session {
             Err(ConsoleError::Ended(EndReason::ConnectionLost)) => Err(self.why_ended().await),
             Err(e) => Err(e),
         }
+    }
+
+    /// Opens a new stream for a long-lived `request` and returns it with the agent's first answer
+    /// (refusals and failures already turned into errors).
+    pub async fn open_stream(
+        &mut self,
+        request: &Request,
+    ) -> Result<(SealedSend, SealedRecv, Response), ConsoleError> {
+        let id = self.next_stream;
+        self.next_stream += 1;
+        let result = step(async {
+            let (mut send, recv) = self.relay.conn.open_bi().await.map_err(FrameError::from)?;
+            framed::write_msg(&mut send, &StreamOpen { stream_id: id }).await?;
+            let (mut tx, mut rx) =
+                SealedStream::new(send, recv, &self.keys, id, Side::Console).split();
+            tx.send(request).await?;
+            let r = rx.recv::<Response>().await?;
+            Ok((tx, rx, r))
+        })
+        .await;
+        match result {
+            Ok((_, _, Response::Refused { scope })) => Err(ConsoleError::ScopeDenied(scope)),
+            Ok((_, _, Response::Failed { message })) => Err(ConsoleError::Failed(message)),
+            Ok(r) => Ok(r),
+            Err(ConsoleError::Ended(EndReason::ConnectionLost)) => Err(self.why_ended().await),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A handle for connection statistics that other tasks can hold.
+    pub fn link(&self) -> Link {
+        Link(self.relay.conn.clone())
     }
 
     async fn why_ended(&mut self) -> ConsoleError {

@@ -322,3 +322,120 @@ impl RawConsole {
         }
     }
 }
+
+/// A private X server (Xvfb, 1920x1080x24, `-noreset`) on display `:n`, with helper programs run against
+/// it. Everything it started is killed on drop.
+#[derive(Debug)]
+pub struct Xvfb {
+    /// The display name, e.g. `":141"`.
+    pub display: String,
+    server: std::process::Child,
+    clients: Vec<std::process::Child>,
+}
+
+impl Xvfb {
+    /// Starts `Xvfb :n` and waits until it accepts clients.
+    pub fn start(n: u32) -> Self {
+        let display = format!(":{n}");
+        let server = std::process::Command::new("Xvfb")
+            .args([
+                &display,
+                "-screen",
+                "0",
+                "1920x1080x24",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("Xvfb is installed");
+        let x = Xvfb {
+            display,
+            server,
+            clients: Vec::new(),
+        };
+        for _ in 0..100 {
+            if x.cmd("xdpyinfo", &[]).status.success() {
+                return x;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("Xvfb {} did not start", x.display);
+    }
+
+    /// Runs a program against this display and returns its output.
+    pub fn cmd(&self, program: &str, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(program)
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .unwrap_or_else(|e| panic!("running {program}: {e}"))
+    }
+
+    /// Starts a long-running client (a window) that is killed on drop.
+    pub fn spawn(&mut self, program: &str, args: &[&str]) {
+        let child = std::process::Command::new(program)
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        self.clients.push(child);
+    }
+
+    /// An independent screenshot of the whole screen (ImageMagick `import`), as (width, height, RGB).
+    pub fn screenshot(&self) -> (u32, u32, Vec<u8>) {
+        let out = self.cmd("import", &["-window", "root", "-depth", "8", "png24:-"]);
+        assert!(out.status.success(), "import failed");
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(out.stdout));
+        decoder.set_transformations(png::Transformations::EXPAND);
+        let mut reader = decoder.read_info().expect("png header");
+        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut buf).expect("png frame");
+        buf.truncate(info.buffer_size());
+        let rgb = match info.color_type {
+            png::ColorType::Rgb => buf,
+            png::ColorType::Rgba => buf
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect(),
+            other => panic!("unexpected screenshot colour type {other:?}"),
+        };
+        (info.width, info.height, rgb)
+    }
+
+    /// Where the pointer is, from `xdotool getmouselocation`.
+    pub fn pointer(&self) -> (i32, i32) {
+        let out = self.cmd("xdotool", &["getmouselocation", "--shell"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {k} in {text:?}"))
+        };
+        (get("X="), get("Y="))
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        for c in &mut self.clients {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Converts a B G R X framebuffer to RGB, to compare with [`Xvfb::screenshot`].
+pub fn bgrx_to_rgb(pixels: &[u8]) -> Vec<u8> {
+    pixels
+        .chunks_exact(4)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect()
+}

@@ -1,0 +1,85 @@
+//! Screen capture and input injection behind traits, and the two long-lived request streams that use them.
+//!
+//! # Layout
+//! - [`ScreenProvider`] / [`ScreenSource`]: list displays, open a capturer on one. A provider is `Send`
+//!   and lives in [`crate::ShareConfig`]; a source is created and used only on the capture thread
+//!   (scrap's capturer is not `Send`). Nothing is opened before the user grants `view`.
+//! - [`InputProvider`] / [`InputSink`]: open an injector; used only after `control` is granted.
+//! - `scrap_x11`: the scrap capture backend (X11 shared memory), plus the cursor position via x11rb.
+//! - `enigo_input`: the enigo input backend (XTEST on X11).
+//! - `view`: the view stream — capture thread, tile diff + zstd, latest frame wins.
+//! - `control`: the control stream — one reply per event, grant checked on every event.
+//!
+//! Backends take the X display name (e.g. `":5"`) instead of reading `DISPLAY`, so several agents in one
+//! process (the tests) can each use their own X server.
+
+mod control;
+mod enigo_input;
+mod scrap_x11;
+mod view;
+
+use std::fmt::Debug;
+
+use tether_proto::screen::{DisplayInfo, InputEvent};
+
+pub use enigo_input::EnigoInput;
+pub use scrap_x11::ScrapScreen;
+
+pub(crate) use control::serve_control;
+pub(crate) use view::serve_view;
+pub use view::{FRAME_INTERVAL, IDLE_AFTER, IDLE_EVERY};
+
+/// Capture failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CaptureError {
+    /// The display server could not be reached.
+    #[error("cannot connect to the display server: {0}")]
+    Connect(String),
+    /// There is no display with this index.
+    #[error("no display number {0}")]
+    NoSuchDisplay(u32),
+    /// Capturing a frame failed.
+    #[error("capture failed: {0}")]
+    Capture(String),
+}
+
+/// Input injection failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InputError {
+    /// The display server could not be reached.
+    #[error("cannot connect to the display server: {0}")]
+    Connect(String),
+    /// The OS refused the event.
+    #[error("injection failed: {0}")]
+    Inject(String),
+}
+
+/// Lists displays and opens capturers. Shared by all sessions, so `Send + Sync`.
+pub trait ScreenProvider: Send + Sync + Debug {
+    /// The displays, with size and position.
+    fn displays(&self) -> Result<Vec<DisplayInfo>, CaptureError>;
+    /// Opens a capturer on display `index`. Called on the capture thread.
+    fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError>;
+}
+
+/// One display being captured. Lives on the capture thread only.
+pub trait ScreenSource {
+    /// The display.
+    fn info(&self) -> DisplayInfo;
+    /// The current picture: `width * height * 4` bytes, B G R X.
+    fn capture(&mut self) -> Result<&[u8], CaptureError>;
+    /// The pointer position in display pixels, when the backend knows it.
+    fn cursor(&mut self) -> Option<(i32, i32)>;
+}
+
+/// Opens input injectors. Shared by all sessions.
+pub trait InputProvider: Send + Sync + Debug {
+    /// Opens an injector. Called on the input thread.
+    fn open(&self) -> Result<Box<dyn InputSink>, InputError>;
+}
+
+/// Injects input events. Coordinates are already on the virtual desktop.
+pub trait InputSink {
+    /// Injects one event; `origin` is the top-left of the display the coordinates refer to.
+    fn inject(&mut self, event: &InputEvent, origin: (i32, i32)) -> Result<(), InputError>;
+}

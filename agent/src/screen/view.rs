@@ -1,0 +1,259 @@
+//! The view stream: a capture thread produces encoded frames on demand; this task seals and sends them,
+//! keeping at most [`MAX_IN_FLIGHT`] unacknowledged, so a slow link lowers the frame rate instead of
+//! building a queue (latest frame wins: the next capture always reads the screen as it is now).
+
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use tether_net::sealed::{SealedError, SealedRecv, SealedSend};
+use tether_proto::Scope;
+use tether_proto::msg::Response;
+use tether_proto::screen::{self, DisplayInfo, FrameUpdate, MAX_IN_FLIGHT, ScreenMsg, ViewerMsg};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::{CaptureError, ScreenProvider};
+use crate::session::RequestCtx;
+use crate::ui::AgentEvent;
+
+/// Time between captures: 30 frames per second at most.
+pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+/// After this many captures in a row without a change, the screen counts as idle...
+pub const IDLE_AFTER: u32 = 30;
+/// ...and only every `IDLE_EVERY`th tick captures (5 per second), until something changes.
+pub const IDLE_EVERY: u32 = 6;
+
+/// What the capture thread hands back.
+enum Captured {
+    Opened(Result<DisplayInfo, CaptureError>),
+    Frame {
+        seq: u64,
+        parts: Vec<FrameUpdate>,
+        cursor: Option<(i32, i32)>,
+    },
+    Failed(CaptureError),
+}
+
+/// Captures display `index` each time it is asked, diffs against the last frame sent, encodes.
+fn capture_thread(
+    provider: Arc<dyn ScreenProvider>,
+    index: u32,
+    asks: std_mpsc::Receiver<()>,
+    out: mpsc::Sender<Captured>,
+) {
+    let mut source = match provider.open(index) {
+        Ok(s) => {
+            if out.blocking_send(Captured::Opened(Ok(s.info()))).is_err() {
+                return;
+            }
+            s
+        }
+        Err(e) => {
+            let _ = out.blocking_send(Captured::Opened(Err(e)));
+            return;
+        }
+    };
+    let info = source.info();
+    let mut encoder = match screen::FrameEncoder::new() {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = out.blocking_send(Captured::Failed(CaptureError::Capture(e.to_string())));
+            return;
+        }
+    };
+    let mut prev: Option<Vec<u8>> = None;
+    let mut seq = 0;
+    while asks.recv().is_ok() {
+        let result = source.capture().and_then(|cur| {
+            let rects = screen::dirty_rects(prev.as_deref(), cur, info.width, info.height)
+                .map_err(|e| CaptureError::Capture(e.to_string()))?;
+            if rects.is_empty() {
+                return Ok(Vec::new());
+            }
+            // The complete first frame goes outside the zstd stream: faster, and first-frame latency matters.
+            let parts = if prev.is_none() {
+                encoder.encode_standalone(seq + 1, cur, info.width, info.height, &rects)
+            } else {
+                encoder.encode(seq + 1, cur, info.width, info.height, &rects)
+            }
+            .map_err(|e| CaptureError::Capture(e.to_string()))?;
+            match &mut prev {
+                Some(p) => p.copy_from_slice(cur),
+                None => prev = Some(cur.to_vec()),
+            }
+            Ok(parts)
+        });
+        let msg = match result {
+            Ok(parts) => {
+                if !parts.is_empty() {
+                    seq += 1;
+                }
+                Captured::Frame {
+                    seq,
+                    parts,
+                    cursor: source.cursor(),
+                }
+            }
+            Err(e) => Captured::Failed(e),
+        };
+        let failed = matches!(msg, Captured::Failed(_));
+        if out.blocking_send(msg).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Serves `Request::View { display }` until the console closes the stream, `view` is revoked or the
+/// session ends.
+pub(crate) async fn serve_view(
+    display: u32,
+    tx: &mut SealedSend,
+    rx: &mut SealedRecv,
+    ctx: &RequestCtx,
+) -> Result<(), SealedError> {
+    let (ask_tx, ask_rx) = std_mpsc::sync_channel::<()>(1);
+    let (out_tx, mut out_rx) = mpsc::channel::<Captured>(1);
+    let provider = ctx.screen.clone();
+    let thread = std::thread::Builder::new()
+        .name("tether-capture".into())
+        .spawn(move || capture_thread(provider, display, ask_rx, out_tx));
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            let message = format!("cannot start capture: {e}");
+            return tx.send(&Response::Failed { message }).await;
+        }
+    };
+    let result = run(display, tx, rx, ctx, &ask_tx, &mut out_rx).await;
+    // Closing both channels ends the thread wherever it waits; join it off the async workers.
+    drop(ask_tx);
+    drop(out_rx);
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    result
+}
+
+async fn run(
+    display: u32,
+    tx: &mut SealedSend,
+    rx: &mut SealedRecv,
+    ctx: &RequestCtx,
+    ask: &std_mpsc::SyncSender<()>,
+    out: &mut mpsc::Receiver<Captured>,
+) -> Result<(), SealedError> {
+    let idx = display;
+    let info = match out.recv().await {
+        Some(Captured::Opened(Ok(info))) => info,
+        Some(Captured::Opened(Err(e))) => {
+            warn!(error = %e, index = u64::from(idx), "cannot open the display");
+            let message = e.to_string();
+            return tx.send(&Response::Failed { message }).await;
+        }
+        _ => {
+            let message = "capture stopped".to_string();
+            return tx.send(&Response::Failed { message }).await;
+        }
+    };
+    tx.send(&Response::Viewing {
+        display: info.clone(),
+    })
+    .await?;
+    info!(index = u64::from(idx), "screen view started");
+    let _ = ctx
+        .events
+        .send(AgentEvent::Viewing {
+            technician: ctx.technician.clone(),
+            display: info.index,
+            active: true,
+        })
+        .await;
+    let result = stream(tx, rx, ctx, ask, out).await;
+    info!(index = u64::from(idx), "screen view ended");
+    let _ = ctx
+        .events
+        .send(AgentEvent::Viewing {
+            technician: ctx.technician.clone(),
+            display: info.index,
+            active: false,
+        })
+        .await;
+    result
+}
+
+async fn stream(
+    tx: &mut SealedSend,
+    rx: &mut SealedRecv,
+    ctx: &RequestCtx,
+    ask: &std_mpsc::SyncSender<()>,
+    out: &mut mpsc::Receiver<Captured>,
+) -> Result<(), SealedError> {
+    let (ack_tx, mut acks) = mpsc::channel::<u64>(8);
+    // The reader owns `rx` for the stream's life; `recv` is not cancel-safe, so it is never raced.
+    let reader = async move {
+        loop {
+            match rx.recv::<ViewerMsg>().await {
+                Ok(ViewerMsg::Ack { seq }) => {
+                    if ack_tx.send(seq).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    };
+    let mut grant = ctx.grant.clone();
+    let sender = async {
+        let mut tick = tokio::time::interval(FRAME_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut sent, mut acked, mut asked) = (0u64, 0u64, false);
+        let (mut unchanged, mut ticks) = (0u32, 0u32);
+        let mut cursor = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    ticks = ticks.wrapping_add(1);
+                    let idle = unchanged >= IDLE_AFTER && ticks % IDLE_EVERY != 0;
+                    if !idle && !asked && sent - acked < MAX_IN_FLIGHT && ask.try_send(()).is_ok() {
+                        asked = true;
+                    }
+                }
+                c = out.recv() => match c {
+                    Some(Captured::Frame { seq, parts, cursor: now }) => {
+                        asked = false;
+                        unchanged = if parts.is_empty() { unchanged.saturating_add(1) } else { 0 };
+                        if now.is_some() && now != cursor {
+                            cursor = now;
+                            if let Some((x, y)) = now {
+                                tx.send(&ScreenMsg::Cursor { x, y }).await?;
+                            }
+                        }
+                        for p in parts {
+                            tx.send(&ScreenMsg::Frame(p)).await?;
+                            sent = seq;
+                        }
+                    }
+                    Some(Captured::Failed(e)) => {
+                        warn!(error = %e, "capture failed; stopping the view");
+                        return tx.send(&ScreenMsg::Stopped { reason: e.to_string() }).await;
+                    }
+                    Some(Captured::Opened(_)) | None => return Ok(()),
+                },
+                a = acks.recv() => match a {
+                    Some(seq) => acked = acked.max(seq.min(sent)),
+                    // The console closed its side: the viewer is gone.
+                    None => return Ok(()),
+                },
+                changed = grant.changed() => {
+                    if changed.is_err() || !grant.borrow().contains(Scope::View) {
+                        let reason = "the user stopped screen sharing".to_string();
+                        return tx.send(&ScreenMsg::Stopped { reason }).await;
+                    }
+                }
+            }
+        }
+    };
+    tokio::select! {
+        r = sender => r,
+        () = reader => Ok(()),
+    }
+}

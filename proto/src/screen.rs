@@ -1,0 +1,793 @@
+//! Screen view and remote control messages, and the pure frame encoding both sides agree on.
+//!
+//! # Flow on a view stream
+//! ```text
+//! console                                   agent
+//!   |-- Request::View { display } ------------>|  (needs `view`)
+//!   |<----------- Response::Viewing { info } --|  capture starts only now
+//!   |<----------- ScreenMsg::Frame (part..) ---|  first frame complete, then only dirty tiles
+//!   |-- ViewerMsg::Ack { seq } --------------->|  agent keeps ≤ MAX_IN_FLIGHT frames unacked
+//!   |<----------- ScreenMsg::Cursor { x, y } --|  when the pointer moves
+//! ```
+//! On a control stream the console sends [`InputEvent`]s and the agent answers each with an
+//! [`InputReply`]; it checks the `control` grant on every event.
+//!
+//! Pixels are 4 bytes per pixel, B G R X, rows of `width * 4` bytes (what X11 and most capture APIs give).
+//! A frame update carries a list of rectangles and one zstd block holding their rows, one after the other.
+//! The zstd stream is continuous over the whole view stream ([`FrameEncoder`] / [`FrameDecoder`] keep
+//! their context, with an 8 MiB window), so pixels seen recently — a window that moved, text that scrolled —
+//! compress to back-references. Parts must therefore be applied in order, which the stream guarantees.
+
+use serde::{Deserialize, Serialize};
+
+/// Bytes per pixel (B, G, R, unused).
+pub const BPP: usize = 4;
+/// Side of the square tiles compared for changes.
+pub const TILE: u32 = 64;
+/// Largest accepted display side, so a hostile size cannot make the console allocate without bound.
+pub const MAX_SIDE: u32 = 16_384;
+/// Most frames the agent sends before it waits for an acknowledgement.
+pub const MAX_IN_FLIGHT: u64 = 2;
+/// Most raw (uncompressed) bytes in one frame part; keeps every part well under the codec's frame limit.
+pub const MAX_PART_RAW: usize = 3 << 20;
+/// zstd level used for frames: fast, and text compresses well anyway.
+pub const ZSTD_LEVEL: i32 = 1;
+/// log2 of the zstd window the encoder uses (8 MiB: a whole 1080p frame of history).
+pub const ZSTD_WINDOW_LOG: u32 = 23;
+/// Largest zstd window the decoder accepts (16 MiB), so a hostile stream cannot demand more memory.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+
+/// One monitor of the remote machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct DisplayInfo {
+    /// Index used in [`crate::msg::Request::View`].
+    pub index: u32,
+    /// Position of its top-left corner on the virtual desktop.
+    pub x: i32,
+    /// See `x`.
+    pub y: i32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Whether it is the primary monitor.
+    pub primary: bool,
+}
+
+/// A rectangle in display pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Rect {
+    /// Left.
+    pub x: u32,
+    /// Top.
+    pub y: u32,
+    /// Width.
+    pub w: u32,
+    /// Height.
+    pub h: u32,
+}
+
+impl Rect {
+    fn bytes(&self) -> usize {
+        self.w as usize * self.h as usize * BPP
+    }
+}
+
+/// A frame, or one part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct FrameUpdate {
+    /// Frame number, from 1; every part of a frame carries the same number.
+    pub seq: u64,
+    /// Display width (the framebuffer is resized when it changes).
+    pub width: u32,
+    /// Display height.
+    pub height: u32,
+    /// The changed rectangles in this part.
+    pub rects: Vec<Rect>,
+    /// zstd of the rectangles' rows, in order.
+    pub data: Vec<u8>,
+    /// `data` is a self-contained zstd frame, outside the continuous stream (used for the complete first
+    /// frame, where long-distance matching would cost more time than it saves bytes).
+    pub standalone: bool,
+    /// Whether this is the frame's last part (acknowledge it then).
+    pub last: bool,
+}
+
+/// Agent → console on a view stream, after [`crate::msg::Response::Viewing`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ScreenMsg {
+    /// Changed pixels.
+    Frame(FrameUpdate),
+    /// The pointer moved (display pixels; may be outside the display).
+    Cursor {
+        /// Column.
+        x: i32,
+        /// Row.
+        y: i32,
+    },
+    /// The view stopped (for example `view` was revoked).
+    Stopped {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// Console → agent on a view stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ViewerMsg {
+    /// Every part of frame `seq` arrived and was applied.
+    Ack {
+        /// The frame.
+        seq: u64,
+    },
+}
+
+/// A mouse button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum MouseButton {
+    /// Left.
+    Left,
+    /// Middle.
+    Middle,
+    /// Right.
+    Right,
+}
+
+/// Press, release, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum Action {
+    /// Press and hold.
+    Press,
+    /// Release.
+    Release,
+    /// Press, then release.
+    Click,
+}
+
+/// A key, named or as a physical (platform) key code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum Key {
+    /// A character key, e.g. `'a'`.
+    Char(char),
+    /// Enter / Return.
+    Enter,
+    /// Tab.
+    Tab,
+    /// Escape.
+    Escape,
+    /// Backspace.
+    Backspace,
+    /// Delete.
+    Delete,
+    /// Arrow keys.
+    Left,
+    /// See `Left`.
+    Right,
+    /// See `Left`.
+    Up,
+    /// See `Left`.
+    Down,
+    /// Control modifier.
+    Control,
+    /// Shift modifier.
+    Shift,
+    /// Alt modifier.
+    Alt,
+    /// Super / Windows / Command.
+    Meta,
+    /// A physical key code as the remote OS numbers it (X11 keycode on Linux).
+    Raw(u16),
+}
+
+/// Console → agent on a control stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum InputEvent {
+    /// Move the pointer to display pixels.
+    MouseMove {
+        /// Column.
+        x: i32,
+        /// Row.
+        y: i32,
+    },
+    /// A mouse button.
+    Button {
+        /// Which.
+        button: MouseButton,
+        /// What.
+        action: Action,
+    },
+    /// Scroll by notches (positive: down / right).
+    Scroll {
+        /// Horizontal.
+        dx: i32,
+        /// Vertical.
+        dy: i32,
+    },
+    /// A key.
+    Key {
+        /// Which.
+        key: Key,
+        /// What.
+        action: Action,
+    },
+    /// Type this text.
+    Text(String),
+}
+
+/// Agent → console: the answer to one [`InputEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum InputReply {
+    /// Injected.
+    Done,
+    /// Not injected: `control` is not (or no longer) granted.
+    Refused,
+    /// The OS refused or the event was invalid.
+    Failed {
+        /// Why.
+        message: String,
+    },
+}
+
+/// Why a frame update could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScreenError {
+    /// Width or height is zero or above [`MAX_SIDE`].
+    #[error("display size {0}x{1} is out of range")]
+    BadSize(u32, u32),
+    /// A rectangle lies outside the display.
+    #[error("rectangle {0:?} lies outside the display")]
+    OutOfBounds(Rect),
+    /// The pixel buffer does not match the size.
+    #[error("pixel buffer has {got} bytes, expected {expected}")]
+    BufferSize {
+        /// Bytes given.
+        got: usize,
+        /// Bytes expected.
+        expected: usize,
+    },
+    /// The compressed block is corrupt or decompresses to the wrong length.
+    #[error("frame data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The console's copy of a remote display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Framebuffer {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// B G R X pixels, `width * 4` bytes per row.
+    pub pixels: Vec<u8>,
+}
+
+impl Framebuffer {
+    /// A black framebuffer.
+    pub fn new(width: u32, height: u32) -> Result<Self, ScreenError> {
+        check_size(width, height)?;
+        Ok(Framebuffer {
+            width,
+            height,
+            pixels: vec![0; width as usize * height as usize * BPP],
+        })
+    }
+
+    /// Applies one frame part, decoded with `decoder` (which has seen every earlier part of the stream).
+    /// On error the framebuffer is unchanged (the decoder is not: end the stream).
+    pub fn apply(
+        &mut self,
+        decoder: &mut FrameDecoder,
+        u: &FrameUpdate,
+    ) -> Result<(), ScreenError> {
+        check_size(u.width, u.height)?;
+        let mut total = 0usize;
+        for r in &u.rects {
+            check_rect(r, u.width, u.height)?;
+            total += r.bytes();
+        }
+        let raw = if u.standalone {
+            zstd::bulk::decompress(&u.data, total)
+                .map_err(|e| ScreenError::Corrupt(e.to_string()))?
+        } else {
+            decoder.decode(&u.data, total)?
+        };
+        if raw.len() != total {
+            return Err(ScreenError::Corrupt(format!(
+                "{} bytes instead of {total}",
+                raw.len()
+            )));
+        }
+        if (u.width, u.height) != (self.width, self.height) {
+            *self = Framebuffer::new(u.width, u.height)?;
+        }
+        let stride = self.width as usize * BPP;
+        let mut off = 0;
+        for r in &u.rects {
+            let row = r.w as usize * BPP;
+            for y in r.y..r.y + r.h {
+                let start = y as usize * stride + r.x as usize * BPP;
+                self.pixels[start..start + row].copy_from_slice(&raw[off..off + row]);
+                off += row;
+            }
+        }
+        Ok(())
+    }
+
+    /// The pixels as R G B A (alpha opaque), for images and textures.
+    pub fn to_rgba(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.pixels.len());
+        for p in self.pixels.chunks_exact(BPP) {
+            out.extend_from_slice(&[p[2], p[1], p[0], 255]);
+        }
+        out
+    }
+}
+
+fn check_size(w: u32, h: u32) -> Result<(), ScreenError> {
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+        return Err(ScreenError::BadSize(w, h));
+    }
+    Ok(())
+}
+
+fn check_rect(r: &Rect, w: u32, h: u32) -> Result<(), ScreenError> {
+    let inside = r.w > 0
+        && r.h > 0
+        && r.x.checked_add(r.w).is_some_and(|e| e <= w)
+        && r.y.checked_add(r.h).is_some_and(|e| e <= h);
+    if inside {
+        Ok(())
+    } else {
+        Err(ScreenError::OutOfBounds(*r))
+    }
+}
+
+/// The tiles that differ between `prev` and `cur` (or all of them without `prev`), with horizontally
+/// adjacent dirty tiles merged into one rectangle.
+pub fn dirty_rects(
+    prev: Option<&[u8]>,
+    cur: &[u8],
+    width: u32,
+    height: u32,
+) -> Result<Vec<Rect>, ScreenError> {
+    check_size(width, height)?;
+    let expected = width as usize * height as usize * BPP;
+    for got in [Some(cur.len()), prev.map(<[u8]>::len)]
+        .into_iter()
+        .flatten()
+    {
+        if got != expected {
+            return Err(ScreenError::BufferSize { got, expected });
+        }
+    }
+    let stride = width as usize * BPP;
+    let mut rects = Vec::new();
+    for ty in (0..height).step_by(TILE as usize) {
+        let th = TILE.min(height - ty);
+        let mut run: Option<Rect> = None;
+        for tx in (0..width).step_by(TILE as usize) {
+            let tw = TILE.min(width - tx);
+            let dirty = match prev {
+                None => true,
+                Some(p) => (ty..ty + th).any(|y| {
+                    let s = y as usize * stride + tx as usize * BPP;
+                    let e = s + tw as usize * BPP;
+                    p[s..e] != cur[s..e]
+                }),
+            };
+            match (&mut run, dirty) {
+                (Some(r), true) => r.w += tw,
+                (None, true) => {
+                    run = Some(Rect {
+                        x: tx,
+                        y: ty,
+                        w: tw,
+                        h: th,
+                    })
+                }
+                (Some(_), false) => rects.extend(run.take()),
+                (None, false) => {}
+            }
+        }
+        rects.extend(run);
+    }
+    Ok(rects)
+}
+
+/// The agent's side of the continuous zstd stream.
+pub struct FrameEncoder {
+    z: zstd::stream::write::Encoder<'static, Vec<u8>>,
+}
+
+impl std::fmt::Debug for FrameEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameEncoder")
+    }
+}
+
+impl FrameEncoder {
+    /// A fresh stream (one per view stream).
+    pub fn new() -> Result<Self, ScreenError> {
+        let err = |e: std::io::Error| ScreenError::Corrupt(e.to_string());
+        let mut raw = zstd::stream::raw::Encoder::new(ZSTD_LEVEL).map_err(err)?;
+        raw.set_parameter(zstd::stream::raw::CParameter::WindowLog(ZSTD_WINDOW_LOG))
+            .map_err(err)?;
+        // Long-distance matching finds the far back-references (a frame ago) that level 1's small hash
+        // table forgets.
+        raw.set_parameter(zstd::stream::raw::CParameter::EnableLongDistanceMatching(
+            true,
+        ))
+        .map_err(err)?;
+        Ok(FrameEncoder {
+            z: zstd::stream::write::Encoder::with_encoder(Vec::new(), raw),
+        })
+    }
+
+    /// Compresses `raw` and flushes, so the result decodes on its own (given the earlier blocks).
+    fn block(&mut self, raw: &[u8]) -> Result<Vec<u8>, ScreenError> {
+        use std::io::Write;
+        let err = |e: std::io::Error| ScreenError::Corrupt(e.to_string());
+        self.z.write_all(raw).map_err(err)?;
+        self.z.flush().map_err(err)?;
+        Ok(std::mem::take(self.z.get_mut()))
+    }
+
+    /// Encodes the `rects` of `cur` as frame parts numbered `seq`, each holding at most
+    /// [`MAX_PART_RAW`] raw bytes (a rectangle larger than that is split by rows).
+    pub fn encode(
+        &mut self,
+        seq: u64,
+        cur: &[u8],
+        width: u32,
+        height: u32,
+        rects: &[Rect],
+    ) -> Result<Vec<FrameUpdate>, ScreenError> {
+        encode_with(seq, cur, width, height, rects, false, |raw| self.block(raw))
+    }
+
+    /// Like [`Self::encode`], but as self-contained zstd frames outside the stream: fast for a complete
+    /// frame (no long-distance matching over 8 MB).
+    pub fn encode_standalone(
+        &mut self,
+        seq: u64,
+        cur: &[u8],
+        width: u32,
+        height: u32,
+        rects: &[Rect],
+    ) -> Result<Vec<FrameUpdate>, ScreenError> {
+        encode_with(seq, cur, width, height, rects, true, |raw| {
+            zstd::bulk::compress(raw, ZSTD_LEVEL).map_err(|e| ScreenError::Corrupt(e.to_string()))
+        })
+    }
+}
+
+/// The console's side of the continuous zstd stream.
+pub struct FrameDecoder {
+    z: zstd::stream::raw::Decoder<'static>,
+}
+
+impl std::fmt::Debug for FrameDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameDecoder")
+    }
+}
+
+impl FrameDecoder {
+    /// A fresh stream (one per view stream).
+    pub fn new() -> Result<Self, ScreenError> {
+        let err = |e: std::io::Error| ScreenError::Corrupt(e.to_string());
+        let mut z = zstd::stream::raw::Decoder::new().map_err(err)?;
+        z.set_parameter(zstd::stream::raw::DParameter::WindowLogMax(
+            ZSTD_WINDOW_LOG_MAX,
+        ))
+        .map_err(err)?;
+        Ok(FrameDecoder { z })
+    }
+
+    /// Decodes one block that must expand to exactly `total` bytes.
+    fn decode(&mut self, data: &[u8], total: usize) -> Result<Vec<u8>, ScreenError> {
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+        let err = |e: std::io::Error| ScreenError::Corrupt(e.to_string());
+        let mut out = vec![0u8; total];
+        let mut input = InBuffer::around(data);
+        let mut output = OutBuffer::around(&mut out[..]);
+        loop {
+            let (inp, outp) = (input.pos(), output.pos());
+            self.z.run(&mut input, &mut output).map_err(err)?;
+            let done = input.pos() == data.len();
+            if (done && output.pos() == total) || (input.pos() == inp && output.pos() == outp) {
+                break;
+            }
+        }
+        if input.pos() != data.len() || output.pos() != total {
+            return Err(ScreenError::Corrupt(format!(
+                "block gave {} bytes for {total}",
+                output.pos()
+            )));
+        }
+        Ok(out)
+    }
+}
+
+fn encode_with(
+    seq: u64,
+    cur: &[u8],
+    width: u32,
+    height: u32,
+    rects: &[Rect],
+    standalone: bool,
+    mut compress: impl FnMut(&[u8]) -> Result<Vec<u8>, ScreenError>,
+) -> Result<Vec<FrameUpdate>, ScreenError> {
+    check_size(width, height)?;
+    let expected = width as usize * height as usize * BPP;
+    if cur.len() != expected {
+        return Err(ScreenError::BufferSize {
+            got: cur.len(),
+            expected,
+        });
+    }
+    let stride = width as usize * BPP;
+    let max_rows = |r: &Rect| (MAX_PART_RAW / (r.w as usize * BPP)).max(1) as u32;
+    // Split tall rectangles so that each fits a part on its own.
+    let mut pieces = Vec::new();
+    for r in rects {
+        check_rect(r, width, height)?;
+        let step = max_rows(r);
+        let mut y = r.y;
+        while y < r.y + r.h {
+            let h = step.min(r.y + r.h - y);
+            pieces.push(Rect { y, h, ..*r });
+            y += h;
+        }
+    }
+    let mut parts = Vec::new();
+    let mut batch: Vec<Rect> = Vec::new();
+    let mut raw = Vec::new();
+    let mut flush = |batch: &mut Vec<Rect>, raw: &mut Vec<u8>| -> Result<(), ScreenError> {
+        let data = compress(raw)?;
+        parts.push(FrameUpdate {
+            seq,
+            width,
+            height,
+            rects: std::mem::take(batch),
+            data,
+            standalone,
+            last: false,
+        });
+        raw.clear();
+        Ok(())
+    };
+    for r in pieces {
+        if !batch.is_empty() && raw.len() + r.bytes() > MAX_PART_RAW {
+            flush(&mut batch, &mut raw)?;
+        }
+        for y in r.y..r.y + r.h {
+            let s = y as usize * stride + r.x as usize * BPP;
+            raw.extend_from_slice(&cur[s..s + r.w as usize * BPP]);
+        }
+        batch.push(r);
+    }
+    if !batch.is_empty() {
+        flush(&mut batch, &mut raw)?;
+    }
+    if let Some(p) = parts.last_mut() {
+        p.last = true;
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn picture(w: u32, h: u32, seed: u8) -> Vec<u8> {
+        (0..w as usize * h as usize * BPP)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i / 997) as u8)
+            .collect()
+    }
+
+    struct Pipe {
+        enc: FrameEncoder,
+        dec: FrameDecoder,
+    }
+
+    fn pipe() -> Pipe {
+        Pipe {
+            enc: FrameEncoder::new().unwrap(),
+            dec: FrameDecoder::new().unwrap(),
+        }
+    }
+
+    fn send_via(
+        p: &mut Pipe,
+        fb: &mut Framebuffer,
+        prev: Option<&[u8]>,
+        cur: &[u8],
+        w: u32,
+        h: u32,
+    ) -> usize {
+        let rects = dirty_rects(prev, cur, w, h).unwrap();
+        let parts = if prev.is_none() {
+            p.enc.encode_standalone(7, cur, w, h, &rects).unwrap()
+        } else {
+            p.enc.encode(7, cur, w, h, &rects).unwrap()
+        };
+        for u in &parts {
+            fb.apply(&mut p.dec, u).unwrap();
+        }
+        parts.len()
+    }
+
+    fn send(fb: &mut Framebuffer, prev: Option<&[u8]>, cur: &[u8], w: u32, h: u32) -> usize {
+        send_via(&mut pipe(), fb, prev, cur, w, h)
+    }
+
+    #[test]
+    fn first_frame_is_complete_and_static_sends_nothing() {
+        let (w, h) = (300, 170);
+        let a = picture(w, h, 1);
+        let mut fb = Framebuffer::new(1, 1).unwrap();
+        send(&mut fb, None, &a, w, h);
+        assert_eq!((fb.width, fb.height), (w, h));
+        assert_eq!(fb.pixels, a);
+        assert!(dirty_rects(Some(&a), &a, w, h).unwrap().is_empty());
+        assert!(pipe().enc.encode(2, &a, w, h, &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_changed_pixel_sends_one_tile() {
+        let (w, h) = (300, 170);
+        let a = picture(w, h, 1);
+        let mut b = a.clone();
+        b[(100 * w as usize + 130) * BPP] ^= 0xff;
+        let rects = dirty_rects(Some(&a), &b, w, h).unwrap();
+        assert_eq!(
+            rects,
+            vec![Rect {
+                x: 128,
+                y: 64,
+                w: 64,
+                h: 64
+            }]
+        );
+        let mut p = pipe();
+        let mut fb = Framebuffer::new(1, 1).unwrap();
+        send_via(&mut p, &mut fb, None, &a, w, h);
+        send_via(&mut p, &mut fb, Some(&a), &b, w, h);
+        assert_eq!(fb.pixels, b);
+    }
+
+    #[test]
+    fn repeated_content_compresses_against_history() {
+        // A "window" that moves: the same pixels at a new place cost far less the second time.
+        let (w, h) = (640, 480);
+        let bg = vec![0x40u8; w as usize * h as usize * BPP];
+        let paint = |x0: usize| {
+            let mut f = bg.clone();
+            for y in 100..300 {
+                for x in x0..x0 + 200 {
+                    let i = (y * w as usize + x) * BPP;
+                    f[i] = (x - x0) as u8 ^ y as u8;
+                    f[i + 1] = ((x - x0) * 7) as u8;
+                    f[i + 2] = (y * 13) as u8;
+                }
+            }
+            f
+        };
+        // The complete first frame is standalone; the window then appears and moves within the stream.
+        let (first, a, b) = (bg.clone(), paint(50), paint(300));
+        let mut p = pipe();
+        let mut fb = Framebuffer::new(1, 1).unwrap();
+        send_via(&mut p, &mut fb, None, &first, w, h);
+        send_via(&mut p, &mut fb, Some(&first), &a, w, h);
+        let rects = dirty_rects(Some(&a), &b, w, h).unwrap();
+        let parts = p.enc.encode(2, &b, w, h, &rects).unwrap();
+        let with_history: usize = parts.iter().map(|u| u.data.len()).sum();
+        for u in &parts {
+            fb.apply(&mut p.dec, u).unwrap();
+        }
+        assert_eq!(fb.pixels, b);
+        let fresh: usize = pipe()
+            .enc
+            .encode(2, &b, w, h, &rects)
+            .unwrap()
+            .iter()
+            .map(|u| u.data.len())
+            .sum();
+        assert!(with_history * 2 < fresh, "{with_history} vs {fresh}");
+    }
+
+    #[test]
+    fn large_frames_split_into_parts_under_the_limit() {
+        let (w, h) = (1920, 1080);
+        let a = picture(w, h, 3);
+        let mut fb = Framebuffer::new(w, h).unwrap();
+        let n = send(&mut fb, None, &a, w, h);
+        assert!(n >= 3, "8 MB raw must need several parts, got {n}");
+        assert_eq!(fb.pixels, a);
+    }
+
+    #[test]
+    fn hostile_updates_are_refused_without_change() {
+        let mut fb = Framebuffer::new(10, 10).unwrap();
+        let before = fb.clone();
+        let bad_rect = FrameUpdate {
+            seq: 1,
+            width: 10,
+            height: 10,
+            rects: vec![Rect {
+                x: 8,
+                y: 0,
+                w: 4,
+                h: 1,
+            }],
+            data: zstd::bulk::compress(&[0u8; 16], 1).unwrap(),
+            standalone: true,
+            last: true,
+        };
+        let mut dec = FrameDecoder::new().unwrap();
+        assert!(matches!(
+            fb.apply(&mut dec, &bad_rect),
+            Err(ScreenError::OutOfBounds(_))
+        ));
+        let short = FrameUpdate {
+            rects: vec![Rect {
+                x: 0,
+                y: 0,
+                w: 5,
+                h: 1,
+            }],
+            ..bad_rect.clone()
+        };
+        let mut dec = FrameDecoder::new().unwrap();
+        assert!(matches!(
+            fb.apply(&mut dec, &short),
+            Err(ScreenError::Corrupt(_))
+        ));
+        let huge = FrameUpdate {
+            width: MAX_SIDE + 1,
+            ..short.clone()
+        };
+        assert!(matches!(
+            fb.apply(&mut dec, &huge),
+            Err(ScreenError::BadSize(..))
+        ));
+        assert_eq!(fb, before);
+    }
+
+    proptest! {
+        #[test]
+        fn any_change_round_trips(w in 1u32..200, h in 1u32..150, seed: u8,
+                                  edits in prop::collection::vec((any::<u32>(), any::<u8>()), 0..20)) {
+            let a = picture(w, h, seed);
+            let mut b = a.clone();
+            for (i, v) in edits {
+                let n = b.len();
+                b[i as usize % n] = v;
+            }
+            let mut p = pipe();
+            let mut fb = Framebuffer::new(w, h).unwrap();
+            send_via(&mut p, &mut fb, None, &a, w, h);
+            send_via(&mut p, &mut fb, Some(&a), &b, w, h);
+            prop_assert_eq!(fb.pixels, b);
+        }
+
+        #[test]
+        fn garbage_updates_never_panic(u: FrameUpdate) {
+            let mut fb = Framebuffer::new(4, 4).unwrap();
+            let mut dec = FrameDecoder::new().unwrap();
+            let _ = fb.apply(&mut dec, &u);
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The console's side of screen view and remote control.
+//!
+//! [`Session::view`] opens a view stream and returns a [`ViewStream`] that keeps the remote screen in a
+//! [`Framebuffer`] and acknowledges each complete frame (the agent sends at most two ahead).
+//! [`Session::control`] opens a control stream; [`ControlStream::send`] waits for the agent's answer to
+//! each event, so a script knows whether it was injected or refused.
+
+use std::path::Path;
+
+use tether_net::sealed::{SealedRecv, SealedSend};
+use tether_proto::Scope;
+use tether_proto::msg::{Request, Response};
+use tether_proto::screen::{
+    DisplayInfo, FrameDecoder, FrameUpdate, Framebuffer, InputEvent, InputReply, ScreenMsg,
+    ViewerMsg,
+};
+
+use crate::error::ConsoleError;
+use crate::session::Session;
+
+/// What [`ViewStream::next`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewEvent {
+    /// A frame is complete in the framebuffer (and was acknowledged).
+    Frame {
+        /// Its number.
+        seq: u64,
+    },
+    /// Part of a frame arrived; more follow.
+    Partial,
+    /// The pointer moved to this position.
+    Cursor {
+        /// Column.
+        x: i32,
+        /// Row.
+        y: i32,
+    },
+}
+
+/// A live view of one remote display.
+#[derive(Debug)]
+pub struct ViewStream {
+    tx: SealedSend,
+    rx: SealedRecv,
+    decoder: FrameDecoder,
+    /// The display being shown.
+    pub display: DisplayInfo,
+    /// The remote screen as of the last complete frame (mid-frame while parts arrive).
+    pub framebuffer: Framebuffer,
+    /// The last pointer position the agent reported.
+    pub cursor: Option<(i32, i32)>,
+    /// Complete frames received.
+    pub frames: u64,
+    /// Compressed pixel bytes received.
+    pub pixel_bytes: u64,
+}
+
+impl ViewStream {
+    /// Waits for the next message from the agent and applies it.
+    pub async fn next(&mut self) -> Result<ViewEvent, ConsoleError> {
+        match self.rx.recv::<ScreenMsg>().await? {
+            ScreenMsg::Frame(u) => self.apply(u).await,
+            ScreenMsg::Cursor { x, y } => {
+                self.cursor = Some((x, y));
+                Ok(ViewEvent::Cursor { x, y })
+            }
+            ScreenMsg::Stopped { reason } => Err(ConsoleError::Failed(reason)),
+        }
+    }
+
+    async fn apply(&mut self, u: FrameUpdate) -> Result<ViewEvent, ConsoleError> {
+        self.framebuffer
+            .apply(&mut self.decoder, &u)
+            .map_err(|e| ConsoleError::Protocol(e.to_string()))?;
+        self.pixel_bytes += u.data.len() as u64;
+        if !u.last {
+            return Ok(ViewEvent::Partial);
+        }
+        self.frames += 1;
+        self.tx.send(&ViewerMsg::Ack { seq: u.seq }).await?;
+        Ok(ViewEvent::Frame { seq: u.seq })
+    }
+
+    /// Waits until a complete frame is in the framebuffer.
+    pub async fn next_frame(&mut self) -> Result<u64, ConsoleError> {
+        loop {
+            if let ViewEvent::Frame { seq } = self.next().await? {
+                return Ok(seq);
+            }
+        }
+    }
+
+    /// Stops viewing (the agent stops capturing).
+    pub async fn close(mut self) {
+        self.tx
+            .finish_and_flush(std::time::Duration::from_secs(1))
+            .await;
+    }
+}
+
+/// Writes a framebuffer to `path` as an RGB PNG.
+pub fn write_png(fb: &Framebuffer, path: &Path) -> Result<(), ConsoleError> {
+    let fail = |e: &dyn std::fmt::Display| {
+        ConsoleError::Failed(format!("writing {}: {e}", path.display()))
+    };
+    let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), fb.width, fb.height);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc.write_header().map_err(|e| fail(&e))?;
+    let rgb: Vec<u8> = fb
+        .pixels
+        .chunks_exact(4)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect();
+    w.write_image_data(&rgb).map_err(|e| fail(&e))?;
+    w.finish().map_err(|e| fail(&e))
+}
+
+/// Sends input to one remote display.
+#[derive(Debug)]
+pub struct ControlStream {
+    tx: SealedSend,
+    rx: SealedRecv,
+    /// The display the coordinates refer to.
+    pub display: DisplayInfo,
+}
+
+impl ControlStream {
+    /// Sends one event and waits for the agent's answer.
+    pub async fn send(&mut self, event: &InputEvent) -> Result<(), ConsoleError> {
+        self.tx.send(event).await?;
+        match self.rx.recv::<InputReply>().await? {
+            InputReply::Done => Ok(()),
+            InputReply::Refused => Err(ConsoleError::ScopeDenied(Scope::Control)),
+            InputReply::Failed { message } => Err(ConsoleError::Failed(message)),
+        }
+    }
+
+    /// Closes the stream.
+    pub async fn close(mut self) {
+        self.tx
+            .finish_and_flush(std::time::Duration::from_secs(1))
+            .await;
+    }
+}
+
+impl Session {
+    /// The remote displays (needs `view`).
+    pub async fn displays(&mut self) -> Result<Vec<DisplayInfo>, ConsoleError> {
+        match self.request(&Request::Displays).await? {
+            Response::Displays(d) => Ok(d),
+            other => Err(ConsoleError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
+    /// Starts viewing display `display` (needs `view`).
+    pub async fn view(&mut self, display: u32) -> Result<ViewStream, ConsoleError> {
+        let (tx, rx, response) = self.open_stream(&Request::View { display }).await?;
+        match response {
+            Response::Viewing { display } => Ok(ViewStream {
+                tx,
+                rx,
+                decoder: FrameDecoder::new().map_err(|e| ConsoleError::Failed(e.to_string()))?,
+                framebuffer: Framebuffer::new(display.width, display.height)
+                    .map_err(|e| ConsoleError::Protocol(e.to_string()))?,
+                display,
+                cursor: None,
+                frames: 0,
+                pixel_bytes: 0,
+            }),
+            other => Err(ConsoleError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
+    /// Opens a control stream on display `display` (needs `control`).
+    pub async fn control(&mut self, display: u32) -> Result<ControlStream, ConsoleError> {
+        let (tx, rx, response) = self.open_stream(&Request::Control { display }).await?;
+        match response {
+            Response::Controlling { display } => Ok(ControlStream { tx, rx, display }),
+            other => Err(ConsoleError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Screen view and remote control end to end: a private Xvfb per test, the real relay, agent (scrap
+//! capture, enigo input) and console over QUIC on loopback, checked against independent X tools
+//! (ImageMagick `import`, `xdotool`, a real xterm).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tether_agent::ShareConfig;
+use tether_agent::screen::{CaptureError, EnigoInput, ScrapScreen, ScreenProvider, ScreenSource};
+use tether_agent::ui::{AgentEvent, UserCommand};
+use tether_console::screen::ViewStream;
+use tether_console::{ConsoleError, open_session};
+use tether_proto::screen::{Action, DisplayInfo, InputEvent, MouseButton};
+use tether_proto::{Scope, ScopeSet};
+use tether_tests::{TestAgent, TestRelay, WAIT, Xvfb, bgrx_to_rgb};
+
+fn scopes(s: &str) -> ScopeSet {
+    s.parse().unwrap()
+}
+
+fn agent_on(relay: &TestRelay, x: &Xvfb, answer: ScopeSet) -> TestAgent {
+    let mut config = ShareConfig::new(relay.target());
+    config.screen = Arc::new(ScrapScreen::new(Some(x.display.clone())));
+    config.input = Arc::new(EnigoInput::new(Some(x.display.clone())));
+    TestAgent::spawn_with(config, Some(answer))
+}
+
+/// Reads frames until the console's framebuffer equals a fresh screenshot, or fails after [`WAIT`].
+async fn until_equal(view: &mut ViewStream, x: &Xvfb) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (w, h, shot) = x.screenshot();
+        assert_eq!((w, h), (view.framebuffer.width, view.framebuffer.height));
+        if bgrx_to_rgb(&view.framebuffer.pixels) == shot {
+            return;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, view.next_frame()).await {
+            Ok(r) => {
+                r.unwrap();
+            }
+            Err(_) => {
+                let fb = bgrx_to_rgb(&view.framebuffer.pixels);
+                let differ = fb
+                    .chunks(3)
+                    .zip(shot.chunks(3))
+                    .filter(|(a, b)| a != b)
+                    .count();
+                panic!("framebuffer never matched the screenshot: {differ} pixels differ");
+            }
+        }
+    }
+}
+
+fn pixel(view: &ViewStream, px: u32, py: u32) -> [u8; 3] {
+    let i = (py * view.framebuffer.width + px) as usize * 4;
+    let p = &view.framebuffer.pixels[i..i + 4];
+    [p[2], p[1], p[0]]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewed_screen_equals_an_independent_screenshot_and_changes_arrive() {
+    let mut x = Xvfb::start(141);
+    assert!(x.cmd("xsetroot", &["-solid", "#3366cc"]).status.success());
+    x.spawn(
+        "xterm",
+        &[
+            "-geometry",
+            "60x8+100+100",
+            "-hold",
+            "-e",
+            "echo",
+            "TETHER KNOWN TEXT 12345",
+        ],
+    );
+    assert!(
+        x.cmd(
+            "xdotool",
+            &["search", "--sync", "--onlyvisible", "--class", "xterm"]
+        )
+        .status
+        .success()
+    );
+    let relay = TestRelay::start().await;
+    let mut agent = agent_on(&relay, &x, scopes("view"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view"))
+        .await
+        .unwrap();
+
+    let displays = session.displays().await.unwrap();
+    assert_eq!(displays.len(), 1);
+    assert_eq!((displays[0].width, displays[0].height), (1920, 1080));
+
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    until_equal(&mut view, &x).await;
+    assert_eq!(pixel(&view, 5, 5), [0x33, 0x66, 0xcc], "root colour");
+    // The xterm (white background by default) covers part of the screen.
+    assert_ne!(
+        pixel(&view, 150, 130),
+        [0x33, 0x66, 0xcc],
+        "the xterm is visible"
+    );
+    agent
+        .expect("viewing shown to the user", |e| {
+            matches!(e, AgentEvent::Viewing { technician, active: true, .. }
+                if technician == "Ada Lovelace of Acme IT")
+        })
+        .await;
+
+    // Change the screen: the change arrives, as dirty tiles.
+    let before = view.pixel_bytes;
+    assert!(x.cmd("xsetroot", &["-solid", "#cc6633"]).status.success());
+    until_equal(&mut view, &x).await;
+    assert_eq!(pixel(&view, 5, 5), [0xcc, 0x66, 0x33]);
+    assert!(view.pixel_bytes > before);
+
+    view.close().await;
+    session.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_is_refused_without_control_and_arrives_with_it() {
+    let mut x = Xvfb::start(142);
+    let dir = tempfile::tempdir().unwrap();
+    let typed = dir.path().join("typed.txt");
+    // A real xterm whose shell writes the first line typed into it to a file.
+    let script = format!("head -n 1 > {}", typed.display());
+    x.spawn(
+        "xterm",
+        &["-geometry", "80x24+0+0", "-e", "sh", "-c", &script],
+    );
+    assert!(
+        x.cmd(
+            "xdotool",
+            &["search", "--sync", "--onlyvisible", "--class", "xterm"]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        x.cmd("xdotool", &["mousemove", "700", "600"])
+            .status
+            .success()
+    );
+    let relay = TestRelay::start().await;
+
+    // 1. The user grants view only: the control stream is refused and the pointer does not move.
+    let mut agent = agent_on(&relay, &x, scopes("view"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view,control"))
+        .await
+        .unwrap();
+    assert_eq!(session.granted, scopes("view"));
+    let err = session.control(0).await.unwrap_err();
+    assert!(
+        matches!(err, ConsoleError::ScopeDenied(Scope::Control)),
+        "{err:?}"
+    );
+    assert_eq!(
+        x.pointer(),
+        (700, 600),
+        "a refused click must not move the pointer"
+    );
+    session.end().await;
+    let _ = tokio::time::timeout(WAIT, agent.task).await;
+
+    // 2. With control: the click moves the pointer, and typing reaches the xterm.
+    let mut agent = agent_on(&relay, &x, scopes("view,control"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view,control"))
+        .await
+        .unwrap();
+    let mut control = session.control(0).await.unwrap();
+    control
+        .send(&InputEvent::MouseMove { x: 200, y: 150 })
+        .await
+        .unwrap();
+    control
+        .send(&InputEvent::Button {
+            button: MouseButton::Left,
+            action: Action::Click,
+        })
+        .await
+        .unwrap();
+    assert_eq!(x.pointer(), (200, 150));
+    agent
+        .expect("control in use shown to the user", |e| {
+            matches!(e, AgentEvent::Controlling { active: true, .. })
+        })
+        .await;
+    control
+        .send(&InputEvent::Text("hello tether\n".into()))
+        .await
+        .unwrap();
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&typed).unwrap_or_default();
+        if text.ends_with('\n') {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(text, "hello tether\n");
+
+    // 3. The user takes control back: the session goes on, the next event is refused.
+    agent
+        .commands
+        .send(UserCommand::RevokeControl)
+        .await
+        .unwrap();
+    agent
+        .expect("revocation", |e| {
+            matches!(
+                e,
+                AgentEvent::Revoked {
+                    scope: Scope::Control
+                }
+            )
+        })
+        .await;
+    let err = control
+        .send(&InputEvent::MouseMove { x: 20, y: 20 })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ConsoleError::ScopeDenied(Scope::Control)),
+        "{err:?}"
+    );
+    assert_eq!(
+        x.pointer(),
+        (200, 150),
+        "a revoked move must not move the pointer"
+    );
+    // View still works: the session was not ended.
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    session.end().await;
+}
+
+/// Counts every use of the capture backend.
+#[derive(Debug)]
+struct Counting {
+    inner: ScrapScreen,
+    uses: Arc<AtomicUsize>,
+}
+
+impl ScreenProvider for Counting {
+    fn displays(&self) -> Result<Vec<DisplayInfo>, CaptureError> {
+        self.uses.fetch_add(1, Ordering::SeqCst);
+        self.inner.displays()
+    }
+
+    fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError> {
+        self.uses.fetch_add(1, Ordering::SeqCst);
+        self.inner.open(index)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_captured_before_view_is_granted() {
+    let x = Xvfb::start(143);
+    let relay = TestRelay::start().await;
+    let uses = Arc::new(AtomicUsize::new(0));
+    let spawn = |answer: &str| {
+        let mut config = ShareConfig::new(relay.target());
+        config.screen = Arc::new(Counting {
+            inner: ScrapScreen::new(Some(x.display.clone())),
+            uses: uses.clone(),
+        });
+        TestAgent::spawn_with(config, Some(scopes(answer)))
+    };
+
+    // The user grants inventory only; the technician asks for the screen anyway.
+    let mut agent = spawn("inventory");
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("inventory,view"))
+        .await
+        .unwrap();
+    assert_eq!(uses.load(Ordering::SeqCst), 0, "nothing before consent");
+    let err = session.view(0).await.unwrap_err();
+    assert!(
+        matches!(err, ConsoleError::ScopeDenied(Scope::View)),
+        "{err:?}"
+    );
+    let err = session.displays().await.unwrap_err();
+    assert!(
+        matches!(err, ConsoleError::ScopeDenied(Scope::View)),
+        "{err:?}"
+    );
+    session.inventory().await.unwrap();
+    assert_eq!(
+        uses.load(Ordering::SeqCst),
+        0,
+        "refused requests never touch the screen"
+    );
+    session.end().await;
+    let _ = tokio::time::timeout(WAIT, agent.task).await;
+
+    // The same backend is used as soon as view is granted (so the counter does count).
+    let mut agent = spawn("view");
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view"))
+        .await
+        .unwrap();
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    assert!(uses.load(Ordering::SeqCst) >= 1);
+    session.end().await;
+}
