@@ -7,6 +7,7 @@
 //! - `requests`: serving each granted request kind on its own stream.
 //! - [`ui`]: the events and commands between the session and a front end.
 //! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
+//! - [`window`]: the agent window (code, consent dialog, session banner, local log).
 //! - [`inventory`]: the inventory summary, from sysinfo.
 //! - [`diagnostics`]: the probes and their verdicts.
 //! - [`policy`]: IT's allowed organisations and the organisations this machine already knows.
@@ -20,6 +21,7 @@ mod requests;
 mod session;
 pub mod share;
 pub mod terminal;
+pub mod window;
 pub mod ui;
 
 pub use share::{ShareConfig, ShareError, share};
