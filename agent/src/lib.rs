@@ -21,7 +21,7 @@ mod requests;
 mod session;
 pub mod share;
 pub mod terminal;
-pub mod window;
 pub mod ui;
+pub mod window;
 
 pub use share::{ShareConfig, ShareError, share};

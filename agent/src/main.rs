@@ -60,7 +60,10 @@ fn main() {
     let mut cli = Cli::parse();
     if cli.command.is_none() {
         if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
-            fail(&"no desktop found (DISPLAY and WAYLAND_DISPLAY are unset); use `tether-agent share`", 2)
+            fail(
+                &"no desktop found (DISPLAY and WAYLAND_DISPLAY are unset); use `tether-agent share`",
+                2,
+            )
         }
         // The window with every option from the environment.
         cli.command = Cli::parse_from(["tether-agent", "window"]).command;
@@ -106,7 +109,6 @@ fn main() {
 }
 
 async fn terminal_mode(share: ShareConfig) {
-
     let (link, handle) = ui::channels();
     let commands = handle.commands.clone();
     let front = tokio::spawn(terminal::run(

@@ -49,8 +49,7 @@ fn area(ui: &mut egui::Ui, r: [f32; 4], add: impl FnOnce(&mut egui::Ui)) {
 }
 
 fn boxed(ui: &mut egui::Ui, r: [f32; 4], fill: Color32, add: impl FnOnce(&mut egui::Ui)) {
-    ui.painter()
-        .rect_filled(rect(r), 6.0, fill);
+    ui.painter().rect_filled(rect(r), 6.0, fill);
     area(ui, [r[0] + 12.0, r[1] + 8.0, r[2] - 24.0, r[3] - 16.0], add);
 }
 
@@ -118,7 +117,11 @@ impl AgentApp {
             && !self.announced_end
         {
             self.announced_end = true;
-            if polled.events.iter().all(|e| !matches!(e, crate::ui::AgentEvent::Ended { .. })) {
+            if polled
+                .events
+                .iter()
+                .all(|e| !matches!(e, crate::ui::AgentEvent::Ended { .. }))
+            {
                 println!("{reason}");
             }
         }
@@ -240,11 +243,7 @@ impl AgentApp {
                     |ui| {
                         ui.checkbox(
                             &mut ticked,
-                            RichText::new(format!(
-                                "{} ({})",
-                                scope_words(scope),
-                                scope.name()
-                            )),
+                            RichText::new(format!("{} ({})", scope_words(scope), scope.name())),
                         )
                         .changed()
                     },
@@ -273,7 +272,12 @@ impl AgentApp {
             let a = self.model.allow();
             self.act(a);
         }
-        if big_button(ui, layout::DENY, "Deny", Some(Color32::from_rgb(239, 154, 154))) {
+        if big_button(
+            ui,
+            layout::DENY,
+            "Deny",
+            Some(Color32::from_rgb(239, 154, 154)),
+        ) {
             let a = self.model.deny();
             self.act(a);
         }
@@ -312,16 +316,19 @@ impl AgentApp {
             ui.label(RichText::new("Right now:").strong().color(INK));
             ui.label(RichText::new(doing).color(INK));
             ui.add_space(12.0);
-            ui.label(
-                RichText::new("This window stays on top while the session runs.").color(INK),
-            );
+            ui.label(RichText::new("This window stays on top while the session runs.").color(INK));
         });
         let label = if self.model.ending {
             "Ending..."
         } else {
             "End session"
         };
-        if big_button(ui, layout::END_SESSION, label, Some(Color32::from_rgb(239, 154, 154))) {
+        if big_button(
+            ui,
+            layout::END_SESSION,
+            label,
+            Some(Color32::from_rgb(239, 154, 154)),
+        ) {
             let a = self.model.end_session();
             self.act(a);
         }
@@ -352,11 +359,13 @@ impl AgentApp {
                 egui::StrokeKind::Inside,
             );
             area(ui, [26.0, 214.0, 508.0, 362.0], |ui| {
-                egui::ScrollArea::both().stick_to_bottom(true).show(ui, |ui| {
-                    for l in &lines {
-                        ui.label(RichText::new(l).monospace().size(12.0));
-                    }
-                });
+                egui::ScrollArea::both()
+                    .stick_to_bottom(true)
+                    .show(ui, |ui| {
+                        for l in &lines {
+                            ui.label(RichText::new(l).monospace().size(12.0));
+                        }
+                    });
             });
         }
     }

@@ -98,7 +98,10 @@ impl Backend {
             async move { (generation, share(config, link).await) },
             self.rt.handle(),
         );
-        self.current = Some(Running { generation, ui: handle });
+        self.current = Some(Running {
+            generation,
+            ui: handle,
+        });
     }
 
     /// Sends a command to the current share. A full queue or a finished share drops it: the
@@ -174,9 +177,7 @@ pub fn run(config: ShareConfig) -> Result<(), WindowError> {
         layout::TITLE,
         options,
         Box::new(move |cc| {
-            let backend = holder
-                .take()
-                .ok_or("the window was created twice")?;
+            let backend = holder.take().ok_or("the window was created twice")?;
             Ok(Box::new(app::AgentApp::new(&cc.egui_ctx, backend)))
         }),
     );

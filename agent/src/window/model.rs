@@ -181,6 +181,8 @@ impl Model {
             AgentEvent::ConsentDecided { granted } => {
                 let technician = match &self.screen {
                     Screen::Consent(c) => Some(c.technician.clone()),
+                    // The user answered; the window shows "connecting" until this confirmation.
+                    Screen::Joining { technician } => Some(technician.clone()),
                     _ => None,
                 };
                 if let (Some(technician), false) = (technician, granted.is_empty()) {
@@ -215,7 +217,12 @@ impl Model {
         match outcome {
             Err(e) => self.ended(format!("Could not share this computer: {e}.")),
             Ok(_) if matches!(self.screen, Screen::Ended { .. }) => {}
-            Ok(_) if matches!(self.screen, Screen::Start | Screen::Connecting | Screen::Code { .. }) => {
+            Ok(_)
+                if matches!(
+                    self.screen,
+                    Screen::Start | Screen::Connecting | Screen::Code { .. }
+                ) =>
+            {
                 self.notice = None;
                 self.screen = Screen::Start;
             }
@@ -357,10 +364,7 @@ mod tests {
         assert_eq!(m.new_code(), None, "no code to replace yet");
         assert_eq!(m.get_help(), Some(Action::StartShare));
         assert_eq!(m.get_help(), None, "already sharing");
-        let code = tether_proto::SessionCode::new(
-            tether_proto::Slot(123),
-            &mut rand::rngs::OsRng,
-        );
+        let code = tether_proto::SessionCode::new(tether_proto::Slot(123), &mut rand::rngs::OsRng);
         m.on_event(
             &AgentEvent::Code {
                 code: code.clone(),
@@ -368,7 +372,11 @@ mod tests {
             },
             now,
         );
-        let Screen::Code { code: shown, expires_at } = &m.screen else {
+        let Screen::Code {
+            code: shown,
+            expires_at,
+        } = &m.screen
+        else {
             panic!("{:?}", m.screen)
         };
         assert_eq!(shown, &code.to_string());
@@ -386,10 +394,7 @@ mod tests {
         m.toggle(Scope::Control);
         m.toggle(Scope::Diagnostics); // not asked for: no effect
         let want: ScopeSet = "view,inventory".parse().unwrap();
-        assert_eq!(
-            m.allow(),
-            Some(Action::Send(UserCommand::Consent(want)))
-        );
+        assert_eq!(m.allow(), Some(Action::Send(UserCommand::Consent(want))));
         assert_eq!(m.allow(), None, "answered once only");
         m.on_event(&AgentEvent::ConsentDecided { granted: want }, now);
         assert!(m.in_session());
@@ -399,7 +404,12 @@ mod tests {
             },
             now,
         );
-        let Screen::Session { granted, doing, technician } = &m.screen else {
+        let Screen::Session {
+            granted,
+            doing,
+            technician,
+        } = &m.screen
+        else {
             panic!()
         };
         assert_eq!(*granted, want);
@@ -446,13 +456,20 @@ mod tests {
         assert_eq!(m.end_session(), None);
         asked(&mut m, ScopeSet::all(), now);
         m.allow();
-        m.on_event(&AgentEvent::ConsentDecided { granted: ScopeSet::all() }, now);
-        assert_eq!(
-            m.end_session(),
-            Some(Action::Send(UserCommand::EndSession))
+        m.on_event(
+            &AgentEvent::ConsentDecided {
+                granted: ScopeSet::all(),
+            },
+            now,
         );
+        assert_eq!(m.end_session(), Some(Action::Send(UserCommand::EndSession)));
         assert!(m.ending);
-        m.on_event(&AgentEvent::Ended { reason: EndReason::UserEnded }, now);
+        m.on_event(
+            &AgentEvent::Ended {
+                reason: EndReason::UserEnded,
+            },
+            now,
+        );
         assert!(!m.in_session());
         assert_eq!(m.want_log(), Some(Action::ReadLog));
         m.show_log(vec!["line".into()]);
@@ -472,7 +489,9 @@ mod tests {
         let mut m = Model::new();
         m.get_help();
         m.on_share_stopped(Err("lost the connection to the relay".into()));
-        assert!(matches!(&m.screen, Screen::Ended { reason, .. } if reason.contains("lost the connection")));
+        assert!(
+            matches!(&m.screen, Screen::Ended { reason, .. } if reason.contains("lost the connection"))
+        );
         let mut m = Model::new();
         m.get_help();
         m.on_share_stopped(Ok(EndReason::UserEnded));
@@ -481,6 +500,8 @@ mod tests {
         let mut m = Model::new();
         asked(&mut m, ScopeSet::all(), Instant::now());
         m.on_share_stopped(Ok(EndReason::TechnicianEnded));
-        assert!(matches!(&m.screen, Screen::Ended { reason, .. } if reason.contains("technician ended")));
+        assert!(
+            matches!(&m.screen, Screen::Ended { reason, .. } if reason.contains("technician ended"))
+        );
     }
 }
