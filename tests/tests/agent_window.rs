@@ -192,6 +192,8 @@ impl Window {
         let Some(dir) = std::env::var_os("TETHER_SCREENSHOTS") else {
             return;
         };
+        // Park the pointer in a corner so no hover highlight shows.
+        self.xdotool(&["mousemove", "555", "595"]);
         std::thread::sleep(Duration::from_millis(800));
         let path = PathBuf::from(dir).join(format!("{name}.png"));
         let [w, h] = layout::SIZE;
@@ -295,7 +297,18 @@ async fn end_really_ends_the_session_on_both_sides() {
     let relay = TestRelay::start_with(Limits::default(), None).await;
     let mut w = Window::open(&relay, 60);
     w.shot("agent-start");
-    let code = w.get_help();
+    let old = w.get_help();
+    // "New code" ends the first share and shows a fresh code.
+    w.click(layout::centre(layout::NEW_CODE));
+    let code: SessionCode = w
+        .expect("session code:")
+        .split("code:")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(code.to_string(), old.to_string());
     w.shot("agent-code");
     let config = relay.console();
     let console = tokio::spawn(async move { open_session(&config, code, ScopeSet::all()).await });
@@ -319,4 +332,8 @@ async fn end_really_ends_the_session_on_both_sides() {
     assert!(w.still_running());
     w.click(layout::centre(layout::SHOW_LOG));
     w.shot("agent-ended");
+
+    // The code replaced by "New code" opens nothing.
+    let replaced = open_session(&relay.console(), old, ScopeSet::all()).await;
+    assert!(replaced.is_err(), "a replaced code must not open a session");
 }

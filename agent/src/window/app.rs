@@ -65,6 +65,9 @@ impl AgentApp {
             s.spacing.interact_size.y = 26.0;
             s.spacing.icon_width = 22.0;
             s.spacing.icon_width_inner = 12.0;
+            // Visible edges on tick boxes and buttons, dark ticks: nothing should look greyed out.
+            s.visuals.widgets.inactive.bg_stroke = Stroke::new(1.0, Color32::from_gray(90));
+            s.visuals.widgets.inactive.fg_stroke = Stroke::new(2.0, INK);
         });
         ctx.set_theme(egui::Theme::Light);
         AgentApp {

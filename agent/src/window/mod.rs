@@ -16,7 +16,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tether_proto::msg::EndReason;
-use tokio::sync::mpsc::error::TryRecvError;
 use tokio::task::JoinSet;
 
 use crate::share::{ShareConfig, ShareError, share};
@@ -124,11 +123,9 @@ impl Backend {
     pub fn poll(&mut self) -> Polled {
         let mut out = Polled::default();
         if let Some(r) = &mut self.current {
-            loop {
-                match r.ui.events.try_recv() {
-                    Ok(ev) => out.events.push(ev),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
+            // Empty or disconnected: nothing more this frame.
+            while let Ok(ev) = r.ui.events.try_recv() {
+                out.events.push(ev);
             }
         }
         while let Some(done) = self.tasks.try_join_next() {

@@ -116,6 +116,33 @@ pub fn scope_words(scope: Scope) -> &'static str {
     }
 }
 
+/// A local-log line with its leading Unix time written as a UTC date and time, for people.
+pub fn readable_log_line(line: &str) -> String {
+    let Some((secs, rest)) = line.split_once(' ') else {
+        return line.to_string();
+    };
+    let Ok(secs) = secs.parse::<i64>() else {
+        return line.to_string();
+    };
+    // Days to civil date (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
+    let (days, tod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC  {rest}",
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60
+    )
+}
+
 impl Model {
     /// A fresh window.
     pub fn new() -> Self {
@@ -326,7 +353,7 @@ impl Model {
     /// The log that [`Action::ReadLog`] read.
     pub fn show_log(&mut self, lines: Vec<String>) {
         if let Screen::Ended { log, .. } = &mut self.screen {
-            *log = Some(lines);
+            *log = Some(lines.iter().map(|l| readable_log_line(l)).collect());
         }
     }
 }
@@ -482,6 +509,20 @@ mod tests {
         m.on_share_stopped(Ok(EndReason::UserEnded));
         assert!(matches!(m.screen, Screen::Ended { .. }));
         assert_eq!(m.get_help(), Some(Action::StartShare));
+    }
+
+    #[test]
+    fn log_times_for_people() {
+        assert_eq!(
+            readable_log_line("1795545267 code_issued slot=168"),
+            "2026-11-24 18:34:27 UTC  code_issued slot=168"
+        );
+        assert_eq!(readable_log_line("0 x"), "1970-01-01 00:00:00 UTC  x");
+        assert_eq!(
+            readable_log_line("951782400 leap"),
+            "2000-02-29 00:00:00 UTC  leap"
+        );
+        assert_eq!(readable_log_line("no time here"), "no time here");
     }
 
     #[test]
