@@ -394,7 +394,7 @@ mod tests {
         let code = tether_proto::SessionCode::new(tether_proto::Slot(123), &mut rand::rngs::OsRng);
         m.on_event(
             &AgentEvent::Code {
-                code: code.clone(),
+                code,
                 expires_in_secs: 600,
             },
             now,
