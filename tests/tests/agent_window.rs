@@ -102,24 +102,37 @@ struct Window {
 }
 
 impl Window {
+    /// `tether-agent window` with a consent timeout.
     fn open(relay: &TestRelay, consent_timeout_secs: u64) -> Self {
+        Self::start(relay, Some(consent_timeout_secs))
+    }
+
+    /// `None`: plain `tether-agent` with no arguments, as a desktop launcher starts it, the relay
+    /// taken from the environment.
+    fn start(relay: &TestRelay, consent_timeout_secs: Option<u64>) -> Self {
         let x = Xvfb::start();
         let data = tempfile::tempdir().unwrap();
         let target = relay.target();
         let Trust::Fingerprint(fp) = &target.trust else {
             unreachable!("the test relay is pinned by fingerprint")
         };
+        let mut command = Command::new(agent_bin());
+        match consent_timeout_secs {
+            Some(secs) => command.args([
+                "window",
+                "--relay",
+                &target.addr,
+                "--relay-cert-sha256",
+                fp,
+                "--consent-timeout",
+                &secs.to_string(),
+            ]),
+            None => command
+                .env("TETHER_RELAY", &target.addr)
+                .env("TETHER_RELAY_CERT_SHA256", fp),
+        };
         let mut agent = Kill(
-            Command::new(agent_bin())
-                .args([
-                    "window",
-                    "--relay",
-                    &target.addr,
-                    "--relay-cert-sha256",
-                    fp,
-                    "--consent-timeout",
-                    &consent_timeout_secs.to_string(),
-                ])
+            command
                 .env("DISPLAY", &x.display)
                 .env("TETHER_AGENT_DATA", data.path())
                 .env_remove("WAYLAND_DISPLAY")
@@ -218,7 +231,8 @@ fn scopes(list: &str) -> ScopeSet {
 #[tokio::test(flavor = "multi_thread")]
 async fn deny_really_denies() {
     let relay = TestRelay::start_with(Limits::default(), None).await;
-    let w = Window::open(&relay, 60);
+    // No arguments on a desktop: the window opens.
+    let w = Window::start(&relay, None);
     let code = w.get_help();
     let config = relay.console();
     let console =
