@@ -22,12 +22,19 @@ use tether_proto::{Scope, ScopeSet, SessionCode};
 use tether_relay::Limits;
 use tether_tests::TestRelay;
 
-/// The `tether-agent` binary, built once per test run with this test's profile.
-fn agent_bin() -> PathBuf {
+/// A workspace binary (`tether-agent`, `tether-relay`), built once per test run with this test's profile.
+fn bin(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut args = vec!["build", "--quiet", "-p", "tether-agent"];
+        let mut args = vec![
+            "build",
+            "--quiet",
+            "-p",
+            "tether-agent",
+            "-p",
+            "tether-relay",
+        ];
         if std::env::current_exe()
             .unwrap()
             .components()
@@ -42,7 +49,7 @@ fn agent_bin() -> PathBuf {
     if p.ends_with("deps") {
         p.pop();
     }
-    p.join("tether-agent")
+    p.join(name)
 }
 
 struct Kill(Child);
@@ -110,25 +117,29 @@ impl Window {
     /// `None`: plain `tether-agent` with no arguments, as a desktop launcher starts it, the relay
     /// taken from the environment.
     fn start(relay: &TestRelay, consent_timeout_secs: Option<u64>) -> Self {
-        let x = Xvfb::start();
-        let data = tempfile::tempdir().unwrap();
         let target = relay.target();
         let Trust::Fingerprint(fp) = &target.trust else {
             unreachable!("the test relay is pinned by fingerprint")
         };
-        let mut command = Command::new(agent_bin());
+        Self::start_at(&target.addr, fp, consent_timeout_secs)
+    }
+
+    fn start_at(addr: &str, fp: &str, consent_timeout_secs: Option<u64>) -> Self {
+        let x = Xvfb::start();
+        let data = tempfile::tempdir().unwrap();
+        let mut command = Command::new(bin("tether-agent"));
         match consent_timeout_secs {
             Some(secs) => command.args([
                 "window",
                 "--relay",
-                &target.addr,
+                addr,
                 "--relay-cert-sha256",
                 fp,
                 "--consent-timeout",
                 &secs.to_string(),
             ]),
             None => command
-                .env("TETHER_RELAY", &target.addr)
+                .env("TETHER_RELAY", addr)
                 .env("TETHER_RELAY_CERT_SHA256", fp),
         };
         let mut agent = Kill(
@@ -350,4 +361,89 @@ async fn end_really_ends_the_session_on_both_sides() {
     // The code replaced by "New code" opens nothing.
     let replaced = open_session(&relay.console(), old, ScopeSet::all()).await;
     assert!(replaced.is_err(), "a replaced code must not open a session");
+}
+
+/// Ending works with the network gone: the relay process is frozen (SIGSTOP), so nothing reaches the
+/// technician any more, and "End session" still ends the session on the user's side at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn end_works_without_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let mut relay = Kill(
+        Command::new(bin("tether-relay"))
+            .args(["--data-dir", data, "serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut relay_out = BufReader::new(relay.0.stdout.take().unwrap()).lines();
+    let mut next = |pat: &str| loop {
+        let line = relay_out.next().unwrap().unwrap();
+        if line.contains(pat) {
+            return line
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>();
+        }
+    };
+    let addr = next("listening on")[3].clone();
+    let fp = next("certificate SHA-256").last().unwrap().clone();
+    let add = Command::new(bin("tether-relay"))
+        .args([
+            "--data-dir",
+            data,
+            "technician",
+            "add",
+            "Ada",
+            "--org",
+            "Acme IT",
+        ])
+        .output()
+        .unwrap();
+    assert!(add.status.success());
+    let token = String::from_utf8(add.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let config = tether_console::ConsoleConfig {
+        relay: tether_net::client::RelayTarget {
+            addr: addr.clone(),
+            trust: Trust::Fingerprint(fp.clone()),
+            connect_timeout: Duration::from_secs(5),
+        },
+        token,
+    };
+
+    let w = Window::start_at(&addr, &fp, Some(60));
+    let code = w.get_help();
+    let console =
+        tokio::spawn(async move { open_session(&config, code, scopes("inventory")).await });
+    w.expect("asks to:");
+    std::thread::sleep(Duration::from_secs(1));
+    w.click(layout::centre(layout::ALLOW));
+    let mut session = console.await.unwrap().expect("session opens");
+    session.request(&Request::Inventory).await.unwrap();
+    w.expect("sent the technician the inventory summary");
+
+    let pid = relay.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    w.click(layout::centre(layout::END_SESSION));
+    w.expect("Session ended: the user ended the session");
+    w.shot("agent-ended-offline");
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
 }

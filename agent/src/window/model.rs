@@ -227,6 +227,10 @@ impl Model {
                 scope_words(*scope).to_lowercase()
             )),
             AgentEvent::Ended { reason } => self.ended(format!("Session ended: {reason}.")),
+            // Events added later (screen viewing, control, probes) show in the banner in the
+            // terminal's words until they get their own place.
+            #[allow(unreachable_patterns)]
+            other => self.set_doing(crate::terminal::render(other)),
         }
     }
 
