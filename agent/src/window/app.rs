@@ -203,7 +203,8 @@ impl AgentApp {
 
     fn consent(&mut self, ui: &mut egui::Ui, c: &Consent) {
         let left = c.deadline.saturating_duration_since(Instant::now());
-        area(ui, [30.0, 60.0, 500.0, 90.0], |ui| {
+        let verification = self.model.verification.clone();
+        area(ui, [30.0, 56.0, 500.0, 100.0], |ui| {
             ui.label(
                 RichText::new(format!(
                     "{} of {} asks to help you",
@@ -212,7 +213,15 @@ impl AgentApp {
                 .size(22.0)
                 .strong(),
             );
-            ui.label(format!("Identity checked by the relay {}", c.relay));
+            ui.label(RichText::new(format!("Checked by the relay {}", c.relay)).size(14.0));
+            if let Some(v) = verification {
+                ui.label(
+                    RichText::new(format!(
+                        "Verification code: {v} (your helper sees the same)"
+                    ))
+                    .size(14.0),
+                );
+            }
         });
         let (bg, text) = if c.first_contact {
             (
@@ -232,7 +241,7 @@ impl AgentApp {
                     .to_string(),
             )
         };
-        boxed(ui, [20.0, 150.0, 520.0, 96.0], bg, |ui| {
+        boxed(ui, [20.0, 160.0, 520.0, 92.0], bg, |ui| {
             ui.label(RichText::new(text).color(INK).strong());
         });
         for (i, scope) in c.requested.iter().enumerate() {
@@ -302,6 +311,7 @@ impl AgentApp {
             .collect();
         let doing = doing.clone().unwrap_or_else(|| "Nothing yet.".into());
         let (name, org) = (technician.name.clone(), technician.org.clone());
+        let verification = self.model.verification.clone();
         boxed(ui, [20.0, 60.0, 520.0, 420.0], SESSION_BG, |ui| {
             ui.label(
                 RichText::new(format!("{name} of {org} is connected"))
@@ -320,6 +330,9 @@ impl AgentApp {
             ui.label(RichText::new(doing).color(INK));
             ui.add_space(12.0);
             ui.label(RichText::new("This window stays on top while the session runs.").color(INK));
+            if let Some(v) = &verification {
+                ui.label(RichText::new(format!("Verification code: {v}")).color(INK));
+            }
         });
         let label = if self.model.ending {
             "Ending..."

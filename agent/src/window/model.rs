@@ -88,6 +88,8 @@ pub struct Model {
     pub notice: Option<String>,
     /// Whether the user has ended the session and we wait for the session side to confirm.
     pub ending: bool,
+    /// The verification string of the current pairing (the technician sees the same).
+    pub verification: Option<String>,
 }
 
 impl Default for Model {
@@ -96,6 +98,7 @@ impl Default for Model {
             screen: Screen::Start,
             notice: None,
             ending: false,
+            verification: None,
         }
     }
 }
@@ -162,6 +165,7 @@ impl Model {
                 code,
                 expires_in_secs,
             } => {
+                self.verification = None;
                 self.screen = Screen::Code {
                     code: code.to_string(),
                     expires_at: now + Duration::from_secs(u64::from(*expires_in_secs)),
@@ -188,7 +192,7 @@ impl Model {
                     technician: technician.clone(),
                 }
             }
-            AgentEvent::Paired { .. } => {}
+            AgentEvent::Paired { verification } => self.verification = Some(verification.clone()),
             AgentEvent::ConsentRequested {
                 technician,
                 scopes,
@@ -420,6 +424,13 @@ mod tests {
     fn allow_sends_exactly_the_ticked_scopes() {
         let now = Instant::now();
         let mut m = Model::new();
+        m.on_event(
+            &AgentEvent::Paired {
+                verification: "123 456".into(),
+            },
+            now,
+        );
+        assert_eq!(m.verification.as_deref(), Some("123 456"));
         let asked_for: ScopeSet = "view,control,inventory".parse().unwrap();
         asked(&mut m, asked_for, now);
         m.toggle(Scope::Control);
