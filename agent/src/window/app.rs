@@ -140,8 +140,10 @@ impl AgentApp {
             };
             ctx.send_viewport_cmd(ViewportCommand::WindowLevel(level));
         }
-        // Countdowns tick and new events show up without any input.
-        ctx.request_repaint_after(Duration::from_millis(100));
+        // New events wake the window themselves (see `Backend`); only countdowns need a timer.
+        if matches!(self.model.screen, Screen::Code { .. } | Screen::Consent(_)) {
+            ctx.request_repaint_after(Duration::from_millis(250));
+        }
     }
 
     fn header(&self, ui: &mut egui::Ui) {

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod model;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tether_proto::msg::EndReason;
@@ -46,11 +47,15 @@ struct Running {
     ui: UiHandle,
 }
 
+/// Called from the session runtime whenever there is something new to show (an event, or the share
+/// stopped): the window asks egui for a repaint, so it needs no polling timer.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
 /// Runs [`share`] on a background runtime, one at a time, for the window.
-#[derive(Debug)]
 pub struct Backend {
     rt: tokio::runtime::Runtime,
     config: ShareConfig,
+    wake: Waker,
     current: Option<Running>,
     generation: u64,
     tasks: JoinSet<(u64, Result<EndReason, ShareError>)>,
@@ -64,9 +69,20 @@ impl std::fmt::Debug for Running {
     }
 }
 
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("config", &self.config)
+            .field("current", &self.current)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Backend {
-    /// A backend that will share with `config` each time [`Backend::start`] is called.
-    pub fn new(config: ShareConfig) -> Result<Self, WindowError> {
+    /// A backend that will share with `config` each time [`Backend::start`] is called, calling
+    /// `wake` whenever [`Backend::poll`] has something new.
+    pub fn new(config: ShareConfig, wake: Waker) -> Result<Self, WindowError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("tether-session")
@@ -75,6 +91,7 @@ impl Backend {
         Ok(Backend {
             rt,
             config,
+            wake,
             current: None,
             generation: 0,
             tasks: JoinSet::new(),
@@ -90,16 +107,35 @@ impl Backend {
     pub fn start(&mut self) {
         self.stop_current();
         self.generation += 1;
-        let (link, handle) = ui::channels();
+        let (link, mut inner) = ui::channels();
+        // Events pass through a forwarder that wakes the window after each one.
+        let (to_window, events) = tokio::sync::mpsc::channel(ui::QUEUE);
         let generation = self.generation;
         let config = self.config.clone();
+        let wake = self.wake.clone();
         self.tasks.spawn_on(
-            async move { (generation, share(config, link).await) },
+            async move {
+                let forward = async {
+                    while let Some(ev) = inner.events.recv().await {
+                        if to_window.send(ev).await.is_err() {
+                            break;
+                        }
+                        wake();
+                    }
+                };
+                // `share` drops its event sender when it returns, which ends the forwarder.
+                let (result, ()) = tokio::join!(share(config, link), forward);
+                wake();
+                (generation, result)
+            },
             self.rt.handle(),
         );
         self.current = Some(Running {
             generation,
-            ui: handle,
+            ui: UiHandle {
+                events,
+                commands: inner.commands,
+            },
         });
     }
 
@@ -155,11 +191,21 @@ impl Backend {
     }
 }
 
-/// Opens the window and runs until the user closes it. `echo` prints each event to standard output
+/// Opens the window and runs until the user closes it. Each event is also printed to standard output
 /// as the terminal front end words it (the code included: it is the user's own screen), which is
 /// what scripts and the UI tests read.
 pub fn run(config: ShareConfig) -> Result<(), WindowError> {
-    let backend = Backend::new(config)?;
+    // The egui context exists only once the window does; events before that need no repaint.
+    let ctx = Arc::new(std::sync::OnceLock::<eframe::egui::Context>::new());
+    let wake_ctx = ctx.clone();
+    let backend = Backend::new(
+        config,
+        Arc::new(move || {
+            if let Some(c) = wake_ctx.get() {
+                c.request_repaint();
+            }
+        }),
+    )?;
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title(layout::TITLE)
@@ -175,6 +221,7 @@ pub fn run(config: ShareConfig) -> Result<(), WindowError> {
         options,
         Box::new(move |cc| {
             let backend = holder.take().ok_or("the window was created twice")?;
+            let _ = ctx.set(cc.egui_ctx.clone());
             Ok(Box::new(app::AgentApp::new(&cc.egui_ctx, backend)))
         }),
     );
