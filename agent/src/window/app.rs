@@ -141,8 +141,17 @@ impl AgentApp {
             ctx.send_viewport_cmd(ViewportCommand::WindowLevel(level));
         }
         // New events wake the window themselves (see `Backend`); only countdowns need a timer.
-        if matches!(self.model.screen, Screen::Code { .. } | Screen::Consent(_)) {
-            ctx.request_repaint_after(Duration::from_millis(250));
+        // Repaint just after the shown second changes: once a second, never a stale digit.
+        let deadline = match &self.model.screen {
+            Screen::Code { expires_at, .. } => Some(*expires_at),
+            Screen::Consent(c) => Some(c.deadline),
+            _ => None,
+        };
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(now);
+            ctx.request_repaint_after(
+                Duration::from_nanos(u64::from(left.subsec_nanos())) + Duration::from_millis(10),
+            );
         }
     }
 
