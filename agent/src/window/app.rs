@@ -160,8 +160,8 @@ impl AgentApp {
             ui.label(RichText::new("Tether remote help").heading().strong());
         });
         if let Some(notice) = &self.model.notice {
-            boxed(ui, [20.0, 56.0, 520.0, 56.0], WARN_BG, |ui| {
-                ui.label(RichText::new(notice).color(INK));
+            boxed(ui, [20.0, 52.0, 520.0, 78.0], WARN_BG, |ui| {
+                ui.label(RichText::new(notice).size(15.0).color(INK));
             });
         }
     }
@@ -185,7 +185,7 @@ impl AgentApp {
 
     fn code(&mut self, ui: &mut egui::Ui, code: &str, expires_at: Instant) {
         let left = expires_at.saturating_duration_since(Instant::now());
-        area(ui, [40.0, 130.0, 480.0, 280.0], |ui| {
+        area(ui, [40.0, 142.0, 480.0, 270.0], |ui| {
             ui.label("Read this code to your support person:");
             ui.add_space(16.0);
             ui.vertical_centered(|ui| {
