@@ -231,10 +231,17 @@ impl Model {
                 scope_words(*scope).to_lowercase()
             )),
             AgentEvent::Ended { reason } => self.ended(format!("Session ended: {reason}.")),
-            // Events added later (screen viewing, control, probes) show in the banner in the
-            // terminal's words until they get their own place.
+            // Events added later (screen viewing, control, probes, relay lost) show in the terminal's
+            // words until they get their own place: in the banner during a session, else as the notice.
             #[allow(unreachable_patterns)]
-            other => self.set_doing(crate::terminal::render(other)),
+            other => {
+                let text = crate::terminal::render(other);
+                if self.in_session() {
+                    self.set_doing(text);
+                } else {
+                    self.notice = Some(text);
+                }
+            }
         }
     }
 
