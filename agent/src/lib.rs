@@ -9,6 +9,7 @@
 //! - `requests`: serving each granted request kind on its own stream.
 //! - [`ui`]: the events and commands between the session and a front end.
 //! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
+//! - [`window`]: the agent window (code, consent dialog, session banner, local log).
 //! - [`inventory`]: the full hardware and software inventory, from the OS.
 //! - [`diagnostics`]: the probe catalog: running each probe against a deadline, and its verdict.
 //! - [`enroll`]: enrollment and the device's local state (identity, queue, base snapshot).
@@ -33,5 +34,6 @@ mod session;
 pub mod share;
 pub mod terminal;
 pub mod ui;
+pub mod window;
 
 pub use share::{ShareConfig, ShareError, share};

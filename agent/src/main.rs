@@ -1,4 +1,5 @@
-//! `tether-agent`: parse the command line, then run the library with the terminal front end.
+//! `tether-agent`: parse the command line, then run the library with the window (on a desktop) or the
+//! terminal front end.
 
 use std::path::PathBuf;
 
@@ -19,8 +20,9 @@ struct Cli {
     /// Where the local session log and known organisations are kept.
     #[arg(long, global = true, env = "TETHER_AGENT_DATA")]
     state_dir: Option<PathBuf>,
+    /// Without a command: open the window on a desktop.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -32,6 +34,17 @@ enum Command {
         /// IT's agent config (TOML, e.g. `allowed_orgs = ["Acme IT"]`).
         #[arg(long, env = "TETHER_AGENT_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Open the agent window (the default on a desktop): code, consent dialog, session banner.
+    Window {
+        #[command(flatten)]
+        relay: RelayArgs,
+        /// IT's agent config (TOML, e.g. `allowed_orgs = ["Acme IT"]`).
+        #[arg(long, env = "TETHER_AGENT_CONFIG")]
+        config: Option<PathBuf>,
+        /// Seconds the user has to answer the consent dialog (for tests and demos).
+        #[arg(long, hide = true, default_value_t = tether_agent::share::CONSENT_TIMEOUT.as_secs())]
+        consent_timeout: u64,
     },
     /// Show the local log of past sessions on this machine.
     Log,
@@ -74,13 +87,22 @@ fn fail(msg: &dyn std::fmt::Display, code: i32) -> ! {
     std::process::exit(code)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     tether_net::cli::init_logging();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.command.is_none() {
+        if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+            fail(
+                &"no desktop found (DISPLAY and WAYLAND_DISPLAY are unset); use `tether-agent share`",
+                2,
+            )
+        }
+        // The window with every option from the environment.
+        cli.command = Cli::parse_from(["tether-agent", "window"]).command;
+    }
     let state_dir = cli.state_dir.or_else(default_state_dir);
-    let (relay, config) = match cli.command {
-        Command::Log => {
+    let (relay, config, window) = match cli.command {
+        None | Some(Command::Log) => {
             let Some(dir) = state_dir else {
                 fail(&"no state directory (set TETHER_AGENT_DATA)", 2)
             };
@@ -93,18 +115,29 @@ async fn main() {
             }
             return;
         }
-        Command::Share { relay, config } => (relay, config),
-        Command::Enroll {
+        Some(Command::Share { relay, config }) => (relay, config, None),
+        Some(Command::Window {
+            relay,
+            config,
+            consent_timeout,
+        }) => (relay, config, Some(consent_timeout)),
+        Some(Command::Enroll {
             relay,
             token,
             data_dir,
-        } => exit_with(tether_agent::cli::enroll(relay, token, data_dir).await),
-        Command::Run {
+        }) => exit_with(block_on(tether_agent::cli::enroll(relay, token, data_dir))),
+        Some(Command::Run {
             data_dir,
             interval_secs,
             dpkg_status,
-        } => exit_with(tether_agent::cli::run(data_dir, interval_secs, dpkg_status).await),
-        Command::Status { data_dir, json } => exit_with(tether_agent::cli::status(data_dir, json)),
+        }) => exit_with(block_on(tether_agent::cli::run(
+            data_dir,
+            interval_secs,
+            dpkg_status,
+        ))),
+        Some(Command::Status { data_dir, json }) => {
+            exit_with(tether_agent::cli::status(data_dir, json))
+        }
     };
     let target = relay.target().unwrap_or_else(|e| fail(&e, 2));
     let explicit = config.is_some();
@@ -113,7 +146,23 @@ async fn main() {
     let mut share = ShareConfig::new(target);
     share.policy = policy;
     share.state_dir = state_dir;
+    if let Some(secs) = window {
+        share.consent_timeout = std::time::Duration::from_secs(secs);
+        if let Err(e) = tether_agent::window::run(share) {
+            fail(&e, 1)
+        }
+        return;
+    }
+    block_on(terminal_mode(share));
+}
 
+/// Runs `f` on a fresh multi-threaded runtime (the window runs its own, so `main` is not async).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| fail(&e, 1));
+    runtime.block_on(f)
+}
+
+async fn terminal_mode(share: ShareConfig) {
     let (link, handle) = ui::channels();
     let commands = handle.commands.clone();
     let front = tokio::spawn(terminal::run(

@@ -1,0 +1,439 @@
+//! The eframe rendering of [`Model`]: draws the current screen, turns clicks into [`Action`]s.
+
+use std::time::{Duration, Instant};
+
+use eframe::egui::{
+    self, Align, Color32, FontId, Layout, Pos2, Rect, RichText, Stroke, UiBuilder, Vec2,
+    ViewportCommand, WindowLevel,
+};
+use tether_proto::Scope;
+
+use super::Backend;
+use super::layout::{self, scope_row};
+use super::model::{Action, Consent, Model, Screen, clock, scope_words};
+use crate::local_log::LocalLog;
+use crate::terminal;
+
+const WARN_BG: Color32 = Color32::from_rgb(255, 236, 179);
+const ALERT_BG: Color32 = Color32::from_rgb(255, 205, 205);
+const SESSION_BG: Color32 = Color32::from_rgb(200, 230, 201);
+const INK: Color32 = Color32::from_rgb(20, 20, 20);
+
+pub(super) struct AgentApp {
+    model: Model,
+    backend: Option<Backend>,
+    on_top: bool,
+    announced_end: bool,
+}
+
+fn rect(r: [f32; 4]) -> Rect {
+    Rect::from_min_size(Pos2::new(r[0], r[1]), Vec2::new(r[2], r[3]))
+}
+
+fn big_button(ui: &mut egui::Ui, r: [f32; 4], text: &str, fill: Option<Color32>) -> bool {
+    let mut b = egui::Button::new(RichText::new(text).size(20.0).strong());
+    if let Some(fill) = fill {
+        b = b.fill(fill);
+    }
+    ui.put(rect(r), b).clicked()
+}
+
+/// Text laid out top-down inside a fixed area.
+fn area(ui: &mut egui::Ui, r: [f32; 4], add: impl FnOnce(&mut egui::Ui)) {
+    ui.scope_builder(
+        UiBuilder::new()
+            .max_rect(rect(r))
+            .layout(Layout::top_down(Align::Min)),
+        add,
+    );
+}
+
+fn boxed(ui: &mut egui::Ui, r: [f32; 4], fill: Color32, add: impl FnOnce(&mut egui::Ui)) {
+    ui.painter().rect_filled(rect(r), 6.0, fill);
+    area(ui, [r[0] + 12.0, r[1] + 8.0, r[2] - 24.0, r[3] - 16.0], add);
+}
+
+impl AgentApp {
+    pub(super) fn new(ctx: &egui::Context, backend: Backend) -> Self {
+        ctx.all_styles_mut(|s| {
+            s.text_styles
+                .insert(egui::TextStyle::Body, FontId::proportional(17.0));
+            s.text_styles
+                .insert(egui::TextStyle::Button, FontId::proportional(18.0));
+            s.text_styles
+                .insert(egui::TextStyle::Heading, FontId::proportional(26.0));
+            s.spacing.interact_size.y = 26.0;
+            s.spacing.icon_width = 22.0;
+            s.spacing.icon_width_inner = 12.0;
+            // Visible edges on tick boxes and buttons, dark ticks: nothing should look greyed out.
+            s.visuals.widgets.inactive.bg_stroke = Stroke::new(1.0, Color32::from_gray(90));
+            s.visuals.widgets.inactive.fg_stroke = Stroke::new(2.0, INK);
+        });
+        ctx.set_theme(egui::Theme::Light);
+        AgentApp {
+            model: Model::new(),
+            backend: Some(backend),
+            on_top: false,
+            announced_end: false,
+        }
+    }
+
+    fn act(&mut self, action: Option<Action>) {
+        let (Some(action), Some(backend)) = (action, self.backend.as_mut()) else {
+            return;
+        };
+        match action {
+            Action::StartShare | Action::NewCode => {
+                self.announced_end = false;
+                backend.start();
+            }
+            Action::Send(cmd) => backend.send(cmd),
+            Action::ReadLog => {
+                let lines = match backend.state_dir() {
+                    None => vec!["No session log is kept on this computer.".into()],
+                    Some(dir) => match LocalLog::new(dir).read() {
+                        Ok(l) if l.is_empty() => vec!["No sessions recorded yet.".into()],
+                        Ok(l) => l,
+                        Err(e) => vec![format!("Could not read the session log: {e}")],
+                    },
+                };
+                self.model.show_log(lines);
+            }
+        }
+    }
+
+    fn pump(&mut self, ctx: &egui::Context) {
+        let Some(backend) = self.backend.as_mut() else {
+            return;
+        };
+        let polled = backend.poll();
+        let now = Instant::now();
+        for ev in &polled.events {
+            // Standard output carries the same words as the terminal front end (a test channel).
+            println!("{}", terminal::render(ev));
+            self.model.on_event(ev, now);
+        }
+        if let Some(result) = polled.stopped {
+            self.model.on_share_stopped(result);
+        }
+        if let Screen::Ended { reason, .. } = &self.model.screen
+            && !self.announced_end
+        {
+            self.announced_end = true;
+            if polled
+                .events
+                .iter()
+                .all(|e| !matches!(e, crate::ui::AgentEvent::Ended { .. }))
+            {
+                println!("{reason}");
+            }
+        }
+        let tick = self.model.tick(now);
+        self.act(tick);
+        let on_top = self.model.in_session();
+        if on_top != self.on_top {
+            self.on_top = on_top;
+            let level = if on_top {
+                WindowLevel::AlwaysOnTop
+            } else {
+                WindowLevel::Normal
+            };
+            ctx.send_viewport_cmd(ViewportCommand::WindowLevel(level));
+        }
+        // New events wake the window themselves (see `Backend`); only countdowns need a timer.
+        // Repaint just after the shown second changes: once a second, never a stale digit.
+        let deadline = match &self.model.screen {
+            Screen::Code { expires_at, .. } => Some(*expires_at),
+            Screen::Consent(c) => Some(c.deadline),
+            _ => None,
+        };
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(now);
+            ctx.request_repaint_after(
+                Duration::from_nanos(u64::from(left.subsec_nanos())) + Duration::from_millis(10),
+            );
+        }
+    }
+
+    fn header(&self, ui: &mut egui::Ui) {
+        area(ui, [20.0, 14.0, 520.0, 40.0], |ui| {
+            ui.label(RichText::new("Tether remote help").heading().strong());
+        });
+        if let Some(notice) = &self.model.notice {
+            boxed(ui, [20.0, 52.0, 520.0, 78.0], WARN_BG, |ui| {
+                ui.label(RichText::new(notice).size(15.0).color(INK));
+            });
+        }
+    }
+
+    fn start(&mut self, ui: &mut egui::Ui) {
+        area(ui, [40.0, 130.0, 480.0, 150.0], |ui| {
+            ui.label(
+                "If someone from your support team is helping you, press \"Get help\". You will \
+                 get a code to read to them.",
+            );
+            ui.add_space(10.0);
+            ui.label(
+                "Nothing is shared until you say so, and you can end the session at any time.",
+            );
+        });
+        if big_button(ui, layout::GET_HELP, "Get help", None) {
+            let a = self.model.get_help();
+            self.act(a);
+        }
+    }
+
+    fn code(&mut self, ui: &mut egui::Ui, code: &str, expires_at: Instant) {
+        let left = expires_at.saturating_duration_since(Instant::now());
+        area(ui, [40.0, 142.0, 480.0, 270.0], |ui| {
+            ui.label("Read this code to your support person:");
+            ui.add_space(16.0);
+            ui.vertical_centered(|ui| {
+                ui.label(
+                    RichText::new(code)
+                        .font(FontId::monospace(64.0))
+                        .strong()
+                        .color(INK),
+                );
+            });
+            ui.add_space(16.0);
+            ui.label(format!(
+                "It works once and expires in {}. Waiting for them to enter it...",
+                clock(left)
+            ));
+        });
+        if big_button(ui, layout::NEW_CODE, "New code", None) {
+            let a = self.model.new_code();
+            self.act(a);
+        }
+        if big_button(ui, layout::STOP, "Stop", None) {
+            let a = self.model.end_session();
+            self.act(a);
+        }
+    }
+
+    fn consent(&mut self, ui: &mut egui::Ui, c: &Consent) {
+        let left = c.deadline.saturating_duration_since(Instant::now());
+        let verification = self.model.verification.clone();
+        area(ui, [30.0, 56.0, 500.0, 100.0], |ui| {
+            ui.label(
+                RichText::new(format!(
+                    "{} of {} asks to help you",
+                    c.technician.name, c.technician.org
+                ))
+                .size(22.0)
+                .strong(),
+            );
+            ui.label(RichText::new(format!("Checked by the relay {}", c.relay)).size(14.0));
+            if let Some(v) = verification {
+                ui.label(
+                    RichText::new(format!(
+                        "Verification code: {v} (your helper sees the same)"
+                    ))
+                    .size(14.0),
+                );
+            }
+        });
+        let (bg, text) = if c.first_contact {
+            (
+                ALERT_BG,
+                format!(
+                    "Warning: {} has never had access to this computer before. Genuine support \
+                     never calls you out of the blue asking for access. If someone called you \
+                     unexpectedly, press Deny.",
+                    c.technician.org
+                ),
+            )
+        } else {
+            (
+                WARN_BG,
+                "Genuine support never calls you out of the blue asking for access. Only allow \
+                 this if you asked for help."
+                    .to_string(),
+            )
+        };
+        boxed(ui, [20.0, 160.0, 520.0, 92.0], bg, |ui| {
+            ui.label(RichText::new(text).color(INK).strong());
+        });
+        for (i, scope) in c.requested.iter().enumerate() {
+            let mut ticked = c.ticked.contains(scope);
+            let r = scope_row(i);
+            let changed = ui
+                .scope_builder(
+                    UiBuilder::new()
+                        .max_rect(rect(r))
+                        .layout(Layout::left_to_right(Align::Center)),
+                    |ui| {
+                        ui.checkbox(
+                            &mut ticked,
+                            RichText::new(format!("{} ({})", scope_words(scope), scope.name())),
+                        )
+                        .changed()
+                    },
+                )
+                .inner;
+            if changed {
+                self.model.toggle(scope);
+            }
+        }
+        let rows = c.requested.iter().count().max(1);
+        area(ui, [30.0, scope_row(rows)[1], 500.0, 60.0], |ui| {
+            ui.label(
+                RichText::new(format!(
+                    "Untick anything you do not want to allow. No answer in {} means Deny.",
+                    clock(left)
+                ))
+                .strong(),
+            );
+        });
+        if big_button(
+            ui,
+            layout::ALLOW,
+            "Allow ticked",
+            Some(Color32::from_rgb(165, 214, 167)),
+        ) {
+            let a = self.model.allow();
+            self.act(a);
+        }
+        if big_button(
+            ui,
+            layout::DENY,
+            "Deny",
+            Some(Color32::from_rgb(239, 154, 154)),
+        ) {
+            let a = self.model.deny();
+            self.act(a);
+        }
+    }
+
+    fn session(&mut self, ui: &mut egui::Ui) {
+        let Screen::Session {
+            technician,
+            granted,
+            doing,
+        } = &self.model.screen
+        else {
+            return;
+        };
+        let allowed: Vec<&str> = Scope::ALL
+            .iter()
+            .filter(|s| granted.contains(**s))
+            .map(|s| scope_words(*s))
+            .collect();
+        let doing = doing.clone().unwrap_or_else(|| "Nothing yet.".into());
+        let (name, org) = (technician.name.clone(), technician.org.clone());
+        let verification = self.model.verification.clone();
+        boxed(ui, [20.0, 60.0, 520.0, 420.0], SESSION_BG, |ui| {
+            ui.label(
+                RichText::new(format!("{name} of {org} is connected"))
+                    .size(22.0)
+                    .strong()
+                    .color(INK),
+            );
+            ui.add_space(12.0);
+            ui.label(RichText::new("You allowed them to:").strong().color(INK));
+            for a in &allowed {
+                ui.label(RichText::new(format!("  - {a}")).color(INK));
+            }
+            ui.label(RichText::new("Everything else stays refused.").color(INK));
+            ui.add_space(12.0);
+            ui.label(RichText::new("Right now:").strong().color(INK));
+            ui.label(RichText::new(doing).color(INK));
+            ui.add_space(12.0);
+            ui.label(RichText::new("This window stays on top while the session runs.").color(INK));
+            if let Some(v) = &verification {
+                ui.label(RichText::new(format!("Verification code: {v}")).color(INK));
+            }
+        });
+        let label = if self.model.ending {
+            "Ending..."
+        } else {
+            "End session"
+        };
+        if big_button(
+            ui,
+            layout::END_SESSION,
+            label,
+            Some(Color32::from_rgb(239, 154, 154)),
+        ) {
+            let a = self.model.end_session();
+            self.act(a);
+        }
+    }
+
+    fn ended(&mut self, ui: &mut egui::Ui) {
+        let Screen::Ended { reason, log } = &self.model.screen else {
+            return;
+        };
+        let (reason, log) = (reason.clone(), log.clone());
+        area(ui, [30.0, 70.0, 500.0, 70.0], |ui| {
+            ui.label(RichText::new(reason).size(20.0).strong());
+        });
+        if big_button(ui, layout::SHOW_LOG, "Show my session log", None) {
+            let a = self.model.want_log();
+            self.act(a);
+        }
+        if big_button(ui, layout::START_AGAIN, "Get help again", None) {
+            let a = self.model.get_help();
+            self.act(a);
+        }
+        if let Some(lines) = log {
+            let r = [20.0, 210.0, 520.0, 370.0];
+            ui.painter().rect_stroke(
+                rect(r),
+                4.0,
+                Stroke::new(1.0, Color32::GRAY),
+                egui::StrokeKind::Inside,
+            );
+            area(ui, [26.0, 214.0, 508.0, 362.0], |ui| {
+                egui::ScrollArea::both()
+                    .stick_to_bottom(true)
+                    .show(ui, |ui| {
+                        for l in &lines {
+                            ui.label(RichText::new(l).monospace().size(12.0));
+                        }
+                    });
+            });
+        }
+    }
+}
+
+impl eframe::App for AgentApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.pump(&ctx);
+        egui::CentralPanel::default().show(ui, |ui| {
+            self.header(ui);
+            match self.model.screen.clone() {
+                Screen::Start => self.start(ui),
+                Screen::Connecting => {
+                    area(ui, [40.0, 140.0, 480.0, 60.0], |ui| {
+                        ui.label("Connecting to the relay for a code...");
+                    });
+                }
+                Screen::Code { code, expires_at } => self.code(ui, &code, expires_at),
+                Screen::Joining { technician } => {
+                    area(ui, [40.0, 140.0, 480.0, 100.0], |ui| {
+                        ui.label(format!(
+                            "{} of {} is connecting...",
+                            technician.name, technician.org
+                        ));
+                    });
+                    if big_button(ui, layout::STOP, "Stop", None) {
+                        let a = self.model.end_session();
+                        self.act(a);
+                    }
+                }
+                Screen::Consent(c) => self.consent(ui, &c),
+                Screen::Session { .. } => self.session(ui),
+                Screen::Ended { .. } => self.ended(ui),
+            }
+        });
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        if let Some(b) = self.backend.take() {
+            b.shutdown();
+        }
+    }
+}

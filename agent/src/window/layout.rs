@@ -1,0 +1,43 @@
+//! Where everything clickable sits in the agent window, in points from the window's top-left.
+//!
+//! The window has a fixed size and every button is placed at one of these rectangles, so the UI tests
+//! (and anyone writing a guide with screenshots) can rely on them. Rectangles are `[x, y, width, height]`.
+
+/// The window's title (tests find the window by it).
+pub const TITLE: &str = "Tether - get help";
+
+/// The window's fixed inner size.
+pub const SIZE: [f32; 2] = [560.0, 600.0];
+
+/// "Get help" on the start screen (also "Start again" after a session).
+pub const GET_HELP: [f32; 4] = [160.0, 300.0, 240.0, 60.0];
+/// "New code" while a code is shown.
+pub const NEW_CODE: [f32; 4] = [70.0, 420.0, 200.0, 48.0];
+/// "Stop" while a code is shown or a technician is connecting.
+pub const STOP: [f32; 4] = [290.0, 420.0, 200.0, 48.0];
+/// "Allow" in the consent dialog.
+pub const ALLOW: [f32; 4] = [70.0, 530.0, 200.0, 50.0];
+/// "Deny" in the consent dialog.
+pub const DENY: [f32; 4] = [290.0, 530.0, 200.0, 50.0];
+/// "End session" on the session banner.
+pub const END_SESSION: [f32; 4] = [160.0, 500.0, 240.0, 56.0];
+/// "Show my session log" after a session.
+pub const SHOW_LOG: [f32; 4] = [40.0, 150.0, 230.0, 44.0];
+/// "Start again" after a session.
+pub const START_AGAIN: [f32; 4] = [290.0, 150.0, 230.0, 44.0];
+
+/// The row of the `i`-th requested scope's checkbox in the consent dialog.
+pub fn scope_row(i: usize) -> [f32; 4] {
+    [40.0, 262.0 + 52.0 * i as f32, 480.0, 48.0]
+}
+
+/// The point to click inside a rectangle (its centre), in whole pixels.
+pub fn centre(r: [f32; 4]) -> (i32, i32) {
+    ((r[0] + r[2] / 2.0) as i32, (r[1] + r[3] / 2.0) as i32)
+}
+
+/// The point to click on the `i`-th scope's tick box.
+pub fn scope_box(i: usize) -> (i32, i32) {
+    let r = scope_row(i);
+    ((r[0] + 10.0) as i32, centre(r).1)
+}

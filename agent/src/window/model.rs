@@ -1,0 +1,570 @@
+//! What the agent window shows and what each click sends, without any drawing.
+//!
+//! [`Model`] is fed [`AgentEvent`]s and the user's clicks; it answers with the [`Action`] the front
+//! end must carry out. Time is passed in, so countdowns are tested without waiting.
+
+use std::time::{Duration, Instant};
+
+use tether_proto::msg::{EndReason, TechnicianIdentity};
+use tether_proto::{Scope, ScopeSet};
+
+use crate::ui::{AgentEvent, UserCommand};
+
+/// Which screen the window shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    /// Nothing running: a "Get help" button.
+    Start,
+    /// Sharing started; no code yet.
+    Connecting,
+    /// Read this code to the technician.
+    Code {
+        /// The code in groups of three digits.
+        code: String,
+        /// When it stops working.
+        expires_at: Instant,
+    },
+    /// A technician claimed the code; pairing and the consent request follow.
+    Joining {
+        /// Who claimed it.
+        technician: TechnicianIdentity,
+    },
+    /// The technician asks for access.
+    Consent(Consent),
+    /// A session runs.
+    Session {
+        /// Who is connected.
+        technician: TechnicianIdentity,
+        /// What the user allowed.
+        granted: ScopeSet,
+        /// The last thing the technician did (served or refused), in words.
+        doing: Option<String>,
+    },
+    /// Sharing is over.
+    Ended {
+        /// Why, in words.
+        reason: String,
+        /// The local session log, once the user asked to see it.
+        log: Option<Vec<String>>,
+    },
+}
+
+/// The consent dialog's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    /// Who asks.
+    pub technician: TechnicianIdentity,
+    /// The relay's identity as verified by the agent.
+    pub relay: String,
+    /// What they ask for.
+    pub requested: ScopeSet,
+    /// What the user has ticked (starts as everything asked for).
+    pub ticked: ScopeSet,
+    /// When silence becomes "no".
+    pub deadline: Instant,
+    /// This organisation has never been granted access here.
+    pub first_contact: bool,
+}
+
+/// What the front end must do after a click or an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Start sharing (connect to the relay and get a code).
+    StartShare,
+    /// End the current sharing and start a new one (a fresh code).
+    NewCode,
+    /// Send this to the session.
+    Send(UserCommand),
+    /// Read the local session log and hand it to [`Model::show_log`].
+    ReadLog,
+}
+
+/// The window's state machine.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The current screen.
+    pub screen: Screen,
+    /// A one-line notice above the screen (e.g. "your code expired"), cleared by the next code.
+    pub notice: Option<String>,
+    /// Whether the user has ended the session and we wait for the session side to confirm.
+    pub ending: bool,
+    /// The verification string of the current pairing (the technician sees the same).
+    pub verification: Option<String>,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            screen: Screen::Start,
+            notice: None,
+            ending: false,
+            verification: None,
+        }
+    }
+}
+
+/// Formats seconds as `m:ss`.
+pub fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// Plain words for what a scope lets the technician do.
+pub fn scope_words(scope: Scope) -> &'static str {
+    match scope {
+        Scope::View => "See your screen",
+        Scope::Control => "Use your mouse and keyboard",
+        Scope::Diagnostics => "Run checks on this computer",
+        Scope::Inventory => "Read the list of hardware and installed programs",
+    }
+}
+
+/// A local-log line with its leading Unix time written as a UTC date and time, for people.
+pub fn readable_log_line(line: &str) -> String {
+    let Some((secs, rest)) = line.split_once(' ') else {
+        return line.to_string();
+    };
+    let Ok(secs) = secs.parse::<i64>() else {
+        return line.to_string();
+    };
+    // Days to civil date (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
+    let (days, tod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC  {rest}",
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60
+    )
+}
+
+impl Model {
+    /// A fresh window.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether a session (consent given) is running: the window stays on top.
+    pub fn in_session(&self) -> bool {
+        matches!(self.screen, Screen::Session { .. })
+    }
+
+    /// Applies one event from the session.
+    pub fn on_event(&mut self, ev: &AgentEvent, now: Instant) {
+        match ev {
+            AgentEvent::Connected { .. } => {}
+            AgentEvent::Code {
+                code,
+                expires_in_secs,
+            } => {
+                self.verification = None;
+                self.screen = Screen::Code {
+                    code: code.to_string(),
+                    expires_at: now + Duration::from_secs(u64::from(*expires_in_secs)),
+                };
+            }
+            AgentEvent::CodeExpired => {
+                self.notice = Some("Your code expired unused. Here is a new one.".into())
+            }
+            AgentEvent::Declined { technician, reason } => {
+                self.notice = Some(format!(
+                    "Refused a connection from {} of {}: {reason}.",
+                    technician.name, technician.org
+                ))
+            }
+            AgentEvent::PairingFailed => {
+                self.notice = Some(
+                    "Someone entered a wrong code. That code no longer works; here is a new one."
+                        .into(),
+                )
+            }
+            AgentEvent::Claimed { technician } => {
+                self.notice = None;
+                self.screen = Screen::Joining {
+                    technician: technician.clone(),
+                }
+            }
+            AgentEvent::Paired { verification } => self.verification = Some(verification.clone()),
+            AgentEvent::ConsentRequested {
+                technician,
+                scopes,
+                timeout_secs,
+                first_contact,
+                relay,
+            } => {
+                self.screen = Screen::Consent(Consent {
+                    technician: technician.clone(),
+                    relay: relay.clone(),
+                    requested: *scopes,
+                    ticked: *scopes,
+                    deadline: now + Duration::from_secs(*timeout_secs),
+                    first_contact: *first_contact,
+                })
+            }
+            AgentEvent::ConsentDecided { granted } => {
+                let technician = match &self.screen {
+                    Screen::Consent(c) => Some(c.technician.clone()),
+                    // The user answered; the window shows "connecting" until this confirmation.
+                    Screen::Joining { technician } => Some(technician.clone()),
+                    _ => None,
+                };
+                if let (Some(technician), false) = (technician, granted.is_empty()) {
+                    self.screen = Screen::Session {
+                        technician,
+                        granted: *granted,
+                        doing: None,
+                    };
+                }
+                // A refusal is followed by `Ended`, which says so.
+            }
+            AgentEvent::Served { what } => self.set_doing(format!("Sent {what}.")),
+            AgentEvent::Refused { what, scope } => self.set_doing(format!(
+                "Refused {what}: it needs \"{}\", which you did not allow.",
+                scope_words(*scope).to_lowercase()
+            )),
+            AgentEvent::Ended { reason } => self.ended(format!("Session ended: {reason}.")),
+            // Events added later (screen viewing, control, probes, relay lost) show in the terminal's
+            // words until they get their own place: in the banner during a session, else as the notice.
+            #[allow(unreachable_patterns)]
+            other => {
+                let text = crate::terminal::render(other);
+                if self.in_session() {
+                    self.set_doing(text);
+                } else {
+                    self.notice = Some(text);
+                }
+            }
+        }
+    }
+
+    fn set_doing(&mut self, what: String) {
+        if let Screen::Session { doing, .. } = &mut self.screen {
+            *doing = Some(what);
+        }
+    }
+
+    /// The session side stopped. `outcome` is `Err(message)` if it failed. Stopping before anyone
+    /// connected (the user pressed Stop) goes back to the start; otherwise the session is over, even
+    /// if its `Ended` event was lost on the way.
+    pub fn on_share_stopped(&mut self, outcome: Result<EndReason, String>) {
+        self.ending = false;
+        match outcome {
+            Err(e) => self.ended(format!("Could not share this computer: {e}.")),
+            Ok(_) if matches!(self.screen, Screen::Ended { .. }) => {}
+            Ok(_)
+                if matches!(
+                    self.screen,
+                    Screen::Start | Screen::Connecting | Screen::Code { .. }
+                ) =>
+            {
+                self.notice = None;
+                self.screen = Screen::Start;
+            }
+            Ok(reason) => self.ended(format!("Session ended: {reason}.")),
+        }
+    }
+
+    fn ended(&mut self, reason: String) {
+        self.notice = None;
+        self.ending = false;
+        self.screen = Screen::Ended { reason, log: None };
+    }
+
+    /// "Get help" (also "Start again" after a session).
+    pub fn get_help(&mut self) -> Option<Action> {
+        match self.screen {
+            Screen::Start | Screen::Ended { .. } => {
+                self.notice = None;
+                self.screen = Screen::Connecting;
+                Some(Action::StartShare)
+            }
+            _ => None,
+        }
+    }
+
+    /// "New code": only while a code is shown.
+    pub fn new_code(&mut self) -> Option<Action> {
+        match self.screen {
+            Screen::Code { .. } => {
+                self.notice = None;
+                self.screen = Screen::Connecting;
+                Some(Action::NewCode)
+            }
+            _ => None,
+        }
+    }
+
+    /// Ticks or unticks one requested scope.
+    pub fn toggle(&mut self, scope: Scope) {
+        if let Screen::Consent(c) = &mut self.screen
+            && c.requested.contains(scope)
+        {
+            if c.ticked.contains(scope) {
+                c.ticked.remove(scope);
+            } else {
+                c.ticked.insert(scope);
+            }
+        }
+    }
+
+    /// "Allow": grants exactly what is ticked (nothing ticked means no).
+    pub fn allow(&mut self) -> Option<Action> {
+        self.answer(|c| c.ticked.intersection(c.requested))
+    }
+
+    /// "Deny": grants nothing.
+    pub fn deny(&mut self) -> Option<Action> {
+        self.answer(|_| ScopeSet::EMPTY)
+    }
+
+    fn answer(&mut self, f: impl FnOnce(&Consent) -> ScopeSet) -> Option<Action> {
+        let Screen::Consent(c) = &self.screen else {
+            return None;
+        };
+        let granted = f(c);
+        let technician = c.technician.clone();
+        // Until the session confirms, show the decision as taken; `Ended` follows a refusal.
+        self.screen = Screen::Joining { technician };
+        Some(Action::Send(UserCommand::Consent(granted)))
+    }
+
+    /// Called every frame: the consent countdown refuses at zero.
+    pub fn tick(&mut self, now: Instant) -> Option<Action> {
+        match &self.screen {
+            Screen::Consent(c) if now >= c.deadline => self.deny(),
+            _ => None,
+        }
+    }
+
+    /// "End session" (also "Stop" while a code is shown or a technician is connecting). Works
+    /// without the network: the session side closes locally.
+    pub fn end_session(&mut self) -> Option<Action> {
+        match self.screen {
+            Screen::Code { .. }
+            | Screen::Connecting
+            | Screen::Joining { .. }
+            | Screen::Consent(_)
+            | Screen::Session { .. } => {
+                self.ending = true;
+                Some(Action::Send(UserCommand::EndSession))
+            }
+            Screen::Start | Screen::Ended { .. } => None,
+        }
+    }
+
+    /// "Show my session log".
+    pub fn want_log(&self) -> Option<Action> {
+        matches!(self.screen, Screen::Ended { .. }).then_some(Action::ReadLog)
+    }
+
+    /// The log that [`Action::ReadLog`] read.
+    pub fn show_log(&mut self, lines: Vec<String>) {
+        if let Screen::Ended { log, .. } = &mut self.screen {
+            *log = Some(lines.iter().map(|l| readable_log_line(l)).collect());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_proto::msg::TechnicianRole;
+
+    fn ada() -> TechnicianIdentity {
+        TechnicianIdentity {
+            name: "Ada".into(),
+            org: "Acme".into(),
+            role: TechnicianRole::Technician,
+        }
+    }
+
+    fn asked(m: &mut Model, scopes: ScopeSet, now: Instant) {
+        m.on_event(
+            &AgentEvent::ConsentRequested {
+                technician: ada(),
+                scopes,
+                timeout_secs: 30,
+                first_contact: true,
+                relay: "127.0.0.1:1 (certificate ab…)".into(),
+            },
+            now,
+        );
+    }
+
+    #[test]
+    fn get_help_then_code_then_new_code() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        assert_eq!(m.new_code(), None, "no code to replace yet");
+        assert_eq!(m.get_help(), Some(Action::StartShare));
+        assert_eq!(m.get_help(), None, "already sharing");
+        let code = tether_proto::SessionCode::new(tether_proto::Slot(123), &mut rand::rngs::OsRng);
+        m.on_event(
+            &AgentEvent::Code {
+                code,
+                expires_in_secs: 600,
+            },
+            now,
+        );
+        let Screen::Code {
+            code: shown,
+            expires_at,
+        } = &m.screen
+        else {
+            panic!("{:?}", m.screen)
+        };
+        assert_eq!(shown, &code.to_string());
+        assert_eq!(*expires_at - now, Duration::from_secs(600));
+        assert_eq!(m.new_code(), Some(Action::NewCode));
+        assert_eq!(m.screen, Screen::Connecting);
+    }
+
+    #[test]
+    fn allow_sends_exactly_the_ticked_scopes() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        m.on_event(
+            &AgentEvent::Paired {
+                verification: "123 456".into(),
+            },
+            now,
+        );
+        assert_eq!(m.verification.as_deref(), Some("123 456"));
+        let asked_for: ScopeSet = "view,control,inventory".parse().unwrap();
+        asked(&mut m, asked_for, now);
+        m.toggle(Scope::Control);
+        m.toggle(Scope::Diagnostics); // not asked for: no effect
+        let want: ScopeSet = "view,inventory".parse().unwrap();
+        assert_eq!(m.allow(), Some(Action::Send(UserCommand::Consent(want))));
+        assert_eq!(m.allow(), None, "answered once only");
+        m.on_event(&AgentEvent::ConsentDecided { granted: want }, now);
+        assert!(m.in_session());
+        m.on_event(
+            &AgentEvent::Served {
+                what: "the inventory summary".into(),
+            },
+            now,
+        );
+        let Screen::Session {
+            granted,
+            doing,
+            technician,
+        } = &m.screen
+        else {
+            panic!()
+        };
+        assert_eq!(*granted, want);
+        assert_eq!(technician.name, "Ada");
+        assert_eq!(doing.as_deref(), Some("Sent the inventory summary."));
+    }
+
+    #[test]
+    fn untick_all_then_allow_is_a_refusal() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        asked(&mut m, [Scope::View].into_iter().collect(), now);
+        m.toggle(Scope::View);
+        assert_eq!(
+            m.allow(),
+            Some(Action::Send(UserCommand::Consent(ScopeSet::EMPTY)))
+        );
+    }
+
+    #[test]
+    fn deny_and_countdown_refuse() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        asked(&mut m, ScopeSet::all(), now);
+        assert_eq!(
+            m.deny(),
+            Some(Action::Send(UserCommand::Consent(ScopeSet::EMPTY)))
+        );
+
+        let mut m = Model::new();
+        asked(&mut m, ScopeSet::all(), now);
+        assert_eq!(m.tick(now + Duration::from_secs(29)), None);
+        assert_eq!(
+            m.tick(now + Duration::from_secs(30)),
+            Some(Action::Send(UserCommand::Consent(ScopeSet::EMPTY)))
+        );
+        assert_eq!(m.tick(now + Duration::from_secs(31)), None, "sent once");
+    }
+
+    #[test]
+    fn end_then_log() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        assert_eq!(m.end_session(), None);
+        asked(&mut m, ScopeSet::all(), now);
+        m.allow();
+        m.on_event(
+            &AgentEvent::ConsentDecided {
+                granted: ScopeSet::all(),
+            },
+            now,
+        );
+        assert_eq!(m.end_session(), Some(Action::Send(UserCommand::EndSession)));
+        assert!(m.ending);
+        m.on_event(
+            &AgentEvent::Ended {
+                reason: EndReason::UserEnded,
+            },
+            now,
+        );
+        assert!(!m.in_session());
+        assert_eq!(m.want_log(), Some(Action::ReadLog));
+        m.show_log(vec!["line".into()]);
+        let Screen::Ended { reason, log } = &m.screen else {
+            panic!()
+        };
+        assert_eq!(reason, "Session ended: the user ended the session.");
+        assert_eq!(log.as_deref(), Some(&["line".to_string()][..]));
+        // The share task finishing afterwards keeps the ended screen.
+        m.on_share_stopped(Ok(EndReason::UserEnded));
+        assert!(matches!(m.screen, Screen::Ended { .. }));
+        assert_eq!(m.get_help(), Some(Action::StartShare));
+    }
+
+    #[test]
+    fn log_times_for_people() {
+        assert_eq!(
+            readable_log_line("1795545267 code_issued slot=168"),
+            "2026-11-24 18:34:27 UTC  code_issued slot=168"
+        );
+        assert_eq!(readable_log_line("0 x"), "1970-01-01 00:00:00 UTC  x");
+        assert_eq!(
+            readable_log_line("951782400 leap"),
+            "2000-02-29 00:00:00 UTC  leap"
+        );
+        assert_eq!(readable_log_line("no time here"), "no time here");
+    }
+
+    #[test]
+    fn failure_and_early_stop() {
+        let mut m = Model::new();
+        m.get_help();
+        m.on_share_stopped(Err("lost the connection to the relay".into()));
+        assert!(
+            matches!(&m.screen, Screen::Ended { reason, .. } if reason.contains("lost the connection"))
+        );
+        let mut m = Model::new();
+        m.get_help();
+        m.on_share_stopped(Ok(EndReason::UserEnded));
+        assert_eq!(m.screen, Screen::Start);
+        // A session whose `Ended` event was lost still ends on screen.
+        let mut m = Model::new();
+        asked(&mut m, ScopeSet::all(), Instant::now());
+        m.on_share_stopped(Ok(EndReason::TechnicianEnded));
+        assert!(
+            matches!(&m.screen, Screen::Ended { reason, .. } if reason.contains("technician ended"))
+        );
+    }
+}
