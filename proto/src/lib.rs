@@ -28,6 +28,7 @@ pub mod pairing;
 pub mod scope;
 pub mod screen;
 pub mod seal;
+pub mod time;
 
 pub use code::{CodeParseError, SessionCode, Slot};
 pub use scope::{Scope, ScopeSet};

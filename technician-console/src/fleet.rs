@@ -60,23 +60,12 @@ fn when(t: Option<u64>) -> String {
     t.map_or("-".into(), utc)
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM` UTC (proleptic Gregorian, days-from-civil inverted).
+/// Unix seconds as `YYYY-MM-DD HH:MM` UTC.
 pub fn utc(t: u64) -> String {
-    let days = (t / 86_400) as i64;
-    let secs = t % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let c = tether_proto::time::civil(t as i64);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        secs / 3_600,
-        secs % 3_600 / 60
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        c.year, c.month, c.day, c.hour, c.minute
     )
 }
 

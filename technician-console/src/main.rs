@@ -140,41 +140,6 @@ enum InventoryCommand {
         #[arg(long)]
         software: String,
     },
-    /// List the remote displays with size and position (asks for `view`).
-    Displays {
-        /// The code the user reads to you.
-        #[arg(long)]
-        code: SessionCode,
-    },
-    /// View the remote screen in a window (asks for `view` and `control`).
-    Connect {
-        /// The code the user reads to you.
-        #[arg(long)]
-        code: SessionCode,
-        /// Which remote display to show (see the agent's list; 0 is the first).
-        #[arg(long, default_value_t = 0)]
-        display: u32,
-        /// Ask for `view` only: no mouse or keyboard.
-        #[arg(long)]
-        view_only: bool,
-        /// No window: write the remote screen to --snapshot and exit.
-        #[arg(long, requires = "snapshot")]
-        headless: bool,
-        /// PNG file for --headless.
-        #[arg(long)]
-        snapshot: Option<std::path::PathBuf>,
-    },
-    /// Send one input action to the remote screen (asks for `control`).
-    Input {
-        /// The code the user reads to you.
-        #[arg(long)]
-        code: SessionCode,
-        /// Which remote display the coordinates are on.
-        #[arg(long, default_value_t = 0)]
-        display: u32,
-        #[command(subcommand)]
-        action: InputAction,
-    },
 }
 
 #[derive(Subcommand, Clone)]

@@ -127,22 +127,10 @@ pub fn readable_log_line(line: &str) -> String {
     let Ok(secs) = secs.parse::<i64>() else {
         return line.to_string();
     };
-    // Days to civil date (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
-    let (days, tod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let c = tether_proto::time::civil(secs);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC  {rest}",
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC  {rest}",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
     )
 }
 

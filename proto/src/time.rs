@@ -1,0 +1,65 @@
+//! Calendar dates for the Unix times the protocol carries, without a time-zone database.
+
+/// A UTC calendar date and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    /// Year (proleptic Gregorian).
+    pub year: i64,
+    /// Month, 1–12.
+    pub month: u32,
+    /// Day of the month, 1–31.
+    pub day: u32,
+    /// Hour, 0–23.
+    pub hour: u32,
+    /// Minute, 0–59.
+    pub minute: u32,
+    /// Second, 0–59.
+    pub second: u32,
+}
+
+/// The UTC date and time of `secs` since the Unix epoch (Howard Hinnant's days-to-civil algorithm).
+pub fn civil(secs: i64) -> Civil {
+    let (days, tod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    // Each value below is range-limited by the algorithm, so the narrowing casts cannot truncate.
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let tod = tod as u32;
+    Civil {
+        year,
+        month,
+        day,
+        hour: tod / 3600,
+        minute: tod % 3600 / 60,
+        second: tod % 60,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_dates() {
+        let c = civil(0);
+        assert_eq!((c.year, c.month, c.day, c.hour), (1970, 1, 1, 0));
+        let c = civil(951_782_400);
+        assert_eq!((c.year, c.month, c.day), (2000, 2, 29));
+        let c = civil(1_795_541_809);
+        assert_eq!(
+            (c.year, c.month, c.day, c.hour, c.minute, c.second),
+            (2026, 11, 24, 17, 36, 49)
+        );
+        let c = civil(-1);
+        assert_eq!(
+            (c.year, c.month, c.day, c.hour, c.minute, c.second),
+            (1969, 12, 31, 23, 59, 59)
+        );
+    }
+}
