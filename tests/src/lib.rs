@@ -10,6 +10,8 @@
 // Test support: a failed expectation should panic loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod procs;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

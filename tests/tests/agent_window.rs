@@ -8,10 +8,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Once;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use tether_tests::procs::{Kill, bin};
 
 use tether_agent::window::layout;
 use tether_console::{ConsoleError, open_session};
@@ -21,44 +21,6 @@ use tether_proto::msg::Request;
 use tether_proto::{Scope, ScopeSet, SessionCode};
 use tether_relay::Limits;
 use tether_tests::TestRelay;
-
-/// A workspace binary (`tether-agent`, `tether-relay`), built once per test run with this test's profile.
-fn bin(name: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut args = vec![
-            "build",
-            "--quiet",
-            "-p",
-            "tether-agent",
-            "-p",
-            "tether-relay",
-        ];
-        if std::env::current_exe()
-            .unwrap()
-            .components()
-            .any(|c| c.as_os_str() == "release")
-        {
-            args.push("--release");
-        }
-        assert!(Command::new(cargo).args(args).status().unwrap().success());
-    });
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.join(name)
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Our own X server on a display number it picks itself (`-displayfd`), so parallel tests never collide.
 struct Xvfb {

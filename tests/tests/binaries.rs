@@ -3,78 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::Once;
-use std::sync::mpsc;
-use std::time::Duration;
-
-/// Path of a workspace binary, built once per test run.
-fn bin(name: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut args = vec![
-            "build",
-            "--quiet",
-            "-p",
-            "tether-relay",
-            "-p",
-            "tether-agent",
-            "-p",
-            "tether-console",
-        ];
-        // Build the binaries with the same profile as this test.
-        if std::env::current_exe()
-            .unwrap()
-            .components()
-            .any(|c| c.as_os_str() == "release")
-        {
-            args.push("--release");
-        }
-        let status = Command::new(cargo).args(args).status().unwrap();
-        assert!(status.success());
-    });
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.join(name)
-}
-
-/// Reads lines from a child's stdout on a thread, so waits can time out.
-fn lines(out: ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(rx: &mpsc::Receiver<String>, pat: &str) -> String {
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no line with {pat:?}"));
-        if line.contains(pat) {
-            return line;
-        }
-    }
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::io::Write;
+use std::process::{Command, Stdio};
+use tether_tests::procs::{Kill, bin, lines, wait_for};
 
 #[test]
 fn relay_agent_and_console_binaries_work_together() {

@@ -5,35 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-fn bin(name: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut args = vec![
-        "build",
-        "--quiet",
-        "-p",
-        "tether-relay",
-        "-p",
-        "tether-agent",
-        "-p",
-        "tether-console",
-    ];
-    let mut p = std::env::current_exe().unwrap();
-    if p.components().any(|c| c.as_os_str() == "release") {
-        args.push("--release");
-    }
-    assert!(Command::new(cargo).args(args).status().unwrap().success());
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.join(name)
-}
+use std::process::{Command, Stdio};
+use std::time::Instant;
+use tether_tests::procs::{Kill, bin, lines, wait_for};
 
 fn run(args: &[&str]) -> Result<(), String> {
     let out = Command::new(args[0])
@@ -131,37 +107,6 @@ impl Drop for Link {
         // Deleting a namespace removes its end of the veth pair, and with it the pair.
         let _ = run(&["ip", "netns", "del", &self.relay_ns]);
         let _ = run(&["ip", "netns", "del", &self.agent_ns]);
-    }
-}
-
-fn lines(out: ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(rx: &mpsc::Receiver<String>, pat: &str) -> String {
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no line with {pat:?}"));
-        if line.contains(pat) {
-            return line;
-        }
-    }
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
