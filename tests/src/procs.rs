@@ -85,3 +85,30 @@ impl Drop for Kill {
         let _ = self.0.wait();
     }
 }
+
+/// Registers a technician with the real `tether-relay technician add` and returns the printed token.
+pub fn add_technician(data_dir: &str, name: &str, org: &str) -> String {
+    let add = Command::new(bin("tether-relay"))
+        .args([
+            "--data-dir",
+            data_dir,
+            "technician",
+            "add",
+            name,
+            "--org",
+            org,
+        ])
+        .output()
+        .expect("tether-relay runs");
+    assert!(
+        add.status.success(),
+        "technician add failed: {}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let out = String::from_utf8(add.stdout).expect("utf-8 output");
+    out.lines()
+        .last()
+        .expect("the token line")
+        .trim()
+        .to_string()
+}

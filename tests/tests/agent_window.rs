@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-use tether_tests::procs::{Kill, bin};
+use tether_tests::procs::{Kill, add_technician, bin};
 
 use tether_agent::window::layout;
 use tether_console::{ConsoleError, open_session};
@@ -351,26 +351,7 @@ async fn end_works_without_the_network() {
     };
     let addr = next("listening on")[3].clone();
     let fp = next("certificate SHA-256").last().unwrap().clone();
-    let add = Command::new(bin("tether-relay"))
-        .args([
-            "--data-dir",
-            data,
-            "technician",
-            "add",
-            "Ada",
-            "--org",
-            "Acme IT",
-        ])
-        .output()
-        .unwrap();
-    assert!(add.status.success());
-    let token = String::from_utf8(add.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = add_technician(data, "Ada", "Acme IT");
     let config = tether_console::ConsoleConfig {
         relay: tether_net::client::RelayTarget {
             addr: addr.clone(),

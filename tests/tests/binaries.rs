@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use tether_tests::procs::{Kill, bin, lines, wait_for};
+use tether_tests::procs::{Kill, add_technician, bin, lines, wait_for};
 
 #[test]
 fn relay_agent_and_console_binaries_work_together() {
@@ -30,26 +30,7 @@ fn relay_agent_and_console_binaries_work_together() {
         .unwrap()
         .to_string();
 
-    let add = Command::new(bin("tether-relay"))
-        .args([
-            "--data-dir",
-            data,
-            "technician",
-            "add",
-            "Ada Lovelace",
-            "--org",
-            "Acme IT",
-        ])
-        .output()
-        .unwrap();
-    assert!(add.status.success());
-    let token = String::from_utf8(add.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = add_technician(data, "Ada Lovelace", "Acme IT");
     assert!(token.starts_with("tt_"));
     assert!(
         !std::fs::read_to_string(dir.path().join("technicians.json"))

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use tether_tests::procs::{Kill, bin, lines, wait_for};
+use tether_tests::procs::{Kill, add_technician, bin, lines, wait_for};
 
 fn run(args: &[&str]) -> Result<(), String> {
     let out = Command::new(args[0])
@@ -135,26 +135,7 @@ fn pairing_and_inventory_work_over_a_slow_lossy_link() {
         .last()
         .unwrap()
         .to_string();
-    let add = Command::new(bin("tether-relay"))
-        .args([
-            "--data-dir",
-            data,
-            "technician",
-            "add",
-            "Ada",
-            "--org",
-            "Acme",
-        ])
-        .output()
-        .unwrap();
-    assert!(add.status.success());
-    let token = String::from_utf8(add.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = add_technician(data, "Ada", "Acme");
 
     let t = Instant::now();
     let mut agent = Kill(
