@@ -222,6 +222,13 @@ pub(crate) async fn serve(
             });
         }
     };
+    // An agent connection that died also ends its control task, which cancels `end`: whichever the
+    // select saw first, a closed agent connection means the agent left.
+    let reason = if reason == "ended" && link.conn.close_reason().is_some() {
+        "agent left"
+    } else {
+        reason
+    };
     let reason = if shared.shutdown.is_cancelled() {
         "relay shutting down"
     } else {
