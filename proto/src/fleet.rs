@@ -318,7 +318,8 @@ pub(crate) mod tests {
     use crate::codec;
     use proptest::prelude::*;
 
-    fn round_trip<T>(msg: T) -> Result<(), TestCaseError>
+    /// Encodes one message as a frame, decodes it back, and checks it is unchanged and fully used.
+    pub(crate) fn round_trip<T>(msg: T) -> Result<(), TestCaseError>
     where
         T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
     {

@@ -461,18 +461,7 @@ mod tests {
     use crate::codec;
     use proptest::prelude::*;
 
-    fn round_trip<T>(msg: T) -> Result<(), TestCaseError>
-    where
-        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
-    {
-        let frame = codec::encode(&msg).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let (back, used) = codec::decode::<T>(&frame)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?
-            .unwrap();
-        prop_assert_eq!(used, frame.len());
-        prop_assert_eq!(back, msg);
-        Ok(())
-    }
+    use crate::fleet::tests::round_trip;
 
     proptest! {
         #[test] fn hello(m: Hello) { round_trip(m)?; }
