@@ -222,12 +222,13 @@ pub(crate) async fn serve(
             });
         }
     };
-    // An agent connection that died also ends its control task, which cancels `end`: whichever the
-    // select saw first, a closed agent connection means the agent left.
-    let reason = if reason == "ended" && link.conn.close_reason().is_some() {
-        "agent left"
-    } else {
-        reason
+    // A peer connection that died also ends the session another way (the agent's control task
+    // cancels `end`, or the agent reports the cut stream): whichever the select saw first, a closed
+    // connection means that side left.
+    let reason = match reason {
+        "ended" if link.conn.close_reason().is_some() => "agent left",
+        "ended" if conn.close_reason().is_some() => "console left",
+        other => other,
     };
     let reason = if shared.shutdown.is_cancelled() {
         "relay shutting down"
