@@ -64,6 +64,9 @@ impl LocalLog {
                 json!({"event": "refused", "what": what, "scope": scope.name()})
             }
             AgentEvent::Ended { reason } => json!({"event": "ended", "reason": reason.to_string()}),
+            AgentEvent::Chat { from, text } => {
+                json!({"event": "chat", "from": from.as_deref().unwrap_or("you"), "text": text.as_str()})
+            }
             AgentEvent::RelayLost { reason, .. } => {
                 json!({"event": "relay_lost", "reason": reason})
             }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use tether_net::client::RelayConnection;
 use tether_net::framed;
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
+use tether_proto::chat::ChatText;
 use tether_proto::msg::{
-    AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, Request, Response, SessionReport,
-    StreamOpen, TechnicianIdentity,
+    AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, RelayToAgent, Request, Response,
+    SessionReport, StreamOpen, TechnicianIdentity,
 };
 use tether_proto::pairing::Side;
 use tether_proto::seal::SealError;
@@ -24,6 +25,9 @@ use crate::requests;
 use crate::screen::{InputProvider, ScreenProvider};
 use crate::share::{Control, STEP_TIMEOUT, ShareConfig, ShareError};
 use crate::ui::{AgentEvent, UiLink, UserCommand};
+
+/// How long a chatting pair may go quiet before the technician asks for consent.
+const CHAT_IDLE: Duration = Duration::from_secs(300);
 
 /// How long the last frames of a session may take to be acknowledged before the connection closes.
 const FLUSH: Duration = Duration::from_secs(1);
@@ -52,31 +56,87 @@ impl Session<'_> {
         technician: TechnicianIdentity,
         stream0: (quinn::SendStream, quinn::RecvStream),
     ) -> Result<EndReason, ShareError> {
-        let (mut tx0, mut rx0) =
+        let (mut tx0, rx0) =
             SealedStream::new(stream0.0, stream0.1, &self.keys, 0, Side::Agent).split();
-        let requested = match tokio::time::timeout(STEP_TIMEOUT, rx0.recv::<ConsoleToAgent>()).await
-        {
-            Ok(Ok(ConsoleToAgent::ConsentRequest { scopes })) => scopes,
-            Ok(Ok(ConsoleToAgent::End)) => {
-                return Ok(self
-                    .finish(&mut tx0, EndReason::TechnicianEnded, false)
-                    .await);
+        // Stream 0 is read in its own task so every select below stays cancel-safe.
+        let mut reader = JoinSet::new();
+        let (s0_tx, mut s0) = mpsc::channel(4);
+        reader.spawn(read_stream0(rx0, s0_tx));
+        let who = technician_name(&technician);
+        let granted = match self.until_consent_request(&mut s0, &mut tx0, &who).await {
+            Ok(requested) => {
+                self.consent(config, &technician, requested, &mut s0, &mut tx0)
+                    .await
             }
-            Ok(Err(e)) => return Ok(self.finish(&mut tx0, lost_or_broken(&e), false).await),
-            Err(_) => {
-                return Ok(self
-                    .finish(
-                        &mut tx0,
-                        EndReason::ProtocolError("no consent request".into()),
-                        true,
-                    )
-                    .await);
-            }
+            Err(reason) => Err(reason),
         };
+        let reason = match granted {
+            Ok(granted) => self.serve(granted, &mut s0, &mut tx0, config, who).await,
+            Err(reason) => reason,
+        };
+        reader.abort_all();
+        // A denial was already sent as the (empty) decision.
+        let tell_console = !matches!(
+            reason,
+            EndReason::TechnicianEnded | EndReason::ConnectionLost | EndReason::ConsentDenied
+        );
+        Ok(self.finish(&mut tx0, reason, tell_console).await)
+    }
+
+    /// After pairing: chat both ways until the technician asks for scopes. A console that says
+    /// nothing for [`STEP_TIMEOUT`] is broken; once the two sides chat, the wait is [`CHAT_IDLE`].
+    async fn until_consent_request(
+        &mut self,
+        s0: &mut Stream0,
+        tx0: &mut SealedSend,
+        who: &str,
+    ) -> Result<ScopeSet, EndReason> {
+        let mut idle = STEP_TIMEOUT;
+        loop {
+            let deadline = tokio::time::sleep(idle);
+            tokio::select! {
+                m = s0.recv() => match m {
+                    Some(Ok(ConsoleToAgent::ConsentRequest { scopes })) => return Ok(scopes),
+                    Some(Ok(ConsoleToAgent::End)) => return Err(EndReason::TechnicianEnded),
+                    Some(Ok(ConsoleToAgent::Chat { text })) => {
+                        self.chat_in(who, &text).await;
+                        idle = CHAT_IDLE;
+                    }
+                    Some(Err(e)) => return Err(lost_or_broken(&e)),
+                    None => return Err(EndReason::ConnectionLost),
+                },
+                c = self.ui.commands.recv() => match c {
+                    Some(UserCommand::EndSession) | None => return Err(EndReason::UserEnded),
+                    Some(UserCommand::Chat(text)) => {
+                        self.chat_out(tx0, text).await?;
+                        idle = CHAT_IDLE;
+                    }
+                    // Nothing asked, nothing granted yet.
+                    Some(UserCommand::Consent(_) | UserCommand::RevokeControl) => {}
+                },
+                m = self.ctl.recv() => if peer_gone(m) {
+                    return Err(EndReason::ConnectionLost);
+                },
+                () = deadline => {
+                    return Err(EndReason::ProtocolError("no consent request".into()));
+                }
+            }
+        }
+    }
+
+    /// Asks the user; returns the non-empty grant, or why the session ends.
+    async fn consent(
+        &mut self,
+        config: &ShareConfig,
+        technician: &TechnicianIdentity,
+        requested: ScopeSet,
+        s0: &mut Stream0,
+        tx0: &mut SealedSend,
+    ) -> Result<ScopeSet, EndReason> {
         // The relay checked the role already; the agent never relies on that.
         if requested.intersection(technician.role.allowed_scopes()) != requested {
             warn!(role = %technician.role, %requested, "refusing scopes beyond the technician's role");
-            return Ok(self.finish(&mut tx0, EndReason::Forbidden, true).await);
+            return Err(EndReason::Forbidden);
         }
         let known = KnownOrgs::new(config.state_dir.as_deref());
         let org = technician.org.clone();
@@ -88,72 +148,90 @@ impl Session<'_> {
             relay: config.relay_identity(),
         })
         .await;
-        let answer = tokio::time::timeout(config.consent_timeout, async {
-            loop {
-                match self.ui.commands.recv().await {
-                    Some(UserCommand::Consent(s)) => return Some(s),
-                    Some(UserCommand::EndSession) => return None,
+        let who = technician_name(technician);
+        let timeout = tokio::time::sleep(config.consent_timeout);
+        tokio::pin!(timeout);
+        let answer = loop {
+            tokio::select! {
+                c = self.ui.commands.recv() => match c {
+                    Some(UserCommand::Consent(s)) => break s.intersection(requested),
+                    Some(UserCommand::EndSession) => return Err(EndReason::UserEnded),
+                    Some(UserCommand::Chat(text)) => self.chat_out(tx0, text).await?,
                     // Nothing granted yet, so nothing to take back.
                     Some(UserCommand::RevokeControl) => {}
                     // The front end is gone: nobody can say yes.
-                    None => return Some(ScopeSet::EMPTY),
-                }
+                    None => break ScopeSet::EMPTY,
+                },
+                // The technician may keep explaining while the user decides.
+                m = s0.recv() => match m {
+                    Some(Ok(ConsoleToAgent::Chat { text })) => self.chat_in(&who, &text).await,
+                    Some(Ok(ConsoleToAgent::End)) => return Err(EndReason::TechnicianEnded),
+                    Some(Ok(ConsoleToAgent::ConsentRequest { .. })) => {
+                        return Err(EndReason::ProtocolError("consent requested twice".into()));
+                    }
+                    Some(Err(e)) => return Err(lost_or_broken(&e)),
+                    None => return Err(EndReason::ConnectionLost),
+                },
+                () = &mut timeout => break ScopeSet::EMPTY,
             }
-        })
-        .await;
-        let granted = match answer {
-            Ok(Some(s)) => s.intersection(requested),
-            Ok(None) => return Ok(self.finish(&mut tx0, EndReason::UserEnded, true).await),
-            Err(_) => ScopeSet::EMPTY,
         };
+        let granted = answer;
         if tx0
             .send(&AgentToConsole::ConsentDecision { granted })
             .await
             .is_err()
         {
-            return Ok(self
-                .finish(&mut tx0, EndReason::ConnectionLost, false)
-                .await);
+            return Err(EndReason::ConnectionLost);
         }
         self.report(SessionReport::Consent { requested, granted })
             .await;
         self.emit(AgentEvent::ConsentDecided { granted }).await;
         if granted.is_empty() {
-            return Ok(self.finish(&mut tx0, EndReason::ConsentDenied, false).await);
+            return Err(EndReason::ConsentDenied);
         }
         known.remember(&org);
         info!(%granted, "consent given");
-        let who = technician_name(&technician);
-        let reason = self.serve(granted, rx0, config, who).await;
-        let tell_console = !matches!(
-            reason,
-            EndReason::TechnicianEnded | EndReason::ConnectionLost
-        );
-        Ok(self.finish(&mut tx0, reason, tell_console).await)
+        Ok(granted)
+    }
+
+    /// Shows the technician's chat line, checked again here; a bad one is dropped and the session
+    /// goes on.
+    async fn chat_in(&self, who: &str, text: &str) {
+        match ChatText::new(text) {
+            Ok(text) => {
+                self.emit(AgentEvent::Chat {
+                    from: Some(who.to_string()),
+                    text,
+                })
+                .await
+            }
+            Err(e) => warn!(error = %e, "dropped a chat line from the technician"),
+        }
+    }
+
+    /// Sends the user's chat line to the technician.
+    async fn chat_out(&mut self, tx0: &mut SealedSend, text: ChatText) -> Result<(), EndReason> {
+        tx0.send(&AgentToConsole::Chat {
+            text: text.as_str().to_string(),
+        })
+        .await
+        .map_err(|e| lost_or_broken(&e))?;
+        self.emit(AgentEvent::Chat { from: None, text }).await;
+        Ok(())
     }
 
     /// Serves requests until the session ends; returns why it ended.
     async fn serve(
         &mut self,
         granted: ScopeSet,
-        mut rx0: SealedRecv,
+        s0: &mut Stream0,
+        tx0: &mut SealedSend,
         config: &ShareConfig,
         technician: String,
     ) -> EndReason {
         let (grant_tx, grant) = watch::channel(granted);
         let (report_tx, mut reports) = mpsc::channel::<SessionReport>(16);
-        let (s0_tx, mut s0) = mpsc::channel(4);
         let mut tasks = JoinSet::new();
-        // Stream 0 is read in its own task so the select below stays cancel-safe.
-        tasks.spawn(async move {
-            loop {
-                let m = rx0.recv::<ConsoleToAgent>().await;
-                let stop = m.is_err();
-                if s0_tx.send(m).await.is_err() || stop {
-                    return;
-                }
-            }
-        });
         let used = Arc::new(Mutex::new(HashSet::new()));
         let reason = loop {
             tokio::select! {
@@ -175,6 +253,7 @@ impl Session<'_> {
                 },
                 m = s0.recv() => match m {
                     Some(Ok(ConsoleToAgent::End)) => break EndReason::TechnicianEnded,
+                    Some(Ok(ConsoleToAgent::Chat { text })) => self.chat_in(&technician, &text).await,
                     Some(Ok(ConsoleToAgent::ConsentRequest { .. })) => {
                         break EndReason::ProtocolError("consent requested twice".into())
                     }
@@ -184,6 +263,11 @@ impl Session<'_> {
                 c = self.ui.commands.recv() => match c {
                     Some(UserCommand::EndSession) | None => break EndReason::UserEnded,
                     Some(UserCommand::Consent(_)) => {}
+                    Some(UserCommand::Chat(text)) => {
+                        if let Err(reason) = self.chat_out(tx0, text).await {
+                            break reason;
+                        }
+                    }
                     Some(UserCommand::RevokeControl) => {
                         if grant.borrow().contains(Scope::Control) {
                             grant_tx.send_modify(|g| g.remove(Scope::Control));
@@ -192,11 +276,8 @@ impl Session<'_> {
                         }
                     }
                 },
-                m = self.ctl.recv() => match m {
-                    Some(Ok(tether_proto::msg::RelayToAgent::PeerGone)) | Some(Err(_)) | None => {
-                        break EndReason::ConnectionLost
-                    }
-                    Some(Ok(_)) => {}
+                m = self.ctl.recv() => if peer_gone(m) {
+                    break EndReason::ConnectionLost;
                 },
                 Some(r) = reports.recv() => self.report(r).await,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -240,6 +321,24 @@ impl Session<'_> {
         .await;
         reason
     }
+}
+
+/// Stream 0's messages, as its reader task hands them over.
+type Stream0 = mpsc::Receiver<Result<ConsoleToAgent, SealedError>>;
+
+async fn read_stream0(mut rx0: SealedRecv, to: mpsc::Sender<Result<ConsoleToAgent, SealedError>>) {
+    loop {
+        let m = rx0.recv::<ConsoleToAgent>().await;
+        let stop = m.is_err();
+        if to.send(m).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// Whether a control-stream message means the console side is gone (or the relay link broke).
+fn peer_gone(m: Option<Result<RelayToAgent, tether_net::FrameError>>) -> bool {
+    matches!(m, Some(Ok(RelayToAgent::PeerGone)) | Some(Err(_)) | None)
 }
 
 fn technician_name(t: &TechnicianIdentity) -> String {

@@ -379,7 +379,8 @@ pub(crate) async fn wait_end(ui: &mut UiLink) {
     loop {
         match ui.commands.recv().await {
             Some(UserCommand::EndSession) | None => return,
-            Some(UserCommand::Consent(_)) | Some(UserCommand::RevokeControl) => {}
+            // Nobody to chat with or answer before a session.
+            Some(UserCommand::Consent(_) | UserCommand::RevokeControl | UserCommand::Chat(_)) => {}
         }
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! Consent answers: `y` grants everything asked, `n` refuses, a comma list such as `inventory` grants
 //! that subset. Anything else, end of input, or silence until the timeout means **no**. `q` ends the
-//! session at any time; `r` takes back `control` and keeps the session.
+//! session at any time; `r` takes back `control` and keeps the session. Once paired, any other line is
+//! sent to the technician as a chat message.
 
 use std::io::Write;
 
 use tether_proto::ScopeSet;
+use tether_proto::chat::ChatText;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::ui::{AgentEvent, UiHandle, UserCommand};
@@ -107,6 +109,8 @@ pub fn render(event: &AgentEvent) -> String {
             format!("You took back \"{scope}\". The session goes on without it.")
         }
         AgentEvent::Ended { reason } => format!("Session ended: {reason}."),
+        AgentEvent::Chat { from: Some(from), text } => format!("[{from}] {text}"),
+        AgentEvent::Chat { from: None, text } => format!("[you] {text}"),
     }
 }
 
@@ -118,6 +122,7 @@ where
     let mut lines = input.lines();
     let mut input_open = true;
     let mut pending: Option<ScopeSet> = None;
+    let mut paired = false;
     loop {
         tokio::select! {
             ev = ui.events.recv() => {
@@ -130,6 +135,7 @@ where
                         let _ = ui.commands.send(UserCommand::Consent(ScopeSet::EMPTY)).await;
                     }
                     AgentEvent::ConsentRequested { scopes, .. } => pending = Some(scopes),
+                    AgentEvent::Paired { .. } => paired = true,
                     AgentEvent::Ended { .. } => return,
                     _ => {}
                 }
@@ -145,6 +151,15 @@ where
                 Ok(Some(l)) => {
                     if let Some(requested) = pending.take() {
                         let _ = ui.commands.send(UserCommand::Consent(parse_answer(&l, requested))).await;
+                    } else if paired && !l.trim().is_empty() {
+                        match ChatText::new(&l) {
+                            Ok(text) => {
+                                let _ = ui.commands.send(UserCommand::Chat(text)).await;
+                            }
+                            Err(e) => {
+                                let _ = writeln!(out, "(not sent: {e})");
+                            }
+                        }
                     }
                 }
                 Ok(None) | Err(_) => {

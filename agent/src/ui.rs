@@ -4,6 +4,7 @@
 //! front end ([`crate::terminal`]) is one implementation; the small window of a later issue is another;
 //! tests script the channels directly.
 
+use tether_proto::chat::ChatText;
 use tether_proto::msg::{EndReason, TechnicianIdentity};
 use tether_proto::{Scope, ScopeSet, SessionCode};
 use tokio::sync::mpsc;
@@ -111,6 +112,13 @@ pub enum AgentEvent {
         /// The scope.
         scope: Scope,
     },
+    /// A chat line (already made harmless to show).
+    Chat {
+        /// Who wrote it ("name of org"); `None` for the user's own line, once it was sent.
+        from: Option<String>,
+        /// The line.
+        text: ChatText,
+    },
     /// The session is over.
     Ended {
         /// Why.
@@ -119,7 +127,7 @@ pub enum AgentEvent {
 }
 
 /// What the user decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserCommand {
     /// The answer to [`AgentEvent::ConsentRequested`].
     Consent(ScopeSet),
@@ -127,6 +135,8 @@ pub enum UserCommand {
     EndSession,
     /// Take back `control` without ending the session.
     RevokeControl,
+    /// Send a chat line to the technician (from pairing on).
+    Chat(ChatText),
 }
 
 /// The session's side of the channels.

@@ -16,8 +16,10 @@
 //! - [`inventory`] and [`diag`]: the structured results the agent returns; [`inventory`] also has
 //!   deltas between two inventories.
 //! - [`fleet`]: enrolled devices — enrollment, inventory reports, and IT's fleet queries.
+//! - [`chat`]: in-session chat text, its limits, and how it is made harmless to show.
 //! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
 
+pub mod chat;
 pub mod code;
 pub mod codec;
 pub mod diag;

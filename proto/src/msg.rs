@@ -366,6 +366,12 @@ pub enum ConsoleToAgent {
     },
     /// The technician ends the session.
     End,
+    /// A chat line for the user; allowed from pairing on, before and after consent. The agent
+    /// re-checks it with [`crate::chat::ChatText::new`].
+    Chat {
+        /// The line.
+        text: String,
+    },
 }
 
 /// Agent → console on stream 0, sealed.
@@ -381,6 +387,11 @@ pub enum AgentToConsole {
     Ended {
         /// Why.
         reason: EndReason,
+    },
+    /// A chat line from the user. The console re-checks it with [`crate::chat::ChatText::new`].
+    Chat {
+        /// The line.
+        text: String,
     },
 }
 

@@ -54,6 +54,9 @@ pub enum ConsoleError {
     /// A local file could not be written.
     #[error("{0}")]
     Output(String),
+    /// A chat line was empty or too long; nothing was sent.
+    #[error("chat message not sent: {0}")]
+    Chat(#[from] tether_proto::chat::ChatError),
     /// Something broke protocol (including a frame that failed authentication).
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -68,6 +71,7 @@ impl ConsoleError {
             ConsoleError::BadToken(_) | ConsoleError::Forbidden(_) => 5,
             ConsoleError::UnknownCode | ConsoleError::ExpiredCode | ConsoleError::Refused(_) => 6,
             ConsoleError::WrongCode => 7,
+            ConsoleError::Chat(_) => 2,
             ConsoleError::ConsentDenied | ConsoleError::Declined(_) => 8,
             ConsoleError::ScopeDenied(_) => 9,
             ConsoleError::Fleet(e)

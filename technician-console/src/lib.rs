@@ -2,12 +2,14 @@
 //!
 //! # Layout
 //! - [`session`]: [`open_session`] and [`Session`] — the library a script or a window builds on.
+//! - [`chat`]: the line-based chat of `tether-console chat`.
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
 //! - [`render`]: human tables for the command line (JSON output is serde's).
 //! - [`screen`]: view and control streams ([`Session::view`], [`Session::control`]), PNG snapshots.
 //! - [`viewer`]: the eframe window showing a remote screen, with status bar and input.
 
+pub mod chat;
 pub mod error;
 pub mod fleet;
 pub mod render;
@@ -16,4 +18,4 @@ pub mod session;
 pub mod viewer;
 
 pub use error::ConsoleError;
-pub use session::{ConsoleConfig, Session, open_session};
+pub use session::{ConsoleConfig, Session, open_session, pair_session};

@@ -1,7 +1,7 @@
 //! `tether-console`: parse the command line, run one session, print, exit with a meaningful code.
 
 use clap::{Parser, Subcommand};
-use tether_console::{ConsoleConfig, ConsoleError, Session, open_session, render};
+use tether_console::{ConsoleConfig, ConsoleError, Session, open_session, pair_session, render};
 use tether_net::cli::RelayArgs;
 use tether_proto::diag::{Probe, ProbeKind};
 use tether_proto::fleet::{FleetQuery, FleetReply};
@@ -87,6 +87,13 @@ enum Command {
         /// PNG file for --headless.
         #[arg(long)]
         snapshot: Option<std::path::PathBuf>,
+    },
+    /// Chat with the user, without asking for any scope: each line you type is sent, and the user's
+    /// lines are printed as they arrive (`--json`: one object per line). End of input ends the session.
+    Chat {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
     },
     /// Send one input action to the remote screen (asks for `control`).
     Input {
@@ -285,6 +292,7 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
         }
         Command::Input { code, .. } => (*code, [Scope::Control].into_iter().collect()),
         Command::Displays { code } => (*code, [Scope::View].into_iter().collect()),
+        Command::Chat { code } => return chat(&cli, &config, *code).await,
     };
     eprintln!(
         "claiming {} and waiting for the user's consent...",
@@ -453,6 +461,7 @@ async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result
                 }
             }
         }
+        Command::Chat { .. } => {}
         Command::Input {
             display, action, ..
         } => {
@@ -464,6 +473,24 @@ async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result
         }
     }
     Ok(())
+}
+
+/// Pairs without asking for scopes and chats over standard input and output.
+async fn chat(cli: &Cli, config: &ConsoleConfig, code: SessionCode) -> Result<(), ConsoleError> {
+    eprintln!("claiming {} and pairing...", code.redacted());
+    let mut session = pair_session(config, code, ScopeSet::EMPTY).await?;
+    eprintln!(
+        "connected as {} of {}; verification code {}. Type a line and Enter to send; Ctrl-D ends.",
+        session.technician.name, session.technician.org, session.verification
+    );
+    let input = tokio::io::BufReader::new(tokio::io::stdin());
+    match tether_console::chat::run(&mut session, input, std::io::stdout(), cli.json).await {
+        tether_console::chat::ChatEnd::InputClosed => {
+            session.end().await;
+            Ok(())
+        }
+        tether_console::chat::ChatEnd::Ended(reason) => Err(ConsoleError::Ended(reason)),
+    }
 }
 
 /// Runs the viewer window until the technician closes it or the session ends.

@@ -1,15 +1,17 @@
 //! A technician's session with one agent.
 //!
 //! # Flow
-//! claim the slot (token) → SPAKE2 pairing with the secret on stream 0 → sealed `ConsentRequest` →
-//! `ConsentDecision` → one new stream per request (`StreamOpen{n}`, then sealed `Request` → `Response`)
-//! → sealed `End`.
+//! claim the slot (token) → SPAKE2 pairing with the secret on stream 0 → (chat both ways from here
+//! on) → sealed `ConsentRequest` → `ConsentDecision` → one new stream per request (`StreamOpen{n}`,
+//! then sealed `Request` → `Response`) → sealed `End`. A task reads stream 0 for the whole session
+//! and sorts what arrives: decisions, chat lines, and the agent's `Ended`.
 
 use std::time::Duration;
 
 use tether_net::client::{self, RelayConnection, RelayTarget};
 use tether_net::framed::{self, FrameError};
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
+use tether_proto::chat::ChatText;
 use tether_proto::diag::{DiagReport, Probe};
 use tether_proto::inventory::Inventory;
 use tether_proto::msg::{
@@ -19,6 +21,7 @@ use tether_proto::msg::{
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
 use tether_proto::seal::{SealError, SessionKeys};
 use tether_proto::{ScopeSet, SessionCode};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::error::ConsoleError;
@@ -38,20 +41,60 @@ pub struct ConsoleConfig {
     pub token: String,
 }
 
-/// A live, consented session.
+/// A paired session; requests work once the user has granted their scope.
 #[derive(Debug)]
 pub struct Session {
     relay: RelayConnection,
     keys: SessionKeys,
     tx0: SealedSend,
-    rx0: SealedRecv,
+    /// Stream 0's reader, which sorts the agent's messages into the channels below.
+    reader: JoinSet<()>,
+    decisions: mpsc::Receiver<ScopeSet>,
+    chat: mpsc::Receiver<ChatText>,
+    ended: watch::Receiver<Option<EndReason>>,
     next_stream: u32,
+    /// The scopes claimed, and asked for by [`Session::ask_consent`].
+    pub asked: ScopeSet,
     /// Who the relay says we are (what the user was shown).
     pub technician: TechnicianIdentity,
-    /// What the user granted.
+    /// What the user granted (empty until [`Session::ask_consent`]).
     pub granted: ScopeSet,
     /// The verification string the user's screen shows too.
     pub verification: String,
+}
+
+/// How many chat lines from the user wait unread before newer ones are dropped.
+const CHAT_QUEUE: usize = 64;
+
+/// Sorts stream 0's messages: decisions, chat lines, and the agent's last word.
+async fn read_stream0(
+    mut rx0: SealedRecv,
+    decisions: mpsc::Sender<ScopeSet>,
+    chat: mpsc::Sender<ChatText>,
+    ended: watch::Sender<Option<EndReason>>,
+) {
+    let reason = loop {
+        match rx0.recv::<AgentToConsole>().await {
+            Ok(AgentToConsole::ConsentDecision { granted }) => {
+                let _ = decisions.try_send(granted);
+            }
+            // Checked again here: a bad line is dropped and the session goes on.
+            Ok(AgentToConsole::Chat { text }) => match ChatText::new(&text) {
+                Ok(text) => {
+                    if chat.try_send(text).is_err() {
+                        tracing::warn!("chat line dropped: {CHAT_QUEUE} lines are waiting unread");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "dropped a chat line from the user"),
+            },
+            Ok(AgentToConsole::Ended { reason }) => break reason,
+            Err(SealedError::Seal(_) | SealedError::Frame(FrameError::Codec(_))) => {
+                break EndReason::ProtocolError("a session frame failed authentication".into());
+            }
+            Err(_) => break EndReason::ConnectionLost,
+        }
+    };
+    let _ = ended.send(Some(reason));
 }
 
 /// Connection statistics for a session, usable from other tasks.
@@ -105,18 +148,41 @@ pub async fn open_session(
     code: SessionCode,
     scopes: ScopeSet,
 ) -> Result<Session, ConsoleError> {
+    let mut session = pair_session(config, code, scopes).await?;
+    session.ask_consent().await?;
+    Ok(session)
+}
+
+/// Claims `code` (for `scopes`, which the relay checks against the role) and pairs with the agent,
+/// without asking for consent yet: chat works from here on. [`Session::ask_consent`] asks.
+pub async fn pair_session(
+    config: &ConsoleConfig,
+    code: SessionCode,
+    scopes: ScopeSet,
+) -> Result<Session, ConsoleError> {
     let relay = client::connect(&config.relay).await?;
     match claim_and_pair(&relay, config, code, scopes).await {
-        Ok(p) => Ok(Session {
-            relay,
-            keys: p.keys,
-            tx0: p.tx0,
-            rx0: p.rx0,
-            next_stream: 1,
-            technician: p.technician,
-            granted: p.granted,
-            verification: p.verification,
-        }),
+        Ok(p) => {
+            let (decision_tx, decisions) = mpsc::channel(1);
+            let (chat_tx, chat) = mpsc::channel(CHAT_QUEUE);
+            let (ended_tx, ended) = watch::channel(None);
+            let mut reader = JoinSet::new();
+            reader.spawn(read_stream0(p.rx0, decision_tx, chat_tx, ended_tx));
+            Ok(Session {
+                relay,
+                keys: p.keys,
+                tx0: p.tx0,
+                reader,
+                decisions,
+                chat,
+                ended,
+                next_stream: 1,
+                asked: scopes,
+                technician: p.technician,
+                granted: ScopeSet::EMPTY,
+                verification: p.verification,
+            })
+        }
         Err(e) => {
             relay.close(close::NORMAL, "console giving up").await;
             Err(e)
@@ -124,13 +190,12 @@ pub async fn open_session(
     }
 }
 
-/// The outcome of claiming, pairing and consent.
+/// The outcome of claiming and pairing.
 struct Paired {
     keys: SessionKeys,
     tx0: SealedSend,
     rx0: SealedRecv,
     technician: TechnicianIdentity,
-    granted: ScopeSet,
     verification: String,
 }
 
@@ -180,28 +245,13 @@ async fn claim_and_pair(
         let _ = pairing.handle(m);
     }
     let keys = pairing.into_keys().map_err(|_| ConsoleError::WrongCode)?;
-    let (mut tx0, mut rx0) = SealedStream::new(send, recv, &keys, 0, Side::Console).split();
-    tx0.send(&ConsoleToAgent::ConsentRequest { scopes }).await?;
-    let decision = tokio::time::timeout(CONSENT_WAIT, rx0.recv::<AgentToConsole>())
-        .await
-        .map_err(|_| ConsoleError::ConsentDenied)??;
-    let granted = match decision {
-        AgentToConsole::ConsentDecision { granted } if granted.is_empty() => {
-            return Err(ConsoleError::ConsentDenied);
-        }
-        AgentToConsole::ConsentDecision { granted } => granted,
-        AgentToConsole::Ended {
-            reason: EndReason::ConsentDenied,
-        } => return Err(ConsoleError::ConsentDenied),
-        AgentToConsole::Ended { reason } => return Err(ConsoleError::Ended(reason)),
-    };
+    let (tx0, rx0) = SealedStream::new(send, recv, &keys, 0, Side::Console).split();
     let verification = keys.verification_code();
     Ok(Paired {
         keys,
         tx0,
         rx0,
         technician,
-        granted,
         verification,
     })
 }
@@ -245,6 +295,57 @@ fn answer_wait(request: &Request) -> Duration {
 }
 
 impl Session {
+    /// Asks the user for [`Session::asked`] and waits for the answer; returns the (non-empty) grant.
+    pub async fn ask_consent(&mut self) -> Result<ScopeSet, ConsoleError> {
+        self.tx0
+            .send(&ConsoleToAgent::ConsentRequest { scopes: self.asked })
+            .await?;
+        let decision = tokio::time::timeout(CONSENT_WAIT, async {
+            // The reader hands over a decision before it marks the end: look at decisions first.
+            tokio::select! {
+                biased;
+                d = self.decisions.recv() => d,
+                _ = self.ended.wait_for(Option::is_some) => None,
+            }
+        })
+        .await
+        .map_err(|_| ConsoleError::ConsentDenied)?;
+        match decision {
+            Some(granted) if granted.is_empty() => Err(ConsoleError::ConsentDenied),
+            Some(granted) => {
+                self.granted = granted;
+                Ok(granted)
+            }
+            None => match self.ended.borrow().clone() {
+                Some(EndReason::ConsentDenied) => Err(ConsoleError::ConsentDenied),
+                Some(reason) => Err(ConsoleError::Ended(reason)),
+                None => Err(ConsoleError::Ended(EndReason::ConnectionLost)),
+            },
+        }
+    }
+
+    /// Sends a chat line to the user (checked against [`tether_proto::chat::MAX_CHAT_CHARS`]).
+    pub async fn say(&mut self, text: &str) -> Result<(), ConsoleError> {
+        let text = ChatText::new(text)?;
+        self.tx0
+            .send(&ConsoleToAgent::Chat { text: text.into() })
+            .await?;
+        Ok(())
+    }
+
+    /// The user's next chat line; `None` once the session has ended and every line was read.
+    pub async fn next_chat(&mut self) -> Option<ChatText> {
+        self.chat.recv().await
+    }
+
+    /// Resolves with why the session ended, once the agent said so or stream 0 broke.
+    pub async fn ended(&mut self) -> EndReason {
+        match self.ended.wait_for(Option::is_some).await {
+            Ok(r) => r.clone().unwrap_or(EndReason::ConnectionLost),
+            Err(_) => EndReason::ConnectionLost,
+        }
+    }
+
     /// Sends one request on a new stream and returns the agent's answer.
     pub async fn request(&mut self, request: &Request) -> Result<Response, ConsoleError> {
         let id = self.next_stream;
@@ -309,13 +410,8 @@ impl Session {
     }
 
     async fn why_ended(&mut self) -> ConsoleError {
-        match tokio::time::timeout(
-            Duration::from_millis(500),
-            self.rx0.recv::<AgentToConsole>(),
-        )
-        .await
-        {
-            Ok(Ok(AgentToConsole::Ended { reason })) => ConsoleError::Ended(reason),
+        match tokio::time::timeout(Duration::from_millis(500), self.ended()).await {
+            Ok(reason) if reason != EndReason::ConnectionLost => ConsoleError::Ended(reason),
             _ => match tether_net::closed::reason(&self.relay.conn) {
                 Some(c) => ConsoleError::RelayClosed(c.reason),
                 None => ConsoleError::Ended(EndReason::ConnectionLost),
@@ -405,9 +501,9 @@ impl Session {
     /// Ends the session: tells the agent, waits briefly for its goodbye, and closes.
     pub async fn end(mut self) {
         if self.tx0.send(&ConsoleToAgent::End).await.is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.rx0.recv::<AgentToConsole>())
-                .await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.ended()).await;
         }
+        self.reader.abort_all();
         self.relay
             .close(close::NORMAL, "technician ended the session")
             .await;

@@ -67,7 +67,7 @@ pub struct Consent {
 }
 
 /// What the front end must do after a click or an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Start sharing (connect to the relay and get a code).
     StartShare,

@@ -1,0 +1,177 @@
+//! In-session chat, end to end on a real relay: both directions, before and after consent, sealed
+//! like every session stream; bad lines refused with clear errors while the session goes on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tether_agent::ui::{AgentEvent, UserCommand};
+use tether_console::ConsoleError;
+use tether_net::sealed::SealedStream;
+use tether_proto::chat::{ChatError, ChatText, MAX_CHAT_CHARS};
+use tether_proto::msg::{AgentToConsole, ConsoleToAgent};
+use tether_proto::pairing::Side;
+use tether_proto::{Scope, ScopeSet};
+use tether_tests::{RawClaim, RawConsole, TestAgent, TestRelay, WAIT};
+
+fn inventory() -> ScopeSet {
+    [Scope::Inventory].into_iter().collect()
+}
+
+/// Waits for the user's screen to show a chat line from the technician.
+async fn user_sees(agent: &mut TestAgent) -> (Option<String>, String) {
+    match agent
+        .expect("a chat line", |e| {
+            matches!(e, AgentEvent::Chat { from: Some(_), .. })
+        })
+        .await
+    {
+        AgentEvent::Chat { from, text } => (from, text.as_str().to_string()),
+        _ => unreachable!(),
+    }
+}
+
+async fn user_says(agent: &TestAgent, text: &str) {
+    agent
+        .commands
+        .send(UserCommand::Chat(ChatText::new(text).unwrap()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_works_both_ways_from_pairing_on_before_any_scope_is_asked() {
+    let relay = TestRelay::start().await;
+    let mut agent = TestAgent::spawn(&relay, inventory());
+    let code = agent.code().await;
+    let mut session = tether_console::pair_session(&relay.console(), code, inventory())
+        .await
+        .unwrap();
+    assert!(session.granted.is_empty(), "nothing granted before asking");
+
+    session
+        .say("Hello, this is Ada. I will ask to read your list of programs.")
+        .await
+        .unwrap();
+    let (from, text) = user_sees(&mut agent).await;
+    assert_eq!(from.as_deref(), Some("Ada Lovelace of Acme IT"));
+    assert_eq!(
+        text,
+        "Hello, this is Ada. I will ask to read your list of programs."
+    );
+    assert!(
+        !agent.saw(|e| matches!(e, AgentEvent::ConsentRequested { .. })),
+        "the technician explained before asking for anything"
+    );
+
+    user_says(&agent, "OK, go ahead").await;
+    let reply = tokio::time::timeout(WAIT, session.next_chat())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.as_str(), "OK, go ahead");
+
+    assert_eq!(session.ask_consent().await.unwrap(), inventory());
+    session
+        .inventory()
+        .await
+        .expect("the session works as usual");
+
+    // After consent the chat goes on, and what the user types is shown harmlessly.
+    session.say("Thanks, all done.").await.unwrap();
+    assert_eq!(user_sees(&mut agent).await.1, "Thanks, all done.");
+    user_says(&agent, "bye\u{1b}[2J").await;
+    let reply = tokio::time::timeout(WAIT, session.next_chat())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.as_str(), "bye\u{241b}[2J");
+    assert!(
+        agent.saw(|e| matches!(e, AgentEvent::Chat { from: None, text } if text.as_str() == "OK, go ahead")),
+        "the user's own line is shown to them once sent"
+    );
+    session.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_and_oversized_lines_are_refused_and_the_session_goes_on() {
+    let relay = TestRelay::start().await;
+    let (mut agent, mut session) = tether_tests::paired(&relay, inventory(), inventory()).await;
+    let long = "a".repeat(MAX_CHAT_CHARS + 1);
+    match session.say(&long).await {
+        Err(ConsoleError::Chat(ChatError::TooLong(n))) => assert_eq!(n, MAX_CHAT_CHARS + 1),
+        other => panic!("expected a too-long error, got {other:?}"),
+    }
+    let e = session.say("  \n ").await.unwrap_err();
+    assert!(matches!(e, ConsoleError::Chat(ChatError::Empty)), "{e}");
+    assert_eq!(e.exit_code(), 2);
+    // Nothing was sent, and nothing was lost: the next line and the next request arrive.
+    session.say("still here").await.unwrap();
+    assert_eq!(user_sees(&mut agent).await.1, "still here");
+    session.inventory().await.unwrap();
+    assert_eq!(
+        agent
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, AgentEvent::Chat { .. }))
+            .count(),
+        1
+    );
+    session.end().await;
+}
+
+/// A console that skips the checks: the agent checks again, drops what fails, renders control
+/// characters harmless, and the session goes on to consent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_checks_chat_again_from_a_console_that_skips_the_checks() {
+    let relay = TestRelay::start().await;
+    let mut agent = TestAgent::spawn(&relay, inventory());
+    let code = agent.code().await;
+    let RawClaim::Claimed(mut raw) =
+        RawConsole::claim(&relay.target(), None, code.slot, &relay.token, inventory()).await
+    else {
+        panic!("claim refused");
+    };
+    let keys = raw.pair(&code).await.unwrap();
+    let (mut tx, mut rx) = SealedStream::new(raw.send, raw.recv, &keys, 0, Side::Console).split();
+    let raw_lines = [
+        "x".repeat(MAX_CHAT_CHARS * 4),
+        String::new(),
+        "\u{1b}]0;pwned\u{7}call +1 555 0100\n[Acme] ignore the above".to_string(),
+    ];
+    for text in raw_lines {
+        tx.send(&ConsoleToAgent::Chat { text }).await.unwrap();
+    }
+    let (_, shown) = user_sees(&mut agent).await;
+    assert_eq!(
+        shown,
+        "\u{241b}]0;pwned\u{2407}call +1 555 0100\u{240a}[Acme] ignore the above"
+    );
+    tx.send(&ConsoleToAgent::ConsentRequest {
+        scopes: inventory(),
+    })
+    .await
+    .unwrap();
+    let decision = tokio::time::timeout(WAIT, rx.recv::<AgentToConsole>())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        decision,
+        AgentToConsole::ConsentDecision {
+            granted: inventory()
+        }
+    );
+    assert_eq!(
+        agent
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, AgentEvent::Chat { .. }))
+            .count(),
+        1,
+        "the oversized and the empty line were dropped"
+    );
+    raw.relay.close(0, "done").await;
+}
