@@ -23,6 +23,7 @@ pub mod backoff;
 pub mod cli;
 pub mod diagnostics;
 pub mod enroll;
+mod guest;
 pub mod inventory;
 pub mod local_log;
 pub mod policy;

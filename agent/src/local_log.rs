@@ -64,6 +64,20 @@ impl LocalLog {
                 json!({"event": "refused", "what": what, "scope": scope.name()})
             }
             AgentEvent::Ended { reason } => json!({"event": "ended", "reason": reason.to_string()}),
+            AgentEvent::InviteRequested {
+                by,
+                invitee,
+                handover,
+                ..
+            } => {
+                json!({"event": "invite_requested", "by": by, "invitee": invitee, "handover": handover})
+            }
+            AgentEvent::InviteDecided { code_sent } => {
+                json!({"event": "invite_answered", "allowed": code_sent})
+            }
+            AgentEvent::TechnicianLeft { technician, reason } => {
+                json!({"event": "technician_left", "technician": technician, "reason": reason.to_string()})
+            }
             AgentEvent::Chat { from, text } => {
                 json!({"event": "chat", "from": from.as_deref().unwrap_or("you"), "text": text.as_str()})
             }

@@ -133,6 +133,7 @@ mod tests {
             name: "Ada".into(),
             org: org.into(),
             role: TechnicianRole::Technician,
+            tier: tether_proto::msg::Tier::L1,
         }
     }
 

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tether_net::client::RelayConnection;
 use tether_net::framed;
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
@@ -16,10 +17,11 @@ use tether_proto::pairing::Side;
 use tether_proto::seal::SealError;
 use tether_proto::seal::SessionKeys;
 use tether_proto::{Scope, ScopeSet};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::guest::GuestHandle;
 use crate::policy::KnownOrgs;
 use crate::requests;
 use crate::screen::{InputProvider, ScreenProvider};
@@ -38,6 +40,57 @@ pub(crate) struct Session<'a> {
     pub ctl: &'a mut Control,
     pub ui: &'a mut UiLink,
     pub keys: SessionKeys,
+    /// Told when the user grants this session something (a hand-over waits for the invitee's).
+    pub on_consent: Option<oneshot::Sender<()>>,
+    /// Sessions of this share still running; the last to end tells the user `Ended`, the others
+    /// `TechnicianLeft`.
+    pub live: Arc<AtomicUsize>,
+    /// Whether this session's technician may invite a colleague (the first technician's may).
+    pub may_invite: bool,
+}
+
+/// An invitation in progress, from the technician's ask to the invitee's session.
+#[derive(Default)]
+struct Inviting {
+    /// Asked the relay about the invitee; `Some(handover)`.
+    relay: Option<bool>,
+    /// Asking the user: the ticket, hand-over, and when silence means no.
+    user: Option<(u64, bool, tokio::time::Instant)>,
+    /// The guest session, once the user agreed.
+    guest: Option<GuestHandle>,
+    /// The invitee's code, or why there is none.
+    code: Option<oneshot::Receiver<Result<tether_proto::SessionCode, String>>>,
+    /// Fires when the user grants the invitee something.
+    consented: Option<oneshot::Receiver<()>>,
+    /// The invitee is in (paired and granted something).
+    joined: bool,
+}
+
+impl Inviting {
+    /// An invitation is being decided, or a colleague is in: one at a time.
+    fn busy(&self) -> bool {
+        self.relay.is_some() || self.user.is_some() || self.joined
+    }
+
+    /// Stops a guest whose invitee never came (their code is dropped with it).
+    fn drop_unused_guest(&mut self) {
+        if let Some(g) = self.guest.take() {
+            info!("replacing an invitation that was not used");
+            g.task.abort();
+        }
+        (self.code, self.consented) = (None, None);
+    }
+}
+
+/// Resolves with `rx`'s value (`None` if its sender went away) and empties the slot; pending
+/// forever on an empty slot, so a select branch over it stays quiet.
+async fn take_oneshot<T>(rx: &mut Option<oneshot::Receiver<T>>) -> Option<T> {
+    let Some(r) = rx.as_mut() else {
+        return std::future::pending().await;
+    };
+    let v = r.await.ok();
+    *rx = None;
+    v
 }
 
 impl Session<'_> {
@@ -70,8 +123,21 @@ impl Session<'_> {
             }
             Err(reason) => Err(reason),
         };
+        let mut guests = JoinSet::new();
+        let mut guest = None;
         let reason = match granted {
-            Ok(granted) => self.serve(granted, &mut s0, &mut tx0, config, who).await,
+            Ok(granted) => {
+                self.serve(
+                    granted,
+                    &mut s0,
+                    &mut tx0,
+                    config,
+                    who.clone(),
+                    &mut guests,
+                    &mut guest,
+                )
+                .await
+            }
             Err(reason) => reason,
         };
         reader.abort_all();
@@ -80,7 +146,27 @@ impl Session<'_> {
             reason,
             EndReason::TechnicianEnded | EndReason::ConnectionLost | EndReason::ConsentDenied
         );
-        Ok(self.finish(&mut tx0, reason, tell_console).await)
+        let reason = self.finish(&mut tx0, reason, tell_console, &who).await;
+        if reason == EndReason::UserEnded {
+            return Ok(reason);
+        }
+        // A colleague who joined carries on; the user's commands now go to them alone.
+        let mut last = reason;
+        while !guests.is_empty() {
+            tokio::select! {
+                c = self.ui.commands.recv() => match (c, &guest) {
+                    (Some(c), Some(g)) => { let _ = g.commands.send(c).await; }
+                    (None, Some(g)) => { let _ = g.commands.send(UserCommand::EndSession).await; }
+                    _ => {}
+                },
+                Some(done) = guests.join_next() => {
+                    if let Ok(r) = done {
+                        last = r;
+                    }
+                }
+            }
+        }
+        Ok(last)
     }
 
     /// After pairing: chat both ways until the technician asks for scopes. A console that says
@@ -97,6 +183,9 @@ impl Session<'_> {
             tokio::select! {
                 m = s0.recv() => match m {
                     Some(Ok(ConsoleToAgent::ConsentRequest { scopes })) => return Ok(scopes),
+                    Some(Ok(ConsoleToAgent::Invite { .. })) => {
+                        invite_failed(tx0, "an invitation needs a session the user has allowed").await;
+                    }
                     Some(Ok(ConsoleToAgent::End)) => return Err(EndReason::TechnicianEnded),
                     Some(Ok(ConsoleToAgent::Chat { text })) => {
                         self.chat_in(who, &text).await;
@@ -112,7 +201,11 @@ impl Session<'_> {
                         idle = CHAT_IDLE;
                     }
                     // Nothing asked, nothing granted yet.
-                    Some(UserCommand::Consent(_) | UserCommand::RevokeControl) => {}
+                    Some(
+                        UserCommand::Consent(_)
+                        | UserCommand::RevokeControl
+                        | UserCommand::AnswerInvite(_),
+                    ) => {}
                 },
                 m = self.ctl.recv() => if peer_gone(m) {
                     return Err(EndReason::ConnectionLost);
@@ -157,14 +250,17 @@ impl Session<'_> {
                     Some(UserCommand::Consent(s)) => break s.intersection(requested),
                     Some(UserCommand::EndSession) => return Err(EndReason::UserEnded),
                     Some(UserCommand::Chat(text)) => self.chat_out(tx0, text).await?,
-                    // Nothing granted yet, so nothing to take back.
-                    Some(UserCommand::RevokeControl) => {}
+                    // Nothing granted yet, so nothing to take back; no invitation is open.
+                    Some(UserCommand::RevokeControl | UserCommand::AnswerInvite(_)) => {}
                     // The front end is gone: nobody can say yes.
                     None => break ScopeSet::EMPTY,
                 },
                 // The technician may keep explaining while the user decides.
                 m = s0.recv() => match m {
                     Some(Ok(ConsoleToAgent::Chat { text })) => self.chat_in(&who, &text).await,
+                    Some(Ok(ConsoleToAgent::Invite { .. })) => {
+                        invite_failed(tx0, "an invitation needs a session the user has allowed").await;
+                    }
                     Some(Ok(ConsoleToAgent::End)) => return Err(EndReason::TechnicianEnded),
                     Some(Ok(ConsoleToAgent::ConsentRequest { .. })) => {
                         return Err(EndReason::ProtocolError("consent requested twice".into()));
@@ -191,6 +287,9 @@ impl Session<'_> {
         }
         known.remember(&org);
         info!(%granted, "consent given");
+        if let Some(tell) = self.on_consent.take() {
+            let _ = tell.send(());
+        }
         Ok(granted)
     }
 
@@ -220,7 +319,9 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Serves requests until the session ends; returns why it ended.
+    /// Serves requests until the session ends; returns why it ended. An invited colleague's
+    /// session, if one started, is left in `guests` / `guest` for [`Session::run`] to carry on.
+    #[allow(clippy::too_many_arguments)]
     async fn serve(
         &mut self,
         granted: ScopeSet,
@@ -228,12 +329,16 @@ impl Session<'_> {
         tx0: &mut SealedSend,
         config: &ShareConfig,
         technician: String,
+        guests: &mut JoinSet<EndReason>,
+        guest: &mut Option<GuestHandle>,
     ) -> EndReason {
         let (grant_tx, grant) = watch::channel(granted);
         let (report_tx, mut reports) = mpsc::channel::<SessionReport>(16);
         let mut tasks = JoinSet::new();
         let used = Arc::new(Mutex::new(HashSet::new()));
+        let mut inviting = Inviting::default();
         let reason = loop {
+            let answer_by = inviting.user.map(|(_, _, at)| at);
             tokio::select! {
                 s = self.relay.conn.accept_bi() => match s {
                     Ok((send, recv)) => {
@@ -254,36 +359,121 @@ impl Session<'_> {
                 m = s0.recv() => match m {
                     Some(Ok(ConsoleToAgent::End)) => break EndReason::TechnicianEnded,
                     Some(Ok(ConsoleToAgent::Chat { text })) => self.chat_in(&technician, &text).await,
+                    Some(Ok(ConsoleToAgent::Invite { invitee, handover })) => {
+                        if !self.may_invite {
+                            invite_failed(tx0, "only the first technician of a session can invite").await;
+                        } else if inviting.busy() {
+                            invite_failed(tx0, "one invitation at a time").await;
+                        } else {
+                            inviting.drop_unused_guest();
+                            info!(%invitee, handover, "the technician asks to invite a colleague");
+                            let ask = AgentToRelay::Invite { invitee, handover };
+                            if framed::write_msg(self.ctl_send, &ask).await.is_err() {
+                                break EndReason::ConnectionLost;
+                            }
+                            inviting.relay = Some(handover);
+                        }
+                    }
                     Some(Ok(ConsoleToAgent::ConsentRequest { .. })) => {
                         break EndReason::ProtocolError("consent requested twice".into())
                     }
                     Some(Err(e)) => break lost_or_broken(&e),
                     None => break EndReason::ConnectionLost,
                 },
-                c = self.ui.commands.recv() => match c {
-                    Some(UserCommand::EndSession) | None => break EndReason::UserEnded,
-                    Some(UserCommand::Consent(_)) => {}
-                    Some(UserCommand::Chat(text)) => {
-                        if let Err(reason) = self.chat_out(tx0, text).await {
-                            break reason;
-                        }
+                c = self.ui.commands.recv() => {
+                    // The colleague's session hears the user too: their consent, chat, revoke, end.
+                    if let (Some(c), Some(g)) = (&c, inviting.guest.as_ref()) {
+                        let _ = g.commands.send(c.clone()).await;
                     }
-                    Some(UserCommand::RevokeControl) => {
-                        if grant.borrow().contains(Scope::Control) {
-                            grant_tx.send_modify(|g| g.remove(Scope::Control));
-                            info!("the user revoked control");
-                            self.emit(AgentEvent::Revoked { scope: Scope::Control }).await;
+                    match c {
+                        Some(UserCommand::EndSession) | None => break EndReason::UserEnded,
+                        Some(UserCommand::Consent(_)) => {}
+                        Some(UserCommand::Chat(text)) => {
+                            if let Err(reason) = self.chat_out(tx0, text).await {
+                                break reason;
+                            }
+                        }
+                        Some(UserCommand::RevokeControl) => {
+                            if grant.borrow().contains(Scope::Control) {
+                                grant_tx.send_modify(|g| g.remove(Scope::Control));
+                                info!("the user revoked control");
+                                self.emit(AgentEvent::Revoked { scope: Scope::Control }).await;
+                            }
+                        }
+                        Some(UserCommand::AnswerInvite(yes)) => {
+                            if let Some((ticket, handover, _)) = inviting.user.take() {
+                                self.emit(AgentEvent::InviteDecided { code_sent: yes }).await;
+                                if yes {
+                                    let (g, code, consented) = crate::guest::start(
+                                        guests, config, ticket, handover,
+                                        self.ui.events.clone(), self.live.clone(),
+                                    );
+                                    (inviting.guest, inviting.code, inviting.consented) =
+                                        (Some(g), Some(code), Some(consented));
+                                } else {
+                                    invite_failed(tx0, "the user said no").await;
+                                }
+                            }
                         }
                     }
                 },
-                m = self.ctl.recv() => if peer_gone(m) {
-                    break EndReason::ConnectionLost;
+                m = self.ctl.recv() => match m {
+                    Some(Ok(RelayToAgent::InviteTicket { ticket, technician: named })) => {
+                        if let Some(handover) = inviting.relay.take() {
+                            let invitee = named.map(|t| format!("{} ({}) of {}", t.name, t.tier, t.org));
+                            let timeout = config.consent_timeout;
+                            inviting.user = Some((ticket, handover, tokio::time::Instant::now() + timeout));
+                            self.emit(AgentEvent::InviteRequested {
+                                by: technician.clone(),
+                                invitee: invitee.unwrap_or_else(|| "a colleague of the next tier".into()),
+                                handover,
+                                timeout_secs: timeout.as_secs(),
+                            }).await;
+                        }
+                    }
+                    Some(Ok(RelayToAgent::Error(e))) if inviting.relay.is_some() => {
+                        inviting.relay = None;
+                        invite_failed(tx0, &e.message).await;
+                    }
+                    m => if peer_gone(m) {
+                        break EndReason::ConnectionLost;
+                    },
                 },
+                () = wait_until(answer_by) => {
+                    inviting.user = None;
+                    self.emit(AgentEvent::InviteDecided { code_sent: false }).await;
+                    invite_failed(tx0, "the user did not answer").await;
+                }
+                code = take_oneshot(&mut inviting.code) => match code {
+                    Some(Ok(code)) => {
+                        let _ = tx0.send(&AgentToConsole::InviteCode { code: code.to_string() }).await;
+                    }
+                    Some(Err(reason)) => invite_failed(tx0, &reason).await,
+                    None => invite_failed(tx0, "the invitation could not be set up").await,
+                },
+                consented = take_oneshot(&mut inviting.consented) => {
+                    inviting.joined = consented.is_some();
+                    if consented.is_some() && inviting.guest.as_ref().is_some_and(|g| g.handover) {
+                        self.report(SessionReport::HandedOver).await;
+                        break EndReason::HandedOver;
+                    }
+                }
+                Some(done) = guests.join_next_with_id(), if !guests.is_empty() => {
+                    let id = match &done {
+                        Ok((id, _)) => *id,
+                        Err(e) => e.id(),
+                    };
+                    if inviting.guest.as_ref().is_some_and(|g| g.task.id() == id) {
+                        inviting.guest = None;
+                        inviting.joined = false;
+                    }
+                }
                 Some(r) = reports.recv() => self.report(r).await,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         };
         tasks.abort_all();
+        *guest = inviting.guest.take();
         reason
     }
 
@@ -293,6 +483,7 @@ impl Session<'_> {
         tx0: &mut SealedSend,
         reason: EndReason,
         tell_console: bool,
+        who: &str,
     ) -> EndReason {
         if tell_console {
             let _ = tx0
@@ -315,12 +506,39 @@ impl Session<'_> {
             })
             .await;
         }
-        self.emit(AgentEvent::Ended {
-            reason: reason.clone(),
-        })
-        .await;
+        let others = self.live.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+        if others > 0 {
+            self.emit(AgentEvent::TechnicianLeft {
+                technician: who.to_string(),
+                reason: reason.clone(),
+            })
+            .await;
+        } else {
+            self.emit(AgentEvent::Ended {
+                reason: reason.clone(),
+            })
+            .await;
+        }
         reason
     }
+}
+
+/// Resolves at `at`, or never.
+async fn wait_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Tells the inviting technician the invitation did not happen.
+async fn invite_failed(tx0: &mut SealedSend, reason: &str) {
+    info!(reason, "invitation not made");
+    let _ = tx0
+        .send(&AgentToConsole::InviteFailed {
+            reason: reason.to_string(),
+        })
+        .await;
 }
 
 /// Stream 0's messages, as its reader task hands them over.

@@ -179,9 +179,9 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
     }
 }
 
-type ControlLink = (RelayConnection, quinn::SendStream, quinn::RecvStream);
+pub(crate) type ControlLink = (RelayConnection, quinn::SendStream, quinn::RecvStream);
 
-async fn connect_control(target: &RelayTarget) -> Result<ControlLink, ShareError> {
+pub(crate) async fn connect_control(target: &RelayTarget) -> Result<ControlLink, ShareError> {
     let relay = client::connect(target).await?;
     let (send, recv) = client::open_control(&relay.conn, Role::Agent).await?;
     Ok((relay, send, recv))
@@ -332,6 +332,9 @@ async fn on_connection(
             ctl: &mut ctl,
             ui,
             keys,
+            on_consent: None,
+            live: Arc::new(std::sync::atomic::AtomicUsize::new(1)),
+            may_invite: true,
         };
         break session.run(config, technician, stream0).await;
     };
@@ -340,7 +343,7 @@ async fn on_connection(
     result
 }
 
-async fn read_loop(
+pub(crate) async fn read_loop(
     mut recv: quinn::RecvStream,
     tx: mpsc::Sender<Result<RelayToAgent, FrameError>>,
 ) {
@@ -356,7 +359,7 @@ async fn read_loop(
 pub(crate) type Control = mpsc::Receiver<Result<RelayToAgent, FrameError>>;
 
 /// Waits for the claim of `slot`; `None` if it expired first.
-async fn wait_claim(
+pub(crate) async fn wait_claim(
     ctl: &mut Control,
     slot: Slot,
 ) -> Result<Option<tether_proto::msg::TechnicianIdentity>, ShareError> {
@@ -380,13 +383,18 @@ pub(crate) async fn wait_end(ui: &mut UiLink) {
         match ui.commands.recv().await {
             Some(UserCommand::EndSession) | None => return,
             // Nobody to chat with or answer before a session.
-            Some(UserCommand::Consent(_) | UserCommand::RevokeControl | UserCommand::Chat(_)) => {}
+            Some(
+                UserCommand::Consent(_)
+                | UserCommand::RevokeControl
+                | UserCommand::Chat(_)
+                | UserCommand::AnswerInvite(_),
+            ) => {}
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-enum PairError {
+pub(crate) enum PairError {
     #[error(transparent)]
     Pairing(#[from] tether_proto::pairing::PairingError),
     #[error(transparent)]
@@ -398,7 +406,7 @@ enum PairError {
 }
 
 /// Runs pairing on the first spliced stream; on success the stream stays open as sealed stream 0.
-async fn pair(
+pub(crate) async fn pair(
     relay: &RelayConnection,
     code: &SessionCode,
 ) -> Result<(SessionKeys, (quinn::SendStream, quinn::RecvStream)), PairError> {

@@ -109,6 +109,19 @@ pub fn render(event: &AgentEvent) -> String {
             format!("You took back \"{scope}\". The session goes on without it.")
         }
         AgentEvent::Ended { reason } => format!("Session ended: {reason}."),
+        AgentEvent::InviteRequested { by, invitee, handover, timeout_secs } => format!(
+            "\n{by} asks to bring in a colleague: {invitee}{}.\n\
+             The colleague gets nothing unless you allow it when they connect; you will be asked.\n\
+             Allow? Type y or n. No answer in {timeout_secs} s means no.",
+            if *handover { ", and then to leave the session to them" } else { "" }
+        ),
+        AgentEvent::InviteDecided { code_sent: true } => {
+            "You allowed the invitation. When the colleague connects, you will be asked what they may do.".into()
+        }
+        AgentEvent::InviteDecided { code_sent: false } => "No colleague will be invited.".into(),
+        AgentEvent::TechnicianLeft { technician, reason } => {
+            format!("{technician} left the session ({reason}). The session goes on with the other technician.")
+        }
         AgentEvent::Chat { from: Some(from), text } => format!("[{from}] {text}"),
         AgentEvent::Chat { from: None, text } => format!("[you] {text}"),
     }
@@ -123,6 +136,7 @@ where
     let mut input_open = true;
     let mut pending: Option<ScopeSet> = None;
     let mut paired = false;
+    let mut invite_pending = false;
     loop {
         tokio::select! {
             ev = ui.events.recv() => {
@@ -136,6 +150,11 @@ where
                     }
                     AgentEvent::ConsentRequested { scopes, .. } => pending = Some(scopes),
                     AgentEvent::Paired { .. } => paired = true,
+                    AgentEvent::InviteRequested { .. } if !input_open => {
+                        let _ = ui.commands.send(UserCommand::AnswerInvite(false)).await;
+                    }
+                    AgentEvent::InviteRequested { .. } => invite_pending = true,
+                    AgentEvent::InviteDecided { .. } => invite_pending = false,
                     AgentEvent::Ended { .. } => return,
                     _ => {}
                 }
@@ -151,6 +170,10 @@ where
                 Ok(Some(l)) => {
                     if let Some(requested) = pending.take() {
                         let _ = ui.commands.send(UserCommand::Consent(parse_answer(&l, requested))).await;
+                    } else if invite_pending {
+                        invite_pending = false;
+                        let yes = matches!(l.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+                        let _ = ui.commands.send(UserCommand::AnswerInvite(yes)).await;
                     } else if paired && !l.trim().is_empty() {
                         match ChatText::new(&l) {
                             Ok(text) => {
@@ -185,6 +208,7 @@ mod tests {
             name: "Ada".into(),
             org: "Acme".into(),
             role: TechnicianRole::Technician,
+            tier: tether_proto::msg::Tier::L1,
         };
         let relay = "127.0.0.1:4433".into();
         AgentEvent::ConsentRequested {

@@ -119,6 +119,31 @@ pub enum AgentEvent {
         /// The line.
         text: ChatText,
     },
+    /// The technician in the session wants to bring in a colleague. Answer with
+    /// [`UserCommand::AnswerInvite`]; silence until the timeout means no.
+    InviteRequested {
+        /// Who asks ("name of org").
+        by: String,
+        /// Whom, as the relay knows them (e.g. "Grace Hopper (L2) of Acme", "any L2 technician of
+        /// Acme").
+        invitee: String,
+        /// The asking technician leaves once the colleague is in.
+        handover: bool,
+        /// Seconds before silence counts as "no".
+        timeout_secs: u64,
+    },
+    /// The invitation was answered or failed; `code_sent` when the colleague may now connect.
+    InviteDecided {
+        /// Whether the colleague was given a code.
+        code_sent: bool,
+    },
+    /// One technician left while another stays connected.
+    TechnicianLeft {
+        /// Who ("name of org").
+        technician: String,
+        /// Why.
+        reason: EndReason,
+    },
     /// The session is over.
     Ended {
         /// Why.
@@ -137,6 +162,8 @@ pub enum UserCommand {
     RevokeControl,
     /// Send a chat line to the technician (from pairing on).
     Chat(ChatText),
+    /// The answer to [`AgentEvent::InviteRequested`].
+    AnswerInvite(bool),
 }
 
 /// The session's side of the channels.

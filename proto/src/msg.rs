@@ -92,6 +92,76 @@ pub struct TechnicianIdentity {
     pub org: String,
     /// What the relay lets this technician ask for.
     pub role: TechnicianRole,
+    /// Support tier, set by an admin; escalation goes to a higher one.
+    pub tier: Tier,
+}
+
+/// A technician's support tier: L1 takes first contact, L2 and L3 take escalations.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum Tier {
+    /// First line.
+    #[default]
+    L1,
+    /// Second line.
+    L2,
+    /// Third line (specialists).
+    L3,
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tier::L1 => "L1",
+            Tier::L2 => "L2",
+            Tier::L3 => "L3",
+        })
+    }
+}
+
+impl std::str::FromStr for Tier {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "L1" | "1" => Ok(Tier::L1),
+            "L2" | "2" => Ok(Tier::L2),
+            "L3" | "3" => Ok(Tier::L3),
+            other => Err(format!("unknown tier {other:?} (expected L1, L2 or L3)")),
+        }
+    }
+}
+
+/// Whom a technician in a session invites: a named colleague, or whoever of a tier takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum Invitee {
+    /// This technician of the inviter's organisation.
+    Technician(String),
+    /// Any technician of the inviter's organisation at this tier or higher.
+    Tier(Tier),
+}
+
+impl Invitee {
+    /// Whether `who`, a technician of `org`, is the one invited.
+    pub fn admits(&self, org: &str, who: &TechnicianIdentity) -> bool {
+        who.org == org
+            && match self {
+                Invitee::Technician(name) => &who.name == name,
+                Invitee::Tier(t) => who.tier >= *t,
+            }
+    }
+}
+
+impl std::fmt::Display for Invitee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Invitee::Technician(name) => f.write_str(name),
+            Invitee::Tier(t) => write!(f, "any {t} technician"),
+        }
+    }
 }
 
 /// A technician's role on the relay. The relay refuses claims asking for more than the role allows, and
@@ -196,6 +266,8 @@ pub enum RelayErrorKind {
     Busy,
     /// The relay is shutting down.
     ShuttingDown,
+    /// No such technician (or nobody at that tier) in the inviter's organisation.
+    UnknownTechnician,
 }
 
 /// Agent → relay, on the agent's control stream.
@@ -213,6 +285,19 @@ pub enum AgentToRelay {
     },
     /// An audit fact about the current session. Carries no content.
     Report(SessionReport),
+    /// The user agreed that the current session's technician brings in `invitee`: the relay checks
+    /// the invitee exists and answers [`RelayToAgent::InviteTicket`] (or an error).
+    Invite {
+        /// Whom.
+        invitee: Invitee,
+        /// The inviting technician leaves once the invitee is in.
+        handover: bool,
+    },
+    /// On a fresh agent connection: reserve a slot only `ticket`'s invitee can claim.
+    OpenInviteSlot {
+        /// From [`RelayToAgent::InviteTicket`]; single use.
+        ticket: u64,
+    },
 }
 
 /// Audit facts an agent reports about its session.
@@ -240,6 +325,8 @@ pub enum SessionReport {
         /// Why.
         reason: EndReason,
     },
+    /// The user asked to be handed over from this session's technician to the invitee, who is in.
+    HandedOver,
 }
 
 /// Relay → agent, on the agent's control stream.
@@ -270,6 +357,14 @@ pub enum RelayToAgent {
     PeerGone,
     /// A request was refused.
     Error(RelayError),
+    /// The invitee exists; open a guest connection with this ticket
+    /// ([`AgentToRelay::OpenInviteSlot`]).
+    InviteTicket {
+        /// Single use, valid as long as a code.
+        ticket: u64,
+        /// The invitee as the relay knows them, when invited by name.
+        technician: Option<TechnicianIdentity>,
+    },
 }
 
 /// Console → relay, on the console's claim stream.
@@ -336,6 +431,8 @@ pub enum EndReason {
     ConnectionLost,
     /// A protocol error.
     ProtocolError(String),
+    /// The technician handed the session over to a colleague, who carries on.
+    HandedOver,
 }
 
 impl std::fmt::Display for EndReason {
@@ -351,6 +448,7 @@ impl std::fmt::Display for EndReason {
             }
             EndReason::ConnectionLost => f.write_str("the connection was lost"),
             EndReason::ProtocolError(e) => write!(f, "protocol error: {e}"),
+            EndReason::HandedOver => f.write_str("the session was handed over to a colleague"),
         }
     }
 }
@@ -372,6 +470,14 @@ pub enum ConsoleToAgent {
         /// The line.
         text: String,
     },
+    /// Bring another technician in (needs a session with a grant); the user is asked first.
+    /// Answered with [`AgentToConsole::InviteCode`] or [`AgentToConsole::InviteFailed`].
+    Invite {
+        /// Whom.
+        invitee: Invitee,
+        /// Leave once the invitee is in.
+        handover: bool,
+    },
 }
 
 /// Agent → console on stream 0, sealed.
@@ -392,6 +498,17 @@ pub enum AgentToConsole {
     Chat {
         /// The line.
         text: String,
+    },
+    /// The user agreed: give the invitee this one-time code (sealed here, so the relay never sees
+    /// it). The invitee pairs with it and the user is asked again for their scopes.
+    InviteCode {
+        /// The code, as printed (`SessionCode`'s display form).
+        code: String,
+    },
+    /// The invitation did not happen.
+    InviteFailed {
+        /// Why (the user refused, or the relay did not know the invitee).
+        reason: String,
     },
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tether_proto::msg::TechnicianRole;
+use tether_proto::msg::{TechnicianRole, Tier};
 
 use crate::audit::{self, AuditError, AuditEvent, AuditLog, ChainError};
 use crate::technicians::{TechnicianError, TechnicianInfo, Technicians};
@@ -61,6 +61,22 @@ pub fn add_technician(
         role: role.to_string(),
     })?;
     Ok(token)
+}
+
+/// Sets a technician's support tier and audits it.
+pub fn set_technician_tier(
+    data_dir: &Path,
+    name: &str,
+    org: &str,
+    tier: Tier,
+) -> Result<(), AdminError> {
+    Technicians::new(data_dir).set_tier(name, org, tier)?;
+    AuditLog::open(data_dir)?.try_record(&AuditEvent::TechnicianTierSet {
+        technician: name.into(),
+        org: org.into(),
+        tier: tier.to_string(),
+    })?;
+    Ok(())
 }
 
 /// Revokes a technician and audits it.

@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::audit::AuditEvent;
+use crate::invite::Invitation;
+use crate::rendezvous::AgentId;
 use crate::server::{Shared, agent_queue, close_protocol};
 
 /// Events queued for one agent's control task.
@@ -28,6 +30,8 @@ pub struct AgentLink {
     pub events: mpsc::Sender<AgentEvent>,
     /// Set while the agent is in a session: one session per agent connection.
     pub busy: Arc<AtomicBool>,
+    /// For a guest connection's slot: only this invitation's invitee may claim it.
+    pub invite: Option<Arc<Invitation>>,
 }
 
 /// Events for an agent's control task.
@@ -55,6 +59,29 @@ pub enum AgentEvent {
     PeerGone,
 }
 
+/// Reserves a slot for `link` (the agent's own, or a guest link bound to an invitation).
+fn open_slot(shared: &Shared, id: AgentId, link: AgentLink) -> RelayToAgent {
+    let opened = shared.table(|t| t.open(id, link, Instant::now(), &mut rand::thread_rng()));
+    match opened {
+        Ok(slot) => {
+            debug!(agent = id, %slot, "slot opened");
+            RelayToAgent::SlotOpened {
+                slot,
+                expires_in_secs: shared.limits.code_ttl.as_secs() as u32,
+            }
+        }
+        Err(kind) => RelayToAgent::Error(RelayError::new(
+            kind,
+            match kind {
+                RelayErrorKind::TooManySlots => {
+                    "this agent already holds the maximum number of open codes"
+                }
+                _ => "the relay has no free slot right now",
+            },
+        )),
+    }
+}
+
 fn describe(report: &SessionReport) -> String {
     match report {
         SessionReport::Paired => "paired".into(),
@@ -68,6 +95,7 @@ fn describe(report: &SessionReport) -> String {
         }
         SessionReport::ScopeRefused { scope } => format!("scope_refused scope={scope}"),
         SessionReport::Ended { reason } => format!("ended reason={reason}"),
+        SessionReport::HandedOver => "handed_over".into(),
     }
 }
 
@@ -83,8 +111,9 @@ pub(crate) async fn serve(
         conn: conn.clone(),
         events: tx,
         busy: Arc::new(AtomicBool::new(false)),
+        invite: None,
     };
-    let mut current: Option<(u64, CancellationToken)> = None;
+    let mut current: Option<(u64, CancellationToken, TechnicianIdentity)> = None;
     let mut pending: Option<oneshot::Sender<Result<(), String>>> = None;
     let _connected = crate::metrics::GaugeGuard::new(&shared.metrics.agents_connected);
     info!(agent = id, "agent connected");
@@ -92,19 +121,46 @@ pub(crate) async fn serve(
         let reply = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
             msg = framed::read_msg::<AgentToRelay>(&mut recv) => match msg {
-                Ok(AgentToRelay::OpenSlot) => {
-                    let opened = shared.table(|t| t.open(id, link.clone(), Instant::now(), &mut rand::thread_rng()));
-                    Some(match opened {
-                        Ok(slot) => {
-                            debug!(agent = id, %slot, "slot opened");
-                            RelayToAgent::SlotOpened { slot, expires_in_secs: shared.limits.code_ttl.as_secs() as u32 }
+                Ok(AgentToRelay::OpenSlot) => Some(open_slot(&shared, id, link.clone())),
+                Ok(AgentToRelay::OpenInviteSlot { ticket }) => {
+                    Some(match shared.invites.take(ticket, Instant::now()) {
+                        Some(invitation) => {
+                            let guest = AgentLink { invite: Some(Arc::new(invitation)), ..link.clone() };
+                            open_slot(&shared, id, guest)
                         }
-                        Err(kind) => RelayToAgent::Error(RelayError::new(kind, match kind {
-                            RelayErrorKind::TooManySlots => "this agent already holds the maximum number of open codes",
-                            _ => "the relay has no free slot right now",
-                        })),
+                        None => RelayToAgent::Error(RelayError::new(
+                            RelayErrorKind::UnknownSlot,
+                            "this invitation is unknown, used or expired",
+                        )),
                     })
                 }
+                Ok(AgentToRelay::Invite { invitee, handover }) => Some(match &current {
+                    Some((session, _, by)) => {
+                        let invitation = Invitation {
+                            parent: *session,
+                            by: by.name.clone(),
+                            org: by.org.clone(),
+                            invitee: invitee.clone(),
+                            handover,
+                        };
+                        match shared.invites.issue(&shared.technicians, invitation, Instant::now()) {
+                            Ok((ticket, technician)) => {
+                                shared.audit.record(AuditEvent::Invited {
+                                    session: *session,
+                                    by: by.name.clone(),
+                                    invitee: invitee.to_string(),
+                                    handover,
+                                });
+                                RelayToAgent::InviteTicket { ticket, technician }
+                            }
+                            Err(e) => RelayToAgent::Error(e),
+                        }
+                    }
+                    None => RelayToAgent::Error(RelayError::new(
+                        RelayErrorKind::UnexpectedMessage,
+                        "an invitation needs a running session",
+                    )),
+                }),
                 Ok(AgentToRelay::Accept) => {
                     if let Some(p) = pending.take() {
                         let _ = p.send(Ok(()));
@@ -122,7 +178,7 @@ pub(crate) async fn serve(
                     if matches!(report, SessionReport::PairingFailed) {
                         shared.metrics.pairing_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
-                    if let Some((session, end)) = &current {
+                    if let Some((session, end, _)) = &current {
                         shared.audit.record(AuditEvent::AgentReport { session: *session, report: describe(&report) });
                         if matches!(report, SessionReport::PairingFailed | SessionReport::Ended { .. }) {
                             end.cancel();
@@ -138,7 +194,7 @@ pub(crate) async fn serve(
             },
             Some(event) = rx.recv() => match event {
                 AgentEvent::Claimed { slot, technician, session, end, answer } => {
-                    current = Some((session, end));
+                    current = Some((session, end, technician.clone()));
                     pending = Some(answer);
                     Some(RelayToAgent::Claimed { slot, technician })
                 }
@@ -154,7 +210,7 @@ pub(crate) async fn serve(
         }
     }
     shared.table(|t| t.remove_agent(id));
-    if let Some((_, end)) = current {
+    if let Some((_, end, _)) = current {
         end.cancel();
     }
     link.busy.store(false, Ordering::Release);

@@ -102,6 +102,37 @@ pub enum AuditEvent {
         /// Role.
         role: String,
     },
+    /// The user let a session's technician invite a colleague; the relay issued a ticket.
+    Invited {
+        /// The session invited into.
+        session: u64,
+        /// Who invited.
+        by: String,
+        /// Whom (a name, or "any L2 technician").
+        invitee: String,
+        /// The inviter leaves once the invitee is in.
+        handover: bool,
+    },
+    /// An invited technician joined: their own session (`session`) runs beside `parent`.
+    Joined {
+        /// The invitee's session.
+        session: u64,
+        /// The session they were invited into.
+        parent: u64,
+        /// Who joined.
+        technician: String,
+        /// Who invited them.
+        invited_by: String,
+    },
+    /// An operator set a technician's tier.
+    TechnicianTierSet {
+        /// Name.
+        technician: String,
+        /// Org.
+        org: String,
+        /// The tier.
+        tier: String,
+    },
     /// An operator revoked a technician's token.
     TechnicianRevoked {
         /// Name.

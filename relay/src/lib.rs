@@ -26,6 +26,7 @@ pub mod audit;
 pub mod config;
 mod device;
 mod fleet;
+pub mod invite;
 pub mod metrics;
 pub mod rendezvous;
 pub mod server;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tether_proto::msg::TechnicianRole;
+use tether_proto::msg::{TechnicianRole, Tier};
 use tether_relay::config::{DEFAULT_PORT, default_data_dir};
 use tether_relay::{Relay, RelayConfig, admin};
 
@@ -94,6 +94,19 @@ enum TechnicianCommand {
         /// Token lifetime, e.g. 30d; no expiry if omitted.
         #[arg(long)]
         expires: Option<String>,
+        /// Support tier: L1, L2 or L3 (escalations go to a higher tier).
+        #[arg(long, default_value = "L1")]
+        tier: Tier,
+    },
+    /// Set a technician's support tier (L1, L2 or L3).
+    SetTier {
+        /// Name.
+        name: String,
+        /// Organisation.
+        #[arg(long)]
+        org: String,
+        /// L1, L2 or L3.
+        tier: Tier,
     },
     /// Revoke a technician's token.
     Revoke {
@@ -221,12 +234,20 @@ fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow:
             org,
             role,
             expires,
+            tier,
         } => {
             let valid_for = expires.map(|e| admin::parse_duration(&e)).transpose()?;
             let token = admin::add_technician(data_dir, &name, &org, role, valid_for)?;
-            println!("technician {name:?} of {org:?} added with role {role}.");
+            if tier != Tier::L1 {
+                admin::set_technician_tier(data_dir, &name, &org, tier)?;
+            }
+            println!("technician {name:?} of {org:?} added with role {role}, tier {tier}.");
             println!("token (shown only once; give it to the technician as TETHER_TOKEN):");
             println!("{token}");
+        }
+        TechnicianCommand::SetTier { name, org, tier } => {
+            admin::set_technician_tier(data_dir, &name, &org, tier)?;
+            println!("technician {name:?} of {org:?} is now {tier}.");
         }
         TechnicianCommand::Revoke { name, org } => {
             admin::revoke_technician(data_dir, &name, &org)?;
@@ -235,10 +256,11 @@ fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow:
         TechnicianCommand::List => {
             for t in admin::list_technicians(data_dir)? {
                 println!(
-                    "{:<24} {:<24} {:<11} {}",
+                    "{:<24} {:<24} {:<11} {:<3} {}",
                     t.name,
                     t.org,
                     t.role.name(),
+                    t.tier,
                     t.status
                 );
             }

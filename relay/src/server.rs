@@ -81,6 +81,7 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn crate::store::Store>,
+    pub invites: crate::invite::Invites,
 }
 
 impl std::fmt::Debug for Shared {
@@ -149,6 +150,7 @@ impl Relay {
                 limits.claims_per_source_per_minute,
             )),
             technicians: Technicians::new(&dir),
+            invites: crate::invite::Invites::new(limits.code_ttl),
             audit,
             limits,
             tap: config.splice_tap.clone(),

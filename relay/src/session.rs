@@ -125,6 +125,20 @@ pub(crate) async fn serve(
             .await;
         }
     };
+    if let Some(inv) = &link.invite
+        && !inv.invitee.admits(&inv.org, &technician)
+    {
+        let text = format!(
+            "this code is for an invited technician ({} of {}), not for you; the code is now used",
+            inv.invitee, inv.org
+        );
+        return refuse(
+            &conn,
+            send,
+            &refused(RelayErrorKind::Forbidden, text, Some(technician.name)),
+        )
+        .await;
+    }
     if link.busy.swap(true, Ordering::AcqRel) {
         let kind = RelayErrorKind::Busy;
         return refuse(
@@ -171,6 +185,14 @@ pub(crate) async fn serve(
         scopes: scopes.to_string(),
         peer,
     });
+    if let Some(inv) = &link.invite {
+        shared.audit.record(AuditEvent::Joined {
+            session,
+            parent: inv.parent,
+            technician: technician.name.clone(),
+            invited_by: inv.by.clone(),
+        });
+    }
     info!(session, %slot, technician = %technician.name, org = %technician.org, "session started");
     let started = Instant::now();
     shared

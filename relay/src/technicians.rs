@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tether_proto::msg::{TechnicianIdentity, TechnicianRole};
+use tether_proto::msg::{TechnicianIdentity, TechnicianRole, Tier};
 
 /// File name in the data directory.
 pub const FILE: &str = "technicians.json";
@@ -73,12 +73,25 @@ struct Record {
     org: String,
     #[serde(default = "default_role")]
     role: TechnicianRole,
+    #[serde(default)]
+    tier: Tier,
     token_sha256: String,
     created_unix: u64,
     #[serde(default)]
     expires_unix: Option<u64>,
     #[serde(default)]
     revoked_unix: Option<u64>,
+}
+
+impl Record {
+    fn identity(self) -> TechnicianIdentity {
+        TechnicianIdentity {
+            name: self.name,
+            org: self.org,
+            role: self.role,
+            tier: self.tier,
+        }
+    }
 }
 
 fn default_role() -> TechnicianRole {
@@ -94,6 +107,8 @@ pub struct TechnicianInfo {
     pub org: String,
     /// Role.
     pub role: TechnicianRole,
+    /// Support tier.
+    pub tier: Tier,
     /// `active`, `revoked` or `expired`.
     pub status: &'static str,
 }
@@ -180,12 +195,24 @@ impl Technicians {
         self.add_with(name, org, TechnicianRole::Technician, None)
     }
 
-    /// Registers a technician and returns their token. The token is not stored.
+    /// Registers a technician at tier L1 and returns their token. The token is not stored.
     pub fn add_with(
         &self,
         name: &str,
         org: &str,
         role: TechnicianRole,
+        valid_for: Option<std::time::Duration>,
+    ) -> Result<String, TechnicianError> {
+        self.add_full(name, org, role, Tier::L1, valid_for)
+    }
+
+    /// Registers a technician with a role and a tier and returns their token.
+    pub fn add_full(
+        &self,
+        name: &str,
+        org: &str,
+        role: TechnicianRole,
+        tier: Tier,
         valid_for: Option<std::time::Duration>,
     ) -> Result<String, TechnicianError> {
         check_label("name", name)?;
@@ -208,6 +235,7 @@ impl Technicians {
             name: name.into(),
             org: org.into(),
             role,
+            tier,
             token_sha256: hash(&token),
             created_unix,
             expires_unix: valid_for.map(|d| created_unix + d.as_secs()),
@@ -215,6 +243,37 @@ impl Technicians {
         });
         self.save(&all)?;
         Ok(token)
+    }
+
+    /// Sets an active technician's tier.
+    pub fn set_tier(&self, name: &str, org: &str, tier: Tier) -> Result<(), TechnicianError> {
+        let mut all = self.load()?;
+        let mut found = false;
+        for r in all
+            .iter_mut()
+            .filter(|r| r.name == name && r.org == org && r.revoked_unix.is_none())
+        {
+            r.tier = tier;
+            found = true;
+        }
+        if !found {
+            return Err(TechnicianError::NotFound {
+                name: name.into(),
+                org: org.into(),
+            });
+        }
+        self.save(&all)
+    }
+
+    /// Every technician whose token is currently good, as the relay would name them.
+    pub fn active(&self) -> Result<Vec<TechnicianIdentity>, TechnicianError> {
+        let now = now_unix();
+        Ok(self
+            .load()?
+            .into_iter()
+            .filter(|r| r.status(now).is_ok())
+            .map(Record::identity)
+            .collect())
     }
 
     /// Revokes a technician's token; claims with it fail from now on.
@@ -248,11 +307,7 @@ impl Technicians {
         let Some(r) = all.into_iter().find(|r| r.token_sha256 == h) else {
             return Ok(Err(TokenProblem::Unknown));
         };
-        Ok(r.status(now_unix()).map(|()| TechnicianIdentity {
-            name: r.name,
-            org: r.org,
-            role: r.role,
-        }))
+        Ok(r.status(now_unix()).map(|()| r.identity()))
     }
 
     /// All technicians, with their status.
@@ -271,6 +326,7 @@ impl Technicians {
                     name: r.name,
                     org: r.org,
                     role: r.role,
+                    tier: r.tier,
                     status,
                 }
             })

@@ -54,6 +54,9 @@ pub enum ConsoleError {
     /// A local file could not be written.
     #[error("{0}")]
     Output(String),
+    /// An invitation did not happen (the user said no, or the relay knows no such colleague).
+    #[error("invitation failed: {0}")]
+    Invite(String),
     /// A chat line was empty or too long; nothing was sent.
     #[error("chat message not sent: {0}")]
     Chat(#[from] tether_proto::chat::ChatError),
@@ -72,7 +75,7 @@ impl ConsoleError {
             ConsoleError::UnknownCode | ConsoleError::ExpiredCode | ConsoleError::Refused(_) => 6,
             ConsoleError::WrongCode => 7,
             ConsoleError::Chat(_) => 2,
-            ConsoleError::ConsentDenied | ConsoleError::Declined(_) => 8,
+            ConsoleError::ConsentDenied | ConsoleError::Declined(_) | ConsoleError::Invite(_) => 8,
             ConsoleError::ScopeDenied(_) => 9,
             ConsoleError::Fleet(e)
                 if matches!(

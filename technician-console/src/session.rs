@@ -15,8 +15,8 @@ use tether_proto::chat::ChatText;
 use tether_proto::diag::{DiagReport, Probe};
 use tether_proto::inventory::Inventory;
 use tether_proto::msg::{
-    AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, RelayToConsole, Request, Response,
-    Role, StreamOpen, TechnicianIdentity, close,
+    AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, Invitee, RelayToConsole, Request,
+    Response, Role, StreamOpen, TechnicianIdentity, close,
 };
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
 use tether_proto::seal::{SealError, SessionKeys};
@@ -51,6 +51,7 @@ pub struct Session {
     reader: JoinSet<()>,
     decisions: mpsc::Receiver<ScopeSet>,
     chat: mpsc::Receiver<ChatText>,
+    invites: mpsc::Receiver<Result<String, String>>,
     ended: watch::Receiver<Option<EndReason>>,
     next_stream: u32,
     /// The scopes claimed, and asked for by [`Session::ask_consent`].
@@ -67,12 +68,21 @@ pub struct Session {
 const CHAT_QUEUE: usize = 64;
 
 /// Sorts stream 0's messages: decisions, chat lines, and the agent's last word.
-async fn read_stream0(
-    mut rx0: SealedRecv,
+/// Where stream 0's reader sorts the agent's messages.
+struct Stream0Out {
     decisions: mpsc::Sender<ScopeSet>,
     chat: mpsc::Sender<ChatText>,
+    invites: mpsc::Sender<Result<String, String>>,
     ended: watch::Sender<Option<EndReason>>,
-) {
+}
+
+async fn read_stream0(mut rx0: SealedRecv, out: Stream0Out) {
+    let Stream0Out {
+        decisions,
+        chat,
+        invites,
+        ended,
+    } = out;
     let reason = loop {
         match rx0.recv::<AgentToConsole>().await {
             Ok(AgentToConsole::ConsentDecision { granted }) => {
@@ -87,6 +97,12 @@ async fn read_stream0(
                 }
                 Err(e) => tracing::warn!(error = %e, "dropped a chat line from the user"),
             },
+            Ok(AgentToConsole::InviteCode { code }) => {
+                let _ = invites.try_send(Ok(code));
+            }
+            Ok(AgentToConsole::InviteFailed { reason }) => {
+                let _ = invites.try_send(Err(reason));
+            }
             Ok(AgentToConsole::Ended { reason }) => break reason,
             Err(SealedError::Seal(_) | SealedError::Frame(FrameError::Codec(_))) => {
                 break EndReason::ProtocolError("a session frame failed authentication".into());
@@ -166,8 +182,15 @@ pub async fn pair_session(
             let (decision_tx, decisions) = mpsc::channel(1);
             let (chat_tx, chat) = mpsc::channel(CHAT_QUEUE);
             let (ended_tx, ended) = watch::channel(None);
+            let (invite_tx, invites) = mpsc::channel(2);
             let mut reader = JoinSet::new();
-            reader.spawn(read_stream0(p.rx0, decision_tx, chat_tx, ended_tx));
+            let out = Stream0Out {
+                decisions: decision_tx,
+                chat: chat_tx,
+                invites: invite_tx,
+                ended: ended_tx,
+            };
+            reader.spawn(read_stream0(p.rx0, out));
             Ok(Session {
                 relay,
                 keys: p.keys,
@@ -175,6 +198,7 @@ pub async fn pair_session(
                 reader,
                 decisions,
                 chat,
+                invites,
                 ended,
                 next_stream: 1,
                 asked: scopes,
@@ -331,6 +355,35 @@ impl Session {
             .send(&ConsoleToAgent::Chat { text: text.into() })
             .await?;
         Ok(())
+    }
+
+    /// Invites a colleague into this session (`handover`: and leave once they are in). The user is
+    /// asked first; on yes, returns the one-time code to give the colleague, who claims it like any
+    /// code and is asked for consent again. The code came sealed: the relay never saw it.
+    pub async fn invite(
+        &mut self,
+        invitee: Invitee,
+        handover: bool,
+    ) -> Result<SessionCode, ConsoleError> {
+        self.tx0
+            .send(&ConsoleToAgent::Invite { invitee, handover })
+            .await?;
+        let answer = tokio::time::timeout(CONSENT_WAIT, async {
+            tokio::select! {
+                biased;
+                a = self.invites.recv() => a,
+                _ = self.ended.wait_for(Option::is_some) => None,
+            }
+        })
+        .await
+        .map_err(|_| ConsoleError::Invite("the agent did not answer in time".into()))?;
+        match answer {
+            Some(Ok(code)) => code.parse().map_err(|e| {
+                ConsoleError::Protocol(format!("the agent sent an unreadable code: {e}"))
+            }),
+            Some(Err(reason)) => Err(ConsoleError::Invite(reason)),
+            None => Err(ConsoleError::Ended(self.ended().await)),
+        }
     }
 
     /// The user's next chat line; `None` once the session has ended and every line was read.

@@ -371,6 +371,7 @@ mod tests {
             name: "Ada".into(),
             org: "Acme".into(),
             role: TechnicianRole::Technician,
+            tier: tether_proto::msg::Tier::L1,
         }
     }
 
