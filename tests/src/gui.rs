@@ -126,8 +126,9 @@ impl Gui {
     /// The console window (`tether-console window`) with the relay's technician token.
     pub fn console(relay: &TestRelay) -> Self {
         let mut c = Command::new(bin("tether-console"));
-        c.arg("window")
-            .args(relay_args(relay))
+        // The relay options belong to `tether-console` itself, before the subcommand.
+        c.args(relay_args(relay))
+            .arg("window")
             .env("TETHER_TOKEN", &relay.token);
         Self::start(c, (1920, 1080), tether_console::window::layout::TITLE)
     }
@@ -163,7 +164,7 @@ impl Gui {
             "--sync",
         ]);
         self.click(at);
-        self.xdotool(&["type", "--delay", "60", text]);
+        self.xdotool(&["type", "--delay", "60", "--", text]);
         std::thread::sleep(Duration::from_millis(500));
     }
 

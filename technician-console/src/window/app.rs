@@ -384,8 +384,7 @@ impl ConsoleApp {
         if ui
             .put(
                 rect(layout::RUN),
-                egui::Button::new(RichText::new(format!("Run {}", kind.name())).strong())
-                    .sense(sense),
+                egui::Button::new(RichText::new("Run").strong()).sense(sense),
             )
             .clicked()
         {
