@@ -261,9 +261,7 @@ async fn main() {
         // winit wants the main thread, which is the one running this future under #[tokio::main];
         // sessions run on this runtime's workers.
         let rt = tokio::runtime::Handle::current();
-        if let Err(e) =
-            tokio::task::block_in_place(|| tether_console::window::run(rt, config))
-        {
+        if let Err(e) = tokio::task::block_in_place(|| tether_console::window::run(rt, config)) {
             eprintln!("error: {e}");
             std::process::exit(e.exit_code());
         }

@@ -289,7 +289,9 @@ async fn stop_control_really_revokes_control() {
     w.expect("You took back \"control\"");
     let line = w.expect("stop control: hidden");
     assert!(line.contains("allowed: view |"), "{line}");
-    let refused = control.send(&InputEvent::MouseMove { x: 910, y: 710 }).await;
+    let refused = control
+        .send(&InputEvent::MouseMove { x: 910, y: 710 })
+        .await;
     assert!(
         matches!(refused, Err(ConsoleError::ScopeDenied(Scope::Control))),
         "the console's next input must be refused: {refused:?}"

@@ -35,7 +35,9 @@ async fn connected(untick: &[usize]) -> (TestRelay, Gui, Gui, String) {
     let c = Gui::console(&relay);
     c.type_into(console::centre(console::CODE), &code.to_string());
     c.click(console::centre(console::CONNECT));
-    c.expect("consent: asking for view,control,diagnostics,inventory; waiting for the user's answer");
+    c.expect(
+        "consent: asking for view,control,diagnostics,inventory; waiting for the user's answer",
+    );
     let paired = a.expect("Verification code: ");
     let verification = paired
         .split("Verification code: ")

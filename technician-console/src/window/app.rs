@@ -225,7 +225,9 @@ impl ConsoleApp {
             ),
             Consent::Ended { granted, reason } => (
                 IDLE_BG,
-                format!("Session over ({reason}); it had: {granted}. Enter a new code to start again."),
+                format!(
+                    "Session over ({reason}); it had: {granted}. Enter a new code to start again."
+                ),
             ),
         };
         ui.painter().rect_filled(r, 5.0, bg);
@@ -305,9 +307,16 @@ impl ConsoleApp {
         }
         let inv = &self.model.inventory;
         let r = rect(layout::TABLE);
-        let r = Rect::from_min_max(r.min, Pos2::new(r.max.x, ui.ctx().content_rect().max.y - 8.0));
+        let r = Rect::from_min_max(
+            r.min,
+            Pos2::new(r.max.x, ui.ctx().content_rect().max.y - 8.0),
+        );
         let table = inv.table;
-        let widths: Vec<f32> = table.widths().iter().map(|w| w * (r.width() - 16.0)).collect();
+        let widths: Vec<f32> = table
+            .widths()
+            .iter()
+            .map(|w| w * (r.width() - 16.0))
+            .collect();
         let message = match (&inv.inventory, &inv.error) {
             (_, Some(e)) => Some(e.clone()),
             (None, None) if inv.loading => Some("Asking the agent for its inventory...".into()),
@@ -320,14 +329,14 @@ impl ConsoleApp {
                 return;
             }
             ui.label(
-                RichText::new(format!(
-                    "{} of {} rows",
-                    inv.shown().len(),
-                    inv.total()
-                ))
-                .italics(),
+                RichText::new(format!("{} of {} rows", inv.shown().len(), inv.total())).italics(),
             );
-            row(ui, &widths, table.columns().iter().map(|c| c.to_string()), true);
+            row(
+                ui,
+                &widths,
+                table.columns().iter().map(|c| c.to_string()),
+                true,
+            );
             let row_h = 18.0;
             egui::ScrollArea::vertical()
                 .id_salt(("table", table.name()))
@@ -415,7 +424,10 @@ impl ConsoleApp {
             );
         }
         let r = rect(layout::RESULTS);
-        let r = Rect::from_min_max(r.min, Pos2::new(r.max.x, ui.ctx().content_rect().max.y - 8.0));
+        let r = Rect::from_min_max(
+            r.min,
+            Pos2::new(r.max.x, ui.ctx().content_rect().max.y - 8.0),
+        );
         let results = d.results.clone();
         area(ui, r, |ui| {
             if results.is_empty() {
@@ -430,10 +442,13 @@ impl ConsoleApp {
                         ui.horizontal(|ui| {
                             let c = colour(verdict_rgb(rep.verdict));
                             ui.label(
-                                RichText::new(format!(" {} ", rep.verdict.to_string().to_uppercase()))
-                                    .strong()
-                                    .color(Color32::WHITE)
-                                    .background_color(c),
+                                RichText::new(format!(
+                                    " {} ",
+                                    rep.verdict.to_string().to_uppercase()
+                                ))
+                                .strong()
+                                .color(Color32::WHITE)
+                                .background_color(c),
                             );
                             ui.label(RichText::new(rep.probe.kind().name()).strong());
                             ui.label(format!("{} ms", rep.elapsed_ms));

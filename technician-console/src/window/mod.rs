@@ -379,7 +379,10 @@ pub fn run(rt: tokio::runtime::Handle, config: ConsoleConfig) -> Result<(), Cons
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title(layout::TITLE)
             .with_inner_size(layout::SIZE)
-            .with_min_inner_size([layout::SCREEN_X + 200.0, layout::PANEL[1] + layout::PANEL[3]])
+            .with_min_inner_size([
+                layout::SCREEN_X + 200.0,
+                layout::PANEL[1] + layout::PANEL[3],
+            ])
             .with_position([0.0, 0.0]),
         ..Default::default()
     };

@@ -139,8 +139,12 @@ impl Table {
                     rows.push(vec![
                         d.name.clone(),
                         render::bytes(d.size),
-                        format!("{:?}{}", d.kind, if d.removable { ", removable" } else { "" })
-                            .to_lowercase(),
+                        format!(
+                            "{:?}{}",
+                            d.kind,
+                            if d.removable { ", removable" } else { "" }
+                        )
+                        .to_lowercase(),
                         d.model.to_string(),
                     ]);
                     for p in &d.partitions {
