@@ -58,6 +58,7 @@ pub struct Gui {
     /// The process.
     pub child: Kill,
     out: mpsc::Receiver<String>,
+    seen: std::cell::RefCell<Vec<String>>,
     title: String,
     _data: tempfile::TempDir,
 }
@@ -105,6 +106,7 @@ impl Gui {
             x,
             child,
             out,
+            seen: Default::default(),
             title: title.to_string(),
             _data: data,
         };
@@ -176,10 +178,19 @@ impl Gui {
                 .out
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| panic!("the window never said {pat:?}"));
+            self.seen.borrow_mut().push(line.clone());
             if line.contains(pat) {
                 return line;
             }
         }
+    }
+
+    /// Whether any line read so far, or printed by now, contains `pat` (does not wait).
+    pub fn saw(&self, pat: &str) -> bool {
+        while let Ok(line) = self.out.try_recv() {
+            self.seen.borrow_mut().push(line);
+        }
+        self.seen.borrow().iter().any(|l| l.contains(pat))
     }
 
     /// Saves a `width`x`height` screenshot of the window's corner when `TETHER_SCREENSHOTS` names a

@@ -19,8 +19,8 @@ use tether_agent::window::layout as agent;
 
 /// A relay, the agent window with a code, the console window that entered it, and the user's
 /// answer: `untick` are rows of the consent dialog the user unticks before "Allow".
-/// Also returns the verification code the agent window showed.
-async fn connected(untick: &[usize]) -> (TestRelay, Gui, Gui, String) {
+/// Also returns the verification code the agent window showed. `deny`: the user presses Deny instead.
+async fn answered(untick: &[usize], deny: bool) -> (TestRelay, Gui, Gui, String) {
     let relay = TestRelay::start().await;
     let a = Gui::agent(&relay, 60);
     a.click(agent::centre(agent::GET_HELP));
@@ -52,8 +52,13 @@ async fn connected(untick: &[usize]) -> (TestRelay, Gui, Gui, String) {
     for row in untick {
         a.click(agent::scope_box(*row));
     }
-    a.click(agent::centre(agent::ALLOW));
+    let button = if deny { agent::DENY } else { agent::ALLOW };
+    a.click(agent::centre(button));
     (relay, a, c, verification)
+}
+
+async fn connected(untick: &[usize]) -> (TestRelay, Gui, Gui, String) {
+    answered(untick, false).await
 }
 
 /// Where the console window shoots from: its full size, the pointer parked on the consent strip.
@@ -168,4 +173,17 @@ async fn running_a_probe_shows_its_verdict() {
     c.click(console::centre(console::RUN));
     let line = c.expect("probe tcp-connect: ");
     assert!(line.contains("bad parameters"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_shows_as_denied_and_a_new_code_can_follow() {
+    let (_relay, a, c, _) = answered(&[], true).await;
+    c.expect("consent: denied: the user denied consent");
+    a.expect("You refused. Nothing was shared.");
+    // The inventory panel stays empty: nothing was fetched.
+    assert!(!c.saw("inventory:"));
+    // The code field works again: a mistyped code is refused in the window itself.
+    c.type_into(console::centre(console::CODE), "x");
+    c.click(console::centre(console::CONNECT));
+    c.expect("notice: That is not a session code");
 }
