@@ -7,7 +7,10 @@
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
 //! - [`render`]: human tables for the command line (JSON output is serde's).
 //! - [`screen`]: view and control streams ([`Session::view`], [`Session::control`]), PNG snapshots.
-//! - [`viewer`]: the eframe window showing a remote screen, with status bar and input.
+//! - [`viewer`]: the eframe window showing a remote screen, with status bar and input; its
+//!   [`viewer::ScreenPane`] is the live screen in both windows.
+//! - [`window`]: the console window (`tether-console window`): code entry, consent state, live
+//!   screen, inventory and diagnostics panels; [`window::model`] is its display-free state.
 
 pub mod chat;
 pub mod error;
@@ -16,6 +19,7 @@ pub mod render;
 pub mod screen;
 pub mod session;
 pub mod viewer;
+pub mod window;
 
 pub use error::ConsoleError;
 pub use session::{ConsoleConfig, Session, open_session, pair_session};

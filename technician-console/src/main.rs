@@ -19,12 +19,16 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Without a command on a desktop: the console window.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the console window (the default on a desktop): enter the code, see consent, the live
+    /// screen, inventory and diagnostics.
+    Window,
     /// With --code: fetch a machine's full inventory in a live session (asks the user for
     /// `inventory`). With a subcommand: query enrolled devices.
     #[command(args_conflicts_with_subcommands = true)]
@@ -212,15 +216,21 @@ fn input_events(a: &InputAction) -> Vec<InputEvent> {
 async fn main() {
     tether_net::cli::init_logging();
     let mut cli = Cli::parse();
+    if cli.command.is_none() {
+        if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+            usage("no command, and no desktop to open the window on; see --help")
+        }
+        cli.command = Some(Command::Window);
+    }
     // Validate diagnostics parameters before anything connects: a bad one never leaves this machine.
     let mut probe = None;
-    if let Command::Diag {
+    if let Some(Command::Diag {
         list,
         timeout,
         probe: kind,
         args,
         ..
-    } = &mut cli.command
+    }) = &mut cli.command
     {
         // `--json` after the probe name lands among the probe's arguments; take it back.
         if let Some(i) = args.iter().position(|a| a == "--json") {
@@ -254,9 +264,27 @@ async fn main() {
         (Err(e), _) => usage(&e.to_string()),
         (_, None) => usage("no technician token: pass --token or set TETHER_TOKEN"),
     };
+    if matches!(cli.command, Some(Command::Window)) {
+        // winit wants the main thread, which is the one running this future under #[tokio::main];
+        // sessions run on this runtime's workers.
+        let rt = tokio::runtime::Handle::current();
+        if let Err(e) = tokio::task::block_in_place(|| tether_console::window::run(rt, config)) {
+            eprintln!("error: {e}");
+            std::process::exit(e.exit_code());
+        }
+        return;
+    }
     if let Err(e) = run(cli, config, probe).await {
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());
+    }
+}
+
+/// The command (`main` has filled in the default).
+fn command(cli: &Cli) -> &Command {
+    match &cli.command {
+        Some(c) => c,
+        None => usage("no command; see --help"),
     }
 }
 
@@ -266,15 +294,16 @@ fn usage(msg: &str) -> ! {
 }
 
 async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<(), ConsoleError> {
-    if let Some(q) = fleet_query(&cli.command) {
+    if let Some(q) = fleet_query(command(&cli)) {
         return fleet(&cli, &config, q).await;
     }
-    let (code, scopes): (SessionCode, ScopeSet) = match &cli.command {
+    let (code, scopes): (SessionCode, ScopeSet) = match command(&cli) {
         Command::Inventory { code, .. } => (
             code.unwrap_or_else(|| usage("--code, or a subcommand (export, history, search)")),
             [Scope::Inventory].into_iter().collect(),
         ),
         Command::Devices { .. } => usage("devices needs a subcommand"),
+        Command::Window => usage("the window runs on its own"),
         Command::Diag { code, .. } => (
             code.unwrap_or_else(|| usage("--code is required")),
             [Scope::Diagnostics].into_iter().collect(),
@@ -345,7 +374,7 @@ fn fleet_query(c: &Command) -> Option<FleetQuery> {
 async fn fleet(cli: &Cli, config: &ConsoleConfig, q: FleetQuery) -> Result<(), ConsoleError> {
     let replies = tether_console::fleet::query(config, q).await?;
     let json = |v: serde_json::Result<String>| v.map_err(|e| ConsoleError::Output(e.to_string()));
-    let out = match (&cli.command, replies.as_slice()) {
+    let out = match (command(cli), replies.as_slice()) {
         (
             Command::Inventory {
                 fleet: Some(InventoryCommand::Export { format, .. }),
@@ -379,7 +408,7 @@ async fn fleet(cli: &Cli, config: &ConsoleConfig, q: FleetQuery) -> Result<(), C
             )));
         }
     };
-    match &cli.command {
+    match command(cli) {
         Command::Inventory {
             fleet:
                 Some(InventoryCommand::Export {
@@ -396,7 +425,7 @@ async fn fleet(cli: &Cli, config: &ConsoleConfig, q: FleetQuery) -> Result<(), C
 async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result<(), ConsoleError> {
     let json =
         |v: serde_json::Result<String>| v.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-    match &cli.command {
+    match command(cli) {
         Command::Inventory { .. } => {
             let inv = session.inventory().await?;
             if cli.json {
@@ -405,7 +434,7 @@ async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result
                 print!("{}", render::inventory(&inv))
             }
         }
-        Command::Devices { .. } => {}
+        Command::Devices { .. } | Command::Window => {}
         Command::Diag {
             all: true, timeout, ..
         } => {

@@ -3,7 +3,8 @@
 //! `control` is granted.
 //!
 //! The network runs in tokio tasks ([`pump_view`], [`pump_input`]) that share a [`ViewerState`] with the
-//! window; the window only reads the state and queues input events.
+//! window; the window only reads the state and queues input events. [`ScreenPane`] is the drawing and
+//! input part, shared with the console window ([`crate::window`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -94,17 +95,91 @@ pub async fn pump_input(
     control.close().await;
 }
 
-/// The window.
-struct Viewer {
+/// The live remote screen as a widget: the latest frame scaled to fit, and (when an input queue is
+/// given) mouse and keyboard forwarded as remote-display pixels. The viewer window and the console
+/// window both draw it.
+pub struct ScreenPane {
     state: Shared,
-    granted: ScopeSet,
-    who: String,
     texture: Option<egui::TextureHandle>,
     input: Option<mpsc::Sender<InputEvent>>,
     last_pos: Option<(i32, i32)>,
 }
 
-impl Viewer {
+impl std::fmt::Debug for ScreenPane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScreenPane")
+            .field("input", &self.input.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the status line shows about a running view.
+#[derive(Debug, Clone, Default)]
+pub struct ScreenStatus {
+    /// Frames per second, round-trip time and bandwidth, in words.
+    pub line: String,
+    /// Why the view stopped, once it has.
+    pub stopped: Option<String>,
+    /// The last input problem.
+    pub note: Option<String>,
+    /// A frame has arrived.
+    pub showing: bool,
+}
+
+impl ScreenPane {
+    /// A pane over `state`; `input` forwards mouse and keyboard (`None`: look only).
+    pub fn new(state: Shared, input: Option<mpsc::Sender<InputEvent>>) -> Self {
+        ScreenPane {
+            state,
+            texture: None,
+            input,
+            last_pos: None,
+        }
+    }
+
+    /// Takes the latest frame into the texture and says how the view is doing.
+    pub fn update(&mut self, ctx: &egui::Context) -> ScreenStatus {
+        let mut s = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((size, rgba)) = s.frame.take() {
+            let image = egui::ColorImage::from_rgba_unmultiplied(size, &rgba);
+            match &mut self.texture {
+                Some(t) => t.set(image, egui::TextureOptions::LINEAR),
+                None => {
+                    self.texture =
+                        Some(ctx.load_texture("remote", image, egui::TextureOptions::LINEAR))
+                }
+            }
+        }
+        ScreenStatus {
+            line: format!(
+                "{:.0} fps | rtt {:.1} ms | {:.0} kbit/s",
+                s.fps,
+                s.rtt.as_secs_f64() * 1000.0,
+                s.kbps
+            ),
+            stopped: s.stopped.clone(),
+            note: s.note.clone(),
+            showing: self.texture.is_some(),
+        }
+    }
+
+    /// Draws the screen into the space left in `ui` and forwards input over it.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let Some(tex) = &self.texture else {
+            ui.label("waiting for the first frame...");
+            return;
+        };
+        let size = tex.size_vec2();
+        let avail = ui.available_size();
+        let scale = (avail.x / size.x).min(avail.y / size.y).min(1.0);
+        let image = egui::Image::new((tex.id(), size * scale)).sense(egui::Sense::click_and_drag());
+        let resp = ui.add(image);
+        self.forward_input(ui, &resp, scale);
+    }
+
     fn send(&self, e: InputEvent) {
         if let Some(tx) = &self.input {
             // A full queue drops pointer motion rather than stalling the window; the next move catches up.
@@ -129,6 +204,9 @@ impl Viewer {
         }
         let events = ui.input(|i| i.events.clone());
         let hovered = resp.hovered();
+        // Keys go to the remote screen unless one of our own fields (a filter, probe parameters)
+        // has the keyboard.
+        let keys = ui.memory(|m| m.focused().is_none());
         for ev in events {
             match ev {
                 egui::Event::PointerButton {
@@ -154,10 +232,10 @@ impl Viewer {
                         self.send(InputEvent::Scroll { dx, dy });
                     }
                 }
-                egui::Event::Text(t) => self.send(InputEvent::Text(t)),
+                egui::Event::Text(t) if keys => self.send(InputEvent::Text(t)),
                 egui::Event::Key {
                     key, pressed: true, ..
-                } => {
+                } if keys => {
                     let k = match key {
                         egui::Key::Enter => Key::Enter,
                         egui::Key::Tab => Key::Tab,
@@ -181,64 +259,33 @@ impl Viewer {
     }
 }
 
+/// The window.
+struct Viewer {
+    pane: ScreenPane,
+    granted: ScopeSet,
+    who: String,
+}
+
 impl eframe::App for Viewer {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
-        let (status, stopped, note) = {
-            let mut s = match self.state.lock() {
-                Ok(s) => s,
-                Err(p) => p.into_inner(),
-            };
-            if let Some((size, rgba)) = s.frame.take() {
-                let image = egui::ColorImage::from_rgba_unmultiplied(size, &rgba);
-                match &mut self.texture {
-                    Some(t) => t.set(image, egui::TextureOptions::LINEAR),
-                    None => {
-                        self.texture =
-                            Some(ctx.load_texture("remote", image, egui::TextureOptions::LINEAR))
-                    }
-                }
-            }
-            (
-                format!(
-                    "{} | granted: {} | {:.0} fps | rtt {:.1} ms | {:.0} kbit/s",
-                    self.who,
-                    self.granted,
-                    s.fps,
-                    s.rtt.as_secs_f64() * 1000.0,
-                    s.kbps
-                ),
-                s.stopped.clone(),
-                s.note.clone(),
-            )
-        };
+        let st = self.pane.update(&ctx);
+        let status = format!("{} | granted: {} | {}", self.who, self.granted, st.line);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {
                 if ui.button("End session").clicked() {
                     ctx.send_viewport_cmd(egui::ViewportCommand::Close);
                 }
                 ui.label(status);
-                if let Some(n) = &note {
+                if let Some(n) = &st.note {
                     ui.colored_label(egui::Color32::YELLOW, n);
                 }
-                if let Some(s) = &stopped {
+                if let Some(s) = &st.stopped {
                     ui.colored_label(egui::Color32::LIGHT_RED, format!("view stopped: {s}"));
                 }
             });
         });
-        egui::CentralPanel::default().show(ui, |ui| {
-            let Some(tex) = &self.texture else {
-                ui.label("waiting for the first frame...");
-                return;
-            };
-            let size = tex.size_vec2();
-            let avail = ui.available_size();
-            let scale = (avail.x / size.x).min(avail.y / size.y).min(1.0);
-            let image =
-                egui::Image::new((tex.id(), size * scale)).sense(egui::Sense::click_and_drag());
-            let resp = ui.add(image);
-            self.forward_input(ui, &resp, scale);
-        });
+        egui::CentralPanel::default().show(ui, |ui| self.pane.show(ui));
         ctx.request_repaint_after(Duration::from_millis(30));
     }
 }
@@ -262,12 +309,9 @@ pub fn run_window(
         options,
         Box::new(move |_cc| {
             Ok(Box::new(Viewer {
-                state,
+                pane: ScreenPane::new(state, input),
                 granted,
                 who,
-                texture: None,
-                input,
-                last_pos: None,
             }))
         }),
     )

@@ -7,10 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
+use tether_tests::gui::Gui;
 use tether_tests::procs::{Kill, add_technician, bin};
 
 use tether_agent::window::layout;
@@ -18,183 +17,50 @@ use tether_console::{ConsoleError, open_session};
 use tether_net::Trust;
 use tether_proto::diag::Probe;
 use tether_proto::msg::Request;
+use tether_proto::screen::InputEvent;
 use tether_proto::{Scope, ScopeSet, SessionCode};
 use tether_relay::Limits;
 use tether_tests::TestRelay;
 
-/// Our own X server on a display number it picks itself (`-displayfd`), so parallel tests never collide.
-struct Xvfb {
-    _server: Kill,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Self {
-        let mut server = Kill(
-            Command::new("Xvfb")
-                .args([
-                    "-displayfd",
-                    "1",
-                    "-screen",
-                    "0",
-                    "1280x800x24",
-                    "-nolisten",
-                    "tcp",
-                    "-noreset",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("Xvfb (install xvfb)"),
-        );
-        let mut line = String::new();
-        BufReader::new(server.0.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let n: u32 = line
-            .trim()
-            .parse()
-            .expect("Xvfb printed its display number");
-        Xvfb {
-            _server: server,
-            display: format!(":{n}"),
-        }
-    }
-}
-
-/// The agent window on its own display, with its standard output read line by line.
-struct Window {
-    x: Xvfb,
-    agent: Kill,
-    out: mpsc::Receiver<String>,
-    _data: tempfile::TempDir,
-}
-
-impl Window {
-    /// `tether-agent window` with a consent timeout.
-    fn open(relay: &TestRelay, consent_timeout_secs: u64) -> Self {
-        Self::start(relay, Some(consent_timeout_secs))
-    }
-
-    /// `None`: plain `tether-agent` with no arguments, as a desktop launcher starts it, the relay
-    /// taken from the environment.
-    fn start(relay: &TestRelay, consent_timeout_secs: Option<u64>) -> Self {
-        let target = relay.target();
-        let Trust::Fingerprint(fp) = &target.trust else {
-            unreachable!("the test relay is pinned by fingerprint")
-        };
-        Self::start_at(&target.addr, fp, consent_timeout_secs)
-    }
-
-    fn start_at(addr: &str, fp: &str, consent_timeout_secs: Option<u64>) -> Self {
-        let x = Xvfb::start();
-        let data = tempfile::tempdir().unwrap();
-        let mut command = Command::new(bin("tether-agent"));
-        match consent_timeout_secs {
-            Some(secs) => command.args([
-                "window",
-                "--relay",
-                addr,
-                "--relay-cert-sha256",
-                fp,
-                "--consent-timeout",
-                &secs.to_string(),
-            ]),
-            None => command
-                .env("TETHER_RELAY", addr)
-                .env("TETHER_RELAY_CERT_SHA256", fp),
-        };
-        let mut agent = Kill(
-            command
-                .env("DISPLAY", &x.display)
-                .env("TETHER_AGENT_DATA", data.path())
-                .env_remove("WAYLAND_DISPLAY")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let (tx, out) = mpsc::channel();
-        let stdout = agent.0.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let w = Window {
-            x,
-            agent,
-            out,
-            _data: data,
-        };
-        w.xdotool(&["search", "--sync", "--onlyvisible", "--name", layout::TITLE]);
-        // Let the first frames render before anyone clicks.
-        std::thread::sleep(Duration::from_secs(3));
-        w
-    }
-
-    fn xdotool(&self, args: &[&str]) {
-        let out = Command::new("timeout")
-            .arg("30")
-            .arg("xdotool")
-            .args(args)
-            .env("DISPLAY", &self.x.display)
-            .output()
-            .expect("xdotool (install xdotool)");
-        assert!(out.status.success(), "xdotool {args:?}: {out:?}");
-    }
-
-    /// Clicks at a point of the window (opened at 0,0, so screen and window coordinates agree), then
-    /// gives it a moment to draw the result.
-    fn click(&self, (x, y): (i32, i32)) {
-        self.xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
-        std::thread::sleep(Duration::from_millis(700));
-    }
-
-    /// Waits for a line of standard output containing `pat`.
-    fn expect(&self, pat: &str) -> String {
-        loop {
-            let line = self
-                .out
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("the window never said {pat:?}"));
-            if line.contains(pat) {
-                return line;
-            }
-        }
-    }
-
+/// The agent window's own steps on top of the shared [`Gui`] driver.
+trait AgentWindow {
     /// "Get help", then the code it shows.
+    fn get_help(&self) -> SessionCode;
+    /// Saves a screenshot of the window when `TETHER_SCREENSHOTS` names a directory.
+    fn shot(&self, name: &str);
+}
+
+impl AgentWindow for Gui {
     fn get_help(&self) -> SessionCode {
         self.click(layout::centre(layout::GET_HELP));
         let line = self.expect("session code:");
         line.split("code:").nth(1).unwrap().trim().parse().unwrap()
     }
 
-    /// Saves a screenshot of the window when `TETHER_SCREENSHOTS` names a directory.
     fn shot(&self, name: &str) {
-        let Some(dir) = std::env::var_os("TETHER_SCREENSHOTS") else {
-            return;
-        };
-        // Park the pointer in a corner so no hover highlight shows.
-        self.xdotool(&["mousemove", "555", "595"]);
-        std::thread::sleep(Duration::from_millis(800));
-        let path = PathBuf::from(dir).join(format!("{name}.png"));
-        let [w, h] = layout::SIZE;
-        let status = Command::new("import")
-            .args(["-display", &self.x.display, "-window", "root", "-crop"])
-            .arg(format!("{w}x{h}+0+0"))
-            .arg(&path)
-            .status()
-            .expect("import (install imagemagick)");
-        assert!(status.success());
+        self.screenshot(name, layout::SIZE, (555, 595));
     }
+}
 
-    fn still_running(&mut self) -> bool {
-        self.agent.0.try_wait().unwrap().is_none()
-    }
+/// Plain `tether-agent` with no arguments, as a desktop launcher starts it, the relay taken from
+/// the environment.
+fn start_default(relay: &TestRelay) -> Gui {
+    let target = relay.target();
+    let Trust::Fingerprint(fp) = &target.trust else {
+        unreachable!("the test relay is pinned by fingerprint")
+    };
+    let mut c = Command::new(bin("tether-agent"));
+    c.env("TETHER_RELAY", &target.addr)
+        .env("TETHER_RELAY_CERT_SHA256", fp);
+    Gui::start(c, (1280, 800), layout::TITLE)
+}
+
+/// `tether-agent window` on a relay given by address and fingerprint.
+fn agent_at(addr: &str, fp: &str, consent_timeout_secs: u64) -> Gui {
+    let mut c = Command::new(bin("tether-agent"));
+    c.args(["window", "--relay", addr, "--relay-cert-sha256", fp])
+        .args(["--consent-timeout", &consent_timeout_secs.to_string()]);
+    Gui::start(c, (1280, 800), layout::TITLE)
 }
 
 fn scopes(list: &str) -> ScopeSet {
@@ -205,7 +71,7 @@ fn scopes(list: &str) -> ScopeSet {
 async fn deny_really_denies() {
     let relay = TestRelay::start_with(Limits::default(), None).await;
     // No arguments on a desktop: the window opens.
-    let w = Window::start(&relay, None);
+    let w = start_default(&relay);
     let code = w.get_help();
     let config = relay.console();
     let console =
@@ -226,7 +92,7 @@ async fn deny_really_denies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unticked_scope_is_not_granted() {
     let relay = TestRelay::start_with(Limits::default(), None).await;
-    let w = Window::open(&relay, 60);
+    let w = Gui::agent(&relay, 60);
     let code = w.get_help();
     let config = relay.console();
     let asked = scopes("diagnostics,inventory");
@@ -263,7 +129,7 @@ async fn unticked_scope_is_not_granted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn countdown_denies() {
     let relay = TestRelay::start_with(Limits::default(), None).await;
-    let w = Window::open(&relay, 4);
+    let w = Gui::agent(&relay, 4);
     let code = w.get_help();
     let config = relay.console();
     let console = tokio::spawn(async move { open_session(&config, code, ScopeSet::all()).await });
@@ -283,7 +149,7 @@ async fn countdown_denies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn end_really_ends_the_session_on_both_sides() {
     let relay = TestRelay::start_with(Limits::default(), None).await;
-    let mut w = Window::open(&relay, 60);
+    let mut w = Gui::agent(&relay, 60);
     w.shot("agent-start");
     let old = w.get_help();
     // "New code" ends the first share and shows a fresh code.
@@ -361,7 +227,7 @@ async fn end_works_without_the_network() {
         token,
     };
 
-    let w = Window::start_at(&addr, &fp, Some(60));
+    let w = agent_at(&addr, &fp, 60);
     let code = w.get_help();
     let console =
         tokio::spawn(async move { open_session(&config, code, scopes("inventory")).await });
@@ -390,4 +256,52 @@ async fn end_works_without_the_network() {
             .unwrap()
             .success()
     );
+}
+
+/// "Stop control" on the banner takes back the mouse and keyboard: the banner shows it only while
+/// `control` is granted, says the technician is using them, and the console's next input is refused
+/// while the session (and viewing) goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_control_really_revokes_control() {
+    let relay = TestRelay::start_with(Limits::default(), None).await;
+    let w = Gui::agent(&relay, 60);
+    let code = w.get_help();
+    let config = relay.console();
+    let console =
+        tokio::spawn(async move { open_session(&config, code, scopes("view,control")).await });
+    w.expect("asks to:");
+    std::thread::sleep(Duration::from_secs(1));
+    w.click(layout::centre(layout::ALLOW));
+    let mut session = console.await.unwrap().expect("session opens");
+    assert_eq!(session.granted, scopes("view,control"));
+    w.expect("stop control: shown");
+    let mut control = session.control(0).await.unwrap();
+    // Outside the agent window (560 wide), so the pointer disturbs nothing.
+    control
+        .send(&InputEvent::MouseMove { x: 900, y: 700 })
+        .await
+        .expect("input is accepted while control is granted");
+    let line = w.expect("now: Using your mouse and keyboard.");
+    assert!(line.contains("allowed: view,control"), "{line}");
+    w.shot("agent-stop-control");
+
+    w.click(layout::centre(layout::STOP_CONTROL));
+    w.expect("You took back \"control\"");
+    let line = w.expect("stop control: hidden");
+    assert!(line.contains("allowed: view |"), "{line}");
+    let refused = control
+        .send(&InputEvent::MouseMove { x: 910, y: 710 })
+        .await;
+    assert!(
+        matches!(refused, Err(ConsoleError::ScopeDenied(Scope::Control))),
+        "the console's next input must be refused: {refused:?}"
+    );
+    w.expect("refused: the technician asked for your mouse and keyboard");
+    // The session goes on without control.
+    assert!(!session.displays().await.unwrap().is_empty());
+    // Clicking where the button was does nothing now: the session still runs.
+    w.click(layout::centre(layout::STOP_CONTROL));
+    assert!(!session.displays().await.unwrap().is_empty());
+    session.end().await;
+    w.expect("Session ended: the technician ended the session");
 }

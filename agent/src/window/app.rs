@@ -24,6 +24,8 @@ pub(super) struct AgentApp {
     backend: Option<Backend>,
     on_top: bool,
     announced_end: bool,
+    /// The banner as last printed to standard output, so each change is printed once.
+    banner: Option<String>,
 }
 
 fn rect(r: [f32; 4]) -> Rect {
@@ -75,6 +77,7 @@ impl AgentApp {
             backend: Some(backend),
             on_top: false,
             announced_end: false,
+            banner: None,
         }
     }
 
@@ -127,6 +130,14 @@ impl AgentApp {
             {
                 println!("{reason}");
             }
+        }
+        // What the banner shows, as a line on standard output whenever it changes (a test channel).
+        let banner = self.model.banner_line();
+        if banner != self.banner {
+            if let Some(b) = &banner {
+                println!("{b}");
+            }
+            self.banner = banner;
         }
         let tick = self.model.tick(now);
         self.act(tick);
@@ -311,16 +322,18 @@ impl AgentApp {
             technician,
             granted,
             doing,
+            activity,
         } = &self.model.screen
         else {
             return;
         };
+        let now = activity.words();
         let allowed: Vec<&str> = Scope::ALL
             .iter()
             .filter(|s| granted.contains(**s))
             .map(|s| scope_words(*s))
             .collect();
-        let doing = doing.clone().unwrap_or_else(|| "Nothing yet.".into());
+        let doing = doing.clone();
         let (name, org) = (technician.name.clone(), technician.org.clone());
         let verification = self.model.verification.clone();
         boxed(ui, [20.0, 60.0, 520.0, 420.0], SESSION_BG, |ui| {
@@ -338,13 +351,27 @@ impl AgentApp {
             ui.label(RichText::new("Everything else stays refused.").color(INK));
             ui.add_space(12.0);
             ui.label(RichText::new("Right now:").strong().color(INK));
-            ui.label(RichText::new(doing).color(INK));
+            ui.label(RichText::new(now).size(19.0).strong().color(INK));
+            if let Some(d) = doing {
+                ui.label(RichText::new(format!("Last: {d}")).size(15.0).color(INK));
+            }
             ui.add_space(12.0);
             ui.label(RichText::new("This window stays on top while the session runs.").color(INK));
             if let Some(v) = &verification {
                 ui.label(RichText::new(format!("Verification code: {v}")).color(INK));
             }
         });
+        if self.model.can_stop_control()
+            && big_button(
+                ui,
+                layout::STOP_CONTROL,
+                "Stop control",
+                Some(Color32::from_rgb(255, 204, 128)),
+            )
+        {
+            let a = self.model.stop_control();
+            self.act(a);
+        }
         let label = if self.model.ending {
             "Ending..."
         } else {

@@ -39,6 +39,8 @@ pub enum Screen {
         granted: ScopeSet,
         /// The last thing the technician did (served or refused), in words.
         doing: Option<String>,
+        /// What they are doing right now.
+        activity: Activity,
     },
     /// Sharing is over.
     Ended {
@@ -64,6 +66,43 @@ pub struct Consent {
     pub deadline: Instant,
     /// This organisation has never been granted access here.
     pub first_contact: bool,
+}
+
+/// What the technician is doing right now, for the session banner.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// A screen view is open.
+    pub viewing: bool,
+    /// The technician is using the mouse and keyboard.
+    pub controlling: bool,
+    /// Checks running now, in words (several run at once during a health check).
+    pub checks: Vec<String>,
+}
+
+impl Activity {
+    /// One line for the banner, e.g. "Viewing your screen, using your mouse and keyboard".
+    pub fn words(&self) -> String {
+        let mut parts = Vec::new();
+        if self.viewing {
+            parts.push("viewing your screen".to_string());
+        }
+        if self.controlling {
+            parts.push("using your mouse and keyboard".to_string());
+        }
+        match self.checks.as_slice() {
+            [] => {}
+            [one] => parts.push(format!("running {one}")),
+            many => parts.push(format!("running {} checks", many.len())),
+        }
+        if parts.is_empty() {
+            return "Connected; not doing anything right now.".into();
+        }
+        let mut s = parts.join(", ");
+        if let Some(first) = s.get(..1) {
+            s = first.to_uppercase() + &s[1..];
+        }
+        s + "."
+    }
 }
 
 /// What the front end must do after a click or an event.
@@ -209,15 +248,54 @@ impl Model {
                         technician,
                         granted: *granted,
                         doing: None,
+                        activity: Activity::default(),
                     };
                 }
                 // A refusal is followed by `Ended`, which says so.
             }
-            AgentEvent::Served { what } => self.set_doing(format!("Sent {what}.")),
-            AgentEvent::Refused { what, scope } => self.set_doing(format!(
-                "Refused {what}: it needs \"{}\", which you did not allow.",
-                scope_words(*scope).to_lowercase()
-            )),
+            AgentEvent::Running { what } => {
+                if let Some(a) = self.activity_mut() {
+                    a.checks.push(what.clone());
+                }
+            }
+            AgentEvent::Served { what } => {
+                self.check_done(what);
+                self.set_doing(format!("Sent {what}."))
+            }
+            AgentEvent::Refused { what, scope } => {
+                self.check_done(what);
+                self.set_doing(format!(
+                    "Refused {what}: it needs \"{}\", which you did not allow.",
+                    scope_words(*scope).to_lowercase()
+                ))
+            }
+            AgentEvent::Viewing { active, .. } => {
+                if let Some(a) = self.activity_mut() {
+                    a.viewing = *active;
+                }
+                self.set_doing(crate::terminal::render(ev));
+            }
+            AgentEvent::Controlling { active, .. } => {
+                if let Some(a) = self.activity_mut() {
+                    a.controlling = *active;
+                }
+                self.set_doing(crate::terminal::render(ev));
+            }
+            AgentEvent::Revoked { scope } => {
+                if let Screen::Session {
+                    granted, activity, ..
+                } = &mut self.screen
+                {
+                    granted.remove(*scope);
+                    if *scope == Scope::Control {
+                        activity.controlling = false;
+                    }
+                }
+                self.set_doing(format!(
+                    "You took back \"{}\". The session goes on without it.",
+                    scope_words(*scope).to_lowercase()
+                ));
+            }
             AgentEvent::Ended { reason } => self.ended(format!("Session ended: {reason}.")),
             // Events added later (screen viewing, control, probes, relay lost) show in the terminal's
             // words until they get their own place: in the banner during a session, else as the notice.
@@ -231,6 +309,57 @@ impl Model {
                 }
             }
         }
+    }
+
+    fn activity_mut(&mut self) -> Option<&mut Activity> {
+        match &mut self.screen {
+            Screen::Session { activity, .. } => Some(activity),
+            _ => None,
+        }
+    }
+
+    fn check_done(&mut self, what: &str) {
+        if let Some(a) = self.activity_mut()
+            && let Some(i) = a.checks.iter().position(|c| c == what)
+        {
+            a.checks.remove(i);
+        }
+    }
+
+    /// Whether the banner offers "Stop control": only while `control` is granted.
+    pub fn can_stop_control(&self) -> bool {
+        matches!(&self.screen, Screen::Session { granted, .. } if granted.contains(Scope::Control))
+    }
+
+    /// One line saying what the banner shows now (who, what is allowed, what happens, whether
+    /// "Stop control" is offered), for the window's standard output; `None` outside a session.
+    pub fn banner_line(&self) -> Option<String> {
+        let Screen::Session {
+            technician,
+            granted,
+            activity,
+            ..
+        } = &self.screen
+        else {
+            return None;
+        };
+        Some(format!(
+            "banner: {} of {} | allowed: {granted} | now: {} | stop control: {}",
+            technician.name,
+            technician.org,
+            activity.words(),
+            if self.can_stop_control() {
+                "shown"
+            } else {
+                "hidden"
+            }
+        ))
+    }
+
+    /// "Stop control": takes back `control` without ending the session.
+    pub fn stop_control(&mut self) -> Option<Action> {
+        self.can_stop_control()
+            .then_some(Action::Send(UserCommand::RevokeControl))
     }
 
     fn set_doing(&mut self, what: String) {
@@ -446,6 +575,7 @@ mod tests {
             granted,
             doing,
             technician,
+            ..
         } = &m.screen
         else {
             panic!()
@@ -520,6 +650,70 @@ mod tests {
         m.on_share_stopped(Ok(EndReason::UserEnded));
         assert!(matches!(m.screen, Screen::Ended { .. }));
         assert_eq!(m.get_help(), Some(Action::StartShare));
+    }
+
+    #[test]
+    fn banner_says_what_happens_and_stop_control_revokes() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        assert_eq!(m.stop_control(), None, "no session");
+        asked(&mut m, "view,control,diagnostics".parse().unwrap(), now);
+        m.allow();
+        m.on_event(
+            &AgentEvent::ConsentDecided {
+                granted: "view,control,diagnostics".parse().unwrap(),
+            },
+            now,
+        );
+        let line = m.banner_line().unwrap();
+        assert!(line.contains("not doing anything"), "{line}");
+        assert!(line.ends_with("stop control: shown"), "{line}");
+        for ev in [
+            AgentEvent::Viewing {
+                technician: "Ada of Acme".into(),
+                display: 0,
+                active: true,
+            },
+            AgentEvent::Controlling {
+                technician: "Ada of Acme".into(),
+                active: true,
+            },
+            AgentEvent::Running {
+                what: "the uptime check".into(),
+            },
+        ] {
+            m.on_event(&ev, now);
+        }
+        let line = m.banner_line().unwrap();
+        assert!(
+            line.contains(
+                "now: Viewing your screen, using your mouse and keyboard, running the uptime check."
+            ),
+            "{line}"
+        );
+        m.on_event(
+            &AgentEvent::Served {
+                what: "the uptime check".into(),
+            },
+            now,
+        );
+        assert_eq!(
+            m.stop_control(),
+            Some(Action::Send(UserCommand::RevokeControl))
+        );
+        m.on_event(
+            &AgentEvent::Revoked {
+                scope: Scope::Control,
+            },
+            now,
+        );
+        let line = m.banner_line().unwrap();
+        assert!(
+            line.contains("allowed: view,diagnostics | now: Viewing your screen. |"),
+            "{line}"
+        );
+        assert!(line.ends_with("stop control: hidden"), "{line}");
+        assert_eq!(m.stop_control(), None, "control is no longer granted");
     }
 
     #[test]

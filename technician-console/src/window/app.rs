@@ -1,0 +1,572 @@
+//! The eframe rendering of [`Model`]: draws the top bar, the consent strip, the side panel and the
+//! live screen, and turns clicks into [`Action`]s for the [`Backend`].
+
+use std::time::Duration;
+
+use eframe::egui::{
+    self, Align, Color32, FontId, Layout, Pos2, Rect, RichText, Stroke, UiBuilder, Vec2,
+};
+use tether_proto::Scope;
+use tether_proto::diag::ProbeKind;
+
+use super::layout;
+use super::model::{Action, Consent, Model, Tab, Table, verdict_rgb};
+use super::{Backend, Job};
+use crate::render;
+use crate::viewer::ScreenPane;
+
+const WAIT_BG: Color32 = Color32::from_rgb(255, 236, 179);
+const DENIED_BG: Color32 = Color32::from_rgb(255, 205, 205);
+const GRANTED_BG: Color32 = Color32::from_rgb(200, 230, 201);
+const IDLE_BG: Color32 = Color32::from_rgb(230, 230, 230);
+const INK: Color32 = Color32::from_rgb(20, 20, 20);
+
+pub(super) struct ConsoleApp {
+    model: Model,
+    backend: Option<Backend>,
+    pane: Option<ScreenPane>,
+    /// The session whose screen the pane shows.
+    pane_generation: u64,
+}
+
+fn rect(r: [f32; 4]) -> Rect {
+    Rect::from_min_size(Pos2::new(r[0], r[1]), Vec2::new(r[2], r[3]))
+}
+
+/// Lays out `add` top-down inside a fixed area.
+fn area<R>(ui: &mut egui::Ui, r: Rect, add: impl FnOnce(&mut egui::Ui) -> R) -> R {
+    ui.scope_builder(
+        UiBuilder::new()
+            .max_rect(r)
+            .layout(Layout::top_down(Align::Min)),
+        add,
+    )
+    .inner
+}
+
+fn colour([r, g, b]: [u8; 3]) -> Color32 {
+    Color32::from_rgb(r, g, b)
+}
+
+impl ConsoleApp {
+    pub(super) fn new(ctx: &egui::Context, backend: Backend) -> Self {
+        ctx.all_styles_mut(|s| {
+            s.text_styles
+                .insert(egui::TextStyle::Body, FontId::proportional(15.0));
+            s.text_styles
+                .insert(egui::TextStyle::Button, FontId::proportional(15.0));
+            s.text_styles
+                .insert(egui::TextStyle::Monospace, FontId::monospace(13.0));
+            s.spacing.interact_size.y = 24.0;
+            s.spacing.icon_width = 20.0;
+            s.spacing.icon_width_inner = 11.0;
+            s.visuals.widgets.inactive.bg_stroke = Stroke::new(1.0, Color32::from_gray(120));
+            s.visuals.widgets.inactive.fg_stroke = Stroke::new(2.0, INK);
+        });
+        ctx.set_theme(egui::Theme::Light);
+        ConsoleApp {
+            model: Model::new(),
+            backend: Some(backend),
+            pane: None,
+            pane_generation: 0,
+        }
+    }
+
+    fn act(&mut self, action: Option<Action>) {
+        let (Some(action), Some(backend)) = (action, self.backend.as_mut()) else {
+            return;
+        };
+        match action {
+            Action::Connect { code, scopes } => backend.connect(code, scopes),
+            Action::End => backend.send(Job::End),
+            Action::FetchInventory => backend.send(Job::Inventory),
+            Action::RunProbe(p) => backend.send(Job::Probe(p)),
+            Action::HealthCheck => backend.send(Job::HealthCheck),
+        }
+    }
+
+    fn pump(&mut self) {
+        let Some(backend) = self.backend.as_mut() else {
+            return;
+        };
+        for ev in backend.poll() {
+            self.model.on_event(ev);
+        }
+        if let Some(granted) = self.model.granted()
+            && self.pane_generation != backend.generation()
+        {
+            self.pane_generation = backend.generation();
+            let input = granted
+                .contains(Scope::Control)
+                .then(|| backend.input.clone());
+            self.pane = Some(ScreenPane::new(backend.screen.clone(), input));
+        }
+        // Standard output carries every change, one line each (a test and scripting channel).
+        for line in self.model.journal() {
+            println!("{line}");
+        }
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        ui.put(
+            rect([12.0, 10.0, 50.0, 34.0]),
+            egui::Label::new(RichText::new("Code").strong()),
+        );
+        let busy = self.model.busy();
+        let mut code = self.model.code.clone();
+        let field = ui.put(
+            rect(layout::CODE),
+            egui::TextEdit::singleline(&mut code)
+                .hint_text("417 302 958")
+                .font(FontId::monospace(18.0))
+                .interactive(!busy),
+        );
+        if field.changed() {
+            self.model.code = code;
+        }
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        for (i, scope) in Scope::ALL.iter().enumerate() {
+            let mut ticked = self.model.ask.contains(*scope);
+            let changed = ui
+                .scope_builder(
+                    UiBuilder::new()
+                        .max_rect(rect(layout::scope_box(i)))
+                        .layout(Layout::left_to_right(Align::Center)),
+                    |ui| {
+                        ui.add_enabled(!busy, egui::Checkbox::new(&mut ticked, scope.name()))
+                            .changed()
+                    },
+                )
+                .inner;
+            if changed {
+                self.model.toggle(*scope);
+            }
+        }
+        let connect = ui.put(
+            rect(layout::CONNECT),
+            egui::Button::new(RichText::new("Connect").strong()),
+        );
+        if (connect.clicked() || enter) && !busy {
+            let a = self.model.connect();
+            self.act(a);
+        }
+        if busy
+            && ui
+                .put(
+                    rect(layout::END),
+                    egui::Button::new(RichText::new("End session").strong())
+                        .fill(Color32::from_rgb(239, 154, 154)),
+                )
+                .clicked()
+        {
+            let a = self.model.end();
+            self.act(a);
+        }
+        if let Some(n) = &self.model.notice {
+            ui.put(
+                rect([1090.0, 10.0, 340.0, 34.0]),
+                egui::Label::new(RichText::new(n).color(Color32::from_rgb(198, 40, 40))),
+            );
+        }
+    }
+
+    fn consent_strip(&self, ui: &mut egui::Ui) {
+        let width = ui.ctx().content_rect().width() - 20.0;
+        let r = rect([
+            layout::CONSENT[0],
+            layout::CONSENT[1],
+            width,
+            layout::CONSENT[3],
+        ]);
+        let (bg, text) = match &self.model.consent {
+            Consent::Idle => (
+                IDLE_BG,
+                "Enter the code the user reads to you, tick what you need, and press Connect."
+                    .to_string(),
+            ),
+            Consent::Waiting { asked } => (
+                WAIT_BG,
+                format!("Asked for: {asked}. Waiting for the user to answer on their screen..."),
+            ),
+            Consent::Granted {
+                asked,
+                granted,
+                technician,
+                verification,
+            } => {
+                let mut missing = *asked;
+                for s in granted.iter() {
+                    missing.remove(s);
+                }
+                let not = if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!("   Not granted: {missing}.")
+                };
+                (
+                    GRANTED_BG,
+                    format!(
+                        "Granted: {granted}.{not}   Connected as {} of {}. Verification code {verification}.",
+                        technician.name, technician.org
+                    ),
+                )
+            }
+            Consent::Failed {
+                asked,
+                reason,
+                denied,
+            } => (
+                DENIED_BG,
+                if *denied {
+                    format!("Denied: the user refused ({asked} asked). Nothing is shared.")
+                } else {
+                    format!("No session: {reason}.")
+                },
+            ),
+            Consent::Ended { granted, reason } => (
+                IDLE_BG,
+                format!(
+                    "Session over ({reason}); it had: {granted}. Enter a new code to start again."
+                ),
+            ),
+        };
+        ui.painter().rect_filled(r, 5.0, bg);
+        area(ui, r.shrink2(Vec2::new(12.0, 10.0)), |ui| {
+            ui.label(RichText::new(text).size(16.0).strong().color(INK));
+        });
+    }
+
+    fn tabs(&mut self, ui: &mut egui::Ui) {
+        for (tab, r, name) in [
+            (Tab::Inventory, layout::TAB_INVENTORY, "Inventory"),
+            (Tab::Diagnostics, layout::TAB_DIAGNOSTICS, "Diagnostics"),
+        ] {
+            let selected = self.model.tab == tab;
+            if ui
+                .put(
+                    rect(r),
+                    egui::Button::selectable(selected, RichText::new(name).strong()),
+                )
+                .clicked()
+            {
+                self.model.open_tab(tab);
+            }
+        }
+        let p = layout::PANEL;
+        ui.painter().line_segment(
+            [
+                Pos2::new(p[0], layout::TAB_INVENTORY[1] + 34.0),
+                Pos2::new(p[0] + p[2], layout::TAB_INVENTORY[1] + 34.0),
+            ],
+            Stroke::new(1.0, Color32::GRAY),
+        );
+    }
+
+    fn inventory(&mut self, ui: &mut egui::Ui) {
+        let granted = self.model.granted().is_some();
+        let label = if self.model.inventory.loading {
+            "Loading..."
+        } else {
+            "Refresh"
+        };
+        if ui
+            .put(
+                rect(layout::REFRESH),
+                egui::Button::new(label).sense(if granted {
+                    egui::Sense::click()
+                } else {
+                    egui::Sense::hover()
+                }),
+            )
+            .clicked()
+        {
+            let a = self.model.fetch_inventory();
+            self.act(a);
+        }
+        let mut filter = self.model.inventory.filter.clone();
+        if ui
+            .put(
+                rect(layout::FILTER),
+                egui::TextEdit::singleline(&mut filter).hint_text("Filter rows (any column)"),
+            )
+            .changed()
+        {
+            self.model.set_filter(filter);
+        }
+        for (i, table) in Table::ALL.iter().enumerate() {
+            let selected = self.model.inventory.table == *table;
+            if ui
+                .put(
+                    rect(layout::table_tab(i)),
+                    egui::Button::selectable(selected, table.name()),
+                )
+                .clicked()
+            {
+                self.model.show_table(*table);
+            }
+        }
+        let inv = &self.model.inventory;
+        let r = rect(layout::TABLE);
+        let r = Rect::from_min_max(
+            r.min,
+            Pos2::new(r.max.x, ui.ctx().content_rect().max.y - 8.0),
+        );
+        let table = inv.table;
+        let widths: Vec<f32> = table
+            .widths()
+            .iter()
+            .map(|w| w * (r.width() - 16.0))
+            .collect();
+        let message = match (&inv.inventory, &inv.error) {
+            (_, Some(e)) => Some(e.clone()),
+            (None, None) if inv.loading => Some("Asking the agent for its inventory...".into()),
+            (None, None) => Some("No inventory yet.".into()),
+            _ => None,
+        };
+        area(ui, r, |ui| {
+            if let Some(m) = message {
+                ui.label(m);
+                return;
+            }
+            ui.label(
+                RichText::new(format!("{} of {} rows", inv.shown().len(), inv.total())).italics(),
+            );
+            row(
+                ui,
+                &widths,
+                table.columns().iter().map(|c| c.to_string()),
+                true,
+            );
+            let row_h = 18.0;
+            egui::ScrollArea::vertical()
+                .id_salt(("table", table.name()))
+                .auto_shrink([false, false])
+                .show_rows(ui, row_h, inv.shown().len(), |ui, range| {
+                    for n in range {
+                        if let Some(cells) = inv.shown_row(n) {
+                            row(ui, &widths, cells.iter().cloned(), false);
+                        }
+                    }
+                });
+        });
+    }
+
+    fn diagnostics(&mut self, ui: &mut egui::Ui) {
+        let granted = self.model.granted().is_some();
+        for (i, kind) in ProbeKind::ALL.iter().enumerate() {
+            let selected = self.model.diag.selected == *kind;
+            let resp = ui
+                .put(
+                    rect(layout::probe(i)),
+                    egui::Button::selectable(selected, kind.name()),
+                )
+                .on_hover_text(kind.describe());
+            if resp.clicked() {
+                self.model.select_probe(*kind);
+            }
+        }
+        let kind = self.model.diag.selected;
+        let hint = if kind.params().is_empty() {
+            "no parameters".to_string()
+        } else {
+            kind.params()
+                .iter()
+                .map(|p| format!("{}=<{}>", p.name, p.kind))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut params = self.model.diag.params.clone();
+        if ui
+            .put(
+                rect(layout::PARAMS),
+                egui::TextEdit::singleline(&mut params).hint_text(hint),
+            )
+            .changed()
+        {
+            self.model.diag.params = params;
+        }
+        let sense = if granted {
+            egui::Sense::click()
+        } else {
+            egui::Sense::hover()
+        };
+        if ui
+            .put(
+                rect(layout::RUN),
+                egui::Button::new(RichText::new("Run").strong()).sense(sense),
+            )
+            .clicked()
+        {
+            let a = self.model.run_probe();
+            self.act(a);
+        }
+        if ui
+            .put(
+                rect(layout::HEALTH),
+                egui::Button::new("Health check (all probes)").sense(sense),
+            )
+            .clicked()
+        {
+            let a = self.model.health_check();
+            self.act(a);
+        }
+        let d = &self.model.diag;
+        let status = match (&d.param_error, d.running, &d.error) {
+            (Some(e), _, _) => Some((Color32::from_rgb(198, 40, 40), e.clone())),
+            (None, n, _) if n > 0 => Some((INK, "Running on the user's computer...".to_string())),
+            (None, _, Some(e)) => Some((Color32::from_rgb(198, 40, 40), e.clone())),
+            _ => None,
+        };
+        if let Some((c, text)) = status {
+            ui.put(
+                rect([218.0, 442.0, 352.0, 30.0]),
+                egui::Label::new(RichText::new(text).color(c)).truncate(),
+            );
+        }
+        let r = rect(layout::RESULTS);
+        let r = Rect::from_min_max(
+            r.min,
+            Pos2::new(r.max.x, ui.ctx().content_rect().max.y - 8.0),
+        );
+        let results = d.results.clone();
+        area(ui, r, |ui| {
+            if results.is_empty() {
+                ui.label(format!("{}: {}", kind.name(), kind.describe()));
+                return;
+            }
+            egui::ScrollArea::vertical()
+                .id_salt("results")
+                .auto_shrink([false, false])
+                .show(ui, |ui| {
+                    for (i, rep) in results.iter().enumerate() {
+                        ui.horizontal(|ui| {
+                            let c = colour(verdict_rgb(rep.verdict));
+                            ui.label(
+                                RichText::new(format!(
+                                    " {} ",
+                                    rep.verdict.to_string().to_uppercase()
+                                ))
+                                .strong()
+                                .color(Color32::WHITE)
+                                .background_color(c),
+                            );
+                            ui.label(RichText::new(rep.probe.kind().name()).strong());
+                            ui.label(format!("{} ms", rep.elapsed_ms));
+                        });
+                        ui.label(&rep.reason);
+                        // The facts, as the command line prints them (its first line repeats the verdict).
+                        let text = render::diag(rep);
+                        let facts: Vec<&str> = text.lines().skip(1).collect();
+                        if !facts.is_empty() {
+                            egui::CollapsingHeader::new("details")
+                                .id_salt(("facts", i, rep.elapsed_ms))
+                                .default_open(i == 0)
+                                .show(ui, |ui| {
+                                    for l in facts {
+                                        ui.label(RichText::new(l.trim_start()).monospace());
+                                    }
+                                });
+                        }
+                        ui.separator();
+                    }
+                });
+        });
+    }
+
+    fn screen(&mut self, ui: &mut egui::Ui) {
+        let content = ui.ctx().content_rect();
+        let r = Rect::from_min_max(
+            Pos2::new(layout::SCREEN_X, layout::PANEL[1]),
+            content.max - Vec2::splat(8.0),
+        );
+        ui.painter().line_segment(
+            [
+                Pos2::new(layout::SCREEN_X - 8.0, r.min.y),
+                Pos2::new(layout::SCREEN_X - 8.0, r.max.y),
+            ],
+            Stroke::new(1.0, Color32::GRAY),
+        );
+        let granted = self.model.granted();
+        let pane = match (&mut self.pane, granted) {
+            (Some(p), Some(_)) => p,
+            _ => {
+                area(ui, r, |ui| {
+                    ui.label(RichText::new("Live screen").strong());
+                    ui.label("The user's screen shows here once they allow \"view\".");
+                });
+                return;
+            }
+        };
+        let st = pane.update(ui.ctx());
+        let control = granted.is_some_and(|g| g.contains(Scope::Control));
+        area(ui, r, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(RichText::new("Live screen").strong());
+                ui.label(if control {
+                    "(you can use the mouse and keyboard)"
+                } else {
+                    "(view only)"
+                });
+                ui.label(&st.line);
+            });
+            if let Some(n) = &st.note {
+                ui.colored_label(Color32::from_rgb(230, 145, 0), n);
+            }
+            if let Some(s) = &st.stopped {
+                ui.colored_label(Color32::from_rgb(198, 40, 40), format!("View stopped: {s}"));
+            } else {
+                pane.show(ui);
+            }
+        });
+        if st.stopped.is_none() {
+            ui.ctx().request_repaint_after(Duration::from_millis(30));
+        }
+    }
+}
+
+/// One table row with fixed column widths; long cells are cut with an ellipsis.
+fn row(ui: &mut egui::Ui, widths: &[f32], cells: impl Iterator<Item = String>, head: bool) {
+    ui.horizontal(|ui| {
+        for (w, c) in widths.iter().zip(cells) {
+            let text = if head {
+                RichText::new(c).strong()
+            } else {
+                RichText::new(c).monospace()
+            };
+            ui.allocate_ui_with_layout(
+                Vec2::new(*w, 18.0),
+                Layout::left_to_right(Align::Center),
+                |ui| {
+                    ui.set_width(*w);
+                    ui.add(egui::Label::new(text).truncate());
+                },
+            );
+        }
+    });
+}
+
+impl eframe::App for ConsoleApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.pump();
+        egui::CentralPanel::default().show(ui, |ui| {
+            self.top_bar(ui);
+            self.consent_strip(ui);
+            self.tabs(ui);
+            match self.model.tab {
+                Tab::Inventory => self.inventory(ui),
+                Tab::Diagnostics => self.diagnostics(ui),
+            }
+            self.screen(ui);
+        });
+        // Clicks above may have changed the model: print those lines now, not on the next event.
+        for line in self.model.journal() {
+            println!("{line}");
+        }
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        if let Some(b) = self.backend.take() {
+            b.shutdown();
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! The console window: the technician's home. Enter the code the user reads out, see the consent
+//! state (asked, waiting, granted or denied, and the granted scopes all along), the live screen, and
+//! side panels for inventory (searchable tables) and diagnostics (probes and verdicts).
+//!
+//! - [`model`]: the state — what is shown, what a click asks for — tested without a display.
+//! - [`layout`]: fixed positions of everything clickable (the UI tests click there).
+//! - `app`: the eframe rendering, thin on top of the model.
+//!
+//! eframe owns the main thread. Each session runs as one task ([`Backend::connect`]) on the
+//! caller's tokio runtime: it opens the session with [`open_session`], starts the view and control
+//! streams ([`crate::viewer::pump_view`], [`crate::viewer::pump_input`]) and then serves the window's
+//! requests one at a time, in order. The window sends them with `try_send` and drains [`Event`]s with
+//! `try_recv` each frame, through bounded queues; nothing on the UI thread waits for the network.
+//! An in-session chat can be one more queue and one more tab here.
+
+mod app;
+pub mod layout;
+pub mod model;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tether_proto::diag::{Probe, ProbeKind};
+use tether_proto::screen::InputEvent;
+use tether_proto::{Scope, ScopeSet, SessionCode};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::error::ConsoleError;
+use crate::session::{ConsoleConfig, Session, open_session};
+use crate::viewer::{self, ViewerState};
+use model::Event;
+
+/// Depth of the request and event queues: the technician clicks slowly, and a full queue drops the
+/// click (the button can be pressed again) rather than blocking the window.
+pub const QUEUE: usize = 32;
+
+/// Depth of the input queue to the remote screen (pointer motion is dropped when it is full).
+pub const INPUT_QUEUE: usize = 64;
+
+/// Called from the session task whenever it has told the window something, to ask for a repaint.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// What the window asks the session task to do.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// Fetch the inventory.
+    Inventory,
+    /// Run one probe.
+    Probe(Probe),
+    /// Run the health check.
+    HealthCheck,
+    /// End the session.
+    End,
+}
+
+struct Current {
+    generation: u64,
+    jobs: mpsc::Sender<Job>,
+    events: mpsc::Receiver<Event>,
+}
+
+/// Runs sessions for the window, one at a time, on a tokio runtime.
+pub struct Backend {
+    rt: tokio::runtime::Handle,
+    config: ConsoleConfig,
+    wake: Waker,
+    generation: u64,
+    current: Option<Current>,
+    tasks: JoinSet<()>,
+    /// The current session's screen (frames, rates, why it stopped).
+    pub screen: viewer::Shared,
+    /// Input to the current session's remote screen (refused by the agent unless `control` is granted).
+    pub input: mpsc::Sender<InputEvent>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The session task's way to tell the window something and wake it.
+#[derive(Clone)]
+struct Tell {
+    tx: mpsc::Sender<Event>,
+    wake: Waker,
+}
+
+impl Tell {
+    async fn send(&self, ev: Event) {
+        // The window gone means nobody is listening; the task ends on its own when its jobs close.
+        let _ = self.tx.send(ev).await;
+        (self.wake)();
+    }
+}
+
+impl Backend {
+    /// A backend that runs sessions with `config` on `rt`, calling `wake` when there is news.
+    pub fn new(rt: tokio::runtime::Handle, config: ConsoleConfig, wake: Waker) -> Self {
+        let (input, _) = mpsc::channel(1);
+        Backend {
+            rt,
+            config,
+            wake,
+            generation: 0,
+            current: None,
+            tasks: JoinSet::new(),
+            screen: Arc::new(Mutex::new(ViewerState::default())),
+            input,
+        }
+    }
+
+    /// Claims `code` and asks for `scopes`; a session already running is ended first.
+    pub fn connect(&mut self, code: SessionCode, scopes: ScopeSet) {
+        self.stop_current();
+        self.generation += 1;
+        let (jobs_tx, jobs) = mpsc::channel(QUEUE);
+        let (tx, events) = mpsc::channel(QUEUE);
+        let (input, input_rx) = mpsc::channel(INPUT_QUEUE);
+        self.screen = Arc::new(Mutex::new(ViewerState::default()));
+        self.input = input;
+        let tell = Tell {
+            tx,
+            wake: self.wake.clone(),
+        };
+        let task = run_session(
+            self.config.clone(),
+            code,
+            scopes,
+            jobs,
+            tell,
+            self.screen.clone(),
+            input_rx,
+        );
+        self.tasks.spawn_on(task, &self.rt);
+        self.current = Some(Current {
+            generation: self.generation,
+            jobs: jobs_tx,
+            events,
+        });
+    }
+
+    /// Asks the current session to do `job`. A full queue or no session drops it.
+    pub fn send(&self, job: Job) {
+        if let Some(c) = &self.current {
+            let _ = c.jobs.try_send(job);
+        }
+    }
+
+    /// Which session is current (a new one per [`Backend::connect`]).
+    pub fn generation(&self) -> u64 {
+        self.current.as_ref().map_or(0, |c| c.generation)
+    }
+
+    fn stop_current(&mut self) {
+        if let Some(c) = self.current.take() {
+            // Dropping the queue ends it too; `End` says goodbye to the agent first.
+            let _ = c.jobs.try_send(Job::End);
+        }
+    }
+
+    /// What the current session said since the last call, without blocking.
+    pub fn poll(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        if let Some(c) = &mut self.current {
+            while let Ok(ev) = c.events.try_recv() {
+                out.push(ev);
+            }
+        }
+        // Reap finished sessions (their results went out as events).
+        while self.tasks.try_join_next().is_some() {}
+        out
+    }
+
+    /// Ends whatever runs and waits (bounded) for it to say goodbye to the agent.
+    pub fn shutdown(mut self) {
+        self.stop_current();
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let rt = self.rt.clone();
+        let wait = async move {
+            let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+        };
+        // The window runs inside `block_in_place` (see `main`), where blocking on the runtime is allowed.
+        rt.block_on(wait);
+    }
+}
+
+/// Waits until the window asks to end (or goes away), ignoring anything else: used while
+/// nothing but ending makes sense (the user has not answered yet).
+async fn until_end(jobs: &mut mpsc::Receiver<Job>) {
+    while let Some(job) = jobs.recv().await {
+        if matches!(job, Job::End) {
+            return;
+        }
+    }
+}
+
+/// One session from claim to end, telling the window at each step.
+async fn run_session(
+    config: ConsoleConfig,
+    code: SessionCode,
+    scopes: ScopeSet,
+    mut jobs: mpsc::Receiver<Job>,
+    tell: Tell,
+    screen: viewer::Shared,
+    input: mpsc::Receiver<InputEvent>,
+) {
+    let opened = tokio::select! {
+        r = open_session(&config, code, scopes) => r,
+        () = until_end(&mut jobs) => {
+            tell.send(Event::Failed { reason: "you cancelled".into(), denied: false }).await;
+            return;
+        }
+    };
+    let mut session = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            let denied = matches!(e, ConsoleError::ConsentDenied);
+            tell.send(Event::Failed {
+                reason: e.to_string(),
+                denied,
+            })
+            .await;
+            return;
+        }
+    };
+    tell.send(Event::Granted {
+        technician: session.technician.clone(),
+        granted: session.granted,
+        verification: session.verification.clone(),
+    })
+    .await;
+    let mut streams = JoinSet::new();
+    start_screen(&mut session, &mut streams, screen, input).await;
+    let mut queue = VecDeque::new();
+    if session.granted.contains(Scope::Inventory) {
+        queue.push_back(Job::Inventory);
+    }
+    let reason = loop {
+        let job = match queue.pop_front() {
+            Some(j) => j,
+            None => tokio::select! {
+                j = jobs.recv() => match j {
+                    Some(Job::End) | None => break "you ended the session".to_string(),
+                    Some(j) => j,
+                },
+                e = session.closed() => break e.to_string(),
+            },
+        };
+        if matches!(job, Job::End) {
+            break "you ended the session".to_string();
+        }
+        // Serve the job; meanwhile keep taking requests, so "End session" is never stuck behind a
+        // slow probe.
+        let over = {
+            let work = serve(&mut session, job, &tell);
+            tokio::pin!(work);
+            loop {
+                tokio::select! {
+                    over = &mut work => break over,
+                    j = jobs.recv() => match j {
+                        Some(Job::End) | None => break Some("you ended the session".to_string()),
+                        Some(j) => queue.push_back(j),
+                    },
+                }
+            }
+        };
+        if let Some(reason) = over {
+            break reason;
+        }
+    };
+    streams.abort_all();
+    session.end().await;
+    tell.send(Event::Ended(reason)).await;
+}
+
+/// Starts viewing display 0 when `view` is granted, and control when `control` is too. A failure
+/// shows in the screen's status rather than ending the session.
+async fn start_screen(
+    session: &mut Session,
+    streams: &mut JoinSet<()>,
+    screen: viewer::Shared,
+    input: mpsc::Receiver<InputEvent>,
+) {
+    let note = |text: String| {
+        if let Ok(mut s) = screen.lock() {
+            s.stopped = Some(text);
+        }
+    };
+    if !session.granted.contains(Scope::View) {
+        note("the user did not allow viewing the screen".into());
+        return;
+    }
+    match session.view(0).await {
+        Ok(view) => {
+            streams.spawn(viewer::pump_view(view, session.link(), screen.clone()));
+        }
+        Err(e) => {
+            note(e.to_string());
+            return;
+        }
+    }
+    if session.granted.contains(Scope::Control) {
+        match session.control(0).await {
+            Ok(control) => {
+                streams.spawn(viewer::pump_input(control, input, screen.clone()));
+            }
+            Err(e) => {
+                if let Ok(mut s) = screen.lock() {
+                    s.note = Some(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Serves one job and tells the window the outcome. Returns why the session is over, if it is.
+async fn serve(session: &mut Session, job: Job, tell: &Tell) -> Option<String> {
+    let (event, err) = match job {
+        Job::End => return Some("you ended the session".into()),
+        Job::Inventory => match session.inventory().await {
+            Ok(i) => (Event::Inventory(Ok(Box::new(i))), None),
+            Err(e) => (Event::Inventory(Err(e.to_string())), Some(e)),
+        },
+        Job::Probe(p) => {
+            let kind: ProbeKind = p.kind();
+            match session.diagnostic(p).await {
+                Ok(r) => (
+                    Event::Probe {
+                        kind,
+                        result: Ok(Box::new(r)),
+                    },
+                    None,
+                ),
+                Err(e) => (
+                    Event::Probe {
+                        kind,
+                        result: Err(e.to_string()),
+                    },
+                    Some(e),
+                ),
+            }
+        }
+        Job::HealthCheck => match session.health_check(None).await {
+            Ok(r) => (Event::HealthCheck(Ok(r)), None),
+            Err(e) => (Event::HealthCheck(Err(e.to_string())), Some(e)),
+        },
+    };
+    tell.send(event).await;
+    match err {
+        Some(e @ (ConsoleError::Ended(_) | ConsoleError::RelayClosed(_))) => Some(e.to_string()),
+        _ => None,
+    }
+}
+
+/// Opens the console window and blocks until the technician closes it. Sessions run on `rt`.
+/// Every change the window shows is also printed to standard output as one line (see
+/// [`model::Model::journal`]; never the code), which is what scripts and the UI tests read.
+pub fn run(rt: tokio::runtime::Handle, config: ConsoleConfig) -> Result<(), ConsoleError> {
+    let ctx = Arc::new(std::sync::OnceLock::<eframe::egui::Context>::new());
+    let wake_ctx = ctx.clone();
+    let backend = Backend::new(
+        rt,
+        config,
+        Arc::new(move || {
+            if let Some(c) = wake_ctx.get() {
+                c.request_repaint();
+            }
+        }),
+    );
+    let options = eframe::NativeOptions {
+        viewport: eframe::egui::ViewportBuilder::default()
+            .with_title(layout::TITLE)
+            .with_inner_size(layout::SIZE)
+            .with_min_inner_size([
+                layout::SCREEN_X + 200.0,
+                layout::PANEL[1] + layout::PANEL[3],
+            ])
+            .with_position([0.0, 0.0]),
+        ..Default::default()
+    };
+    let mut holder = Some(backend);
+    eframe::run_native(
+        layout::TITLE,
+        options,
+        Box::new(move |cc| {
+            let backend = holder.take().ok_or("the window was created twice")?;
+            let _ = ctx.set(cc.egui_ctx.clone());
+            Ok(Box::new(app::ConsoleApp::new(&cc.egui_ctx, backend)))
+        }),
+    )
+    .map_err(|e| ConsoleError::Failed(format!("cannot open the console window: {e}")))
+}

@@ -1,0 +1,965 @@
+//! What the console window shows and what each click asks the session to do, without any drawing.
+//!
+//! [`Model`] is fed the technician's clicks and the session's [`Event`]s; clicks answer with the
+//! [`Action`] the front end carries out. Every change a test or a script may want to see is also
+//! written to [`Model::journal`] as one line (the window prints them on standard output). No line
+//! ever carries the session code.
+
+use tether_proto::diag::{DiagReport, Probe, ProbeKind, Verdict};
+use tether_proto::inventory::Inventory;
+use tether_proto::msg::TechnicianIdentity;
+use tether_proto::{Scope, ScopeSet, SessionCode};
+
+use crate::render;
+
+/// Where the session stands with the user's consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consent {
+    /// Nothing asked yet: enter a code.
+    Idle,
+    /// Claiming the code, pairing, and waiting for the user to answer.
+    Waiting {
+        /// What we asked for.
+        asked: ScopeSet,
+    },
+    /// The user answered yes to some or all of it; the session runs.
+    Granted {
+        /// What we asked for.
+        asked: ScopeSet,
+        /// What the user allowed (the agent enforces exactly this).
+        granted: ScopeSet,
+        /// Who we are, as the user was shown.
+        technician: TechnicianIdentity,
+        /// The verification string the user's screen shows too.
+        verification: String,
+    },
+    /// No session: the user refused, or the code did not work.
+    Failed {
+        /// What we asked for.
+        asked: ScopeSet,
+        /// Why, in words.
+        reason: String,
+        /// The user said no (rather than a bad code or a network problem).
+        denied: bool,
+    },
+    /// The session ran and is over.
+    Ended {
+        /// What had been granted.
+        granted: ScopeSet,
+        /// Why it ended.
+        reason: String,
+    },
+}
+
+/// Which side panel is open. (An in-session chat gets its own tab here later.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// Searchable inventory tables.
+    Inventory,
+    /// Probes and their verdicts.
+    Diagnostics,
+}
+
+/// Which inventory table is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Installed packages.
+    Software,
+    /// Disks and their partitions.
+    Disks,
+    /// Network interfaces.
+    Network,
+    /// Mounted file systems and their use.
+    Filesystems,
+    /// One row per hardware fact (system, CPU, memory, GPUs, ...).
+    Hardware,
+}
+
+impl Table {
+    /// Every table, in the order of the picker.
+    pub const ALL: [Table; 5] = [
+        Table::Software,
+        Table::Disks,
+        Table::Network,
+        Table::Filesystems,
+        Table::Hardware,
+    ];
+
+    /// Its name in the picker and in journal lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Software => "software",
+            Table::Disks => "disks",
+            Table::Network => "network",
+            Table::Filesystems => "filesystems",
+            Table::Hardware => "hardware",
+        }
+    }
+
+    /// Column headings.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Software => &["name", "version", "arch", "source"],
+            Table::Disks => &["name", "size", "kind / fs", "model / mounts"],
+            Table::Network => &["name", "state", "MAC", "addresses"],
+            Table::Filesystems => &["mount", "used", "size", "device / fs"],
+            Table::Hardware => &["item", "value"],
+        }
+    }
+
+    /// Each column's share of the table width.
+    pub fn widths(self) -> &'static [f32] {
+        match self {
+            Table::Software => &[0.4, 0.3, 0.1, 0.2],
+            Table::Disks | Table::Network | Table::Filesystems => &[0.22, 0.16, 0.22, 0.4],
+            Table::Hardware => &[0.25, 0.75],
+        }
+    }
+
+    /// The table's rows from an inventory, as text.
+    pub fn rows(self, inv: &Inventory) -> Vec<Vec<String>> {
+        let h = &inv.hardware;
+        match self {
+            Table::Software => inv
+                .software
+                .packages
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.name.clone(),
+                        p.version.clone(),
+                        p.arch.clone(),
+                        p.source.name().to_string(),
+                    ]
+                })
+                .collect(),
+            Table::Disks => {
+                let mut rows = Vec::new();
+                for d in &h.disks {
+                    rows.push(vec![
+                        d.name.clone(),
+                        render::bytes(d.size),
+                        format!(
+                            "{:?}{}",
+                            d.kind,
+                            if d.removable { ", removable" } else { "" }
+                        )
+                        .to_lowercase(),
+                        d.model.to_string(),
+                    ]);
+                    for p in &d.partitions {
+                        rows.push(vec![
+                            format!("  {}", p.name),
+                            render::bytes(p.size),
+                            p.filesystem.clone().unwrap_or_else(|| "-".into()),
+                            p.mount_points.join(" "),
+                        ]);
+                    }
+                }
+                rows
+            }
+            Table::Network => h
+                .interfaces
+                .iter()
+                .map(|i| {
+                    let speed = i
+                        .speed_mbps
+                        .map(|s| format!(" {s} Mbit/s"))
+                        .unwrap_or_default();
+                    vec![
+                        i.name.clone(),
+                        format!("{}{speed}", i.oper_state),
+                        if i.mac.is_empty() {
+                            "-".into()
+                        } else {
+                            i.mac.clone()
+                        },
+                        i.ipv4
+                            .iter()
+                            .chain(i.ipv6.iter())
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ]
+                })
+                .collect(),
+            Table::Filesystems => inv
+                .status
+                .filesystems
+                .iter()
+                .map(|f| {
+                    let used = f.total.saturating_sub(f.available);
+                    let pct = if f.total == 0 {
+                        0.0
+                    } else {
+                        used as f64 * 100.0 / f.total as f64
+                    };
+                    vec![
+                        f.mount_point.clone(),
+                        format!("{pct:.0} %"),
+                        render::bytes(f.total),
+                        format!("{} ({})", f.device, f.filesystem),
+                    ]
+                })
+                .collect(),
+            Table::Hardware => {
+                let s = &h.system;
+                let mut rows = vec![
+                    vec!["host".into(), s.hostname.clone()],
+                    vec![
+                        "os".into(),
+                        format!("{} {} ({})", s.os_name, s.os_version, s.arch),
+                    ],
+                    vec!["kernel".into(), s.kernel.clone()],
+                    vec![
+                        "cpu".into(),
+                        format!(
+                            "{} ({} cores, {} threads)",
+                            h.cpu.model, h.cpu.cores, h.cpu.threads
+                        ),
+                    ],
+                    vec!["memory".into(), render::bytes(h.memory.total)],
+                    vec!["uptime".into(), format!("{} s", inv.status.uptime_secs)],
+                    vec!["users".into(), inv.status.users.join(", ")],
+                    vec!["system vendor".into(), h.dmi.system_vendor.to_string()],
+                    vec!["system model".into(), h.dmi.system_model.to_string()],
+                    vec!["system serial".into(), h.dmi.system_serial.to_string()],
+                    vec![
+                        "bios".into(),
+                        format!("{} {}", h.dmi.bios_vendor, h.dmi.bios_version),
+                    ],
+                ];
+                rows.extend(h.gpus.iter().map(|g| vec!["gpu".into(), g.name.clone()]));
+                rows.extend(
+                    h.displays
+                        .iter()
+                        .map(|d| vec!["display".into(), format!("{} {}", d.connector, d.mode)]),
+                );
+                rows.extend(
+                    h.batteries
+                        .iter()
+                        .map(|b| vec!["battery".into(), format!("{} {}", b.name, b.model)]),
+                );
+                rows
+            }
+        }
+    }
+}
+
+/// The inventory side panel: the last inventory, one table of it, and the filter.
+#[derive(Debug, Clone)]
+pub struct InventoryPanel {
+    /// The last inventory the agent sent.
+    pub inventory: Option<Box<Inventory>>,
+    /// A request is under way.
+    pub loading: bool,
+    /// Why the last request failed.
+    pub error: Option<String>,
+    /// The table shown.
+    pub table: Table,
+    /// Rows are kept when any cell contains this (case-insensitive).
+    pub filter: String,
+    all: Vec<Vec<String>>,
+    shown: Vec<usize>,
+}
+
+impl Default for InventoryPanel {
+    fn default() -> Self {
+        InventoryPanel {
+            inventory: None,
+            loading: false,
+            error: None,
+            table: Table::Software,
+            filter: String::new(),
+            all: Vec::new(),
+            shown: Vec::new(),
+        }
+    }
+}
+
+impl InventoryPanel {
+    /// Every row of the current table.
+    pub fn total(&self) -> usize {
+        self.all.len()
+    }
+
+    /// The rows the filter keeps, in order.
+    pub fn shown(&self) -> impl ExactSizeIterator<Item = &[String]> {
+        self.shown.iter().map(|&i| self.all[i].as_slice())
+    }
+
+    /// The `n`-th row the filter keeps.
+    pub fn shown_row(&self, n: usize) -> Option<&[String]> {
+        self.shown.get(n).map(|&i| self.all[i].as_slice())
+    }
+
+    fn rebuild(&mut self) {
+        self.all = match &self.inventory {
+            Some(inv) => self.table.rows(inv),
+            None => Vec::new(),
+        };
+        self.refilter();
+    }
+
+    fn refilter(&mut self) {
+        let needle = self.filter.trim().to_lowercase();
+        self.shown = (0..self.all.len())
+            .filter(|&i| {
+                needle.is_empty()
+                    || self.all[i]
+                        .iter()
+                        .any(|c| c.to_lowercase().contains(&needle))
+            })
+            .collect();
+    }
+
+    /// One journal line: how many rows match, and the first few of them.
+    fn line(&self) -> String {
+        let first: Vec<&str> = self
+            .shown()
+            .take(5)
+            .map(|r| r.first().map(|c| c.trim()).unwrap_or(""))
+            .collect();
+        let more = if self.shown.len() > first.len() {
+            ", ..."
+        } else {
+            ""
+        };
+        format!(
+            "inventory table {}: {} of {} rows match {:?}: {}{more}",
+            self.table.name(),
+            self.shown.len(),
+            self.all.len(),
+            self.filter.trim(),
+            first.join(", ")
+        )
+    }
+}
+
+/// The diagnostics side panel: the probe to run, its parameters, and the verdicts so far.
+#[derive(Debug, Clone)]
+pub struct DiagPanel {
+    /// The probe the Run button runs.
+    pub selected: ProbeKind,
+    /// Its parameters, as `key=value` words.
+    pub params: String,
+    /// Why the parameters were not accepted.
+    pub param_error: Option<String>,
+    /// Requests under way (a probe, or the health check).
+    pub running: usize,
+    /// Results, newest first.
+    pub results: Vec<DiagReport>,
+    /// Why the last request failed (e.g. `diagnostics` not granted).
+    pub error: Option<String>,
+}
+
+impl Default for DiagPanel {
+    fn default() -> Self {
+        DiagPanel {
+            selected: ProbeKind::Uptime,
+            params: String::new(),
+            param_error: None,
+            running: 0,
+            results: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// What the session side reports to the window.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The user granted (some of) what was asked.
+    Granted {
+        /// Who we are, as the user was shown.
+        technician: TechnicianIdentity,
+        /// What the user allowed.
+        granted: ScopeSet,
+        /// The verification string.
+        verification: String,
+    },
+    /// No session came of it.
+    Failed {
+        /// Why, in words.
+        reason: String,
+        /// The user said no.
+        denied: bool,
+    },
+    /// The inventory arrived, or could not be had.
+    Inventory(Result<Box<Inventory>, String>),
+    /// One probe's report, or why it did not run.
+    Probe {
+        /// Which probe.
+        kind: ProbeKind,
+        /// The report, or the error.
+        result: Result<Box<DiagReport>, String>,
+    },
+    /// The health check's reports (problems first), or why it did not run.
+    HealthCheck(Result<Vec<DiagReport>, String>),
+    /// The session is over.
+    Ended(String),
+}
+
+/// What the front end must do after a click.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Claim this code and ask for these scopes (a session already running is ended first).
+    Connect {
+        /// The code the user read out.
+        code: SessionCode,
+        /// What to ask for.
+        scopes: ScopeSet,
+    },
+    /// End the session.
+    End,
+    /// Ask the agent for its inventory.
+    FetchInventory,
+    /// Run one probe.
+    RunProbe(Probe),
+    /// Run the standard health check.
+    HealthCheck,
+}
+
+/// The window's state.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The code as typed so far.
+    pub code: String,
+    /// The scopes ticked to ask for.
+    pub ask: ScopeSet,
+    /// Where consent stands.
+    pub consent: Consent,
+    /// A one-line notice (a mistyped code, ...).
+    pub notice: Option<String>,
+    /// The open side panel.
+    pub tab: Tab,
+    /// The inventory panel.
+    pub inventory: InventoryPanel,
+    /// The diagnostics panel.
+    pub diag: DiagPanel,
+    journal: Vec<String>,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            code: String::new(),
+            ask: ScopeSet::all(),
+            consent: Consent::Idle,
+            notice: None,
+            tab: Tab::Inventory,
+            inventory: InventoryPanel::default(),
+            diag: DiagPanel::default(),
+            journal: Vec::new(),
+        }
+    }
+}
+
+/// A verdict's colour, as RGB: green, amber, red, grey.
+pub fn verdict_rgb(v: Verdict) -> [u8; 3] {
+    match v {
+        Verdict::Ok => [46, 125, 50],
+        Verdict::Warning => [230, 145, 0],
+        Verdict::Problem | Verdict::Failed | Verdict::TimedOut => [198, 40, 40],
+        Verdict::NotAvailable => [110, 110, 110],
+    }
+}
+
+impl Model {
+    /// A fresh window.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn say(&mut self, line: String) {
+        self.journal.push(line);
+    }
+
+    /// Takes the lines written since the last call.
+    pub fn journal(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.journal)
+    }
+
+    /// What the user granted, while a session runs.
+    pub fn granted(&self) -> Option<ScopeSet> {
+        match &self.consent {
+            Consent::Granted { granted, .. } => Some(*granted),
+            _ => None,
+        }
+    }
+
+    /// Whether a session runs or is being set up (the code field is locked).
+    pub fn busy(&self) -> bool {
+        matches!(
+            self.consent,
+            Consent::Waiting { .. } | Consent::Granted { .. }
+        )
+    }
+
+    /// Ticks or unticks a scope to ask for.
+    pub fn toggle(&mut self, scope: Scope) {
+        if self.busy() {
+            return;
+        }
+        if self.ask.contains(scope) {
+            self.ask.remove(scope);
+        } else {
+            self.ask.insert(scope);
+        }
+    }
+
+    /// "Connect": parses the code and asks for the ticked scopes.
+    pub fn connect(&mut self) -> Option<Action> {
+        if self.busy() {
+            return None;
+        }
+        let code: SessionCode = match self.code.trim().parse() {
+            Ok(c) => c,
+            Err(e) => {
+                let text = format!("That is not a session code: {e}.");
+                self.say(format!("notice: {text}"));
+                self.notice = Some(text);
+                return None;
+            }
+        };
+        if self.ask.is_empty() {
+            let text = "Tick at least one thing to ask for.".to_string();
+            self.say(format!("notice: {text}"));
+            self.notice = Some(text);
+            return None;
+        }
+        self.notice = None;
+        self.inventory = InventoryPanel {
+            table: self.inventory.table,
+            filter: self.inventory.filter.clone(),
+            ..InventoryPanel::default()
+        };
+        self.diag.results.clear();
+        self.diag.running = 0;
+        self.diag.error = None;
+        self.consent = Consent::Waiting { asked: self.ask };
+        self.say(format!(
+            "consent: asking for {}; waiting for the user's answer",
+            self.ask
+        ));
+        Some(Action::Connect {
+            code,
+            scopes: self.ask,
+        })
+    }
+
+    /// "End session".
+    pub fn end(&mut self) -> Option<Action> {
+        self.busy().then_some(Action::End)
+    }
+
+    /// Opens a side panel.
+    pub fn open_tab(&mut self, tab: Tab) {
+        self.tab = tab;
+    }
+
+    /// "Fetch inventory" (also "Refresh").
+    pub fn fetch_inventory(&mut self) -> Option<Action> {
+        if self.granted().is_none() || self.inventory.loading {
+            return None;
+        }
+        self.inventory.loading = true;
+        self.inventory.error = None;
+        Some(Action::FetchInventory)
+    }
+
+    /// Shows another inventory table.
+    pub fn show_table(&mut self, table: Table) {
+        if self.inventory.table != table {
+            self.inventory.table = table;
+            self.inventory.rebuild();
+            let line = self.inventory.line();
+            self.say(line);
+        }
+    }
+
+    /// The filter text changed.
+    pub fn set_filter(&mut self, filter: String) {
+        if self.inventory.filter != filter {
+            self.inventory.filter = filter;
+            self.inventory.refilter();
+            let line = self.inventory.line();
+            self.say(line);
+        }
+    }
+
+    /// Picks the probe the Run button runs.
+    pub fn select_probe(&mut self, kind: ProbeKind) {
+        if self.diag.selected != kind {
+            self.diag.selected = kind;
+            self.diag.params.clear();
+            self.diag.param_error = None;
+            self.say(format!("probe selected: {}", kind.name()));
+        }
+    }
+
+    /// "Run": checks the parameters here first, so a bad one never leaves this machine.
+    pub fn run_probe(&mut self) -> Option<Action> {
+        self.granted()?;
+        let kind = self.diag.selected;
+        let words: Vec<&str> = self.diag.params.split_whitespace().collect();
+        match Probe::parse(kind, &words) {
+            Ok(p) => {
+                self.diag.param_error = None;
+                self.diag.running += 1;
+                self.say(format!("probe {}: running", kind.name()));
+                Some(Action::RunProbe(p))
+            }
+            Err(e) => {
+                self.say(format!("probe {}: bad parameters: {e}", kind.name()));
+                self.diag.param_error = Some(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// "Health check": every probe that needs no parameters.
+    pub fn health_check(&mut self) -> Option<Action> {
+        self.granted()?;
+        self.diag.running += 1;
+        self.say("health check: running".into());
+        Some(Action::HealthCheck)
+    }
+
+    fn report(&mut self, r: DiagReport) {
+        self.say(format!(
+            "probe {}: {} in {} ms: {}",
+            r.probe.kind().name(),
+            r.verdict.to_string().to_uppercase(),
+            r.elapsed_ms,
+            r.reason
+        ));
+        self.diag.results.insert(0, r);
+    }
+
+    /// Applies one event from the session.
+    pub fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Granted {
+                technician,
+                granted,
+                verification,
+            } => {
+                let asked = match self.consent {
+                    Consent::Waiting { asked } => asked,
+                    _ => self.ask,
+                };
+                let mut missing = asked;
+                for s in granted.iter() {
+                    missing.remove(s);
+                }
+                self.say(format!(
+                    "consent: granted {granted}; not granted: {missing}; as {} of {}; verification {verification}",
+                    technician.name, technician.org
+                ));
+                self.consent = Consent::Granted {
+                    asked,
+                    granted,
+                    technician,
+                    verification,
+                };
+                if granted.contains(Scope::Inventory) {
+                    self.inventory.loading = true;
+                } else {
+                    self.inventory.error = Some("The user did not allow inventory.".into());
+                }
+                if !granted.contains(Scope::Diagnostics) {
+                    self.diag.error = Some("The user did not allow diagnostics.".into());
+                }
+            }
+            Event::Failed { reason, denied } => {
+                let asked = match self.consent {
+                    Consent::Waiting { asked } => asked,
+                    _ => self.ask,
+                };
+                let word = if denied { "denied" } else { "failed" };
+                self.say(format!("consent: {word}: {reason}"));
+                self.consent = Consent::Failed {
+                    asked,
+                    reason,
+                    denied,
+                };
+            }
+            Event::Inventory(r) => {
+                self.inventory.loading = false;
+                match r {
+                    Ok(inv) => {
+                        self.say(format!(
+                            "inventory: {} packages, {} disks, {} interfaces, {} filesystems",
+                            inv.software.packages.len(),
+                            inv.hardware.disks.len(),
+                            inv.hardware.interfaces.len(),
+                            inv.status.filesystems.len()
+                        ));
+                        self.inventory.inventory = Some(inv);
+                        self.inventory.error = None;
+                        self.inventory.rebuild();
+                        let line = self.inventory.line();
+                        self.say(line);
+                    }
+                    Err(e) => {
+                        self.say(format!("inventory: failed: {e}"));
+                        self.inventory.error = Some(e);
+                    }
+                }
+            }
+            Event::Probe { kind, result } => {
+                self.diag.running = self.diag.running.saturating_sub(1);
+                match result {
+                    Ok(r) => self.report(*r),
+                    Err(e) => {
+                        self.say(format!("probe {}: failed: {e}", kind.name()));
+                        self.diag.error = Some(e);
+                    }
+                }
+            }
+            Event::HealthCheck(result) => {
+                self.diag.running = self.diag.running.saturating_sub(1);
+                match result {
+                    // Shown problems first: insert the least urgent first.
+                    Ok(reports) => reports.into_iter().rev().for_each(|r| self.report(r)),
+                    Err(e) => {
+                        self.say(format!("health check: failed: {e}"));
+                        self.diag.error = Some(e);
+                    }
+                }
+            }
+            Event::Ended(reason) => {
+                self.inventory.loading = false;
+                self.diag.running = 0;
+                let granted = self.granted().unwrap_or(ScopeSet::EMPTY);
+                match &self.consent {
+                    Consent::Waiting { asked } => {
+                        let asked = *asked;
+                        self.say(format!("consent: failed: {reason}"));
+                        self.consent = Consent::Failed {
+                            asked,
+                            reason,
+                            denied: false,
+                        };
+                    }
+                    Consent::Granted { .. } => {
+                        self.say(format!("session ended: {reason}"));
+                        self.consent = Consent::Ended { granted, reason };
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_proto::msg::TechnicianRole;
+
+    fn ada() -> TechnicianIdentity {
+        TechnicianIdentity {
+            name: "Ada".into(),
+            org: "Acme".into(),
+            role: TechnicianRole::Technician,
+        }
+    }
+
+    fn inventory(names: &[&str]) -> Box<Inventory> {
+        use tether_proto::inventory::*;
+        let nic = |name: &str| Interface {
+            name: name.into(),
+            mac: String::new(),
+            ipv4: vec!["127.0.0.1/8".into()],
+            ipv6: vec![],
+            speed_mbps: None,
+            up: true,
+            oper_state: "up".into(),
+        };
+        Box::new(Inventory {
+            collected_unix: 1,
+            hardware: Hardware {
+                system: SystemFacts {
+                    hostname: "h".into(),
+                    os_name: "o".into(),
+                    os_version: "1".into(),
+                    kernel: "k".into(),
+                    arch: "x86_64".into(),
+                },
+                cpu: Cpu {
+                    model: "m".into(),
+                    vendor: "v".into(),
+                    sockets: 1,
+                    cores: 2,
+                    threads: 4,
+                    max_mhz: None,
+                },
+                memory: Memory {
+                    total: 1,
+                    swap_total: 0,
+                    modules: ModuleListing::Unavailable,
+                },
+                disks: vec![],
+                interfaces: vec![nic("lo"), nic("eth0")],
+                gpus: vec![],
+                displays: vec![],
+                batteries: vec![],
+                dmi: Dmi {
+                    system_vendor: Fact::Unavailable,
+                    system_model: Fact::Unavailable,
+                    system_serial: Fact::NeedsRoot,
+                    system_uuid: Fact::NeedsRoot,
+                    bios_vendor: Fact::Unavailable,
+                    bios_version: Fact::Unavailable,
+                    bios_date: Fact::Unavailable,
+                    board_vendor: Fact::Unavailable,
+                    board_model: Fact::Unavailable,
+                    board_serial: Fact::NeedsRoot,
+                },
+            },
+            status: Status {
+                uptime_secs: 1,
+                boot_unix: 0,
+                users: vec![],
+                memory_available: 1,
+                swap_free: 0,
+                filesystems: vec![],
+                battery_percent: vec![],
+            },
+            software: Software {
+                sources: vec![(PackageSource::Dpkg, SourceState::Read)],
+                packages: names
+                    .iter()
+                    .map(|n| Package {
+                        source: PackageSource::Dpkg,
+                        name: n.to_string(),
+                        arch: "amd64".into(),
+                        version: "1.0".into(),
+                    })
+                    .collect(),
+            },
+        })
+    }
+
+    fn granted(m: &mut Model, scopes: &str) {
+        m.code = "123 456 789".into();
+        assert!(matches!(m.connect(), Some(Action::Connect { .. })));
+        m.on_event(Event::Granted {
+            technician: ada(),
+            granted: scopes.parse().unwrap(),
+            verification: "12 34".into(),
+        });
+    }
+
+    #[test]
+    fn a_bad_code_is_refused_here_and_a_good_one_asks_for_the_ticked_scopes() {
+        let mut m = Model::new();
+        m.code = "12".into();
+        assert_eq!(m.connect(), None);
+        assert!(m.notice.as_deref().unwrap().contains("not a session code"));
+        m.code = "123-456 789".into();
+        m.toggle(Scope::Control);
+        let Some(Action::Connect { scopes, .. }) = m.connect() else {
+            panic!()
+        };
+        assert_eq!(scopes, "view,diagnostics,inventory".parse().unwrap());
+        assert_eq!(m.connect(), None, "already connecting");
+        m.toggle(Scope::Control);
+        assert!(!m.ask.contains(Scope::Control), "locked while connecting");
+        let lines = m.journal();
+        assert!(
+            lines
+                .iter()
+                .all(|l| !l.contains("123") && !l.contains("789")),
+            "never the code: {lines:?}"
+        );
+        m.on_event(Event::Failed {
+            reason: "the user denied consent".into(),
+            denied: true,
+        });
+        assert!(matches!(m.consent, Consent::Failed { denied: true, .. }));
+        assert_eq!(m.journal(), ["consent: denied: the user denied consent"]);
+    }
+
+    #[test]
+    fn granted_shows_what_is_missing() {
+        let mut m = Model::new();
+        granted(&mut m, "view,inventory");
+        let lines = m.journal();
+        assert!(
+            lines[1].starts_with(
+                "consent: granted view,inventory; not granted: control,diagnostics; as Ada of Acme"
+            ),
+            "{lines:?}"
+        );
+        assert!(m.inventory.loading, "inventory is fetched at once");
+        assert!(m.diag.error.is_some());
+        assert_eq!(m.end(), Some(Action::End));
+        m.on_event(Event::Ended("the technician ended the session".into()));
+        assert!(matches!(m.consent, Consent::Ended { .. }));
+        assert_eq!(m.end(), None);
+    }
+
+    #[test]
+    fn the_filter_narrows_rows() {
+        let mut m = Model::new();
+        granted(&mut m, "inventory");
+        m.on_event(Event::Inventory(Ok(inventory(&[
+            "libc6", "bash", "LIBC-bin", "zlib1g",
+        ]))));
+        assert_eq!(m.inventory.total(), 4);
+        assert_eq!(m.inventory.shown().len(), 4);
+        m.set_filter("libc".into());
+        let names: Vec<&str> = m.inventory.shown().map(|r| r[0].as_str()).collect();
+        assert_eq!(names, ["libc6", "LIBC-bin"]);
+        assert_eq!(
+            m.journal().last().unwrap(),
+            "inventory table software: 2 of 4 rows match \"libc\": libc6, LIBC-bin"
+        );
+        // A match in another column counts too.
+        m.set_filter("amd64".into());
+        assert_eq!(m.inventory.shown().len(), 4);
+        m.set_filter("nothing-like-this".into());
+        assert_eq!(m.inventory.shown().len(), 0);
+        m.show_table(Table::Network);
+        assert_eq!(m.inventory.shown().len(), 0, "the filter stays");
+        m.set_filter("ETH".into());
+        assert_eq!(m.inventory.shown_row(0).unwrap()[0], "eth0");
+        assert_eq!(m.inventory.shown().len(), 1);
+    }
+
+    #[test]
+    fn probes_check_parameters_here_and_show_verdicts() {
+        let mut m = Model::new();
+        assert_eq!(m.run_probe(), None, "no session");
+        granted(&mut m, "diagnostics");
+        m.select_probe(ProbeKind::TcpConnect);
+        m.diag.params = "host=example.com".into();
+        assert_eq!(m.run_probe(), None);
+        assert!(m.diag.param_error.as_deref().unwrap().contains("port"));
+        m.diag.params = "host=example.com port=443".into();
+        let Some(Action::RunProbe(p)) = m.run_probe() else {
+            panic!()
+        };
+        assert_eq!(p.kind(), ProbeKind::TcpConnect);
+        assert_eq!(m.diag.running, 1);
+        m.on_event(Event::Probe {
+            kind: ProbeKind::TcpConnect,
+            result: Ok(Box::new(DiagReport {
+                probe: p,
+                verdict: Verdict::Problem,
+                reason: "connection refused".into(),
+                facts: tether_proto::diag::DiagFacts::None,
+                elapsed_ms: 4,
+            })),
+        });
+        assert_eq!(m.diag.running, 0);
+        assert_eq!(m.diag.results[0].verdict, Verdict::Problem);
+        assert_eq!(
+            m.journal().last().unwrap(),
+            "probe tcp-connect: PROBLEM in 4 ms: connection refused"
+        );
+    }
+}

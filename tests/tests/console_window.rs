@@ -1,0 +1,189 @@
+//! The technician console window driven as a technician would: the real `tether-console window` on
+//! its own Xvfb, the real agent window on another, a real relay, xdotool clicks and typing at the
+//! windows' fixed layout positions, and each window's standard output lines as the observation.
+//!
+//! Set `TETHER_SCREENSHOTS=DIR` to also save screenshots (docs/console-*.png come from
+//! `TETHER_SCREENSHOTS=$PWD/docs cargo test -p tether-tests --test console_window`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tether_console::window::layout as console;
+use tether_proto::diag::Probe;
+use tether_proto::{Scope, ScopeSet, SessionCode};
+use tether_tests::TestRelay;
+use tether_tests::gui::Gui;
+
+use tether_agent::window::layout as agent;
+
+/// A relay, the agent window with a code, the console window that entered it, and the user's
+/// answer: `untick` are rows of the consent dialog the user unticks before "Allow".
+/// Also returns the verification code the agent window showed. `deny`: the user presses Deny instead.
+async fn answered(untick: &[usize], deny: bool) -> (TestRelay, Gui, Gui, String) {
+    let relay = TestRelay::start().await;
+    let a = Gui::agent(&relay, 60);
+    a.click(agent::centre(agent::GET_HELP));
+    let code: SessionCode = a
+        .expect("session code:")
+        .split("code:")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let c = Gui::console(&relay);
+    c.type_into(console::centre(console::CODE), &code.to_string());
+    c.click(console::centre(console::CONNECT));
+    c.expect(
+        "consent: asking for view,control,diagnostics,inventory; waiting for the user's answer",
+    );
+    let paired = a.expect("Verification code: ");
+    let verification = paired
+        .split("Verification code: ")
+        .nth(1)
+        .unwrap()
+        .split(" (")
+        .next()
+        .unwrap()
+        .to_string();
+    a.expect("asks to:");
+    std::thread::sleep(Duration::from_secs(1));
+    for row in untick {
+        a.click(agent::scope_box(*row));
+    }
+    let button = if deny { agent::DENY } else { agent::ALLOW };
+    a.click(agent::centre(button));
+    (relay, a, c, verification)
+}
+
+async fn connected(untick: &[usize]) -> (TestRelay, Gui, Gui, String) {
+    answered(untick, false).await
+}
+
+/// Where the console window shoots from: its full size, the pointer parked on the consent strip.
+fn shot(c: &Gui, name: &str) {
+    c.screenshot(name, console::SIZE, (1400, 80));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entering_a_code_pairs_and_shows_the_granted_scopes() {
+    // The consent rows follow the scope order: view (0), control (1), diagnostics, inventory.
+    assert_eq!(ScopeSet::all().iter().nth(1), Some(Scope::Control));
+    let (_relay, a, c, verification) = connected(&[1]).await;
+    let line = c.expect("consent: granted");
+    assert!(
+        line.starts_with(
+            "consent: granted view,diagnostics,inventory; not granted: control; as Ada Lovelace of Acme IT; verification "
+        ),
+        "{line}"
+    );
+    a.expect("You allowed: view,diagnostics,inventory.");
+    // The verification code both sides show is the same.
+    assert_eq!(line.rsplit("verification ").next().unwrap(), verification);
+    let b = a.expect("banner:");
+    assert!(b.contains("allowed: view,diagnostics,inventory"), "{b}");
+    assert!(b.ends_with("stop control: hidden"), "{b}");
+    // "End session" ends it on both sides.
+    c.click(console::centre(console::END));
+    c.expect("session ended: you ended the session");
+    a.expect("Session ended: the technician ended the session");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inventory_filter_narrows_rows() {
+    let (_relay, a, c, _) = connected(&[]).await;
+    c.expect("consent: granted view,control,diagnostics,inventory;");
+    // Granted inventory is fetched at once and shown as the software table.
+    let line = c.expect("inventory table software:");
+    let count = |line: &str| -> (usize, usize) {
+        let rest = line.split("software: ").nth(1).unwrap();
+        let mut words = rest.split_whitespace();
+        let shown = words.next().unwrap().parse().unwrap();
+        assert_eq!(words.next(), Some("of"));
+        (shown, words.next().unwrap().parse().unwrap())
+    };
+    let (shown, total) = count(&line);
+    assert_eq!(shown, total, "no filter yet: {line}");
+    assert!(total > 10, "the agent's machine lists its packages: {line}");
+    a.expect("sent the technician the hardware and software inventory");
+
+    c.type_into(console::centre(console::FILTER), "libc6");
+    let line = c.expect("match \"libc6\"");
+    let (shown, all) = count(&line);
+    assert_eq!(all, total);
+    assert!(shown > 0 && shown < total, "the filter narrows: {line}");
+    let names = line.rsplit("\"libc6\": ").next().unwrap();
+    for name in names.trim_end_matches(", ...").split(", ") {
+        assert!(name.contains("libc6"), "{name} in {line}");
+    }
+    shot(&c, "console-inventory");
+
+    // Another table keeps the filter; a filter nothing matches leaves no rows.
+    c.click(console::centre(console::table_tab(1)));
+    c.expect("inventory table disks:");
+    c.type_into(console::centre(console::FILTER), "-no-such-thing");
+    let line = c.expect("match \"libc6-no-such-thing\"");
+    assert!(line.contains(": 0 of "), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_a_probe_shows_its_verdict() {
+    let (_relay, a, c, _) = connected(&[]).await;
+    c.expect("consent: granted view,control,diagnostics,inventory;");
+    c.click(console::centre(console::TAB_DIAGNOSTICS));
+    // disk-usage is the fourth probe in the catalog.
+    assert_eq!(
+        tether_proto::diag::ProbeKind::ALL[3],
+        tether_proto::diag::ProbeKind::DiskUsage
+    );
+    c.click(console::centre(console::probe(3)));
+    c.expect("probe selected: disk-usage");
+    c.click(console::centre(console::RUN));
+    c.expect("probe disk-usage: running");
+    a.expect("-> running");
+    let line = c.expect("probe disk-usage: ");
+    let verdict = line
+        .strip_prefix("probe disk-usage: ")
+        .unwrap()
+        .split(" in ")
+        .next()
+        .unwrap();
+    assert!(
+        ["OK", "WARNING", "PROBLEM", "N/A"].contains(&verdict),
+        "a verdict, not a failure: {line}"
+    );
+    a.expect("-> sent the technician");
+
+    // The health check shows one verdict per probe.
+    c.click(console::centre(console::HEALTH));
+    c.expect("health check: running");
+    for _ in Probe::health_check() {
+        let line = c.expect("probe ");
+        assert!(line.contains(" ms: "), "{line}");
+    }
+    shot(&c, "console-diagnostics");
+    // A probe whose parameters are wrong never leaves the console.
+    let tcp = tether_proto::diag::ProbeKind::ALL
+        .iter()
+        .position(|k| *k == tether_proto::diag::ProbeKind::TcpConnect)
+        .unwrap();
+    c.click(console::centre(console::probe(tcp)));
+    c.type_into(console::centre(console::PARAMS), "host=example.com");
+    c.click(console::centre(console::RUN));
+    let line = c.expect("probe tcp-connect: ");
+    assert!(line.contains("bad parameters"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_shows_as_denied_and_a_new_code_can_follow() {
+    let (_relay, a, c, _) = answered(&[], true).await;
+    c.expect("consent: denied: the user denied consent");
+    a.expect("You refused. Nothing was shared.");
+    // The inventory panel stays empty: nothing was fetched.
+    assert!(!c.saw("inventory:"));
+    // The code field works again: a mistyped code is refused in the window itself.
+    c.type_into(console::centre(console::CODE), "x");
+    c.click(console::centre(console::CONNECT));
+    c.expect("notice: That is not a session code");
+}
