@@ -764,6 +764,7 @@ mod tests {
             name: "Ada".into(),
             org: "Acme".into(),
             role: TechnicianRole::Technician,
+            tier: tether_proto::msg::Tier::L1,
         }
     }
 
