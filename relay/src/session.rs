@@ -245,11 +245,11 @@ pub(crate) async fn serve(
         }
     };
     // A peer connection that died also ends the session another way (the agent's control task
-    // cancels `end`, or the agent reports the cut stream): whichever the select saw first, a closed
-    // connection means that side left.
+    // cancels `end`, or the agent reports the cut stream): whichever the select saw first, a
+    // connection that broke (rather than closed normally) means that side left.
     let reason = match reason {
-        "ended" if link.conn.close_reason().is_some() => "agent left",
-        "ended" if conn.close_reason().is_some() => "console left",
+        "ended" if vanished(&link.conn) => "agent left",
+        "ended" if vanished(&conn) => "console left",
         other => other,
     };
     let reason = if shared.shutdown.is_cancelled() {
@@ -290,4 +290,15 @@ pub(crate) async fn serve(
         reason: reason.to_string(),
     });
     info!(session, reason, duration_secs, "session ended");
+}
+
+/// Whether `conn` broke (timed out, reset, closed with an error) rather than closed normally.
+fn vanished(conn: &quinn::Connection) -> bool {
+    match conn.close_reason() {
+        None => false,
+        Some(quinn::ConnectionError::ApplicationClosed(c)) => {
+            c.error_code != quinn::VarInt::from(close::NORMAL)
+        }
+        Some(_) => true,
+    }
 }

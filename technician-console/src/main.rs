@@ -92,12 +92,16 @@ enum Command {
         #[arg(long)]
         snapshot: Option<std::path::PathBuf>,
     },
-    /// Chat with the user, without asking for any scope: each line you type is sent, and the user's
-    /// lines are printed as they arrive (`--json`: one object per line). End of input ends the session.
+    /// Chat with the user: each line you type is sent, and the user's lines are printed as they
+    /// arrive (`--json`: one object per line). Nothing is asked until you type /ask (with --ask);
+    /// then /invite NAME|L2 or /handover NAME|L2 brings in a colleague. End of input ends the session.
     Chat {
         /// The code the user reads to you.
         #[arg(long)]
         code: SessionCode,
+        /// Scopes that /ask will ask the user for, e.g. "inventory,view".
+        #[arg(long)]
+        ask: Option<ScopeSet>,
     },
     /// Send one input action to the remote screen (asks for `control`).
     Input {
@@ -321,7 +325,9 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
         }
         Command::Input { code, .. } => (*code, [Scope::Control].into_iter().collect()),
         Command::Displays { code } => (*code, [Scope::View].into_iter().collect()),
-        Command::Chat { code } => return chat(&cli, &config, *code).await,
+        Command::Chat { code, ask } => {
+            return chat(&cli, &config, *code, ask.unwrap_or(ScopeSet::EMPTY)).await;
+        }
     };
     eprintln!(
         "claiming {} and waiting for the user's consent...",
@@ -505,9 +511,14 @@ async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result
 }
 
 /// Pairs without asking for scopes and chats over standard input and output.
-async fn chat(cli: &Cli, config: &ConsoleConfig, code: SessionCode) -> Result<(), ConsoleError> {
+async fn chat(
+    cli: &Cli,
+    config: &ConsoleConfig,
+    code: SessionCode,
+    ask: ScopeSet,
+) -> Result<(), ConsoleError> {
     eprintln!("claiming {} and pairing...", code.redacted());
-    let mut session = pair_session(config, code, ScopeSet::EMPTY).await?;
+    let mut session = pair_session(config, code, ask).await?;
     eprintln!(
         "connected as {} of {}; verification code {}. Type a line and Enter to send; Ctrl-D ends.",
         session.technician.name, session.technician.org, session.verification

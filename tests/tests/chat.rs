@@ -175,3 +175,98 @@ async fn the_agent_checks_chat_again_from_a_console_that_skips_the_checks() {
     );
     raw.relay.close(0, "done").await;
 }
+
+/// `tether-console chat` as a script uses it: lines in, the user's lines out as JSON, `/ask` and
+/// `/invite` in between, and a refused line reported without ending the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_command_talks_asks_and_invites_over_stdin_and_stdout() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use tether_tests::procs::{Kill, bin, lines, wait_for};
+
+    let relay = TestRelay::start().await;
+    tether_relay::technicians::Technicians::new(relay.dir.path())
+        .add_full(
+            "Grace Hopper",
+            "Acme IT",
+            tether_proto::msg::TechnicianRole::Technician,
+            tether_proto::msg::Tier::L2,
+            None,
+        )
+        .unwrap();
+    let mut agent = TestAgent::spawn(&relay, inventory());
+    let code = agent.code().await.to_string();
+    let target = relay.target();
+    let tether_net::Trust::Fingerprint(fp) = &target.trust else {
+        unreachable!()
+    };
+    let mut console = Kill(
+        Command::new(bin("tether-console"))
+            .args(["--relay", &target.addr, "--relay-cert-sha256", fp, "--json"])
+            .args(["chat", "--ask", "inventory", "--code", &code])
+            .env("TETHER_TOKEN", &relay.token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = lines(console.0.stdout.take().unwrap());
+    let mut stdin = console.0.stdin.take().unwrap();
+    writeln!(stdin, "Hello from the script").unwrap();
+    assert_eq!(user_sees(&mut agent).await.1, "Hello from the script");
+    user_says(&agent, "hi script").await;
+    let line = tokio::task::spawn_blocking(move || (wait_for(&out, "hi script"), out))
+        .await
+        .unwrap();
+    let (line, out) = line;
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (v["from"].as_str(), v["text"].as_str()),
+        (Some("user"), Some("hi script"))
+    );
+
+    writeln!(stdin, "{}", "x".repeat(MAX_CHAT_CHARS + 1)).unwrap();
+    writeln!(stdin, "/ask").unwrap();
+    let (refused, out) = tokio::task::spawn_blocking(move || (wait_for(&out, "at most"), out))
+        .await
+        .unwrap();
+    assert!(refused.contains("\"from\":\"error\""), "{refused}");
+    let (allowed, out) =
+        tokio::task::spawn_blocking(move || (wait_for(&out, "the user allowed"), out))
+            .await
+            .unwrap();
+    assert!(allowed.contains("inventory"), "{allowed}");
+
+    writeln!(stdin, "/invite Grace Hopper").unwrap();
+    agent
+        .expect("the invitation prompt", |e| {
+            matches!(e, AgentEvent::InviteRequested { .. })
+        })
+        .await;
+    agent
+        .commands
+        .send(UserCommand::AnswerInvite(true))
+        .await
+        .unwrap();
+    let (invited, _out) =
+        tokio::task::spawn_blocking(move || (wait_for(&out, "give Grace Hopper this code"), out))
+            .await
+            .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&invited).unwrap();
+    let text = v["text"].as_str().unwrap();
+    let given: tether_proto::SessionCode = text
+        .split("this code: ")
+        .nth(1)
+        .unwrap()
+        .split(" (")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(given.to_string(), code, "a fresh code for the colleague");
+    drop(stdin);
+    let status = tokio::task::spawn_blocking(move || console.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "end of input ends the session cleanly");
+}
