@@ -160,6 +160,7 @@ async fn run(
             .unwrap_or(EndReason::ConnectionLost)
     }
     .await;
+    crate::share::flush_control(&mut ctl_send).await;
     relay.close(close::NORMAL, "guest session over").await;
     tasks.abort_all();
     reason

@@ -315,7 +315,10 @@ impl Session<'_> {
         })
         .await
         .map_err(|e| lost_or_broken(&e))?;
-        self.emit(AgentEvent::Chat { from: None, text }).await;
+        // With two technicians in, both sessions send the line; the first one shows it once.
+        if self.may_invite || self.live.load(Ordering::Acquire) <= 1 {
+            self.emit(AgentEvent::Chat { from: None, text }).await;
+        }
         Ok(())
     }
 

@@ -138,7 +138,9 @@ impl From<FrameError> for ShareError {
 /// The first connection failing is an error. A connection lost later, while waiting for a claim,
 /// is retried with [`Backoff`] (exponential, with jitter) and a new code is shown; a session that
 /// was running ends with [`EndReason::ConnectionLost`] after a [`AgentEvent::RelayLost`].
-pub async fn share(config: ShareConfig, ui: UiLink) -> Result<EndReason, ShareError> {
+pub async fn share(mut config: ShareConfig, ui: UiLink) -> Result<EndReason, ShareError> {
+    // Every technician's view of a display shares one capture (an invited colleague's too).
+    config.screen = Arc::new(crate::screen::SharedScreen::new(config.screen));
     let mut tasks = JoinSet::new();
     let (events, logged) = mpsc::channel(crate::ui::QUEUE);
     tasks.spawn(tee(
@@ -338,9 +340,17 @@ async fn on_connection(
         };
         break session.run(config, technician, stream0).await;
     };
+    flush_control(&mut ctl_send).await;
     relay.close(close::NORMAL, "session over").await;
     tasks.abort_all();
     result
+}
+
+/// Lets the relay receive the last reports (the session's end) before the connection closes.
+pub(crate) async fn flush_control(ctl_send: &mut quinn::SendStream) {
+    if ctl_send.finish().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), ctl_send.stopped()).await;
+    }
 }
 
 pub(crate) async fn read_loop(

@@ -8,13 +8,31 @@
 use std::sync::Arc;
 
 use tether_agent::ShareConfig;
-use tether_agent::screen::{EnigoInput, ScrapScreen};
+use tether_agent::screen::{CaptureError, EnigoInput, ScrapScreen, ScreenProvider, ScreenSource};
 use tether_agent::ui::{AgentEvent, UserCommand};
 use tether_console::{ConsoleConfig, ConsoleError, Session, open_session};
 use tether_proto::msg::{EndReason, Invitee, TechnicianRole, Tier};
+use tether_proto::screen::DisplayInfo;
 use tether_proto::{Scope, ScopeSet, SessionCode};
 use tether_relay::technicians::Technicians;
 use tether_tests::{TestAgent, TestRelay, WAIT, Xvfb};
+
+/// Counts how often the real capture backend opens a display.
+#[derive(Debug)]
+struct CountingOpens {
+    inner: ScrapScreen,
+    opens: std::sync::atomic::AtomicUsize,
+}
+
+impl ScreenProvider for CountingOpens {
+    fn displays(&self) -> Result<Vec<DisplayInfo>, CaptureError> {
+        self.inner.displays()
+    }
+    fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError> {
+        self.opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.open(index)
+    }
+}
 
 fn scopes(s: &str) -> ScopeSet {
     s.parse().unwrap()
@@ -115,7 +133,11 @@ async fn an_l1_invites_an_l2_who_gets_only_view_and_sees_frames_but_cannot_contr
     let relay = TestRelay::start().await;
     let grace = colleague(&relay, "Grace Hopper", TechnicianRole::Technician, Tier::L2);
     let mut config = ShareConfig::new(relay.target());
-    config.screen = Arc::new(ScrapScreen::new(Some(x.display.clone())));
+    let capture = Arc::new(CountingOpens {
+        inner: ScrapScreen::new(Some(x.display.clone())),
+        opens: Default::default(),
+    });
+    config.screen = capture.clone();
     config.input = Arc::new(EnigoInput::new(Some(x.display.clone())));
     let (mut agent, mut ada) =
         first_session(&relay, config, scopes("inventory,view,control")).await;
@@ -163,6 +185,11 @@ async fn an_l1_invites_an_l2_who_gets_only_view_and_sees_frames_but_cannot_contr
     // Both consoles view at once, and Ada's session is unaffected.
     let mut ada_view = ada.view(0).await.unwrap();
     ada_view.next_frame().await.unwrap();
+    assert_eq!(
+        capture.opens.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "two viewers, one capture of the display"
+    );
     ada.inventory().await.unwrap();
 
     let invited = audit_events(&relay, "invited");

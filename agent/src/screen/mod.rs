@@ -16,6 +16,7 @@
 mod control;
 mod enigo_input;
 mod scrap_x11;
+mod shared;
 mod view;
 
 use std::fmt::Debug;
@@ -24,6 +25,7 @@ use tether_proto::screen::{DisplayInfo, InputEvent};
 
 pub use enigo_input::EnigoInput;
 pub use scrap_x11::ScrapScreen;
+pub use shared::{REUSE_WITHIN, SharedScreen};
 
 pub(crate) use control::serve_control;
 pub(crate) use view::serve_view;
