@@ -16,6 +16,7 @@
 //! - [`inventory`] and [`diag`]: the structured results the agent returns; [`inventory`] also has
 //!   deltas between two inventories.
 //! - [`fleet`]: enrolled devices — enrollment, inventory reports, and IT's fleet queries.
+//! - [`records`]: session records (ticket, reason, notes, probes run, resolution) and their queries.
 //! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
 
 pub mod code;
@@ -25,6 +26,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod msg;
 pub mod pairing;
+pub mod records;
 pub mod scope;
 pub mod screen;
 pub mod seal;

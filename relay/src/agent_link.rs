@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::audit::AuditEvent;
+use crate::records;
+use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
 use crate::server::{Shared, agent_queue, close_protocol};
 
 /// Events queued for one agent's control task.
@@ -28,6 +30,9 @@ pub struct AgentLink {
     pub events: mpsc::Sender<AgentEvent>,
     /// Set while the agent is in a session: one session per agent connection.
     pub busy: Arc<AtomicBool>,
+    /// The reason the user gave with the slot request (`share --reason`), cleaned and cut to
+    /// [`MAX_REASON_CHARS`]; each slot keeps the reason it was opened with.
+    pub reason: Option<Arc<str>>,
 }
 
 /// Events for an agent's control task.
@@ -71,6 +76,24 @@ fn describe(report: &SessionReport) -> String {
     }
 }
 
+/// Copies what the session record keeps from an agent's report: the grant and the end reason.
+async fn record_report(shared: &Shared, session: u64, report: &SessionReport) {
+    let records = &shared.records;
+    match report {
+        SessionReport::Consent { granted, .. } => {
+            let granted = *granted;
+            let r = records::blocking(records, move |r| r.consent(session, granted)).await;
+            records::log_failure("consent", r);
+        }
+        SessionReport::Ended { reason } => {
+            let reason = reason.to_string();
+            let r = records::blocking(records, move |r| r.agent_ended(session, &reason)).await;
+            records::log_failure("end reason", r);
+        }
+        _ => {}
+    }
+}
+
 pub(crate) async fn serve(
     conn: quinn::Connection,
     mut send: quinn::SendStream,
@@ -83,6 +106,7 @@ pub(crate) async fn serve(
         conn: conn.clone(),
         events: tx,
         busy: Arc::new(AtomicBool::new(false)),
+        reason: None,
     };
     let mut current: Option<(u64, CancellationToken)> = None;
     let mut pending: Option<oneshot::Sender<Result<(), String>>> = None;
@@ -92,8 +116,13 @@ pub(crate) async fn serve(
         let reply = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
             msg = framed::read_msg::<AgentToRelay>(&mut recv) => match msg {
-                Ok(AgentToRelay::OpenSlot) => {
-                    let opened = shared.table(|t| t.open(id, link.clone(), Instant::now(), &mut rand::thread_rng()));
+                Ok(AgentToRelay::OpenSlot { reason }) => {
+                    let reason = reason
+                        .map(|r| truncate_text(&r, MAX_REASON_CHARS, false))
+                        .filter(|r| !r.is_empty())
+                        .map(Arc::from);
+                    let slot_link = AgentLink { reason, ..link.clone() };
+                    let opened = shared.table(|t| t.open(id, slot_link, Instant::now(), &mut rand::thread_rng()));
                     Some(match opened {
                         Ok(slot) => {
                             debug!(agent = id, %slot, "slot opened");
@@ -124,6 +153,7 @@ pub(crate) async fn serve(
                     }
                     if let Some((session, end)) = &current {
                         shared.audit.record(AuditEvent::AgentReport { session: *session, report: describe(&report) });
+                        record_report(&shared, *session, &report).await;
                         if matches!(report, SessionReport::PairingFailed | SessionReport::Ended { .. }) {
                             end.cancel();
                         }

@@ -68,6 +68,9 @@ pub enum StartError {
     /// The fleet store could not be opened.
     #[error("fleet store: {0}")]
     Store(tether_proto::fleet::FleetError),
+    /// The session record store could not be opened.
+    #[error("session records: {0}")]
+    Records(tether_proto::records::RecordError),
 }
 
 /// State shared by all connection tasks.
@@ -81,6 +84,7 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn crate::store::Store>,
+    pub records: Arc<crate::records::Records>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -141,6 +145,8 @@ impl Relay {
         let limits = config.limits.clone();
         let store: Arc<dyn crate::store::Store> =
             Arc::new(crate::store::SqliteStore::open(&dir).map_err(StartError::Store)?);
+        let records =
+            Arc::new(crate::records::Records::open(&dir).map_err(StartError::Records)?);
         let shared = Arc::new(Shared {
             rendezvous: Mutex::new(Rendezvous::new(
                 limits.code_ttl,
@@ -156,6 +162,7 @@ impl Relay {
             shutdown: CancellationToken::new(),
             metrics: Arc::new(Metrics::default()),
             store,
+            records,
         });
         let (metrics_addr, metrics_task) = match config.metrics {
             None => (None, None),
@@ -220,6 +227,11 @@ impl RelayHandle {
     /// The fleet store.
     pub fn store(&self) -> Arc<dyn crate::store::Store> {
         self.shared.store.clone()
+    }
+
+    /// The session records.
+    pub fn records(&self) -> Arc<crate::records::Records> {
+        self.shared.records.clone()
     }
 
     /// Rendezvous counters.

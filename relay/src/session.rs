@@ -67,6 +67,9 @@ pub(crate) async fn serve(
         ConsoleToRelay::Fleet { token, query } => {
             return crate::fleet::serve(conn, send, token, query, shared).await;
         }
+        ConsoleToRelay::Records { token, query } => {
+            return crate::records::serve(conn, send, token, query, shared).await;
+        }
     };
     let refused = |kind: RelayErrorKind, text: String, technician: Option<String>| {
         shared.metrics.claim_refused(kind);
@@ -172,6 +175,10 @@ pub(crate) async fn serve(
         peer,
     });
     info!(session, %slot, technician = %technician.name, org = %technician.org, "session started");
+    let reason = link.reason.as_deref().map(str::to_string);
+    let record =
+        crate::records::session_started(&shared, session, &technician, reason.as_deref(), scopes)
+            .await;
     let started = Instant::now();
     shared
         .metrics
@@ -187,9 +194,12 @@ pub(crate) async fn serve(
     let cut = CancellationToken::new();
     let mut splices = JoinSet::new();
     let mut send = send;
-    let reason = if framed::write_msg(&mut send, &RelayToConsole::Claimed { technician })
-        .await
-        .is_err()
+    let claimed = RelayToConsole::Claimed {
+        technician,
+        reason,
+        record,
+    };
+    let reason = if framed::write_msg(&mut send, &claimed).await.is_err()
     {
         "console left"
     } else {
@@ -267,5 +277,6 @@ pub(crate) async fn serve(
         bytes_to_console: counters.to_console.load(Ordering::Relaxed),
         reason: reason.to_string(),
     });
+    crate::records::session_ended(&shared, session, reason, duration_secs).await;
     info!(session, reason, duration_secs, "session ended");
 }

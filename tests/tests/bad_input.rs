@@ -335,7 +335,7 @@ async fn hostile_inputs_get_typed_errors_and_leave_others_alone() {
     let (mut send, mut recv) = client::open_control(&conn.conn, Role::Agent).await.unwrap();
     let mut last = None;
     for _ in 0..=tether_relay::config::MAX_OPEN_SLOTS_PER_AGENT {
-        framed::write_msg(&mut send, &AgentToRelay::OpenSlot)
+        framed::write_msg(&mut send, &AgentToRelay::OpenSlot { reason: None })
             .await
             .unwrap();
         last = Some(framed::read_msg::<RelayToAgent>(&mut recv).await.unwrap());
