@@ -4,12 +4,14 @@
 //! - [`session`]: [`open_session`] and [`Session`] — the library a script or a window builds on.
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
+//! - [`records`]: session records (list, show, search, note, close) and the facts a session posts.
 //! - [`render`]: human tables for the command line (JSON output is serde's).
 //! - [`screen`]: view and control streams ([`Session::view`], [`Session::control`]), PNG snapshots.
 //! - [`viewer`]: the eframe window showing a remote screen, with status bar and input.
 
 pub mod error;
 pub mod fleet;
+pub mod records;
 pub mod render;
 pub mod screen;
 pub mod session;

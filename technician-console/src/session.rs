@@ -17,6 +17,7 @@ use tether_proto::msg::{
     Role, StreamOpen, TechnicianIdentity, close,
 };
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
+use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
 use tether_proto::seal::{SealError, SessionKeys};
 use tether_proto::{ScopeSet, SessionCode};
 use tokio::task::JoinSet;
@@ -52,6 +53,12 @@ pub struct Session {
     pub granted: ScopeSet,
     /// The verification string the user's screen shows too.
     pub verification: String,
+    /// Why the user asked for help (`tether-agent share --reason`), cleaned; `None` if they gave none.
+    pub reason: Option<String>,
+    /// This session's record on the relay (`tether-console sessions show ID`).
+    pub record: Option<u64>,
+    /// For posting to the record over a connection of its own.
+    pub(crate) config: ConsoleConfig,
 }
 
 /// Connection statistics for a session, usable from other tasks.
@@ -116,6 +123,9 @@ pub async fn open_session(
             technician: p.technician,
             granted: p.granted,
             verification: p.verification,
+            reason: p.reason,
+            record: p.record,
+            config: config.clone(),
         }),
         Err(e) => {
             relay.close(close::NORMAL, "console giving up").await;
@@ -132,6 +142,8 @@ struct Paired {
     technician: TechnicianIdentity,
     granted: ScopeSet,
     verification: String,
+    reason: Option<String>,
+    record: Option<u64>,
 }
 
 /// Everything after connecting; on error the caller closes the connection.
@@ -151,11 +163,17 @@ async fn claim_and_pair(
         },
     )
     .await?;
-    let technician =
+    let (technician, reason, record) =
         match step(async { Ok(framed::read_msg::<RelayToConsole>(&mut recv).await?) }).await? {
-            RelayToConsole::Claimed { technician } => technician,
+            RelayToConsole::Claimed {
+                technician,
+                reason,
+                record,
+            } => (technician, reason, record),
             RelayToConsole::Error(e) => return Err(e.into()),
         };
+    // The relay cleaned it already; a console trusts no peer with its terminal.
+    let reason = reason.map(|r| truncate_text(&r, MAX_REASON_CHARS, false));
 
     let mut pairing = Pairing::new(Side::Console, code.slot, &code.secret);
     loop {
@@ -203,6 +221,8 @@ async fn claim_and_pair(
         technician,
         granted,
         verification,
+        reason,
+        record,
     })
 }
 
@@ -334,7 +354,10 @@ impl Session {
     /// The agent's full inventory (needs `inventory`).
     pub async fn inventory(&mut self) -> Result<Inventory, ConsoleError> {
         match self.request(&Request::Inventory).await? {
-            Response::Inventory(i) => Ok(*i),
+            Response::Inventory(i) => {
+                self.post_inventory(&i).await;
+                Ok(*i)
+            }
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"
             ))),
@@ -379,7 +402,9 @@ impl Session {
             }
         }
         reports.sort_by_key(|(order, r)| (r.verdict.rank(), *order));
-        Ok(reports.into_iter().map(|(_, r)| r).collect())
+        let reports: Vec<DiagReport> = reports.into_iter().map(|(_, r)| r).collect();
+        self.post_probes(&reports).await;
+        Ok(reports)
     }
 
     /// Runs one probe on the agent, optionally with its own timeout in seconds (needs `diagnostics`).
@@ -395,7 +420,10 @@ impl Session {
             })
             .await?
         {
-            Response::Diagnostic(d) => Ok(*d),
+            Response::Diagnostic(d) => {
+                self.post_probes(std::slice::from_ref(&d)).await;
+                Ok(*d)
+            }
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"
             ))),

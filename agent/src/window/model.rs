@@ -152,6 +152,7 @@ impl Model {
             AgentEvent::Code {
                 code,
                 expires_in_secs,
+                ..
             } => {
                 self.verification = None;
                 self.screen = Screen::Code {
@@ -399,6 +400,7 @@ mod tests {
             &AgentEvent::Code {
                 code,
                 expires_in_secs: 600,
+                reason: None,
             },
             now,
         );
