@@ -74,8 +74,18 @@ CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(
 #[derive(Debug)]
 pub struct Records {
     conn: Mutex<Connection>,
-    /// Live sessions: the relay's in-memory session id → record id.
-    live: Mutex<HashMap<u64, u64>>,
+    /// Live sessions: the relay's in-memory session id → record id, plus the last
+    /// [`RECENTLY_ENDED`] ended ones, whose agent may still be reporting why it ended.
+    live: Mutex<Live>,
+}
+
+/// How many ended sessions still accept the agent's end reason.
+const RECENTLY_ENDED: usize = 256;
+
+#[derive(Debug, Default)]
+struct Live {
+    running: HashMap<u64, u64>,
+    ended: std::collections::VecDeque<(u64, u64)>,
 }
 
 fn db_err(e: impl std::fmt::Display) -> RecordError {
@@ -160,7 +170,7 @@ impl Records {
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         Ok(Records {
             conn: Mutex::new(conn),
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(Live::default()),
         })
     }
 
@@ -174,14 +184,14 @@ impl Records {
         f(&mut c)
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
         // Every update is a single map operation; a poisoned map is still consistent.
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The record of a live session (the relay's in-memory session id).
     pub fn record_of(&self, session: u64) -> Option<u64> {
-        self.live().get(&session).copied()
+        self.live().running.get(&session).copied()
     }
 
     /// Creates the record of a session that just started and returns its id.
@@ -211,7 +221,7 @@ impl Records {
             tx.commit().map_err(db_err)?;
             Ok(id as u64)
         })?;
-        self.live().insert(session, id);
+        self.live().running.insert(session, id);
         Ok(id)
     }
 
@@ -258,14 +268,20 @@ impl Records {
         })
     }
 
-    /// The agent reported why `session` ended; its words win over the relay's own.
+    /// The agent reported why `session` ended; its words win over the relay's own (which only
+    /// knows which side hung up first), even when the relay saw the end first.
     pub fn agent_ended(&self, session: u64, reason: &str) -> Result<(), RecordError> {
-        let Some(id) = self.record_of(session) else {
+        let id = {
+            let live = self.live();
+            let ended = live.ended.iter().find(|(s, _)| *s == session).map(|e| e.1);
+            live.running.get(&session).copied().or(ended)
+        };
+        let Some(id) = id else {
             return Ok(());
         };
         self.with(|c| {
             c.execute(
-                "UPDATE records SET end_reason = ?2 WHERE id = ?1 AND end_reason IS NULL",
+                "UPDATE records SET end_reason = ?2 WHERE id = ?1",
                 params![id as i64, truncate_text(reason, MAX_LABEL_CHARS, false)],
             )
             .map_err(db_err)?;
@@ -282,8 +298,16 @@ impl Records {
         duration_secs: u64,
         now: u64,
     ) -> Result<(), RecordError> {
-        let Some(id) = self.live().remove(&session) else {
-            return Ok(());
+        let id = {
+            let mut live = self.live();
+            let Some(id) = live.running.remove(&session) else {
+                return Ok(());
+            };
+            if live.ended.len() >= RECENTLY_ENDED {
+                live.ended.pop_front();
+            }
+            live.ended.push_back((session, id));
+            id
         };
         self.with(|c| {
             c.execute(
@@ -905,8 +929,13 @@ mod tests {
         r.add_technician(7, "Grace").unwrap();
         r.consent(7, "view".parse().unwrap()).unwrap();
         r.consent(7, "inventory".parse().unwrap()).unwrap();
+        r.finish(7, "agent left", 42, 142).unwrap();
+        assert_eq!(
+            r.show("Acme IT", id).unwrap().end_reason.as_deref(),
+            Some("agent left")
+        );
+        // The agent's report may arrive just after the relay saw its connection close.
         r.agent_ended(7, "the user ended the session").unwrap();
-        r.finish(7, "ended", 42, 142).unwrap();
         assert_eq!(r.record_of(7), None);
         let rec = r.show("Acme IT", id).unwrap();
         assert_eq!(rec.summary.technicians, vec!["Ada", "Grace"]);
