@@ -15,8 +15,8 @@ use tracing::{debug, info};
 
 use crate::audit::AuditEvent;
 use crate::records;
-use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
 use crate::server::{Shared, agent_queue, close_protocol};
+use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
 
 /// Events queued for one agent's control task.
 pub const EVENT_QUEUE: usize = 16;

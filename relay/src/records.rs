@@ -26,9 +26,9 @@ use tether_proto::ScopeSet;
 use tether_proto::diag::Verdict;
 use tether_proto::msg::{TechnicianIdentity, TechnicianRole};
 use tether_proto::records::{
-    InventoryRef, MAX_LABEL_CHARS, MAX_LIST, MAX_NOTE_CHARS, MAX_PROBES_PER_POST,
-    MAX_REASON_CHARS, MAX_SEARCH_CHARS, Notes, ProbeRun, RecordError, RecordErrorKind, RecordNote,
-    RecordQuery, RecordReply, RecordState, RecordSummary, SessionFacts, SessionRecord, check_text,
+    InventoryRef, MAX_LABEL_CHARS, MAX_LIST, MAX_NOTE_CHARS, MAX_PROBES_PER_POST, MAX_REASON_CHARS,
+    MAX_SEARCH_CHARS, Notes, ProbeRun, RecordError, RecordErrorKind, RecordNote, RecordQuery,
+    RecordReply, RecordState, RecordSummary, SessionFacts, SessionRecord, check_text,
     truncate_text,
 };
 use tracing::warn;
@@ -102,9 +102,7 @@ fn scopes_to_db(s: ScopeSet) -> String {
 
 fn scopes_from_db(s: &str) -> ScopeSet {
     // Written by `scopes_to_db`; an unknown name (a newer relay's scope) is left out.
-    s.split(',')
-        .filter_map(|p| p.trim().parse().ok())
-        .collect()
+    s.split(',').filter_map(|p| p.trim().parse().ok()).collect()
 }
 
 fn verdict_name(v: Verdict) -> &'static str {
@@ -352,7 +350,9 @@ impl Records {
                         "the search text has no words (letters or digits) to look for",
                     ));
                 }
-                let device = device.map(|d| d.trim().to_string()).filter(|d| !d.is_empty());
+                let device = device
+                    .map(|d| d.trim().to_string())
+                    .filter(|d| !d.is_empty());
                 let technician = technician
                     .map(|d| d.trim().to_string())
                     .filter(|d| !d.is_empty());
@@ -638,7 +638,9 @@ fn load(c: &Connection, org: &str, id: u64) -> Result<SessionRecord, RecordError
         (end_reason, problem, cause, fix, resolution, state, closed_by, closed_unix),
     ) = row;
     let mut st = c
-        .prepare("SELECT name FROM record_technicians WHERE record_id = ?1 ORDER BY joined_unix, rowid")
+        .prepare(
+            "SELECT name FROM record_technicians WHERE record_id = ?1 ORDER BY joined_unix, rowid",
+        )
         .map_err(db_err)?;
     let technicians: Vec<String> = st
         .query_map(params![rid], |r| r.get(0))
@@ -747,7 +749,13 @@ pub(crate) async fn session_started(
 ) -> Option<u64> {
     let (who, reason) = (technician.clone(), reason.map(str::to_string));
     let r = blocking(&shared.records, move |r| {
-        r.start(session, &who, reason.as_deref(), requested, crate::now_unix())
+        r.start(
+            session,
+            &who,
+            reason.as_deref(),
+            requested,
+            crate::now_unix(),
+        )
     })
     .await;
     match r {
@@ -763,7 +771,12 @@ pub(crate) async fn session_started(
 pub(crate) async fn session_ended(shared: &Shared, session: u64, reason: &str, duration_secs: f64) {
     let reason = reason.to_string();
     let r = blocking(&shared.records, move |r| {
-        r.finish(session, &reason, duration_secs.round() as u64, crate::now_unix())
+        r.finish(
+            session,
+            &reason,
+            duration_secs.round() as u64,
+            crate::now_unix(),
+        )
     })
     .await;
     log_failure("session end", r);
@@ -797,12 +810,14 @@ pub(crate) async fn serve(
     let reply = match reply {
         Ok((who, reply)) => {
             if let (Some(what), RecordReply::Record(rec)) = (audit_query, &reply) {
-                shared.audit.record(crate::audit::AuditEvent::RecordChanged {
-                    record: rec.summary.id,
-                    technician: who.name,
-                    org: who.org,
-                    change: what,
-                });
+                shared
+                    .audit
+                    .record(crate::audit::AuditEvent::RecordChanged {
+                        record: rec.summary.id,
+                        technician: who.name,
+                        org: who.org,
+                        change: what,
+                    });
             }
             reply
         }

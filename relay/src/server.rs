@@ -145,8 +145,7 @@ impl Relay {
         let limits = config.limits.clone();
         let store: Arc<dyn crate::store::Store> =
             Arc::new(crate::store::SqliteStore::open(&dir).map_err(StartError::Store)?);
-        let records =
-            Arc::new(crate::records::Records::open(&dir).map_err(StartError::Records)?);
+        let records = Arc::new(crate::records::Records::open(&dir).map_err(StartError::Records)?);
         let shared = Arc::new(Shared {
             rendezvous: Mutex::new(Rendezvous::new(
                 limits.code_ttl,

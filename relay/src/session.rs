@@ -199,8 +199,7 @@ pub(crate) async fn serve(
         reason,
         record,
     };
-    let reason = if framed::write_msg(&mut send, &claimed).await.is_err()
-    {
+    let reason = if framed::write_msg(&mut send, &claimed).await.is_err() {
         "console left"
     } else {
         let mut first = Some((send, recv));

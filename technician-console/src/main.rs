@@ -639,9 +639,13 @@ async fn sessions(
             .map_err(|e| ConsoleError::Output(e.to_string()))
     };
     let out = match records::query(config, q).await? {
-        tether_proto::records::RecordReply::List(l) if json => to_json(serde_json::to_string_pretty(&l))?,
+        tether_proto::records::RecordReply::List(l) if json => {
+            to_json(serde_json::to_string_pretty(&l))?
+        }
         tether_proto::records::RecordReply::List(l) => records::list_table(&l),
-        tether_proto::records::RecordReply::Record(r) if json => to_json(serde_json::to_string_pretty(&r))?,
+        tether_proto::records::RecordReply::Record(r) if json => {
+            to_json(serde_json::to_string_pretty(&r))?
+        }
         tether_proto::records::RecordReply::Record(r) => records::record_text(&r),
         tether_proto::records::RecordReply::Error(e) => return Err(ConsoleError::Record(e)),
     };

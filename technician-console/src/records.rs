@@ -23,7 +23,10 @@ use crate::fleet::utc;
 use crate::session::{ConsoleConfig, STEP_TIMEOUT, Session};
 
 /// Sends `query` and returns the relay's answer (an error reply becomes [`ConsoleError::Record`]).
-pub async fn query(config: &ConsoleConfig, query: RecordQuery) -> Result<RecordReply, ConsoleError> {
+pub async fn query(
+    config: &ConsoleConfig,
+    query: RecordQuery,
+) -> Result<RecordReply, ConsoleError> {
     let relay = client::connect(&config.relay).await?;
     let result = async {
         let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
@@ -248,7 +251,12 @@ pub fn record_text(r: &SessionRecord) -> String {
     field(&mut s, "fix", &r.notes.fix);
     field(&mut s, "resolution", &m.resolution);
     if let (Some(by), Some(at)) = (&r.closed_by, r.closed_unix) {
-        let _ = writeln!(s, "  closed       by {} at {}", clean_text(by, false), utc(at));
+        let _ = writeln!(
+            s,
+            "  closed       by {} at {}",
+            clean_text(by, false),
+            utc(at)
+        );
     }
     s
 }

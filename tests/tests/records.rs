@@ -31,7 +31,9 @@ fn agent_with_reason(relay: &TestRelay, reason: &str, grant: ScopeSet) -> TestAg
 }
 
 async fn show(config: &ConsoleConfig, id: u64) -> SessionRecord {
-    records::record(config, RecordQuery::Show { id }).await.unwrap()
+    records::record(config, RecordQuery::Show { id })
+        .await
+        .unwrap()
 }
 
 /// Waits until the relay has stored the session's end (it does so once both sides have gone).
@@ -90,13 +92,10 @@ async fn a_record_holds_technician_scopes_probes_notes_and_is_found_by_search() 
     // The user asks for help with a reason; the technician sees it on claiming.
     let mut agent = agent_with_reason(&relay, "printer offline", scopes("diagnostics,inventory"));
     let code = agent.code().await;
-    let mut session = tether_console::open_session(
-        &console,
-        code,
-        scopes("view,diagnostics,inventory"),
-    )
-    .await
-    .unwrap();
+    let mut session =
+        tether_console::open_session(&console, code, scopes("view,diagnostics,inventory"))
+            .await
+            .unwrap();
     assert_eq!(session.reason.as_deref(), Some("printer offline"));
     let id = session.record.expect("the relay made a record");
 
@@ -405,7 +404,15 @@ async fn bad_record_input_gets_clear_errors_and_loses_nothing() {
     );
 
     // Through all of it the session itself was unaffected.
-    assert!(!session.inventory().await.unwrap().software.packages.is_empty());
+    assert!(
+        !session
+            .inventory()
+            .await
+            .unwrap()
+            .software
+            .packages
+            .is_empty()
+    );
     session.end().await;
     agent.task.await.unwrap().unwrap();
 }
@@ -535,14 +542,17 @@ fn the_reason_and_the_record_through_the_real_binaries() {
     );
     assert_eq!(status, Some(0), "{err}");
     // A viewer may not close: exit 5, and the record stays open.
-    let (status, _, err) = run(
-        &["sessions", "close", &id, "--resolution", "done"],
-        &viewer,
-    );
+    let (status, _, err) = run(&["sessions", "close", &id, "--resolution", "done"], &viewer);
     assert_eq!(status, Some(5), "{err}");
     assert!(err.contains("viewer role"), "{err}");
     let (status, out, err) = run(
-        &["sessions", "close", &id, "--resolution", "stuck job cleared"],
+        &[
+            "sessions",
+            "close",
+            &id,
+            "--resolution",
+            "stuck job cleared",
+        ],
         &relay.token,
     );
     assert_eq!(status, Some(0), "{err}");
