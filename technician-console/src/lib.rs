@@ -18,4 +18,4 @@ pub mod session;
 pub mod viewer;
 
 pub use error::ConsoleError;
-pub use session::{ConsoleConfig, Session, open_session};
+pub use session::{ClaimInfo, ConsoleConfig, Session, open_session, open_session_with};

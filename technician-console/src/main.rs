@@ -1,7 +1,7 @@
 //! `tether-console`: parse the command line, run one session, print, exit with a meaningful code.
 
 use clap::{Parser, Subcommand};
-use tether_console::{ConsoleConfig, ConsoleError, Session, open_session, render};
+use tether_console::{ConsoleConfig, ConsoleError, Session, open_session_with, render};
 use tether_net::cli::RelayArgs;
 use tether_proto::diag::{Probe, ProbeKind};
 use tether_proto::fleet::{FleetQuery, FleetReply};
@@ -374,17 +374,19 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
         "claiming {} and waiting for the user's consent...",
         code.redacted()
     );
-    let mut session = open_session(&config, code, scopes).await?;
+    let mut session = open_session_with(&config, code, scopes, |claimed| {
+        if let Some(reason) = &claimed.reason {
+            eprintln!("the user asks for help with: {reason}");
+        }
+        if let Some(id) = claimed.record {
+            eprintln!("session record {id} (`tether-console sessions show {id}`)");
+        }
+    })
+    .await?;
     eprintln!(
         "connected as {} of {}; granted: {}; verification code {}",
         session.technician.name, session.technician.org, session.granted, session.verification
     );
-    if let Some(reason) = &session.reason {
-        eprintln!("the user asks for help with: {reason}");
-    }
-    if let Some(id) = session.record {
-        eprintln!("session record {id} (`tether-console sessions show {id}`)");
-    }
     let ticket = match &cli.command {
         Command::Inventory { ticket, .. } | Command::Diag { ticket, .. } => ticket.as_deref(),
         _ => None,

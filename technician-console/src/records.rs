@@ -158,14 +158,22 @@ fn cut(s: &str, n: usize) -> String {
 
 /// Records as a table, newest first.
 pub fn list_table(records: &[RecordSummary]) -> String {
+    if records.is_empty() {
+        return "(no session records)\n".into();
+    }
     let mut s = format!(
         "{:>6} {:<16} {:<6} {:<14} {:<18} {:<20} {}\n",
         "ID", "STARTED", "STATE", "TICKET", "DEVICE", "TECHNICIANS", "REASON / RESOLUTION"
     );
     for r in records {
-        let text = match (&r.resolution, &r.reason) {
-            (Some(res), _) => format!("resolved: {}", clean_text(res, false)),
-            (None, Some(reason)) => clean_text(reason, false),
+        let text = match (&r.reason, &r.resolution) {
+            (Some(reason), Some(res)) => format!(
+                "{} → resolved: {}",
+                cut(&clean_text(reason, false), 40),
+                clean_text(res, false)
+            ),
+            (None, Some(res)) => format!("resolved: {}", clean_text(res, false)),
+            (Some(reason), None) => clean_text(reason, false),
             (None, None) => "-".into(),
         };
         let _ = writeln!(
@@ -177,11 +185,8 @@ pub fn list_table(records: &[RecordSummary]) -> String {
             cut(&opt(&r.ticket), 14),
             cut(&opt(&r.device), 18),
             cut(&clean_text(&r.technicians.join(", "), false), 20),
-            cut(&text, 60)
+            cut(&text, 100)
         );
-    }
-    if records.is_empty() {
-        s.push_str("(no session records)\n");
     }
     s
 }

@@ -112,8 +112,28 @@ pub async fn open_session(
     code: SessionCode,
     scopes: ScopeSet,
 ) -> Result<Session, ConsoleError> {
+    open_session_with(config, code, scopes, |_| {}).await
+}
+
+/// What the relay says when a claim is accepted, before pairing and consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimInfo {
+    /// Why the user asked for help (cleaned), if they said.
+    pub reason: Option<String>,
+    /// The session's record on the relay.
+    pub record: Option<u64>,
+}
+
+/// [`open_session`], calling `on_claimed` as soon as the relay accepts the claim, so a front end can
+/// show the user's reason while the user decides on consent.
+pub async fn open_session_with(
+    config: &ConsoleConfig,
+    code: SessionCode,
+    scopes: ScopeSet,
+    on_claimed: impl FnOnce(&ClaimInfo) + Send,
+) -> Result<Session, ConsoleError> {
     let relay = client::connect(&config.relay).await?;
-    match claim_and_pair(&relay, config, code, scopes).await {
+    match claim_and_pair(&relay, config, code, scopes, on_claimed).await {
         Ok(p) => Ok(Session {
             relay,
             keys: p.keys,
@@ -152,6 +172,7 @@ async fn claim_and_pair(
     config: &ConsoleConfig,
     code: SessionCode,
     scopes: ScopeSet,
+    on_claimed: impl FnOnce(&ClaimInfo) + Send,
 ) -> Result<Paired, ConsoleError> {
     let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
     framed::write_msg(
@@ -174,6 +195,10 @@ async fn claim_and_pair(
         };
     // The relay cleaned it already; a console trusts no peer with its terminal.
     let reason = reason.map(|r| truncate_text(&r, MAX_REASON_CHARS, false));
+    on_claimed(&ClaimInfo {
+        reason: reason.clone(),
+        record,
+    });
 
     let mut pairing = Pairing::new(Side::Console, code.slot, &code.secret);
     loop {

@@ -90,6 +90,8 @@ pub struct Model {
     pub ending: bool,
     /// The verification string of the current pairing (the technician sees the same).
     pub verification: Option<String>,
+    /// What the user asked for help with (`--reason`), shown with the code.
+    pub reason: Option<String>,
 }
 
 impl Default for Model {
@@ -99,6 +101,7 @@ impl Default for Model {
             notice: None,
             ending: false,
             verification: None,
+            reason: None,
         }
     }
 }
@@ -152,9 +155,10 @@ impl Model {
             AgentEvent::Code {
                 code,
                 expires_in_secs,
-                ..
+                reason,
             } => {
                 self.verification = None;
+                self.reason.clone_from(reason);
                 self.screen = Screen::Code {
                     code: code.to_string(),
                     expires_at: now + Duration::from_secs(u64::from(*expires_in_secs)),
