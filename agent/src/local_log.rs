@@ -176,6 +176,7 @@ mod tests {
         log.record(&AgentEvent::Code {
             code,
             expires_in_secs: 600,
+            reason: None,
         });
         log.record(&AgentEvent::Refused {
             what: "the uptime diagnostic".into(),

@@ -34,6 +34,10 @@ enum Command {
         /// IT's agent config (TOML, e.g. `allowed_orgs = ["Acme IT"]`).
         #[arg(long, env = "TETHER_AGENT_CONFIG")]
         config: Option<PathBuf>,
+        /// What you need help with, e.g. "printer offline" (at most 200 characters); the
+        /// technician sees it when they enter your code.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Open the agent window (the default on a desktop): code, consent dialog, session banner.
     Window {
@@ -45,6 +49,10 @@ enum Command {
         /// Seconds the user has to answer the consent dialog (for tests and demos).
         #[arg(long, hide = true, default_value_t = tether_agent::share::CONSENT_TIMEOUT.as_secs())]
         consent_timeout: u64,
+        /// What you need help with (at most 200 characters); the technician sees it when they
+        /// enter your code.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Show the local log of past sessions on this machine.
     Log,
@@ -101,7 +109,7 @@ fn main() {
         cli.command = Cli::parse_from(["tether-agent", "window"]).command;
     }
     let state_dir = cli.state_dir.or_else(default_state_dir);
-    let (relay, config, window) = match cli.command {
+    let (relay, config, window, reason) = match cli.command {
         None | Some(Command::Log) => {
             let Some(dir) = state_dir else {
                 fail(&"no state directory (set TETHER_AGENT_DATA)", 2)
@@ -115,12 +123,17 @@ fn main() {
             }
             return;
         }
-        Some(Command::Share { relay, config }) => (relay, config, None),
+        Some(Command::Share {
+            relay,
+            config,
+            reason,
+        }) => (relay, config, None, reason),
         Some(Command::Window {
             relay,
             config,
             consent_timeout,
-        }) => (relay, config, Some(consent_timeout)),
+            reason,
+        }) => (relay, config, Some(consent_timeout), reason),
         Some(Command::Enroll {
             relay,
             token,
@@ -146,6 +159,11 @@ fn main() {
     let mut share = ShareConfig::new(target);
     share.policy = policy;
     share.state_dir = state_dir;
+    share.reason = match reason.as_deref().map(tether_agent::share::check_reason) {
+        None => None,
+        Some(Ok(r)) => r,
+        Some(Err(e)) => fail(&e, 2),
+    };
     if let Some(secs) = window {
         share.consent_timeout = std::time::Duration::from_secs(secs);
         if let Err(e) = tether_agent::window::run(share) {

@@ -25,6 +25,7 @@ use tether_proto::msg::{
     AgentToRelay, EndReason, RelayError, RelayToAgent, Role, SessionReport, close,
 };
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
+use tether_proto::records::{MAX_REASON_CHARS, check_text};
 use tether_proto::seal::SessionKeys;
 use tether_proto::{SessionCode, Slot};
 use tokio::sync::mpsc;
@@ -59,6 +60,9 @@ pub struct ShareConfig {
     pub screen: Arc<dyn ScreenProvider>,
     /// Input backend (opened only after `control` is granted).
     pub input: Arc<dyn InputProvider>,
+    /// Why the user asks for help, sent with every slot request so the technician sees it on
+    /// claiming; check it with [`check_reason`] first.
+    pub reason: Option<String>,
 }
 
 impl ShareConfig {
@@ -71,6 +75,7 @@ impl ShareConfig {
             input: Arc::new(EnigoInput::new(None)),
             policy: Policy::default(),
             state_dir: None,
+            reason: None,
         }
     }
 
@@ -89,6 +94,13 @@ impl ShareConfig {
             ),
         }
     }
+}
+
+/// Checks and cleans the reason a user gives with `share --reason`: at most
+/// [`MAX_REASON_CHARS`] characters, control characters made harmless; `None` if nothing is left.
+pub fn check_reason(reason: &str) -> Result<Option<String>, String> {
+    let r = check_text("--reason", reason, MAX_REASON_CHARS, false).map_err(|e| e.to_string())?;
+    Ok((!r.is_empty()).then_some(r))
 }
 
 /// Copies every event to the local log, then on to the front end.
@@ -245,7 +257,8 @@ async fn on_connection(
         .await;
 
     let result = loop {
-        framed::write_msg(&mut ctl_send, &AgentToRelay::OpenSlot).await?;
+        let reason = config.reason.clone();
+        framed::write_msg(&mut ctl_send, &AgentToRelay::OpenSlot { reason }).await?;
         let (slot, expires_in_secs) = loop {
             match ctl.recv().await {
                 Some(Ok(RelayToAgent::SlotOpened {
@@ -269,6 +282,7 @@ async fn on_connection(
             .send(AgentEvent::Code {
                 code,
                 expires_in_secs,
+                reason: config.reason.clone(),
             })
             .await;
 

@@ -29,9 +29,10 @@ pub fn parse_answer(line: &str, requested: ScopeSet) -> ScopeSet {
 pub fn render(event: &AgentEvent) -> String {
     match event {
         AgentEvent::Connected { relay } => format!("Connected to relay {relay}."),
-        AgentEvent::Code { code, expires_in_secs } => format!(
-            "\n  session code: {code}\n\nRead this code to your technician. It works once and expires in {} minutes.\n\
+        AgentEvent::Code { code, expires_in_secs, reason } => format!(
+            "\n  session code: {code}\n{}\nRead this code to your technician. It works once and expires in {} minutes.\n\
              Waiting for the technician... (type q and Enter, or press Ctrl-C, to stop)",
+            reason.as_deref().map_or(String::new(), |r| format!("  your request: {r}\n")),
             expires_in_secs / 60
         ),
         AgentEvent::CodeExpired => "Your code expired unused. Here is a new one:".into(),

@@ -26,6 +26,9 @@ pub enum AgentEvent {
         code: SessionCode,
         /// Minutes until it expires.
         expires_in_secs: u32,
+        /// The reason the user gave (`share --reason`), sent to the relay with the slot request
+        /// and shown to the technician who claims the code.
+        reason: Option<String>,
     },
     /// The code expired unused; a new one follows.
     CodeExpired,

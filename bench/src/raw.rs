@@ -55,7 +55,7 @@ pub struct RawAgent {
 pub async fn agent(client: &Client) -> anyhow::Result<RawAgent> {
     let conn = client.connect().await?;
     let (mut send, mut recv) = open_control(&conn, Role::Agent).await?;
-    framed::write_msg(&mut send, &AgentToRelay::OpenSlot).await?;
+    framed::write_msg(&mut send, &AgentToRelay::OpenSlot { reason: None }).await?;
     match framed::read_msg::<RelayToAgent>(&mut recv).await? {
         RelayToAgent::SlotOpened { slot, .. } => Ok(RawAgent {
             conn,

@@ -29,4 +29,6 @@ fuzz_target!(|data: &[u8]| {
     check::<Request>(data);
     check::<Response>(data);
     check::<PairingMsg>(data);
+    check::<tether_proto::records::RecordQuery>(data);
+    check::<tether_proto::records::RecordReply>(data);
 });

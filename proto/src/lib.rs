@@ -17,6 +17,7 @@
 //!   deltas between two inventories.
 //! - [`fleet`]: enrolled devices — enrollment, inventory reports, and IT's fleet queries.
 //! - [`chat`]: in-session chat text, its limits, and how it is made harmless to show.
+//! - [`records`]: session records (ticket, reason, notes, probes run, resolution) and their queries.
 //! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
 
 pub mod chat;
@@ -27,6 +28,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod msg;
 pub mod pairing;
+pub mod records;
 pub mod scope;
 pub mod screen;
 pub mod seal;

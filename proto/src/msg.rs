@@ -5,13 +5,14 @@
 //! agent                         relay                          console
 //!   |-- Hello{Agent} ------------->|                               |
 //!   |<----------- HelloReply ------|                               |
-//!   |-- AgentToRelay::OpenSlot --->|                               |
+//!   |-- AgentToRelay::OpenSlot --->|                               |  reason the user gave, if any
 //!   |<-- RelayToAgent::SlotOpened -|     (agent shows slot+secret) |
 //!   |                              |<------------ Hello{Console} --|
 //!   |                              |------------- HelloReply ----->|
 //!   |                              |<-- ConsoleToRelay::Claim -----|  slot, token, scopes (role-checked)
 //!   |<-- RelayToAgent::Claimed ----|                               |  verified name, org, role
 //!   |-- AgentToRelay::Accept ----->|--- RelayToConsole::Claimed -->|  (or Decline: refused before pairing)
+//!   |                              |   + reason, session record id |
 //!   |<=========== spliced stream 0: bytes copied blindly ==========>|
 //!   |   PairingMsg::Spake / PairingMsg::Confirm (plain frames)      |
 //!   |   then sealed: ConsentRequest -> ConsentDecision, End/Ended   |
@@ -28,6 +29,7 @@ use crate::code::Slot;
 use crate::diag::{DiagReport, Probe};
 use crate::fleet::FleetQuery;
 use crate::inventory::Inventory;
+use crate::records::RecordQuery;
 use crate::scope::{Scope, ScopeSet};
 use crate::screen::DisplayInfo;
 
@@ -275,7 +277,11 @@ pub enum RelayErrorKind {
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub enum AgentToRelay {
     /// Ask for a slot to build a session code around.
-    OpenSlot,
+    OpenSlot {
+        /// Why the user asks for help (`share --reason`), shown to the technician who claims the
+        /// code; at most [`crate::records::MAX_REASON_CHARS`] characters (the relay cuts longer ones).
+        reason: Option<String>,
+    },
     /// Answer to [`RelayToAgent::Claimed`]: go ahead and splice.
     Accept,
     /// Answer to [`RelayToAgent::Claimed`]: refuse this technician before any pairing.
@@ -388,6 +394,14 @@ pub enum ConsoleToRelay {
         /// The question.
         query: FleetQuery,
     },
+    /// Read or write the technician's org's session records; answered with one
+    /// [`crate::records::RecordReply`] on this stream.
+    Records {
+        /// The technician's token.
+        token: String,
+        /// The question or change.
+        query: RecordQuery,
+    },
 }
 
 /// Relay → console, on the claim stream.
@@ -398,6 +412,11 @@ pub enum RelayToConsole {
     Claimed {
         /// The identity the agent was shown.
         technician: TechnicianIdentity,
+        /// The reason the user gave when sharing (`tether-agent share --reason`), cleaned.
+        reason: Option<String>,
+        /// The session's record on the relay (`tether-console sessions show ID`); `None` if the
+        /// relay could not create one (the session goes ahead without).
+        record: Option<u64>,
     },
     /// The claim was refused.
     Error(RelayError),

@@ -15,8 +15,10 @@ use tracing::{debug, info};
 
 use crate::audit::AuditEvent;
 use crate::invite::Invitation;
+use crate::records;
 use crate::rendezvous::AgentId;
 use crate::server::{Shared, agent_queue, close_protocol};
+use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
 
 /// Events queued for one agent's control task.
 pub const EVENT_QUEUE: usize = 16;
@@ -32,6 +34,9 @@ pub struct AgentLink {
     pub busy: Arc<AtomicBool>,
     /// For a guest connection's slot: only this invitation's invitee may claim it.
     pub invite: Option<Arc<Invitation>>,
+    /// The reason the user gave with the slot request (`share --reason`), cleaned and cut to
+    /// [`MAX_REASON_CHARS`]; each slot keeps the reason it was opened with.
+    pub reason: Option<Arc<str>>,
 }
 
 /// Events for an agent's control task.
@@ -99,6 +104,24 @@ fn describe(report: &SessionReport) -> String {
     }
 }
 
+/// Copies what the session record keeps from an agent's report: the grant and the end reason.
+async fn record_report(shared: &Shared, session: u64, report: &SessionReport) {
+    let records = &shared.records;
+    match report {
+        SessionReport::Consent { granted, .. } => {
+            let granted = *granted;
+            let r = records::blocking(records, move |r| r.consent(session, granted)).await;
+            records::log_failure("consent", r);
+        }
+        SessionReport::Ended { reason } => {
+            let reason = reason.to_string();
+            let r = records::blocking(records, move |r| r.agent_ended(session, &reason)).await;
+            records::log_failure("end reason", r);
+        }
+        _ => {}
+    }
+}
+
 pub(crate) async fn serve(
     conn: quinn::Connection,
     mut send: quinn::SendStream,
@@ -112,6 +135,7 @@ pub(crate) async fn serve(
         events: tx,
         busy: Arc::new(AtomicBool::new(false)),
         invite: None,
+        reason: None,
     };
     let mut current: Option<(u64, CancellationToken, TechnicianIdentity)> = None;
     let mut pending: Option<oneshot::Sender<Result<(), String>>> = None;
@@ -121,7 +145,13 @@ pub(crate) async fn serve(
         let reply = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
             msg = framed::read_msg::<AgentToRelay>(&mut recv) => match msg {
-                Ok(AgentToRelay::OpenSlot) => Some(open_slot(&shared, id, link.clone())),
+                Ok(AgentToRelay::OpenSlot { reason }) => {
+                    let reason = reason
+                        .map(|r| truncate_text(&r, MAX_REASON_CHARS, false))
+                        .filter(|r| !r.is_empty())
+                        .map(Arc::from);
+                    Some(open_slot(&shared, id, AgentLink { reason, ..link.clone() }))
+                }
                 Ok(AgentToRelay::OpenInviteSlot { ticket }) => {
                     Some(match shared.invites.take(ticket, Instant::now()) {
                         Some(invitation) => {
@@ -180,6 +210,7 @@ pub(crate) async fn serve(
                     }
                     if let Some((session, end, _)) = &current {
                         shared.audit.record(AuditEvent::AgentReport { session: *session, report: describe(&report) });
+                        record_report(&shared, *session, &report).await;
                         if matches!(report, SessionReport::PairingFailed | SessionReport::Ended { .. }) {
                             end.cancel();
                         }

@@ -140,6 +140,18 @@ pub enum AuditEvent {
         /// Org.
         org: String,
     },
+    /// A technician changed a session record (notes, close, probes or inventory posted). The
+    /// note text itself stays in the record, not in the log.
+    RecordChanged {
+        /// Record id.
+        record: u64,
+        /// Technician name.
+        technician: String,
+        /// Technician org.
+        org: String,
+        /// What changed (e.g. `note problem,fix`, `close`, `probes 3`).
+        change: String,
+    },
 }
 
 #[derive(Serialize)]

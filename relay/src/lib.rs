@@ -18,6 +18,8 @@
 //! - [`audit`]: append-only, hash-chained JSON-lines audit log.
 //! - `device`: an enrolled device's control stream (enrollment, authentication, inventory reports).
 //! - `fleet`: IT's fleet queries from a console, limited to the technician's org.
+//! - [`records`]: session records (reason, ticket, technicians, scopes, probes, notes, resolution)
+//!   and a technician's record queries; SQLite FTS5 search.
 //! - [`store`]: the fleet store ([`store::Store`] trait, SQLite by default).
 
 pub mod admin;
@@ -28,6 +30,7 @@ mod device;
 mod fleet;
 pub mod invite;
 pub mod metrics;
+pub mod records;
 pub mod rendezvous;
 pub mod server;
 pub mod session;

@@ -68,6 +68,9 @@ pub enum StartError {
     /// The fleet store could not be opened.
     #[error("fleet store: {0}")]
     Store(tether_proto::fleet::FleetError),
+    /// The session record store could not be opened.
+    #[error("session records: {0}")]
+    Records(tether_proto::records::RecordError),
 }
 
 /// State shared by all connection tasks.
@@ -82,6 +85,7 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn crate::store::Store>,
     pub invites: crate::invite::Invites,
+    pub records: Arc<crate::records::Records>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -142,6 +146,7 @@ impl Relay {
         let limits = config.limits.clone();
         let store: Arc<dyn crate::store::Store> =
             Arc::new(crate::store::SqliteStore::open(&dir).map_err(StartError::Store)?);
+        let records = Arc::new(crate::records::Records::open(&dir).map_err(StartError::Records)?);
         let shared = Arc::new(Shared {
             rendezvous: Mutex::new(Rendezvous::new(
                 limits.code_ttl,
@@ -158,6 +163,7 @@ impl Relay {
             shutdown: CancellationToken::new(),
             metrics: Arc::new(Metrics::default()),
             store,
+            records,
         });
         let (metrics_addr, metrics_task) = match config.metrics {
             None => (None, None),
@@ -222,6 +228,11 @@ impl RelayHandle {
     /// The fleet store.
     pub fn store(&self) -> Arc<dyn crate::store::Store> {
         self.shared.store.clone()
+    }
+
+    /// The session records.
+    pub fn records(&self) -> Arc<crate::records::Records> {
+        self.shared.records.clone()
     }
 
     /// Rendezvous counters.

@@ -67,6 +67,9 @@ pub(crate) async fn serve(
         ConsoleToRelay::Fleet { token, query } => {
             return crate::fleet::serve(conn, send, token, query, shared).await;
         }
+        ConsoleToRelay::Records { token, query } => {
+            return crate::records::serve(conn, send, token, query, shared).await;
+        }
     };
     let refused = |kind: RelayErrorKind, text: String, technician: Option<String>| {
         shared.metrics.claim_refused(kind);
@@ -192,8 +195,16 @@ pub(crate) async fn serve(
             technician: technician.name.clone(),
             invited_by: inv.by.clone(),
         });
+        // The colleague is one of the technicians involved in the session they joined.
+        let (parent, name) = (inv.parent, technician.name.clone());
+        let r = crate::records::blocking(&shared.records, move |r| r.add_technician(parent, &name));
+        crate::records::log_failure("add a joined technician", r.await);
     }
     info!(session, %slot, technician = %technician.name, org = %technician.org, "session started");
+    let reason = link.reason.as_deref().map(str::to_string);
+    let record =
+        crate::records::session_started(&shared, session, &technician, reason.as_deref(), scopes)
+            .await;
     let started = Instant::now();
     shared
         .metrics
@@ -209,10 +220,12 @@ pub(crate) async fn serve(
     let cut = CancellationToken::new();
     let mut splices = JoinSet::new();
     let mut send = send;
-    let reason = if framed::write_msg(&mut send, &RelayToConsole::Claimed { technician })
-        .await
-        .is_err()
-    {
+    let claimed = RelayToConsole::Claimed {
+        technician,
+        reason,
+        record,
+    };
+    let reason = if framed::write_msg(&mut send, &claimed).await.is_err() {
         "console left"
     } else {
         let mut first = Some((send, recv));
@@ -289,6 +302,7 @@ pub(crate) async fn serve(
         bytes_to_console: counters.to_console.load(Ordering::Relaxed),
         reason: reason.to_string(),
     });
+    crate::records::session_ended(&shared, session, reason, duration_secs).await;
     info!(session, reason, duration_secs, "session ended");
 }
 

@@ -51,6 +51,10 @@ pub enum ConsoleError {
     /// The relay refused a fleet query (bad token, unknown device, store failure).
     #[error("{0}")]
     Fleet(tether_proto::fleet::FleetError),
+    /// The relay refused a session-record query or change (bad token, viewer role, unknown id,
+    /// closed record, bad input); nothing changed.
+    #[error("{0}")]
+    Record(tether_proto::records::RecordError),
     /// A local file could not be written.
     #[error("{0}")]
     Output(String),
@@ -90,6 +94,16 @@ impl ConsoleError {
                 if e.kind == tether_proto::fleet::FleetErrorKind::UnknownDevice =>
             {
                 11
+            }
+            ConsoleError::Record(e) => {
+                use tether_proto::records::RecordErrorKind as K;
+                match e.kind {
+                    K::BadToken | K::Forbidden => 5,
+                    K::UnknownRecord => 11,
+                    K::Invalid => 2,
+                    K::Closed => 12,
+                    K::StoreFailed => 10,
+                }
             }
             ConsoleError::Ended(_)
             | ConsoleError::RelayClosed(_)

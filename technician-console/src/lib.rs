@@ -5,6 +5,7 @@
 //! - [`chat`]: the line-based chat of `tether-console chat`.
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
+//! - [`records`]: session records (list, show, search, note, close) and the facts a session posts.
 //! - [`render`]: human tables for the command line (JSON output is serde's).
 //! - [`screen`]: view and control streams ([`Session::view`], [`Session::control`]), PNG snapshots.
 //! - [`viewer`]: the eframe window showing a remote screen, with status bar and input; its
@@ -15,6 +16,7 @@
 pub mod chat;
 pub mod error;
 pub mod fleet;
+pub mod records;
 pub mod render;
 pub mod screen;
 pub mod session;
@@ -22,4 +24,7 @@ pub mod viewer;
 pub mod window;
 
 pub use error::ConsoleError;
-pub use session::{ConsoleConfig, Session, open_session, pair_session};
+pub use session::{
+    ClaimInfo, ConsoleConfig, Session, open_session, open_session_with, pair_session,
+    pair_session_with,
+};

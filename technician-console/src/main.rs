@@ -1,7 +1,9 @@
 //! `tether-console`: parse the command line, run one session, print, exit with a meaningful code.
 
 use clap::{Parser, Subcommand};
-use tether_console::{ConsoleConfig, ConsoleError, Session, open_session, pair_session, render};
+use tether_console::{
+    ConsoleConfig, ConsoleError, Session, open_session_with, pair_session, render,
+};
 use tether_net::cli::RelayArgs;
 use tether_proto::diag::{Probe, ProbeKind};
 use tether_proto::fleet::{FleetQuery, FleetReply};
@@ -36,8 +38,16 @@ enum Command {
         /// The code the user reads to you, e.g. "417 302 958".
         #[arg(long)]
         code: Option<SessionCode>,
+        /// Ticket reference to store in the session's record.
+        #[arg(long)]
+        ticket: Option<String>,
         #[command(subcommand)]
         fleet: Option<InventoryCommand>,
+    },
+    /// Session records: notes, resolutions and a searchable history of past sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
     },
     /// Enrolled devices of your organisation.
     Devices {
@@ -61,6 +71,9 @@ enum Command {
         /// Override each probe's timeout, in seconds (1-120).
         #[arg(long)]
         timeout: Option<u16>,
+        /// Ticket reference to store in the session's record.
+        #[arg(long)]
+        ticket: Option<String>,
         /// The probe to run (see --list).
         #[arg(required_unless_present_any = ["list", "all"])]
         probe: Option<ProbeKind>,
@@ -113,6 +126,65 @@ enum Command {
         display: u32,
         #[command(subcommand)]
         action: InputAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// The newest session records of your organisation.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One session record in full.
+    Show {
+        /// Record id (printed when the session starts, and by `sessions list`).
+        id: u64,
+    },
+    /// Write notes on an open record (technician or admin role). Each option replaces its field;
+    /// an empty value clears it.
+    Note {
+        /// Record id.
+        id: u64,
+        /// What the user saw.
+        #[arg(long)]
+        problem: Option<String>,
+        /// Why it happened.
+        #[arg(long)]
+        cause: Option<String>,
+        /// What fixed it.
+        #[arg(long)]
+        fix: Option<String>,
+        /// Ticket reference.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// The device (host name), if the record has none or the wrong one.
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Close a record with its resolution (technician or admin role); it can no longer change.
+    Close {
+        /// Record id.
+        id: u64,
+        /// What resolved it.
+        #[arg(long)]
+        resolution: String,
+    },
+    /// Past sessions whose reason, ticket, notes or resolution contain all these words; newest first.
+    Search {
+        /// Words to look for (may be empty with --device or --technician).
+        #[arg(default_value = "")]
+        text: String,
+        /// Only this device (host name, case-insensitive).
+        #[arg(long)]
+        device: Option<String>,
+        /// Only sessions this technician was in (case-insensitive).
+        #[arg(long)]
+        technician: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
     },
 }
 
@@ -263,6 +335,18 @@ async fn main() {
             usage(&format!("--timeout: {e}"));
         }
     }
+    if let Some(
+        Command::Inventory {
+            ticket: Some(t), ..
+        }
+        | Command::Diag {
+            ticket: Some(t), ..
+        },
+    ) = &cli.command
+        && let Err(e) = tether_console::records::check_ticket(t)
+    {
+        usage(&e.to_string());
+    }
     let config = match (cli.relay.target(), cli.token.clone()) {
         (Ok(relay), Some(token)) => ConsoleConfig { relay, token },
         (Err(e), _) => usage(&e.to_string()),
@@ -301,6 +385,9 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
     if let Some(q) = fleet_query(command(&cli)) {
         return fleet(&cli, &config, q).await;
     }
+    if let Command::Sessions { command } = command(&cli) {
+        return sessions(command, cli.json, &config).await;
+    }
     let (code, scopes): (SessionCode, ScopeSet) = match command(&cli) {
         Command::Inventory { code, .. } => (
             code.unwrap_or_else(|| usage("--code, or a subcommand (export, history, search)")),
@@ -308,6 +395,7 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
         ),
         Command::Devices { .. } => usage("devices needs a subcommand"),
         Command::Window => usage("the window runs on its own"),
+        Command::Sessions { .. } => usage("sessions needs a subcommand"),
         Command::Diag { code, .. } => (
             code.unwrap_or_else(|| usage("--code is required")),
             [Scope::Diagnostics].into_iter().collect(),
@@ -333,11 +421,28 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
         "claiming {} and waiting for the user's consent...",
         code.redacted()
     );
-    let mut session = open_session(&config, code, scopes).await?;
+    let mut session = open_session_with(&config, code, scopes, |claimed| {
+        if let Some(reason) = &claimed.reason {
+            eprintln!("the user asks for help with: {reason}");
+        }
+        if let Some(id) = claimed.record {
+            eprintln!("session record {id} (`tether-console sessions show {id}`)");
+        }
+    })
+    .await?;
     eprintln!(
         "connected as {} of {}; granted: {}; verification code {}",
         session.technician.name, session.technician.org, session.granted, session.verification
     );
+    let ticket = match command(&cli) {
+        Command::Inventory { ticket, .. } | Command::Diag { ticket, .. } => ticket.as_deref(),
+        _ => None,
+    };
+    if let Some(t) = ticket
+        && let Err(e) = session.set_ticket(t).await
+    {
+        eprintln!("warning: the ticket was not stored: {e}");
+    }
     let result = serve(&cli, &mut session, probe).await;
     session.end().await;
     result
@@ -440,7 +545,7 @@ async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result
                 print!("{}", render::inventory(&inv))
             }
         }
-        Command::Devices { .. } | Command::Window => {}
+        Command::Devices { .. } | Command::Window | Command::Sessions { .. } => {}
         Command::Diag {
             all: true, timeout, ..
         } => {
@@ -554,4 +659,69 @@ async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError
     let result = tokio::task::block_in_place(|| viewer::run_window(state, granted, who, input));
     tasks.abort_all();
     result
+}
+
+async fn sessions(
+    command: &SessionsCommand,
+    json: bool,
+    config: &ConsoleConfig,
+) -> Result<(), ConsoleError> {
+    use tether_console::records;
+    use tether_proto::records::{RecordNote, RecordQuery};
+    let q = match command {
+        SessionsCommand::List { limit } => RecordQuery::List { limit: *limit },
+        SessionsCommand::Show { id } => RecordQuery::Show { id: *id },
+        SessionsCommand::Search {
+            text,
+            device,
+            technician,
+            limit,
+        } => RecordQuery::Search {
+            text: text.clone(),
+            device: device.clone(),
+            technician: technician.clone(),
+            limit: *limit,
+        },
+        SessionsCommand::Note {
+            id,
+            problem,
+            cause,
+            fix,
+            ticket,
+            device,
+        } => {
+            let note = RecordNote {
+                ticket: ticket.clone(),
+                device: device.clone(),
+                problem: problem.clone(),
+                cause: cause.clone(),
+                fix: fix.clone(),
+            };
+            if note.is_empty() {
+                usage("nothing to note: give --problem, --cause, --fix, --ticket or --device");
+            }
+            RecordQuery::Note { id: *id, note }
+        }
+        SessionsCommand::Close { id, resolution } => RecordQuery::Close {
+            id: *id,
+            resolution: resolution.clone(),
+        },
+    };
+    let to_json = |v: serde_json::Result<String>| {
+        v.map(|s| s + "\n")
+            .map_err(|e| ConsoleError::Output(e.to_string()))
+    };
+    let out = match records::query(config, q).await? {
+        tether_proto::records::RecordReply::List(l) if json => {
+            to_json(serde_json::to_string_pretty(&l))?
+        }
+        tether_proto::records::RecordReply::List(l) => records::list_table(&l),
+        tether_proto::records::RecordReply::Record(r) if json => {
+            to_json(serde_json::to_string_pretty(&r))?
+        }
+        tether_proto::records::RecordReply::Record(r) => records::record_text(&r),
+        tether_proto::records::RecordReply::Error(e) => return Err(ConsoleError::Record(e)),
+    };
+    print!("{out}");
+    Ok(())
 }

@@ -19,6 +19,7 @@ use tether_proto::msg::{
     Response, Role, StreamOpen, TechnicianIdentity, close,
 };
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
+use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
 use tether_proto::seal::{SealError, SessionKeys};
 use tether_proto::{ScopeSet, SessionCode};
 use tokio::sync::{mpsc, watch};
@@ -62,6 +63,12 @@ pub struct Session {
     pub granted: ScopeSet,
     /// The verification string the user's screen shows too.
     pub verification: String,
+    /// Why the user asked for help (`tether-agent share --reason`), cleaned; `None` if they gave none.
+    pub reason: Option<String>,
+    /// This session's record on the relay (`tether-console sessions show ID`).
+    pub record: Option<u64>,
+    /// For posting to the record over a connection of its own.
+    pub(crate) config: ConsoleConfig,
 }
 
 /// How many chat lines from the user wait unread before newer ones are dropped.
@@ -164,7 +171,27 @@ pub async fn open_session(
     code: SessionCode,
     scopes: ScopeSet,
 ) -> Result<Session, ConsoleError> {
-    let mut session = pair_session(config, code, scopes).await?;
+    open_session_with(config, code, scopes, |_| {}).await
+}
+
+/// What the relay says when a claim is accepted, before pairing and consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimInfo {
+    /// Why the user asked for help (cleaned), if they said.
+    pub reason: Option<String>,
+    /// The session's record on the relay.
+    pub record: Option<u64>,
+}
+
+/// [`open_session`], calling `on_claimed` as soon as the relay accepts the claim, so a front end can
+/// show the user's reason while the user decides on consent.
+pub async fn open_session_with(
+    config: &ConsoleConfig,
+    code: SessionCode,
+    scopes: ScopeSet,
+    on_claimed: impl FnOnce(&ClaimInfo) + Send,
+) -> Result<Session, ConsoleError> {
+    let mut session = pair_session_with(config, code, scopes, on_claimed).await?;
     session.ask_consent().await?;
     Ok(session)
 }
@@ -176,8 +203,18 @@ pub async fn pair_session(
     code: SessionCode,
     scopes: ScopeSet,
 ) -> Result<Session, ConsoleError> {
+    pair_session_with(config, code, scopes, |_| {}).await
+}
+
+/// [`pair_session`], calling `on_claimed` as soon as the relay accepts the claim.
+pub async fn pair_session_with(
+    config: &ConsoleConfig,
+    code: SessionCode,
+    scopes: ScopeSet,
+    on_claimed: impl FnOnce(&ClaimInfo) + Send,
+) -> Result<Session, ConsoleError> {
     let relay = client::connect(&config.relay).await?;
-    match claim_and_pair(&relay, config, code, scopes).await {
+    match claim_and_pair(&relay, config, code, scopes, on_claimed).await {
         Ok(p) => {
             let (decision_tx, decisions) = mpsc::channel(1);
             let (chat_tx, chat) = mpsc::channel(CHAT_QUEUE);
@@ -205,6 +242,9 @@ pub async fn pair_session(
                 technician: p.technician,
                 granted: ScopeSet::EMPTY,
                 verification: p.verification,
+                reason: p.reason,
+                record: p.record,
+                config: config.clone(),
             })
         }
         Err(e) => {
@@ -221,6 +261,8 @@ struct Paired {
     rx0: SealedRecv,
     technician: TechnicianIdentity,
     verification: String,
+    reason: Option<String>,
+    record: Option<u64>,
 }
 
 /// Everything after connecting; on error the caller closes the connection.
@@ -229,6 +271,7 @@ async fn claim_and_pair(
     config: &ConsoleConfig,
     code: SessionCode,
     scopes: ScopeSet,
+    on_claimed: impl FnOnce(&ClaimInfo) + Send,
 ) -> Result<Paired, ConsoleError> {
     let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
     framed::write_msg(
@@ -240,11 +283,21 @@ async fn claim_and_pair(
         },
     )
     .await?;
-    let technician =
+    let (technician, reason, record) =
         match step(async { Ok(framed::read_msg::<RelayToConsole>(&mut recv).await?) }).await? {
-            RelayToConsole::Claimed { technician } => technician,
+            RelayToConsole::Claimed {
+                technician,
+                reason,
+                record,
+            } => (technician, reason, record),
             RelayToConsole::Error(e) => return Err(e.into()),
         };
+    // The relay cleaned it already; a console trusts no peer with its terminal.
+    let reason = reason.map(|r| truncate_text(&r, MAX_REASON_CHARS, false));
+    on_claimed(&ClaimInfo {
+        reason: reason.clone(),
+        record,
+    });
 
     let mut pairing = Pairing::new(Side::Console, code.slot, &code.secret);
     loop {
@@ -277,6 +330,8 @@ async fn claim_and_pair(
         rx0,
         technician,
         verification,
+        reason,
+        record,
     })
 }
 
@@ -483,7 +538,10 @@ impl Session {
     /// The agent's full inventory (needs `inventory`).
     pub async fn inventory(&mut self) -> Result<Inventory, ConsoleError> {
         match self.request(&Request::Inventory).await? {
-            Response::Inventory(i) => Ok(*i),
+            Response::Inventory(i) => {
+                self.post_inventory(&i).await;
+                Ok(*i)
+            }
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"
             ))),
@@ -528,7 +586,9 @@ impl Session {
             }
         }
         reports.sort_by_key(|(order, r)| (r.verdict.rank(), *order));
-        Ok(reports.into_iter().map(|(_, r)| r).collect())
+        let reports: Vec<DiagReport> = reports.into_iter().map(|(_, r)| r).collect();
+        self.post_probes(&reports).await;
+        Ok(reports)
     }
 
     /// Runs one probe on the agent, optionally with its own timeout in seconds (needs `diagnostics`).
@@ -544,7 +604,10 @@ impl Session {
             })
             .await?
         {
-            Response::Diagnostic(d) => Ok(*d),
+            Response::Diagnostic(d) => {
+                self.post_probes(std::slice::from_ref(&d)).await;
+                Ok(*d)
+            }
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"
             ))),

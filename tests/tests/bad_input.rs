@@ -15,6 +15,7 @@ use tether_proto::msg::{
     AgentToConsole, AgentToRelay, ConsoleToAgent, ConsoleToRelay, EndReason, Hello, HelloReply,
     RelayErrorKind, RelayToAgent, Request, Response, Role, StreamOpen, TechnicianRole, close,
 };
+use tether_proto::records::{RecordErrorKind, RecordNote, RecordQuery};
 use tether_proto::seal::{Direction, SessionKeys};
 use tether_proto::{PROTOCOL_VERSION, Scope, ScopeSet, Slot};
 use tether_relay::Limits;
@@ -330,12 +331,79 @@ async fn hostile_inputs_get_typed_errors_and_leave_others_alone() {
     assert!(r.contains("revoked"));
     t.row("claim with a revoked token", r, &mut live).await;
 
+    // --- session records ---
+    let record = live.record.expect("the live session has a record");
+    let record_refusal =
+        |r: Result<tether_proto::records::RecordReply, tether_console::ConsoleError>,
+         want: RecordErrorKind| match r {
+            Err(tether_console::ConsoleError::Record(e)) => {
+                assert_eq!(e.kind, want, "{}", e.message);
+                format!("{:?}: {}", e.kind, e.message)
+            }
+            other => panic!("expected a {want:?} refusal, got {other:?}"),
+        };
+    let r =
+        tether_console::records::query(&relay.console(), RecordQuery::Show { id: 987_654 }).await;
+    t.row(
+        "session record: unknown id",
+        record_refusal(r, RecordErrorKind::UnknownRecord),
+        &mut live,
+    )
+    .await;
+    let huge_note = RecordQuery::Note {
+        id: record,
+        note: RecordNote {
+            fix: Some("y".repeat(100_000)),
+            ..RecordNote::default()
+        },
+    };
+    let r = tether_console::records::query(&relay.console(), huge_note).await;
+    t.row(
+        "session record: 100 000-character note",
+        record_refusal(r, RecordErrorKind::Invalid),
+        &mut live,
+    )
+    .await;
+    let r = tether_console::records::query(
+        &relay.console(),
+        RecordQuery::Search {
+            text: "\"-*:()".into(),
+            device: None,
+            technician: None,
+            limit: 10,
+        },
+    )
+    .await;
+    t.row(
+        "session record: search of FTS syntax only",
+        record_refusal(r, RecordErrorKind::Invalid),
+        &mut live,
+    )
+    .await;
+    let viewer_console = tether_console::ConsoleConfig {
+        token: Technicians::new(relay.dir.path())
+            .add_with("Val", "Acme IT", TechnicianRole::Viewer, None)
+            .unwrap(),
+        ..relay.console()
+    };
+    let close = RecordQuery::Close {
+        id: record,
+        resolution: "closed by a viewer".into(),
+    };
+    let r = tether_console::records::query(&viewer_console, close).await;
+    t.row(
+        "session record: viewer closes it",
+        record_refusal(r, RecordErrorKind::Forbidden),
+        &mut live,
+    )
+    .await;
+
     // --- agents ---
     let conn = client::connect(&relay.target()).await.unwrap();
     let (mut send, mut recv) = client::open_control(&conn.conn, Role::Agent).await.unwrap();
     let mut last = None;
     for _ in 0..=tether_relay::config::MAX_OPEN_SLOTS_PER_AGENT {
-        framed::write_msg(&mut send, &AgentToRelay::OpenSlot)
+        framed::write_msg(&mut send, &AgentToRelay::OpenSlot { reason: None })
             .await
             .unwrap();
         last = Some(framed::read_msg::<RelayToAgent>(&mut recv).await.unwrap());

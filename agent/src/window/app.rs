@@ -212,6 +212,10 @@ impl AgentApp {
                 "It works once and expires in {}. Waiting for them to enter it...",
                 clock(left)
             ));
+            if let Some(reason) = &self.model.reason {
+                ui.add_space(8.0);
+                ui.label(RichText::new(format!("Your request: {reason}")).strong());
+            }
         });
         if big_button(ui, layout::NEW_CODE, "New code", None) {
             let a = self.model.new_code();

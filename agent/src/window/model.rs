@@ -129,6 +129,8 @@ pub struct Model {
     pub ending: bool,
     /// The verification string of the current pairing (the technician sees the same).
     pub verification: Option<String>,
+    /// What the user asked for help with (`--reason`), shown with the code.
+    pub reason: Option<String>,
 }
 
 impl Default for Model {
@@ -138,6 +140,7 @@ impl Default for Model {
             notice: None,
             ending: false,
             verification: None,
+            reason: None,
         }
     }
 }
@@ -191,8 +194,10 @@ impl Model {
             AgentEvent::Code {
                 code,
                 expires_in_secs,
+                reason,
             } => {
                 self.verification = None;
+                self.reason.clone_from(reason);
                 self.screen = Screen::Code {
                     code: code.to_string(),
                     expires_at: now + Duration::from_secs(u64::from(*expires_in_secs)),
@@ -529,6 +534,7 @@ mod tests {
             &AgentEvent::Code {
                 code,
                 expires_in_secs: 600,
+                reason: None,
             },
             now,
         );

@@ -1,0 +1,965 @@
+//! Session records: one per claimed session, kept in the relay's SQLite database next to the fleet
+//! store (`fleet.sqlite3`, its own tables, its own connection; WAL lets both write).
+//!
+//! See `tether_proto::records` for what a record holds and who writes each part. Here:
+//! - the session lifecycle hooks ([`Records::start`], [`Records::consent`], [`Records::agent_ended`],
+//!   [`Records::finish`], [`Records::add_technician`]) called by the claim/splice code and the agent's
+//!   control stream, keyed by the relay's in-memory session id;
+//! - [`Records::handle`]: a technician's [`RecordQuery`], with the org and role checks;
+//! - `serve`: one `ConsoleToRelay::Records` per console connection.
+//!
+//! Search uses SQLite FTS5 (`records_fts`, one row per record, rowid = record id) over reason, ticket,
+//! notes, resolution and device. The technician's words are turned into quoted FTS terms, so
+//! punctuation in what they type never becomes FTS query syntax.
+//!
+//! The device of a record: the relay does not learn the sharing agent's host name (nothing leaves the
+//! agent before consent), so the device is the host name of the first inventory the console took in
+//! the session, or what the technician sets with `sessions note ID --device D`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tether_net::framed;
+use tether_proto::ScopeSet;
+use tether_proto::diag::Verdict;
+use tether_proto::msg::{TechnicianIdentity, TechnicianRole};
+use tether_proto::records::{
+    InventoryRef, MAX_LABEL_CHARS, MAX_LIST, MAX_NOTE_CHARS, MAX_PROBES_PER_POST, MAX_REASON_CHARS,
+    MAX_SEARCH_CHARS, Notes, ProbeRun, RecordError, RecordErrorKind, RecordNote, RecordQuery,
+    RecordReply, RecordState, RecordSummary, SessionFacts, SessionRecord, check_text,
+    truncate_text,
+};
+use tracing::warn;
+
+use crate::server::Shared;
+
+/// The database file, shared with the fleet store.
+pub const FILE: &str = crate::store::FILE;
+
+/// Longest probe description kept (a probe with a long URL is cut).
+const MAX_PROBE_CHARS: usize = 300;
+/// Longest probe reason kept.
+const MAX_PROBE_REASON_CHARS: usize = 500;
+/// Most words of a search used.
+const MAX_SEARCH_WORDS: usize = 16;
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, org TEXT NOT NULL, started_unix INTEGER NOT NULL,
+    ticket TEXT, device TEXT, reason TEXT, scopes_requested TEXT NOT NULL,
+    scopes_granted TEXT NOT NULL DEFAULT '', ended_unix INTEGER, duration_secs INTEGER,
+    end_reason TEXT, problem TEXT, cause TEXT, fix TEXT, resolution TEXT,
+    state TEXT NOT NULL DEFAULT 'open', closed_by TEXT, closed_unix INTEGER);
+CREATE INDEX IF NOT EXISTS records_org ON records (org, id);
+CREATE TABLE IF NOT EXISTS record_technicians (
+    record_id INTEGER NOT NULL, name TEXT NOT NULL, joined_unix INTEGER NOT NULL,
+    PRIMARY KEY (record_id, name));
+CREATE TABLE IF NOT EXISTS record_probes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, record_id INTEGER NOT NULL, probe TEXT NOT NULL,
+    verdict TEXT NOT NULL, reason TEXT NOT NULL, at_unix INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS record_probes_record ON record_probes (record_id, id);
+CREATE TABLE IF NOT EXISTS record_inventories (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, record_id INTEGER NOT NULL, digest TEXT NOT NULL,
+    collected_unix INTEGER NOT NULL, hostname TEXT NOT NULL, packages INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS record_inventories_record ON record_inventories (record_id, id);
+CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(
+    reason, ticket, problem, cause, fix, resolution, device, tokenize = 'unicode61');
+";
+
+/// Session records. Every method is short and synchronous; async callers use [`blocking`].
+#[derive(Debug)]
+pub struct Records {
+    conn: Mutex<Connection>,
+    /// Live sessions: the relay's in-memory session id → record id, plus the last
+    /// [`RECENTLY_ENDED`] ended ones, whose agent may still be reporting why it ended.
+    live: Mutex<Live>,
+}
+
+/// How many ended sessions still accept the agent's end reason.
+const RECENTLY_ENDED: usize = 256;
+
+#[derive(Debug, Default)]
+struct Live {
+    running: HashMap<u64, u64>,
+    ended: std::collections::VecDeque<(u64, u64)>,
+}
+
+fn db_err(e: impl std::fmt::Display) -> RecordError {
+    tracing::error!(error = %e, "record store failed");
+    RecordError::new(
+        RecordErrorKind::StoreFailed,
+        format!("the relay's record store failed: {e}"),
+    )
+}
+
+fn scopes_to_db(s: ScopeSet) -> String {
+    s.iter().map(|s| s.name()).collect::<Vec<_>>().join(",")
+}
+
+fn scopes_from_db(s: &str) -> ScopeSet {
+    // Written by `scopes_to_db`; an unknown name (a newer relay's scope) is left out.
+    s.split(',').filter_map(|p| p.trim().parse().ok()).collect()
+}
+
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Ok => "ok",
+        Verdict::Warning => "warning",
+        Verdict::Problem => "problem",
+        Verdict::NotAvailable => "not-available",
+        Verdict::TimedOut => "timed-out",
+        Verdict::Failed => "failed",
+    }
+}
+
+fn verdict_from(s: &str) -> Verdict {
+    match s {
+        "ok" => Verdict::Ok,
+        "warning" => Verdict::Warning,
+        "problem" => Verdict::Problem,
+        "not-available" => Verdict::NotAvailable,
+        "timed-out" => Verdict::TimedOut,
+        _ => Verdict::Failed,
+    }
+}
+
+fn unknown(id: u64) -> RecordError {
+    RecordError::new(
+        RecordErrorKind::UnknownRecord,
+        format!("no session record {id} in your organisation"),
+    )
+}
+
+fn invalid(msg: impl Into<String>) -> RecordError {
+    RecordError::new(RecordErrorKind::Invalid, msg)
+}
+
+/// The technician's words as an FTS5 query: each word quoted (so `-`, `:`, `*` or quotes are never
+/// syntax), all required. `None` when there is no word.
+pub fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(MAX_SEARCH_WORDS)
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+fn id_param(id: u64) -> Result<i64, RecordError> {
+    i64::try_from(id).map_err(|_| unknown(id))
+}
+
+impl Records {
+    /// Opens (creating) the record tables in `data_dir`'s database.
+    pub fn open(data_dir: &Path) -> Result<Self, RecordError> {
+        Self::open_file(&data_dir.join(FILE))
+    }
+
+    /// Opens (creating) the record tables in the database at `path`.
+    pub fn open_file(path: &Path) -> Result<Self, RecordError> {
+        let conn = Connection::open(path).map_err(db_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        Ok(Records {
+            conn: Mutex::new(conn),
+            live: Mutex::new(Live::default()),
+        })
+    }
+
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, RecordError>,
+    ) -> Result<R, RecordError> {
+        // A poisoned lock means a panic mid-call; SQLite rolled the transaction back, so the
+        // connection is still consistent.
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c)
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        // Every update is a single map operation; a poisoned map is still consistent.
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The record of a live session (the relay's in-memory session id).
+    pub fn record_of(&self, session: u64) -> Option<u64> {
+        self.live().running.get(&session).copied()
+    }
+
+    /// Creates the record of a session that just started and returns its id.
+    pub fn start(
+        &self,
+        session: u64,
+        technician: &TechnicianIdentity,
+        reason: Option<&str>,
+        requested: ScopeSet,
+        now: u64,
+    ) -> Result<u64, RecordError> {
+        let reason = reason.map(|r| truncate_text(r, MAX_REASON_CHARS, false));
+        let id = self.with(|c| {
+            let tx = c.transaction().map_err(db_err)?;
+            tx.execute(
+                "INSERT INTO records (org, started_unix, reason, scopes_requested) VALUES (?1, ?2, ?3, ?4)",
+                params![technician.org, now as i64, reason, scopes_to_db(requested)],
+            )
+            .map_err(db_err)?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO record_technicians (record_id, name, joined_unix) VALUES (?1, ?2, ?3)",
+                params![id, technician.name, now as i64],
+            )
+            .map_err(db_err)?;
+            index(&tx, id)?;
+            tx.commit().map_err(db_err)?;
+            Ok(id as u64)
+        })?;
+        self.live().running.insert(session, id);
+        Ok(id)
+    }
+
+    /// Adds a technician who joined `session` (the relay's session id) to its record. Adding one
+    /// twice changes nothing. A session without a record (the store failed at its start) is ignored.
+    pub fn add_technician(&self, session: u64, name: &str) -> Result<(), RecordError> {
+        let Some(id) = self.record_of(session) else {
+            return Ok(());
+        };
+        let name = truncate_text(name, MAX_LABEL_CHARS, false);
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO record_technicians (record_id, name, joined_unix) VALUES (?1, ?2, ?3)",
+                params![id as i64, name, crate::now_unix() as i64],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    /// The user granted `granted` in `session`. The record keeps every scope ever granted in it.
+    pub fn consent(&self, session: u64, granted: ScopeSet) -> Result<(), RecordError> {
+        let Some(id) = self.record_of(session) else {
+            return Ok(());
+        };
+        self.with(|c| {
+            let old: String = c
+                .query_row(
+                    "SELECT scopes_granted FROM records WHERE id = ?1",
+                    params![id as i64],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            let mut all = scopes_from_db(&old);
+            for s in granted.iter() {
+                all.insert(s);
+            }
+            c.execute(
+                "UPDATE records SET scopes_granted = ?2 WHERE id = ?1",
+                params![id as i64, scopes_to_db(all)],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    /// The agent reported why `session` ended; its words win over the relay's own (which only
+    /// knows which side hung up first), even when the relay saw the end first.
+    pub fn agent_ended(&self, session: u64, reason: &str) -> Result<(), RecordError> {
+        let id = {
+            let live = self.live();
+            let ended = live.ended.iter().find(|(s, _)| *s == session).map(|e| e.1);
+            live.running.get(&session).copied().or(ended)
+        };
+        let Some(id) = id else {
+            return Ok(());
+        };
+        self.with(|c| {
+            c.execute(
+                "UPDATE records SET end_reason = ?2 WHERE id = ?1",
+                params![id as i64, truncate_text(reason, MAX_LABEL_CHARS, false)],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    /// `session` is over: stores its end time, duration and (unless the agent said) end reason, and
+    /// forgets the live session.
+    pub fn finish(
+        &self,
+        session: u64,
+        reason: &str,
+        duration_secs: u64,
+        now: u64,
+    ) -> Result<(), RecordError> {
+        let id = {
+            let mut live = self.live();
+            let Some(id) = live.running.remove(&session) else {
+                return Ok(());
+            };
+            if live.ended.len() >= RECENTLY_ENDED {
+                live.ended.pop_front();
+            }
+            live.ended.push_back((session, id));
+            id
+        };
+        self.with(|c| {
+            c.execute(
+                "UPDATE records SET ended_unix = ?2, duration_secs = ?3,
+                 end_reason = COALESCE(end_reason, ?4) WHERE id = ?1",
+                params![id as i64, now as i64, duration_secs as i64, reason],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    /// Answers `query` for `who`, after the role and org checks.
+    pub fn handle(
+        &self,
+        who: &TechnicianIdentity,
+        query: RecordQuery,
+        now: u64,
+    ) -> Result<RecordReply, RecordError> {
+        // Any role may read (the knowledge base is for everyone who helps); writing is for the
+        // technician and admin roles, as the viewer role only watches screens.
+        if query.writes() && who.role == TechnicianRole::Viewer {
+            return Err(RecordError::new(
+                RecordErrorKind::Forbidden,
+                "the viewer role may read session records but not change them",
+            ));
+        }
+        let org = who.org.as_str();
+        match query {
+            RecordQuery::List { limit } => self.search(org, None, None, None, limit),
+            RecordQuery::Show { id } => self.show(org, id).map(boxed),
+            RecordQuery::Search {
+                text,
+                device,
+                technician,
+                limit,
+            } => {
+                let text = check_text("the search text", &text, MAX_SEARCH_CHARS, false)?;
+                let fts = fts_query(&text);
+                if !text.is_empty() && fts.is_none() {
+                    return Err(invalid(
+                        "the search text has no words (letters or digits) to look for",
+                    ));
+                }
+                let device = device
+                    .map(|d| d.trim().to_string())
+                    .filter(|d| !d.is_empty());
+                let technician = technician
+                    .map(|d| d.trim().to_string())
+                    .filter(|d| !d.is_empty());
+                self.search(
+                    org,
+                    fts.as_deref(),
+                    device.as_deref(),
+                    technician.as_deref(),
+                    limit,
+                )
+            }
+            RecordQuery::Note { id, note } => self.note(org, id, note).map(boxed),
+            RecordQuery::Close { id, resolution } => {
+                self.close(org, &who.name, id, &resolution, now).map(boxed)
+            }
+            RecordQuery::Facts { id, facts } => {
+                self.facts(org, &who.name, id, facts, now).map(boxed)
+            }
+        }
+    }
+
+    fn search(
+        &self,
+        org: &str,
+        fts: Option<&str>,
+        device: Option<&str>,
+        technician: Option<&str>,
+        limit: u32,
+    ) -> Result<RecordReply, RecordError> {
+        let limit = limit.clamp(1, MAX_LIST);
+        self.with(|c| {
+            let mut st = c
+                .prepare(
+                    "SELECT r.id FROM records r WHERE r.org = ?1
+                     AND (?2 IS NULL OR r.id IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?2))
+                     AND (?3 IS NULL OR lower(r.device) = lower(?3))
+                     AND (?4 IS NULL OR EXISTS (SELECT 1 FROM record_technicians t
+                          WHERE t.record_id = r.id AND lower(t.name) = lower(?4)))
+                     ORDER BY r.started_unix DESC, r.id DESC LIMIT ?5",
+                )
+                .map_err(db_err)?;
+            let ids: Vec<i64> = st
+                .query_map(params![org, fts, device, technician, limit], |r| r.get(0))
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(load(c, org, id as u64)?.summary);
+            }
+            Ok(RecordReply::List(out))
+        })
+    }
+
+    fn show(&self, org: &str, id: u64) -> Result<SessionRecord, RecordError> {
+        self.with(|c| load(c, org, id))
+    }
+
+    fn note(&self, org: &str, id: u64, note: RecordNote) -> Result<SessionRecord, RecordError> {
+        if note.is_empty() {
+            return Err(invalid(
+                "nothing to change: give --problem, --cause, --fix, --ticket or --device",
+            ));
+        }
+        let label = |what, v: Option<String>| {
+            v.map(|v| check_text(what, &v, MAX_LABEL_CHARS, false))
+                .transpose()
+        };
+        let text = |what, v: Option<String>| {
+            v.map(|v| check_text(what, &v, MAX_NOTE_CHARS, true))
+                .transpose()
+        };
+        let ticket = label("the ticket", note.ticket)?;
+        let device = label("the device", note.device)?;
+        let problem = text("the problem", note.problem)?;
+        let cause = text("the cause", note.cause)?;
+        let fix = text("the fix", note.fix)?;
+        self.with(|c| {
+            let tx = c.transaction().map_err(db_err)?;
+            let rid = writable(&tx, org, id)?;
+            // An empty value clears the field; an absent one keeps it.
+            let set = |col: &str, v: &Option<String>| -> Result<(), RecordError> {
+                if let Some(v) = v {
+                    let v = (!v.is_empty()).then_some(v.as_str());
+                    tx.execute(
+                        &format!("UPDATE records SET {col} = ?2 WHERE id = ?1"),
+                        params![rid, v],
+                    )
+                    .map_err(db_err)?;
+                }
+                Ok(())
+            };
+            set("ticket", &ticket)?;
+            set("device", &device)?;
+            set("problem", &problem)?;
+            set("cause", &cause)?;
+            set("fix", &fix)?;
+            index(&tx, rid)?;
+            tx.commit().map_err(db_err)?;
+            load(c, org, id)
+        })
+    }
+
+    fn close(
+        &self,
+        org: &str,
+        name: &str,
+        id: u64,
+        resolution: &str,
+        now: u64,
+    ) -> Result<SessionRecord, RecordError> {
+        let resolution = check_text("the resolution", resolution, MAX_NOTE_CHARS, true)?;
+        if resolution.is_empty() {
+            return Err(invalid("the resolution must not be empty"));
+        }
+        self.with(|c| {
+            let tx = c.transaction().map_err(db_err)?;
+            let rid = writable(&tx, org, id)?;
+            tx.execute(
+                "UPDATE records SET resolution = ?2, state = 'closed', closed_by = ?3, closed_unix = ?4 WHERE id = ?1",
+                params![rid, resolution, name, now as i64],
+            )
+            .map_err(db_err)?;
+            index(&tx, rid)?;
+            tx.commit().map_err(db_err)?;
+            load(c, org, id)
+        })
+    }
+
+    fn facts(
+        &self,
+        org: &str,
+        name: &str,
+        id: u64,
+        facts: SessionFacts,
+        now: u64,
+    ) -> Result<SessionRecord, RecordError> {
+        if let SessionFacts::Probes(p) = &facts
+            && (p.is_empty() || p.len() > MAX_PROBES_PER_POST)
+        {
+            return Err(invalid(format!(
+                "a post carries 1–{MAX_PROBES_PER_POST} probe results, not {}",
+                p.len()
+            )));
+        }
+        if let SessionFacts::Inventory(inv) = &facts
+            && (inv.digest.len() != 64 || !inv.digest.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(invalid("an inventory digest is 64 hex digits"));
+        }
+        self.with(|c| {
+            let tx = c.transaction().map_err(db_err)?;
+            let rid = writable(&tx, org, id)?;
+            let involved: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM record_technicians WHERE record_id = ?1 AND name = ?2",
+                    params![rid, name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
+            if involved.is_none() {
+                return Err(RecordError::new(
+                    RecordErrorKind::Forbidden,
+                    format!("you were not in session {id}; only its technicians post what ran in it"),
+                ));
+            }
+            match facts {
+                SessionFacts::Probes(probes) => {
+                    for p in probes {
+                        tx.execute(
+                            "INSERT INTO record_probes (record_id, probe, verdict, reason, at_unix) VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![
+                                rid,
+                                truncate_text(&p.probe, MAX_PROBE_CHARS, false),
+                                verdict_name(p.verdict),
+                                truncate_text(&p.reason, MAX_PROBE_REASON_CHARS, false),
+                                now as i64
+                            ],
+                        )
+                        .map_err(db_err)?;
+                    }
+                }
+                SessionFacts::Inventory(inv) => {
+                    let host = truncate_text(&inv.hostname, MAX_LABEL_CHARS, false);
+                    tx.execute(
+                        "INSERT INTO record_inventories (record_id, digest, collected_unix, hostname, packages) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![rid, inv.digest.to_ascii_lowercase(), inv.collected_unix as i64, host, inv.packages],
+                    )
+                    .map_err(db_err)?;
+                    if !host.is_empty() {
+                        tx.execute(
+                            "UPDATE records SET device = ?2 WHERE id = ?1 AND device IS NULL",
+                            params![rid, host],
+                        )
+                        .map_err(db_err)?;
+                        index(&tx, rid)?;
+                    }
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            load(c, org, id)
+        })
+    }
+}
+
+fn boxed(r: SessionRecord) -> RecordReply {
+    RecordReply::Record(Box::new(r))
+}
+
+/// The record's row id if it exists in `org` and is open.
+fn writable(c: &Connection, org: &str, id: u64) -> Result<i64, RecordError> {
+    let rid = id_param(id)?;
+    let state: Option<String> = c
+        .query_row(
+            "SELECT state FROM records WHERE id = ?1 AND org = ?2",
+            params![rid, org],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?;
+    match state.as_deref() {
+        None => Err(unknown(id)),
+        Some("closed") => Err(RecordError::new(
+            RecordErrorKind::Closed,
+            format!("session record {id} is closed; it can no longer change"),
+        )),
+        Some(_) => Ok(rid),
+    }
+}
+
+/// Rewrites the record's search row from its current text fields.
+fn index(c: &Connection, rid: i64) -> Result<(), RecordError> {
+    c.execute("DELETE FROM records_fts WHERE rowid = ?1", params![rid])
+        .map_err(db_err)?;
+    c.execute(
+        "INSERT INTO records_fts (rowid, reason, ticket, problem, cause, fix, resolution, device)
+         SELECT id, reason, ticket, problem, cause, fix, resolution, device FROM records WHERE id = ?1",
+        params![rid],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn load(c: &Connection, org: &str, id: u64) -> Result<SessionRecord, RecordError> {
+    let rid = id_param(id)?;
+    let row = c
+        .query_row(
+            "SELECT started_unix, ticket, device, reason, scopes_requested, scopes_granted, ended_unix,
+                    duration_secs, end_reason, problem, cause, fix, resolution, state, closed_by, closed_unix
+             FROM records WHERE id = ?1 AND org = ?2",
+            params![rid, org],
+            |r| {
+                Ok((
+                    (
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
+                        r.get::<_, Option<i64>>(7)?,
+                    ),
+                    (
+                        r.get::<_, Option<String>>(8)?,
+                        r.get::<_, Option<String>>(9)?,
+                        r.get::<_, Option<String>>(10)?,
+                        r.get::<_, Option<String>>(11)?,
+                        r.get::<_, Option<String>>(12)?,
+                        r.get::<_, String>(13)?,
+                        r.get::<_, Option<String>>(14)?,
+                        r.get::<_, Option<i64>>(15)?,
+                    ),
+                ))
+            },
+        )
+        .optional()
+        .map_err(db_err)?
+        .ok_or_else(|| unknown(id))?;
+    let (
+        (started, ticket, device, reason, requested, granted, ended, duration),
+        (end_reason, problem, cause, fix, resolution, state, closed_by, closed_unix),
+    ) = row;
+    let mut st = c
+        .prepare(
+            "SELECT name FROM record_technicians WHERE record_id = ?1 ORDER BY joined_unix, rowid",
+        )
+        .map_err(db_err)?;
+    let technicians: Vec<String> = st
+        .query_map(params![rid], |r| r.get(0))
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
+    let mut st = c
+        .prepare(
+            "SELECT probe, verdict, reason, at_unix FROM record_probes WHERE record_id = ?1 ORDER BY id",
+        )
+        .map_err(db_err)?;
+    let probes: Vec<ProbeRun> = st
+        .query_map(params![rid], |r| {
+            Ok(ProbeRun {
+                probe: r.get(0)?,
+                verdict: verdict_from(&r.get::<_, String>(1)?),
+                reason: r.get(2)?,
+                at_unix: r.get::<_, i64>(3)? as u64,
+            })
+        })
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
+    let mut st = c
+        .prepare(
+            "SELECT digest, collected_unix, hostname, packages FROM record_inventories WHERE record_id = ?1 ORDER BY id",
+        )
+        .map_err(db_err)?;
+    let inventories: Vec<InventoryRef> = st
+        .query_map(params![rid], |r| {
+            Ok(InventoryRef {
+                digest: r.get(0)?,
+                collected_unix: r.get::<_, i64>(1)? as u64,
+                hostname: r.get(2)?,
+                packages: r.get(3)?,
+            })
+        })
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
+    let state = if state == "closed" {
+        RecordState::Closed
+    } else {
+        RecordState::Open
+    };
+    Ok(SessionRecord {
+        summary: RecordSummary {
+            id,
+            started_unix: started as u64,
+            ticket,
+            device,
+            reason,
+            technicians,
+            state,
+            resolution,
+        },
+        org: org.to_string(),
+        scopes_requested: scopes_from_db(&requested),
+        scopes_granted: scopes_from_db(&granted),
+        probes,
+        inventories,
+        ended_unix: ended.map(|v| v as u64),
+        duration_secs: duration.map(|v| v as u64),
+        end_reason,
+        notes: Notes {
+            problem,
+            cause,
+            fix,
+        },
+        closed_by,
+        closed_unix: closed_unix.map(|v| v as u64),
+    })
+}
+
+/// Runs a record call on a blocking thread (SQLite is synchronous) and waits for it.
+pub async fn blocking<R: Send + 'static>(
+    records: &Arc<Records>,
+    f: impl FnOnce(&Records) -> Result<R, RecordError> + Send + 'static,
+) -> Result<R, RecordError> {
+    let records = records.clone();
+    tokio::task::spawn_blocking(move || f(&records))
+        .await
+        .unwrap_or_else(|e| {
+            Err(RecordError::new(
+                RecordErrorKind::StoreFailed,
+                format!("record task failed: {e}"),
+            ))
+        })
+}
+
+/// Logs a failed lifecycle update: a record that misses a fact must never end the session.
+pub(crate) fn log_failure(what: &str, r: Result<(), RecordError>) {
+    if let Err(e) = r {
+        warn!(error = %e, "session record not updated: {what}");
+    }
+}
+
+/// Creates the record of a session that just started; `None` (logged) if the store failed, as a
+/// missing record must not stop the session.
+pub(crate) async fn session_started(
+    shared: &Shared,
+    session: u64,
+    technician: &TechnicianIdentity,
+    reason: Option<&str>,
+    requested: ScopeSet,
+) -> Option<u64> {
+    let (who, reason) = (technician.clone(), reason.map(str::to_string));
+    let r = blocking(&shared.records, move |r| {
+        r.start(
+            session,
+            &who,
+            reason.as_deref(),
+            requested,
+            crate::now_unix(),
+        )
+    })
+    .await;
+    match r {
+        Ok(id) => Some(id),
+        Err(e) => {
+            warn!(error = %e, session, "no session record for this session");
+            None
+        }
+    }
+}
+
+/// Stores a finished session's duration and end reason in its record.
+pub(crate) async fn session_ended(shared: &Shared, session: u64, reason: &str, duration_secs: f64) {
+    let reason = reason.to_string();
+    let r = blocking(&shared.records, move |r| {
+        r.finish(
+            session,
+            &reason,
+            duration_secs.round() as u64,
+            crate::now_unix(),
+        )
+    })
+    .await;
+    log_failure("session end", r);
+}
+
+/// Answers one `ConsoleToRelay::Records` on a console connection.
+pub(crate) async fn serve(
+    conn: quinn::Connection,
+    mut send: quinn::SendStream,
+    token: String,
+    query: RecordQuery,
+    shared: Arc<Shared>,
+) {
+    let who = match shared.technicians.verify(&token) {
+        Ok(Ok(t)) => t,
+        Ok(Err(_)) | Err(_) => {
+            let reply = RecordReply::Error(RecordError::new(
+                RecordErrorKind::BadToken,
+                "the technician token is not valid on this relay",
+            ));
+            return crate::server::refuse(&conn, send, &reply).await;
+        }
+    };
+    let writes = query.writes();
+    let audit_query = if writes { Some(describe(&query)) } else { None };
+    let reply = blocking(&shared.records, move |r| {
+        r.handle(&who, query, crate::now_unix())
+            .map(|reply| (who, reply))
+    })
+    .await;
+    let reply = match reply {
+        Ok((who, reply)) => {
+            if let (Some(what), RecordReply::Record(rec)) = (audit_query, &reply) {
+                shared
+                    .audit
+                    .record(crate::audit::AuditEvent::RecordChanged {
+                        record: rec.summary.id,
+                        technician: who.name,
+                        org: who.org,
+                        change: what,
+                    });
+            }
+            reply
+        }
+        Err(e) => RecordReply::Error(e),
+    };
+    if let Err(e) = framed::write_msg(&mut send, &reply).await {
+        warn!(error = %e, "record answer not delivered");
+        return;
+    }
+    let _ = send.finish();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed()).await;
+}
+
+/// What a write did, for the audit log (never the note text itself).
+fn describe(q: &RecordQuery) -> String {
+    match q {
+        RecordQuery::Note { note, .. } => {
+            let mut f = Vec::new();
+            for (name, set) in [
+                ("ticket", note.ticket.is_some()),
+                ("device", note.device.is_some()),
+                ("problem", note.problem.is_some()),
+                ("cause", note.cause.is_some()),
+                ("fix", note.fix.is_some()),
+            ] {
+                if set {
+                    f.push(name);
+                }
+            }
+            format!("note {}", f.join(","))
+        }
+        RecordQuery::Close { .. } => "close".into(),
+        RecordQuery::Facts {
+            facts: SessionFacts::Probes(p),
+            ..
+        } => format!("probes {}", p.len()),
+        RecordQuery::Facts {
+            facts: SessionFacts::Inventory(_),
+            ..
+        } => "inventory".into(),
+        _ => "read".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(name: &str, role: TechnicianRole) -> TechnicianIdentity {
+        TechnicianIdentity {
+            name: name.into(),
+            org: "Acme IT".into(),
+            role,
+            tier: tether_proto::msg::Tier::L1,
+        }
+    }
+
+    fn records() -> (tempfile::TempDir, Records) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Records::open(dir.path()).unwrap();
+        (dir, r)
+    }
+
+    fn list(r: RecordReply) -> Vec<u64> {
+        match r {
+            RecordReply::List(l) => l.iter().map(|s| s.id).collect(),
+            other => panic!("not a list: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn search_finds_words_anywhere_and_ignores_syntax() {
+        let (_d, r) = records();
+        let ada = who("Ada", TechnicianRole::Technician);
+        let a = r
+            .start(1, &ada, Some("printer offline"), ScopeSet::all(), 10)
+            .unwrap();
+        let b = r
+            .start(2, &ada, Some("wifi drops"), ScopeSet::all(), 20)
+            .unwrap();
+        let search = |text: &str| {
+            r.handle(
+                &ada,
+                RecordQuery::Search {
+                    text: text.into(),
+                    device: None,
+                    technician: None,
+                    limit: 10,
+                },
+                30,
+            )
+            .map(list)
+        };
+        assert_eq!(search("Printer").unwrap(), vec![a]);
+        assert_eq!(search("offline printer").unwrap(), vec![a]);
+        assert_eq!(search("\"printer\" -wifi: OR*").unwrap(), Vec::<u64>::new());
+        assert_eq!(search("").unwrap(), vec![b, a], "newest first");
+        assert_eq!(
+            search("---").unwrap_err().kind,
+            RecordErrorKind::Invalid,
+            "no words"
+        );
+    }
+
+    #[test]
+    fn other_orgs_records_are_invisible() {
+        let (_d, r) = records();
+        let ada = who("Ada", TechnicianRole::Technician);
+        let id = r.start(1, &ada, None, ScopeSet::all(), 10).unwrap();
+        let eve = TechnicianIdentity {
+            org: "Other".into(),
+            ..who("Eve", TechnicianRole::Admin)
+        };
+        let e = r.handle(&eve, RecordQuery::Show { id }, 11).unwrap_err();
+        assert_eq!(e.kind, RecordErrorKind::UnknownRecord);
+        assert!(list(r.handle(&eve, RecordQuery::List { limit: 10 }, 11).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn lifecycle_hooks_fill_the_record() {
+        let (_d, r) = records();
+        let ada = who("Ada", TechnicianRole::Technician);
+        let id = r.start(7, &ada, None, ScopeSet::all(), 100).unwrap();
+        r.add_technician(7, "Grace").unwrap();
+        r.add_technician(7, "Grace").unwrap();
+        r.consent(7, "view".parse().unwrap()).unwrap();
+        r.consent(7, "inventory".parse().unwrap()).unwrap();
+        r.finish(7, "agent left", 42, 142).unwrap();
+        assert_eq!(
+            r.show("Acme IT", id).unwrap().end_reason.as_deref(),
+            Some("agent left")
+        );
+        // The agent's report may arrive just after the relay saw its connection close.
+        r.agent_ended(7, "the user ended the session").unwrap();
+        assert_eq!(r.record_of(7), None);
+        let rec = r.show("Acme IT", id).unwrap();
+        assert_eq!(rec.summary.technicians, vec!["Ada", "Grace"]);
+        assert_eq!(rec.scopes_granted, "view,inventory".parse().unwrap());
+        assert_eq!(rec.duration_secs, Some(42));
+        assert_eq!(
+            rec.end_reason.as_deref(),
+            Some("the user ended the session")
+        );
+    }
+}
