@@ -501,7 +501,10 @@ impl AgentApp {
     fn chat(&mut self, ui: &mut egui::Ui) {
         let c = layout::CHAT;
         ui.painter().line_segment(
-            [Pos2::new(c[0] - 8.0, c[1]), Pos2::new(c[0] - 8.0, c[1] + c[3])],
+            [
+                Pos2::new(c[0] - 8.0, c[1]),
+                Pos2::new(c[0] - 8.0, c[1] + c[3]),
+            ],
             Stroke::new(1.0, Color32::GRAY),
         );
         area(ui, [c[0], c[1], c[2], 30.0], |ui| {

@@ -333,7 +333,8 @@ impl Model {
                     }
                     // The colleague was refused: the session goes on as it was.
                     (technician, Some(mut stashed)) => {
-                        if let (Some(t), Screen::Session { doing, .. }) = (technician, &mut stashed) {
+                        if let (Some(t), Screen::Session { doing, .. }) = (technician, &mut stashed)
+                        {
                             *doing = Some(format!(
                                 "You refused {} of {}. The session goes on.",
                                 t.name, t.org
@@ -1106,7 +1107,10 @@ mod tests {
             ),
             "{line}"
         );
-        assert!(line.ends_with("stop control: shown"), "Ada still has control");
+        assert!(
+            line.ends_with("stop control: shown"),
+            "Ada still has control"
+        );
         m.on_event(
             &AgentEvent::TechnicianLeft {
                 technician: "Grace of Acme".into(),
@@ -1162,6 +1166,9 @@ mod tests {
             now,
         );
         let line = m.banner_line().unwrap();
-        assert!(line.starts_with("banner: Ada of Acme | allowed: view |"), "{line}");
+        assert!(
+            line.starts_with("banner: Ada of Acme | allowed: view |"),
+            "{line}"
+        );
     }
 }
