@@ -378,7 +378,8 @@ async fn chat_both_ways_and_the_invitation_prompt() {
     });
     let line = w.expect("invite prompt: Ada");
     assert!(
-        line.contains("Ada Lovelace of Acme IT asks to bring in") && line.ends_with("hand-over: no"),
+        line.contains("Ada Lovelace of Acme IT asks to bring in")
+            && line.ends_with("hand-over: no"),
         "{line}"
     );
     w.click(layout::centre(layout::INVITE_DENY));
@@ -397,7 +398,10 @@ async fn chat_both_ways_and_the_invitation_prompt() {
         (session, r)
     });
     let line = w.expect("invite prompt: Ada");
-    assert!(line.contains("bring in Grace Hopper (L2) of Acme IT"), "{line}");
+    assert!(
+        line.contains("bring in Grace Hopper (L2) of Acme IT"),
+        "{line}"
+    );
     w.shot("agent-invite");
     w.click(layout::centre(layout::INVITE_ALLOW));
     let (session, code) = asked.await.unwrap();

@@ -230,7 +230,10 @@ async fn chat_first_both_ways_then_an_invitation_gives_a_code() {
     c.xdotool(&["key", "Return"]);
     c.expect("chat: you: Hello, Ada from IT here. May I look at your screen?");
     a.expect("[Ada Lovelace of Acme IT] Hello, Ada from IT here. May I look at your screen?");
-    a.type_into(agent::centre(agent::CHAT_INPUT), "Yes, the printer is offline");
+    a.type_into(
+        agent::centre(agent::CHAT_INPUT),
+        "Yes, the printer is offline",
+    );
     a.xdotool(&["key", "Return"]);
     c.expect("chat: user: Yes, the printer is offline");
     assert!(!a.saw("asks to:"), "nothing is asked before Ask for access");
