@@ -411,13 +411,23 @@ async fn chat_both_ways_and_the_invitation_prompt() {
     assert!(line.contains("Grace Hopper of Acme IT"), "{line}");
     std::thread::sleep(Duration::from_secs(1));
     w.click(layout::centre(layout::ALLOW));
-    let grace_session = joining.await.unwrap().expect("Grace's session opens");
+    let mut grace_session = joining.await.unwrap().expect("Grace's session opens");
+    let mut session = session;
     assert_eq!(grace_session.granted, scopes("view"));
     let b = w.expect("banner: Grace Hopper of Acme IT");
     assert!(
         b.contains("| also: Ada Lovelace of Acme IT (allowed: view) | allowed: view |"),
         "{b}"
     );
+    // The user's line reaches both technicians.
+    w.type_into(layout::centre(layout::CHAT_INPUT), "Hello both");
+    w.xdotool(&["key", "Return"]);
+    assert_eq!(session.next_chat().await.unwrap().as_str(), "Hello both");
+    assert_eq!(
+        grace_session.next_chat().await.unwrap().as_str(),
+        "Hello both"
+    );
+    w.expect("[you] Hello both");
     grace_session.end().await;
     w.expect("Grace Hopper of Acme IT left the session");
     w.expect("banner: Ada Lovelace of Acme IT | allowed: view |");

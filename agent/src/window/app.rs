@@ -162,7 +162,7 @@ impl AgentApp {
         print_change(&mut self.chat_note, self.model.chat_line(), "");
         let tick = self.model.tick(now);
         self.act(tick);
-        let on_top = self.model.in_session();
+        let on_top = self.model.on_top();
         if on_top != self.on_top {
             self.on_top = on_top;
             let level = if on_top {

@@ -92,6 +92,9 @@ pub struct Chat {
     pub draft: String,
     /// Why the last line was not sent.
     pub note: Option<String>,
+    /// Lines sent and not yet echoed back by the session. With two technicians in, each of their
+    /// sessions echoes the user's line; only the first echo of each sent line is shown.
+    pending: std::collections::VecDeque<String>,
 }
 
 /// A technician asks to bring in a colleague; the user answers Allow or Deny.
@@ -232,6 +235,12 @@ impl Model {
         matches!(self.screen, Screen::Session { .. })
     }
 
+    /// Whether the window stays on top: during a session, including while a colleague's consent
+    /// dialog shows in place of its banner.
+    pub fn on_top(&self) -> bool {
+        self.in_session() || self.stash.is_some()
+    }
+
     /// Applies one event from the session.
     pub fn on_event(&mut self, ev: &AgentEvent, now: Instant) {
         match ev {
@@ -353,6 +362,15 @@ impl Model {
                     }
                     // A refusal is followed by `Ended`, which says so.
                     _ => {}
+                }
+            }
+            AgentEvent::Chat { from: None, text } => {
+                if self.chat.pending.front().map(String::as_str) == Some(text.as_str()) {
+                    self.chat.pending.pop_front();
+                    self.chat.lines.push(ChatLine {
+                        from: None,
+                        text: text.as_str().to_string(),
+                    });
                 }
             }
             AgentEvent::Chat { from, text } => self.chat.lines.push(ChatLine {
@@ -503,6 +521,7 @@ impl Model {
             Ok(text) => {
                 self.chat.draft.clear();
                 self.chat.note = None;
+                self.chat.pending.push_back(text.as_str().to_string());
                 Some(Action::Send(UserCommand::Chat(text)))
             }
             Err(e) => {
@@ -1016,6 +1035,15 @@ mod tests {
         }
         assert_eq!(m.chat.lines.len(), 2);
         assert_eq!(m.chat.lines[1].from, None);
+        // A second echo of the same line (a second technician's session) is not shown twice.
+        m.on_event(
+            &AgentEvent::Chat {
+                from: None,
+                text: ChatText::new("my printer").unwrap(),
+            },
+            now,
+        );
+        assert_eq!(m.chat.lines.len(), 2);
         m.on_event(
             &AgentEvent::Ended {
                 reason: EndReason::UserEnded,
