@@ -177,7 +177,12 @@ impl Gui {
             let line = self
                 .out
                 .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("the window never said {pat:?}"));
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "the window never said {pat:?}; last lines: {:?}",
+                        self.seen.borrow().iter().rev().take(8).collect::<Vec<_>>()
+                    )
+                });
             self.seen.borrow_mut().push(line.clone());
             if line.contains(pat) {
                 return line;

@@ -13,10 +13,10 @@ use tether_tests::gui::Gui;
 use tether_tests::procs::{Kill, add_technician, bin};
 
 use tether_agent::window::layout;
-use tether_console::{ConsoleError, open_session};
+use tether_console::{ConsoleConfig, ConsoleError, open_session, pair_session};
 use tether_net::Trust;
 use tether_proto::diag::Probe;
-use tether_proto::msg::Request;
+use tether_proto::msg::{Invitee, Request, TechnicianRole, Tier};
 use tether_proto::screen::InputEvent;
 use tether_proto::{Scope, ScopeSet, SessionCode};
 use tether_relay::Limits;
@@ -302,6 +302,135 @@ async fn stop_control_really_revokes_control() {
     // Clicking where the button was does nothing now: the session still runs.
     w.click(layout::centre(layout::STOP_CONTROL));
     assert!(!session.displays().await.unwrap().is_empty());
+    session.end().await;
+    w.expect("Session ended: the technician ended the session");
+}
+
+/// Grace Hopper, an L2 colleague in the test technician's organisation.
+fn grace(relay: &TestRelay) -> ConsoleConfig {
+    let token = tether_relay::technicians::Technicians::new(relay.dir.path())
+        .add_full(
+            "Grace Hopper",
+            "Acme IT",
+            TechnicianRole::Technician,
+            Tier::L2,
+            None,
+        )
+        .unwrap();
+    ConsoleConfig {
+        relay: relay.target(),
+        token,
+    }
+}
+
+/// Chat both ways from pairing on (before consent), an empty line refused in the window itself, then
+/// the invitation prompt: Deny really refuses (the console's `invite` fails), Allow gives the
+/// console a code with which the colleague joins after their own consent dialog; the banner names
+/// both, and when the colleague leaves it says the session goes on with the first technician.
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_both_ways_and_the_invitation_prompt() {
+    let relay = TestRelay::start().await;
+    let grace = grace(&relay);
+    let w = Gui::agent(&relay, 60);
+    let code = w.get_help();
+    let mut session = pair_session(&relay.console(), code, scopes("view"))
+        .await
+        .expect("pairs");
+    w.expect("Verification code: ");
+
+    // Before any consent: the technician says hello, the user answers.
+    session.say("Hello, this is Ada from IT").await.unwrap();
+    w.expect("[Ada Lovelace of Acme IT] Hello, this is Ada from IT");
+    w.click(layout::centre(layout::CHAT_SEND));
+    w.expect("chat: Not sent: a chat message cannot be empty.");
+    w.type_into(
+        layout::centre(layout::CHAT_INPUT),
+        "Hi Ada, my printer is offline",
+    );
+    w.xdotool(&["key", "Return"]);
+    let heard = session.next_chat().await.expect("the user's line arrives");
+    assert_eq!(heard.as_str(), "Hi Ada, my printer is offline");
+    w.expect("[you] Hi Ada, my printer is offline");
+    // Enter put the keyboard back in the field: a second line goes the same way.
+    w.xdotool(&["type", "--delay", "60", "--", "It says paper jam"]);
+    w.xdotool(&["key", "Return"]);
+    let heard = session.next_chat().await.expect("the second line arrives");
+    assert_eq!(heard.as_str(), "It says paper jam");
+
+    let consent = tokio::spawn(async move {
+        let r = session.ask_consent().await;
+        (session, r)
+    });
+    w.expect("asks to:");
+    std::thread::sleep(Duration::from_secs(1));
+    w.click(layout::centre(layout::ALLOW));
+    let (mut session, granted) = consent.await.unwrap();
+    assert_eq!(granted.unwrap(), scopes("view"));
+    w.expect("banner: Ada Lovelace of Acme IT | allowed: view |");
+    session.say("Thanks, I can see it now").await.unwrap();
+    w.expect("[Ada Lovelace of Acme IT] Thanks, I can see it now");
+    w.shot("agent-chat");
+
+    // Deny: the console's invitation fails and no code exists.
+    let asked = tokio::spawn(async move {
+        let r = session.invite(Invitee::Tier(Tier::L2), false).await;
+        (session, r)
+    });
+    let line = w.expect("invite prompt: Ada");
+    assert!(
+        line.contains("Ada Lovelace of Acme IT asks to bring in")
+            && line.ends_with("hand-over: no"),
+        "{line}"
+    );
+    w.click(layout::centre(layout::INVITE_DENY));
+    let (mut session, refused) = asked.await.unwrap();
+    assert!(
+        matches!(refused, Err(ConsoleError::Invite(_))),
+        "{refused:?}"
+    );
+    w.expect("No colleague will be invited.");
+
+    // Allow: the console gets a code; Grace claims it and the user is asked about her.
+    let asked = tokio::spawn(async move {
+        let r = session
+            .invite(Invitee::Technician("Grace Hopper".into()), false)
+            .await;
+        (session, r)
+    });
+    let line = w.expect("invite prompt: Ada");
+    assert!(
+        line.contains("bring in Grace Hopper (L2) of Acme IT"),
+        "{line}"
+    );
+    w.shot("agent-invite");
+    w.click(layout::centre(layout::INVITE_ALLOW));
+    let (session, code) = asked.await.unwrap();
+    let code = code.expect("Allow gives the console a code");
+    let joining = tokio::spawn(async move { open_session(&grace, code, scopes("view")).await });
+    let line = w.expect("asks to:");
+    assert!(line.contains("Grace Hopper of Acme IT"), "{line}");
+    std::thread::sleep(Duration::from_secs(1));
+    w.click(layout::centre(layout::ALLOW));
+    let mut grace_session = joining.await.unwrap().expect("Grace's session opens");
+    let mut session = session;
+    assert_eq!(grace_session.granted, scopes("view"));
+    let b = w.expect("banner: Grace Hopper of Acme IT");
+    assert!(
+        b.contains("| also: Ada Lovelace of Acme IT (allowed: view) | allowed: view |"),
+        "{b}"
+    );
+    // The user's line reaches both technicians.
+    w.type_into(layout::centre(layout::CHAT_INPUT), "Hello both");
+    w.xdotool(&["key", "Return"]);
+    assert_eq!(session.next_chat().await.unwrap().as_str(), "Hello both");
+    assert_eq!(
+        grace_session.next_chat().await.unwrap().as_str(),
+        "Hello both"
+    );
+    w.expect("[you] Hello both");
+    grace_session.end().await;
+    w.expect("Grace Hopper of Acme IT left the session");
+    w.expect("banner: Ada Lovelace of Acme IT | allowed: view |");
     session.end().await;
     w.expect("Session ended: the technician ended the session");
 }

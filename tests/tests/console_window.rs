@@ -187,3 +187,73 @@ async fn a_refusal_shows_as_denied_and_a_new_code_can_follow() {
     c.click(console::centre(console::CONNECT));
     c.expect("notice: That is not a session code");
 }
+
+/// "Chat first" in the real console window: Connect pairs without asking, the technician's line
+/// reaches the real agent window and the user's line comes back, and only "Ask for access" shows the
+/// consent dialog. Then an invitation the user allows shows the colleague's code in the chat tab.
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_first_both_ways_then_an_invitation_gives_a_code() {
+    let relay = TestRelay::start().await;
+    // An L2 colleague exists for the tier invitation.
+    tether_relay::technicians::Technicians::new(relay.dir.path())
+        .add_full(
+            "Grace Hopper",
+            "Acme IT",
+            tether_proto::msg::TechnicianRole::Technician,
+            tether_proto::msg::Tier::L2,
+            None,
+        )
+        .unwrap();
+    let a = Gui::agent(&relay, 60);
+    a.click(agent::centre(agent::GET_HELP));
+    let code: SessionCode = a
+        .expect("session code:")
+        .split("code:")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let c = Gui::console(&relay);
+    c.click(console::centre(console::TAB_CHAT));
+    c.click(console::tick(console::CHAT_FIRST));
+    c.expect("chat first: on");
+    c.type_into(console::centre(console::CODE), &code.to_string());
+    c.click(console::centre(console::CONNECT));
+    c.expect("paired: as Ada Lovelace of Acme IT");
+    a.expect("Verification code: ");
+
+    c.type_into(
+        console::centre(console::CHAT_INPUT),
+        "Hello, Ada from IT here. May I look at your screen?",
+    );
+    c.xdotool(&["key", "Return"]);
+    c.expect("chat: you: Hello, Ada from IT here. May I look at your screen?");
+    a.expect("[Ada Lovelace of Acme IT] Hello, Ada from IT here. May I look at your screen?");
+    a.type_into(
+        agent::centre(agent::CHAT_INPUT),
+        "Yes, the printer is offline",
+    );
+    a.xdotool(&["key", "Return"]);
+    c.expect("chat: user: Yes, the printer is offline");
+    assert!(!a.saw("asks to:"), "nothing is asked before Ask for access");
+
+    c.click(console::centre(console::ASK));
+    c.expect("consent: asking for view,control,diagnostics,inventory");
+    a.expect("asks to:");
+    std::thread::sleep(Duration::from_secs(1));
+    a.click(agent::centre(agent::ALLOW));
+    c.expect("consent: granted view,control,diagnostics,inventory;");
+
+    c.type_into(console::centre(console::INVITEE), "L2");
+    c.click(console::centre(console::INVITE));
+    c.expect("invite: asking the user to let in any L2 technician");
+    let line = a.expect("invite prompt: Ada");
+    assert!(line.ends_with("hand-over: no"), "{line}");
+    a.click(agent::centre(agent::INVITE_ALLOW));
+    c.expect("invite: code ready");
+    shot(&c, "console-chat");
+    c.click(console::centre(console::END));
+    c.expect("session ended: you ended the session");
+    a.expect("Session ended: the technician ended the session");
+}

@@ -10,7 +10,7 @@ use tether_proto::Scope;
 
 use super::Backend;
 use super::layout::{self, scope_row};
-use super::model::{Action, Consent, Model, Screen, clock, scope_words};
+use super::model::{Action, Consent, InvitePrompt, Model, Screen, clock, scope_words};
 use crate::local_log::LocalLog;
 use crate::terminal;
 
@@ -26,6 +26,24 @@ pub(super) struct AgentApp {
     announced_end: bool,
     /// The banner as last printed to standard output, so each change is printed once.
     banner: Option<String>,
+    /// The invitation prompt's line as last printed.
+    invite: Option<String>,
+    /// The chat note's line as last printed.
+    chat_note: Option<String>,
+    /// Put the keyboard back into the chat field on the next frame (after Enter sent a line).
+    refocus_chat: bool,
+}
+
+/// Prints `now` when it differs from `last` (a state line on standard output, a test channel).
+fn print_change(last: &mut Option<String>, now: Option<String>, gone: &str) {
+    if now != *last {
+        match &now {
+            Some(line) => println!("{line}"),
+            None if !gone.is_empty() => println!("{gone}"),
+            None => {}
+        }
+        *last = now;
+    }
 }
 
 fn rect(r: [f32; 4]) -> Rect {
@@ -78,6 +96,9 @@ impl AgentApp {
             on_top: false,
             announced_end: false,
             banner: None,
+            invite: None,
+            chat_note: None,
+            refocus_chat: false,
         }
     }
 
@@ -132,16 +153,16 @@ impl AgentApp {
             }
         }
         // What the banner shows, as a line on standard output whenever it changes (a test channel).
-        let banner = self.model.banner_line();
-        if banner != self.banner {
-            if let Some(b) = &banner {
-                println!("{b}");
-            }
-            self.banner = banner;
-        }
+        print_change(&mut self.banner, self.model.banner_line(), "");
+        print_change(
+            &mut self.invite,
+            self.model.invite_line(),
+            "invite prompt: closed",
+        );
+        print_change(&mut self.chat_note, self.model.chat_line(), "");
         let tick = self.model.tick(now);
         self.act(tick);
-        let on_top = self.model.in_session();
+        let on_top = self.model.on_top();
         if on_top != self.on_top {
             self.on_top = on_top;
             let level = if on_top {
@@ -153,9 +174,10 @@ impl AgentApp {
         }
         // New events wake the window themselves (see `Backend`); only countdowns need a timer.
         // Repaint just after the shown second changes: once a second, never a stale digit.
-        let deadline = match &self.model.screen {
-            Screen::Code { expires_at, .. } => Some(*expires_at),
-            Screen::Consent(c) => Some(c.deadline),
+        let deadline = match (&self.model.invite, &self.model.screen) {
+            (Some(i), _) => Some(i.deadline),
+            (None, Screen::Code { expires_at, .. }) => Some(*expires_at),
+            (None, Screen::Consent(c)) => Some(c.deadline),
             _ => None,
         };
         if let Some(deadline) = deadline {
@@ -327,10 +349,23 @@ impl AgentApp {
             granted,
             doing,
             activity,
+            others,
         } = &self.model.screen
         else {
             return;
         };
+        let with: Vec<String> = others
+            .iter()
+            .map(|(t, g)| {
+                let what: Vec<&str> = g.iter().map(|s| s.name()).collect();
+                format!(
+                    "Also connected: {} of {} (allowed: {})",
+                    t.name,
+                    t.org,
+                    what.join(", ")
+                )
+            })
+            .collect();
         let now = activity.words();
         let allowed: Vec<&str> = Scope::ALL
             .iter()
@@ -347,8 +382,16 @@ impl AgentApp {
                     .strong()
                     .color(INK),
             );
+            for w in &with {
+                ui.label(RichText::new(w).size(15.0).strong().color(INK));
+            }
             ui.add_space(12.0);
-            ui.label(RichText::new("You allowed them to:").strong().color(INK));
+            let whom = if with.is_empty() {
+                "You allowed them to:".to_string()
+            } else {
+                format!("You allowed {name} to:")
+            };
+            ui.label(RichText::new(whom).strong().color(INK));
             for a in &allowed {
                 ui.label(RichText::new(format!("  - {a}")).color(INK));
             }
@@ -389,6 +432,162 @@ impl AgentApp {
         ) {
             let a = self.model.end_session();
             self.act(a);
+        }
+    }
+
+    /// The invitation prompt, drawn over the session banner until the user answers.
+    fn invite(&mut self, ui: &mut egui::Ui, i: &InvitePrompt) {
+        let left = i.deadline.saturating_duration_since(Instant::now());
+        let r = layout::INVITE;
+        ui.painter().rect(
+            rect(r),
+            6.0,
+            WARN_BG,
+            Stroke::new(2.0, Color32::from_rgb(230, 145, 0)),
+            egui::StrokeKind::Inside,
+        );
+        area(ui, [r[0] + 16.0, r[1] + 12.0, r[2] - 32.0, 320.0], |ui| {
+            ui.label(
+                RichText::new(format!("{} asks to bring in a colleague", i.by))
+                    .size(22.0)
+                    .strong()
+                    .color(INK),
+            );
+            ui.add_space(10.0);
+            ui.label(RichText::new("Who would join:").strong().color(INK));
+            ui.label(RichText::new(&i.invitee).size(19.0).strong().color(INK));
+            ui.add_space(10.0);
+            let handover = if i.handover {
+                format!(
+                    "This is a hand-over: {} leaves once the colleague is in.",
+                    i.by
+                )
+            } else {
+                format!("{} stays; both would be connected.", i.by)
+            };
+            ui.label(RichText::new(handover).color(INK));
+            ui.add_space(10.0);
+            ui.label(
+                RichText::new(
+                    "The colleague gets nothing yet: when they connect, you are asked what they \
+                     may do, and you can refuse then too.",
+                )
+                .color(INK),
+            );
+            ui.add_space(10.0);
+            ui.label(
+                RichText::new(format!("No answer in {} means Deny.", clock(left)))
+                    .strong()
+                    .color(INK),
+            );
+        });
+        if big_button(
+            ui,
+            layout::INVITE_ALLOW,
+            "Allow",
+            Some(Color32::from_rgb(165, 214, 167)),
+        ) {
+            let a = self.model.answer_invite(true);
+            self.act(a);
+        }
+        if big_button(
+            ui,
+            layout::INVITE_DENY,
+            "Deny",
+            Some(Color32::from_rgb(239, 154, 154)),
+        ) {
+            let a = self.model.answer_invite(false);
+            self.act(a);
+        }
+    }
+
+    /// The chat column: the conversation, a text field and "Send" (Enter sends too).
+    fn chat(&mut self, ui: &mut egui::Ui) {
+        let c = layout::CHAT;
+        ui.painter().line_segment(
+            [
+                Pos2::new(c[0] - 8.0, c[1]),
+                Pos2::new(c[0] - 8.0, c[1] + c[3]),
+            ],
+            Stroke::new(1.0, Color32::GRAY),
+        );
+        area(ui, [c[0], c[1], c[2], 30.0], |ui| {
+            ui.label(RichText::new("Chat with your helper").size(19.0).strong());
+        });
+        let open = self.model.chat.open;
+        let lines = self.model.chat.lines.clone();
+        let log = layout::CHAT_LOG;
+        ui.painter().rect_stroke(
+            rect(log),
+            4.0,
+            Stroke::new(1.0, Color32::GRAY),
+            egui::StrokeKind::Inside,
+        );
+        area(
+            ui,
+            [log[0] + 6.0, log[1] + 4.0, log[2] - 12.0, log[3] - 8.0],
+            |ui| {
+                if lines.is_empty() {
+                    ui.label(
+                        RichText::new(if open {
+                            "Type a message below to talk to your helper."
+                        } else {
+                            "You can write to your helper here once they have connected."
+                        })
+                        .italics()
+                        .color(Color32::from_gray(80)),
+                    );
+                }
+                egui::ScrollArea::vertical()
+                    .stick_to_bottom(true)
+                    .auto_shrink([false, false])
+                    .show(ui, |ui| {
+                        for l in &lines {
+                            let (who, colour) = match &l.from {
+                                Some(f) => (f.as_str(), Color32::from_rgb(21, 101, 192)),
+                                None => ("You", Color32::from_rgb(46, 125, 50)),
+                            };
+                            ui.label(RichText::new(who).size(14.0).strong().color(colour));
+                            ui.label(RichText::new(&l.text).size(16.0).color(INK));
+                            ui.add_space(4.0);
+                        }
+                    });
+            },
+        );
+        let mut draft = self.model.chat.draft.clone();
+        let field = ui.put(
+            rect(layout::CHAT_INPUT),
+            egui::TextEdit::singleline(&mut draft)
+                .hint_text(if open { "Your message" } else { "" })
+                .font(FontId::proportional(17.0))
+                .interactive(open),
+        );
+        if self.refocus_chat {
+            self.refocus_chat = false;
+            field.request_focus();
+        }
+        if field.changed() {
+            self.model.chat.draft = draft;
+        }
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let send = ui.put(
+            rect(layout::CHAT_SEND),
+            egui::Button::new(RichText::new("Send").size(18.0).strong()),
+        );
+        if send.clicked() || enter {
+            self.refocus_chat = enter;
+            let a = self.model.send_chat();
+            self.act(a);
+        }
+        if let Some(n) = self.model.chat.note.clone() {
+            area(ui, layout::CHAT_NOTE, |ui| {
+                ui.label(
+                    RichText::new(n)
+                        .size(15.0)
+                        .strong()
+                        .color(Color32::from_rgb(198, 40, 40)),
+                );
+            });
         }
     }
 
@@ -459,6 +658,10 @@ impl eframe::App for AgentApp {
                 Screen::Session { .. } => self.session(ui),
                 Screen::Ended { .. } => self.ended(ui),
             }
+            if let Some(i) = self.model.invite.clone() {
+                self.invite(ui, &i);
+            }
+            self.chat(ui);
         });
     }
 

@@ -6,8 +6,8 @@
 /// The window's title (tests find the window by it).
 pub const TITLE: &str = "Tether - get help";
 
-/// The window's fixed inner size.
-pub const SIZE: [f32; 2] = [560.0, 600.0];
+/// The window's fixed inner size: the main column (560 wide) and the chat column to its right.
+pub const SIZE: [f32; 2] = [900.0, 600.0];
 
 /// "Get help" on the start screen (also "Start again" after a session).
 pub const GET_HELP: [f32; 4] = [160.0, 300.0, 240.0, 60.0];
@@ -27,6 +27,24 @@ pub const STOP_CONTROL: [f32; 4] = [40.0, 500.0, 230.0, 56.0];
 pub const SHOW_LOG: [f32; 4] = [40.0, 150.0, 230.0, 44.0];
 /// "Start again" after a session.
 pub const START_AGAIN: [f32; 4] = [290.0, 150.0, 230.0, 44.0];
+
+/// The chat column (conversation, then the text field and "Send").
+pub const CHAT: [f32; 4] = [572.0, 14.0, 316.0, 572.0];
+/// The conversation.
+pub const CHAT_LOG: [f32; 4] = [572.0, 48.0, 316.0, 426.0];
+/// The chat text field (Enter sends).
+pub const CHAT_INPUT: [f32; 4] = [572.0, 482.0, 226.0, 40.0];
+/// "Send".
+pub const CHAT_SEND: [f32; 4] = [804.0, 482.0, 84.0, 40.0];
+/// Why a line was not sent.
+pub const CHAT_NOTE: [f32; 4] = [572.0, 528.0, 316.0, 58.0];
+
+/// The invitation prompt (over the session banner).
+pub const INVITE: [f32; 4] = [20.0, 60.0, 520.0, 420.0];
+/// "Allow" in the invitation prompt.
+pub const INVITE_ALLOW: [f32; 4] = [50.0, 400.0, 220.0, 56.0];
+/// "Deny" in the invitation prompt.
+pub const INVITE_DENY: [f32; 4] = [290.0, 400.0, 220.0, 56.0];
 
 /// The row of the `i`-th requested scope's checkbox in the consent dialog.
 pub fn scope_row(i: usize) -> [f32; 4] {

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use tether_proto::chat::ChatText;
 use tether_proto::msg::{EndReason, TechnicianIdentity};
 use tether_proto::{Scope, ScopeSet};
 
@@ -41,6 +42,9 @@ pub enum Screen {
         doing: Option<String>,
         /// What they are doing right now.
         activity: Activity,
+        /// Other technicians in the same session (a colleague who was invited in), with what the
+        /// user allowed each of them.
+        others: Vec<(TechnicianIdentity, ScopeSet)>,
     },
     /// Sharing is over.
     Ended {
@@ -66,6 +70,44 @@ pub struct Consent {
     pub deadline: Instant,
     /// This organisation has never been granted access here.
     pub first_contact: bool,
+}
+
+/// One line of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLine {
+    /// Who wrote it ("name of org"); `None` for the user.
+    pub from: Option<String>,
+    /// What they wrote (already made harmless).
+    pub text: String,
+}
+
+/// The chat panel: open from pairing on, until the sharing ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chat {
+    /// Whether lines can be sent (a technician is paired).
+    pub open: bool,
+    /// The conversation, oldest first.
+    pub lines: Vec<ChatLine>,
+    /// What the user is typing.
+    pub draft: String,
+    /// Why the last line was not sent.
+    pub note: Option<String>,
+    /// Lines sent and not yet echoed back by the session. With two technicians in, each of their
+    /// sessions echoes the user's line; only the first echo of each sent line is shown.
+    pending: std::collections::VecDeque<String>,
+}
+
+/// A technician asks to bring in a colleague; the user answers Allow or Deny.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitePrompt {
+    /// Who asks ("name of org").
+    pub by: String,
+    /// Whom, as the relay knows them.
+    pub invitee: String,
+    /// The asking technician leaves once the colleague is in.
+    pub handover: bool,
+    /// When silence becomes "no".
+    pub deadline: Instant,
 }
 
 /// What the technician is doing right now, for the session banner.
@@ -131,6 +173,12 @@ pub struct Model {
     pub verification: Option<String>,
     /// What the user asked for help with (`--reason`), shown with the code.
     pub reason: Option<String>,
+    /// The conversation with the technicians.
+    pub chat: Chat,
+    /// An invitation waiting for the user's answer.
+    pub invite: Option<InvitePrompt>,
+    /// The running session, kept while a colleague's consent dialog shows in its place.
+    stash: Option<Screen>,
 }
 
 impl Default for Model {
@@ -141,6 +189,9 @@ impl Default for Model {
             ending: false,
             verification: None,
             reason: None,
+            chat: Chat::default(),
+            invite: None,
+            stash: None,
         }
     }
 }
@@ -187,6 +238,12 @@ impl Model {
         matches!(self.screen, Screen::Session { .. })
     }
 
+    /// Whether the window stays on top: during a session, including while a colleague's consent
+    /// dialog shows in place of its banner.
+    pub fn on_top(&self) -> bool {
+        self.in_session() || self.stash.is_some()
+    }
+
     /// Applies one event from the session.
     pub fn on_event(&mut self, ev: &AgentEvent, now: Instant) {
         match ev {
@@ -198,6 +255,10 @@ impl Model {
             } => {
                 self.verification = None;
                 self.reason.clone_from(reason);
+                // A new code is a new conversation.
+                self.chat = Chat::default();
+                self.invite = None;
+                self.stash = None;
                 self.screen = Screen::Code {
                     code: code.to_string(),
                     expires_at: now + Duration::from_secs(u64::from(*expires_in_secs)),
@@ -218,13 +279,21 @@ impl Model {
                         .into(),
                 )
             }
+            // A colleague claiming their code: the session banner stays until their consent dialog.
+            AgentEvent::Claimed { technician } if self.in_session() => self.set_doing(format!(
+                "{} of {} is connecting. You will be asked what they may do.",
+                technician.name, technician.org
+            )),
             AgentEvent::Claimed { technician } => {
                 self.notice = None;
                 self.screen = Screen::Joining {
                     technician: technician.clone(),
                 }
             }
-            AgentEvent::Paired { verification } => self.verification = Some(verification.clone()),
+            AgentEvent::Paired { verification } => {
+                self.verification = Some(verification.clone());
+                self.chat.open = true;
+            }
             AgentEvent::ConsentRequested {
                 technician,
                 scopes,
@@ -232,6 +301,9 @@ impl Model {
                 first_contact,
                 relay,
             } => {
+                if self.in_session() {
+                    self.stash = Some(self.screen.clone());
+                }
                 self.screen = Screen::Consent(Consent {
                     technician: technician.clone(),
                     relay: relay.clone(),
@@ -248,15 +320,87 @@ impl Model {
                     Screen::Joining { technician } => Some(technician.clone()),
                     _ => None,
                 };
-                if let (Some(technician), false) = (technician, granted.is_empty()) {
-                    self.screen = Screen::Session {
-                        technician,
-                        granted: *granted,
-                        doing: None,
-                        activity: Activity::default(),
-                    };
+                match (technician, self.stash.take()) {
+                    // A colleague joins a running session: both are named on the banner.
+                    (
+                        Some(technician),
+                        Some(Screen::Session {
+                            technician: first,
+                            granted: first_granted,
+                            activity,
+                            mut others,
+                            ..
+                        }),
+                    ) if !granted.is_empty() => {
+                        others.insert(0, (first, first_granted));
+                        let doing = Some(format!(
+                            "{} of {} joined the session.",
+                            technician.name, technician.org
+                        ));
+                        self.screen = Screen::Session {
+                            technician,
+                            granted: *granted,
+                            doing,
+                            activity,
+                            others,
+                        };
+                    }
+                    // The colleague was refused: the session goes on as it was.
+                    (technician, Some(mut stashed)) => {
+                        if let (Some(t), Screen::Session { doing, .. }) = (technician, &mut stashed)
+                        {
+                            *doing = Some(format!(
+                                "You refused {} of {}. The session goes on.",
+                                t.name, t.org
+                            ));
+                        }
+                        self.screen = stashed;
+                    }
+                    (Some(technician), None) if !granted.is_empty() => {
+                        self.screen = Screen::Session {
+                            technician,
+                            granted: *granted,
+                            doing: None,
+                            activity: Activity::default(),
+                            others: Vec::new(),
+                        };
+                    }
+                    // A refusal is followed by `Ended`, which says so.
+                    _ => {}
                 }
-                // A refusal is followed by `Ended`, which says so.
+            }
+            AgentEvent::Chat { from: None, text } => {
+                if self.chat.pending.front().map(String::as_str) == Some(text.as_str()) {
+                    self.chat.pending.pop_front();
+                    self.chat.lines.push(ChatLine {
+                        from: None,
+                        text: text.as_str().to_string(),
+                    });
+                }
+            }
+            AgentEvent::Chat { from, text } => self.chat.lines.push(ChatLine {
+                from: from.clone(),
+                text: text.as_str().to_string(),
+            }),
+            AgentEvent::InviteRequested {
+                by,
+                invitee,
+                handover,
+                timeout_secs,
+            } => {
+                self.invite = Some(InvitePrompt {
+                    by: by.clone(),
+                    invitee: invitee.clone(),
+                    handover: *handover,
+                    deadline: now + Duration::from_secs(*timeout_secs),
+                })
+            }
+            AgentEvent::InviteDecided { .. } => {
+                self.invite = None;
+                self.set_doing(crate::terminal::render(ev));
+            }
+            AgentEvent::TechnicianLeft { technician, reason } => {
+                self.technician_left(technician, reason)
             }
             AgentEvent::Running { what } => {
                 if let Some(a) = self.activity_mut() {
@@ -331,9 +475,89 @@ impl Model {
         }
     }
 
-    /// Whether the banner offers "Stop control": only while `control` is granted.
+    /// One technician left while another stays: the banner names who is still there.
+    fn technician_left(&mut self, who: &str, reason: &EndReason) {
+        let name = |t: &TechnicianIdentity| format!("{} of {}", t.name, t.org);
+        // A colleague who left before the user answered them: back to the running session.
+        if !self.in_session()
+            && let Some(stashed) = self.stash.take()
+        {
+            self.screen = stashed;
+        }
+        if let Screen::Session {
+            technician,
+            granted,
+            others,
+            ..
+        } = &mut self.screen
+        {
+            if name(technician) == who {
+                if !others.is_empty() {
+                    let (t, g) = others.remove(0);
+                    *technician = t;
+                    *granted = g;
+                }
+            } else {
+                others.retain(|(t, _)| name(t) != who);
+            }
+            let stays = name(technician);
+            self.set_doing(format!(
+                "{who} left the session ({reason}). The session goes on with {stays}."
+            ));
+        }
+    }
+
+    /// Whether the banner offers "Stop control": only while `control` is granted (to any
+    /// technician in the session).
     pub fn can_stop_control(&self) -> bool {
-        matches!(&self.screen, Screen::Session { granted, .. } if granted.contains(Scope::Control))
+        matches!(&self.screen, Screen::Session { granted, others, .. }
+            if granted.contains(Scope::Control)
+                || others.iter().any(|(_, g)| g.contains(Scope::Control)))
+    }
+
+    /// "Send" (or Enter) in the chat panel: checks the line here, so an empty or too long one
+    /// never leaves and the user is told why.
+    pub fn send_chat(&mut self) -> Option<Action> {
+        if !self.chat.open {
+            self.chat.note = Some("Not sent: nobody is connected to read it yet.".into());
+            return None;
+        }
+        match ChatText::new(&self.chat.draft) {
+            Ok(text) => {
+                self.chat.draft.clear();
+                self.chat.note = None;
+                self.chat.pending.push_back(text.as_str().to_string());
+                Some(Action::Send(UserCommand::Chat(text)))
+            }
+            Err(e) => {
+                self.chat.note = Some(format!("Not sent: {e}."));
+                None
+            }
+        }
+    }
+
+    /// One line about the chat panel's note, for the window's standard output.
+    pub fn chat_line(&self) -> Option<String> {
+        self.chat.note.as_ref().map(|n| format!("chat: {n}"))
+    }
+
+    /// "Allow" or "Deny" in the invitation prompt.
+    pub fn answer_invite(&mut self, yes: bool) -> Option<Action> {
+        self.invite
+            .take()
+            .map(|_| Action::Send(UserCommand::AnswerInvite(yes)))
+    }
+
+    /// One line saying what the invitation prompt shows, for the window's standard output.
+    pub fn invite_line(&self) -> Option<String> {
+        self.invite.as_ref().map(|i| {
+            format!(
+                "invite prompt: {} asks to bring in {} | hand-over: {}",
+                i.by,
+                i.invitee,
+                if i.handover { "yes" } else { "no" }
+            )
+        })
     }
 
     /// One line saying what the banner shows now (who, what is allowed, what happens, whether
@@ -343,13 +567,18 @@ impl Model {
             technician,
             granted,
             activity,
+            others,
             ..
         } = &self.screen
         else {
             return None;
         };
+        let also: String = others
+            .iter()
+            .map(|(t, g)| format!(" | also: {} of {} (allowed: {g})", t.name, t.org))
+            .collect();
         Some(format!(
-            "banner: {} of {} | allowed: {granted} | now: {} | stop control: {}",
+            "banner: {} of {}{also} | allowed: {granted} | now: {} | stop control: {}",
             technician.name,
             technician.org,
             activity.words(),
@@ -397,6 +626,10 @@ impl Model {
     fn ended(&mut self, reason: String) {
         self.notice = None;
         self.ending = false;
+        // The conversation stays readable; nothing more can be sent.
+        self.chat.open = false;
+        self.invite = None;
+        self.stash = None;
         self.screen = Screen::Ended { reason, log: None };
     }
 
@@ -405,6 +638,7 @@ impl Model {
         match self.screen {
             Screen::Start | Screen::Ended { .. } => {
                 self.notice = None;
+                self.chat = Chat::default();
                 self.screen = Screen::Connecting;
                 Some(Action::StartShare)
             }
@@ -458,8 +692,11 @@ impl Model {
         Some(Action::Send(UserCommand::Consent(granted)))
     }
 
-    /// Called every frame: the consent countdown refuses at zero.
+    /// Called every frame: the consent and invitation countdowns refuse at zero.
     pub fn tick(&mut self, now: Instant) -> Option<Action> {
+        if self.invite.as_ref().is_some_and(|i| now >= i.deadline) {
+            return self.answer_invite(false);
+        }
         match &self.screen {
             Screen::Consent(c) if now >= c.deadline => self.deny(),
             _ => None,
@@ -754,6 +991,218 @@ mod tests {
         m.on_share_stopped(Ok(EndReason::TechnicianEnded));
         assert!(
             matches!(&m.screen, Screen::Ended { reason, .. } if reason.contains("technician ended"))
+        );
+    }
+
+    fn grace() -> TechnicianIdentity {
+        TechnicianIdentity {
+            name: "Grace".into(),
+            tier: tether_proto::msg::Tier::L2,
+            ..ada()
+        }
+    }
+
+    #[test]
+    fn chat_opens_on_pairing_and_refuses_bad_lines_here() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        m.chat.draft = "hello".into();
+        assert_eq!(m.send_chat(), None, "nobody to talk to yet");
+        assert!(m.chat_line().unwrap().contains("nobody is connected"));
+        m.on_event(
+            &AgentEvent::Paired {
+                verification: "1".into(),
+            },
+            now,
+        );
+        m.chat.draft = "   ".into();
+        assert_eq!(m.send_chat(), None);
+        assert!(m.chat_line().unwrap().contains("cannot be empty"), "{m:?}");
+        m.chat.draft = "x".repeat(1001);
+        assert_eq!(m.send_chat(), None);
+        assert!(m.chat_line().unwrap().contains("at most 1000"));
+        assert_eq!(m.chat.draft.len(), 1001, "a refused line is kept to edit");
+        m.chat.draft = "my printer".into();
+        assert_eq!(
+            m.send_chat(),
+            Some(Action::Send(UserCommand::Chat(
+                ChatText::new("my printer").unwrap()
+            )))
+        );
+        assert!(m.chat.draft.is_empty() && m.chat.note.is_none());
+        for (from, text) in [(Some("Ada of Acme"), "hi"), (None, "my printer")] {
+            m.on_event(
+                &AgentEvent::Chat {
+                    from: from.map(String::from),
+                    text: ChatText::new(text).unwrap(),
+                },
+                now,
+            );
+        }
+        assert_eq!(m.chat.lines.len(), 2);
+        assert_eq!(m.chat.lines[1].from, None);
+        // A second echo of the same line (a second technician's session) is not shown twice.
+        m.on_event(
+            &AgentEvent::Chat {
+                from: None,
+                text: ChatText::new("my printer").unwrap(),
+            },
+            now,
+        );
+        assert_eq!(m.chat.lines.len(), 2);
+        m.on_event(
+            &AgentEvent::Ended {
+                reason: EndReason::UserEnded,
+            },
+            now,
+        );
+        assert!(!m.chat.open);
+        assert_eq!(m.chat.lines.len(), 2, "the conversation stays readable");
+    }
+
+    #[test]
+    fn invitation_prompt_answers_once_and_times_out_as_no() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        let ask = AgentEvent::InviteRequested {
+            by: "Ada of Acme".into(),
+            invitee: "Grace (L2) of Acme".into(),
+            handover: true,
+            timeout_secs: 20,
+        };
+        m.on_event(&ask, now);
+        let line = m.invite_line().unwrap();
+        assert!(
+            line.contains("Ada of Acme asks to bring in Grace (L2) of Acme | hand-over: yes"),
+            "{line}"
+        );
+        assert_eq!(
+            m.answer_invite(false),
+            Some(Action::Send(UserCommand::AnswerInvite(false)))
+        );
+        assert_eq!(m.answer_invite(true), None, "answered once");
+        m.on_event(&ask, now);
+        assert_eq!(m.tick(now + Duration::from_secs(19)), None);
+        assert_eq!(
+            m.tick(now + Duration::from_secs(20)),
+            Some(Action::Send(UserCommand::AnswerInvite(false)))
+        );
+        m.on_event(&ask, now);
+        m.on_event(&AgentEvent::InviteDecided { code_sent: true }, now);
+        assert_eq!(m.invite, None);
+    }
+
+    #[test]
+    fn a_colleague_joins_is_named_and_one_leaving_keeps_the_other() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        asked(&mut m, "view,control".parse().unwrap(), now);
+        m.allow();
+        m.on_event(
+            &AgentEvent::ConsentDecided {
+                granted: "view,control".parse().unwrap(),
+            },
+            now,
+        );
+        m.on_event(
+            &AgentEvent::Claimed {
+                technician: grace(),
+            },
+            now,
+        );
+        assert!(m.in_session(), "the banner stays while the colleague pairs");
+        m.on_event(
+            &AgentEvent::ConsentRequested {
+                technician: grace(),
+                scopes: "view,control".parse().unwrap(),
+                timeout_secs: 30,
+                first_contact: false,
+                relay: "r".into(),
+            },
+            now,
+        );
+        m.toggle(Scope::Control);
+        assert_eq!(
+            m.allow(),
+            Some(Action::Send(UserCommand::Consent(
+                [Scope::View].into_iter().collect()
+            )))
+        );
+        m.on_event(
+            &AgentEvent::ConsentDecided {
+                granted: [Scope::View].into_iter().collect(),
+            },
+            now,
+        );
+        let line = m.banner_line().unwrap();
+        assert!(
+            line.starts_with(
+                "banner: Grace of Acme | also: Ada of Acme (allowed: view,control) | allowed: view |"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("stop control: shown"),
+            "Ada still has control"
+        );
+        m.on_event(
+            &AgentEvent::TechnicianLeft {
+                technician: "Grace of Acme".into(),
+                reason: EndReason::TechnicianEnded,
+            },
+            now,
+        );
+        let line = m.banner_line().unwrap();
+        assert!(
+            line.starts_with("banner: Ada of Acme | allowed: view,control |"),
+            "{line}"
+        );
+        let Screen::Session { doing, .. } = &m.screen else {
+            panic!()
+        };
+        assert!(
+            doing
+                .as_deref()
+                .unwrap()
+                .contains("The session goes on with Ada of Acme"),
+            "{doing:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_colleague_leaves_the_session_as_it_was() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        asked(&mut m, "view".parse().unwrap(), now);
+        m.allow();
+        m.on_event(
+            &AgentEvent::ConsentDecided {
+                granted: "view".parse().unwrap(),
+            },
+            now,
+        );
+        m.on_event(
+            &AgentEvent::ConsentRequested {
+                technician: grace(),
+                scopes: "view".parse().unwrap(),
+                timeout_secs: 30,
+                first_contact: false,
+                relay: "r".into(),
+            },
+            now,
+        );
+        assert!(!m.in_session());
+        m.deny();
+        m.on_event(
+            &AgentEvent::ConsentDecided {
+                granted: ScopeSet::EMPTY,
+            },
+            now,
+        );
+        let line = m.banner_line().unwrap();
+        assert!(
+            line.starts_with("banner: Ada of Acme | allowed: view |"),
+            "{line}"
         );
     }
 }

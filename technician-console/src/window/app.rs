@@ -27,6 +27,8 @@ pub(super) struct ConsoleApp {
     pane: Option<ScreenPane>,
     /// The session whose screen the pane shows.
     pane_generation: u64,
+    /// Put the keyboard back into the chat field on the next frame (after Enter sent a line).
+    refocus_chat: bool,
 }
 
 fn rect(r: [f32; 4]) -> Rect {
@@ -69,6 +71,7 @@ impl ConsoleApp {
             backend: Some(backend),
             pane: None,
             pane_generation: 0,
+            refocus_chat: false,
         }
     }
 
@@ -77,7 +80,14 @@ impl ConsoleApp {
             return;
         };
         match action {
-            Action::Connect { code, scopes } => backend.connect(code, scopes),
+            Action::Connect {
+                code,
+                scopes,
+                ask_now,
+            } => backend.connect(code, scopes, ask_now),
+            Action::AskConsent => backend.send(Job::AskConsent),
+            Action::Say(line) => backend.send(Job::Say(line)),
+            Action::Invite { invitee, handover } => backend.send(Job::Invite { invitee, handover }),
             Action::End => backend.send(Job::End),
             Action::FetchInventory => backend.send(Job::Inventory),
             Action::RunProbe(p) => backend.send(Job::Probe(p)),
@@ -162,6 +172,18 @@ impl ConsoleApp {
             let a = self.model.end();
             self.act(a);
         }
+        if matches!(self.model.consent, Consent::Paired { .. })
+            && ui
+                .put(
+                    rect(layout::ASK),
+                    egui::Button::new(RichText::new("Ask for access").strong())
+                        .fill(Color32::from_rgb(165, 214, 167)),
+                )
+                .clicked()
+        {
+            let a = self.model.ask_consent();
+            self.act(a);
+        }
         if let Some(n) = &self.model.notice {
             ui.put(
                 rect([1090.0, 10.0, 340.0, 34.0]),
@@ -183,6 +205,24 @@ impl ConsoleApp {
                 IDLE_BG,
                 "Enter the code the user reads to you, tick what you need, and press Connect."
                     .to_string(),
+            ),
+            Consent::Pairing { asked } => (
+                WAIT_BG,
+                format!(
+                    "Pairing with the user's computer (chat first; {asked} will be asked later)..."
+                ),
+            ),
+            Consent::Paired {
+                asked,
+                technician,
+                verification,
+            } => (
+                WAIT_BG,
+                format!(
+                    "Paired as {} of {}, verification code {verification}. Nothing asked yet: chat \
+                     with the user, then press \"Ask for access\" ({asked}).",
+                    technician.name, technician.org
+                ),
             ),
             Consent::Waiting { asked } => (
                 WAIT_BG,
@@ -240,7 +280,14 @@ impl ConsoleApp {
         for (tab, r, name) in [
             (Tab::Inventory, layout::TAB_INVENTORY, "Inventory"),
             (Tab::Diagnostics, layout::TAB_DIAGNOSTICS, "Diagnostics"),
+            (Tab::Chat, layout::TAB_CHAT, "Chat"),
         ] {
+            let unread = self.model.chat.unread;
+            let name = if tab == Tab::Chat && unread > 0 {
+                format!("{name} ({unread} new)")
+            } else {
+                name.to_string()
+            };
             let selected = self.model.tab == tab;
             if ui
                 .put(
@@ -349,6 +396,179 @@ impl ConsoleApp {
                     }
                 });
         });
+    }
+
+    fn chat(&mut self, ui: &mut egui::Ui) {
+        let busy = self.model.busy();
+        let mut first = self.model.chat.first;
+        let changed = ui
+            .scope_builder(
+                UiBuilder::new()
+                    .max_rect(rect(layout::CHAT_FIRST))
+                    .layout(Layout::left_to_right(Align::Center)),
+                |ui| {
+                    ui.add_enabled(
+                        !busy,
+                        egui::Checkbox::new(
+                            &mut first,
+                            "Chat first: connect without asking; ask when ready",
+                        ),
+                    )
+                    .changed()
+                },
+            )
+            .inner;
+        if changed {
+            self.model.set_chat_first(first);
+        }
+        let mut invitee = self.model.chat.invitee.clone();
+        if ui
+            .put(
+                rect(layout::INVITEE),
+                egui::TextEdit::singleline(&mut invitee).hint_text("Colleague's name, or L2 / L3"),
+            )
+            .changed()
+        {
+            self.model.chat.invitee = invitee;
+        }
+        let mut handover = self.model.chat.handover;
+        ui.scope_builder(
+            UiBuilder::new()
+                .max_rect(rect(layout::HANDOVER))
+                .layout(Layout::left_to_right(Align::Center)),
+            |ui| ui.checkbox(&mut handover, "hand over"),
+        );
+        self.model.chat.handover = handover;
+        let label = if self.model.chat.inviting {
+            "Asking the user..."
+        } else {
+            "Invite"
+        };
+        if ui
+            .put(
+                rect(layout::INVITE),
+                egui::Button::new(RichText::new(label).strong()),
+            )
+            .clicked()
+        {
+            let a = self.model.invite();
+            self.act(a);
+        }
+        let r = layout::INVITE_RESULT;
+        match &self.model.chat.invite {
+            Some(Ok(code)) => {
+                ui.painter().rect_filled(rect(r), 5.0, GRANTED_BG);
+                area(ui, rect(r).shrink2(Vec2::new(10.0, 4.0)), |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(
+                            RichText::new("Give your colleague this code:")
+                                .strong()
+                                .color(INK),
+                        );
+                        ui.label(
+                            RichText::new(code.to_string())
+                                .font(FontId::monospace(34.0))
+                                .strong()
+                                .color(INK),
+                        );
+                    });
+                    ui.label(
+                        RichText::new("It works once; the user is asked again when they connect.")
+                            .size(13.0)
+                            .color(INK),
+                    );
+                });
+            }
+            Some(Err(e)) => {
+                ui.painter().rect_filled(rect(r), 5.0, DENIED_BG);
+                area(ui, rect(r).shrink2(Vec2::new(10.0, 6.0)), |ui| {
+                    ui.label(
+                        RichText::new(format!("No invitation: {e}"))
+                            .strong()
+                            .color(INK),
+                    );
+                });
+            }
+            None => {
+                area(ui, rect(r).shrink2(Vec2::new(2.0, 6.0)), |ui| {
+                    ui.label(
+                        "Invite a colleague by name, or any technician of a tier (L2, L3). The \
+                         user is asked first; you get a one-time code to give them.",
+                    );
+                });
+            }
+        }
+        let log = layout::CHAT_LOG;
+        ui.painter().rect_stroke(
+            rect(log),
+            4.0,
+            Stroke::new(1.0, Color32::GRAY),
+            egui::StrokeKind::Inside,
+        );
+        let lines = self.model.chat.lines.clone();
+        let open = self.model.chat.open;
+        area(ui, rect(log).shrink(6.0), |ui| {
+            if lines.is_empty() {
+                ui.label(
+                    RichText::new(if open {
+                        "Say hello: the user sees your lines in their window."
+                    } else {
+                        "The conversation with the user shows here once you are paired."
+                    })
+                    .italics(),
+                );
+            }
+            egui::ScrollArea::vertical()
+                .id_salt("chat")
+                .stick_to_bottom(true)
+                .auto_shrink([false, false])
+                .show(ui, |ui| {
+                    for (from_user, text) in &lines {
+                        let (who, c) = if *from_user {
+                            ("User", Color32::from_rgb(21, 101, 192))
+                        } else {
+                            ("You", Color32::from_rgb(46, 125, 50))
+                        };
+                        ui.horizontal_wrapped(|ui| {
+                            ui.label(RichText::new(format!("{who}:")).strong().color(c));
+                            ui.label(text);
+                        });
+                    }
+                });
+        });
+        if let Some(n) = &self.model.chat.note {
+            ui.put(
+                rect([10.0, 820.0, 560.0, 24.0]),
+                egui::Label::new(RichText::new(n).color(Color32::from_rgb(198, 40, 40))).truncate(),
+            );
+        }
+        let mut draft = self.model.chat.draft.clone();
+        let field = ui.put(
+            rect(layout::CHAT_INPUT),
+            egui::TextEdit::singleline(&mut draft)
+                .hint_text("Message to the user")
+                .interactive(open),
+        );
+        if self.refocus_chat {
+            self.refocus_chat = false;
+            field.request_focus();
+        }
+        if field.changed() {
+            self.model.chat.draft = draft;
+        }
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if ui
+            .put(
+                rect(layout::CHAT_SEND),
+                egui::Button::new(RichText::new("Send").strong()),
+            )
+            .clicked()
+            || enter
+        {
+            self.refocus_chat = enter;
+            let a = self.model.send_chat();
+            self.act(a);
+        }
     }
 
     fn diagnostics(&mut self, ui: &mut egui::Ui) {
@@ -555,6 +775,7 @@ impl eframe::App for ConsoleApp {
             match self.model.tab {
                 Tab::Inventory => self.inventory(ui),
                 Tab::Diagnostics => self.diagnostics(ui),
+                Tab::Chat => self.chat(ui),
             }
             self.screen(ui);
         });

@@ -30,6 +30,29 @@ pub const TAB_INVENTORY: [f32; 4] = [10.0, 104.0, 140.0, 30.0];
 /// The "Diagnostics" tab.
 pub const TAB_DIAGNOSTICS: [f32; 4] = [156.0, 104.0, 140.0, 30.0];
 
+/// The "Chat" tab.
+pub const TAB_CHAT: [f32; 4] = [302.0, 104.0, 140.0, 30.0];
+
+/// "Ask for access" in the top bar, once paired in a "chat first" session.
+pub const ASK: [f32; 4] = [1090.0, 10.0, 180.0, 34.0];
+
+/// The "Chat first" tick box in the chat panel (connect without asking for consent yet).
+pub const CHAT_FIRST: [f32; 4] = [10.0, 144.0, 560.0, 28.0];
+/// The colleague to invite (a name, or a tier: L2, L3).
+pub const INVITEE: [f32; 4] = [10.0, 180.0, 250.0, 30.0];
+/// The "hand over" tick box.
+pub const HANDOVER: [f32; 4] = [268.0, 180.0, 130.0, 30.0];
+/// "Invite".
+pub const INVITE: [f32; 4] = [406.0, 180.0, 164.0, 30.0];
+/// The invitation's outcome: the colleague's code, large, or why there is none.
+pub const INVITE_RESULT: [f32; 4] = [10.0, 218.0, 560.0, 64.0];
+/// The conversation.
+pub const CHAT_LOG: [f32; 4] = [10.0, 290.0, 560.0, 550.0];
+/// The chat text field (Enter sends).
+pub const CHAT_INPUT: [f32; 4] = [10.0, 848.0, 440.0, 32.0];
+/// "Send".
+pub const CHAT_SEND: [f32; 4] = [458.0, 848.0, 112.0, 32.0];
+
 /// "Refresh" in the inventory panel.
 pub const REFRESH: [f32; 4] = [10.0, 144.0, 110.0, 30.0];
 /// The inventory filter.

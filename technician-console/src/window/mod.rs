@@ -11,7 +11,9 @@
 //! streams ([`crate::viewer::pump_view`], [`crate::viewer::pump_input`]) and then serves the window's
 //! requests one at a time, in order. The window sends them with `try_send` and drains [`Event`]s with
 //! `try_recv` each frame, through bounded queues; nothing on the UI thread waits for the network.
-//! An in-session chat can be one more queue and one more tab here.
+//! The session pairs first ([`pair_session`]) so chat works before consent; with "chat first" the
+//! technician asks for consent when ready ([`Job::AskConsent`]). The chat tab sends lines
+//! ([`Job::Say`]) and invites a colleague ([`Job::Invite`]); the user's lines arrive as events.
 
 mod app;
 pub mod layout;
@@ -21,14 +23,16 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tether_proto::chat::ChatText;
 use tether_proto::diag::{Probe, ProbeKind};
+use tether_proto::msg::Invitee;
 use tether_proto::screen::InputEvent;
 use tether_proto::{Scope, ScopeSet, SessionCode};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::error::ConsoleError;
-use crate::session::{ConsoleConfig, Session, open_session};
+use crate::session::{ConsoleConfig, Session, pair_session};
 use crate::viewer::{self, ViewerState};
 use model::Event;
 
@@ -51,6 +55,17 @@ pub enum Job {
     Probe(Probe),
     /// Run the health check.
     HealthCheck,
+    /// Ask the user for consent now (a "chat first" session).
+    AskConsent,
+    /// Send a chat line to the user.
+    Say(String),
+    /// Invite a colleague; the answer is the colleague's code.
+    Invite {
+        /// Whom.
+        invitee: Invitee,
+        /// Leave once they are in.
+        handover: bool,
+    },
     /// End the session.
     End,
 }
@@ -114,8 +129,9 @@ impl Backend {
         }
     }
 
-    /// Claims `code` and asks for `scopes`; a session already running is ended first.
-    pub fn connect(&mut self, code: SessionCode, scopes: ScopeSet) {
+    /// Claims `code` and pairs; asks for `scopes` at once when `ask_now`, else on
+    /// [`Job::AskConsent`]. A session already running is ended first.
+    pub fn connect(&mut self, code: SessionCode, scopes: ScopeSet, ask_now: bool) {
         self.stop_current();
         self.generation += 1;
         let (jobs_tx, jobs) = mpsc::channel(QUEUE);
@@ -131,6 +147,7 @@ impl Backend {
             self.config.clone(),
             code,
             scopes,
+            ask_now,
             jobs,
             tell,
             self.screen.clone(),
@@ -202,26 +219,100 @@ async fn until_end(jobs: &mut mpsc::Receiver<Job>) {
     }
 }
 
+/// Tells the window about a chat line from the user, or that the session is over (`None`).
+async fn chat_in(text: Option<ChatText>, tell: &Tell) -> bool {
+    match text {
+        Some(t) => {
+            tell.send(Event::Chat {
+                from_user: true,
+                text: t.as_str().to_string(),
+            })
+            .await;
+            true
+        }
+        None => false,
+    }
+}
+
 /// One session from claim to end, telling the window at each step.
+#[allow(clippy::too_many_arguments)]
 async fn run_session(
     config: ConsoleConfig,
     code: SessionCode,
     scopes: ScopeSet,
+    ask_now: bool,
     mut jobs: mpsc::Receiver<Job>,
     tell: Tell,
     screen: viewer::Shared,
     input: mpsc::Receiver<InputEvent>,
 ) {
-    let opened = tokio::select! {
-        r = open_session(&config, code, scopes) => r,
+    let paired = tokio::select! {
+        r = pair_session(&config, code, scopes) => r,
         () = until_end(&mut jobs) => {
             tell.send(Event::Failed { reason: "you cancelled".into(), denied: false }).await;
             return;
         }
     };
-    let mut session = match opened {
+    let mut session = match paired {
         Ok(s) => s,
         Err(e) => {
+            tell.send(Event::Failed {
+                reason: e.to_string(),
+                denied: false,
+            })
+            .await;
+            return;
+        }
+    };
+    tell.send(Event::Paired {
+        technician: session.technician.clone(),
+        verification: session.verification.clone(),
+    })
+    .await;
+    // Chat first: talk until the technician asks for access.
+    if !ask_now {
+        loop {
+            tokio::select! {
+                j = jobs.recv() => match j {
+                    Some(Job::AskConsent) => break,
+                    Some(Job::Say(line)) => {
+                        let _ = serve(&mut session, Job::Say(line), &tell).await;
+                    }
+                    Some(Job::End) | None => {
+                        session.end().await;
+                        tell.send(Event::Failed { reason: "you ended the session".into(), denied: false }).await;
+                        return;
+                    }
+                    // Nothing else works before consent; the buttons say so.
+                    Some(_) => {}
+                },
+                t = session.next_chat() => if !chat_in(t, &tell).await {
+                    let reason = session.ended().await.to_string();
+                    tell.send(Event::Failed { reason, denied: false }).await;
+                    return;
+                },
+            }
+        }
+    }
+    // The session answers one thing at a time: lines typed while the user decides wait here
+    // and go out after the answer.
+    let mut queue = VecDeque::new();
+    let answer = {
+        let ask = session.ask_consent();
+        tokio::pin!(ask);
+        loop {
+            tokio::select! {
+                r = &mut ask => break Some(r),
+                j = jobs.recv() => match j {
+                    Some(Job::End) | None => break None,
+                    Some(j) => queue.push_back(j),
+                },
+            }
+        }
+    };
+    match answer {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => {
             let denied = matches!(e, ConsoleError::ConsentDenied);
             tell.send(Event::Failed {
                 reason: e.to_string(),
@@ -230,7 +321,16 @@ async fn run_session(
             .await;
             return;
         }
-    };
+        None => {
+            session.end().await;
+            tell.send(Event::Failed {
+                reason: "you cancelled".into(),
+                denied: false,
+            })
+            .await;
+            return;
+        }
+    }
     tell.send(Event::Granted {
         technician: session.technician.clone(),
         granted: session.granted,
@@ -239,9 +339,8 @@ async fn run_session(
     .await;
     let mut streams = JoinSet::new();
     start_screen(&mut session, &mut streams, screen, input).await;
-    let mut queue = VecDeque::new();
     if session.granted.contains(Scope::Inventory) {
-        queue.push_back(Job::Inventory);
+        queue.push_front(Job::Inventory);
     }
     let reason = loop {
         let job = match queue.pop_front() {
@@ -251,14 +350,19 @@ async fn run_session(
                     Some(Job::End) | None => break "you ended the session".to_string(),
                     Some(j) => j,
                 },
-                e = session.closed() => break e.to_string(),
+                // The user's lines; `None` once the session is over (the reader saw the end).
+                t = session.next_chat() => if chat_in(t, &tell).await {
+                    continue;
+                } else {
+                    break session.ended().await.to_string();
+                },
             },
         };
         if matches!(job, Job::End) {
             break "you ended the session".to_string();
         }
         // Serve the job; meanwhile keep taking requests, so "End session" is never stuck behind a
-        // slow probe.
+        // slow probe (the user's lines wait until it is done).
         let over = {
             let work = serve(&mut session, job, &tell);
             tokio::pin!(work);
@@ -325,6 +429,24 @@ async fn start_screen(
 async fn serve(session: &mut Session, job: Job, tell: &Tell) -> Option<String> {
     let (event, err) = match job {
         Job::End => return Some("you ended the session".into()),
+        // Only meaningful before consent; the session already asked.
+        Job::AskConsent => return None,
+        Job::Say(line) => match session.say(&line).await {
+            Ok(()) => (
+                Event::Chat {
+                    from_user: false,
+                    text: ChatText::new(&line)
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or(line),
+                },
+                None,
+            ),
+            Err(e) => (Event::ChatRefused(e.to_string()), Some(e)),
+        },
+        Job::Invite { invitee, handover } => match session.invite(invitee, handover).await {
+            Ok(code) => (Event::Invite(Ok(code)), None),
+            Err(e) => (Event::Invite(Err(e.to_string())), Some(e)),
+        },
         Job::Inventory => match session.inventory().await {
             Ok(i) => (Event::Inventory(Ok(Box::new(i))), None),
             Err(e) => (Event::Inventory(Err(e.to_string())), Some(e)),

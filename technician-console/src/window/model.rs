@@ -5,9 +5,10 @@
 //! written to [`Model::journal`] as one line (the window prints them on standard output). No line
 //! ever carries the session code.
 
+use tether_proto::chat::ChatText;
 use tether_proto::diag::{DiagReport, Probe, ProbeKind, Verdict};
 use tether_proto::inventory::Inventory;
-use tether_proto::msg::TechnicianIdentity;
+use tether_proto::msg::{Invitee, TechnicianIdentity, Tier};
 use tether_proto::{Scope, ScopeSet, SessionCode};
 
 use crate::render;
@@ -17,6 +18,20 @@ use crate::render;
 pub enum Consent {
     /// Nothing asked yet: enter a code.
     Idle,
+    /// "Chat first": claiming the code and pairing, without asking for anything yet.
+    Pairing {
+        /// What will be asked for.
+        asked: ScopeSet,
+    },
+    /// "Chat first": paired; chat runs and nothing is asked until "Ask for access".
+    Paired {
+        /// What will be asked for.
+        asked: ScopeSet,
+        /// Who we are, as the user was shown.
+        technician: TechnicianIdentity,
+        /// The verification string the user's screen shows too.
+        verification: String,
+    },
     /// Claiming the code, pairing, and waiting for the user to answer.
     Waiting {
         /// What we asked for.
@@ -51,13 +66,60 @@ pub enum Consent {
     },
 }
 
-/// Which side panel is open. (An in-session chat gets its own tab here later.)
+/// Which side panel is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     /// Searchable inventory tables.
     Inventory,
     /// Probes and their verdicts.
     Diagnostics,
+    /// The conversation with the user, and inviting a colleague.
+    Chat,
+}
+
+/// The chat side panel: the conversation, and the invitation of a colleague.
+#[derive(Debug, Clone, Default)]
+pub struct ChatPanel {
+    /// Connect without asking for consent, so the technician can explain first.
+    pub first: bool,
+    /// The agent paired with us: lines can be sent (before consent too).
+    pub open: bool,
+    /// The conversation, oldest first: (from the user, text).
+    pub lines: Vec<(bool, String)>,
+    /// What the technician is typing.
+    pub draft: String,
+    /// Why the last line was not sent.
+    pub note: Option<String>,
+    /// A colleague's name, or a tier (L2, L3).
+    pub invitee: String,
+    /// Hand the session over (leave once the colleague is in).
+    pub handover: bool,
+    /// An invitation is waiting for the user's answer.
+    pub inviting: bool,
+    /// The last invitation's outcome: the code to give the colleague, or why there is none.
+    pub invite: Option<Result<SessionCode, String>>,
+    /// Lines from the user that arrived while another tab was open.
+    pub unread: usize,
+}
+
+/// Reads the invite field: a tier (`L2`, `l3`, `2`) invites whoever of that tier takes it, any
+/// other text names a colleague.
+pub fn parse_invitee(text: &str) -> Result<Invitee, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("Enter a colleague's name or a tier (L2, L3).".into());
+    }
+    Ok(match text.parse::<Tier>() {
+        Ok(tier) => Invitee::Tier(tier),
+        Err(_) => Invitee::Technician(text.to_string()),
+    })
+}
+
+fn invitee_words(i: &Invitee) -> String {
+    match i {
+        Invitee::Technician(name) => name.clone(),
+        Invitee::Tier(t) => format!("any {t} technician"),
+    }
 }
 
 /// Which inventory table is shown.
@@ -369,6 +431,24 @@ impl Default for DiagPanel {
 /// What the session side reports to the window.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// Paired with the agent: chat works from here on (consent may not be asked yet).
+    Paired {
+        /// Who we are, as the user was shown.
+        technician: TechnicianIdentity,
+        /// The verification string.
+        verification: String,
+    },
+    /// A chat line: from the user, or ours once sent (already made harmless).
+    Chat {
+        /// Written by the user (else by us).
+        from_user: bool,
+        /// The line.
+        text: String,
+    },
+    /// Our line was not sent, and why.
+    ChatRefused(String),
+    /// The invitation's outcome: the colleague's one-time code, or why there is none.
+    Invite(Result<SessionCode, String>),
     /// The user granted (some of) what was asked.
     Granted {
         /// Who we are, as the user was shown.
@@ -409,6 +489,19 @@ pub enum Action {
         code: SessionCode,
         /// What to ask for.
         scopes: ScopeSet,
+        /// Ask at once (else pair only, and ask on [`Action::AskConsent`]).
+        ask_now: bool,
+    },
+    /// Ask the user for the scopes now ("chat first" sessions).
+    AskConsent,
+    /// Send a chat line to the user.
+    Say(String),
+    /// Invite a colleague (and leave once they are in, for a hand-over).
+    Invite {
+        /// Whom.
+        invitee: Invitee,
+        /// Hand the session over.
+        handover: bool,
     },
     /// End the session.
     End,
@@ -437,6 +530,8 @@ pub struct Model {
     pub inventory: InventoryPanel,
     /// The diagnostics panel.
     pub diag: DiagPanel,
+    /// The chat panel.
+    pub chat: ChatPanel,
     journal: Vec<String>,
 }
 
@@ -450,6 +545,7 @@ impl Default for Model {
             tab: Tab::Inventory,
             inventory: InventoryPanel::default(),
             diag: DiagPanel::default(),
+            chat: ChatPanel::default(),
             journal: Vec::new(),
         }
     }
@@ -492,8 +588,91 @@ impl Model {
     pub fn busy(&self) -> bool {
         matches!(
             self.consent,
-            Consent::Waiting { .. } | Consent::Granted { .. }
+            Consent::Waiting { .. }
+                | Consent::Granted { .. }
+                | Consent::Pairing { .. }
+                | Consent::Paired { .. }
         )
+    }
+
+    /// What was (or will be) asked for in the current attempt.
+    fn asked(&self) -> ScopeSet {
+        match self.consent {
+            Consent::Waiting { asked }
+            | Consent::Pairing { asked }
+            | Consent::Paired { asked, .. } => asked,
+            _ => self.ask,
+        }
+    }
+
+    /// "Chat first" tick box: connect without asking, ask later.
+    pub fn set_chat_first(&mut self, first: bool) {
+        if !self.busy() && self.chat.first != first {
+            self.chat.first = first;
+            self.say(format!("chat first: {}", if first { "on" } else { "off" }));
+        }
+    }
+
+    /// "Ask for access" once paired in a "chat first" session.
+    pub fn ask_consent(&mut self) -> Option<Action> {
+        let Consent::Paired { asked, .. } = self.consent else {
+            return None;
+        };
+        self.consent = Consent::Waiting { asked };
+        self.say(format!(
+            "consent: asking for {asked}; waiting for the user's answer"
+        ));
+        Some(Action::AskConsent)
+    }
+
+    /// "Send" (or Enter) in the chat panel: the line is checked here first.
+    pub fn send_chat(&mut self) -> Option<Action> {
+        if !self.chat.open {
+            return self.chat_note("nobody is connected yet".into());
+        }
+        match ChatText::new(&self.chat.draft) {
+            Ok(_) => {
+                self.chat.note = None;
+                Some(Action::Say(std::mem::take(&mut self.chat.draft)))
+            }
+            Err(e) => self.chat_note(e.to_string()),
+        }
+    }
+
+    fn chat_note(&mut self, why: String) -> Option<Action> {
+        self.say(format!("chat: not sent: {why}"));
+        self.chat.note = Some(format!("Not sent: {why}."));
+        None
+    }
+
+    /// "Invite": asks the user to let a colleague in (needs a running session).
+    pub fn invite(&mut self) -> Option<Action> {
+        if self.chat.inviting {
+            return None;
+        }
+        if self.granted().is_none() {
+            self.chat.invite = Some(Err("Inviting needs a session the user has allowed.".into()));
+            self.say("invite: failed: no session the user has allowed".into());
+            return None;
+        }
+        match parse_invitee(&self.chat.invitee) {
+            Ok(invitee) => {
+                self.chat.inviting = true;
+                self.chat.invite = None;
+                let handover = self.chat.handover;
+                self.say(format!(
+                    "invite: asking the user to let in {}{}",
+                    invitee_words(&invitee),
+                    if handover { " (hand-over)" } else { "" }
+                ));
+                Some(Action::Invite { invitee, handover })
+            }
+            Err(e) => {
+                self.say(format!("invite: failed: {e}"));
+                self.chat.invite = Some(Err(e));
+                None
+            }
+        }
     }
 
     /// Ticks or unticks a scope to ask for.
@@ -537,14 +716,27 @@ impl Model {
         self.diag.results.clear();
         self.diag.running = 0;
         self.diag.error = None;
-        self.consent = Consent::Waiting { asked: self.ask };
-        self.say(format!(
-            "consent: asking for {}; waiting for the user's answer",
-            self.ask
-        ));
+        self.chat = ChatPanel {
+            first: self.chat.first,
+            invitee: self.chat.invitee.clone(),
+            handover: self.chat.handover,
+            ..ChatPanel::default()
+        };
+        let ask_now = !self.chat.first;
+        if ask_now {
+            self.consent = Consent::Waiting { asked: self.ask };
+            self.say(format!(
+                "consent: asking for {}; waiting for the user's answer",
+                self.ask
+            ));
+        } else {
+            self.consent = Consent::Pairing { asked: self.ask };
+            self.say("connecting: pairing without asking for anything yet (chat first)".into());
+        }
         Some(Action::Connect {
             code,
             scopes: self.ask,
+            ask_now,
         })
     }
 
@@ -556,6 +748,9 @@ impl Model {
     /// Opens a side panel.
     pub fn open_tab(&mut self, tab: Tab) {
         self.tab = tab;
+        if tab == Tab::Chat {
+            self.chat.unread = 0;
+        }
     }
 
     /// "Fetch inventory" (also "Refresh").
@@ -640,15 +835,54 @@ impl Model {
     /// Applies one event from the session.
     pub fn on_event(&mut self, ev: Event) {
         match ev {
+            Event::Paired {
+                technician,
+                verification,
+            } => {
+                self.chat.open = true;
+                self.say(format!(
+                    "paired: as {} of {}; verification {verification}; chat open",
+                    technician.name, technician.org
+                ));
+                if let Consent::Pairing { asked } = self.consent {
+                    self.consent = Consent::Paired {
+                        asked,
+                        technician,
+                        verification,
+                    };
+                }
+            }
+            Event::Chat { from_user, text } => {
+                self.say(format!(
+                    "chat: {}: {text}",
+                    if from_user { "user" } else { "you" }
+                ));
+                self.chat.lines.push((from_user, text));
+                if from_user && self.tab != Tab::Chat {
+                    self.chat.unread += 1;
+                }
+            }
+            Event::ChatRefused(why) => {
+                self.chat_note(why);
+            }
+            Event::Invite(result) => {
+                self.chat.inviting = false;
+                match &result {
+                    // Never the code itself: it is for the colleague's eyes (shown in the window).
+                    Ok(_) => self.say(
+                        "invite: code ready; give it to your colleague (shown in the window)"
+                            .into(),
+                    ),
+                    Err(e) => self.say(format!("invite: failed: {e}")),
+                }
+                self.chat.invite = Some(result);
+            }
             Event::Granted {
                 technician,
                 granted,
                 verification,
             } => {
-                let asked = match self.consent {
-                    Consent::Waiting { asked } => asked,
-                    _ => self.ask,
-                };
+                let asked = self.asked();
                 let mut missing = asked;
                 for s in granted.iter() {
                     missing.remove(s);
@@ -673,10 +907,8 @@ impl Model {
                 }
             }
             Event::Failed { reason, denied } => {
-                let asked = match self.consent {
-                    Consent::Waiting { asked } => asked,
-                    _ => self.ask,
-                };
+                let asked = self.asked();
+                self.chat.open = false;
                 let word = if denied { "denied" } else { "failed" };
                 self.say(format!("consent: {word}: {reason}"));
                 self.consent = Consent::Failed {
@@ -733,9 +965,11 @@ impl Model {
                 self.inventory.loading = false;
                 self.diag.running = 0;
                 let granted = self.granted().unwrap_or(ScopeSet::EMPTY);
+                self.chat.open = false;
+                self.chat.inviting = false;
                 match &self.consent {
-                    Consent::Waiting { asked } => {
-                        let asked = *asked;
+                    Consent::Waiting { .. } | Consent::Pairing { .. } | Consent::Paired { .. } => {
+                        let asked = self.asked();
                         self.say(format!("consent: failed: {reason}"));
                         self.consent = Consent::Failed {
                             asked,
@@ -962,5 +1196,86 @@ mod tests {
             m.journal().last().unwrap(),
             "probe tcp-connect: PROBLEM in 4 ms: connection refused"
         );
+    }
+
+    #[test]
+    fn chat_first_pairs_then_asks_and_lines_are_checked_here() {
+        let mut m = Model::new();
+        m.set_chat_first(true);
+        m.code = "123 456 789".into();
+        let Some(Action::Connect { ask_now, .. }) = m.connect() else {
+            panic!()
+        };
+        assert!(!ask_now);
+        m.set_chat_first(false);
+        assert!(m.chat.first, "locked while connecting");
+        assert_eq!(m.ask_consent(), None, "not paired yet");
+        m.chat.draft = "hello".into();
+        assert_eq!(m.send_chat(), None, "not paired yet");
+        m.on_event(Event::Paired {
+            technician: ada(),
+            verification: "12 34".into(),
+        });
+        assert!(matches!(m.consent, Consent::Paired { .. }));
+        assert_eq!(m.send_chat(), Some(Action::Say("hello".into())));
+        assert!(m.chat.draft.is_empty());
+        m.chat.draft = "x".repeat(1001);
+        assert_eq!(m.send_chat(), None);
+        assert!(m.chat.note.as_deref().unwrap().contains("at most 1000"));
+        m.on_event(Event::Chat {
+            from_user: true,
+            text: "hi".into(),
+        });
+        assert_eq!(m.chat.unread, 1);
+        m.open_tab(Tab::Chat);
+        assert_eq!(m.chat.unread, 0);
+        assert_eq!(m.invite(), None, "no consent yet");
+        assert_eq!(m.ask_consent(), Some(Action::AskConsent));
+        assert!(matches!(m.consent, Consent::Waiting { .. }));
+        let lines = m.journal();
+        assert!(lines.contains(&"chat: user: hi".to_string()), "{lines:?}");
+        assert!(
+            lines.iter().all(|l| !l.contains("123")),
+            "never the code: {lines:?}"
+        );
+    }
+
+    #[test]
+    fn invite_reads_a_tier_or_a_name_and_never_journals_the_code() {
+        assert_eq!(parse_invitee(" l2 "), Ok(Invitee::Tier(Tier::L2)));
+        assert_eq!(
+            parse_invitee("Grace Hopper"),
+            Ok(Invitee::Technician("Grace Hopper".into()))
+        );
+        assert!(parse_invitee("  ").is_err());
+        let mut m = Model::new();
+        granted(&mut m, "view");
+        m.chat.invitee = "L3".into();
+        m.chat.handover = true;
+        assert_eq!(
+            m.invite(),
+            Some(Action::Invite {
+                invitee: Invitee::Tier(Tier::L3),
+                handover: true
+            })
+        );
+        assert_eq!(m.invite(), None, "one at a time");
+        let code: SessionCode = "417 302 958".parse().unwrap();
+        m.on_event(Event::Invite(Ok(code)));
+        assert!(!m.chat.inviting);
+        let lines = m.journal();
+        assert!(
+            lines.last().unwrap().starts_with("invite: code ready"),
+            "{lines:?}"
+        );
+        let digits: String = code
+            .to_string()
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .collect();
+        assert!(lines.iter().all(|l| {
+            let d: String = l.chars().filter(|c| c.is_ascii_digit()).collect();
+            !d.contains(&digits)
+        }));
     }
 }
