@@ -236,9 +236,10 @@ pub(crate) async fn serve(
                 None => tokio::select! {
                     s = conn.accept_bi() => match s {
                         Ok(s) => s,
-                        Err(_) => break "console left",
+                        Err(_) if vanished(&conn) => break "console left",
+                        Err(_) => break "ended",
                     },
-                    _ = link.conn.closed() => break "agent left",
+                    _ = link.conn.closed() => break if vanished(&link.conn) { "agent left" } else { "ended" },
                     _ = end.cancelled() => break "ended",
                     _ = tokio::time::sleep_until((started + shared.limits.max_session).into()) => break "time limit",
                     Some(_) = splices.join_next(), if !splices.is_empty() => continue,
