@@ -261,6 +261,16 @@ async fn a_hand_over_to_a_tier_closes_the_first_technicians_session_and_the_seco
         .collect();
     assert_eq!(reports.len(), 1);
     assert_eq!(audit_events(&relay, "joined")[0]["technician"], "Linus");
+    // Ada's session record lists both technicians involved.
+    let record = tether_console::records::record(
+        &relay.console(),
+        tether_proto::records::RecordQuery::Show {
+            id: ada.record.expect("the session has a record"),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(record.summary.technicians, ["Ada Lovelace", "Linus"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
