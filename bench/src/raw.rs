@@ -103,6 +103,7 @@ pub async fn claim(
     {
         RelayToConsole::Claimed { .. } => Ok((conn, send, recv)),
         RelayToConsole::Error(e) => bail!("claim refused: {e}"),
+        RelayToConsole::Invitations(_) => bail!("the relay answered a claim with a list"),
     }
 }
 

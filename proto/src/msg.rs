@@ -402,6 +402,27 @@ pub enum ConsoleToRelay {
         /// The question or change.
         query: RecordQuery,
     },
+    /// The invitations waiting for this technician (named, or their tier's queue); answered with
+    /// [`RelayToConsole::Invitations`] or an error.
+    Invitations {
+        /// The technician's token.
+        token: String,
+    },
+}
+
+/// An invitation waiting for a colleague to connect, as listed to those who may take it. The code
+/// is not here: the relay never has its secret; the inviting technician gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct OpenInvitation {
+    /// Who invited.
+    pub by: String,
+    /// Whom: you by name, or your tier.
+    pub invitee: Invitee,
+    /// The inviting technician leaves once the colleague is in.
+    pub handover: bool,
+    /// Seconds until the invitation's code expires.
+    pub expires_in_secs: u32,
 }
 
 /// Relay → console, on the claim stream.
@@ -420,6 +441,8 @@ pub enum RelayToConsole {
     },
     /// The claim was refused.
     Error(RelayError),
+    /// The answer to [`ConsoleToRelay::Invitations`].
+    Invitations(Vec<OpenInvitation>),
 }
 
 /// The first (plain) frame on every extra stream the console opens in a session.

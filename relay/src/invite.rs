@@ -14,9 +14,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-use tether_proto::msg::{Invitee, RelayError, RelayErrorKind, TechnicianIdentity};
+use std::sync::Arc;
 
+use rand::Rng;
+use tether_net::framed;
+use tether_proto::msg::{
+    Invitee, OpenInvitation, RelayError, RelayErrorKind, RelayToConsole, TechnicianIdentity,
+};
+
+use crate::server::Shared;
 use crate::technicians::Technicians;
 
 /// One invitation, from the ticket to the invitee's claim.
@@ -94,6 +100,48 @@ impl Invites {
         let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
         let (inv, at) = tickets.remove(&ticket)?;
         (now.duration_since(at) < self.ttl).then_some(inv)
+    }
+}
+
+/// Answers [`ConsoleToRelay::Invitations`]: the open invitation slots whose invitee `token`'s
+/// technician is (by name, or by tier within the organisation).
+///
+/// [`ConsoleToRelay::Invitations`]: tether_proto::msg::ConsoleToRelay::Invitations
+pub(crate) async fn serve_list(
+    conn: quinn::Connection,
+    mut send: quinn::SendStream,
+    token: String,
+    shared: Arc<Shared>,
+) {
+    let who = match shared.technicians.verify(&token) {
+        Ok(Ok(t)) => t,
+        Ok(Err(_)) | Err(_) => {
+            let reply = RelayToConsole::Error(RelayError::new(
+                RelayErrorKind::BadToken,
+                "the technician token is not valid on this relay",
+            ));
+            return crate::server::refuse(&conn, send, &reply).await;
+        }
+    };
+    let open = shared.table(|t| t.open_links(Instant::now()));
+    let list = open
+        .into_iter()
+        .filter_map(|(link, left)| {
+            let inv = link.invite.as_ref()?;
+            inv.invitee.admits(&inv.org, &who).then(|| OpenInvitation {
+                by: inv.by.clone(),
+                invitee: inv.invitee.clone(),
+                handover: inv.handover,
+                expires_in_secs: left.as_secs() as u32,
+            })
+        })
+        .collect();
+    if framed::write_msg(&mut send, &RelayToConsole::Invitations(list))
+        .await
+        .is_ok()
+    {
+        let _ = send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
     }
 }
 

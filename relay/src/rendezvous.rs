@@ -193,6 +193,15 @@ impl<L: Clone> Rendezvous<L> {
         newly
     }
 
+    /// Every claimable slot's link, with the time it has left.
+    pub fn open_links(&self, now: Instant) -> Vec<(L, Duration)> {
+        self.slots
+            .values()
+            .filter(|e| !e.expired && now < e.expires_at)
+            .map(|e| (e.link.clone(), e.expires_at - now))
+            .collect()
+    }
+
     /// Drops every open slot of a departed agent.
     pub fn remove_agent(&mut self, agent: AgentId) {
         self.slots.retain(|_, e| e.agent != agent);

@@ -70,6 +70,9 @@ pub(crate) async fn serve(
         ConsoleToRelay::Records { token, query } => {
             return crate::records::serve(conn, send, token, query, shared).await;
         }
+        ConsoleToRelay::Invitations { token } => {
+            return crate::invite::serve_list(conn, send, token, shared).await;
+        }
     };
     let refused = |kind: RelayErrorKind, text: String, technician: Option<String>| {
         shared.metrics.claim_refused(kind);

@@ -116,6 +116,9 @@ enum Command {
         #[arg(long)]
         ask: Option<ScopeSet>,
     },
+    /// The invitations waiting for you: by name, or for your tier. Ask the inviting technician for
+    /// the code (the relay never has it), then connect with it as usual.
+    Invitations,
     /// Send one input action to the remote screen (asks for `control`).
     Input {
         /// The code the user reads to you.
@@ -385,6 +388,35 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
     if let Some(q) = fleet_query(command(&cli)) {
         return fleet(&cli, &config, q).await;
     }
+    if let Command::Invitations = command(&cli) {
+        let list = tether_console::session::invitations(&config).await?;
+        if cli.json {
+            let text = serde_json::to_string_pretty(&list)
+                .map_err(|e| ConsoleError::Output(e.to_string()))?;
+            println!("{text}");
+        } else if list.is_empty() {
+            println!("No invitations are waiting for you.");
+        } else {
+            for i in list {
+                println!(
+                    "{} invites {}{}; the code expires in {} min. Ask {} for it.",
+                    i.by,
+                    match &i.invitee {
+                        tether_proto::msg::Invitee::Technician(_) => "you".to_string(),
+                        tether_proto::msg::Invitee::Tier(t) => format!("the {t} queue"),
+                    },
+                    if i.handover {
+                        " to take over"
+                    } else {
+                        " to join"
+                    },
+                    i.expires_in_secs.div_ceil(60),
+                    i.by
+                );
+            }
+        }
+        return Ok(());
+    }
     if let Command::Sessions { command } = command(&cli) {
         return sessions(command, cli.json, &config).await;
     }
@@ -396,6 +428,7 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
         Command::Devices { .. } => usage("devices needs a subcommand"),
         Command::Window => usage("the window runs on its own"),
         Command::Sessions { .. } => usage("sessions needs a subcommand"),
+        Command::Invitations => usage("invitations runs on its own"),
         Command::Diag { code, .. } => (
             code.unwrap_or_else(|| usage("--code is required")),
             [Scope::Diagnostics].into_iter().collect(),
@@ -545,7 +578,10 @@ async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result
                 print!("{}", render::inventory(&inv))
             }
         }
-        Command::Devices { .. } | Command::Window | Command::Sessions { .. } => {}
+        Command::Devices { .. }
+        | Command::Window
+        | Command::Sessions { .. }
+        | Command::Invitations => {}
         Command::Diag {
             all: true, timeout, ..
         } => {

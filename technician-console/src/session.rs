@@ -15,8 +15,8 @@ use tether_proto::chat::ChatText;
 use tether_proto::diag::{DiagReport, Probe};
 use tether_proto::inventory::Inventory;
 use tether_proto::msg::{
-    AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, Invitee, RelayToConsole, Request,
-    Response, Role, StreamOpen, TechnicianIdentity, close,
+    AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, Invitee, OpenInvitation,
+    RelayToConsole, Request, Response, Role, StreamOpen, TechnicianIdentity, close,
 };
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
 use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
@@ -291,6 +291,11 @@ async fn claim_and_pair(
                 record,
             } => (technician, reason, record),
             RelayToConsole::Error(e) => return Err(e.into()),
+            RelayToConsole::Invitations(_) => {
+                return Err(ConsoleError::Protocol(
+                    "the relay answered a claim with a list".into(),
+                ));
+            }
         };
     // The relay cleaned it already; a console trusts no peer with its terminal.
     let reason = reason.map(|r| truncate_text(&r, MAX_REASON_CHARS, false));
@@ -333,6 +338,29 @@ async fn claim_and_pair(
         reason,
         record,
     })
+}
+
+/// The invitations waiting for you (by name, or for your tier). Each one's code comes from the
+/// technician who invited you: the relay never has it.
+pub async fn invitations(config: &ConsoleConfig) -> Result<Vec<OpenInvitation>, ConsoleError> {
+    let relay = client::connect(&config.relay).await?;
+    let result = async {
+        let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
+        let ask = ConsoleToRelay::Invitations {
+            token: config.token.clone(),
+        };
+        framed::write_msg(&mut send, &ask).await?;
+        match step(async { Ok(framed::read_msg::<RelayToConsole>(&mut recv).await?) }).await? {
+            RelayToConsole::Invitations(list) => Ok(list),
+            RelayToConsole::Error(e) => Err(e.into()),
+            RelayToConsole::Claimed { .. } => Err(ConsoleError::Protocol(
+                "the relay answered a list with a claim".into(),
+            )),
+        }
+    }
+    .await;
+    relay.close(close::NORMAL, "done").await;
+    result
 }
 
 /// One request on a new stream `id`: `StreamOpen`, then the sealed request, then the sealed answer.

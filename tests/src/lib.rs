@@ -298,6 +298,7 @@ impl RawConsole {
                 relay.close(0, "done").await;
                 RawClaim::Refused(e)
             }
+            Ok(other) => RawClaim::Failed(format!("unexpected answer {other:?}")),
             Err(e) => RawClaim::Failed(e.to_string()),
         }
     }

@@ -220,6 +220,23 @@ async fn a_hand_over_to_a_tier_closes_the_first_technicians_session_and_the_seco
 
     let (code, shown) = invite(&mut agent, &mut ada, Invitee::Tier(Tier::L2), true, true).await;
     assert_eq!(shown, "a colleague of the next tier");
+    // Linus (L3) sees the L2 queue's invitation; Ada (L1) does not.
+    let waiting = tether_console::session::invitations(&linus).await.unwrap();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(
+        (
+            waiting[0].by.as_str(),
+            &waiting[0].invitee,
+            waiting[0].handover
+        ),
+        ("Ada Lovelace", &Invitee::Tier(Tier::L2), true)
+    );
+    assert!(
+        tether_console::session::invitations(&relay.console())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let (linus_session, _) = tokio::join!(
         open_session(&linus, code.unwrap(), scopes("inventory,diagnostics")),
         user_consents(&mut agent, scopes("inventory,diagnostics"))
