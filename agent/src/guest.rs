@@ -12,13 +12,13 @@ use std::sync::atomic::AtomicUsize;
 
 use tether_net::framed;
 use tether_proto::SessionCode;
-use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, SessionReport, close};
+use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, close};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::session::Session;
-use crate::share::{ShareConfig, connect_control, pair, read_loop, wait_claim};
+use crate::share::{Admission, ShareConfig, admit, connect_control, read_loop, wait_claim};
 use crate::ui::{AgentEvent, UiLink, UserCommand};
 
 /// What the first session holds of a running guest.
@@ -105,44 +105,14 @@ async fn run(
             },
             () = crate::share::wait_end(&mut ui) => return EndReason::UserEnded,
         };
-        if let Err(reason) = config.policy.check(&technician) {
-            let _ = framed::write_msg(
-                &mut ctl_send,
-                &AgentToRelay::Decline {
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-            let _ = ui
-                .events
-                .send(AgentEvent::Declined { technician, reason })
-                .await;
-            return EndReason::Forbidden;
-        }
-        if framed::write_msg(&mut ctl_send, &AgentToRelay::Accept)
-            .await
-            .is_err()
-        {
-            return EndReason::ConnectionLost;
-        }
-        let _ = ui
-            .events
-            .send(AgentEvent::Claimed {
-                technician: technician.clone(),
-            })
-            .await;
-        let (keys, stream0) = match pair(&relay, &code).await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(error = %e, "the invitee's pairing failed; code burned");
-                let report = AgentToRelay::Report(SessionReport::PairingFailed);
-                let _ = framed::write_msg(&mut ctl_send, &report).await;
-                let _ = ui.events.send(AgentEvent::PairingFailed).await;
-                return EndReason::PairingFailed;
-            }
-        };
-        let _ =
-            framed::write_msg(&mut ctl_send, &AgentToRelay::Report(SessionReport::Paired)).await;
+        // The colleague's verification code is not shown: the banner keeps the first technician's.
+        let (keys, stream0) =
+            match admit(&config, &relay, &mut ctl_send, &ui, &technician, &code).await {
+                Ok(Admission::Paired(keys, stream0)) => (keys, stream0),
+                Ok(Admission::Declined) => return EndReason::Forbidden,
+                Ok(Admission::PairingFailed) => return EndReason::PairingFailed,
+                Err(_) => return EndReason::ConnectionLost,
+            };
         live.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let session = Session {
             relay: &relay,

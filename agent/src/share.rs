@@ -299,42 +299,11 @@ async fn on_connection(
                 break Ok(EndReason::UserEnded);
             }
         };
-        if let Err(reason) = config.policy.check(&technician) {
-            framed::write_msg(
-                &mut ctl_send,
-                &AgentToRelay::Decline {
-                    reason: reason.clone(),
-                },
-            )
-            .await?;
-            let _ = ui
-                .events
-                .send(AgentEvent::Declined { technician, reason })
-                .await;
-            continue;
-        }
-        framed::write_msg(&mut ctl_send, &AgentToRelay::Accept).await?;
-        let _ = ui
-            .events
-            .send(AgentEvent::Claimed {
-                technician: technician.clone(),
-            })
-            .await;
-
-        let (keys, stream0) = match pair(relay, &code).await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(error = %e, "pairing failed; code burned");
-                framed::write_msg(
-                    &mut ctl_send,
-                    &AgentToRelay::Report(SessionReport::PairingFailed),
-                )
-                .await?;
-                let _ = ui.events.send(AgentEvent::PairingFailed).await;
-                continue;
-            }
-        };
-        framed::write_msg(&mut ctl_send, &AgentToRelay::Report(SessionReport::Paired)).await?;
+        let (keys, stream0) =
+            match admit(config, relay, &mut ctl_send, ui, &technician, &code).await? {
+                Admission::Paired(keys, stream0) => (keys, stream0),
+                Admission::Declined | Admission::PairingFailed => continue,
+            };
         let _ = ui
             .events
             .send(AgentEvent::Paired {
@@ -380,6 +349,66 @@ pub(crate) async fn read_loop(
     }
 }
 
+/// How a claimed code went.
+pub(crate) enum Admission {
+    /// IT's policy declined the technician before pairing.
+    Declined,
+    /// The technician had the wrong secret: the code is burned.
+    PairingFailed,
+    /// Paired: the keys and sealed stream 0.
+    Paired(SessionKeys, (quinn::SendStream, quinn::RecvStream)),
+}
+
+/// After a claim of `code`: declines the technician if IT's policy says so, else accepts and pairs,
+/// telling the relay and the user each step. `Err` means the relay connection broke.
+pub(crate) async fn admit(
+    config: &ShareConfig,
+    relay: &RelayConnection,
+    ctl_send: &mut quinn::SendStream,
+    ui: &UiLink,
+    technician: &tether_proto::msg::TechnicianIdentity,
+    code: &SessionCode,
+) -> Result<Admission, FrameError> {
+    if let Err(reason) = config.policy.check(technician) {
+        framed::write_msg(
+            ctl_send,
+            &AgentToRelay::Decline {
+                reason: reason.clone(),
+            },
+        )
+        .await?;
+        let technician = technician.clone();
+        let _ = ui
+            .events
+            .send(AgentEvent::Declined { technician, reason })
+            .await;
+        return Ok(Admission::Declined);
+    }
+    framed::write_msg(ctl_send, &AgentToRelay::Accept).await?;
+    let _ = ui
+        .events
+        .send(AgentEvent::Claimed {
+            technician: technician.clone(),
+        })
+        .await;
+    match pair(relay, code).await {
+        Ok((keys, stream0)) => {
+            framed::write_msg(ctl_send, &AgentToRelay::Report(SessionReport::Paired)).await?;
+            Ok(Admission::Paired(keys, stream0))
+        }
+        Err(e) => {
+            warn!(error = %e, "pairing failed; code burned");
+            framed::write_msg(
+                ctl_send,
+                &AgentToRelay::Report(SessionReport::PairingFailed),
+            )
+            .await?;
+            let _ = ui.events.send(AgentEvent::PairingFailed).await;
+            Ok(Admission::PairingFailed)
+        }
+    }
+}
+
 pub(crate) type Control = mpsc::Receiver<Result<RelayToAgent, FrameError>>;
 
 /// Waits for the claim of `slot`; `None` if it expired first.
@@ -418,7 +447,7 @@ pub(crate) async fn wait_end(ui: &mut UiLink) {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum PairError {
+enum PairError {
     #[error(transparent)]
     Pairing(#[from] tether_proto::pairing::PairingError),
     #[error(transparent)]
@@ -430,7 +459,7 @@ pub(crate) enum PairError {
 }
 
 /// Runs pairing on the first spliced stream; on success the stream stays open as sealed stream 0.
-pub(crate) async fn pair(
+async fn pair(
     relay: &RelayConnection,
     code: &SessionCode,
 ) -> Result<(SessionKeys, (quinn::SendStream, quinn::RecvStream)), PairError> {
