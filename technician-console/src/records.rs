@@ -8,10 +8,9 @@
 use std::fmt::Write;
 
 use tether_net::client;
-use tether_net::framed;
 use tether_proto::diag::DiagReport;
 use tether_proto::inventory::Inventory;
-use tether_proto::msg::{ConsoleToRelay, Role, close};
+use tether_proto::msg::{ConsoleToRelay, close};
 use tether_proto::records::{
     InventoryRef, MAX_LABEL_CHARS, ProbeRun, RecordNote, RecordQuery, RecordReply, RecordSummary,
     SessionFacts, SessionRecord, check_text, clean_text,
@@ -20,7 +19,7 @@ use tracing::warn;
 
 use crate::error::ConsoleError;
 use crate::fleet::utc;
-use crate::session::{ConsoleConfig, STEP_TIMEOUT, Session};
+use crate::session::{ConsoleConfig, Session, ask_relay};
 
 /// Sends `query` and returns the relay's answer (an error reply becomes [`ConsoleError::Record`]).
 pub async fn query(
@@ -51,19 +50,11 @@ async fn exchange(
     config: &ConsoleConfig,
     query: RecordQuery,
 ) -> Result<RecordReply, ConsoleError> {
-    let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
-    framed::write_msg(
-        &mut send,
-        &ConsoleToRelay::Records {
-            token: config.token.clone(),
-            query,
-        },
-    )
-    .await?;
-    let r = tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<RecordReply>(&mut recv))
-        .await
-        .map_err(|_| ConsoleError::Protocol("the relay did not answer in time".into()))??;
-    match r {
+    let question = ConsoleToRelay::Records {
+        token: config.token.clone(),
+        query,
+    };
+    match ask_relay::<RecordReply>(relay, &question).await? {
         RecordReply::Error(e) => Err(ConsoleError::Record(e)),
         r => Ok(r),
     }

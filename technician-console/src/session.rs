@@ -74,8 +74,8 @@ pub struct Session {
 /// How many chat lines from the user wait unread before newer ones are dropped.
 const CHAT_QUEUE: usize = 64;
 
-/// Sorts stream 0's messages: decisions, chat lines, and the agent's last word.
-/// Where stream 0's reader sorts the agent's messages.
+/// Where stream 0's reader sorts the agent's messages: decisions, chat lines, invitation answers,
+/// and the agent's last word.
 struct Stream0Out {
     decisions: mpsc::Sender<ScopeSet>,
     chat: mpsc::Sender<ChatText>,
@@ -344,23 +344,32 @@ async fn claim_and_pair(
 /// technician who invited you: the relay never has it.
 pub async fn invitations(config: &ConsoleConfig) -> Result<Vec<OpenInvitation>, ConsoleError> {
     let relay = client::connect(&config.relay).await?;
-    let result = async {
-        let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
-        let ask = ConsoleToRelay::Invitations {
-            token: config.token.clone(),
-        };
-        framed::write_msg(&mut send, &ask).await?;
-        match step(async { Ok(framed::read_msg::<RelayToConsole>(&mut recv).await?) }).await? {
-            RelayToConsole::Invitations(list) => Ok(list),
-            RelayToConsole::Error(e) => Err(e.into()),
-            RelayToConsole::Claimed { .. } => Err(ConsoleError::Protocol(
-                "the relay answered a list with a claim".into(),
-            )),
-        }
-    }
-    .await;
+    let ask = ConsoleToRelay::Invitations {
+        token: config.token.clone(),
+    };
+    let result = match ask_relay::<RelayToConsole>(&relay, &ask).await {
+        Ok(RelayToConsole::Invitations(list)) => Ok(list),
+        Ok(RelayToConsole::Error(e)) => Err(e.into()),
+        Ok(RelayToConsole::Claimed { .. }) => Err(ConsoleError::Protocol(
+            "the relay answered a list with a claim".into(),
+        )),
+        Err(e) => Err(e),
+    };
     relay.close(close::NORMAL, "done").await;
     result
+}
+
+/// Opens a control stream on `relay`, sends `question`, and reads the one answer.
+pub(crate) async fn ask_relay<R: serde::de::DeserializeOwned>(
+    relay: &RelayConnection,
+    question: &ConsoleToRelay,
+) -> Result<R, ConsoleError> {
+    let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
+    framed::write_msg(&mut send, question).await?;
+    tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<R>(&mut recv))
+        .await
+        .map_err(|_| ConsoleError::Protocol("the relay did not answer in time".into()))?
+        .map_err(ConsoleError::from)
 }
 
 /// One request on a new stream `id`: `StreamOpen`, then the sealed request, then the sealed answer.
