@@ -9,12 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use tether_agent::ShareConfig;
-use tether_agent::ui::{self, AgentEvent, UserCommand};
-use tether_console::open_session;
-use tether_proto::ScopeSet;
 use tether_proto::diag::Probe;
-use tether_tests::TestRelay;
+use tether_tests::{TestRelay, unbounded_session};
 
 fn stats(mut v: Vec<Duration>) -> String {
     v.sort();
@@ -34,32 +30,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
     let relay = TestRelay::start().await;
-    // An agent whose user grants `diagnostics` and reads every event (as the terminal front end does;
-    // the test harness keeps only a bounded backlog, too small for hundreds of probes).
-    let (link, mut handle) = ui::channels();
-    let agent = tokio::spawn(tether_agent::share(ShareConfig::new(relay.target()), link));
-    let (code_tx, code_rx) = tokio::sync::oneshot::channel();
-    let user = tokio::spawn(async move {
-        let mut code_tx = Some(code_tx);
-        let grant: ScopeSet = "diagnostics".parse().unwrap();
-        while let Some(ev) = handle.events.recv().await {
-            match ev {
-                AgentEvent::Code { code, .. } => {
-                    if let Some(tx) = code_tx.take() {
-                        let _ = tx.send(code);
-                    }
-                }
-                AgentEvent::ConsentRequested { .. } => {
-                    let _ = handle.commands.send(UserCommand::Consent(grant)).await;
-                }
-                _ => {}
-            }
-        }
-    });
-    let code = code_rx.await.unwrap();
-    let mut session = open_session(&relay.console(), code, "diagnostics".parse().unwrap())
-        .await
-        .unwrap();
+    let (agent, mut session) = unbounded_session(&relay, "diagnostics".parse().unwrap()).await;
     // Warm-up: page caches, apt's cache files.
     session.health_check(None).await.unwrap();
 
@@ -100,5 +71,4 @@ async fn main() {
     }
     session.end().await;
     let _ = agent.await;
-    let _ = user.await;
 }

@@ -9,15 +9,13 @@
 
 use std::time::{Duration, Instant};
 
-use tether_agent::ShareConfig;
-use tether_agent::ui::{self, AgentEvent, UserCommand};
-use tether_console::{open_session, records};
+use tether_console::records;
 use tether_proto::ScopeSet;
 use tether_proto::diag::Probe;
 use tether_proto::msg::{Request, TechnicianIdentity, TechnicianRole};
 use tether_proto::records::{RecordNote, RecordQuery, RecordReply};
 use tether_relay::records::Records;
-use tether_tests::TestRelay;
+use tether_tests::{TestRelay, unbounded_session};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -40,30 +38,7 @@ async fn main() {
     let runs = env("RECORD_RUNS", 30);
     let count = env("RECORD_COUNT", 10_000);
     let relay = TestRelay::start().await;
-    let (link, mut handle) = ui::channels();
-    let agent = tokio::spawn(tether_agent::share(ShareConfig::new(relay.target()), link));
-    let (code_tx, code_rx) = tokio::sync::oneshot::channel();
-    let user = tokio::spawn(async move {
-        let mut code_tx = Some(code_tx);
-        let grant: ScopeSet = "diagnostics".parse().unwrap();
-        while let Some(ev) = handle.events.recv().await {
-            match ev {
-                AgentEvent::Code { code, .. } => {
-                    if let Some(tx) = code_tx.take() {
-                        let _ = tx.send(code);
-                    }
-                }
-                AgentEvent::ConsentRequested { .. } => {
-                    let _ = handle.commands.send(UserCommand::Consent(grant)).await;
-                }
-                _ => {}
-            }
-        }
-    });
-    let code = code_rx.await.unwrap();
-    let mut session = open_session(&relay.console(), code, "diagnostics".parse().unwrap())
-        .await
-        .unwrap();
+    let (agent, mut session) = unbounded_session(&relay, "diagnostics".parse().unwrap()).await;
     let id = session.record.unwrap();
     let raw = Request::Diagnostic {
         probe: Probe::Uptime,
@@ -93,7 +68,6 @@ async fn main() {
         .load(std::sync::atomic::Ordering::Relaxed);
     session.end().await;
     let _ = agent.await;
-    user.abort();
     println!("diag uptime, {runs} runs each, loopback, median:");
     println!(
         "  request alone              {:8.2} ms",

@@ -239,6 +239,43 @@ pub async fn paired(
     (agent, session)
 }
 
+/// A console session with an agent whose user grants `grant` to every prompt and reads every event,
+/// as the terminal front end does ([`TestAgent`] keeps a bounded backlog, too small for the hundreds
+/// of requests a bench makes). Returns the agent's share task, which ends after the session.
+pub async fn unbounded_session(
+    relay: &TestRelay,
+    grant: ScopeSet,
+) -> (
+    JoinHandle<Result<EndReason, ShareError>>,
+    tether_console::Session,
+) {
+    let (link, mut handle) = ui::channels();
+    let agent = tokio::spawn(tether_agent::share(ShareConfig::new(relay.target()), link));
+    let (code_tx, code_rx) = tokio::sync::oneshot::channel();
+    // The user ends with the share, when its event channel closes.
+    tokio::spawn(async move {
+        let mut code_tx = Some(code_tx);
+        while let Some(ev) = handle.events.recv().await {
+            match ev {
+                AgentEvent::Code { code, .. } => {
+                    if let Some(tx) = code_tx.take() {
+                        let _ = tx.send(code);
+                    }
+                }
+                AgentEvent::ConsentRequested { .. } => {
+                    let _ = handle.commands.send(UserCommand::Consent(grant)).await;
+                }
+                _ => {}
+            }
+        }
+    });
+    let code = code_rx.await.expect("the agent shows a code");
+    let session = tether_console::open_session(&relay.console(), code, grant)
+        .await
+        .expect("session opens");
+    (agent, session)
+}
+
 /// A console built from the protocol pieces, for tests that must misbehave (or pose as another source)
 /// where the real console library would not.
 #[derive(Debug)]
