@@ -186,3 +186,50 @@ async fn the_agent_package_carries_the_config_as_a_conffile() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--org"));
     assert!(!work.path().join("bad").exists());
 }
+
+/// Issue 17 item 19: every binary answers `--help` and `--version` (exit 0, no work done), and the
+/// demo's help explains what it does instead of running it.
+#[test]
+fn every_binary_answers_help_and_version() {
+    let bins = [
+        bin("tether-relay"),
+        bin("tether-agent"),
+        bin("tether-console"),
+        env!("CARGO_BIN_EXE_tether-demo").into(),
+        env!("CARGO_BIN_EXE_screen-bench").into(),
+    ];
+    for b in &bins {
+        for flag in ["--help", "--version"] {
+            let out = Command::new(b)
+                .arg(flag)
+                .env_remove("DISPLAY")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{} {flag}: {out:?}", b.display());
+            assert!(
+                !text.trim().is_empty(),
+                "{} {flag} printed nothing",
+                b.display()
+            );
+            if flag == "--version" {
+                assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+            }
+        }
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_tether-demo"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("Usage: tether-demo"), "{text}");
+    assert!(
+        !text.contains("relay listening"),
+        "--help ran the demo: {text}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_tether-demo"))
+        .arg("--frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
