@@ -1181,8 +1181,20 @@ mod tests {
         let mut m = Model::new();
         granted(&mut m, "inventory");
         let mut inv = inventory(&["evil\u{202e}txt.exe", "a\u{1b}[2Jb", "ok\u{2028}fake row"]);
-        inv.hardware.system.hostname = "host\u{61c}\u{200b}".into();
-        inv.hardware.interfaces[0].name = "lo\u{2029}\u{feff}".into();
+        inv.hardware.system.hostname = "host\u{61c}\u{200b}\nos        fake".into();
+        inv.hardware.interfaces[0].name = "lo\u{2029}\u{feff}\u{1b}[2J".into();
+        // The command line's print-out of the same inventory: no escape, no extra line.
+        let printed = crate::render::inventory(&inv);
+        assert!(
+            !printed
+                .chars()
+                .any(|c| c != '\n' && tether_proto::text::is_hidden(c)),
+            "{printed:?}"
+        );
+        assert_eq!(
+            printed.lines().count(),
+            crate::render::inventory(&inventory(&["a"])).lines().count()
+        );
         m.on_event(Event::Inventory(Ok(inv)));
         for table in [
             Table::Software,
