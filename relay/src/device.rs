@@ -149,6 +149,14 @@ pub(crate) async fn serve(
                 seq,
                 duplicate: true,
             },
+            Ok(Ingested::Resync { expected, error }) => {
+                warn!(%device_id, seq, expected, kind = ?error.kind, "report out of sequence; device told to resync");
+                RelayToDevice::Resync {
+                    seq,
+                    expected,
+                    error,
+                }
+            }
             Err(error) => {
                 warn!(%device_id, seq, kind = ?error.kind, "report rejected");
                 RelayToDevice::Rejected { seq, error }
