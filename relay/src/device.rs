@@ -55,6 +55,10 @@ pub(crate) async fn serve(
             secret_sha256,
             hostname,
         } => {
+            if let Err(text) = shared.audit_gate() {
+                let e = FleetError::new(FleetErrorKind::AuditUnavailable, text);
+                return refuse(&conn, send, &RelayToDevice::Error(e)).await;
+            }
             let host = hostname.clone();
             let now = crate::now_unix();
             let result = blocking(&shared.store, move |s| {

@@ -3,10 +3,14 @@
 //! Tokens are `tt_` + 192 random bits. A slow password hash (argon2) protects *low-entropy* secrets from
 //! offline guessing; against 192 random bits a single SHA-256 is already out of reach, and it keeps
 //! every claim cheap, so verifying tokens cannot be turned into a CPU-exhaustion attack on the relay.
-//! Tokens can be revoked and can expire. The file is re-read on each lookup so `tether-relay technician
-//! add/revoke` take effect on a running relay.
+//! Tokens can be revoked and can expire. `tether-relay technician add/revoke` write the file while the
+//! relay runs; [`Technicians::verify`] keeps the parsed registry in memory and re-reads it only when
+//! the file's modification time or length changed (writes go through a rename, so both change), so a
+//! claim costs a `stat`, not a read and a parse.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -113,10 +117,18 @@ pub struct TechnicianInfo {
     pub status: &'static str,
 }
 
-/// The technician store in a data directory.
+/// The technician store in a data directory. Clones share the cache.
 #[derive(Debug, Clone)]
 pub struct Technicians {
     path: PathBuf,
+    cache: Arc<Mutex<Option<Cached>>>,
+}
+
+/// The registry as last read, keyed by token hash, with the file's stamp then.
+#[derive(Debug)]
+struct Cached {
+    stamp: Option<(std::time::SystemTime, u64)>,
+    by_hash: Arc<HashMap<String, Record>>,
 }
 
 fn hash(token: &str) -> String {
@@ -156,7 +168,49 @@ impl Technicians {
     pub fn new(data_dir: &Path) -> Self {
         Technicians {
             path: data_dir.join(FILE),
+            cache: Arc::default(),
         }
+    }
+
+    /// The file's modification time and length; `None` when it does not exist.
+    fn stamp(&self) -> Result<Option<(std::time::SystemTime, u64)>, TechnicianError> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) => Ok(Some((
+                m.modified().map_err(|source| TechnicianError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?,
+                m.len(),
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(TechnicianError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// The registry by token hash, re-read only when the file changed.
+    fn by_hash(&self) -> Result<Arc<HashMap<String, Record>>, TechnicianError> {
+        let stamp = self.stamp()?;
+        // A poisoned lock means a panic while swapping the cache, which leaves it whole either way.
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_ref()
+            && c.stamp == stamp
+        {
+            return Ok(c.by_hash.clone());
+        }
+        let by_hash: Arc<HashMap<String, Record>> = Arc::new(
+            self.load()?
+                .into_iter()
+                .map(|r| (r.token_sha256.clone(), r))
+                .collect(),
+        );
+        *cache = Some(Cached {
+            stamp,
+            by_hash: by_hash.clone(),
+        });
+        Ok(by_hash)
     }
 
     fn load(&self) -> Result<Vec<Record>, TechnicianError> {
@@ -302,12 +356,11 @@ impl Technicians {
         &self,
         token: &str,
     ) -> Result<Result<TechnicianIdentity, TokenProblem>, TechnicianError> {
-        let h = hash(token);
-        let all = self.load()?;
-        let Some(r) = all.into_iter().find(|r| r.token_sha256 == h) else {
+        let all = self.by_hash()?;
+        let Some(r) = all.get(&hash(token)) else {
             return Ok(Err(TokenProblem::Unknown));
         };
-        Ok(r.status(now_unix()).map(|()| r.identity()))
+        Ok(r.status(now_unix()).map(|()| r.clone().identity()))
     }
 
     /// All technicians, with their status.
