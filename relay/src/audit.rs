@@ -451,7 +451,12 @@ impl AuditFile {
     }
 
     /// Writes one record; its length and hash.
-    fn write_line(&mut self, seq: u64, prev: &str, entry: &Entry) -> std::io::Result<(u64, String)> {
+    fn write_line(
+        &mut self,
+        seq: u64,
+        prev: &str,
+        entry: &Entry,
+    ) -> std::io::Result<(u64, String)> {
         let line = Line {
             seq,
             ts_unix_ms: entry.ts_unix_ms,
@@ -491,10 +496,11 @@ struct Health {
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
-    tx: Option<SyncSender<Msg>>,
+    /// `None` once closed. Held only for a `try_send`, never across a wait.
+    tx: Mutex<Option<SyncSender<Msg>>>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl AuditLog {
@@ -536,10 +542,10 @@ impl AuditLog {
             })?;
         Ok(AuditLog {
             path,
-            tx: Some(tx),
+            tx: Mutex::new(Some(tx)),
             health,
             metrics,
-            writer: Some(thread),
+            writer: Mutex::new(Some(thread)),
         })
     }
 
@@ -551,7 +557,11 @@ impl AuditLog {
     /// Queues one event; never blocks. If the queue is full the event is counted as lost (and
     /// recorded as such later), and the log reports itself unwritable until it catches up.
     pub fn record(&self, event: AuditEvent) {
-        let Some(tx) = &self.tx else { return };
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = tx.as_ref() else {
+            tracing::error!(?event, "audit log closed; event not recorded");
+            return;
+        };
         match tx.try_send(Msg::Record(Entry::now(event))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -591,26 +601,33 @@ impl AuditLog {
     /// with `refusals`, pending refusal counts are written too. Returns at once, `false`, while the
     /// log cannot be written.
     pub fn sync(&self, wait: Duration, refusals: bool) -> bool {
-        let Some(tx) = &self.tx else { return false };
         if !self.writable() {
             return false;
         }
         let (reply, done) = std::sync::mpsc::sync_channel(1);
-        if tx.try_send(Msg::Sync { reply, refusals }).is_err() {
-            return false;
+        let sent = match self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(tx) => tx.try_send(Msg::Sync { reply, refusals }).is_ok(),
+            None => false,
+        };
+        sent && done.recv_timeout(wait).is_ok() && self.writable()
+    }
+
+    /// Stops taking events, writes what is queued and the refusal counts (one attempt: a disk that
+    /// is still full is not waited for), and joins the writer. Blocks; later events are not recorded.
+    pub fn close(&self) {
+        self.health.closing.store(true, Ordering::Relaxed);
+        drop(self.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = writer {
+            w.thread().unpark();
+            let _ = w.join();
         }
-        done.recv_timeout(wait).is_ok() && self.writable()
     }
 }
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
-        self.health.closing.store(true, Ordering::Relaxed);
-        drop(self.tx.take());
-        if let Some(w) = self.writer.take() {
-            w.thread().unpark();
-            let _ = w.join();
-        }
+        self.close();
     }
 }
 

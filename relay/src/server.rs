@@ -37,7 +37,7 @@ use crate::technicians::Technicians;
 /// How long shutdown waits for closes to reach peers.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Longest wait for the audit writer to put queued records on disk (shutdown, `audit_path`).
+/// Longest wait in [`RelayHandle::audit_path`] for the audit writer to put queued records on disk.
 pub const AUDIT_SYNC_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a claim or enrollment is refused while the audit log cannot be written.
@@ -292,14 +292,14 @@ impl RelayHandle {
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, task).await;
         }
+        // The last records (sessions ended by the shutdown, refusal counts) reach the disk, and the
+        // writer is gone, before the relay says it stopped.
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.audit.close()).await;
         if let Some(task) = self.metrics_task.take() {
             let _ = std::fs::remove_file(self.data_dir.join(metrics::ADDR_FILE));
             task.abort();
         }
-        // The last records (sessions ended by the shutdown, refusal counts) reach the disk before
-        // the relay says it stopped.
-        let shared = self.shared.clone();
-        let _ = tokio::task::spawn_blocking(move || shared.audit.sync(AUDIT_SYNC_WAIT, true)).await;
     }
 }
 
