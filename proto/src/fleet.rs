@@ -26,6 +26,7 @@
 //!   `last_seq + 1` ([`FleetErrorKind::SeqGap`]), or 0 and numbers past [`MAX_SEQ`]
 //!   ([`FleetErrorKind::SeqOutOfRange`]). The device then sends its newest inventory as a full report
 //!   under `expected`. A report is never acknowledged unless the relay holds exactly that report.
+//!
 //! A report names its device id, and the relay refuses one that is not the id the connection
 //! authenticated as. A delta names its base (`base_seq`) and the digest of the inventory it produces, so
 //! a delta against the wrong base, or a tampered one, is refused instead of corrupting the snapshot.

@@ -20,7 +20,6 @@ use tether_net::{RelayTarget, Trust};
 use tether_proto::fleet::FleetErrorKind;
 use tether_proto::msg::RelayErrorKind;
 use tether_proto::{ScopeSet, Slot};
-use tether_relay::store::Store;
 use tether_relay::technicians::Technicians;
 use tether_relay::{Relay, RelayConfig, RelayHandle, admin, metrics};
 use tether_tests::{RawClaim, RawConsole, TestAgent, WAIT};
