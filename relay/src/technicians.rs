@@ -234,14 +234,12 @@ impl Technicians {
             path: self.path.clone(),
             source,
         })?;
-        // Write then rename, so a crash never leaves a half-written store.
-        let tmp = self.path.with_extension("json.tmp");
-        let io = |source| TechnicianError::Io {
+        // Atomic and durable (temp file, sync, rename), so a crash never leaves a half-written store;
+        // owner-only, since the hashes are all an attacker would need to aim a guess.
+        tether_net::private_file::write(&self.path, &json).map_err(|source| TechnicianError::Io {
             path: self.path.clone(),
             source,
-        };
-        std::fs::write(&tmp, json).map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        })
     }
 
     /// Registers a technician with the `technician` role and no expiry; returns the token.
