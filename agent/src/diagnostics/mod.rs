@@ -3,7 +3,10 @@
 //! Every probe runs on its own thread against a deadline. The async side waits at most the probe's
 //! timeout and then reports [`Verdict::TimedOut`], so a hung probe (a dead NFS mount in `statvfs`, a
 //! resolver that never answers) never holds up the session. The probes themselves honour the same
-//! deadline (socket timeouts, child processes killed), so an abandoned thread ends soon after.
+//! deadline (socket timeouts, child processes killed), so an abandoned thread ends soon after —
+//! except one stuck in the kernel, which no deadline reaches. So at most [`MAX_PROBE_THREADS`] probe
+//! threads are alive at once; while that many are (stuck), a new probe is not started and is
+//! reported as timed out, with that reason, instead of leaking one more thread per run.
 //!
 //! Facts come from the OS directly (/proc, /sys, statvfs, sockets) or from a fixed set of tools run with
 //! a fixed argv through [`command`], never through a shell; the only technician-supplied values that reach
@@ -23,6 +26,7 @@ mod services;
 mod storage;
 mod system;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tether_proto::diag::{DiagFacts, DiagReport, ParamError, Probe, Verdict};
@@ -59,6 +63,9 @@ pub(crate) enum ProbeError {
     /// Something failed while probing.
     #[error("{0}")]
     Failed(String),
+    /// Not started: too many earlier probe threads are still stuck ([`MAX_PROBE_THREADS`]).
+    #[error("{0}")]
+    Refused(String),
 }
 
 type ProbeResult = Result<Found, ProbeError>;
@@ -98,20 +105,84 @@ pub fn run_blocking(probe: &Probe, deadline: Instant) -> DiagReport {
     report(probe.clone(), result, started, timeout)
 }
 
+/// Probe threads alive at once (running, or abandoned after their timeout and not yet ended).
+pub const MAX_PROBE_THREADS: usize = 8;
+
+/// Counts live probe threads against a limit.
+#[derive(Debug)]
+pub(crate) struct ProbeThreads {
+    alive: AtomicUsize,
+    limit: usize,
+}
+
+impl ProbeThreads {
+    pub(crate) const fn new(limit: usize) -> Self {
+        ProbeThreads {
+            alive: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Takes a slot, or `None` when `limit` threads are alive.
+    fn take(&'static self) -> Option<ThreadSlot> {
+        self.alive
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ThreadSlot(self))
+    }
+}
+
+/// A live probe thread's slot; given back when the thread ends (or never starts).
+struct ThreadSlot(&'static ProbeThreads);
+
+impl Drop for ThreadSlot {
+    fn drop(&mut self) {
+        self.0.alive.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The agent's probe threads. Process-wide on purpose (not a value passed down): what it bounds is
+/// this process's threads, which outlive the session that started them.
+static PROBE_THREADS: ProbeThreads = ProbeThreads::new(MAX_PROBE_THREADS);
+
 /// Runs a validated `probe` with `timeout`, off the async workers. Never panics and never waits longer
 /// than `timeout` (plus scheduling): a probe that overruns is reported as [`Verdict::TimedOut`].
 pub async fn run_probe(probe: Probe, timeout: Duration) -> DiagReport {
+    let job = probe.clone();
+    run_on_thread(&PROBE_THREADS, probe, timeout, move |deadline| {
+        run_blocking(&job, deadline)
+    })
+    .await
+}
+
+/// Runs `job` on its own thread (a slot of `threads`) and waits for it until `timeout`.
+async fn run_on_thread(
+    threads: &'static ProbeThreads,
+    probe: Probe,
+    timeout: Duration,
+    job: impl FnOnce(Instant) -> DiagReport + Send + 'static,
+) -> DiagReport {
     let started = Instant::now();
     let deadline = started + timeout;
+    let Some(slot) = threads.take() else {
+        let why = format!(
+            "not started: {} earlier probes are still stuck (in the kernel?); try again once they end",
+            threads.limit
+        );
+        return report(probe, Err(ProbeError::Refused(why)), started, timeout);
+    };
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let job = probe.clone();
     // A plain thread rather than spawn_blocking: a probe stuck in the kernel (statvfs on a dead mount)
     // must not hold a runtime worker or delay runtime shutdown. The thread is not joined; every probe
-    // honours `deadline` itself, so it ends shortly after we stop waiting for it.
+    // honours `deadline` itself, so it ends shortly after we stop waiting for it, and one that cannot
+    // keeps its slot until it does.
     let spawned = std::thread::Builder::new()
         .name(format!("probe-{}", probe.kind()))
         .spawn(move || {
-            let _ = tx.send(run_blocking(&job, deadline));
+            let _slot = slot;
+            let _ = tx.send(job(deadline));
         });
     if let Err(e) = spawned {
         return report(
@@ -150,6 +221,9 @@ fn report(probe: Probe, result: ProbeResult, started: Instant, timeout: Duration
             DiagFacts::None,
         ),
         Err(ProbeError::Failed(why)) => (Verdict::Failed, why, DiagFacts::None),
+        // Reported as timed out: like a timeout, it says "could not find out in time", not that
+        // the machine has a fault.
+        Err(ProbeError::Refused(why)) => (Verdict::TimedOut, why, DiagFacts::None),
     };
     DiagReport {
         probe,
@@ -179,5 +253,77 @@ fn plural(n: u64, one: &str, many: &str) -> String {
         format!("{n} {one}")
     } else {
         format!("{n} {many}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A probe that blocks until told (as `statvfs` on a dead mount blocks until the mount answers).
+    fn stuck(
+        release: &std::sync::Arc<std::sync::Barrier>,
+    ) -> impl FnOnce(Instant) -> DiagReport + Send + 'static {
+        let release = release.clone();
+        move |_| {
+            release.wait();
+            report(
+                Probe::DiskUsage,
+                Err(ProbeError::TimedOut),
+                Instant::now(),
+                Duration::ZERO,
+            )
+        }
+    }
+
+    #[tokio::test]
+    async fn stuck_probes_are_bounded_and_refused_then_reported_as_timed_out() {
+        static THREADS: ProbeThreads = ProbeThreads::new(2);
+        let release = std::sync::Arc::new(std::sync::Barrier::new(3));
+        let short = Duration::from_millis(50);
+        for _ in 0..2 {
+            let r = run_on_thread(&THREADS, Probe::DiskUsage, short, stuck(&release)).await;
+            assert_eq!(r.verdict, Verdict::TimedOut);
+            assert!(r.reason.starts_with("timed out"), "{}", r.reason);
+        }
+        assert_eq!(
+            THREADS.alive.load(Ordering::Acquire),
+            2,
+            "both threads are still stuck"
+        );
+        // A third is not started: no third thread, an immediate answer that says why.
+        let ran = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = ran.clone();
+        let r = run_on_thread(
+            &THREADS,
+            Probe::DiskUsage,
+            Duration::from_secs(30),
+            move |_| {
+                counted.fetch_add(1, Ordering::AcqRel);
+                report(
+                    Probe::DiskUsage,
+                    Err(ProbeError::TimedOut),
+                    Instant::now(),
+                    Duration::ZERO,
+                )
+            },
+        )
+        .await;
+        assert_eq!(r.verdict, Verdict::TimedOut);
+        assert!(r.reason.contains("still stuck"), "{}", r.reason);
+        assert_eq!(ran.load(Ordering::Acquire), 0);
+        assert_eq!(THREADS.alive.load(Ordering::Acquire), 2);
+        // Once they come unstuck, their slots are free again.
+        release.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while THREADS.alive.load(Ordering::Acquire) > 0 {
+            assert!(Instant::now() < deadline, "the slots were not given back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let r = run_on_thread(&THREADS, Probe::Uptime, Duration::from_secs(30), |d| {
+            run_blocking(&Probe::Uptime, d)
+        })
+        .await;
+        assert_ne!(r.verdict, Verdict::TimedOut, "{}", r.reason);
     }
 }
