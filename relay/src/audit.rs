@@ -1148,4 +1148,34 @@ mod tests {
         assert_eq!(repeated[0]["peer"], "192.0.2.7");
         assert_eq!(verify(&text).unwrap().records, 3);
     }
+
+    /// `record` never waits on the disk or on another writer's lock (the operator's CLI holding it):
+    /// the async handlers that call it stay free, and the record is written once the lock is free.
+    #[test]
+    fn record_never_waits_for_the_file_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::spawn(dir.path(), Arc::default()).unwrap();
+        let holder = File::options()
+            .append(true)
+            .open(dir.path().join(FILE))
+            .unwrap();
+        holder.lock().unwrap();
+        // The holder lets go after 2 s (a writer that waited for it would take that long).
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            holder.unlock().unwrap();
+        });
+        let started = Instant::now();
+        for i in 0..10 {
+            log.record(added(i));
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "record waited {:?} for the lock",
+            started.elapsed()
+        );
+        release.join().unwrap();
+        assert!(log.sync(Duration::from_secs(5), false));
+        assert_eq!(verify(&read(&dir)).unwrap().records, 10);
+    }
 }

@@ -444,4 +444,36 @@ mod tests {
         let again = t.add("Bob", "Acme IT").unwrap();
         assert!(t.verify(&again).unwrap().is_ok());
     }
+
+    /// A claim does not re-read and re-parse the registry: while the file is unchanged (same
+    /// modification time and length) the cached registry answers; a real change is seen at once.
+    #[test]
+    fn the_registry_is_cached_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Technicians::new(dir.path());
+        let token = relay.add("Ada", "Acme IT").unwrap();
+        assert!(relay.verify(&token).unwrap().is_ok());
+        // Same length, same modification time, different bytes: only a re-read would notice.
+        let path = dir.path().join(FILE);
+        let meta = std::fs::metadata(&path).unwrap();
+        std::fs::write(&path, vec![b'x'; meta.len() as usize]).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(meta.modified().unwrap())
+            .unwrap();
+        assert!(
+            relay.verify(&token).unwrap().is_ok(),
+            "the file was re-read"
+        );
+        // An operator's change (another process: a separate instance) is seen by the next claim.
+        std::fs::remove_file(&path).unwrap();
+        let cli = Technicians::new(dir.path());
+        let bob = cli.add("Bob", "Acme IT").unwrap();
+        assert!(relay.verify(&bob).unwrap().is_ok());
+        assert_eq!(relay.verify(&token).unwrap(), Err(TokenProblem::Unknown));
+        cli.revoke("Bob", "Acme IT").unwrap();
+        assert_eq!(relay.verify(&bob).unwrap(), Err(TokenProblem::Revoked));
+    }
 }
