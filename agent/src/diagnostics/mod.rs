@@ -4,9 +4,9 @@
 //! timeout and then reports [`Verdict::TimedOut`], so a hung probe (a dead NFS mount in `statvfs`, a
 //! resolver that never answers) never holds up the session. The probes themselves honour the same
 //! deadline (socket timeouts, child processes killed), so an abandoned thread ends soon after —
-//! except one stuck in the kernel, which no deadline reaches. So at most [`MAX_PROBE_THREADS`] probe
-//! threads are alive at once; while that many are (stuck), a new probe is not started and is
-//! reported as timed out, with that reason, instead of leaking one more thread per run.
+//! except one stuck in the kernel, which no deadline reaches. While [`MAX_STUCK_PROBES`] threads are
+//! stuck like that, a new probe is not started and is reported as timed out, with that reason,
+//! instead of leaking one more thread per run.
 //!
 //! Facts come from the OS directly (/proc, /sys, statvfs, sockets) or from a fixed set of tools run with
 //! a fixed argv through [`command`], never through a shell; the only technician-supplied values that reach
@@ -26,7 +26,8 @@ mod services;
 mod storage;
 mod system;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tether_proto::diag::{DiagFacts, DiagReport, ParamError, Probe, Verdict};
@@ -63,7 +64,7 @@ pub(crate) enum ProbeError {
     /// Something failed while probing.
     #[error("{0}")]
     Failed(String),
-    /// Not started: too many earlier probe threads are still stuck ([`MAX_PROBE_THREADS`]).
+    /// Not started: too many earlier probe threads are still stuck ([`MAX_STUCK_PROBES`]).
     #[error("{0}")]
     Refused(String),
 }
@@ -105,47 +106,56 @@ pub fn run_blocking(probe: &Probe, deadline: Instant) -> DiagReport {
     report(probe.clone(), result, started, timeout)
 }
 
-/// Probe threads alive at once (running, or abandoned after their timeout and not yet ended).
-pub const MAX_PROBE_THREADS: usize = 8;
+/// Probe threads that outlived their timeout (abandoned, still running: stuck) at once. While this
+/// many are, a new probe is not started. Probes within their timeout are not counted: a health check
+/// runs a dozen at once, and each ends by its deadline unless the kernel holds it.
+pub const MAX_STUCK_PROBES: usize = 8;
 
-/// Counts live probe threads against a limit.
+/// Counts stuck probe threads against a limit.
 #[derive(Debug)]
 pub(crate) struct ProbeThreads {
-    alive: AtomicUsize,
+    stuck: AtomicUsize,
     limit: usize,
 }
+
+/// A probe thread's state, shared by the thread and the task waiting for it.
+const RUNNING: u8 = 0;
+const ABANDONED: u8 = 1;
+const DONE: u8 = 2;
 
 impl ProbeThreads {
     pub(crate) const fn new(limit: usize) -> Self {
         ProbeThreads {
-            alive: AtomicUsize::new(0),
+            stuck: AtomicUsize::new(0),
             limit,
         }
     }
 
-    /// Takes a slot, or `None` when `limit` threads are alive.
-    fn take(&'static self) -> Option<ThreadSlot> {
-        self.alive
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.limit).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| ThreadSlot(self))
+    fn full(&self) -> bool {
+        self.stuck.load(Ordering::Acquire) >= self.limit
     }
-}
 
-/// A live probe thread's slot; given back when the thread ends (or never starts).
-struct ThreadSlot(&'static ProbeThreads);
+    /// The waiter gave up on a thread: if it is still running, it is stuck from now on.
+    fn abandon(&self, state: &AtomicU8) {
+        if state
+            .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.stuck.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 
-impl Drop for ThreadSlot {
-    fn drop(&mut self) {
-        self.0.alive.fetch_sub(1, Ordering::AcqRel);
+    /// A thread ended: if it had been abandoned, it is no longer stuck.
+    fn ended(&self, state: &AtomicU8) {
+        if state.swap(DONE, Ordering::AcqRel) == ABANDONED {
+            self.stuck.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
 /// The agent's probe threads. Process-wide on purpose (not a value passed down): what it bounds is
 /// this process's threads, which outlive the session that started them.
-static PROBE_THREADS: ProbeThreads = ProbeThreads::new(MAX_PROBE_THREADS);
+static PROBE_THREADS: ProbeThreads = ProbeThreads::new(MAX_STUCK_PROBES);
 
 /// Runs a validated `probe` with `timeout`, off the async workers. Never panics and never waits longer
 /// than `timeout` (plus scheduling): a probe that overruns is reported as [`Verdict::TimedOut`].
@@ -166,23 +176,25 @@ async fn run_on_thread(
 ) -> DiagReport {
     let started = Instant::now();
     let deadline = started + timeout;
-    let Some(slot) = threads.take() else {
+    if threads.full() {
         let why = format!(
             "not started: {} earlier probes are still stuck (in the kernel?); try again once they end",
             threads.limit
         );
         return report(probe, Err(ProbeError::Refused(why)), started, timeout);
-    };
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let thread_state = state.clone();
     // A plain thread rather than spawn_blocking: a probe stuck in the kernel (statvfs on a dead mount)
     // must not hold a runtime worker or delay runtime shutdown. The thread is not joined; every probe
     // honours `deadline` itself, so it ends shortly after we stop waiting for it, and one that cannot
-    // keeps its slot until it does.
+    // counts as stuck until it does.
     let spawned = std::thread::Builder::new()
         .name(format!("probe-{}", probe.kind()))
         .spawn(move || {
-            let _slot = slot;
             let _ = tx.send(job(deadline));
+            threads.ended(&thread_state);
         });
     if let Err(e) = spawned {
         return report(
@@ -200,7 +212,10 @@ async fn run_on_thread(
             started,
             timeout,
         ),
-        Err(_) => report(probe, Err(ProbeError::TimedOut), started, timeout),
+        Err(_) => {
+            threads.abandon(&state);
+            report(probe, Err(ProbeError::TimedOut), started, timeout)
+        }
     }
 }
 
@@ -287,7 +302,7 @@ mod tests {
             assert!(r.reason.starts_with("timed out"), "{}", r.reason);
         }
         assert_eq!(
-            THREADS.alive.load(Ordering::Acquire),
+            THREADS.stuck.load(Ordering::Acquire),
             2,
             "both threads are still stuck"
         );
@@ -312,11 +327,11 @@ mod tests {
         assert_eq!(r.verdict, Verdict::TimedOut);
         assert!(r.reason.contains("still stuck"), "{}", r.reason);
         assert_eq!(ran.load(Ordering::Acquire), 0);
-        assert_eq!(THREADS.alive.load(Ordering::Acquire), 2);
+        assert_eq!(THREADS.stuck.load(Ordering::Acquire), 2);
         // Once they come unstuck, their slots are free again.
         release.wait();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while THREADS.alive.load(Ordering::Acquire) > 0 {
+        while THREADS.stuck.load(Ordering::Acquire) > 0 {
             assert!(Instant::now() < deadline, "the slots were not given back");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
