@@ -903,4 +903,60 @@ mod tests {
             FleetErrorKind::Invalid
         );
     }
+
+    fn full(device: &str, seq: u64, inv: &Inventory) -> Report {
+        Report {
+            device_id: device.into(),
+            seq,
+            digest: inv.digest(),
+            body: ReportBody::Full(Box::new(inv.clone())),
+        }
+    }
+
+    fn expected(r: Result<Ingested, FleetError>) -> (u64, FleetErrorKind) {
+        match r {
+            Ok(Ingested::Resync { expected, error }) => (expected, error.kind),
+            other => panic!("expected a resync, got {other:?}"),
+        }
+    }
+
+    /// Only `last + 1` is stored, only the same report under `last` is a duplicate, and a device that an
+    /// older relay let poison its number (2^63 stored as a negative integer) continues after its last
+    /// valid report instead of being stuck behind it.
+    #[test]
+    fn sequence_numbers_follow_the_last_stored_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let t = s.create_token("Acme", 100, 1, 1000).unwrap();
+        let (id, _) = s.enroll(&t.token, &"ab".repeat(32), "h", 1000).unwrap();
+        let (a, b) = (inventory("h", 1), inventory("h", 2));
+        assert_eq!(
+            expected(s.ingest(&id, &full(&id, 2, &a), 1)),
+            (1, FleetErrorKind::SeqGap)
+        );
+        assert_eq!(s.ingest(&id, &full(&id, 1, &a), 1), Ok(Ingested::Stored));
+        assert_eq!(s.ingest(&id, &full(&id, 1, &a), 1), Ok(Ingested::Duplicate));
+        assert_eq!(
+            expected(s.ingest(&id, &full(&id, 1, &b), 1)),
+            (2, FleetErrorKind::SeqConflict)
+        );
+        for bad in [0, MAX_SEQ + 1, u64::MAX] {
+            assert_eq!(
+                expected(s.ingest(&id, &full(&id, bad, &b), 1)),
+                (2, FleetErrorKind::SeqOutOfRange)
+            );
+        }
+        assert_eq!(s.report_count(&id).unwrap(), 1);
+        // What an older relay stored for a crafted 2^63.
+        s.with(|c| {
+            c.execute(
+                "UPDATE devices SET last_seq = ?2 WHERE id = ?1",
+                params![id, i64::MIN],
+            )
+            .map_err(db_err)
+        })
+        .unwrap();
+        assert_eq!(s.ingest(&id, &full(&id, 2, &b), 1), Ok(Ingested::Stored));
+        assert_eq!(s.devices("Acme").unwrap()[0].last_seq, Some(2));
+    }
 }
