@@ -19,6 +19,7 @@ use tether_proto::seal::SessionKeys;
 use tether_proto::{Scope, ScopeSet};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::guest::GuestHandle;
@@ -194,19 +195,20 @@ impl Session<'_> {
         who: &str,
         streams: &mut Streams,
     ) -> Result<ScopeSet, EndReason> {
-        let mut idle = STEP_TIMEOUT;
+        let mut wait = ConsentRequestWait::new(Instant::now());
         loop {
-            let deadline = tokio::time::sleep(idle);
-            tokio::select! {
+            let deadline = tokio::time::sleep_until(wait.until());
+            let chatted = tokio::select! {
                 m = s0.recv() => match m {
                     Some(Ok(ConsoleToAgent::ConsentRequest { scopes })) => return Ok(scopes),
                     Some(Ok(ConsoleToAgent::Invite { .. })) => {
                         invite_failed(tx0, "an invitation needs a session the user has allowed").await;
+                        false
                     }
                     Some(Ok(ConsoleToAgent::End)) => return Err(EndReason::TechnicianEnded),
                     Some(Ok(ConsoleToAgent::Chat { text })) => {
                         self.chat_in(who, &text).await;
-                        idle = CHAT_IDLE;
+                        true
                     }
                     Some(Err(e)) => return Err(lost_or_broken(&e)),
                     None => return Err(EndReason::ConnectionLost),
@@ -215,31 +217,40 @@ impl Session<'_> {
                     Some(UserCommand::EndSession) | None => return Err(EndReason::UserEnded),
                     Some(UserCommand::Chat(text)) => {
                         self.chat_out(tx0, text).await?;
-                        idle = CHAT_IDLE;
+                        true
                     }
                     // Nothing asked, nothing granted yet.
                     Some(
                         UserCommand::Consent(_)
                         | UserCommand::RevokeControl
                         | UserCommand::AnswerInvite(_),
-                    ) => {}
+                    ) => false,
                 },
                 m = self.ctl.recv() => if peer_gone(m) {
                     return Err(EndReason::ConnectionLost);
+                } else {
+                    false
                 },
                 // Nothing is granted yet: every request is refused (and a broken one ends the session).
                 s = self.relay.conn.accept_bi() => match s {
-                    Ok((send, recv)) => streams.spawn(ScopeSet::EMPTY, send, recv),
+                    Ok((send, recv)) => {
+                        streams.spawn(ScopeSet::EMPTY, send, recv);
+                        false
+                    }
                     Err(_) => return Err(EndReason::ConnectionLost),
                 },
                 e = streams.next() => match e {
-                    StreamEvent::Report(r) => self.report(r).await,
+                    StreamEvent::Report(r) => {
+                        self.report(r).await;
+                        false
+                    }
                     StreamEvent::Fault(f) => return Err(broke_protocol(&f)),
                 },
                 () = deadline => {
                     return Err(EndReason::ProtocolError("no consent request".into()));
                 }
-            }
+            };
+            wait.event(Instant::now(), chatted);
         }
     }
 
@@ -268,12 +279,13 @@ impl Session<'_> {
         })
         .await;
         let who = technician_name(technician);
-        let timeout = tokio::time::sleep(config.consent_timeout);
+        let prompt = Prompt::new(requested, Instant::now(), config.consent_timeout);
+        let timeout = tokio::time::sleep_until(prompt.until());
         tokio::pin!(timeout);
         let answer = loop {
             tokio::select! {
                 c = self.ui.commands.recv() => match c {
-                    Some(UserCommand::Consent(s)) => break s.intersection(requested),
+                    Some(UserCommand::Consent(s)) => break prompt.answer(s),
                     Some(UserCommand::EndSession) => return Err(EndReason::UserEnded),
                     Some(UserCommand::Chat(text)) => self.chat_out(tx0, text).await?,
                     // Nothing granted yet, so nothing to take back; no invitation is open.
@@ -544,6 +556,65 @@ impl Session<'_> {
             .await;
         }
         reason
+    }
+}
+
+/// How long a paired session waits for the consent request, with time passed in so it is tested
+/// without sleeping. Right after pairing, a console that says nothing for [`STEP_TIMEOUT`] is
+/// broken; once either side has chatted, the pair may go quiet for [`CHAT_IDLE`]. Every event
+/// starts the wait again.
+#[derive(Debug, Clone, Copy)]
+struct ConsentRequestWait {
+    limit: Duration,
+    until: Instant,
+}
+
+impl ConsentRequestWait {
+    fn new(paired: Instant) -> Self {
+        ConsentRequestWait {
+            limit: STEP_TIMEOUT,
+            until: paired + STEP_TIMEOUT,
+        }
+    }
+
+    /// Something happened at `now`; `chat` if it was a chat line, either way.
+    fn event(&mut self, now: Instant, chat: bool) {
+        if chat {
+            self.limit = CHAT_IDLE;
+        }
+        self.until = now + self.limit;
+    }
+
+    /// When the wait ends with no consent request.
+    fn until(&self) -> Instant {
+        self.until
+    }
+}
+
+/// The user's consent prompt, with time passed in: silence until the deadline means no, and an
+/// answer never grants more than was asked.
+#[derive(Debug, Clone, Copy)]
+struct Prompt {
+    requested: ScopeSet,
+    until: Instant,
+}
+
+impl Prompt {
+    fn new(requested: ScopeSet, shown: Instant, timeout: Duration) -> Self {
+        Prompt {
+            requested,
+            until: shown + timeout,
+        }
+    }
+
+    /// The grant for the user's answer `given`.
+    fn answer(&self, given: ScopeSet) -> ScopeSet {
+        given.intersection(self.requested)
+    }
+
+    /// When silence becomes "no".
+    fn until(&self) -> Instant {
+        self.until
     }
 }
 
@@ -847,5 +918,57 @@ async fn no_more(rx: &mut SealedRecv, stream: u32) -> Result<(), StreamFault> {
         Ok(Ok(_)) => Err(StreamFault::Extra(stream)),
         Ok(Err(e)) if is_fault(&e) => Err(StreamFault::Frame { stream, source: e }),
         Ok(Err(_)) | Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::share::CONSENT_TIMEOUT;
+
+    #[test]
+    fn a_silent_console_is_given_up_on_one_step_after_pairing() {
+        let t0 = Instant::now();
+        let wait = ConsentRequestWait::new(t0);
+        assert_eq!(STEP_TIMEOUT, Duration::from_secs(30));
+        assert_eq!(wait.until(), t0 + Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_chatting_pair_may_go_quiet_for_five_minutes_before_consent() {
+        let t0 = Instant::now();
+        let mut wait = ConsentRequestWait::new(t0);
+        let chat = t0 + Duration::from_secs(20);
+        wait.event(chat, true);
+        assert_eq!(wait.until(), chat + Duration::from_secs(300));
+        // A later event that is not chat keeps the chat limit, counted from that event.
+        let other = chat + Duration::from_secs(200);
+        wait.event(other, false);
+        assert_eq!(wait.until(), other + Duration::from_secs(300));
+    }
+
+    #[test]
+    fn events_other_than_chat_keep_the_short_wait() {
+        let t0 = Instant::now();
+        let mut wait = ConsentRequestWait::new(t0);
+        let at = t0 + Duration::from_secs(10);
+        wait.event(at, false);
+        assert_eq!(wait.until(), at + STEP_TIMEOUT);
+    }
+
+    #[test]
+    fn silence_at_the_consent_prompt_is_no_after_sixty_seconds() {
+        let config = ShareConfig::new(tether_net::RelayTarget {
+            addr: "127.0.0.1:1".into(),
+            trust: tether_net::Trust::Fingerprint("00".into()),
+            connect_timeout: Duration::from_secs(1),
+        });
+        assert_eq!(config.consent_timeout, CONSENT_TIMEOUT);
+        let shown = Instant::now();
+        let asked: ScopeSet = "inventory,view".parse().unwrap_or(ScopeSet::EMPTY);
+        let prompt = Prompt::new(asked, shown, config.consent_timeout);
+        assert_eq!(prompt.until(), shown + Duration::from_secs(60));
+        // An answer is capped at what was asked.
+        assert_eq!(prompt.answer(ScopeSet::all()), asked);
     }
 }
