@@ -94,6 +94,10 @@ async fn a_chatting_pair_may_go_quiet_for_five_minutes_before_consent() {
     // Chat, wait most of the idle time, chat again: the five minutes count from the last line.
     s.say("hello, I am looking at your ticket").await.unwrap();
     tokio::time::sleep(Duration::from_secs(290)).await;
+    assert!(
+        !agent.task.is_finished(),
+        "the agent gave up less than five minutes after a chat line"
+    );
     s.say("still here").await.unwrap();
     let t0 = Instant::now();
     let end = (&mut agent.task).await.unwrap().unwrap();
