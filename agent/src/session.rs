@@ -206,6 +206,9 @@ impl Session<'_> {
                         false
                     }
                     Some(Ok(ConsoleToAgent::End)) => return Err(EndReason::TechnicianEnded),
+                    Some(Ok(ConsoleToAgent::ProtocolError { reason })) => {
+                        return Err(console_saw(&reason));
+                    }
                     Some(Ok(ConsoleToAgent::Chat { text })) => {
                         self.chat_in(who, &text).await;
                         true
@@ -300,6 +303,9 @@ impl Session<'_> {
                         invite_failed(tx0, "an invitation needs a session the user has allowed").await;
                     }
                     Some(Ok(ConsoleToAgent::End)) => return Err(EndReason::TechnicianEnded),
+                    Some(Ok(ConsoleToAgent::ProtocolError { reason })) => {
+                        return Err(console_saw(&reason));
+                    }
                     Some(Ok(ConsoleToAgent::ConsentRequest { .. })) => {
                         return Err(EndReason::ProtocolError("consent requested twice".into()));
                     }
@@ -393,6 +399,7 @@ impl Session<'_> {
                 },
                 m = s0.recv() => match m {
                     Some(Ok(ConsoleToAgent::End)) => break EndReason::TechnicianEnded,
+                    Some(Ok(ConsoleToAgent::ProtocolError { reason })) => break console_saw(&reason),
                     Some(Ok(ConsoleToAgent::Chat { text })) => self.chat_in(&technician, &text).await,
                     Some(Ok(ConsoleToAgent::Invite { invitee, handover })) => {
                         if !self.may_invite {
@@ -757,6 +764,17 @@ impl Streams {
             }
         }
     }
+}
+
+/// Longest reason from the console kept in the end reason (it reaches the user and the audit).
+const MAX_CONSOLE_REASON_CHARS: usize = 200;
+
+/// The end reason when the console says a frame from this side failed to open: someone on the
+/// path tampered with it, so the session ends here as well.
+fn console_saw(reason: &str) -> EndReason {
+    let reason = tether_proto::records::truncate_text(reason, MAX_CONSOLE_REASON_CHARS, false);
+    warn!(%reason, "the console saw a protocol error; ending the session");
+    EndReason::ProtocolError(format!("the console saw: {reason}"))
 }
 
 /// The end reason for a request stream that broke protocol.

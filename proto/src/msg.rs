@@ -520,6 +520,13 @@ pub enum ConsoleToAgent {
         /// Leave once the invitee is in.
         handover: bool,
     },
+    /// A frame from the agent failed to open or decode on one of the session's streams: the console
+    /// ends the session, and the agent ends it too as [`EndReason::ProtocolError`] (so the relay's
+    /// audit has it). Sent once, last.
+    ProtocolError {
+        /// What the console saw.
+        reason: String,
+    },
 }
 
 /// Agent → console on stream 0, sealed.
