@@ -4,7 +4,8 @@
 //! claim the slot (token) → SPAKE2 pairing with the secret on stream 0 → (chat both ways from here
 //! on) → sealed `ConsentRequest` → `ConsentDecision` → one new stream per request (`StreamOpen{n}`,
 //! then sealed `Request` → `Response`) → sealed `End`. A task reads stream 0 for the whole session
-//! and sorts what arrives: decisions, chat lines, and the agent's `Ended`.
+//! and sorts what arrives: decisions, chat lines, and the agent's `Ended`. An answer that fails to
+//! open ends the session: the console sends `ProtocolError` on stream 0 instead of `End`.
 
 use std::time::Duration;
 

@@ -129,7 +129,6 @@ async fn a_tampered_answer_ends_the_session_at_the_console_and_the_agent_is_told
     let (conn, ctl, code) = RawAgent::open(&relay).await;
     let console = tokio::spawn({
         let cfg = relay.console();
-        let code = code.clone();
         async move { tether_console::open_session(&cfg, code, inv()).await }
     });
     let mut agent = RawAgent::admit(conn, ctl, &code).await;
