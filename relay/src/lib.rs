@@ -26,6 +26,7 @@ pub mod admin;
 pub mod agent_link;
 pub mod audit;
 pub mod config;
+pub mod deploy;
 mod device;
 mod fleet;
 pub mod invite;
