@@ -207,7 +207,8 @@ pub(crate) async fn serve(
     let record =
         crate::records::session_started(&shared, session, &technician, reason.as_deref(), scopes)
             .await;
-    let started = Instant::now();
+    // The runtime's clock, so the time limit is tested on paused time.
+    let started = tokio::time::Instant::now();
     shared
         .metrics
         .session_attempts
@@ -243,7 +244,7 @@ pub(crate) async fn serve(
                     },
                     _ = link.conn.closed() => break if vanished(&link.conn) { "agent left" } else { "ended" },
                     _ = end.cancelled() => break "ended",
-                    _ = tokio::time::sleep_until((started + shared.limits.max_session).into()) => break "time limit",
+                    _ = tokio::time::sleep_until(started + shared.limits.max_session) => break "time limit",
                     Some(_) = splices.join_next(), if !splices.is_empty() => continue,
                 },
             };
