@@ -248,3 +248,60 @@ async fn a_full_disk_fails_closed_resumes_and_the_torn_record_is_repaired_on_res
     }
     relay.shutdown().await;
 }
+
+/// `tether-relay audit verify` calls an unrepaired torn tail what it is (an interrupted write, not an
+/// edit) and, once the relay has repaired it, accepts the chain and names the repair.
+#[test]
+fn audit_verify_names_a_torn_tail_and_its_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = tether_relay::audit::AuditFile::open(dir.path()).unwrap();
+    for name in ["Ada", "Bob"] {
+        log.append(&tether_relay::audit::AuditEvent::TechnicianRevoked {
+            technician: name.into(),
+            org: "Acme IT".into(),
+        })
+        .unwrap();
+    }
+    let path = dir.path().join(tether_relay::audit::FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let torn: &[u8] = br#"{"seq":3,"ts_unix_ms":17"#;
+    f.write_all(torn).unwrap();
+    let verify = || {
+        let out = Command::new(tether_tests::procs::bin("tether-relay"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["audit", "verify"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, stderr) = verify();
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("a torn record of {} bytes", torn.len()))
+            && stderr.contains("not an edit"),
+        "{stderr}"
+    );
+    // What the relay does when it starts.
+    tether_relay::audit::AuditFile::open(dir.path())
+        .unwrap()
+        .repair()
+        .unwrap();
+    let (ok, stdout, stderr) = verify();
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("audit log intact: 3 records"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "repaired: record 3 notes {} bytes of a torn record",
+            torn.len()
+        )),
+        "{stdout}"
+    );
+}
