@@ -45,7 +45,7 @@ pub enum DeployError {
     #[error("relay certificate: {0}")]
     Identity(#[from] tether_net::tls::TlsError),
     /// The organisation name is empty or has characters that do not belong in a name.
-    #[error("--org must be a non-empty organisation name without control characters")]
+    #[error("--org must be a non-empty organisation name without control or format characters")]
     BadOrg,
     /// No address agents could use to reach this relay.
     #[error(
@@ -110,7 +110,7 @@ struct AgentFile<'a> {
 
 fn check_org(org: &str) -> Result<&str, DeployError> {
     let org = org.trim();
-    if org.is_empty() || org.chars().any(char::is_control) {
+    if org.is_empty() || org.chars().any(tether_proto::text::is_hidden) {
         return Err(DeployError::BadOrg);
     }
     Ok(org)
@@ -256,10 +256,12 @@ mod tests {
         assert_eq!(parsed["relay"].as_str(), Some("relay.acme.example:4433"));
         assert_eq!(parsed["relay_cert_sha256"].as_str(), Some(fp.as_str()));
         assert_eq!(parsed["allowed_orgs"][0].as_str(), Some("Acme IT"));
-        assert!(matches!(
-            agent_config(dir.path(), " ", "x:1"),
-            Err(DeployError::BadOrg)
-        ));
+        for bad in [" ", "Acme\u{202e}TI", "Acme\nIT"] {
+            assert!(matches!(
+                agent_config(dir.path(), bad, "x:1"),
+                Err(DeployError::BadOrg)
+            ));
+        }
         assert!(matches!(
             agent_config(dir.path(), "Acme", ""),
             Err(DeployError::NoAddress)

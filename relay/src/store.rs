@@ -379,7 +379,8 @@ impl Store for SqliteStore {
         uses: u32,
         now: u64,
     ) -> Result<NewToken, FleetError> {
-        if org.trim().is_empty() || org.len() > 64 || org.chars().any(char::is_control) {
+        if org.trim().is_empty() || org.len() > 64 || org.chars().any(tether_proto::text::is_hidden)
+        {
             return Err(reject(
                 FleetErrorKind::Invalid,
                 "org must be 1–64 printable characters",
@@ -426,7 +427,7 @@ impl Store for SqliteStore {
         }
         let hostname: String = hostname
             .chars()
-            .filter(|c| !c.is_control())
+            .filter(|c| !tether_proto::text::is_hidden(*c))
             .take(255)
             .collect();
         self.with(|c| {

@@ -143,7 +143,7 @@ fn now_unix() -> u64 {
 }
 
 fn check_label(what: &str, s: &str) -> Result<(), TechnicianError> {
-    if s.trim().is_empty() || s.len() > 64 || s.chars().any(char::is_control) {
+    if s.trim().is_empty() || s.len() > 64 || s.chars().any(tether_proto::text::is_hidden) {
         return Err(TechnicianError::Invalid(format!(
             "{what} must be 1–64 printable characters"
         )));
@@ -410,6 +410,13 @@ mod tests {
             t.add("", "Acme IT"),
             Err(TechnicianError::Invalid(_))
         ));
+        // Names shown to users may not hide a reversal or a line break (issue 13 item 5).
+        for name in ["Ada\u{202e}ecalevoL", "Ada\u{2028}Support", "Ada\u{200b}"] {
+            assert!(
+                matches!(t.add(name, "Acme IT"), Err(TechnicianError::Invalid(_))),
+                "{name:?} accepted"
+            );
+        }
     }
 
     #[test]
