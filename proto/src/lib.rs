@@ -16,7 +16,8 @@
 //! - [`inventory`] and [`diag`]: the structured results the agent returns; [`inventory`] also has
 //!   deltas between two inventories.
 //! - [`fleet`]: enrolled devices — enrollment, inventory reports, and IT's fleet queries.
-//! - [`chat`]: in-session chat text, its limits, and how it is made harmless to show.
+//! - [`chat`]: in-session chat text and its limits.
+//! - [`text`]: the one rule for showing text another party wrote ([`text::display_safe`]).
 //! - [`records`]: session records (ticket, reason, notes, probes run, resolution) and their queries.
 //! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
 
@@ -32,13 +33,16 @@ pub mod records;
 pub mod scope;
 pub mod screen;
 pub mod seal;
+pub mod text;
 pub mod time;
 
 pub use code::{CodeParseError, SessionCode, Slot};
 pub use scope::{Scope, ScopeSet};
 
-/// The protocol version this build speaks. Sent in every [`msg::Hello`].
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this build speaks. Sent in every [`msg::Hello`]; a relay refuses any other
+/// version with a clear reason rather than meet messages it cannot decode. Version 2 added the fleet's
+/// `Resync`, session-ending protocol errors on request streams, and the screen's pixel limits.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The QUIC ALPN for protocol version 1. A peer offering anything else fails the TLS handshake.
 pub const ALPN: &[u8] = b"tether/1";

@@ -282,8 +282,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => match admin::verify_audit(&data_dir) {
-            Ok(n) => {
-                println!("audit log intact: {n} records");
+            Ok(v) => {
+                println!("audit log intact: {} records", v.records);
+                for r in &v.repairs {
+                    println!(
+                        "repaired: record {} notes {} bytes of a torn record (an interrupted write) cut",
+                        r.seq, r.cut_bytes
+                    );
+                }
                 Ok(())
             }
             Err(e) => {

@@ -513,6 +513,27 @@ pub fn spawn_xvfb_displayfd(width: u32, height: u32) -> (std::process::Child, St
     (server, format!(":{n}"))
 }
 
+/// The command line of the harness's own binaries (`tether-demo`, `screen-bench`), which take no
+/// arguments: `--help` prints `help` and `--version` the version, each then exits 0; anything else is
+/// a usage error (exit 2). Returns when there are no arguments.
+pub fn no_args_but_help(name: &str, help: &str) {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("-h" | "--help") => {
+            println!("{help}");
+            std::process::exit(0)
+        }
+        Some("-V" | "--version") => {
+            println!("{name} {}", env!("CARGO_PKG_VERSION"));
+            std::process::exit(0)
+        }
+        Some(other) => {
+            eprintln!("error: unexpected argument {other:?}\n\n{help}");
+            std::process::exit(2)
+        }
+    }
+}
+
 /// Converts a B G R X framebuffer to RGB, to compare with [`Xvfb::screenshot`].
 pub fn bgrx_to_rgb(pixels: &[u8]) -> Vec<u8> {
     pixels

@@ -28,20 +28,35 @@ fn agent_window(config: &std::path::Path) -> Gui {
     Gui::start(c, (1280, 800), tether_agent::window::layout::TITLE)
 }
 
-fn agent_config(relay: &TestRelay, org: &str) -> String {
-    let out = Command::new(bin("tether-relay"))
+/// `tether-relay --data-dir DIR ARGS...` on the test relay's data directory.
+fn relay_admin(relay: &TestRelay, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(bin("tether-relay"))
         .arg("--data-dir")
         .arg(relay.dir.path())
-        .args(["agent-config", "--org", org, "--address"])
-        .arg(relay.target().addr)
+        .args(args)
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap()
+}
+
+/// Its standard output, after asserting it succeeded.
+fn succeeded(out: std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     String::from_utf8(out.stdout).unwrap()
+}
+
+fn agent_config(relay: &TestRelay, org: &str) -> String {
+    let addr = relay.target().addr;
+    succeeded(relay_admin(
+        relay,
+        &[
+            "agent-config".as_ref(),
+            "--org".as_ref(),
+            org.as_ref(),
+            "--address".as_ref(),
+            addr.as_ref(),
+        ],
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -117,28 +132,21 @@ async fn the_agent_package_carries_the_config_as_a_conffile() {
     );
 
     let out_dir = work.path().join("out");
-    let out = Command::new(bin("tether-relay"))
-        .arg("--data-dir")
-        .arg(relay.dir.path())
-        .args([
-            "agent-package",
-            "--org",
-            "Acme IT",
-            "--address",
-            "relay.acme.example:4433",
-        ])
-        .arg("--agent-deb")
-        .arg(&deb)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let made = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    let out = succeeded(relay_admin(
+        &relay,
+        &[
+            "agent-package".as_ref(),
+            "--org".as_ref(),
+            "Acme IT".as_ref(),
+            "--address".as_ref(),
+            "relay.acme.example:4433".as_ref(),
+            "--agent-deb".as_ref(),
+            deb.as_os_str(),
+            "--out".as_ref(),
+            out_dir.as_os_str(),
+        ],
+    ));
+    let made = std::path::PathBuf::from(out.trim());
     assert_eq!(
         made.file_name().unwrap(),
         "tether-agent_0.1.0-1+acme.it_amd64.deb"
@@ -166,23 +174,69 @@ async fn the_agent_package_carries_the_config_as_a_conffile() {
     assert!(unpacked.join("usr/bin/tether-agent").is_file());
 
     // A bad input leaves nothing behind: no org, no package.
-    let bad = Command::new(bin("tether-relay"))
-        .arg("--data-dir")
-        .arg(relay.dir.path())
-        .args([
-            "agent-package",
-            "--org",
-            "",
-            "--address",
-            "r:1",
-            "--agent-deb",
-        ])
-        .arg(&deb)
-        .arg("--out")
-        .arg(work.path().join("bad"))
-        .output()
-        .unwrap();
+    let bad_out = work.path().join("bad");
+    let bad = relay_admin(
+        &relay,
+        &[
+            "agent-package".as_ref(),
+            "--org".as_ref(),
+            "".as_ref(),
+            "--address".as_ref(),
+            "r:1".as_ref(),
+            "--agent-deb".as_ref(),
+            deb.as_os_str(),
+            "--out".as_ref(),
+            bad_out.as_os_str(),
+        ],
+    );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--org"));
     assert!(!work.path().join("bad").exists());
+}
+
+/// Issue 17 item 19: every binary answers `--help` and `--version` (exit 0, no work done), and the
+/// demo's help explains what it does instead of running it.
+#[test]
+fn every_binary_answers_help_and_version() {
+    let bins = [
+        bin("tether-relay"),
+        bin("tether-agent"),
+        bin("tether-console"),
+        env!("CARGO_BIN_EXE_tether-demo").into(),
+        env!("CARGO_BIN_EXE_screen-bench").into(),
+    ];
+    for b in &bins {
+        for flag in ["--help", "--version"] {
+            let out = Command::new(b)
+                .arg(flag)
+                .env_remove("DISPLAY")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{} {flag}: {out:?}", b.display());
+            assert!(
+                !text.trim().is_empty(),
+                "{} {flag} printed nothing",
+                b.display()
+            );
+            if flag == "--version" {
+                assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+            }
+        }
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_tether-demo"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("Usage: tether-demo"), "{text}");
+    assert!(
+        !text.contains("relay listening"),
+        "--help ran the demo: {text}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_tether-demo"))
+        .arg("--frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
 }

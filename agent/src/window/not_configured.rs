@@ -24,7 +24,9 @@ struct NotConfigured {
 impl eframe::App for NotConfigured {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         egui::CentralPanel::default().show(ui, |ui| {
-            ui.add_space(24.0);
+            ui.add_space(8.0);
+            ui.label(RichText::new("Tether remote help").size(24.0));
+            ui.add_space(28.0);
             ui.label(
                 RichText::new(HEADLINE)
                     .size(26.0)
@@ -66,7 +68,11 @@ pub fn run(detail: &str) -> Result<(), WindowError> {
     eframe::run_native(
         layout::TITLE,
         options,
-        Box::new(move |_cc| Ok(Box::new(NotConfigured { detail }))),
+        Box::new(move |cc| {
+            // The same light look as the main window.
+            cc.egui_ctx.set_theme(egui::Theme::Light);
+            Ok(Box::new(NotConfigured { detail }))
+        }),
     )
     .map_err(|e| WindowError::Window(e.to_string()))
 }

@@ -102,21 +102,7 @@ fn on_path(tool: &str) -> bool {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match std::env::args().nth(1).as_deref() {
-        None => {}
-        Some("-h" | "--help") => {
-            println!("{HELP}");
-            return Ok(());
-        }
-        Some("-V" | "--version") => {
-            println!("tether-demo {}", env!("CARGO_PKG_VERSION"));
-            return Ok(());
-        }
-        Some(other) => {
-            eprintln!("error: unexpected argument {other:?}\n\n{HELP}");
-            std::process::exit(2);
-        }
-    }
+    tether_tests::no_args_but_help("tether-demo", HELP);
     tether_net::cli::init_logging();
     println!("Tether demo: one machine plays all three parts, over real QUIC on 127.0.0.1.");
     let desktop = Desktop::start();
