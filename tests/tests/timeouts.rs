@@ -4,7 +4,8 @@
 //! each test fails if its timeout were shorter or longer than the one named.
 //!
 //! The relay's slot table keeps its own clock (time passed in), so code expiry is tested on it
-//! directly, with the relay's default limits.
+//! directly, with the relay's default limits. The report acknowledgement is tested against a silent
+//! relay that holds the real one's address and certificate.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -217,4 +218,107 @@ async fn the_agent_is_told_its_code_lasts_ten_minutes() {
         unreachable!()
     };
     assert_eq!(expires_in_secs, 600);
+}
+
+/// A relay (with the real one's identity, on its address) that takes a device's report and never
+/// acknowledges it.
+async fn silent_fleet_relay(endpoint: quinn::Endpoint) {
+    use tether_proto::fleet::{DeviceToRelay, RelayToDevice};
+    use tether_proto::msg::{Hello, HelloReply};
+    let conn = endpoint.accept().await.unwrap().await.unwrap();
+    let (mut send, mut recv) = conn.accept_bi().await.unwrap();
+    let hello: Hello = framed::read_msg(&mut recv).await.unwrap();
+    framed::write_msg(
+        &mut send,
+        &HelloReply::Accepted {
+            version: hello.version,
+        },
+    )
+    .await
+    .unwrap();
+    let auth: DeviceToRelay = framed::read_msg(&mut recv).await.unwrap();
+    assert!(matches!(auth, DeviceToRelay::Auth { .. }));
+    framed::write_msg(&mut send, &RelayToDevice::Authenticated { last_seq: None })
+        .await
+        .unwrap();
+    let _report = framed::read_frame(&mut recv).await.unwrap();
+    // Hold the connection open (QUIC keep-alives flow), and say nothing.
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_not_acknowledged_in_thirty_seconds_stays_queued() {
+    use tether_agent::enroll::{DataDir, EnrollConfig, enroll};
+    use tether_agent::report::{RunConfig, RunEvent, run};
+    let relay = TestRelay::start().await;
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = relay
+        .handle
+        .store()
+        .create_token("Acme IT", 3600, 1, unix_now)
+        .unwrap()
+        .token;
+    let agent_dir = tempfile::tempdir().unwrap();
+    enroll(&EnrollConfig {
+        relay: relay.target(),
+        token,
+        data_dir: DataDir::new(agent_dir.path()),
+        hostname: "test-host".into(),
+    })
+    .await
+    .unwrap();
+    // The real relay goes; a silent one takes its address and certificate.
+    let TestRelay { handle, dir, .. } = relay;
+    let addr = handle.local_addr();
+    handle.shutdown().await;
+    let identity = tether_net::tls::RelayIdentity::load_or_create(dir.path()).unwrap();
+    let mut tries = 0;
+    let endpoint = loop {
+        match tether_net::transport::server_endpoint(addr, &identity) {
+            Ok(e) => break e,
+            Err(_) if tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the silent relay binds: {e}"),
+        }
+    };
+    let fake = tokio::spawn(silent_fleet_relay(endpoint));
+
+    let mut cfg = RunConfig::new(DataDir::new(agent_dir.path()));
+    cfg.collector.software.dpkg_status = agent_dir.path().join("no-dpkg-status");
+    cfg.collector.software.tool_path = Some(vec![]);
+    let (_trigger, trigger_rx) = tokio::sync::mpsc::channel(1);
+    let (events_tx, mut events) = tokio::sync::mpsc::channel(64);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(run(cfg, trigger_rx, events_tx, stop.clone()));
+    let t0 = loop {
+        match events.recv().await.expect("service mode runs") {
+            RunEvent::Connected { .. } => break Instant::now(),
+            RunEvent::Disconnected { reason, .. } => panic!("not connected: {reason}"),
+            _ => {}
+        }
+    };
+    let reason = loop {
+        match events.recv().await.expect("service mode runs") {
+            RunEvent::Disconnected { reason, .. } => break reason,
+            RunEvent::Acked { .. } => panic!("the silent relay acknowledged"),
+            _ => {}
+        }
+    };
+    about(
+        "the report's acknowledgement",
+        t0.elapsed(),
+        Duration::from_secs(30),
+    );
+    assert!(reason.contains("no acknowledgement in time"), "{reason}");
+    // Nothing acknowledged, nothing lost: the report waits in the queue for the next connection.
+    let queued = DataDir::new(agent_dir.path()).queued().unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    stop.cancel();
+    let _ = task.await;
+    fake.abort();
 }
