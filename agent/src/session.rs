@@ -837,13 +837,6 @@ pub(crate) enum StreamFault {
 
 /// Whether `e` is the peer (or someone on the path) breaking protocol, rather than the stream or
 /// connection going away.
-fn is_fault(e: &SealedError) -> bool {
-    matches!(
-        e,
-        SealedError::Seal(_) | SealedError::Frame(FrameError::Codec(_) | FrameError::Truncated)
-    )
-}
-
 impl RequestCtx {
     /// Serves one request stream. `Err` means the stream broke protocol and the session must end.
     async fn serve(
@@ -883,7 +876,7 @@ impl RequestCtx {
             Err(_) | Ok(Err(SealedError::Frame(FrameError::Closed))) => {
                 return Err(StreamFault::NoRequest(stream_id));
             }
-            Ok(Err(e)) if is_fault(&e) => {
+            Ok(Err(e)) if e.is_protocol_violation() => {
                 return Err(StreamFault::Frame {
                     stream: stream_id,
                     source: e,
@@ -907,7 +900,7 @@ impl RequestCtx {
             }
         } else {
             match requests::serve(req, &mut tx, &mut rx, &self).await {
-                Err(e) if is_fault(&e) => {
+                Err(e) if e.is_protocol_violation() => {
                     return Err(StreamFault::Frame {
                         stream: stream_id,
                         source: e,
@@ -934,7 +927,7 @@ impl RequestCtx {
 async fn no_more(rx: &mut SealedRecv, stream: u32) -> Result<(), StreamFault> {
     match tokio::time::timeout(STEP_TIMEOUT, rx.recv::<Request>()).await {
         Ok(Ok(_)) => Err(StreamFault::Extra(stream)),
-        Ok(Err(e)) if is_fault(&e) => Err(StreamFault::Frame { stream, source: e }),
+        Ok(Err(e)) if e.is_protocol_violation() => Err(StreamFault::Frame { stream, source: e }),
         Ok(Err(_)) | Err(_) => Ok(()),
     }
 }

@@ -17,6 +17,18 @@ pub enum SealedError {
     Seal(#[from] SealError),
 }
 
+impl SealedError {
+    /// Whether the peer (or someone on the path) broke protocol: a frame that fails to open, does not
+    /// decode, or is cut short. Such a failure on any session stream ends the session; a stream that
+    /// was closed, reset or lost with its connection is not the peer's fault.
+    pub fn is_protocol_violation(&self) -> bool {
+        matches!(
+            self,
+            SealedError::Seal(_) | SealedError::Frame(FrameError::Codec(_) | FrameError::Truncated)
+        )
+    }
+}
+
 /// One session stream, sealed in both directions.
 #[derive(Debug)]
 pub struct SealedStream {

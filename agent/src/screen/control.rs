@@ -114,6 +114,8 @@ async fn events(
     let result = loop {
         let event = match rx.recv::<InputEvent>().await {
             Ok(e) => e,
+            // Tampered or undecodable input ends the session, not just this stream.
+            Err(e) if e.is_protocol_violation() => break Err(e),
             Err(_) => break Ok(()),
         };
         let allowed = ctx.grant.borrow().contains(Scope::Control);

@@ -189,15 +189,18 @@ async fn stream(
 ) -> Result<(), SealedError> {
     let (ack_tx, mut acks) = mpsc::channel::<u64>(8);
     // The reader owns `rx` for the stream's life; `recv` is not cancel-safe, so it is never raced.
+    // A frame that fails to open or decode ends the session (the caller sees the error); a closed
+    // or reset stream only ends the view.
     let reader = async move {
         loop {
             match rx.recv::<ViewerMsg>().await {
                 Ok(ViewerMsg::Ack { seq }) => {
                     if ack_tx.send(seq).await.is_err() {
-                        return;
+                        return Ok(());
                     }
                 }
-                Err(_) => return,
+                Err(e) if e.is_protocol_violation() => return Err(e),
+                Err(_) => return Ok(()),
             }
         }
     };
@@ -254,6 +257,6 @@ async fn stream(
     };
     tokio::select! {
         r = sender => r,
-        () = reader => Ok(()),
+        r = reader => r,
     }
 }
