@@ -181,21 +181,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             let t = store.create_token(&org, expires.as_secs(), uses, now)?;
-            println!(
+            tether_net::outln!(
                 "enrollment token for {org:?}: {} use(s), expires in {} s (unix {}).",
                 t.uses,
                 expires.as_secs(),
                 t.expires_unix
             );
-            println!("token (shown only once):");
-            println!("{}", t.token);
+            tether_net::outln!("token (shown only once):");
+            tether_net::outln!("{}", t.token);
             Ok(())
         }
         Command::Audit {
             command: AuditCommand::Verify,
         } => match admin::verify_audit(&data_dir) {
             Ok(n) => {
-                println!("audit log intact: {n} records");
+                tether_net::outln!("audit log intact: {n} records");
                 Ok(())
             }
             Err(e) => {
@@ -213,7 +213,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let since = since.map(|s| admin::parse_duration(&s)).transpose()?;
             for r in admin::audit_records(&data_dir, &admin::AuditFilter { since, technician })? {
-                println!(
+                tether_net::outln!(
                     "{}",
                     if json {
                         r.to_string()
@@ -241,21 +241,27 @@ fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow:
             if tier != Tier::L1 {
                 admin::set_technician_tier(data_dir, &name, &org, tier)?;
             }
-            println!("technician {name:?} of {org:?} added with role {role}, tier {tier}.");
-            println!("token (shown only once; give it to the technician as TETHER_TOKEN):");
-            println!("{token}");
+            tether_net::outln!(
+                "technician {name:?} of {org:?} added with role {role}, tier {tier}."
+            );
+            tether_net::outln!(
+                "token (shown only once; give it to the technician as TETHER_TOKEN):"
+            );
+            tether_net::outln!("{token}");
         }
         TechnicianCommand::SetTier { name, org, tier } => {
             admin::set_technician_tier(data_dir, &name, &org, tier)?;
-            println!("technician {name:?} of {org:?} is now {tier}.");
+            tether_net::outln!("technician {name:?} of {org:?} is now {tier}.");
         }
         TechnicianCommand::Revoke { name, org } => {
             admin::revoke_technician(data_dir, &name, &org)?;
-            println!("technician {name:?} of {org:?} revoked; their token no longer works.");
+            tether_net::outln!(
+                "technician {name:?} of {org:?} revoked; their token no longer works."
+            );
         }
         TechnicianCommand::List => {
             for t in admin::list_technicians(data_dir)? {
-                println!(
+                tether_net::outln!(
                     "{:<24} {:<24} {:<11} {:<3} {}",
                     t.name,
                     t.org,
@@ -270,27 +276,27 @@ fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow:
 }
 async fn serve(config: RelayConfig) -> anyhow::Result<()> {
     let relay = Relay::spawn(config).await.context("starting the relay")?;
-    println!(
+    tether_net::outln!(
         "tether-relay listening on {} (UDP/QUIC)",
         relay.local_addr()
     );
-    println!("certificate SHA-256: {}", relay.fingerprint());
-    println!("data directory:      {}", relay.data_dir().display());
-    println!("audit log:           {}", relay.audit_path().display());
+    tether_net::outln!("certificate SHA-256: {}", relay.fingerprint());
+    tether_net::outln!("data directory:      {}", relay.data_dir().display());
+    tether_net::outln!("audit log:           {}", relay.audit_path().display());
     if let Some(m) = relay.metrics_addr() {
-        println!("metrics:             http://{m}/metrics");
+        tether_net::outln!("metrics:             http://{m}/metrics");
     }
-    println!();
-    println!("Agents and consoles pin the certificate with:");
-    println!("  export TETHER_RELAY_CERT_SHA256={}", relay.fingerprint());
-    println!("Register a technician with: tether-relay technician add NAME --org ORG");
-    println!("Press Ctrl-C to stop.");
+    tether_net::outln!();
+    tether_net::outln!("Agents and consoles pin the certificate with:");
+    tether_net::outln!("  export TETHER_RELAY_CERT_SHA256={}", relay.fingerprint());
+    tether_net::outln!("Register a technician with: tether-relay technician add NAME --org ORG");
+    tether_net::outln!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
-    println!("stopping: telling connected peers and draining...");
+    tether_net::outln!("stopping: telling connected peers and draining...");
     relay.shutdown().await;
-    println!("stopped.");
+    tether_net::outln!("stopped.");
     Ok(())
 }
 
@@ -312,7 +318,7 @@ async fn status(metrics: Option<SocketAddr>, data_dir: &std::path::Path) -> anyh
         }
     };
     let samples = tether_relay::metrics::scrape(addr).await?;
-    println!("tether-relay at http://{addr}/metrics");
-    print!("{}", tether_relay::metrics::summary(&samples));
+    tether_net::outln!("tether-relay at http://{addr}/metrics");
+    tether_net::out!("{}", tether_relay::metrics::summary(&samples));
     Ok(())
 }

@@ -451,17 +451,21 @@ pub fn diag_summary(reports: &[DiagReport]) -> String {
             r.reason
         );
     }
+    let _ = writeln!(s, "\n{}", health_counts(reports));
+    s
+}
+
+/// The health check's summary line: how many problems, warnings, ... and ok.
+pub fn health_counts(reports: &[DiagReport]) -> String {
     let count = |v: Verdict| reports.iter().filter(|r| r.verdict == v).count();
-    let _ = writeln!(
-        s,
-        "\n{} problems, {} warnings, {} timed out or failed, {} not available, {} ok",
+    format!(
+        "{} problems, {} warnings, {} timed out or failed, {} not available, {} ok",
         count(Verdict::Problem),
         count(Verdict::Warning),
         count(Verdict::TimedOut) + count(Verdict::Failed),
         count(Verdict::NotAvailable),
         count(Verdict::Ok)
-    );
-    s
+    )
 }
 
 /// The probe catalog with parameters and timeouts.

@@ -64,12 +64,20 @@ pub struct Consent {
     pub relay: String,
     /// What they ask for.
     pub requested: ScopeSet,
-    /// What the user has ticked (starts as everything asked for).
+    /// What the user has ticked. Starts empty: the user ticks what they allow, so one click never
+    /// hands over everything on the screen that warns about scams.
     pub ticked: ScopeSet,
     /// When silence becomes "no".
     pub deadline: Instant,
     /// This organisation has never been granted access here.
     pub first_contact: bool,
+}
+
+impl Consent {
+    /// Whether "Allow" is offered: something asked for is ticked.
+    pub fn can_allow(&self) -> bool {
+        !self.ticked.intersection(self.requested).is_empty()
+    }
 }
 
 /// One line of the conversation.
@@ -308,7 +316,7 @@ impl Model {
                     technician: technician.clone(),
                     relay: relay.clone(),
                     requested: *scopes,
-                    ticked: *scopes,
+                    ticked: ScopeSet::EMPTY,
                     deadline: now + Duration::from_secs(*timeout_secs),
                     first_contact: *first_contact,
                 })
@@ -671,9 +679,14 @@ impl Model {
         }
     }
 
-    /// "Allow": grants exactly what is ticked (nothing ticked means no).
+    /// "Allow": grants exactly what is ticked. Not offered with nothing ticked (that is "Deny").
     pub fn allow(&mut self) -> Option<Action> {
-        self.answer(|c| c.ticked.intersection(c.requested))
+        match &self.screen {
+            Screen::Consent(c) if c.can_allow() => {
+                self.answer(|c| c.ticked.intersection(c.requested))
+            }
+            _ => None,
+        }
     }
 
     /// "Deny": grants nothing.
@@ -759,6 +772,16 @@ mod tests {
         );
     }
 
+    /// Ticks everything asked for, then "Allow".
+    fn allow_all(m: &mut Model) {
+        if let Screen::Consent(c) = &m.screen {
+            for s in c.requested.iter().collect::<Vec<_>>() {
+                m.toggle(s);
+            }
+        }
+        assert!(m.allow().is_some());
+    }
+
     #[test]
     fn get_help_then_code_then_new_code() {
         let now = Instant::now();
@@ -801,7 +824,8 @@ mod tests {
         assert_eq!(m.verification.as_deref(), Some("123 456"));
         let asked_for: ScopeSet = "view,control,inventory".parse().unwrap();
         asked(&mut m, asked_for, now);
-        m.toggle(Scope::Control);
+        m.toggle(Scope::View);
+        m.toggle(Scope::Inventory);
         m.toggle(Scope::Diagnostics); // not asked for: no effect
         let want: ScopeSet = "view,inventory".parse().unwrap();
         assert_eq!(m.allow(), Some(Action::Send(UserCommand::Consent(want))));
@@ -828,15 +852,29 @@ mod tests {
         assert_eq!(doing.as_deref(), Some("Sent the inventory summary."));
     }
 
+    /// Issue 17 item 1: nothing is pre-ticked, and "Allow" is not offered with nothing ticked
+    /// (ticking then unticking leaves it unoffered); only "Deny" answers then.
     #[test]
-    fn untick_all_then_allow_is_a_refusal() {
+    fn nothing_is_pre_ticked_and_allow_needs_a_tick() {
         let now = Instant::now();
         let mut m = Model::new();
-        asked(&mut m, [Scope::View].into_iter().collect(), now);
+        asked(&mut m, ScopeSet::all(), now);
+        let Screen::Consent(c) = &m.screen else {
+            panic!("{:?}", m.screen)
+        };
+        assert_eq!(c.ticked, ScopeSet::EMPTY, "nothing pre-ticked");
+        assert!(!c.can_allow());
+        assert_eq!(m.allow(), None, "Allow is not offered with nothing ticked");
+        assert!(matches!(m.screen, Screen::Consent(_)), "still asking");
         m.toggle(Scope::View);
+        m.toggle(Scope::View);
+        assert_eq!(m.allow(), None, "ticked and unticked again: still nothing");
+        m.toggle(Scope::Inventory);
         assert_eq!(
             m.allow(),
-            Some(Action::Send(UserCommand::Consent(ScopeSet::EMPTY)))
+            Some(Action::Send(UserCommand::Consent(
+                [Scope::Inventory].into_iter().collect()
+            )))
         );
     }
 
@@ -866,7 +904,7 @@ mod tests {
         let mut m = Model::new();
         assert_eq!(m.end_session(), None);
         asked(&mut m, ScopeSet::all(), now);
-        m.allow();
+        allow_all(&mut m);
         m.on_event(
             &AgentEvent::ConsentDecided {
                 granted: ScopeSet::all(),
@@ -901,7 +939,7 @@ mod tests {
         let mut m = Model::new();
         assert_eq!(m.stop_control(), None, "no session");
         asked(&mut m, "view,control,diagnostics".parse().unwrap(), now);
-        m.allow();
+        allow_all(&mut m);
         m.on_event(
             &AgentEvent::ConsentDecided {
                 granted: "view,control,diagnostics".parse().unwrap(),
@@ -1097,7 +1135,7 @@ mod tests {
         let now = Instant::now();
         let mut m = Model::new();
         asked(&mut m, "view,control".parse().unwrap(), now);
-        m.allow();
+        allow_all(&mut m);
         m.on_event(
             &AgentEvent::ConsentDecided {
                 granted: "view,control".parse().unwrap(),
@@ -1121,7 +1159,7 @@ mod tests {
             },
             now,
         );
-        m.toggle(Scope::Control);
+        m.toggle(Scope::View);
         assert_eq!(
             m.allow(),
             Some(Action::Send(UserCommand::Consent(
@@ -1174,7 +1212,7 @@ mod tests {
         let now = Instant::now();
         let mut m = Model::new();
         asked(&mut m, "view".parse().unwrap(), now);
-        m.allow();
+        allow_all(&mut m);
         m.on_event(
             &AgentEvent::ConsentDecided {
                 granted: "view".parse().unwrap(),

@@ -1,0 +1,340 @@
+//! The rough edges of the command lines (issue 17), through the real binaries: what is checked
+//! before a code is claimed, a closed standard output, a search with no words, and options that
+//! work before or after the subcommand under one name each.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tether_net::Trust;
+use tether_tests::TestRelay;
+use tether_tests::procs::{Kill, bin, lines, wait_for};
+
+/// The relay's address and fingerprint.
+fn addr_fp(relay: &TestRelay) -> (String, String) {
+    let t = relay.target();
+    let Trust::Fingerprint(fp) = t.trust else {
+        unreachable!("the test relay is pinned by fingerprint")
+    };
+    (t.addr, fp)
+}
+
+/// Waits for `child` at most `limit`; kills it and panics if it is still running then.
+fn finish(child: Child, limit: Duration, what: &str) -> Output {
+    let mut child = Kill(child);
+    let start = Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < limit, "{what} still runs after {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let Kill(inner) = &mut child;
+    let mut out = Output {
+        status: inner.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    use std::io::Read;
+    if let Some(mut s) = inner.stdout.take() {
+        s.read_to_end(&mut out.stdout).unwrap();
+    }
+    if let Some(mut s) = inner.stderr.take() {
+        s.read_to_end(&mut out.stderr).unwrap();
+    }
+    out
+}
+
+/// `tether-agent share` on the relay, with its code and its output lines.
+fn share(relay: &TestRelay) -> (Kill, std::sync::mpsc::Receiver<String>, String) {
+    let (addr, fp) = addr_fp(relay);
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Kill(
+        Command::new(bin("tether-agent"))
+            .args(["share", "--relay", &addr, "--relay-cert-sha256", &fp])
+            .env("TETHER_AGENT_DATA", dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = lines(agent.0.stdout.take().unwrap());
+    let code = wait_for(&out, "session code:")
+        .split("code:")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    (agent, out, code)
+}
+
+fn console(relay: &TestRelay, args: &[&str]) -> Command {
+    let (addr, fp) = addr_fp(relay);
+    let mut c = Command::new(bin("tether-console"));
+    c.args(args)
+        .env("TETHER_RELAY", addr)
+        .env("TETHER_RELAY_CERT_SHA256", fp)
+        .env("TETHER_TOKEN", &relay.token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Issue 17 item 13: mistakes the console can see for itself (an unknown key name, a snapshot in a
+/// directory that does not exist, probe parameters) are usage errors before the code is claimed:
+/// the user is never asked, and their code keeps working.
+#[tokio::test(flavor = "multi_thread")]
+async fn mistakes_are_found_before_the_code_is_claimed() {
+    let relay = TestRelay::start().await;
+    let (_agent, agent_out, code) = share(&relay);
+    for (args, says) in [
+        (
+            vec!["input", "--code", &code, "key", "ctrl+c"],
+            "unknown key \"ctrl+c\"",
+        ),
+        (
+            vec![
+                "connect",
+                "--code",
+                &code,
+                "--headless",
+                "--snapshot",
+                "/no/such/dir/s.png",
+            ],
+            "does not exist",
+        ),
+        (
+            vec!["diag", "--code", &code, "tcp-connect", "host=example.com"],
+            "port",
+        ),
+    ] {
+        let child = console(&relay, &args).spawn().unwrap();
+        let out = finish(child, Duration::from_secs(20), "the console");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    while let Ok(line) = agent_out.try_recv() {
+        assert!(
+            !line.contains("is connecting") && !line.contains("asks to"),
+            "the code was claimed: {line}"
+        );
+    }
+}
+
+/// Issue 17 item 16: a closed standard output (`| head`) is a normal end for every binary: exit 0
+/// (or 141), no panic, no broken-pipe message.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stdout_is_a_normal_end() {
+    let relay = TestRelay::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let relay_dir = relay.dir.path().to_str().unwrap().to_string();
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        ("tether-console", vec!["diag", "--list"]),
+        ("tether-console", vec!["diag", "--list", "--json"]),
+        ("tether-console", vec!["sessions", "list"]),
+        ("tether-agent", vec!["log"]),
+        (
+            "tether-relay",
+            vec!["--data-dir", &relay_dir, "technician", "list"],
+        ),
+    ];
+    for (program, args) in runs {
+        // The reading end is closed before the program starts, so its first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut c = if program == "tether-console" {
+            console(&relay, &args)
+        } else {
+            let mut c = Command::new(bin(program));
+            c.args(&args);
+            c
+        };
+        let out = c
+            .env("TETHER_AGENT_DATA", data.path())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(141)) || out.status.code().is_none(),
+            "{program} {args:?}: {:?} {err}",
+            out.status
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{program} {args:?}: {err}"
+        );
+    }
+}
+
+/// Issue 17 item 17: `sessions search` with no words (and no --device or --technician) is a usage
+/// error (exit 2), as README says, rather than a list of every record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_search_with_no_words_is_a_usage_error() {
+    let relay = TestRelay::start().await;
+    for args in [vec!["sessions", "search"], vec!["sessions", "search", "  "]] {
+        let out = console(&relay, &args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("search for what?"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+    let out = console(&relay, &["sessions", "search", "--device", "nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 17 item 18: relay options work before or after the subcommand on both clients, the
+/// agent's data directory has one name (`--data-dir`), and console options after a probe's
+/// parameters (`--timeout 3`, `--json`) are the console's options, not the probe's.
+#[tokio::test(flavor = "multi_thread")]
+async fn options_work_in_either_place_under_one_name() {
+    let relay = TestRelay::start().await;
+    let (addr, fp) = addr_fp(&relay);
+    let data = tempfile::tempdir().unwrap();
+
+    // The agent: before the subcommand (the console's habit) as well as after it.
+    for args in [
+        vec!["--relay", &addr, "--relay-cert-sha256", &fp, "share"],
+        vec!["share", "--relay", &addr, "--relay-cert-sha256", &fp],
+    ] {
+        let mut agent = Kill(
+            Command::new(bin("tether-agent"))
+                .args(&args)
+                .env("TETHER_AGENT_DATA", data.path())
+                .env_remove("TETHER_RELAY")
+                .env_remove("TETHER_RELAY_CERT_SHA256")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let out = lines(agent.0.stdout.take().unwrap());
+        wait_for(&out, "session code:");
+    }
+
+    // The console: after the subcommand (the agent's habit) as well as before it.
+    for args in [
+        vec![
+            "--relay",
+            &addr,
+            "--relay-cert-sha256",
+            &fp,
+            "sessions",
+            "list",
+        ],
+        vec![
+            "sessions",
+            "list",
+            "--relay",
+            &addr,
+            "--relay-cert-sha256",
+            &fp,
+        ],
+    ] {
+        let out = Command::new(bin("tether-console"))
+            .args(&args)
+            .env_remove("TETHER_RELAY")
+            .env_remove("TETHER_RELAY_CERT_SHA256")
+            .env("TETHER_TOKEN", &relay.token)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // One name for the agent's data directory, in every subcommand and in either place.
+    for sub in ["share", "window", "log", "enroll", "run", "status"] {
+        let help = Command::new(bin("tether-agent"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(help.contains("--data-dir"), "{sub}: {help}");
+        assert!(!help.contains("--state-dir"), "{sub}: {help}");
+    }
+    for args in [
+        vec!["--data-dir", data.path().to_str().unwrap(), "status"],
+        vec!["status", "--data-dir", data.path().to_str().unwrap()],
+    ] {
+        let out = Command::new(bin("tether-agent"))
+            .args(&args)
+            .arg("--json")
+            .env_remove("TETHER_AGENT_DATA")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["enrolled"], false);
+    }
+
+    // `--timeout` after the probe's parameters is the console's timeout (checked as such, before
+    // anything connects), not an unknown probe parameter.
+    for t in ["--timeout=300", "--timeout"] {
+        let mut args = vec![
+            "diag",
+            "--code",
+            "123 456 789",
+            "tcp-connect",
+            "host=example.com",
+            "port=443",
+            t,
+        ];
+        if t == "--timeout" {
+            args.push("300");
+        }
+        let out = console(&relay, &args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("--timeout: "), "{args:?}: {err}");
+    }
+    // A valid one runs the probe with it, the result as JSON.
+    let (agent, agent_out, code) = share(&relay);
+    let child = console(
+        &relay,
+        &[
+            "diag",
+            "--code",
+            &code,
+            "tcp-connect",
+            "host=127.0.0.1",
+            "port=9",
+            "--timeout",
+            "3",
+            "--json",
+        ],
+    )
+    .stdin(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for(&agent_out, "Allow?");
+    let mut stdin = agent.0.stdin.as_ref().unwrap();
+    use std::io::Write;
+    writeln!(stdin, "y").unwrap();
+    let out = finish(child, Duration::from_secs(30), "diag");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["verdict"].is_string(), "{report}");
+}
