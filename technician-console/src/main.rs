@@ -2,7 +2,7 @@
 
 use clap::{CommandFactory, Parser, Subcommand};
 use tether_console::{
-    ConsoleConfig, ConsoleError, Session, open_session_with, pair_session, render,
+    ConsoleConfig, ConsoleError, Session, pair_session, pair_session_with, render,
 };
 use tether_net::cli::RelayArgs;
 use tether_proto::diag::{Probe, ProbeKind};
@@ -557,7 +557,7 @@ async fn run(
         "claiming {} and waiting for the user's consent...",
         code.redacted()
     );
-    let mut session = open_session_with(&config, code, scopes, |claimed| {
+    let mut session = pair_session_with(&config, code, scopes, |claimed| {
         if let Some(reason) = &claimed.reason {
             eprintln!("the user asks for help with: {reason}");
         }
@@ -566,10 +566,14 @@ async fn run(
         }
     })
     .await?;
+    // Before the user decides: they compare this code with their screen while they listen.
     eprintln!(
-        "connected as {} of {}; granted: {}; verification code {}",
-        session.technician.name, session.technician.org, session.granted, session.verification
+        "paired as {} of {}; verification code {}: read it out to the user (their screen shows \
+         the same) while they decide",
+        session.technician.name, session.technician.org, session.verification
     );
+    session.ask_consent().await?;
+    eprintln!("connected; granted: {}", session.granted);
     let ticket = match command(&cli) {
         Command::Inventory { ticket, .. } | Command::Diag { ticket, .. } => ticket.as_deref(),
         _ => None,
@@ -767,7 +771,8 @@ async fn chat(
     eprintln!("claiming {} and pairing...", code.redacted());
     let mut session = pair_session(config, code, ask).await?;
     eprintln!(
-        "connected as {} of {}; verification code {}. Type a line and Enter to send; Ctrl-D ends.",
+        "connected as {} of {}; verification code {}: read it out to the user (their screen shows \
+         the same). Type a line and Enter to send; Ctrl-D ends.",
         session.technician.name, session.technician.org, session.verification
     );
     let input = tokio::io::BufReader::new(tokio::io::stdin());

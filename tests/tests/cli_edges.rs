@@ -338,3 +338,46 @@ async fn options_work_in_either_place_under_one_name() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["verdict"].is_string(), "{report}");
 }
+
+/// Issue 17 item 2: the console command line shows the verification code as soon as pairing
+/// succeeds, while the user is still deciding, and tells the technician to read it out; it is the
+/// code the user's screen shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_shows_the_verification_code_before_consent() {
+    use std::io::{BufRead, BufReader, Write};
+    let relay = TestRelay::start().await;
+    let (agent, agent_out, code) = share(&relay);
+    let mut child = Kill(
+        console(&relay, &["diag", "--code", &code, "uptime"])
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, err_lines) = std::sync::mpsc::channel();
+    let stderr = child.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let agent_line = wait_for(&agent_out, "Verification code: ");
+    wait_for(&agent_out, "Allow?");
+    // The user has not answered yet.
+    let line = wait_for(&err_lines, "verification code ");
+    assert!(line.contains(": read it out to the user"), "{line}");
+    let shown = line
+        .split("verification code ")
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap();
+    assert!(
+        agent_line.contains(&format!("Verification code: {shown} ")),
+        "{agent_line} vs {line}"
+    );
+    writeln!(agent.0.stdin.as_ref().unwrap(), "y").unwrap();
+    wait_for(&err_lines, "granted: diagnostics");
+    assert!(child.0.wait().unwrap().success());
+}
