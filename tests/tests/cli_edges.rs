@@ -381,3 +381,32 @@ async fn the_cli_shows_the_verification_code_before_consent() {
     wait_for(&err_lines, "granted: diagnostics");
     assert!(child.0.wait().unwrap().success());
 }
+
+/// Issue 17 item 12: `tether-agent log` prints sentences with local times (the `TZ` of the user),
+/// newest first; no raw event names, slots or Unix seconds.
+#[test]
+fn the_agent_log_reads_as_sentences_in_local_time() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data.path().join("sessions.jsonl"),
+        concat!(
+            r#"{"ts_unix":1795545267,"event":"code_issued","slot":953}"#,
+            "\n",
+            r#"{"ts_unix":1795545300,"event":"claimed","technician":"Ada Lovelace","org":"Acme IT"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin("tether-agent"))
+        .args(["--data-dir", data.path().to_str().unwrap(), "log"])
+        .env("TZ", "Asia/Tokyo")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text,
+        "2026-11-25 03:35:00 JST  Ada Lovelace of Acme IT entered your code.\n\
+         2026-11-25 03:34:27 JST  You got a code to read to your helper.\n"
+    );
+}

@@ -623,13 +623,12 @@ impl AgentApp {
                 egui::StrokeKind::Inside,
             );
             area(ui, [26.0, 214.0, 508.0, 362.0], |ui| {
-                egui::ScrollArea::both()
-                    .stick_to_bottom(true)
-                    .show(ui, |ui| {
-                        for l in &lines {
-                            ui.label(RichText::new(l).monospace().size(12.0));
-                        }
-                    });
+                // Newest first, so the session that just ended is at the top.
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    for l in &lines {
+                        ui.label(RichText::new(l).size(13.0));
+                    }
+                });
             });
         }
     }

@@ -220,21 +220,6 @@ pub fn scope_words(scope: Scope) -> &'static str {
     }
 }
 
-/// A local-log line with its leading Unix time written as a UTC date and time, for people.
-pub fn readable_log_line(line: &str) -> String {
-    let Some((secs, rest)) = line.split_once(' ') else {
-        return line.to_string();
-    };
-    let Ok(secs) = secs.parse::<i64>() else {
-        return line.to_string();
-    };
-    let c = tether_proto::time::civil(secs);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC  {rest}",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
-}
-
 impl Model {
     /// A fresh window.
     pub fn new() -> Self {
@@ -740,7 +725,7 @@ impl Model {
     /// The log that [`Action::ReadLog`] read.
     pub fn show_log(&mut self, lines: Vec<String>) {
         if let Screen::Ended { log, .. } = &mut self.screen {
-            *log = Some(lines.iter().map(|l| readable_log_line(l)).collect());
+            *log = Some(lines);
         }
     }
 }
@@ -995,20 +980,6 @@ mod tests {
         );
         assert!(line.ends_with("stop control: hidden"), "{line}");
         assert_eq!(m.stop_control(), None, "control is no longer granted");
-    }
-
-    #[test]
-    fn log_times_for_people() {
-        assert_eq!(
-            readable_log_line("1795545267 code_issued slot=168"),
-            "2026-11-24 18:34:27 UTC  code_issued slot=168"
-        );
-        assert_eq!(readable_log_line("0 x"), "1970-01-01 00:00:00 UTC  x");
-        assert_eq!(
-            readable_log_line("951782400 leap"),
-            "2000-02-29 00:00:00 UTC  leap"
-        );
-        assert_eq!(readable_log_line("no time here"), "no time here");
     }
 
     #[test]
