@@ -208,13 +208,26 @@ enum Format {
     Json,
 }
 
+/// Which spreadsheet a CSV export writes.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Sheet {
+    /// One row per device: host, OS, CPU, RAM and disk in GiB, IPs, users, last seen.
+    Devices,
+    /// One row per installed package: host, name, version, source.
+    Software,
+}
+
 #[derive(Subcommand)]
 enum InventoryCommand {
-    /// Export every device's current inventory.
+    /// Export every device's current inventory: as CSV, the devices sheet or (--sheet software) the
+    /// software sheet; as JSON, everything.
     Export {
         /// Output format.
         #[arg(long, value_enum, default_value = "csv")]
         format: Format,
+        /// Which CSV sheet.
+        #[arg(long, value_enum, default_value = "devices")]
+        sheet: Sheet,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
@@ -628,7 +641,7 @@ async fn fleet(cli: &Cli, config: &ConsoleConfig, q: FleetQuery) -> Result<(), C
     let out = match (command(cli), replies.as_slice()) {
         (
             Command::Inventory {
-                fleet: Some(InventoryCommand::Export { format, .. }),
+                fleet: Some(InventoryCommand::Export { format, sheet, .. }),
                 ..
             },
             r,
@@ -640,9 +653,10 @@ async fn fleet(cli: &Cli, config: &ConsoleConfig, q: FleetQuery) -> Result<(), C
                     _ => None,
                 })
                 .collect();
-            match format {
-                Format::Csv => tether_console::fleet::export_csv(&devices),
-                Format::Json => json(serde_json::to_string_pretty(&devices))? + "\n",
+            match (format, sheet) {
+                (Format::Csv, Sheet::Devices) => tether_console::fleet::devices_csv(&devices),
+                (Format::Csv, Sheet::Software) => tether_console::fleet::software_csv(&devices),
+                (Format::Json, _) => json(serde_json::to_string_pretty(&devices))? + "\n",
             }
         }
         (_, [FleetReply::Devices(d)]) if cli.json => json(serde_json::to_string_pretty(d))? + "\n",
