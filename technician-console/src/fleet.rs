@@ -314,6 +314,7 @@ mod tests {
                     cores: 4,
                     threads: 8,
                     max_mhz: None,
+                    current_mhz: None,
                 },
                 memory: Memory {
                     total: 16 * GIB,

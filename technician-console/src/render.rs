@@ -43,11 +43,15 @@ pub fn inventory(i: &Inventory) -> String {
             st.users.join(", ")
         }
     );
-    let mhz = h
-        .cpu
-        .max_mhz
-        .map(|m| format!(", {m} MHz"))
-        .unwrap_or_default();
+    let mhz = format!(
+        ", max {}, now {}",
+        h.cpu
+            .max_mhz
+            .map_or("unknown".to_string(), |m| format!("{m} MHz")),
+        h.cpu
+            .current_mhz
+            .map_or("unknown".to_string(), |m| format!("{m} MHz"))
+    );
     let _ = writeln!(
         s,
         "cpu       {} [{}] ({} socket(s), {} cores, {} threads{mhz})",
@@ -227,7 +231,16 @@ pub fn diag(r: &DiagReport) -> String {
             load[0], load[1], load[2]
         )),
         DiagFacts::Pressure(p) => {
-            line(format!("cpu busy     {:.1} %", p.cpu_percent));
+            line(format!(
+                "cpu busy     {:.1} % over {:.1} s{}",
+                p.cpu_percent,
+                f64::from(p.cpu_window_ms) / 1000.0,
+                if p.cpu_excludes_agent {
+                    ", not counting the agent"
+                } else {
+                    ""
+                }
+            ));
             line(format!(
                 "memory       {} available of {}",
                 bytes(p.memory_available),

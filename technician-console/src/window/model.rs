@@ -1080,6 +1080,7 @@ mod tests {
                     cores: 2,
                     threads: 4,
                     max_mhz: None,
+                    current_mhz: None,
                 },
                 memory: Memory {
                     total: 1,
