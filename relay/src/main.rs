@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tether_proto::msg::{TechnicianRole, Tier};
 use tether_relay::config::{DEFAULT_PORT, default_data_dir};
-use tether_relay::{Relay, RelayConfig, admin};
+use tether_relay::{Relay, RelayConfig, admin, fleet_admin};
 
 #[derive(Parser)]
 #[command(
@@ -61,6 +61,30 @@ enum Command {
         #[command(subcommand)]
         command: EnrollTokenCommand,
     },
+    /// Enrolled devices (the fleet store); technicians see them with `tether-console devices`.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevicesCommand {
+    /// List enrolled devices.
+    List {
+        /// Only this organisation.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Remove a device with its inventory history: it no longer shows, and it can no longer report
+    /// (enroll it again with a new token to bring it back).
+    Remove {
+        /// Device id or host name.
+        device: String,
+        /// The organisation it belongs to.
+        #[arg(long)]
+        org: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -76,6 +100,13 @@ enum EnrollTokenCommand {
         /// How many devices may enroll with it.
         #[arg(long, default_value_t = 1)]
         uses: u32,
+    },
+    /// List enrollment tokens (ids, not the tokens: the relay keeps only their hashes).
+    List,
+    /// Revoke a token by the id `list` prints; no device can enroll with it any more.
+    Revoke {
+        /// The token's id (or at least its first 6 characters).
+        id: String,
     },
 }
 
@@ -147,6 +178,21 @@ async fn main() {
     }
 }
 
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A Unix time as "2026-12-08 09:40".
+fn utc(t: u64) -> String {
+    let c = tether_proto::time::civil(i64::try_from(t).unwrap_or(i64::MAX));
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        c.year, c.month, c.day, c.hour, c.minute
+    )
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
     let command = match cli.command {
@@ -181,14 +227,111 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             let t = store.create_token(&org, expires.as_secs(), uses, now)?;
+            // A mistyped organisation would enroll devices nobody can see: say so (it may be
+            // on purpose, before the organisation's technicians are added).
+            let technicians = tether_relay::technicians::Technicians::new(&data_dir).active()?;
+            if !technicians.iter().any(|t| t.org == org) {
+                let mut orgs: Vec<&str> = technicians.iter().map(|t| t.org.as_str()).collect();
+                orgs.sort_unstable();
+                orgs.dedup();
+                eprintln!(
+                    "warning: no technician belongs to {org:?}, so nobody will see these devices yet; \
+                     check the spelling{}",
+                    if orgs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (organisations with technicians: {})", orgs.join(", "))
+                    }
+                );
+            }
             tether_net::outln!(
-                "enrollment token for {org:?}: {} use(s), expires in {} s (unix {}).",
-                t.uses,
-                expires.as_secs(),
-                t.expires_unix
+                "enrollment token for {org:?}: {}, expires in {} ({} UTC).",
+                if t.uses == 1 {
+                    "1 use".to_string()
+                } else {
+                    format!("{} uses", t.uses)
+                },
+                fleet_admin::duration_words(expires.as_secs()),
+                utc(t.expires_unix)
             );
             tether_net::outln!("token (shown only once):");
             tether_net::outln!("{}", t.token);
+            Ok(())
+        }
+        Command::EnrollToken {
+            command: EnrollTokenCommand::List,
+        } => {
+            let tokens = fleet_admin::list_tokens(&data_dir)?;
+            if tokens.is_empty() {
+                tether_net::outln!("no enrollment tokens");
+            }
+            let now = now_unix();
+            for t in tokens {
+                let state = if t.uses_left == 0 {
+                    "used up".to_string()
+                } else if t.expires_unix <= now {
+                    format!("expired {} UTC", utc(t.expires_unix))
+                } else {
+                    format!(
+                        "{} left, expires in {} ({} UTC)",
+                        if t.uses_left == 1 {
+                            "1 use".to_string()
+                        } else {
+                            format!("{} uses", t.uses_left)
+                        },
+                        fleet_admin::duration_words(t.expires_unix - now),
+                        utc(t.expires_unix)
+                    )
+                };
+                tether_net::outln!(
+                    "{}  {:<20} created {} UTC; {state}",
+                    t.id,
+                    t.org,
+                    utc(t.created_unix)
+                );
+            }
+            Ok(())
+        }
+        Command::EnrollToken {
+            command: EnrollTokenCommand::Revoke { id },
+        } => {
+            let t = fleet_admin::revoke_token(&data_dir, &id)?;
+            tether_net::outln!(
+                "enrollment token {} for {:?} revoked; no device can enroll with it any more.",
+                t.id,
+                t.org
+            );
+            Ok(())
+        }
+        Command::Devices {
+            command: DevicesCommand::List { org },
+        } => {
+            let devices = fleet_admin::list_devices(&data_dir, org.as_deref())?;
+            if devices.is_empty() {
+                tether_net::outln!("no enrolled devices");
+            }
+            for d in devices {
+                tether_net::outln!(
+                    "{}  {:<20} {:<24} last seen {}",
+                    d.id,
+                    d.org,
+                    d.hostname,
+                    d.last_seen_unix
+                        .map_or("never".to_string(), |t| format!("{} UTC", utc(t)))
+                );
+            }
+            Ok(())
+        }
+        Command::Devices {
+            command: DevicesCommand::Remove { device, org },
+        } => {
+            let d = fleet_admin::remove_device(&data_dir, &org, &device)?;
+            tether_net::outln!(
+                "device {} ({}) of {:?} removed with its history; it can no longer report.",
+                d.id,
+                d.hostname,
+                d.org
+            );
             Ok(())
         }
         Command::Audit {

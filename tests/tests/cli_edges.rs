@@ -410,3 +410,77 @@ fn the_agent_log_reads_as_sentences_in_local_time() {
          2026-11-25 03:34:27 JST  You got a code to read to your helper.\n"
     );
 }
+
+/// Issue 17 item 25: `enroll-token create` says the expiry in words and warns about an
+/// organisation without technicians (a typo); tokens can be listed and revoked, devices listed
+/// and removed, with the real `tether-relay`.
+#[test]
+fn enrollment_tokens_and_devices_for_operators() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    tether_tests::procs::add_technician(data, "Ada Lovelace", "Acme IT");
+    let relay = |args: &[&str]| {
+        let out = Command::new(bin("tether-relay"))
+            .args(["--data-dir", data])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (status, out, err) = relay(&["enroll-token", "create", "--org", "Acme IT", "--uses", "5"]);
+    assert_eq!(status, Some(0), "{err}");
+    assert!(out.contains("5 uses, expires in 7 days ("), "{out}");
+    assert!(!out.contains(" s (unix"), "{out}");
+    assert!(
+        err.is_empty(),
+        "an organisation with technicians: no warning: {err}"
+    );
+    let (status, out, err) = relay(&[
+        "enroll-token",
+        "create",
+        "--org",
+        "Acme ITT",
+        "--expires",
+        "12h",
+    ]);
+    assert_eq!(status, Some(0), "{err}");
+    assert!(out.contains("1 use, expires in 12 hours"), "{out}");
+    assert!(
+        err.contains("warning: no technician belongs to \"Acme ITT\"") && err.contains("Acme IT"),
+        "{err}"
+    );
+    let (_, list, _) = relay(&["enroll-token", "list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Acme ITT") && l.contains("1 use left, expires in 12 hours")),
+        "{list}"
+    );
+    let typo_id = lines
+        .iter()
+        .find(|l| l.contains("Acme ITT"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let (status, out, err) = relay(&["enroll-token", "revoke", typo_id]);
+    assert_eq!(status, Some(0), "{err}");
+    assert!(out.contains("revoked"), "{out}");
+    let (_, list, _) = relay(&["enroll-token", "list"]);
+    assert!(!list.contains("Acme ITT"), "{list}");
+    let (status, _, err) = relay(&["enroll-token", "revoke", typo_id]);
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("no enrollment token"), "{err}");
+    let (status, out, _) = relay(&["devices", "list"]);
+    assert_eq!(status, Some(0));
+    assert_eq!(out.trim(), "no enrolled devices");
+    let (status, _, err) = relay(&["devices", "remove", "pc-1", "--org", "Acme IT"]);
+    assert_eq!(status, Some(1));
+    assert!(err.contains("no device \"pc-1\""), "{err}");
+}

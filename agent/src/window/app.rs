@@ -624,11 +624,13 @@ impl AgentApp {
             );
             area(ui, [26.0, 214.0, 508.0, 362.0], |ui| {
                 // Newest first, so the session that just ended is at the top.
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    for l in &lines {
-                        ui.label(RichText::new(l).size(13.0));
-                    }
-                });
+                egui::ScrollArea::vertical()
+                    .id_salt("session log")
+                    .show(ui, |ui| {
+                        for l in &lines {
+                            ui.label(RichText::new(l).size(13.0));
+                        }
+                    });
             });
         }
     }

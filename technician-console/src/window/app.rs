@@ -672,7 +672,7 @@ impl ConsoleApp {
                 return;
             }
             if let Some(summary) = summary {
-                ui.label(RichText::new(summary).size(16.0).strong().color(INK));
+                ui.label(RichText::new(summary).size(14.0).strong().color(INK));
                 ui.separator();
             }
             egui::ScrollArea::vertical()
