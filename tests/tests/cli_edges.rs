@@ -484,3 +484,20 @@ fn enrollment_tokens_and_devices_for_operators() {
     assert_eq!(status, Some(1));
     assert!(err.contains("no device \"pc-1\""), "{err}");
 }
+
+/// Issue 17 item 20: scope sets read as names in JSON (both ways), and stay one byte on the wire.
+#[test]
+fn scopes_are_names_in_json_and_bits_on_the_wire() {
+    let set: tether_proto::ScopeSet = "view,inventory".parse().unwrap();
+    let json = serde_json::to_value(set).unwrap();
+    assert_eq!(json, serde_json::json!(["view", "inventory"]));
+    let back: tether_proto::ScopeSet = serde_json::from_value(json).unwrap();
+    assert_eq!(back, set);
+    assert!(serde_json::from_str::<tether_proto::ScopeSet>("[\"root\"]").is_err());
+    let wire = tether_proto::codec::to_body(&set).unwrap();
+    assert_eq!(wire.len(), 1, "{wire:?}");
+    assert_eq!(
+        tether_proto::codec::from_body::<tether_proto::ScopeSet>(&wire).unwrap(),
+        set
+    );
+}
