@@ -139,11 +139,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EnrollError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file + rename) with owner-only permissions.
+/// Writes `bytes` to `path` atomically, durably, owner-only ([`tether_net::private_file`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), EnrollError> {
-    let tmp = path.with_extension("tmp");
-    crate::private_file::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    tether_net::private_file::write(path, bytes).map_err(io(path))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, EnrollError> {

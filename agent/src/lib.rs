@@ -16,7 +16,6 @@
 //! - [`report`]: service mode — scheduled inventory reports, queued on disk until acknowledged.
 //! - [`policy`]: IT's allowed organisations and the organisations this machine already knows.
 //! - [`local_log`]: the user's own session log (`tether-agent log`).
-//! - `private_file`: owner-only files (the only Unix `#[cfg]`).
 //! - [`screen`]: capture and input backends behind traits; the view and control streams.
 
 pub mod backoff;
@@ -27,7 +26,6 @@ mod guest;
 pub mod inventory;
 pub mod local_log;
 pub mod policy;
-mod private_file;
 pub mod report;
 mod requests;
 pub mod screen;

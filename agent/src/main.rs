@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tether_agent::local_log::{LocalLog, default_state_dir};
-use tether_agent::policy::{DEFAULT_CONFIG, Policy};
+use tether_agent::policy::{AgentConfig, DEFAULT_CONFIG};
 use tether_agent::ui::UserCommand;
 use tether_agent::{ShareConfig, terminal, ui};
 use tether_net::cli::RelayArgs;
@@ -132,12 +132,20 @@ fn main() {
         ))),
         Some(Command::Status { json }) => exit_with(tether_agent::cli::status(data_dir, json)),
     };
-    let target = relay.target().unwrap_or_else(|e| fail(&e, 2));
     let explicit = config.is_some();
-    let policy = Policy::load(&config.unwrap_or_else(|| DEFAULT_CONFIG.into()), explicit)
-        .unwrap_or_else(|e| fail(&e, 2));
+    let config_path = config.unwrap_or_else(|| DEFAULT_CONFIG.into());
+    let agent_config = match AgentConfig::load(&config_path, explicit) {
+        Ok(c) => c,
+        Err(e) if window.is_some() => not_configured(&e.to_string()),
+        Err(e) => fail(&e, 2),
+    };
+    let target = match relay.target_with(&agent_config.relay_defaults()) {
+        Ok(t) => t,
+        Err(e) if window.is_some() => not_configured(&e.to_string()),
+        Err(e) => fail(&e, 2),
+    };
     let mut share = ShareConfig::new(target);
-    share.policy = policy;
+    share.policy = agent_config.policy();
     share.state_dir = state_dir;
     share.reason = match reason.as_deref().map(tether_agent::share::check_reason) {
         None => None,
@@ -152,6 +160,16 @@ fn main() {
         return;
     }
     block_on(terminal_mode(share));
+}
+
+/// The window with nothing to connect to: it opens anyway and says, in plain words, what is missing
+/// and whom to ask (a double-click on the desktop icon must never show nothing).
+fn not_configured(detail: &str) -> ! {
+    eprintln!("error: this computer is not set up for remote help: {detail}");
+    match tether_agent::window::run_not_configured(detail) {
+        Ok(()) => std::process::exit(2),
+        Err(e) => fail(&e, 2),
+    }
 }
 
 /// Runs `f` on a fresh multi-threaded runtime (the window runs its own, so `main` is not async).

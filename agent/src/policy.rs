@@ -35,21 +35,34 @@ pub enum PolicyError {
     },
 }
 
-/// IT's rules for this agent.
+/// IT's agent config file (`/etc/tether/agent.toml`): which relay to use and how to trust it, and
+/// the rules for this machine. `tether-relay agent-config` writes one for the relay it runs on.
+///
+/// ```toml
+/// relay = "relay.example.org:4433"
+/// relay_cert_sha256 = "81c22b7b…"     # or relay_ca_file = "/etc/tether/relay-ca.pem"
+/// allowed_orgs = ["Acme IT"]
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Policy {
+pub struct AgentConfig {
+    /// Relay address, host:port.
+    pub relay: Option<String>,
+    /// The relay certificate's SHA-256 fingerprint.
+    pub relay_cert_sha256: Option<String>,
+    /// A PEM file of CA certificates to verify the relay with.
+    pub relay_ca_file: Option<PathBuf>,
     /// If set, only technicians of these organisations may even start pairing.
     pub allowed_orgs: Option<Vec<String>>,
 }
 
-impl Policy {
-    /// Reads a policy file; a missing default file is an empty policy, a missing explicit one an error.
-    pub fn load(path: &Path, explicit: bool) -> Result<Policy, PolicyError> {
+impl AgentConfig {
+    /// Reads a config file; a missing default file is an empty config, a missing explicit one an error.
+    pub fn load(path: &Path, explicit: bool) -> Result<AgentConfig, PolicyError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Policy::default());
+                return Ok(AgentConfig::default());
             }
             Err(source) => {
                 return Err(PolicyError::Io {
@@ -62,6 +75,36 @@ impl Policy {
             path: path.into(),
             source,
         })
+    }
+
+    /// The relay settings, for flags and the environment to fill in or override.
+    pub fn relay_defaults(&self) -> tether_net::cli::RelayDefaults {
+        tether_net::cli::RelayDefaults {
+            relay: self.relay.clone(),
+            relay_cert_sha256: self.relay_cert_sha256.clone(),
+            relay_ca_file: self.relay_ca_file.clone(),
+        }
+    }
+
+    /// IT's rules from this file.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            allowed_orgs: self.allowed_orgs.clone(),
+        }
+    }
+}
+
+/// IT's rules for this agent.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// If set, only technicians of these organisations may even start pairing.
+    pub allowed_orgs: Option<Vec<String>>,
+}
+
+impl Policy {
+    /// Reads the rules from a config file (see [`AgentConfig::load`]).
+    pub fn load(path: &Path, explicit: bool) -> Result<Policy, PolicyError> {
+        AgentConfig::load(path, explicit).map(|c| c.policy())
     }
 
     /// `Err(reason)` when this technician may not connect here.
@@ -159,6 +202,25 @@ mod tests {
             Policy::load(&path, true),
             Err(PolicyError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn the_config_file_carries_the_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let fp = "ab".repeat(32);
+        std::fs::write(
+            &path,
+            format!(
+                "relay = \"relay.example.org:4433\"\nrelay_cert_sha256 = \"{fp}\"\nallowed_orgs = [\"Acme IT\"]\n"
+            ),
+        )
+        .unwrap();
+        let c = AgentConfig::load(&path, true).unwrap();
+        let d = c.relay_defaults();
+        assert_eq!(d.relay.as_deref(), Some("relay.example.org:4433"));
+        assert_eq!(d.relay_cert_sha256.as_deref(), Some(fp.as_str()));
+        assert_eq!(c.policy().allowed_orgs, Some(vec!["Acme IT".to_string()]));
     }
 
     #[test]

@@ -3,16 +3,22 @@
 //! # Flow
 //! 1. Connect (exponential backoff with jitter on failure), `Auth` with the device secret; the relay
 //!    answers with the last report it stored.
-//! 2. Queued reports the relay already has are dropped (their ack was lost). If the oldest queued
-//!    report is a delta against something the relay does not have, the queue is replaced by one full
-//!    report.
-//! 3. Queued reports (each file is one encoded `DeviceToRelay::Report` frame body) are sent oldest first, each removed from disk only when acknowledged.
+//! 2. If the relay holds reports past this device's own counter (the data directory was restored
+//!    from an older copy), the device resyncs: one full report of a fresh inventory, numbered after
+//!    the relay's last. If the oldest report the relay lacks is a delta against something it does not
+//!    have, the queue is replaced by one full report.
+//! 3. Queued reports (each file is one encoded `DeviceToRelay::Report` frame body) are sent oldest
+//!    first, each removed from disk only when acknowledged, and the relay acknowledges a report only
+//!    when it holds that very report (same number, same digest). `Resync{expected}` (a number the
+//!    relay does not expect) makes the device renumber as above; a refused report is replaced by a
+//!    full one, and is never deleted unstored.
 //! 4. A new report is made at start when nothing was ever reported, then on every tick of the
 //!    schedule (default daily) or trigger: a delta against the newest queued or acknowledged
 //!    snapshot (`base.bin`), so when the queue is empty that is the last acknowledged snapshot.
 //!
 //! Reports are written to disk before they are sent, so a relay that is down or restarting loses
-//! nothing; the relay stores each `(device, seq)` once, so a resend after a lost ack is harmless.
+//! nothing; the relay stores each `(device, seq)` once and compares digests, so a resend after a lost
+//! ack is harmless and a different report under a used number is never taken for a resend.
 
 use std::time::Duration;
 
@@ -20,7 +26,9 @@ use rand::Rng;
 use tether_net::client;
 use tether_net::framed::{self, FrameError};
 use tether_proto::codec;
-use tether_proto::fleet::{DeviceToRelay, FleetErrorKind, RelayToDevice, Report, ReportBody};
+use tether_proto::fleet::{
+    DeviceToRelay, FleetErrorKind, MAX_SEQ, RelayToDevice, Report, ReportBody,
+};
 use tether_proto::msg::{Role, close};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -210,6 +218,21 @@ fn requeue_full(cfg: &RunConfig, id: &Identity) -> Result<(), EnrollError> {
     dir.save_state(&state)
 }
 
+/// Starts numbering again at `seq`, where the relay stands: the queue (reports the relay does not
+/// hold, against bases it does not have) gives way to one full report of a fresh inventory under
+/// that number. The relay records the net change from its last snapshot, so the fleet shows this
+/// device's newest inventory and its history loses no change, only the intermediate steps.
+async fn resync(cfg: &RunConfig, seq: u64) -> Result<RunEvent, EnrollError> {
+    let dir = &cfg.data_dir;
+    dir.clear_queue()?;
+    let mut state = dir.state()?;
+    state.next_seq = seq;
+    // No base: after a crash right here, `run` starts with a full report, as it should.
+    state.base_seq = None;
+    dir.save_state(&state)?;
+    queue_report(cfg).await
+}
+
 async fn emit(events: &mpsc::Sender<RunEvent>, e: RunEvent) {
     tracing::debug!(event = ?e, "service mode");
     let _ = events.send(e).await;
@@ -309,7 +332,9 @@ async fn connection(
         };
         *backoff = cfg.backoff_initial;
         emit(events, RunEvent::Connected { last_seq }).await;
-        reconcile(cfg, id, last_seq)?;
+        if let Some(e) = reconcile(cfg, id, last_seq).await? {
+            emit(events, e).await;
+        }
         loop {
             flush(cfg, id, &mut send, &mut recv, events).await?;
             tokio::select! {
@@ -337,21 +362,34 @@ async fn connection(
     drop
 }
 
-/// Drops what the relay already has; requeues a full report if the relay lacks our delta base.
-fn reconcile(cfg: &RunConfig, id: &Identity, last_seq: Option<u64>) -> Result<(), EnrollError> {
+/// Lines the queue up with what the relay holds (`last_seq`, from `Authenticated`).
+///
+/// A relay that holds reports past this device's own counter means the data directory went back in
+/// time (restored from a snapshot): the device resyncs at the relay's next number instead of sending
+/// numbers the relay already holds. Queued reports the relay may already have (a lost ack) stay
+/// queued: the relay acknowledges them as duplicates only if it holds the same content. If the first
+/// report the relay would store is a delta against something it does not have, the queue is replaced
+/// by one full report.
+async fn reconcile(
+    cfg: &RunConfig,
+    id: &Identity,
+    last_seq: Option<u64>,
+) -> Result<Option<RunEvent>, EnrollError> {
     let dir = &cfg.data_dir;
-    for (seq, path) in dir.queued()? {
-        if last_seq.is_some_and(|l| seq <= l) {
-            std::fs::remove_file(&path).map_err(|source| EnrollError::Io { path, source })?;
-        }
-    }
+    let relay_next = last_seq.map_or(1, |l| l.saturating_add(1));
     let mut state = dir.state()?;
-    if let Some(l) = last_seq {
-        state.acked_seq = Some(state.acked_seq.map_or(l, |a| a.max(l)));
+    if last_seq.is_some() {
+        state.acked_seq = last_seq;
         dir.save_state(&state)?;
     }
-    // The oldest pending report must apply to what the relay has.
-    let head = dir.queued()?.into_iter().next();
+    if state.next_seq < relay_next {
+        return resync(cfg, relay_next).await.map(Some);
+    }
+    // The oldest report the relay does not hold yet must apply to what it has.
+    let head = dir
+        .queued()?
+        .into_iter()
+        .find(|(seq, _)| *seq >= relay_next);
     let needs_full = match head {
         Some((_, path)) => {
             let bytes = std::fs::read(&path).map_err(|source| EnrollError::Io {
@@ -368,13 +406,13 @@ fn reconcile(cfg: &RunConfig, id: &Identity, last_seq: Option<u64>) -> Result<()
                 Err(_) => true,
             }
         }
-        // Nothing pending: if the relay lost what we think it has, our next delta would not apply.
+        // Nothing new pending: if the relay lost what we think it has, our next delta would not apply.
         None => state.base_seq.is_some() && last_seq != state.base_seq,
     };
     if needs_full {
         requeue_full(cfg, id)?;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Sends queued reports oldest first, removing each once acknowledged.
@@ -387,8 +425,8 @@ async fn flush(
 ) -> Result<(), Ended> {
     let dir = &cfg.data_dir;
     // At most one restart from a full report per flush, so a relay that refuses even that cannot
-    // keep us in a loop.
-    let mut requeued = false;
+    // keep us in a loop; the report then stays queued and is tried again on the next connection.
+    let mut restarted = false;
     while let Some((seq, path)) = dir.queued()?.into_iter().next() {
         let bytes = std::fs::read(&path).map_err(|source| {
             Ended::Fatal(RunError::State(EnrollError::Io {
@@ -401,6 +439,7 @@ async fn flush(
             .await
             .map_err(|_| Ended::Network("no acknowledgement in time".into()))??;
         match reply {
+            // Only an acknowledged report leaves the disk: the relay holds exactly this one.
             RelayToDevice::Ack { seq: s, duplicate } if s == seq => {
                 std::fs::remove_file(&path).map_err(|source| {
                     Ended::Fatal(RunError::State(EnrollError::Io { path, source }))
@@ -409,6 +448,28 @@ async fn flush(
                 state.acked_seq = Some(seq);
                 dir.save_state(&state)?;
                 emit(events, RunEvent::Acked { seq, duplicate }).await;
+            }
+            RelayToDevice::Resync {
+                seq: s,
+                expected,
+                error,
+            } if s == seq => {
+                emit(
+                    events,
+                    RunEvent::Rejected {
+                        seq,
+                        reason: format!("{error} (the relay expects report {expected})"),
+                    },
+                )
+                .await;
+                if restarted || expected == 0 || expected > MAX_SEQ {
+                    return Err(Ended::Network(format!(
+                        "the relay refused report {seq} again: {error}"
+                    )));
+                }
+                restarted = true;
+                let e = resync(cfg, expected).await?;
+                emit(events, e).await;
             }
             RelayToDevice::Rejected { seq: s, error } if s == seq => {
                 emit(
@@ -420,14 +481,23 @@ async fn flush(
                 )
                 .await;
                 match error.kind {
-                    // The relay's base differs from ours: start over from a full report.
-                    FleetErrorKind::BaseMismatch | FleetErrorKind::DigestMismatch if !requeued => {
-                        requeued = true;
+                    // The relay could not store it now: keep it and try again later.
+                    FleetErrorKind::StoreFailed => {
+                        return Err(Ended::Network(format!(
+                            "the relay could not store report {seq}: {error}"
+                        )));
+                    }
+                    // Our base differs from the relay's, or the report cannot be stored as it is:
+                    // start over from one full report of the newest inventory.
+                    _ if !restarted => {
+                        restarted = true;
                         requeue_full(cfg, id)?;
                     }
-                    // Anything else will not get better by resending; drop it and carry on.
+                    // Refused even then: nothing is deleted unstored; retry on the next connection.
                     _ => {
-                        let _ = std::fs::remove_file(&path);
+                        return Err(Ended::Network(format!(
+                            "the relay refused report {seq} again: {error}"
+                        )));
                     }
                 }
             }

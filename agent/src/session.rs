@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tether_net::client::RelayConnection;
-use tether_net::framed;
+use tether_net::framed::{self, FrameError};
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
 use tether_proto::chat::ChatText;
 use tether_proto::msg::{
@@ -19,6 +19,7 @@ use tether_proto::seal::SessionKeys;
 use tether_proto::{Scope, ScopeSet};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::guest::GuestHandle;
@@ -116,10 +117,25 @@ impl Session<'_> {
         let (s0_tx, mut s0) = mpsc::channel(4);
         reader.spawn(read_stream0(rx0, s0_tx));
         let who = technician_name(&technician);
-        let granted = match self.until_consent_request(&mut s0, &mut tx0, &who).await {
+        let mut streams = Streams::new(
+            self.keys.clone(),
+            self.ui.events.clone(),
+            config,
+            who.clone(),
+        );
+        let granted = match self
+            .until_consent_request(&mut s0, &mut tx0, &who, &mut streams)
+            .await
+        {
             Ok(requested) => {
-                self.consent(config, &technician, requested, &mut s0, &mut tx0)
-                    .await
+                self.consent(
+                    config,
+                    &technician,
+                    requested,
+                    (&mut s0, &mut tx0),
+                    &mut streams,
+                )
+                .await
             }
             Err(reason) => Err(reason),
         };
@@ -129,8 +145,8 @@ impl Session<'_> {
             Ok(granted) => {
                 self.serve(
                     granted,
-                    &mut s0,
-                    &mut tx0,
+                    (&mut s0, &mut tx0),
+                    &mut streams,
                     config,
                     who.clone(),
                     &mut guests,
@@ -140,6 +156,7 @@ impl Session<'_> {
             }
             Err(reason) => reason,
         };
+        streams.tasks.abort_all();
         reader.abort_all();
         // A denial was already sent as the (empty) decision.
         let tell_console = !matches!(
@@ -176,20 +193,25 @@ impl Session<'_> {
         s0: &mut Stream0,
         tx0: &mut SealedSend,
         who: &str,
+        streams: &mut Streams,
     ) -> Result<ScopeSet, EndReason> {
-        let mut idle = STEP_TIMEOUT;
+        let mut wait = ConsentRequestWait::new(Instant::now());
         loop {
-            let deadline = tokio::time::sleep(idle);
-            tokio::select! {
+            let deadline = tokio::time::sleep_until(wait.until());
+            let chatted = tokio::select! {
                 m = s0.recv() => match m {
                     Some(Ok(ConsoleToAgent::ConsentRequest { scopes })) => return Ok(scopes),
                     Some(Ok(ConsoleToAgent::Invite { .. })) => {
                         invite_failed(tx0, "an invitation needs a session the user has allowed").await;
+                        false
                     }
                     Some(Ok(ConsoleToAgent::End)) => return Err(EndReason::TechnicianEnded),
+                    Some(Ok(ConsoleToAgent::ProtocolError { reason })) => {
+                        return Err(console_saw(&reason));
+                    }
                     Some(Ok(ConsoleToAgent::Chat { text })) => {
                         self.chat_in(who, &text).await;
-                        idle = CHAT_IDLE;
+                        true
                     }
                     Some(Err(e)) => return Err(lost_or_broken(&e)),
                     None => return Err(EndReason::ConnectionLost),
@@ -198,22 +220,40 @@ impl Session<'_> {
                     Some(UserCommand::EndSession) | None => return Err(EndReason::UserEnded),
                     Some(UserCommand::Chat(text)) => {
                         self.chat_out(tx0, text).await?;
-                        idle = CHAT_IDLE;
+                        true
                     }
                     // Nothing asked, nothing granted yet.
                     Some(
                         UserCommand::Consent(_)
                         | UserCommand::RevokeControl
                         | UserCommand::AnswerInvite(_),
-                    ) => {}
+                    ) => false,
                 },
                 m = self.ctl.recv() => if peer_gone(m) {
                     return Err(EndReason::ConnectionLost);
+                } else {
+                    false
+                },
+                // Nothing is granted yet: every request is refused (and a broken one ends the session).
+                s = self.relay.conn.accept_bi() => match s {
+                    Ok((send, recv)) => {
+                        streams.spawn(ScopeSet::EMPTY, send, recv);
+                        false
+                    }
+                    Err(_) => return Err(EndReason::ConnectionLost),
+                },
+                e = streams.next() => match e {
+                    StreamEvent::Report(r) => {
+                        self.report(r).await;
+                        false
+                    }
+                    StreamEvent::Fault(f) => return Err(broke_protocol(&f)),
                 },
                 () = deadline => {
                     return Err(EndReason::ProtocolError("no consent request".into()));
                 }
-            }
+            };
+            wait.event(Instant::now(), chatted);
         }
     }
 
@@ -223,8 +263,8 @@ impl Session<'_> {
         config: &ShareConfig,
         technician: &TechnicianIdentity,
         requested: ScopeSet,
-        s0: &mut Stream0,
-        tx0: &mut SealedSend,
+        (s0, tx0): (&mut Stream0, &mut SealedSend),
+        streams: &mut Streams,
     ) -> Result<ScopeSet, EndReason> {
         // The relay checked the role already; the agent never relies on that.
         if requested.intersection(technician.role.allowed_scopes()) != requested {
@@ -242,12 +282,13 @@ impl Session<'_> {
         })
         .await;
         let who = technician_name(technician);
-        let timeout = tokio::time::sleep(config.consent_timeout);
+        let prompt = Prompt::new(requested, Instant::now(), config.consent_timeout);
+        let timeout = tokio::time::sleep_until(prompt.until());
         tokio::pin!(timeout);
         let answer = loop {
             tokio::select! {
                 c = self.ui.commands.recv() => match c {
-                    Some(UserCommand::Consent(s)) => break s.intersection(requested),
+                    Some(UserCommand::Consent(s)) => break prompt.answer(s),
                     Some(UserCommand::EndSession) => return Err(EndReason::UserEnded),
                     Some(UserCommand::Chat(text)) => self.chat_out(tx0, text).await?,
                     // Nothing granted yet, so nothing to take back; no invitation is open.
@@ -262,11 +303,23 @@ impl Session<'_> {
                         invite_failed(tx0, "an invitation needs a session the user has allowed").await;
                     }
                     Some(Ok(ConsoleToAgent::End)) => return Err(EndReason::TechnicianEnded),
+                    Some(Ok(ConsoleToAgent::ProtocolError { reason })) => {
+                        return Err(console_saw(&reason));
+                    }
                     Some(Ok(ConsoleToAgent::ConsentRequest { .. })) => {
                         return Err(EndReason::ProtocolError("consent requested twice".into()));
                     }
                     Some(Err(e)) => return Err(lost_or_broken(&e)),
                     None => return Err(EndReason::ConnectionLost),
+                },
+                // The console cannot know the grant before the decision: refuse what it asks early.
+                s = self.relay.conn.accept_bi() => match s {
+                    Ok((send, recv)) => streams.spawn(ScopeSet::EMPTY, send, recv),
+                    Err(_) => return Err(EndReason::ConnectionLost),
+                },
+                e = streams.next() => match e {
+                    StreamEvent::Report(r) => self.report(r).await,
+                    StreamEvent::Fault(f) => return Err(broke_protocol(&f)),
                 },
                 () = &mut timeout => break ScopeSet::EMPTY,
             }
@@ -328,39 +381,25 @@ impl Session<'_> {
     async fn serve(
         &mut self,
         granted: ScopeSet,
-        s0: &mut Stream0,
-        tx0: &mut SealedSend,
+        (s0, tx0): (&mut Stream0, &mut SealedSend),
+        streams: &mut Streams,
         config: &ShareConfig,
         technician: String,
         guests: &mut JoinSet<EndReason>,
         guest: &mut Option<GuestHandle>,
     ) -> EndReason {
         let (grant_tx, grant) = watch::channel(granted);
-        let (report_tx, mut reports) = mpsc::channel::<SessionReport>(16);
-        let mut tasks = JoinSet::new();
-        let used = Arc::new(Mutex::new(HashSet::new()));
         let mut inviting = Inviting::default();
         let reason = loop {
             let answer_by = inviting.user.map(|(_, _, at)| at);
             tokio::select! {
                 s = self.relay.conn.accept_bi() => match s {
-                    Ok((send, recv)) => {
-                        let ctx = RequestCtx {
-                            keys: self.keys.clone(),
-                            grant: grant.clone(),
-                            used: used.clone(),
-                            events: self.ui.events.clone(),
-                            reports: report_tx.clone(),
-                            screen: config.screen.clone(),
-                            input: config.input.clone(),
-                            technician: technician.clone(),
-                        };
-                        tasks.spawn(ctx.serve(send, recv));
-                    }
+                    Ok((send, recv)) => streams.spawn_watching(grant.clone(), send, recv),
                     Err(_) => break EndReason::ConnectionLost,
                 },
                 m = s0.recv() => match m {
                     Some(Ok(ConsoleToAgent::End)) => break EndReason::TechnicianEnded,
+                    Some(Ok(ConsoleToAgent::ProtocolError { reason })) => break console_saw(&reason),
                     Some(Ok(ConsoleToAgent::Chat { text })) => self.chat_in(&technician, &text).await,
                     Some(Ok(ConsoleToAgent::Invite { invitee, handover })) => {
                         if !self.may_invite {
@@ -471,11 +510,12 @@ impl Session<'_> {
                         inviting.joined = false;
                     }
                 }
-                Some(r) = reports.recv() => self.report(r).await,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                e = streams.next() => match e {
+                    StreamEvent::Report(r) => self.report(r).await,
+                    StreamEvent::Fault(f) => break broke_protocol(&f),
+                },
             }
         };
-        tasks.abort_all();
         *guest = inviting.guest.take();
         reason
     }
@@ -526,6 +566,65 @@ impl Session<'_> {
     }
 }
 
+/// How long a paired session waits for the consent request, with time passed in so it is tested
+/// without sleeping. Right after pairing, a console that says nothing for [`STEP_TIMEOUT`] is
+/// broken; once either side has chatted, the pair may go quiet for [`CHAT_IDLE`]. Every event
+/// starts the wait again.
+#[derive(Debug, Clone, Copy)]
+struct ConsentRequestWait {
+    limit: Duration,
+    until: Instant,
+}
+
+impl ConsentRequestWait {
+    fn new(paired: Instant) -> Self {
+        ConsentRequestWait {
+            limit: STEP_TIMEOUT,
+            until: paired + STEP_TIMEOUT,
+        }
+    }
+
+    /// Something happened at `now`; `chat` if it was a chat line, either way.
+    fn event(&mut self, now: Instant, chat: bool) {
+        if chat {
+            self.limit = CHAT_IDLE;
+        }
+        self.until = now + self.limit;
+    }
+
+    /// When the wait ends with no consent request.
+    fn until(&self) -> Instant {
+        self.until
+    }
+}
+
+/// The user's consent prompt, with time passed in: silence until the deadline means no, and an
+/// answer never grants more than was asked.
+#[derive(Debug, Clone, Copy)]
+struct Prompt {
+    requested: ScopeSet,
+    until: Instant,
+}
+
+impl Prompt {
+    fn new(requested: ScopeSet, shown: Instant, timeout: Duration) -> Self {
+        Prompt {
+            requested,
+            until: shown + timeout,
+        }
+    }
+
+    /// The grant for the user's answer `given`.
+    fn answer(&self, given: ScopeSet) -> ScopeSet {
+        given.intersection(self.requested)
+    }
+
+    /// When silence becomes "no".
+    fn until(&self) -> Instant {
+        self.until
+    }
+}
+
 /// Resolves at `at`, or never.
 async fn wait_until(at: Option<tokio::time::Instant>) {
     match at {
@@ -558,7 +657,7 @@ async fn read_stream0(mut rx0: SealedRecv, to: mpsc::Sender<Result<ConsoleToAgen
 }
 
 /// Whether a control-stream message means the console side is gone (or the relay link broke).
-fn peer_gone(m: Option<Result<RelayToAgent, tether_net::FrameError>>) -> bool {
+fn peer_gone(m: Option<Result<RelayToAgent, FrameError>>) -> bool {
     matches!(m, Some(Ok(RelayToAgent::PeerGone)) | Some(Err(_)) | None)
 }
 
@@ -573,11 +672,115 @@ fn lost_or_broken(e: &SealedError) -> EndReason {
             EndReason::ProtocolError("a session frame failed authentication".into())
         }
         SealedError::Seal(e) => EndReason::ProtocolError(e.to_string()),
-        SealedError::Frame(tether_net::FrameError::Codec(e)) => {
-            EndReason::ProtocolError(e.to_string())
+        SealedError::Frame(FrameError::Codec(e)) => EndReason::ProtocolError(e.to_string()),
+        SealedError::Frame(FrameError::Truncated) => {
+            EndReason::ProtocolError("stream 0 ended mid-frame".into())
         }
         SealedError::Frame(_) => EndReason::ConnectionLost,
     }
+}
+
+/// Queued reports from request tasks, before the session forwards them to the relay.
+const REPORT_QUEUE: usize = 16;
+
+/// The session's request streams, in every phase: their tasks, the numbers used so far, and what
+/// the tasks report.
+struct Streams {
+    tasks: JoinSet<Result<(), StreamFault>>,
+    used: Arc<Mutex<HashSet<u32>>>,
+    reports_tx: mpsc::Sender<SessionReport>,
+    reports: mpsc::Receiver<SessionReport>,
+    keys: SessionKeys,
+    events: mpsc::Sender<AgentEvent>,
+    screen: Arc<dyn ScreenProvider>,
+    input: Arc<dyn InputProvider>,
+    technician: String,
+}
+
+/// What a request task had to say: a report for the relay, or that its stream broke protocol.
+enum StreamEvent {
+    Report(SessionReport),
+    Fault(StreamFault),
+}
+
+impl Streams {
+    fn new(
+        keys: SessionKeys,
+        events: mpsc::Sender<AgentEvent>,
+        config: &ShareConfig,
+        technician: String,
+    ) -> Self {
+        let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
+        Streams {
+            tasks: JoinSet::new(),
+            used: Arc::new(Mutex::new(HashSet::new())),
+            reports_tx,
+            reports,
+            keys,
+            events,
+            screen: config.screen.clone(),
+            input: config.input.clone(),
+            technician,
+        }
+    }
+
+    /// Serves a new stream under a fixed grant (empty before consent).
+    fn spawn(&mut self, grant: ScopeSet, send: quinn::SendStream, recv: quinn::RecvStream) {
+        // The sender goes; the receiver keeps the last value, and nothing ever changes it.
+        let (_, grant) = watch::channel(grant);
+        self.spawn_watching(grant, send, recv);
+    }
+
+    /// Serves a new stream under the session's current grant.
+    fn spawn_watching(
+        &mut self,
+        grant: watch::Receiver<ScopeSet>,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    ) {
+        let ctx = RequestCtx {
+            keys: self.keys.clone(),
+            grant,
+            used: self.used.clone(),
+            events: self.events.clone(),
+            reports: self.reports_tx.clone(),
+            screen: self.screen.clone(),
+            input: self.input.clone(),
+            technician: self.technician.clone(),
+        };
+        self.tasks.spawn(ctx.serve(send, recv));
+    }
+
+    /// The next report or fault; cancel-safe. Pending while neither comes.
+    async fn next(&mut self) -> StreamEvent {
+        loop {
+            tokio::select! {
+                Some(r) = self.reports.recv() => return StreamEvent::Report(r),
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Ok(Err(fault)) = done {
+                        return StreamEvent::Fault(fault);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Longest reason from the console kept in the end reason (it reaches the user and the audit).
+const MAX_CONSOLE_REASON_CHARS: usize = 200;
+
+/// The end reason when the console says a frame from this side failed to open: someone on the
+/// path tampered with it, so the session ends here as well.
+fn console_saw(reason: &str) -> EndReason {
+    let reason = tether_proto::records::truncate_text(reason, MAX_CONSOLE_REASON_CHARS, false);
+    warn!(%reason, "the console saw a protocol error; ending the session");
+    EndReason::ProtocolError(format!("the console saw: {reason}"))
+}
+
+/// The end reason for a request stream that broke protocol.
+fn broke_protocol(fault: &StreamFault) -> EndReason {
+    warn!(error = %fault, "a request stream broke protocol; ending the session");
+    EndReason::ProtocolError(fault.to_string())
 }
 
 /// What one request task needs.
@@ -596,30 +799,101 @@ pub(crate) struct RequestCtx {
     pub technician: String,
 }
 
+/// How a request stream broke the session's protocol. Each one ends the whole session as
+/// [`EndReason::ProtocolError`]: a frame that fails to open, or a stream that does not follow the
+/// `StreamOpen`, request, answer shape, means someone between the two ends (or the console itself)
+/// is not playing by the rules, and nothing else it sends can be trusted either. A stream or
+/// connection that merely goes away is not one of these; it ends only that stream.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StreamFault {
+    /// No `StreamOpen` arrived within [`STEP_TIMEOUT`], or the stream ended before one.
+    #[error("a request stream carried no StreamOpen")]
+    NoStreamOpen,
+    /// The `StreamOpen` frame was malformed, too large or cut short.
+    #[error("a request stream's StreamOpen is unreadable: {0}")]
+    BadStreamOpen(FrameError),
+    /// A request stream named itself stream 0, which is the session's control stream.
+    #[error("a request stream claimed number 0, the control stream's")]
+    StreamZero,
+    /// A request stream reused a number (a replayed stream, or one that would reuse nonces).
+    #[error("request stream {0} was opened twice")]
+    Reused(u32),
+    /// No request arrived within [`STEP_TIMEOUT`], or the stream ended before one.
+    #[error("request stream {0} carried no request")]
+    NoRequest(u32),
+    /// A frame on the stream failed authentication (tampered, replayed, moved from another stream)
+    /// or did not decode.
+    #[error("request stream {stream}: {source}")]
+    Frame {
+        /// The stream's number.
+        stream: u32,
+        /// What failed.
+        source: SealedError,
+    },
+    /// A second message followed the one request a stream may carry.
+    #[error("request stream {0} carried more than one request")]
+    Extra(u32),
+}
+
+/// Whether `e` is the peer (or someone on the path) breaking protocol, rather than the stream or
+/// connection going away.
+fn is_fault(e: &SealedError) -> bool {
+    matches!(
+        e,
+        SealedError::Seal(_) | SealedError::Frame(FrameError::Codec(_) | FrameError::Truncated)
+    )
+}
+
 impl RequestCtx {
-    async fn serve(self, send: quinn::SendStream, mut recv: quinn::RecvStream) {
-        let Ok(Ok(StreamOpen { stream_id })) =
-            tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<StreamOpen>(&mut recv)).await
-        else {
-            return;
+    /// Serves one request stream. `Err` means the stream broke protocol and the session must end.
+    async fn serve(
+        self,
+        send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) -> Result<(), StreamFault> {
+        let open =
+            tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<StreamOpen>(&mut recv)).await;
+        let stream_id = match open {
+            Ok(Ok(StreamOpen { stream_id })) => stream_id,
+            Err(_) | Ok(Err(FrameError::Closed)) => return Err(StreamFault::NoStreamOpen),
+            Ok(Err(e @ (FrameError::Codec(_) | FrameError::Truncated))) => {
+                return Err(StreamFault::BadStreamOpen(e));
+            }
+            // Reset, or the connection went: the session loop hears of that itself.
+            Ok(Err(_)) => return Ok(()),
         };
-        // Stream 0 is the control stream; a repeated number would reuse keys (and nonces). Refuse both.
-        let fresh = stream_id != 0
-            && self
-                .used
-                .lock()
-                .map(|mut u| u.insert(stream_id))
-                .unwrap_or(false);
+        // Stream 0 is the control stream; a repeated number would reuse keys (and nonces).
+        if stream_id == 0 {
+            return Err(StreamFault::StreamZero);
+        }
+        // A poisoned set means a request task panicked while holding it; refusing every number
+        // from then on fails closed.
+        let fresh = self
+            .used
+            .lock()
+            .map(|mut u| u.insert(stream_id))
+            .unwrap_or(false);
         if !fresh {
-            warn!(stream_id, "refusing a reused stream number");
-            return;
+            return Err(StreamFault::Reused(stream_id));
         }
         let (mut tx, mut rx) =
             SealedStream::new(send, recv, &self.keys, stream_id, Side::Agent).split();
-        let Ok(Ok(req)) = tokio::time::timeout(STEP_TIMEOUT, rx.recv::<Request>()).await else {
-            return;
+        let req = match tokio::time::timeout(STEP_TIMEOUT, rx.recv::<Request>()).await {
+            Ok(Ok(req)) => req,
+            Err(_) | Ok(Err(SealedError::Frame(FrameError::Closed))) => {
+                return Err(StreamFault::NoRequest(stream_id));
+            }
+            Ok(Err(e)) if is_fault(&e) => {
+                return Err(StreamFault::Frame {
+                    stream: stream_id,
+                    source: e,
+                });
+            }
+            Ok(Err(_)) => return Ok(()),
         };
         let scope = req.scope();
+        // A screen stream goes on carrying messages after its request; the others carry one.
+        let one_shot = !matches!(req, Request::View { .. } | Request::Control { .. });
         if !self.grant.borrow().contains(scope) {
             warn!(%scope, "refused: scope not granted");
             let what = requests::describe(&req);
@@ -631,12 +905,88 @@ impl RequestCtx {
             if tx.send(&Response::Refused { scope }).await.is_ok() {
                 tx.finish_and_flush(STEP_TIMEOUT).await;
             }
-            return;
+        } else {
+            match requests::serve(req, &mut tx, &mut rx, &self).await {
+                Err(e) if is_fault(&e) => {
+                    return Err(StreamFault::Frame {
+                        stream: stream_id,
+                        source: e,
+                    });
+                }
+                // The console stopped listening (gave up, or the session is ending).
+                Err(e) => {
+                    warn!(error = %e, "request stream failed");
+                    return Ok(());
+                }
+                Ok(()) => tx.finish_and_flush(STEP_TIMEOUT).await,
+            }
         }
-        if let Err(e) = requests::serve(req, &mut tx, &mut rx, &self).await {
-            warn!(error = %e, "request stream failed");
-            return;
+        if one_shot {
+            return no_more(&mut rx, stream_id).await;
         }
-        tx.finish_and_flush(STEP_TIMEOUT).await;
+        Ok(())
+    }
+}
+
+/// After a one-shot answer the console's side must simply end: anything more on the stream (a
+/// replayed request, a forged frame) breaks protocol. A console that keeps its side open, or
+/// resets it, is not at fault.
+async fn no_more(rx: &mut SealedRecv, stream: u32) -> Result<(), StreamFault> {
+    match tokio::time::timeout(STEP_TIMEOUT, rx.recv::<Request>()).await {
+        Ok(Ok(_)) => Err(StreamFault::Extra(stream)),
+        Ok(Err(e)) if is_fault(&e) => Err(StreamFault::Frame { stream, source: e }),
+        Ok(Err(_)) | Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::share::CONSENT_TIMEOUT;
+
+    #[test]
+    fn a_silent_console_is_given_up_on_one_step_after_pairing() {
+        let t0 = Instant::now();
+        let wait = ConsentRequestWait::new(t0);
+        assert_eq!(STEP_TIMEOUT, Duration::from_secs(30));
+        assert_eq!(wait.until(), t0 + Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_chatting_pair_may_go_quiet_for_five_minutes_before_consent() {
+        let t0 = Instant::now();
+        let mut wait = ConsentRequestWait::new(t0);
+        let chat = t0 + Duration::from_secs(20);
+        wait.event(chat, true);
+        assert_eq!(wait.until(), chat + Duration::from_secs(300));
+        // A later event that is not chat keeps the chat limit, counted from that event.
+        let other = chat + Duration::from_secs(200);
+        wait.event(other, false);
+        assert_eq!(wait.until(), other + Duration::from_secs(300));
+    }
+
+    #[test]
+    fn events_other_than_chat_keep_the_short_wait() {
+        let t0 = Instant::now();
+        let mut wait = ConsentRequestWait::new(t0);
+        let at = t0 + Duration::from_secs(10);
+        wait.event(at, false);
+        assert_eq!(wait.until(), at + STEP_TIMEOUT);
+    }
+
+    #[test]
+    fn silence_at_the_consent_prompt_is_no_after_sixty_seconds() {
+        let config = ShareConfig::new(tether_net::RelayTarget {
+            addr: "127.0.0.1:1".into(),
+            trust: tether_net::Trust::Fingerprint("00".into()),
+            connect_timeout: Duration::from_secs(1),
+        });
+        assert_eq!(config.consent_timeout, CONSENT_TIMEOUT);
+        let shown = Instant::now();
+        let asked: ScopeSet = "inventory,view".parse().unwrap_or(ScopeSet::EMPTY);
+        let prompt = Prompt::new(asked, shown, config.consent_timeout);
+        assert_eq!(prompt.until(), shown + Duration::from_secs(60));
+        // An answer is capped at what was asked.
+        assert_eq!(prompt.answer(ScopeSet::all()), asked);
     }
 }

@@ -9,6 +9,7 @@ use std::io::Write;
 
 use tether_proto::ScopeSet;
 use tether_proto::chat::ChatText;
+use tether_proto::text::display_safe as safe;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::ui::{AgentEvent, UiHandle, UserCommand};
@@ -25,24 +26,26 @@ pub fn parse_answer(line: &str, requested: ScopeSet) -> ScopeSet {
     }
 }
 
-/// Renders one event for the user; `None` for events with nothing to say.
+/// Renders one event for the user; `None` for events with nothing to say. Every value another party
+/// chose (names, reasons, what was asked for) goes through [`safe`] (`text::display_safe`), so it
+/// cannot send the terminal escapes or start a line of its own.
 pub fn render(event: &AgentEvent) -> String {
     match event {
         AgentEvent::Connected { relay } => format!("Connected to relay {relay}."),
         AgentEvent::Code { code, expires_in_secs, reason } => format!(
             "\n  session code: {code}\n{}\nRead this code to your technician. It works once and expires in {} minutes.\n\
              Waiting for the technician... (type q and Enter, or press Ctrl-C, to stop)",
-            reason.as_deref().map_or(String::new(), |r| format!("  your request: {r}\n")),
+            reason.as_deref().map_or(String::new(), |r| format!("  your request: {}\n", safe(r))),
             expires_in_secs / 60
         ),
         AgentEvent::CodeExpired => "Your code expired unused. Here is a new one:".into(),
         AgentEvent::Claimed { technician } => format!(
             "{} of {} (identity verified by the relay) is connecting...",
-            technician.name, technician.org
+            safe(&technician.name), safe(&technician.org)
         ),
         AgentEvent::Declined { technician, reason } => format!(
-            "Declined a connection from {} of {}: {reason}. A new code follows.",
-            technician.name, technician.org
+            "Declined a connection from {} of {}: {}. A new code follows.",
+            safe(&technician.name), safe(&technician.org), safe(reason)
         ),
         AgentEvent::PairingFailed => {
             "Someone entered a wrong code. That code is now burned and cannot be used again; a new one follows.".into()
@@ -54,7 +57,7 @@ pub fn render(event: &AgentEvent) -> String {
         AgentEvent::ConsentRequested { technician, scopes, timeout_secs, first_contact, relay } => {
             let mut s = format!(
                 "\n{} of {} asks to:\n",
-                technician.name, technician.org
+                safe(&technician.name), safe(&technician.org)
             );
             for scope in scopes.iter() {
                 s.push_str(&format!("  - {scope}: {}\n", scope.describe()));
@@ -65,7 +68,7 @@ pub fn render(event: &AgentEvent) -> String {
                     "WARNING: {} has never been given access to this computer before. Genuine support \
                      never calls you out of the blue asking for access. If someone called you, hang up \
                      and answer n.\n",
-                    technician.org
+                    safe(&technician.org)
                 ));
             }
             s.push_str(&format!(
@@ -78,42 +81,47 @@ pub fn render(event: &AgentEvent) -> String {
         AgentEvent::ConsentDecided { granted } => format!(
             "You allowed: {granted}. Everything else stays refused. Type q and Enter, or press Ctrl-C, to end the session."
         ),
-        AgentEvent::Running { what } => format!("-> running {what}..."),
-        AgentEvent::Served { what } => format!("-> sent the technician {what}."),
+        AgentEvent::Running { what } => format!("-> running {}...", safe(what)),
+        AgentEvent::Served { what } => format!("-> sent the technician {}.", safe(what)),
         AgentEvent::Refused { what, scope } => {
-            format!("-> refused: the technician asked for {what}, which needs \"{scope}\" that you did not allow.")
+            format!("-> refused: the technician asked for {}, which needs \"{scope}\" that you did not allow.", safe(what))
         }
         AgentEvent::RelayLost {
             reason,
             retry_in: Some(d),
         } => format!(
-            "Lost the connection to the relay ({reason}). Reconnecting in {:.1} s...",
+            "Lost the connection to the relay ({}). Reconnecting in {:.1} s...",
+            safe(reason),
             d.as_secs_f64()
         ),
         AgentEvent::RelayLost {
             reason,
             retry_in: None,
-        } => format!("Lost the connection to the relay ({reason})."),
+        } => format!("Lost the connection to the relay ({}).", safe(reason)),
         AgentEvent::Viewing { technician, display, active: true } => format!(
-            "** {technician} is now viewing your screen (display {display}). Type q and Enter to end the session."
+            "** {} is now viewing your screen (display {display}). Type q and Enter to end the session.",
+            safe(technician)
         ),
         AgentEvent::Viewing { technician, active: false, .. } => {
-            format!("{technician} stopped viewing your screen.")
+            format!("{} stopped viewing your screen.", safe(technician))
         }
         AgentEvent::Controlling { technician, active: true } => format!(
-            "** {technician} is using your mouse and keyboard. Type r and Enter to take control back, q to end."
+            "** {} is using your mouse and keyboard. Type r and Enter to take control back, q to end.",
+            safe(technician)
         ),
         AgentEvent::Controlling { technician, active: false } => {
-            format!("{technician} stopped using your mouse and keyboard.")
+            format!("{} stopped using your mouse and keyboard.", safe(technician))
         }
         AgentEvent::Revoked { scope } => {
             format!("You took back \"{scope}\". The session goes on without it.")
         }
-        AgentEvent::Ended { reason } => format!("Session ended: {reason}."),
+        AgentEvent::Ended { reason } => format!("Session ended: {}.", safe(&reason.to_string())),
         AgentEvent::InviteRequested { by, invitee, handover, timeout_secs } => format!(
-            "\n{by} asks to bring in a colleague: {invitee}{}.\n\
+            "\n{} asks to bring in a colleague: {}{}.\n\
              The colleague gets nothing unless you allow it when they connect; you will be asked.\n\
              Allow? Type y or n. No answer in {timeout_secs} s means no.",
+            safe(by),
+            safe(invitee),
             if *handover { ", and then to leave the session to them" } else { "" }
         ),
         AgentEvent::InviteDecided { code_sent: true } => {
@@ -121,9 +129,13 @@ pub fn render(event: &AgentEvent) -> String {
         }
         AgentEvent::InviteDecided { code_sent: false } => "No colleague will be invited.".into(),
         AgentEvent::TechnicianLeft { technician, reason } => {
-            format!("{technician} left the session ({reason}). The session goes on with the other technician.")
+            format!(
+                "{} left the session ({}). The session goes on with the other technician.",
+                safe(technician),
+                safe(&reason.to_string())
+            )
         }
-        AgentEvent::Chat { from: Some(from), text } => format!("[{from}] {text}"),
+        AgentEvent::Chat { from: Some(from), text } => format!("[{}] {text}", safe(from)),
         AgentEvent::Chat { from: None, text } => format!("[you] {text}"),
     }
 }

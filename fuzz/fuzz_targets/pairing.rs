@@ -16,5 +16,8 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[used..];
     }
     // Random bytes cannot produce a valid confirmation tag for an unknown SPAKE2 key.
-    assert!(!matches!(p.outcome(), Some(Ok(_))), "pairing succeeded on fuzz input");
+    assert!(
+        !matches!(p.outcome(), Some(Ok(_))),
+        "pairing succeeded on fuzz input"
+    );
 });

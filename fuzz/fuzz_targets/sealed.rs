@@ -23,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
     KEYS.with(|keys| {
         let mut opener = keys.opener(0, Direction::ConsoleToAgent);
         assert!(opener.open(data).is_err(), "forged frame opened");
-        let _ = keys.opener(1, Direction::AgentToConsole).open_msg::<ConsoleToAgent>(data);
+        let _ = keys
+            .opener(1, Direction::AgentToConsole)
+            .open_msg::<ConsoleToAgent>(data);
     });
 });

@@ -11,14 +11,9 @@ use crate::tls::{Trust, parse_fingerprint};
 /// `tether-agent share --relay X`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelayArgs {
-    /// Relay address, host:port.
-    #[arg(
-        long,
-        env = "TETHER_RELAY",
-        default_value = "127.0.0.1:4433",
-        global = true
-    )]
-    pub relay: String,
+    /// Relay address, host:port [default: the config file's, else 127.0.0.1:4433].
+    #[arg(long, env = "TETHER_RELAY", global = true)]
+    pub relay: Option<String>,
     /// The relay certificate's SHA-256 fingerprint, as `tether-relay` printed it.
     #[arg(
         long = "relay-cert-sha256",
@@ -45,7 +40,7 @@ pub enum RelayArgsError {
     /// Neither a fingerprint nor a CA file: there is no unverified mode.
     #[error(
         "no way to verify the relay: pass --relay-cert-sha256 (or TETHER_RELAY_CERT_SHA256) with the fingerprint \
-         tether-relay printed, or --ca-file"
+         tether-relay printed, or --ca-file, or set relay_cert_sha256 in the agent's config file"
     )]
     NoTrust,
     /// The fingerprint is malformed.
@@ -53,28 +48,64 @@ pub enum RelayArgsError {
     Fingerprint(#[from] crate::tls::TlsError),
 }
 
+/// The relay address used when neither a flag, the environment nor a config file names one.
+pub const DEFAULT_RELAY: &str = "127.0.0.1:4433";
+
+/// Where the relay is and how to trust it, as a config file (IT's `agent.toml`) says; flags and the
+/// environment take precedence over each field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct RelayDefaults {
+    /// Relay address, host:port.
+    pub relay: Option<String>,
+    /// The relay certificate's SHA-256 fingerprint.
+    pub relay_cert_sha256: Option<String>,
+    /// A PEM file of CA certificates to verify the relay with.
+    pub relay_ca_file: Option<PathBuf>,
+}
+
 impl RelayArgs {
     /// The relay target these options describe.
     pub fn target(&self) -> Result<RelayTarget, RelayArgsError> {
-        let trust = match (&self.fingerprint, &self.ca_file) {
+        self.target_with(&RelayDefaults::default())
+    }
+
+    /// The relay target these options describe, with what they leave open taken from `defaults`.
+    /// A fingerprint or CA file given here replaces both of the file's, so the two never mix.
+    pub fn target_with(&self, defaults: &RelayDefaults) -> Result<RelayTarget, RelayArgsError> {
+        let (fingerprint, ca_file) = if self.fingerprint.is_some() || self.ca_file.is_some() {
+            (&self.fingerprint, &self.ca_file)
+        } else {
+            (&defaults.relay_cert_sha256, &defaults.relay_ca_file)
+        };
+        let trust = match (fingerprint, ca_file) {
             (Some(fp), _) => Trust::Fingerprint(parse_fingerprint(fp)?),
             (None, Some(ca)) => Trust::CaFile(ca.clone()),
             (None, None) => return Err(RelayArgsError::NoTrust),
         };
+        let addr = self
+            .relay
+            .clone()
+            .or_else(|| defaults.relay.clone())
+            .unwrap_or_else(|| DEFAULT_RELAY.to_string());
         Ok(RelayTarget {
-            addr: self.relay.clone(),
+            addr,
             trust,
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
         })
     }
 }
 
-/// Logs to standard error, filtered by `RUST_LOG` (default: warnings only), so standard output stays for
+/// The log filter without `RUST_LOG`: our warnings, but not enigo's chatter about X11 key mapping
+/// ("modifier_no: 5 is unmapped"), which means nothing to the user reading the terminal.
+pub const DEFAULT_LOG_FILTER: &str = "warn,enigo=error";
+
+/// Logs to standard error, filtered by `RUST_LOG` (default: [`DEFAULT_LOG_FILTER`]), so standard output stays for
 /// what the user or a script reads.
 pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
         .with_writer(std::io::stderr)
         .init();

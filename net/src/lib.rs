@@ -9,6 +9,7 @@
 //!   fingerprint or CA file; there is no "skip verification").
 //! - [`transport`]: quinn transport settings (keep-alive, idle timeout, stream limits) and endpoints.
 //! - [`framed`]: reading and writing length-prefixed frames on quinn streams.
+//! - [`private_file`]: the one writer of owner-only files (keys, device secrets), for every crate.
 //! - [`sealed`]: a bidirectional stream whose frames are sealed end to end.
 //! - [`cli`]: the relay options agent and console share on the command line.
 //! - [`closed`]: why a relay connection ended (the relay's close code and reason, or a timeout).
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod client;
 pub mod closed;
 pub mod framed;
+pub mod private_file;
 pub mod sealed;
 pub mod tls;
 pub mod transport;

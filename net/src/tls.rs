@@ -80,7 +80,7 @@ impl RelayIdentity {
         ])?;
         let cert = made.cert.der().clone();
         let key = made.signing_key.serialize_der();
-        write_private(&key_path, &key).map_err(io(&key_path))?;
+        crate::private_file::write(&key_path, &key).map_err(io(&key_path))?;
         std::fs::write(&cert_path, &cert).map_err(io(&cert_path))?;
         Ok(RelayIdentity {
             cert,
@@ -105,24 +105,6 @@ impl RelayIdentity {
         cfg.alpn_protocols = vec![tether_proto::ALPN.to_vec()];
         Ok(cfg)
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
 }
 
 /// The one crypto provider everything uses (ring, shared with quinn).
@@ -283,6 +265,30 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0, "private key readable by others");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A key rewritten over an old file (say, restored from a backup with default permissions, the
+    /// certificate lost) is owner-only: the old file's permissions are not reused.
+    #[cfg(unix)]
+    #[test]
+    fn a_rewritten_key_is_owner_only_whatever_the_old_file_was() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("tether-tls-rewrite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(KEY_FILE), b"old key").unwrap();
+        std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let id = RelayIdentity::load_or_create(&dir).unwrap();
+        let mode = std::fs::metadata(dir.join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "private key readable by others");
+        assert_eq!(
+            RelayIdentity::load_or_create(&dir).unwrap().fingerprint(),
+            id.fingerprint()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,10 +1,12 @@
-//! In-session chat text: the limits both sides enforce and how text is made harmless to show.
+//! In-session chat text: the limits both sides enforce, and text made harmless to show.
 //!
 //! A chat line travels sealed on stream 0 ([`crate::msg::ConsoleToAgent::Chat`],
 //! [`crate::msg::AgentToConsole::Chat`]) as plain text. The sender checks it with [`ChatText::new`];
 //! the receiver checks it again, because the other side's word is never trusted, drops a line that
-//! fails (the session goes on), and shows only [`ChatText::as_str`], in which no control character
-//! or direction override survives.
+//! fails (the session goes on), and shows only [`ChatText::as_str`], which has been through
+//! [`display_safe`]: no control, format character, line or paragraph separator survives.
+
+use crate::text::display_safe;
 
 /// The longest chat line, in characters (after making it harmless).
 pub const MAX_CHAT_CHARS: usize = 1000;
@@ -25,9 +27,10 @@ pub enum ChatError {
 pub struct ChatText(String);
 
 impl ChatText {
-    /// Checks `text` and renders its control characters harmless: C0 controls become their visible
-    /// Unicode pictures (`␛` for escape, so no terminal sequence survives), other controls and the
-    /// bidirectional overrides that could disguise text become `�`. Tabs become a space.
+    /// Checks `text` and makes it harmless with [`display_safe`]: C0 controls become their visible
+    /// Unicode pictures (`␛` for escape, so no terminal sequence survives), every other control,
+    /// format character (bidi overrides, zero-width characters, ...) and line or paragraph separator
+    /// becomes `�`. Tabs become a space.
     pub fn new(text: &str) -> Result<ChatText, ChatError> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
@@ -37,23 +40,12 @@ impl ChatText {
         if n > MAX_CHAT_CHARS {
             return Err(ChatError::TooLong(n));
         }
-        Ok(ChatText(trimmed.chars().map(harmless).collect()))
+        Ok(ChatText(display_safe(trimmed).into_owned()))
     }
 
     /// The text, safe to show.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-fn harmless(c: char) -> char {
-    match c {
-        '\t' => ' ',
-        '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
-        '\u{7f}' => '\u{2421}',
-        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => '\u{fffd}',
-        c if c.is_control() => '\u{fffd}',
-        c => c,
     }
 }
 
@@ -92,6 +84,32 @@ mod tests {
     }
 
     #[test]
+    fn no_control_format_or_separator_character_survives_in_chat() {
+        use crate::text::oracle::{NAMED, all_chars, must_hide};
+        let survivors: Vec<String> = all_chars()
+            .filter(|&c| must_hide(c))
+            .filter(|&c| {
+                ChatText::new(&format!("a{c}b"))
+                    .map(|t| t.as_str().contains(c) || t.as_str().chars().count() != 3)
+                    .unwrap_or(true)
+            })
+            .map(|c| format!("U+{:04X}", c as u32))
+            .collect();
+        assert!(survivors.is_empty(), "survived in chat: {survivors:?}");
+        for &(c, name) in NAMED {
+            let t = ChatText::new(&format!("pay {c}here")).unwrap();
+            assert!(!t.as_str().contains(c), "{name} survived: {t:?}");
+        }
+        // The two the issue names: neither mark nor separator reaches the window.
+        assert_eq!(
+            ChatText::new("ok\u{61c}\u{2028}[technician] send it")
+                .unwrap()
+                .as_str(),
+            "ok\u{fffd}\u{fffd}[technician] send it"
+        );
+    }
+
+    #[test]
     fn limits() {
         assert_eq!(ChatText::new("  \n "), Err(ChatError::Empty));
         let long = "é".repeat(MAX_CHAT_CHARS + 1);
@@ -106,7 +124,7 @@ mod tests {
         #[test]
         fn any_text_is_harmless_or_refused(s in any::<String>()) {
             if let Ok(t) = ChatText::new(&s) {
-                prop_assert!(!t.as_str().chars().any(char::is_control));
+                prop_assert!(!t.as_str().chars().any(crate::text::oracle::must_hide));
                 prop_assert!(t.as_str().chars().count() <= MAX_CHAT_CHARS);
             }
         }

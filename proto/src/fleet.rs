@@ -11,9 +11,22 @@
 //! service mode, every connection:
 //!   |-- DeviceToRelay::Auth{device_id, secret} ------->|  relay compares SHA-256(secret) with its record
 //!   |<------- RelayToDevice::Authenticated{last_seq} --|  the last report it stored for this device
-//!   |-- DeviceToRelay::Report{seq, digest, Full|Delta}>|  applied once: seq ≤ last_seq is a duplicate
+//!   |-- DeviceToRelay::Report{seq, digest, Full|Delta}>|  seq must be last_seq + 1 (see below)
 //!   |<------------------- RelayToDevice::Ack{seq} -----|  or Rejected{seq, error}; the store is unchanged
+//!   |<------ RelayToDevice::Resync{seq, expected} -----|  or: renumber, send a full report as `expected`
 //! ```
+//! # Sequence numbers
+//! Reports are numbered 1, 2, 3, ... per device, and the relay is the judge of where a device stands:
+//! - `seq == last_seq + 1` is the next report and is stored (if its content checks out);
+//! - `seq == last_seq` with the digest the relay holds for it is a resend after a lost ack:
+//!   `Ack{duplicate: true}`, nothing changes;
+//! - anything else is answered with [`RelayToDevice::Resync`], naming the number the relay expects:
+//!   the same `seq` with other content, or an older `seq` ([`FleetErrorKind::SeqConflict`]: the device's
+//!   counter went back, e.g. its data directory was restored from a snapshot), a number past
+//!   `last_seq + 1` ([`FleetErrorKind::SeqGap`]), or 0 and numbers past [`MAX_SEQ`]
+//!   ([`FleetErrorKind::SeqOutOfRange`]). The device then sends its newest inventory as a full report
+//!   under `expected`. A report is never acknowledged unless the relay holds exactly that report.
+//!
 //! A report names its device id, and the relay refuses one that is not the id the connection
 //! authenticated as. A delta names its base (`base_seq`) and the digest of the inventory it produces, so
 //! a delta against the wrong base, or a tampered one, is refused instead of corrupting the snapshot.
@@ -30,6 +43,10 @@ use crate::inventory::{Inventory, InventoryDelta, Package};
 
 /// Longest accepted enrollment token, device id or secret string.
 pub const MAX_CREDENTIAL_LEN: usize = 128;
+
+/// Largest report sequence number: the store keeps them as signed 64-bit integers (SQLite's
+/// `INTEGER`), and no device makes 2^63 reports, so a larger one is crafted or corrupt.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
 
 /// Device → relay on a `Role::Device` control stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,7 +79,7 @@ pub enum DeviceToRelay {
 pub struct Report {
     /// The reporting device; must be the authenticated one.
     pub device_id: String,
-    /// Sequence number, from 1, increasing by one per report.
+    /// Sequence number, from 1, increasing by one per report (at most [`MAX_SEQ`]).
     pub seq: u64,
     /// [`Inventory::digest`] of the full inventory this report describes.
     pub digest: String,
@@ -113,6 +130,18 @@ pub enum RelayToDevice {
         /// The report.
         seq: u64,
         /// Why.
+        error: FleetError,
+    },
+    /// Report `seq` was not stored because its number does not follow the relay's last report for
+    /// this device (see the module doc); the device sends its newest inventory as a full report
+    /// numbered `expected` and continues from there.
+    Resync {
+        /// The report.
+        seq: u64,
+        /// The number the relay expects next (its last stored report + 1).
+        expected: u64,
+        /// Why: [`FleetErrorKind::SeqConflict`], [`FleetErrorKind::SeqGap`] or
+        /// [`FleetErrorKind::SeqOutOfRange`].
         error: FleetError,
     },
     /// The request failed; the relay closes the connection after this.
@@ -170,6 +199,15 @@ pub enum FleetErrorKind {
     UnknownDevice,
     /// The relay's store failed.
     StoreFailed,
+    /// The relay already holds a different report under this number, or a later one: the device's
+    /// counter went back (a restored data directory). Answered with [`RelayToDevice::Resync`].
+    SeqConflict,
+    /// The number skips past the relay's last report + 1. Answered with [`RelayToDevice::Resync`].
+    SeqGap,
+    /// The number is 0 or above [`MAX_SEQ`]. Answered with [`RelayToDevice::Resync`].
+    SeqOutOfRange,
+    /// The relay cannot write its audit log right now, so it refuses to enroll devices until it can.
+    AuditUnavailable,
 }
 
 /// A technician's question about their org's fleet.

@@ -16,7 +16,8 @@
 //! - [`inventory`] and [`diag`]: the structured results the agent returns; [`inventory`] also has
 //!   deltas between two inventories.
 //! - [`fleet`]: enrolled devices — enrollment, inventory reports, and IT's fleet queries.
-//! - [`chat`]: in-session chat text, its limits, and how it is made harmless to show.
+//! - [`chat`]: in-session chat text and its limits.
+//! - [`text`]: the one rule for showing text another party wrote ([`text::display_safe`]).
 //! - [`records`]: session records (ticket, reason, notes, probes run, resolution) and their queries.
 //! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
 
@@ -32,6 +33,7 @@ pub mod records;
 pub mod scope;
 pub mod screen;
 pub mod seal;
+pub mod text;
 pub mod time;
 
 pub use code::{CodeParseError, SessionCode, Slot};

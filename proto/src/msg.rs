@@ -22,6 +22,12 @@
 //! ```
 //! The relay parses only the frames on its own control streams (`Hello`, `*ToRelay`). Once a stream is
 //! spliced it copies bytes without looking at them.
+//!
+//! A frame that fails to open or decode on any session stream, or a stream that breaks the
+//! `StreamOpen`, one request, one answer shape, ends the session: the agent ends it as
+//! [`EndReason::ProtocolError`] (reported to the relay, so the audit has it) and tells the console
+//! in `Ended`; a console that sees such a frame sends [`ConsoleToAgent::ProtocolError`] on stream 0,
+//! and the agent ends the session the same way.
 
 use serde::{Deserialize, Serialize};
 
@@ -519,6 +525,13 @@ pub enum ConsoleToAgent {
         invitee: Invitee,
         /// Leave once the invitee is in.
         handover: bool,
+    },
+    /// A frame from the agent failed to open or decode on one of the session's streams: the console
+    /// ends the session, and the agent ends it too as [`EndReason::ProtocolError`] (so the relay's
+    /// audit has it). Sent once, last.
+    ProtocolError {
+        /// What the console saw.
+        reason: String,
     },
 }
 

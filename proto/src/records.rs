@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ScopeSet;
 use crate::diag::Verdict;
+use crate::text::{display_safe, display_safe_multiline};
 
 /// Longest reason a user may give with `tether-agent share --reason`, in characters.
 pub const MAX_REASON_CHARS: usize = 200;
@@ -44,28 +45,19 @@ pub const MAX_PROBES_PER_POST: usize = 64;
 /// Most records one list or search returns.
 pub const MAX_LIST: u32 = 500;
 
-/// Makes user-supplied text harmless to store and print: control characters (escape sequences,
-/// carriage returns, NUL, bidirectional overrides, ...) become spaces — except `\n` and `\t` when
-/// `multiline` — and the text is trimmed. Length is *not* checked here; see [`check_text`].
+/// Makes user-supplied text harmless to store and print with the one rule of [`crate::text`]: C0
+/// controls (escape sequences, carriage returns, NUL, ...) become their visible pictures, every other
+/// control, format character (bidi overrides, zero-width characters, ...) and line or paragraph
+/// separator becomes `�` — except `\n` and `\t` when `multiline` — and the text is trimmed. Length
+/// is *not* checked here; see [`check_text`].
 pub fn clean_text(s: &str, multiline: bool) -> String {
-    s.chars()
-        .map(|c| {
-            if multiline && (c == '\n' || c == '\t') {
-                c
-            } else if c.is_control() || is_bidi_control(c) {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
-/// Unicode bidirectional overrides can make text read differently from what it is.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    // Trim first, so a trailing line break goes rather than showing as `␊`.
+    let s = s.trim();
+    if multiline {
+        display_safe_multiline(s).into_owned()
+    } else {
+        display_safe(s).into_owned()
+    }
 }
 
 /// Cleans `s` ([`clean_text`]) and checks it is at most `max` characters; `what` names the field in
@@ -366,8 +358,11 @@ mod tests {
 
         #[test]
         fn cleaned_text_has_no_control_characters(s in ".*") {
-            prop_assert!(!clean_text(&s, false).chars().any(|c| c.is_control()));
-            prop_assert!(!clean_text(&s, true).chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
+            use crate::text::oracle::must_hide;
+            prop_assert!(!clean_text(&s, false).chars().any(must_hide));
+            prop_assert!(!clean_text(&s, true).chars().any(|c| must_hide(c) && c != '\n' && c != '\t'));
+            // Cleaning again changes nothing: the agent, the relay and the console each clean.
+            prop_assert_eq!(clean_text(&clean_text(&s, true), true), clean_text(&s, true));
         }
     }
 
@@ -375,10 +370,36 @@ mod tests {
     fn escape_sequences_are_defused() {
         assert_eq!(
             clean_text("printer\u{1b}[2J offline\r\n", false),
-            "printer [2J offline"
+            "printer\u{241b}[2J offline"
         );
-        assert_eq!(clean_text("a\nb\u{7}", true), "a\nb");
-        assert_eq!(clean_text("x\u{202E}y", false), "x y");
+        assert_eq!(clean_text("a\nb\u{7}", true), "a\nb\u{2407}");
+        assert_eq!(clean_text("x\u{202E}y", false), "x\u{fffd}y");
+    }
+
+    #[test]
+    fn no_control_format_or_separator_character_survives_in_record_text() {
+        use crate::text::oracle::{NAMED, all_chars, must_hide};
+        for c in all_chars().filter(|&c| must_hide(c)) {
+            let s = format!("a{c}b");
+            assert!(!clean_text(&s, false).contains(c), "U+{:04X}", c as u32);
+            assert!(
+                !truncate_text(&s, MAX_REASON_CHARS, false).contains(c),
+                "U+{:04X}",
+                c as u32
+            );
+            if c != '\n' && c != '\t' {
+                assert!(!clean_text(&s, true).contains(c), "U+{:04X}", c as u32);
+            }
+        }
+        for &(c, name) in NAMED {
+            let r = check_text(
+                "reason",
+                &format!("printer{c}offline"),
+                MAX_REASON_CHARS,
+                false,
+            );
+            assert!(!r.unwrap().contains(c), "{name} survived");
+        }
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub const BPP: usize = 4;
 pub const TILE: u32 = 64;
 /// Largest accepted display side, so a hostile size cannot make the console allocate without bound.
 pub const MAX_SIDE: u32 = 16_384;
+/// Largest accepted display area, in pixels (2^26: two 8K monitors side by side fit), so the console's
+/// framebuffer stays within 256 MiB whatever size a hostile agent announces.
+pub const MAX_PIXELS: u64 = 1 << 26;
 /// Most frames the agent sends before it waits for an acknowledgement.
 pub const MAX_IN_FLIGHT: u64 = 2;
 /// Most raw (uncompressed) bytes in one frame part; keeps every part well under the codec's frame limit.
@@ -241,9 +244,13 @@ pub enum InputReply {
 /// Why a frame update could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScreenError {
-    /// Width or height is zero or above [`MAX_SIDE`].
+    /// Width or height is zero or above [`MAX_SIDE`], or the area is above [`MAX_PIXELS`].
     #[error("display size {0}x{1} is out of range")]
     BadSize(u32, u32),
+    /// A part's rectangles add up to more than [`MAX_PART_RAW`] bytes, which no encoder sends;
+    /// refused before anything is allocated for them.
+    #[error("a frame part of {0} bytes exceeds the maximum of {MAX_PART_RAW}")]
+    PartTooLarge(usize),
     /// A rectangle lies outside the display.
     #[error("rectangle {0:?} lies outside the display")]
     OutOfBounds(Rect),
@@ -293,7 +300,12 @@ impl Framebuffer {
         let mut total = 0usize;
         for r in &u.rects {
             check_rect(r, u.width, u.height)?;
-            total += r.bytes();
+            // The encoder keeps every part within MAX_PART_RAW; checked before the output buffer is
+            // allocated, so announced rectangles cannot make us allocate gigabytes.
+            total = total.saturating_add(r.bytes());
+            if total > MAX_PART_RAW {
+                return Err(ScreenError::PartTooLarge(total));
+            }
         }
         let raw = if u.standalone {
             zstd::bulk::decompress(&u.data, total)
@@ -334,7 +346,8 @@ impl Framebuffer {
 }
 
 fn check_size(w: u32, h: u32) -> Result<(), ScreenError> {
-    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS
+    {
         return Err(ScreenError::BadSize(w, h));
     }
     Ok(())
@@ -764,6 +777,79 @@ mod tests {
             Err(ScreenError::BadSize(..))
         ));
         assert_eq!(fb, before);
+    }
+
+    /// Found by the `frame_apply` fuzz target: a 16320x16320 display announced with one pixel of data
+    /// made the console allocate a 1 GiB framebuffer.
+    #[test]
+    fn a_display_above_max_pixels_is_refused_before_allocating() {
+        let mut fb = Framebuffer::new(10, 10).unwrap();
+        let before = fb.clone();
+        let one_pixel = FrameUpdate {
+            seq: 1,
+            width: 16_320,
+            height: 16_320,
+            rects: vec![Rect {
+                x: 0,
+                y: 0,
+                w: 1,
+                h: 1,
+            }],
+            data: zstd::bulk::compress(&[7u8; BPP], 1).unwrap(),
+            standalone: true,
+            last: true,
+        };
+        let mut dec = FrameDecoder::new().unwrap();
+        assert_eq!(
+            fb.apply(&mut dec, &one_pixel),
+            Err(ScreenError::BadSize(16_320, 16_320))
+        );
+        assert_eq!(fb, before);
+        assert!(Framebuffer::new(MAX_SIDE, MAX_SIDE).is_err());
+        // Two 8K monitors side by side still fit.
+        assert!(check_size(2 * 7680, 4320).is_ok());
+    }
+
+    /// Rectangles that each fit the display but add up to gigabytes are refused before the decoder
+    /// allocates its output (it used to allocate the sum, then fail on the short data).
+    #[test]
+    fn rectangles_adding_up_past_a_part_are_refused_before_allocating() {
+        let mut fb = Framebuffer::new(4096, 4096).unwrap();
+        let whole = Rect {
+            x: 0,
+            y: 0,
+            w: 4096,
+            h: 4096,
+        };
+        for standalone in [true, false] {
+            let u = FrameUpdate {
+                seq: 1,
+                width: 4096,
+                height: 4096,
+                rects: vec![whole; 100],
+                data: vec![0x28, 0xb5, 0x2f, 0xfd],
+                standalone,
+                last: true,
+            };
+            let mut dec = FrameDecoder::new().unwrap();
+            assert!(matches!(
+                fb.apply(&mut dec, &u),
+                Err(ScreenError::PartTooLarge(n)) if n > MAX_PART_RAW
+            ));
+        }
+        // A part just within the limit is still accepted (what the encoder sends).
+        let rows = (MAX_PART_RAW / (4096 * BPP)) as u32;
+        let raw = vec![9u8; 4096 * rows as usize * BPP];
+        let u = FrameUpdate {
+            seq: 1,
+            width: 4096,
+            height: 4096,
+            rects: vec![Rect { h: rows, ..whole }],
+            data: zstd::bulk::compress(&raw, 1).unwrap(),
+            standalone: true,
+            last: true,
+        };
+        fb.apply(&mut FrameDecoder::new().unwrap(), &u).unwrap();
     }
 
     proptest! {

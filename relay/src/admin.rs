@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tether_proto::msg::{TechnicianRole, Tier};
 
-use crate::audit::{self, AuditError, AuditEvent, AuditLog, ChainError};
+use crate::audit::{self, AuditError, AuditEvent, AuditFile, ChainError, Verified};
 use crate::technicians::{TechnicianError, TechnicianInfo, Technicians};
 
 /// Errors from operator commands.
@@ -55,7 +55,7 @@ pub fn add_technician(
 ) -> Result<String, AdminError> {
     std::fs::create_dir_all(data_dir)?;
     let token = Technicians::new(data_dir).add_with(name, org, role, valid_for)?;
-    AuditLog::open(data_dir)?.try_record(&AuditEvent::TechnicianAdded {
+    AuditFile::open(data_dir)?.append(&AuditEvent::TechnicianAdded {
         technician: name.into(),
         org: org.into(),
         role: role.to_string(),
@@ -71,7 +71,7 @@ pub fn set_technician_tier(
     tier: Tier,
 ) -> Result<(), AdminError> {
     Technicians::new(data_dir).set_tier(name, org, tier)?;
-    AuditLog::open(data_dir)?.try_record(&AuditEvent::TechnicianTierSet {
+    AuditFile::open(data_dir)?.append(&AuditEvent::TechnicianTierSet {
         technician: name.into(),
         org: org.into(),
         tier: tier.to_string(),
@@ -82,7 +82,7 @@ pub fn set_technician_tier(
 /// Revokes a technician and audits it.
 pub fn revoke_technician(data_dir: &Path, name: &str, org: &str) -> Result<(), AdminError> {
     Technicians::new(data_dir).revoke(name, org)?;
-    AuditLog::open(data_dir)?.try_record(&AuditEvent::TechnicianRevoked {
+    AuditFile::open(data_dir)?.append(&AuditEvent::TechnicianRevoked {
         technician: name.into(),
         org: org.into(),
     })?;
@@ -94,8 +94,8 @@ pub fn list_technicians(data_dir: &Path) -> Result<Vec<TechnicianInfo>, AdminErr
     Ok(Technicians::new(data_dir).list()?)
 }
 
-/// Verifies the audit chain; the number of records when intact.
-pub fn verify_audit(data_dir: &Path) -> Result<usize, AdminError> {
+/// Verifies the audit chain; the number of records and the repairs of torn tails when intact.
+pub fn verify_audit(data_dir: &Path) -> Result<Verified, AdminError> {
     let text = read_audit(data_dir)?;
     Ok(audit::verify(&text)?)
 }
@@ -208,7 +208,7 @@ mod tests {
         )
         .unwrap();
         revoke_technician(dir.path(), "Bob", "Acme").unwrap();
-        assert_eq!(verify_audit(dir.path()).unwrap(), 3);
+        assert_eq!(verify_audit(dir.path()).unwrap().records, 3);
         let bob = AuditFilter {
             technician: Some("Bob".into()),
             ..Default::default()

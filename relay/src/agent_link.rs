@@ -205,10 +205,11 @@ pub(crate) async fn serve(
                     None
                 }
                 Ok(AgentToRelay::Report(report)) => {
-                    if matches!(report, SessionReport::PairingFailed) {
-                        shared.metrics.pairing_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    if let Some((session, end, _)) = &current {
+                    shared.metrics.agent_report(&report);
+                    if let Some((session, end, technician)) = &current {
+                        if matches!(report, SessionReport::Paired) {
+                            shared.audit.record(AuditEvent::SessionStarted { session: *session, technician: technician.name.clone(), org: technician.org.clone() });
+                        }
                         shared.audit.record(AuditEvent::AgentReport { session: *session, report: describe(&report) });
                         record_report(&shared, *session, &report).await;
                         if matches!(report, SessionReport::PairingFailed | SessionReport::Ended { .. }) {

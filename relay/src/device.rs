@@ -55,6 +55,10 @@ pub(crate) async fn serve(
             secret_sha256,
             hostname,
         } => {
+            if let Err(text) = shared.audit_gate() {
+                let e = FleetError::new(FleetErrorKind::AuditUnavailable, text);
+                return refuse(&conn, send, &RelayToDevice::Error(e)).await;
+            }
             let host = hostname.clone();
             let now = crate::now_unix();
             let result = blocking(&shared.store, move |s| {
@@ -149,6 +153,14 @@ pub(crate) async fn serve(
                 seq,
                 duplicate: true,
             },
+            Ok(Ingested::Resync { expected, error }) => {
+                warn!(%device_id, seq, expected, kind = ?error.kind, "report out of sequence; device told to resync");
+                RelayToDevice::Resync {
+                    seq,
+                    expected,
+                    error,
+                }
+            }
             Err(error) => {
                 warn!(%device_id, seq, kind = ?error.kind, "report rejected");
                 RelayToDevice::Rejected { seq, error }

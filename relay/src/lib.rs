@@ -27,6 +27,7 @@ pub mod admin;
 pub mod agent_link;
 pub mod audit;
 pub mod config;
+pub mod deploy;
 mod device;
 mod fleet;
 pub mod fleet_admin;

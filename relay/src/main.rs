@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tether_proto::msg::{TechnicianRole, Tier};
 use tether_relay::config::{DEFAULT_PORT, default_data_dir};
+use tether_relay::deploy::{self, DEFAULT_RELAY_CONFIG, DeployError, RelayFile};
 use tether_relay::{Relay, RelayConfig, admin, fleet_admin};
 
 #[derive(Parser)]
@@ -16,9 +17,15 @@ use tether_relay::{Relay, RelayConfig, admin, fleet_admin};
     about = "Tether relay: pairs agents and technicians by one-time code"
 )]
 struct Cli {
-    /// State directory (certificate, technicians, audit log).
+    /// State directory (certificate, technicians, audit log) [default: the config file's, else
+    /// ~/.local/share/tether-relay].
     #[arg(long, global = true, env = "TETHER_RELAY_DATA")]
     data_dir: Option<PathBuf>,
+    /// The relay's TOML config file (listen, data_dir, public_address, max_connections,
+    /// claims_per_minute, metrics); flags win over it [default: /etc/tether-relay/relay.toml if
+    /// it exists].
+    #[arg(long, global = true, env = "TETHER_RELAY_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -27,15 +34,15 @@ struct Cli {
 enum Command {
     /// Run the relay (the default).
     Serve {
-        /// UDP address to listen on.
-        #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
-        listen: SocketAddr,
-        /// Connections served at once; beyond this new ones are refused with BUSY.
-        #[arg(long, default_value_t = tether_relay::config::MAX_CONNECTIONS)]
-        max_connections: usize,
-        /// Claims one technician may make per minute.
-        #[arg(long, default_value_t = tether_relay::config::CLAIMS_PER_TECHNICIAN_PER_MINUTE)]
-        claims_per_minute: usize,
+        /// UDP address to listen on [default: 0.0.0.0:4433].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Connections served at once; beyond this new ones are refused with BUSY [default: 10000].
+        #[arg(long)]
+        max_connections: Option<usize>,
+        /// Claims one technician may make per minute [default: 20].
+        #[arg(long)]
+        claims_per_minute: Option<usize>,
         /// Serve Prometheus metrics over HTTP on this address (off by default), e.g. 127.0.0.1:9464.
         #[arg(long)]
         metrics: Option<SocketAddr>,
@@ -66,6 +73,38 @@ enum Command {
         #[command(subcommand)]
         command: DevicesCommand,
     },
+    /// Print (or write) the agent config file (/etc/tether/agent.toml) for agents of ORG that use
+    /// this relay: its address, its certificate fingerprint, and allowed_orgs.
+    AgentConfig {
+        #[command(flatten)]
+        target: AgentTarget,
+        /// Write the file here instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Build an agent .deb for ORG with that config inside: users who install it get a window
+    /// with a code and nothing to configure.
+    AgentPackage {
+        #[command(flatten)]
+        target: AgentTarget,
+        /// The tether-agent .deb to start from.
+        #[arg(long, default_value = tether_relay::deploy::DEFAULT_AGENT_DEB)]
+        agent_deb: PathBuf,
+        /// Directory to write the package into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+/// Which agents an agent config is for, and how they reach this relay.
+#[derive(clap::Args)]
+struct AgentTarget {
+    /// The organisation whose technicians these agents accept.
+    #[arg(long)]
+    org: String,
+    /// The host:port agents connect to [default: public_address from the config file].
+    #[arg(long)]
+    address: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -194,7 +233,14 @@ fn utc(t: u64) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
+    let file = match &cli.config {
+        Some(path) => RelayFile::load(path, true)?,
+        None => RelayFile::load(DEFAULT_RELAY_CONFIG.as_ref(), false)?,
+    };
+    let data_dir = cli
+        .data_dir
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(default_data_dir);
     let command = match cli.command {
         Some(c) => c,
         None => Cli::parse_from(["tether-relay", "serve"])
@@ -208,11 +254,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             claims_per_minute,
             metrics,
         } => {
+            let listen = listen
+                .or(file.listen)
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
             let mut config = RelayConfig::new(listen, data_dir);
-            config.limits.max_connections = max_connections;
-            config.limits.claims_per_technician_per_minute = claims_per_minute;
-            config.metrics = metrics;
+            if let Some(n) = max_connections.or(file.max_connections) {
+                config.limits.max_connections = n;
+            }
+            if let Some(n) = claims_per_minute.or(file.claims_per_minute) {
+                config.limits.claims_per_technician_per_minute = n;
+            }
+            config.metrics = metrics.or(file.metrics);
             serve(config).await
+        }
+        Command::AgentConfig { target, out } => {
+            let address = target
+                .address
+                .or(file.public_address)
+                .ok_or(DeployError::NoAddress)?;
+            let text = deploy::agent_config(&data_dir, &target.org, &address)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    tether_net::outln!("wrote {} for agents of {:?}", path.display(), target.org);
+                }
+                None => tether_net::out!("{text}"),
+            }
+            Ok(())
+        }
+        Command::AgentPackage {
+            target,
+            agent_deb,
+            out,
+        } => {
+            let address = target
+                .address
+                .or(file.public_address)
+                .ok_or(DeployError::NoAddress)?;
+            let text = deploy::agent_config(&data_dir, &target.org, &address)?;
+            let deb = deploy::agent_package(&agent_deb, &text, &target.org, &out)?;
+            tether_net::outln!("{}", deb.display());
+            eprintln!(
+                "agent package for {:?}: installs /etc/tether/agent.toml for relay {address}; \
+                 hand it to your users (dpkg -i, or your software distribution)",
+                target.org
+            );
+            Ok(())
         }
         Command::Status { metrics } => status(metrics, &data_dir).await,
         Command::Technician { command } => technician(&data_dir, command),
@@ -337,8 +425,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => match admin::verify_audit(&data_dir) {
-            Ok(n) => {
-                tether_net::outln!("audit log intact: {n} records");
+            Ok(v) => {
+                tether_net::outln!("audit log intact: {} records", v.records);
+                for r in &v.repairs {
+                    tether_net::outln!(
+                        "repaired: record {} notes {} bytes of a torn record (an interrupted write) cut",
+                        r.seq,
+                        r.cut_bytes
+                    );
+                }
                 Ok(())
             }
             Err(e) => {

@@ -12,12 +12,18 @@
 //! | `tether_relay_connections_refused_total` | counter | connections closed with `BUSY` (over the limit) |
 //! | `tether_relay_connections_open` | gauge | connections being served |
 //! | `tether_relay_agents_connected` | gauge | agent control streams open |
-//! | `tether_relay_sessions_started_total` | counter | claims that became spliced sessions |
+//! | `tether_relay_session_attempts_total` | counter | claims the agent accepted and the relay spliced (pairing follows) |
+//! | `tether_relay_sessions_started_total` | counter | sessions whose key confirmation succeeded (agent reported `paired`) |
 //! | `tether_relay_sessions_active` | gauge | sessions spliced right now |
 //! | `tether_relay_pairing_failures_total` | counter | agents reporting a failed key confirmation |
+//! | `tether_relay_consents_total{granted}` | counter | users' consent answers, `some` scopes or `none` |
 //! | `tether_relay_claims_refused_total{reason}` | counter | refused claims by reason |
 //! | `tether_relay_rate_limit_hits_total` | counter | claims refused by the per-technician rate limit |
 //! | `tether_relay_bytes_spliced_total{direction}` | counter | bytes copied, `to_agent` / `to_console` |
+//! | `tether_relay_audit_writable` | gauge | 1 while the audit log is written; 0 while the relay fails closed |
+//! | `tether_relay_audit_write_failures_total` | counter | times the audit log stopped being writable |
+//! | `tether_relay_audit_records_lost_total` | counter | events that found the audit queue full |
+//! | `tether_relay_audit_refusals_total` | counter | claims and enrollments refused because the audit log could not be written |
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -25,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tether_proto::msg::RelayErrorKind;
+use tether_proto::msg::{RelayErrorKind, SessionReport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -66,16 +72,30 @@ pub struct Metrics {
     /// See the module table.
     pub agents_connected: AtomicI64,
     /// See the module table.
+    pub session_attempts: AtomicU64,
+    /// See the module table.
     pub sessions_started: AtomicU64,
     /// See the module table.
     pub sessions_active: AtomicI64,
     /// See the module table.
     pub pairing_failures: AtomicU64,
+    /// Consents granting at least one scope.
+    pub consents_given: AtomicU64,
+    /// Consents granting nothing.
+    pub consents_denied: AtomicU64,
     claims_refused: [AtomicU64; REASONS.len()],
     /// Bytes console → agent.
     pub bytes_to_agent: AtomicU64,
     /// Bytes agent → console.
     pub bytes_to_console: AtomicU64,
+    /// See the module table (set by the audit writer).
+    pub audit_writable: AtomicI64,
+    /// See the module table.
+    pub audit_write_failures: AtomicU64,
+    /// See the module table.
+    pub audit_records_lost: AtomicU64,
+    /// See the module table.
+    pub audit_refusals: AtomicU64,
 }
 
 /// Increments a gauge now and decrements it when dropped.
@@ -97,6 +117,25 @@ impl Drop for GaugeGuard<'_> {
 }
 
 impl Metrics {
+    /// Counts what an agent reported about its session: pairings, failed pairings and consents are
+    /// three different things, and only a pairing starts a session.
+    pub fn agent_report(&self, report: &SessionReport) {
+        let counter = match report {
+            SessionReport::Paired => &self.sessions_started,
+            SessionReport::PairingFailed => &self.pairing_failures,
+            SessionReport::Consent { granted, .. } if granted.is_empty() => &self.consents_denied,
+            SessionReport::Consent { .. } => &self.consents_given,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets the audit gauge.
+    pub fn set_audit_writable(&self, writable: bool) {
+        self.audit_writable
+            .store(i64::from(writable), Ordering::Relaxed);
+    }
+
     /// Counts a refused claim.
     pub fn claim_refused(&self, kind: RelayErrorKind) {
         let i = REASONS
@@ -144,9 +183,15 @@ impl Metrics {
             &[("", g(&self.agents_connected))],
         );
         family(
+            "tether_relay_session_attempts_total",
+            "counter",
+            "Claims the agent accepted and the relay spliced; key confirmation follows.",
+            &[("", c(&self.session_attempts))],
+        );
+        family(
             "tether_relay_sessions_started_total",
             "counter",
-            "Claims that became spliced sessions.",
+            "Sessions whose key confirmation succeeded.",
             &[("", c(&self.sessions_started))],
         );
         family(
@@ -160,6 +205,15 @@ impl Metrics {
             "counter",
             "Sessions whose key confirmation failed (wrong code; the code is burned).",
             &[("", c(&self.pairing_failures))],
+        );
+        family(
+            "tether_relay_consents_total",
+            "counter",
+            "Users' answers to a consent prompt: some scopes granted, or none.",
+            &[
+                ("{granted=\"some\"}", c(&self.consents_given)),
+                ("{granted=\"none\"}", c(&self.consents_denied)),
+            ],
         );
         let refused: Vec<(String, String)> = REASONS
             .iter()
@@ -195,6 +249,30 @@ impl Metrics {
                 ("{direction=\"to_agent\"}", c(&self.bytes_to_agent)),
                 ("{direction=\"to_console\"}", c(&self.bytes_to_console)),
             ],
+        );
+        family(
+            "tether_relay_audit_writable",
+            "gauge",
+            "1 while the audit log is written; 0 while it cannot be and the relay refuses new sessions and enrollments.",
+            &[("", g(&self.audit_writable))],
+        );
+        family(
+            "tether_relay_audit_write_failures_total",
+            "counter",
+            "Times the audit log stopped being writable.",
+            &[("", c(&self.audit_write_failures))],
+        );
+        family(
+            "tether_relay_audit_records_lost_total",
+            "counter",
+            "Audit events that found the writer's queue full.",
+            &[("", c(&self.audit_records_lost))],
+        );
+        family(
+            "tether_relay_audit_refusals_total",
+            "counter",
+            "Claims and enrollments refused because the audit log could not be written.",
+            &[("", c(&self.audit_refusals))],
         );
         out
     }
@@ -337,10 +415,19 @@ pub fn summary(samples: &[(String, f64)]) -> String {
             .map(|(_, v)| *v)
             .sum::<f64>()
     };
+    let audit = if get("tether_relay_audit_writable") >= 1.0 {
+        "writable".to_string()
+    } else {
+        format!(
+            "NOT WRITABLE: refusing new sessions and enrollments ({} refused so far)",
+            get("tether_relay_audit_refusals_total")
+        )
+    };
     format!(
-        "connections open:   {} ({} agents); accepted {}, refused (busy) {}\n\
-         sessions active:    {}; started {}\n\
-         pairing failures:   {}\n\
+        "audit log:          {audit}\n\
+         connections open:   {} ({} agents); accepted {}, refused (busy) {}\n\
+         sessions active:    {}; attempts {}, started (paired) {}\n\
+         pairing failures:   {}; consents {} (granted nothing {})\n\
          claims refused:     {} (rate-limited {})\n\
          bytes spliced:      {} to agents, {} to consoles\n",
         get("tether_relay_connections_open"),
@@ -348,8 +435,11 @@ pub fn summary(samples: &[(String, f64)]) -> String {
         get("tether_relay_connections_accepted_total"),
         get("tether_relay_connections_refused_total"),
         get("tether_relay_sessions_active"),
+        get("tether_relay_session_attempts_total"),
         get("tether_relay_sessions_started_total"),
         get("tether_relay_pairing_failures_total"),
+        get("tether_relay_consents_total"),
+        get("tether_relay_consents_total{granted=\"none\"}"),
         get("tether_relay_claims_refused_total"),
         get("tether_relay_rate_limit_hits_total"),
         get("tether_relay_bytes_spliced_total{direction=\"to_agent\"}"),

@@ -11,7 +11,7 @@
 //! watch, closes the endpoint with [`close::SHUTTING_DOWN`], and waits a bounded time for the close
 //! to reach peers.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,12 @@ use crate::technicians::Technicians;
 
 /// How long shutdown waits for closes to reach peers.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Longest wait in [`RelayHandle::audit_path`] for the audit writer to put queued records on disk.
+pub const AUDIT_SYNC_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a claim or enrollment is refused while the audit log cannot be written.
+pub(crate) const AUDIT_DOWN: &str = "the relay cannot write its audit log (is its disk full?), so it starts no new sessions or enrollments until it can; try again later";
 
 /// Errors starting the relay.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +107,37 @@ impl Shared {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Whether a new session or enrollment may start: not while the audit log cannot be written
+    /// (the relay fails closed rather than act unaudited). Counts the refusal.
+    pub fn audit_gate(&self) -> Result<(), &'static str> {
+        if self.audit.writable() {
+            return Ok(());
+        }
+        self.metrics.audit_refusals.fetch_add(1, Ordering::Relaxed);
+        Err(AUDIT_DOWN)
+    }
+
+    /// Admits a claim from `source` before its slot is looked at. A claim whose token is a valid
+    /// technician's is limited per technician (in [`Rendezvous::claim`]); only the others count
+    /// against the source address's window, so failures from a shared address (a NAT, a VPN exit)
+    /// never lock out real technicians there. The token check is a SHA-256 and a lookup in the cached
+    /// registry, so checking it first costs a guesser nothing more.
+    pub fn admit_claim(&self, source: IpAddr, token: &str) -> Result<(), (RelayErrorKind, String)> {
+        self.audit_gate()
+            .map_err(|text| (RelayErrorKind::Busy, text.to_string()))?;
+        if matches!(self.technicians.verify(token), Ok(Ok(_))) {
+            return Ok(());
+        }
+        self.table(|t| t.admit_source(source, Instant::now()))
+            .map_err(|kind| {
+                (
+                    kind,
+                    "too many failed claims from your address in the last minute; wait and try again"
+                        .to_string(),
+                )
+            })
+    }
+
     /// Runs `f` on the rendezvous table. The lock is only ever held for table operations, never across
     /// an await; a poisoned lock means a panic mid-update, after which the table is still consistent
     /// (every update is a single map operation), so it is used as is.
@@ -142,7 +179,8 @@ impl Relay {
                 path: dir.clone(),
                 source,
             })?;
-        let audit = AuditLog::open(&dir)?;
+        let metrics = Arc::new(Metrics::default());
+        let audit = AuditLog::spawn(&dir, metrics.clone())?;
         let limits = config.limits.clone();
         let store: Arc<dyn crate::store::Store> =
             Arc::new(crate::store::SqliteStore::open(&dir).map_err(StartError::Store)?);
@@ -161,7 +199,7 @@ impl Relay {
             tap: config.splice_tap.clone(),
             next_id: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             store,
             records,
         });
@@ -210,9 +248,17 @@ impl RelayHandle {
         &self.data_dir
     }
 
-    /// The audit log's path.
+    /// The audit log's path, once what was recorded so far is on disk: whoever reads the file
+    /// expects to find it there. Waits at most [`AUDIT_SYNC_WAIT`] (blocking; the writer is its own
+    /// thread, and usually done in microseconds), and not at all while the log cannot be written.
     pub fn audit_path(&self) -> PathBuf {
+        self.shared.audit.sync(AUDIT_SYNC_WAIT, false);
         self.shared.audit.path().to_path_buf()
+    }
+
+    /// Whether the audit log is being written (while not, new sessions and enrollments are refused).
+    pub fn audit_writable(&self) -> bool {
+        self.shared.audit.writable()
     }
 
     /// Where the metrics endpoint listens, if enabled.
@@ -246,6 +292,10 @@ impl RelayHandle {
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, task).await;
         }
+        // The last records (sessions ended by the shutdown, refusal counts) reach the disk, and the
+        // writer is gone, before the relay says it stopped.
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.audit.close()).await;
         if let Some(task) = self.metrics_task.take() {
             let _ = std::fs::remove_file(self.data_dir.join(metrics::ADDR_FILE));
             task.abort();

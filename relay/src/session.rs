@@ -85,10 +85,9 @@ pub(crate) async fn serve(
         RelayToConsole::Error(RelayError::new(kind, text))
     };
     let plain = |kind: RelayErrorKind| message(kind).to_string();
-    // The source limit comes first, so guessing costs nothing but a handshake and never a token check.
-    if let Err(kind) = shared.table(|t| t.admit_source(conn.remote_address().ip(), Instant::now()))
-    {
-        return refuse(&conn, send, &refused(kind, plain(kind), None)).await;
+    // Audit gate and source limit (failed claims only): see `Shared::admit_claim`.
+    if let Err((kind, text)) = shared.admit_claim(conn.remote_address().ip(), &token) {
+        return refuse(&conn, send, &refused(kind, text, None)).await;
     }
     let technician = match shared.technicians.verify(&token) {
         Ok(Ok(t)) => t,
@@ -183,7 +182,7 @@ pub(crate) async fn serve(
         )
         .await;
     }
-    shared.audit.record(AuditEvent::SessionStarted {
+    shared.audit.record(AuditEvent::SessionAttempt {
         session,
         slot: slot.0,
         technician: technician.name.clone(),
@@ -208,10 +207,11 @@ pub(crate) async fn serve(
     let record =
         crate::records::session_started(&shared, session, &technician, reason.as_deref(), scopes)
             .await;
-    let started = Instant::now();
+    // The runtime's clock, so the time limit is tested on paused time.
+    let started = tokio::time::Instant::now();
     shared
         .metrics
-        .sessions_started
+        .session_attempts
         .fetch_add(1, Ordering::Relaxed);
     let _active = crate::metrics::GaugeGuard::new(&shared.metrics.sessions_active);
     let counters = Arc::new(Counters {
@@ -244,7 +244,7 @@ pub(crate) async fn serve(
                     },
                     _ = link.conn.closed() => break if vanished(&link.conn) { "agent left" } else { "ended" },
                     _ = end.cancelled() => break "ended",
-                    _ = tokio::time::sleep_until((started + shared.limits.max_session).into()) => break "time limit",
+                    _ = tokio::time::sleep_until(started + shared.limits.max_session) => break "time limit",
                     Some(_) = splices.join_next(), if !splices.is_empty() => continue,
                 },
             };

@@ -5,8 +5,10 @@
 //! [`SqliteStore`] is the embedded default (`fleet.sqlite3` in the data directory, WAL mode, so
 //! `tether-relay enroll-token create` can write while the relay runs).
 //!
-//! Every ingest is one transaction: a rejected report leaves the store exactly as it was, and a report
-//! whose `(device, seq)` is already stored is a duplicate that changes nothing (exactly once).
+//! Every ingest is one transaction: a rejected report leaves the store exactly as it was. Reports are
+//! stored in order without gaps (`seq` = last + 1); a report is a duplicate only when it is the last
+//! stored one with the same digest, and any other number is answered with [`Ingested::Resync`], so
+//! nothing is acknowledged that the store does not hold (see `tether_proto::fleet`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tether_proto::codec;
 use tether_proto::fleet::{
     ChangeKind, ChangeRecord, DeviceRecord, DeviceSummary, FleetError, FleetErrorKind,
-    MAX_CREDENTIAL_LEN, Report, ReportBody, SearchHit,
+    MAX_CREDENTIAL_LEN, MAX_SEQ, Report, ReportBody, SearchHit,
 };
 use tether_proto::inventory::{DeltaError, Inventory, Package, PackageKey, PackageSource};
 
@@ -26,12 +28,20 @@ use tether_proto::inventory::{DeltaError, Inventory, Package, PackageKey, Packag
 pub const FILE: &str = "fleet.sqlite3";
 
 /// What happened to a report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
     /// Stored now.
     Stored,
-    /// Already stored earlier; nothing changed.
+    /// The same report (same number, same digest) was stored earlier; nothing changed.
     Duplicate,
+    /// Not stored: the number does not follow the relay's last report (see
+    /// [`tether_proto::fleet`]); the device must send a full report numbered `expected`.
+    Resync {
+        /// The last stored report's number + 1.
+        expected: u64,
+        /// Why (a `Seq*` kind).
+        error: FleetError,
+    },
 }
 
 /// A new enrollment token.
@@ -335,6 +345,28 @@ pub fn changes(
     out
 }
 
+/// The device's last stored report number. A stored number outside `0..=MAX_SEQ` can only come from
+/// a crafted report an older relay accepted (it wrapped negative in SQLite); the device then continues
+/// after its last valid report instead of being stuck behind it for good.
+fn last_valid_seq(
+    c: &Connection,
+    device_id: &str,
+    stored: Option<i64>,
+) -> Result<Option<u64>, FleetError> {
+    match stored {
+        None => Ok(None),
+        Some(v) if v > 0 => Ok(Some(v as u64)),
+        Some(_) => c
+            .query_row(
+                "SELECT MAX(seq) FROM reports WHERE device_id = ?1 AND seq > 0",
+                params![device_id],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|v| v.map(|v| v as u64))
+            .map_err(db_err),
+    }
+}
+
 fn reject(kind: FleetErrorKind, msg: impl Into<String>) -> FleetError {
     FleetError::new(kind, msg)
 }
@@ -454,7 +486,7 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(db_err)?;
             match row {
-                Some((h, last)) if h == sha256_hex(secret) => Ok(last.map(|v| v as u64)),
+                Some((h, last)) if h == sha256_hex(secret) => last_valid_seq(c, device_id, last),
                 _ => Err(reject(
                     FleetErrorKind::BadDeviceCredentials,
                     "unknown device or wrong device secret; enroll this device again",
@@ -475,30 +507,49 @@ impl Store for SqliteStore {
         }
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
-            let (last_seq, snapshot): (Option<i64>, Option<Vec<u8>>) = tx
+            let (stored_last, snapshot): (Option<i64>, Option<Vec<u8>>) = tx
                 .query_row(
                     "SELECT last_seq, snapshot FROM devices WHERE id = ?1",
                     params![device_id],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .map_err(db_err)?;
-            let last_seq = last_seq.map(|v| v as u64);
-            let seen: bool = tx
-                .query_row(
-                    "SELECT 1 FROM reports WHERE device_id = ?1 AND seq = ?2",
-                    params![device_id, report.seq as i64],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(db_err)?
-                .is_some();
-            if seen || last_seq.is_some_and(|l| report.seq <= l) {
-                return Ok(Ingested::Duplicate);
-            }
+            let last_seq = last_valid_seq(&tx, device_id, stored_last)?;
+            let expected = last_seq.map_or(1, |l| l.saturating_add(1));
             let prev: Option<Inventory> = match snapshot {
                 Some(b) => Some(codec::from_body(&b).map_err(db_err)?),
                 None => None,
             };
+            let resync = |kind, message: String| Ok(Ingested::Resync {
+                expected,
+                error: reject(kind, message),
+            });
+            if report.seq == 0 || report.seq > MAX_SEQ {
+                return resync(
+                    FleetErrorKind::SeqOutOfRange,
+                    format!("report number {} is outside 1–{MAX_SEQ}; the relay expects {expected}", report.seq),
+                );
+            }
+            if Some(report.seq) == last_seq {
+                // A resend after a lost ack is the same report; anything else under this number is
+                // not stored, and acknowledging it would let the device delete it.
+                if prev.as_ref().map(Inventory::digest).as_deref() == Some(report.digest.as_str()) {
+                    return Ok(Ingested::Duplicate);
+                }
+                return resync(
+                    FleetErrorKind::SeqConflict,
+                    format!("the relay holds a different report {}; send the newest inventory as report {expected}", report.seq),
+                );
+            }
+            if let Some(l) = last_seq.filter(|l| report.seq < *l) {
+                return resync(
+                    FleetErrorKind::SeqConflict,
+                    format!(
+                        "the relay already has reports up to {l}, so report {} is behind (a restored data directory?); send the newest inventory as report {expected}",
+                        report.seq
+                    ),
+                );
+            }
             let (next, kind) = match &report.body {
                 ReportBody::Full(inv) => {
                     if inv.digest() != report.digest {
@@ -529,6 +580,12 @@ impl Store for SqliteStore {
                     (next, "delta")
                 }
             };
+            if report.seq != expected {
+                return resync(
+                    FleetErrorKind::SeqGap,
+                    format!("report {} skips ahead: the relay's last report is {}; send it as report {expected}", report.seq, last_seq.map_or("none".to_string(), |s| s.to_string())),
+                );
+            }
             let changes = match &prev {
                 None => vec![(ChangeKind::FirstReport, "inventory".to_string(), None, Some(format!("{} packages", next.software.packages.len())))],
                 Some(p) => changes(p, &next),
@@ -846,5 +903,61 @@ mod tests {
             s.create_token("Acme", 100, 0, 1).unwrap_err().kind,
             FleetErrorKind::Invalid
         );
+    }
+
+    fn full(device: &str, seq: u64, inv: &Inventory) -> Report {
+        Report {
+            device_id: device.into(),
+            seq,
+            digest: inv.digest(),
+            body: ReportBody::Full(Box::new(inv.clone())),
+        }
+    }
+
+    fn expected(r: Result<Ingested, FleetError>) -> (u64, FleetErrorKind) {
+        match r {
+            Ok(Ingested::Resync { expected, error }) => (expected, error.kind),
+            other => panic!("expected a resync, got {other:?}"),
+        }
+    }
+
+    /// Only `last + 1` is stored, only the same report under `last` is a duplicate, and a device that an
+    /// older relay let poison its number (2^63 stored as a negative integer) continues after its last
+    /// valid report instead of being stuck behind it.
+    #[test]
+    fn sequence_numbers_follow_the_last_stored_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let t = s.create_token("Acme", 100, 1, 1000).unwrap();
+        let (id, _) = s.enroll(&t.token, &"ab".repeat(32), "h", 1000).unwrap();
+        let (a, b) = (inventory("h", 1), inventory("h", 2));
+        assert_eq!(
+            expected(s.ingest(&id, &full(&id, 2, &a), 1)),
+            (1, FleetErrorKind::SeqGap)
+        );
+        assert_eq!(s.ingest(&id, &full(&id, 1, &a), 1), Ok(Ingested::Stored));
+        assert_eq!(s.ingest(&id, &full(&id, 1, &a), 1), Ok(Ingested::Duplicate));
+        assert_eq!(
+            expected(s.ingest(&id, &full(&id, 1, &b), 1)),
+            (2, FleetErrorKind::SeqConflict)
+        );
+        for bad in [0, MAX_SEQ + 1, u64::MAX] {
+            assert_eq!(
+                expected(s.ingest(&id, &full(&id, bad, &b), 1)),
+                (2, FleetErrorKind::SeqOutOfRange)
+            );
+        }
+        assert_eq!(s.report_count(&id).unwrap(), 1);
+        // What an older relay stored for a crafted 2^63.
+        s.with(|c| {
+            c.execute(
+                "UPDATE devices SET last_seq = ?2 WHERE id = ?1",
+                params![id, i64::MIN],
+            )
+            .map_err(db_err)
+        })
+        .unwrap();
+        assert_eq!(s.ingest(&id, &full(&id, 2, &b), 1), Ok(Ingested::Stored));
+        assert_eq!(s.devices("Acme").unwrap()[0].last_seq, Some(2));
     }
 }

@@ -3,10 +3,14 @@
 //! Tokens are `tt_` + 192 random bits. A slow password hash (argon2) protects *low-entropy* secrets from
 //! offline guessing; against 192 random bits a single SHA-256 is already out of reach, and it keeps
 //! every claim cheap, so verifying tokens cannot be turned into a CPU-exhaustion attack on the relay.
-//! Tokens can be revoked and can expire. The file is re-read on each lookup so `tether-relay technician
-//! add/revoke` take effect on a running relay.
+//! Tokens can be revoked and can expire. `tether-relay technician add/revoke` write the file while the
+//! relay runs; [`Technicians::verify`] keeps the parsed registry in memory and re-reads it only when
+//! the file's modification time or length changed (writes go through a rename, so both change), so a
+//! claim costs a `stat`, not a read and a parse.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -113,10 +117,18 @@ pub struct TechnicianInfo {
     pub status: &'static str,
 }
 
-/// The technician store in a data directory.
+/// The technician store in a data directory. Clones share the cache.
 #[derive(Debug, Clone)]
 pub struct Technicians {
     path: PathBuf,
+    cache: Arc<Mutex<Option<Cached>>>,
+}
+
+/// The registry as last read, keyed by token hash, with the file's stamp then.
+#[derive(Debug)]
+struct Cached {
+    stamp: Option<(std::time::SystemTime, u64)>,
+    by_hash: Arc<HashMap<String, Record>>,
 }
 
 fn hash(token: &str) -> String {
@@ -156,7 +168,49 @@ impl Technicians {
     pub fn new(data_dir: &Path) -> Self {
         Technicians {
             path: data_dir.join(FILE),
+            cache: Arc::default(),
         }
+    }
+
+    /// The file's modification time and length; `None` when it does not exist.
+    fn stamp(&self) -> Result<Option<(std::time::SystemTime, u64)>, TechnicianError> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) => Ok(Some((
+                m.modified().map_err(|source| TechnicianError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?,
+                m.len(),
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(TechnicianError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// The registry by token hash, re-read only when the file changed.
+    fn by_hash(&self) -> Result<Arc<HashMap<String, Record>>, TechnicianError> {
+        let stamp = self.stamp()?;
+        // A poisoned lock means a panic while swapping the cache, which leaves it whole either way.
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_ref()
+            && c.stamp == stamp
+        {
+            return Ok(c.by_hash.clone());
+        }
+        let by_hash: Arc<HashMap<String, Record>> = Arc::new(
+            self.load()?
+                .into_iter()
+                .map(|r| (r.token_sha256.clone(), r))
+                .collect(),
+        );
+        *cache = Some(Cached {
+            stamp,
+            by_hash: by_hash.clone(),
+        });
+        Ok(by_hash)
     }
 
     fn load(&self) -> Result<Vec<Record>, TechnicianError> {
@@ -180,14 +234,12 @@ impl Technicians {
             path: self.path.clone(),
             source,
         })?;
-        // Write then rename, so a crash never leaves a half-written store.
-        let tmp = self.path.with_extension("json.tmp");
-        let io = |source| TechnicianError::Io {
+        // Atomic and durable (temp file, sync, rename), so a crash never leaves a half-written store;
+        // owner-only, since the hashes are all an attacker would need to aim a guess.
+        tether_net::private_file::write(&self.path, &json).map_err(|source| TechnicianError::Io {
             path: self.path.clone(),
             source,
-        };
-        std::fs::write(&tmp, json).map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        })
     }
 
     /// Registers a technician with the `technician` role and no expiry; returns the token.
@@ -302,12 +354,11 @@ impl Technicians {
         &self,
         token: &str,
     ) -> Result<Result<TechnicianIdentity, TokenProblem>, TechnicianError> {
-        let h = hash(token);
-        let all = self.load()?;
-        let Some(r) = all.into_iter().find(|r| r.token_sha256 == h) else {
+        let all = self.by_hash()?;
+        let Some(r) = all.get(&hash(token)) else {
             return Ok(Err(TokenProblem::Unknown));
         };
-        Ok(r.status(now_unix()).map(|()| r.identity()))
+        Ok(r.status(now_unix()).map(|()| r.clone().identity()))
     }
 
     /// All technicians, with their status.
@@ -392,5 +443,37 @@ mod tests {
         // A revoked name can be registered again, with a new token.
         let again = t.add("Bob", "Acme IT").unwrap();
         assert!(t.verify(&again).unwrap().is_ok());
+    }
+
+    /// A claim does not re-read and re-parse the registry: while the file is unchanged (same
+    /// modification time and length) the cached registry answers; a real change is seen at once.
+    #[test]
+    fn the_registry_is_cached_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Technicians::new(dir.path());
+        let token = relay.add("Ada", "Acme IT").unwrap();
+        assert!(relay.verify(&token).unwrap().is_ok());
+        // Same length, same modification time, different bytes: only a re-read would notice.
+        let path = dir.path().join(FILE);
+        let meta = std::fs::metadata(&path).unwrap();
+        std::fs::write(&path, vec![b'x'; meta.len() as usize]).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(meta.modified().unwrap())
+            .unwrap();
+        assert!(
+            relay.verify(&token).unwrap().is_ok(),
+            "the file was re-read"
+        );
+        // An operator's change (another process: a separate instance) is seen by the next claim.
+        std::fs::remove_file(&path).unwrap();
+        let cli = Technicians::new(dir.path());
+        let bob = cli.add("Bob", "Acme IT").unwrap();
+        assert!(relay.verify(&bob).unwrap().is_ok());
+        assert_eq!(relay.verify(&token).unwrap(), Err(TokenProblem::Unknown));
+        cli.revoke("Bob", "Acme IT").unwrap();
+        assert_eq!(relay.verify(&bob).unwrap(), Err(TokenProblem::Revoked));
     }
 }

@@ -64,9 +64,14 @@ pub enum ConsoleError {
     /// A chat line was empty or too long; nothing was sent.
     #[error("chat message not sent: {0}")]
     Chat(#[from] tether_proto::chat::ChatError),
-    /// Something broke protocol (including a frame that failed authentication).
+    /// Something broke protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A session frame from the agent failed to open or decode (tampered, replayed, moved from
+    /// another stream, or malformed). On a request the session ends: the agent is told, and every
+    /// later request fails with [`ConsoleError::Ended`].
+    #[error("protocol error: {0}")]
+    Broken(String),
 }
 
 impl ConsoleError {
@@ -109,6 +114,7 @@ impl ConsoleError {
             | ConsoleError::RelayClosed(_)
             | ConsoleError::Failed(_)
             | ConsoleError::Protocol(_)
+            | ConsoleError::Broken(_)
             | ConsoleError::Fleet(_)
             | ConsoleError::Output(_) => 10,
         }

@@ -294,6 +294,6 @@ mod tests {
         };
         let t = list_table(&[r]);
         assert!(!t.contains('\u{1b}'), "{t:?}");
-        assert!(t.contains("printer [31m offline"), "{t}");
+        assert!(t.contains("printer\u{241b}[31m offline"), "{t}");
     }
 }

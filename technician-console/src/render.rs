@@ -4,6 +4,17 @@ use std::fmt::Write;
 
 use tether_proto::diag::{DiagFacts, DiagReport, ProbeKind, Verdict};
 use tether_proto::inventory::{Inventory, ModuleListing, SourceState};
+use tether_proto::text::display_safe;
+
+/// Appends one line made from values another machine sent, made safe as a whole
+/// ([`display_safe`]): no value can add a line, move the cursor or turn text around.
+macro_rules! safe_line {
+    ($s:expr, $($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        $s.push_str(&display_safe(&line));
+        $s.push('\n');
+    }};
+}
 
 /// `1536 MiB`-style sizes: binary units, one decimal.
 pub fn bytes(n: u64) -> String {
@@ -26,13 +37,16 @@ pub fn inventory(i: &Inventory) -> String {
     let mut s = String::new();
     let (h, st) = (&i.hardware, &i.status);
     let sys = &h.system;
-    let _ = writeln!(s, "host      {}", sys.hostname);
-    let _ = writeln!(
+    safe_line!(s, "host      {}", sys.hostname);
+    safe_line!(
         s,
         "os        {} {} (kernel {}, {})",
-        sys.os_name, sys.os_version, sys.kernel, sys.arch
+        sys.os_name,
+        sys.os_version,
+        sys.kernel,
+        sys.arch
     );
-    let _ = writeln!(
+    safe_line!(
         s,
         "uptime    {} s (booted {} UTC); users: {}",
         st.uptime_secs,
@@ -52,12 +66,16 @@ pub fn inventory(i: &Inventory) -> String {
             .current_mhz
             .map_or("unknown".to_string(), |m| format!("{m} MHz"))
     );
-    let _ = writeln!(
+    safe_line!(
         s,
         "cpu       {} [{}] ({} socket(s), {} cores, {} threads{mhz})",
-        h.cpu.model, h.cpu.vendor, h.cpu.sockets, h.cpu.cores, h.cpu.threads
+        h.cpu.model,
+        h.cpu.vendor,
+        h.cpu.sockets,
+        h.cpu.cores,
+        h.cpu.threads
     );
-    let _ = writeln!(
+    safe_line!(
         s,
         "memory    {} total, {} available; swap {} ({} free)",
         bytes(h.memory.total),
@@ -68,7 +86,7 @@ pub fn inventory(i: &Inventory) -> String {
     match &h.memory.modules {
         ModuleListing::Items(m) if !m.is_empty() => {
             for m in m {
-                let _ = writeln!(
+                safe_line!(
                     s,
                     "  module  {:<10} {:>10} {} {} {}",
                     m.locator,
@@ -81,26 +99,34 @@ pub fn inventory(i: &Inventory) -> String {
         }
         ModuleListing::Items(_) => {}
         ModuleListing::NeedsRoot => {
-            let _ = writeln!(s, "  modules (needs root)");
+            safe_line!(s, "  modules (needs root)");
         }
         ModuleListing::Unavailable => {
-            let _ = writeln!(s, "  modules -");
+            safe_line!(s, "  modules -");
         }
     }
     let d = &h.dmi;
-    let _ = writeln!(
+    safe_line!(
         s,
         "system    {} {} serial {} uuid {}",
-        d.system_vendor, d.system_model, d.system_serial, d.system_uuid
+        d.system_vendor,
+        d.system_model,
+        d.system_serial,
+        d.system_uuid
     );
-    let _ = writeln!(
+    safe_line!(
         s,
         "bios      {} {} {}; board {} {} serial {}",
-        d.bios_vendor, d.bios_version, d.bios_date, d.board_vendor, d.board_model, d.board_serial
+        d.bios_vendor,
+        d.bios_version,
+        d.bios_date,
+        d.board_vendor,
+        d.board_model,
+        d.board_serial
     );
     let _ = writeln!(s, "\ndisks");
     for disk in &h.disks {
-        let _ = writeln!(
+        safe_line!(
             s,
             "  {:<10} {:>10} {:<7} model {} serial {}{}",
             disk.name,
@@ -111,7 +137,7 @@ pub fn inventory(i: &Inventory) -> String {
             if disk.removable { " (removable)" } else { "" }
         );
         for p in &disk.partitions {
-            let _ = writeln!(
+            safe_line!(
                 s,
                 "    {:<12} {:>10} {:<8} {}",
                 p.name,
@@ -122,13 +148,17 @@ pub fn inventory(i: &Inventory) -> String {
         }
     }
     let _ = writeln!(s, "\nfilesystems");
-    let _ = writeln!(
+    safe_line!(
         s,
         "  {:<24} {:<20} {:<8} {:>10} {:>10}",
-        "mount", "device", "fs", "size", "free"
+        "mount",
+        "device",
+        "fs",
+        "size",
+        "free"
     );
     for f in &st.filesystems {
-        let _ = writeln!(
+        safe_line!(
             s,
             "  {:<24} {:<20} {:<8} {:>10} {:>10}",
             f.mount_point,
@@ -149,7 +179,7 @@ pub fn inventory(i: &Inventory) -> String {
             .speed_mbps
             .map(|v| format!("{v} Mb/s"))
             .unwrap_or_else(|| "-".into());
-        let _ = writeln!(
+        safe_line!(
             s,
             "  {:<10} {:<18} {:<5} {:<8} {}",
             n.name,
@@ -167,10 +197,10 @@ pub fn inventory(i: &Inventory) -> String {
     if !h.gpus.is_empty() || !h.displays.is_empty() {
         let _ = writeln!(s, "\ngraphics");
         for g in &h.gpus {
-            let _ = writeln!(s, "  {:<8} {} {} ({})", g.name, g.vendor, g.model, g.driver);
+            safe_line!(s, "  {:<8} {} {} ({})", g.name, g.vendor, g.model, g.driver);
         }
         for d in &h.displays {
-            let _ = writeln!(s, "  display {} {}", d.connector, d.mode);
+            safe_line!(s, "  display {} {}", d.connector, d.mode);
         }
     }
     for (b, pct) in h.batteries.iter().zip(&st.battery_percent) {
@@ -178,10 +208,12 @@ pub fn inventory(i: &Inventory) -> String {
             .health_percent
             .map(|v| format!("{v}%"))
             .unwrap_or_else(|| "-".into());
-        let _ = writeln!(
+        safe_line!(
             s,
             "battery   {} {} {}: {pct}% charged, health {health}",
-            b.name, b.manufacturer, b.model
+            b.name,
+            b.manufacturer,
+            b.model
         );
     }
     let _ = writeln!(s, "\nsoftware  {} packages", i.software.packages.len());
@@ -197,7 +229,7 @@ pub fn inventory(i: &Inventory) -> String {
             SourceState::NotPresent => "not present on this system".into(),
             SourceState::Failed(e) => format!("failed: {e}"),
         };
-        let _ = writeln!(s, "  {:<8} {what}", src.name());
+        safe_line!(s, "  {:<8} {what}", src.name());
     }
     s
 }
@@ -213,11 +245,11 @@ pub fn diag(r: &DiagReport) -> String {
         "{:<16} {:<10} {}\n",
         r.probe.kind().name(),
         label(r.verdict),
-        r.reason
+        display_safe(&r.reason)
     );
     let mut line = |text: String| {
         s.push_str("  ");
-        s.push_str(&text);
+        s.push_str(&display_safe(&text));
         s.push('\n');
     };
     match &r.facts {
@@ -461,7 +493,7 @@ pub fn diag_summary(reports: &[DiagReport]) -> String {
             r.probe.kind().name(),
             label(r.verdict),
             r.elapsed_ms,
-            r.reason
+            display_safe(&r.reason)
         );
     }
     let _ = writeln!(s, "\n{}", health_counts(reports));
@@ -544,6 +576,28 @@ mod tests {
             cat.contains("tcp-connect") && cat.contains("port=<1-65535>  required"),
             "{cat}"
         );
+    }
+
+    #[test]
+    fn values_from_the_other_machine_cannot_drive_the_terminal_or_add_lines() {
+        use tether_proto::diag::Probe;
+        let hostile = "x\u{1b}]0;pwned\u{7}\u{1b}[2J\ny\u{202e}z\u{2028}w\u{61c}";
+        let report = DiagReport {
+            probe: Probe::Uptime,
+            verdict: Verdict::Ok,
+            reason: hostile.into(),
+            facts: DiagFacts::None,
+            elapsed_ms: 3,
+        };
+        for text in [diag(&report), diag_summary(std::slice::from_ref(&report))] {
+            let bad: Vec<char> = text
+                .chars()
+                .filter(|&c| c != '\n' && tether_proto::text::is_hidden(c))
+                .collect();
+            assert!(bad.is_empty(), "{bad:?} in {text:?}");
+            assert!(text.contains("x\u{241b}]0;pwned\u{2407}"), "{text:?}");
+        }
+        assert_eq!(diag(&report).lines().count(), 1, "no line was added");
     }
 
     #[test]

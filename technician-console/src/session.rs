@@ -4,7 +4,8 @@
 //! claim the slot (token) → SPAKE2 pairing with the secret on stream 0 → (chat both ways from here
 //! on) → sealed `ConsentRequest` → `ConsentDecision` → one new stream per request (`StreamOpen{n}`,
 //! then sealed `Request` → `Response`) → sealed `End`. A task reads stream 0 for the whole session
-//! and sorts what arrives: decisions, chat lines, and the agent's `Ended`.
+//! and sorts what arrives: decisions, chat lines, and the agent's `Ended`. An answer that fails to
+//! open ends the session: the console sends `ProtocolError` on stream 0 instead of `End`.
 
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ pub struct Session {
     chat: mpsc::Receiver<ChatText>,
     invites: mpsc::Receiver<Result<String, String>>,
     ended: watch::Receiver<Option<EndReason>>,
+    /// Set when a frame from the agent failed to open on a request stream: the session is over.
+    broken: Option<EndReason>,
     next_stream: u32,
     /// The scopes claimed, and asked for by [`Session::ask_consent`].
     pub asked: ScopeSet,
@@ -148,10 +151,14 @@ impl From<FrameError> for ConsoleError {
 impl From<SealedError> for ConsoleError {
     fn from(e: SealedError) -> Self {
         match e {
-            SealedError::Seal(SealError::Tampered) => ConsoleError::Protocol(
-                "a session frame failed authentication; the session is closed".into(),
-            ),
-            SealedError::Seal(e) => ConsoleError::Protocol(e.to_string()),
+            SealedError::Seal(SealError::Tampered) => {
+                ConsoleError::Broken("a session frame failed authentication".into())
+            }
+            SealedError::Seal(e) => ConsoleError::Broken(e.to_string()),
+            SealedError::Frame(FrameError::Codec(c)) => ConsoleError::Broken(c.to_string()),
+            SealedError::Frame(FrameError::Truncated) => {
+                ConsoleError::Broken("a session stream ended mid-frame".into())
+            }
             SealedError::Frame(f) => f.into(),
         }
     }
@@ -237,6 +244,7 @@ pub async fn pair_session_with(
                 chat,
                 invites,
                 ended,
+                broken: None,
                 next_stream: 1,
                 asked: scopes,
                 technician: p.technician,
@@ -493,6 +501,7 @@ impl Session {
 
     /// Sends one request on a new stream and returns the agent's answer.
     pub async fn request(&mut self, request: &Request) -> Result<Response, ConsoleError> {
+        self.not_broken()?;
         let id = self.next_stream;
         self.next_stream += 1;
         let wait = answer_wait(request);
@@ -518,8 +527,32 @@ impl Session {
             Ok(r) => Ok(r),
             // If the stream broke because the session ended, say why.
             Err(ConsoleError::Ended(EndReason::ConnectionLost)) => Err(self.why_ended().await),
+            Err(ConsoleError::Broken(reason)) => Err(self.abort(reason).await),
             Err(e) => Err(e),
         }
+    }
+
+    /// Fails once the session broke ([`Session::abort`]).
+    fn not_broken(&self) -> Result<(), ConsoleError> {
+        match &self.broken {
+            Some(reason) => Err(ConsoleError::Ended(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// A frame from the agent failed to open on a request stream: someone on the path tampered with
+    /// the session, so it ends. The agent is told (it ends the session too, and the relay audits it);
+    /// every later request fails at once.
+    async fn abort(&mut self, reason: String) -> ConsoleError {
+        if self.broken.is_none() {
+            tracing::warn!(%reason, "a session frame from the agent failed; ending the session");
+            let tell = ConsoleToAgent::ProtocolError {
+                reason: reason.clone(),
+            };
+            let _ = self.tx0.send(&tell).await;
+            self.broken = Some(EndReason::ProtocolError(reason.clone()));
+        }
+        ConsoleError::Broken(reason)
     }
 
     /// Opens a new stream for a long-lived `request` and returns it with the agent's first answer
@@ -528,6 +561,7 @@ impl Session {
         &mut self,
         request: &Request,
     ) -> Result<(SealedSend, SealedRecv, Response), ConsoleError> {
+        self.not_broken()?;
         let id = self.next_stream;
         self.next_stream += 1;
         let result = step(async {
@@ -545,6 +579,7 @@ impl Session {
             Ok((_, _, Response::Failed { message })) => Err(ConsoleError::Failed(message)),
             Ok(r) => Ok(r),
             Err(ConsoleError::Ended(EndReason::ConnectionLost)) => Err(self.why_ended().await),
+            Err(ConsoleError::Broken(reason)) => Err(self.abort(reason).await),
             Err(e) => Err(e),
         }
     }
@@ -597,6 +632,7 @@ impl Session {
         &mut self,
         timeout_secs: Option<u16>,
     ) -> Result<Vec<DiagReport>, ConsoleError> {
+        self.not_broken()?;
         let mut running = JoinSet::new();
         for (order, probe) in Probe::health_check().into_iter().enumerate() {
             let id = self.next_stream;

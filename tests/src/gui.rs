@@ -25,27 +25,10 @@ pub struct Display {
 impl Display {
     /// Starts an Xvfb of `width`x`height` and waits until it has chosen its display.
     pub fn start(width: u32, height: u32) -> Self {
-        let mut server = Kill(
-            Command::new("Xvfb")
-                .args(["-displayfd", "1", "-screen", "0"])
-                .arg(format!("{width}x{height}x24"))
-                .args(["-nolisten", "tcp", "-noreset"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("Xvfb (install xvfb)"),
-        );
-        let mut line = String::new();
-        BufReader::new(server.0.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("Xvfb prints its display number");
-        let n: u32 = line
-            .trim()
-            .parse()
-            .expect("Xvfb printed its display number");
+        let (server, display) = crate::spawn_xvfb_displayfd(width, height);
         Display {
-            _server: server,
-            display: format!(":{n}"),
+            _server: Kill(server),
+            display,
         }
     }
 }

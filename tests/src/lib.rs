@@ -407,6 +407,22 @@ impl Xvfb {
         panic!("Xvfb {} did not start", x.display);
     }
 
+    /// Starts a 1920x1080 Xvfb on a display number it picks itself, so it never collides with
+    /// another X server on this machine.
+    pub fn start_free() -> Self {
+        let (server, display) = spawn_xvfb_displayfd(1920, 1080);
+        let x = Xvfb {
+            display,
+            server,
+            clients: Vec::new(),
+        };
+        assert!(
+            x.cmd("xdpyinfo", &[]).status.success(),
+            "Xvfb did not start"
+        );
+        x
+    }
+
     /// Runs a program against this display and returns its output.
     pub fn cmd(&self, program: &str, args: &[&str]) -> std::process::Output {
         std::process::Command::new(program)
@@ -471,6 +487,50 @@ impl Drop for Xvfb {
         }
         let _ = self.server.kill();
         let _ = self.server.wait();
+    }
+}
+
+/// Starts an Xvfb of `width`x`height` with `-displayfd`, and returns it with the display name it
+/// chose (it prints the number once it accepts clients).
+pub fn spawn_xvfb_displayfd(width: u32, height: u32) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut server = std::process::Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0"])
+        .arg(format!("{width}x{height}x24"))
+        .args(["-nolisten", "tcp", "-noreset"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("Xvfb (install xvfb)");
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("Xvfb prints its display number");
+    let n: u32 = line
+        .trim()
+        .parse()
+        .expect("Xvfb printed its display number");
+    (server, format!(":{n}"))
+}
+
+/// The command line of the harness's own binaries (`tether-demo`, `screen-bench`), which take no
+/// arguments: `--help` prints `help` and `--version` the version, each then exits 0; anything else is
+/// a usage error (exit 2). Returns when there are no arguments.
+pub fn no_args_but_help(name: &str, help: &str) {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("-h" | "--help") => {
+            println!("{help}");
+            std::process::exit(0)
+        }
+        Some("-V" | "--version") => {
+            println!("{name} {}", env!("CARGO_PKG_VERSION"));
+            std::process::exit(0)
+        }
+        Some(other) => {
+            eprintln!("error: unexpected argument {other:?}\n\n{help}");
+            std::process::exit(2)
+        }
     }
 }
 

@@ -613,3 +613,245 @@ async fn bad_reports_and_tokens_are_rejected_and_change_nothing() {
     let _ = PathBuf::new();
     relay.shutdown().await;
 }
+
+fn resync(r: RelayToDevice) -> (u64, FleetErrorKind) {
+    match r {
+        RelayToDevice::Resync {
+            expected, error, ..
+        } => (expected, error.kind),
+        other => panic!("expected a resync, got {other:?}"),
+    }
+}
+
+fn with_package(
+    inv: &tether_proto::inventory::Inventory,
+    name: &str,
+    version: &str,
+) -> tether_proto::inventory::Inventory {
+    let mut inv = inv.clone();
+    inv.software
+        .packages
+        .push(tether_proto::inventory::Package {
+            source: tether_proto::inventory::PackageSource::Dpkg,
+            name: name.into(),
+            arch: "amd64".into(),
+            version: version.into(),
+        });
+    inv
+}
+
+/// What the fleet holds for `device` right now.
+fn fleet_inventory(relay: &RelayHandle, device: &str) -> tether_proto::inventory::Inventory {
+    relay
+        .store()
+        .device("Acme IT", device)
+        .unwrap()
+        .inventory
+        .expect("the device has reported")
+}
+
+/// A fake device speaking the fleet protocol over real QUIC: crafted numbers (2^63, u64::MAX, 0, a
+/// jump, a reused number with other content, an older number) are never acknowledged as stored, and
+/// the relay says which number it expects; the next honest report is stored and is what the fleet
+/// shows.
+#[tokio::test]
+async fn crafted_sequence_numbers_never_lose_a_report() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = start(relay_dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let tgt = target(&relay, relay.local_addr());
+    let store = relay.store();
+    let token = store.create_token("Acme IT", 3600, 1, now()).unwrap().token;
+    let dir = tempfile::tempdir().unwrap();
+    let a = enroll_in(&tgt, &token, dir.path()).await.unwrap();
+    let base = tether_agent::inventory::collect();
+    let report = |seq, inv: &tether_proto::inventory::Inventory| Report {
+        device_id: a.device_id.clone(),
+        seq,
+        digest: inv.digest(),
+        body: ReportBody::Full(Box::new(inv.clone())),
+    };
+    let (_conn, mut send, mut recv) = device_conn(&tgt, &a).await;
+    let one = with_package(&base, "one", "1");
+    assert_eq!(
+        send_report(&mut send, &mut recv, &report(1, &one)).await,
+        RelayToDevice::Ack {
+            seq: 1,
+            duplicate: false
+        }
+    );
+
+    // 2^63 used to be stored (as a negative number), after which every later report was a
+    // "duplicate" and vanished.
+    let two = with_package(&base, "two", "2");
+    for crafted in [1u64 << 63, u64::MAX, 0] {
+        assert_eq!(
+            resync(send_report(&mut send, &mut recv, &report(crafted, &two)).await),
+            (2, FleetErrorKind::SeqOutOfRange),
+            "seq {crafted}"
+        );
+    }
+    // A jump (1 → 10) is not stored either.
+    assert_eq!(
+        resync(send_report(&mut send, &mut recv, &report(10, &two)).await),
+        (2, FleetErrorKind::SeqGap)
+    );
+    // The number of a stored report with other content is no resend.
+    assert_eq!(
+        resync(send_report(&mut send, &mut recv, &report(1, &two)).await),
+        (2, FleetErrorKind::SeqConflict)
+    );
+    // The very same report is.
+    assert_eq!(
+        send_report(&mut send, &mut recv, &report(1, &one)).await,
+        RelayToDevice::Ack {
+            seq: 1,
+            duplicate: true
+        }
+    );
+    assert_eq!(store.report_count(&a.device_id).unwrap(), 1);
+    assert_eq!(fleet_inventory(&relay, &a.device_id).digest(), one.digest());
+
+    // The honest next report is stored and shown.
+    assert_eq!(
+        send_report(&mut send, &mut recv, &report(2, &two)).await,
+        RelayToDevice::Ack {
+            seq: 2,
+            duplicate: false
+        }
+    );
+    let three = with_package(&base, "three", "3");
+    assert_eq!(
+        send_report(&mut send, &mut recv, &report(3, &three)).await,
+        RelayToDevice::Ack {
+            seq: 3,
+            duplicate: false
+        }
+    );
+    // Going back (a restored counter) is refused even with content the relay once held.
+    assert_eq!(
+        resync(send_report(&mut send, &mut recv, &report(2, &two)).await),
+        (4, FleetErrorKind::SeqConflict)
+    );
+    assert_eq!(store.report_count(&a.device_id).unwrap(), 3);
+    assert_eq!(
+        fleet_inventory(&relay, &a.device_id).digest(),
+        three.digest()
+    );
+    let summary = store.devices("Acme IT").unwrap();
+    assert_eq!(summary[0].last_seq, Some(3));
+    relay.shutdown().await;
+}
+
+/// A device whose data directory is restored from an older copy (a VM snapshot) has a report counter
+/// behind the relay's. It resyncs instead of having its reports taken for resends and deleted: the
+/// fleet shows its newest inventory.
+#[tokio::test]
+async fn a_restored_device_data_directory_never_loses_a_report() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = start(relay_dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let tgt = target(&relay, relay.local_addr());
+    let token = relay
+        .store()
+        .create_token("Acme IT", 3600, 1, now())
+        .unwrap()
+        .token;
+    let agent_dir = tempfile::tempdir().unwrap();
+    let id = enroll_in(&tgt, &token, agent_dir.path()).await.unwrap();
+    let status = tempfile::NamedTempFile::new().unwrap();
+    let set = |pkgs: &[(&str, &str)]| std::fs::write(status.path(), dpkg_status(pkgs)).unwrap();
+    let service = |dir: &Path| {
+        let mut cfg = RunConfig::new(DataDir::new(dir));
+        cfg.collector.software.dpkg_status = status.path().to_path_buf();
+        cfg.collector.software.tool_path = Some(vec![]);
+        cfg.interval = Duration::from_secs(3600);
+        cfg.backoff_initial = Duration::from_millis(100);
+        cfg.backoff_max = Duration::from_millis(400);
+        let (trigger, trigger_rx) = mpsc::channel(1);
+        let (events_tx, events) = mpsc::channel(64);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(cfg, trigger_rx, events_tx, stop.clone()));
+        (trigger, events, stop, task)
+    };
+
+    set(&[("alpha", "1.0")]);
+    let (trigger, mut events, stop, task) = service(agent_dir.path());
+    next(&mut events, "report 1 acked", |e| {
+        matches!(e, RunEvent::Acked { seq: 1, .. })
+    })
+    .await;
+    // The snapshot, taken while nothing is being written.
+    let snapshot = tempfile::tempdir().unwrap();
+    copy_dir(agent_dir.path(), snapshot.path());
+    for (seq, version) in [(2, "2.0"), (3, "3.0")] {
+        set(&[("alpha", version)]);
+        trigger.send(()).await.unwrap();
+        next(
+            &mut events,
+            "report acked",
+            |e| matches!(e, RunEvent::Acked { seq: s, .. } if *s == seq),
+        )
+        .await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+
+    // The restored machine installs something and reports.
+    set(&[("alpha", "3.1"), ("gamma", "1.0")]);
+    let (trigger, mut events, stop, task) = service(snapshot.path());
+    next(&mut events, "connected", |e| {
+        matches!(e, RunEvent::Connected { .. })
+    })
+    .await;
+    trigger.send(()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let inv = fleet_inventory(&relay, &id.device_id);
+        let versions: Vec<_> = inv
+            .software
+            .packages
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.version))
+            .collect();
+        if versions == ["alpha=3.1", "gamma=1.0"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fleet still shows {versions:?}, not the restored device's newest inventory"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The history shows the change, and nothing the device made is left unsent.
+    let history = relay.store().history("Acme IT", &id.device_id).unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|c| c.item == "dpkg:gamma:amd64" && c.kind == ChangeKind::Installed),
+        "{history:?}"
+    );
+    let dd = DataDir::new(snapshot.path());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !dd.queued().unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reports still queued"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    relay.shutdown().await;
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}

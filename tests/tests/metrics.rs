@@ -152,3 +152,47 @@ async fn metrics_are_off_by_default() {
     assert!(relay.handle.metrics_addr().is_none());
     assert!(!relay.dir.path().join(metrics::ADDR_FILE).exists());
 }
+
+/// A claim whose pairing fails is an attempt, not a started session, in the metrics and in the audit
+/// log; pairings and consents are counted on their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_pairings_are_attempts_not_started_sessions() {
+    let relay = relay_with_metrics(Limits::default()).await;
+    let m = relay.handle.metrics_addr().expect("metrics on");
+
+    // A wrong code: the agent accepts the claim, the key confirmation fails.
+    let mut agent = TestAgent::spawn(&relay, inventory());
+    let code = agent.code().await;
+    let err = tether_console::open_session(&relay.console(), wrong_secret(&code), inventory())
+        .await
+        .expect_err("wrong code");
+    assert!(matches!(err, ConsoleError::WrongCode), "{err:?}");
+    agent.code().await; // the agent shows a new code once it has reported the failure
+    assert_eq!(get(m, "tether_relay_session_attempts_total").await, 1.0);
+    assert_eq!(get(m, "tether_relay_pairing_failures_total").await, 1.0);
+    assert_eq!(get(m, "tether_relay_sessions_started_total").await, 0.0);
+    assert_eq!(
+        get(m, "tether_relay_consents_total{granted=\"some\"}").await,
+        0.0
+    );
+
+    // A real session: one more attempt, one pairing, one consent.
+    let (_agent, mut session) = paired(&relay, inventory(), inventory()).await;
+    session.inventory().await.unwrap();
+    assert_eq!(get(m, "tether_relay_session_attempts_total").await, 2.0);
+    assert_eq!(get(m, "tether_relay_sessions_started_total").await, 1.0);
+    assert_eq!(
+        get(m, "tether_relay_consents_total{granted=\"some\"}").await,
+        1.0
+    );
+    session.end().await;
+
+    let events: Vec<String> = relay
+        .audit()
+        .iter()
+        .map(|r| r["event"].as_str().unwrap().to_string())
+        .collect();
+    let count = |e: &str| events.iter().filter(|x| *x == e).count();
+    assert_eq!(count("session_attempt"), 2, "{events:?}");
+    assert_eq!(count("session_started"), 1, "{events:?}");
+}

@@ -22,7 +22,7 @@ fn systemd_units_verify() {
             "{name}: unexpected ExecStart"
         );
         assert!(
-            unit.contains("DynamicUser=yes"),
+            unit.contains("DynamicUser=yes") || unit.contains(&format!("User={name}\n")),
             "{name}: must not run as root"
         );
         let unit = unit.replace(&format!("/usr/bin/{name}"), exe.to_str().unwrap());

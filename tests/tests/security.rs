@@ -338,14 +338,77 @@ async fn the_audit_log_is_a_verifiable_chain() {
     let (_agent, mut s) = paired(&relay, ScopeSet::all(), scopes("inventory")).await;
     s.inventory().await.unwrap();
     s.end().await;
-    let n = admin::verify_audit(relay.dir.path()).unwrap();
+    // (`audit_path` waits for the relay's writer, so the file holds what was recorded.)
+    let path = relay.handle.audit_path();
+    let n = admin::verify_audit(relay.dir.path()).unwrap().records;
     assert!(n >= 3, "{n} records");
     // Editing one record is detected and named.
-    let path = relay.handle.audit_path();
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replacen("Ada Lovelace", "Someone Else", 1)).unwrap();
     let err = admin::verify_audit(relay.dir.path())
         .unwrap_err()
         .to_string();
     assert!(err.contains("was altered"), "{err}");
+}
+
+/// Claims with a bogus token from one address (a NAT, a VPN exit) are limited there, but they do not
+/// lock out a real technician behind the same address, and the audit log counts them instead of
+/// writing a line each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seventy_bogus_claims_do_not_lock_out_a_real_technician_from_the_same_address() {
+    let relay = TestRelay::start().await;
+    let mut agent = TestAgent::spawn(&relay, ScopeSet::all());
+    let code = agent.code().await;
+    let mut kinds = Vec::new();
+    for _ in 0..70 {
+        match RawConsole::claim(&relay.target(), None, code.slot, "tt_bogus", scopes("view")).await
+        {
+            RawClaim::Refused(e) => kinds.push(e.kind),
+            other => panic!("{other:?}"),
+        }
+    }
+    // The per-address limit for failures still holds (60 a minute)...
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == RelayErrorKind::BadToken)
+            .count(),
+        60,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == RelayErrorKind::RateLimited)
+            .count(),
+        10
+    );
+    // ...and Ada, from the same address, gets her session at once.
+    let mut s = open_session(&relay.console(), code, scopes("inventory"))
+        .await
+        .expect("a real technician is not limited by others' failures");
+    s.inventory().await.unwrap();
+    s.end().await;
+    let _ = (&mut agent.task).await;
+
+    // The refusals are one line per reason and a count, not 70 lines.
+    let TestRelay { handle, dir, .. } = relay;
+    handle.shutdown().await;
+    let text = std::fs::read_to_string(dir.path().join(tether_relay::audit::FILE)).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines = records
+        .iter()
+        .filter(|r| r["event"] == "claim_refused")
+        .count();
+    let repeated: u64 = records
+        .iter()
+        .filter(|r| r["event"] == "claims_refused_repeated")
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lines, 2, "{text}");
+    assert_eq!(lines as u64 + repeated, 70, "{text}");
+    assert!(admin::verify_audit(dir.path()).is_ok());
 }

@@ -7,6 +7,7 @@ use eframe::egui::{
     ViewportCommand, WindowLevel,
 };
 use tether_proto::Scope;
+use tether_proto::text::display_safe;
 
 use super::Backend;
 use super::layout::{self, scope_row};
@@ -38,7 +39,8 @@ pub(super) struct AgentApp {
 fn print_change(last: &mut Option<String>, now: Option<String>, gone: &str) {
     if now != *last {
         match &now {
-            Some(line) => println!("{line}"),
+            // The lines carry names and reasons from the other side.
+            Some(line) => println!("{}", display_safe(line)),
             None if !gone.is_empty() => println!("{gone}"),
             None => {}
         }
@@ -149,7 +151,7 @@ impl AgentApp {
                 .iter()
                 .all(|e| !matches!(e, crate::ui::AgentEvent::Ended { .. }))
             {
-                println!("{reason}");
+                println!("{}", display_safe(reason));
             }
         }
         // What the banner shows, as a line on standard output whenever it changes (a test channel).
@@ -236,7 +238,7 @@ impl AgentApp {
             ));
             if let Some(reason) = &self.model.reason {
                 ui.add_space(8.0);
-                ui.label(RichText::new(format!("Your request: {reason}")).strong());
+                ui.label(RichText::new(format!("Your request: {}", display_safe(reason))).strong());
             }
         });
         if big_button(ui, layout::NEW_CODE, "New code", None) {
@@ -256,7 +258,8 @@ impl AgentApp {
             ui.label(
                 RichText::new(format!(
                     "{} of {} asks to help you",
-                    c.technician.name, c.technician.org
+                    display_safe(&c.technician.name),
+                    display_safe(&c.technician.org)
                 ))
                 .size(22.0)
                 .strong(),
@@ -278,7 +281,7 @@ impl AgentApp {
                     "Warning: {} has never had access to this computer before. Genuine support \
                      never calls you out of the blue asking for access. If someone called you \
                      unexpectedly, press Deny.",
-                    c.technician.org
+                    display_safe(&c.technician.org)
                 ),
             )
         } else {
@@ -367,8 +370,8 @@ impl AgentApp {
                 let what: Vec<&str> = g.iter().map(|s| s.name()).collect();
                 format!(
                     "Also connected: {} of {} (allowed: {})",
-                    t.name,
-                    t.org,
+                    display_safe(&t.name),
+                    display_safe(&t.org),
                     what.join(", ")
                 )
             })
@@ -380,7 +383,10 @@ impl AgentApp {
             .map(|s| scope_words(*s))
             .collect();
         let doing = doing.clone();
-        let (name, org) = (technician.name.clone(), technician.org.clone());
+        let (name, org) = (
+            display_safe(&technician.name).into_owned(),
+            display_safe(&technician.org).into_owned(),
+        );
         let verification = self.model.verification.clone();
         boxed(ui, [20.0, 60.0, 520.0, 420.0], SESSION_BG, |ui| {
             ui.label(
@@ -405,9 +411,18 @@ impl AgentApp {
             ui.label(RichText::new("Everything else stays refused.").color(INK));
             ui.add_space(12.0);
             ui.label(RichText::new("Right now:").strong().color(INK));
-            ui.label(RichText::new(now).size(19.0).strong().color(INK));
+            ui.label(
+                RichText::new(display_safe(&now))
+                    .size(19.0)
+                    .strong()
+                    .color(INK),
+            );
             if let Some(d) = doing {
-                ui.label(RichText::new(format!("Last: {d}")).size(15.0).color(INK));
+                ui.label(
+                    RichText::new(format!("Last: {}", display_safe(&d)))
+                        .size(15.0)
+                        .color(INK),
+                );
             }
             ui.add_space(12.0);
             ui.label(RichText::new("This window stays on top while the session runs.").color(INK));
@@ -455,22 +470,30 @@ impl AgentApp {
         );
         area(ui, [r[0] + 16.0, r[1] + 12.0, r[2] - 32.0, 320.0], |ui| {
             ui.label(
-                RichText::new(format!("{} asks to bring in a colleague", i.by))
-                    .size(22.0)
+                RichText::new(format!(
+                    "{} asks to bring in a colleague",
+                    display_safe(&i.by)
+                ))
+                .size(22.0)
+                .strong()
+                .color(INK),
+            );
+            ui.add_space(10.0);
+            ui.label(RichText::new("Who would join:").strong().color(INK));
+            ui.label(
+                RichText::new(display_safe(&i.invitee))
+                    .size(19.0)
                     .strong()
                     .color(INK),
             );
             ui.add_space(10.0);
-            ui.label(RichText::new("Who would join:").strong().color(INK));
-            ui.label(RichText::new(&i.invitee).size(19.0).strong().color(INK));
-            ui.add_space(10.0);
             let handover = if i.handover {
                 format!(
                     "This is a hand-over: {} leaves once the colleague is in.",
-                    i.by
+                    display_safe(&i.by)
                 )
             } else {
-                format!("{} stays; both would be connected.", i.by)
+                format!("{} stays; both would be connected.", display_safe(&i.by))
             };
             ui.label(RichText::new(handover).color(INK));
             ui.add_space(10.0);
@@ -554,7 +577,12 @@ impl AgentApp {
                                 Some(f) => (f.as_str(), Color32::from_rgb(21, 101, 192)),
                                 None => ("You", Color32::from_rgb(46, 125, 50)),
                             };
-                            ui.label(RichText::new(who).size(14.0).strong().color(colour));
+                            ui.label(
+                                RichText::new(display_safe(who))
+                                    .size(14.0)
+                                    .strong()
+                                    .color(colour),
+                            );
                             ui.label(RichText::new(&l.text).size(16.0).color(INK));
                             ui.add_space(4.0);
                         }
@@ -604,7 +632,7 @@ impl AgentApp {
         };
         let (reason, log) = (reason.clone(), log.clone());
         area(ui, [30.0, 70.0, 500.0, 70.0], |ui| {
-            ui.label(RichText::new(reason).size(20.0).strong());
+            ui.label(RichText::new(display_safe(&reason)).size(20.0).strong());
         });
         if big_button(ui, layout::SHOW_LOG, "Show my session log", None) {
             let a = self.model.want_log();
@@ -628,7 +656,7 @@ impl AgentApp {
                     .id_salt("session log")
                     .show(ui, |ui| {
                         for l in &lines {
-                            ui.label(RichText::new(l).size(13.0));
+                            ui.label(RichText::new(display_safe(l)).size(13.0));
                         }
                     });
             });
@@ -654,7 +682,8 @@ impl eframe::App for AgentApp {
                     area(ui, [40.0, 140.0, 480.0, 100.0], |ui| {
                         ui.label(format!(
                             "{} of {} is connecting...",
-                            technician.name, technician.org
+                            display_safe(&technician.name),
+                            display_safe(&technician.org)
                         ));
                     });
                     if big_button(ui, layout::STOP, "Stop", None) {

@@ -3,6 +3,7 @@
 //! - [`model`]: the state machine — which screen, what a click sends — tested without a display.
 //! - [`layout`]: fixed positions of everything clickable (the UI tests click there).
 //! - `app`: the eframe rendering, thin on top of the model.
+//! - `not_configured`: the window shown when the agent does not know its relay.
 //!
 //! eframe owns the main thread. The session logic ([`crate::share`]) runs on a tokio runtime owned by
 //! [`Backend`]; the window drains its events with `try_recv` each frame and sends commands with
@@ -11,6 +12,9 @@
 mod app;
 pub mod layout;
 pub mod model;
+mod not_configured;
+
+pub use not_configured::run as run_not_configured;
 
 use std::path::PathBuf;
 use std::sync::Arc;

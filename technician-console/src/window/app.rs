@@ -8,6 +8,7 @@ use eframe::egui::{
 };
 use tether_proto::Scope;
 use tether_proto::diag::ProbeKind;
+use tether_proto::text::display_safe;
 
 use super::layout;
 use super::model::{Action, Consent, Model, Tab, Table, verdict_rgb};
@@ -288,7 +289,13 @@ impl ConsoleApp {
         };
         ui.painter().rect_filled(r, 5.0, bg);
         area(ui, r.shrink2(Vec2::new(12.0, 10.0)), |ui| {
-            ui.label(RichText::new(text).size(16.0).strong().color(INK));
+            // Names, org and reasons in it come from the relay or the agent.
+            ui.label(
+                RichText::new(display_safe(&text))
+                    .size(16.0)
+                    .strong()
+                    .color(INK),
+            );
         });
     }
 
@@ -656,7 +663,7 @@ impl ConsoleApp {
         if let Some((c, text)) = status {
             ui.put(
                 rect([218.0, 442.0, 352.0, 30.0]),
-                egui::Label::new(RichText::new(text).color(c)).truncate(),
+                egui::Label::new(RichText::new(display_safe(&text)).color(c)).truncate(),
             );
         }
         let r = rect(layout::RESULTS);
@@ -694,7 +701,7 @@ impl ConsoleApp {
                             ui.label(RichText::new(rep.probe.kind().name()).strong());
                             ui.label(format!("{} ms", rep.elapsed_ms));
                         });
-                        ui.label(&rep.reason);
+                        ui.label(display_safe(&rep.reason));
                         // The facts, as the command line prints them (its first line repeats the
                         // verdict). Collapsed: the verdicts and reasons are the overview; a long
                         // fact is cut (its full text on hover) rather than wrapped mid-word.
@@ -780,7 +787,10 @@ impl ConsoleApp {
                 ui.colored_label(Color32::from_rgb(230, 145, 0), n);
             }
             if let Some(s) = &st.stopped {
-                ui.colored_label(Color32::from_rgb(198, 40, 40), format!("View stopped: {s}"));
+                ui.colored_label(
+                    Color32::from_rgb(198, 40, 40),
+                    format!("View stopped: {}", display_safe(s)),
+                );
             } else {
                 pane.show(ui);
             }

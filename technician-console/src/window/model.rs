@@ -9,6 +9,7 @@ use tether_proto::chat::ChatText;
 use tether_proto::diag::{DiagReport, Probe, ProbeKind, Verdict};
 use tether_proto::inventory::Inventory;
 use tether_proto::msg::{Invitee, TechnicianIdentity, Tier};
+use tether_proto::text::display_safe;
 use tether_proto::{Scope, ScopeSet, SessionCode};
 
 use crate::render;
@@ -356,8 +357,18 @@ impl InventoryPanel {
     }
 
     fn rebuild(&mut self) {
+        // Every cell is text the user's machine reported (package names, mount points, ...).
         self.all = match &self.inventory {
-            Some(inv) => self.table.rows(inv),
+            Some(inv) => self
+                .table
+                .rows(inv)
+                .into_iter()
+                .map(|row| {
+                    row.into_iter()
+                        .map(|c| display_safe(&c).into_owned())
+                        .collect()
+                })
+                .collect(),
             None => Vec::new(),
         };
         self.refilter();
@@ -1219,6 +1230,57 @@ mod tests {
         m.set_filter("ETH".into());
         assert_eq!(m.inventory.shown_row(0).unwrap()[0], "eth0");
         assert_eq!(m.inventory.shown().len(), 1);
+    }
+
+    #[test]
+    fn hostile_inventory_strings_are_shown_harmless_in_every_table() {
+        let mut m = Model::new();
+        granted(&mut m, "inventory");
+        let mut inv = inventory(&["evil\u{202e}txt.exe", "a\u{1b}[2Jb", "ok\u{2028}fake row"]);
+        inv.hardware.system.hostname = "host\u{61c}\u{200b}\nos        fake".into();
+        inv.hardware.interfaces[0].name = "lo\u{2029}\u{feff}\u{1b}[2J".into();
+        // The command line's print-out of the same inventory: no escape, no extra line.
+        let printed = crate::render::inventory(&inv);
+        assert!(
+            !printed
+                .chars()
+                .any(|c| c != '\n' && tether_proto::text::is_hidden(c)),
+            "{printed:?}"
+        );
+        assert_eq!(
+            printed.lines().count(),
+            crate::render::inventory(&inventory(&["a"])).lines().count()
+        );
+        m.on_event(Event::Inventory(Ok(inv)));
+        for table in [
+            Table::Software,
+            Table::Disks,
+            Table::Network,
+            Table::Filesystems,
+            Table::Hardware,
+        ] {
+            m.show_table(table);
+            for row in m.inventory.shown() {
+                for cell in row {
+                    assert!(
+                        !cell.chars().any(tether_proto::text::is_hidden),
+                        "{table:?}: {cell:?}"
+                    );
+                }
+            }
+        }
+        m.show_table(Table::Software);
+        let names: Vec<&str> = m.inventory.shown().map(|r| r[0].as_str()).collect();
+        assert_eq!(
+            names,
+            ["evil\u{fffd}txt.exe", "a\u{241b}[2Jb", "ok\u{fffd}fake row"]
+        );
+        assert!(
+            m.journal()
+                .iter()
+                .all(|l| !l.chars().any(tether_proto::text::is_hidden)),
+            "the journal on standard output is harmless too"
+        );
     }
 
     #[test]

@@ -230,8 +230,19 @@ async fn first_frame(relay: &TestRelay, x: &Xvfb, n: usize) -> Vec<f64> {
     out
 }
 
+const HELP: &str = "\
+screen-bench: Tether's screen benchmarks on private 1920x1080 Xvfb displays (:161 and :162).
+
+Measures the agent's work per changed frame (capture, diff, compress, seal) on an office workload
+and on a static screen, the bytes on the wire through the real relay to the real console, and the
+time from code entered to the first complete frame (20 sessions). Prints a Markdown table for
+BENCHMARKS.md. Needs Xvfb, xterm and xdotool (`./dev test` installs them).
+
+Usage: cargo run --release -p tether-tests --bin screen-bench [-- --help | --version]";
+
 #[tokio::main]
 async fn main() {
+    tether_tests::no_args_but_help("screen-bench", HELP);
     let office_x = office(161);
     let static_x = static_screen(162);
 

@@ -1,0 +1,215 @@
+//! A session frame that fails to open ends the session on both sides, whichever side saw it, and
+//! the relay's audit says so. The agent's side is in the bad-input table (`bad_input.rs`, request
+//! stream rows); here the console is the one that sees a tampered frame, from an agent built from
+//! the protocol pieces, and the real agent hears of it from the console.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tether_console::ConsoleError;
+use tether_net::client::{self, RelayConnection};
+use tether_net::framed;
+use tether_net::sealed::{SealedRecv, SealedSend, SealedStream};
+use tether_proto::msg::{
+    AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, RelayToAgent, Request, Response, Role,
+    StreamOpen,
+};
+use tether_proto::pairing::{Pairing, PairingMsg, Side};
+use tether_proto::seal::{Direction, SessionKeys};
+use tether_proto::{ScopeSet, SessionCode};
+use tether_tests::{RawClaim, RawConsole, TestAgent, TestRelay, WAIT};
+
+fn inv() -> ScopeSet {
+    "inventory".parse().unwrap()
+}
+
+/// An agent that pairs and grants honestly, then answers a request with a frame that does not open.
+struct RawAgent {
+    relay: RelayConnection,
+    keys: SessionKeys,
+    rx0: SealedRecv,
+    _tx0: SealedSend,
+    _ctl: (quinn::SendStream, quinn::RecvStream),
+}
+
+impl RawAgent {
+    /// Opens a slot; returns the agent-to-be and the code to give the console.
+    async fn open(
+        relay: &TestRelay,
+    ) -> (
+        RelayConnection,
+        (quinn::SendStream, quinn::RecvStream),
+        SessionCode,
+    ) {
+        let conn = client::connect(&relay.target()).await.unwrap();
+        let (mut send, mut recv) = client::open_control(&conn.conn, Role::Agent).await.unwrap();
+        framed::write_msg(&mut send, &AgentToRelay::OpenSlot { reason: None })
+            .await
+            .unwrap();
+        let RelayToAgent::SlotOpened { slot, .. } = framed::read_msg(&mut recv).await.unwrap()
+        else {
+            panic!("no slot")
+        };
+        let code = SessionCode::new(slot, &mut rand::thread_rng());
+        (conn, (send, recv), code)
+    }
+
+    /// Accepts the claim, pairs, and grants what is asked.
+    async fn admit(
+        relay: RelayConnection,
+        mut ctl: (quinn::SendStream, quinn::RecvStream),
+        code: &SessionCode,
+    ) -> Self {
+        let claimed: RelayToAgent = framed::read_msg(&mut ctl.1).await.unwrap();
+        assert!(
+            matches!(claimed, RelayToAgent::Claimed { .. }),
+            "{claimed:?}"
+        );
+        framed::write_msg(&mut ctl.0, &AgentToRelay::Accept)
+            .await
+            .unwrap();
+        let (mut send, mut recv) = relay.conn.accept_bi().await.unwrap();
+        let mut p = Pairing::new(Side::Agent, code.slot, &code.secret);
+        loop {
+            while let Some(m) = p.poll_transmit() {
+                framed::write_msg(&mut send, &m).await.unwrap();
+            }
+            if p.outcome().is_some() {
+                break;
+            }
+            let m = framed::read_msg::<PairingMsg>(&mut recv).await.unwrap();
+            let _ = p.handle(m);
+        }
+        let keys = p.into_keys().unwrap();
+        let (mut tx0, mut rx0) = SealedStream::new(send, recv, &keys, 0, Side::Agent).split();
+        let ConsoleToAgent::ConsentRequest { scopes } = rx0.recv().await.unwrap() else {
+            panic!("no consent request")
+        };
+        tx0.send(&AgentToConsole::ConsentDecision { granted: scopes })
+            .await
+            .unwrap();
+        RawAgent {
+            relay,
+            keys,
+            rx0,
+            _tx0: tx0,
+            _ctl: ctl,
+        }
+    }
+
+    /// Reads the next request and answers it with a frame whose last byte is flipped.
+    async fn answer_tampered(&mut self) {
+        let (mut send, mut recv) = self.relay.conn.accept_bi().await.unwrap();
+        let StreamOpen { stream_id } = framed::read_msg(&mut recv).await.unwrap();
+        let mut opener = self.keys.opener(stream_id, Direction::ConsoleToAgent);
+        let req: Request = opener
+            .open_msg(&framed::read_frame(&mut recv).await.unwrap())
+            .unwrap();
+        assert_eq!(req, Request::Inventory);
+        let mut frame = self
+            .keys
+            .sealer(stream_id, Direction::AgentToConsole)
+            .seal_msg(&Response::Failed {
+                message: "never seen".into(),
+            })
+            .unwrap();
+        let last = frame.len() - 1;
+        frame[last] ^= 0x01;
+        framed::write_frame(&mut send, &frame).await.unwrap();
+        send.finish().unwrap();
+        // Keep the stream open until the console has read the frame.
+        let _ = tokio::time::timeout(WAIT, send.stopped()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_answer_ends_the_session_at_the_console_and_the_agent_is_told() {
+    let relay = TestRelay::start().await;
+    let (conn, ctl, code) = RawAgent::open(&relay).await;
+    let console = tokio::spawn({
+        let cfg = relay.console();
+        async move { tether_console::open_session(&cfg, code, inv()).await }
+    });
+    let mut agent = RawAgent::admit(conn, ctl, &code).await;
+    let mut s = console.await.unwrap().expect("session opens");
+
+    let (asked, ()) = tokio::join!(s.inventory(), agent.answer_tampered());
+    let err = asked.expect_err("a tampered answer is no answer");
+    assert!(matches!(err, ConsoleError::Broken(_)), "{err:?}");
+    assert!(err.to_string().starts_with("protocol error:"), "{err}");
+    assert!(err.to_string().contains("authentication"), "{err}");
+
+    // The console told the agent why the session ends.
+    let told: ConsoleToAgent = tokio::time::timeout(WAIT, agent.rx0.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        told,
+        ConsoleToAgent::ProtocolError {
+            reason: "a session frame failed authentication".into()
+        }
+    );
+    // And the session is over for the console: nothing more is asked.
+    let again = tokio::time::timeout(Duration::from_secs(2), s.inventory())
+        .await
+        .expect("refused at once");
+    match again {
+        Err(ConsoleError::Ended(EndReason::ProtocolError(r))) => {
+            assert!(r.contains("authentication"), "{r}")
+        }
+        other => panic!("expected the session to have ended, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_ends_a_session_the_console_saw_broken_and_the_audit_says_so() {
+    let relay = TestRelay::start().await;
+    let mut agent = TestAgent::spawn(&relay, ScopeSet::all());
+    let code = agent.code().await;
+    let RawClaim::Claimed(mut raw) =
+        RawConsole::claim(&relay.target(), None, code.slot, &relay.token, inv()).await
+    else {
+        panic!("claim refused")
+    };
+    let keys = raw.pair(&code).await.unwrap();
+    let mut sealer = keys.sealer(0, Direction::ConsoleToAgent);
+    let mut opener = keys.opener(0, Direction::AgentToConsole);
+    let ask = sealer
+        .seal_msg(&ConsoleToAgent::ConsentRequest { scopes: inv() })
+        .unwrap();
+    framed::write_frame(&mut raw.send, &ask).await.unwrap();
+    let decision: AgentToConsole = opener
+        .open_msg(&framed::read_frame(&mut raw.recv).await.unwrap())
+        .unwrap();
+    assert_eq!(decision, AgentToConsole::ConsentDecision { granted: inv() });
+    let broken = sealer
+        .seal_msg(&ConsoleToAgent::ProtocolError {
+            reason: "a session frame failed authentication".into(),
+        })
+        .unwrap();
+    framed::write_frame(&mut raw.send, &broken).await.unwrap();
+
+    let end = tokio::time::timeout(WAIT, &mut agent.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let want = "the console saw: a session frame failed authentication";
+    assert_eq!(end, EndReason::ProtocolError(want.into()));
+    let audited = format!("ended reason=protocol error: {want}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !relay
+        .audit()
+        .iter()
+        .any(|e| e["event"] == "agent_report" && e["report"].as_str() == Some(audited.as_str()))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {audited:?} in the audit: {:?}",
+            relay.audit()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
