@@ -33,13 +33,13 @@ pub async fn enroll(
     })
     .await
     .map_err(|e| e.to_string())?;
-    println!(
+    tether_net::outln!(
         "enrolled as {} in {:?}; identity stored in {}",
         id.device_id,
         id.org,
         data_dir.path.display()
     );
-    println!("start reporting with: tether-agent run");
+    tether_net::outln!("start reporting with: tether-agent run");
     Ok(())
 }
 
@@ -55,9 +55,11 @@ pub async fn run(
         cfg.collector.software.dpkg_status = p;
     }
     let id = cfg.data_dir.require_identity().map_err(|e| e.to_string())?;
-    println!(
+    tether_net::outln!(
         "reporting as {} to {} every {} s; Ctrl-C stops",
-        id.device_id, id.relay, interval_secs
+        id.device_id,
+        id.relay,
+        interval_secs
     );
     let (_trigger_tx, trigger) = mpsc::channel(1);
     let (events_tx, mut events) = mpsc::channel(16);
@@ -66,21 +68,23 @@ pub async fn run(
     let printer = async {
         while let Some(e) = events.recv().await {
             match e {
-                RunEvent::Connected { last_seq } => println!(
+                RunEvent::Connected { last_seq } => tether_net::outln!(
                     "connected; relay has reports up to {}",
                     last_seq.map_or("none".into(), |s| s.to_string())
                 ),
-                RunEvent::Queued { seq, delta, bytes } => println!(
+                RunEvent::Queued { seq, delta, bytes } => tether_net::outln!(
                     "report {seq} queued ({}, {bytes} bytes)",
                     if delta { "delta" } else { "full" }
                 ),
-                RunEvent::Acked { seq, duplicate } => println!(
+                RunEvent::Acked { seq, duplicate } => tether_net::outln!(
                     "report {seq} acknowledged{}",
                     if duplicate { " (already stored)" } else { "" }
                 ),
-                RunEvent::Rejected { seq, reason } => println!("report {seq} refused: {reason}"),
+                RunEvent::Rejected { seq, reason } => {
+                    tether_net::outln!("report {seq} refused: {reason}")
+                }
                 RunEvent::Disconnected { reason, retry_in } => {
-                    println!(
+                    tether_net::outln!(
                         "disconnected ({reason}); retrying in {:.1} s",
                         retry_in.as_secs_f64()
                     )
@@ -122,7 +126,7 @@ pub fn status(data_dir: Option<PathBuf>, json: bool) -> Result<(), String> {
             "queued_reports": queued,
             "reports": inv,
         });
-        println!(
+        tether_net::outln!(
             "{}",
             serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
         );
@@ -130,24 +134,27 @@ pub fn status(data_dir: Option<PathBuf>, json: bool) -> Result<(), String> {
     }
     match &id {
         Some(id) => {
-            println!("enrolled     yes: device {} of {:?}", id.device_id, id.org);
-            println!("relay        {}", id.relay);
-            println!(
+            tether_net::outln!("enrolled     yes: device {} of {:?}", id.device_id, id.org);
+            tether_net::outln!("relay        {}", id.relay);
+            tether_net::outln!(
                 "reports      last acknowledged: {}; queued: {queued}",
                 state.acked_seq.map_or("none".into(), |s| s.to_string())
             );
         }
-        None => println!("enrolled     no (run `tether-agent enroll --token ...`)"),
+        None => tether_net::outln!("enrolled     no (run `tether-agent enroll --token ...`)"),
     }
     let h = &inv.hardware;
-    println!(
+    tether_net::outln!(
         "\nwhat this machine reports (sent only once enrolled, to your organisation's relay):"
     );
-    println!(
+    tether_net::outln!(
         "  host {} — {} {} (kernel {})",
-        h.system.hostname, h.system.os_name, h.system.os_version, h.system.kernel
+        h.system.hostname,
+        h.system.os_name,
+        h.system.os_version,
+        h.system.kernel
     );
-    println!(
+    tether_net::outln!(
         "  cpu {} ({} threads), memory {} MiB, {} disk(s), {} network interface(s)",
         h.cpu.model,
         h.cpu.threads,
@@ -162,7 +169,7 @@ pub fn status(data_dir: Option<PathBuf>, json: bool) -> Result<(), String> {
             .iter()
             .filter(|p| p.source == *src)
             .count();
-        println!(
+        tether_net::outln!(
             "  {:<8} {}",
             src.name(),
             match st {
@@ -173,6 +180,8 @@ pub fn status(data_dir: Option<PathBuf>, json: bool) -> Result<(), String> {
             }
         );
     }
-    println!("  plus uptime, logged-in users, free memory and disk space, battery charge");
+    tether_net::outln!(
+        "  plus uptime, logged-in users, free memory and disk space, battery charge"
+    );
     Ok(())
 }

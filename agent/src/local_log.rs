@@ -1,6 +1,7 @@
 //! The user's own record of sessions on this machine (`sessions.jsonl` in the agent's state dir), read
-//! with `tether-agent log`. It is written from the same events the user sees, minus anything secret:
-//! codes appear only as their slot, and there are never keys, keystrokes or pixels.
+//! with `tether-agent log` and "Show my session log". It is written from the same events the user
+//! sees, minus anything secret: codes appear only as their slot, and there are never keys, keystrokes
+//! or pixels. It is read back as sentences with local times, newest first ([`LocalLog::read`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -131,35 +132,135 @@ impl LocalLog {
         }
     }
 
-    /// The log as lines for people.
+    /// The log for people: one sentence per entry with its local date and time, newest first.
     pub fn read(&self) -> std::io::Result<Vec<String>> {
+        self.read_in(&jiff::tz::TimeZone::system())
+    }
+
+    /// [`LocalLog::read`] with times in `tz`.
+    pub fn read_in(&self, tz: &jiff::tz::TimeZone) -> std::io::Result<Vec<String>> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        Ok(text
+        // A line that does not parse (a torn last write) is skipped rather than shown as noise.
+        let mut lines: Vec<String> = text
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|v| {
-                let mut s = format!("{} {}", v["ts_unix"], v["event"].as_str().unwrap_or("?"));
-                for key in [
-                    "technician",
-                    "org",
-                    "scopes",
-                    "granted",
-                    "what",
-                    "scope",
-                    "reason",
-                    "slot",
-                ] {
-                    if !v[key].is_null() {
-                        s.push_str(&format!(" {key}={}", v[key]));
-                    }
-                }
-                s
-            })
-            .collect())
+            .map(|v| format!("{}  {}", local_time(&v["ts_unix"], tz), sentence(&v)))
+            .collect();
+        lines.reverse();
+        Ok(lines)
+    }
+}
+
+/// A stored Unix time as a local date and time, e.g. "2026-12-01 10:05:07 CET".
+fn local_time(ts: &serde_json::Value, tz: &jiff::tz::TimeZone) -> String {
+    match ts
+        .as_i64()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+    {
+        Some(t) => t
+            .to_zoned_datetime(tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+        None => "(unknown time)".into(),
+    }
+}
+
+/// What a scope let the technician do, in words for the log.
+fn scope_words(list: &str) -> String {
+    let words: Vec<&str> = list
+        .split(',')
+        .filter(|s| !s.is_empty() && *s != "(none)")
+        .map(|s| match s.parse::<tether_proto::Scope>() {
+            Ok(tether_proto::Scope::View) => "see your screen",
+            Ok(tether_proto::Scope::Control) => "use your mouse and keyboard",
+            Ok(tether_proto::Scope::Diagnostics) => "run checks",
+            Ok(tether_proto::Scope::Inventory) => "read the hardware and software list",
+            Err(_) => s,
+        })
+        .collect();
+    match words.as_slice() {
+        [] => "nothing".into(),
+        [one] => (*one).to_string(),
+        [first @ .., last] => format!("{} and {last}", first.join(", ")),
+    }
+}
+
+/// One stored entry as a sentence.
+fn sentence(v: &serde_json::Value) -> String {
+    let text = |key: &str| v[key].as_str().unwrap_or("").to_string();
+    let who = || {
+        let (name, org) = (text("technician"), text("org"));
+        match (name.is_empty(), org.is_empty()) {
+            (true, _) => "A technician".to_string(),
+            (false, true) => name,
+            (false, false) => format!("{name} of {org}"),
+        }
+    };
+    let reason = || {
+        let r = text("reason");
+        if r.is_empty() {
+            String::new()
+        } else {
+            format!(": {r}")
+        }
+    };
+    match v["event"].as_str().unwrap_or("") {
+        "code_issued" => "You got a code to read to your helper.".into(),
+        "code_expired" => "The code expired without being used.".into(),
+        "claimed" => format!("{} entered your code.", who()),
+        "declined" => format!("{} was turned away{}.", who(), reason()),
+        "pairing_failed" => "Someone entered a wrong code; it stopped working.".into(),
+        "consent_requested" => format!("{} asked to {}.", who(), scope_words(&text("scopes"))),
+        "consent" => match scope_words(&text("granted")).as_str() {
+            "nothing" => "You refused; nothing was shared.".into(),
+            allowed => format!("You allowed them to {allowed}."),
+        },
+        "served" => format!("Sent the technician {}.", text("what")),
+        "refused" => format!(
+            "Refused {}: you had not allowed them to {}.",
+            text("what"),
+            scope_words(&text("scope"))
+        ),
+        "ended" => format!("The session ended{}.", reason()),
+        "invite_requested" => format!(
+            "{} asked to bring in {}{}.",
+            text("by"),
+            text("invitee"),
+            if v["handover"].as_bool() == Some(true) {
+                " and hand the session over"
+            } else {
+                ""
+            }
+        ),
+        "invite_answered" if v["allowed"].as_bool() == Some(true) => {
+            "You let the colleague in.".into()
+        }
+        "invite_answered" => "You said no to the colleague.".into(),
+        "technician_left" => format!("{} left{}.", text("technician"), reason()),
+        "chat" => match text("from").as_str() {
+            "you" => format!("You wrote: {}", text("text")),
+            from => format!("{from} wrote: {}", text("text")),
+        },
+        "relay_lost" => format!("The connection to the relay was lost{}.", reason()),
+        "viewing_started" => format!("{} started viewing your screen.", text("technician")),
+        "viewing_stopped" => format!("{} stopped viewing your screen.", text("technician")),
+        "control_started" => format!(
+            "{} started using your mouse and keyboard.",
+            text("technician")
+        ),
+        "control_stopped" => format!(
+            "{} stopped using your mouse and keyboard.",
+            text("technician")
+        ),
+        "revoked" => format!(
+            "You took back the permission to {}.",
+            scope_words(&text("scope"))
+        ),
+        other => format!("({other})"),
     }
 }
 
@@ -191,9 +292,53 @@ mod tests {
         let lines = log.read().unwrap();
         assert_eq!(lines.len(), 2);
         assert!(
-            lines[1].contains("refused") && lines[1].contains("diagnostics"),
-            "{}",
-            lines[1]
+            lines[0].contains("Refused the uptime diagnostic"),
+            "{lines:?}"
+        );
+    }
+
+    /// Issue 17 item 12: the log reads as sentences with local times, newest first, never raw
+    /// event names, slots or Unix seconds.
+    #[test]
+    fn reads_as_sentences_with_local_times_newest_first() {
+        use tether_proto::msg::EndReason;
+        let dir = tempfile::tempdir().unwrap();
+        let raw = [
+            r#"{"ts_unix":1795545267,"event":"code_issued","slot":953}"#.to_string(),
+            r#"{"ts_unix":1795545300,"event":"consent_requested","technician":"Ada Lovelace","org":"Acme IT","scopes":"view,control"}"#.to_string(),
+            r#"{"ts_unix":1795545310,"event":"consent","granted":"view"}"#.to_string(),
+            format!(
+                r#"{{"ts_unix":1795545400,"event":"ended","reason":"{}"}}"#,
+                EndReason::UserEnded
+            ),
+        ];
+        std::fs::write(dir.path().join(FILE), raw.join("\n") + "\n").unwrap();
+        // Central European winter time: an hour ahead of UTC.
+        let cet = jiff::tz::TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        let lines = LocalLog::new(dir.path()).read_in(&cet).unwrap();
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "2026-11-24 19:36:40 CET  The session ended: {}.",
+                    EndReason::UserEnded
+                ),
+                "2026-11-24 19:35:10 CET  You allowed them to see your screen.".into(),
+                "2026-11-24 19:35:00 CET  Ada Lovelace of Acme IT asked to see your screen and \
+                 use your mouse and keyboard."
+                    .into(),
+                "2026-11-24 19:34:27 CET  You got a code to read to your helper.".to_string(),
+            ]
+        );
+        // A refusal of everything, and an event this version does not know, still read well.
+        let log = LocalLog::new(dir.path());
+        log.record(&AgentEvent::ConsentDecided {
+            granted: tether_proto::ScopeSet::EMPTY,
+        });
+        let newest = &log.read_in(&cet).unwrap()[0];
+        assert!(
+            newest.ends_with("You refused; nothing was shared."),
+            "{newest}"
         );
     }
 }

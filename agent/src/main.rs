@@ -17,9 +17,12 @@ use tether_net::cli::RelayArgs;
     about = "Tether agent: let a technician help you, with your consent"
 )]
 struct Cli {
-    /// Where the local session log and known organisations are kept.
-    #[arg(long, global = true, env = "TETHER_AGENT_DATA")]
-    state_dir: Option<PathBuf>,
+    /// Where this machine's Tether data is kept: the local session log, known organisations, and
+    /// (once enrolled) the device identity and report queue.
+    #[arg(long, global = true, env = "TETHER_AGENT_DATA", alias = "state-dir")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    relay: RelayArgs,
     /// Without a command: open the window on a desktop.
     #[command(subcommand)]
     command: Option<Command>,
@@ -29,8 +32,6 @@ struct Cli {
 enum Command {
     /// Show a one-time code and share this machine with the technician you read it to.
     Share {
-        #[command(flatten)]
-        relay: RelayArgs,
         /// IT's agent config (TOML, e.g. `allowed_orgs = ["Acme IT"]`).
         #[arg(long, env = "TETHER_AGENT_CONFIG")]
         config: Option<PathBuf>,
@@ -41,8 +42,6 @@ enum Command {
     },
     /// Open the agent window (the default on a desktop): code, consent dialog, session banner.
     Window {
-        #[command(flatten)]
-        relay: RelayArgs,
         /// IT's agent config (TOML, e.g. `allowed_orgs = ["Acme IT"]`).
         #[arg(long, env = "TETHER_AGENT_CONFIG")]
         config: Option<PathBuf>,
@@ -58,20 +57,12 @@ enum Command {
     Log,
     /// Enroll this machine with your organisation's relay, using a token from IT.
     Enroll {
-        #[command(flatten)]
-        relay: RelayArgs,
         /// The enrollment token (`tether-relay enroll-token create`).
         #[arg(long, env = "TETHER_ENROLL_TOKEN", hide_env_values = true)]
         token: String,
-        /// Where the device identity is kept.
-        #[arg(long, env = "TETHER_AGENT_DATA")]
-        data_dir: Option<std::path::PathBuf>,
     },
     /// Service mode: report inventory to the relay on a schedule until stopped.
     Run {
-        /// Where the device identity and report queue are kept.
-        #[arg(long, env = "TETHER_AGENT_DATA")]
-        data_dir: Option<std::path::PathBuf>,
         /// Time between reports, in seconds.
         #[arg(long, default_value_t = tether_agent::report::DEFAULT_INTERVAL.as_secs())]
         interval_secs: u64,
@@ -81,9 +72,6 @@ enum Command {
     },
     /// Show whether this machine is enrolled and what it reports.
     Status {
-        /// Where the device identity is kept.
-        #[arg(long, env = "TETHER_AGENT_DATA")]
-        data_dir: Option<std::path::PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -108,39 +96,33 @@ fn main() {
         // The window with every option from the environment.
         cli.command = Cli::parse_from(["tether-agent", "window"]).command;
     }
-    let state_dir = cli.state_dir.or_else(default_state_dir);
-    let (relay, config, window, reason) = match cli.command {
+    let data_dir = cli.data_dir.clone();
+    let state_dir = cli.data_dir.or_else(default_state_dir);
+    let relay = cli.relay;
+    let (config, window, reason) = match cli.command {
         None | Some(Command::Log) => {
             let Some(dir) = state_dir else {
                 fail(&"no state directory (set TETHER_AGENT_DATA)", 2)
             };
             match LocalLog::new(&dir).read() {
                 Ok(lines) if lines.is_empty() => {
-                    println!("no sessions recorded in {}", dir.display())
+                    tether_net::outln!("no sessions recorded in {}", dir.display())
                 }
-                Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+                Ok(lines) => lines.iter().for_each(|l| tether_net::outln!("{l}")),
                 Err(e) => fail(&e, 1),
             }
             return;
         }
-        Some(Command::Share {
-            relay,
-            config,
-            reason,
-        }) => (relay, config, None, reason),
+        Some(Command::Share { config, reason }) => (config, None, reason),
         Some(Command::Window {
-            relay,
             config,
             consent_timeout,
             reason,
-        }) => (relay, config, Some(consent_timeout), reason),
-        Some(Command::Enroll {
-            relay,
-            token,
-            data_dir,
-        }) => exit_with(block_on(tether_agent::cli::enroll(relay, token, data_dir))),
+        }) => (config, Some(consent_timeout), reason),
+        Some(Command::Enroll { token }) => {
+            exit_with(block_on(tether_agent::cli::enroll(relay, token, data_dir)))
+        }
         Some(Command::Run {
-            data_dir,
             interval_secs,
             dpkg_status,
         }) => exit_with(block_on(tether_agent::cli::run(
@@ -148,9 +130,7 @@ fn main() {
             interval_secs,
             dpkg_status,
         ))),
-        Some(Command::Status { data_dir, json }) => {
-            exit_with(tether_agent::cli::status(data_dir, json))
-        }
+        Some(Command::Status { json }) => exit_with(tether_agent::cli::status(data_dir, json)),
     };
     let explicit = config.is_some();
     let config_path = config.unwrap_or_else(|| DEFAULT_CONFIG.into());

@@ -6,20 +6,31 @@ use std::time::Duration;
 use crate::client::{CONNECT_TIMEOUT, RelayTarget};
 use crate::tls::{Trust, parse_fingerprint};
 
-/// Where the relay is and how to trust it.
+/// Where the relay is and how to trust it. Flattened into the top level of each client, and global,
+/// so they work before or after the subcommand alike (`tether-agent --relay X share` and
+/// `tether-agent share --relay X`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelayArgs {
     /// Relay address, host:port [default: the config file's, else 127.0.0.1:4433].
-    #[arg(long, env = "TETHER_RELAY")]
+    #[arg(long, env = "TETHER_RELAY", global = true)]
     pub relay: Option<String>,
     /// The relay certificate's SHA-256 fingerprint, as `tether-relay` printed it.
-    #[arg(long = "relay-cert-sha256", env = "TETHER_RELAY_CERT_SHA256")]
+    #[arg(
+        long = "relay-cert-sha256",
+        env = "TETHER_RELAY_CERT_SHA256",
+        global = true
+    )]
     pub fingerprint: Option<String>,
     /// A PEM file of CA certificates to verify the relay with, instead of a fingerprint.
-    #[arg(long, env = "TETHER_RELAY_CA_FILE", conflicts_with = "fingerprint")]
+    #[arg(
+        long,
+        env = "TETHER_RELAY_CA_FILE",
+        conflicts_with = "fingerprint",
+        global = true
+    )]
     pub ca_file: Option<PathBuf>,
     /// Seconds to wait for the relay to answer.
-    #[arg(long, default_value_t = CONNECT_TIMEOUT.as_secs())]
+    #[arg(long, default_value_t = CONNECT_TIMEOUT.as_secs(), global = true)]
     pub connect_timeout: u64,
 }
 
@@ -98,4 +109,34 @@ pub fn init_logging() {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Writes to standard output for a command-line tool. A closed standard output (the reader of
+/// `| head` has seen enough) is a normal end, not a failure: the process exits 0 at once, with
+/// no panic and no message. Any other write error is reported on standard error (exit 1).
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let result = out.write_fmt(args).and_then(|()| out.flush());
+    match result {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// `print!` for command-line tools: see [`write_stdout`] (a closed standard output ends quietly).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` for command-line tools: see [`write_stdout`] (a closed standard output ends quietly).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::cli::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
 }

@@ -1134,9 +1134,14 @@ pub enum DiagFacts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct PressureFacts {
-    /// CPU busy over a short sample, 0–100.
+    /// CPU busy over the sample window, 0–100, without the agent's own work (the probes of a
+    /// health check run at the same time and would otherwise count as load).
     #[cfg_attr(test, proptest(strategy = "0.0..=100.0f64"))]
     pub cpu_percent: f64,
+    /// How long the CPU was sampled, in milliseconds.
+    pub cpu_window_ms: u32,
+    /// Whether the agent's own work could be left out (Linux `/proc`); else it is included.
+    pub cpu_excludes_agent: bool,
     /// Total memory in bytes.
     pub memory_total: u64,
     /// Available memory in bytes.

@@ -124,8 +124,10 @@ pub struct Cpu {
     pub cores: u32,
     /// Logical CPUs (threads) online.
     pub threads: u32,
-    /// Highest frequency in MHz, where the OS says.
+    /// Highest frequency in MHz, where the OS says (`cpufreq`); `None`: unknown (e.g. in a VM).
     pub max_mhz: Option<u32>,
+    /// The clock when the inventory was taken, in MHz (it moves with load and power saving).
+    pub current_mhz: Option<u32>,
 }
 
 /// Memory sizes and modules.
@@ -616,6 +618,7 @@ mod tests {
                     cores: 2,
                     threads: 4,
                     max_mhz: None,
+                    current_mhz: None,
                 },
                 memory: Memory {
                     total: 1,

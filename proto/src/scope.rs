@@ -158,14 +158,27 @@ impl FromStr for ScopeSet {
     }
 }
 
+/// On the wire (bincode) a set is one byte of bits; in formats people read (JSON) it is the list
+/// of scope names, e.g. `["view", "inventory"]`, so `--json` output never shows a bitmask.
 impl Serialize for ScopeSet {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u8(self.0)
+        if s.is_human_readable() {
+            s.collect_seq(self.iter().map(Scope::name))
+        } else {
+            s.serialize_u8(self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for ScopeSet {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let names = Vec::<String>::deserialize(d)?;
+            return names
+                .iter()
+                .map(|n| n.parse::<Scope>().map_err(serde::de::Error::custom))
+                .collect();
+        }
         let bits = u8::deserialize(d)?;
         if bits & !ScopeSet::all().0 != 0 {
             return Err(serde::de::Error::custom(format!(

@@ -30,6 +30,7 @@ fn inventory(host: &str, packages: usize) -> Inventory {
                 cores: 8,
                 threads: 16,
                 max_mhz: Some(3000),
+                current_mhz: None,
             },
             memory: Memory {
                 total: 32 << 30,

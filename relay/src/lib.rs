@@ -21,6 +21,7 @@
 //! - [`records`]: session records (reason, ticket, technicians, scopes, probes, notes, resolution)
 //!   and a technician's record queries; SQLite FTS5 search.
 //! - [`store`]: the fleet store ([`store::Store`] trait, SQLite by default).
+//! - [`fleet_admin`]: operator commands on the fleet store (enrollment tokens, removing devices).
 
 pub mod admin;
 pub mod agent_link;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod deploy;
 mod device;
 mod fleet;
+pub mod fleet_admin;
 pub mod invite;
 pub mod metrics;
 pub mod records;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use tether_proto::msg::{TechnicianRole, Tier};
 use tether_relay::config::{DEFAULT_PORT, default_data_dir};
 use tether_relay::deploy::{self, DEFAULT_RELAY_CONFIG, DeployError, RelayFile};
-use tether_relay::{Relay, RelayConfig, admin};
+use tether_relay::{Relay, RelayConfig, admin, fleet_admin};
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         command: EnrollTokenCommand,
     },
+    /// Enrolled devices (the fleet store); technicians see them with `tether-console devices`.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
     /// Print (or write) the agent config file (/etc/tether/agent.toml) for agents of ORG that use
     /// this relay: its address, its certificate fingerprint, and allowed_orgs.
     AgentConfig {
@@ -103,6 +108,25 @@ struct AgentTarget {
 }
 
 #[derive(Subcommand)]
+enum DevicesCommand {
+    /// List enrolled devices.
+    List {
+        /// Only this organisation.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Remove a device with its inventory history: it no longer shows, and it can no longer report
+    /// (enroll it again with a new token to bring it back).
+    Remove {
+        /// Device id or host name.
+        device: String,
+        /// The organisation it belongs to.
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum EnrollTokenCommand {
     /// Create a token and print it (shown only this once; the relay keeps a hash).
     Create {
@@ -115,6 +139,13 @@ enum EnrollTokenCommand {
         /// How many devices may enroll with it.
         #[arg(long, default_value_t = 1)]
         uses: u32,
+    },
+    /// List enrollment tokens (ids, not the tokens: the relay keeps only their hashes).
+    List,
+    /// Revoke a token by the id `list` prints; no device can enroll with it any more.
+    Revoke {
+        /// The token's id (or at least its first 6 characters).
+        id: String,
     },
 }
 
@@ -186,6 +217,21 @@ async fn main() {
     }
 }
 
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A Unix time as "2026-12-08 09:40".
+fn utc(t: u64) -> String {
+    let c = tether_proto::time::civil(i64::try_from(t).unwrap_or(i64::MAX));
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        c.year, c.month, c.day, c.hour, c.minute
+    )
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let file = match &cli.config {
         Some(path) => RelayFile::load(path, true)?,
@@ -231,9 +277,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => {
                     std::fs::write(&path, text)
                         .with_context(|| format!("writing {}", path.display()))?;
-                    println!("wrote {} for agents of {:?}", path.display(), target.org);
+                    tether_net::outln!("wrote {} for agents of {:?}", path.display(), target.org);
                 }
-                None => print!("{text}"),
+                None => tether_net::out!("{text}"),
             }
             Ok(())
         }
@@ -248,7 +294,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .ok_or(DeployError::NoAddress)?;
             let text = deploy::agent_config(&data_dir, &target.org, &address)?;
             let deb = deploy::agent_package(&agent_deb, &text, &target.org, &out)?;
-            println!("{}", deb.display());
+            tether_net::outln!("{}", deb.display());
             eprintln!(
                 "agent package for {:?}: installs /etc/tether/agent.toml for relay {address}; \
                  hand it to your users (dpkg -i, or your software distribution)",
@@ -269,25 +315,123 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             let t = store.create_token(&org, expires.as_secs(), uses, now)?;
-            println!(
-                "enrollment token for {org:?}: {} use(s), expires in {} s (unix {}).",
-                t.uses,
-                expires.as_secs(),
-                t.expires_unix
+            // A mistyped organisation would enroll devices nobody can see: say so (it may be
+            // on purpose, before the organisation's technicians are added).
+            let technicians = tether_relay::technicians::Technicians::new(&data_dir).active()?;
+            if !technicians.iter().any(|t| t.org == org) {
+                let mut orgs: Vec<&str> = technicians.iter().map(|t| t.org.as_str()).collect();
+                orgs.sort_unstable();
+                orgs.dedup();
+                eprintln!(
+                    "warning: no technician belongs to {org:?}, so nobody will see these devices yet; \
+                     check the spelling{}",
+                    if orgs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (organisations with technicians: {})", orgs.join(", "))
+                    }
+                );
+            }
+            tether_net::outln!(
+                "enrollment token for {org:?}: {}, expires in {} ({} UTC).",
+                if t.uses == 1 {
+                    "1 use".to_string()
+                } else {
+                    format!("{} uses", t.uses)
+                },
+                fleet_admin::duration_words(expires.as_secs()),
+                utc(t.expires_unix)
             );
-            println!("token (shown only once):");
-            println!("{}", t.token);
+            tether_net::outln!("token (shown only once):");
+            tether_net::outln!("{}", t.token);
+            Ok(())
+        }
+        Command::EnrollToken {
+            command: EnrollTokenCommand::List,
+        } => {
+            let tokens = fleet_admin::list_tokens(&data_dir)?;
+            if tokens.is_empty() {
+                tether_net::outln!("no enrollment tokens");
+            }
+            let now = now_unix();
+            for t in tokens {
+                let state = if t.uses_left == 0 {
+                    "used up".to_string()
+                } else if t.expires_unix <= now {
+                    format!("expired {} UTC", utc(t.expires_unix))
+                } else {
+                    format!(
+                        "{} left, expires in {} ({} UTC)",
+                        if t.uses_left == 1 {
+                            "1 use".to_string()
+                        } else {
+                            format!("{} uses", t.uses_left)
+                        },
+                        fleet_admin::duration_words(t.expires_unix - now),
+                        utc(t.expires_unix)
+                    )
+                };
+                tether_net::outln!(
+                    "{}  {:<20} created {} UTC; {state}",
+                    t.id,
+                    t.org,
+                    utc(t.created_unix)
+                );
+            }
+            Ok(())
+        }
+        Command::EnrollToken {
+            command: EnrollTokenCommand::Revoke { id },
+        } => {
+            let t = fleet_admin::revoke_token(&data_dir, &id)?;
+            tether_net::outln!(
+                "enrollment token {} for {:?} revoked; no device can enroll with it any more.",
+                t.id,
+                t.org
+            );
+            Ok(())
+        }
+        Command::Devices {
+            command: DevicesCommand::List { org },
+        } => {
+            let devices = fleet_admin::list_devices(&data_dir, org.as_deref())?;
+            if devices.is_empty() {
+                tether_net::outln!("no enrolled devices");
+            }
+            for d in devices {
+                tether_net::outln!(
+                    "{}  {:<20} {:<24} last seen {}",
+                    d.id,
+                    d.org,
+                    d.hostname,
+                    d.last_seen_unix
+                        .map_or("never".to_string(), |t| format!("{} UTC", utc(t)))
+                );
+            }
+            Ok(())
+        }
+        Command::Devices {
+            command: DevicesCommand::Remove { device, org },
+        } => {
+            let d = fleet_admin::remove_device(&data_dir, &org, &device)?;
+            tether_net::outln!(
+                "device {} ({}) of {:?} removed with its history; it can no longer report.",
+                d.id,
+                d.hostname,
+                d.org
+            );
             Ok(())
         }
         Command::Audit {
             command: AuditCommand::Verify,
         } => match admin::verify_audit(&data_dir) {
             Ok(v) => {
-                println!("audit log intact: {} records", v.records);
+                tether_net::outln!("audit log intact: {} records", v.records);
                 for r in &v.repairs {
-                    println!(
+                    tether_net::outln!(
                         "repaired: record {} notes {} bytes of a torn record (an interrupted write) cut",
-                        r.seq, r.cut_bytes
+                        r.seq,
+                        r.cut_bytes
                     );
                 }
                 Ok(())
@@ -307,7 +451,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let since = since.map(|s| admin::parse_duration(&s)).transpose()?;
             for r in admin::audit_records(&data_dir, &admin::AuditFilter { since, technician })? {
-                println!(
+                tether_net::outln!(
                     "{}",
                     if json {
                         r.to_string()
@@ -335,21 +479,27 @@ fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow:
             if tier != Tier::L1 {
                 admin::set_technician_tier(data_dir, &name, &org, tier)?;
             }
-            println!("technician {name:?} of {org:?} added with role {role}, tier {tier}.");
-            println!("token (shown only once; give it to the technician as TETHER_TOKEN):");
-            println!("{token}");
+            tether_net::outln!(
+                "technician {name:?} of {org:?} added with role {role}, tier {tier}."
+            );
+            tether_net::outln!(
+                "token (shown only once; give it to the technician as TETHER_TOKEN):"
+            );
+            tether_net::outln!("{token}");
         }
         TechnicianCommand::SetTier { name, org, tier } => {
             admin::set_technician_tier(data_dir, &name, &org, tier)?;
-            println!("technician {name:?} of {org:?} is now {tier}.");
+            tether_net::outln!("technician {name:?} of {org:?} is now {tier}.");
         }
         TechnicianCommand::Revoke { name, org } => {
             admin::revoke_technician(data_dir, &name, &org)?;
-            println!("technician {name:?} of {org:?} revoked; their token no longer works.");
+            tether_net::outln!(
+                "technician {name:?} of {org:?} revoked; their token no longer works."
+            );
         }
         TechnicianCommand::List => {
             for t in admin::list_technicians(data_dir)? {
-                println!(
+                tether_net::outln!(
                     "{:<24} {:<24} {:<11} {:<3} {}",
                     t.name,
                     t.org,
@@ -364,27 +514,27 @@ fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow:
 }
 async fn serve(config: RelayConfig) -> anyhow::Result<()> {
     let relay = Relay::spawn(config).await.context("starting the relay")?;
-    println!(
+    tether_net::outln!(
         "tether-relay listening on {} (UDP/QUIC)",
         relay.local_addr()
     );
-    println!("certificate SHA-256: {}", relay.fingerprint());
-    println!("data directory:      {}", relay.data_dir().display());
-    println!("audit log:           {}", relay.audit_path().display());
+    tether_net::outln!("certificate SHA-256: {}", relay.fingerprint());
+    tether_net::outln!("data directory:      {}", relay.data_dir().display());
+    tether_net::outln!("audit log:           {}", relay.audit_path().display());
     if let Some(m) = relay.metrics_addr() {
-        println!("metrics:             http://{m}/metrics");
+        tether_net::outln!("metrics:             http://{m}/metrics");
     }
-    println!();
-    println!("Agents and consoles pin the certificate with:");
-    println!("  export TETHER_RELAY_CERT_SHA256={}", relay.fingerprint());
-    println!("Register a technician with: tether-relay technician add NAME --org ORG");
-    println!("Press Ctrl-C to stop.");
+    tether_net::outln!();
+    tether_net::outln!("Agents and consoles pin the certificate with:");
+    tether_net::outln!("  export TETHER_RELAY_CERT_SHA256={}", relay.fingerprint());
+    tether_net::outln!("Register a technician with: tether-relay technician add NAME --org ORG");
+    tether_net::outln!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
-    println!("stopping: telling connected peers and draining...");
+    tether_net::outln!("stopping: telling connected peers and draining...");
     relay.shutdown().await;
-    println!("stopped.");
+    tether_net::outln!("stopped.");
     Ok(())
 }
 
@@ -406,7 +556,7 @@ async fn status(metrics: Option<SocketAddr>, data_dir: &std::path::Path) -> anyh
         }
     };
     let samples = tether_relay::metrics::scrape(addr).await?;
-    println!("tether-relay at http://{addr}/metrics");
-    print!("{}", tether_relay::metrics::summary(&samples));
+    tether_net::outln!("tether-relay at http://{addr}/metrics");
+    tether_net::out!("{}", tether_relay::metrics::summary(&samples));
     Ok(())
 }

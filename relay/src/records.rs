@@ -82,6 +82,43 @@ pub struct Records {
 /// How many ended sessions still accept the agent's end reason.
 const RECENTLY_ENDED: usize = 256;
 
+/// `closed_by` of a record the relay closed itself: the attempt ended without any consent (wrong
+/// code, refused, no answer), so there is nothing for a technician to resolve.
+pub const CLOSED_BY_RELAY: &str = "tether-relay";
+
+/// The resolution of such a record, with the attempt's outcome.
+fn no_consent_resolution(outcome: &str) -> String {
+    format!("No access was given: {outcome}.")
+}
+
+/// Closes record `rid` with the outcome if nothing was ever granted in it and it is still open,
+/// or refreshes the outcome of one the relay closed that way (the agent's words come later).
+fn close_if_no_consent(
+    c: &Connection,
+    rid: i64,
+    outcome: &str,
+    now: u64,
+) -> Result<(), RecordError> {
+    let changed = c
+        .execute(
+            "UPDATE records SET state = 'closed', resolution = ?2, closed_by = ?3,
+             closed_unix = COALESCE(closed_unix, ?4)
+             WHERE id = ?1 AND scopes_granted = ''
+               AND (state = 'open' OR closed_by = ?3)",
+            params![
+                rid,
+                no_consent_resolution(outcome),
+                CLOSED_BY_RELAY,
+                now as i64
+            ],
+        )
+        .map_err(db_err)?;
+    if changed > 0 {
+        index(c, rid)?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default)]
 struct Live {
     running: HashMap<u64, u64>,
@@ -277,18 +314,31 @@ impl Records {
         let Some(id) = id else {
             return Ok(());
         };
+        let reason = truncate_text(reason, MAX_LABEL_CHARS, false);
         self.with(|c| {
             c.execute(
                 "UPDATE records SET end_reason = ?2 WHERE id = ?1",
-                params![id as i64, truncate_text(reason, MAX_LABEL_CHARS, false)],
+                params![id as i64, reason],
             )
             .map_err(db_err)?;
+            // Only an attempt that is already over and was closed for want of consent.
+            let ended: Option<i64> = c
+                .query_row(
+                    "SELECT ended_unix FROM records WHERE id = ?1",
+                    params![id as i64],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            if ended.is_some() {
+                close_if_no_consent(c, id as i64, &reason, crate::now_unix())?;
+            }
             Ok(())
         })
     }
 
     /// `session` is over: stores its end time, duration and (unless the agent said) end reason, and
-    /// forgets the live session.
+    /// forgets the live session. An attempt in which nothing was ever granted is closed with its
+    /// outcome (see [`CLOSED_BY_RELAY`]), so it does not stay open in the list forever.
     pub fn finish(
         &self,
         session: u64,
@@ -308,12 +358,22 @@ impl Records {
             id
         };
         self.with(|c| {
-            c.execute(
+            let tx = c.transaction().map_err(db_err)?;
+            tx.execute(
                 "UPDATE records SET ended_unix = ?2, duration_secs = ?3,
                  end_reason = COALESCE(end_reason, ?4) WHERE id = ?1",
                 params![id as i64, now as i64, duration_secs as i64, reason],
             )
             .map_err(db_err)?;
+            let outcome: String = tx
+                .query_row(
+                    "SELECT end_reason FROM records WHERE id = ?1",
+                    params![id as i64],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            close_if_no_consent(&tx, id as i64, &outcome, now)?;
+            tx.commit().map_err(db_err)?;
             Ok(())
         })
     }
@@ -961,5 +1021,59 @@ mod tests {
             rec.end_reason.as_deref(),
             Some("the user ended the session")
         );
+    }
+
+    /// Issue 17 item 20: an attempt that never got consent (wrong code, refused, no answer) is
+    /// closed by itself with its outcome, the agent's later words included; one with consent stays
+    /// open for the technician's notes.
+    #[test]
+    fn attempts_without_consent_close_with_their_outcome() {
+        let (_d, r) = records();
+        let ada = who("Ada", TechnicianRole::Technician);
+        let refused = r.start(1, &ada, None, ScopeSet::all(), 10).unwrap();
+        r.finish(1, "the agent hung up", 3, 13).unwrap();
+        let rec = r.show("Acme IT", refused).unwrap();
+        assert_eq!(rec.summary.state, RecordState::Closed);
+        assert_eq!(rec.closed_by.as_deref(), Some(CLOSED_BY_RELAY));
+        assert_eq!(rec.closed_unix, Some(13));
+        assert_eq!(
+            rec.summary.resolution.as_deref(),
+            Some("No access was given: the agent hung up.")
+        );
+        // The agent's reason arrives just after: it becomes the outcome.
+        r.agent_ended(1, "the user denied consent").unwrap();
+        let rec = r.show("Acme IT", refused).unwrap();
+        assert_eq!(
+            rec.summary.resolution.as_deref(),
+            Some("No access was given: the user denied consent.")
+        );
+        // Searchable like any resolution.
+        let hits = r
+            .handle(
+                &ada,
+                RecordQuery::Search {
+                    text: "denied".into(),
+                    device: None,
+                    technician: None,
+                    limit: 10,
+                },
+                20,
+            )
+            .unwrap();
+        assert_eq!(list(hits), vec![refused]);
+
+        let helped = r.start(2, &ada, None, ScopeSet::all(), 30).unwrap();
+        r.consent(2, "view".parse().unwrap()).unwrap();
+        r.finish(2, "the technician ended the session", 60, 90)
+            .unwrap();
+        r.agent_ended(2, "the technician ended the session")
+            .unwrap();
+        let rec = r.show("Acme IT", helped).unwrap();
+        assert_eq!(
+            rec.summary.state,
+            RecordState::Open,
+            "left for the technician"
+        );
+        assert_eq!(rec.summary.resolution, None);
     }
 }

@@ -791,6 +791,7 @@ mod tests {
                     cores: 8,
                     threads: 16,
                     max_mhz: Some(3000),
+                    current_mhz: None,
                 },
                 memory: Memory {
                     total: 32 << 30,

@@ -154,73 +154,101 @@ fn csv_field(v: &str) -> String {
     }
 }
 
-/// CSV header of [`export_csv`].
-pub const CSV_HEADER: &str = "device_id,org,hostname,os,kernel,arch,cpu_model,cpu_threads,memory_bytes,disk_bytes,system_vendor,system_model,system_serial,last_seen_unix,package_source,package_name,package_arch,package_version";
+/// Header of [`devices_csv`]: one row per device, as IT would put it in a spreadsheet.
+pub const DEVICES_CSV_HEADER: &str = "host,os,cpu,ram_gib,disk_total_gib,disk_free_gib,ip_addresses,logged_in_users,last_seen_utc,vendor,model,serial,device_id";
 
-/// One row per (device, package); a device without packages gets one row with empty package fields.
-pub fn export_csv(devices: &[DeviceRecord]) -> String {
-    let mut s = String::from(CSV_HEADER);
+/// Header of [`software_csv`]: one row per installed package.
+pub const SOFTWARE_CSV_HEADER: &str = "host,name,version,source,device_id";
+
+/// Bytes as GiB with one decimal, e.g. "15.6".
+fn gib(n: u64) -> String {
+    format!("{:.1}", n as f64 / (1u64 << 30) as f64)
+}
+
+/// The devices sheet: one row per device. Sizes in GiB, times as dates, and an empty cell for
+/// anything unknown (a device that never reported, a serial that needs root).
+pub fn devices_csv(devices: &[DeviceRecord]) -> String {
+    let mut s = String::from(DEVICES_CSV_HEADER);
     s.push('\n');
     for d in devices {
-        let (head, pkgs) = match &d.inventory {
+        let last_seen = d.summary.last_seen_unix.map_or(String::new(), utc);
+        let row: Vec<String> = match &d.inventory {
             Some(inv) => {
                 let h = &inv.hardware;
-                let disk: u64 = h.disks.iter().map(|d| d.size).sum();
-                (
-                    vec![
-                        d.summary.device_id.clone(),
-                        d.summary.org.clone(),
-                        h.system.hostname.clone(),
-                        format!("{} {}", h.system.os_name, h.system.os_version),
-                        h.system.kernel.clone(),
-                        h.system.arch.clone(),
-                        h.cpu.model.clone(),
-                        h.cpu.threads.to_string(),
-                        h.memory.total.to_string(),
-                        disk.to_string(),
-                        h.dmi.system_vendor.to_string(),
-                        h.dmi.system_model.to_string(),
-                        h.dmi.system_serial.to_string(),
-                        d.summary
-                            .last_seen_unix
-                            .map_or(String::new(), |t| t.to_string()),
-                    ],
-                    inv.software.packages.as_slice(),
-                )
-            }
-            None => (
+                // Real file systems only, each device once (bind mounts repeat a device).
+                let mut seen = std::collections::BTreeSet::new();
+                let (mut total, mut free) = (0u64, 0u64);
+                for f in &inv.status.filesystems {
+                    if f.device.starts_with("/dev/") && seen.insert(f.device.as_str()) {
+                        total += f.total;
+                        free += f.available;
+                    }
+                }
+                let (total, free) = if seen.is_empty() {
+                    (String::new(), String::new())
+                } else {
+                    (gib(total), gib(free))
+                };
+                let ips: Vec<&str> = h
+                    .interfaces
+                    .iter()
+                    .filter(|i| i.name != "lo")
+                    .flat_map(|i| i.ipv4.iter().chain(&i.ipv6))
+                    .map(|a| a.split('/').next().unwrap_or(a))
+                    .filter(|a| !a.starts_with("fe80:") && *a != "::1" && !a.starts_with("127."))
+                    .collect();
+                let os = format!("{} {}", h.system.os_name, h.system.os_version);
+                let fact = |f: &tether_proto::inventory::Fact| f.value().unwrap_or("").to_string();
                 vec![
+                    h.system.hostname.clone(),
+                    os.trim().to_string(),
+                    h.cpu.model.clone(),
+                    if h.memory.total == 0 {
+                        String::new()
+                    } else {
+                        gib(h.memory.total)
+                    },
+                    total,
+                    free,
+                    ips.join(" "),
+                    inv.status.users.join(" "),
+                    last_seen,
+                    fact(&h.dmi.system_vendor),
+                    fact(&h.dmi.system_model),
+                    fact(&h.dmi.system_serial),
                     d.summary.device_id.clone(),
-                    d.summary.org.clone(),
-                    d.summary.hostname.clone(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ],
-                &[][..],
-            ),
+                ]
+            }
+            None => {
+                let mut row = vec![d.summary.hostname.clone(), d.summary.os.clone()];
+                row.resize(8, String::new());
+                row.push(last_seen);
+                row.resize(12, String::new());
+                row.push(d.summary.device_id.clone());
+                row
+            }
         };
-        let head: Vec<String> = head.iter().map(|f| csv_field(f)).collect();
-        if pkgs.is_empty() {
-            let _ = writeln!(s, "{},,,,", head.join(","));
-        }
-        for p in pkgs {
+        let row: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
+        let _ = writeln!(s, "{}", row.join(","));
+    }
+    s
+}
+
+/// The software sheet: one row per (device, package).
+pub fn software_csv(devices: &[DeviceRecord]) -> String {
+    let mut s = String::from(SOFTWARE_CSV_HEADER);
+    s.push('\n');
+    for d in devices {
+        let Some(inv) = &d.inventory else { continue };
+        let host = csv_field(&inv.hardware.system.hostname);
+        let id = csv_field(&d.summary.device_id);
+        for p in &inv.software.packages {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{}",
-                head.join(","),
-                p.source.name(),
+                "{host},{},{},{},{id}",
                 csv_field(&p.name),
-                csv_field(&p.arch),
-                csv_field(&p.version)
+                csv_field(&p.version),
+                p.source.name()
             );
         }
     }
@@ -248,5 +276,141 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    fn device(inventory: bool) -> DeviceRecord {
+        use tether_proto::inventory::*;
+        let nic = |name: &str, v4: &str, v6: &str| Interface {
+            name: name.into(),
+            mac: String::new(),
+            ipv4: vec![v4.into()],
+            ipv6: vec![v6.into()],
+            speed_mbps: None,
+            up: true,
+            oper_state: "up".into(),
+        };
+        let fs = |mount: &str, device: &str, total: u64, available: u64| FsUsage {
+            mount_point: mount.into(),
+            device: device.into(),
+            filesystem: "ext4".into(),
+            total,
+            available,
+        };
+        const GIB: u64 = 1 << 30;
+        let inv = Inventory {
+            collected_unix: 1,
+            hardware: Hardware {
+                system: SystemFacts {
+                    hostname: "pc-7".into(),
+                    os_name: "Debian GNU/Linux".into(),
+                    os_version: "12 (bookworm)".into(),
+                    kernel: "6.1".into(),
+                    arch: "x86_64".into(),
+                },
+                cpu: Cpu {
+                    model: "Intel Core i5, 4 cores".into(),
+                    vendor: "GenuineIntel".into(),
+                    sockets: 1,
+                    cores: 4,
+                    threads: 8,
+                    max_mhz: None,
+                    current_mhz: None,
+                },
+                memory: Memory {
+                    total: 16 * GIB,
+                    swap_total: 0,
+                    modules: ModuleListing::Unavailable,
+                },
+                disks: vec![],
+                interfaces: vec![
+                    nic("lo", "127.0.0.1/8", "::1/128"),
+                    nic("eth0", "10.0.0.7/24", "fe80::1/64"),
+                ],
+                gpus: vec![],
+                displays: vec![],
+                batteries: vec![],
+                dmi: Dmi {
+                    system_vendor: Fact::Value("Lenovo".into()),
+                    system_model: Fact::Unavailable,
+                    system_serial: Fact::NeedsRoot,
+                    system_uuid: Fact::NeedsRoot,
+                    bios_vendor: Fact::Unavailable,
+                    bios_version: Fact::Unavailable,
+                    bios_date: Fact::Unavailable,
+                    board_vendor: Fact::Unavailable,
+                    board_model: Fact::Unavailable,
+                    board_serial: Fact::NeedsRoot,
+                },
+            },
+            status: Status {
+                uptime_secs: 1,
+                boot_unix: 0,
+                users: vec!["ada".into()],
+                memory_available: 1,
+                swap_free: 0,
+                filesystems: vec![
+                    fs("/", "/dev/vda1", 100 * GIB, 40 * GIB),
+                    // A bind mount of the same device counts once; tmpfs not at all.
+                    fs("/run/netns", "/dev/vda1", 100 * GIB, 40 * GIB),
+                    fs("/home", "/dev/vdb1", 50 * GIB, 10 * GIB),
+                    fs("/run", "tmpfs", GIB, GIB),
+                ],
+                battery_percent: vec![],
+            },
+            software: Software {
+                sources: vec![(PackageSource::Dpkg, SourceState::Read)],
+                packages: ["bash", "libc6"]
+                    .iter()
+                    .map(|n| Package {
+                        source: PackageSource::Dpkg,
+                        name: n.to_string(),
+                        arch: "amd64".into(),
+                        version: "5.2-1".into(),
+                    })
+                    .collect(),
+            },
+        };
+        DeviceRecord {
+            summary: DeviceSummary {
+                device_id: "dev_1".into(),
+                org: "Acme IT".into(),
+                hostname: "pc-7".into(),
+                os: "Debian GNU/Linux 12 (bookworm)".into(),
+                enrolled_unix: 0,
+                first_seen_unix: None,
+                last_seen_unix: inventory.then_some(1_700_000_000),
+                last_seq: None,
+                packages: 2,
+            },
+            inventory: inventory.then_some(inv),
+        }
+    }
+
+    /// Issue 17 item 21: the export is two sheets IT can use: devices (one row each, GiB, dates,
+    /// each file system device once, empty cells for unknown) and software (one row per package).
+    #[test]
+    fn the_export_is_a_devices_sheet_and_a_software_sheet() {
+        let devices = [device(true), device(false)];
+        let sheet = devices_csv(&devices);
+        let rows: Vec<&str> = sheet.lines().collect();
+        assert_eq!(rows.len(), 3, "a header and one row per device: {sheet}");
+        assert_eq!(rows[0], DEVICES_CSV_HEADER);
+        assert_eq!(
+            rows[1],
+            "pc-7,Debian GNU/Linux 12 (bookworm),\"Intel Core i5, 4 cores\",16.0,150.0,50.0,\
+             10.0.0.7,ada,2023-11-14 22:13,Lenovo,,,dev_1"
+        );
+        // Never reported: what the enrollment knows, the rest empty (never "-").
+        assert_eq!(
+            rows[2],
+            "pc-7,Debian GNU/Linux 12 (bookworm),,,,,,,,,,,dev_1"
+        );
+        let software = software_csv(&devices);
+        assert_eq!(
+            software,
+            "host,name,version,source,device_id\n\
+             pc-7,bash,5.2-1,dpkg,dev_1\n\
+             pc-7,libc6,5.2-1,dpkg,dev_1\n"
+        );
     }
 }

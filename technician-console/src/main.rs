@@ -1,8 +1,8 @@
 //! `tether-console`: parse the command line, run one session, print, exit with a meaningful code.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tether_console::{
-    ConsoleConfig, ConsoleError, Session, open_session_with, pair_session, render,
+    ConsoleConfig, ConsoleError, Session, pair_session, pair_session_with, render,
 };
 use tether_net::cli::RelayArgs;
 use tether_proto::diag::{Probe, ProbeKind};
@@ -208,13 +208,26 @@ enum Format {
     Json,
 }
 
+/// Which spreadsheet a CSV export writes.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Sheet {
+    /// One row per device: host, OS, CPU, RAM and disk in GiB, IPs, users, last seen.
+    Devices,
+    /// One row per installed package: host, name, version, source.
+    Software,
+}
+
 #[derive(Subcommand)]
 enum InventoryCommand {
-    /// Export every device's current inventory.
+    /// Export every device's current inventory: as CSV, the devices sheet or (--sheet software) the
+    /// software sheet; as JSON, everything.
     Export {
         /// Output format.
         #[arg(long, value_enum, default_value = "csv")]
         format: Format,
+        /// Which CSV sheet.
+        #[arg(long, value_enum, default_value = "devices")]
+        sheet: Sheet,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
@@ -285,7 +298,10 @@ fn input_events(a: &InputAction) -> Vec<InputEvent> {
                 key,
                 action: Action::Click,
             }],
-            None => usage(&format!("unknown key {name:?}")),
+            None => usage(&format!(
+                "unknown key {name:?}: use enter, tab, escape, backspace, delete, left, right, up, \
+                 down, one character, or raw:CODE (key combinations are not supported)"
+            )),
         },
         InputAction::Scroll { n } => vec![InputEvent::Scroll { dx: 0, dy: *n }],
     }
@@ -294,7 +310,7 @@ fn input_events(a: &InputAction) -> Vec<InputEvent> {
 #[tokio::main]
 async fn main() {
     tether_net::cli::init_logging();
-    let mut cli = Cli::parse();
+    let mut cli = parse_cli();
     if cli.command.is_none() {
         if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
             usage("no command, and no desktop to open the window on; see --help")
@@ -311,20 +327,15 @@ async fn main() {
         ..
     }) = &mut cli.command
     {
-        // `--json` after the probe name lands among the probe's arguments; take it back.
-        if let Some(i) = args.iter().position(|a| a == "--json") {
-            args.remove(i);
-            cli.json = true;
-        }
         if *list {
             if cli.json {
                 let text = serde_json::to_string_pretty(&tether_proto::diag::catalog());
-                println!(
+                tether_net::outln!(
                     "{}",
                     text.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
                 );
             } else {
-                print!("{}", render::catalog());
+                tether_net::out!("{}", render::catalog());
             }
             return;
         }
@@ -337,6 +348,20 @@ async fn main() {
         if let Err(e) = ProbeKind::Uptime.effective_timeout_secs(*timeout) {
             usage(&format!("--timeout: {e}"));
         }
+    }
+    // The same for everything else that can be checked here: claiming a code asks the user and
+    // uses the code up, so a mistake found afterwards costs them a new code.
+    let input = match &cli.command {
+        Some(Command::Input { action, .. }) => input_events(action),
+        _ => Vec::new(),
+    };
+    if let Some(Command::Connect {
+        snapshot: Some(path),
+        ..
+    }) = &cli.command
+        && let Err(e) = check_output_path(path)
+    {
+        usage(&e);
     }
     if let Some(
         Command::Inventory {
@@ -365,10 +390,74 @@ async fn main() {
         }
         return;
     }
-    if let Err(e) = run(cli, config, probe).await {
+    if let Err(e) = run(cli, config, probe, input).await {
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());
     }
+}
+
+/// Parses the command line. `diag`'s probe parameters take every word after the probe name, so a
+/// console option written there (`diag --code C tcp-connect host=h port=1 --timeout 3 --json`) is
+/// moved before the probe and the line parsed again: options work in any place.
+fn parse_cli() -> Cli {
+    let argv: Vec<String> = std::env::args().collect();
+    let cli = Cli::parse_from(&argv);
+    let Some(Command::Diag {
+        probe: Some(kind),
+        args,
+        ..
+    }) = &cli.command
+    else {
+        return cli;
+    };
+    match hoist_options(&argv, *kind, args) {
+        Some(again) => Cli::parse_from(again),
+        None => cli,
+    }
+}
+
+/// `argv` with the console options found among `diag`'s trailing probe parameters `args` moved
+/// before the probe name; `None` when there are none.
+fn hoist_options(argv: &[String], kind: ProbeKind, args: &[String]) -> Option<Vec<String>> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let diag = cmd.find_subcommand("diag")?;
+    // The option's long name, and whether a value follows it as the next word.
+    let option = |word: &str| -> Option<bool> {
+        let name = word.strip_prefix("--")?;
+        let (name, inline) = match name.split_once('=') {
+            Some((n, _)) => (n, true),
+            None => (name, false),
+        };
+        if kind.params().iter().any(|p| p.name == name) {
+            return None;
+        }
+        let arg = diag.get_arguments().find(|a| a.get_long() == Some(name))?;
+        Some(!inline && arg.get_action().takes_values())
+    };
+    let (mut hoisted, mut params) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(word) = it.next() {
+        match option(word) {
+            Some(takes_value) => {
+                hoisted.push(word.clone());
+                if takes_value && let Some(v) = it.next() {
+                    hoisted.push(v.clone());
+                }
+            }
+            None => params.push(word.clone()),
+        }
+    }
+    if hoisted.is_empty() {
+        return None;
+    }
+    // The trailing parameters are the last words of the line, right after the probe name.
+    let probe_at = argv.len().checked_sub(args.len() + 1)?;
+    let mut again = argv[..probe_at].to_vec();
+    again.extend(hoisted);
+    again.push(argv[probe_at].clone());
+    again.extend(params);
+    Some(again)
 }
 
 /// The command (`main` has filled in the default).
@@ -384,7 +473,34 @@ fn usage(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<(), ConsoleError> {
+/// Whether a file can be written at `path` later: its directory exists and it is not a directory.
+fn check_output_path(path: &std::path::Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!(
+            "{} is a directory, not a file name",
+            path.display()
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "cannot write {}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+async fn run(
+    cli: Cli,
+    config: ConsoleConfig,
+    probe: Option<Probe>,
+    input: Vec<InputEvent>,
+) -> Result<(), ConsoleError> {
     if let Some(q) = fleet_query(command(&cli)) {
         return fleet(&cli, &config, q).await;
     }
@@ -393,12 +509,12 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
         if cli.json {
             let text = serde_json::to_string_pretty(&list)
                 .map_err(|e| ConsoleError::Output(e.to_string()))?;
-            println!("{text}");
+            tether_net::outln!("{text}");
         } else if list.is_empty() {
-            println!("No invitations are waiting for you.");
+            tether_net::outln!("No invitations are waiting for you.");
         } else {
             for i in list {
-                println!(
+                tether_net::outln!(
                     "{} invites {}{}; the code expires in {} min. Ask {} for it.",
                     i.by,
                     match &i.invitee {
@@ -454,7 +570,7 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
         "claiming {} and waiting for the user's consent...",
         code.redacted()
     );
-    let mut session = open_session_with(&config, code, scopes, |claimed| {
+    let mut session = pair_session_with(&config, code, scopes, |claimed| {
         if let Some(reason) = &claimed.reason {
             eprintln!("the user asks for help with: {reason}");
         }
@@ -463,10 +579,14 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
         }
     })
     .await?;
+    // Before the user decides: they compare this code with their screen while they listen.
     eprintln!(
-        "connected as {} of {}; granted: {}; verification code {}",
-        session.technician.name, session.technician.org, session.granted, session.verification
+        "paired as {} of {}; verification code {}: read it out to the user (their screen shows \
+         the same) while they decide",
+        session.technician.name, session.technician.org, session.verification
     );
+    session.ask_consent().await?;
+    eprintln!("connected; granted: {}", session.granted);
     let ticket = match command(&cli) {
         Command::Inventory { ticket, .. } | Command::Diag { ticket, .. } => ticket.as_deref(),
         _ => None,
@@ -476,7 +596,7 @@ async fn run(cli: Cli, config: ConsoleConfig, probe: Option<Probe>) -> Result<()
     {
         eprintln!("warning: the ticket was not stored: {e}");
     }
-    let result = serve(&cli, &mut session, probe).await;
+    let result = serve(&cli, &mut session, probe, input).await;
     session.end().await;
     result
 }
@@ -521,7 +641,7 @@ async fn fleet(cli: &Cli, config: &ConsoleConfig, q: FleetQuery) -> Result<(), C
     let out = match (command(cli), replies.as_slice()) {
         (
             Command::Inventory {
-                fleet: Some(InventoryCommand::Export { format, .. }),
+                fleet: Some(InventoryCommand::Export { format, sheet, .. }),
                 ..
             },
             r,
@@ -533,9 +653,10 @@ async fn fleet(cli: &Cli, config: &ConsoleConfig, q: FleetQuery) -> Result<(), C
                     _ => None,
                 })
                 .collect();
-            match format {
-                Format::Csv => tether_console::fleet::export_csv(&devices),
-                Format::Json => json(serde_json::to_string_pretty(&devices))? + "\n",
+            match (format, sheet) {
+                (Format::Csv, Sheet::Devices) => tether_console::fleet::devices_csv(&devices),
+                (Format::Csv, Sheet::Software) => tether_console::fleet::software_csv(&devices),
+                (Format::Json, _) => json(serde_json::to_string_pretty(&devices))? + "\n",
             }
         }
         (_, [FleetReply::Devices(d)]) if cli.json => json(serde_json::to_string_pretty(d))? + "\n",
@@ -561,21 +682,26 @@ async fn fleet(cli: &Cli, config: &ConsoleConfig, q: FleetQuery) -> Result<(), C
             ..
         } => std::fs::write(path, out)
             .map_err(|e| ConsoleError::Output(format!("{}: {e}", path.display())))?,
-        _ => print!("{out}"),
+        _ => tether_net::out!("{out}"),
     }
     Ok(())
 }
 
-async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result<(), ConsoleError> {
+async fn serve(
+    cli: &Cli,
+    session: &mut Session,
+    probe: Option<Probe>,
+    input: Vec<InputEvent>,
+) -> Result<(), ConsoleError> {
     let json =
         |v: serde_json::Result<String>| v.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     match command(cli) {
         Command::Inventory { .. } => {
             let inv = session.inventory().await?;
             if cli.json {
-                println!("{}", json(serde_json::to_string_pretty(&inv)))
+                tether_net::outln!("{}", json(serde_json::to_string_pretty(&inv)))
             } else {
-                print!("{}", render::inventory(&inv))
+                tether_net::out!("{}", render::inventory(&inv))
             }
         }
         Command::Devices { .. }
@@ -587,18 +713,18 @@ async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result
         } => {
             let reports = session.health_check(*timeout).await?;
             if cli.json {
-                println!("{}", json(serde_json::to_string_pretty(&reports)))
+                tether_net::outln!("{}", json(serde_json::to_string_pretty(&reports)))
             } else {
-                print!("{}", render::diag_summary(&reports))
+                tether_net::out!("{}", render::diag_summary(&reports))
             }
         }
         Command::Diag { timeout, .. } => {
             let probe = probe.unwrap_or_else(|| usage("which probe? see --list"));
             let report = session.diagnostic_with(probe, *timeout).await?;
             if cli.json {
-                println!("{}", json(serde_json::to_string_pretty(&report)))
+                tether_net::outln!("{}", json(serde_json::to_string_pretty(&report)))
             } else {
-                print!("{}", render::diag(&report))
+                tether_net::out!("{}", render::diag(&report))
             }
         }
         Command::Connect {
@@ -622,10 +748,10 @@ async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result
         Command::Displays { .. } => {
             let displays = session.displays().await?;
             if cli.json {
-                println!("{}", json(serde_json::to_string_pretty(&displays)));
+                tether_net::outln!("{}", json(serde_json::to_string_pretty(&displays)));
             } else {
                 for d in displays {
-                    println!(
+                    tether_net::outln!(
                         "display {}: {}x{} at ({}, {}){}",
                         d.index,
                         d.width,
@@ -638,11 +764,9 @@ async fn serve(cli: &Cli, session: &mut Session, probe: Option<Probe>) -> Result
             }
         }
         Command::Chat { .. } => {}
-        Command::Input {
-            display, action, ..
-        } => {
+        Command::Input { display, .. } => {
             let mut control = session.control(*display).await?;
-            for e in input_events(action) {
+            for e in input {
                 control.send(&e).await?;
             }
             control.close().await;
@@ -661,7 +785,8 @@ async fn chat(
     eprintln!("claiming {} and pairing...", code.redacted());
     let mut session = pair_session(config, code, ask).await?;
     eprintln!(
-        "connected as {} of {}; verification code {}. Type a line and Enter to send; Ctrl-D ends.",
+        "connected as {} of {}; verification code {}: read it out to the user (their screen shows \
+         the same). Type a line and Enter to send; Ctrl-D ends.",
         session.technician.name, session.technician.org, session.verification
     );
     let input = tokio::io::BufReader::new(tokio::io::stdin());
@@ -707,6 +832,15 @@ async fn sessions(
     let q = match command {
         SessionsCommand::List { limit } => RecordQuery::List { limit: *limit },
         SessionsCommand::Show { id } => RecordQuery::Show { id: *id },
+        SessionsCommand::Search {
+            text,
+            device: None,
+            technician: None,
+            ..
+        } if text.trim().is_empty() => usage(
+            "search for what? give words to look for, or --device or --technician \
+                 (`sessions list` shows the newest records)",
+        ),
         SessionsCommand::Search {
             text,
             device,
@@ -758,6 +892,6 @@ async fn sessions(
         tether_proto::records::RecordReply::Record(r) => records::record_text(&r),
         tether_proto::records::RecordReply::Error(e) => return Err(ConsoleError::Record(e)),
     };
-    print!("{out}");
+    tether_net::out!("{out}");
     Ok(())
 }

@@ -57,11 +57,15 @@ pub fn inventory(i: &Inventory) -> String {
             st.users.join(", ")
         }
     );
-    let mhz = h
-        .cpu
-        .max_mhz
-        .map(|m| format!(", {m} MHz"))
-        .unwrap_or_default();
+    let mhz = format!(
+        ", max {}, now {}",
+        h.cpu
+            .max_mhz
+            .map_or("unknown".to_string(), |m| format!("{m} MHz")),
+        h.cpu
+            .current_mhz
+            .map_or("unknown".to_string(), |m| format!("{m} MHz"))
+    );
     safe_line!(
         s,
         "cpu       {} [{}] ({} socket(s), {} cores, {} threads{mhz})",
@@ -259,7 +263,16 @@ pub fn diag(r: &DiagReport) -> String {
             load[0], load[1], load[2]
         )),
         DiagFacts::Pressure(p) => {
-            line(format!("cpu busy     {:.1} %", p.cpu_percent));
+            line(format!(
+                "cpu busy     {:.1} % over {:.1} s{}",
+                p.cpu_percent,
+                f64::from(p.cpu_window_ms) / 1000.0,
+                if p.cpu_excludes_agent {
+                    ", not counting the agent"
+                } else {
+                    ""
+                }
+            ));
             line(format!(
                 "memory       {} available of {}",
                 bytes(p.memory_available),
@@ -483,17 +496,21 @@ pub fn diag_summary(reports: &[DiagReport]) -> String {
             display_safe(&r.reason)
         );
     }
+    let _ = writeln!(s, "\n{}", health_counts(reports));
+    s
+}
+
+/// The health check's summary line: how many problems, warnings, ... and ok.
+pub fn health_counts(reports: &[DiagReport]) -> String {
     let count = |v: Verdict| reports.iter().filter(|r| r.verdict == v).count();
-    let _ = writeln!(
-        s,
-        "\n{} problems, {} warnings, {} timed out or failed, {} not available, {} ok",
+    format!(
+        "{} problems, {} warnings, {} timed out or failed, {} not available, {} ok",
         count(Verdict::Problem),
         count(Verdict::Warning),
         count(Verdict::TimedOut) + count(Verdict::Failed),
         count(Verdict::NotAvailable),
         count(Verdict::Ok)
-    );
-    s
+    )
 }
 
 /// The probe catalog with parameters and timeouts.

@@ -67,6 +67,13 @@ fn scopes(list: &str) -> ScopeSet {
     list.parse().unwrap()
 }
 
+/// Ticks the first `n` scope rows of the consent dialog (nothing is ticked when it opens).
+fn tick_rows(w: &Gui, n: usize) {
+    for i in 0..n {
+        w.click(layout::scope_box(i));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deny_really_denies() {
     let relay = TestRelay::start_with(Limits::default(), None).await;
@@ -89,6 +96,8 @@ async fn deny_really_denies() {
     w.expect("Session ended: the user denied consent");
 }
 
+/// Issue 17 item 1: the consent dialog opens with nothing ticked and "Allow" does nothing until
+/// something is ticked; then exactly the ticked scope is granted.
 #[tokio::test(flavor = "multi_thread")]
 async fn unticked_scope_is_not_granted() {
     let relay = TestRelay::start_with(Limits::default(), None).await;
@@ -99,12 +108,21 @@ async fn unticked_scope_is_not_granted() {
     let console = tokio::spawn(async move { open_session(&config, code, asked).await });
     w.expect("asks to:");
     std::thread::sleep(Duration::from_secs(1));
-    // Rows follow the display order of scopes: diagnostics (0), inventory (1). Untick inventory.
+    // Rows follow the display order of scopes: diagnostics (0), inventory (1).
     assert_eq!(
         asked.iter().collect::<Vec<_>>(),
         [Scope::Diagnostics, Scope::Inventory]
     );
-    w.click(layout::scope_box(1));
+    // Nothing is ticked: "Allow" is not offered, so a click on it answers nothing.
+    w.click(layout::centre(layout::ALLOW));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !console.is_finished(),
+        "Allow with nothing ticked must not answer"
+    );
+    assert!(!w.saw("You allowed"), "nothing was allowed");
+    // Tick diagnostics only.
+    w.click(layout::scope_box(0));
     w.click(layout::centre(layout::ALLOW));
     let mut session = console.await.unwrap().expect("session opens");
     assert_eq!(session.granted, scopes("diagnostics"));
@@ -167,7 +185,9 @@ async fn end_really_ends_the_session_on_both_sides() {
     let config = relay.console();
     let console = tokio::spawn(async move { open_session(&config, code, ScopeSet::all()).await });
     w.expect("asks to:");
+    // As the user first sees it: nothing ticked, "Allow" greyed out.
     w.shot("agent-consent");
+    tick_rows(&w, 4);
     w.click(layout::centre(layout::ALLOW));
     let mut session = console.await.unwrap().expect("session opens");
     assert_eq!(session.granted, ScopeSet::all());
@@ -233,6 +253,7 @@ async fn end_works_without_the_network() {
         tokio::spawn(async move { open_session(&config, code, scopes("inventory")).await });
     w.expect("asks to:");
     std::thread::sleep(Duration::from_secs(1));
+    tick_rows(&w, 1);
     w.click(layout::centre(layout::ALLOW));
     let mut session = console.await.unwrap().expect("session opens");
     session.request(&Request::Inventory).await.unwrap();
@@ -271,6 +292,7 @@ async fn stop_control_really_revokes_control() {
         tokio::spawn(async move { open_session(&config, code, scopes("view,control")).await });
     w.expect("asks to:");
     std::thread::sleep(Duration::from_secs(1));
+    tick_rows(&w, 2);
     w.click(layout::centre(layout::ALLOW));
     let mut session = console.await.unwrap().expect("session opens");
     assert_eq!(session.granted, scopes("view,control"));
@@ -363,6 +385,7 @@ async fn chat_both_ways_and_the_invitation_prompt() {
     });
     w.expect("asks to:");
     std::thread::sleep(Duration::from_secs(1));
+    tick_rows(&w, 1);
     w.click(layout::centre(layout::ALLOW));
     let (mut session, granted) = consent.await.unwrap();
     assert_eq!(granted.unwrap(), scopes("view"));
@@ -410,6 +433,7 @@ async fn chat_both_ways_and_the_invitation_prompt() {
     let line = w.expect("asks to:");
     assert!(line.contains("Grace Hopper of Acme IT"), "{line}");
     std::thread::sleep(Duration::from_secs(1));
+    tick_rows(&w, 1);
     w.click(layout::centre(layout::ALLOW));
     let mut grace_session = joining.await.unwrap().expect("Grace's session opens");
     let mut session = session;

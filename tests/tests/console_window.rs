@@ -7,20 +7,32 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::process::Command;
 use std::time::Duration;
 
 use tether_console::window::layout as console;
 use tether_proto::diag::Probe;
 use tether_proto::{Scope, ScopeSet, SessionCode};
 use tether_tests::TestRelay;
-use tether_tests::gui::Gui;
+use tether_tests::gui::{Gui, relay_args};
+use tether_tests::procs::bin;
 
 use tether_agent::window::layout as agent;
 
-/// A relay, the agent window with a code, the console window that entered it, and the user's
-/// answer: `untick` are rows of the consent dialog the user unticks before "Allow".
-/// Also returns the verification code the agent window showed. `deny`: the user presses Deny instead.
-async fn answered(untick: &[usize], deny: bool) -> (TestRelay, Gui, Gui, String) {
+/// Ticks every scope of `ask` in the console window's top bar (nothing is ticked when it opens).
+fn tick_scopes(c: &Gui, ask: ScopeSet) {
+    for (i, s) in Scope::ALL.iter().enumerate() {
+        if ask.contains(*s) {
+            c.click(console::tick(console::scope_box(i)));
+        }
+    }
+}
+
+/// A relay, the agent window with a code, the console window that entered it asking for every
+/// scope, and the user's answer: `tick` are rows of the consent dialog the user ticks before
+/// "Allow" (nothing is ticked when it opens). Also returns the verification code the agent window
+/// showed. `deny`: the user presses Deny instead.
+async fn answered(tick: &[usize], deny: bool) -> (TestRelay, Gui, Gui, String) {
     let relay = TestRelay::start().await;
     let a = Gui::agent(&relay, 60);
     a.click(agent::centre(agent::GET_HELP));
@@ -33,6 +45,7 @@ async fn answered(untick: &[usize], deny: bool) -> (TestRelay, Gui, Gui, String)
         .parse()
         .unwrap();
     let c = Gui::console(&relay);
+    tick_scopes(&c, ScopeSet::all());
     c.type_into(console::centre(console::CODE), &code.to_string());
     c.click(console::centre(console::CONNECT));
     c.expect(
@@ -49,7 +62,7 @@ async fn answered(untick: &[usize], deny: bool) -> (TestRelay, Gui, Gui, String)
         .to_string();
     a.expect("asks to:");
     std::thread::sleep(Duration::from_secs(1));
-    for row in untick {
+    for row in tick {
         a.click(agent::scope_box(*row));
     }
     let button = if deny { agent::DENY } else { agent::ALLOW };
@@ -57,9 +70,12 @@ async fn answered(untick: &[usize], deny: bool) -> (TestRelay, Gui, Gui, String)
     (relay, a, c, verification)
 }
 
-async fn connected(untick: &[usize]) -> (TestRelay, Gui, Gui, String) {
-    answered(untick, false).await
+async fn connected(tick: &[usize]) -> (TestRelay, Gui, Gui, String) {
+    answered(tick, false).await
 }
+
+/// All four rows of the consent dialog.
+const ALL_ROWS: &[usize] = &[0, 1, 2, 3];
 
 /// Where the console window shoots from: its full size, the pointer parked on the consent strip.
 fn shot(c: &Gui, name: &str) {
@@ -70,7 +86,7 @@ fn shot(c: &Gui, name: &str) {
 async fn entering_a_code_pairs_and_shows_the_granted_scopes() {
     // The consent rows follow the scope order: view (0), control (1), diagnostics, inventory.
     assert_eq!(ScopeSet::all().iter().nth(1), Some(Scope::Control));
-    let (_relay, a, c, verification) = connected(&[1]).await;
+    let (_relay, a, c, verification) = connected(&[0, 2, 3]).await;
     let line = c.expect("consent: granted");
     assert!(
         line.starts_with(
@@ -92,7 +108,7 @@ async fn entering_a_code_pairs_and_shows_the_granted_scopes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_inventory_filter_narrows_rows() {
-    let (_relay, a, c, _) = connected(&[]).await;
+    let (_relay, a, c, _) = connected(ALL_ROWS).await;
     c.expect("consent: granted view,control,diagnostics,inventory;");
     // Granted inventory is fetched at once and shown as the software table.
     let line = c.expect("inventory table software:");
@@ -127,9 +143,10 @@ async fn the_inventory_filter_narrows_rows() {
     assert!(line.contains(": 0 of "), "{line}");
 }
 
+/// Issue 17 item 15 (the health check's summary line) is checked here too.
 #[tokio::test(flavor = "multi_thread")]
 async fn running_a_probe_shows_its_verdict() {
-    let (_relay, a, c, _) = connected(&[]).await;
+    let (_relay, a, c, _) = connected(ALL_ROWS).await;
     c.expect("consent: granted view,control,diagnostics,inventory;");
     c.click(console::centre(console::TAB_DIAGNOSTICS));
     // disk-usage is the fourth probe in the catalog.
@@ -155,9 +172,16 @@ async fn running_a_probe_shows_its_verdict() {
     );
     a.expect("-> sent the technician");
 
-    // The health check shows one verdict per probe.
+    // The health check shows one verdict per probe, after a summary line (issue 17 item 15).
     c.click(console::centre(console::HEALTH));
     c.expect("health check: running");
+    let summary = c.expect("health check: ");
+    assert!(
+        summary.contains(" problems, ")
+            && summary.contains(" warnings, ")
+            && summary.ends_with(" ok"),
+        "{summary}"
+    );
     for _ in Probe::health_check() {
         let line = c.expect("probe ");
         assert!(line.contains(" ms: "), "{line}");
@@ -218,6 +242,7 @@ async fn chat_first_both_ways_then_an_invitation_gives_a_code() {
     c.click(console::centre(console::TAB_CHAT));
     c.click(console::tick(console::CHAT_FIRST));
     c.expect("chat first: on");
+    tick_scopes(&c, ScopeSet::all());
     c.type_into(console::centre(console::CODE), &code.to_string());
     c.click(console::centre(console::CONNECT));
     c.expect("paired: as Ada Lovelace of Acme IT");
@@ -242,6 +267,9 @@ async fn chat_first_both_ways_then_an_invitation_gives_a_code() {
     c.expect("consent: asking for view,control,diagnostics,inventory");
     a.expect("asks to:");
     std::thread::sleep(Duration::from_secs(1));
+    for row in ALL_ROWS {
+        a.click(agent::scope_box(*row));
+    }
     a.click(agent::centre(agent::ALLOW));
     c.expect("consent: granted view,control,diagnostics,inventory;");
 
@@ -256,4 +284,65 @@ async fn chat_first_both_ways_then_an_invitation_gives_a_code() {
     c.click(console::centre(console::END));
     c.expect("session ended: you ended the session");
     a.expect("Session ended: the technician ended the session");
+}
+
+/// Issue 17 items 1, 2, 4 and 14: the console window opens with nothing ticked (Connect asks to tick
+/// something first); as soon as pairing succeeds, before the user has answered, it shows the
+/// verification code with "read it out to the user" (the code the agent window shows) and the
+/// user's reason; and a session that asked for diagnostics only never mentions the screen.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_code_and_the_reason_show_before_consent() {
+    let relay = TestRelay::start().await;
+    let mut agent_cmd = Command::new(bin("tether-agent"));
+    agent_cmd.arg("window").args(relay_args(&relay)).args([
+        "--consent-timeout",
+        "60",
+        "--reason",
+        "my printer does not print",
+    ]);
+    let a = Gui::start(agent_cmd, (1280, 800), agent::TITLE);
+    a.click(agent::centre(agent::GET_HELP));
+    let code: SessionCode = a
+        .expect("session code:")
+        .split("code:")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let c = Gui::console(&relay);
+    c.type_into(console::centre(console::CODE), &code.to_string());
+    c.click(console::centre(console::CONNECT));
+    c.expect("notice: Tick at least one thing to ask for.");
+    tick_scopes(&c, [Scope::Diagnostics].into_iter().collect());
+    c.click(console::centre(console::CONNECT));
+    c.expect("consent: asking for diagnostics; waiting for the user's answer");
+    let line = c.expect("paired: as Ada Lovelace of Acme IT; verification ");
+    let verification = line
+        .split("verification ")
+        .nth(1)
+        .unwrap()
+        .strip_suffix(": read it out to the user; chat open")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    c.expect("reason: the user asks for help with: my printer does not print");
+    let shown = a.expect("Verification code: ");
+    assert!(
+        shown.contains(&format!("Verification code: {verification} ")),
+        "the agent shows the same code: {shown} vs {verification}"
+    );
+    a.expect("asks to:");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!c.saw("consent: granted"), "shown before the user answered");
+    shot(&c, "console-waiting");
+    a.click(agent::scope_box(0));
+    a.click(agent::centre(agent::ALLOW));
+    c.expect("consent: granted diagnostics; not granted: (none);");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !c.saw("screen: view stopped"),
+        "view was never asked for, so nothing is said about it"
+    );
+    c.click(console::centre(console::END));
+    c.expect("session ended: you ended the session");
 }

@@ -274,7 +274,7 @@ async fn enroll_report_delta_history_and_restart() {
         [FleetReply::Hits(h)] => assert!(h.is_empty()),
         r => panic!("{r:?}"),
     }
-    // Export: one device, with its inventory; CSV has a row per package.
+    // Export: one device, with its inventory; the software sheet has a row per package.
     let export = fleet(&console, FleetQuery::Export).await.unwrap();
     let devices: Vec<_> = export
         .iter()
@@ -284,9 +284,11 @@ async fn enroll_report_delta_history_and_restart() {
         })
         .collect();
     assert_eq!(devices.len(), 1);
-    let csv = tether_console::fleet::export_csv(&devices);
+    let csv = tether_console::fleet::software_csv(&devices);
     assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
-    assert!(csv.lines().any(|l| l.ends_with("dpkg,alpha,amd64,1.1")));
+    assert!(csv.lines().any(|l| l.contains(",alpha,1.1,dpkg,")), "{csv}");
+    let sheet = tether_console::fleet::devices_csv(&devices);
+    assert_eq!(sheet.lines().count(), 1 + 1, "one row per device: {sheet}");
 
     // The relay stops; a report made meanwhile waits on disk and arrives after the restart, once.
     relay.shutdown().await;

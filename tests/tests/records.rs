@@ -440,6 +440,7 @@ async fn a_hostile_reason_is_cut_and_defused_by_the_relay() {
     agent.task.await.unwrap().unwrap();
 }
 
+/// Also issue 17 item 20: `--json` gives scopes by name, not as a bitmask.
 #[test]
 fn the_reason_and_the_record_through_the_real_binaries() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -523,6 +524,16 @@ fn the_reason_and_the_record_through_the_real_binaries() {
     let (status, json, err) = run(&["sessions", "show", &id, "--json"], &relay.token);
     assert_eq!(status, Some(0), "{err}");
     let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        r["scopes_requested"],
+        serde_json::json!(["diagnostics"]),
+        "{json}"
+    );
+    assert_eq!(
+        r["scopes_granted"],
+        serde_json::json!(["diagnostics"]),
+        "{json}"
+    );
     assert_eq!(r["summary"]["ticket"], "HD-7");
     assert_eq!(r["summary"]["reason"], "printer offline");
     assert_eq!(r["summary"]["technicians"][0], "Ada Lovelace");

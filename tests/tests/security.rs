@@ -324,12 +324,12 @@ async fn a_new_organisation_is_flagged_once() {
     assert_eq!(
         lines
             .iter()
-            .filter(|l| l.contains("consent_requested"))
+            .filter(|l| l.contains("Ada Lovelace of Acme IT asked to"))
             .count(),
         2,
         "{lines:?}"
     );
-    assert!(lines.iter().any(|l| l.contains("served")));
+    assert!(lines.iter().any(|l| l.contains("Sent the technician")));
 }
 
 #[tokio::test]

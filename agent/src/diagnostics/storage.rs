@@ -1,4 +1,5 @@
-//! Storage probes: space and inodes per filesystem (statvfs over /proc/self/mounts), SMART health.
+//! Storage probes: space and inodes per filesystem (statvfs over /proc/self/mountinfo, each device
+//! once by its main mount point), SMART health.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -43,25 +44,37 @@ const PSEUDO_FS: [&str; 24] = [
     "devtmpfs",
 ];
 
-/// One line of /proc/self/mounts.
+/// One line of /proc/self/mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Mount {
     mount_point: String,
     filesystem: String,
+    /// The device as major:minor (one per filesystem, bind mounts included).
+    device: String,
+    /// The directory of the filesystem mounted here: "/" for its main mount, else a bind mount.
+    root: String,
 }
 
-/// Parses /proc/self/mounts: real filesystems only, the last mount on each mount point (the visible one).
+/// Parses /proc/self/mountinfo: real filesystems only, the last mount on each mount point (the
+/// visible one), then each device once, by its main mount point: the one showing the whole
+/// filesystem (root "/"), the shortest such path first. So `/` is reported, not a bind mount of it
+/// such as `/run/netns`.
 fn parse_mounts(text: &str) -> Vec<Mount> {
     let mut all: Vec<Mount> = text
         .lines()
         .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let _device = f.next()?;
+            // id parent major:minor root mount-point options [optional...] - fstype source super
+            let (head, tail) = l.split_once(" - ")?;
+            let mut f = head.split_whitespace();
+            let device = f.nth(2)?.to_string();
+            let root = unescape_mount(f.next()?);
             let mount_point = unescape_mount(f.next()?);
-            let filesystem = f.next()?.to_string();
+            let filesystem = tail.split_whitespace().next()?.to_string();
             Some(Mount {
                 mount_point,
                 filesystem,
+                device,
+                root,
             })
         })
         .filter(|m| !PSEUDO_FS.contains(&m.filesystem.as_str()))
@@ -70,6 +83,20 @@ fn parse_mounts(text: &str) -> Vec<Mount> {
     all.reverse();
     all.retain(|m| seen.insert(m.mount_point.clone()));
     all.reverse();
+    // The main mount of each device: whole filesystem first, then the shortest path.
+    let rank = |m: &Mount| (m.root != "/", m.mount_point.len());
+    let mut main: std::collections::HashMap<&str, &Mount> = std::collections::HashMap::new();
+    for m in &all {
+        main.entry(&m.device)
+            .and_modify(|best| {
+                if rank(m) < rank(best) {
+                    *best = m;
+                }
+            })
+            .or_insert(m);
+    }
+    let keep: HashSet<String> = main.values().map(|m| m.mount_point.clone()).collect();
+    all.retain(|m| keep.contains(&m.mount_point));
     all
 }
 
@@ -96,8 +123,8 @@ fn unescape_mount(s: &str) -> String {
 }
 
 fn mounts() -> Result<Vec<Mount>, ProbeError> {
-    let text = std::fs::read_to_string("/proc/self/mounts")
-        .map_err(|e| ProbeError::NotAvailable(format!("cannot read /proc/self/mounts: {e}")))?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| ProbeError::NotAvailable(format!("cannot read /proc/self/mountinfo: {e}")))?;
     Ok(parse_mounts(&text))
 }
 
@@ -306,18 +333,23 @@ mod tests {
         assert_eq!(j(&[]).0, Verdict::Warning);
     }
 
+    /// Issue 17 item 24 too: each device once, by its main mount point (`/`, not `/run/netns`).
     #[test]
     fn mounts_parse_unescape_and_dedupe() {
         let text = "\
-/dev/vda / ext4 rw 0 0
-proc /proc proc rw 0 0
-tmpfs /mnt/my\\040disk tmpfs rw 0 0
-/dev/vdb /data ext4 rw 0 0
-/dev/vdc /data xfs rw 0 0
+21 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+22 21 0:21 / /proc rw - proc proc rw
+30 21 0:40 / /mnt/my\\040disk rw - tmpfs tmpfs rw
+31 21 254:16 / /data rw - ext4 /dev/vdb rw
+32 31 254:32 / /data rw - xfs /dev/vdc rw
+40 21 254:1 / /run/netns rw shared:1 - ext4 /dev/vda1 rw
+41 21 254:1 /var/lib/docker /srv/docker rw - ext4 /dev/vda1 rw
+50 21 254:48 /exports/a /mnt/a rw - ext4 /dev/vdd rw
+51 21 254:48 /exports /mnt/all rw - ext4 /dev/vdd rw
 ";
         let m = parse_mounts(text);
         let names: Vec<_> = m.iter().map(|m| m.mount_point.as_str()).collect();
-        assert_eq!(names, ["/", "/mnt/my disk", "/data"]);
+        assert_eq!(names, ["/", "/mnt/my disk", "/data", "/mnt/a"]);
         // The later mount on /data hides the earlier one.
         assert_eq!(m[2].filesystem, "xfs");
         assert_eq!(unescape_mount("a\\134b\\011c\\"), "a\\b\tc\\");

@@ -1,6 +1,6 @@
 //! System probes: uptime and load, CPU and memory pressure, top processes.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sysinfo::{MINIMUM_CPU_UPDATE_INTERVAL, ProcessRefreshKind, ProcessesToUpdate, System};
 use tether_proto::diag::{DiagFacts, PressureFacts, ProcessInfo, Verdict};
@@ -67,14 +67,87 @@ fn sample_pause(deadline: Instant) -> Result<(), ProbeError> {
     Ok(())
 }
 
+/// How long `pressure` samples the CPU: long enough to smooth a burst, short enough for a check.
+const CPU_WINDOW: Duration = Duration::from_secs(1);
+
+/// CPU time counters: the whole machine's busy and total ticks (`/proc/stat`), and this process's
+/// own ticks including its reaped children (`/proc/self/stat`), all in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CpuTicks {
+    busy: u64,
+    total: u64,
+    own: u64,
+}
+
+impl CpuTicks {
+    fn read() -> Option<CpuTicks> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        Self::parse(&stat, &own)
+    }
+
+    fn parse(stat: &str, own: &str) -> Option<CpuTicks> {
+        // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+        let f: Vec<u64> = stat
+            .lines()
+            .find(|l| l.starts_with("cpu "))?
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        let total: u64 = f.iter().sum();
+        let idle = f.get(3)? + f.get(4).unwrap_or(&0);
+        // The command name may hold spaces: fields count from the last ')'. utime, stime,
+        // cutime, cstime are fields 14 to 17 (the 12th to 15th after the name).
+        let rest = own.rsplit_once(')')?.1;
+        let own: u64 = rest
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .map(|x| x.parse::<i64>().ok().map(|v| v.max(0).unsigned_abs()))
+            .sum::<Option<u64>>()?;
+        Some(CpuTicks {
+            busy: total.saturating_sub(idle),
+            total,
+            own,
+        })
+    }
+
+    /// The machine's busy percentage between `self` and `later`, leaving out this process.
+    fn busy_percent_since(self, later: CpuTicks) -> Option<f64> {
+        let total = later.total.checked_sub(self.total)?;
+        if total == 0 {
+            return None;
+        }
+        let busy = later.busy.saturating_sub(self.busy);
+        let own = later.own.saturating_sub(self.own);
+        Some((busy.saturating_sub(own) as f64 * 100.0 / total as f64).clamp(0.0, 100.0))
+    }
+}
+
 pub(super) fn pressure(deadline: Instant) -> Result<Found, ProbeError> {
     let mut sys = system()?;
+    let window = if Instant::now() + CPU_WINDOW + MINIMUM_CPU_UPDATE_INTERVAL < deadline {
+        CPU_WINDOW
+    } else {
+        MINIMUM_CPU_UPDATE_INTERVAL
+    };
+    let before = CpuTicks::read();
     sys.refresh_cpu_usage();
-    sample_pause(deadline)?;
+    if Instant::now() + window >= deadline {
+        return Err(ProbeError::TimedOut);
+    }
+    std::thread::sleep(window);
     sys.refresh_cpu_usage();
+    let own_left_out = before
+        .zip(CpuTicks::read())
+        .and_then(|(a, b)| a.busy_percent_since(b));
     sys.refresh_memory();
     let facts = PressureFacts {
-        cpu_percent: f64::from(sys.global_cpu_usage()),
+        cpu_percent: own_left_out.unwrap_or_else(|| f64::from(sys.global_cpu_usage())),
+        cpu_window_ms: u32::try_from(window.as_millis()).unwrap_or(u32::MAX),
+        cpu_excludes_agent: own_left_out.is_some(),
         memory_total: sys.total_memory(),
         memory_available: sys.available_memory(),
         swap_total: sys.total_swap(),
@@ -104,8 +177,15 @@ fn parse_psi_avg10(text: &str, kind: &str) -> Option<f64> {
 fn judge_pressure(f: &PressureFacts) -> (Verdict, String) {
     let avail = percent(f.memory_available, f.memory_total);
     let mut reason = format!(
-        "CPU {:.0} % busy, {:.0} % of memory available",
-        f.cpu_percent, avail
+        "CPU {:.0} % busy over {:.1} s{}, {:.0} % of memory available",
+        f.cpu_percent,
+        f64::from(f.cpu_window_ms) / 1000.0,
+        if f.cpu_excludes_agent {
+            " (not counting this check)"
+        } else {
+            ""
+        },
+        avail
     );
     if f.swap_total > 0 {
         reason.push_str(&format!(
@@ -226,6 +306,8 @@ mod tests {
     fn pressure_judgement() {
         let f = |avail: u64, cpu: f64, psi: Option<f64>| PressureFacts {
             cpu_percent: cpu,
+            cpu_window_ms: 1000,
+            cpu_excludes_agent: true,
             memory_total: 1000,
             memory_available: avail,
             swap_total: 0,
@@ -243,6 +325,84 @@ mod tests {
         let psi = "some avg10=1.50 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.25 avg60=0 avg300=0 total=0\n";
         assert_eq!(parse_psi_avg10(psi, "full"), Some(0.25));
         assert_eq!(parse_psi_avg10(psi, "some"), Some(1.5));
+    }
+
+    /// Issue 17 item 22: the CPU figure leaves out the agent's own work (and its reaped children),
+    /// so a health check's probes, running at the same time, do not count as load; the reason
+    /// says over what window.
+    #[test]
+    fn cpu_busy_leaves_out_the_agents_own_work() {
+        // 2 CPUs for 1 s at 100 ticks/s: 200 ticks, 180 busy, of which 170 were this process.
+        let stat =
+            |user: u64, idle: u64| format!("cpu  {user} 0 0 {idle} 0 0 0 0 0 0\ncpu0 1 2 3 4\n");
+        let own = |ticks: u64| {
+            format!(
+                "4242 (tether agent) S 1 1 1 0 -1 0 0 0 0 0 {} 0 {} 0 20 0 9 0",
+                ticks - 10,
+                10
+            )
+        };
+        let a = CpuTicks::parse(&stat(1000, 5000), &own(300)).unwrap();
+        let b = CpuTicks::parse(&stat(1180, 5020), &own(470)).unwrap();
+        assert_eq!((a.busy, a.total, a.own), (1000, 6000, 300));
+        let busy = a.busy_percent_since(b).unwrap();
+        assert!((busy - 5.0).abs() < 1e-9, "{busy}");
+        // Never below zero, and no division by zero.
+        assert_eq!(b.busy_percent_since(b), None);
+        let c = CpuTicks::parse(&stat(1190, 5210), &own(900)).unwrap();
+        assert_eq!(b.busy_percent_since(c), Some(0.0));
+        assert_eq!(CpuTicks::parse("nonsense", "1 (x) S"), None);
+        let (_, reason) = judge_pressure(&PressureFacts {
+            cpu_percent: 5.0,
+            cpu_window_ms: 1000,
+            cpu_excludes_agent: true,
+            memory_total: 100,
+            memory_available: 50,
+            swap_total: 0,
+            swap_used: 0,
+            psi_cpu_some10: None,
+            psi_memory_full10: None,
+        });
+        assert!(
+            reason.starts_with("CPU 5 % busy over 1.0 s (not counting this check)"),
+            "{reason}"
+        );
+    }
+
+    /// Issue 17 item 22: on this machine, busy threads of the agent itself are left out.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_agents_own_spinning_is_not_load() {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spinners: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        let before = CpuTicks::read().unwrap();
+        let found = pressure(Instant::now() + Duration::from_secs(10)).unwrap();
+        let after = CpuTicks::read().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        spinners.into_iter().for_each(|t| t.join().unwrap());
+        let DiagFacts::Pressure(p) = &found.facts else {
+            panic!("{found:?}")
+        };
+        assert!(p.cpu_excludes_agent && p.cpu_window_ms == 1000, "{p:?}");
+        // Everything busy, ours included, over about the same window.
+        let all = (after.busy - before.busy) as f64 * 100.0 / (after.total - before.total) as f64;
+        let ours = (after.own - before.own) as f64 * 100.0 / (after.total - before.total) as f64;
+        assert!(ours > 0.0, "the spinners ran: {ours}");
+        // Ours is left out (on a shared machine others' load moves a little between the windows).
+        assert!(
+            p.cpu_percent <= all - ours + 10.0,
+            "reported {} % while the machine was {all:.0} % busy, {ours:.0} % of it ours",
+            p.cpu_percent
+        );
     }
 
     #[cfg(target_os = "linux")]

@@ -120,12 +120,12 @@ fn cpu(roots: &Roots) -> Cpu {
             max_khz = Some(max_khz.map_or(k, |m| m.max(k)));
         }
     }
-    let max_mhz = max_khz.map(|k| k / 1000).or_else(|| {
-        // Without cpufreq (VMs), the nominal "cpu MHz" is the best figure there is.
-        field("cpu MHz")
-            .and_then(|m| m.parse::<f64>().ok())
-            .map(|m| m.round() as u32)
-    });
+    // Only cpufreq knows the maximum; "cpu MHz" is the clock right now, reported as such.
+    let max_mhz = max_khz.map(|k| k / 1000);
+    let current_mhz = field("cpu MHz")
+        .and_then(|m| m.parse::<f64>().ok())
+        .filter(|m| m.is_finite() && *m > 0.0)
+        .map(|m| m.round() as u32);
     Cpu {
         model: field("model name")
             .or_else(|| field("Model"))
@@ -137,6 +137,7 @@ fn cpu(roots: &Roots) -> Cpu {
         cores: (cores.len() as u32).max(1),
         threads: threads.max(1),
         max_mhz,
+        current_mhz,
     }
 }
 

@@ -44,6 +44,7 @@ pub(super) fn hardware(_roots: &Roots) -> Hardware {
                 .map_or(threads, |n| n as u32),
             threads,
             max_mhz: None,
+            current_mhz: None,
         },
         memory: Memory {
             total: s.as_ref().map_or(0, System::total_memory),

@@ -262,3 +262,37 @@ fn dmi_fields_say_why_they_are_missing() {
         );
     }
 }
+
+/// Issue 17 item 23: the maximum clock comes from cpufreq only (else it is unknown), and the clock
+/// of the moment ("cpu MHz") is reported separately, never as the maximum.
+#[cfg(target_os = "linux")]
+#[test]
+fn max_and_current_clock_are_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = dir.path().join("proc");
+    let sys = dir.path().join("sys");
+    let cpus = sys.join("devices/system/cpu");
+    std::fs::create_dir_all(&proc).unwrap();
+    std::fs::create_dir_all(cpus.join("cpu0/topology")).unwrap();
+    std::fs::write(
+        proc.join("cpuinfo"),
+        "processor\t: 0\nmodel name\t: Test CPU\ncpu MHz\t\t: 1199.874\n",
+    )
+    .unwrap();
+    std::fs::write(cpus.join("online"), "0\n").unwrap();
+    let collector = Collector {
+        roots: Roots {
+            proc,
+            sys,
+            ..Roots::default()
+        },
+        ..Collector::default()
+    };
+    // A VM: no cpufreq. The maximum is unknown; 1200 MHz is only the clock now.
+    let cpu = collector.hardware().cpu;
+    assert_eq!((cpu.max_mhz, cpu.current_mhz), (None, Some(1200)));
+    std::fs::create_dir_all(cpus.join("cpu0/cpufreq")).unwrap();
+    std::fs::write(cpus.join("cpu0/cpufreq/cpuinfo_max_freq"), "3400000\n").unwrap();
+    let cpu = collector.hardware().cpu;
+    assert_eq!((cpu.max_mhz, cpu.current_mhz), (Some(3400), Some(1200)));
+}

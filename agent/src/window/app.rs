@@ -320,18 +320,25 @@ impl AgentApp {
         area(ui, [30.0, scope_row(rows)[1], 500.0, 60.0], |ui| {
             ui.label(
                 RichText::new(format!(
-                    "Untick anything you do not want to allow. No answer in {} means Deny.",
+                    "Tick only what you allow. No answer in {} means Deny.",
                     clock(left)
                 ))
                 .strong(),
             );
         });
-        if big_button(
-            ui,
-            layout::ALLOW,
-            "Allow ticked",
-            Some(Color32::from_rgb(165, 214, 167)),
-        ) {
+        // Nothing ticked: "Allow" is not offered (greyed out); "Deny" is the answer then.
+        let can_allow = c.can_allow();
+        let allow = ui
+            .add_enabled_ui(can_allow, |ui| {
+                big_button(
+                    ui,
+                    layout::ALLOW,
+                    "Allow ticked",
+                    can_allow.then_some(Color32::from_rgb(165, 214, 167)),
+                )
+            })
+            .inner;
+        if allow {
             let a = self.model.allow();
             self.act(a);
         }
@@ -644,11 +651,12 @@ impl AgentApp {
                 egui::StrokeKind::Inside,
             );
             area(ui, [26.0, 214.0, 508.0, 362.0], |ui| {
-                egui::ScrollArea::both()
-                    .stick_to_bottom(true)
+                // Newest first, so the session that just ended is at the top.
+                egui::ScrollArea::vertical()
+                    .id_salt("session log")
                     .show(ui, |ui| {
                         for l in &lines {
-                            ui.label(RichText::new(display_safe(l)).monospace().size(12.0));
+                            ui.label(RichText::new(display_safe(l)).size(13.0));
                         }
                     });
             });

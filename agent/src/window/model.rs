@@ -64,12 +64,20 @@ pub struct Consent {
     pub relay: String,
     /// What they ask for.
     pub requested: ScopeSet,
-    /// What the user has ticked (starts as everything asked for).
+    /// What the user has ticked. Starts empty: the user ticks what they allow, so one click never
+    /// hands over everything on the screen that warns about scams.
     pub ticked: ScopeSet,
     /// When silence becomes "no".
     pub deadline: Instant,
     /// This organisation has never been granted access here.
     pub first_contact: bool,
+}
+
+impl Consent {
+    /// Whether "Allow" is offered: something asked for is ticked.
+    pub fn can_allow(&self) -> bool {
+        !self.ticked.intersection(self.requested).is_empty()
+    }
 }
 
 /// One line of the conversation.
@@ -212,21 +220,6 @@ pub fn scope_words(scope: Scope) -> &'static str {
     }
 }
 
-/// A local-log line with its leading Unix time written as a UTC date and time, for people.
-pub fn readable_log_line(line: &str) -> String {
-    let Some((secs, rest)) = line.split_once(' ') else {
-        return line.to_string();
-    };
-    let Ok(secs) = secs.parse::<i64>() else {
-        return line.to_string();
-    };
-    let c = tether_proto::time::civil(secs);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC  {rest}",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
-}
-
 impl Model {
     /// A fresh window.
     pub fn new() -> Self {
@@ -308,7 +301,7 @@ impl Model {
                     technician: technician.clone(),
                     relay: relay.clone(),
                     requested: *scopes,
-                    ticked: *scopes,
+                    ticked: ScopeSet::EMPTY,
                     deadline: now + Duration::from_secs(*timeout_secs),
                     first_contact: *first_contact,
                 })
@@ -671,9 +664,14 @@ impl Model {
         }
     }
 
-    /// "Allow": grants exactly what is ticked (nothing ticked means no).
+    /// "Allow": grants exactly what is ticked. Not offered with nothing ticked (that is "Deny").
     pub fn allow(&mut self) -> Option<Action> {
-        self.answer(|c| c.ticked.intersection(c.requested))
+        match &self.screen {
+            Screen::Consent(c) if c.can_allow() => {
+                self.answer(|c| c.ticked.intersection(c.requested))
+            }
+            _ => None,
+        }
     }
 
     /// "Deny": grants nothing.
@@ -727,7 +725,7 @@ impl Model {
     /// The log that [`Action::ReadLog`] read.
     pub fn show_log(&mut self, lines: Vec<String>) {
         if let Screen::Ended { log, .. } = &mut self.screen {
-            *log = Some(lines.iter().map(|l| readable_log_line(l)).collect());
+            *log = Some(lines);
         }
     }
 }
@@ -757,6 +755,16 @@ mod tests {
             },
             now,
         );
+    }
+
+    /// Ticks everything asked for, then "Allow".
+    fn allow_all(m: &mut Model) {
+        if let Screen::Consent(c) = &m.screen {
+            for s in c.requested.iter().collect::<Vec<_>>() {
+                m.toggle(s);
+            }
+        }
+        assert!(m.allow().is_some());
     }
 
     #[test]
@@ -801,7 +809,8 @@ mod tests {
         assert_eq!(m.verification.as_deref(), Some("123 456"));
         let asked_for: ScopeSet = "view,control,inventory".parse().unwrap();
         asked(&mut m, asked_for, now);
-        m.toggle(Scope::Control);
+        m.toggle(Scope::View);
+        m.toggle(Scope::Inventory);
         m.toggle(Scope::Diagnostics); // not asked for: no effect
         let want: ScopeSet = "view,inventory".parse().unwrap();
         assert_eq!(m.allow(), Some(Action::Send(UserCommand::Consent(want))));
@@ -828,15 +837,29 @@ mod tests {
         assert_eq!(doing.as_deref(), Some("Sent the inventory summary."));
     }
 
+    /// Issue 17 item 1: nothing is pre-ticked, and "Allow" is not offered with nothing ticked
+    /// (ticking then unticking leaves it unoffered); only "Deny" answers then.
     #[test]
-    fn untick_all_then_allow_is_a_refusal() {
+    fn nothing_is_pre_ticked_and_allow_needs_a_tick() {
         let now = Instant::now();
         let mut m = Model::new();
-        asked(&mut m, [Scope::View].into_iter().collect(), now);
+        asked(&mut m, ScopeSet::all(), now);
+        let Screen::Consent(c) = &m.screen else {
+            panic!("{:?}", m.screen)
+        };
+        assert_eq!(c.ticked, ScopeSet::EMPTY, "nothing pre-ticked");
+        assert!(!c.can_allow());
+        assert_eq!(m.allow(), None, "Allow is not offered with nothing ticked");
+        assert!(matches!(m.screen, Screen::Consent(_)), "still asking");
         m.toggle(Scope::View);
+        m.toggle(Scope::View);
+        assert_eq!(m.allow(), None, "ticked and unticked again: still nothing");
+        m.toggle(Scope::Inventory);
         assert_eq!(
             m.allow(),
-            Some(Action::Send(UserCommand::Consent(ScopeSet::EMPTY)))
+            Some(Action::Send(UserCommand::Consent(
+                [Scope::Inventory].into_iter().collect()
+            )))
         );
     }
 
@@ -866,7 +889,7 @@ mod tests {
         let mut m = Model::new();
         assert_eq!(m.end_session(), None);
         asked(&mut m, ScopeSet::all(), now);
-        m.allow();
+        allow_all(&mut m);
         m.on_event(
             &AgentEvent::ConsentDecided {
                 granted: ScopeSet::all(),
@@ -901,7 +924,7 @@ mod tests {
         let mut m = Model::new();
         assert_eq!(m.stop_control(), None, "no session");
         asked(&mut m, "view,control,diagnostics".parse().unwrap(), now);
-        m.allow();
+        allow_all(&mut m);
         m.on_event(
             &AgentEvent::ConsentDecided {
                 granted: "view,control,diagnostics".parse().unwrap(),
@@ -957,20 +980,6 @@ mod tests {
         );
         assert!(line.ends_with("stop control: hidden"), "{line}");
         assert_eq!(m.stop_control(), None, "control is no longer granted");
-    }
-
-    #[test]
-    fn log_times_for_people() {
-        assert_eq!(
-            readable_log_line("1795545267 code_issued slot=168"),
-            "2026-11-24 18:34:27 UTC  code_issued slot=168"
-        );
-        assert_eq!(readable_log_line("0 x"), "1970-01-01 00:00:00 UTC  x");
-        assert_eq!(
-            readable_log_line("951782400 leap"),
-            "2000-02-29 00:00:00 UTC  leap"
-        );
-        assert_eq!(readable_log_line("no time here"), "no time here");
     }
 
     #[test]
@@ -1097,7 +1106,7 @@ mod tests {
         let now = Instant::now();
         let mut m = Model::new();
         asked(&mut m, "view,control".parse().unwrap(), now);
-        m.allow();
+        allow_all(&mut m);
         m.on_event(
             &AgentEvent::ConsentDecided {
                 granted: "view,control".parse().unwrap(),
@@ -1121,7 +1130,7 @@ mod tests {
             },
             now,
         );
-        m.toggle(Scope::Control);
+        m.toggle(Scope::View);
         assert_eq!(
             m.allow(),
             Some(Action::Send(UserCommand::Consent(
@@ -1174,7 +1183,7 @@ mod tests {
         let now = Instant::now();
         let mut m = Model::new();
         asked(&mut m, "view".parse().unwrap(), now);
-        m.allow();
+        allow_all(&mut m);
         m.on_event(
             &AgentEvent::ConsentDecided {
                 granted: "view".parse().unwrap(),

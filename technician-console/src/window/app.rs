@@ -30,6 +30,8 @@ pub(super) struct ConsoleApp {
     pane_generation: u64,
     /// Put the keyboard back into the chat field on the next frame (after Enter sent a line).
     refocus_chat: bool,
+    /// Why the live screen stopped, as last printed (a test channel, like the journal).
+    screen_stopped: Option<String>,
 }
 
 fn rect(r: [f32; 4]) -> Rect {
@@ -73,6 +75,7 @@ impl ConsoleApp {
             pane: None,
             pane_generation: 0,
             refocus_chat: false,
+            screen_stopped: None,
         }
     }
 
@@ -115,6 +118,13 @@ impl ConsoleApp {
         // Standard output carries every change, one line each (a test and scripting channel).
         for line in self.model.journal() {
             println!("{line}");
+        }
+        let stopped = backend.screen.lock().ok().and_then(|s| s.stopped.clone());
+        if stopped != self.screen_stopped {
+            if let Some(s) = &stopped {
+                println!("screen: view stopped: {s}");
+            }
+            self.screen_stopped = stopped;
         }
     }
 
@@ -220,14 +230,20 @@ impl ConsoleApp {
             } => (
                 WAIT_BG,
                 format!(
-                    "Paired as {} of {}, verification code {verification}. Nothing asked yet: chat \
-                     with the user, then press \"Ask for access\" ({asked}).",
+                    "Paired as {} of {}. Verification code {verification}: read it out to the user. \
+                     Nothing asked yet: chat, then press \"Ask for access\" ({asked}).",
                     technician.name, technician.org
                 ),
             ),
             Consent::Waiting { asked } => (
                 WAIT_BG,
-                format!("Asked for: {asked}. Waiting for the user to answer on their screen..."),
+                match &self.model.verification {
+                    Some(v) => format!(
+                        "Verification code {v}: read it out to the user; their screen shows the same. \
+                         Asked for: {asked}. Waiting for their answer..."
+                    ),
+                    None => format!("Asked for: {asked}. Pairing with the user's computer..."),
+                },
             ),
             Consent::Granted {
                 asked,
@@ -656,10 +672,15 @@ impl ConsoleApp {
             Pos2::new(r.max.x, ui.ctx().content_rect().max.y - 8.0),
         );
         let results = d.results.clone();
+        let summary = d.summary.clone();
         area(ui, r, |ui| {
             if results.is_empty() {
                 ui.label(format!("{}: {}", kind.name(), kind.describe()));
                 return;
+            }
+            if let Some(summary) = summary {
+                ui.label(RichText::new(summary).size(14.0).strong().color(INK));
+                ui.separator();
             }
             egui::ScrollArea::vertical()
                 .id_salt("results")
@@ -681,16 +702,23 @@ impl ConsoleApp {
                             ui.label(format!("{} ms", rep.elapsed_ms));
                         });
                         ui.label(display_safe(&rep.reason));
-                        // The facts, as the command line prints them (its first line repeats the verdict).
+                        // The facts, as the command line prints them (its first line repeats the
+                        // verdict). Collapsed: the verdicts and reasons are the overview; a long
+                        // fact is cut (its full text on hover) rather than wrapped mid-word.
                         let text = render::diag(rep);
                         let facts: Vec<&str> = text.lines().skip(1).collect();
                         if !facts.is_empty() {
                             egui::CollapsingHeader::new("details")
                                 .id_salt(("facts", i, rep.elapsed_ms))
-                                .default_open(i == 0)
+                                .default_open(false)
                                 .show(ui, |ui| {
                                     for l in facts {
-                                        ui.label(RichText::new(l.trim_start()).monospace());
+                                        ui.add(
+                                            egui::Label::new(
+                                                RichText::new(l.trim_start()).monospace(),
+                                            )
+                                            .truncate(),
+                                        );
                                     }
                                 });
                         }
@@ -714,12 +742,30 @@ impl ConsoleApp {
             Stroke::new(1.0, Color32::GRAY),
         );
         let granted = self.model.granted();
+        let asked_view = self.model.asked().contains(Scope::View);
+        let reason = self.model.reason.clone();
+        let intro = |ui: &mut egui::Ui| {
+            if let Some(reason) = &reason {
+                ui.label(
+                    RichText::new(format!("The user asks for help with: {reason}"))
+                        .size(17.0)
+                        .strong()
+                        .color(INK),
+                );
+                ui.add_space(6.0);
+            }
+        };
         let pane = match (&mut self.pane, granted) {
-            (Some(p), Some(_)) => p,
+            (Some(p), Some(_)) if asked_view => p,
             _ => {
                 area(ui, r, |ui| {
+                    intro(ui);
                     ui.label(RichText::new("Live screen").strong());
-                    ui.label("The user's screen shows here once they allow \"view\".");
+                    ui.label(if granted.is_some() && !asked_view {
+                        "This session did not ask for \"view\"."
+                    } else {
+                        "The user's screen shows here once they allow \"view\"."
+                    });
                 });
                 return;
             }
@@ -727,6 +773,7 @@ impl ConsoleApp {
         let st = pane.update(ui.ctx());
         let control = granted.is_some_and(|g| g.contains(Scope::Control));
         area(ui, r, |ui| {
+            intro(ui);
             ui.horizontal(|ui| {
                 ui.label(RichText::new("Live screen").strong());
                 ui.label(if control {

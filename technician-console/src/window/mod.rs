@@ -267,6 +267,7 @@ async fn run_session(
     tell.send(Event::Paired {
         technician: session.technician.clone(),
         verification: session.verification.clone(),
+        reason: session.reason.clone(),
     })
     .await;
     // Chat first: talk until the technician asks for access.
@@ -399,7 +400,10 @@ async fn start_screen(
         }
     };
     if !session.granted.contains(Scope::View) {
-        note("the user did not allow viewing the screen".into());
+        // Only a refusal of what was asked for is news; a scope never asked for is not mentioned.
+        if session.asked.contains(Scope::View) {
+            note("the user did not allow viewing the screen".into());
+        }
         return;
     }
     match session.view(0).await {

@@ -424,6 +424,8 @@ pub struct DiagPanel {
     pub results: Vec<DiagReport>,
     /// Why the last request failed (e.g. `diagnostics` not granted).
     pub error: Option<String>,
+    /// The last health check's counts ("1 problems, 2 warnings, ... 12 ok").
+    pub summary: Option<String>,
 }
 
 impl Default for DiagPanel {
@@ -435,6 +437,7 @@ impl Default for DiagPanel {
             running: 0,
             results: Vec::new(),
             error: None,
+            summary: None,
         }
     }
 }
@@ -448,6 +451,8 @@ pub enum Event {
         technician: TechnicianIdentity,
         /// The verification string.
         verification: String,
+        /// Why the user asked for help, if they said (already cleaned).
+        reason: Option<String>,
     },
     /// A chat line: from the user, or ours once sent (already made harmless).
     Chat {
@@ -529,7 +534,7 @@ pub enum Action {
 pub struct Model {
     /// The code as typed so far.
     pub code: String,
-    /// The scopes ticked to ask for.
+    /// The scopes ticked to ask for (none at first).
     pub ask: ScopeSet,
     /// Where consent stands.
     pub consent: Consent,
@@ -543,6 +548,11 @@ pub struct Model {
     pub diag: DiagPanel,
     /// The chat panel.
     pub chat: ChatPanel,
+    /// This attempt's verification code, from pairing on: the technician reads it out so the
+    /// user can compare it with their screen before they decide.
+    pub verification: Option<String>,
+    /// Why the user asked for help, if they said, from pairing on.
+    pub reason: Option<String>,
     journal: Vec<String>,
 }
 
@@ -550,16 +560,27 @@ impl Default for Model {
     fn default() -> Self {
         Model {
             code: String::new(),
-            ask: ScopeSet::all(),
+            // Nothing ticked: the technician ticks what they need, never everything by default.
+            ask: ScopeSet::EMPTY,
             consent: Consent::Idle,
             notice: None,
             tab: Tab::Inventory,
             inventory: InventoryPanel::default(),
             diag: DiagPanel::default(),
             chat: ChatPanel::default(),
+            verification: None,
+            reason: None,
             journal: Vec::new(),
         }
     }
+}
+
+/// Said when the technician uses a scope this session never asked for (not a refusal by the user).
+fn not_asked(scope: Scope) -> String {
+    format!(
+        "This session did not ask for {}; connect again with it ticked.",
+        scope.name()
+    )
 }
 
 /// A verdict's colour, as RGB: green, amber, red, grey.
@@ -607,11 +628,13 @@ impl Model {
     }
 
     /// What was (or will be) asked for in the current attempt.
-    fn asked(&self) -> ScopeSet {
+    pub fn asked(&self) -> ScopeSet {
         match self.consent {
             Consent::Waiting { asked }
             | Consent::Pairing { asked }
-            | Consent::Paired { asked, .. } => asked,
+            | Consent::Paired { asked, .. }
+            | Consent::Granted { asked, .. }
+            | Consent::Failed { asked, .. } => asked,
             _ => self.ask,
         }
     }
@@ -727,6 +750,9 @@ impl Model {
         self.diag.results.clear();
         self.diag.running = 0;
         self.diag.error = None;
+        self.diag.summary = None;
+        self.verification = None;
+        self.reason = None;
         self.chat = ChatPanel {
             first: self.chat.first,
             invitee: self.chat.invitee.clone(),
@@ -769,6 +795,10 @@ impl Model {
         if self.granted().is_none() || self.inventory.loading {
             return None;
         }
+        if !self.asked().contains(Scope::Inventory) {
+            self.inventory.error = Some(not_asked(Scope::Inventory));
+            return None;
+        }
         self.inventory.loading = true;
         self.inventory.error = None;
         Some(Action::FetchInventory)
@@ -807,6 +837,10 @@ impl Model {
     /// "Run": checks the parameters here first, so a bad one never leaves this machine.
     pub fn run_probe(&mut self) -> Option<Action> {
         self.granted()?;
+        if !self.asked().contains(Scope::Diagnostics) {
+            self.diag.error = Some(not_asked(Scope::Diagnostics));
+            return None;
+        }
         let kind = self.diag.selected;
         let words: Vec<&str> = self.diag.params.split_whitespace().collect();
         match Probe::parse(kind, &words) {
@@ -827,6 +861,10 @@ impl Model {
     /// "Health check": every probe that needs no parameters.
     pub fn health_check(&mut self) -> Option<Action> {
         self.granted()?;
+        if !self.asked().contains(Scope::Diagnostics) {
+            self.diag.error = Some(not_asked(Scope::Diagnostics));
+            return None;
+        }
         self.diag.running += 1;
         self.say("health check: running".into());
         Some(Action::HealthCheck)
@@ -849,12 +887,18 @@ impl Model {
             Event::Paired {
                 technician,
                 verification,
+                reason,
             } => {
                 self.chat.open = true;
                 self.say(format!(
-                    "paired: as {} of {}; verification {verification}; chat open",
+                    "paired: as {} of {}; verification {verification}: read it out to the user; chat open",
                     technician.name, technician.org
                 ));
+                if let Some(r) = &reason {
+                    self.say(format!("reason: the user asks for help with: {r}"));
+                }
+                self.verification = Some(verification.clone());
+                self.reason = reason;
                 if let Consent::Pairing { asked } = self.consent {
                     self.consent = Consent::Paired {
                         asked,
@@ -908,12 +952,13 @@ impl Model {
                     technician,
                     verification,
                 };
+                // Only what was asked for is reported as refused; the rest was never in question.
                 if granted.contains(Scope::Inventory) {
                     self.inventory.loading = true;
-                } else {
+                } else if asked.contains(Scope::Inventory) {
                     self.inventory.error = Some("The user did not allow inventory.".into());
                 }
-                if !granted.contains(Scope::Diagnostics) {
+                if !granted.contains(Scope::Diagnostics) && asked.contains(Scope::Diagnostics) {
                     self.diag.error = Some("The user did not allow diagnostics.".into());
                 }
             }
@@ -965,7 +1010,12 @@ impl Model {
                 self.diag.running = self.diag.running.saturating_sub(1);
                 match result {
                     // Shown problems first: insert the least urgent first.
-                    Ok(reports) => reports.into_iter().rev().for_each(|r| self.report(r)),
+                    Ok(reports) => {
+                        let summary = format!("Health check: {}", render::health_counts(&reports));
+                        self.say(summary.to_lowercase());
+                        self.diag.summary = Some(summary);
+                        reports.into_iter().rev().for_each(|r| self.report(r));
+                    }
                     Err(e) => {
                         self.say(format!("health check: failed: {e}"));
                         self.diag.error = Some(e);
@@ -1041,6 +1091,7 @@ mod tests {
                     cores: 2,
                     threads: 4,
                     max_mhz: None,
+                    current_mhz: None,
                 },
                 memory: Memory {
                     total: 1,
@@ -1091,6 +1142,7 @@ mod tests {
 
     fn granted(m: &mut Model, scopes: &str) {
         m.code = "123 456 789".into();
+        m.ask = ScopeSet::all();
         assert!(matches!(m.connect(), Some(Action::Connect { .. })));
         m.on_event(Event::Granted {
             technician: ada(),
@@ -1106,7 +1158,11 @@ mod tests {
         assert_eq!(m.connect(), None);
         assert!(m.notice.as_deref().unwrap().contains("not a session code"));
         m.code = "123-456 789".into();
-        m.toggle(Scope::Control);
+        assert_eq!(m.connect(), None, "nothing ticked");
+        assert!(m.notice.as_deref().unwrap().contains("Tick at least one"));
+        for s in [Scope::View, Scope::Diagnostics, Scope::Inventory] {
+            m.toggle(s);
+        }
         let Some(Action::Connect { scopes, .. }) = m.connect() else {
             panic!()
         };
@@ -1264,6 +1320,7 @@ mod tests {
     fn chat_first_pairs_then_asks_and_lines_are_checked_here() {
         let mut m = Model::new();
         m.set_chat_first(true);
+        m.toggle(Scope::Inventory);
         m.code = "123 456 789".into();
         let Some(Action::Connect { ask_now, .. }) = m.connect() else {
             panic!()
@@ -1277,6 +1334,7 @@ mod tests {
         m.on_event(Event::Paired {
             technician: ada(),
             verification: "12 34".into(),
+            reason: None,
         });
         assert!(matches!(m.consent, Consent::Paired { .. }));
         assert_eq!(m.send_chat(), Some(Action::Say("hello".into())));
@@ -1339,5 +1397,131 @@ mod tests {
             let d: String = l.chars().filter(|c| c.is_ascii_digit()).collect();
             !d.contains(&digits)
         }));
+    }
+
+    fn report(verdict: Verdict) -> DiagReport {
+        DiagReport {
+            probe: Probe::Uptime,
+            verdict,
+            reason: "r".into(),
+            facts: tether_proto::diag::DiagFacts::None,
+            elapsed_ms: 1,
+        }
+    }
+
+    /// Issue 17 item 1: the window starts with no scope ticked; only what the technician ticks is
+    /// asked for.
+    #[test]
+    fn nothing_is_ticked_at_first() {
+        let mut m = Model::new();
+        assert_eq!(m.ask, ScopeSet::EMPTY);
+        m.code = "123 456 789".into();
+        assert_eq!(m.connect(), None, "nothing to ask for yet");
+        m.toggle(Scope::Diagnostics);
+        let Some(Action::Connect { scopes, .. }) = m.connect() else {
+            panic!("{:?}", m.notice)
+        };
+        assert_eq!(scopes, [Scope::Diagnostics].into_iter().collect());
+    }
+
+    /// Issue 17 items 2 and 4: as soon as pairing succeeds (before the user answers) the window has
+    /// the verification code, tells the technician to read it out, and has the user's reason.
+    #[test]
+    fn verification_and_reason_show_from_pairing_on() {
+        let mut m = Model::new();
+        m.toggle(Scope::Inventory);
+        m.code = "123 456 789".into();
+        assert!(m.connect().is_some());
+        assert_eq!(m.verification, None);
+        m.on_event(Event::Paired {
+            technician: ada(),
+            verification: "309 281".into(),
+            reason: Some("my printer does not print".into()),
+        });
+        assert!(
+            matches!(m.consent, Consent::Waiting { .. }),
+            "still waiting"
+        );
+        assert_eq!(m.verification.as_deref(), Some("309 281"));
+        assert_eq!(m.reason.as_deref(), Some("my printer does not print"));
+        let lines = m.journal();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("verification 309 281: read it out to the user")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == "reason: the user asks for help with: my printer does not print"),
+            "{lines:?}"
+        );
+        // A new attempt forgets them.
+        m.on_event(Event::Failed {
+            reason: "the user denied consent".into(),
+            denied: true,
+        });
+        assert!(m.connect().is_some());
+        assert_eq!((m.verification.as_ref(), m.reason.as_ref()), (None, None));
+    }
+
+    /// Issue 17 item 14: a scope that was not asked for is never reported as refused.
+    #[test]
+    fn scopes_not_asked_for_are_not_reported_as_refused() {
+        let mut m = Model::new();
+        m.toggle(Scope::Diagnostics);
+        m.code = "123 456 789".into();
+        assert!(m.connect().is_some());
+        m.on_event(Event::Granted {
+            technician: ada(),
+            granted: [Scope::Diagnostics].into_iter().collect(),
+            verification: "12 34".into(),
+        });
+        assert_eq!(m.inventory.error, None);
+        assert_eq!(m.diag.error, None);
+        let lines = m.journal();
+        let granted = lines
+            .iter()
+            .find(|l| l.starts_with("consent: granted"))
+            .unwrap();
+        assert!(granted.contains("not granted: (none)"), "{granted}");
+        assert_eq!(m.fetch_inventory(), None);
+        let e = m.inventory.error.as_deref().unwrap();
+        assert!(
+            e.contains("did not ask for inventory") && !e.contains("allow"),
+            "{e}"
+        );
+    }
+
+    /// Issue 17 item 15: a health check gives a summary line of problems, warnings and ok.
+    #[test]
+    fn the_health_check_has_a_summary() {
+        let mut m = Model::new();
+        granted(&mut m, "diagnostics");
+        assert!(m.health_check().is_some());
+        m.on_event(Event::HealthCheck(Ok(vec![
+            report(Verdict::Problem),
+            report(Verdict::Warning),
+            report(Verdict::Warning),
+            report(Verdict::Ok),
+        ])));
+        let summary = m.diag.summary.as_deref().unwrap();
+        assert!(
+            summary.starts_with("Health check: 1 problems, 2 warnings"),
+            "{summary}"
+        );
+        assert!(summary.ends_with("1 ok"), "{summary}");
+        assert!(
+            m.journal()
+                .iter()
+                .any(|l| l.starts_with("health check: 1 problems")),
+            "journalled"
+        );
+        assert_eq!(
+            m.diag.results[0].verdict,
+            Verdict::Problem,
+            "problems first"
+        );
     }
 }
