@@ -81,7 +81,6 @@ async fn the_agent_config_from_the_relay_is_all_the_window_needs() {
             tether_agent::window::layout::GET_HELP,
         ));
         gui.expect("session code:");
-        gui.screenshot("agent-configured", [900.0, 600.0], (1200, 780));
         gui
     })
     .await
