@@ -365,6 +365,35 @@ impl RawConsole {
     }
 }
 
+impl RawConsole {
+    /// After [`RawConsole::pair`]: asks for `scopes` on stream 0, sealed with `keys`, and returns the
+    /// agent's sealed answer with the opener for the rest of stream 0 towards the console.
+    pub async fn ask_consent(
+        &mut self,
+        keys: &tether_proto::seal::SessionKeys,
+        scopes: ScopeSet,
+    ) -> (
+        tether_proto::msg::AgentToConsole,
+        tether_proto::seal::Opener,
+    ) {
+        use tether_net::framed;
+        use tether_proto::msg::ConsoleToAgent;
+        use tether_proto::seal::Direction;
+        let consent = keys
+            .sealer(0, Direction::ConsoleToAgent)
+            .seal_msg(&ConsoleToAgent::ConsentRequest { scopes })
+            .expect("sealing a consent request");
+        framed::write_frame(&mut self.send, &consent)
+            .await
+            .expect("stream 0 writable");
+        let mut opener = keys.opener(0, Direction::AgentToConsole);
+        let answer = opener
+            .open_msg(&framed::read_frame(&mut self.recv).await.expect("an answer"))
+            .expect("the answer opens");
+        (answer, opener)
+    }
+}
+
 /// A private X server (Xvfb, 1920x1080x24, `-noreset`) on display `:n`, with helper programs run against
 /// it. Everything it started is killed on drop.
 #[derive(Debug)]

@@ -163,15 +163,7 @@ struct Granted {
 /// A raw session past consent: the agent granted `scopes` (asked for on stream 0).
 async fn granted_session(relay: &TestRelay, scopes: ScopeSet) -> Granted {
     let (agent, mut raw, keys) = raw_session(relay).await;
-    let consent = keys
-        .sealer(0, Direction::ConsoleToAgent)
-        .seal_msg(&ConsoleToAgent::ConsentRequest { scopes })
-        .unwrap();
-    framed::write_frame(&mut raw.send, &consent).await.unwrap();
-    let mut opener = keys.opener(0, Direction::AgentToConsole);
-    let decision: AgentToConsole = opener
-        .open_msg(&framed::read_frame(&mut raw.recv).await.unwrap())
-        .unwrap();
+    let (decision, opener) = raw.ask_consent(&keys, scopes).await;
     assert_eq!(
         decision,
         AgentToConsole::ConsentDecision { granted: scopes }

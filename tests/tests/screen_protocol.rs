@@ -10,7 +10,7 @@ use tether_agent::ShareConfig;
 use tether_agent::screen::{EnigoInput, ScrapScreen};
 use tether_net::framed;
 use tether_proto::ScopeSet;
-use tether_proto::msg::{AgentToConsole, ConsoleToAgent, EndReason, Request, StreamOpen};
+use tether_proto::msg::{AgentToConsole, EndReason, Request, StreamOpen};
 use tether_proto::screen::{InputEvent, ViewerMsg};
 use tether_proto::seal::Direction;
 use tether_tests::{RawClaim, RawConsole, TestAgent, TestRelay, WAIT, Xvfb};
@@ -31,15 +31,7 @@ async fn tampered_after<T: serde::Serialize>(x: &Xvfb, request: Request, next: &
         panic!("claim refused")
     };
     let keys = raw.pair(&code).await.unwrap();
-    let consent = keys
-        .sealer(0, Direction::ConsoleToAgent)
-        .seal_msg(&ConsoleToAgent::ConsentRequest { scopes })
-        .unwrap();
-    framed::write_frame(&mut raw.send, &consent).await.unwrap();
-    let mut opener = keys.opener(0, Direction::AgentToConsole);
-    let decision: AgentToConsole = opener
-        .open_msg(&framed::read_frame(&mut raw.recv).await.unwrap())
-        .unwrap();
+    let (decision, _opener) = raw.ask_consent(&keys, scopes).await;
     assert_eq!(
         decision,
         AgentToConsole::ConsentDecision { granted: scopes }
