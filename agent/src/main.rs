@@ -39,6 +39,10 @@ enum Command {
         /// technician sees it when they enter your code.
         #[arg(long)]
         reason: Option<String>,
+        /// Stop after one session. Without it, a new code follows each session until you type q
+        /// or press Ctrl-C.
+        #[arg(long)]
+        once: bool,
     },
     /// Open the agent window (the default on a desktop): code, consent dialog, session banner.
     Window {
@@ -78,13 +82,15 @@ enum Command {
     },
 }
 
+/// The agent's log file, in its data directory.
+const LOG_FILE: &str = "agent.log";
+
 fn fail(msg: &dyn std::fmt::Display, code: i32) -> ! {
     eprintln!("error: {msg}");
     std::process::exit(code)
 }
 
 fn main() {
-    tether_net::cli::init_logging();
     let mut cli = Cli::parse();
     if cli.command.is_none() {
         if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
@@ -98,7 +104,14 @@ fn main() {
     }
     let data_dir = cli.data_dir.clone();
     let state_dir = cli.data_dir.or_else(default_state_dir);
+    // The service logs to the journal; everywhere else the terminal is the user's, so logs go to
+    // the log file (`RUST_LOG` sets the level).
+    match (&cli.command, &state_dir) {
+        (Some(Command::Run { .. }), _) | (_, None) => tether_net::cli::init_logging(),
+        (_, Some(dir)) => tether_net::cli::init_logging_to(&dir.join(LOG_FILE)),
+    }
     let relay = cli.relay;
+    let mut again = false;
     let (config, window, reason) = match cli.command {
         None | Some(Command::Log) => {
             let Some(dir) = state_dir else {
@@ -113,7 +126,14 @@ fn main() {
             }
             return;
         }
-        Some(Command::Share { config, reason }) => (config, None, reason),
+        Some(Command::Share {
+            config,
+            reason,
+            once,
+        }) => {
+            again = !once;
+            (config, None, reason)
+        }
         Some(Command::Window {
             config,
             consent_timeout,
@@ -147,6 +167,7 @@ fn main() {
     let mut share = ShareConfig::new(target);
     share.policy = agent_config.policy();
     share.state_dir = state_dir;
+    share.again = again;
     share.reason = match reason.as_deref().map(tether_agent::share::check_reason) {
         None => None,
         Some(Ok(r)) => r,

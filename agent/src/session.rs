@@ -249,9 +249,7 @@ impl Session<'_> {
                     }
                     StreamEvent::Fault(f) => return Err(broke_protocol(&f)),
                 },
-                () = deadline => {
-                    return Err(EndReason::ProtocolError("no consent request".into()));
-                }
+                () = deadline => return Err(wait.expired()),
             };
             wait.event(Instant::now(), chatted);
         }
@@ -279,6 +277,7 @@ impl Session<'_> {
             timeout_secs: config.consent_timeout.as_secs(),
             first_contact: !known.is_known(&org),
             relay: config.relay_identity(),
+            verification: self.keys.verification_code(),
         })
         .await;
         let who = technician_name(technician);
@@ -321,7 +320,11 @@ impl Session<'_> {
                     StreamEvent::Report(r) => self.report(r).await,
                     StreamEvent::Fault(f) => return Err(broke_protocol(&f)),
                 },
-                () = &mut timeout => break ScopeSet::EMPTY,
+                // Silence means no, and the console hears that the user did not answer.
+                () = &mut timeout => {
+                    self.report(SessionReport::Consent { requested, granted: ScopeSet::EMPTY }).await;
+                    return Err(EndReason::ConsentTimeout);
+                }
             }
         };
         let granted = answer;
@@ -440,6 +443,11 @@ impl Session<'_> {
                                 grant_tx.send_modify(|g| g.remove(Scope::Control));
                                 info!("the user revoked control");
                                 self.emit(AgentEvent::Revoked { scope: Scope::Control }).await;
+                                // The console shows it at once and stops sending input.
+                                let granted = *grant.borrow();
+                                if let Err(e) = tx0.send(&AgentToConsole::GrantChanged { granted }).await {
+                                    break lost_or_broken(&e);
+                                }
                             }
                         }
                         Some(UserCommand::AnswerInvite(yes)) => {
@@ -595,6 +603,13 @@ impl ConsentRequestWait {
     /// When the wait ends with no consent request.
     fn until(&self) -> Instant {
         self.until
+    }
+
+    /// Why the session ends when the wait runs out: no request within the current limit.
+    fn expired(&self) -> EndReason {
+        EndReason::NoRequest {
+            secs: u32::try_from(self.limit.as_secs()).unwrap_or(u32::MAX),
+        }
     }
 }
 

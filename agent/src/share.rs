@@ -63,6 +63,10 @@ pub struct ShareConfig {
     /// Why the user asks for help, sent with every slot request so the technician sees it on
     /// claiming; check it with [`check_reason`] first.
     pub reason: Option<String>,
+    /// After a session ends (other than by the user), show a new code and wait again, as
+    /// `tether-agent share` does without `--once`. `false` (the default, and the window) returns
+    /// after one session.
+    pub again: bool,
 }
 
 impl ShareConfig {
@@ -76,6 +80,7 @@ impl ShareConfig {
             policy: Policy::default(),
             state_dir: None,
             reason: None,
+            again: false,
         }
     }
 
@@ -145,7 +150,8 @@ impl From<FrameError> for ShareError {
     }
 }
 
-/// Runs share mode until one session has ended (or the user ends it while waiting).
+/// Runs share mode until one session has ended (or the user ends it while waiting); with
+/// [`ShareConfig::again`], until the user ends it.
 ///
 /// The first connection failing is an error. A connection lost later, while waiting for a claim,
 /// is retried with [`Backoff`] (exponential, with jitter) and a new code is shown; a session that
@@ -187,6 +193,16 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
                     Some(l) => link = l,
                     None => return Ok(EndReason::UserEnded),
                 }
+            }
+            Ok(reason) if config.again && reason != EndReason::UserEnded => {
+                info!(%reason, "session over; sharing goes on with a new code");
+                link = match connect_control(&config.relay).await {
+                    Ok(l) => l,
+                    Err(e) => match reconnect(config, ui, &mut backoff, e.to_string()).await? {
+                        Some(l) => l,
+                        None => return Ok(EndReason::UserEnded),
+                    },
+                };
             }
             other => return other,
         }

@@ -1,9 +1,11 @@
 //! The terminal front end: prints what happens in plain words and reads the user's answers.
 //!
 //! Consent answers: `y` grants everything asked, `n` refuses, a comma list such as `inventory` grants
-//! that subset. Anything else, end of input, or silence until the timeout means **no**. `q` ends the
-//! session at any time; `r` takes back `control` and keeps the session. Once paired, any other line is
-//! sent to the technician as a chat message.
+//! that subset. Anything else (a typo such as `diagnostcs`) is not an answer: the question is asked
+//! again. End of input, or silence until the timeout, means **no**. `q` ends the session at any time;
+//! `r` takes back `control` and keeps the session. Once paired, any other line is sent to the
+//! technician as a chat message. When a session ends and sharing goes on (`share` without `--once`),
+//! the next code follows.
 
 use std::io::Write;
 
@@ -14,15 +16,24 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::ui::{AgentEvent, UiHandle, UserCommand};
 
-/// Interprets a consent answer against what was requested.
-pub fn parse_answer(line: &str, requested: ScopeSet) -> ScopeSet {
+/// Interprets a consent answer against what was requested: the grant, or what to tell the user
+/// before asking again.
+pub fn parse_answer(line: &str, requested: ScopeSet) -> Result<ScopeSet, String> {
     let t = line.trim().to_ascii_lowercase();
     match t.as_str() {
-        "y" | "yes" => requested,
-        _ => t
-            .parse::<ScopeSet>()
-            .map(|s| s.intersection(requested))
-            .unwrap_or(ScopeSet::EMPTY),
+        "y" | "yes" => Ok(requested),
+        "n" | "no" => Ok(ScopeSet::EMPTY),
+        "" => Err("Please answer: y, n, or the parts you allow.".into()),
+        _ => match t.parse::<ScopeSet>() {
+            Ok(s) if !s.intersection(requested).is_empty() => Ok(s.intersection(requested)),
+            Ok(_) => Err(format!(
+                "The technician did not ask for {t:?}. Type y, n, or some of: {requested}."
+            )),
+            Err(_) => Err(format!(
+                "{:?} is not an answer. Type y, n, or some of: {requested}.",
+                safe(line.trim())
+            )),
+        },
     }
 }
 
@@ -54,7 +65,7 @@ pub fn render(event: &AgentEvent) -> String {
             "Connected end to end; the relay cannot read this session. Verification code: {verification} \
              (the technician sees the same)."
         ),
-        AgentEvent::ConsentRequested { technician, scopes, timeout_secs, first_contact, relay } => {
+        AgentEvent::ConsentRequested { technician, scopes, timeout_secs, first_contact, relay, verification } => {
             let mut s = format!(
                 "\n{} of {} asks to:\n",
                 safe(&technician.name), safe(&technician.org)
@@ -62,7 +73,9 @@ pub fn render(event: &AgentEvent) -> String {
             for scope in scopes.iter() {
                 s.push_str(&format!("  - {scope}: {}\n", scope.describe()));
             }
-            s.push_str(&format!("(identity verified by relay {relay})\n"));
+            s.push_str(&format!(
+                "(identity verified by relay {relay}; verification code {verification}: the technician reads out the same)\n"
+            ));
             if *first_contact {
                 s.push_str(&format!(
                     "WARNING: {} has never been given access to this computer before. Genuine support \
@@ -115,7 +128,7 @@ pub fn render(event: &AgentEvent) -> String {
         AgentEvent::Revoked { scope } => {
             format!("You took back \"{scope}\". The session goes on without it.")
         }
-        AgentEvent::Ended { reason } => format!("Session ended: {}.", safe(&reason.to_string())),
+        AgentEvent::Ended { reason } => format!("Session ended: {}.", crate::ui::end_words(reason)),
         AgentEvent::InviteRequested { by, invitee, handover, timeout_secs } => format!(
             "\n{} asks to bring in a colleague: {}{}.\n\
              The colleague gets nothing unless you allow it when they connect; you will be asked.\n\
@@ -168,7 +181,10 @@ where
                     }
                     AgentEvent::InviteRequested { .. } => invite_pending = true,
                     AgentEvent::InviteDecided { .. } => invite_pending = false,
-                    AgentEvent::Ended { .. } => return,
+                    // Sharing may go on with a new code; the channel closing ends the front end.
+                    AgentEvent::Ended { .. } => {
+                        (pending, paired, invite_pending) = (None, false, false);
+                    }
                     _ => {}
                 }
             }
@@ -181,8 +197,17 @@ where
                     let _ = ui.commands.send(UserCommand::RevokeControl).await;
                 }
                 Ok(Some(l)) => {
-                    if let Some(requested) = pending.take() {
-                        let _ = ui.commands.send(UserCommand::Consent(parse_answer(&l, requested))).await;
+                    if let Some(requested) = pending {
+                        match parse_answer(&l, requested) {
+                            Ok(granted) => {
+                                pending = None;
+                                let _ = ui.commands.send(UserCommand::Consent(granted)).await;
+                            }
+                            Err(again) => {
+                                let _ = writeln!(out, "{again}");
+                                let _ = out.flush();
+                            }
+                        }
                     } else if invite_pending {
                         invite_pending = false;
                         let yes = matches!(l.trim().to_ascii_lowercase().as_str(), "y" | "yes");
@@ -230,6 +255,7 @@ mod tests {
             timeout_secs: 60,
             first_contact: true,
             relay,
+            verification: "123 456".into(),
         }
     }
 
@@ -277,6 +303,8 @@ mod tests {
             })
             .await
             .unwrap();
+        // Sharing may go on after a session; the front end ends when the session side goes.
+        drop(link);
         front.await.unwrap();
     }
 
@@ -297,23 +325,53 @@ mod tests {
         front.await.unwrap();
     }
 
+    /// Issue 17 item 11: a typo at the consent prompt (`diagnostcs`) is not a refusal: the user is
+    /// asked again. Only `n`, end of input or silence mean no.
     #[test]
     fn answers() {
         let asked: ScopeSet = "inventory,diagnostics".parse().unwrap();
-        assert_eq!(parse_answer("y", asked), asked);
-        assert_eq!(parse_answer(" YES ", asked), asked);
-        assert_eq!(parse_answer("n", asked), ScopeSet::EMPTY);
-        assert_eq!(parse_answer("", asked), ScopeSet::EMPTY);
-        assert_eq!(parse_answer("maybe", asked), ScopeSet::EMPTY);
+        assert_eq!(parse_answer("y", asked), Ok(asked));
+        assert_eq!(parse_answer(" YES ", asked), Ok(asked));
+        assert_eq!(parse_answer("n", asked), Ok(ScopeSet::EMPTY));
+        assert_eq!(parse_answer("No", asked), Ok(ScopeSet::EMPTY));
+        assert!(parse_answer("", asked).is_err());
+        assert!(parse_answer("maybe", asked).is_err());
+        let typo = parse_answer("diagnostcs", asked).unwrap_err();
+        assert!(typo.contains("not an answer"), "{typo}");
         assert_eq!(
             parse_answer("inventory", asked),
-            [Scope::Inventory].into_iter().collect()
+            Ok([Scope::Inventory].into_iter().collect())
         );
         // A scope that was not asked for is never granted by naming it.
         assert_eq!(
             parse_answer("inventory,control", asked),
-            [Scope::Inventory].into_iter().collect()
+            Ok([Scope::Inventory].into_iter().collect())
         );
-        assert_eq!(parse_answer("control", asked), ScopeSet::EMPTY);
+        let only_unasked = parse_answer("control", asked).unwrap_err();
+        assert!(only_unasked.contains("did not ask for"), "{only_unasked}");
+    }
+
+    /// Issue 17 item 11: after a typo the prompt is shown again, and the next answer counts.
+    #[tokio::test]
+    async fn a_typo_asks_again() {
+        let (mut link, handle) = crate::ui::channels();
+        let (mut keyboard, input) = tokio::io::duplex(64);
+        let (screen, shown) = std::sync::mpsc::channel();
+        let front = tokio::spawn(run(
+            handle,
+            tokio::io::BufReader::new(input),
+            Screen(screen),
+        ));
+        let both: ScopeSet = "inventory,diagnostics".parse().unwrap();
+        link.events.send(asked(both)).await.unwrap();
+        keyboard.write_all(b"diagnostcs\n").await.unwrap();
+        let again =
+            tokio::task::spawn_blocking(move || shown.iter().find(|s| s.contains("not an answer")));
+        assert!(again.await.unwrap().is_some(), "the typo is explained");
+        keyboard.write_all(b"diagnostics\n").await.unwrap();
+        let want: ScopeSet = [Scope::Diagnostics].into_iter().collect();
+        assert_eq!(link.commands.recv().await, Some(UserCommand::Consent(want)));
+        drop(link);
+        front.await.unwrap();
     }
 }

@@ -63,6 +63,9 @@ pub enum AgentEvent {
         first_contact: bool,
         /// The relay's identity (certificate fingerprint, shortened), as verified by the agent.
         relay: String,
+        /// This session's verification string (a colleague's session has its own), shown beside
+        /// the question so the user compares it with what the asking technician reads out.
+        verification: String,
     },
     /// The decision that was sent.
     ConsentDecided {
@@ -152,6 +155,17 @@ pub enum AgentEvent {
         /// Why.
         reason: EndReason,
     },
+}
+
+/// Why the session ended, in words for the user at this computer: "you ended the session" rather
+/// than the technician's "the user ended the session".
+pub fn end_words(reason: &EndReason) -> String {
+    match reason {
+        EndReason::UserEnded => "you ended the session".into(),
+        EndReason::ConsentDenied => "you did not allow anything".into(),
+        EndReason::ConsentTimeout => "you did not answer in time, so nothing was shared".into(),
+        other => tether_proto::text::display_safe(&other.to_string()).into_owned(),
+    }
 }
 
 /// What the user decided.

@@ -111,6 +111,46 @@ pub fn init_logging() {
         .init();
 }
 
+/// Above this size the log file is started afresh when a program starts.
+pub const MAX_LOG_FILE: u64 = 8 * 1024 * 1024;
+
+/// Logs to the file `path` (appended, without colours), filtered by `RUST_LOG` (default:
+/// [`DEFAULT_LOG_FILTER`]): for a program whose terminal belongs to someone who asked for help,
+/// not to a developer, so no log line ever lands among what it tells them. A file above
+/// [`MAX_LOG_FILE`] is started afresh. If the file cannot be opened, nothing is logged unless
+/// `RUST_LOG` asks for it, and then to standard error.
+pub fn init_logging_to(path: &std::path::Path) {
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into())
+    };
+    let too_big = std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_LOG_FILE);
+    let file = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(!too_big)
+                .write(true)
+                .truncate(too_big)
+                .open(path)
+        });
+    match file {
+        Ok(file) => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init(),
+        Err(_) if std::env::var_os("RUST_LOG").is_some() => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init(),
+        Err(_) => {}
+    }
+}
+
 /// Writes to standard output for a command-line tool. A closed standard output (the reader of
 /// `| head` has seen enough) is a normal end, not a failure: the process exits 0 at once, with
 /// no panic and no message. Any other write error is reported on standard error (exit 1).

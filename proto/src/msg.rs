@@ -481,6 +481,13 @@ pub enum EndReason {
     ProtocolError(String),
     /// The technician handed the session over to a colleague, who carries on.
     HandedOver,
+    /// The user did not answer the consent prompt before it timed out (silence means no).
+    ConsentTimeout,
+    /// Paired, but the technician asked for nothing within this many seconds.
+    NoRequest {
+        /// How long the agent waited.
+        secs: u32,
+    },
 }
 
 impl std::fmt::Display for EndReason {
@@ -497,6 +504,10 @@ impl std::fmt::Display for EndReason {
             EndReason::ConnectionLost => f.write_str("the connection was lost"),
             EndReason::ProtocolError(e) => write!(f, "protocol error: {e}"),
             EndReason::HandedOver => f.write_str("the session was handed over to a colleague"),
+            EndReason::ConsentTimeout => f.write_str("the user did not answer in time"),
+            EndReason::NoRequest { secs } => {
+                write!(f, "no request within {}", crate::time::duration_words(u64::from(*secs)))
+            }
         }
     }
 }
@@ -564,6 +575,12 @@ pub enum AgentToConsole {
     InviteFailed {
         /// Why (the user refused, or the relay did not know the invitee).
         reason: String,
+    },
+    /// The user changed the grant during the session (e.g. pressed "Stop control"): this is what
+    /// is granted now. Requests and input outside it are refused from here on.
+    GrantChanged {
+        /// The grant from now on.
+        granted: ScopeSet,
     },
 }
 

@@ -208,46 +208,13 @@ pub fn remove_device(
     Ok(found)
 }
 
-/// A span of seconds in words, to the largest whole unit or two: "7 days", "1 day 6 hours",
-/// "45 minutes".
-pub fn duration_words(secs: u64) -> String {
-    let unit = |n: u64, one: &str, many: &str| {
-        if n == 1 {
-            format!("1 {one}")
-        } else {
-            format!("{n} {many}")
-        }
-    };
-    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
-    match (d, h, m) {
-        (0, 0, 0) => unit(secs, "second", "seconds"),
-        (0, 0, m) => unit(m, "minute", "minutes"),
-        (0, h, 0) => unit(h, "hour", "hours"),
-        (0, h, m) => format!(
-            "{} {}",
-            unit(h, "hour", "hours"),
-            unit(m, "minute", "minutes")
-        ),
-        (d, 0, _) => unit(d, "day", "days"),
-        (d, h, _) => format!("{} {}", unit(d, "day", "days"), unit(h, "hour", "hours")),
-    }
-}
+pub use tether_proto::time::duration_words;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::store::{SqliteStore, Store};
-
-    #[test]
-    fn durations_in_words() {
-        assert_eq!(duration_words(7 * 86_400), "7 days");
-        assert_eq!(duration_words(86_400 + 6 * 3_600 + 59), "1 day 6 hours");
-        assert_eq!(duration_words(45 * 60), "45 minutes");
-        assert_eq!(duration_words(3_600), "1 hour");
-        assert_eq!(duration_words(90 * 60), "1 hour 30 minutes");
-        assert_eq!(duration_words(1), "1 second");
-    }
 
     /// Issue 17 item 25: tokens can be listed and revoked (a revoked one enrolls nothing), and a
     /// device can be removed, by host name or id, within its organisation only.

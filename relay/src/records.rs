@@ -260,6 +260,22 @@ impl Records {
         Ok(id)
     }
 
+    /// An invited colleague's `session` joined `parent`: it is part of the parent's record (its
+    /// technician, grants and end go there), not a record of its own. Returns that record's id;
+    /// `None` if the parent has no record.
+    pub fn join(&self, session: u64, parent: u64) -> Option<u64> {
+        let mut live = self.live();
+        let id = live.running.get(&parent).copied()?;
+        live.running.insert(session, id);
+        Some(id)
+    }
+
+    /// Whether a live session other than `session` shares its record (a colleague, or the one who
+    /// invited them): the record ends with the last of them.
+    fn shared_with_others(live: &Live, session: u64, id: u64) -> bool {
+        live.running.iter().any(|(s, r)| *s != session && *r == id)
+    }
+
     /// Adds a technician who joined `session` (the relay's session id) to its record. Adding one
     /// twice changes nothing. A session without a record (the store failed at its start) is ignored.
     pub fn add_technician(&self, session: u64, name: &str) -> Result<(), RecordError> {
@@ -309,7 +325,12 @@ impl Records {
         let id = {
             let live = self.live();
             let ended = live.ended.iter().find(|(s, _)| *s == session).map(|e| e.1);
-            live.running.get(&session).copied().or(ended)
+            let id = live.running.get(&session).copied().or(ended);
+            // One technician leaving a shared session does not say why the session ended.
+            match id {
+                Some(id) if Self::shared_with_others(&live, session, id) => None,
+                id => id,
+            }
         };
         let Some(id) = id else {
             return Ok(());
@@ -355,12 +376,17 @@ impl Records {
                 live.ended.pop_front();
             }
             live.ended.push_back((session, id));
+            // The record of a shared session ends with the last technician in it.
+            if Self::shared_with_others(&live, session, id) {
+                return Ok(());
+            }
             id
         };
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
+            // A shared session lasted from the record's start (the first technician's claim).
             tx.execute(
-                "UPDATE records SET ended_unix = ?2, duration_secs = ?3,
+                "UPDATE records SET ended_unix = ?2, duration_secs = MAX(?3, ?2 - started_unix),
                  end_reason = COALESCE(end_reason, ?4) WHERE id = ?1",
                 params![id as i64, now as i64, duration_secs as i64, reason],
             )
@@ -806,7 +832,23 @@ pub(crate) async fn session_started(
     technician: &TechnicianIdentity,
     reason: Option<&str>,
     requested: ScopeSet,
+    parent: Option<u64>,
 ) -> Option<u64> {
+    if let Some(parent) = parent {
+        let name = technician.name.clone();
+        let r = blocking(&shared.records, move |r| {
+            r.add_technician(parent, &name)?;
+            Ok(r.join(session, parent))
+        })
+        .await;
+        return match r {
+            Ok(id) => id,
+            Err(e) => {
+                log_failure("add a joined technician", Err(e));
+                None
+            }
+        };
+    }
     let (who, reason) = (technician.clone(), reason.map(str::to_string));
     let r = blocking(&shared.records, move |r| {
         r.start(

@@ -197,16 +197,20 @@ pub(crate) async fn serve(
             technician: technician.name.clone(),
             invited_by: inv.by.clone(),
         });
-        // The colleague is one of the technicians involved in the session they joined.
-        let (parent, name) = (inv.parent, technician.name.clone());
-        let r = crate::records::blocking(&shared.records, move |r| r.add_technician(parent, &name));
-        crate::records::log_failure("add a joined technician", r.await);
     }
     info!(session, %slot, technician = %technician.name, org = %technician.org, "session started");
     let reason = link.reason.as_deref().map(str::to_string);
-    let record =
-        crate::records::session_started(&shared, session, &technician, reason.as_deref(), scopes)
-            .await;
+    // A colleague's session is part of the record of the session they joined.
+    let parent = link.invite.as_ref().map(|inv| inv.parent);
+    let record = crate::records::session_started(
+        &shared,
+        session,
+        &technician,
+        reason.as_deref(),
+        scopes,
+        parent,
+    )
+    .await;
     // The runtime's clock, so the time limit is tested on paused time.
     let started = tokio::time::Instant::now();
     shared

@@ -4,7 +4,8 @@
 //! the session goes on). Each line from the user is printed as it arrives, as `[user] text`, or as one
 //! JSON object per line with `--json`. End of input ends the session; so does the user ending it.
 //!
-//! `/ask` asks the user for the scopes given with `--ask` (the relay checked them at the claim).
+//! `/ask` asks the user for the scopes given with `--ask` (the relay checked them at the claim); the
+//! chat goes on both ways while the user decides, and the answer is printed as `[consent] …`.
 //! Two commands bring in a colleague once the user has allowed something (the user is asked first;
 //! see [`Session::invite`]):
 //! `/invite NAME` or `/invite L2` (a tier), and `/handover NAME|L2` (you leave once they are in).
@@ -16,7 +17,7 @@ use serde_json::json;
 use tether_proto::msg::{EndReason, Invitee, Tier};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use crate::session::Session;
+use crate::session::{AgentSaid, CONSENT_WAIT, Session};
 
 /// How the chat ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,25 +28,57 @@ pub enum ChatEnd {
     Ended(EndReason),
 }
 
-/// Runs the chat until input closes or the session ends.
+/// Runs the chat until input closes or the session ends. `/ask` sends the consent request and
+/// the chat goes on while the user decides: lines flow both ways, and the answer is printed when
+/// it comes.
 pub async fn run<R>(session: &mut Session, input: R, mut out: impl Write, json: bool) -> ChatEnd
 where
     R: AsyncBufRead + Unpin,
 {
     let mut lines = input.lines();
+    // While the user decides: when the console stops waiting for the agent's answer.
+    let mut asking: Option<tokio::time::Instant> = None;
+    let mut print = |from: &str, text: &str| {
+        let _ = writeln!(out, "{}", note(json, from, text));
+        let _ = out.flush();
+    };
     loop {
+        let give_up = async {
+            match asking {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             // `next_line` is cancel-safe, so a line is never half-read.
             line = lines.next_line() => match line {
                 Ok(Some(l)) if l.trim().is_empty() => {}
+                Ok(Some(l)) if l.trim() == "/ask" => {
+                    let (from, text) = if session.asked.is_empty() {
+                        ("error", "nothing to ask for: start chat with --ask SCOPES".to_string())
+                    } else if asking.is_some() || !session.granted.is_empty() {
+                        ("error", "already asked; the answer shows here when it comes".to_string())
+                    } else {
+                        match session.request_consent().await {
+                            Ok(()) => {
+                                asking = Some(tokio::time::Instant::now() + CONSENT_WAIT);
+                                ("consent", format!(
+                                    "asked the user for: {}; you can keep chatting while they decide",
+                                    session.asked
+                                ))
+                            }
+                            Err(e) => ("error", e.to_string()),
+                        }
+                    };
+                    print(from, &text);
+                }
                 Ok(Some(l)) if l.trim_start().starts_with('/') => {
                     let (from, text) = command(session, l.trim()).await;
-                    let _ = writeln!(out, "{}", note(json, from, &text));
-                    let _ = out.flush();
+                    print(from, &text);
                 }
                 Ok(Some(l)) => {
                     if let Err(e) = session.say(&l).await {
-                        let _ = writeln!(out, "{}", note(json, "error", &e.to_string()));
+                        print("error", &e.to_string());
                         if matches!(e, crate::ConsoleError::Chat(_)) {
                             continue;
                         }
@@ -54,33 +87,33 @@ where
                 }
                 Ok(None) | Err(_) => return ChatEnd::InputClosed,
             },
-            text = session.next_chat() => match text {
-                Some(text) => {
-                    let _ = writeln!(out, "{}", note(json, "user", text.as_str()));
-                    let _ = out.flush();
+            said = session.next_said() => match said {
+                AgentSaid::Chat(text) => print("user", text.as_str()),
+                AgentSaid::Decision(granted) => {
+                    asking = None;
+                    match session.decided(granted) {
+                        Ok(granted) => print("consent", &format!("the user allowed: {granted}")),
+                        Err(e) => print("error", &e.to_string()),
+                    }
                 }
-                // Every line sent before the goodbye was shown; the reader has stopped.
-                None => return ChatEnd::Ended(session.ended().await),
+                AgentSaid::Ended(reason) => {
+                    if asking.is_some() {
+                        print("error", &Session::ended_before_decision(reason.clone()).to_string());
+                    }
+                    return ChatEnd::Ended(reason);
+                }
             },
+            () = give_up => {
+                asking = None;
+                print("error", &crate::ConsoleError::ConsentTimeout.to_string());
+            }
         }
     }
 }
 
-/// Runs one `/command`; returns the line to print.
+/// Runs one `/command` other than `/ask`; returns the line to print.
 async fn command(session: &mut Session, line: &str) -> (&'static str, String) {
     let (cmd, arg) = line.split_once(' ').unwrap_or((line, ""));
-    if cmd == "/ask" {
-        if session.asked.is_empty() {
-            return (
-                "error",
-                "nothing to ask for: start chat with --ask SCOPES".into(),
-            );
-        }
-        return match session.ask_consent().await {
-            Ok(granted) => ("consent", format!("the user allowed: {granted}")),
-            Err(e) => ("error", e.to_string()),
-        };
-    }
     let handover = match cmd {
         "/invite" => false,
         "/handover" => true,

@@ -36,6 +36,9 @@ pub enum ConsoleError {
     /// The user granted nothing.
     #[error("the user denied consent")]
     ConsentDenied,
+    /// The user did not answer the consent request in time (silence means no).
+    #[error("the user did not answer in time")]
+    ConsentTimeout,
     /// The agent refused a request because its scope was not granted.
     #[error("scope denied: the user did not grant \"{0}\"")]
     ScopeDenied(Scope),
@@ -84,7 +87,10 @@ impl ConsoleError {
             ConsoleError::UnknownCode | ConsoleError::ExpiredCode | ConsoleError::Refused(_) => 6,
             ConsoleError::WrongCode => 7,
             ConsoleError::Chat(_) => 2,
-            ConsoleError::ConsentDenied | ConsoleError::Declined(_) | ConsoleError::Invite(_) => 8,
+            ConsoleError::ConsentDenied
+            | ConsoleError::ConsentTimeout
+            | ConsoleError::Declined(_)
+            | ConsoleError::Invite(_) => 8,
             ConsoleError::ScopeDenied(_) => 9,
             ConsoleError::Fleet(e)
                 if matches!(

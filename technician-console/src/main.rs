@@ -587,6 +587,15 @@ async fn run(
     );
     session.ask_consent().await?;
     eprintln!("connected; granted: {}", session.granted);
+    // The user may take something back (Stop control) at any moment: say so at once.
+    let mut grant = session.grant();
+    grant.borrow_and_update();
+    tokio::spawn(async move {
+        while grant.changed().await.is_ok() {
+            let now = *grant.borrow_and_update();
+            eprintln!("the user changed what you may do; granted now: {now}");
+        }
+    });
     let ticket = match command(&cli) {
         Command::Inventory { ticket, .. } | Command::Diag { ticket, .. } => ticket.as_deref(),
         _ => None,

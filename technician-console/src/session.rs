@@ -55,6 +55,8 @@ pub struct Session {
     chat: mpsc::Receiver<ChatText>,
     invites: mpsc::Receiver<Result<String, String>>,
     ended: watch::Receiver<Option<EndReason>>,
+    /// What the user grants right now: the decision, then any change the user made (Stop control).
+    grant: watch::Receiver<ScopeSet>,
     /// Set when a frame from the agent failed to open on a request stream: the session is over.
     broken: Option<EndReason>,
     next_stream: u32,
@@ -84,6 +86,7 @@ struct Stream0Out {
     chat: mpsc::Sender<ChatText>,
     invites: mpsc::Sender<Result<String, String>>,
     ended: watch::Sender<Option<EndReason>>,
+    grant: watch::Sender<ScopeSet>,
 }
 
 async fn read_stream0(mut rx0: SealedRecv, out: Stream0Out) {
@@ -92,11 +95,17 @@ async fn read_stream0(mut rx0: SealedRecv, out: Stream0Out) {
         chat,
         invites,
         ended,
+        grant,
     } = out;
     let reason = loop {
         match rx0.recv::<AgentToConsole>().await {
             Ok(AgentToConsole::ConsentDecision { granted }) => {
+                grant.send_replace(granted);
                 let _ = decisions.try_send(granted);
+            }
+            // Never more than was granted: the agent enforces it anyway, the console just shows it.
+            Ok(AgentToConsole::GrantChanged { granted }) => {
+                grant.send_modify(|g| *g = g.intersection(granted));
             }
             // Checked again here: a bad line is dropped and the session goes on.
             Ok(AgentToConsole::Chat { text }) => match ChatText::new(&text) {
@@ -227,12 +236,14 @@ pub async fn pair_session_with(
             let (chat_tx, chat) = mpsc::channel(CHAT_QUEUE);
             let (ended_tx, ended) = watch::channel(None);
             let (invite_tx, invites) = mpsc::channel(2);
+            let (grant_tx, grant) = watch::channel(ScopeSet::EMPTY);
             let mut reader = JoinSet::new();
             let out = Stream0Out {
                 decisions: decision_tx,
                 chat: chat_tx,
                 invites: invite_tx,
                 ended: ended_tx,
+                grant: grant_tx,
             };
             reader.spawn(read_stream0(p.rx0, out));
             Ok(Session {
@@ -244,6 +255,7 @@ pub async fn pair_session_with(
                 chat,
                 invites,
                 ended,
+                grant,
                 broken: None,
                 next_stream: 1,
                 asked: scopes,
@@ -418,7 +430,65 @@ fn answer_wait(request: &Request) -> Duration {
     }
 }
 
+/// What the agent said on stream 0, for a front end that waits on several things at once (chat
+/// goes on while the user decides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentSaid {
+    /// The user answered the consent request; give it to [`Session::decided`].
+    Decision(ScopeSet),
+    /// A chat line from the user.
+    Chat(ChatText),
+    /// The session is over (every line the user sent before was delivered first).
+    Ended(EndReason),
+}
+
 impl Session {
+    /// Sends the consent request for [`Session::asked`] without waiting: the answer comes as
+    /// [`AgentSaid::Decision`] from [`Session::next_said`] (or the end, if the user did not answer).
+    pub async fn request_consent(&mut self) -> Result<(), ConsoleError> {
+        self.tx0
+            .send(&ConsoleToAgent::ConsentRequest { scopes: self.asked })
+            .await?;
+        Ok(())
+    }
+
+    /// The next thing the agent said: a decision, a chat line, or the end.
+    pub async fn next_said(&mut self) -> AgentSaid {
+        // The reader hands over decisions and lines before it marks the end: look at them first.
+        tokio::select! {
+            biased;
+            Some(d) = self.decisions.recv() => AgentSaid::Decision(d),
+            Some(t) = self.chat.recv() => AgentSaid::Chat(t),
+            r = self.ended.wait_for(Option::is_some) => AgentSaid::Ended(match r {
+                Ok(r) => r.clone().unwrap_or(EndReason::ConnectionLost),
+                Err(_) => EndReason::ConnectionLost,
+            }),
+        }
+    }
+
+    /// Takes the user's decision: the (non-empty) grant, or [`ConsoleError::ConsentDenied`].
+    pub fn decided(&mut self, granted: ScopeSet) -> Result<ScopeSet, ConsoleError> {
+        if granted.is_empty() {
+            return Err(ConsoleError::ConsentDenied);
+        }
+        self.granted = granted;
+        Ok(granted)
+    }
+
+    /// The consent was never answered because the session ended: the error to show.
+    pub fn ended_before_decision(reason: EndReason) -> ConsoleError {
+        match reason {
+            EndReason::ConsentDenied => ConsoleError::ConsentDenied,
+            EndReason::ConsentTimeout => ConsoleError::ConsentTimeout,
+            reason => ConsoleError::Ended(reason),
+        }
+    }
+
+    /// What the user grants right now, changing when they take something back (Stop control).
+    pub fn grant(&self) -> watch::Receiver<ScopeSet> {
+        self.grant.clone()
+    }
+
     /// Asks the user for [`Session::asked`] and waits for the answer; returns the (non-empty) grant.
     pub async fn ask_consent(&mut self) -> Result<ScopeSet, ConsoleError> {
         self.tx0
@@ -433,18 +503,15 @@ impl Session {
             }
         })
         .await
-        .map_err(|_| ConsoleError::ConsentDenied)?;
+        .map_err(|_| ConsoleError::ConsentTimeout)?;
         match decision {
-            Some(granted) if granted.is_empty() => Err(ConsoleError::ConsentDenied),
-            Some(granted) => {
-                self.granted = granted;
-                Ok(granted)
+            Some(granted) => self.decided(granted),
+            None => {
+                let reason = self.ended.borrow().clone();
+                Err(Self::ended_before_decision(
+                    reason.unwrap_or(EndReason::ConnectionLost),
+                ))
             }
-            None => match self.ended.borrow().clone() {
-                Some(EndReason::ConsentDenied) => Err(ConsoleError::ConsentDenied),
-                Some(reason) => Err(ConsoleError::Ended(reason)),
-                None => Err(ConsoleError::Ended(EndReason::ConnectionLost)),
-            },
         }
     }
 

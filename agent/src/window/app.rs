@@ -31,6 +31,12 @@ pub(super) struct AgentApp {
     invite: Option<String>,
     /// The chat note's line as last printed.
     chat_note: Option<String>,
+    /// The notice box's line as last printed.
+    notice: Option<String>,
+    /// The consent dialog's line as last printed.
+    dialog: Option<String>,
+    /// The banner's "Last:" line as last printed.
+    doing: Option<String>,
     /// Put the keyboard back into the chat field on the next frame (after Enter sent a line).
     refocus_chat: bool,
 }
@@ -100,6 +106,9 @@ impl AgentApp {
             banner: None,
             invite: None,
             chat_note: None,
+            notice: None,
+            dialog: None,
+            doing: None,
             refocus_chat: false,
         }
     }
@@ -162,6 +171,13 @@ impl AgentApp {
             "invite prompt: closed",
         );
         print_change(&mut self.chat_note, self.model.chat_line(), "");
+        print_change(
+            &mut self.notice,
+            self.model.notice_text(now).map(|n| format!("notice: {n}")),
+            "notice: cleared",
+        );
+        print_change(&mut self.dialog, self.model.consent_line(), "");
+        print_change(&mut self.doing, self.model.doing_line(), "");
         let tick = self.model.tick(now);
         self.act(tick);
         let on_top = self.model.on_top();
@@ -180,7 +196,7 @@ impl AgentApp {
             (Some(i), _) => Some(i.deadline),
             (None, Screen::Code { expires_at, .. }) => Some(*expires_at),
             (None, Screen::Consent(c)) => Some(c.deadline),
-            _ => None,
+            _ => self.model.outage.as_ref().map(|o| o.retry_at),
         };
         if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(now);
@@ -194,9 +210,9 @@ impl AgentApp {
         area(ui, [20.0, 14.0, 520.0, 40.0], |ui| {
             ui.label(RichText::new("Tether remote help").heading().strong());
         });
-        if let Some(notice) = &self.model.notice {
+        if let Some(notice) = self.model.notice_text(Instant::now()) {
             boxed(ui, [20.0, 52.0, 520.0, 78.0], WARN_BG, |ui| {
-                ui.label(RichText::new(notice).size(15.0).color(INK));
+                ui.label(RichText::new(display_safe(&notice)).size(15.0).color(INK));
             });
         }
     }
@@ -253,7 +269,7 @@ impl AgentApp {
 
     fn consent(&mut self, ui: &mut egui::Ui, c: &Consent) {
         let left = c.deadline.saturating_duration_since(Instant::now());
-        let verification = self.model.verification.clone();
+        let verification = Some(c.verification.clone());
         area(ui, [30.0, 56.0, 500.0, 100.0], |ui| {
             ui.label(
                 RichText::new(format!(
@@ -676,6 +692,10 @@ impl eframe::App for AgentApp {
                     area(ui, [40.0, 140.0, 480.0, 60.0], |ui| {
                         ui.label("Connecting to the relay for a code...");
                     });
+                    if big_button(ui, layout::STOP, "Stop", None) {
+                        let a = self.model.end_session();
+                        self.act(a);
+                    }
                 }
                 Screen::Code { code, expires_at } => self.code(ui, &code, expires_at),
                 Screen::Joining { technician } => {

@@ -71,6 +71,9 @@ pub struct Consent {
     pub deadline: Instant,
     /// This organisation has never been granted access here.
     pub first_contact: bool,
+    /// The verification string of the session that asks (a colleague's differs from the first
+    /// technician's).
+    pub verification: String,
 }
 
 impl Consent {
@@ -155,6 +158,20 @@ impl Activity {
     }
 }
 
+/// The relay cannot be reached while no session runs: the last code does not work until a new
+/// one shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    /// What went wrong, as the connection reported it.
+    pub reason: String,
+    /// When the next attempt starts.
+    pub retry_at: Instant,
+}
+
+/// How long after its own countdown the window answers "no" itself, if the session (whose timer
+/// is the one that counts, and started first) has not closed the dialog by then.
+pub const CONSENT_GRACE: Duration = Duration::from_secs(3);
+
 /// What the front end must do after a click or an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -187,6 +204,8 @@ pub struct Model {
     pub invite: Option<InvitePrompt>,
     /// The running session, kept while a colleague's consent dialog shows in its place.
     stash: Option<Screen>,
+    /// The relay is unreachable and sharing is retrying.
+    pub outage: Option<Outage>,
 }
 
 impl Default for Model {
@@ -200,6 +219,7 @@ impl Default for Model {
             chat: Chat::default(),
             invite: None,
             stash: None,
+            outage: None,
         }
     }
 }
@@ -240,13 +260,14 @@ impl Model {
     /// Applies one event from the session.
     pub fn on_event(&mut self, ev: &AgentEvent, now: Instant) {
         match ev {
-            AgentEvent::Connected { .. } => {}
+            AgentEvent::Connected { .. } => self.outage = None,
             AgentEvent::Code {
                 code,
                 expires_in_secs,
                 reason,
             } => {
                 self.verification = None;
+                self.outage = None;
                 self.reason.clone_from(reason);
                 // A new code is a new conversation.
                 self.chat = Chat::default();
@@ -293,6 +314,7 @@ impl Model {
                 timeout_secs,
                 first_contact,
                 relay,
+                verification,
             } => {
                 if self.in_session() {
                     self.stash = Some(self.screen.clone());
@@ -304,6 +326,7 @@ impl Model {
                     ticked: ScopeSet::EMPTY,
                     deadline: now + Duration::from_secs(*timeout_secs),
                     first_contact: *first_contact,
+                    verification: verification.clone(),
                 })
             }
             AgentEvent::ConsentDecided { granted } => {
@@ -388,9 +411,15 @@ impl Model {
                     deadline: now + Duration::from_secs(*timeout_secs),
                 })
             }
-            AgentEvent::InviteDecided { .. } => {
+            AgentEvent::InviteDecided { code_sent } => {
                 self.invite = None;
-                self.set_doing(crate::terminal::render(ev));
+                self.set_doing(if *code_sent {
+                    "You allowed the invitation. When the colleague connects, you will be asked \
+                     what they may do."
+                        .into()
+                } else {
+                    "No colleague will be invited.".into()
+                });
             }
             AgentEvent::TechnicianLeft { technician, reason } => {
                 self.technician_left(technician, reason)
@@ -411,17 +440,35 @@ impl Model {
                     scope_words(*scope).to_lowercase()
                 ))
             }
-            AgentEvent::Viewing { active, .. } => {
+            AgentEvent::Viewing {
+                technician,
+                display,
+                active,
+            } => {
                 if let Some(a) = self.activity_mut() {
                     a.viewing = *active;
                 }
-                self.set_doing(crate::terminal::render(ev));
+                self.set_doing(if *active {
+                    format!(
+                        "{technician} is viewing your screen (display {display}). \
+                         \"End session\" stops it."
+                    )
+                } else {
+                    format!("{technician} stopped viewing your screen.")
+                });
             }
-            AgentEvent::Controlling { active, .. } => {
+            AgentEvent::Controlling { technician, active } => {
                 if let Some(a) = self.activity_mut() {
                     a.controlling = *active;
                 }
-                self.set_doing(crate::terminal::render(ev));
+                self.set_doing(if *active {
+                    format!(
+                        "{technician} is using your mouse and keyboard. \"Stop control\" takes \
+                         it back."
+                    )
+                } else {
+                    format!("{technician} stopped using your mouse and keyboard.")
+                });
             }
             AgentEvent::Revoked { scope } => {
                 if let Screen::Session {
@@ -438,19 +485,49 @@ impl Model {
                     scope_words(*scope).to_lowercase()
                 ));
             }
-            AgentEvent::Ended { reason } => self.ended(format!("Session ended: {reason}.")),
-            // Events added later (screen viewing, control, probes, relay lost) show in the terminal's
-            // words until they get their own place: in the banner during a session, else as the notice.
-            #[allow(unreachable_patterns)]
-            other => {
-                let text = crate::terminal::render(other);
-                if self.in_session() {
-                    self.set_doing(text);
-                } else {
-                    self.notice = Some(text);
+            AgentEvent::Ended { reason } => self.ended(format!(
+                "Session ended: {}.",
+                crate::ui::end_words(reason)
+            )),
+            // Waiting for a claim: the code is useless until the connection is back.
+            AgentEvent::RelayLost {
+                reason,
+                retry_in: Some(wait),
+            } => {
+                self.outage = Some(Outage {
+                    reason: reason.clone(),
+                    retry_at: now + *wait,
+                });
+                if matches!(self.screen, Screen::Code { .. }) {
+                    self.screen = Screen::Connecting;
                 }
             }
+            // A running session ends; `Ended` follows and says so.
+            AgentEvent::RelayLost {
+                reason,
+                retry_in: None,
+            } => {
+                self.notice = Some(format!("Lost the connection to the relay ({reason})."));
+            }
         }
+    }
+
+    /// The notice box's text at `now`: the outage (counting down truthfully to the next attempt),
+    /// or the last notice.
+    pub fn notice_text(&self, now: Instant) -> Option<String> {
+        let Some(o) = &self.outage else {
+            return self.notice.clone();
+        };
+        let left = o.retry_at.saturating_duration_since(now);
+        let next = if left.is_zero() {
+            "Trying to reconnect now...".to_string()
+        } else {
+            format!("Trying again in {} s.", left.as_secs() + 1)
+        };
+        Some(format!(
+            "No connection to the relay ({}). Your code does not work until a new one shows. {next}",
+            o.reason
+        ))
     }
 
     fn activity_mut(&mut self) -> Option<&mut Activity> {
@@ -553,6 +630,26 @@ impl Model {
         })
     }
 
+    /// One line saying what the consent dialog shows (who asks, which verification code), for the
+    /// window's standard output; `None` when no dialog shows.
+    pub fn consent_line(&self) -> Option<String> {
+        let Screen::Consent(c) = &self.screen else {
+            return None;
+        };
+        Some(format!(
+            "consent dialog: {} of {} | verification: {} | asks: {}",
+            c.technician.name, c.technician.org, c.verification, c.requested
+        ))
+    }
+
+    /// The banner's "Last:" line, for the window's standard output; `None` when there is none.
+    pub fn doing_line(&self) -> Option<String> {
+        match &self.screen {
+            Screen::Session { doing: Some(d), .. } => Some(format!("last: {d}")),
+            _ => None,
+        }
+    }
+
     /// One line saying what the banner shows now (who, what is allowed, what happens, whether
     /// "Stop control" is offered), for the window's standard output; `None` outside a session.
     pub fn banner_line(&self) -> Option<String> {
@@ -612,12 +709,16 @@ impl Model {
                 self.notice = None;
                 self.screen = Screen::Start;
             }
-            Ok(reason) => self.ended(format!("Session ended: {reason}.")),
+            Ok(reason) => self.ended(format!(
+                "Session ended: {}.",
+                crate::ui::end_words(&reason)
+            )),
         }
     }
 
     fn ended(&mut self, reason: String) {
         self.notice = None;
+        self.outage = None;
         self.ending = false;
         // The conversation stays readable; nothing more can be sent.
         self.chat.open = false;
@@ -696,7 +797,7 @@ impl Model {
             return self.answer_invite(false);
         }
         match &self.screen {
-            Screen::Consent(c) if now >= c.deadline => self.deny(),
+            Screen::Consent(c) if now >= c.deadline + CONSENT_GRACE => self.deny(),
             _ => None,
         }
     }
@@ -752,8 +853,170 @@ mod tests {
                 timeout_secs: 30,
                 first_contact: true,
                 relay: "127.0.0.1:1 (certificate ab…)".into(),
+                verification: "111 111".into(),
             },
             now,
+        );
+    }
+
+    /// Issue 17 item 3: a colleague's consent dialog shows the verification code of the colleague's
+    /// session, not the first technician's.
+    #[test]
+    fn each_dialog_shows_its_own_sessions_verification_code() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        m.on_event(
+            &AgentEvent::Paired {
+                verification: "111 111".into(),
+            },
+            now,
+        );
+        asked(&mut m, "view".parse().unwrap(), now);
+        assert!(m.consent_line().unwrap().contains("verification: 111 111"));
+        allow_all(&mut m);
+        m.on_event(
+            &AgentEvent::ConsentDecided {
+                granted: "view".parse().unwrap(),
+            },
+            now,
+        );
+        m.on_event(
+            &AgentEvent::ConsentRequested {
+                technician: grace(),
+                scopes: "view".parse().unwrap(),
+                timeout_secs: 30,
+                first_contact: false,
+                relay: "r".into(),
+                verification: "222 222".into(),
+            },
+            now,
+        );
+        let line = m.consent_line().unwrap();
+        assert!(
+            line.contains("Grace of Acme | verification: 222 222"),
+            "{line}"
+        );
+    }
+
+    /// Issue 17 item 7: the user is told in their own words why the session ended.
+    #[test]
+    fn end_messages_fit_the_user() {
+        let now = Instant::now();
+        for (reason, words) in [
+            (EndReason::UserEnded, "Session ended: you ended the session."),
+            (
+                EndReason::ConsentTimeout,
+                "Session ended: you did not answer in time, so nothing was shared.",
+            ),
+            (
+                EndReason::NoRequest { secs: 300 },
+                "Session ended: no request within 5 minutes.",
+            ),
+        ] {
+            let mut m = Model::new();
+            asked(&mut m, "view".parse().unwrap(), now);
+            m.on_event(&AgentEvent::Ended { reason }, now);
+            assert!(
+                matches!(&m.screen, Screen::Ended { reason, .. } if reason == words),
+                "{:?}",
+                m.screen
+            );
+        }
+    }
+
+    /// Issue 17 item 9: during an outage the code is not offered, the countdown is the truth at
+    /// every moment (and never frozen or negative), and the new code clears the banner.
+    #[test]
+    fn an_outage_hides_the_code_counts_down_and_clears() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        m.get_help();
+        m.on_event(
+            &AgentEvent::Code {
+                code: "123456789".parse().unwrap(),
+                expires_in_secs: 600,
+                reason: None,
+            },
+            now,
+        );
+        m.on_event(
+            &AgentEvent::RelayLost {
+                reason: "timed out".into(),
+                retry_in: Some(Duration::from_millis(4_600)),
+            },
+            now,
+        );
+        assert_eq!(m.screen, Screen::Connecting, "the dead code is not shown");
+        let at = |secs: f64| m.notice_text(now + Duration::from_secs_f64(secs)).unwrap();
+        assert!(at(0.0).contains("does not work until a new one shows"), "{}", at(0.0));
+        assert!(at(0.0).contains("Trying again in 5 s."), "{}", at(0.0));
+        assert!(at(2.5).contains("Trying again in 3 s."), "{}", at(2.5));
+        assert!(at(30.0).contains("Trying to reconnect now"), "{}", at(30.0));
+        m.on_event(
+            &AgentEvent::Code {
+                code: "987654321".parse().unwrap(),
+                expires_in_secs: 600,
+                reason: None,
+            },
+            now + Duration::from_secs(31),
+        );
+        assert_eq!(m.notice_text(now + Duration::from_secs(31)), None);
+        assert!(matches!(m.screen, Screen::Code { .. }));
+    }
+
+    /// Issue 17 item 10: the window's banner never gives terminal instructions ("Type r and Enter").
+    #[test]
+    fn the_banner_speaks_of_buttons_not_keys() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        asked(&mut m, "view,control".parse().unwrap(), now);
+        allow_all(&mut m);
+        m.on_event(
+            &AgentEvent::ConsentDecided {
+                granted: "view,control".parse().unwrap(),
+            },
+            now,
+        );
+        for ev in [
+            AgentEvent::Viewing {
+                technician: "Ada of Acme".into(),
+                display: 0,
+                active: true,
+            },
+            AgentEvent::Controlling {
+                technician: "Ada of Acme".into(),
+                active: true,
+            },
+            AgentEvent::InviteDecided { code_sent: true },
+        ] {
+            m.on_event(&ev, now);
+            let line = m.doing_line().unwrap();
+            assert!(
+                !line.contains("Type") && !line.contains("Enter"),
+                "terminal words in the window: {line}"
+            );
+        }
+        m.on_event(
+            &AgentEvent::Controlling {
+                technician: "Ada of Acme".into(),
+                active: true,
+            },
+            now,
+        );
+        assert!(m.doing_line().unwrap().contains("\"Stop control\" takes it back"));
+    }
+
+    /// The window's own countdown answers "no" only after the session's timer (which started
+    /// first) had its chance, so a timeout reads as a timeout and not as a refusal.
+    #[test]
+    fn the_windows_countdown_leaves_the_timeout_to_the_session() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        asked(&mut m, "view".parse().unwrap(), now);
+        assert_eq!(m.tick(now + Duration::from_secs(30)), None);
+        assert_eq!(
+            m.tick(now + Duration::from_secs(30) + CONSENT_GRACE),
+            Some(Action::Send(UserCommand::Consent(ScopeSet::EMPTY)))
         );
     }
 
@@ -877,7 +1140,7 @@ mod tests {
         asked(&mut m, ScopeSet::all(), now);
         assert_eq!(m.tick(now + Duration::from_secs(29)), None);
         assert_eq!(
-            m.tick(now + Duration::from_secs(30)),
+            m.tick(now + Duration::from_secs(30) + CONSENT_GRACE),
             Some(Action::Send(UserCommand::Consent(ScopeSet::EMPTY)))
         );
         assert_eq!(m.tick(now + Duration::from_secs(31)), None, "sent once");
@@ -910,7 +1173,7 @@ mod tests {
         let Screen::Ended { reason, log } = &m.screen else {
             panic!()
         };
-        assert_eq!(reason, "Session ended: the user ended the session.");
+        assert_eq!(reason, "Session ended: you ended the session.");
         assert_eq!(log.as_deref(), Some(&["line".to_string()][..]));
         // The share task finishing afterwards keeps the ended screen.
         m.on_share_stopped(Ok(EndReason::UserEnded));
@@ -1127,6 +1390,7 @@ mod tests {
                 timeout_secs: 30,
                 first_contact: false,
                 relay: "r".into(),
+                verification: "222 222".into(),
             },
             now,
         );
@@ -1197,6 +1461,7 @@ mod tests {
                 timeout_secs: 30,
                 first_contact: false,
                 relay: "r".into(),
+                verification: "222 222".into(),
             },
             now,
         );

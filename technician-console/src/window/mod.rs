@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::error::ConsoleError;
-use crate::session::{ConsoleConfig, Session, pair_session};
+use crate::session::{AgentSaid, ConsoleConfig, Session, pair_session};
 use crate::viewer::{self, ViewerState};
 use model::Event;
 
@@ -295,26 +295,41 @@ async fn run_session(
             }
         }
     }
-    // The session answers one thing at a time: lines typed while the user decides wait here
-    // and go out after the answer.
+    // Ask, and keep chatting both ways while the user decides; other jobs wait for the answer.
     let mut queue = VecDeque::new();
-    let answer = {
-        let ask = session.ask_consent();
-        tokio::pin!(ask);
-        loop {
-            tokio::select! {
-                r = &mut ask => break Some(r),
-                j = jobs.recv() => match j {
-                    Some(Job::End) | None => break None,
-                    Some(j) => queue.push_back(j),
-                },
-            }
+    if let Err(e) = session.request_consent().await {
+        tell.send(Event::Failed {
+            reason: e.to_string(),
+            denied: false,
+        })
+        .await;
+        return;
+    }
+    let give_up = tokio::time::sleep(crate::session::CONSENT_WAIT);
+    tokio::pin!(give_up);
+    let answer = loop {
+        tokio::select! {
+            said = session.next_said() => match said {
+                AgentSaid::Decision(granted) => break Some(session.decided(granted)),
+                AgentSaid::Chat(t) => {
+                    chat_in(Some(t), &tell).await;
+                }
+                AgentSaid::Ended(reason) => break Some(Err(Session::ended_before_decision(reason))),
+            },
+            j = jobs.recv() => match j {
+                Some(Job::End) | None => break None,
+                Some(Job::Say(line)) => {
+                    let _ = serve(&mut session, Job::Say(line), &tell).await;
+                }
+                Some(j) => queue.push_back(j),
+            },
+            () = &mut give_up => break Some(Err(ConsoleError::ConsentTimeout)),
         }
     };
     match answer {
         Some(Ok(_)) => {}
         Some(Err(e)) => {
-            let denied = matches!(e, ConsoleError::ConsentDenied);
+            let denied = matches!(e, ConsoleError::ConsentDenied | ConsoleError::ConsentTimeout);
             tell.send(Event::Failed {
                 reason: e.to_string(),
                 denied,
@@ -339,7 +354,8 @@ async fn run_session(
     })
     .await;
     let mut streams = JoinSet::new();
-    start_screen(&mut session, &mut streams, screen, input).await;
+    let control = start_screen(&mut session, &mut streams, screen.clone(), input).await;
+    streams.spawn(follow_grant(session.grant(), tell.clone(), screen, control));
     if session.granted.contains(Scope::Inventory) {
         queue.push_front(Job::Inventory);
     }
@@ -386,14 +402,41 @@ async fn run_session(
     tell.send(Event::Ended(reason)).await;
 }
 
-/// Starts viewing display 0 when `view` is granted, and control when `control` is too. A failure
-/// shows in the screen's status rather than ending the session.
+/// Tells the window whenever the user changes the grant (Stop control), at once: the grant line
+/// changes, and taking back `control` stops the input stream and says so on the screen.
+async fn follow_grant(
+    mut grant: tokio::sync::watch::Receiver<ScopeSet>,
+    tell: Tell,
+    screen: viewer::Shared,
+    mut control: Option<tokio::task::AbortHandle>,
+) {
+    while grant.changed().await.is_ok() {
+        let granted = *grant.borrow_and_update();
+        if !granted.contains(Scope::Control)
+            && let Some(c) = control.take()
+        {
+            c.abort();
+            if let Ok(mut s) = screen.lock() {
+                s.note = Some(CONTROL_TAKEN_BACK.into());
+            }
+        }
+        tell.send(Event::GrantChanged { granted }).await;
+    }
+}
+
+/// What the screen says once the user pressed "Stop control".
+pub const CONTROL_TAKEN_BACK: &str =
+    "The user took back control: your mouse and keyboard no longer reach their computer.";
+
+/// Starts viewing display 0 when `view` is granted, and control when `control` is too; returns
+/// the input pump, to stop when control is taken back. A failure shows in the screen's status
+/// rather than ending the session.
 async fn start_screen(
     session: &mut Session,
     streams: &mut JoinSet<()>,
     screen: viewer::Shared,
     input: mpsc::Receiver<InputEvent>,
-) {
+) -> Option<tokio::task::AbortHandle> {
     let note = |text: String| {
         if let Ok(mut s) = screen.lock() {
             s.stopped = Some(text);
@@ -404,7 +447,7 @@ async fn start_screen(
         if session.asked.contains(Scope::View) {
             note("the user did not allow viewing the screen".into());
         }
-        return;
+        return None;
     }
     match session.view(0).await {
         Ok(view) => {
@@ -412,13 +455,13 @@ async fn start_screen(
         }
         Err(e) => {
             note(e.to_string());
-            return;
+            return None;
         }
     }
     if session.granted.contains(Scope::Control) {
         match session.control(0).await {
             Ok(control) => {
-                streams.spawn(viewer::pump_input(control, input, screen.clone()));
+                return Some(streams.spawn(viewer::pump_input(control, input, screen.clone())));
             }
             Err(e) => {
                 if let Ok(mut s) = screen.lock() {
@@ -427,6 +470,7 @@ async fn start_screen(
             }
         }
     }
+    None
 }
 
 /// Serves one job and tells the window the outcome. Returns why the session is over, if it is.

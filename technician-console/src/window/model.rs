@@ -492,6 +492,11 @@ pub enum Event {
     },
     /// The health check's reports (problems first), or why it did not run.
     HealthCheck(Result<Vec<DiagReport>, String>),
+    /// The user changed what is granted during the session (pressed Stop control).
+    GrantChanged {
+        /// What is granted from now on.
+        granted: ScopeSet,
+    },
     /// The session is over.
     Ended(String),
 }
@@ -1019,6 +1024,28 @@ impl Model {
                     Err(e) => {
                         self.say(format!("health check: failed: {e}"));
                         self.diag.error = Some(e);
+                    }
+                }
+            }
+            Event::GrantChanged { granted: now } => {
+                if let Consent::Granted { granted, .. } = &mut self.consent {
+                    let mut gone = *granted;
+                    for s in now.iter() {
+                        gone.remove(s);
+                    }
+                    *granted = granted.intersection(now);
+                    if !gone.is_empty() {
+                        let now = *granted;
+                        self.say(format!(
+                            "grant: the user took back {gone}; now allowed: {now}"
+                        ));
+                        if gone.contains(Scope::Control) {
+                            self.notice = Some(
+                                "The user took back control. Your mouse and keyboard no longer \
+                                 reach their computer; the rest of the session goes on."
+                                    .into(),
+                            );
+                        }
                     }
                 }
             }
