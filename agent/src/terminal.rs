@@ -364,6 +364,13 @@ mod tests {
         ));
         let both: ScopeSet = "inventory,diagnostics".parse().unwrap();
         link.events.send(asked(both)).await.unwrap();
+        // Type only once the prompt is on screen, as a person would.
+        let shown = tokio::task::spawn_blocking(move || {
+            shown.iter().find(|s| s.contains("Allow?"));
+            shown
+        })
+        .await
+        .unwrap();
         keyboard.write_all(b"diagnostcs\n").await.unwrap();
         let again =
             tokio::task::spawn_blocking(move || shown.iter().find(|s| s.contains("not an answer")));
