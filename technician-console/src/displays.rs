@@ -1,0 +1,160 @@
+//! Switching the remote display during a session, and where the display picker sits.
+//!
+//! [`ScreenStreams`] owns the view and control streams of the display being shown. [`ScreenStreams::open`]
+//! closes them and opens new ones on another display of the same session (no reconnect, no new
+//! consent): the agent ends the old capture when its view stream closes. The window's input queue
+//! stays the same across switches; a forwarding task hands each event to the current control stream.
+//!
+//! The picker ([`crate::viewer::ScreenPane::bar`]) is a row of buttons at fixed offsets from an origin
+//! the window chooses, so the UI tests click there: "Fit"/"1:1" first, then one button per display.
+
+use std::sync::{Arc, Mutex};
+
+use tether_proto::Scope;
+use tether_proto::screen::{ALL_MONITORS, DisplayInfo, InputEvent};
+use tether_proto::text::display_safe;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::error::ConsoleError;
+use crate::session::Session;
+use crate::viewer::{self, Shared};
+
+/// Depth of the queue to one control stream.
+pub const CONTROL_QUEUE: usize = 64;
+
+/// The "Fit" / "1:1" toggle, from the picker's origin (`[x, y, width, height]`, points).
+pub fn fit_button((x, y): (f32, f32)) -> [f32; 4] {
+    [x, y, 56.0, 26.0]
+}
+
+/// The `i`-th display's button, from the picker's origin.
+pub fn display_button((x, y): (f32, f32), i: usize) -> [f32; 4] {
+    [x + 62.0 + 118.0 * i as f32, y, 112.0, 26.0]
+}
+
+/// A display's button label: its number (from 1, as people count) and name.
+pub fn label(d: &DisplayInfo) -> String {
+    let name: String = display_safe(&d.name).chars().take(10).collect();
+    if d.name == ALL_MONITORS {
+        "All".to_string()
+    } else if name.is_empty() {
+        format!("{}", d.index + 1)
+    } else {
+        format!("{}: {name}", d.index + 1)
+    }
+}
+
+/// A display in one line, for status lines and logs.
+pub fn describe(d: &DisplayInfo) -> String {
+    format!(
+        "display {} {} {}x{} at ({}, {})",
+        d.index,
+        display_safe(&d.name),
+        d.width,
+        d.height,
+        d.x,
+        d.y
+    )
+}
+
+/// The view (and, with `control`, input) streams of the display being shown.
+#[derive(Debug)]
+pub struct ScreenStreams {
+    state: Shared,
+    tasks: JoinSet<()>,
+    forward: JoinSet<()>,
+    current: Arc<Mutex<Option<mpsc::Sender<InputEvent>>>>,
+}
+
+impl ScreenStreams {
+    /// Streams into `state`; `input` (when given) is the window's queue of events for the remote.
+    pub fn new(state: Shared, input: Option<mpsc::Receiver<InputEvent>>) -> Self {
+        let current: Arc<Mutex<Option<mpsc::Sender<InputEvent>>>> = Arc::new(Mutex::new(None));
+        let mut forward = JoinSet::new();
+        if let Some(mut input) = input {
+            let to = current.clone();
+            forward.spawn(async move {
+                while let Some(e) = input.recv().await {
+                    // Cloned out so that the lock is never held across the send.
+                    let tx = to.lock().ok().and_then(|c| c.clone());
+                    if let Some(tx) = tx {
+                        let _ = tx.send(e).await;
+                    }
+                }
+            });
+        }
+        ScreenStreams {
+            state,
+            tasks: JoinSet::new(),
+            forward,
+            current,
+        }
+    }
+
+    /// Closes the current streams, if any, and shows display `display` instead: its view, and its
+    /// control when `control` is granted. The list of displays is fetched the first time.
+    pub async fn open(&mut self, session: &mut Session, display: u32) -> Result<(), ConsoleError> {
+        self.stop().await;
+        let first = self.state.lock().map(|s| s.displays.is_empty()).unwrap_or(true);
+        if first && let Ok(list) = session.displays().await {
+            if let Ok(mut s) = self.state.lock() {
+                s.displays = list;
+            }
+        }
+        if let Ok(mut s) = self.state.lock() {
+            s.stopped = None;
+            s.note = None;
+            s.cursor = None;
+            s.cursor_shape = None;
+        }
+        let view = match session.view(display).await {
+            Ok(v) => v,
+            Err(e) => {
+                if let Ok(mut s) = self.state.lock() {
+                    s.stopped = Some(e.to_string());
+                }
+                return Err(e);
+            }
+        };
+        if let Ok(mut s) = self.state.lock() {
+            s.display = Some(view.display.clone());
+        }
+        self.tasks
+            .spawn(viewer::pump_view(view, session.link(), self.state.clone()));
+        if session.granted.contains(Scope::Control) {
+            match session.control(display).await {
+                Ok(control) => {
+                    let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+                    if let Ok(mut c) = self.current.lock() {
+                        *c = Some(tx);
+                    }
+                    self.tasks
+                        .spawn(viewer::pump_input(control, rx, self.state.clone()));
+                }
+                Err(e) => {
+                    if let Ok(mut s) = self.state.lock() {
+                        s.note = Some(e.to_string());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the current display's streams (the agent stops capturing it).
+    pub async fn stop(&mut self) {
+        if let Ok(mut c) = self.current.lock() {
+            *c = None;
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Closes everything, the input forwarding too.
+    pub async fn shutdown(&mut self) {
+        self.stop().await;
+        self.forward.abort_all();
+        while self.forward.join_next().await.is_some() {}
+    }
+}
