@@ -96,7 +96,11 @@ impl ScreenStreams {
     /// control when `control` is granted. The list of displays is fetched the first time.
     pub async fn open(&mut self, session: &mut Session, display: u32) -> Result<(), ConsoleError> {
         self.stop().await;
-        let first = self.state.lock().map(|s| s.displays.is_empty()).unwrap_or(true);
+        let first = self
+            .state
+            .lock()
+            .map(|s| s.displays.is_empty())
+            .unwrap_or(true);
         if first && let Ok(list) = session.displays().await {
             if let Ok(mut s) = self.state.lock() {
                 s.displays = list;

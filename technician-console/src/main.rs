@@ -828,7 +828,11 @@ async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError
     streams.open(session, display).await?;
     if session.granted.contains(Scope::Control) && state.lock().is_ok_and(|s| s.note.is_some()) {
         // Control was granted but its stream did not open: say why, as before the picker existed.
-        let note = state.lock().ok().and_then(|s| s.note.clone()).unwrap_or_default();
+        let note = state
+            .lock()
+            .ok()
+            .and_then(|s| s.note.clone())
+            .unwrap_or_default();
         return Err(ConsoleError::Failed(note));
     }
     let who = format!("{} of {}", session.technician.name, session.technician.org);

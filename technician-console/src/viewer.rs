@@ -216,9 +216,8 @@ impl ScreenPane {
     /// several (see [`displays::fit_button`], [`displays::display_button`]). Returns the display the
     /// technician picked, when it is not the one shown.
     pub fn bar(&mut self, ui: &mut egui::Ui, origin: (f32, f32)) -> Option<u32> {
-        let rect = |r: [f32; 4]| {
-            egui::Rect::from_min_size(egui::pos2(r[0], r[1]), egui::vec2(r[2], r[3]))
-        };
+        let rect =
+            |r: [f32; 4]| egui::Rect::from_min_size(egui::pos2(r[0], r[1]), egui::vec2(r[2], r[3]));
         let fit = if self.one_to_one { "1:1" } else { "Fit" };
         let hint = if self.one_to_one {
             "Shown at 1:1 with scroll bars; click to fit the window"
@@ -382,13 +381,15 @@ impl eframe::App for Viewer {
             }
             self.shown = st.display.clone();
         }
-        egui::Panel::top("displays").exact_size(38.0).show(ui, |ui| {
-            if let Some(i) = self.pane.bar(ui, PICKER)
-                && let Some(tx) = &self.switch
-            {
-                let _ = tx.try_send(i);
-            }
-        });
+        egui::Panel::top("displays")
+            .exact_size(38.0)
+            .show(ui, |ui| {
+                if let Some(i) = self.pane.bar(ui, PICKER)
+                    && let Some(tx) = &self.switch
+                {
+                    let _ = tx.try_send(i);
+                }
+            });
         let status = format!("{} | granted: {} | {}", self.who, self.granted, st.line);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {

@@ -121,7 +121,10 @@ fn clip(m: &Monitor, width: u32, height: u32) -> Option<Monitor> {
 /// lands on its neighbour, however far out the console's coordinates are.
 pub fn clamp_point(display: &DisplayInfo, x: i32, y: i32) -> (i32, i32) {
     let max = |side: u32| i32::try_from(side.saturating_sub(1)).unwrap_or(i32::MAX);
-    (x.clamp(0, max(display.width)), y.clamp(0, max(display.height)))
+    (
+        x.clamp(0, max(display.width)),
+        y.clamp(0, max(display.height)),
+    )
 }
 
 /// A point on the screen as `display` pixels (may be outside the display).
@@ -179,8 +182,16 @@ mod tests {
             (d[0].0.name.as_str(), d[0].0.width, d[0].0.height),
             ("screen 0", 1920, 1080)
         );
-        let d = screen_displays(3, "screen 1", (1920, 1080), &[mon("screen", 0, 0, 1920, 1080)]);
-        assert_eq!((d.len(), d[0].0.index, d[0].0.name.as_str()), (1, 3, "screen"));
+        let d = screen_displays(
+            3,
+            "screen 1",
+            (1920, 1080),
+            &[mon("screen", 0, 0, 1920, 1080)],
+        );
+        assert_eq!(
+            (d.len(), d[0].0.index, d[0].0.name.as_str()),
+            (1, 3, "screen")
+        );
     }
 
     #[test]
@@ -249,7 +260,11 @@ mod tests {
         assert_eq!(dst.iter().filter(|b| **b != 0).count(), 4);
         let mut dst = vec![0u8; 4 * 2 * 4];
         blit(&mut dst, 4, &src, (-1, 0), 2);
-        assert_eq!(&dst[..4], &[5, 6, 7, 8], "the right column of the first row");
+        assert_eq!(
+            &dst[..4],
+            &[5, 6, 7, 8],
+            "the right column of the first row"
+        );
         assert_eq!(&dst[16..20], &[13, 14, 15, 16]);
         blit(&mut dst, 4, &src, (i32::MIN, i32::MAX), 2);
     }

@@ -141,7 +141,12 @@ impl ScreenProvider for ScrapScreen {
             .ok_or(CaptureError::NoSuchDisplay(index))?;
         let rect = |d: &Display| {
             let r = d.rect();
-            (i32::from(r.x), i32::from(r.y), u32::from(r.w), u32::from(r.h))
+            (
+                i32::from(r.x),
+                i32::from(r.y),
+                u32::from(r.w),
+                u32::from(r.h),
+            )
         };
         let on_screen: Vec<Display> = Server::displays(self.server()?)
             .filter(|d| d.root() == entry.root)

@@ -31,6 +31,7 @@ use tether_proto::{Scope, ScopeSet, SessionCode};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::displays::ScreenStreams;
 use crate::error::ConsoleError;
 use crate::session::{ConsoleConfig, Session, pair_session};
 use crate::viewer::{self, ViewerState};
@@ -66,6 +67,8 @@ pub enum Job {
         /// Leave once they are in.
         handover: bool,
     },
+    /// Show another remote display (monitor), on the same session.
+    Display(u32),
     /// End the session.
     End,
 }
@@ -338,8 +341,8 @@ async fn run_session(
         verification: session.verification.clone(),
     })
     .await;
-    let mut streams = JoinSet::new();
-    start_screen(&mut session, &mut streams, screen, input).await;
+    let mut streams = ScreenStreams::new(screen.clone(), Some(input));
+    start_screen(&mut session, &mut streams, &screen).await;
     if session.granted.contains(Scope::Inventory) {
         queue.push_front(Job::Inventory);
     }
@@ -362,6 +365,13 @@ async fn run_session(
         if matches!(job, Job::End) {
             break "you ended the session".to_string();
         }
+        if let Job::Display(d) = job {
+            // A failure shows in the screen's status; the session goes on.
+            if session.granted.contains(Scope::View) {
+                let _ = streams.open(&mut session, d).await;
+            }
+            continue;
+        }
         // Serve the job; meanwhile keep taking requests, so "End session" is never stuck behind a
         // slow probe (the user's lines wait until it is done).
         let over = {
@@ -381,19 +391,14 @@ async fn run_session(
             break reason;
         }
     };
-    streams.abort_all();
+    streams.shutdown().await;
     session.end().await;
     tell.send(Event::Ended(reason)).await;
 }
 
 /// Starts viewing display 0 when `view` is granted, and control when `control` is too. A failure
 /// shows in the screen's status rather than ending the session.
-async fn start_screen(
-    session: &mut Session,
-    streams: &mut JoinSet<()>,
-    screen: viewer::Shared,
-    input: mpsc::Receiver<InputEvent>,
-) {
+async fn start_screen(session: &mut Session, streams: &mut ScreenStreams, screen: &viewer::Shared) {
     let note = |text: String| {
         if let Ok(mut s) = screen.lock() {
             s.stopped = Some(text);
@@ -406,27 +411,8 @@ async fn start_screen(
         }
         return;
     }
-    match session.view(0).await {
-        Ok(view) => {
-            streams.spawn(viewer::pump_view(view, session.link(), screen.clone()));
-        }
-        Err(e) => {
-            note(e.to_string());
-            return;
-        }
-    }
-    if session.granted.contains(Scope::Control) {
-        match session.control(0).await {
-            Ok(control) => {
-                streams.spawn(viewer::pump_input(control, input, screen.clone()));
-            }
-            Err(e) => {
-                if let Ok(mut s) = screen.lock() {
-                    s.note = Some(e.to_string());
-                }
-            }
-        }
-    }
+    // Failures are in the screen's status already.
+    let _ = streams.open(session, 0).await;
 }
 
 /// Serves one job and tells the window the outcome. Returns why the session is over, if it is.
@@ -435,6 +421,8 @@ async fn serve(session: &mut Session, job: Job, tell: &Tell) -> Option<String> {
         Job::End => return Some("you ended the session".into()),
         // Only meaningful before consent; the session already asked.
         Job::AskConsent => return None,
+        // Served by the session loop, which owns the screen streams.
+        Job::Display(_) => return None,
         Job::Say(line) => match session.say(&line).await {
             Ok(()) => (
                 Event::Chat {
@@ -505,10 +493,7 @@ pub fn run(rt: tokio::runtime::Handle, config: ConsoleConfig) -> Result<(), Cons
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title(layout::TITLE)
             .with_inner_size(layout::SIZE)
-            .with_min_inner_size([
-                layout::SCREEN_X + 200.0,
-                layout::PANEL[1] + layout::PANEL[3],
-            ])
+            .with_min_inner_size(layout::MIN_SIZE)
             .with_position([0.0, 0.0]),
         ..Default::default()
     };
