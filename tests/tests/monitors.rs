@@ -482,3 +482,129 @@ async fn the_viewer_switches_monitors_within_the_session() {
     assert!(!agent.saw(|e| matches!(e, AgentEvent::Ended { .. })));
     drop(shown);
 }
+
+/// How many pixels of `rgb` (`width` wide) in `[x0, x1) x [y0, y1)` are `colour`.
+fn count(rgb: &[u8], width: u32, (x0, y0, x1, y1): (u32, u32, u32, u32), colour: [u8; 3]) -> usize {
+    (y0..y1)
+        .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+        .filter(|(x, y)| {
+            let i = ((y * width + x) * 3) as usize;
+            rgb[i..i + 3] == colour
+        })
+        .count()
+}
+
+/// The console window made 1024x700 keeps End and the live screen; its picker switches between
+/// the user's two monitors within the session; the user's cursor is drawn where their pointer is.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_window_at_1024x700_keeps_end_and_the_screen_and_switches_monitors() {
+    use tether_agent::window::layout as agent;
+    use tether_console::window::layout as console;
+    const ROOT: [u8; 3] = [0x22, 0xbb, 0x44];
+    let relay = TestRelay::start().await;
+    let a = Gui::agent(&relay, 60);
+    // The user's 1280x800 screen as two 640x800 monitors, the agent window (900x600) over the left.
+    let xa = |args: &[&str]| {
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .env("DISPLAY", &a.x.display)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{args:?}: {out:?}"
+        );
+    };
+    xa(&[
+        "xrandr",
+        "--setmonitor",
+        "LEFT",
+        "640/169x800/211+0+0",
+        "none",
+    ]);
+    xa(&[
+        "xrandr",
+        "--setmonitor",
+        "RIGHT",
+        "640/169x800/211+640+0",
+        "none",
+    ]);
+    xa(&["xsetroot", "-solid", "#22bb44"]);
+    a.click(agent::centre(agent::GET_HELP));
+    let code = a.expect("session code:");
+    let code = code.split("code:").nth(1).unwrap().trim().to_string();
+
+    let c = Gui::console_on(&relay, (1024, 700));
+    c.resize((1024, 700));
+    // View only: the technician's pointer over the picture moves nothing on the user's side.
+    c.click(console::tick(console::scope_box(0)));
+    c.type_into(console::centre(console::CODE), &code);
+    c.click(console::centre(console::CONNECT));
+    a.expect("asks to:");
+    std::thread::sleep(Duration::from_secs(1));
+    a.click(agent::scope_box(0));
+    a.click(agent::centre(agent::ALLOW));
+    c.expect("consent: granted view;");
+    let line = c.expect("screen: showing display 0");
+    assert!(line.ends_with("LEFT 640x800 at (0, 0)"), "{line}");
+
+    // The picker: the second monitor, on the same session.
+    c.click(console::centre(console::screen_display(1)));
+    let line = c.expect("screen: showing display");
+    assert!(
+        line.ends_with("display 1 RIGHT 640x800 at (640, 0)"),
+        "{line}"
+    );
+    // The user's pointer on the right monitor, over the root colour: at (460, 700) of RIGHT.
+    xa(&["xdotool", "mousemove", "1100", "700"]);
+    c.xdotool(&["mousemove", "1000", "80"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let (w, h, rgb) = c.grab();
+    assert_eq!((w, h), (1024, 700));
+
+    // End is whole inside the window: its fill across the row above its label.
+    let end_fill = [239, 154, 154];
+    let e = console::END;
+    let row = (e[1] + 4.0) as u32;
+    let end = count(&rgb, w, (0, row, w, row + 1), end_fill);
+    assert!(
+        end >= (e[2] as usize) - 12 && e[0] + e[2] < 1024.0,
+        "End shows whole: {end} pixels of its fill"
+    );
+    // The screen: RIGHT's bottom rows are all root colour; find the picture by them.
+    let area = (console::SCREEN_X as u32, console::SCREEN_TOP as u32, w, h);
+    let green = count(&rgb, w, area, ROOT);
+    assert!(
+        green > 20_000,
+        "the user's right monitor shows: {green} pixels"
+    );
+    let (mut left, mut right, mut bottom) = (w, 0, 0);
+    for y in area.1..h {
+        for x in area.0..w {
+            let i = ((y * w + x) * 3) as usize;
+            if rgb[i..i + 3] == ROOT {
+                (left, right, bottom) = (left.min(x), right.max(x), bottom.max(y));
+            }
+        }
+    }
+    let scale = (right - left + 1) as f32 / 640.0;
+    assert!(scale > 0.5 && scale <= 1.0, "fitted: {scale}");
+    let top = bottom as f32 + 1.0 - 800.0 * scale;
+    let at = |x: f32, y: f32| ((left as f32 + x * scale) as u32, (top + y * scale) as u32);
+    // The cursor: pixels not of the root colour around the pointer, none at a spot beside it.
+    let box_at = |(x, y): (u32, u32)| (x - 10, y - 10, x + 10, y + 10);
+    let (cx, cy) = at(460.0, 700.0);
+    let cursor = 400 - count(&rgb, w, box_at((cx, cy)), ROOT);
+    let beside = 400 - count(&rgb, w, box_at(at(360.0, 700.0)), ROOT);
+    assert!(
+        cursor > 10,
+        "the user's cursor is drawn at ({cx}, {cy}): {cursor} pixels"
+    );
+    assert_eq!(beside, 0, "and not beside it");
+    c.screenshot("console-monitors", console::MIN_SIZE, (1000, 80));
+
+    // End, at this size, ends the session.
+    c.click(console::centre(console::END));
+    c.expect("session ended: you ended the session");
+    a.expect("Session ended: the technician ended the session");
+}
