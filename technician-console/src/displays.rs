@@ -101,10 +101,11 @@ impl ScreenStreams {
             .lock()
             .map(|s| s.displays.is_empty())
             .unwrap_or(true);
-        if first && let Ok(list) = session.displays().await {
-            if let Ok(mut s) = self.state.lock() {
-                s.displays = list;
-            }
+        if first
+            && let Ok(list) = session.displays().await
+            && let Ok(mut s) = self.state.lock()
+        {
+            s.displays = list;
         }
         if let Ok(mut s) = self.state.lock() {
             s.stopped = None;

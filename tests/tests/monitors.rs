@@ -3,6 +3,9 @@
 //! (scrap capture, XFixes cursor, enigo input) and console over QUIC on loopback, checked against
 //! independent X tools (ImageMagick `import`, `xdotool`). The viewer window test drives the real
 //! `tether-console connect` window with xdotool on the console's own X server.
+//!
+//! `TETHER_SCREENSHOTS=$PWD/docs cargo test -p tether-tests --test monitors` refreshes
+//! docs/viewer-monitors.png and docs/console-monitors.png.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -411,7 +414,7 @@ fn until_pixel(display: &str, at: (i32, i32), want: [u8; 3]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_viewer_switches_monitors_within_the_session() {
-    use tether_console::displays::display_button;
+    use tether_console::displays::{display_button, fit_button};
     use tether_console::viewer::PICKER;
     let (x, _painter) = two_monitors();
     assert!(
@@ -450,6 +453,15 @@ async fn the_viewer_switches_monitors_within_the_session() {
             until_pixel(&d, inside, BLUE);
             // A click in the picture lands on monitor 2.
             v.click(inside);
+            // Fitted, RIGHT's green square (100..150 of 1280) is near the picture's corner; at
+            // 1:1 it is at 100..150 points from the corner (with scroll bars for the rest).
+            let square = (8 + 125, 46 + 125);
+            until_pixel(&d, square, BLUE);
+            v.click(centre(fit_button(PICKER)));
+            until_pixel(&d, square, GREEN);
+            v.screenshot("viewer-monitors", [1280.0, 760.0], (1270, 20));
+            v.click(centre(fit_button(PICKER)));
+            until_pixel(&d, square, BLUE);
             // "All monitors", then back to the first.
             v.click(centre(display_button(PICKER, 2)));
             let line = v.expect("viewer: showing display");

@@ -124,3 +124,31 @@ pub fn centre(r: [f32; 4]) -> (i32, i32) {
 pub fn tick(r: [f32; 4]) -> (i32, i32) {
     ((r[0] + 10.0) as i32, centre(r).1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn right(r: [f32; 4]) -> f32 {
+        r[0] + r[2]
+    }
+
+    #[test]
+    fn everything_fits_the_smallest_window() {
+        let [w, h] = MIN_SIZE;
+        let bar = (0..tether_proto::Scope::ALL.len())
+            .map(scope_box)
+            .chain([CODE, CONNECT, END, ASK]);
+        for r in bar {
+            assert!(right(r) <= w - 8.0, "{r:?} past {w}");
+        }
+        for r in [PANEL, chat_input(h), chat_send(h), chat_log(h)] {
+            assert!(r[1] + r[3] <= h - 8.0, "{r:?} past {h}");
+        }
+        // The picker's buttons for two monitors and "all" fit beside the side panel.
+        assert!(right(screen_display(2)) <= w - 8.0);
+        assert!(screen_fit()[0] >= SCREEN_X && SCREEN_TOP > screen_fit()[1] + screen_fit()[3]);
+        // At the opening size the chat keeps the places the UI tests click.
+        assert_eq!(CHAT_INPUT, [10.0, 848.0, 440.0, 32.0]);
+    }
+}
