@@ -115,8 +115,6 @@ pub struct FrameUpdate {
 pub enum ScreenMsg {
     /// Changed pixels.
     Frame(FrameUpdate),
-    /// The cursor's shape, sent when it changes (checked with [`crate::cursor::CursorShape::check`]).
-    CursorShape(crate::cursor::CursorShape),
     /// The pointer moved (display pixels; may be outside the display).
     Cursor {
         /// Column.
@@ -129,6 +127,9 @@ pub enum ScreenMsg {
         /// Why, in words.
         reason: String,
     },
+    /// The cursor's shape, sent when it changes (checked with [`crate::cursor::CursorShape::check`]).
+    /// Last, so that the older variants keep their numbers on the wire.
+    CursorShape(crate::cursor::CursorShape),
 }
 
 /// Console → agent on a view stream.
