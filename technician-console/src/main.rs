@@ -765,8 +765,9 @@ async fn serve(
             } else {
                 for d in displays {
                     tether_net::outln!(
-                        "display {}: {}x{} at ({}, {}){}",
+                        "display {}: {} {}x{} at ({}, {}){}",
                         d.index,
+                        tether_proto::text::display_safe(&d.name),
                         d.width,
                         d.height,
                         d.x,

@@ -304,9 +304,9 @@ async fn the_users_cursor_is_drawn_where_their_pointer_is_and_nowhere_else() {
 }
 
 /// `connect --headless --snapshot F --cursor`: the PNG has the cursor where the pointer is, and
-/// without `--cursor` it does not.
+/// without `--cursor` it does not; `displays` names the monitors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_snapshot_draws_the_cursor_when_asked() {
+async fn the_snapshot_draws_the_cursor_when_asked_and_displays_lists_the_monitors() {
     let (x, _painter) = two_monitors();
     assert!(
         x.cmd("xdotool", &["mousemove", "640", "512"])
@@ -384,6 +384,32 @@ async fn the_snapshot_draws_the_cursor_when_asked() {
     assert!(
         pictures[0].chunks(3).all(|p| p == RED),
         "no cursor without --cursor"
+    );
+
+    // `displays` lists both monitors and "all monitors", by name.
+    let mut agent = agent_on(&relay, &x, scopes("view"));
+    let code = agent.code().await.to_string();
+    let out = tokio::task::spawn_blocking({
+        let (relay_args, token) = (relay_args(&relay), relay.token.clone());
+        move || {
+            Command::new("timeout")
+                .arg("60")
+                .arg(bin("tether-console"))
+                .args(relay_args)
+                .args(["displays", "--code", &code])
+                .env("TETHER_TOKEN", token)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "display 0: LEFT 1280x1024 at (0, 0)\n\
+         display 1: RIGHT 1280x1024 at (1280, 0)\n\
+         display 2: all monitors 2560x1024 at (0, 0)\n"
     );
 }
 
