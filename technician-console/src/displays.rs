@@ -45,16 +45,15 @@ pub fn label(d: &DisplayInfo) -> String {
     }
 }
 
+/// Most characters of a display's name shown anywhere (the agent names them; RandR names are short).
+pub const MAX_NAME_SHOWN: usize = 40;
+
 /// A display in one line, for status lines and logs.
 pub fn describe(d: &DisplayInfo) -> String {
+    let name: String = display_safe(&d.name).chars().take(MAX_NAME_SHOWN).collect();
     format!(
         "display {} {} {}x{} at ({}, {})",
-        d.index,
-        display_safe(&d.name),
-        d.width,
-        d.height,
-        d.x,
-        d.y
+        d.index, name, d.width, d.height, d.x, d.y
     )
 }
 
@@ -93,16 +92,11 @@ impl ScreenStreams {
     }
 
     /// Closes the current streams, if any, and shows display `display` instead: its view, and its
-    /// control when `control` is granted. The list of displays is fetched the first time.
+    /// control when `control` is granted. The list of displays is fetched again each time.
     pub async fn open(&mut self, session: &mut Session, display: u32) -> Result<(), ConsoleError> {
         self.stop().await;
-        let first = self
-            .state
-            .lock()
-            .map(|s| s.displays.is_empty())
-            .unwrap_or(true);
-        if first
-            && let Ok(list) = session.displays().await
+        // Asked again on every switch: a monitor plugged in or removed shows in the picker.
+        if let Ok(list) = session.displays().await
             && let Ok(mut s) = self.state.lock()
         {
             s.displays = list;
@@ -161,5 +155,56 @@ impl ScreenStreams {
         self.stop().await;
         self.forward.abort_all();
         while self.forward.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn display(index: u32, name: &str) -> DisplayInfo {
+        DisplayInfo {
+            index,
+            name: name.into(),
+            x: 1280,
+            y: 0,
+            width: 1280,
+            height: 1024,
+            primary: false,
+        }
+    }
+
+    #[test]
+    fn labels_count_from_one_and_hostile_names_are_cut_and_made_safe() {
+        assert_eq!(label(&display(1, "HDMI-1")), "2: HDMI-1");
+        assert_eq!(label(&display(2, ALL_MONITORS)), "All");
+        assert_eq!(label(&display(0, "")), "1");
+        let hostile = label(&display(0, "\u{202e}evil\nname that goes on and on"));
+        assert!(hostile.chars().count() <= 13, "{hostile}");
+        assert!(
+            !hostile.contains('\u{202e}') && !hostile.contains('\n'),
+            "{hostile}"
+        );
+        assert_eq!(
+            describe(&display(0, &"x".repeat(5000))).len(),
+            "display 0  1280x1024 at (1280, 0)".len() + MAX_NAME_SHOWN
+        );
+        assert_eq!(
+            describe(&display(1, "RIGHT")),
+            "display 1 RIGHT 1280x1024 at (1280, 0)"
+        );
+    }
+
+    #[test]
+    fn picker_buttons_sit_in_a_row_without_overlapping() {
+        let o = (100.0, 20.0);
+        let fit = fit_button(o);
+        let mut right = fit[0] + fit[2];
+        for i in 0..4 {
+            let b = display_button(o, i);
+            assert!(b[0] > right, "button {i} overlaps the one before");
+            assert_eq!(b[1], o.1);
+            right = b[0] + b[2];
+        }
     }
 }

@@ -745,7 +745,7 @@ impl ConsoleApp {
         );
         ui.painter().line_segment(
             [
-                Pos2::new(layout::SCREEN_X - 8.0, r.min.y),
+                Pos2::new(layout::SCREEN_X - 8.0, layout::PANEL[1]),
                 Pos2::new(layout::SCREEN_X - 8.0, r.max.y),
             ],
             Stroke::new(1.0, Color32::GRAY),
