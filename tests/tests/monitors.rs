@@ -292,12 +292,44 @@ async fn the_users_cursor_is_drawn_where_their_pointer_is_and_nowhere_else() {
             .success()
     );
     until_cursor_at(&mut view, (720, 800)).await;
+
+    // On a still screen (idle capture is 5 per second) a moving pointer is still followed at the
+    // full rate: 50 moves over a second arrive as far more than 5 positions.
+    let idle = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(r) = tokio::time::timeout_at(idle, view.next()).await {
+        r.unwrap();
+    }
+    let display = x.display.clone();
+    let mover = tokio::task::spawn_blocking(move || {
+        let mut args: Vec<String> = Vec::new();
+        for i in 0..50 {
+            args.extend(["mousemove".into(), (1400 + 4 * i).to_string(), "500".into()]);
+            args.extend(["sleep".into(), "0.02".into()]);
+        }
+        Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", display)
+            .status()
+            .unwrap()
+    });
+    let (mut positions, end) = (0, tokio::time::Instant::now() + Duration::from_millis(1500));
+    while let Ok(r) = tokio::time::timeout_at(end, view.next()).await {
+        if let tether_console::screen::ViewEvent::Cursor { .. } = r.unwrap() {
+            positions += 1;
+        }
+    }
+    assert!(mover.await.unwrap().success());
+    eprintln!("{positions} pointer positions in 1.5 s");
+    assert!(
+        positions >= 12,
+        "the pointer is followed at the full rate on a still screen: {positions} positions"
+    );
     view.close().await;
 
     // On monitor 1 the pointer is off the display: nothing is drawn.
     let mut view = session.view(0).await.unwrap();
     view.next_frame().await.unwrap();
-    until_cursor_at(&mut view, (2000, 800)).await;
+    until_cursor_at(&mut view, (1596, 500)).await;
     assert_eq!(view.with_cursor(), view.framebuffer);
     view.close().await;
     session.end().await;

@@ -223,7 +223,10 @@ async fn stream(
                 c = out.recv() => match c {
                     Some(Captured::Frame { seq, parts, cursor: now }) => {
                         asked = false;
-                        unchanged = if parts.is_empty() { unchanged.saturating_add(1) } else { 0 };
+                        // A moving pointer counts as activity (it is not in the pixels), so the
+                        // user's cursor keeps the full rate on a still screen.
+                        let moved = now.as_ref().is_some_and(|p| cursor != Some((p.x, p.y)));
+                        unchanged = if parts.is_empty() && !moved { unchanged.saturating_add(1) } else { 0 };
                         if let Some(p) = now {
                             // The shape goes first, so the console never draws a new position with
                             // an old shape; it is sent again only when its serial changes.
