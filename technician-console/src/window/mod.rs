@@ -8,8 +8,9 @@
 //!
 //! eframe owns the main thread. Each session runs as one task ([`Backend::connect`]) on the
 //! caller's tokio runtime: it opens the session with [`open_session`], starts the view and control
-//! streams ([`crate::viewer::pump_view`], [`crate::viewer::pump_input`]) and then serves the window's
-//! requests one at a time, in order. The window sends them with `try_send` and drains [`Event`]s with
+//! streams through [`crate::displays::ScreenStreams`] (which switches them to another remote display
+//! on [`Job::Display`], the live screen's picker) and then serves the window's requests one at a
+//! time, in order. The window sends them with `try_send` and drains [`Event`]s with
 //! `try_recv` each frame, through bounded queues; nothing on the UI thread waits for the network.
 //! The session pairs first ([`pair_session`]) so chat works before consent; with "chat first" the
 //! technician asks for consent when ready ([`Job::AskConsent`]). The chat tab sends lines
