@@ -851,7 +851,11 @@ async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError
                         tokio::select! {
                             d = switches.recv() => match d {
                                 // A failure shows in the window's status line; the session goes on.
-                                Some(d) => { let _ = streams.open(session, d).await; }
+                                // Closing the window does not wait for a switch under way.
+                                Some(d) => tokio::select! {
+                                    _ = streams.open(session, d) => {}
+                                    _ = &mut window_closed => break,
+                                },
                                 None => break,
                             },
                             _ = &mut window_closed => break,
