@@ -68,12 +68,18 @@ fn paint(
 /// A 2560x1024 Xvfb as two 1280x1024 RandR monitors, LEFT red and RIGHT blue with a green square at
 /// (100, 100) of RIGHT; the painting client is returned with it.
 fn two_monitors() -> (Xvfb, RustConnection) {
+    two_monitors_on("none")
+}
+
+/// As [`two_monitors`]; LEFT takes the output `left_output` ("none": Xvfb keeps its automatic
+/// whole-screen monitor beside the two; "screen": it does not).
+fn two_monitors_on(left_output: &str) -> (Xvfb, RustConnection) {
     let x = Xvfb::start_free_sized(2560, 1024);
-    for (name, geometry) in [
-        ("LEFT", "1280/338x1024/270+0+0"),
-        ("RIGHT", "1280/338x1024/270+1280+0"),
+    for (name, geometry, output) in [
+        ("LEFT", "1280/338x1024/270+0+0", left_output),
+        ("RIGHT", "1280/338x1024/270+1280+0", "none"),
     ] {
-        let out = x.cmd("xrandr", &["--setmonitor", name, geometry, "none"]);
+        let out = x.cmd("xrandr", &["--setmonitor", name, geometry, output]);
         assert!(
             out.status.success() && out.stderr.is_empty(),
             "xrandr --setmonitor (install x11-xserver-utils): {out:?}"
@@ -219,6 +225,46 @@ async fn two_monitors_are_two_displays_plus_all_each_showing_its_pixels_and_taki
         .unwrap();
     assert_eq!(x.pointer(), (100, 200));
     control.close().await;
+    session.end().await;
+}
+
+/// With no monitor covering the whole screen (LEFT took Xvfb's output), "all monitors" is put
+/// together from the two monitors' captures, and still equals the screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_monitors_is_put_together_when_no_monitor_covers_the_screen() {
+    let (x, _painter) = two_monitors_on("screen");
+    let list = x.cmd("xrandr", &["--listmonitors"]);
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.starts_with("Monitors: 2"), "{list}");
+    let relay = TestRelay::start().await;
+    let mut agent = agent_on(&relay, &x, scopes("view"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view"))
+        .await
+        .unwrap();
+    let names: Vec<_> = session
+        .displays()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.name, d.width))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("LEFT".to_string(), 1280),
+            ("RIGHT".to_string(), 1280),
+            (ALL_MONITORS.to_string(), 2560)
+        ]
+    );
+    let mut view = session.view(2).await.unwrap();
+    view.next_frame().await.unwrap();
+    until_equal(&mut view, &x, (0, 0, 2560, 1024)).await;
+    let (fb, w) = (&view.framebuffer.pixels, view.framebuffer.width);
+    assert_eq!(pixel(fb, w, 1279, 0), RED);
+    assert_eq!(pixel(fb, w, 1280, 0), BLUE);
+    assert_eq!(pixel(fb, w, 1405, 125), GREEN);
+    view.close().await;
     session.end().await;
 }
 
