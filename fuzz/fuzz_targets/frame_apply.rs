@@ -59,11 +59,18 @@ fuzz_target!(|data: &[u8]| {
     if mode % 2 == 0 {
         while let Ok(Some((msg, used))) = decode::<ScreenMsg>(rest) {
             rest = &rest[used..];
-            // The console ends the view stream at the first part that fails.
-            if let ScreenMsg::Frame(u) = msg
-                && !apply(&mut fb, &mut dec, &u)
-            {
-                break;
+            // The console ends the view stream at the first part (or cursor shape) that fails.
+            match msg {
+                ScreenMsg::Frame(u) if !apply(&mut fb, &mut dec, &u) => break,
+                ScreenMsg::CursorShape(s) => {
+                    if s.check().is_err() {
+                        break;
+                    }
+                    // A checked shape draws anywhere without panicking, and only within its box.
+                    let touched = s.draw(&mut fb, i32::from(s.hot_x) - 3, 7);
+                    assert!(touched <= usize::from(s.width) * usize::from(s.height));
+                }
+                _ => {}
             }
         }
     } else {

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use tether_proto::codec::encode;
+use tether_proto::cursor::CursorShape;
 use tether_proto::fleet::{
     DeviceToRelay, FleetError, FleetErrorKind, FleetQuery, FleetReply, RelayToDevice, Report,
     ReportBody,
@@ -72,6 +73,11 @@ fn main() {
     screen.push((
         "cursor".into(),
         encode(&ScreenMsg::Cursor { x: -3, y: 70_000 }).expect("e"),
+    ));
+    let shape = CursorShape::from_argb(7, (3, 2), (1, 1), &[0xff00_ff00; 6]).expect("a shape");
+    screen.push((
+        "cursor-shape".into(),
+        encode(&ScreenMsg::CursorShape(shape.clone())).expect("e"),
     ));
     screen.push((
         "stopped".into(),
@@ -243,6 +249,10 @@ fn main() {
         stream.extend(encode(&m).expect("e"));
     }
     write("frame_apply", "stream-64x48", &stream);
+    let mut with_cursor = encode(&ScreenMsg::CursorShape(shape)).expect("e");
+    with_cursor.extend(&stream[1..]);
+    with_cursor.insert(0, 0);
+    write("frame_apply", "cursor-then-frames", &with_cursor);
     let mut stream = vec![0u8];
     for m in frames(200, 90) {
         stream.extend(encode(&m).expect("e"));

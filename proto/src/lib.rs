@@ -20,10 +20,12 @@
 //! - [`text`]: the one rule for showing text another party wrote ([`text::display_safe`]).
 //! - [`records`]: session records (ticket, reason, notes, probes run, resolution) and their queries.
 //! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
+//! - [`cursor`]: the user's cursor shape on a view stream, its limits, and drawing it over a picture.
 
 pub mod chat;
 pub mod code;
 pub mod codec;
+pub mod cursor;
 pub mod diag;
 pub mod fleet;
 pub mod inventory;
@@ -42,6 +44,8 @@ pub use scope::{Scope, ScopeSet};
 /// The protocol version this build speaks. Sent in every [`msg::Hello`]; a relay refuses any other
 /// version with a clear reason rather than meet messages it cannot decode. Version 2 added the fleet's
 /// `Resync`, session-ending protocol errors on request streams, and the screen's pixel limits.
+/// Version 3 added the cursor shape on view streams, display names (monitors), physical keys, the
+/// end reasons for a consent timeout and an idle chat, and grant changes during a session.
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The QUIC ALPN for protocol version 1. A peer offering anything else fails the TLS handshake.

@@ -7,8 +7,12 @@
 //!   |<----------- Response::Viewing { info } --|  capture starts only now
 //!   |<----------- ScreenMsg::Frame (part..) ---|  first frame complete, then only dirty tiles
 //!   |-- ViewerMsg::Ack { seq } --------------->|  agent keeps ≤ MAX_IN_FLIGHT frames unacked
+//!   |<----------- ScreenMsg::CursorShape(..) --|  when the cursor's shape changes (see crate::cursor)
 //!   |<----------- ScreenMsg::Cursor { x, y } --|  when the pointer moves
 //! ```
+//! Displays are X screens or, when an X screen has several RandR monitors, each monitor and then one
+//! display covering the whole screen ([`ALL_MONITORS`]). A view or control stream on a monitor uses that
+//! monitor's rectangle and coordinates.
 //! On a control stream the console sends [`InputEvent`]s and the agent answers each with an
 //! [`InputReply`]; it checks the `control` grant on every event.
 //!
@@ -40,12 +44,18 @@ pub const ZSTD_WINDOW_LOG: u32 = 23;
 /// Largest zstd window the decoder accepts (16 MiB), so a hostile stream cannot demand more memory.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
-/// One monitor of the remote machine.
+/// The name of the display that covers every monitor of one screen.
+pub const ALL_MONITORS: &str = "all monitors";
+
+/// One monitor (or screen, or all monitors of a screen) of the remote machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct DisplayInfo {
     /// Index used in [`crate::msg::Request::View`].
     pub index: u32,
+    /// What the remote OS calls it (a RandR monitor name such as `DP-1`, or [`ALL_MONITORS`]); text
+    /// from the agent, shown through [`crate::text::display_safe`].
+    pub name: String,
     /// Position of its top-left corner on the virtual desktop.
     pub x: i32,
     /// See `x`.
@@ -117,6 +127,9 @@ pub enum ScreenMsg {
         /// Why, in words.
         reason: String,
     },
+    /// The cursor's shape, sent when it changes (checked with [`crate::cursor::CursorShape::check`]).
+    /// Last, so that the older variants keep their numbers on the wire.
+    CursorShape(crate::cursor::CursorShape),
 }
 
 /// Console → agent on a view stream.

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`session`]: [`open_session`] and [`Session`] — the library a script or a window builds on.
 //! - [`chat`]: the line-based chat of `tether-console chat`.
+//! - [`cursor`]: the user's cursor drawn over the live screen.
+//! - [`displays`]: switching displays (monitors) within a session, and the display picker's places.
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
 //! - [`records`]: session records (list, show, search, note, close) and the facts a session posts.
@@ -14,6 +16,8 @@
 //!   screen, inventory and diagnostics panels; [`window::model`] is its display-free state.
 
 pub mod chat;
+pub mod cursor;
+pub mod displays;
 pub mod error;
 pub mod fleet;
 pub mod records;

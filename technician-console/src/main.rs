@@ -104,6 +104,9 @@ enum Command {
         /// PNG file for --headless.
         #[arg(long)]
         snapshot: Option<std::path::PathBuf>,
+        /// With --snapshot: draw the user's cursor into the picture, where their pointer is.
+        #[arg(long, requires = "snapshot")]
+        cursor: bool,
     },
     /// Chat with the user: each line you type is sent, and the user's lines are printed as they
     /// arrive (`--json`: one object per line). Nothing is asked until you type /ask (with --ask);
@@ -740,11 +743,21 @@ async fn serve(
             display,
             headless: true,
             snapshot: Some(path),
+            cursor,
             ..
         } => {
             let mut view = session.view(*display).await?;
             view.next_frame().await?;
-            tether_console::screen::write_png(&view.framebuffer, path)?;
+            // The agent sends the cursor before the frame it goes with, so it is known by now.
+            let picture = if *cursor {
+                if view.cursor_shape.is_none() || view.cursor.is_none() {
+                    eprintln!("the user's cursor is not known (their system does not share it)");
+                }
+                view.with_cursor()
+            } else {
+                view.framebuffer.clone()
+            };
+            tether_console::screen::write_png(&picture, path)?;
             eprintln!(
                 "wrote {}x{} remote screen to {}",
                 view.framebuffer.width,
@@ -761,8 +774,9 @@ async fn serve(
             } else {
                 for d in displays {
                     tether_net::outln!(
-                        "display {}: {}x{} at ({}, {}){}",
+                        "display {}: {} {}x{} at ({}, {}){}",
                         d.index,
+                        tether_proto::text::display_safe(&d.name),
                         d.width,
                         d.height,
                         d.x,
@@ -808,27 +822,62 @@ async fn chat(
     }
 }
 
-/// Runs the viewer window until the technician closes it or the session ends.
+/// Runs the viewer window until the technician closes it or the session ends. A display picked in
+/// the window replaces the shown one on the same session.
 async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError> {
+    use tether_console::displays::ScreenStreams;
     use tether_console::viewer::{self, ViewerState};
     let state = std::sync::Arc::new(std::sync::Mutex::new(ViewerState::default()));
-    let view = session.view(display).await?;
-    let mut tasks = tokio::task::JoinSet::new();
-    let input = if session.granted.contains(Scope::Control) {
-        let control = session.control(display).await?;
+    let (input, input_rx) = if session.granted.contains(Scope::Control) {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tasks.spawn(viewer::pump_input(control, rx, state.clone()));
-        Some(tx)
+        (Some(tx), Some(rx))
     } else {
-        None
+        (None, None)
     };
-    tasks.spawn(viewer::pump_view(view, session.link(), state.clone()));
+    let mut streams = ScreenStreams::new(state.clone(), input_rx);
+    streams.open(session, display).await?;
+    if session.granted.contains(Scope::Control) && state.lock().is_ok_and(|s| s.note.is_some()) {
+        // Control was granted but its stream did not open: say why, as before the picker existed.
+        let note = state
+            .lock()
+            .ok()
+            .and_then(|s| s.note.clone())
+            .unwrap_or_default();
+        return Err(ConsoleError::Failed(note));
+    }
     let who = format!("{} of {}", session.technician.name, session.technician.org);
     let granted = session.granted;
-    // winit wants the main thread, which is the one running this future under #[tokio::main].
-    let result = tokio::task::block_in_place(|| viewer::run_window(state, granted, who, input));
-    tasks.abort_all();
-    result
+    let (switch, mut switches) = tokio::sync::mpsc::channel::<u32>(4);
+    let (closed, mut window_closed) = tokio::sync::oneshot::channel::<()>();
+    let rt = tokio::runtime::Handle::current();
+    // winit wants the main thread, which is the one running this future under #[tokio::main]; the
+    // session meanwhile serves display switches on a scoped thread, which may borrow it.
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                rt.block_on(async {
+                    loop {
+                        tokio::select! {
+                            d = switches.recv() => match d {
+                                // A failure shows in the window's status line; the session goes on.
+                                // Closing the window does not wait for a switch under way.
+                                Some(d) => tokio::select! {
+                                    _ = streams.open(session, d) => {}
+                                    _ = &mut window_closed => break,
+                                },
+                                None => break,
+                            },
+                            _ = &mut window_closed => break,
+                        }
+                    }
+                    streams.shutdown().await;
+                })
+            });
+            let result = viewer::run_window(state, granted, who, input, Some(switch));
+            let _ = closed.send(());
+            result
+        })
+    })
 }
 
 async fn sessions(

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use tether_net::sealed::{SealedRecv, SealedSend};
 use tether_proto::Scope;
+use tether_proto::cursor::CursorShape;
 use tether_proto::msg::{Request, Response};
 use tether_proto::screen::{
     DisplayInfo, FrameDecoder, FrameUpdate, Framebuffer, InputEvent, InputReply, ScreenMsg,
@@ -28,6 +29,11 @@ pub enum ViewEvent {
     },
     /// Part of a frame arrived; more follow.
     Partial,
+    /// The cursor's shape changed (it passed [`CursorShape::check`]).
+    CursorShape {
+        /// Its serial.
+        serial: u64,
+    },
     /// The pointer moved to this position.
     Cursor {
         /// Column.
@@ -49,6 +55,8 @@ pub struct ViewStream {
     pub framebuffer: Framebuffer,
     /// The last pointer position the agent reported.
     pub cursor: Option<(i32, i32)>,
+    /// The last cursor shape the agent sent (checked).
+    pub cursor_shape: Option<CursorShape>,
     /// Complete frames received.
     pub frames: u64,
     /// Compressed pixel bytes received.
@@ -60,6 +68,15 @@ impl ViewStream {
     pub async fn next(&mut self) -> Result<ViewEvent, ConsoleError> {
         match self.rx.recv::<ScreenMsg>().await? {
             ScreenMsg::Frame(u) => self.apply(u).await,
+            ScreenMsg::CursorShape(shape) => {
+                // Like every frame part: a shape out of bounds is a misbehaving agent.
+                shape
+                    .check()
+                    .map_err(|e| ConsoleError::Protocol(e.to_string()))?;
+                let serial = shape.serial;
+                self.cursor_shape = Some(shape);
+                Ok(ViewEvent::CursorShape { serial })
+            }
             ScreenMsg::Cursor { x, y } => {
                 self.cursor = Some((x, y));
                 Ok(ViewEvent::Cursor { x, y })
@@ -88,6 +105,16 @@ impl ViewStream {
                 return Ok(seq);
             }
         }
+    }
+
+    /// The framebuffer with the user's cursor drawn where the agent last saw it (unchanged when no
+    /// shape or position has arrived).
+    pub fn with_cursor(&self) -> Framebuffer {
+        let mut fb = self.framebuffer.clone();
+        if let (Some(shape), Some((x, y))) = (&self.cursor_shape, self.cursor) {
+            shape.draw(&mut fb, x, y);
+        }
+        fb
     }
 
     /// Stops viewing (the agent stops capturing).
@@ -168,6 +195,7 @@ impl Session {
                     .map_err(|e| ConsoleError::Protocol(e.to_string()))?,
                 display,
                 cursor: None,
+                cursor_shape: None,
                 frames: 0,
                 pixel_bytes: 0,
             }),

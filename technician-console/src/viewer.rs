@@ -1,6 +1,7 @@
-//! The viewer window (eframe/egui): the remote screen scaled to fit, a status bar (granted scopes, frame
-//! rate, round-trip time, bandwidth, End), and mouse and keyboard forwarded as remote-display pixels when
-//! `control` is granted.
+//! The viewer window (eframe/egui): the remote screen scaled to fit or at 1:1 with scrolling, the
+//! user's cursor drawn where their pointer is, a display picker (switches monitors within the session),
+//! a status bar (granted scopes, frame rate, round-trip time, bandwidth, End), and mouse and keyboard
+//! forwarded as remote-display pixels when `control` is granted.
 //!
 //! The network runs in tokio tasks ([`pump_view`], [`pump_input`]) that share a [`ViewerState`] with the
 //! window; the window only reads the state and queues input events. [`ScreenPane`] is the drawing and
@@ -11,9 +12,12 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 use tether_proto::ScopeSet;
-use tether_proto::screen::{Action, InputEvent, Key, MouseButton};
+use tether_proto::cursor::CursorShape;
+use tether_proto::screen::{Action, DisplayInfo, InputEvent, Key, MouseButton};
 use tokio::sync::mpsc;
 
+use crate::cursor::CursorLayer;
+use crate::displays;
 use crate::error::ConsoleError;
 use crate::screen::{ControlStream, ViewEvent, ViewStream};
 
@@ -32,6 +36,14 @@ pub struct ViewerState {
     pub stopped: Option<String>,
     /// The last input problem (e.g. control taken back by the user).
     pub note: Option<String>,
+    /// The remote displays (monitors), for the picker.
+    pub displays: Vec<DisplayInfo>,
+    /// The display being shown.
+    pub display: Option<DisplayInfo>,
+    /// Where the user's pointer is, in display pixels.
+    pub cursor: Option<(i32, i32)>,
+    /// The user's cursor shape (checked).
+    pub cursor_shape: Option<Arc<CursorShape>>,
 }
 
 /// Shared between the window and the network tasks.
@@ -54,7 +66,17 @@ pub async fn pump_view(mut view: ViewStream, link: crate::session::Link, state: 
                     s.frame = Some((size, rgba));
                 }
             }
-            Ok(_) => {}
+            Ok(ViewEvent::Cursor { x, y }) => {
+                if let Ok(mut s) = state.lock() {
+                    s.cursor = Some((x, y));
+                }
+            }
+            Ok(ViewEvent::CursorShape { .. }) => {
+                if let Ok(mut s) = state.lock() {
+                    s.cursor_shape = view.cursor_shape.clone().map(Arc::new);
+                }
+            }
+            Ok(ViewEvent::Partial) => {}
             Err(e) => {
                 if let Ok(mut s) = state.lock() {
                     s.stopped = Some(e.to_string());
@@ -103,6 +125,13 @@ pub struct ScreenPane {
     texture: Option<egui::TextureHandle>,
     input: Option<mpsc::Sender<InputEvent>>,
     last_pos: Option<(i32, i32)>,
+    /// Show at 1:1 with scroll bars instead of fitting the window.
+    one_to_one: bool,
+    cursor: CursorLayer,
+    pointer: Option<(i32, i32)>,
+    shape: Option<Arc<CursorShape>>,
+    displays: Vec<DisplayInfo>,
+    display: Option<DisplayInfo>,
 }
 
 impl std::fmt::Debug for ScreenPane {
@@ -124,6 +153,8 @@ pub struct ScreenStatus {
     pub note: Option<String>,
     /// A frame has arrived.
     pub showing: bool,
+    /// The display being shown.
+    pub display: Option<DisplayInfo>,
 }
 
 impl ScreenPane {
@@ -134,6 +165,12 @@ impl ScreenPane {
             texture: None,
             input,
             last_pos: None,
+            one_to_one: false,
+            cursor: CursorLayer::default(),
+            pointer: None,
+            shape: None,
+            displays: Vec::new(),
+            display: None,
         }
     }
 
@@ -153,7 +190,16 @@ impl ScreenPane {
                 }
             }
         }
+        self.pointer = s.cursor;
+        self.shape = s.cursor_shape.clone();
+        if self.displays != s.displays {
+            self.displays = s.displays.clone();
+        }
+        if self.display != s.display {
+            self.display = s.display.clone();
+        }
         ScreenStatus {
+            display: s.display.clone(),
             line: format!(
                 "{:.0} fps | rtt {:.1} ms | {:.0} kbit/s",
                 s.fps,
@@ -166,17 +212,70 @@ impl ScreenPane {
         }
     }
 
-    /// Draws the screen into the space left in `ui` and forwards input over it.
+    /// Draws the picker at `origin` (points): "Fit"/"1:1", then a button per display when there are
+    /// several (see [`displays::fit_button`], [`displays::display_button`]). Returns the display the
+    /// technician picked, when it is not the one shown.
+    pub fn bar(&mut self, ui: &mut egui::Ui, origin: (f32, f32)) -> Option<u32> {
+        let rect =
+            |r: [f32; 4]| egui::Rect::from_min_size(egui::pos2(r[0], r[1]), egui::vec2(r[2], r[3]));
+        let fit = if self.one_to_one { "1:1" } else { "Fit" };
+        let hint = if self.one_to_one {
+            "Shown at 1:1 with scroll bars; click to fit the window"
+        } else {
+            "Fitted to the window; click for 1:1 with scroll bars"
+        };
+        if ui
+            .put(rect(displays::fit_button(origin)), egui::Button::new(fit))
+            .on_hover_text(hint)
+            .clicked()
+        {
+            self.one_to_one = !self.one_to_one;
+        }
+        let mut picked = None;
+        if self.displays.len() > 1 {
+            let current = self.display.as_ref().map(|d| d.index);
+            for (i, d) in self.displays.iter().enumerate() {
+                let on = current == Some(d.index);
+                let b = egui::Button::new(displays::label(d)).selected(on);
+                let hover = format!("{}x{} at ({}, {})", d.width, d.height, d.x, d.y);
+                if ui
+                    .put(rect(displays::display_button(origin, i)), b)
+                    .on_hover_text(hover)
+                    .clicked()
+                    && !on
+                {
+                    picked = Some(d.index);
+                }
+            }
+        }
+        picked
+    }
+
+    /// Draws the screen into the space left in `ui` (fitted, or 1:1 with scroll bars), the user's
+    /// cursor over it, and forwards input over it.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let Some(tex) = &self.texture else {
             ui.label("waiting for the first frame...");
             return;
         };
-        let size = tex.size_vec2();
-        let avail = ui.available_size();
-        let scale = (avail.x / size.x).min(avail.y / size.y).min(1.0);
-        let image = egui::Image::new((tex.id(), size * scale)).sense(egui::Sense::click_and_drag());
+        let (id, size) = (tex.id(), tex.size_vec2());
+        if self.one_to_one {
+            egui::ScrollArea::both()
+                .auto_shrink(false)
+                .show(ui, |ui| self.picture(ui, id, size, 1.0));
+        } else {
+            let avail = ui.available_size();
+            let scale = (avail.x / size.x).min(avail.y / size.y).min(1.0);
+            self.picture(ui, id, size, scale);
+        }
+    }
+
+    fn picture(&mut self, ui: &mut egui::Ui, id: egui::TextureId, size: egui::Vec2, scale: f32) {
+        let image = egui::Image::new((id, size * scale)).sense(egui::Sense::click_and_drag());
         let resp = ui.add(image);
+        let shape = self.shape.clone();
+        self.cursor
+            .paint(ui, resp.rect, scale, self.pointer, shape.as_deref());
         self.forward_input(ui, &resp, scale);
     }
 
@@ -264,12 +363,33 @@ struct Viewer {
     pane: ScreenPane,
     granted: ScopeSet,
     who: String,
+    switch: Option<mpsc::Sender<u32>>,
+    shown: Option<DisplayInfo>,
 }
+
+/// Where the viewer's picker sits (its top bar), in points from the window's top-left.
+pub const PICKER: (f32, f32) = (8.0, 6.0);
 
 impl eframe::App for Viewer {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         let st = self.pane.update(&ctx);
+        if st.display != self.shown {
+            // Standard output says which display is shown (a test and scripting channel).
+            if let Some(d) = &st.display {
+                println!("viewer: showing {}", displays::describe(d));
+            }
+            self.shown = st.display.clone();
+        }
+        egui::Panel::top("displays")
+            .exact_size(38.0)
+            .show(ui, |ui| {
+                if let Some(i) = self.pane.bar(ui, PICKER)
+                    && let Some(tx) = &self.switch
+                {
+                    let _ = tx.try_send(i);
+                }
+            });
         let status = format!("{} | granted: {} | {}", self.who, self.granted, st.line);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -290,12 +410,14 @@ impl eframe::App for Viewer {
     }
 }
 
-/// Opens the window and blocks until it closes. Call from the main thread.
+/// Opens the window and blocks until it closes. Call from the main thread. A display picked in the
+/// window is sent on `switch`.
 pub fn run_window(
     state: Shared,
     granted: ScopeSet,
     who: String,
     input: Option<mpsc::Sender<InputEvent>>,
+    switch: Option<mpsc::Sender<u32>>,
 ) -> Result<(), ConsoleError> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -312,6 +434,8 @@ pub fn run_window(
                 pane: ScreenPane::new(state, input),
                 granted,
                 who,
+                switch,
+                shown: None,
             }))
         }),
     )

@@ -58,7 +58,7 @@ impl ScreenSource for MeteredSource {
         self.captures.fetch_add(1, Ordering::Relaxed);
         r
     }
-    fn cursor(&mut self) -> Option<(i32, i32)> {
+    fn cursor(&mut self) -> Option<tether_agent::screen::Pointer> {
         self.inner.cursor()
     }
 }

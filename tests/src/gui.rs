@@ -110,12 +110,62 @@ impl Gui {
 
     /// The console window (`tether-console window`) with the relay's technician token.
     pub fn console(relay: &TestRelay) -> Self {
+        Self::console_on(relay, (1920, 1080))
+    }
+
+    /// The console window on a display of `size`; a display smaller than the window's opening size
+    /// is where the window is then made smaller ([`Gui::resize`]).
+    pub fn console_on(relay: &TestRelay, size: (u32, u32)) -> Self {
         let mut c = Command::new(bin("tether-console"));
         // The relay options belong to `tether-console` itself, before the subcommand.
         c.args(relay_args(relay))
             .arg("window")
             .env("TETHER_TOKEN", &relay.token);
-        Self::start(c, (1920, 1080), tether_console::window::layout::TITLE)
+        Self::start(c, size, tether_console::window::layout::TITLE)
+    }
+
+    /// Resizes the window (there is no window manager: the X server does it as asked).
+    pub fn resize(&self, (w, h): (u32, u32)) {
+        let title = self.title.clone();
+        self.xdotool(&[
+            "search",
+            "--onlyvisible",
+            "--name",
+            &title,
+            "windowsize",
+            "--sync",
+            &w.to_string(),
+            &h.to_string(),
+        ]);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+
+    /// A screenshot of the whole display as (width, height, RGB), with ImageMagick `import`.
+    pub fn grab(&self) -> (u32, u32, Vec<u8>) {
+        let out = Command::new("import")
+            .args(["-display", &self.x.display, "-window", "root"])
+            .args(["-depth", "8", "rgb:-"])
+            .output()
+            .expect("import (install imagemagick)");
+        assert!(out.status.success(), "import: {out:?}");
+        let size = Command::new("xdpyinfo")
+            .env("DISPLAY", &self.x.display)
+            .output()
+            .expect("xdpyinfo");
+        let text = String::from_utf8_lossy(&size.stdout).to_string();
+        let dims = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("dimensions:"))
+            .and_then(|d| d.split_whitespace().next())
+            .expect("xdpyinfo gives the dimensions");
+        let (w, h) = dims.split_once('x').expect("WxH");
+        let (w, h): (u32, u32) = (w.parse().expect("width"), h.parse().expect("height"));
+        assert_eq!(
+            out.stdout.len(),
+            (w * h * 3) as usize,
+            "RGB of the whole root"
+        );
+        (w, h, out.stdout)
     }
 
     /// Runs xdotool against this display; panics if it fails.

@@ -439,7 +439,13 @@ impl Xvfb {
     /// Starts a 1920x1080 Xvfb on a display number it picks itself, so it never collides with
     /// another X server on this machine.
     pub fn start_free() -> Self {
-        let (server, display) = spawn_xvfb_displayfd(1920, 1080);
+        Self::start_free_sized(1920, 1080)
+    }
+
+    /// As [`Xvfb::start_free`], `width`x`height` (RandR is on, as in every Xvfb: `xrandr
+    /// --setmonitor` splits it into monitors).
+    pub fn start_free_sized(width: u32, height: u32) -> Self {
+        let (server, display) = spawn_xvfb_displayfd(width, height);
         let x = Xvfb {
             display,
             server,

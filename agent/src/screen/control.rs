@@ -85,7 +85,7 @@ pub(crate) async fn serve_control(
                 display: info.clone(),
             })
             .await?;
-            events(tx, rx, ctx, &job_tx, (info.x, info.y)).await
+            events(tx, rx, ctx, &job_tx, &info).await
         }
         Ok(Err(e)) => {
             let message = e.to_string();
@@ -106,13 +106,19 @@ async fn events(
     rx: &mut SealedRecv,
     ctx: &RequestCtx,
     jobs: &std_mpsc::SyncSender<Job>,
-    origin: (i32, i32),
+    display: &DisplayInfo,
 ) -> Result<(), SealedError> {
+    let origin = (display.x, display.y);
     let mut in_use = false;
     // Tell the user and the relay once per refusal run, not once per mouse move.
     let mut refusing = false;
     let result = loop {
         let event = match rx.recv::<InputEvent>().await {
+            // A move stays on the display (monitor) it names, so a click never lands on the next one.
+            Ok(InputEvent::MouseMove { x, y }) => {
+                let (x, y) = super::monitors::clamp_point(display, x, y);
+                InputEvent::MouseMove { x, y }
+            }
             Ok(e) => e,
             // Tampered or undecodable input ends the session, not just this stream.
             Err(e) if e.is_protocol_violation() => break Err(e),

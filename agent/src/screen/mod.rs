@@ -5,7 +5,10 @@
 //!   and lives in [`crate::ShareConfig`]; a source is created and used only on the capture thread
 //!   (scrap's capturer is not `Send`). Nothing is opened before the user grants `view`.
 //! - [`InputProvider`] / [`InputSink`]: open an injector; used only after `control` is granted.
-//! - `scrap_x11`: the scrap capture backend (X11 shared memory), plus the cursor position via x11rb.
+//! - `scrap_x11`: the X11 backend: scrap capture (X11 shared memory), RandR monitors and the cursor
+//!   (XFixes) via x11rb.
+//! - `monitors`: which displays a screen offers (each monitor, then "all monitors"), and the pure
+//!   rectangle arithmetic (clipping, keeping a click on its monitor, putting captures together).
 //! - `enigo_input`: the enigo input backend (XTEST on X11).
 //! - `view`: the view stream — capture thread, tile diff + zstd, latest frame wins.
 //! - `control`: the control stream — one reply per event, grant checked on every event.
@@ -15,12 +18,16 @@
 
 mod control;
 mod enigo_input;
+pub mod monitors;
 mod scrap_x11;
 mod shared;
 mod view;
 
 use std::fmt::Debug;
 
+use std::sync::Arc;
+
+use tether_proto::cursor::CursorShape;
 use tether_proto::screen::{DisplayInfo, InputEvent};
 
 pub use enigo_input::EnigoInput;
@@ -70,8 +77,22 @@ pub trait ScreenSource {
     fn info(&self) -> DisplayInfo;
     /// The current picture: `width * height * 4` bytes, B G R X.
     fn capture(&mut self) -> Result<&[u8], CaptureError>;
-    /// The pointer position in display pixels, when the backend knows it.
-    fn cursor(&mut self) -> Option<(i32, i32)>;
+    /// The pointer (position in display pixels, and its shape when the backend has it), when the
+    /// backend knows it. Backends without a cursor leave it out.
+    fn cursor(&mut self) -> Option<Pointer> {
+        None
+    }
+}
+
+/// The user's pointer as a backend sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pointer {
+    /// Column, in display pixels (may be outside the display).
+    pub x: i32,
+    /// Row.
+    pub y: i32,
+    /// The cursor image, shared while its serial stays the same.
+    pub shape: Option<Arc<CursorShape>>,
 }
 
 /// Opens input injectors. Shared by all sessions.

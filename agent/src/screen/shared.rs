@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use tether_proto::screen::DisplayInfo;
 
-use super::{CaptureError, ScreenProvider, ScreenSource};
+use super::{CaptureError, Pointer, ScreenProvider, ScreenSource};
 
 /// A frame younger than this is reused for another viewer: under one frame interval (33 ms), so a
 /// single viewer always gets a fresh capture on each of its own ticks.
 pub const REUSE_WITHIN: Duration = Duration::from_millis(25);
 
 /// A captured picture and the pointer position with it.
-type Frame = Arc<(Vec<u8>, Option<(i32, i32)>)>;
+type Frame = Arc<(Vec<u8>, Option<Pointer>)>;
 
 type Ask = std_mpsc::SyncSender<std_mpsc::SyncSender<Result<Frame, CaptureError>>>;
 
@@ -171,8 +171,8 @@ impl ScreenSource for Viewer {
         Ok(&self.frame.insert(frame).0)
     }
 
-    fn cursor(&mut self) -> Option<(i32, i32)> {
-        self.frame.as_ref().and_then(|f| f.1)
+    fn cursor(&mut self) -> Option<Pointer> {
+        self.frame.as_ref().and_then(|f| f.1.clone())
     }
 }
 
@@ -202,6 +202,7 @@ mod tests {
     fn info() -> DisplayInfo {
         DisplayInfo {
             index: 0,
+            name: "fake".into(),
             width: 2,
             height: 1,
             x: 0,
@@ -235,8 +236,12 @@ mod tests {
             self.pixels[0] = n as u8;
             Ok(&self.pixels)
         }
-        fn cursor(&mut self) -> Option<(i32, i32)> {
-            Some((1, 0))
+        fn cursor(&mut self) -> Option<Pointer> {
+            Some(Pointer {
+                x: 1,
+                y: 0,
+                shape: None,
+            })
         }
     }
 
@@ -251,7 +256,7 @@ mod tests {
         let first = a.capture().unwrap().to_vec();
         // The second viewer, right after, gets the same picture without another capture.
         assert_eq!(b.capture().unwrap(), &first[..]);
-        assert_eq!(b.cursor(), Some((1, 0)));
+        assert_eq!(b.cursor().map(|p| (p.x, p.y)), Some((1, 0)));
         assert_eq!(counting.captures.load(Ordering::SeqCst), 1);
         drop((a, b));
         let mut c = shared.open(0).unwrap();

@@ -13,7 +13,7 @@ use tether_proto::screen::{self, DisplayInfo, FrameUpdate, MAX_IN_FLIGHT, Screen
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{CaptureError, ScreenProvider};
+use super::{CaptureError, Pointer, ScreenProvider};
 use crate::session::RequestCtx;
 use crate::ui::AgentEvent;
 
@@ -30,7 +30,7 @@ enum Captured {
     Frame {
         seq: u64,
         parts: Vec<FrameUpdate>,
-        cursor: Option<(i32, i32)>,
+        cursor: Option<Pointer>,
     },
     Failed(CaptureError),
 }
@@ -210,7 +210,7 @@ async fn stream(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut sent, mut acked, mut asked) = (0u64, 0u64, false);
         let (mut unchanged, mut ticks) = (0u32, 0u32);
-        let mut cursor = None;
+        let (mut cursor, mut shape) = (None, None);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
@@ -223,11 +223,22 @@ async fn stream(
                 c = out.recv() => match c {
                     Some(Captured::Frame { seq, parts, cursor: now }) => {
                         asked = false;
-                        unchanged = if parts.is_empty() { unchanged.saturating_add(1) } else { 0 };
-                        if now.is_some() && now != cursor {
-                            cursor = now;
-                            if let Some((x, y)) = now {
-                                tx.send(&ScreenMsg::Cursor { x, y }).await?;
+                        // A moving pointer counts as activity (it is not in the pixels), so the
+                        // user's cursor keeps the full rate on a still screen.
+                        let moved = now.as_ref().is_some_and(|p| cursor != Some((p.x, p.y)));
+                        unchanged = if parts.is_empty() && !moved { unchanged.saturating_add(1) } else { 0 };
+                        if let Some(p) = now {
+                            // The shape goes first, so the console never draws a new position with
+                            // an old shape; it is sent again only when its serial changes.
+                            if let Some(s) = &p.shape
+                                && shape != Some(s.serial)
+                            {
+                                shape = Some(s.serial);
+                                tx.send(&ScreenMsg::CursorShape((**s).clone())).await?;
+                            }
+                            if cursor != Some((p.x, p.y)) {
+                                cursor = Some((p.x, p.y));
+                                tx.send(&ScreenMsg::Cursor { x: p.x, y: p.y }).await?;
                             }
                         }
                         for p in parts {

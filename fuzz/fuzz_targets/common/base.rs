@@ -31,6 +31,7 @@ fn fixed_unsorted() -> Inventory {
                 cores: 8,
                 threads: 16,
                 max_mhz: Some(3000),
+                current_mhz: Some(2200),
             },
             memory: Memory {
                 total: 32 << 30,

@@ -32,6 +32,8 @@ pub(super) struct ConsoleApp {
     refocus_chat: bool,
     /// Why the live screen stopped, as last printed (a test channel, like the journal).
     screen_stopped: Option<String>,
+    /// The remote display shown, as last printed.
+    screen_shown: Option<tether_proto::screen::DisplayInfo>,
 }
 
 fn rect(r: [f32; 4]) -> Rect {
@@ -76,6 +78,7 @@ impl ConsoleApp {
             pane_generation: 0,
             refocus_chat: false,
             screen_stopped: None,
+            screen_shown: None,
         }
     }
 
@@ -163,11 +166,15 @@ impl ConsoleApp {
                 self.model.toggle(*scope);
             }
         }
-        let connect = ui.put(
-            rect(layout::CONNECT),
-            egui::Button::new(RichText::new("Connect").strong()),
-        );
-        if (connect.clicked() || enter) && !busy {
+        // "End session" takes Connect's place during a session, so both fit down to the smallest width.
+        let connect = !busy
+            && ui
+                .put(
+                    rect(layout::CONNECT),
+                    egui::Button::new(RichText::new("Connect").strong()),
+                )
+                .clicked();
+        if (connect || enter) && !busy {
             let a = self.model.connect();
             self.act(a);
         }
@@ -196,8 +203,9 @@ impl ConsoleApp {
             self.act(a);
         }
         if let Some(n) = &self.model.notice {
+            let width = ui.ctx().content_rect().width() - layout::NOTICE[0] - 10.0;
             ui.put(
-                rect([1090.0, 10.0, 340.0, 34.0]),
+                rect([layout::NOTICE[0], layout::NOTICE[1], width.max(40.0), 34.0]),
                 egui::Label::new(RichText::new(n).color(Color32::from_rgb(198, 40, 40))),
             );
         }
@@ -521,7 +529,8 @@ impl ConsoleApp {
                 });
             }
         }
-        let log = layout::CHAT_LOG;
+        let height = ui.ctx().content_rect().height();
+        let log = layout::chat_log(height);
         ui.painter().rect_stroke(
             rect(log),
             4.0,
@@ -567,7 +576,7 @@ impl ConsoleApp {
         }
         let mut draft = self.model.chat.draft.clone();
         let field = ui.put(
-            rect(layout::CHAT_INPUT),
+            rect(layout::chat_input(height)),
             egui::TextEdit::singleline(&mut draft)
                 .hint_text("Message to the user")
                 .interactive(open),
@@ -582,7 +591,7 @@ impl ConsoleApp {
         let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         if ui
             .put(
-                rect(layout::CHAT_SEND),
+                rect(layout::chat_send(height)),
                 egui::Button::new(RichText::new("Send").strong()),
             )
             .clicked()
@@ -731,12 +740,12 @@ impl ConsoleApp {
     fn screen(&mut self, ui: &mut egui::Ui) {
         let content = ui.ctx().content_rect();
         let r = Rect::from_min_max(
-            Pos2::new(layout::SCREEN_X, layout::PANEL[1]),
+            Pos2::new(layout::SCREEN_X, layout::SCREEN_TOP),
             content.max - Vec2::splat(8.0),
         );
         ui.painter().line_segment(
             [
-                Pos2::new(layout::SCREEN_X - 8.0, r.min.y),
+                Pos2::new(layout::SCREEN_X - 8.0, layout::PANEL[1]),
                 Pos2::new(layout::SCREEN_X - 8.0, r.max.y),
             ],
             Stroke::new(1.0, Color32::GRAY),
@@ -771,6 +780,18 @@ impl ConsoleApp {
             }
         };
         let st = pane.update(ui.ctx());
+        if let Some(d) = pane.bar(ui, layout::SCREEN_BAR)
+            && let Some(b) = &self.backend
+        {
+            b.send(Job::Display(d));
+        }
+        if st.display != self.screen_shown {
+            // Standard output says which display is shown (a test and scripting channel).
+            if let Some(d) = &st.display {
+                println!("screen: showing {}", crate::displays::describe(d));
+            }
+            self.screen_shown = st.display.clone();
+        }
         let control = granted.is_some_and(|g| g.contains(Scope::Control));
         area(ui, r, |ui| {
             intro(ui);

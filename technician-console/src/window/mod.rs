@@ -8,8 +8,9 @@
 //!
 //! eframe owns the main thread. Each session runs as one task ([`Backend::connect`]) on the
 //! caller's tokio runtime: it opens the session with [`open_session`], starts the view and control
-//! streams ([`crate::viewer::pump_view`], [`crate::viewer::pump_input`]) and then serves the window's
-//! requests one at a time, in order. The window sends them with `try_send` and drains [`Event`]s with
+//! streams through [`crate::displays::ScreenStreams`] (which switches them to another remote display
+//! on [`Job::Display`], the live screen's picker) and then serves the window's requests one at a
+//! time, in order. The window sends them with `try_send` and drains [`Event`]s with
 //! `try_recv` each frame, through bounded queues; nothing on the UI thread waits for the network.
 //! The session pairs first ([`pair_session`]) so chat works before consent; with "chat first" the
 //! technician asks for consent when ready ([`Job::AskConsent`]). The chat tab sends lines
@@ -31,6 +32,7 @@ use tether_proto::{Scope, ScopeSet, SessionCode};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::displays::ScreenStreams;
 use crate::error::ConsoleError;
 use crate::session::{AgentSaid, ConsoleConfig, Session, pair_session};
 use crate::viewer::{self, ViewerState};
@@ -66,6 +68,8 @@ pub enum Job {
         /// Leave once they are in.
         handover: bool,
     },
+    /// Show another remote display (monitor), on the same session.
+    Display(u32),
     /// End the session.
     End,
 }
@@ -353,9 +357,15 @@ async fn run_session(
         verification: session.verification.clone(),
     })
     .await;
-    let mut streams = JoinSet::new();
-    let control = start_screen(&mut session, &mut streams, screen.clone(), input).await;
-    streams.spawn(follow_grant(session.grant(), tell.clone(), screen, control));
+    let mut streams = ScreenStreams::new(screen.clone(), Some(input));
+    start_screen(&mut session, &mut streams, &screen).await;
+    let mut watchers = JoinSet::new();
+    watchers.spawn(follow_grant(
+        session.grant(),
+        tell.clone(),
+        screen.clone(),
+        streams.input_gate(),
+    ));
     if session.granted.contains(Scope::Inventory) {
         queue.push_front(Job::Inventory);
     }
@@ -378,6 +388,13 @@ async fn run_session(
         if matches!(job, Job::End) {
             break "you ended the session".to_string();
         }
+        if let Job::Display(d) = job {
+            // A failure shows in the screen's status; the session goes on.
+            if session.granted.contains(Scope::View) {
+                let _ = streams.open(&mut session, d).await;
+            }
+            continue;
+        }
         // Serve the job; meanwhile keep taking requests, so "End session" is never stuck behind a
         // slow probe (the user's lines wait until it is done).
         let over = {
@@ -397,25 +414,23 @@ async fn run_session(
             break reason;
         }
     };
-    streams.abort_all();
+    watchers.abort_all();
+    streams.shutdown().await;
     session.end().await;
     tell.send(Event::Ended(reason)).await;
 }
 
 /// Tells the window whenever the user changes the grant (Stop control), at once: the grant line
-/// changes, and taking back `control` stops the input stream and says so on the screen.
+/// changes, and taking back `control` closes the input gate and says so on the screen.
 async fn follow_grant(
     mut grant: tokio::sync::watch::Receiver<ScopeSet>,
     tell: Tell,
     screen: viewer::Shared,
-    mut control: Option<tokio::task::AbortHandle>,
+    input: crate::displays::InputGate,
 ) {
     while grant.changed().await.is_ok() {
         let granted = *grant.borrow_and_update();
-        if !granted.contains(Scope::Control)
-            && let Some(c) = control.take()
-        {
-            c.abort();
+        if !granted.contains(Scope::Control) && input.close() {
             if let Ok(mut s) = screen.lock() {
                 s.note = Some(CONTROL_TAKEN_BACK.into());
             }
@@ -428,15 +443,9 @@ async fn follow_grant(
 pub const CONTROL_TAKEN_BACK: &str =
     "The user took back control: your mouse and keyboard no longer reach their computer.";
 
-/// Starts viewing display 0 when `view` is granted, and control when `control` is too; returns
-/// the input pump, to stop when control is taken back. A failure shows in the screen's status
-/// rather than ending the session.
-async fn start_screen(
-    session: &mut Session,
-    streams: &mut JoinSet<()>,
-    screen: viewer::Shared,
-    input: mpsc::Receiver<InputEvent>,
-) -> Option<tokio::task::AbortHandle> {
+/// Starts viewing display 0 when `view` is granted, and control when `control` is too. A failure
+/// shows in the screen's status rather than ending the session.
+async fn start_screen(session: &mut Session, streams: &mut ScreenStreams, screen: &viewer::Shared) {
     let note = |text: String| {
         if let Ok(mut s) = screen.lock() {
             s.stopped = Some(text);
@@ -447,30 +456,10 @@ async fn start_screen(
         if session.asked.contains(Scope::View) {
             note("the user did not allow viewing the screen".into());
         }
-        return None;
+        return;
     }
-    match session.view(0).await {
-        Ok(view) => {
-            streams.spawn(viewer::pump_view(view, session.link(), screen.clone()));
-        }
-        Err(e) => {
-            note(e.to_string());
-            return None;
-        }
-    }
-    if session.granted.contains(Scope::Control) {
-        match session.control(0).await {
-            Ok(control) => {
-                return Some(streams.spawn(viewer::pump_input(control, input, screen.clone())));
-            }
-            Err(e) => {
-                if let Ok(mut s) = screen.lock() {
-                    s.note = Some(e.to_string());
-                }
-            }
-        }
-    }
-    None
+    // Failures are in the screen's status already.
+    let _ = streams.open(session, 0).await;
 }
 
 /// Serves one job and tells the window the outcome. Returns why the session is over, if it is.
@@ -479,6 +468,8 @@ async fn serve(session: &mut Session, job: Job, tell: &Tell) -> Option<String> {
         Job::End => return Some("you ended the session".into()),
         // Only meaningful before consent; the session already asked.
         Job::AskConsent => return None,
+        // Served by the session loop, which owns the screen streams.
+        Job::Display(_) => return None,
         Job::Say(line) => match session.say(&line).await {
             Ok(()) => (
                 Event::Chat {
@@ -549,10 +540,7 @@ pub fn run(rt: tokio::runtime::Handle, config: ConsoleConfig) -> Result<(), Cons
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title(layout::TITLE)
             .with_inner_size(layout::SIZE)
-            .with_min_inner_size([
-                layout::SCREEN_X + 200.0,
-                layout::PANEL[1] + layout::PANEL[3],
-            ])
+            .with_min_inner_size(layout::MIN_SIZE)
             .with_position([0.0, 0.0]),
         ..Default::default()
     };

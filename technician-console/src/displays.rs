@@ -1,0 +1,243 @@
+//! Switching the remote display during a session, and where the display picker sits.
+//!
+//! [`ScreenStreams`] owns the view and control streams of the display being shown. [`ScreenStreams::open`]
+//! closes them and opens new ones on another display of the same session (no reconnect, no new
+//! consent): the agent ends the old capture when its view stream closes. The window's input queue
+//! stays the same across switches; a forwarding task hands each event to the current control stream.
+//!
+//! The picker ([`crate::viewer::ScreenPane::bar`]) is a row of buttons at fixed offsets from an origin
+//! the window chooses, so the UI tests click there: "Fit"/"1:1" first, then one button per display.
+
+use std::sync::{Arc, Mutex};
+
+use tether_proto::Scope;
+use tether_proto::screen::{ALL_MONITORS, DisplayInfo, InputEvent};
+use tether_proto::text::display_safe;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::error::ConsoleError;
+use crate::session::Session;
+use crate::viewer::{self, Shared};
+
+/// Depth of the queue to one control stream.
+pub const CONTROL_QUEUE: usize = 64;
+
+/// The "Fit" / "1:1" toggle, from the picker's origin (`[x, y, width, height]`, points).
+pub fn fit_button((x, y): (f32, f32)) -> [f32; 4] {
+    [x, y, 56.0, 26.0]
+}
+
+/// The `i`-th display's button, from the picker's origin.
+pub fn display_button((x, y): (f32, f32), i: usize) -> [f32; 4] {
+    [x + 62.0 + 118.0 * i as f32, y, 112.0, 26.0]
+}
+
+/// A display's button label: its number (from 1, as people count) and name.
+pub fn label(d: &DisplayInfo) -> String {
+    let name: String = display_safe(&d.name).chars().take(10).collect();
+    if d.name == ALL_MONITORS {
+        "All".to_string()
+    } else if name.is_empty() {
+        format!("{}", d.index + 1)
+    } else {
+        format!("{}: {name}", d.index + 1)
+    }
+}
+
+/// Most characters of a display's name shown anywhere (the agent names them; RandR names are short).
+pub const MAX_NAME_SHOWN: usize = 40;
+
+/// A display in one line, for status lines and logs.
+pub fn describe(d: &DisplayInfo) -> String {
+    let name: String = display_safe(&d.name).chars().take(MAX_NAME_SHOWN).collect();
+    format!(
+        "display {} {} {}x{} at ({}, {})",
+        d.index, name, d.width, d.height, d.x, d.y
+    )
+}
+
+/// Closes the way from the window's input queue to the remote: once the user took back control,
+/// nothing more is forwarded, on this display or any other the technician switches to.
+#[derive(Debug, Clone)]
+pub struct InputGate {
+    current: Arc<Mutex<Option<mpsc::Sender<InputEvent>>>>,
+    closed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl InputGate {
+    /// Closes the gate; `true` if it was open.
+    pub fn close(&self) -> bool {
+        if let Ok(mut c) = self.current.lock() {
+            *c = None;
+        }
+        !self.closed.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// The view (and, with `control`, input) streams of the display being shown.
+#[derive(Debug)]
+pub struct ScreenStreams {
+    state: Shared,
+    tasks: JoinSet<()>,
+    forward: JoinSet<()>,
+    current: Arc<Mutex<Option<mpsc::Sender<InputEvent>>>>,
+    gate: InputGate,
+}
+
+impl ScreenStreams {
+    /// Streams into `state`; `input` (when given) is the window's queue of events for the remote.
+    pub fn new(state: Shared, input: Option<mpsc::Receiver<InputEvent>>) -> Self {
+        let current: Arc<Mutex<Option<mpsc::Sender<InputEvent>>>> = Arc::new(Mutex::new(None));
+        let mut forward = JoinSet::new();
+        if let Some(mut input) = input {
+            let to = current.clone();
+            forward.spawn(async move {
+                while let Some(e) = input.recv().await {
+                    // Cloned out so that the lock is never held across the send.
+                    let tx = to.lock().ok().and_then(|c| c.clone());
+                    if let Some(tx) = tx {
+                        let _ = tx.send(e).await;
+                    }
+                }
+            });
+        }
+        let gate = InputGate {
+            current: current.clone(),
+            closed: Default::default(),
+        };
+        ScreenStreams {
+            state,
+            tasks: JoinSet::new(),
+            forward,
+            current,
+            gate,
+        }
+    }
+
+    /// The gate that stops input for good (the user took back control).
+    pub fn input_gate(&self) -> InputGate {
+        self.gate.clone()
+    }
+
+    /// Closes the current streams, if any, and shows display `display` instead: its view, and its
+    /// control when `control` is granted. The list of displays is fetched again each time.
+    pub async fn open(&mut self, session: &mut Session, display: u32) -> Result<(), ConsoleError> {
+        self.stop().await;
+        // Asked again on every switch: a monitor plugged in or removed shows in the picker.
+        if let Ok(list) = session.displays().await
+            && let Ok(mut s) = self.state.lock()
+        {
+            s.displays = list;
+        }
+        if let Ok(mut s) = self.state.lock() {
+            s.stopped = None;
+            s.note = None;
+            s.cursor = None;
+            s.cursor_shape = None;
+        }
+        let view = match session.view(display).await {
+            Ok(v) => v,
+            Err(e) => {
+                if let Ok(mut s) = self.state.lock() {
+                    s.stopped = Some(e.to_string());
+                }
+                return Err(e);
+            }
+        };
+        if let Ok(mut s) = self.state.lock() {
+            s.display = Some(view.display.clone());
+        }
+        self.tasks
+            .spawn(viewer::pump_view(view, session.link(), self.state.clone()));
+        if session.granted.contains(Scope::Control) && !self.gate.is_closed() {
+            match session.control(display).await {
+                Ok(control) => {
+                    let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+                    if let Ok(mut c) = self.current.lock() {
+                        *c = Some(tx);
+                    }
+                    self.tasks
+                        .spawn(viewer::pump_input(control, rx, self.state.clone()));
+                }
+                Err(e) => {
+                    if let Ok(mut s) = self.state.lock() {
+                        s.note = Some(e.to_string());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the current display's streams (the agent stops capturing it).
+    pub async fn stop(&mut self) {
+        if let Ok(mut c) = self.current.lock() {
+            *c = None;
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Closes everything, the input forwarding too.
+    pub async fn shutdown(&mut self) {
+        self.stop().await;
+        self.forward.abort_all();
+        while self.forward.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn display(index: u32, name: &str) -> DisplayInfo {
+        DisplayInfo {
+            index,
+            name: name.into(),
+            x: 1280,
+            y: 0,
+            width: 1280,
+            height: 1024,
+            primary: false,
+        }
+    }
+
+    #[test]
+    fn labels_count_from_one_and_hostile_names_are_cut_and_made_safe() {
+        assert_eq!(label(&display(1, "HDMI-1")), "2: HDMI-1");
+        assert_eq!(label(&display(2, ALL_MONITORS)), "All");
+        assert_eq!(label(&display(0, "")), "1");
+        let hostile = label(&display(0, "\u{202e}evil\nname that goes on and on"));
+        assert!(hostile.chars().count() <= 13, "{hostile}");
+        assert!(
+            !hostile.contains('\u{202e}') && !hostile.contains('\n'),
+            "{hostile}"
+        );
+        assert_eq!(
+            describe(&display(0, &"x".repeat(5000))).len(),
+            "display 0  1280x1024 at (1280, 0)".len() + MAX_NAME_SHOWN
+        );
+        assert_eq!(
+            describe(&display(1, "RIGHT")),
+            "display 1 RIGHT 1280x1024 at (1280, 0)"
+        );
+    }
+
+    #[test]
+    fn picker_buttons_sit_in_a_row_without_overlapping() {
+        let o = (100.0, 20.0);
+        let fit = fit_button(o);
+        let mut right = fit[0] + fit[2];
+        for i in 0..4 {
+            let b = display_button(o, i);
+            assert!(b[0] > right, "button {i} overlaps the one before");
+            assert_eq!(b[1], o.1);
+            right = b[0] + b[2];
+        }
+    }
+}
