@@ -20,6 +20,7 @@
 //! - [`text`]: the one rule for showing text another party wrote ([`text::display_safe`]).
 //! - [`records`]: session records (ticket, reason, notes, probes run, resolution) and their queries.
 //! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
+//! - [`keys`]: physical keys — the one table of W3C code names, USB HID usages and evdev codes.
 
 pub mod chat;
 pub mod code;
@@ -27,6 +28,7 @@ pub mod codec;
 pub mod diag;
 pub mod fleet;
 pub mod inventory;
+pub mod keys;
 pub mod msg;
 pub mod pairing;
 pub mod records;
@@ -41,8 +43,9 @@ pub use scope::{Scope, ScopeSet};
 
 /// The protocol version this build speaks. Sent in every [`msg::Hello`]; a relay refuses any other
 /// version with a clear reason rather than meet messages it cannot decode. Version 2 added the fleet's
-/// `Resync`, session-ending protocol errors on request streams, and the screen's pixel limits.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// `Resync`, session-ending protocol errors on request streams, and the screen's pixel limits. Version 3 made keys physical (HID usages, press and release),
+/// added the back and forward buttons, smooth scrolling and `ReleaseAll`.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The QUIC ALPN for protocol version 1. A peer offering anything else fails the TLS handshake.
 pub const ALPN: &[u8] = b"tether/1";
