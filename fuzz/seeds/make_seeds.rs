@@ -12,7 +12,7 @@ use tether_proto::fleet::{
 };
 use tether_proto::inventory::{Inventory, Package, PackageSource};
 use tether_proto::screen::{
-    Action, BPP, FrameEncoder, InputEvent, InputReply, Key, MouseButton, ScreenMsg, ViewerMsg,
+    Action, BPP, FrameEncoder, InputEvent, InputReply, KeyId, MouseButton, ScreenMsg, ViewerMsg,
     dirty_rects,
 };
 
@@ -89,11 +89,11 @@ fn main() {
         },
         InputEvent::Scroll { dx: 0, dy: -3 },
         InputEvent::Key {
-            key: Key::Char('é'),
+            key: tether_proto::screen::Code::ControlLeft.into(),
             action: Action::Press,
         },
         InputEvent::Key {
-            key: Key::Raw(0xff0d),
+            key: KeyId(0xffff),
             action: Action::Release,
         },
         InputEvent::Text("hello \u{202e}world".into()),

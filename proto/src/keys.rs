@@ -223,10 +223,7 @@ mod tests {
 
     #[test]
     fn an_unknown_name_or_usage_is_an_error() {
-        assert_eq!(
-            "Ctrl".parse::<Code>(),
-            Err(UnknownKey("Ctrl".to_string()))
-        );
+        assert_eq!("Ctrl".parse::<Code>(), Err(UnknownKey("Ctrl".to_string())));
         assert_eq!(KeyId(0x01).code(), None);
         assert_eq!(KeyId(0xffff).to_string(), "unknown key 0xffff");
     }
@@ -239,7 +236,10 @@ mod tests {
             assert_eq!(c.name().to_ascii_uppercase().parse::<Code>(), Ok(c));
             assert_eq!(KeyId::from(c).code(), Some(c));
             let bytes = crate::codec::to_body(&KeyId::from(c)).unwrap();
-            assert_eq!(crate::codec::from_body::<KeyId>(&bytes).unwrap(), KeyId::from(c));
+            assert_eq!(
+                crate::codec::from_body::<KeyId>(&bytes).unwrap(),
+                KeyId::from(c)
+            );
         }
     }
 

@@ -5,6 +5,8 @@
 //! - [`chat`]: the line-based chat of `tether-console chat`.
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
+//! - [`keys`]: physical keys from egui and from the CLI's names and chords, and the screen pane's
+//!   keyboard capture.
 //! - [`records`]: session records (list, show, search, note, close) and the facts a session posts.
 //! - [`render`]: human tables for the command line (JSON output is serde's).
 //! - [`screen`]: view and control streams ([`Session::view`], [`Session::control`]), PNG snapshots.
@@ -16,6 +18,7 @@
 pub mod chat;
 pub mod error;
 pub mod fleet;
+pub mod keys;
 pub mod records;
 pub mod render;
 pub mod screen;

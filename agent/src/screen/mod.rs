@@ -6,7 +6,9 @@
 //!   (scrap's capturer is not `Send`). Nothing is opened before the user grants `view`.
 //! - [`InputProvider`] / [`InputSink`]: open an injector; used only after `control` is granted.
 //! - `scrap_x11`: the scrap capture backend (X11 shared memory), plus the cursor position via x11rb.
-//! - `enigo_input`: the enigo input backend (XTEST on X11).
+//! - `x11_input`: the X11 input backend (XTEST through x11rb for keys, buttons and motion; enigo for
+//!   text).
+//! - `held`: what a control stream holds down, and the key-press rate bound (pure).
 //! - `view`: the view stream — capture thread, tile diff + zstd, latest frame wins.
 //! - `control`: the control stream — one reply per event, grant checked on every event.
 //!
@@ -14,18 +16,20 @@
 //! process (the tests) can each use their own X server.
 
 mod control;
-mod enigo_input;
+mod held;
 mod scrap_x11;
 mod shared;
 mod view;
+mod x11_input;
 
 use std::fmt::Debug;
 
 use tether_proto::screen::{DisplayInfo, InputEvent};
 
-pub use enigo_input::EnigoInput;
+pub use held::{KEY_BURST, KEY_PRESSES_PER_SECOND, MAX_HELD_KEYS, MAX_SCROLL_NOTCHES};
 pub use scrap_x11::ScrapScreen;
 pub use shared::{REUSE_WITHIN, SharedScreen};
+pub use x11_input::X11Input;
 
 pub(crate) use control::serve_control;
 pub(crate) use view::serve_view;
