@@ -120,6 +120,11 @@ pub struct ScreenPane {
     captured: bool,
     /// Take the keyboard as soon as the screen shows (the viewer window, which has nothing else).
     autofocus: bool,
+    /// Take the keyboard back at the next frame: the window lost its focus while the pane had the
+    /// keyboard, and has it again.
+    regain: bool,
+    /// The pane had the keyboard when the window lost focus.
+    had_it: bool,
     /// Buttons pressed on the remote, released there even when the pointer left the pane.
     buttons_down: Vec<egui::PointerButton>,
     /// A session-switching shortcut waiting for the technician's confirmation (index in `SPECIAL`).
@@ -165,6 +170,8 @@ impl ScreenPane {
             capture: Capture::default(),
             captured: false,
             autofocus: false,
+            regain: false,
+            had_it: false,
             buttons_down: Vec::new(),
             confirm: None,
         }
@@ -343,8 +350,9 @@ impl ScreenPane {
                 (v.y.floor() as i32).clamp(0, size.y as i32 - 1),
             )
         };
-        if resp.is_pointer_button_down_on() || (self.autofocus && !self.captured) {
+        if resp.is_pointer_button_down_on() || self.autofocus || self.regain {
             self.autofocus = false;
+            self.regain = false;
             resp.request_focus();
         }
         let captured = ui.memory(|m| m.has_focus(id));
@@ -410,7 +418,9 @@ impl ScreenPane {
                         self.queue(InputEvent::ScrollFine { dx, dy });
                     }
                 }
+                egui::Event::WindowFocused(true) => self.regain = std::mem::take(&mut self.had_it),
                 egui::Event::WindowFocused(false) => {
+                    self.had_it = self.had_it || self.captured;
                     if self.captured {
                         ui.memory_mut(|m| m.surrender_focus(id));
                         self.captured = false;
@@ -430,6 +440,7 @@ impl ScreenPane {
                         self.queue(e);
                     }
                     if release {
+                        self.had_it = false;
                         ui.memory_mut(|m| m.surrender_focus(id));
                         self.captured = false;
                         self.release_keyboard();

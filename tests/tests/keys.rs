@@ -1,0 +1,302 @@
+//! Keyboard and mouse through the real viewer window (`tether-console connect`), driven by xdotool on
+//! the console's own Xvfb as a technician's keyboard would, into real xterms on the agent's Xvfb;
+//! plus the key table checked against a real X server's keyboard map. Needs Xvfb, xterm and xdotool
+//! (`packaging/system-packages`, group `demo`); without them these tests fail loudly rather than skip.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tether_agent::ShareConfig;
+use tether_agent::screen::{ScrapScreen, X11Input};
+use tether_agent::ui::AgentEvent;
+use tether_proto::screen::Code;
+use tether_tests::gui::{Gui, relay_args};
+use tether_tests::procs::bin;
+use tether_tests::{TestAgent, TestRelay, Xvfb};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::ConnectionExt;
+
+/// The agent's side: an Xvfb with the user's terminals, and the library agent whose user allows
+/// `view` and `control`.
+struct Remote {
+    x: Xvfb,
+    agent: TestAgent,
+    dir: tempfile::TempDir,
+}
+
+fn remote(relay: &TestRelay) -> Remote {
+    let x = Xvfb::start_free();
+    let mut config = ShareConfig::new(relay.target());
+    config.screen = Arc::new(ScrapScreen::new(Some(x.display.clone())));
+    config.input = Arc::new(X11Input::new(Some(x.display.clone())));
+    let agent = TestAgent::spawn_with(config, Some("view,control".parse().unwrap()));
+    Remote {
+        x,
+        agent,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Remote {
+    /// An xterm titled `title` at `geometry` running `script` under sh.
+    fn xterm(&mut self, title: &str, geometry: &str, script: &str) {
+        self.x.spawn(
+            "xterm",
+            &[
+                // Alt+x as ESC x, as most terminal users configure it (xterm's default sets bit 8).
+                "-xrm",
+                "XTerm*metaSendsEscape: true",
+                "-title",
+                title,
+                "-geometry",
+                geometry,
+                "-e",
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        let out = self.x.cmd(
+            "xdotool",
+            &["search", "--sync", "--onlyvisible", "--name", title],
+        );
+        assert!(out.status.success(), "xterm {title} did not show: {out:?}");
+    }
+
+    /// Gives `title` the agent's keyboard focus (what the user would do by clicking it).
+    fn focus(&self, title: &str) {
+        let out = self.x.cmd(
+            "xdotool",
+            &["search", "--name", title, "windowfocus", "--sync"],
+        );
+        assert!(out.status.success(), "focus {title}: {out:?}");
+    }
+
+    fn file(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// The real viewer on its own Xvfb, connected with the agent's code.
+async fn viewer(relay: &TestRelay, r: &mut Remote) -> Gui {
+    let code = r.agent.code().await.to_string();
+    let mut c = Command::new(bin("tether-console"));
+    c.args(relay_args(relay))
+        .args(["connect", "--code", &code])
+        .env("TETHER_TOKEN", &relay.token);
+    let g = tokio::task::block_in_place(|| Gui::start(c, (1400, 900), "Tether viewer"));
+    // The window opens only once the user has allowed the session.
+    g
+}
+
+/// Types `keys` (xdotool names) into the viewer as a technician would: the viewer's window has
+/// the focus and the pointer is over the remote screen.
+fn press(g: &Gui, keys: &[&str]) {
+    g.xdotool(&[
+        "search",
+        "--onlyvisible",
+        "--name",
+        "Tether viewer",
+        "windowfocus",
+        "--sync",
+    ]);
+    g.xdotool(&["mousemove", "300", "300"]);
+    let mut args = vec!["key", "--clearmodifiers", "--delay", "120"];
+    args.extend_from_slice(keys);
+    g.xdotool(&args);
+}
+
+/// Waits until `path` holds at least `len` bytes (or 20 s), then returns them.
+fn bytes(path: &Path, len: usize) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = std::fs::read(path).unwrap_or_default();
+        if got.len() >= len || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The keycodes held down on the X server `display` (core `QueryKeymap`).
+fn keys_down(display: &str) -> Vec<u8> {
+    let (conn, _) = x11rb::connect(Some(display)).expect("connect to the agent's X server");
+    let map = conn.query_keymap().unwrap().reply().unwrap();
+    (0u16..256)
+        .filter(|k| map.keys[usize::from(k / 8)] & (1 << (k % 8)) != 0)
+        .map(|k| k as u8)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shortcuts_typed_into_the_viewer_reach_a_remote_xterm_byte_for_byte() {
+    let relay = TestRelay::start().await;
+    let mut r = remote(&relay);
+    let raw = r.file("bytes");
+    // Raw mode: every byte the terminal sends is written as it comes, Ctrl+C included.
+    r.xterm(
+        "KEYS-RAW",
+        "80x20+0+0",
+        &format!(
+            "stty raw -echo; exec dd bs=1 of={} 2>/dev/null",
+            raw.display()
+        ),
+    );
+    r.focus("KEYS-RAW");
+    let g = viewer(&relay, &mut r).await;
+    let cases: &[(&str, &[u8])] = &[
+        ("ctrl+a", b"\x01"),
+        ("ctrl+c", b"\x03"),
+        ("ctrl+l", b"\x0c"),
+        ("alt+x", b"\x1bx"),
+        ("shift+Tab", b"\x1b[Z"),
+        ("Tab", b"\t"),
+        ("F1", b"\x1bOP"),
+        ("F5", b"\x1b[15~"),
+        ("F12", b"\x1b[24~"),
+        ("Home", b"\x1b[H"),
+        ("End", b"\x1b[F"),
+        ("Prior", b"\x1b[5~"),
+        ("Insert", b"\x1b[2~"),
+        // xterm gives Ctrl+Shift+letter the letter's control code; Ctrl+Shift+F5 shows that both
+        // modifiers were held across the key.
+        ("ctrl+shift+a", b"\x01"),
+        ("ctrl+shift+F5", b"\x1b[15;6~"),
+        // Tab then Enter: in the old viewer this pressed "End session".
+        ("Tab", b"\t"),
+        ("Return", b"\r"),
+    ];
+    let keys: Vec<&str> = cases.iter().map(|(k, _)| *k).collect();
+    let want: Vec<u8> = cases.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+    tokio::task::block_in_place(|| press(&g, &keys));
+    let got = tokio::task::block_in_place(|| bytes(&raw, want.len()));
+    assert_eq!(
+        String::from_utf8_lossy(&got).escape_debug().to_string(),
+        String::from_utf8_lossy(&want).escape_debug().to_string(),
+        "keys {keys:?}"
+    );
+    // The session goes on after Tab, Enter: no end on either side, and the viewer still runs.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut g = g;
+    assert!(g.still_running(), "the viewer ended after Tab, Enter");
+    assert!(
+        !r.agent.saw(|e| matches!(e, AgentEvent::Ended { .. })),
+        "the session ended"
+    );
+
+    // Ctrl+C stops a running command in a normal (cooked) terminal.
+    let log = r.file("sleep.log");
+    r.xterm(
+        "KEYS-SLEEP",
+        "80x20+900+0",
+        &format!(
+            "trap 'echo interrupted >> {0}' INT; echo started >> {0}; sleep 100; echo finished >> {0}",
+            log.display()
+        ),
+    );
+    tokio::task::block_in_place(|| bytes(&log, "started\n".len()));
+    r.focus("KEYS-SLEEP");
+    let t0 = Instant::now();
+    tokio::task::block_in_place(|| press(&g, &["ctrl+c"]));
+    let text = tokio::task::block_in_place(|| bytes(&log, "started\ninterrupted\n".len()));
+    assert!(
+        String::from_utf8_lossy(&text).contains("interrupted"),
+        "sleep 100 was not interrupted: {:?}",
+        String::from_utf8_lossy(&text)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_stays_down_on_the_agent_after_the_viewer_dies_mid_chord() {
+    let relay = TestRelay::start().await;
+    let mut r = remote(&relay);
+    r.xterm("KEYS-HOLD", "80x20+0+0", "exec cat > /dev/null");
+    r.focus("KEYS-HOLD");
+    let mut g = viewer(&relay, &mut r).await;
+    let (ctrl, shift) = (
+        (Code::ControlLeft.evdev() + 8) as u8,
+        (Code::ShiftLeft.evdev() + 8) as u8,
+    );
+    tokio::task::block_in_place(|| {
+        g.xdotool(&[
+            "search",
+            "--onlyvisible",
+            "--name",
+            "Tether viewer",
+            "windowfocus",
+            "--sync",
+        ]);
+        g.xdotool(&["mousemove", "300", "300"]);
+        g.xdotool(&["keydown", "ctrl", "shift"]);
+    });
+    // First the chord really is held on the user's machine...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(keys_down(&r.x.display).contains(&ctrl) && keys_down(&r.x.display).contains(&shift)) {
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl+Shift never went down on the agent: {:?}",
+            keys_down(&r.x.display)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...then the technician's console dies without a word.
+    g.child.0.kill().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let down = keys_down(&r.x.display);
+        if down.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "keys still down on the agent 20 s after the viewer died: {down:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every key in the table has a keycode on a real X server's default (evdev) map, and the keys of a
+/// 105-key keyboard have a symbol there.
+#[test]
+fn every_key_maps_to_a_keycode_on_xvfbs_default_map() {
+    let x = Xvfb::start_free();
+    let (conn, _) = x11rb::connect(Some(&x.display)).unwrap();
+    let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+    let map = conn
+        .get_keyboard_mapping(min, max - min + 1)
+        .unwrap()
+        .reply()
+        .unwrap();
+    let per = usize::from(map.keysyms_per_keycode);
+    let mut missing = Vec::new();
+    for c in Code::ALL {
+        let k = u8::try_from(c.evdev() + 8).unwrap();
+        assert!((min..=max).contains(&k), "{c}: keycode {k} out of range");
+        let syms = &map.keysyms[usize::from(k - min) * per..][..per];
+        // Keys of Asian layouts and F13 and up may have no symbol on a US map; everything on a
+        // 105-key keyboard must.
+        let optional = c.name().starts_with("Lang")
+            || c.name().starts_with("Intl") && *c != Code::IntlBackslash
+            || matches!(
+                c,
+                Code::KanaMode | Code::Convert | Code::NonConvert | Code::NumpadComma
+            )
+            || c.name().len() == 3 && c.name().starts_with('F') && c.name()[1..] > *"12";
+        if !optional && syms.iter().all(|s| *s == 0) {
+            missing.push(c.name());
+        }
+    }
+    assert!(missing.is_empty(), "no keysym on Xvfb for {missing:?}");
+    // Spot checks of the keysyms themselves (layout-independent keys).
+    let sym = |c: Code| map.keysyms[usize::from((c.evdev() + 8) as u8 - min) * per];
+    assert_eq!(sym(Code::Escape), 0xff1b);
+    assert_eq!(sym(Code::Home), 0xff50);
+    assert_eq!(sym(Code::ControlRight), 0xffe4);
+    assert_eq!(sym(Code::F12), 0xffc9);
+    assert_eq!(sym(Code::KeyA), u32::from(b'a'));
+}
