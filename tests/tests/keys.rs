@@ -11,9 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_agent::ShareConfig;
-use tether_agent::screen::{ScrapScreen, X11Input};
-use tether_agent::ui::AgentEvent;
-use tether_proto::screen::Code;
+use tether_agent::screen::{
+    KEY_BURST, KEY_PRESSES_PER_SECOND, MAX_HELD_KEYS, ScrapScreen, X11Input,
+};
+use tether_agent::ui::{AgentEvent, UserCommand};
+use tether_console::{ConsoleError, open_session};
+use tether_proto::screen::{Action, Code, InputEvent, KeyId, MouseButton};
 use tether_tests::gui::{Gui, relay_args};
 use tether_tests::procs::bin;
 use tether_tests::{TestAgent, TestRelay, Xvfb};
@@ -299,4 +302,143 @@ fn every_key_maps_to_a_keycode_on_xvfbs_default_map() {
     assert_eq!(sym(Code::ControlRight), 0xffe4);
     assert_eq!(sym(Code::F12), 0xffc9);
     assert_eq!(sym(Code::KeyA), u32::from(b'a'));
+}
+
+fn key(c: Code, action: Action) -> InputEvent {
+    InputEvent::Key {
+        key: c.into(),
+        action,
+    }
+}
+
+/// Bad input on a control stream, from a console library that sends whatever it is told: each is
+/// answered with a reason, nothing stays down, and the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_key_input_is_bounded_answered_and_the_session_goes_on() {
+    let relay = TestRelay::start().await;
+    let mut r = remote(&relay);
+    r.xterm("KEYS-BAD", "80x20+0+0", "exec cat > /dev/null");
+    r.focus("KEYS-BAD");
+    let code = r.agent.code().await;
+    let mut session = open_session(&relay.console(), code, "view,control".parse().unwrap())
+        .await
+        .unwrap();
+    let mut control = session.control(0).await.unwrap();
+
+    // 1. An id no key has (the wire carries a number, so this decodes): refused, with its number.
+    let err = control
+        .send(&InputEvent::Key {
+            key: KeyId(0x0001),
+            action: Action::Press,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ConsoleError::Failed(m) if m == "unknown key 0x01 is not a key this agent knows"),
+        "{err:?}"
+    );
+
+    // 2. A release without a press: harmless, and said so.
+    let note = control
+        .send(&key(Code::AltLeft, Action::Release))
+        .await
+        .unwrap();
+    assert_eq!(
+        note.as_deref(),
+        Some("AltLeft was not pressed; release ignored")
+    );
+
+    // 3. A chord of 50 keys: the first MAX_HELD_KEYS go down, the rest are refused by name.
+    let mut refused = Vec::new();
+    for c in &Code::ALL[..50] {
+        if let Err(ConsoleError::Failed(m)) = control.send(&key(*c, Action::Press)).await {
+            refused.push(m);
+        }
+    }
+    assert_eq!(refused.len(), 50 - MAX_HELD_KEYS, "{refused:?}");
+    assert!(
+        refused[0].contains(&format!("at most {MAX_HELD_KEYS} keys can be held at once")),
+        "{}",
+        refused[0]
+    );
+    assert_eq!(keys_down(&r.x.display).len(), MAX_HELD_KEYS);
+    // ReleaseAll (what the console sends when its window loses focus) lets go of all of them.
+    control.send(&InputEvent::ReleaseAll).await.unwrap();
+    assert_eq!(keys_down(&r.x.display), Vec::<u8>::new());
+
+    // 4. 10,000 key presses as fast as the stream goes: bounded by the rate, the rest refused.
+    let t0 = Instant::now();
+    let mut injected = 0u32;
+    for _ in 0..10_000 {
+        match control.send(&key(Code::KeyQ, Action::Click)).await {
+            Ok(_) => injected += 1,
+            Err(ConsoleError::Failed(m)) => assert!(m.contains("key presses a second"), "{m}"),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let bound = f64::from(KEY_BURST) + f64::from(KEY_PRESSES_PER_SECOND) * secs + 1.0;
+    assert!(
+        f64::from(injected) <= bound,
+        "{injected} presses injected in {secs:.1} s; the bound is {bound:.0}"
+    );
+    assert!(injected >= KEY_BURST, "{injected}");
+
+    // The session goes on: after a quiet moment a key works, nothing is held, viewing works.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    control.send(&key(Code::KeyW, Action::Click)).await.unwrap();
+    assert_eq!(keys_down(&r.x.display), Vec::<u8>::new());
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    assert!(!r.agent.saw(|e| matches!(e, AgentEvent::Ended { .. })));
+}
+
+/// The user pressing "Stop control" mid-chord releases the technician's keys at once, without
+/// waiting for the technician's next event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_control_mid_chord_releases_the_held_keys() {
+    let relay = TestRelay::start().await;
+    let mut r = remote(&relay);
+    r.xterm("KEYS-REVOKE", "80x20+0+0", "exec cat > /dev/null");
+    r.focus("KEYS-REVOKE");
+    let code = r.agent.code().await;
+    let mut session = open_session(&relay.console(), code, "view,control".parse().unwrap())
+        .await
+        .unwrap();
+    let mut control = session.control(0).await.unwrap();
+    for c in [Code::ControlLeft, Code::AltLeft] {
+        control.send(&key(c, Action::Press)).await.unwrap();
+    }
+    control
+        .send(&InputEvent::Button {
+            button: MouseButton::Left,
+            action: Action::Press,
+        })
+        .await
+        .unwrap();
+    assert_eq!(keys_down(&r.x.display).len(), 2);
+    r.agent
+        .commands
+        .send(UserCommand::RevokeControl)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !keys_down(&r.x.display).is_empty() || button_down(&r.x.display) {
+        assert!(
+            Instant::now() < deadline,
+            "still down after Stop control: keys {:?}",
+            keys_down(&r.x.display)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(control);
+    session.end().await;
+}
+
+/// Whether any pointer button is down on `display`.
+fn button_down(display: &str) -> bool {
+    let (conn, screen) = x11rb::connect(Some(display)).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let q = conn.query_pointer(root).unwrap().reply().unwrap();
+    u16::from(q.mask) & 0x1f00 != 0
 }
