@@ -442,3 +442,34 @@ fn button_down(display: &str) -> bool {
     let q = conn.query_pointer(root).unwrap().reply().unwrap();
     u16::from(q.mask) & 0x1f00 != 0
 }
+
+/// `tether-console input key CHORD`, the real binary: a chord in xdotool's syntax arrives as the
+/// keys held together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_a_chord_in_xdotool_syntax() {
+    let relay = TestRelay::start().await;
+    let mut r = remote(&relay);
+    let raw = r.file("bytes");
+    r.xterm(
+        "KEYS-CLI",
+        "80x20+0+0",
+        &format!(
+            "stty raw -echo; exec dd bs=1 of={} 2>/dev/null",
+            raw.display()
+        ),
+    );
+    r.focus("KEYS-CLI");
+    let code = r.agent.code().await.to_string();
+    let out = tokio::task::block_in_place(|| {
+        Command::new(bin("tether-console"))
+            .args(relay_args(&relay))
+            .args(["input", "--code", &code, "key", "ctrl+shift+F5"])
+            .env("TETHER_TOKEN", &relay.token)
+            .output()
+            .unwrap()
+    });
+    assert!(out.status.success(), "{out:?}");
+    let got = tokio::task::block_in_place(|| bytes(&raw, 7));
+    assert_eq!(got, b"\x1b[15;6~");
+    assert_eq!(keys_down(&r.x.display), Vec::<u8>::new());
+}
