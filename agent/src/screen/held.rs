@@ -144,11 +144,7 @@ impl Held {
             InputEvent::Button {
                 button,
                 action: Action::Press,
-            } => {
-                if !self.buttons.contains(button) {
-                    self.buttons.push(*button);
-                }
-            }
+            } if !self.buttons.contains(button) => self.buttons.push(*button),
             InputEvent::Button {
                 button,
                 action: Action::Release,
