@@ -262,12 +262,8 @@ impl ScreenPane {
                 return;
             }
             ui.label("Send:");
-            for (i, (name, chord, ask)) in keys::SPECIAL.iter().enumerate() {
-                if *ask {
-                    continue;
-                }
-                if ui.button(*name).clicked() {
-                    let _ = i;
+            for (name, chord, ask) in keys::SPECIAL {
+                if !*ask && ui.button(*name).clicked() {
                     self.send_chord(chord, ui);
                 }
             }

@@ -473,3 +473,85 @@ async fn the_cli_sends_a_chord_in_xdotool_syntax() {
     assert_eq!(got, b"\x1b[15;6~");
     assert_eq!(keys_down(&r.x.display), Vec::<u8>::new());
 }
+
+/// The console window's live screen: a click on it captures the keyboard, Tab, Enter, Ctrl+C and
+/// Escape reach the remote xterm and end nothing, and Right Ctrl gives the keyboard back (the next
+/// Tab stays in the console).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_windows_screen_captures_the_keyboard_until_right_ctrl() {
+    use tether_agent::window::layout as agent;
+    use tether_console::window::layout as console;
+    use tether_proto::{Scope, ScopeSet};
+    let relay = TestRelay::start().await;
+    let (a, c, raw, _xterm, _dir) = tokio::task::block_in_place(|| {
+        let a = Gui::agent(&relay, 60);
+        a.click(agent::centre(agent::GET_HELP));
+        let code = a.expect("session code:");
+        let code = code.split("code:").nth(1).unwrap().trim().to_string();
+        let c = Gui::console(&relay);
+        for (i, s) in Scope::ALL.iter().enumerate() {
+            if ScopeSet::all().contains(*s) {
+                c.click(console::tick(console::scope_box(i)));
+            }
+        }
+        c.type_into(console::centre(console::CODE), &code);
+        c.click(console::centre(console::CONNECT));
+        a.expect("asks to:");
+        std::thread::sleep(Duration::from_secs(1));
+        for row in [0, 1, 2, 3] {
+            a.click(agent::scope_box(row));
+        }
+        a.click(agent::centre(agent::ALLOW));
+        c.expect("consent: granted view,control");
+        // The user's terminal, on top of the agent window, with the keyboard.
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("bytes");
+        let xterm = tether_tests::procs::Kill(
+            Command::new("xterm")
+                .args([
+                    "-title",
+                    "KEYS-WINDOW",
+                    "-geometry",
+                    "80x20+0+0",
+                    "-e",
+                    "sh",
+                    "-c",
+                ])
+                .arg(format!(
+                    "stty raw -echo; exec dd bs=1 of={} 2>/dev/null",
+                    raw.display()
+                ))
+                .env("DISPLAY", &a.x.display)
+                .spawn()
+                .unwrap(),
+        );
+        for args in [
+            &["search", "--sync", "--onlyvisible", "--name", "KEYS-WINDOW"][..],
+            &["search", "--name", "KEYS-WINDOW", "windowfocus", "--sync"][..],
+        ] {
+            a.xdotool(args);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        (a, c, raw, xterm, dir)
+    });
+    tokio::task::block_in_place(|| {
+        // A click on the live screen (it lands on the remote xterm) captures the keyboard.
+        c.click((console::SCREEN_X as i32 + 60, 220));
+        c.xdotool(&["key", "--delay", "150", "Tab", "Return", "ctrl+c", "Escape"]);
+        let got = bytes(&raw, 4);
+        assert_eq!(got, b"\t\r\x03\x1b");
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(
+            !c.saw("session ended"),
+            "a key in the screen ended the session"
+        );
+        // Right Ctrl releases: the next Tab is the console's, not the remote's.
+        c.xdotool(&["key", "Control_R"]);
+        std::thread::sleep(Duration::from_millis(500));
+        c.xdotool(&["key", "Tab"]);
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(std::fs::read(&raw).unwrap(), b"\t\r\x03\x1b");
+        assert!(!c.saw("session ended"));
+    });
+    drop(a);
+}
