@@ -223,10 +223,12 @@ impl ScreenPane {
             ui.label("waiting for the first frame...");
             return;
         };
+        // The bar wraps within the pane's width rather than widening it (and the picture with it).
+        let width = ui.available_width();
         if self.input.is_some() {
-            self.keys_bar(ui);
+            self.keys_bar(ui, width);
         }
-        let avail = ui.available_size();
+        let avail = egui::vec2(width, ui.available_height());
         let scale = (avail.x / size.x).min(avail.y / size.y).min(1.0);
         let image = ui.add(egui::Image::new((tex_id, size * scale)));
         let resp = ui.interact(
@@ -238,8 +240,9 @@ impl ScreenPane {
     }
 
     /// The capture note and the shortcuts a local OS would take for itself.
-    fn keys_bar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
+    fn keys_bar(&mut self, ui: &mut egui::Ui, width: f32) {
+        ui.horizontal_wrapped(|ui| {
+            ui.set_max_width(width);
             if self.captured {
                 ui.colored_label(egui::Color32::from_rgb(0, 150, 70), keys::CAPTURED_NOTE);
             } else {
@@ -346,7 +349,7 @@ impl ScreenPane {
                 (v.y.floor() as i32).clamp(0, size.y as i32 - 1),
             )
         };
-        if resp.is_pointer_button_down_on() || self.autofocus || self.regain {
+        if resp.is_pointer_button_down_on() || resp.clicked() || self.autofocus || self.regain {
             self.autofocus = false;
             self.regain = false;
             resp.request_focus();
