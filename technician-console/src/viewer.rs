@@ -354,7 +354,7 @@ impl ScreenPane {
             self.regain = false;
             resp.request_focus();
         }
-        let captured = ui.memory(|m| m.has_focus(id));
+        let mut captured = ui.memory(|m| m.has_focus(id));
         if captured {
             // Tab, arrows and Escape stay with the pane instead of moving egui's focus.
             ui.memory_mut(|m| {
@@ -417,13 +417,22 @@ impl ScreenPane {
                         self.queue(InputEvent::ScrollFine { dx, dy });
                     }
                 }
-                egui::Event::WindowFocused(true) => self.regain = std::mem::take(&mut self.had_it),
+                egui::Event::WindowFocused(true) => {
+                    // Back at once, so that keys in the same frame already go to the remote.
+                    if std::mem::take(&mut self.had_it) {
+                        ui.memory_mut(|m| m.request_focus(id));
+                        captured = true;
+                        self.captured = true;
+                        self.regain = true;
+                    }
+                }
                 egui::Event::WindowFocused(false) => {
                     self.had_it = self.had_it || self.captured;
                     if self.captured {
                         ui.memory_mut(|m| m.surrender_focus(id));
                         self.captured = false;
                     }
+                    captured = false;
                     self.release_keyboard();
                     for b in std::mem::take(&mut self.buttons_down) {
                         self.queue(InputEvent::Button {
@@ -441,6 +450,7 @@ impl ScreenPane {
                     if release {
                         self.had_it = false;
                         ui.memory_mut(|m| m.surrender_focus(id));
+                        captured = false;
                         self.captured = false;
                         self.release_keyboard();
                     }
