@@ -417,14 +417,13 @@ impl ScreenPane {
                         self.queue(InputEvent::ScrollFine { dx, dy });
                     }
                 }
-                egui::Event::WindowFocused(true) => {
-                    // Back at once, so that keys in the same frame already go to the remote.
-                    if std::mem::take(&mut self.had_it) {
-                        ui.memory_mut(|m| m.request_focus(id));
-                        captured = true;
-                        self.captured = true;
-                        self.regain = true;
-                    }
+                // Back at once, so that keys in the same frame already go to the remote.
+                egui::Event::WindowFocused(true) if self.had_it => {
+                    self.had_it = false;
+                    ui.memory_mut(|m| m.request_focus(id));
+                    captured = true;
+                    self.captured = true;
+                    self.regain = true;
                 }
                 egui::Event::WindowFocused(false) => {
                     self.had_it = self.had_it || self.captured;
