@@ -97,6 +97,12 @@ fn main() {
             action: Action::Release,
         },
         InputEvent::Text("hello \u{202e}world".into()),
+        InputEvent::ScrollFine { dx: -60, dy: 240 },
+        InputEvent::Button {
+            button: MouseButton::Forward,
+            action: Action::Press,
+        },
+        InputEvent::ReleaseAll,
     ];
     for (i, e) in events.iter().enumerate() {
         screen.push((format!("input-{i}"), encode(e).expect("e")));
@@ -104,6 +110,9 @@ fn main() {
     for (i, r) in [
         InputReply::Done,
         InputReply::Refused,
+        InputReply::Ignored {
+            reason: "AltLeft was not pressed; release ignored".into(),
+        },
         InputReply::Failed {
             message: "no X".into(),
         },
