@@ -555,3 +555,63 @@ async fn the_console_windows_screen_captures_the_keyboard_until_right_ctrl() {
     });
     drop(a);
 }
+
+/// The technician switches to another window on their own desktop while holding Ctrl: nothing
+/// stays down on the user's machine, and the session goes on. (winit also reports a release for
+/// keys held when the window loses focus, so this passes without the pane's own release-all too;
+/// `ReleaseAll` itself is checked in `hostile_key_input_is_bounded_answered_and_the_session_goes_on`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_losing_focus_releases_held_keys_and_the_session_goes_on() {
+    let relay = TestRelay::start().await;
+    let mut r = remote(&relay);
+    r.xterm("KEYS-FOCUS", "80x20+0+0", "exec cat > /dev/null");
+    r.focus("KEYS-FOCUS");
+    let mut g = viewer(&relay, &mut r).await;
+    let ctrl = (Code::ControlLeft.evdev() + 8) as u8;
+    // Another window on the technician's desktop to switch to.
+    let _other = tokio::task::block_in_place(|| {
+        let other = tether_tests::procs::Kill(
+            Command::new("xterm")
+                .args(["-title", "TECH-OTHER", "-geometry", "20x5+1000+800"])
+                .env("DISPLAY", &g.x.display)
+                .spawn()
+                .unwrap(),
+        );
+        g.xdotool(&["search", "--sync", "--onlyvisible", "--name", "TECH-OTHER"]);
+        g.xdotool(&[
+            "search",
+            "--onlyvisible",
+            "--name",
+            "Tether viewer",
+            "windowfocus",
+            "--sync",
+        ]);
+        g.xdotool(&["mousemove", "300", "300"]);
+        g.xdotool(&["keydown", "ctrl"]);
+        other
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !keys_down(&r.x.display).contains(&ctrl) {
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl never went down on the agent"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Focus moves to the other window with Ctrl still held on the technician's keyboard.
+    tokio::task::block_in_place(|| {
+        g.xdotool(&["search", "--name", "TECH-OTHER", "windowfocus", "--sync"]);
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !keys_down(&r.x.display).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "keys still down on the agent after the viewer lost focus: {:?}",
+            keys_down(&r.x.display)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::task::block_in_place(|| g.xdotool(&["keyup", "ctrl"]));
+    assert!(g.still_running());
+    assert!(!r.agent.saw(|e| matches!(e, AgentEvent::Ended { .. })));
+}
