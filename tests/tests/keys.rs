@@ -615,3 +615,98 @@ async fn the_viewer_losing_focus_releases_held_keys_and_the_session_goes_on() {
     assert!(g.still_running());
     assert!(!r.agent.saw(|e| matches!(e, AgentEvent::Ended { .. })));
 }
+
+/// Every mouse button and both scroll directions, smooth scrolling added up into whole notches, as
+/// an independent X client (`xev` on the root window) sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_buttons_and_smooth_and_horizontal_scrolling_reach_the_x_server() {
+    let relay = TestRelay::start().await;
+    let mut r = remote(&relay);
+    let log = r.file("xev.log");
+    let xev = tether_tests::procs::Kill(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec xev -root -event button > {}", log.display()))
+            .env("DISPLAY", &r.x.display)
+            .spawn()
+            .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let code = r.agent.code().await;
+    let mut session = open_session(&relay.console(), code, "view,control".parse().unwrap())
+        .await
+        .unwrap();
+    let mut control = session.control(0).await.unwrap();
+    control
+        .send(&InputEvent::MouseMove { x: 900, y: 600 })
+        .await
+        .unwrap();
+    for button in [
+        MouseButton::Left,
+        MouseButton::Middle,
+        MouseButton::Right,
+        MouseButton::Back,
+        MouseButton::Forward,
+    ] {
+        control
+            .send(&InputEvent::Button {
+                button,
+                action: Action::Click,
+            })
+            .await
+            .unwrap();
+    }
+    // Smooth: two half notches down make one (button 5); one notch right (7); two notches up (4).
+    for (dx, dy) in [(0, 60), (0, 60), (120, 0), (0, -240)] {
+        control
+            .send(&InputEvent::ScrollFine { dx, dy })
+            .await
+            .unwrap();
+    }
+    control
+        .send(&InputEvent::Scroll { dx: -1, dy: 0 })
+        .await
+        .unwrap();
+    let want = [1, 2, 3, 8, 9, 5, 7, 4, 4, 6];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let got: Vec<u32> = text
+            .lines()
+            .filter(|l| l.starts_with("ButtonPress"))
+            .count()
+            .eq(&want.len())
+            .then(|| {
+                let mut v = Vec::new();
+                let mut press = false;
+                for l in text.lines() {
+                    if l.starts_with("ButtonPress") {
+                        press = true;
+                    } else if l.starts_with("ButtonRelease") {
+                        press = false;
+                    }
+                    if let (true, Some(n)) = (press, l.split("button ").nth(1)) {
+                        v.push(
+                            n.trim_end_matches(',')
+                                .split(',')
+                                .next()
+                                .unwrap()
+                                .trim()
+                                .parse()
+                                .unwrap(),
+                        );
+                        press = false;
+                    }
+                }
+                v
+            })
+            .unwrap_or_default();
+        if !got.is_empty() || Instant::now() > deadline {
+            break (got, text);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(got.0, want, "xev saw:\n{}", got.1);
+    drop(xev);
+    session.end().await;
+}
