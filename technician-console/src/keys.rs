@@ -383,6 +383,17 @@ pub fn scroll(unit: egui::MouseWheelUnit, delta: egui::Vec2) -> (i32, i32) {
     ((-delta.x * k).round() as i32, (-delta.y * k).round() as i32)
 }
 
+/// The remote pixel under the pane point `p`, for a picture of `size` remote pixels drawn at
+/// `origin` with `scale` points per pixel: floor, not round, so that pixel n covers [n, n+1) at any
+/// scale, and clamped so that a drag leaving the pane stays on the display's edge.
+pub fn to_remote(p: egui::Pos2, origin: egui::Pos2, scale: f32, size: egui::Vec2) -> (i32, i32) {
+    let v = (p - origin) / scale;
+    (
+        (v.x.floor() as i32).clamp(0, size.x as i32 - 1),
+        (v.y.floor() as i32).clamp(0, size.y as i32 - 1),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,6 +491,25 @@ mod tests {
             ]
         );
         assert!(!c.holding());
+    }
+
+    #[test]
+    fn pane_points_map_to_the_remote_pixel_under_them_at_any_scale() {
+        let (o, size) = (egui::pos2(100.0, 50.0), egui::vec2(1920.0, 1080.0));
+        // Scaled down to 0.4: the point 0.39 points in is still pixel 0, 0.4 is pixel 1.
+        assert_eq!(to_remote(egui::pos2(100.39, 50.0), o, 0.4, size), (0, 0));
+        assert_eq!(to_remote(egui::pos2(100.4, 50.4), o, 0.4, size), (1, 1));
+        // The last pixel, and beyond the picture (a drag off the pane) clamps to the edge.
+        let end = egui::pos2(100.0 + 1919.5 * 0.4, 50.0 + 1079.5 * 0.4);
+        assert_eq!(to_remote(end, o, 0.4, size), (1919, 1079));
+        assert_eq!(
+            to_remote(egui::pos2(5000.0, -20.0), o, 0.4, size),
+            (1919, 0)
+        );
+        // 1:1 and magnified (a high-DPI console at 2 points per pixel).
+        assert_eq!(to_remote(egui::pos2(350.0, 60.0), o, 1.0, size), (250, 10));
+        assert_eq!(to_remote(egui::pos2(101.9, 51.9), o, 2.0, size), (0, 0));
+        assert_eq!(to_remote(egui::pos2(102.0, 52.0), o, 2.0, size), (1, 1));
     }
 
     #[test]

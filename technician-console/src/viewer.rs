@@ -340,15 +340,7 @@ impl ScreenPane {
         }
         self.flush();
         let id = resp.id;
-        // The remote pixel under a point: floor, not round, so that pixel n covers [n, n+1) at any
-        // scale, and clamped so that a drag leaving the pane stays on the display's edge.
-        let to_remote = |p: egui::Pos2| {
-            let v = (p - resp.rect.min) / scale;
-            (
-                (v.x.floor() as i32).clamp(0, size.x as i32 - 1),
-                (v.y.floor() as i32).clamp(0, size.y as i32 - 1),
-            )
-        };
+        let to_remote = |p: egui::Pos2| keys::to_remote(p, resp.rect.min, scale, size);
         if resp.is_pointer_button_down_on() || resp.clicked() || self.autofocus || self.regain {
             self.autofocus = false;
             self.regain = false;
