@@ -286,6 +286,44 @@ pub const SPECIAL: &[(&str, &[Code], bool)] = &[
     ),
 ];
 
+/// The shortcut bar: plain shortcuts go at once, session-switching ones wait for a confirmation.
+#[derive(Debug, Default)]
+pub struct Shortcuts {
+    pending: Option<usize>,
+}
+
+impl Shortcuts {
+    /// The technician picked `SPECIAL[i]`: its events, or none while it waits for confirmation.
+    pub fn pick(&mut self, i: usize) -> Vec<InputEvent> {
+        match SPECIAL.get(i) {
+            Some((_, _, true)) => {
+                self.pending = Some(i);
+                Vec::new()
+            }
+            Some((_, chord, false)) => chord_events(chord, true, true),
+            None => Vec::new(),
+        }
+    }
+
+    /// The shortcut waiting for confirmation, by name.
+    pub fn pending(&self) -> Option<&'static str> {
+        self.pending.and_then(|i| SPECIAL.get(i)).map(|s| s.0)
+    }
+
+    /// Sends the waiting shortcut.
+    pub fn confirm(&mut self) -> Vec<InputEvent> {
+        match self.pending.take().and_then(|i| SPECIAL.get(i)) {
+            Some((_, chord, _)) => chord_events(chord, true, true),
+            None => Vec::new(),
+        }
+    }
+
+    /// Drops the waiting shortcut.
+    pub fn cancel(&mut self) {
+        self.pending = None;
+    }
+}
+
 /// The pane's keyboard: which keys the console has pressed on the remote, so that losing the
 /// keyboard (release key, focus elsewhere, window unfocused) releases exactly those.
 #[derive(Debug, Default)]
@@ -510,6 +548,34 @@ mod tests {
         assert_eq!(to_remote(egui::pos2(350.0, 60.0), o, 1.0, size), (250, 10));
         assert_eq!(to_remote(egui::pos2(101.9, 51.9), o, 2.0, size), (0, 0));
         assert_eq!(to_remote(egui::pos2(102.0, 52.0), o, 2.0, size), (1, 1));
+    }
+
+    #[test]
+    fn session_switching_shortcuts_wait_for_a_confirmation() {
+        let mut s = Shortcuts::default();
+        let index = |name: &str| SPECIAL.iter().position(|x| x.0 == name).unwrap();
+        // Ctrl+Alt+Del goes at once: three presses, three releases.
+        assert_eq!(s.pick(index("Ctrl+Alt+Del")).len(), 6);
+        assert_eq!(s.pending(), None);
+        // Ctrl+Alt+F2 waits; cancel sends nothing, confirm sends it.
+        assert!(s.pick(index("Ctrl+Alt+F2")).is_empty());
+        assert_eq!(s.pending(), Some("Ctrl+Alt+F2"));
+        s.cancel();
+        assert!(s.confirm().is_empty());
+        assert!(s.pick(index("Ctrl+Alt+F2")).is_empty());
+        let ev = s.confirm();
+        assert_eq!(
+            ev[2],
+            InputEvent::Key {
+                key: Code::F2.into(),
+                action: Action::Press
+            }
+        );
+        assert_eq!(s.pending(), None);
+        // Every Ctrl+Alt+F1…F7 asks; nothing else does.
+        for (name, _, ask) in SPECIAL {
+            assert_eq!(*ask, name.starts_with("Ctrl+Alt+F"), "{name}");
+        }
     }
 
     #[test]

@@ -127,8 +127,8 @@ pub struct ScreenPane {
     had_it: bool,
     /// Buttons pressed on the remote, released there even when the pointer left the pane.
     buttons_down: Vec<egui::PointerButton>,
-    /// A session-switching shortcut waiting for the technician's confirmation (index in `SPECIAL`).
-    confirm: Option<usize>,
+    /// The shortcut bar (session-switching shortcuts wait for a confirmation).
+    shortcuts: keys::Shortcuts,
 }
 
 /// The pane's widget id, stable across frames so that it keeps the keyboard focus.
@@ -173,7 +173,7 @@ impl ScreenPane {
             regain: false,
             had_it: false,
             buttons_down: Vec::new(),
-            confirm: None,
+            shortcuts: keys::Shortcuts::default(),
         }
     }
 
@@ -249,31 +249,31 @@ impl ScreenPane {
                 ui.label("Click the screen to send it your keyboard.");
             }
             ui.separator();
-            if let Some(i) = self.confirm {
-                let (name, chord, _) = keys::SPECIAL[i];
+            if let Some(name) = self.shortcuts.pending() {
                 ui.colored_label(
                     egui::Color32::from_rgb(230, 145, 0),
                     format!("Send {name}? It switches the user's session."),
                 );
                 if ui.button("Send").clicked() {
-                    self.confirm = None;
-                    self.send_chord(chord, ui);
+                    let events = self.shortcuts.confirm();
+                    self.send_events(events, ui);
                 }
                 if ui.button("Cancel").clicked() {
-                    self.confirm = None;
+                    self.shortcuts.cancel();
                 }
                 return;
             }
             ui.label("Send:");
-            for (name, chord, ask) in keys::SPECIAL {
+            for (i, (name, _, ask)) in keys::SPECIAL.iter().enumerate() {
                 if !*ask && ui.button(*name).clicked() {
-                    self.send_chord(chord, ui);
+                    let events = self.shortcuts.pick(i);
+                    self.send_events(events, ui);
                 }
             }
             ui.menu_button("Ctrl+Alt+F1…F7", |ui| {
                 for (i, (name, _, ask)) in keys::SPECIAL.iter().enumerate() {
                     if *ask && ui.button(*name).clicked() {
-                        self.confirm = Some(i);
+                        let _ = self.shortcuts.pick(i);
                         ui.close();
                     }
                 }
@@ -281,8 +281,8 @@ impl ScreenPane {
         });
     }
 
-    fn send_chord(&mut self, chord: &[tether_proto::screen::Code], ui: &egui::Ui) {
-        for e in keys::chord_events(chord, true, true) {
+    fn send_events(&mut self, events: Vec<InputEvent>, ui: &egui::Ui) {
+        for e in events {
             self.queue(e);
         }
         // Clicking the button took the keyboard from the pane; give it back.
