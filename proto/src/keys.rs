@@ -8,7 +8,8 @@
 //! ```
 //! The wire carries the HID usage (page 7) rather than an enum index, so an id this build does not
 //! know decodes fine and is refused with its number instead of ending the session, and so the numbers
-//! mean the same to every backend. Everything else — the enum, names, parsing, the evdev codes — is
+//! mean the same to every backend (these keys came with protocol version 3, with separate press and
+//! release, the back and forward buttons, smooth scrolling and `ReleaseAll`). Everything else — the enum, names, parsing, the evdev codes — is
 //! generated from the one table below.
 
 use serde::{Deserialize, Serialize};

@@ -43,8 +43,7 @@ pub use scope::{Scope, ScopeSet};
 
 /// The protocol version this build speaks. Sent in every [`msg::Hello`]; a relay refuses any other
 /// version with a clear reason rather than meet messages it cannot decode. Version 2 added the fleet's
-/// `Resync`, session-ending protocol errors on request streams, and the screen's pixel limits. Version 3 made keys physical (HID usages, press and release),
-/// added the back and forward buttons, smooth scrolling and `ReleaseAll`.
+/// `Resync`, session-ending protocol errors on request streams, and the screen's pixel limits.
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The QUIC ALPN for protocol version 1. A peer offering anything else fails the TLS handshake.
