@@ -1,7 +1,8 @@
 //! Keyboard and mouse through the real viewer window (`tether-console connect`), driven by xdotool on
 //! the console's own Xvfb as a technician's keyboard would, into real xterms on the agent's Xvfb;
-//! plus the key table checked against a real X server's keyboard map. Needs Xvfb, xterm, xdotool and xev
-//! (x11-utils; `packaging/system-packages`, group `demo`); without them these tests fail loudly rather than skip.
+//! plus the key table checked against a real X server's keyboard map. Needs Xvfb, xterm, xdotool
+//! and xev (x11-utils), all in `packaging/system-packages` (group `demo`); without them these tests
+//! fail loudly rather than skip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
