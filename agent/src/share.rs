@@ -35,7 +35,7 @@ use tracing::{debug, info, warn};
 use crate::backoff::Backoff;
 use crate::local_log::LocalLog;
 use crate::policy::Policy;
-use crate::screen::{EnigoInput, InputProvider, ScrapScreen, ScreenProvider};
+use crate::screen::{InputProvider, ScrapScreen, ScreenProvider, X11Input};
 use crate::session::Session;
 use crate::ui::{AgentEvent, UiLink, UserCommand};
 
@@ -76,7 +76,7 @@ impl ShareConfig {
             relay,
             consent_timeout: CONSENT_TIMEOUT,
             screen: Arc::new(ScrapScreen::new(None)),
-            input: Arc::new(EnigoInput::new(None)),
+            input: Arc::new(X11Input::new(None)),
             policy: Policy::default(),
             state_dir: None,
             reason: None,

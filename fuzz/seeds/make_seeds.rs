@@ -13,7 +13,7 @@ use tether_proto::fleet::{
 };
 use tether_proto::inventory::{Inventory, Package, PackageSource};
 use tether_proto::screen::{
-    Action, BPP, FrameEncoder, InputEvent, InputReply, Key, MouseButton, ScreenMsg, ViewerMsg,
+    Action, BPP, FrameEncoder, InputEvent, InputReply, KeyId, MouseButton, ScreenMsg, ViewerMsg,
     dirty_rects,
 };
 
@@ -95,14 +95,20 @@ fn main() {
         },
         InputEvent::Scroll { dx: 0, dy: -3 },
         InputEvent::Key {
-            key: Key::Char('é'),
+            key: tether_proto::screen::Code::ControlLeft.into(),
             action: Action::Press,
         },
         InputEvent::Key {
-            key: Key::Raw(0xff0d),
+            key: KeyId(0xffff),
             action: Action::Release,
         },
         InputEvent::Text("hello \u{202e}world".into()),
+        InputEvent::ScrollFine { dx: -60, dy: 240 },
+        InputEvent::Button {
+            button: MouseButton::Forward,
+            action: Action::Press,
+        },
+        InputEvent::ReleaseAll,
     ];
     for (i, e) in events.iter().enumerate() {
         screen.push((format!("input-{i}"), encode(e).expect("e")));
@@ -110,6 +116,9 @@ fn main() {
     for (i, r) in [
         InputReply::Done,
         InputReply::Refused,
+        InputReply::Ignored {
+            reason: "AltLeft was not pressed; release ignored".into(),
+        },
         InputReply::Failed {
             message: "no X".into(),
         },

@@ -21,6 +21,7 @@
 //! - [`records`]: session records (ticket, reason, notes, probes run, resolution) and their queries.
 //! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
 //! - [`cursor`]: the user's cursor shape on a view stream, its limits, and drawing it over a picture.
+//! - [`keys`]: physical keys — the one table of W3C code names, USB HID usages and evdev codes.
 
 pub mod chat;
 pub mod code;
@@ -29,6 +30,7 @@ pub mod cursor;
 pub mod diag;
 pub mod fleet;
 pub mod inventory;
+pub mod keys;
 pub mod msg;
 pub mod pairing;
 pub mod records;

@@ -24,6 +24,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::keys::{Code, KeyId};
+
 /// Bytes per pixel (B, G, R, unused).
 pub const BPP: usize = 4;
 /// Side of the square tiles compared for changes.
@@ -143,16 +145,20 @@ pub enum ViewerMsg {
     },
 }
 
-/// A mouse button.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A mouse button. X11 numbers them 1 (left), 2 (middle), 3 (right), 8 (back), 9 (forward).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub enum MouseButton {
     /// Left.
     Left,
-    /// Middle.
+    /// Middle (wheel press).
     Middle,
     /// Right.
     Right,
+    /// Back (the side button nearer the user).
+    Back,
+    /// Forward.
+    Forward,
 }
 
 /// Press, release, or both.
@@ -167,43 +173,15 @@ pub enum Action {
     Click,
 }
 
-/// A key, named or as a physical (platform) key code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub enum Key {
-    /// A character key, e.g. `'a'`.
-    Char(char),
-    /// Enter / Return.
-    Enter,
-    /// Tab.
-    Tab,
-    /// Escape.
-    Escape,
-    /// Backspace.
-    Backspace,
-    /// Delete.
-    Delete,
-    /// Arrow keys.
-    Left,
-    /// See `Left`.
-    Right,
-    /// See `Left`.
-    Up,
-    /// See `Left`.
-    Down,
-    /// Control modifier.
-    Control,
-    /// Shift modifier.
-    Shift,
-    /// Alt modifier.
-    Alt,
-    /// Super / Windows / Command.
-    Meta,
-    /// A physical key code as the remote OS numbers it (X11 keycode on Linux).
-    Raw(u16),
-}
+/// Fine scroll units per wheel notch (Windows' `WHEEL_DELTA`): smooth scrolling sends fractions.
+pub const SCROLL_UNITS_PER_NOTCH: i32 = 120;
 
 /// Console → agent on a control stream.
+///
+/// Keys are physical ([`KeyId`], see [`crate::keys`]) and pressed and released separately, so
+/// modifiers stay held across keys (Ctrl+Shift+T is four presses and four releases). The agent tracks
+/// what it pressed and releases all of it when the stream ends, `control` is revoked, or on
+/// [`InputEvent::ReleaseAll`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub enum InputEvent {
@@ -221,22 +199,32 @@ pub enum InputEvent {
         /// What.
         action: Action,
     },
-    /// Scroll by notches (positive: down / right).
+    /// Scroll by whole notches (positive: down / right).
     Scroll {
         /// Horizontal.
         dx: i32,
         /// Vertical.
         dy: i32,
     },
-    /// A key.
+    /// Smooth scrolling in [`SCROLL_UNITS_PER_NOTCH`]ths of a notch (positive: down / right). A
+    /// backend without smooth scrolling (X11 core) adds them up and sends whole notches.
+    ScrollFine {
+        /// Horizontal.
+        dx: i32,
+        /// Vertical.
+        dy: i32,
+    },
+    /// A physical key.
     Key {
-        /// Which.
-        key: Key,
+        /// Which (a USB HID usage; unknown ones are refused).
+        key: KeyId,
         /// What.
         action: Action,
     },
-    /// Type this text.
+    /// Type this text (for what has no key: IME, composed characters, the CLI's `type`).
     Text(String),
+    /// Release every key and button this stream holds (the console lost focus).
+    ReleaseAll,
 }
 
 /// Agent → console: the answer to one [`InputEvent`].
@@ -247,7 +235,12 @@ pub enum InputReply {
     Done,
     /// Not injected: `control` is not (or no longer) granted.
     Refused,
-    /// The OS refused or the event was invalid.
+    /// Harmless and not injected, e.g. the release of a key this stream never pressed.
+    Ignored {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The OS refused, the event was invalid or over a limit (the session goes on).
     Failed {
         /// Why.
         message: String,

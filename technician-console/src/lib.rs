@@ -7,6 +7,8 @@
 //! - [`displays`]: switching displays (monitors) within a session, and the display picker's places.
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
+//! - [`keys`]: physical keys from egui and from the CLI's names and chords, and the screen pane's
+//!   keyboard capture.
 //! - [`records`]: session records (list, show, search, note, close) and the facts a session posts.
 //! - [`render`]: human tables for the command line (JSON output is serde's).
 //! - [`screen`]: view and control streams ([`Session::view`], [`Session::control`]), PNG snapshots.
@@ -20,6 +22,7 @@ pub mod cursor;
 pub mod displays;
 pub mod error;
 pub mod fleet;
+pub mod keys;
 pub mod records;
 pub mod render;
 pub mod screen;

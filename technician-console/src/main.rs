@@ -1,13 +1,14 @@
 //! `tether-console`: parse the command line, run one session, print, exit with a meaningful code.
 
 use clap::{CommandFactory, Parser, Subcommand};
+use tether_console::keys::{chord_events, parse_chord};
 use tether_console::{
     ConsoleConfig, ConsoleError, Session, pair_session, pair_session_with, render,
 };
 use tether_net::cli::RelayArgs;
 use tether_proto::diag::{Probe, ProbeKind};
 use tether_proto::fleet::{FleetQuery, FleetReply};
-use tether_proto::screen::{Action, InputEvent, Key, MouseButton};
+use tether_proto::screen::{Action, InputEvent, MouseButton};
 use tether_proto::{Scope, ScopeSet, SessionCode};
 
 #[derive(Parser)]
@@ -250,63 +251,83 @@ enum InventoryCommand {
 
 #[derive(Subcommand, Clone)]
 enum InputAction {
-    /// Move the pointer to X Y and click the left button.
-    Click { x: i32, y: i32 },
+    /// Move the pointer to X Y and click a button (left unless --button).
+    Click {
+        x: i32,
+        y: i32,
+        /// left, middle, right, back or forward.
+        #[arg(long, value_enum, default_value_t = ButtonArg::Left)]
+        button: ButtonArg,
+        /// Click twice (a double-click).
+        #[arg(long)]
+        double: bool,
+    },
     /// Move the pointer to X Y.
     Move { x: i32, y: i32 },
-    /// Type TEXT.
+    /// Type TEXT (characters, through the remote's keyboard map; for keys use `key`).
     Type { text: String },
-    /// Press one key: enter, tab, escape, backspace, delete, left, right, up, down, a single character,
-    /// or raw:CODE for a physical key code.
-    Key { name: String },
-    /// Scroll by N notches (positive: down).
-    Scroll { n: i32 },
+    /// Press and release a key or a chord, xdotool style: `f5`, `ctrl+alt+t`, `ctrl+shift+Tab`,
+    /// `super`, `Return`, or W3C code names such as `KeyA`, `ControlRight`, `NumpadEnter`.
+    Key { chord: String },
+    /// Press keys and keep them down until this command's stream ends (the agent then releases
+    /// every key it pressed: nothing stays down after a command).
+    Keydown { chord: String },
+    /// Release keys (a key this stream did not press is ignored, and said so).
+    Keyup { chord: String },
+    /// Scroll by N notches (positive: down, or right with --horizontal).
+    Scroll {
+        #[arg(allow_hyphen_values = true)]
+        n: i32,
+        /// Scroll sideways.
+        #[arg(long)]
+        horizontal: bool,
+    },
 }
 
-fn parse_key(name: &str) -> Option<Key> {
-    let mut chars = name.chars();
-    if let (Some(c), None) = (chars.next(), chars.next()) {
-        return Some(Key::Char(c));
-    }
-    if let Some(code) = name.strip_prefix("raw:") {
-        return code.parse().ok().map(Key::Raw);
-    }
-    Some(match name.to_ascii_lowercase().as_str() {
-        "enter" | "return" => Key::Enter,
-        "tab" => Key::Tab,
-        "escape" | "esc" => Key::Escape,
-        "backspace" => Key::Backspace,
-        "delete" => Key::Delete,
-        "left" => Key::Left,
-        "right" => Key::Right,
-        "up" => Key::Up,
-        "down" => Key::Down,
-        _ => return None,
-    })
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ButtonArg {
+    Left,
+    Middle,
+    Right,
+    Back,
+    Forward,
 }
 
 fn input_events(a: &InputAction) -> Vec<InputEvent> {
+    let chord = |c: &str| parse_chord(c).unwrap_or_else(|e| usage(&e.to_string()));
     match a {
-        InputAction::Click { x, y } => vec![
-            InputEvent::MouseMove { x: *x, y: *y },
-            InputEvent::Button {
-                button: MouseButton::Left,
+        InputAction::Click {
+            x,
+            y,
+            button,
+            double,
+        } => {
+            let button = match button {
+                ButtonArg::Left => MouseButton::Left,
+                ButtonArg::Middle => MouseButton::Middle,
+                ButtonArg::Right => MouseButton::Right,
+                ButtonArg::Back => MouseButton::Back,
+                ButtonArg::Forward => MouseButton::Forward,
+            };
+            let click = InputEvent::Button {
+                button,
                 action: Action::Click,
-            },
-        ],
+            };
+            let mut v = vec![InputEvent::MouseMove { x: *x, y: *y }, click.clone()];
+            if *double {
+                v.push(click);
+            }
+            v
+        }
         InputAction::Move { x, y } => vec![InputEvent::MouseMove { x: *x, y: *y }],
         InputAction::Type { text } => vec![InputEvent::Text(text.clone())],
-        InputAction::Key { name } => match parse_key(name) {
-            Some(key) => vec![InputEvent::Key {
-                key,
-                action: Action::Click,
-            }],
-            None => usage(&format!(
-                "unknown key {name:?}: use enter, tab, escape, backspace, delete, left, right, up, \
-                 down, one character, or raw:CODE (key combinations are not supported)"
-            )),
-        },
-        InputAction::Scroll { n } => vec![InputEvent::Scroll { dx: 0, dy: *n }],
+        InputAction::Key { chord: c } => chord_events(&chord(c), true, true),
+        InputAction::Keydown { chord: c } => chord_events(&chord(c), true, false),
+        InputAction::Keyup { chord: c } => chord_events(&chord(c), false, true),
+        InputAction::Scroll { n, horizontal } => {
+            let (dx, dy) = if *horizontal { (*n, 0) } else { (0, *n) };
+            vec![InputEvent::Scroll { dx, dy }]
+        }
     }
 }
 
@@ -790,7 +811,9 @@ async fn serve(
         Command::Input { display, .. } => {
             let mut control = session.control(*display).await?;
             for e in input {
-                control.send(&e).await?;
+                if let Some(reason) = control.send(&e).await? {
+                    eprintln!("note: {reason}");
+                }
             }
             control.close().await;
         }

@@ -154,11 +154,13 @@ pub struct ControlStream {
 }
 
 impl ControlStream {
-    /// Sends one event and waits for the agent's answer.
-    pub async fn send(&mut self, event: &InputEvent) -> Result<(), ConsoleError> {
+    /// Sends one event and waits for the agent's answer: `Ok(None)` injected, `Ok(Some(reason))`
+    /// harmless and not injected (a release of a key this stream does not hold).
+    pub async fn send(&mut self, event: &InputEvent) -> Result<Option<String>, ConsoleError> {
         self.tx.send(event).await?;
         match self.rx.recv::<InputReply>().await? {
-            InputReply::Done => Ok(()),
+            InputReply::Done => Ok(None),
+            InputReply::Ignored { reason } => Ok(Some(reason)),
             InputReply::Refused => Err(ConsoleError::ScopeDenied(Scope::Control)),
             InputReply::Failed { message } => Err(ConsoleError::Failed(message)),
         }

@@ -3,6 +3,12 @@
 //! a status bar (granted scopes, frame rate, round-trip time, bandwidth, End), and mouse and keyboard
 //! forwarded as remote-display pixels when `control` is granted.
 //!
+//! The pane captures the keyboard while it has egui's focus (a click on the remote screen, or at
+//! once in the viewer): every key goes to the remote, Tab and Escape included, and egui's own focus
+//! moves are locked out, so no key reaches the console's buttons ("End session"). Right Ctrl, or a
+//! click outside, or the window losing focus, gives the keyboard back and releases every key the
+//! console pressed ([`crate::keys::Capture`]).
+//!
 //! The network runs in tokio tasks ([`pump_view`], [`pump_input`]) that share a [`ViewerState`] with the
 //! window; the window only reads the state and queues input events. [`ScreenPane`] is the drawing and
 //! input part, shared with the console window ([`crate::window`]).
@@ -11,14 +17,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eframe::egui;
+use std::collections::VecDeque;
 use tether_proto::ScopeSet;
 use tether_proto::cursor::CursorShape;
-use tether_proto::screen::{Action, DisplayInfo, InputEvent, Key, MouseButton};
+use tether_proto::screen::{Action, DisplayInfo, InputEvent};
 use tokio::sync::mpsc;
 
 use crate::cursor::CursorLayer;
 use crate::displays;
 use crate::error::ConsoleError;
+use crate::keys::{self, Capture};
 use crate::screen::{ControlStream, ViewEvent, ViewStream};
 
 /// What the network tasks tell the window.
@@ -105,7 +113,8 @@ pub async fn pump_input(
 ) {
     while let Some(e) = events.recv().await {
         if let Err(err) = control.send(&e).await {
-            let stop = !matches!(err, ConsoleError::ScopeDenied(_));
+            // Refused (control taken back) or failed (over a limit): the stream goes on.
+            let stop = !matches!(err, ConsoleError::ScopeDenied(_) | ConsoleError::Failed(_));
             if let Ok(mut s) = state.lock() {
                 s.note = Some(err.to_string());
             }
@@ -132,7 +141,29 @@ pub struct ScreenPane {
     shape: Option<Arc<CursorShape>>,
     displays: Vec<DisplayInfo>,
     display: Option<DisplayInfo>,
+    /// Keys and buttons not yet handed to the input queue (it was full); never dropped, unlike motion.
+    backlog: VecDeque<InputEvent>,
+    capture: Capture,
+    /// The pane had the keyboard in the last frame.
+    captured: bool,
+    /// Take the keyboard as soon as the screen shows (the viewer window, which has nothing else).
+    autofocus: bool,
+    /// Take the keyboard back at the next frame: the window lost its focus while the pane had the
+    /// keyboard, and has it again.
+    regain: bool,
+    /// The pane had the keyboard when the window lost focus.
+    had_it: bool,
+    /// Buttons pressed on the remote, released there even when the pointer left the pane.
+    buttons_down: Vec<egui::PointerButton>,
+    /// The shortcut bar (session-switching shortcuts wait for a confirmation).
+    shortcuts: keys::Shortcuts,
 }
+
+/// The pane's widget id, stable across frames so that it keeps the keyboard focus.
+const PANE_ID: &str = "tether-remote-screen";
+/// Most keys and buttons waiting for room in the input queue; beyond, the agent is told to release
+/// everything and the rest is dropped.
+pub const BACKLOG: usize = 256;
 
 impl std::fmt::Debug for ScreenPane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -171,7 +202,26 @@ impl ScreenPane {
             shape: None,
             displays: Vec::new(),
             display: None,
+            backlog: VecDeque::new(),
+            capture: Capture::default(),
+            captured: false,
+            autofocus: false,
+            regain: false,
+            had_it: false,
+            buttons_down: Vec::new(),
+            shortcuts: keys::Shortcuts::default(),
         }
+    }
+
+    /// Takes the keyboard as soon as the screen shows.
+    pub fn autofocus(mut self) -> Self {
+        self.autofocus = true;
+        self
+    }
+
+    /// Whether the pane has the keyboard.
+    pub fn captured(&self) -> bool {
+        self.captured
     }
 
     /// Takes the latest frame into the texture and says how the view is doing.
@@ -254,103 +304,245 @@ impl ScreenPane {
     /// Draws the screen into the space left in `ui` (fitted, or 1:1 with scroll bars), the user's
     /// cursor over it, and forwards input over it.
     pub fn show(&mut self, ui: &mut egui::Ui) {
-        let Some(tex) = &self.texture else {
+        let Some((tex_id, size)) = self.texture.as_ref().map(|t| (t.id(), t.size_vec2())) else {
             ui.label("waiting for the first frame...");
             return;
         };
-        let (id, size) = (tex.id(), tex.size_vec2());
+        // The bar wraps within the pane's width rather than widening it (and the picture with it).
+        let width = ui.available_width();
+        if self.input.is_some() {
+            self.keys_bar(ui, width);
+        }
         if self.one_to_one {
             egui::ScrollArea::both()
                 .auto_shrink(false)
-                .show(ui, |ui| self.picture(ui, id, size, 1.0));
+                .show(ui, |ui| self.picture(ui, tex_id, size, 1.0));
         } else {
-            let avail = ui.available_size();
+            let avail = egui::vec2(width, ui.available_height());
             let scale = (avail.x / size.x).min(avail.y / size.y).min(1.0);
-            self.picture(ui, id, size, scale);
+            self.picture(ui, tex_id, size, scale);
         }
     }
 
     fn picture(&mut self, ui: &mut egui::Ui, id: egui::TextureId, size: egui::Vec2, scale: f32) {
-        let image = egui::Image::new((id, size * scale)).sense(egui::Sense::click_and_drag());
-        let resp = ui.add(image);
+        let image = ui.add(egui::Image::new((id, size * scale)));
+        let resp = ui.interact(
+            image.rect,
+            egui::Id::unique(PANE_ID),
+            egui::Sense::click_and_drag(),
+        );
         let shape = self.shape.clone();
         self.cursor
-            .paint(ui, resp.rect, scale, self.pointer, shape.as_deref());
-        self.forward_input(ui, &resp, scale);
+            .paint(ui, image.rect, scale, self.pointer, shape.as_deref());
+        self.forward_input(ui, &resp, scale, size);
     }
 
-    fn send(&self, e: InputEvent) {
-        if let Some(tx) = &self.input {
-            // A full queue drops pointer motion rather than stalling the window; the next move catches up.
+    /// The capture note and the shortcuts a local OS would take for itself.
+    fn keys_bar(&mut self, ui: &mut egui::Ui, width: f32) {
+        ui.horizontal_wrapped(|ui| {
+            ui.set_max_width(width);
+            if self.captured {
+                ui.colored_label(egui::Color32::from_rgb(0, 150, 70), keys::CAPTURED_NOTE);
+            } else {
+                ui.label("Click the screen to send it your keyboard.");
+            }
+            ui.separator();
+            if let Some(name) = self.shortcuts.pending() {
+                ui.colored_label(
+                    egui::Color32::from_rgb(230, 145, 0),
+                    format!("Send {name}? It switches the user's session."),
+                );
+                if ui.button("Send").clicked() {
+                    let events = self.shortcuts.confirm();
+                    self.send_events(events, ui);
+                }
+                if ui.button("Cancel").clicked() {
+                    self.shortcuts.cancel();
+                }
+                return;
+            }
+            ui.label("Send:");
+            for (i, (name, _, ask)) in keys::SPECIAL.iter().enumerate() {
+                if !*ask && ui.button(*name).clicked() {
+                    let events = self.shortcuts.pick(i);
+                    self.send_events(events, ui);
+                }
+            }
+            ui.menu_button("Ctrl+Alt+F1…F7", |ui| {
+                for (i, (name, _, ask)) in keys::SPECIAL.iter().enumerate() {
+                    if *ask && ui.button(*name).clicked() {
+                        let _ = self.shortcuts.pick(i);
+                        ui.close();
+                    }
+                }
+            });
+        });
+    }
+
+    fn send_events(&mut self, events: Vec<InputEvent>, ui: &egui::Ui) {
+        for e in events {
+            self.queue(e);
+        }
+        // Clicking the button took the keyboard from the pane; give it back.
+        ui.memory_mut(|m| m.request_focus(egui::Id::unique(PANE_ID)));
+    }
+
+    /// Queues a key or button event: kept in order and never dropped (up to [`BACKLOG`]).
+    fn queue(&mut self, e: InputEvent) {
+        if self.backlog.len() >= BACKLOG {
+            self.backlog.clear();
+            self.backlog.push_back(InputEvent::ReleaseAll);
+        }
+        self.backlog.push_back(e);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        let Some(tx) = &self.input else {
+            self.backlog.clear();
+            return;
+        };
+        while let Some(e) = self.backlog.pop_front() {
+            if let Err(mpsc::error::TrySendError::Full(e)) = tx.try_send(e) {
+                self.backlog.push_front(e);
+                return;
+            }
+        }
+    }
+
+    /// Pointer motion: dropped when the queue is full (the next move catches up).
+    fn motion(&mut self, e: InputEvent) {
+        self.flush();
+        if let (Some(tx), true) = (&self.input, self.backlog.is_empty()) {
             let _ = tx.try_send(e);
         }
     }
 
-    fn forward_input(&mut self, ui: &egui::Ui, resp: &egui::Response, scale: f32) {
+    fn release_keyboard(&mut self) {
+        let mut out = Vec::new();
+        self.capture.release(&mut out);
+        for e in out {
+            self.queue(e);
+        }
+    }
+
+    fn forward_input(
+        &mut self,
+        ui: &egui::Ui,
+        resp: &egui::Response,
+        scale: f32,
+        size: egui::Vec2,
+    ) {
         if self.input.is_none() {
             return;
         }
-        let to_remote = |p: egui::Pos2| {
-            let v = (p - resp.rect.min) / scale;
-            (v.x.round() as i32, v.y.round() as i32)
+        self.flush();
+        let id = resp.id;
+        let to_remote = |p: egui::Pos2| keys::to_remote(p, resp.rect.min, scale, size);
+        if resp.is_pointer_button_down_on() || resp.clicked() || self.autofocus || self.regain {
+            self.autofocus = false;
+            self.regain = false;
+            resp.request_focus();
+        }
+        let mut captured = ui.memory(|m| m.has_focus(id));
+        if captured {
+            // Tab, arrows and Escape stay with the pane instead of moving egui's focus.
+            ui.memory_mut(|m| {
+                m.set_focus_lock_filter(
+                    id,
+                    egui::EventFilter {
+                        tab: true,
+                        horizontal_arrows: true,
+                        vertical_arrows: true,
+                        escape: true,
+                    },
+                )
+            });
+        }
+        // Ctrl+plus/minus belong to the remote, not to egui's zoom.
+        ui.ctx().options_mut(|o| o.zoom_with_keyboard = !captured);
+        if self.captured && !captured {
+            self.release_keyboard();
+        }
+        self.captured = captured;
+        let pointer = if self.buttons_down.is_empty() {
+            resp.hover_pos()
+        } else {
+            ui.input(|i| i.pointer.latest_pos())
         };
-        if let Some(p) = resp.hover_pos() {
+        if let Some(p) = pointer {
             let r = to_remote(p);
             if self.last_pos != Some(r) {
                 self.last_pos = Some(r);
-                self.send(InputEvent::MouseMove { x: r.0, y: r.1 });
+                self.motion(InputEvent::MouseMove { x: r.0, y: r.1 });
             }
         }
         let events = ui.input(|i| i.events.clone());
         let hovered = resp.hovered();
-        // Keys go to the remote screen unless one of our own fields (a filter, probe parameters)
-        // has the keyboard.
-        let keys = ui.memory(|m| m.focused().is_none());
         for ev in events {
-            match ev {
+            match &ev {
                 egui::Event::PointerButton {
                     button, pressed, ..
-                } if hovered => {
-                    let button = match button {
-                        egui::PointerButton::Primary => MouseButton::Left,
-                        egui::PointerButton::Secondary => MouseButton::Right,
-                        egui::PointerButton::Middle => MouseButton::Middle,
+                } => {
+                    let down = self.buttons_down.contains(button);
+                    let action = match (*pressed, hovered, down) {
+                        (true, true, false) => {
+                            self.buttons_down.push(*button);
+                            Action::Press
+                        }
+                        (false, _, true) => {
+                            self.buttons_down.retain(|b| b != button);
+                            Action::Release
+                        }
                         _ => continue,
                     };
-                    let action = if pressed {
-                        Action::Press
-                    } else {
-                        Action::Release
-                    };
-                    self.send(InputEvent::Button { button, action });
+                    self.queue(InputEvent::Button {
+                        button: keys::button(*button),
+                        action,
+                    });
                 }
-                egui::Event::MouseWheel { delta, .. } if hovered => {
-                    let dy = -delta.y.signum() as i32;
-                    let dx = -delta.x.signum() as i32;
+                egui::Event::MouseWheel { unit, delta, .. } if hovered => {
+                    let (dx, dy) = keys::scroll(*unit, *delta);
                     if dx != 0 || dy != 0 {
-                        self.send(InputEvent::Scroll { dx, dy });
+                        self.queue(InputEvent::ScrollFine { dx, dy });
                     }
                 }
-                egui::Event::Text(t) if keys => self.send(InputEvent::Text(t)),
-                egui::Event::Key {
-                    key, pressed: true, ..
-                } if keys => {
-                    let k = match key {
-                        egui::Key::Enter => Key::Enter,
-                        egui::Key::Tab => Key::Tab,
-                        egui::Key::Escape => Key::Escape,
-                        egui::Key::Backspace => Key::Backspace,
-                        egui::Key::Delete => Key::Delete,
-                        egui::Key::ArrowLeft => Key::Left,
-                        egui::Key::ArrowRight => Key::Right,
-                        egui::Key::ArrowUp => Key::Up,
-                        egui::Key::ArrowDown => Key::Down,
-                        _ => continue,
-                    };
-                    self.send(InputEvent::Key {
-                        key: k,
-                        action: Action::Click,
-                    });
+                // Back at once, so that keys in the same frame already go to the remote.
+                egui::Event::WindowFocused(true) if self.had_it => {
+                    self.had_it = false;
+                    ui.memory_mut(|m| m.request_focus(id));
+                    captured = true;
+                    self.captured = true;
+                    self.regain = true;
+                }
+                egui::Event::WindowFocused(false) => {
+                    self.had_it = self.had_it || self.captured;
+                    if self.captured {
+                        ui.memory_mut(|m| m.surrender_focus(id));
+                        self.captured = false;
+                    }
+                    captured = false;
+                    self.release_keyboard();
+                    for b in std::mem::take(&mut self.buttons_down) {
+                        self.queue(InputEvent::Button {
+                            button: keys::button(b),
+                            action: Action::Release,
+                        });
+                    }
+                }
+                _ if captured => {
+                    let mut out = Vec::new();
+                    let release = self.capture.key_event(&ev, &mut out);
+                    for e in out {
+                        self.queue(e);
+                    }
+                    if release {
+                        self.had_it = false;
+                        ui.memory_mut(|m| m.surrender_focus(id));
+                        captured = false;
+                        self.captured = false;
+                        self.release_keyboard();
+                    }
                 }
                 _ => {}
             }
@@ -424,6 +616,8 @@ pub fn run_window(
             .with_title("Tether viewer")
             .with_position([0.0, 0.0])
             .with_inner_size([1280.0, 760.0]),
+        // Ctrl+C/X/V are keys for the remote here, not the console's clipboard.
+        clipboard_shortcuts: false,
         ..Default::default()
     };
     eframe::run_native(
@@ -431,7 +625,7 @@ pub fn run_window(
         options,
         Box::new(move |_cc| {
             Ok(Box::new(Viewer {
-                pane: ScreenPane::new(state, input),
+                pane: ScreenPane::new(state, input).autofocus(),
                 granted,
                 who,
                 switch,

@@ -90,8 +90,12 @@ async fn mistakes_are_found_before_the_code_is_claimed() {
     let (_agent, agent_out, code) = share(&relay);
     for (args, says) in [
         (
-            vec!["input", "--code", &code, "key", "ctrl+c"],
-            "unknown key \"ctrl+c\"",
+            vec!["input", "--code", &code, "key", "ctrl+alt+tt"],
+            "unknown key \"tt\"",
+        ),
+        (
+            vec!["input", "--code", &code, "keydown", "ctrl+"],
+            "empty key name",
         ),
         (
             vec![

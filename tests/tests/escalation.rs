@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use tether_agent::ShareConfig;
-use tether_agent::screen::{CaptureError, EnigoInput, ScrapScreen, ScreenProvider, ScreenSource};
+use tether_agent::screen::{CaptureError, ScrapScreen, ScreenProvider, ScreenSource, X11Input};
 use tether_agent::ui::{AgentEvent, UserCommand};
 use tether_console::{ConsoleConfig, ConsoleError, Session, open_session};
 use tether_proto::msg::{EndReason, Invitee, TechnicianRole, Tier};
@@ -138,7 +138,7 @@ async fn an_l1_invites_an_l2_who_gets_only_view_and_sees_frames_but_cannot_contr
         opens: Default::default(),
     });
     config.screen = capture.clone();
-    config.input = Arc::new(EnigoInput::new(Some(x.display.clone())));
+    config.input = Arc::new(X11Input::new(Some(x.display.clone())));
     let (mut agent, mut ada) =
         first_session(&relay, config, scopes("inventory,view,control")).await;
 

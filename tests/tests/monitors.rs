@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_agent::ShareConfig;
-use tether_agent::screen::{EnigoInput, ScrapScreen};
+use tether_agent::screen::{ScrapScreen, X11Input};
 use tether_agent::ui::AgentEvent;
 use tether_console::open_session;
 use tether_console::screen::ViewStream;
@@ -101,7 +101,7 @@ fn two_monitors_on(left_output: &str) -> (Xvfb, RustConnection) {
 fn agent_on(relay: &TestRelay, x: &Xvfb, answer: ScopeSet) -> TestAgent {
     let mut config = ShareConfig::new(relay.target());
     config.screen = Arc::new(ScrapScreen::new(Some(x.display.clone())));
-    config.input = Arc::new(EnigoInput::new(Some(x.display.clone())));
+    config.input = Arc::new(X11Input::new(Some(x.display.clone())));
     TestAgent::spawn_with(config, Some(answer))
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tether_agent::ShareConfig;
-use tether_agent::screen::{CaptureError, EnigoInput, ScrapScreen, ScreenProvider, ScreenSource};
+use tether_agent::screen::{CaptureError, ScrapScreen, ScreenProvider, ScreenSource, X11Input};
 use tether_agent::ui::{AgentEvent, UserCommand};
 use tether_console::screen::ViewStream;
 use tether_console::{ConsoleError, open_session};
@@ -24,7 +24,7 @@ fn scopes(s: &str) -> ScopeSet {
 fn agent_on(relay: &TestRelay, x: &Xvfb, answer: ScopeSet) -> TestAgent {
     let mut config = ShareConfig::new(relay.target());
     config.screen = Arc::new(ScrapScreen::new(Some(x.display.clone())));
-    config.input = Arc::new(EnigoInput::new(Some(x.display.clone())));
+    config.input = Arc::new(X11Input::new(Some(x.display.clone())));
     TestAgent::spawn_with(config, Some(answer))
 }
 

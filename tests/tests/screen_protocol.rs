@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use tether_agent::ShareConfig;
-use tether_agent::screen::{EnigoInput, ScrapScreen};
+use tether_agent::screen::{ScrapScreen, X11Input};
 use tether_net::framed;
 use tether_proto::ScopeSet;
 use tether_proto::msg::{AgentToConsole, EndReason, Request, StreamOpen};
@@ -21,7 +21,7 @@ async fn tampered_after<T: serde::Serialize>(x: &Xvfb, request: Request, next: &
     let relay = TestRelay::start().await;
     let mut config = ShareConfig::new(relay.target());
     config.screen = Arc::new(ScrapScreen::new(Some(x.display.clone())));
-    config.input = Arc::new(EnigoInput::new(Some(x.display.clone())));
+    config.input = Arc::new(X11Input::new(Some(x.display.clone())));
     let scopes: ScopeSet = "view,control".parse().unwrap();
     let mut agent = TestAgent::spawn_with(config, Some(scopes));
     let code = agent.code().await;

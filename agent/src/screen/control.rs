@@ -1,5 +1,11 @@
 //! The control stream: the console sends input events, the agent answers each one. The `control` grant is
 //! checked on every event, so revoking it takes effect at the next event. Event contents are never logged.
+//!
+//! The input thread keeps a [`Held`] per stream: every key and button it pressed. It releases all of
+//! them when the stream ends (the console closed it, or the session ended and dropped this task), at
+//! `ReleaseAll` (the console's window lost focus), and as soon as `control` is revoked (a watcher on
+//! the grant, not the next event). Presses are rate-bounded and the held set is bounded
+//! ([`super::held`]); a refused or ignored event is answered and the session goes on.
 
 use std::sync::mpsc as std_mpsc;
 
@@ -10,15 +16,52 @@ use tether_proto::screen::{DisplayInfo, InputEvent, InputReply};
 use tokio::sync::oneshot;
 use tracing::warn;
 
-use super::{InputError, InputProvider};
+use super::held::{Held, Verdict};
+use super::{InputError, InputProvider, InputSink};
 use crate::session::RequestCtx;
 use crate::ui::AgentEvent;
 
-type Job = (
-    InputEvent,
-    (i32, i32),
-    oneshot::Sender<Result<(), InputError>>,
-);
+/// An event for the input thread and where its answer goes (`None`: nobody waits, e.g. the
+/// release-all when control is revoked).
+type Job = (InputEvent, (i32, i32), Option<oneshot::Sender<InputReply>>);
+
+/// Jobs queued for the input thread: the event loop's one (its replies are awaited one by one) plus
+/// the revocation watcher's release-all.
+const JOB_QUEUE: usize = 2;
+
+fn release_all(held: &mut Held, sink: &mut dyn InputSink, origin: (i32, i32)) {
+    for e in held.release_all() {
+        // Best effort: a release the X server refuses leaves nothing we could do better.
+        if let Err(err) = sink.inject(&e, origin) {
+            warn!(error = %err, "releasing a held key or button failed");
+        }
+    }
+}
+
+fn one(
+    held: &mut Held,
+    sink: &mut dyn InputSink,
+    event: &InputEvent,
+    origin: (i32, i32),
+) -> InputReply {
+    if *event == InputEvent::ReleaseAll {
+        release_all(held, sink, origin);
+        return InputReply::Done;
+    }
+    match held.check(event, std::time::Instant::now()) {
+        Verdict::Inject => match sink.inject(event, origin) {
+            Ok(()) => {
+                held.done(event);
+                InputReply::Done
+            }
+            Err(e) => InputReply::Failed {
+                message: e.to_string(),
+            },
+        },
+        Verdict::Ignore(reason) => InputReply::Ignored { reason },
+        Verdict::Refuse(message) => InputReply::Failed { message },
+    }
+}
 
 fn input_thread(
     provider: std::sync::Arc<dyn InputProvider>,
@@ -35,8 +78,35 @@ fn input_thread(
             return;
         }
     };
-    while let Ok((event, origin, reply)) = jobs.recv() {
-        let _ = reply.send(sink.inject(&event, origin));
+    let mut held = Held::default();
+    let mut origin = (0, 0);
+    while let Ok((event, at, reply)) = jobs.recv() {
+        origin = at;
+        let answer = one(&mut held, sink.as_mut(), &event, origin);
+        if let Some(r) = reply {
+            let _ = r.send(answer);
+        }
+    }
+    // The stream ended, whatever the reason: nothing stays pressed.
+    release_all(&mut held, sink.as_mut(), origin);
+}
+
+/// Releases everything held as soon as `control` is revoked, rather than at the next event (which
+/// may never come). Never returns while the grant can change.
+async fn release_on_revoke(
+    mut grant: tokio::sync::watch::Receiver<tether_proto::ScopeSet>,
+    jobs: std_mpsc::SyncSender<Job>,
+    origin: (i32, i32),
+) {
+    loop {
+        if grant.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if !grant.borrow_and_update().contains(Scope::Control) {
+            // A full queue means an event is on its way to the thread; the event loop then sees the
+            // revocation and the stream's end releases everything anyway.
+            let _ = jobs.try_send((InputEvent::ReleaseAll, origin, None));
+        }
     }
 }
 
@@ -66,7 +136,7 @@ pub(crate) async fn serve_control(
             return tx.send(&Response::Failed { message }).await;
         }
     };
-    let (job_tx, job_rx) = std_mpsc::sync_channel::<Job>(1);
+    let (job_tx, job_rx) = std_mpsc::sync_channel::<Job>(JOB_QUEUE);
     let (open_tx, open_rx) = oneshot::channel();
     let provider = ctx.input.clone();
     let thread = std::thread::Builder::new()
@@ -85,7 +155,11 @@ pub(crate) async fn serve_control(
                 display: info.clone(),
             })
             .await?;
-            events(tx, rx, ctx, &job_tx, &info).await
+            let origin = (info.x, info.y);
+            tokio::select! {
+                r = events(tx, rx, ctx, &job_tx, &info) => r,
+                () = release_on_revoke(ctx.grant.clone(), job_tx.clone(), origin) => Ok(()),
+            }
         }
         Ok(Err(e)) => {
             let message = e.to_string();
@@ -131,6 +205,8 @@ async fn events(
         }
         if !allowed {
             refusing = true;
+            // Normally done by the watcher already; an empty set makes this a no-op.
+            let _ = jobs.try_send((InputEvent::ReleaseAll, origin, None));
             warn!("input refused: control is not granted");
             let _ = ctx
                 .events
@@ -158,6 +234,7 @@ async fn events(
             tx.send(&InputReply::Refused).await?;
             continue;
         }
+        refusing = false;
         if !in_use {
             in_use = true;
             let _ = ctx
@@ -169,13 +246,10 @@ async fn events(
                 .await;
         }
         let (reply_tx, reply_rx) = oneshot::channel();
-        // Replies are awaited one by one, so the one-slot queue is always empty here.
-        let handed = jobs.try_send((event, origin, reply_tx)).is_ok();
+        // Replies are awaited one by one, so the queue has room (the watcher adds at most one).
+        let handed = jobs.try_send((event, origin, Some(reply_tx))).is_ok();
         let reply = match (handed, reply_rx.await) {
-            (true, Ok(Ok(()))) => InputReply::Done,
-            (true, Ok(Err(e))) => InputReply::Failed {
-                message: e.to_string(),
-            },
+            (true, Ok(reply)) => reply,
             _ => break Ok(()),
         };
         if let Err(e) = tx.send(&reply).await {

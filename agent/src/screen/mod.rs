@@ -9,7 +9,9 @@
 //!   (XFixes) via x11rb.
 //! - `monitors`: which displays a screen offers (each monitor, then "all monitors"), and the pure
 //!   rectangle arithmetic (clipping, keeping a click on its monitor, putting captures together).
-//! - `enigo_input`: the enigo input backend (XTEST on X11).
+//! - `x11_input`: the X11 input backend (XTEST through x11rb for keys, buttons and motion; enigo for
+//!   text).
+//! - `held`: what a control stream holds down, and the key-press rate bound (pure).
 //! - `view`: the view stream — capture thread, tile diff + zstd, latest frame wins.
 //! - `control`: the control stream — one reply per event, grant checked on every event.
 //!
@@ -17,11 +19,12 @@
 //! process (the tests) can each use their own X server.
 
 mod control;
-mod enigo_input;
+mod held;
 pub mod monitors;
 mod scrap_x11;
 mod shared;
 mod view;
+mod x11_input;
 
 use std::fmt::Debug;
 
@@ -30,9 +33,10 @@ use std::sync::Arc;
 use tether_proto::cursor::CursorShape;
 use tether_proto::screen::{DisplayInfo, InputEvent};
 
-pub use enigo_input::EnigoInput;
+pub use held::{KEY_BURST, KEY_PRESSES_PER_SECOND, MAX_HELD_KEYS, MAX_SCROLL_NOTCHES};
 pub use scrap_x11::ScrapScreen;
 pub use shared::{REUSE_WITHIN, SharedScreen};
+pub use x11_input::X11Input;
 
 pub(crate) use control::serve_control;
 pub(crate) use view::serve_view;

@@ -485,10 +485,9 @@ impl Model {
                     scope_words(*scope).to_lowercase()
                 ));
             }
-            AgentEvent::Ended { reason } => self.ended(format!(
-                "Session ended: {}.",
-                crate::ui::end_words(reason)
-            )),
+            AgentEvent::Ended { reason } => {
+                self.ended(format!("Session ended: {}.", crate::ui::end_words(reason)))
+            }
             // Waiting for a claim: the code is useless until the connection is back.
             AgentEvent::RelayLost {
                 reason,
@@ -709,10 +708,7 @@ impl Model {
                 self.notice = None;
                 self.screen = Screen::Start;
             }
-            Ok(reason) => self.ended(format!(
-                "Session ended: {}.",
-                crate::ui::end_words(&reason)
-            )),
+            Ok(reason) => self.ended(format!("Session ended: {}.", crate::ui::end_words(&reason))),
         }
     }
 
@@ -903,7 +899,10 @@ mod tests {
     fn end_messages_fit_the_user() {
         let now = Instant::now();
         for (reason, words) in [
-            (EndReason::UserEnded, "Session ended: you ended the session."),
+            (
+                EndReason::UserEnded,
+                "Session ended: you ended the session.",
+            ),
             (
                 EndReason::ConsentTimeout,
                 "Session ended: you did not answer in time, so nothing was shared.",
@@ -948,7 +947,11 @@ mod tests {
         );
         assert_eq!(m.screen, Screen::Connecting, "the dead code is not shown");
         let at = |secs: f64| m.notice_text(now + Duration::from_secs_f64(secs)).unwrap();
-        assert!(at(0.0).contains("does not work until a new one shows"), "{}", at(0.0));
+        assert!(
+            at(0.0).contains("does not work until a new one shows"),
+            "{}",
+            at(0.0)
+        );
         assert!(at(0.0).contains("Trying again in 5 s."), "{}", at(0.0));
         assert!(at(2.5).contains("Trying again in 3 s."), "{}", at(2.5));
         assert!(at(30.0).contains("Trying to reconnect now"), "{}", at(30.0));
@@ -1003,7 +1006,11 @@ mod tests {
             },
             now,
         );
-        assert!(m.doing_line().unwrap().contains("\"Stop control\" takes it back"));
+        assert!(
+            m.doing_line()
+                .unwrap()
+                .contains("\"Stop control\" takes it back")
+        );
     }
 
     /// The window's own countdown answers "no" only after the session's timer (which started

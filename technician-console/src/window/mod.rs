@@ -333,7 +333,10 @@ async fn run_session(
     match answer {
         Some(Ok(_)) => {}
         Some(Err(e)) => {
-            let denied = matches!(e, ConsoleError::ConsentDenied | ConsoleError::ConsentTimeout);
+            let denied = matches!(
+                e,
+                ConsoleError::ConsentDenied | ConsoleError::ConsentTimeout
+            );
             tell.send(Event::Failed {
                 reason: e.to_string(),
                 denied,
@@ -430,10 +433,11 @@ async fn follow_grant(
 ) {
     while grant.changed().await.is_ok() {
         let granted = *grant.borrow_and_update();
-        if !granted.contains(Scope::Control) && input.close() {
-            if let Ok(mut s) = screen.lock() {
-                s.note = Some(CONTROL_TAKEN_BACK.into());
-            }
+        if !granted.contains(Scope::Control)
+            && input.close()
+            && let Ok(mut s) = screen.lock()
+        {
+            s.note = Some(CONTROL_TAKEN_BACK.into());
         }
         tell.send(Event::GrantChanged { granted }).await;
     }

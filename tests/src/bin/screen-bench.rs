@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_agent::ShareConfig;
-use tether_agent::screen::{EnigoInput, FRAME_INTERVAL, IDLE_EVERY, ScrapScreen, ScreenProvider};
+use tether_agent::screen::{FRAME_INTERVAL, IDLE_EVERY, ScrapScreen, ScreenProvider, X11Input};
 use tether_console::open_session;
 use tether_proto::pairing::{Pairing, Side};
 use tether_proto::screen::{self, ScreenMsg};
@@ -179,7 +179,7 @@ fn phases(display: &str, secs: u64) -> (usize, usize, [f64; 4], f64, usize) {
 fn agent_on(relay: &TestRelay, x: &Xvfb) -> TestAgent {
     let mut config = ShareConfig::new(relay.target());
     config.screen = Arc::new(ScrapScreen::new(Some(x.display.clone())));
-    config.input = Arc::new(EnigoInput::new(Some(x.display.clone())));
+    config.input = Arc::new(X11Input::new(Some(x.display.clone())));
     TestAgent::spawn_with(config, Some("view".parse().unwrap()))
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_agent::ShareConfig;
-use tether_agent::screen::{EnigoInput, ScrapScreen};
+use tether_agent::screen::{ScrapScreen, X11Input};
 use tether_agent::ui::{self, AgentEvent, UserCommand};
 use tether_console::{Session, open_session, render};
 use tether_net::{RelayTarget, Trust};
@@ -146,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
     let mut share = ShareConfig::new(target.clone());
     if let Ok(d) = &desktop {
         share.screen = Arc::new(ScrapScreen::new(Some(d.x.display.clone())));
-        share.input = Arc::new(EnigoInput::new(Some(d.x.display.clone())));
+        share.input = Arc::new(X11Input::new(Some(d.x.display.clone())));
     }
     let agent = tokio::spawn(tether_agent::share(share, link));
     let code = loop {
