@@ -145,6 +145,10 @@ pub enum AuditEvent {
     SessionEnded {
         /// Session id.
         session: u64,
+        /// The session record it belongs to (`tether-console sessions show ID`); a colleague's
+        /// session belongs to the record of the session they joined. `None` if the record store
+        /// failed.
+        record: Option<u64>,
         /// Seconds it lasted.
         duration_secs: f64,
         /// Bytes copied console → agent.

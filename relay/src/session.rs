@@ -305,6 +305,7 @@ pub(crate) async fn serve(
     let duration_secs = started.elapsed().as_secs_f64();
     shared.audit.record(AuditEvent::SessionEnded {
         session,
+        record,
         duration_secs,
         bytes_to_agent: counters.to_agent.load(Ordering::Relaxed),
         bytes_to_console: counters.to_console.load(Ordering::Relaxed),

@@ -77,6 +77,11 @@ impl TestRelay {
     /// Shuts the relay down gracefully (as Ctrl-C does) and starts it again on the same address
     /// with the same data directory, so certificate, technicians and audit log carry over.
     pub async fn restart(self) -> Self {
+        self.restart_after(Duration::ZERO).await
+    }
+
+    /// As [`TestRelay::restart`], with the relay down for `down` in between (an outage).
+    pub async fn restart_after(self, down: Duration) -> Self {
         let TestRelay {
             handle,
             dir,
@@ -85,6 +90,7 @@ impl TestRelay {
         } = self;
         let addr = handle.local_addr();
         handle.shutdown().await;
+        tokio::time::sleep(down).await;
         let mut config = RelayConfig::new(addr, dir.path().to_path_buf());
         config.limits = limits.clone();
         // The old endpoint's driver releases the UDP port a moment after shutdown returns (a new

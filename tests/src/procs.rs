@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command};
+use std::process::{Child, Command};
 use std::sync::{Once, mpsc};
 use std::time::Duration;
 
@@ -51,7 +51,7 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// Reads lines from a child's stdout on a thread, so waits can time out.
-pub fn lines(out: ChildStdout) -> mpsc::Receiver<String> {
+pub fn lines(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {

@@ -93,7 +93,7 @@ async fn deny_really_denies() {
         result.err()
     );
     w.expect("You refused. Nothing was shared.");
-    w.expect("Session ended: the user denied consent");
+    w.expect("Session ended: you did not allow anything");
 }
 
 /// Issue 17 item 1: the consent dialog opens with nothing ticked and "Allow" does nothing until
@@ -156,12 +156,13 @@ async fn countdown_denies() {
     // Nobody clicks.
     let result = console.await.unwrap();
     assert!(
-        matches!(result, Err(ConsoleError::ConsentDenied)),
+        matches!(result, Err(ConsoleError::ConsentTimeout)),
         "{:?}",
         result.err()
     );
-    w.expect("You refused. Nothing was shared.");
-    w.expect("Session ended: the user denied consent");
+    // Issue 17 item 7: the user is told they did not answer, not that they refused.
+    w.expect("Session ended: you did not answer in time, so nothing was shared");
+    assert!(!w.saw("You refused"), "silence is not a refusal");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -196,7 +197,7 @@ async fn end_really_ends_the_session_on_both_sides() {
     w.shot("agent-banner");
 
     w.click(layout::centre(layout::END_SESSION));
-    w.expect("Session ended: the user ended the session");
+    w.expect("Session ended: you ended the session");
     let after = session.request(&Request::Inventory).await;
     assert!(
         matches!(after, Err(ConsoleError::Ended(_))),
@@ -268,7 +269,7 @@ async fn end_works_without_the_network() {
             .success()
     );
     w.click(layout::centre(layout::END_SESSION));
-    w.expect("Session ended: the user ended the session");
+    w.expect("Session ended: you ended the session");
     w.shot("agent-ended-offline");
     assert!(
         Command::new("kill")
@@ -305,12 +306,27 @@ async fn stop_control_really_revokes_control() {
         .expect("input is accepted while control is granted");
     let line = w.expect("now: Using your mouse and keyboard.");
     assert!(line.contains("allowed: view,control"), "{line}");
+    // Issue 17 item 10: the window's banner speaks of its button, never of terminal keys.
+    let last = w.expect("last: ");
+    assert!(
+        last.contains("\"Stop control\" takes it back") && !last.contains("Type r"),
+        "{last}"
+    );
     w.shot("agent-stop-control");
 
     w.click(layout::centre(layout::STOP_CONTROL));
     w.expect("You took back \"control\"");
     let line = w.expect("stop control: hidden");
     assert!(line.contains("allowed: view |"), "{line}");
+    // Issue 17 item 6: the console hears of it at once, before it sends anything.
+    let mut grant = session.grant();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        grant.wait_for(|g| !g.contains(Scope::Control)),
+    )
+    .await
+    .expect("the console hears of Stop control at once")
+    .unwrap();
     let refused = control
         .send(&InputEvent::MouseMove { x: 910, y: 710 })
         .await;
@@ -432,11 +448,18 @@ async fn chat_both_ways_and_the_invitation_prompt() {
     let joining = tokio::spawn(async move { open_session(&grace, code, scopes("view")).await });
     let line = w.expect("asks to:");
     assert!(line.contains("Grace Hopper of Acme IT"), "{line}");
+    let dialog = w.expect("consent dialog: Grace Hopper of Acme IT");
     std::thread::sleep(Duration::from_secs(1));
     tick_rows(&w, 1);
     w.click(layout::centre(layout::ALLOW));
     let mut grace_session = joining.await.unwrap().expect("Grace's session opens");
     let mut session = session;
+    // Issue 17 item 3: the colleague's dialog showed the code of the colleague's own session.
+    assert!(
+        dialog.contains(&format!("verification: {}", grace_session.verification)),
+        "{dialog}"
+    );
+    assert_ne!(grace_session.verification, session.verification);
     assert_eq!(grace_session.granted, scopes("view"));
     let b = w.expect("banner: Grace Hopper of Acme IT");
     assert!(
@@ -457,4 +480,42 @@ async fn chat_both_ways_and_the_invitation_prompt() {
     w.expect("banner: Ada Lovelace of Acme IT | allowed: view |");
     session.end().await;
     w.expect("Session ended: the technician ended the session");
+}
+
+/// Issue 17 item 9: while the relay is down the window does not offer the dead code, counts down
+/// truthfully to the next attempt (the line changes; it never freezes), and the banner clears when
+/// the new code shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_hides_the_code_counts_down_and_clears_with_the_new_code() {
+    let relay = TestRelay::start_with(Limits::default(), None).await;
+    let w = Gui::agent(&relay, 60);
+    let first = w.get_help();
+    let back = tokio::spawn(relay.restart_after(Duration::from_secs(10)));
+    let line = w.expect("notice: No connection to the relay");
+    assert!(
+        line.contains("Your code does not work until a new one shows"),
+        "{line}"
+    );
+    // The countdown moves on by itself (a repaint each second, not a frozen line).
+    let next = w.expect("notice: No connection to the relay");
+    assert_ne!(line, next, "the outage line changes as time passes");
+    w.shot("agent-outage");
+    let _relay = back.await.unwrap();
+    let second: SessionCode = w
+        .expect("session code:")
+        .split("code:")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(first.to_string(), second.to_string());
+    let start = std::time::Instant::now();
+    while !w.saw("notice: cleared") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the banner clears with the new code"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -40,7 +40,14 @@ fn relay_agent_and_console_binaries_work_together() {
 
     let mut agent = Kill(
         Command::new(bin("tether-agent"))
-            .args(["share", "--relay", &addr, "--relay-cert-sha256", &fp])
+            .args([
+                "share",
+                "--once",
+                "--relay",
+                &addr,
+                "--relay-cert-sha256",
+                &fp,
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -270,3 +270,68 @@ async fn the_chat_command_talks_asks_and_invites_over_stdin_and_stdout() {
         .unwrap();
     assert!(status.success(), "end of input ends the session cleanly");
 }
+
+/// Issue 17 item 5: `tether-console chat` keeps talking after `/ask`: the technician's line reaches
+/// the user while the consent prompt is open, the user's question reaches the technician before they
+/// answer, and the answer is printed when it comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_command_goes_on_while_the_user_decides() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use tether_tests::procs::{Kill, bin, lines, wait_for};
+
+    let relay = TestRelay::start().await;
+    // A user who answers only when the test says so.
+    let mut agent = TestAgent::spawn_with(tether_agent::ShareConfig::new(relay.target()), None);
+    let code = agent.code().await.to_string();
+    let target = relay.target();
+    let tether_net::Trust::Fingerprint(fp) = &target.trust else {
+        unreachable!()
+    };
+    let mut console = Kill(
+        Command::new(bin("tether-console"))
+            .args(["--relay", &target.addr, "--relay-cert-sha256", fp, "--json"])
+            .args(["chat", "--ask", "inventory", "--code", &code])
+            .env("TETHER_TOKEN", &relay.token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = lines(console.0.stdout.take().unwrap());
+    let mut stdin = console.0.stdin.take().unwrap();
+    writeln!(stdin, "/ask").unwrap();
+    let (asked, out) =
+        tokio::task::spawn_blocking(move || (wait_for(&out, "asked the user for"), out))
+            .await
+            .unwrap();
+    assert!(asked.contains("\"from\":\"consent\""), "{asked}");
+    agent
+        .expect("the consent prompt", |e| {
+            matches!(e, AgentEvent::ConsentRequested { .. })
+        })
+        .await;
+    writeln!(stdin, "It is only the printer list").unwrap();
+    assert_eq!(user_sees(&mut agent).await.1, "It is only the printer list");
+    user_says(&agent, "why do you need my inventory?").await;
+    let (question, out) =
+        tokio::task::spawn_blocking(move || (wait_for(&out, "why do you need my inventory?"), out))
+            .await
+            .unwrap();
+    assert!(question.contains("\"from\":\"user\""), "{question}");
+    agent
+        .commands
+        .send(UserCommand::Consent(inventory()))
+        .await
+        .unwrap();
+    let (allowed, _out) =
+        tokio::task::spawn_blocking(move || (wait_for(&out, "the user allowed"), out))
+            .await
+            .unwrap();
+    assert!(allowed.contains("inventory"), "{allowed}");
+    drop(stdin);
+    let status = tokio::task::spawn_blocking(move || console.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "end of input ends the session cleanly");
+}

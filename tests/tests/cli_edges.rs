@@ -505,3 +505,101 @@ fn scopes_are_names_in_json_and_bits_on_the_wire() {
         set
     );
 }
+
+/// Issue 17 item 11: `share` shows a new code after a session (as README says) until the user types
+/// q, `--once` stops after one, and no developer log line reaches the user's terminal: with
+/// `RUST_LOG=info` the log lines go to `agent.log` in the data directory, not to stdout or stderr.
+#[tokio::test(flavor = "multi_thread")]
+async fn share_gives_a_new_code_after_a_session_and_keeps_logs_off_the_terminal() {
+    use std::io::Write;
+    let relay = TestRelay::start().await;
+    let (addr, fp) = addr_fp(&relay);
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Kill(
+        Command::new(bin("tether-agent"))
+            .args(["share", "--relay", &addr, "--relay-cert-sha256", &fp])
+            .env("TETHER_AGENT_DATA", dir.path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = lines(agent.0.stdout.take().unwrap());
+    let err = lines(agent.0.stderr.take().unwrap());
+    let mut stdin = agent.0.stdin.take().unwrap();
+    let code = |line: String| line.split("code:").nth(1).unwrap().trim().to_string();
+    let first = code(wait_for(&out, "session code:"));
+    let uptime = console(&relay, &["diag", "--code", &first, "uptime"])
+        .spawn()
+        .unwrap();
+    wait_for(&out, "Allow?");
+    writeln!(stdin, "y").unwrap();
+    let done = finish(uptime, Duration::from_secs(60), "the probe");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    wait_for(&out, "Session ended: the technician ended the session");
+    let second = code(wait_for(&out, "session code:"));
+    assert_ne!(first, second, "a new code follows the session");
+    writeln!(stdin, "q").unwrap();
+    let start = Instant::now();
+    while agent.0.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "q ends sharing");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(agent.0.wait().unwrap().success());
+    // Nothing on the terminal looks like a log line; the log file has them.
+    let terminal: Vec<String> = out.try_iter().chain(err.try_iter()).collect();
+    for line in &terminal {
+        assert!(
+            !line.contains(" INFO ") && !line.contains(" WARN ") && !line.contains("\u{1b}["),
+            "a log line reached the terminal: {line:?}"
+        );
+    }
+    let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    assert!(log.contains("consent given"), "{log}");
+    assert!(!log.contains("\u{1b}["), "no colours in the log file");
+
+    // `--once`: the agent leaves after the session.
+    let mut once = Kill(
+        Command::new(bin("tether-agent"))
+            .args([
+                "share",
+                "--once",
+                "--relay",
+                &addr,
+                "--relay-cert-sha256",
+                &fp,
+            ])
+            .env("TETHER_AGENT_DATA", dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = lines(once.0.stdout.take().unwrap());
+    let c = code(wait_for(&out, "session code:"));
+    let uptime = console(&relay, &["diag", "--code", &c, "uptime"])
+        .spawn()
+        .unwrap();
+    wait_for(&out, "Allow?");
+    writeln!(once.0.stdin.take().unwrap(), "y").unwrap();
+    assert!(
+        finish(uptime, Duration::from_secs(60), "the probe")
+            .status
+            .success()
+    );
+    let start = Instant::now();
+    while once.0.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "--once leaves after the session"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -266,6 +266,25 @@ async fn chat_first_both_ways_then_an_invitation_gives_a_code() {
     c.click(console::centre(console::ASK));
     c.expect("consent: asking for view,control,diagnostics,inventory");
     a.expect("asks to:");
+    // Issue 17 item 5: chat goes on both ways while the user decides: the technician's line
+    // reaches the dialog, and the user's question reaches the technician before any answer.
+    c.type_into(
+        console::centre(console::CHAT_INPUT),
+        "It is only to see the printer dialog",
+    );
+    c.xdotool(&["key", "Return"]);
+    c.expect("chat: you: It is only to see the printer dialog");
+    a.expect("[Ada Lovelace of Acme IT] It is only to see the printer dialog");
+    a.type_into(
+        agent::centre(agent::CHAT_INPUT),
+        "why do you need my mouse?",
+    );
+    a.xdotool(&["key", "Return"]);
+    c.expect("chat: user: why do you need my mouse?");
+    assert!(
+        !c.saw("consent: granted"),
+        "the question arrived before the answer"
+    );
     std::thread::sleep(Duration::from_secs(1));
     for row in ALL_ROWS {
         a.click(agent::scope_box(*row));

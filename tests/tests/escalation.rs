@@ -265,6 +265,7 @@ async fn a_hand_over_to_a_tier_closes_the_first_technicians_session_and_the_seco
     // Linus carries on, with what the user granted him.
     let inv = linus_session.inventory().await.unwrap();
     assert!(!inv.hardware.system.hostname.is_empty());
+    let linus_record = linus_session.record;
     linus_session.end().await;
     let end = tokio::time::timeout(WAIT, &mut agent.task)
         .await
@@ -288,6 +289,48 @@ async fn a_hand_over_to_a_tier_closes_the_first_technicians_session_and_the_seco
     .await
     .unwrap();
     assert_eq!(record.summary.technicians, ["Ada Lovelace", "Linus"]);
+    // Issue 17 item 20: the colleague's session is part of that record, not one of its own: one
+    // record, with what the user granted either of them, closed when the last one left; and the
+    // audit's end of each session names the record.
+    assert_eq!(linus_record, ada.record, "one record for the session");
+    assert_eq!(
+        record.scopes_granted,
+        scopes("inventory,diagnostics"),
+        "both grants"
+    );
+    // The relay closes the record a moment after the last session's end.
+    let start = std::time::Instant::now();
+    let closed = loop {
+        let r = tether_console::records::record(
+            &relay.console(),
+            tether_proto::records::RecordQuery::Show {
+                id: ada.record.unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+        if r.ended_unix.is_some() || start.elapsed() > WAIT {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(closed.ended_unix.is_some(), "closed when the last one left");
+    let all = tether_console::records::list(
+        &relay.console(),
+        tether_proto::records::RecordQuery::List { limit: 50 },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        all.len(),
+        1,
+        "no separate record for the colleague: {all:?}"
+    );
+    let ends = audit_events(&relay, "session_ended");
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    for e in &ends {
+        assert_eq!(e["record"], serde_json::json!(ada.record), "{e}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -377,10 +377,12 @@ async fn silence_means_no() {
     let err = open_session(&relay.console(), code, scopes("inventory"))
         .await
         .unwrap_err();
-    assert!(matches!(err, ConsoleError::ConsentDenied), "{err}");
+    // Issue 17 item 7: a timeout is told as one, with the same exit code as a refusal.
+    assert!(matches!(err, ConsoleError::ConsentTimeout), "{err}");
+    assert_eq!(err.exit_code(), 8);
     assert_eq!(
         (&mut agent.task).await.unwrap().unwrap(),
-        EndReason::ConsentDenied
+        EndReason::ConsentTimeout
     );
 }
 

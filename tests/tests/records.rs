@@ -463,7 +463,14 @@ fn the_reason_and_the_record_through_the_real_binaries() {
 
     let mut agent = Kill(
         Command::new(bin("tether-agent"))
-            .args(["share", "--relay", &addr, "--relay-cert-sha256", &fp])
+            .args([
+                "share",
+                "--once",
+                "--relay",
+                &addr,
+                "--relay-cert-sha256",
+                &fp,
+            ])
             .args(["--reason", "printer offline"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -36,6 +36,7 @@ fn about(what: &str, elapsed: Duration, want: Duration) {
     );
 }
 
+/// Issue 17 item 7: silence is a no, and both sides say the user did not answer (not "denied").
 #[tokio::test(start_paused = true)]
 async fn the_user_saying_nothing_for_sixty_seconds_is_a_no() {
     let relay = TestRelay::start().await;
@@ -47,7 +48,11 @@ async fn the_user_saying_nothing_for_sixty_seconds_is_a_no() {
         .unwrap();
     let t0 = Instant::now();
     let r = s.ask_consent().await;
-    assert!(matches!(r, Err(ConsoleError::ConsentDenied)), "{r:?}");
+    assert!(matches!(r, Err(ConsoleError::ConsentTimeout)), "{r:?}");
+    assert_eq!(
+        r.unwrap_err().to_string(),
+        "the user did not answer in time"
+    );
     about(
         "silence at the consent prompt",
         t0.elapsed(),
@@ -55,7 +60,7 @@ async fn the_user_saying_nothing_for_sixty_seconds_is_a_no() {
     );
     assert_eq!(
         (&mut agent.task).await.unwrap().unwrap(),
-        EndReason::ConsentDenied
+        EndReason::ConsentTimeout
     );
     assert!(agent.saw(|e| matches!(
         e,
@@ -81,9 +86,11 @@ async fn a_console_that_says_nothing_after_pairing_is_dropped_after_thirty_secon
         t0.elapsed(),
         Duration::from_secs(30),
     );
-    assert_eq!(end, EndReason::ProtocolError("no consent request".into()));
+    assert_eq!(end, EndReason::NoRequest { secs: 30 });
 }
 
+/// Issue 17 item 7: a chat-first session idle for 5 minutes ends as "no request within 5
+/// minutes", not as a protocol error.
 #[tokio::test(start_paused = true)]
 async fn a_chatting_pair_may_go_quiet_for_five_minutes_before_consent() {
     let relay = TestRelay::start().await;
@@ -103,7 +110,8 @@ async fn a_chatting_pair_may_go_quiet_for_five_minutes_before_consent() {
     let t0 = Instant::now();
     let end = (&mut agent.task).await.unwrap().unwrap();
     about("quiet after chat", t0.elapsed(), Duration::from_secs(300));
-    assert_eq!(end, EndReason::ProtocolError("no consent request".into()));
+    assert_eq!(end, EndReason::NoRequest { secs: 300 });
+    assert_eq!(end.to_string(), "no request within 5 minutes");
 }
 
 #[tokio::test(start_paused = true)]
