@@ -180,3 +180,18 @@ macro_rules! outln {
     () => { $crate::cli::write_stdout(format_args!("\n")) };
     ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
 }
+
+/// Writes a line to standard output for a window, whose standard output is a side channel (tests
+/// read it; a desktop launcher often closes it): a closed or broken standard output is ignored and
+/// the window goes on.
+pub fn write_stdout_quietly(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(args).and_then(|()| out.flush());
+}
+
+/// `println!` for windows: see [`write_stdout_quietly`] (never panics on a closed standard output).
+#[macro_export]
+macro_rules! quietln {
+    ($($arg:tt)*) => { $crate::cli::write_stdout_quietly(format_args!("{}\n", format_args!($($arg)*))) };
+}

@@ -569,7 +569,7 @@ impl eframe::App for Viewer {
         if st.display != self.shown {
             // Standard output says which display is shown (a test and scripting channel).
             if let Some(d) = &st.display {
-                println!("viewer: showing {}", displays::describe(d));
+                tether_net::quietln!("viewer: showing {}", displays::describe(d));
             }
             self.shown = st.display.clone();
         }

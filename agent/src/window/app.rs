@@ -46,8 +46,8 @@ fn print_change(last: &mut Option<String>, now: Option<String>, gone: &str) {
     if now != *last {
         match &now {
             // The lines carry names and reasons from the other side.
-            Some(line) => println!("{}", display_safe(line)),
-            None if !gone.is_empty() => println!("{gone}"),
+            Some(line) => tether_net::quietln!("{}", display_safe(line)),
+            None if !gone.is_empty() => tether_net::quietln!("{gone}"),
             None => {}
         }
         *last = now;
@@ -145,7 +145,7 @@ impl AgentApp {
         let now = Instant::now();
         for ev in &polled.events {
             // Standard output carries the same words as the terminal front end (a test channel).
-            println!("{}", terminal::render(ev));
+            tether_net::quietln!("{}", terminal::render(ev));
             self.model.on_event(ev, now);
         }
         if let Some(result) = polled.stopped {
@@ -160,7 +160,7 @@ impl AgentApp {
                 .iter()
                 .all(|e| !matches!(e, crate::ui::AgentEvent::Ended { .. }))
             {
-                println!("{}", display_safe(reason));
+                tether_net::quietln!("{}", display_safe(reason));
             }
         }
         // What the banner shows, as a line on standard output whenever it changes (a test channel).

@@ -55,7 +55,7 @@ impl eframe::App for NotConfigured {
 /// Opens the "not set up" window and runs until the user closes it. The message is also printed
 /// to standard output, as every window state is, for scripts and the UI tests.
 pub fn run(detail: &str) -> Result<(), WindowError> {
-    println!("{HEADLINE}. {EXPLANATION}");
+    tether_net::quietln!("{HEADLINE}. {EXPLANATION}");
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(layout::TITLE)

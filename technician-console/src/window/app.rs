@@ -120,12 +120,12 @@ impl ConsoleApp {
         }
         // Standard output carries every change, one line each (a test and scripting channel).
         for line in self.model.journal() {
-            println!("{line}");
+            tether_net::quietln!("{line}");
         }
         let stopped = backend.screen.lock().ok().and_then(|s| s.stopped.clone());
         if stopped != self.screen_stopped {
             if let Some(s) = &stopped {
-                println!("screen: view stopped: {s}");
+                tether_net::quietln!("screen: view stopped: {s}");
             }
             self.screen_stopped = stopped;
         }
@@ -788,7 +788,7 @@ impl ConsoleApp {
         if st.display != self.screen_shown {
             // Standard output says which display is shown (a test and scripting channel).
             if let Some(d) = &st.display {
-                println!("screen: showing {}", crate::displays::describe(d));
+                tether_net::quietln!("screen: showing {}", crate::displays::describe(d));
             }
             self.screen_shown = st.display.clone();
         }
@@ -859,7 +859,7 @@ impl eframe::App for ConsoleApp {
         });
         // Clicks above may have changed the model: print those lines now, not on the next event.
         for line in self.model.journal() {
-            println!("{line}");
+            tether_net::quietln!("{line}");
         }
     }
 
