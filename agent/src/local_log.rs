@@ -60,6 +60,15 @@ impl LocalLog {
             AgentEvent::ConsentDecided { granted } => {
                 json!({"event": "consent", "granted": granted.to_string()})
             }
+            AgentEvent::MoreRequested {
+                technician, scopes, ..
+            } => json!({
+                "event": "more_requested", "technician": technician.name, "org": technician.org,
+                "scopes": scopes.to_string()
+            }),
+            AgentEvent::MoreDecided { granted, added, .. } => json!({
+                "event": "more_answered", "added": added.to_string(), "granted": granted.to_string()
+            }),
             AgentEvent::Served { what } => json!({"event": "served", "what": what}),
             AgentEvent::Refused { what, scope } => {
                 json!({"event": "refused", "what": what, "scope": scope.name()})

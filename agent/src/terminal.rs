@@ -90,6 +90,27 @@ pub fn render(event: &AgentEvent) -> String {
             ));
             s
         }
+        AgentEvent::MoreRequested { technician, scopes, granted, timeout_secs, verification, .. } => {
+            let mut s = format!(
+                "\n{} of {} asks for more than you allowed so far ({granted}):\n",
+                safe(&technician.name), safe(&technician.org)
+            );
+            for scope in scopes.iter() {
+                s.push_str(&format!("  - {scope}: {}\n", scope.describe()));
+            }
+            s.push_str(&format!(
+                "(verification code {verification}) What you allowed before stays allowed either way.\n\
+                 Allow? Type y for all of it, n to refuse, or only some, e.g. \"{}\". No answer in {timeout_secs} s means no.",
+                scopes.iter().next().map(|s| s.name()).unwrap_or("control")
+            ));
+            s
+        }
+        AgentEvent::MoreDecided { added, granted, .. } if added.is_empty() => format!(
+            "Nothing more was allowed; the session goes on with: {granted}."
+        ),
+        AgentEvent::MoreDecided { added, granted, .. } => format!(
+            "You also allowed: {added}. Allowed now: {granted}. Type r and Enter to take control back, q to end."
+        ),
         AgentEvent::ConsentDecided { granted } if granted.is_empty() => "You refused. Nothing was shared.".into(),
         AgentEvent::ConsentDecided { granted } => format!(
             "You allowed: {granted}. Everything else stays refused. Type q and Enter, or press Ctrl-C, to end the session."
@@ -170,11 +191,14 @@ where
                 let _ = writeln!(out, "{}", render(&ev));
                 let _ = out.flush();
                 match ev {
-                    AgentEvent::ConsentRequested { .. } if !input_open => {
+                    AgentEvent::ConsentRequested { .. } | AgentEvent::MoreRequested { .. } if !input_open => {
                         let _ = writeln!(out, "(no input to answer from: refusing)");
                         let _ = ui.commands.send(UserCommand::Consent(ScopeSet::EMPTY)).await;
                     }
-                    AgentEvent::ConsentRequested { scopes, .. } => pending = Some(scopes),
+                    AgentEvent::ConsentRequested { scopes, .. }
+                    | AgentEvent::MoreRequested { scopes, .. } => pending = Some(scopes),
+                    // The countdown ended without an answer: the prompt is over.
+                    AgentEvent::MoreDecided { .. } => pending = None,
                     AgentEvent::Paired { .. } => paired = true,
                     AgentEvent::InviteRequested { .. } if !input_open => {
                         let _ = ui.commands.send(UserCommand::AnswerInvite(false)).await;
