@@ -1124,11 +1124,26 @@ mod tests {
         let s = |t: &str| t.parse::<ScopeSet>().unwrap_or(ScopeSet::EMPTY);
         let tech = ScopeSet::all();
         let viewer = s("view");
-        assert_eq!(more_to_ask(tech, s("view"), s("view,control"), false), Ok(s("control")));
-        assert_eq!(more_to_ask(tech, s("view,control"), s("control"), false), Err(MoreOutcome::NothingNew));
-        assert_eq!(more_to_ask(viewer, s("view"), s("control"), false), Err(MoreOutcome::Forbidden));
-        assert_eq!(more_to_ask(viewer, s("view"), s("control"), true), Err(MoreOutcome::Forbidden));
-        assert_eq!(more_to_ask(tech, s("view"), s("control"), true), Err(MoreOutcome::Busy));
+        assert_eq!(
+            more_to_ask(tech, s("view"), s("view,control"), false),
+            Ok(s("control"))
+        );
+        assert_eq!(
+            more_to_ask(tech, s("view,control"), s("control"), false),
+            Err(MoreOutcome::NothingNew)
+        );
+        assert_eq!(
+            more_to_ask(viewer, s("view"), s("control"), false),
+            Err(MoreOutcome::Forbidden)
+        );
+        assert_eq!(
+            more_to_ask(viewer, s("view"), s("control"), true),
+            Err(MoreOutcome::Forbidden)
+        );
+        assert_eq!(
+            more_to_ask(tech, s("view"), s("control"), true),
+            Err(MoreOutcome::Busy)
+        );
         // The answer never grants more than the new scopes.
         let prompt = Prompt::new(s("control"), Instant::now(), CONSENT_TIMEOUT);
         assert_eq!(prompt.answer(ScopeSet::all()), s("control"));

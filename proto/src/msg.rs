@@ -508,7 +508,11 @@ impl std::fmt::Display for EndReason {
             EndReason::HandedOver => f.write_str("the session was handed over to a colleague"),
             EndReason::ConsentTimeout => f.write_str("the user did not answer in time"),
             EndReason::NoRequest { secs } => {
-                write!(f, "no request within {}", crate::time::duration_words(u64::from(*secs)))
+                write!(
+                    f,
+                    "no request within {}",
+                    crate::time::duration_words(u64::from(*secs))
+                )
             }
         }
     }

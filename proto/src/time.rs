@@ -81,7 +81,6 @@ mod tests {
         assert_eq!(duration_words(1), "1 second");
     }
 
-
     #[test]
     fn known_dates() {
         let c = civil(0);

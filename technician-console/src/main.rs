@@ -817,14 +817,26 @@ async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError
     let input = if session.granted.contains(Scope::Control) {
         let control = session.control(display).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tasks.spawn(viewer::pump_input(control, rx, state.clone()));
+        let pump = tasks.spawn(viewer::pump_input(control, rx, state.clone()));
+        // Stop control shows at once: the input stops and the status bar says why.
+        let (mut grant, state) = (session.grant(), state.clone());
+        tasks.spawn(async move {
+            while grant.changed().await.is_ok() {
+                if !grant.borrow_and_update().contains(Scope::Control) {
+                    pump.abort();
+                    if let Ok(mut s) = state.lock() {
+                        s.note = Some(tether_console::window::CONTROL_TAKEN_BACK.into());
+                    }
+                }
+            }
+        });
         Some(tx)
     } else {
         None
     };
     tasks.spawn(viewer::pump_view(view, session.link(), state.clone()));
     let who = format!("{} of {}", session.technician.name, session.technician.org);
-    let granted = session.granted;
+    let granted = session.grant();
     // winit wants the main thread, which is the one running this future under #[tokio::main].
     let result = tokio::task::block_in_place(|| viewer::run_window(state, granted, who, input));
     tasks.abort_all();

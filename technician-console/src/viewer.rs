@@ -137,6 +137,11 @@ impl ScreenPane {
         }
     }
 
+    /// Starts (`Some`) or stops forwarding mouse and keyboard, when `control` comes or goes.
+    pub fn set_input(&mut self, input: Option<mpsc::Sender<InputEvent>>) {
+        self.input = input;
+    }
+
     /// Takes the latest frame into the texture and says how the view is doing.
     pub fn update(&mut self, ctx: &egui::Context) -> ScreenStatus {
         let mut s = match self.state.lock() {
@@ -262,7 +267,8 @@ impl ScreenPane {
 /// The window.
 struct Viewer {
     pane: ScreenPane,
-    granted: ScopeSet,
+    /// The grant now: the status line shows Stop control at once.
+    granted: tokio::sync::watch::Receiver<ScopeSet>,
     who: String,
 }
 
@@ -270,7 +276,8 @@ impl eframe::App for Viewer {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         let st = self.pane.update(&ctx);
-        let status = format!("{} | granted: {} | {}", self.who, self.granted, st.line);
+        let granted = *self.granted.borrow();
+        let status = format!("{} | granted: {granted} | {}", self.who, st.line);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {
                 if ui.button("End session").clicked() {
@@ -293,7 +300,7 @@ impl eframe::App for Viewer {
 /// Opens the window and blocks until it closes. Call from the main thread.
 pub fn run_window(
     state: Shared,
-    granted: ScopeSet,
+    granted: tokio::sync::watch::Receiver<ScopeSet>,
     who: String,
     input: Option<mpsc::Sender<InputEvent>>,
 ) -> Result<(), ConsoleError> {

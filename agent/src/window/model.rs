@@ -365,7 +365,8 @@ impl Model {
                 if let Some(stashed) = self.stash.take() {
                     self.screen = stashed;
                 }
-                let same = |t: &TechnicianIdentity| t.name == technician.name && t.org == technician.org;
+                let same =
+                    |t: &TechnicianIdentity| t.name == technician.name && t.org == technician.org;
                 if let Screen::Session {
                     technician: first,
                     granted,
@@ -385,8 +386,10 @@ impl Model {
                         technician.name, technician.org
                     )
                 } else {
-                    let words: Vec<String> =
-                        added.iter().map(|s| scope_words(s).to_lowercase()).collect();
+                    let words: Vec<String> = added
+                        .iter()
+                        .map(|s| scope_words(s).to_lowercase())
+                        .collect();
                     format!("You also allowed: {}.", words.join(", "))
                 });
             }
@@ -546,10 +549,9 @@ impl Model {
                     scope_words(*scope).to_lowercase()
                 ));
             }
-            AgentEvent::Ended { reason } => self.ended(format!(
-                "Session ended: {}.",
-                crate::ui::end_words(reason)
-            )),
+            AgentEvent::Ended { reason } => {
+                self.ended(format!("Session ended: {}.", crate::ui::end_words(reason)))
+            }
             // Waiting for a claim: the code is useless until the connection is back.
             AgentEvent::RelayLost {
                 reason,
@@ -774,10 +776,7 @@ impl Model {
                 self.notice = None;
                 self.screen = Screen::Start;
             }
-            Ok(reason) => self.ended(format!(
-                "Session ended: {}.",
-                crate::ui::end_words(&reason)
-            )),
+            Ok(reason) => self.ended(format!("Session ended: {}.", crate::ui::end_words(&reason))),
         }
     }
 
@@ -968,7 +967,10 @@ mod tests {
     fn end_messages_fit_the_user() {
         let now = Instant::now();
         for (reason, words) in [
-            (EndReason::UserEnded, "Session ended: you ended the session."),
+            (
+                EndReason::UserEnded,
+                "Session ended: you ended the session.",
+            ),
             (
                 EndReason::ConsentTimeout,
                 "Session ended: you did not answer in time, so nothing was shared.",
@@ -1013,7 +1015,11 @@ mod tests {
         );
         assert_eq!(m.screen, Screen::Connecting, "the dead code is not shown");
         let at = |secs: f64| m.notice_text(now + Duration::from_secs_f64(secs)).unwrap();
-        assert!(at(0.0).contains("does not work until a new one shows"), "{}", at(0.0));
+        assert!(
+            at(0.0).contains("does not work until a new one shows"),
+            "{}",
+            at(0.0)
+        );
         assert!(at(0.0).contains("Trying again in 5 s."), "{}", at(0.0));
         assert!(at(2.5).contains("Trying again in 3 s."), "{}", at(2.5));
         assert!(at(30.0).contains("Trying to reconnect now"), "{}", at(30.0));
@@ -1068,7 +1074,11 @@ mod tests {
             },
             now,
         );
-        assert!(m.doing_line().unwrap().contains("\"Stop control\" takes it back"));
+        assert!(
+            m.doing_line()
+                .unwrap()
+                .contains("\"Stop control\" takes it back")
+        );
     }
 
     /// The window's own countdown answers "no" only after the session's timer (which started
@@ -1365,7 +1375,9 @@ mod tests {
         m.toggle(Scope::Control);
         assert_eq!(
             m.allow(),
-            Some(Action::Send(UserCommand::Consent("control".parse().unwrap())))
+            Some(Action::Send(UserCommand::Consent(
+                "control".parse().unwrap()
+            )))
         );
         let both: ScopeSet = "view,control".parse().unwrap();
         m.on_event(
@@ -1381,7 +1393,11 @@ mod tests {
             banner.contains("allowed: view,control") && banner.contains("stop control: shown"),
             "{banner}"
         );
-        assert!(m.doing_line().unwrap().contains("You also allowed: use your mouse"));
+        assert!(
+            m.doing_line()
+                .unwrap()
+                .contains("You also allowed: use your mouse")
+        );
         // Silence: the window says no itself once the countdown (and its grace) ran out.
         m.on_event(&more("inventory"), now);
         let late = now + Duration::from_secs(60) + CONSENT_GRACE;
@@ -1401,10 +1417,7 @@ mod tests {
         assert!(m.doing_line().unwrap().contains("did not allow more"));
         // "End session" works while the question shows.
         m.on_event(&more("inventory"), late);
-        assert_eq!(
-            m.end_session(),
-            Some(Action::Send(UserCommand::EndSession))
-        );
+        assert_eq!(m.end_session(), Some(Action::Send(UserCommand::EndSession)));
     }
 
     fn grace() -> TechnicianIdentity {

@@ -35,6 +35,13 @@ pub const TAB_CHAT: [f32; 4] = [302.0, 104.0, 140.0, 30.0];
 
 /// "Ask for access" in the top bar, once paired in a "chat first" session.
 pub const ASK: [f32; 4] = [1090.0, 10.0, 180.0, 34.0];
+/// "Ask for control" at the right end of the consent strip, while a session runs without it.
+pub const ASK_MORE: [f32; 4] = [
+    CONSENT[0] + CONSENT[2] - 180.0,
+    CONSENT[1] + 4.0,
+    176.0,
+    34.0,
+];
 
 /// The "Chat first" tick box in the chat panel (connect without asking for consent yet).
 pub const CHAT_FIRST: [f32; 4] = [10.0, 144.0, 560.0, 28.0];

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::error::ConsoleError;
-use crate::session::{AgentSaid, ConsoleConfig, Session, pair_session};
+use crate::session::{AgentSaid, ConsoleConfig, MoreAnswer, Session, pair_session};
 use crate::viewer::{self, ViewerState};
 use model::Event;
 
@@ -57,6 +57,9 @@ pub enum Job {
     HealthCheck,
     /// Ask the user for consent now (a "chat first" session).
     AskConsent,
+    /// During the session, ask the user for more ("Ask for control"); the answer comes as
+    /// [`Event::MoreAnswered`], after the streams it allows are started.
+    AskMore(ScopeSet),
     /// Send a chat line to the user.
     Say(String),
     /// Invite a colleague; the answer is the colleague's code.
@@ -315,6 +318,8 @@ async fn run_session(
                     chat_in(Some(t), &tell).await;
                 }
                 AgentSaid::Ended(reason) => break Some(Err(Session::ended_before_decision(reason))),
+                // Nothing was asked for more yet.
+                AgentSaid::More(_) => {}
             },
             j = jobs.recv() => match j {
                 Some(Job::End) | None => break None,
@@ -329,7 +334,10 @@ async fn run_session(
     match answer {
         Some(Ok(_)) => {}
         Some(Err(e)) => {
-            let denied = matches!(e, ConsoleError::ConsentDenied | ConsoleError::ConsentTimeout);
+            let denied = matches!(
+                e,
+                ConsoleError::ConsentDenied | ConsoleError::ConsentTimeout
+            );
             tell.send(Event::Failed {
                 reason: e.to_string(),
                 denied,
@@ -354,11 +362,20 @@ async fn run_session(
     })
     .await;
     let mut streams = JoinSet::new();
-    let control = start_screen(&mut session, &mut streams, screen.clone(), input).await;
-    streams.spawn(follow_grant(session.grant(), tell.clone(), screen, control));
+    let pumps = Pumps::default();
+    streams.spawn(route_input(input, pumps.clone()));
+    let mut viewing = start_screen(&mut session, &mut streams, &screen, &pumps).await;
+    streams.spawn(follow_grant(
+        session.grant(),
+        tell.clone(),
+        screen.clone(),
+        pumps.clone(),
+    ));
     if session.granted.contains(Scope::Inventory) {
         queue.push_front(Job::Inventory);
     }
+    // What was last asked for more, to say what the answer means.
+    let mut more_asked = (ScopeSet::EMPTY, ScopeSet::EMPTY);
     let reason = loop {
         let job = match queue.pop_front() {
             Some(j) => j,
@@ -367,14 +384,45 @@ async fn run_session(
                     Some(Job::End) | None => break "you ended the session".to_string(),
                     Some(j) => j,
                 },
-                // The user's lines; `None` once the session is over (the reader saw the end).
-                t = session.next_chat() => if chat_in(t, &tell).await {
-                    continue;
-                } else {
-                    break session.ended().await.to_string();
+                // The user's lines, answers to an ask for more, and the end (after every line).
+                said = session.next_said() => match said {
+                    AgentSaid::Chat(t) => {
+                        chat_in(Some(t), &tell).await;
+                        continue;
+                    }
+                    AgentSaid::More(answer) => {
+                        // Start what the user allowed before saying so: input works once the
+                        // technician sees the answer.
+                        if !viewing {
+                            viewing = start_screen(&mut session, &mut streams, &screen, &pumps).await;
+                        } else {
+                            start_control(&mut session, &mut streams, &screen, &pumps).await;
+                        }
+                        let (before, asked) = more_asked;
+                        tell.send(more_answered(asked, before, answer)).await;
+                        continue;
+                    }
+                    AgentSaid::Decision(_) => continue,
+                    AgentSaid::Ended(reason) => break reason.to_string(),
                 },
             },
         };
+        if let Job::AskMore(scopes) = job {
+            more_asked = (session.granted, scopes);
+            if let Err(e) = session.request_more(scopes).await {
+                let words = format!("not asked: {e}");
+                tell.send(Event::MoreAnswered {
+                    asked: scopes,
+                    granted: session.granted,
+                    words,
+                })
+                .await;
+                if matches!(e, ConsoleError::Ended(_) | ConsoleError::RelayClosed(_)) {
+                    break e.to_string();
+                }
+            }
+            continue;
+        }
         if matches!(job, Job::End) {
             break "you ended the session".to_string();
         }
@@ -402,23 +450,70 @@ async fn run_session(
     tell.send(Event::Ended(reason)).await;
 }
 
-/// Tells the window whenever the user changes the grant (Stop control), at once: the grant line
-/// changes, and taking back `control` stops the input stream and says so on the screen.
+/// The answer to an ask for more, for the window.
+fn more_answered(asked: ScopeSet, before: ScopeSet, answer: MoreAnswer) -> Event {
+    Event::MoreAnswered {
+        asked,
+        granted: answer.granted,
+        words: answer.words(before, asked),
+    }
+}
+
+/// The session's input pump, when one runs: its queue (the window's input is routed there) and
+/// its task (stopped when the user takes control back). Control can come and go in a session
+/// (Stop control, then "Ask for control"), so the window's input queue outlives any one pump.
+#[derive(Clone, Default)]
+struct Pumps(Arc<Mutex<Option<(mpsc::Sender<InputEvent>, tokio::task::AbortHandle)>>>);
+
+impl Pumps {
+    fn running(&self) -> bool {
+        self.0.lock().is_ok_and(|p| p.is_some())
+    }
+
+    fn set(&self, pump: (mpsc::Sender<InputEvent>, tokio::task::AbortHandle)) {
+        if let Ok(mut p) = self.0.lock() {
+            *p = Some(pump);
+        }
+    }
+
+    /// Stops the pump; whether one ran.
+    fn stop(&self) -> bool {
+        let pump = self.0.lock().ok().and_then(|mut p| p.take());
+        pump.map(|(_, task)| task.abort()).is_some()
+    }
+}
+
+/// Hands the window's input to the current pump; with none (no `control`), input is dropped.
+async fn route_input(mut input: mpsc::Receiver<InputEvent>, pumps: Pumps) {
+    while let Some(e) = input.recv().await {
+        let to = pumps
+            .0
+            .lock()
+            .ok()
+            .and_then(|p| p.as_ref().map(|(tx, _)| tx.clone()));
+        if let Some(tx) = to {
+            // A full queue drops pointer motion rather than stalling; the next move catches up.
+            let _ = tx.try_send(e);
+        }
+    }
+}
+
+/// Tells the window whenever the user changes the grant (Stop control, or allowing more), at
+/// once: the grant line changes, and taking back `control` stops the input stream and says so on
+/// the screen.
 async fn follow_grant(
     mut grant: tokio::sync::watch::Receiver<ScopeSet>,
     tell: Tell,
     screen: viewer::Shared,
-    mut control: Option<tokio::task::AbortHandle>,
+    pumps: Pumps,
 ) {
     while grant.changed().await.is_ok() {
         let granted = *grant.borrow_and_update();
         if !granted.contains(Scope::Control)
-            && let Some(c) = control.take()
+            && pumps.stop()
+            && let Ok(mut s) = screen.lock()
         {
-            c.abort();
-            if let Ok(mut s) = screen.lock() {
-                s.note = Some(CONTROL_TAKEN_BACK.into());
-            }
+            s.note = Some(CONTROL_TAKEN_BACK.into());
         }
         tell.send(Event::GrantChanged { granted }).await;
     }
@@ -429,14 +524,13 @@ pub const CONTROL_TAKEN_BACK: &str =
     "The user took back control: your mouse and keyboard no longer reach their computer.";
 
 /// Starts viewing display 0 when `view` is granted, and control when `control` is too; returns
-/// the input pump, to stop when control is taken back. A failure shows in the screen's status
-/// rather than ending the session.
+/// whether the view runs. A failure shows in the screen's status rather than ending the session.
 async fn start_screen(
     session: &mut Session,
     streams: &mut JoinSet<()>,
-    screen: viewer::Shared,
-    input: mpsc::Receiver<InputEvent>,
-) -> Option<tokio::task::AbortHandle> {
+    screen: &viewer::Shared,
+    pumps: &Pumps,
+) -> bool {
     let note = |text: String| {
         if let Ok(mut s) = screen.lock() {
             s.stopped = Some(text);
@@ -447,30 +541,47 @@ async fn start_screen(
         if session.asked.contains(Scope::View) {
             note("the user did not allow viewing the screen".into());
         }
-        return None;
+        return false;
     }
     match session.view(0).await {
         Ok(view) => {
+            if let Ok(mut s) = screen.lock() {
+                s.stopped = None;
+            }
             streams.spawn(viewer::pump_view(view, session.link(), screen.clone()));
         }
         Err(e) => {
             note(e.to_string());
-            return None;
+            return false;
         }
     }
-    if session.granted.contains(Scope::Control) {
-        match session.control(0).await {
-            Ok(control) => {
-                return Some(streams.spawn(viewer::pump_input(control, input, screen.clone())));
-            }
-            Err(e) => {
-                if let Ok(mut s) = screen.lock() {
-                    s.note = Some(e.to_string());
-                }
-            }
-        }
+    start_control(session, streams, screen, pumps).await;
+    true
+}
+
+/// Starts the input pump when `control` is granted and none runs yet.
+async fn start_control(
+    session: &mut Session,
+    streams: &mut JoinSet<()>,
+    screen: &viewer::Shared,
+    pumps: &Pumps,
+) {
+    if !session.granted.contains(Scope::Control) || pumps.running() {
+        return;
     }
-    None
+    let result = session.control(0).await;
+    let Ok(mut s) = screen.lock() else {
+        return;
+    };
+    match result {
+        Ok(control) => {
+            s.note = None;
+            let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+            let task = streams.spawn(viewer::pump_input(control, rx, screen.clone()));
+            pumps.set((tx, task));
+        }
+        Err(e) => s.note = Some(e.to_string()),
+    }
 }
 
 /// Serves one job and tells the window the outcome. Returns why the session is over, if it is.
@@ -479,6 +590,8 @@ async fn serve(session: &mut Session, job: Job, tell: &Tell) -> Option<String> {
         Job::End => return Some("you ended the session".into()),
         // Only meaningful before consent; the session already asked.
         Job::AskConsent => return None,
+        // Sent by the session loop itself, which waits for the answer with the user's lines.
+        Job::AskMore(_) => return None,
         Job::Say(line) => match session.say(&line).await {
             Ok(()) => (
                 Event::Chat {
