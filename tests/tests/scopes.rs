@@ -1,0 +1,285 @@
+//! Issue 16 item 6, scopes during the session, end to end on the real relay, agent and console
+//! over QUIC on loopback: a `view` session asks for `control`, the user allows (real input on a
+//! private Xvfb through enigo), then presses Stop control and the console hears it at once. A user
+//! who says no or stays silent, a viewer asking for control, and a second ask while one is pending
+//! all leave the grant as it was and the session going on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tether_agent::ShareConfig;
+use tether_agent::screen::{EnigoInput, ScrapScreen};
+use tether_agent::ui::{AgentEvent, UserCommand};
+use tether_console::{ConsoleError, open_session};
+use tether_proto::msg::{MoreOutcome, TechnicianRole};
+use tether_proto::screen::InputEvent;
+use tether_proto::{Scope, ScopeSet};
+use tether_relay::technicians::Technicians;
+use tether_tests::{TestAgent, TestRelay, WAIT, Xvfb};
+
+fn scopes(s: &str) -> ScopeSet {
+    s.parse().unwrap()
+}
+
+/// Waits for the user's mid-session prompt; returns what it asks for.
+async fn user_is_asked_for_more(agent: &mut TestAgent) -> (ScopeSet, ScopeSet) {
+    match agent
+        .expect("the mid-session prompt", |e| {
+            matches!(e, AgentEvent::MoreRequested { .. })
+        })
+        .await
+    {
+        AgentEvent::MoreRequested {
+            scopes, granted, ..
+        } => (scopes, granted),
+        _ => unreachable!(),
+    }
+}
+
+async fn user(agent: &TestAgent, c: UserCommand) {
+    agent.commands.send(c).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_session_asks_for_control_uses_it_and_hears_stop_control_at_once() {
+    let x = Xvfb::start_free();
+    assert!(
+        x.cmd("xdotool", &["mousemove", "700", "600"])
+            .status
+            .success()
+    );
+    let relay = TestRelay::start().await;
+    let mut config = ShareConfig::new(relay.target());
+    config.screen = Arc::new(ScrapScreen::new(Some(x.display.clone())));
+    config.input = Arc::new(EnigoInput::new(Some(x.display.clone())));
+    let mut agent = TestAgent::spawn_with(config, Some(scopes("view")));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view"))
+        .await
+        .unwrap();
+    assert_eq!(session.granted, scopes("view"));
+    let err = session.control(0).await.unwrap_err();
+    assert!(
+        matches!(err, ConsoleError::ScopeDenied(Scope::Control)),
+        "{err:?}"
+    );
+
+    // Ask for control (view is already granted: the user is asked only for control).
+    let mut grant = session.grant();
+    grant.borrow_and_update();
+    session.request_more(scopes("view,control")).await.unwrap();
+    let (asked, before) = user_is_asked_for_more(&mut agent).await;
+    assert_eq!((asked, before), (scopes("control"), scopes("view")));
+    user(&agent, UserCommand::Consent(scopes("control"))).await;
+    let answer = match tokio::time::timeout(WAIT, session.next_said())
+        .await
+        .unwrap()
+    {
+        tether_console::session::AgentSaid::More(a) => a,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(answer.outcome, MoreOutcome::Answered);
+    assert_eq!(answer.granted, scopes("view,control"));
+    assert_eq!(session.granted, scopes("view,control"));
+    assert_eq!(*grant.borrow_and_update(), scopes("view,control"));
+
+    // Input works at once: a real pointer move on the agent's X server.
+    let mut control = session.control(0).await.unwrap();
+    control
+        .send(&InputEvent::MouseMove { x: 200, y: 150 })
+        .await
+        .unwrap();
+    assert_eq!(x.pointer(), (200, 150));
+
+    // Stop control: the console's grant watch says so without the console asking anything.
+    user(&agent, UserCommand::RevokeControl).await;
+    tokio::time::timeout(WAIT, grant.changed())
+        .await
+        .expect("the console hears Stop control at once")
+        .unwrap();
+    assert_eq!(*grant.borrow(), scopes("view"));
+    let err = control
+        .send(&InputEvent::MouseMove { x: 20, y: 20 })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ConsoleError::ScopeDenied(Scope::Control)),
+        "{err:?}"
+    );
+    assert_eq!(x.pointer(), (200, 150), "a revoked move must not move");
+
+    // Asked again after Stop control: the user is asked again, and may say yes again.
+    session.request_more(scopes("control")).await.unwrap();
+    assert_eq!(
+        user_is_asked_for_more(&mut agent).await.0,
+        scopes("control")
+    );
+    user(&agent, UserCommand::Consent(scopes("control"))).await;
+    let answer = session.next_said().await;
+    assert!(
+        matches!(answer, tether_console::session::AgentSaid::More(a) if a.granted == scopes("view,control")),
+        "{answer:?}"
+    );
+    let mut control = session.control(0).await.unwrap();
+    control
+        .send(&InputEvent::MouseMove { x: 300, y: 250 })
+        .await
+        .unwrap();
+    assert_eq!(x.pointer(), (300, 250));
+    session.end().await;
+    let _ = tokio::time::timeout(WAIT, agent.task).await;
+
+    // The relay's audit has the ask and its answer, as for the first consent.
+    let audit = relay.audit();
+    assert!(
+        audit.iter().any(|l| l
+            .to_string()
+            .contains("requested=control granted=view,control")),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_or_silence_leaves_the_grant_as_it_was_and_the_session_goes_on() {
+    let relay = TestRelay::start().await;
+    let mut config = ShareConfig::new(relay.target());
+    config.consent_timeout = Duration::from_secs(2);
+    let mut agent = TestAgent::spawn_with(config, Some(scopes("inventory")));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("inventory"))
+        .await
+        .unwrap();
+
+    // The user says no.
+    session.request_more(scopes("control")).await.unwrap();
+    user_is_asked_for_more(&mut agent).await;
+    user(&agent, UserCommand::Consent(ScopeSet::EMPTY)).await;
+    let said = session.next_said().await;
+    let tether_console::session::AgentSaid::More(no) = said else {
+        panic!("{said:?}")
+    };
+    assert_eq!(
+        (no.outcome, no.granted),
+        (MoreOutcome::Answered, scopes("inventory"))
+    );
+    assert!(
+        no.words(scopes("inventory"), scopes("control"))
+            .contains("said no")
+    );
+
+    // The user says nothing: after the countdown, no.
+    let silent = tokio::time::Instant::now();
+    let answer = session.ask_more(scopes("control")).await.unwrap();
+    assert_eq!(answer.outcome, MoreOutcome::TimedOut);
+    assert_eq!(answer.granted, scopes("inventory"));
+    assert!(
+        silent.elapsed() >= Duration::from_millis(1900),
+        "silence waits out the countdown"
+    );
+    agent
+        .expect(
+            "the prompt closes",
+            |e| matches!(e, AgentEvent::MoreDecided { added, .. } if added.is_empty()),
+        )
+        .await;
+
+    // What was granted still works; what was refused is still refused.
+    session.inventory().await.expect("the session goes on");
+    let err = session.control(0).await.unwrap_err();
+    assert!(
+        matches!(err, ConsoleError::ScopeDenied(Scope::Control)),
+        "{err:?}"
+    );
+    // Asking for what is granted asks nobody.
+    let same = session.ask_more(scopes("inventory")).await.unwrap();
+    assert_eq!(same.outcome, MoreOutcome::NothingNew);
+    session.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_asking_for_control_is_refused_and_the_session_goes_on() {
+    let relay = TestRelay::start().await;
+    let token = Technicians::new(relay.dir.path())
+        .add_with("Vic", "Acme IT", TechnicianRole::Viewer, None)
+        .unwrap();
+    let mut agent = TestAgent::spawn(&relay, scopes("view"));
+    let code = agent.code().await;
+    let config = tether_console::ConsoleConfig {
+        token,
+        ..relay.console()
+    };
+    let mut session = open_session(&config, code, scopes("view")).await.unwrap();
+    let answer = session.ask_more(scopes("control")).await.unwrap();
+    assert_eq!(answer.outcome, MoreOutcome::Forbidden);
+    assert_eq!(answer.granted, scopes("view"));
+    assert!(
+        !agent.saw(|e| matches!(e, AgentEvent::MoreRequested { .. })),
+        "the user is never asked for what the role does not allow"
+    );
+    // The session goes on: a chat line still reaches the user.
+    session.say("still here").await.unwrap();
+    agent
+        .expect("the chat line", |e| {
+            matches!(e, AgentEvent::Chat { from: Some(_), .. })
+        })
+        .await;
+    session.end().await;
+    let _ = tokio::time::timeout(WAIT, agent.task).await;
+    let audit = relay.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.to_string().contains("scope_refused scope=control")),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ask_while_one_is_pending_is_refused_and_the_session_goes_on() {
+    let relay = TestRelay::start().await;
+    let mut agent = TestAgent::spawn(&relay, scopes("inventory"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("inventory"))
+        .await
+        .unwrap();
+    session.request_more(scopes("control")).await.unwrap();
+    user_is_asked_for_more(&mut agent).await;
+    // The second is answered at once; the first still waits for the user.
+    let second = session.ask_more(scopes("diagnostics")).await.unwrap();
+    assert_eq!(second.outcome, MoreOutcome::Busy);
+    assert_eq!(second.granted, scopes("inventory"));
+    user(&agent, UserCommand::Consent(scopes("control"))).await;
+    let said = session.next_said().await;
+    let tether_console::session::AgentSaid::More(first) = said else {
+        panic!("{said:?}")
+    };
+    assert_eq!(first.outcome, MoreOutcome::Answered);
+    assert_eq!(first.granted, scopes("inventory,control"));
+    session.inventory().await.expect("the session goes on");
+    session.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_can_end_the_session_while_asked_for_more() {
+    let relay = TestRelay::start().await;
+    let mut agent = TestAgent::spawn(&relay, scopes("inventory"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("inventory"))
+        .await
+        .unwrap();
+    session.request_more(scopes("control")).await.unwrap();
+    user_is_asked_for_more(&mut agent).await;
+    user(&agent, UserCommand::EndSession).await;
+    let said = tokio::time::timeout(WAIT, session.next_said())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            said,
+            tether_console::session::AgentSaid::Ended(tether_proto::msg::EndReason::UserEnded)
+        ),
+        "{said:?}"
+    );
+}
