@@ -272,7 +272,7 @@ impl AgentApp {
         let verification = Some(c.verification.clone());
         area(ui, [30.0, 56.0, 500.0, 100.0], |ui| {
             let asks = if c.more.is_some() {
-                "asks for more"
+                "asks for more access"
             } else {
                 "asks to help you"
             };
