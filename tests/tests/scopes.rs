@@ -283,3 +283,73 @@ async fn the_user_can_end_the_session_while_asked_for_more() {
         "{said:?}"
     );
 }
+
+/// `tether-console chat`: after the first consent, `/ask control` asks the user for more; the
+/// answer prints as `[consent] …`, and the chat goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_command_asks_for_more_after_consent() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use tether_tests::procs::{Kill, bin, lines, wait_for};
+
+    let relay = TestRelay::start().await;
+    let mut agent = TestAgent::spawn(&relay, scopes("inventory"));
+    let code = agent.code().await.to_string();
+    let target = relay.target();
+    let tether_net::Trust::Fingerprint(fp) = &target.trust else {
+        unreachable!()
+    };
+    let mut console = Kill(
+        Command::new(bin("tether-console"))
+            .args(["--relay", &target.addr, "--relay-cert-sha256", fp])
+            .args(["chat", "--ask", "inventory", "--code", &code])
+            .env("TETHER_TOKEN", &relay.token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = lines(console.0.stdout.take().unwrap());
+    let mut stdin = console.0.stdin.take().unwrap();
+    // Before the first consent, `/ask SCOPES` is not the way in.
+    writeln!(stdin, "/ask control").unwrap();
+    let (early, out) =
+        tokio::task::spawn_blocking(move || (wait_for(&out, "[error] /ask SCOPES"), out))
+            .await
+            .unwrap();
+    assert!(
+        early.contains("once the user has allowed something"),
+        "{early}"
+    );
+    writeln!(stdin, "/ask").unwrap();
+    let (_, out) =
+        tokio::task::spawn_blocking(move || (wait_for(&out, "the user allowed: inventory"), out))
+            .await
+            .unwrap();
+    writeln!(stdin, "/ask control").unwrap();
+    assert_eq!(
+        user_is_asked_for_more(&mut agent).await.0,
+        scopes("control")
+    );
+    user(&agent, UserCommand::Consent(scopes("control"))).await;
+    let (allowed, out) = tokio::task::spawn_blocking(move || {
+        (wait_for(&out, "[consent] the user allowed control"), out)
+    })
+    .await
+    .unwrap();
+    assert!(
+        allowed.ends_with("now allowed: control,inventory"),
+        "{allowed}"
+    );
+    writeln!(stdin, "/ask control").unwrap();
+    let (same, _out) =
+        tokio::task::spawn_blocking(move || (wait_for(&out, "[consent] not asked"), out))
+            .await
+            .unwrap();
+    assert!(same.contains("all of it is allowed already"), "{same}");
+    drop(stdin);
+    let status = tokio::task::spawn_blocking(move || console.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "end of input ends the session cleanly");
+}
