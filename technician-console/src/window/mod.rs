@@ -463,14 +463,17 @@ fn more_answered(asked: ScopeSet, before: ScopeSet, answer: MoreAnswer) -> Event
 /// its task (stopped when the user takes control back). Control can come and go in a session
 /// (Stop control, then "Ask for control"), so the window's input queue outlives any one pump.
 #[derive(Clone, Default)]
-struct Pumps(Arc<Mutex<Option<(mpsc::Sender<InputEvent>, tokio::task::AbortHandle)>>>);
+struct Pumps(Arc<Mutex<Option<Pump>>>);
+
+/// A running input pump: where to queue input for it, and its task.
+type Pump = (mpsc::Sender<InputEvent>, tokio::task::AbortHandle);
 
 impl Pumps {
     fn running(&self) -> bool {
         self.0.lock().is_ok_and(|p| p.is_some())
     }
 
-    fn set(&self, pump: (mpsc::Sender<InputEvent>, tokio::task::AbortHandle)) {
+    fn set(&self, pump: Pump) {
         if let Ok(mut p) = self.0.lock() {
             *p = Some(pump);
         }
