@@ -332,6 +332,71 @@ mod tests {
         front.await.unwrap();
     }
 
+    /// Issue 16 item 6: the terminal asks for just the new scopes mid-session; the answer is a
+    /// consent command, and after the prompt closes `r` takes control back again.
+    #[tokio::test]
+    async fn a_mid_session_ask_is_answered_like_the_first() {
+        let (mut link, handle) = crate::ui::channels();
+        let (mut keyboard, input) = tokio::io::duplex(64);
+        let (screen, shown) = std::sync::mpsc::channel();
+        let front = tokio::spawn(run(
+            handle,
+            tokio::io::BufReader::new(input),
+            Screen(screen),
+        ));
+        let AgentEvent::ConsentRequested { technician, .. } = asked(ScopeSet::EMPTY) else {
+            unreachable!()
+        };
+        let view: ScopeSet = "view".parse().unwrap();
+        let control: ScopeSet = "control".parse().unwrap();
+        link.events
+            .send(AgentEvent::MoreRequested {
+                technician: technician.clone(),
+                scopes: control,
+                granted: view,
+                timeout_secs: 60,
+                relay: "r".into(),
+                verification: "123 456".into(),
+            })
+            .await
+            .unwrap();
+        let prompt = tokio::task::spawn_blocking(move || {
+            (shown.iter().find(|s| s.contains("Allow?")), shown)
+        });
+        let (prompt, shown) = prompt.await.unwrap();
+        let prompt = prompt.unwrap();
+        assert!(
+            prompt.contains("asks for more than you allowed so far (view)")
+                && prompt.contains("- control:")
+                && !prompt.contains("- view:"),
+            "{prompt}"
+        );
+        // `r` is not an answer while asked: the question is asked again.
+        keyboard.write_all(b"r\n").await.unwrap();
+        let again = tokio::task::spawn_blocking(move || {
+            (shown.iter().find(|s| s.contains("not an answer")), shown)
+        });
+        let (again, _shown) = again.await.unwrap();
+        assert!(again.is_some());
+        keyboard.write_all(b"y\n").await.unwrap();
+        assert_eq!(
+            link.commands.recv().await,
+            Some(UserCommand::Consent(control))
+        );
+        link.events
+            .send(AgentEvent::MoreDecided {
+                technician,
+                granted: "view,control".parse().unwrap(),
+                added: control,
+            })
+            .await
+            .unwrap();
+        keyboard.write_all(b"r\n").await.unwrap();
+        assert_eq!(link.commands.recv().await, Some(UserCommand::RevokeControl));
+        drop(link);
+        front.await.unwrap();
+    }
+
     #[tokio::test]
     async fn closed_input_refuses() {
         let (mut link, handle) = crate::ui::channels();

@@ -3,7 +3,8 @@
 //! # Flow
 //! claim the slot (token) → SPAKE2 pairing with the secret on stream 0 → (chat both ways from here
 //! on) → sealed `ConsentRequest` → `ConsentDecision` → one new stream per request (`StreamOpen{n}`,
-//! then sealed `Request` → `Response`) → sealed `End`. A task reads stream 0 for the whole session
+//! then sealed `Request` → `Response`; any time after the decision, sealed `AskMore` →
+//! `MoreDecision` asks the user for more) → sealed `End`. A task reads stream 0 for the whole session
 //! and sorts what arrives: decisions, chat lines, and the agent's `Ended`. An answer that fails to
 //! open ends the session: the console sends `ProtocolError` on stream 0 instead of `End`.
 
@@ -67,7 +68,8 @@ pub struct Session {
     pub asked: ScopeSet,
     /// Who the relay says we are (what the user was shown).
     pub technician: TechnicianIdentity,
-    /// What the user granted (empty until [`Session::ask_consent`]).
+    /// What the user granted (empty until [`Session::ask_consent`]); grows with an allowed
+    /// [`Session::ask_more`]. [`Session::grant`] also follows Stop control.
     pub granted: ScopeSet,
     /// The verification string the user's screen shows too.
     pub verification: String,

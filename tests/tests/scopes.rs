@@ -353,3 +353,47 @@ async fn the_chat_command_asks_for_more_after_consent() {
         .unwrap();
     assert!(status.success(), "end of input ends the session cleanly");
 }
+
+/// Asking for more is only for a session with a decision: before the first consent it breaks
+/// protocol, and the agent ends the session saying so (the console library never sends it then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_more_before_the_first_consent_ends_the_session() {
+    use tether_net::sealed::SealedStream;
+    use tether_proto::msg::{AgentToConsole, ConsoleToAgent, EndReason};
+    use tether_proto::pairing::Side;
+    use tether_tests::{RawClaim, RawConsole};
+
+    let relay = TestRelay::start().await;
+    let mut agent = TestAgent::spawn(&relay, scopes("view"));
+    let code = agent.code().await;
+    let RawClaim::Claimed(mut raw) = RawConsole::claim(
+        &relay.target(),
+        None,
+        code.slot,
+        &relay.token,
+        scopes("view"),
+    )
+    .await
+    else {
+        panic!("claim refused");
+    };
+    let keys = raw.pair(&code).await.unwrap();
+    let (mut tx, mut rx) = SealedStream::new(raw.send, raw.recv, &keys, 0, Side::Console).split();
+    tx.send(&ConsoleToAgent::AskMore {
+        scopes: scopes("control"),
+    })
+    .await
+    .unwrap();
+    let answer = tokio::time::timeout(WAIT, rx.recv::<AgentToConsole>())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        answer,
+        AgentToConsole::Ended {
+            reason: EndReason::ProtocolError("asked for more before the first consent".into())
+        }
+    );
+    assert!(!agent.saw(|e| matches!(e, AgentEvent::MoreRequested { .. })));
+    raw.relay.close(0, "done").await;
+}
