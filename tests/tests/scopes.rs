@@ -397,3 +397,114 @@ async fn asking_for_more_before_the_first_consent_ends_the_session() {
     assert!(!agent.saw(|e| matches!(e, AgentEvent::MoreRequested { .. })));
     raw.relay.close(0, "done").await;
 }
+
+/// `tether-console connect` (the viewer window, on its own X server): Stop control shows at once.
+/// The CLI says so on stderr while the window keeps running (the session goes on), and the viewer's
+/// status bar shows the new grant and a note (see the screenshot with `TETHER_SCREENSHOTS=DIR`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_shows_stop_control_at_once() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use tether_tests::procs::{Kill, bin};
+
+    let x_agent = Xvfb::start_free();
+    let x_console = Xvfb::start_free();
+    let relay = TestRelay::start().await;
+    let mut config = ShareConfig::new(relay.target());
+    config.screen = Arc::new(ScrapScreen::new(Some(x_agent.display.clone())));
+    config.input = Arc::new(EnigoInput::new(Some(x_agent.display.clone())));
+    let mut agent = TestAgent::spawn_with(config, Some(scopes("view,control")));
+    let code = agent.code().await.to_string();
+    let target = relay.target();
+    let tether_net::Trust::Fingerprint(fp) = &target.trust else {
+        unreachable!()
+    };
+    let mut viewer = Kill(
+        Command::new(bin("tether-console"))
+            .args(["--relay", &target.addr, "--relay-cert-sha256", fp])
+            .args(["connect", "--code", &code])
+            .env("TETHER_TOKEN", &relay.token)
+            .env("DISPLAY", &x_console.display)
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, err) = std::sync::mpsc::channel();
+    let stderr = viewer.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let (_, err) = stderr_line(err, "connected; granted: view,control").await;
+    assert!(
+        x_console
+            .cmd(
+                "xdotool",
+                &[
+                    "search",
+                    "--sync",
+                    "--onlyvisible",
+                    "--name",
+                    "Tether viewer"
+                ]
+            )
+            .status
+            .success()
+    );
+    agent
+        .expect("the viewer watches", |e| {
+            matches!(e, AgentEvent::Viewing { active: true, .. })
+        })
+        .await;
+    user(&agent, UserCommand::RevokeControl).await;
+    let (line, _err) = stderr_line(err, "the user changed what you may do").await;
+    assert!(line.ends_with("granted now: view"), "{line}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        viewer.0.try_wait().unwrap().is_none(),
+        "the viewer keeps running"
+    );
+    if let Some(dir) = std::env::var_os("TETHER_SCREENSHOTS") {
+        let path = std::path::PathBuf::from(dir).join("viewer-stop-control.png");
+        let ok = Command::new("import")
+            .args([
+                "-display",
+                &x_console.display,
+                "-window",
+                "root",
+                "-crop",
+                "1280x760+0+0",
+            ])
+            .arg(&path)
+            .status()
+            .expect("import (install imagemagick)");
+        assert!(ok.success());
+    }
+}
+
+/// The next line on `err` containing `pat` (30 s at most), and the receiver for the lines after it.
+async fn stderr_line(
+    err: std::sync::mpsc::Receiver<String>,
+    pat: &'static str,
+) -> (String, std::sync::mpsc::Receiver<String>) {
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let line = err
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("connect never said {pat:?}"));
+            if line.contains(pat) {
+                return (line, err);
+            }
+        }
+    })
+    .await
+    .unwrap()
+}
