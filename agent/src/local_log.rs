@@ -60,6 +60,15 @@ impl LocalLog {
             AgentEvent::ConsentDecided { granted } => {
                 json!({"event": "consent", "granted": granted.to_string()})
             }
+            AgentEvent::MoreRequested {
+                technician, scopes, ..
+            } => json!({
+                "event": "more_requested", "technician": technician.name, "org": technician.org,
+                "scopes": scopes.to_string()
+            }),
+            AgentEvent::MoreDecided { granted, added, .. } => json!({
+                "event": "more_answered", "added": added.to_string(), "granted": granted.to_string()
+            }),
             AgentEvent::Served { what } => json!({"event": "served", "what": what}),
             AgentEvent::Refused { what, scope } => {
                 json!({"event": "refused", "what": what, "scope": scope.name()})
@@ -219,6 +228,15 @@ fn sentence(v: &serde_json::Value) -> String {
             "nothing" => "You refused; nothing was shared.".into(),
             allowed => format!("You allowed them to {allowed}."),
         },
+        "more_requested" => format!(
+            "{} asked, during the session, to also {}.",
+            who(),
+            scope_words(&text("scopes"))
+        ),
+        "more_answered" => match scope_words(&text("added")).as_str() {
+            "nothing" => "You did not allow more; the session went on as before.".into(),
+            added => format!("You also allowed them to {added}."),
+        },
         "served" => format!("Sent the technician {}.", text("what")),
         "refused" => format!(
             "Refused {}: you had not allowed them to {}.",
@@ -299,6 +317,44 @@ mod tests {
 
     /// Issue 17 item 12: the log reads as sentences with local times, newest first, never raw
     /// event names, slots or Unix seconds.
+    /// Issue 16 item 6: an ask for more and its answer read as sentences in the session log.
+    #[test]
+    fn an_ask_for_more_reads_as_sentences() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LocalLog::new(dir.path());
+        let technician = tether_proto::msg::TechnicianIdentity {
+            name: "Ada".into(),
+            org: "Acme".into(),
+            role: tether_proto::msg::TechnicianRole::Technician,
+            tier: tether_proto::msg::Tier::L1,
+        };
+        let control: tether_proto::ScopeSet = "control".parse().unwrap();
+        log.record(&AgentEvent::MoreRequested {
+            technician: technician.clone(),
+            scopes: control,
+            granted: "view".parse().unwrap(),
+            timeout_secs: 60,
+            relay: "r".into(),
+            verification: "1".into(),
+        });
+        log.record(&AgentEvent::MoreDecided {
+            technician,
+            granted: "view".parse().unwrap(),
+            added: tether_proto::ScopeSet::EMPTY,
+        });
+        let lines = log.read_in(&jiff::tz::TimeZone::UTC).unwrap();
+        assert!(
+            lines[0].ends_with("You did not allow more; the session went on as before."),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].ends_with(
+                "Ada of Acme asked, during the session, to also use your mouse and keyboard."
+            ),
+            "{lines:?}"
+        );
+    }
+
     #[test]
     fn reads_as_sentences_with_local_times_newest_first() {
         use tether_proto::msg::EndReason;

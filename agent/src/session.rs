@@ -10,8 +10,8 @@ use tether_net::framed::{self, FrameError};
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
 use tether_proto::chat::ChatText;
 use tether_proto::msg::{
-    AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, RelayToAgent, Request, Response,
-    SessionReport, StreamOpen, TechnicianIdentity,
+    AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, MoreOutcome, RelayToAgent, Request,
+    Response, SessionReport, StreamOpen, TechnicianIdentity,
 };
 use tether_proto::pairing::Side;
 use tether_proto::seal::SealError;
@@ -148,7 +148,7 @@ impl Session<'_> {
                     (&mut s0, &mut tx0),
                     &mut streams,
                     config,
-                    who.clone(),
+                    &technician,
                     &mut guests,
                     &mut guest,
                 )
@@ -201,6 +201,7 @@ impl Session<'_> {
             let chatted = tokio::select! {
                 m = s0.recv() => match m {
                     Some(Ok(ConsoleToAgent::ConsentRequest { scopes })) => return Ok(scopes),
+                    Some(Ok(ConsoleToAgent::AskMore { .. })) => return Err(more_too_early()),
                     Some(Ok(ConsoleToAgent::Invite { .. })) => {
                         invite_failed(tx0, "an invitation needs a session the user has allowed").await;
                         false
@@ -308,6 +309,7 @@ impl Session<'_> {
                     Some(Ok(ConsoleToAgent::ConsentRequest { .. })) => {
                         return Err(EndReason::ProtocolError("consent requested twice".into()));
                     }
+                    Some(Ok(ConsoleToAgent::AskMore { .. })) => return Err(more_too_early()),
                     Some(Err(e)) => return Err(lost_or_broken(&e)),
                     None => return Err(EndReason::ConnectionLost),
                 },
@@ -387,14 +389,18 @@ impl Session<'_> {
         (s0, tx0): (&mut Stream0, &mut SealedSend),
         streams: &mut Streams,
         config: &ShareConfig,
-        technician: String,
+        identity: &TechnicianIdentity,
         guests: &mut JoinSet<EndReason>,
         guest: &mut Option<GuestHandle>,
     ) -> EndReason {
+        let technician = technician_name(identity);
         let (grant_tx, grant) = watch::channel(granted);
         let mut inviting = Inviting::default();
+        // The technician's ask for more, while the user decides.
+        let mut asking: Option<Prompt> = None;
         let reason = loop {
             let answer_by = inviting.user.map(|(_, _, at)| at);
+            let more_by = asking.map(|p| p.until());
             tokio::select! {
                 s = self.relay.conn.accept_bi() => match s {
                     Ok((send, recv)) => streams.spawn_watching(grant.clone(), send, recv),
@@ -422,6 +428,42 @@ impl Session<'_> {
                     Some(Ok(ConsoleToAgent::ConsentRequest { .. })) => {
                         break EndReason::ProtocolError("consent requested twice".into())
                     }
+                    Some(Ok(ConsoleToAgent::AskMore { scopes })) => {
+                        // One question at a time, and one technician's: a colleague's consent or
+                        // an invitation may be waiting for the same answer keys.
+                        let busy = asking.is_some()
+                            || inviting.busy()
+                            || inviting.guest.is_some()
+                            || self.live.load(Ordering::Acquire) > 1;
+                        let now = *grant.borrow();
+                        match more_to_ask(identity.role.allowed_scopes(), now, scopes, busy) {
+                            Ok(new) => {
+                                info!(asked = %new, "the technician asks for more");
+                                let prompt = Prompt::new(new, Instant::now(), config.consent_timeout);
+                                asking = Some(prompt);
+                                self.emit(AgentEvent::MoreRequested {
+                                    technician: identity.clone(),
+                                    scopes: new,
+                                    granted: now,
+                                    timeout_secs: config.consent_timeout.as_secs(),
+                                    relay: config.relay_identity(),
+                                    verification: self.keys.verification_code(),
+                                }).await;
+                            }
+                            Err(outcome) => {
+                                if outcome == MoreOutcome::Forbidden {
+                                    warn!(role = %identity.role, %scopes, "refusing an ask beyond the technician's role");
+                                    for scope in scopes.difference(identity.role.allowed_scopes()).iter() {
+                                        self.report(SessionReport::ScopeRefused { scope }).await;
+                                    }
+                                }
+                                let answer = AgentToConsole::MoreDecision { granted: now, outcome };
+                                if let Err(e) = tx0.send(&answer).await {
+                                    break lost_or_broken(&e);
+                                }
+                            }
+                        }
+                    }
                     Some(Err(e)) => break lost_or_broken(&e),
                     None => break EndReason::ConnectionLost,
                 },
@@ -432,7 +474,15 @@ impl Session<'_> {
                     }
                     match c {
                         Some(UserCommand::EndSession) | None => break EndReason::UserEnded,
-                        Some(UserCommand::Consent(_)) => {}
+                        Some(UserCommand::Consent(given)) => {
+                            if let Some(prompt) = asking.take()
+                                && let Err(reason) = self
+                                    .more_decided(tx0, &grant_tx, identity, prompt, given, MoreOutcome::Answered)
+                                    .await
+                            {
+                                break reason;
+                            }
+                        }
                         Some(UserCommand::Chat(text)) => {
                             if let Err(reason) = self.chat_out(tx0, text).await {
                                 break reason;
@@ -489,6 +539,16 @@ impl Session<'_> {
                         break EndReason::ConnectionLost;
                     },
                 },
+                // Silence means no; the session goes on.
+                () = wait_until(more_by) => {
+                    if let Some(prompt) = asking.take()
+                        && let Err(reason) = self
+                            .more_decided(tx0, &grant_tx, identity, prompt, ScopeSet::EMPTY, MoreOutcome::TimedOut)
+                            .await
+                    {
+                        break reason;
+                    }
+                }
                 () = wait_until(answer_by) => {
                     inviting.user = None;
                     self.emit(AgentEvent::InviteDecided { code_sent: false }).await;
@@ -526,6 +586,38 @@ impl Session<'_> {
         };
         *guest = inviting.guest.take();
         reason
+    }
+
+    /// The user answered an ask for more (or it timed out): grows the grant request streams
+    /// watch (so what was allowed works at once), tells the console, the relay and the user.
+    async fn more_decided(
+        &mut self,
+        tx0: &mut SealedSend,
+        grant_tx: &watch::Sender<ScopeSet>,
+        identity: &TechnicianIdentity,
+        prompt: Prompt,
+        given: ScopeSet,
+        outcome: MoreOutcome,
+    ) -> Result<(), EndReason> {
+        let added = prompt.answer(given);
+        grant_tx.send_modify(|g| *g = g.union(added));
+        let granted = *grant_tx.borrow();
+        info!(%added, %granted, ?outcome, "the ask for more was answered");
+        // The relay's record keeps every scope ever granted; the audit line has the ask.
+        self.report(SessionReport::Consent {
+            requested: prompt.requested,
+            granted,
+        })
+        .await;
+        self.emit(AgentEvent::MoreDecided {
+            technician: identity.clone(),
+            granted,
+            added,
+        })
+        .await;
+        tx0.send(&AgentToConsole::MoreDecision { granted, outcome })
+            .await
+            .map_err(|e| lost_or_broken(&e))
     }
 
     /// Ends the session: tells the console (when it can still hear), the relay and the user.
@@ -638,6 +730,33 @@ impl Prompt {
     fn until(&self) -> Instant {
         self.until
     }
+}
+
+/// What an ask for `asked` puts to the user, given the role's `allowed` scopes and what is
+/// `granted` now: only the scopes not granted yet, or why the user is not asked at all.
+fn more_to_ask(
+    allowed: ScopeSet,
+    granted: ScopeSet,
+    asked: ScopeSet,
+    busy: bool,
+) -> Result<ScopeSet, MoreOutcome> {
+    // The role first: a viewer asking for control hears so even while another ask waits.
+    if !asked.difference(allowed).is_empty() {
+        return Err(MoreOutcome::Forbidden);
+    }
+    if busy {
+        return Err(MoreOutcome::Busy);
+    }
+    let new = asked.difference(granted);
+    if new.is_empty() {
+        return Err(MoreOutcome::NothingNew);
+    }
+    Ok(new)
+}
+
+/// An ask for more before the first decision: only the first consent request can ask then.
+fn more_too_early() -> EndReason {
+    EndReason::ProtocolError("asked for more before the first consent".into())
 }
 
 /// Resolves at `at`, or never.
@@ -996,5 +1115,38 @@ mod tests {
         assert_eq!(prompt.until(), shown + Duration::from_secs(60));
         // An answer is capped at what was asked.
         assert_eq!(prompt.answer(ScopeSet::all()), asked);
+    }
+
+    /// Issue 16 item 6: an ask for more puts only what is not granted yet to the user, checks the
+    /// role first, and waits its turn.
+    #[test]
+    fn an_ask_for_more_asks_only_for_what_is_new() {
+        let s = |t: &str| t.parse::<ScopeSet>().unwrap_or(ScopeSet::EMPTY);
+        let tech = ScopeSet::all();
+        let viewer = s("view");
+        assert_eq!(
+            more_to_ask(tech, s("view"), s("view,control"), false),
+            Ok(s("control"))
+        );
+        assert_eq!(
+            more_to_ask(tech, s("view,control"), s("control"), false),
+            Err(MoreOutcome::NothingNew)
+        );
+        assert_eq!(
+            more_to_ask(viewer, s("view"), s("control"), false),
+            Err(MoreOutcome::Forbidden)
+        );
+        assert_eq!(
+            more_to_ask(viewer, s("view"), s("control"), true),
+            Err(MoreOutcome::Forbidden)
+        );
+        assert_eq!(
+            more_to_ask(tech, s("view"), s("control"), true),
+            Err(MoreOutcome::Busy)
+        );
+        // The answer never grants more than the new scopes.
+        let prompt = Prompt::new(s("control"), Instant::now(), CONSENT_TIMEOUT);
+        assert_eq!(prompt.answer(ScopeSet::all()), s("control"));
+        assert_eq!(prompt.answer(s("inventory")), ScopeSet::EMPTY);
     }
 }

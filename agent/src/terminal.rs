@@ -90,6 +90,27 @@ pub fn render(event: &AgentEvent) -> String {
             ));
             s
         }
+        AgentEvent::MoreRequested { technician, scopes, granted, timeout_secs, verification, .. } => {
+            let mut s = format!(
+                "\n{} of {} asks for more than you allowed so far ({granted}):\n",
+                safe(&technician.name), safe(&technician.org)
+            );
+            for scope in scopes.iter() {
+                s.push_str(&format!("  - {scope}: {}\n", scope.describe()));
+            }
+            s.push_str(&format!(
+                "(verification code {verification}) What you allowed before stays allowed either way.\n\
+                 Allow? Type y for all of it, n to refuse, or only some, e.g. \"{}\". No answer in {timeout_secs} s means no.",
+                scopes.iter().next().map(|s| s.name()).unwrap_or("control")
+            ));
+            s
+        }
+        AgentEvent::MoreDecided { added, granted, .. } if added.is_empty() => format!(
+            "Nothing more was allowed; the session goes on with: {granted}."
+        ),
+        AgentEvent::MoreDecided { added, granted, .. } => format!(
+            "You also allowed: {added}. Allowed now: {granted}. Type r and Enter to take control back, q to end."
+        ),
         AgentEvent::ConsentDecided { granted } if granted.is_empty() => "You refused. Nothing was shared.".into(),
         AgentEvent::ConsentDecided { granted } => format!(
             "You allowed: {granted}. Everything else stays refused. Type q and Enter, or press Ctrl-C, to end the session."
@@ -170,11 +191,14 @@ where
                 let _ = writeln!(out, "{}", render(&ev));
                 let _ = out.flush();
                 match ev {
-                    AgentEvent::ConsentRequested { .. } if !input_open => {
+                    AgentEvent::ConsentRequested { .. } | AgentEvent::MoreRequested { .. } if !input_open => {
                         let _ = writeln!(out, "(no input to answer from: refusing)");
                         let _ = ui.commands.send(UserCommand::Consent(ScopeSet::EMPTY)).await;
                     }
-                    AgentEvent::ConsentRequested { scopes, .. } => pending = Some(scopes),
+                    AgentEvent::ConsentRequested { scopes, .. }
+                    | AgentEvent::MoreRequested { scopes, .. } => pending = Some(scopes),
+                    // The countdown ended without an answer: the prompt is over.
+                    AgentEvent::MoreDecided { .. } => pending = None,
                     AgentEvent::Paired { .. } => paired = true,
                     AgentEvent::InviteRequested { .. } if !input_open => {
                         let _ = ui.commands.send(UserCommand::AnswerInvite(false)).await;
@@ -304,6 +328,71 @@ mod tests {
             .await
             .unwrap();
         // Sharing may go on after a session; the front end ends when the session side goes.
+        drop(link);
+        front.await.unwrap();
+    }
+
+    /// Issue 16 item 6: the terminal asks for just the new scopes mid-session; the answer is a
+    /// consent command, and after the prompt closes `r` takes control back again.
+    #[tokio::test]
+    async fn a_mid_session_ask_is_answered_like_the_first() {
+        let (mut link, handle) = crate::ui::channels();
+        let (mut keyboard, input) = tokio::io::duplex(64);
+        let (screen, shown) = std::sync::mpsc::channel();
+        let front = tokio::spawn(run(
+            handle,
+            tokio::io::BufReader::new(input),
+            Screen(screen),
+        ));
+        let AgentEvent::ConsentRequested { technician, .. } = asked(ScopeSet::EMPTY) else {
+            unreachable!()
+        };
+        let view: ScopeSet = "view".parse().unwrap();
+        let control: ScopeSet = "control".parse().unwrap();
+        link.events
+            .send(AgentEvent::MoreRequested {
+                technician: technician.clone(),
+                scopes: control,
+                granted: view,
+                timeout_secs: 60,
+                relay: "r".into(),
+                verification: "123 456".into(),
+            })
+            .await
+            .unwrap();
+        let prompt = tokio::task::spawn_blocking(move || {
+            (shown.iter().find(|s| s.contains("Allow?")), shown)
+        });
+        let (prompt, shown) = prompt.await.unwrap();
+        let prompt = prompt.unwrap();
+        assert!(
+            prompt.contains("asks for more than you allowed so far (view)")
+                && prompt.contains("- control:")
+                && !prompt.contains("- view:"),
+            "{prompt}"
+        );
+        // `r` is not an answer while asked: the question is asked again.
+        keyboard.write_all(b"r\n").await.unwrap();
+        let again = tokio::task::spawn_blocking(move || {
+            (shown.iter().find(|s| s.contains("not an answer")), shown)
+        });
+        let (again, _shown) = again.await.unwrap();
+        assert!(again.is_some());
+        keyboard.write_all(b"y\n").await.unwrap();
+        assert_eq!(
+            link.commands.recv().await,
+            Some(UserCommand::Consent(control))
+        );
+        link.events
+            .send(AgentEvent::MoreDecided {
+                technician,
+                granted: "view,control".parse().unwrap(),
+                added: control,
+            })
+            .await
+            .unwrap();
+        keyboard.write_all(b"r\n").await.unwrap();
+        assert_eq!(link.commands.recv().await, Some(UserCommand::RevokeControl));
         drop(link);
         front.await.unwrap();
     }

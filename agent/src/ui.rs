@@ -72,6 +72,33 @@ pub enum AgentEvent {
         /// What was granted (empty: denied).
         granted: ScopeSet,
     },
+    /// During a session, the technician asks for more than the user allowed so far (e.g.
+    /// `control` after `view`). Answer with [`UserCommand::Consent`] (what of `scopes` the user
+    /// allows, nothing pre-ticked); silence until the timeout means no, and the session goes on
+    /// either way.
+    MoreRequested {
+        /// Who asks.
+        technician: TechnicianIdentity,
+        /// Only what is not granted yet.
+        scopes: ScopeSet,
+        /// What the user allowed so far (stays allowed whatever the answer).
+        granted: ScopeSet,
+        /// Seconds before silence counts as "no".
+        timeout_secs: u64,
+        /// The relay's identity, as for the first consent.
+        relay: String,
+        /// This session's verification string.
+        verification: String,
+    },
+    /// The answer to [`AgentEvent::MoreRequested`] (or its timeout) was sent.
+    MoreDecided {
+        /// Who had asked.
+        technician: TechnicianIdentity,
+        /// The whole grant from now on.
+        granted: ScopeSet,
+        /// What the user added (empty: they said no or did not answer).
+        added: ScopeSet,
+    },
     /// A request is being served now (a diagnostic probe runs), so the user sees it as it happens.
     Running {
         /// What runs, in words.
@@ -171,7 +198,7 @@ pub fn end_words(reason: &EndReason) -> String {
 /// What the user decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserCommand {
-    /// The answer to [`AgentEvent::ConsentRequested`].
+    /// The answer to [`AgentEvent::ConsentRequested`] or [`AgentEvent::MoreRequested`].
     Consent(ScopeSet),
     /// End the session now.
     EndSession,

@@ -16,6 +16,8 @@
 //!   |<=========== spliced stream 0: bytes copied blindly ==========>|
 //!   |   PairingMsg::Spake / PairingMsg::Confirm (plain frames)      |
 //!   |   then sealed: ConsentRequest -> ConsentDecision, End/Ended   |
+//!   |   later, any time: AskMore -> MoreDecision (one at a time)    |
+//!   |   GrantChanged when the user takes something back             |
 //!   |<=========== spliced stream n (console opens more) ===========>|
 //!   |   StreamOpen{n} (plain), then sealed Request -> Response      |
 //!   |-- AgentToRelay::Report(..) ->|  audit facts, never content   |
@@ -548,6 +550,48 @@ pub enum ConsoleToAgent {
         /// What the console saw.
         reason: String,
     },
+    /// During the session (after the first [`AgentToConsole::ConsentDecision`]; before it, this
+    /// breaks protocol): ask the user for more, e.g. `control` after a `view` session or after
+    /// the user pressed Stop control. The agent checks the role again and asks the user only for
+    /// what is not granted yet, with the same countdown as the first consent (silence means no).
+    /// Answered with exactly one [`AgentToConsole::MoreDecision`]; one ask at a time (a second one
+    /// while the user decides is answered at once as [`MoreOutcome::Busy`]).
+    AskMore {
+        /// Scopes asked for (those granted already are not asked again).
+        scopes: ScopeSet,
+    },
+}
+
+/// How an [`ConsoleToAgent::AskMore`] ended. Only [`MoreOutcome::Answered`] can change the grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum MoreOutcome {
+    /// The user answered: the grant holds what they allowed (unchanged if they said no).
+    Answered,
+    /// The user did not answer before the countdown ended: silence means no.
+    TimedOut,
+    /// The technician's role does not allow a scope asked for: the user was not asked, and the
+    /// session goes on.
+    Forbidden,
+    /// Another question is waiting for the user, or a colleague is in the session: the user was
+    /// not asked.
+    Busy,
+    /// Everything asked for is granted already: the user was not asked.
+    NothingNew,
+}
+
+impl std::fmt::Display for MoreOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MoreOutcome::Answered => "the user answered",
+            MoreOutcome::TimedOut => "the user did not answer in time",
+            MoreOutcome::Forbidden => "your role does not allow it",
+            MoreOutcome::Busy => {
+                "the user is answering another question, or a colleague is in the session"
+            }
+            MoreOutcome::NothingNew => "all of it is allowed already",
+        })
+    }
 }
 
 /// Agent → console on stream 0, sealed.
@@ -585,6 +629,14 @@ pub enum AgentToConsole {
     GrantChanged {
         /// The grant from now on.
         granted: ScopeSet,
+    },
+    /// The answer to [`ConsoleToAgent::AskMore`]: the full grant from now on (unchanged unless
+    /// the user allowed something), and how the ask ended.
+    MoreDecision {
+        /// The grant from now on.
+        granted: ScopeSet,
+        /// How the ask ended.
+        outcome: MoreOutcome,
     },
 }
 

@@ -114,6 +114,16 @@ impl ScopeSet {
         ScopeSet(self.0 & other.0)
     }
 
+    /// The scopes in either set: a grant after the user allowed more.
+    pub fn union(self, other: ScopeSet) -> ScopeSet {
+        ScopeSet(self.0 | other.0)
+    }
+
+    /// The scopes in `self` but not in `other`: what is asked for and not granted yet.
+    pub fn difference(self, other: ScopeSet) -> ScopeSet {
+        ScopeSet(self.0 & !other.0)
+    }
+
     /// The scopes, in display order.
     pub fn iter(self) -> impl Iterator<Item = Scope> {
         Scope::ALL.into_iter().filter(move |s| self.contains(*s))

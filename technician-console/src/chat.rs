@@ -6,6 +6,9 @@
 //!
 //! `/ask` asks the user for the scopes given with `--ask` (the relay checked them at the claim); the
 //! chat goes on both ways while the user decides, and the answer is printed as `[consent] …`.
+//! Once the user has answered, `/ask SCOPES` (e.g. `/ask control`) asks for more during the
+//! session (see [`Session::request_more`]): the user sees a prompt for just what is not granted
+//! yet, and the answer is printed as `[consent] …` too.
 //! Two commands bring in a colleague once the user has allowed something (the user is asked first;
 //! see [`Session::invite`]):
 //! `/invite NAME` or `/invite L2` (a tier), and `/handover NAME|L2` (you leave once they are in).
@@ -38,6 +41,8 @@ where
     let mut lines = input.lines();
     // While the user decides: when the console stops waiting for the agent's answer.
     let mut asking: Option<tokio::time::Instant> = None;
+    // An ask for more waiting for its answer: (the grant before, what was asked).
+    let mut more: Option<(tether_proto::ScopeSet, tether_proto::ScopeSet)> = None;
     let mut print = |from: &str, text: &str| {
         let _ = writeln!(out, "{}", note(json, from, text));
         let _ = out.flush();
@@ -72,6 +77,34 @@ where
                     };
                     print(from, &text);
                 }
+                Ok(Some(l)) if l.trim().starts_with("/ask ") => {
+                    let arg = l.trim().trim_start_matches("/ask").trim();
+                    let (from, text) = match arg.parse::<tether_proto::ScopeSet>() {
+                        Err(e) => ("error", format!("/ask {arg:?}: {e}")),
+                        Ok(_) if session.granted.is_empty() => (
+                            "error",
+                            "/ask SCOPES asks for more once the user has allowed something; \
+                             first /ask (for --ask)"
+                                .to_string(),
+                        ),
+                        Ok(_) if more.is_some() => {
+                            ("error", "already asked; the answer shows here when it comes".to_string())
+                        }
+                        Ok(scopes) => {
+                            let before = session.granted;
+                            match session.request_more(scopes).await {
+                                Ok(()) => {
+                                    more = Some((before, scopes));
+                                    ("consent", format!(
+                                        "asked the user for more: {scopes}; you can keep chatting while they decide"
+                                    ))
+                                }
+                                Err(e) => ("error", e.to_string()),
+                            }
+                        }
+                    };
+                    print(from, &text);
+                }
                 Ok(Some(l)) if l.trim_start().starts_with('/') => {
                     let (from, text) = command(session, l.trim()).await;
                     print(from, &text);
@@ -95,6 +128,10 @@ where
                         Ok(granted) => print("consent", &format!("the user allowed: {granted}")),
                         Err(e) => print("error", &e.to_string()),
                     }
+                }
+                AgentSaid::More(answer) => {
+                    let (before, asked) = more.take().unwrap_or((answer.granted, answer.granted));
+                    print("consent", &answer.words(before, asked));
                 }
                 AgentSaid::Ended(reason) => {
                     if asking.is_some() {
@@ -120,7 +157,10 @@ async fn command(session: &mut Session, line: &str) -> (&'static str, String) {
         _ => {
             return (
                 "error",
-                format!("unknown command {cmd:?}: use /ask, /invite NAME|L2 or /handover NAME|L2"),
+                format!(
+                    "unknown command {cmd:?}: use /ask, /ask SCOPES, /invite NAME|L2 or \
+                     /handover NAME|L2"
+                ),
             );
         }
     };

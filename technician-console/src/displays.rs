@@ -77,6 +77,12 @@ impl InputGate {
     fn is_closed(&self) -> bool {
         self.closed.load(std::sync::atomic::Ordering::Acquire)
     }
+
+    /// Opens the gate again: the user allowed `control` again (asked for mid-session).
+    fn reopen(&self) {
+        self.closed
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// The view (and, with `control`, input) streams of the display being shown.
@@ -155,23 +161,50 @@ impl ScreenStreams {
         self.tasks
             .spawn(viewer::pump_view(view, session.link(), self.state.clone()));
         if session.granted.contains(Scope::Control) && !self.gate.is_closed() {
-            match session.control(display).await {
-                Ok(control) => {
-                    let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
-                    if let Ok(mut c) = self.current.lock() {
-                        *c = Some(tx);
-                    }
-                    self.tasks
-                        .spawn(viewer::pump_input(control, rx, self.state.clone()));
+            self.open_control(session, display).await;
+        }
+        Ok(())
+    }
+
+    /// Opens a control stream on `display`; a failure shows in the screen's note.
+    async fn open_control(&mut self, session: &mut Session, display: u32) {
+        match session.control(display).await {
+            Ok(control) => {
+                let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+                if let Ok(mut c) = self.current.lock() {
+                    *c = Some(tx);
                 }
-                Err(e) => {
-                    if let Ok(mut s) = self.state.lock() {
-                        s.note = Some(e.to_string());
-                    }
+                if let Ok(mut s) = self.state.lock() {
+                    s.note = None;
+                }
+                self.tasks
+                    .spawn(viewer::pump_input(control, rx, self.state.clone()));
+            }
+            Err(e) => {
+                if let Ok(mut s) = self.state.lock() {
+                    s.note = Some(e.to_string());
                 }
             }
         }
-        Ok(())
+    }
+
+    /// `control` was granted (again) during the session: opens the gate and a control stream on
+    /// the display being shown, unless one runs already.
+    pub async fn start_control(&mut self, session: &mut Session) {
+        let shown = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.display.as_ref().map(|d| d.index));
+        let running = self.current.lock().is_ok_and(|c| c.is_some());
+        let Some(display) = shown else {
+            return;
+        };
+        if !session.granted.contains(Scope::Control) || running {
+            return;
+        }
+        self.gate.reopen();
+        self.open_control(session, display).await;
     }
 
     /// Closes the current display's streams (the agent stops capturing it).

@@ -869,13 +869,26 @@ async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError
         return Err(ConsoleError::Failed(note));
     }
     let who = format!("{} of {}", session.technician.name, session.technician.org);
-    let granted = session.granted;
+    // Stop control shows at once: the input gate closes and the status bar says why.
+    let granted = session.grant();
+    let (mut grant, gate, noted) = (session.grant(), streams.input_gate(), state.clone());
+    grant.borrow_and_update();
+    let watcher = tokio::spawn(async move {
+        while grant.changed().await.is_ok() {
+            if !grant.borrow_and_update().contains(Scope::Control)
+                && gate.close()
+                && let Ok(mut s) = noted.lock()
+            {
+                s.note = Some(tether_console::window::CONTROL_TAKEN_BACK.into());
+            }
+        }
+    });
     let (switch, mut switches) = tokio::sync::mpsc::channel::<u32>(4);
     let (closed, mut window_closed) = tokio::sync::oneshot::channel::<()>();
     let rt = tokio::runtime::Handle::current();
     // winit wants the main thread, which is the one running this future under #[tokio::main]; the
     // session meanwhile serves display switches on a scoped thread, which may borrow it.
-    tokio::task::block_in_place(|| {
+    let result = tokio::task::block_in_place(|| {
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 rt.block_on(async {
@@ -900,7 +913,9 @@ async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError
             let _ = closed.send(());
             result
         })
-    })
+    });
+    watcher.abort();
+    result
 }
 
 async fn sessions(

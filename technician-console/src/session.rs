@@ -3,7 +3,8 @@
 //! # Flow
 //! claim the slot (token) → SPAKE2 pairing with the secret on stream 0 → (chat both ways from here
 //! on) → sealed `ConsentRequest` → `ConsentDecision` → one new stream per request (`StreamOpen{n}`,
-//! then sealed `Request` → `Response`) → sealed `End`. A task reads stream 0 for the whole session
+//! then sealed `Request` → `Response`; any time after the decision, sealed `AskMore` →
+//! `MoreDecision` asks the user for more) → sealed `End`. A task reads stream 0 for the whole session
 //! and sorts what arrives: decisions, chat lines, and the agent's `Ended`. An answer that fails to
 //! open ends the session: the console sends `ProtocolError` on stream 0 instead of `End`.
 
@@ -16,8 +17,8 @@ use tether_proto::chat::ChatText;
 use tether_proto::diag::{DiagReport, Probe};
 use tether_proto::inventory::Inventory;
 use tether_proto::msg::{
-    AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, Invitee, OpenInvitation,
-    RelayToConsole, Request, Response, Role, StreamOpen, TechnicianIdentity, close,
+    AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, Invitee, MoreOutcome,
+    OpenInvitation, RelayToConsole, Request, Response, Role, StreamOpen, TechnicianIdentity, close,
 };
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
 use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
@@ -52,10 +53,13 @@ pub struct Session {
     /// Stream 0's reader, which sorts the agent's messages into the channels below.
     reader: JoinSet<()>,
     decisions: mpsc::Receiver<ScopeSet>,
+    /// Answers to [`Session::ask_more`] (one at a time).
+    more: mpsc::Receiver<MoreAnswer>,
     chat: mpsc::Receiver<ChatText>,
     invites: mpsc::Receiver<Result<String, String>>,
     ended: watch::Receiver<Option<EndReason>>,
-    /// What the user grants right now: the decision, then any change the user made (Stop control).
+    /// What the user grants right now: the decision, then any change the user made (Stop control,
+    /// or allowing more when asked).
     grant: watch::Receiver<ScopeSet>,
     /// Set when a frame from the agent failed to open on a request stream: the session is over.
     broken: Option<EndReason>,
@@ -64,7 +68,8 @@ pub struct Session {
     pub asked: ScopeSet,
     /// Who the relay says we are (what the user was shown).
     pub technician: TechnicianIdentity,
-    /// What the user granted (empty until [`Session::ask_consent`]).
+    /// What the user granted (empty until [`Session::ask_consent`]); grows with an allowed
+    /// [`Session::ask_more`]. [`Session::grant`] also follows Stop control.
     pub granted: ScopeSet,
     /// The verification string the user's screen shows too.
     pub verification: String,
@@ -79,10 +84,43 @@ pub struct Session {
 /// How many chat lines from the user wait unread before newer ones are dropped.
 const CHAT_QUEUE: usize = 64;
 
+/// Answers to asks for more kept unread: one is pending at a time, and a second ask is answered
+/// at once ([`MoreOutcome::Busy`]), so two can be in flight.
+const MORE_QUEUE: usize = 2;
+
+/// The agent's answer to [`Session::ask_more`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MoreAnswer {
+    /// The whole grant from now on (unchanged unless the user allowed something).
+    pub granted: ScopeSet,
+    /// How the ask ended.
+    pub outcome: MoreOutcome,
+}
+
+impl MoreAnswer {
+    /// What it says about `asked`, in words for the technician: what was allowed, or why not.
+    pub fn words(&self, before: ScopeSet, asked: ScopeSet) -> String {
+        let added = self.granted.difference(before).intersection(asked);
+        match self.outcome {
+            MoreOutcome::Answered if !added.is_empty() => {
+                format!("the user allowed {added}; now allowed: {}", self.granted)
+            }
+            MoreOutcome::Answered => {
+                format!(
+                    "the user said no to {asked}; still allowed: {}",
+                    self.granted
+                )
+            }
+            other => format!("not asked ({other}); still allowed: {}", self.granted),
+        }
+    }
+}
+
 /// Where stream 0's reader sorts the agent's messages: decisions, chat lines, invitation answers,
 /// and the agent's last word.
 struct Stream0Out {
     decisions: mpsc::Sender<ScopeSet>,
+    more: mpsc::Sender<MoreAnswer>,
     chat: mpsc::Sender<ChatText>,
     invites: mpsc::Sender<Result<String, String>>,
     ended: watch::Sender<Option<EndReason>>,
@@ -92,6 +130,7 @@ struct Stream0Out {
 async fn read_stream0(mut rx0: SealedRecv, out: Stream0Out) {
     let Stream0Out {
         decisions,
+        more,
         chat,
         invites,
         ended,
@@ -106,6 +145,11 @@ async fn read_stream0(mut rx0: SealedRecv, out: Stream0Out) {
             // Never more than was granted: the agent enforces it anyway, the console just shows it.
             Ok(AgentToConsole::GrantChanged { granted }) => {
                 grant.send_modify(|g| *g = g.intersection(granted));
+            }
+            // Only an answer to our ask grows the grant (the agent enforces it either way).
+            Ok(AgentToConsole::MoreDecision { granted, outcome }) => {
+                grant.send_replace(granted);
+                let _ = more.try_send(MoreAnswer { granted, outcome });
             }
             // Checked again here: a bad line is dropped and the session goes on.
             Ok(AgentToConsole::Chat { text }) => match ChatText::new(&text) {
@@ -233,6 +277,7 @@ pub async fn pair_session_with(
     match claim_and_pair(&relay, config, code, scopes, on_claimed).await {
         Ok(p) => {
             let (decision_tx, decisions) = mpsc::channel(1);
+            let (more_tx, more) = mpsc::channel(MORE_QUEUE);
             let (chat_tx, chat) = mpsc::channel(CHAT_QUEUE);
             let (ended_tx, ended) = watch::channel(None);
             let (invite_tx, invites) = mpsc::channel(2);
@@ -240,6 +285,7 @@ pub async fn pair_session_with(
             let mut reader = JoinSet::new();
             let out = Stream0Out {
                 decisions: decision_tx,
+                more: more_tx,
                 chat: chat_tx,
                 invites: invite_tx,
                 ended: ended_tx,
@@ -252,6 +298,7 @@ pub async fn pair_session_with(
                 tx0: p.tx0,
                 reader,
                 decisions,
+                more,
                 chat,
                 invites,
                 ended,
@@ -438,6 +485,8 @@ pub enum AgentSaid {
     Decision(ScopeSet),
     /// A chat line from the user.
     Chat(ChatText),
+    /// The answer to [`Session::request_more`] ([`Session::granted`] holds it already).
+    More(MoreAnswer),
     /// The session is over (every line the user sent before was delivered first).
     Ended(EndReason),
 }
@@ -458,6 +507,10 @@ impl Session {
         tokio::select! {
             biased;
             Some(d) = self.decisions.recv() => AgentSaid::Decision(d),
+            Some(m) = self.more.recv() => {
+                self.granted = m.granted;
+                AgentSaid::More(m)
+            }
             Some(t) = self.chat.recv() => AgentSaid::Chat(t),
             r = self.ended.wait_for(Option::is_some) => AgentSaid::Ended(match r {
                 Ok(r) => r.clone().unwrap_or(EndReason::ConnectionLost),
@@ -512,6 +565,39 @@ impl Session {
                     reason.unwrap_or(EndReason::ConnectionLost),
                 ))
             }
+        }
+    }
+
+    /// Asks the user, during the session, for `scopes` on top of what they allowed (e.g. `control`
+    /// after a `view` session, or after they pressed Stop control), without waiting: the answer
+    /// comes as [`AgentSaid::More`] from [`Session::next_said`]. The agent asks only for what is not
+    /// granted yet, and refuses (the session goes on) beyond the role or while another ask waits.
+    pub async fn request_more(&mut self, scopes: ScopeSet) -> Result<(), ConsoleError> {
+        self.not_broken()?;
+        self.asked = self.asked.union(scopes);
+        self.tx0.send(&ConsoleToAgent::AskMore { scopes }).await?;
+        Ok(())
+    }
+
+    /// [`Session::request_more`], waiting (up to [`CONSENT_WAIT`]) for the answer. A chat line
+    /// from the user while they decide stays queued for [`Session::next_chat`].
+    pub async fn ask_more(&mut self, scopes: ScopeSet) -> Result<MoreAnswer, ConsoleError> {
+        self.request_more(scopes).await?;
+        let answer = tokio::time::timeout(CONSENT_WAIT, async {
+            tokio::select! {
+                biased;
+                m = self.more.recv() => m,
+                _ = self.ended.wait_for(Option::is_some) => None,
+            }
+        })
+        .await
+        .map_err(|_| ConsoleError::Protocol("the agent did not answer the ask in time".into()))?;
+        match answer {
+            Some(m) => {
+                self.granted = m.granted;
+                Ok(m)
+            }
+            None => Err(ConsoleError::Ended(self.ended().await)),
         }
     }
 

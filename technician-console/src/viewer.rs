@@ -213,6 +213,11 @@ impl ScreenPane {
         }
     }
 
+    /// Starts (`Some`) or stops forwarding mouse and keyboard, when `control` comes or goes.
+    pub fn set_input(&mut self, input: Option<mpsc::Sender<InputEvent>>) {
+        self.input = input;
+    }
+
     /// Takes the keyboard as soon as the screen shows.
     pub fn autofocus(mut self) -> Self {
         self.autofocus = true;
@@ -553,7 +558,8 @@ impl ScreenPane {
 /// The window.
 struct Viewer {
     pane: ScreenPane,
-    granted: ScopeSet,
+    /// The grant now: the status line shows Stop control at once.
+    granted: tokio::sync::watch::Receiver<ScopeSet>,
     who: String,
     switch: Option<mpsc::Sender<u32>>,
     shown: Option<DisplayInfo>,
@@ -582,7 +588,8 @@ impl eframe::App for Viewer {
                     let _ = tx.try_send(i);
                 }
             });
-        let status = format!("{} | granted: {} | {}", self.who, self.granted, st.line);
+        let granted = *self.granted.borrow();
+        let status = format!("{} | granted: {granted} | {}", self.who, st.line);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {
                 if ui.button("End session").clicked() {
@@ -606,7 +613,7 @@ impl eframe::App for Viewer {
 /// window is sent on `switch`.
 pub fn run_window(
     state: Shared,
-    granted: ScopeSet,
+    granted: tokio::sync::watch::Receiver<ScopeSet>,
     who: String,
     input: Option<mpsc::Sender<InputEvent>>,
     switch: Option<mpsc::Sender<u32>>,

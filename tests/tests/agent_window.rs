@@ -519,3 +519,79 @@ async fn an_outage_hides_the_code_counts_down_and_clears_with_the_new_code() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Issue 16 item 6: during a `view` session the technician asks for `control`. The same dialog
+/// shows over the banner for just that scope, nothing ticked ("Allow" does nothing until it is
+/// ticked); Allow grants exactly what is ticked, the banner comes back with it and input works;
+/// Stop control then takes it back and the console hears it at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn asking_for_control_mid_session_shows_a_prompt_for_just_that() {
+    let relay = TestRelay::start_with(Limits::default(), None).await;
+    let w = Gui::agent(&relay, 60);
+    let code = w.get_help();
+    let config = relay.console();
+    let console = tokio::spawn(async move { open_session(&config, code, scopes("view")).await });
+    w.expect("asks to:");
+    std::thread::sleep(Duration::from_secs(1));
+    tick_rows(&w, 1);
+    w.click(layout::centre(layout::ALLOW));
+    let mut session = console.await.unwrap().expect("session opens");
+    assert_eq!(session.granted, scopes("view"));
+    let line = w.expect("banner:");
+    assert!(line.ends_with("stop control: hidden"), "{line}");
+
+    let mut grant = session.grant();
+    grant.borrow_and_update();
+    let ask = tokio::spawn(async move {
+        let answer = session.ask_more(scopes("view,control")).await;
+        (session, answer)
+    });
+    let line = w.expect("consent dialog:");
+    assert!(
+        line.ends_with("| asks: control | more; allowed already: view"),
+        "only what is not granted yet is asked: {line}"
+    );
+    assert!(w.saw("asks for more than you allowed so far (view)"));
+    std::thread::sleep(Duration::from_secs(1));
+    w.shot("agent-ask-more");
+    // Nothing is ticked: "Allow" answers nothing.
+    w.click(layout::centre(layout::ALLOW));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !ask.is_finished(),
+        "Allow with nothing ticked must not answer"
+    );
+    tick_rows(&w, 1);
+    w.click(layout::centre(layout::ALLOW));
+    let (mut session, answer) = ask.await.unwrap();
+    let answer = answer.expect("answered");
+    assert_eq!(answer.granted, scopes("view,control"));
+    assert_eq!(*grant.borrow_and_update(), scopes("view,control"));
+    let line = w.expect("stop control: shown");
+    assert!(line.contains("allowed: view,control"), "{line}");
+    w.expect("last: You also allowed: use your mouse and keyboard.");
+
+    let mut control = session.control(0).await.unwrap();
+    control
+        .send(&InputEvent::MouseMove { x: 900, y: 700 })
+        .await
+        .expect("input works once allowed");
+    w.expect("now: Using your mouse and keyboard.");
+    w.click(layout::centre(layout::STOP_CONTROL));
+    tokio::time::timeout(Duration::from_secs(10), grant.changed())
+        .await
+        .expect("the console hears Stop control at once")
+        .unwrap();
+    assert_eq!(*grant.borrow(), scopes("view"));
+    let refused = control
+        .send(&InputEvent::MouseMove { x: 910, y: 710 })
+        .await;
+    assert!(
+        matches!(refused, Err(ConsoleError::ScopeDenied(Scope::Control))),
+        "{refused:?}"
+    );
+    // The session goes on.
+    assert!(!session.displays().await.unwrap().is_empty());
+    session.end().await;
+    w.expect("Session ended: the technician ended the session");
+}

@@ -365,3 +365,51 @@ async fn the_code_and_the_reason_show_before_consent() {
     c.click(console::centre(console::END));
     c.expect("session ended: you ended the session");
 }
+
+/// Issue 16 item 6: a session granted `view` only shows "Ask for control"; pressing it asks the
+/// user (the agent window's dialog asks for just `control`), and once they allow it the window
+/// starts the control stream: the technician's mouse over the live screen reaches the user's
+/// computer. Stop control shows at once in the journal and the notice, and the button is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_for_control_then_stop_control_in_the_windows() {
+    let (_relay, a, c, _) = connected(&[0]).await;
+    c.expect("consent: granted view; not granted: control,diagnostics,inventory;");
+    a.expect("stop control: hidden");
+    std::thread::sleep(Duration::from_secs(1));
+    // The pointer parked off the button, so it shows without a hover highlight.
+    c.screenshot("console-ask-control", console::SIZE, (1000, 880));
+    c.click(console::centre(console::ASK_MORE));
+    c.expect("grant: asking the user for control; waiting for the answer");
+    let line = a.expect("consent dialog:");
+    assert!(
+        line.ends_with("| asks: control | more; allowed already: view"),
+        "{line}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    a.click(agent::scope_box(0));
+    a.click(agent::centre(agent::ALLOW));
+    c.expect("grant: the user allowed control; now allowed: view,control");
+    c.expect("grant: asked for control: the user allowed control; now allowed: view,control");
+    a.expect("stop control: shown");
+    // The technician's mouse over the live screen now reaches the user's computer.
+    for (x, y) in [(900, 400), (1000, 450), (1100, 500)] {
+        c.xdotool(&["mousemove", &x.to_string(), &y.to_string()]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    a.expect("of Acme IT is using your mouse and keyboard.");
+
+    a.click(agent::centre(agent::STOP_CONTROL));
+    c.expect("grant: the user took back control; now allowed: view");
+    a.expect("stop control: hidden");
+    // Asked again: the button is back and the user is asked again; silence is not needed here.
+    std::thread::sleep(Duration::from_secs(1));
+    c.click(console::centre(console::ASK_MORE));
+    c.expect("grant: asking the user for control; waiting for the answer");
+    a.expect("consent dialog:");
+    std::thread::sleep(Duration::from_secs(1));
+    a.click(agent::centre(agent::DENY));
+    c.expect("grant: asked for control: the user said no to control; still allowed: view");
+    // The session goes on.
+    c.click(console::centre(console::END));
+    c.expect("session ended: you ended the session");
+}

@@ -271,9 +271,14 @@ impl AgentApp {
         let left = c.deadline.saturating_duration_since(Instant::now());
         let verification = Some(c.verification.clone());
         area(ui, [30.0, 56.0, 500.0, 100.0], |ui| {
+            let asks = if c.more.is_some() {
+                "asks for more access"
+            } else {
+                "asks to help you"
+            };
             ui.label(
                 RichText::new(format!(
-                    "{} of {} asks to help you",
+                    "{} of {} {asks}",
                     display_safe(&c.technician.name),
                     display_safe(&c.technician.org)
                 ))
@@ -290,7 +295,20 @@ impl AgentApp {
                 );
             }
         });
-        let (bg, text) = if c.first_contact {
+        let (bg, text) = if let Some(already) = c.more {
+            let words: Vec<String> = already
+                .iter()
+                .map(|s| scope_words(s).to_lowercase())
+                .collect();
+            (
+                WARN_BG,
+                format!(
+                    "You already allow them to: {}. That stays as it is whatever you answer. \
+                     Tick only what you also want to allow now.",
+                    words.join(", ")
+                ),
+            )
+        } else if c.first_contact {
             (
                 ALERT_BG,
                 format!(

@@ -74,6 +74,9 @@ pub struct Consent {
     /// The verification string of the session that asks (a colleague's differs from the first
     /// technician's).
     pub verification: String,
+    /// During a session, the technician asks for more: what is allowed already (it stays allowed
+    /// whatever the answer). `None` for the first consent.
+    pub more: Option<ScopeSet>,
 }
 
 impl Consent {
@@ -327,7 +330,68 @@ impl Model {
                     deadline: now + Duration::from_secs(*timeout_secs),
                     first_contact: *first_contact,
                     verification: verification.clone(),
+                    more: None,
                 })
+            }
+            // The running session's technician asks for more: the same dialog over the banner,
+            // nothing ticked, and the banner comes back with the answer.
+            AgentEvent::MoreRequested {
+                technician,
+                scopes,
+                granted,
+                timeout_secs,
+                relay,
+                verification,
+            } => {
+                if self.in_session() {
+                    self.stash = Some(self.screen.clone());
+                }
+                self.screen = Screen::Consent(Consent {
+                    technician: technician.clone(),
+                    relay: relay.clone(),
+                    requested: *scopes,
+                    ticked: ScopeSet::EMPTY,
+                    deadline: now + Duration::from_secs(*timeout_secs),
+                    first_contact: false,
+                    verification: verification.clone(),
+                    more: Some(*granted),
+                })
+            }
+            AgentEvent::MoreDecided {
+                technician,
+                granted: now_granted,
+                added,
+            } => {
+                if let Some(stashed) = self.stash.take() {
+                    self.screen = stashed;
+                }
+                let same =
+                    |t: &TechnicianIdentity| t.name == technician.name && t.org == technician.org;
+                if let Screen::Session {
+                    technician: first,
+                    granted,
+                    others,
+                    ..
+                } = &mut self.screen
+                {
+                    if same(first) {
+                        *granted = *now_granted;
+                    } else if let Some((_, g)) = others.iter_mut().find(|(t, _)| same(t)) {
+                        *g = *now_granted;
+                    }
+                }
+                self.set_doing(if added.is_empty() {
+                    format!(
+                        "You did not allow more. {} of {} goes on with what you allowed before.",
+                        technician.name, technician.org
+                    )
+                } else {
+                    let words: Vec<String> = added
+                        .iter()
+                        .map(|s| scope_words(s).to_lowercase())
+                        .collect();
+                    format!("You also allowed: {}.", words.join(", "))
+                });
             }
             AgentEvent::ConsentDecided { granted } => {
                 let technician = match &self.screen {
@@ -635,8 +699,12 @@ impl Model {
         let Screen::Consent(c) = &self.screen else {
             return None;
         };
+        let more = c
+            .more
+            .map(|g| format!(" | more; allowed already: {g}"))
+            .unwrap_or_default();
         Some(format!(
-            "consent dialog: {} of {} | verification: {} | asks: {}",
+            "consent dialog: {} of {} | verification: {} | asks: {}{more}",
             c.technician.name, c.technician.org, c.verification, c.requested
         ))
     }
@@ -1271,6 +1339,85 @@ mod tests {
         assert!(
             matches!(&m.screen, Screen::Ended { reason, .. } if reason.contains("technician ended"))
         );
+    }
+
+    /// Issue 16 item 6: during a `view` session the technician asks for `control`: the dialog
+    /// shows only that, nothing ticked; Allow grants exactly what is ticked, and the banner comes
+    /// back with the new grant. A second ask the user refuses leaves the grant as it was.
+    #[test]
+    fn an_ask_for_more_shows_the_dialog_over_the_banner_and_returns_to_it() {
+        let now = Instant::now();
+        let mut m = Model::new();
+        let view: ScopeSet = "view".parse().unwrap();
+        asked(&mut m, view, now);
+        allow_all(&mut m);
+        m.on_event(&AgentEvent::ConsentDecided { granted: view }, now);
+        assert!(m.in_session() && !m.can_stop_control());
+        let more = |scopes: &str| AgentEvent::MoreRequested {
+            technician: ada(),
+            scopes: scopes.parse().unwrap(),
+            granted: view,
+            timeout_secs: 60,
+            relay: "r".into(),
+            verification: "111 111".into(),
+        };
+        m.on_event(&more("control,inventory"), now);
+        let Screen::Consent(c) = &m.screen else {
+            panic!("{:?}", m.screen)
+        };
+        assert_eq!(c.ticked, ScopeSet::EMPTY, "nothing pre-ticked");
+        assert!(!c.can_allow() && m.on_top());
+        let line = m.consent_line().unwrap();
+        assert!(
+            line.contains("asks: control,inventory | more; allowed already: view"),
+            "{line}"
+        );
+        m.toggle(Scope::Control);
+        assert_eq!(
+            m.allow(),
+            Some(Action::Send(UserCommand::Consent(
+                "control".parse().unwrap()
+            )))
+        );
+        let both: ScopeSet = "view,control".parse().unwrap();
+        m.on_event(
+            &AgentEvent::MoreDecided {
+                technician: ada(),
+                granted: both,
+                added: "control".parse().unwrap(),
+            },
+            now,
+        );
+        let banner = m.banner_line().unwrap();
+        assert!(
+            banner.contains("allowed: view,control") && banner.contains("stop control: shown"),
+            "{banner}"
+        );
+        assert!(
+            m.doing_line()
+                .unwrap()
+                .contains("You also allowed: use your mouse")
+        );
+        // Silence: the window says no itself once the countdown (and its grace) ran out.
+        m.on_event(&more("inventory"), now);
+        let late = now + Duration::from_secs(60) + CONSENT_GRACE;
+        assert_eq!(
+            m.tick(late),
+            Some(Action::Send(UserCommand::Consent(ScopeSet::EMPTY)))
+        );
+        m.on_event(
+            &AgentEvent::MoreDecided {
+                technician: ada(),
+                granted: both,
+                added: ScopeSet::EMPTY,
+            },
+            late,
+        );
+        assert!(m.banner_line().unwrap().contains("allowed: view,control"));
+        assert!(m.doing_line().unwrap().contains("did not allow more"));
+        // "End session" works while the question shows.
+        m.on_event(&more("inventory"), late);
+        assert_eq!(m.end_session(), Some(Action::Send(UserCommand::EndSession)));
     }
 
     fn grace() -> TechnicianIdentity {

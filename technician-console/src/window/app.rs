@@ -28,6 +28,8 @@ pub(super) struct ConsoleApp {
     pane: Option<ScreenPane>,
     /// The session whose screen the pane shows.
     pane_generation: u64,
+    /// Whether the pane forwards input (`control` granted) as last set.
+    pane_control: bool,
     /// Put the keyboard back into the chat field on the next frame (after Enter sent a line).
     refocus_chat: bool,
     /// Why the live screen stopped, as last printed (a test channel, like the journal).
@@ -76,6 +78,7 @@ impl ConsoleApp {
             backend: Some(backend),
             pane: None,
             pane_generation: 0,
+            pane_control: false,
             refocus_chat: false,
             screen_stopped: None,
             screen_shown: None,
@@ -93,6 +96,7 @@ impl ConsoleApp {
                 ask_now,
             } => backend.connect(code, scopes, ask_now),
             Action::AskConsent => backend.send(Job::AskConsent),
+            Action::AskMore(scopes) => backend.send(Job::AskMore(scopes)),
             Action::Say(line) => backend.send(Job::Say(line)),
             Action::Invite { invitee, handover } => backend.send(Job::Invite { invitee, handover }),
             Action::End => backend.send(Job::End),
@@ -109,14 +113,20 @@ impl ConsoleApp {
         for ev in backend.poll() {
             self.model.on_event(ev);
         }
-        if let Some(granted) = self.model.granted()
-            && self.pane_generation != backend.generation()
-        {
-            self.pane_generation = backend.generation();
-            let input = granted
-                .contains(Scope::Control)
-                .then(|| backend.input.clone());
-            self.pane = Some(ScreenPane::new(backend.screen.clone(), input));
+        if let Some(granted) = self.model.granted() {
+            let control = granted.contains(Scope::Control);
+            let input = control.then(|| backend.input.clone());
+            if self.pane_generation != backend.generation() {
+                self.pane_generation = backend.generation();
+                self.pane = Some(ScreenPane::new(backend.screen.clone(), input));
+                self.pane_control = control;
+            } else if self.pane_control != control
+                && let Some(pane) = &mut self.pane
+            {
+                // Stop control, or "Ask for control" answered yes: the same picture goes on.
+                pane.set_input(input);
+                self.pane_control = control;
+            }
         }
         // Standard output carries every change, one line each (a test and scripting channel).
         for line in self.model.journal() {
@@ -211,6 +221,22 @@ impl ConsoleApp {
         }
     }
 
+    /// "Ask for control", over the consent strip's right end, while a session runs without it.
+    fn ask_more(&mut self, ui: &mut egui::Ui) {
+        if self.model.more_offer().is_some()
+            && ui
+                .put(
+                    rect(layout::ASK_MORE),
+                    egui::Button::new(RichText::new("Ask for control").strong())
+                        .fill(Color32::from_rgb(165, 214, 167)),
+                )
+                .clicked()
+        {
+            let a = self.model.ask_more();
+            self.act(a);
+        }
+    }
+
     fn consent_strip(&self, ui: &mut egui::Ui) {
         let width = ui.ctx().content_rect().width() - 20.0;
         let r = rect([
@@ -263,11 +289,14 @@ impl ConsoleApp {
                 for s in granted.iter() {
                     missing.remove(s);
                 }
-                let not = if missing.is_empty() {
+                let mut not = if missing.is_empty() {
                     String::new()
                 } else {
                     format!("   Not granted: {missing}.")
                 };
+                if let Some(more) = self.model.more {
+                    not.push_str(&format!("   Asking the user for {more}..."));
+                }
                 (
                     GRANTED_BG,
                     format!(
@@ -849,6 +878,7 @@ impl eframe::App for ConsoleApp {
         egui::CentralPanel::default().show(ui, |ui| {
             self.top_bar(ui);
             self.consent_strip(ui);
+            self.ask_more(ui);
             self.tabs(ui);
             match self.model.tab {
                 Tab::Inventory => self.inventory(ui),

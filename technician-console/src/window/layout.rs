@@ -42,6 +42,9 @@ pub const TAB_CHAT: [f32; 4] = [302.0, 104.0, 140.0, 30.0];
 pub const ASK: [f32; 4] = [862.0, 10.0, 152.0, 34.0];
 /// A notice from the window (e.g. a code that does not parse), where "Ask for access" would be.
 pub const NOTICE: [f32; 2] = [862.0, 10.0];
+/// "Ask for control", where "Ask for access" was before consent, while a session runs without it
+/// (inside the 1024-wide minimum window).
+pub const ASK_MORE: [f32; 4] = ASK;
 
 /// The "Chat first" tick box in the chat panel (connect without asking for consent yet).
 pub const CHAT_FIRST: [f32; 4] = [10.0, 144.0, 560.0, 28.0];

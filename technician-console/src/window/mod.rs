@@ -34,7 +34,7 @@ use tokio::task::JoinSet;
 
 use crate::displays::ScreenStreams;
 use crate::error::ConsoleError;
-use crate::session::{AgentSaid, ConsoleConfig, Session, pair_session};
+use crate::session::{AgentSaid, ConsoleConfig, MoreAnswer, Session, pair_session};
 use crate::viewer::{self, ViewerState};
 use model::Event;
 
@@ -59,6 +59,9 @@ pub enum Job {
     HealthCheck,
     /// Ask the user for consent now (a "chat first" session).
     AskConsent,
+    /// During the session, ask the user for more ("Ask for control"); the answer comes as
+    /// [`Event::MoreAnswered`], after the streams it allows are started.
+    AskMore(ScopeSet),
     /// Send a chat line to the user.
     Say(String),
     /// Invite a colleague; the answer is the colleague's code.
@@ -319,6 +322,8 @@ async fn run_session(
                     chat_in(Some(t), &tell).await;
                 }
                 AgentSaid::Ended(reason) => break Some(Err(Session::ended_before_decision(reason))),
+                // Nothing was asked for more yet.
+                AgentSaid::More(_) => {}
             },
             j = jobs.recv() => match j {
                 Some(Job::End) | None => break None,
@@ -361,7 +366,7 @@ async fn run_session(
     })
     .await;
     let mut streams = ScreenStreams::new(screen.clone(), Some(input));
-    start_screen(&mut session, &mut streams, &screen).await;
+    let mut viewing = start_screen(&mut session, &mut streams, &screen).await;
     let mut watchers = JoinSet::new();
     watchers.spawn(follow_grant(
         session.grant(),
@@ -372,6 +377,8 @@ async fn run_session(
     if session.granted.contains(Scope::Inventory) {
         queue.push_front(Job::Inventory);
     }
+    // What was last asked for more, to say what the answer means.
+    let mut more_asked = (ScopeSet::EMPTY, ScopeSet::EMPTY);
     let reason = loop {
         let job = match queue.pop_front() {
             Some(j) => j,
@@ -380,14 +387,45 @@ async fn run_session(
                     Some(Job::End) | None => break "you ended the session".to_string(),
                     Some(j) => j,
                 },
-                // The user's lines; `None` once the session is over (the reader saw the end).
-                t = session.next_chat() => if chat_in(t, &tell).await {
-                    continue;
-                } else {
-                    break session.ended().await.to_string();
+                // The user's lines, answers to an ask for more, and the end (after every line).
+                said = session.next_said() => match said {
+                    AgentSaid::Chat(t) => {
+                        chat_in(Some(t), &tell).await;
+                        continue;
+                    }
+                    AgentSaid::More(answer) => {
+                        // Start what the user allowed before saying so: input works once the
+                        // technician sees the answer.
+                        if !viewing {
+                            viewing = start_screen(&mut session, &mut streams, &screen).await;
+                        } else {
+                            streams.start_control(&mut session).await;
+                        }
+                        let (before, asked) = more_asked;
+                        tell.send(more_answered(asked, before, answer)).await;
+                        continue;
+                    }
+                    AgentSaid::Decision(_) => continue,
+                    AgentSaid::Ended(reason) => break reason.to_string(),
                 },
             },
         };
+        if let Job::AskMore(scopes) = job {
+            more_asked = (session.granted, scopes);
+            if let Err(e) = session.request_more(scopes).await {
+                let words = format!("not asked: {e}");
+                tell.send(Event::MoreAnswered {
+                    asked: scopes,
+                    granted: session.granted,
+                    words,
+                })
+                .await;
+                if matches!(e, ConsoleError::Ended(_) | ConsoleError::RelayClosed(_)) {
+                    break e.to_string();
+                }
+            }
+            continue;
+        }
         if matches!(job, Job::End) {
             break "you ended the session".to_string();
         }
@@ -423,8 +461,18 @@ async fn run_session(
     tell.send(Event::Ended(reason)).await;
 }
 
-/// Tells the window whenever the user changes the grant (Stop control), at once: the grant line
-/// changes, and taking back `control` closes the input gate and says so on the screen.
+/// The answer to an ask for more, for the window.
+fn more_answered(asked: ScopeSet, before: ScopeSet, answer: MoreAnswer) -> Event {
+    Event::MoreAnswered {
+        asked,
+        granted: answer.granted,
+        words: answer.words(before, asked),
+    }
+}
+
+/// Tells the window whenever the user changes the grant (Stop control, or allowing more), at
+/// once: the grant line changes, and taking back `control` closes the input gate and says so on the
+/// screen.
 async fn follow_grant(
     mut grant: tokio::sync::watch::Receiver<ScopeSet>,
     tell: Tell,
@@ -447,9 +495,13 @@ async fn follow_grant(
 pub const CONTROL_TAKEN_BACK: &str =
     "The user took back control: your mouse and keyboard no longer reach their computer.";
 
-/// Starts viewing display 0 when `view` is granted, and control when `control` is too. A failure
-/// shows in the screen's status rather than ending the session.
-async fn start_screen(session: &mut Session, streams: &mut ScreenStreams, screen: &viewer::Shared) {
+/// Starts viewing display 0 when `view` is granted, and control when `control` is too; returns
+/// whether the view runs. A failure shows in the screen's status rather than ending the session.
+async fn start_screen(
+    session: &mut Session,
+    streams: &mut ScreenStreams,
+    screen: &viewer::Shared,
+) -> bool {
     let note = |text: String| {
         if let Ok(mut s) = screen.lock() {
             s.stopped = Some(text);
@@ -460,10 +512,10 @@ async fn start_screen(session: &mut Session, streams: &mut ScreenStreams, screen
         if session.asked.contains(Scope::View) {
             note("the user did not allow viewing the screen".into());
         }
-        return;
+        return false;
     }
     // Failures are in the screen's status already.
-    let _ = streams.open(session, 0).await;
+    streams.open(session, 0).await.is_ok()
 }
 
 /// Serves one job and tells the window the outcome. Returns why the session is over, if it is.
@@ -474,6 +526,8 @@ async fn serve(session: &mut Session, job: Job, tell: &Tell) -> Option<String> {
         Job::AskConsent => return None,
         // Served by the session loop, which owns the screen streams.
         Job::Display(_) => return None,
+        // Sent by the session loop itself, which waits for the answer with the user's lines.
+        Job::AskMore(_) => return None,
         Job::Say(line) => match session.say(&line).await {
             Ok(()) => (
                 Event::Chat {

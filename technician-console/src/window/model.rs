@@ -492,10 +492,21 @@ pub enum Event {
     },
     /// The health check's reports (problems first), or why it did not run.
     HealthCheck(Result<Vec<DiagReport>, String>),
-    /// The user changed what is granted during the session (pressed Stop control).
+    /// The user changed what is granted during the session (pressed Stop control, or allowed
+    /// more when asked).
     GrantChanged {
         /// What is granted from now on.
         granted: ScopeSet,
+    },
+    /// The answer to an ask for more ([`Action::AskMore`]); the screen's streams are started for
+    /// what it granted before this arrives.
+    MoreAnswered {
+        /// What was asked.
+        asked: ScopeSet,
+        /// What is granted from now on.
+        granted: ScopeSet,
+        /// What happened, in words ("the user allowed control; ..."), or why it was not asked.
+        words: String,
     },
     /// The session is over.
     Ended(String),
@@ -515,6 +526,8 @@ pub enum Action {
     },
     /// Ask the user for the scopes now ("chat first" sessions).
     AskConsent,
+    /// During the session, ask the user for more ("Ask for control").
+    AskMore(ScopeSet),
     /// Send a chat line to the user.
     Say(String),
     /// Invite a colleague (and leave once they are in, for a hand-over).
@@ -558,6 +571,8 @@ pub struct Model {
     pub verification: Option<String>,
     /// Why the user asked for help, if they said, from pairing on.
     pub reason: Option<String>,
+    /// An ask for more waiting for the user's answer.
+    pub more: Option<ScopeSet>,
     journal: Vec<String>,
 }
 
@@ -575,6 +590,7 @@ impl Default for Model {
             chat: ChatPanel::default(),
             verification: None,
             reason: None,
+            more: None,
             journal: Vec::new(),
         }
     }
@@ -642,6 +658,35 @@ impl Model {
             | Consent::Failed { asked, .. } => asked,
             _ => self.ask,
         }
+    }
+
+    /// What "Ask for control" asks for: `control` while a session runs without it, the role
+    /// allows it, and no other ask waits; `None` hides the button.
+    pub fn more_offer(&self) -> Option<ScopeSet> {
+        let Consent::Granted {
+            granted,
+            technician,
+            ..
+        } = &self.consent
+        else {
+            return None;
+        };
+        let control: ScopeSet = [Scope::Control].into_iter().collect();
+        let offer = control
+            .intersection(technician.role.allowed_scopes())
+            .difference(*granted);
+        (self.more.is_none() && !offer.is_empty()).then_some(offer)
+    }
+
+    /// "Ask for control": asks the user, during the session, for what [`Model::more_offer`] says.
+    pub fn ask_more(&mut self) -> Option<Action> {
+        let offer = self.more_offer()?;
+        self.more = Some(offer);
+        self.notice = None;
+        self.say(format!(
+            "grant: asking the user for {offer}; waiting for the answer"
+        ));
+        Some(Action::AskMore(offer))
     }
 
     /// "Chat first" tick box: connect without asking, ask later.
@@ -1028,28 +1073,51 @@ impl Model {
                 }
             }
             Event::GrantChanged { granted: now } => {
-                if let Consent::Granted { granted, .. } = &mut self.consent {
-                    let mut gone = *granted;
-                    for s in now.iter() {
-                        gone.remove(s);
+                let Consent::Granted { granted, asked, .. } = &mut self.consent else {
+                    return;
+                };
+                let gone = granted.difference(now);
+                let added = now.difference(*granted);
+                *granted = now;
+                *asked = asked.union(now);
+                if !added.is_empty() {
+                    self.say(format!(
+                        "grant: the user allowed {added}; now allowed: {now}"
+                    ));
+                    if added.contains(Scope::Control) {
+                        self.notice = None;
                     }
-                    *granted = granted.intersection(now);
-                    if !gone.is_empty() {
-                        let now = *granted;
-                        self.say(format!(
-                            "grant: the user took back {gone}; now allowed: {now}"
-                        ));
-                        if gone.contains(Scope::Control) {
-                            self.notice = Some(
-                                "The user took back control. Your mouse and keyboard no longer \
-                                 reach their computer; the rest of the session goes on."
-                                    .into(),
-                            );
-                        }
+                }
+                if !gone.is_empty() {
+                    self.say(format!(
+                        "grant: the user took back {gone}; now allowed: {now}"
+                    ));
+                    if gone.contains(Scope::Control) {
+                        self.notice = Some(
+                            "The user took back control. Your mouse and keyboard no longer \
+                             reach their computer; the rest of the session goes on."
+                                .into(),
+                        );
                     }
                 }
             }
+            Event::MoreAnswered {
+                asked: more,
+                granted: now,
+                words,
+            } => {
+                self.more = None;
+                self.say(format!("grant: asked for {more}: {words}"));
+                if let Consent::Granted { granted, asked, .. } = &mut self.consent {
+                    *granted = now;
+                    *asked = asked.union(more);
+                }
+                if now.intersection(more).is_empty() {
+                    self.notice = Some(format!("Not allowed: {words}."));
+                }
+            }
             Event::Ended(reason) => {
+                self.more = None;
                 self.inventory.loading = false;
                 self.diag.running = 0;
                 let granted = self.granted().unwrap_or(ScopeSet::EMPTY);
@@ -1434,6 +1502,78 @@ mod tests {
             facts: tether_proto::diag::DiagFacts::None,
             elapsed_ms: 1,
         }
+    }
+
+    fn granted_view(role: TechnicianRole) -> Model {
+        let mut m = Model::new();
+        m.toggle(Scope::View);
+        m.code = "123 456 789".into();
+        assert!(m.connect().is_some());
+        m.on_event(Event::Granted {
+            technician: TechnicianIdentity { role, ..ada() },
+            granted: "view".parse().unwrap(),
+            verification: "1".into(),
+        });
+        m.journal();
+        m
+    }
+
+    /// Issue 16 item 6: "Ask for control" shows while a session runs without control (and the
+    /// role allows it), asks once, and the answer updates the grant, the journal and the notice;
+    /// after Stop control it shows again.
+    #[test]
+    fn ask_for_control_during_the_session() {
+        let control: ScopeSet = "control".parse().unwrap();
+        let both: ScopeSet = "view,control".parse().unwrap();
+        assert_eq!(granted_view(TechnicianRole::Viewer).more_offer(), None);
+        let mut m = granted_view(TechnicianRole::Technician);
+        assert_eq!(m.more_offer(), Some(control));
+        assert_eq!(m.ask_more(), Some(Action::AskMore(control)));
+        assert_eq!(m.more_offer(), None, "one ask at a time");
+        assert_eq!(m.ask_more(), None);
+        // The user says no: the grant stays, the technician is told.
+        m.on_event(Event::MoreAnswered {
+            asked: control,
+            granted: "view".parse().unwrap(),
+            words: "the user said no to control; still allowed: view".into(),
+        });
+        assert!(
+            m.notice.as_deref().unwrap().contains("said no"),
+            "{:?}",
+            m.notice
+        );
+        assert_eq!(m.more_offer(), Some(control));
+        // Asked again, allowed: the grant grows (the grant watch and the answer both say so).
+        assert!(m.ask_more().is_some());
+        m.on_event(Event::GrantChanged { granted: both });
+        m.on_event(Event::MoreAnswered {
+            asked: control,
+            granted: both,
+            words: "the user allowed control; now allowed: view,control".into(),
+        });
+        assert_eq!(m.granted(), Some(both));
+        assert_eq!(m.more_offer(), None);
+        assert_eq!(m.notice, None);
+        let lines = m.journal();
+        assert!(
+            lines.contains(&"grant: asking the user for control; waiting for the answer".into())
+                && lines.contains(&"grant: the user allowed control; now allowed: view,control".into())
+                && lines.contains(
+                    &"grant: asked for control: the user allowed control; now allowed: view,control"
+                        .into()
+                ),
+            "{lines:?}"
+        );
+        // Stop control: the button is back.
+        m.on_event(Event::GrantChanged {
+            granted: "view".parse().unwrap(),
+        });
+        assert_eq!(m.more_offer(), Some(control));
+        assert!(
+            m.journal()
+                .iter()
+                .any(|l| l.starts_with("grant: the user took back control"))
+        );
     }
 
     /// Issue 17 item 1: the window starts with no scope ticked; only what the technician ticks is
