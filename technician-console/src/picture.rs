@@ -165,8 +165,12 @@ mod tests {
         let d = pic.update(&next, Damage::Rects(changed.to_vec()));
         assert_eq!(d, Damage::Rects(changed.to_vec()));
         assert_eq!(pic.rgba, next.to_rgba());
-        // A pixel outside the damage is left alone (the damage is what the picture trusts).
-        assert_eq!(&pic.rgba[..4], &[0, 0, 1, 255]);
+        // Only the damage is converted: a pixel changed outside it is not even read.
+        next.pixels[..4].copy_from_slice(&[7, 7, 7, 0]);
+        pic.update(&next, Damage::Rects(vec![rect(1, 0, 1, 1)]));
+        assert_eq!(&pic.rgba[..4], &[1, 0, 0, 255]);
+        pic.update(&next, Damage::Rects(vec![rect(0, 0, 1, 1)]));
+        assert_eq!(pic.rgba, next.to_rgba());
         // Cropping gives the rectangle's rows.
         let (size, bytes) = pic.crop(&rect(8, 6, 2, 2));
         assert_eq!(size, [2, 2]);
