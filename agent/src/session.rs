@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use crate::guest::GuestHandle;
 use crate::policy::KnownOrgs;
 use crate::requests;
-use crate::screen::{InputProvider, ScreenProvider};
+use crate::screen::{InputProvider, InputSeen, ScreenProvider};
 use crate::share::{Control, STEP_TIMEOUT, ShareConfig, ShareError};
 use crate::ui::{AgentEvent, UiLink, UserCommand};
 
@@ -828,6 +828,7 @@ struct Streams {
     events: mpsc::Sender<AgentEvent>,
     screen: Arc<dyn ScreenProvider>,
     input: Arc<dyn InputProvider>,
+    input_seen: InputSeen,
     technician: String,
 }
 
@@ -854,6 +855,7 @@ impl Streams {
             events,
             screen: config.screen.clone(),
             input: config.input.clone(),
+            input_seen: InputSeen::default(),
             technician,
         }
     }
@@ -880,6 +882,7 @@ impl Streams {
             reports: self.reports_tx.clone(),
             screen: self.screen.clone(),
             input: self.input.clone(),
+            input_seen: self.input_seen.clone(),
             technician: self.technician.clone(),
         };
         self.tasks.spawn(ctx.serve(send, recv));
@@ -929,6 +932,8 @@ pub(crate) struct RequestCtx {
     pub screen: Arc<dyn ScreenProvider>,
     /// Input backend; opened only by a granted control stream.
     pub input: Arc<dyn InputProvider>,
+    /// Input injected on this session's control streams; its view streams wake on it.
+    pub input_seen: InputSeen,
     /// Who is on the other side, for "viewed by" messages.
     pub technician: String,
 }

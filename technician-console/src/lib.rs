@@ -9,6 +9,8 @@
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
 //! - [`keys`]: physical keys from egui and from the CLI's names and chords, and the screen pane's
 //!   keyboard capture.
+//! - [`picture`]: what changed on the remote screen since the window drew it, and the RGBA copy the
+//!   texture is updated from, rectangle by rectangle (pure).
 //! - [`records`]: session records (list, show, search, note, close) and the facts a session posts.
 //! - [`render`]: human tables for the command line (JSON output is serde's).
 //! - [`screen`]: view and control streams ([`Session::view`], [`Session::control`]), PNG snapshots.
@@ -23,6 +25,7 @@ pub mod displays;
 pub mod error;
 pub mod fleet;
 pub mod keys;
+pub mod picture;
 pub mod records;
 pub mod render;
 pub mod screen;

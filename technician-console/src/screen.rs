@@ -17,6 +17,7 @@ use tether_proto::screen::{
 };
 
 use crate::error::ConsoleError;
+use crate::picture::Damage;
 use crate::session::Session;
 
 /// What [`ViewStream::next`] saw.
@@ -61,6 +62,8 @@ pub struct ViewStream {
     pub frames: u64,
     /// Compressed pixel bytes received.
     pub pixel_bytes: u64,
+    /// What the framebuffer took since the last [`ViewStream::take_damage`].
+    damage: Damage,
 }
 
 impl ViewStream {
@@ -86,9 +89,15 @@ impl ViewStream {
     }
 
     async fn apply(&mut self, u: FrameUpdate) -> Result<ViewEvent, ConsoleError> {
+        let size = (self.framebuffer.width, self.framebuffer.height);
         self.framebuffer
             .apply(&mut self.decoder, &u)
             .map_err(|e| ConsoleError::Protocol(e.to_string()))?;
+        if size == (self.framebuffer.width, self.framebuffer.height) {
+            self.damage.add(&u.rects);
+        } else {
+            self.damage = Damage::Full;
+        }
         self.pixel_bytes += u.data.len() as u64;
         if !u.last {
             return Ok(ViewEvent::Partial);
@@ -96,6 +105,12 @@ impl ViewStream {
         self.frames += 1;
         self.tx.send(&ViewerMsg::Ack { seq: u.seq }).await?;
         Ok(ViewEvent::Frame { seq: u.seq })
+    }
+
+    /// The rectangles of the framebuffer that changed since the last call (all of it at first), so a
+    /// window updates only those.
+    pub fn take_damage(&mut self) -> Damage {
+        self.damage.take()
     }
 
     /// Waits until a complete frame is in the framebuffer.
@@ -200,6 +215,7 @@ impl Session {
                 cursor_shape: None,
                 frames: 0,
                 pixel_bytes: 0,
+                damage: Damage::Full,
             }),
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"

@@ -12,6 +12,12 @@
 //! The network runs in tokio tasks ([`pump_view`], [`pump_input`]) that share a [`ViewerState`] with the
 //! window; the window only reads the state and queues input events. [`ScreenPane`] is the drawing and
 //! input part, shared with the console window ([`crate::window`]).
+//!
+//! Nothing is redrawn on a timer. The view task keeps an RGBA copy of the screen ([`Picture`]),
+//! converting only the rectangles each frame changed, and asks the window for a repaint when a frame,
+//! the cursor or the status changes ([`ViewerState::repaint`]); the pane then uploads only those
+//! rectangles of its texture (`TextureHandle::set_partial`). egui repaints on local input by itself.
+//! A static remote screen costs the window nothing.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,13 +33,19 @@ use crate::cursor::CursorLayer;
 use crate::displays;
 use crate::error::ConsoleError;
 use crate::keys::{self, Capture};
+use crate::picture::{Damage, Picture};
 use crate::screen::{ControlStream, ViewEvent, ViewStream};
 
 /// What the network tasks tell the window.
 #[derive(Debug, Default)]
 pub struct ViewerState {
-    /// The latest complete frame as RGBA, when the window has not taken it yet.
-    pub frame: Option<([usize; 2], Vec<u8>)>,
+    /// The remote screen as RGBA, as of the latest complete frame.
+    pub picture: Picture,
+    /// What changed in `picture` since the window last uploaded it.
+    pub damage: Damage,
+    /// The window showing this state, told to repaint when something here changes (set by the
+    /// pane on its first frame).
+    pub window: Option<egui::Context>,
     /// Frames per second over the last second.
     pub fps: f32,
     /// Kilobits per second over the last second (everything received on the connection).
@@ -54,6 +66,15 @@ pub struct ViewerState {
     pub cursor_shape: Option<Arc<CursorShape>>,
 }
 
+impl ViewerState {
+    /// Asks the window (once it is showing) to draw what changed.
+    pub fn repaint(&self) {
+        if let Some(ctx) = &self.window {
+            ctx.request_repaint();
+        }
+    }
+}
+
 /// Shared between the window and the network tasks.
 pub type Shared = Arc<Mutex<ViewerState>>;
 
@@ -65,29 +86,31 @@ pub async fn pump_view(mut view: ViewStream, link: crate::session::Link, state: 
         match view.next().await {
             Ok(ViewEvent::Frame { .. }) => {
                 frames += 1;
-                let rgba = view.framebuffer.to_rgba();
-                let size = [
-                    view.framebuffer.width as usize,
-                    view.framebuffer.height as usize,
-                ];
+                let damage = view.take_damage();
                 if let Ok(mut s) = state.lock() {
-                    s.frame = Some((size, rgba));
+                    // Only the changed rectangles are converted (all of it on a new display).
+                    let took = s.picture.update(&view.framebuffer, damage);
+                    s.damage.merge(took);
+                    s.repaint();
                 }
             }
             Ok(ViewEvent::Cursor { x, y }) => {
                 if let Ok(mut s) = state.lock() {
                     s.cursor = Some((x, y));
+                    s.repaint();
                 }
             }
             Ok(ViewEvent::CursorShape { .. }) => {
                 if let Ok(mut s) = state.lock() {
                     s.cursor_shape = view.cursor_shape.clone().map(Arc::new);
+                    s.repaint();
                 }
             }
             Ok(ViewEvent::Partial) => {}
             Err(e) => {
                 if let Ok(mut s) = state.lock() {
                     s.stopped = Some(e.to_string());
+                    s.repaint();
                 }
                 return;
             }
@@ -99,6 +122,7 @@ pub async fn pump_view(mut view: ViewStream, link: crate::session::Link, state: 
                 s.fps = frames as f32 / dt.as_secs_f32();
                 s.kbps = (bytes - bytes0) as f32 * 8.0 / 1000.0 / dt.as_secs_f32();
                 s.rtt = link.rtt();
+                s.repaint();
             }
             (frames, bytes0, window) = (0, bytes, Instant::now());
         }
@@ -117,6 +141,7 @@ pub async fn pump_input(
             let stop = !matches!(err, ConsoleError::ScopeDenied(_) | ConsoleError::Failed(_));
             if let Ok(mut s) = state.lock() {
                 s.note = Some(err.to_string());
+                s.repaint();
             }
             if stop {
                 return;
@@ -235,13 +260,30 @@ impl ScreenPane {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        if let Some((size, rgba)) = s.frame.take() {
-            let image = egui::ColorImage::from_rgba_unmultiplied(size, &rgba);
-            match &mut self.texture {
-                Some(t) => t.set(image, egui::TextureOptions::LINEAR),
-                None => {
-                    self.texture =
-                        Some(ctx.load_texture("remote", image, egui::TextureOptions::LINEAR))
+        if s.window.is_none() {
+            s.window = Some(ctx.clone());
+        }
+        let damage = s.damage.take();
+        let opts = egui::TextureOptions::LINEAR;
+        let full = |p: &Picture| egui::ColorImage::from_rgba_unmultiplied(p.size, &p.rgba);
+        match (&mut self.texture, damage) {
+            // A new pane over a running view starts from the picture, changed or not.
+            (None, _) if !s.picture.rgba.is_empty() => {
+                self.texture = Some(ctx.load_texture("remote", full(&s.picture), opts))
+            }
+            (None, _) | (_, Damage::None) => {}
+            // A texture of another size (the display changed) is replaced whole.
+            (Some(t), Damage::Rects(_)) if t.size() != s.picture.size => {
+                t.set(full(&s.picture), opts)
+            }
+            (Some(t), Damage::Full) => t.set(full(&s.picture), opts),
+            (Some(t), Damage::Rects(rects)) => {
+                for r in &rects {
+                    let (size, rgba) = s.picture.crop(r);
+                    if size[0] > 0 && size[1] > 0 {
+                        let image = egui::ColorImage::from_rgba_unmultiplied(size, &rgba);
+                        t.set_partial([r.x as usize, r.y as usize], image, opts);
+                    }
                 }
             }
         }
@@ -605,7 +647,7 @@ impl eframe::App for Viewer {
             });
         });
         egui::CentralPanel::default().show(ui, |ui| self.pane.show(ui));
-        ctx.request_repaint_after(Duration::from_millis(30));
+        // No timed repaint: the view task asks for one when something changes.
     }
 }
 

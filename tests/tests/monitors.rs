@@ -520,7 +520,7 @@ fn until_pixel(display: &str, at: (i32, i32), want: [u8; 3]) {
 async fn the_viewer_switches_monitors_within_the_session() {
     use tether_console::displays::{display_button, fit_button};
     use tether_console::viewer::PICKER;
-    let (x, _painter) = two_monitors();
+    let (x, painter) = two_monitors();
     assert!(
         x.cmd("xdotool", &["mousemove", "5", "1000"])
             .status
@@ -579,6 +579,12 @@ async fn the_viewer_switches_monitors_within_the_session() {
     })
     .await
     .unwrap();
+    // A change once the picture is up reaches the window as a partial texture update, and the
+    // window, which has no repaint timer, is woken to draw it (issue 18).
+    paint(&painter, 0, (400, 300, 800, 700), GREEN);
+    tokio::task::spawn_blocking(move || until_pixel(&d, inside, GREEN))
+        .await
+        .unwrap();
     let (px, _) = x.pointer();
     assert!(
         px > 1280 + 100,

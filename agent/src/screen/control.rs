@@ -245,6 +245,7 @@ async fn events(
                 })
                 .await;
         }
+        let motion = matches!(event, InputEvent::MouseMove { .. });
         let (reply_tx, reply_rx) = oneshot::channel();
         // Replies are awaited one by one, so the queue has room (the watcher adds at most one).
         let handed = jobs.try_send((event, origin, Some(reply_tx))).is_ok();
@@ -252,6 +253,10 @@ async fn events(
             (true, Ok(reply)) => reply,
             _ => break Ok(()),
         };
+        if reply == InputReply::Done {
+            // The session's views capture at once instead of at their idle pace.
+            ctx.input_seen.injected(motion);
+        }
         if let Err(e) = tx.send(&reply).await {
             break Err(e);
         }

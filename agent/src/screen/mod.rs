@@ -12,6 +12,8 @@
 //! - `x11_input`: the X11 input backend (XTEST through x11rb for keys, buttons and motion; enigo for
 //!   text).
 //! - `held`: what a control stream holds down, and the key-press rate bound (pure).
+//! - `pace`: when the view stream captures (pure, time passed in): 30/s while the screen changes,
+//!   5/s when idle, at once after injected input.
 //! - `view`: the view stream — capture thread, tile diff + zstd, latest frame wins.
 //! - `control`: the control stream — one reply per event, grant checked on every event.
 //!
@@ -21,6 +23,7 @@
 mod control;
 mod held;
 pub mod monitors;
+mod pace;
 mod scrap_x11;
 mod shared;
 mod view;
@@ -39,8 +42,8 @@ pub use shared::{REUSE_WITHIN, SharedScreen};
 pub use x11_input::X11Input;
 
 pub(crate) use control::serve_control;
-pub(crate) use view::serve_view;
-pub use view::{FRAME_INTERVAL, IDLE_AFTER, IDLE_EVERY};
+pub use pace::{FRAME_INTERVAL, IDLE_AFTER, IDLE_EVERY, WAKE_FOR, WAKE_INTERVAL};
+pub(crate) use view::{InputSeen, serve_view};
 
 /// Capture failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -3,8 +3,9 @@
 //! [`SharedScreen`] wraps any [`ScreenProvider`]. The first viewer of a display starts an owner
 //! thread that holds the real [`ScreenSource`]; every viewer's source asks that thread for a frame.
 //! A frame captured less than [`REUSE_WITHIN`] ago is handed out again (shared, not copied), so two
-//! consoles watching at 30 frames per second cost about one capture per tick, not two. Each viewer
-//! still diffs and encodes against what *it* last sent. The owner thread ends, and the display is
+//! consoles watching at 30 frames per second cost about one capture per tick, not two. A viewer is
+//! never handed the frame it already has, so one that asks again soon (woken by input) sees the
+//! screen as it is now. Each viewer still diffs and encodes against what *it* last sent. The owner thread ends, and the display is
 //! released, when the last viewer's source is dropped.
 
 use std::collections::HashMap;
@@ -24,7 +25,13 @@ pub const REUSE_WITHIN: Duration = Duration::from_millis(25);
 /// A captured picture and the pointer position with it.
 type Frame = Arc<(Vec<u8>, Option<Pointer>)>;
 
-type Ask = std_mpsc::SyncSender<std_mpsc::SyncSender<Result<Frame, CaptureError>>>;
+/// What a viewer asks the owner thread: the frame it already has, and where the answer goes.
+type Request = (
+    Option<Frame>,
+    std_mpsc::SyncSender<Result<Frame, CaptureError>>,
+);
+
+type Ask = std_mpsc::SyncSender<Request>;
 
 /// The owner thread of one display, reachable while any viewer holds it.
 struct Owner {
@@ -106,7 +113,7 @@ fn own(
     provider: Arc<dyn ScreenProvider>,
     index: u32,
     reuse: Duration,
-    asks: std_mpsc::Receiver<std_mpsc::SyncSender<Result<Frame, CaptureError>>>,
+    asks: std_mpsc::Receiver<Request>,
     opened: std_mpsc::SyncSender<Result<DisplayInfo, CaptureError>>,
 ) {
     let mut source = match provider.open(index) {
@@ -120,9 +127,13 @@ fn own(
         }
     };
     let mut last: Option<(Instant, Frame)> = None;
-    while let Ok(reply) = asks.recv() {
+    while let Ok((had, reply)) = asks.recv() {
         let answer = match &last {
-            Some((at, frame)) if at.elapsed() < reuse => Ok(frame.clone()),
+            Some((at, frame))
+                if at.elapsed() < reuse && !had.as_ref().is_some_and(|h| Arc::ptr_eq(h, frame)) =>
+            {
+                Ok(frame.clone())
+            }
             _ => source
                 .capture()
                 .map(|pixels| pixels.to_vec())
@@ -165,7 +176,7 @@ impl ScreenSource for Viewer {
             .ask
             .as_ref()
             .ok_or_else(stopped)?
-            .send(reply)
+            .send((self.frame.take(), reply))
             .map_err(|_| stopped())?;
         let frame = answer.recv().map_err(|_| stopped())??;
         Ok(&self.frame.insert(frame).0)
@@ -258,6 +269,9 @@ mod tests {
         assert_eq!(b.capture().unwrap(), &first[..]);
         assert_eq!(b.cursor().map(|p| (p.x, p.y)), Some((1, 0)));
         assert_eq!(counting.captures.load(Ordering::SeqCst), 1);
+        // A viewer asking again is never handed the frame it already has.
+        assert_ne!(a.capture().unwrap(), &first[..]);
+        assert_eq!(counting.captures.load(Ordering::SeqCst), 2);
         drop((a, b));
         let mut c = shared.open(0).unwrap();
         assert_eq!(

@@ -1,28 +1,57 @@
 //! The view stream: a capture thread produces encoded frames on demand; this task seals and sends them,
 //! keeping at most [`MAX_IN_FLIGHT`] unacknowledged, so a slow link lowers the frame rate instead of
 //! building a queue (latest frame wins: the next capture always reads the screen as it is now).
+//! When to capture is [`super::pace::Pacer`]'s call (pure); input injected on the session's control
+//! streams reaches it through an [`InputSeen`], so the first change after a quiet spell is captured
+//! at once.
 
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
 
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend};
 use tether_proto::Scope;
 use tether_proto::msg::Response;
 use tether_proto::screen::{self, DisplayInfo, FrameUpdate, MAX_IN_FLIGHT, ScreenMsg, ViewerMsg};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use super::pace::{Injected, Pacer};
 use super::{CaptureError, Pointer, ScreenProvider};
 use crate::session::RequestCtx;
 use crate::ui::AgentEvent;
 
-/// Time between captures: 30 frames per second at most.
-pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
-/// After this many captures in a row without a change, the screen counts as idle...
-pub const IDLE_AFTER: u32 = 30;
-/// ...and only every `IDLE_EVERY`th tick captures (5 per second), until something changes.
-pub const IDLE_EVERY: u32 = 6;
+/// How many events a session's control streams have injected, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    presses: u64,
+    moves: u64,
+}
+
+/// The input a session's control streams injected, for its view streams to wake on. One per
+/// session, shared by all its streams: any display's input may change any display's picture (a
+/// monitor and "all monitors" overlap), and a needless wake costs only one capture.
+#[derive(Debug, Clone)]
+pub(crate) struct InputSeen(Arc<watch::Sender<Counts>>);
+
+impl Default for InputSeen {
+    fn default() -> Self {
+        InputSeen(Arc::new(watch::channel(Counts::default()).0))
+    }
+}
+
+impl InputSeen {
+    /// An event was injected (`motion`: a pointer move).
+    pub(crate) fn injected(&self, motion: bool) {
+        self.0.send_modify(|c| {
+            let n = if motion { &mut c.moves } else { &mut c.presses };
+            *n = n.wrapping_add(1);
+        });
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Counts> {
+        self.0.subscribe()
+    }
+}
 
 /// What the capture thread hands back.
 enum Captured {
@@ -205,29 +234,43 @@ async fn stream(
         }
     };
     let mut grant = ctx.grant.clone();
+    let mut inputs = ctx.input_seen.subscribe();
     let sender = async {
-        let mut tick = tokio::time::interval(FRAME_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let now = || tokio::time::Instant::now().into_std();
+        let mut pacer = Pacer::new(now());
         let (mut sent, mut acked, mut asked) = (0u64, 0u64, false);
-        let (mut unchanged, mut ticks) = (0u32, 0u32);
+        let mut seen = *inputs.borrow_and_update();
+        let mut inputs_open = true;
         let (mut cursor, mut shape) = (None, None);
         loop {
+            let can_ask = !asked && sent - acked < MAX_IN_FLIGHT;
+            let due = tokio::time::Instant::from_std(pacer.due(now()));
             tokio::select! {
-                _ = tick.tick() => {
-                    ticks = ticks.wrapping_add(1);
-                    let idle = unchanged >= IDLE_AFTER && ticks % IDLE_EVERY != 0;
-                    if !idle && !asked && sent - acked < MAX_IN_FLIGHT && ask.try_send(()).is_ok() {
-                        asked = true;
+                () = tokio::time::sleep_until(due), if can_ask => {
+                    // Full cannot happen (one ask at a time); closed means the thread is gone and
+                    // `out` ends next. Either way, wait for the thread rather than spin.
+                    let _ = ask.try_send(());
+                    asked = true;
+                    pacer.asked(now());
+                }
+                c = inputs.changed(), if inputs_open => {
+                    if c.is_err() {
+                        inputs_open = false;
+                        continue;
                     }
+                    let counts = *inputs.borrow_and_update();
+                    let what = if counts.presses != seen.presses { Injected::Press } else { Injected::Motion };
+                    seen = counts;
+                    pacer.input(what, now());
                 }
                 c = out.recv() => match c {
-                    Some(Captured::Frame { seq, parts, cursor: now }) => {
+                    Some(Captured::Frame { seq, parts, cursor: pointer }) => {
                         asked = false;
                         // A moving pointer counts as activity (it is not in the pixels), so the
                         // user's cursor keeps the full rate on a still screen.
-                        let moved = now.as_ref().is_some_and(|p| cursor != Some((p.x, p.y)));
-                        unchanged = if parts.is_empty() && !moved { unchanged.saturating_add(1) } else { 0 };
-                        if let Some(p) = now {
+                        let moved = pointer.as_ref().is_some_and(|p| cursor != Some((p.x, p.y)));
+                        pacer.captured(!parts.is_empty() || moved, now());
+                        if let Some(p) = pointer {
                             // The shape goes first, so the console never draws a new position with
                             // an old shape; it is sent again only when its serial changes.
                             if let Some(s) = &p.shape

@@ -1,8 +1,6 @@
 //! The eframe rendering of [`Model`]: draws the top bar, the consent strip, the side panel and the
 //! live screen, and turns clicks into [`Action`]s for the [`Backend`].
 
-use std::time::Duration;
-
 use eframe::egui::{
     self, Align, Color32, FontId, Layout, Pos2, Rect, RichText, Stroke, UiBuilder, Vec2,
 };
@@ -845,9 +843,8 @@ impl ConsoleApp {
                 pane.show(ui);
             }
         });
-        if st.stopped.is_none() {
-            ui.ctx().request_repaint_after(Duration::from_millis(30));
-        }
+        // No timed repaint: the view task asks for one when a frame, the cursor or the status
+        // changes (see `viewer::ViewerState::repaint`), and egui repaints on input.
     }
 }
 

@@ -5,7 +5,7 @@
 //! echoes what is typed. Each sample sends one physical key click on the control stream (the reply
 //! says it was injected) and waits for the first frame whose pixels differ from before. Printed as a
 //! Markdown table for BENCHMARKS.md ("Keys"): presses 150 ms apart (capture at its active 30/s)
-//! and presses after 1.5 s of quiet (capture has dropped to its idle 5/s).
+//! and presses after 2 s of quiet (capture has dropped to its idle 5/s; input wakes it, issue 18).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -26,7 +26,59 @@ Starts a private 1920x1080 Xvfb with an xterm, the real relay and agent, and the
 sends key clicks on a control stream and times each until a frame with changed pixels arrives.
 Prints a Markdown table for BENCHMARKS.md. Needs Xvfb and xterm (`./dev test` installs them).
 
-Usage: cargo run -p tether-tests --bin key-bench [-- --help | --version]";
+Usage: cargo run -p tether-tests --bin key-bench [-- OPTIONS]
+
+Options:
+  --presses N      presses in each case (default 60 active, 16 after quiet; N sets both)
+  --quiet-ms MS    quiet before each press of the idle case (default 2000)
+  -h, --help       this text
+  -V, --version    the version";
+
+/// What to run, from the command line.
+struct Args {
+    /// Presses per case; `None`: 60 active and 16 after quiet.
+    presses: Option<usize>,
+    quiet: Duration,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("error: {msg}\n\n{HELP}");
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        presses: None,
+        quiet: Duration::from_millis(2000),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| -> u64 {
+            let v = it
+                .next()
+                .unwrap_or_else(|| usage(&format!("{name} needs a value")));
+            v.parse()
+                .unwrap_or_else(|_| usage(&format!("{name}: {v:?} is not a whole number")))
+        };
+        match a.as_str() {
+            "-h" | "--help" => {
+                println!("{HELP}");
+                std::process::exit(0)
+            }
+            "-V" | "--version" => {
+                println!("key-bench {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0)
+            }
+            "--presses" => match value("--presses") {
+                0 => usage("--presses must be at least 1"),
+                n => args.presses = Some(n as usize),
+            },
+            "--quiet-ms" => args.quiet = Duration::from_millis(value("--quiet-ms")),
+            other => usage(&format!("unexpected argument {other:?}")),
+        }
+    }
+    args
+}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -69,7 +121,7 @@ async fn sample(control: &mut ControlStream, view: &mut ViewStream, key: Code) -
 
 #[tokio::main]
 async fn main() {
-    tether_tests::no_args_but_help("key-bench", HELP);
+    let args = parse_args();
     let mut x = Xvfb::start_free();
     x.spawn("xterm", &["-geometry", "100x30+0+0", "-e", "cat"]);
     x.cmd(
@@ -94,13 +146,13 @@ async fn main() {
     // A letter, then Backspace erasing it: each changes the echoed line.
     let keys = [Code::KeyX, Code::Backspace];
     let mut active = Vec::new();
-    for i in 0..60 {
+    for i in 0..args.presses.unwrap_or(60) {
         active.push(sample(&mut control, &mut view, keys[i % 2]).await);
         drain(&mut view, Duration::from_millis(150)).await;
     }
     let mut idle = Vec::new();
-    for i in 0..16 {
-        drain(&mut view, Duration::from_millis(1500)).await;
+    for i in 0..args.presses.unwrap_or(16) {
+        drain(&mut view, args.quiet).await;
         idle.push(sample(&mut control, &mut view, keys[i % 2]).await);
     }
     println!("| measurement | p50 | p95 |");
@@ -113,7 +165,8 @@ async fn main() {
     );
     let n = idle.len();
     println!(
-        "| key press → changed pixel, after 1.5 s of quiet ({n} presses) | **{:.1} ms** | **{:.1} ms** |",
+        "| key press → changed pixel, after {} s of quiet ({n} presses) | **{:.1} ms** | **{:.1} ms** |",
+        args.quiet.as_secs_f64(),
         pct(&mut idle, 0.5),
         pct(&mut idle, 0.95)
     );
