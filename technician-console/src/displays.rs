@@ -151,6 +151,7 @@ impl ScreenStreams {
             Err(e) => {
                 if let Ok(mut s) = self.state.lock() {
                     s.stopped = Some(e.to_string());
+                    s.repaint();
                 }
                 return Err(e);
             }
@@ -183,6 +184,7 @@ impl ScreenStreams {
             Err(e) => {
                 if let Ok(mut s) = self.state.lock() {
                     s.note = Some(e.to_string());
+                    s.repaint();
                 }
             }
         }

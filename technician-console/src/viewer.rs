@@ -605,6 +605,8 @@ struct Viewer {
     who: String,
     switch: Option<mpsc::Sender<u32>>,
     shown: Option<DisplayInfo>,
+    /// The grant and note the status bar last showed, printed when they change.
+    status_shown: Option<(ScopeSet, Option<String>)>,
 }
 
 /// Where the viewer's picker sits (its top bar), in points from the window's top-left.
@@ -632,6 +634,15 @@ impl eframe::App for Viewer {
             });
         let granted = *self.granted.borrow();
         let status = format!("{} | granted: {granted} | {}", self.who, st.line);
+        let now = Some((granted, st.note.clone()));
+        if now != self.status_shown {
+            // Standard output says what the status bar shows of the grant (a test channel).
+            tether_net::quietln!(
+                "viewer: granted: {granted} | note: {}",
+                st.note.as_deref().unwrap_or("none")
+            );
+            self.status_shown = now;
+        }
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {
                 if ui.button("End session").clicked() {
@@ -679,6 +690,7 @@ pub fn run_window(
                 who,
                 switch,
                 shown: None,
+                status_shown: None,
             }))
         }),
     )

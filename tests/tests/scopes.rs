@@ -426,11 +426,12 @@ async fn the_viewer_shows_stop_control_at_once() {
             .env("TETHER_TOKEN", &relay.token)
             .env("DISPLAY", &x_console.display)
             .env_remove("WAYLAND_DISPLAY")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
+    let shown = tether_tests::procs::lines(viewer.0.stdout.take().unwrap());
     let (tx, err) = std::sync::mpsc::channel();
     let stderr = viewer.0.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -467,6 +468,20 @@ async fn the_viewer_shows_stop_control_at_once() {
     user(&agent, UserCommand::RevokeControl).await;
     let (line, _err) = stderr_line(err, "the user changed what you may do").await;
     assert!(line.ends_with("granted now: view"), "{line}");
+    // The window redraws at once (it has no repaint timer): its status bar shows the new grant and
+    // the note without waiting for a frame.
+    let status = tokio::task::spawn_blocking(move || {
+        tether_tests::procs::wait_for(
+            &shown,
+            "viewer: granted: view | note: The user took back control",
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.contains("no longer reach their computer"),
+        "{status}"
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert!(
         viewer.0.try_wait().unwrap().is_none(),

@@ -486,6 +486,7 @@ async fn follow_grant(
             && let Ok(mut s) = screen.lock()
         {
             s.note = Some(CONTROL_TAKEN_BACK.into());
+            s.repaint();
         }
         tell.send(Event::GrantChanged { granted }).await;
     }
@@ -505,6 +506,7 @@ async fn start_screen(
     let note = |text: String| {
         if let Ok(mut s) = screen.lock() {
             s.stopped = Some(text);
+            s.repaint();
         }
     };
     if !session.granted.contains(Scope::View) {
