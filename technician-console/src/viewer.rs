@@ -633,6 +633,10 @@ impl eframe::App for Viewer {
                 }
             });
         let granted = *self.granted.borrow();
+        if !granted.contains(tether_proto::Scope::Control) {
+            // Control was taken back: no keyboard capture and no shortcut bar any more.
+            self.pane.set_input(None);
+        }
         let status = format!("{} | granted: {granted} | {}", self.who, st.line);
         let now = Some((granted, st.note.clone()));
         if now != self.status_shown {
