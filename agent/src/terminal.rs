@@ -296,16 +296,27 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn typed_answers_and_q_become_commands() {
-        let (mut link, handle) = crate::ui::channels();
-        let (mut keyboard, input) = tokio::io::duplex(64);
+    /// The terminal front end on a keyboard and a screen the test holds, and the session's side.
+    fn front_end() -> (
+        crate::ui::UiLink,
+        tokio::io::DuplexStream,
+        std::sync::mpsc::Receiver<String>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (link, handle) = crate::ui::channels();
+        let (keyboard, input) = tokio::io::duplex(64);
         let (screen, shown) = std::sync::mpsc::channel();
         let front = tokio::spawn(run(
             handle,
             tokio::io::BufReader::new(input),
             Screen(screen),
         ));
+        (link, keyboard, shown, front)
+    }
+
+    #[tokio::test]
+    async fn typed_answers_and_q_become_commands() {
+        let (mut link, mut keyboard, shown, front) = front_end();
         let both: ScopeSet = "inventory,diagnostics".parse().unwrap();
         link.events.send(asked(both)).await.unwrap();
         // Type only once the prompt is on screen, as a person would.
@@ -336,14 +347,7 @@ mod tests {
     /// consent command, and after the prompt closes `r` takes control back again.
     #[tokio::test]
     async fn a_mid_session_ask_is_answered_like_the_first() {
-        let (mut link, handle) = crate::ui::channels();
-        let (mut keyboard, input) = tokio::io::duplex(64);
-        let (screen, shown) = std::sync::mpsc::channel();
-        let front = tokio::spawn(run(
-            handle,
-            tokio::io::BufReader::new(input),
-            Screen(screen),
-        ));
+        let (mut link, mut keyboard, shown, front) = front_end();
         let AgentEvent::ConsentRequested { technician, .. } = asked(ScopeSet::EMPTY) else {
             unreachable!()
         };
@@ -443,14 +447,7 @@ mod tests {
     /// Issue 17 item 11: after a typo the prompt is shown again, and the next answer counts.
     #[tokio::test]
     async fn a_typo_asks_again() {
-        let (mut link, handle) = crate::ui::channels();
-        let (mut keyboard, input) = tokio::io::duplex(64);
-        let (screen, shown) = std::sync::mpsc::channel();
-        let front = tokio::spawn(run(
-            handle,
-            tokio::io::BufReader::new(input),
-            Screen(screen),
-        ));
+        let (mut link, mut keyboard, shown, front) = front_end();
         let both: ScopeSet = "inventory,diagnostics".parse().unwrap();
         link.events.send(asked(both)).await.unwrap();
         // Type only once the prompt is on screen, as a person would.

@@ -103,12 +103,15 @@ pub const DEFAULT_LOG_FILTER: &str = "warn,enigo=error";
 /// what the user or a script reads.
 pub fn init_logging() {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
-        )
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// `RUST_LOG`, or [`DEFAULT_LOG_FILTER`] without it.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into())
 }
 
 /// Above this size the log file is started afresh when a program starts.
@@ -120,10 +123,6 @@ pub const MAX_LOG_FILE: u64 = 8 * 1024 * 1024;
 /// [`MAX_LOG_FILE`] is started afresh. If the file cannot be opened, nothing is logged unless
 /// `RUST_LOG` asks for it, and then to standard error.
 pub fn init_logging_to(path: &std::path::Path) {
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into())
-    };
     let too_big = std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_LOG_FILE);
     let file = path
         .parent()
@@ -138,12 +137,12 @@ pub fn init_logging_to(path: &std::path::Path) {
         });
     match file {
         Ok(file) => tracing_subscriber::fmt()
-            .with_env_filter(filter())
+            .with_env_filter(log_filter())
             .with_ansi(false)
             .with_writer(std::sync::Mutex::new(file))
             .init(),
         Err(_) if std::env::var_os("RUST_LOG").is_some() => tracing_subscriber::fmt()
-            .with_env_filter(filter())
+            .with_env_filter(log_filter())
             .with_ansi(false)
             .with_writer(std::io::stderr)
             .init(),

@@ -10,9 +10,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use tether_proto::Scope;
 use tether_proto::screen::{ALL_MONITORS, DisplayInfo, InputEvent};
 use tether_proto::text::display_safe;
+use tether_proto::{Scope, ScopeSet};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -83,7 +83,23 @@ impl InputGate {
         self.closed
             .store(false, std::sync::atomic::Ordering::Release);
     }
+
+    /// The grant is now `granted`: without `control` the gate closes and the screen says so. Asks
+    /// for a repaint either way, since the window shows the grant (there is no repaint timer).
+    pub fn follow(&self, granted: ScopeSet, screen: &Shared) {
+        let lost = !granted.contains(Scope::Control) && self.close();
+        if let Ok(mut s) = screen.lock() {
+            if lost {
+                s.note = Some(CONTROL_TAKEN_BACK.into());
+            }
+            s.repaint();
+        }
+    }
 }
+
+/// What the screen says once the user pressed "Stop control".
+pub const CONTROL_TAKEN_BACK: &str =
+    "The user took back control: your mouse and keyboard no longer reach their computer.";
 
 /// The view (and, with `control`, input) streams of the display being shown.
 #[derive(Debug)]
@@ -91,7 +107,7 @@ pub struct ScreenStreams {
     state: Shared,
     tasks: JoinSet<()>,
     forward: JoinSet<()>,
-    current: Arc<Mutex<Option<mpsc::Sender<InputEvent>>>>,
+    /// Also holds the current control stream's queue.
     gate: InputGate,
 }
 
@@ -113,14 +129,13 @@ impl ScreenStreams {
             });
         }
         let gate = InputGate {
-            current: current.clone(),
+            current,
             closed: Default::default(),
         };
         ScreenStreams {
             state,
             tasks: JoinSet::new(),
             forward,
-            current,
             gate,
         }
     }
@@ -172,7 +187,7 @@ impl ScreenStreams {
         match session.control(display).await {
             Ok(control) => {
                 let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
-                if let Ok(mut c) = self.current.lock() {
+                if let Ok(mut c) = self.gate.current.lock() {
                     *c = Some(tx);
                 }
                 if let Ok(mut s) = self.state.lock() {
@@ -198,7 +213,7 @@ impl ScreenStreams {
             .lock()
             .ok()
             .and_then(|s| s.display.as_ref().map(|d| d.index));
-        let running = self.current.lock().is_ok_and(|c| c.is_some());
+        let running = self.gate.current.lock().is_ok_and(|c| c.is_some());
         let Some(display) = shown else {
             return;
         };
@@ -211,7 +226,7 @@ impl ScreenStreams {
 
     /// Closes the current display's streams (the agent stops capturing it).
     pub async fn stop(&mut self) {
-        if let Ok(mut c) = self.current.lock() {
+        if let Ok(mut c) = self.gate.current.lock() {
             *c = None;
         }
         self.tasks.abort_all();

@@ -875,14 +875,8 @@ async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError
     grant.borrow_and_update();
     let watcher = tokio::spawn(async move {
         while grant.changed().await.is_ok() {
-            let lost = !grant.borrow_and_update().contains(Scope::Control) && gate.close();
-            if let Ok(mut s) = noted.lock() {
-                if lost {
-                    s.note = Some(tether_console::window::CONTROL_TAKEN_BACK.into());
-                }
-                // The status bar shows the grant: redraw now, not at the next frame.
-                s.repaint();
-            }
+            let granted = *grant.borrow_and_update();
+            gate.follow(granted, &noted);
         }
     });
     let (switch, mut switches) = tokio::sync::mpsc::channel::<u32>(4);

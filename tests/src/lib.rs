@@ -123,6 +123,38 @@ impl TestRelay {
         }
     }
 
+    /// `tether-console chat --ask ASK --code CODE` on this relay (`--json` if asked), as a script
+    /// runs it: the process, its stdout lines and its stdin.
+    pub fn chat_command(
+        &self,
+        code: &str,
+        ask: &str,
+        json: bool,
+    ) -> (
+        procs::Kill,
+        std::sync::mpsc::Receiver<String>,
+        std::process::ChildStdin,
+    ) {
+        use std::process::{Command, Stdio};
+        let mut c = Command::new(procs::bin("tether-console"));
+        c.args(["--relay", &self.handle.local_addr().to_string()])
+            .args(["--relay-cert-sha256", self.handle.fingerprint()]);
+        if json {
+            c.arg("--json");
+        }
+        let mut console = procs::Kill(
+            c.args(["chat", "--ask", ask, "--code", code])
+                .env("TETHER_TOKEN", &self.token)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("tether-console starts"),
+        );
+        let out = procs::lines(console.0.stdout.take().expect("piped stdout"));
+        let stdin = console.0.stdin.take().expect("piped stdin");
+        (console, out, stdin)
+    }
+
     /// A target that pins this relay.
     pub fn target(&self) -> RelayTarget {
         RelayTarget {

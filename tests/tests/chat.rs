@@ -181,8 +181,7 @@ async fn the_agent_checks_chat_again_from_a_console_that_skips_the_checks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_command_talks_asks_and_invites_over_stdin_and_stdout() {
     use std::io::Write;
-    use std::process::{Command, Stdio};
-    use tether_tests::procs::{Kill, bin, lines, wait_for};
+    use tether_tests::procs::wait_for;
 
     let relay = TestRelay::start().await;
     tether_relay::technicians::Technicians::new(relay.dir.path())
@@ -196,22 +195,7 @@ async fn the_chat_command_talks_asks_and_invites_over_stdin_and_stdout() {
         .unwrap();
     let mut agent = TestAgent::spawn(&relay, inventory());
     let code = agent.code().await.to_string();
-    let target = relay.target();
-    let tether_net::Trust::Fingerprint(fp) = &target.trust else {
-        unreachable!()
-    };
-    let mut console = Kill(
-        Command::new(bin("tether-console"))
-            .args(["--relay", &target.addr, "--relay-cert-sha256", fp, "--json"])
-            .args(["chat", "--ask", "inventory", "--code", &code])
-            .env("TETHER_TOKEN", &relay.token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let out = lines(console.0.stdout.take().unwrap());
-    let mut stdin = console.0.stdin.take().unwrap();
+    let (mut console, out, mut stdin) = relay.chat_command(&code, "inventory", true);
     writeln!(stdin, "Hello from the script").unwrap();
     assert_eq!(user_sees(&mut agent).await.1, "Hello from the script");
     user_says(&agent, "hi script").await;
@@ -277,29 +261,13 @@ async fn the_chat_command_talks_asks_and_invites_over_stdin_and_stdout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_command_goes_on_while_the_user_decides() {
     use std::io::Write;
-    use std::process::{Command, Stdio};
-    use tether_tests::procs::{Kill, bin, lines, wait_for};
+    use tether_tests::procs::wait_for;
 
     let relay = TestRelay::start().await;
     // A user who answers only when the test says so.
     let mut agent = TestAgent::spawn_with(tether_agent::ShareConfig::new(relay.target()), None);
     let code = agent.code().await.to_string();
-    let target = relay.target();
-    let tether_net::Trust::Fingerprint(fp) = &target.trust else {
-        unreachable!()
-    };
-    let mut console = Kill(
-        Command::new(bin("tether-console"))
-            .args(["--relay", &target.addr, "--relay-cert-sha256", fp, "--json"])
-            .args(["chat", "--ask", "inventory", "--code", &code])
-            .env("TETHER_TOKEN", &relay.token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let out = lines(console.0.stdout.take().unwrap());
-    let mut stdin = console.0.stdin.take().unwrap();
+    let (mut console, out, mut stdin) = relay.chat_command(&code, "inventory", true);
     writeln!(stdin, "/ask").unwrap();
     let (asked, out) =
         tokio::task::spawn_blocking(move || (wait_for(&out, "asked the user for"), out))

@@ -289,28 +289,12 @@ async fn the_user_can_end_the_session_while_asked_for_more() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_command_asks_for_more_after_consent() {
     use std::io::Write;
-    use std::process::{Command, Stdio};
-    use tether_tests::procs::{Kill, bin, lines, wait_for};
+    use tether_tests::procs::wait_for;
 
     let relay = TestRelay::start().await;
     let mut agent = TestAgent::spawn(&relay, scopes("inventory"));
     let code = agent.code().await.to_string();
-    let target = relay.target();
-    let tether_net::Trust::Fingerprint(fp) = &target.trust else {
-        unreachable!()
-    };
-    let mut console = Kill(
-        Command::new(bin("tether-console"))
-            .args(["--relay", &target.addr, "--relay-cert-sha256", fp])
-            .args(["chat", "--ask", "inventory", "--code", &code])
-            .env("TETHER_TOKEN", &relay.token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let out = lines(console.0.stdout.take().unwrap());
-    let mut stdin = console.0.stdin.take().unwrap();
+    let (mut console, out, mut stdin) = relay.chat_command(&code, "inventory", false);
     // Before the first consent, `/ask SCOPES` is not the way in.
     writeln!(stdin, "/ask control").unwrap();
     let (early, out) =

@@ -944,17 +944,7 @@ mod tests {
             },
             now,
         );
-        m.on_event(
-            &AgentEvent::ConsentRequested {
-                technician: grace(),
-                scopes: "view".parse().unwrap(),
-                timeout_secs: 30,
-                first_contact: false,
-                relay: "r".into(),
-                verification: "222 222".into(),
-            },
-            now,
-        );
+        grace_asks(&mut m, "view".parse().unwrap(), now);
         let line = m.consent_line().unwrap();
         assert!(
             line.contains("Grace of Acme | verification: 222 222"),
@@ -1428,6 +1418,21 @@ mod tests {
         }
     }
 
+    /// Grace, an invited colleague, asks for `scopes` in her own session (verification 222 222).
+    fn grace_asks(m: &mut Model, scopes: ScopeSet, now: Instant) {
+        m.on_event(
+            &AgentEvent::ConsentRequested {
+                technician: grace(),
+                scopes,
+                timeout_secs: 30,
+                first_contact: false,
+                relay: "r".into(),
+                verification: "222 222".into(),
+            },
+            now,
+        );
+    }
+
     #[test]
     fn chat_opens_on_pairing_and_refuses_bad_lines_here() {
         let now = Instant::now();
@@ -1537,17 +1542,7 @@ mod tests {
             now,
         );
         assert!(m.in_session(), "the banner stays while the colleague pairs");
-        m.on_event(
-            &AgentEvent::ConsentRequested {
-                technician: grace(),
-                scopes: "view,control".parse().unwrap(),
-                timeout_secs: 30,
-                first_contact: false,
-                relay: "r".into(),
-                verification: "222 222".into(),
-            },
-            now,
-        );
+        grace_asks(&mut m, "view,control".parse().unwrap(), now);
         m.toggle(Scope::View);
         assert_eq!(
             m.allow(),
@@ -1608,17 +1603,7 @@ mod tests {
             },
             now,
         );
-        m.on_event(
-            &AgentEvent::ConsentRequested {
-                technician: grace(),
-                scopes: "view".parse().unwrap(),
-                timeout_secs: 30,
-                first_contact: false,
-                relay: "r".into(),
-                verification: "222 222".into(),
-            },
-            now,
-        );
+        grace_asks(&mut m, "view".parse().unwrap(), now);
         assert!(!m.in_session());
         m.deny();
         m.on_event(

@@ -481,20 +481,10 @@ async fn follow_grant(
 ) {
     while grant.changed().await.is_ok() {
         let granted = *grant.borrow_and_update();
-        if !granted.contains(Scope::Control)
-            && input.close()
-            && let Ok(mut s) = screen.lock()
-        {
-            s.note = Some(CONTROL_TAKEN_BACK.into());
-            s.repaint();
-        }
+        input.follow(granted, &screen);
         tell.send(Event::GrantChanged { granted }).await;
     }
 }
-
-/// What the screen says once the user pressed "Stop control".
-pub const CONTROL_TAKEN_BACK: &str =
-    "The user took back control: your mouse and keyboard no longer reach their computer.";
 
 /// Starts viewing display 0 when `view` is granted, and control when `control` is too; returns
 /// whether the view runs. A failure shows in the screen's status rather than ending the session.
