@@ -8,7 +8,7 @@ use tether_console::ConsoleError;
 use tether_proto::{Scope, ScopeSet, SessionCode};
 use tether_relay::technicians::Technicians;
 use tether_relay::{Limits, Relay, RelayConfig, metrics};
-use tether_tests::{TestAgent, TestRelay, paired};
+use tether_tests::{TestAgent, TestRelay, WAIT, paired};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn inventory() -> ScopeSet {
@@ -40,6 +40,20 @@ async fn get(addr: SocketAddr, name: &str) -> f64 {
         .find(|(n, _)| n == name)
         .unwrap_or_else(|| panic!("no sample {name}"))
         .1
+}
+
+/// The gauge `name` once it shows `want`, or its value after [`WAIT`]: a gauge that counts
+/// connections drops only when the relay has seen a closed connection go, a moment after the peer
+/// closed it (the console's record post uses a connection of its own).
+async fn settled(addr: SocketAddr, name: &str, want: f64) -> f64 {
+    let start = tokio::time::Instant::now();
+    loop {
+        let v = get(addr, name).await;
+        if v == want || start.elapsed() > WAIT {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
@@ -81,7 +95,7 @@ async fn metrics_count_connections_sessions_bytes_failures_and_rate_limits() {
     assert_eq!(get(m, "tether_relay_sessions_started_total").await, 1.0);
     assert_eq!(get(m, "tether_relay_sessions_active").await, 1.0);
     assert_eq!(get(m, "tether_relay_agents_connected").await, 1.0);
-    assert_eq!(get(m, "tether_relay_connections_open").await, 2.0);
+    assert_eq!(settled(m, "tether_relay_connections_open", 2.0).await, 2.0);
     assert!(
         get(
             m,
