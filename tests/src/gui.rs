@@ -205,6 +205,11 @@ impl Gui {
 
     /// Waits for a line of standard output containing `pat` (skipping others); panics after 30 s
     /// of silence.
+    /// Waits for the agent window's `session code:` line and returns the code.
+    pub fn code(&self) -> String {
+        crate::procs::code_in(&self.expect("session code:"))
+    }
+
     pub fn expect(&self, pat: &str) -> String {
         loop {
             let line = self

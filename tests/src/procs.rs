@@ -75,6 +75,19 @@ pub fn wait_for(rx: &mpsc::Receiver<String>, pat: &str) -> String {
     }
 }
 
+/// The code on a `session code: 123 456 789` line, as the user reads it out.
+pub fn code_in(line: &str) -> String {
+    let (_, code) = line
+        .split_once("code:")
+        .unwrap_or_else(|| panic!("no code on {line:?}"));
+    code.trim().to_string()
+}
+
+/// Waits for the agent's `session code:` line and returns the code.
+pub fn wait_for_code(rx: &mpsc::Receiver<String>) -> String {
+    code_in(&wait_for(rx, "session code:"))
+}
+
 /// A child process killed (and reaped) when dropped.
 #[derive(Debug)]
 pub struct Kill(pub Child);

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use tether_tests::procs::{Kill, add_technician, bin, lines, wait_for};
+use tether_tests::procs::{Kill, add_technician, bin, lines, wait_for, wait_for_code};
 
 #[test]
 fn relay_agent_and_console_binaries_work_together() {
@@ -54,12 +54,7 @@ fn relay_agent_and_console_binaries_work_together() {
             .unwrap(),
     );
     let agent_out = lines(agent.0.stdout.take().unwrap());
-    let code = wait_for(&agent_out, "session code:")
-        .split("code:")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
+    let code = wait_for_code(&agent_out);
     assert_eq!(code.len(), 11, "three groups of three digits: {code:?}");
 
     let console = |args: &[&str], token: &str, fp: &str| {

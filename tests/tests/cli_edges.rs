@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tether_net::Trust;
 use tether_tests::TestRelay;
-use tether_tests::procs::{Kill, bin, lines, wait_for};
+use tether_tests::procs::{Kill, bin, lines, wait_for, wait_for_code};
 
 /// The relay's address and fingerprint.
 fn addr_fp(relay: &TestRelay) -> (String, String) {
@@ -59,12 +59,7 @@ fn share(relay: &TestRelay) -> (Kill, std::sync::mpsc::Receiver<String>, String)
             .unwrap(),
     );
     let out = lines(agent.0.stdout.take().unwrap());
-    let code = wait_for(&out, "session code:")
-        .split("code:")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
+    let code = wait_for_code(&out);
     (agent, out, code)
 }
 
@@ -529,8 +524,7 @@ async fn share_gives_a_new_code_after_a_session_and_keeps_logs_off_the_terminal(
     let out = lines(agent.0.stdout.take().unwrap());
     let err = lines(agent.0.stderr.take().unwrap());
     let mut stdin = agent.0.stdin.take().unwrap();
-    let code = |line: String| line.split("code:").nth(1).unwrap().trim().to_string();
-    let first = code(wait_for(&out, "session code:"));
+    let first = wait_for_code(&out);
     let uptime = console(&relay, &["diag", "--code", &first, "uptime"])
         .spawn()
         .unwrap();
@@ -543,7 +537,7 @@ async fn share_gives_a_new_code_after_a_session_and_keeps_logs_off_the_terminal(
         String::from_utf8_lossy(&done.stderr)
     );
     wait_for(&out, "Session ended: the technician ended the session");
-    let second = code(wait_for(&out, "session code:"));
+    let second = wait_for_code(&out);
     assert_ne!(first, second, "a new code follows the session");
     writeln!(stdin, "q").unwrap();
     let start = Instant::now();
@@ -583,7 +577,7 @@ async fn share_gives_a_new_code_after_a_session_and_keeps_logs_off_the_terminal(
             .unwrap(),
     );
     let out = lines(once.0.stdout.take().unwrap());
-    let c = code(wait_for(&out, "session code:"));
+    let c = wait_for_code(&out);
     let uptime = console(&relay, &["diag", "--code", &c, "uptime"])
         .spawn()
         .unwrap();

@@ -36,14 +36,7 @@ async fn answered(tick: &[usize], deny: bool) -> (TestRelay, Gui, Gui, String) {
     let relay = TestRelay::start().await;
     let a = Gui::agent(&relay, 60);
     a.click(agent::centre(agent::GET_HELP));
-    let code: SessionCode = a
-        .expect("session code:")
-        .split("code:")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let code: SessionCode = a.code().parse().unwrap();
     let c = Gui::console(&relay);
     tick_scopes(&c, ScopeSet::all());
     c.type_into(console::centre(console::CODE), &code.to_string());
@@ -230,14 +223,7 @@ async fn chat_first_both_ways_then_an_invitation_gives_a_code() {
         .unwrap();
     let a = Gui::agent(&relay, 60);
     a.click(agent::centre(agent::GET_HELP));
-    let code: SessionCode = a
-        .expect("session code:")
-        .split("code:")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let code: SessionCode = a.code().parse().unwrap();
     let c = Gui::console(&relay);
     c.click(console::centre(console::TAB_CHAT));
     c.click(console::tick(console::CHAT_FIRST));
@@ -321,14 +307,7 @@ async fn the_code_and_the_reason_show_before_consent() {
     ]);
     let a = Gui::start(agent_cmd, (1280, 800), agent::TITLE);
     a.click(agent::centre(agent::GET_HELP));
-    let code: SessionCode = a
-        .expect("session code:")
-        .split("code:")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let code: SessionCode = a.code().parse().unwrap();
     let c = Gui::console(&relay);
     c.type_into(console::centre(console::CODE), &code.to_string());
     c.click(console::centre(console::CONNECT));

@@ -487,8 +487,7 @@ async fn the_console_windows_screen_captures_the_keyboard_until_right_ctrl() {
     let (a, c, raw, _xterm, _dir) = tokio::task::block_in_place(|| {
         let a = Gui::agent(&relay, 60);
         a.click(agent::centre(agent::GET_HELP));
-        let code = a.expect("session code:");
-        let code = code.split("code:").nth(1).unwrap().trim().to_string();
+        let code = a.code();
         let c = Gui::console(&relay);
         for (i, s) in Scope::ALL.iter().enumerate() {
             if ScopeSet::all().contains(*s) {

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use tether_tests::procs::{Kill, add_technician, bin, lines, wait_for};
+use tether_tests::procs::{Kill, add_technician, bin, lines, wait_for, wait_for_code};
 
 fn run(args: &[&str]) -> Result<(), String> {
     let out = Command::new(args[0])
@@ -145,12 +145,7 @@ fn pairing_and_inventory_work_over_a_slow_lossy_link() {
             .unwrap(),
     );
     let agent_out = lines(agent.0.stdout.take().unwrap());
-    let code = wait_for(&agent_out, "session code:")
-        .split("code:")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
+    let code = wait_for_code(&agent_out);
     let to_code = t.elapsed();
 
     let t = Instant::now();

@@ -653,8 +653,7 @@ async fn the_console_window_at_1024x700_keeps_end_and_the_screen_and_switches_mo
     ]);
     xa(&["xsetroot", "-solid", "#22bb44"]);
     a.click(agent::centre(agent::GET_HELP));
-    let code = a.expect("session code:");
-    let code = code.split("code:").nth(1).unwrap().trim().to_string();
+    let code = a.code();
 
     let c = Gui::console_on(&relay, (1024, 700));
     c.resize((1024, 700));

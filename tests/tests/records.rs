@@ -16,7 +16,7 @@ use tether_proto::records::{
     SessionRecord,
 };
 use tether_relay::technicians::Technicians;
-use tether_tests::procs::{Kill, bin, lines, wait_for};
+use tether_tests::procs::{Kill, bin, lines, wait_for, wait_for_code};
 use tether_tests::{TestAgent, TestRelay, WAIT};
 
 fn scopes(s: &str) -> ScopeSet {
@@ -478,12 +478,7 @@ fn the_reason_and_the_record_through_the_real_binaries() {
             .unwrap(),
     );
     let agent_out = lines(agent.0.stdout.take().unwrap());
-    let code = wait_for(&agent_out, "session code:")
-        .split("code:")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
+    let code = wait_for_code(&agent_out);
     wait_for(&agent_out, "your request: printer offline");
 
     let console = |args: &[&str], token: &str| {
