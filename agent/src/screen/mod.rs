@@ -11,6 +11,9 @@
 //!   rectangle arithmetic (clipping, keeping a click on its monitor, putting captures together).
 //! - `x11_input`: the X11 input backend (XTEST through x11rb for keys, buttons and motion; enigo for
 //!   text).
+//! - `wlroots`: the wlroots capture backend (sway, Hyprland, river): `zwlr_screencopy_manager_v1`
+//!   into shared memory.
+//! - `wlroots_input`: the wlroots input backend: virtual pointer and virtual keyboard protocols.
 //! - `held`: what a control stream holds down, and the key-press rate bound (pure).
 //! - `pace`: when the view stream captures (pure, time passed in): 30/s while the screen changes,
 //!   5/s when idle, at once after injected input.
@@ -27,6 +30,8 @@ mod pace;
 mod scrap_x11;
 mod shared;
 mod view;
+mod wlroots;
+mod wlroots_input;
 mod x11_input;
 
 use std::fmt::Debug;
@@ -39,6 +44,8 @@ use tether_proto::screen::{DisplayInfo, InputEvent};
 pub use held::{KEY_BURST, KEY_PRESSES_PER_SECOND, MAX_HELD_KEYS, MAX_SCROLL_NOTCHES};
 pub use scrap_x11::ScrapScreen;
 pub use shared::{REUSE_WITHIN, SharedScreen};
+pub use wlroots::WlrootsScreen;
+pub use wlroots_input::{FIRST_KEY_SETTLE, WlrootsInput};
 pub use x11_input::X11Input;
 
 pub(crate) use control::serve_control;

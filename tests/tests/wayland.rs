@@ -1,0 +1,338 @@
+//! Wayland end to end on a private headless sway (wlroots, `tests/src/sway.rs`): the agent's
+//! wlroots backends (screencopy capture, virtual pointer and keyboard) through the real relay and
+//! console over QUIC on loopback, checked against independent tools (`grim`, `swaymsg`, a shell in
+//! a real `foot` terminal).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tether_agent::ShareConfig;
+use tether_agent::screen::{
+    CaptureError, InputError, InputProvider, InputSink, ScreenProvider, ScreenSource, WlrootsInput,
+    WlrootsScreen,
+};
+use tether_console::screen::ViewStream;
+use tether_console::{ConsoleError, open_session};
+use tether_proto::keys::Code;
+use tether_proto::screen::{Action, DisplayInfo, InputEvent, KeyId, MouseButton};
+use tether_proto::{Scope, ScopeSet};
+use tether_tests::sway::{Sway, wait_for_file};
+use tether_tests::{TestAgent, TestRelay, WAIT, bgrx_to_rgb};
+
+fn scopes(s: &str) -> ScopeSet {
+    s.parse().unwrap()
+}
+
+fn socket(sway: &Sway) -> Option<String> {
+    Some(sway.socket.display().to_string())
+}
+
+fn agent_on(relay: &TestRelay, sway: &Sway, answer: ScopeSet) -> TestAgent {
+    let mut config = ShareConfig::new(relay.target());
+    config.screen = Arc::new(WlrootsScreen::new(socket(sway)));
+    config.input = Arc::new(WlrootsInput::new(socket(sway)));
+    TestAgent::spawn_with(config, Some(answer))
+}
+
+/// Reads frames until the console's framebuffer equals a fresh `grim` screenshot, or fails after
+/// [`WAIT`].
+async fn until_equal(view: &mut ViewStream, sway: &Sway) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (w, h, shot) = sway.screenshot();
+        assert_eq!((w, h), (view.framebuffer.width, view.framebuffer.height));
+        if bgrx_to_rgb(&view.framebuffer.pixels) == shot {
+            return;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left.min(Duration::from_secs(1)), view.next_frame()).await {
+            Ok(r) => {
+                r.unwrap();
+            }
+            Err(_) if left > Duration::from_secs(1) => {}
+            Err(_) => {
+                let fb = bgrx_to_rgb(&view.framebuffer.pixels);
+                let differ = fb
+                    .chunks(3)
+                    .zip(shot.chunks(3))
+                    .filter(|(a, b)| a != b)
+                    .count();
+                panic!("framebuffer never matched grim's screenshot: {differ} pixels differ");
+            }
+        }
+    }
+}
+
+/// The physical keys (and whether Shift is needed) for `text` on a US layout.
+fn us_keys(text: &str) -> Vec<(Code, bool)> {
+    text.chars()
+        .map(|c| {
+            let (name, shift) = match c {
+                'a'..='z' => (format!("Key{}", c.to_ascii_uppercase()), false),
+                '0'..='9' => (format!("Digit{c}"), false),
+                ' ' => ("Space".into(), false),
+                '/' => ("Slash".into(), false),
+                '.' => ("Period".into(), false),
+                '-' => ("Minus".into(), false),
+                '_' => ("Minus".into(), true),
+                '>' => ("Period".into(), true),
+                '\n' => ("Enter".into(), false),
+                other => panic!("no US key for {other:?}"),
+            };
+            (name.parse().unwrap(), shift)
+        })
+        .collect()
+}
+
+fn key(code: Code, action: Action) -> InputEvent {
+    InputEvent::Key {
+        key: KeyId::from(code),
+        action,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_frame_equals_grim_and_typed_keys_and_text_run_in_foot() {
+    let mut sway = Sway::start("");
+    sway.spawn("foot", &[]);
+    sway.wait_windows(1);
+    let relay = TestRelay::start().await;
+    let mut agent = agent_on(&relay, &sway, scopes("view,control"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view,control"))
+        .await
+        .unwrap();
+
+    let displays = session.displays().await.unwrap();
+    assert_eq!(displays.len(), 1, "{displays:?}");
+    assert_eq!(
+        (
+            displays[0].name.as_str(),
+            displays[0].width,
+            displays[0].height
+        ),
+        ("HEADLESS-1", 1920, 1080)
+    );
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    // Let foot's shell print its prompt, then compare with an independent screenshot.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    until_equal(&mut view, &sway).await;
+
+    // Physical keys, as the viewer sends them, Shift held for '>' and '_'.
+    let mut control = session.control(0).await.unwrap();
+    let by_keys = sway.path("by-keys.txt");
+    let line = format!("echo typed_by_keys > {}\n", by_keys.display());
+    for (code, shift) in us_keys(&line) {
+        if shift {
+            control
+                .send(&key(Code::ShiftLeft, Action::Press))
+                .await
+                .unwrap();
+        }
+        control.send(&key(code, Action::Click)).await.unwrap();
+        if shift {
+            control
+                .send(&key(Code::ShiftLeft, Action::Release))
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(wait_for_file(&by_keys), "typed_by_keys\n");
+
+    // Text, as the CLI's `type` sends it, goes key by key through the agent's keymap.
+    let by_text = sway.path("by-text.txt");
+    control
+        .send(&InputEvent::Text(format!(
+            "echo Typed-As_Text > {}",
+            by_text.display()
+        )))
+        .await
+        .unwrap();
+    control
+        .send(&key(Code::Enter, Action::Click))
+        .await
+        .unwrap();
+    assert_eq!(wait_for_file(&by_text), "Typed-As_Text\n");
+
+    // And the picture follows: the terminal shows what was typed.
+    until_equal(&mut view, &sway).await;
+    view.close().await;
+    session.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_moves_focus_between_two_windows() {
+    let mut sway = Sway::start("focus_follows_mouse no");
+    sway.spawn("foot", &["--app-id", "left"]);
+    sway.wait_windows(1);
+    sway.spawn("foot", &["--app-id", "right"]);
+    let windows = sway.wait_windows(2);
+    let focused = |sway: &Sway| {
+        sway.windows()
+            .into_iter()
+            .find(|w| w.1)
+            .map(|w| w.0)
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        focused(&sway),
+        "right",
+        "the newest window has focus: {windows:?}"
+    );
+    let left = windows.iter().find(|w| w.0 == "left").unwrap().clone();
+    let right = windows.iter().find(|w| w.0 == "right").unwrap().clone();
+
+    let relay = TestRelay::start().await;
+    let mut agent = agent_on(&relay, &sway, scopes("view,control"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view,control"))
+        .await
+        .unwrap();
+    let mut control = session.control(0).await.unwrap();
+    for (target, name) in [(&left, "left"), (&right, "right"), (&left, "left")] {
+        let (x, y) = (target.2 + target.4 / 2, target.3 + target.5 / 2);
+        control
+            .send(&InputEvent::MouseMove {
+                x: x as i32,
+                y: y as i32,
+            })
+            .await
+            .unwrap();
+        control
+            .send(&InputEvent::Button {
+                button: MouseButton::Left,
+                action: Action::Click,
+            })
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while focused(&sway) != name {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a click on {name} did not focus it"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    session.end().await;
+}
+
+/// Counts every use of the Wayland backends.
+#[derive(Debug)]
+struct Counting {
+    screen: WlrootsScreen,
+    input: WlrootsInput,
+    uses: Arc<AtomicUsize>,
+}
+
+impl ScreenProvider for Counting {
+    fn displays(&self) -> Result<Vec<DisplayInfo>, CaptureError> {
+        self.uses.fetch_add(1, Ordering::SeqCst);
+        self.screen.displays()
+    }
+
+    fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError> {
+        self.uses.fetch_add(1, Ordering::SeqCst);
+        self.screen.open(index)
+    }
+}
+
+impl InputProvider for Counting {
+    fn open(&self) -> Result<Box<dyn InputSink>, InputError> {
+        self.uses.fetch_add(1, Ordering::SeqCst);
+        self.input.open()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_captured_or_injected_before_the_grant() {
+    let sway = Sway::start("");
+    let relay = TestRelay::start().await;
+    let uses = Arc::new(AtomicUsize::new(0));
+    let spawn = |answer: &str| {
+        let backend = Arc::new(Counting {
+            screen: WlrootsScreen::new(socket(&sway)),
+            input: WlrootsInput::new(socket(&sway)),
+            uses: uses.clone(),
+        });
+        let mut config = ShareConfig::new(relay.target());
+        config.screen = backend.clone();
+        config.input = backend;
+        TestAgent::spawn_with(config, Some(scopes(answer)))
+    };
+
+    // The user grants inventory only; the technician asks for the screen and control anyway.
+    let mut agent = spawn("inventory");
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("inventory,view,control"))
+        .await
+        .unwrap();
+    assert_eq!(uses.load(Ordering::SeqCst), 0, "nothing before consent");
+    let err = session.view(0).await.unwrap_err();
+    assert!(
+        matches!(err, ConsoleError::ScopeDenied(Scope::View)),
+        "{err:?}"
+    );
+    let err = session.control(0).await.unwrap_err();
+    assert!(
+        matches!(err, ConsoleError::ScopeDenied(Scope::Control)),
+        "{err:?}"
+    );
+    session.inventory().await.unwrap();
+    assert_eq!(
+        uses.load(Ordering::SeqCst),
+        0,
+        "refused requests never touch the compositor"
+    );
+    session.end().await;
+    let _ = tokio::time::timeout(WAIT, agent.task).await;
+
+    // The same backends are used as soon as the grant says so (so the counter does count).
+    let mut agent = spawn("view,control");
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view,control"))
+        .await
+        .unwrap();
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    let mut control = session.control(0).await.unwrap();
+    control
+        .send(&InputEvent::MouseMove { x: 10, y: 10 })
+        .await
+        .unwrap();
+    assert!(uses.load(Ordering::SeqCst) >= 2);
+    session.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compositor_killed_mid_view_stops_the_view_and_the_session_goes_on() {
+    let mut sway = Sway::start("");
+    let relay = TestRelay::start().await;
+    let mut agent = agent_on(&relay, &sway, scopes("view,inventory"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view,inventory"))
+        .await
+        .unwrap();
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    sway.kill();
+    let err = loop {
+        match tokio::time::timeout(WAIT, view.next_frame()).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => break e,
+            Err(_) => panic!("the view never stopped after the compositor died"),
+        }
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains("Wayland compositor"),
+        "a clear reason: {text}"
+    );
+    // The session goes on for the other scopes.
+    session.inventory().await.unwrap();
+    session.end().await;
+}
