@@ -14,6 +14,9 @@
 //! - `wlroots`: the wlroots capture backend (sway, Hyprland, river): `zwlr_screencopy_manager_v1`
 //!   into shared memory.
 //! - `wlroots_input`: the wlroots input backend: virtual pointer and virtual keyboard protocols.
+//! - `mutter`: GNOME through Mutter's own ScreenCast and RemoteDesktop D-Bus APIs (no dialog).
+//! - `pipewire_stream`: frames from a PipeWire screen-cast stream, kept as the latest frame.
+//! - `remote_input`: input events mapped onto a desktop's remote-desktop calls (Mutter, portal).
 //! - `held`: what a control stream holds down, and the key-press rate bound (pure).
 //! - `pace`: when the view stream captures (pure, time passed in): 30/s while the screen changes,
 //!   5/s when idle, at once after injected input.
@@ -26,7 +29,10 @@
 mod control;
 mod held;
 pub mod monitors;
+mod mutter;
 mod pace;
+mod pipewire_stream;
+mod remote_input;
 mod scrap_x11;
 mod shared;
 mod view;
@@ -44,6 +50,7 @@ use tether_proto::screen::{DisplayInfo, InputEvent};
 pub use held::{KEY_BURST, KEY_PRESSES_PER_SECOND, MAX_HELD_KEYS, MAX_SCROLL_NOTCHES};
 pub use scrap_x11::ScrapScreen;
 pub use shared::{REUSE_WITHIN, SharedScreen};
+pub use mutter::MutterDesktop;
 pub use wlroots::WlrootsScreen;
 pub use wlroots_input::{FIRST_KEY_SETTLE, WlrootsInput};
 pub use x11_input::X11Input;
