@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub mod proxy;
-pub mod sway;
+pub mod desktop;
 
 /// How long a test waits for any one expected event.
 pub const WAIT: Duration = Duration::from_secs(20);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tether_agent::ShareConfig;
 use tether_agent::screen::{
-    CaptureError, InputError, InputProvider, InputSink, ScreenProvider, ScreenSource, WlrootsInput,
+    CaptureError, InputError, InputProvider, InputSink, MutterDesktop, ScreenProvider, ScreenSource, WlrootsInput,
     WlrootsScreen,
 };
 use tether_console::screen::ViewStream;
@@ -19,7 +19,7 @@ use tether_console::{ConsoleError, open_session};
 use tether_proto::keys::Code;
 use tether_proto::screen::{Action, DisplayInfo, InputEvent, KeyId, MouseButton};
 use tether_proto::{Scope, ScopeSet};
-use tether_tests::sway::{Sway, wait_for_file};
+use tether_tests::desktop::{Desktop, Sway, wait_for_file};
 use tether_tests::{TestAgent, TestRelay, WAIT, bgrx_to_rgb};
 
 fn scopes(s: &str) -> ScopeSet {
@@ -334,5 +334,75 @@ async fn the_compositor_killed_mid_view_stops_the_view_and_the_session_goes_on()
     );
     // The session goes on for the other scopes.
     session.inventory().await.unwrap();
+    session.end().await;
+}
+
+// ---- Mutter (GNOME) through its own ScreenCast and RemoteDesktop APIs ----
+
+fn mutter_agent(relay: &TestRelay, d: &Desktop, answer: ScopeSet) -> TestAgent {
+    let mutter = Arc::new(MutterDesktop::new(d.bus.clone(), Some(d.pipewire())));
+    let mut config = ShareConfig::new(relay.target());
+    config.screen = mutter.clone();
+    config.input = mutter;
+    TestAgent::spawn_with(config, Some(answer))
+}
+
+/// Reads frames until the console's framebuffer equals an independent GStreamer frame.
+async fn until_equal_mutter(view: &mut ViewStream, d: &Desktop) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (w, h, shot) = tokio::task::block_in_place(|| d.mutter_frame());
+        assert_eq!((w, h), (view.framebuffer.width, view.framebuffer.height));
+        let fb = bgrx_to_rgb(&view.framebuffer.pixels);
+        if fb == shot {
+            return;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            let differ = fb.chunks(3).zip(shot.chunks(3)).filter(|(a, b)| a != b).count();
+            panic!("framebuffer never matched GStreamer's frame: {differ} pixels differ");
+        }
+        let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), view.next_frame()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutter_frames_match_and_typed_text_runs_in_foot() {
+    let mut d = Desktop::mutter();
+    d.spawn("foot", &[]);
+    std::thread::sleep(Duration::from_secs(1));
+    let relay = TestRelay::start().await;
+    let mut agent = mutter_agent(&relay, &d, scopes("view,control"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view,control"))
+        .await
+        .unwrap();
+    let displays = session.displays().await.unwrap();
+    assert_eq!((displays[0].width, displays[0].height), (1920, 1080), "{displays:?}");
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    until_equal_mutter(&mut view, &d).await;
+
+    let mut control = session.control(0).await.unwrap();
+    control.send(&InputEvent::MouseMove { x: 960, y: 540 }).await.unwrap();
+    let typed = d.path("typed.txt");
+    for (code, shift) in us_keys(&format!("echo by_mutter_keys > {}\n", typed.display())) {
+        if shift {
+            control.send(&key(Code::ShiftLeft, Action::Press)).await.unwrap();
+        }
+        control.send(&key(code, Action::Click)).await.unwrap();
+        if shift {
+            control.send(&key(Code::ShiftLeft, Action::Release)).await.unwrap();
+        }
+    }
+    assert_eq!(wait_for_file(&typed), "by_mutter_keys\n");
+    let by_text = d.path("text.txt");
+    control
+        .send(&InputEvent::Text(format!("echo Mutter-Text > {}", by_text.display())))
+        .await
+        .unwrap();
+    control.send(&key(Code::Enter, Action::Click)).await.unwrap();
+    assert_eq!(wait_for_file(&by_text), "Mutter-Text\n");
+    until_equal_mutter(&mut view, &d).await;
     session.end().await;
 }
