@@ -15,6 +15,8 @@
 //!   into shared memory.
 //! - `wlroots_input`: the wlroots input backend: virtual pointer and virtual keyboard protocols.
 //! - `mutter`: GNOME through Mutter's own ScreenCast and RemoteDesktop D-Bus APIs (no dialog).
+//! - `portal`: the desktop portal's ScreenCast and RemoteDesktop (GNOME, KDE, wlroots with
+//!   xdg-desktop-portal-wlr), after Tether's consent; the restore token is kept.
 //! - `pipewire_stream`: frames from a PipeWire screen-cast stream, kept as the latest frame.
 //! - `remote_input`: input events mapped onto a desktop's remote-desktop calls (Mutter, portal).
 //! - `held`: what a control stream holds down, and the key-press rate bound (pure).
@@ -32,6 +34,7 @@ pub mod monitors;
 mod mutter;
 mod pace;
 mod pipewire_stream;
+mod portal;
 mod remote_input;
 mod scrap_x11;
 mod shared;
@@ -51,6 +54,7 @@ pub use held::{KEY_BURST, KEY_PRESSES_PER_SECOND, MAX_HELD_KEYS, MAX_SCROLL_NOTC
 pub use scrap_x11::ScrapScreen;
 pub use shared::{REUSE_WITHIN, SharedScreen};
 pub use mutter::MutterDesktop;
+pub use portal::{CONTROL_REFUSED, PortalDesktop, SCREEN_REFUSED};
 pub use wlroots::WlrootsScreen;
 pub use wlroots_input::{FIRST_KEY_SETTLE, WlrootsInput};
 pub use x11_input::X11Input;
