@@ -17,8 +17,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::info;
 
+use crate::config::ShareConfig;
+use crate::link::{
+    Admission, admit, connect_control, flush_control, read_loop, wait_claim, wait_end,
+};
 use crate::session::Session;
-use crate::share::{Admission, ShareConfig, admit, connect_control, read_loop, wait_claim};
 use crate::ui::{AgentEvent, UiLink, UserCommand};
 
 /// What the first session holds of a running guest.
@@ -103,7 +106,7 @@ async fn run(
                 Ok(Some(t)) => t,
                 _ => return EndReason::ConnectionLost,
             },
-            () = crate::share::wait_end(&mut ui) => return EndReason::UserEnded,
+            () = wait_end(&mut ui) => return EndReason::UserEnded,
         };
         // The colleague's verification code is not shown: the banner keeps the first technician's.
         let (keys, stream0) =
@@ -130,7 +133,7 @@ async fn run(
             .unwrap_or(EndReason::ConnectionLost)
     }
     .await;
-    crate::share::flush_control(&mut ctl_send).await;
+    flush_control(&mut ctl_send).await;
     relay.close(close::NORMAL, "guest session over").await;
     tasks.abort_all();
     reason

@@ -4,7 +4,9 @@
 //! # Layout
 //! - [`backoff`]: reconnect delays (exponential, with jitter).
 //! - [`cli`]: the `enroll`, `run` and `status` commands.
-//! - [`share`]: share mode — relay connection, code, claim, pairing.
+//! - [`share`]: share mode — relay connection, code, claim; supervises every session of a share.
+//! - `config`: share mode's settings ([`ShareConfig`]) and step limits.
+//! - `link`: the relay control connection's helpers (connect, read, claim, admit and pair, flush).
 //! - `session`: one paired session — consent, then requests checked against the grant.
 //! - `requests`: serving each granted request kind on its own stream.
 //! - [`ui`]: the events and commands between the session and a front end.
@@ -20,10 +22,12 @@
 
 pub mod backoff;
 pub mod cli;
+mod config;
 pub mod diagnostics;
 pub mod enroll;
 mod guest;
 pub mod inventory;
+mod link;
 pub mod local_log;
 pub mod policy;
 pub mod report;

@@ -1,7 +1,6 @@
 //! One paired session on the agent: consent, then serving requests within the grant.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,8 +9,8 @@ use tether_net::framed::{self, FrameError};
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
 use tether_proto::chat::ChatText;
 use tether_proto::msg::{
-    AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, MoreOutcome, RelayToAgent, Request,
-    Response, SessionReport, StreamOpen, TechnicianIdentity,
+    AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, MoreOutcome, RelayToAgent,
+    SessionReport, TechnicianIdentity,
 };
 use tether_proto::pairing::Side;
 use tether_proto::seal::SealError;
@@ -22,11 +21,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::config::{STEP_TIMEOUT, ShareConfig};
 use crate::guest::GuestHandle;
+use crate::link::{Control, ShareError, peer_gone};
 use crate::policy::KnownOrgs;
-use crate::requests;
-use crate::screen::{InputProvider, InputSeen, ScreenProvider};
-use crate::share::{Control, STEP_TIMEOUT, ShareConfig, ShareError};
+use crate::requests::{StreamEvent, StreamFault, Streams};
 use crate::ui::{AgentEvent, UiLink, UserCommand};
 
 /// How long a chatting pair may go quiet before the technician asks for consent.
@@ -790,11 +789,6 @@ async fn read_stream0(mut rx0: SealedRecv, to: mpsc::Sender<Result<ConsoleToAgen
     }
 }
 
-/// Whether a control-stream message means the console side is gone (or the relay link broke).
-fn peer_gone(m: Option<Result<RelayToAgent, FrameError>>) -> bool {
-    matches!(m, Some(Ok(RelayToAgent::PeerGone)) | Some(Err(_)) | None)
-}
-
 fn technician_name(t: &TechnicianIdentity) -> String {
     format!("{} of {}", t.name, t.org)
 }
@@ -811,95 +805,6 @@ fn lost_or_broken(e: &SealedError) -> EndReason {
             EndReason::ProtocolError("stream 0 ended mid-frame".into())
         }
         SealedError::Frame(_) => EndReason::ConnectionLost,
-    }
-}
-
-/// Queued reports from request tasks, before the session forwards them to the relay.
-const REPORT_QUEUE: usize = 16;
-
-/// The session's request streams, in every phase: their tasks, the numbers used so far, and what
-/// the tasks report.
-struct Streams {
-    tasks: JoinSet<Result<(), StreamFault>>,
-    used: Arc<Mutex<HashSet<u32>>>,
-    reports_tx: mpsc::Sender<SessionReport>,
-    reports: mpsc::Receiver<SessionReport>,
-    keys: SessionKeys,
-    events: mpsc::Sender<AgentEvent>,
-    screen: Arc<dyn ScreenProvider>,
-    input: Arc<dyn InputProvider>,
-    input_seen: InputSeen,
-    technician: String,
-}
-
-/// What a request task had to say: a report for the relay, or that its stream broke protocol.
-enum StreamEvent {
-    Report(SessionReport),
-    Fault(StreamFault),
-}
-
-impl Streams {
-    fn new(
-        keys: SessionKeys,
-        events: mpsc::Sender<AgentEvent>,
-        config: &ShareConfig,
-        technician: String,
-    ) -> Self {
-        let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
-        Streams {
-            tasks: JoinSet::new(),
-            used: Arc::new(Mutex::new(HashSet::new())),
-            reports_tx,
-            reports,
-            keys,
-            events,
-            screen: config.screen.clone(),
-            input: config.input.clone(),
-            input_seen: InputSeen::default(),
-            technician,
-        }
-    }
-
-    /// Serves a new stream under a fixed grant (empty before consent).
-    fn spawn(&mut self, grant: ScopeSet, send: quinn::SendStream, recv: quinn::RecvStream) {
-        // The sender goes; the receiver keeps the last value, and nothing ever changes it.
-        let (_, grant) = watch::channel(grant);
-        self.spawn_watching(grant, send, recv);
-    }
-
-    /// Serves a new stream under the session's current grant.
-    fn spawn_watching(
-        &mut self,
-        grant: watch::Receiver<ScopeSet>,
-        send: quinn::SendStream,
-        recv: quinn::RecvStream,
-    ) {
-        let ctx = RequestCtx {
-            keys: self.keys.clone(),
-            grant,
-            used: self.used.clone(),
-            events: self.events.clone(),
-            reports: self.reports_tx.clone(),
-            screen: self.screen.clone(),
-            input: self.input.clone(),
-            input_seen: self.input_seen.clone(),
-            technician: self.technician.clone(),
-        };
-        self.tasks.spawn(ctx.serve(send, recv));
-    }
-
-    /// The next report or fault; cancel-safe. Pending while neither comes.
-    async fn next(&mut self) -> StreamEvent {
-        loop {
-            tokio::select! {
-                Some(r) = self.reports.recv() => return StreamEvent::Report(r),
-                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    if let Ok(Err(fault)) = done {
-                        return StreamEvent::Fault(fault);
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -920,161 +825,10 @@ fn broke_protocol(fault: &StreamFault) -> EndReason {
     EndReason::ProtocolError(fault.to_string())
 }
 
-/// What one request task needs.
-pub(crate) struct RequestCtx {
-    pub keys: SessionKeys,
-    /// The current grant; a long-lived request (a screen stream) watches it for revocation.
-    pub grant: watch::Receiver<ScopeSet>,
-    pub used: Arc<Mutex<HashSet<u32>>>,
-    pub events: mpsc::Sender<AgentEvent>,
-    pub reports: mpsc::Sender<SessionReport>,
-    /// Capture backend; opened only by a granted view stream.
-    pub screen: Arc<dyn ScreenProvider>,
-    /// Input backend; opened only by a granted control stream.
-    pub input: Arc<dyn InputProvider>,
-    /// Input injected on this session's control streams; its view streams wake on it.
-    pub input_seen: InputSeen,
-    /// Who is on the other side, for "viewed by" messages.
-    pub technician: String,
-}
-
-/// How a request stream broke the session's protocol. Each one ends the whole session as
-/// [`EndReason::ProtocolError`]: a frame that fails to open, or a stream that does not follow the
-/// `StreamOpen`, request, answer shape, means someone between the two ends (or the console itself)
-/// is not playing by the rules, and nothing else it sends can be trusted either. A stream or
-/// connection that merely goes away is not one of these; it ends only that stream.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum StreamFault {
-    /// No `StreamOpen` arrived within [`STEP_TIMEOUT`], or the stream ended before one.
-    #[error("a request stream carried no StreamOpen")]
-    NoStreamOpen,
-    /// The `StreamOpen` frame was malformed, too large or cut short.
-    #[error("a request stream's StreamOpen is unreadable: {0}")]
-    BadStreamOpen(FrameError),
-    /// A request stream named itself stream 0, which is the session's control stream.
-    #[error("a request stream claimed number 0, the control stream's")]
-    StreamZero,
-    /// A request stream reused a number (a replayed stream, or one that would reuse nonces).
-    #[error("request stream {0} was opened twice")]
-    Reused(u32),
-    /// No request arrived within [`STEP_TIMEOUT`], or the stream ended before one.
-    #[error("request stream {0} carried no request")]
-    NoRequest(u32),
-    /// A frame on the stream failed authentication (tampered, replayed, moved from another stream)
-    /// or did not decode.
-    #[error("request stream {stream}: {source}")]
-    Frame {
-        /// The stream's number.
-        stream: u32,
-        /// What failed.
-        source: SealedError,
-    },
-    /// A second message followed the one request a stream may carry.
-    #[error("request stream {0} carried more than one request")]
-    Extra(u32),
-}
-
-/// Whether `e` is the peer (or someone on the path) breaking protocol, rather than the stream or
-/// connection going away.
-impl RequestCtx {
-    /// Serves one request stream. `Err` means the stream broke protocol and the session must end.
-    async fn serve(
-        self,
-        send: quinn::SendStream,
-        mut recv: quinn::RecvStream,
-    ) -> Result<(), StreamFault> {
-        let open =
-            tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<StreamOpen>(&mut recv)).await;
-        let stream_id = match open {
-            Ok(Ok(StreamOpen { stream_id })) => stream_id,
-            Err(_) | Ok(Err(FrameError::Closed)) => return Err(StreamFault::NoStreamOpen),
-            Ok(Err(e @ (FrameError::Codec(_) | FrameError::Truncated))) => {
-                return Err(StreamFault::BadStreamOpen(e));
-            }
-            // Reset, or the connection went: the session loop hears of that itself.
-            Ok(Err(_)) => return Ok(()),
-        };
-        // Stream 0 is the control stream; a repeated number would reuse keys (and nonces).
-        if stream_id == 0 {
-            return Err(StreamFault::StreamZero);
-        }
-        // A poisoned set means a request task panicked while holding it; refusing every number
-        // from then on fails closed.
-        let fresh = self
-            .used
-            .lock()
-            .map(|mut u| u.insert(stream_id))
-            .unwrap_or(false);
-        if !fresh {
-            return Err(StreamFault::Reused(stream_id));
-        }
-        let (mut tx, mut rx) =
-            SealedStream::new(send, recv, &self.keys, stream_id, Side::Agent).split();
-        let req = match tokio::time::timeout(STEP_TIMEOUT, rx.recv::<Request>()).await {
-            Ok(Ok(req)) => req,
-            Err(_) | Ok(Err(SealedError::Frame(FrameError::Closed))) => {
-                return Err(StreamFault::NoRequest(stream_id));
-            }
-            Ok(Err(e)) if e.is_protocol_violation() => {
-                return Err(StreamFault::Frame {
-                    stream: stream_id,
-                    source: e,
-                });
-            }
-            Ok(Err(_)) => return Ok(()),
-        };
-        let scope = req.scope();
-        // A screen stream goes on carrying messages after its request; the others carry one.
-        let one_shot = !matches!(req, Request::View { .. } | Request::Control { .. });
-        if !self.grant.borrow().contains(scope) {
-            warn!(%scope, "refused: scope not granted");
-            let what = requests::describe(&req);
-            let _ = self.events.send(AgentEvent::Refused { what, scope }).await;
-            let _ = self
-                .reports
-                .send(SessionReport::ScopeRefused { scope })
-                .await;
-            if tx.send(&Response::Refused { scope }).await.is_ok() {
-                tx.finish_and_flush(STEP_TIMEOUT).await;
-            }
-        } else {
-            match requests::serve(req, &mut tx, &mut rx, &self).await {
-                Err(e) if e.is_protocol_violation() => {
-                    return Err(StreamFault::Frame {
-                        stream: stream_id,
-                        source: e,
-                    });
-                }
-                // The console stopped listening (gave up, or the session is ending).
-                Err(e) => {
-                    warn!(error = %e, "request stream failed");
-                    return Ok(());
-                }
-                Ok(()) => tx.finish_and_flush(STEP_TIMEOUT).await,
-            }
-        }
-        if one_shot {
-            return no_more(&mut rx, stream_id).await;
-        }
-        Ok(())
-    }
-}
-
-/// After a one-shot answer the console's side must simply end: anything more on the stream (a
-/// replayed request, a forged frame) breaks protocol. A console that keeps its side open, or
-/// resets it, is not at fault.
-async fn no_more(rx: &mut SealedRecv, stream: u32) -> Result<(), StreamFault> {
-    match tokio::time::timeout(STEP_TIMEOUT, rx.recv::<Request>()).await {
-        Ok(Ok(_)) => Err(StreamFault::Extra(stream)),
-        Ok(Err(e)) if e.is_protocol_violation() => Err(StreamFault::Frame { stream, source: e }),
-        Ok(Err(_)) | Err(_) => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::share::CONSENT_TIMEOUT;
+    use crate::config::CONSENT_TIMEOUT;
 
     #[test]
     fn a_silent_console_is_given_up_on_one_step_after_pairing() {

@@ -14,99 +14,26 @@
 //! 7. If the relay connection drops while waiting for a claim (relay restart, network change), the
 //!    agent reconnects with exponential backoff and jitter ([`crate::backoff`]) and shows a new code.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tether_net::client::{self, RelayConnection, RelayTarget};
-use tether_net::framed::{self, FrameError};
-use tether_net::{ConnectError, Trust};
-use tether_proto::msg::{
-    AgentToRelay, EndReason, RelayError, RelayToAgent, Role, SessionReport, close,
-};
-use tether_proto::pairing::{Pairing, PairingMsg, Side};
-use tether_proto::records::{MAX_REASON_CHARS, check_text};
-use tether_proto::seal::SessionKeys;
-use tether_proto::{SessionCode, Slot};
+use tether_net::ConnectError;
+use tether_net::client::RelayConnection;
+use tether_net::framed;
+use tether_proto::SessionCode;
+use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, close};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::info;
 
 use crate::backoff::Backoff;
+pub use crate::config::{CONSENT_TIMEOUT, STEP_TIMEOUT, ShareConfig, check_reason};
+pub use crate::link::ShareError;
+use crate::link::{
+    Admission, ControlLink, admit, connect_control, flush_control, read_loop, wait_claim, wait_end,
+};
 use crate::local_log::LocalLog;
-use crate::policy::Policy;
-use crate::screen::{InputProvider, ScrapScreen, ScreenProvider, X11Input};
 use crate::session::Session;
-use crate::ui::{AgentEvent, UiLink, UserCommand};
-
-/// How long the user has to answer the consent prompt before it counts as "no".
-pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How long each pairing or request step may take before the peer is considered broken.
-pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Settings for [`share`].
-#[derive(Debug, Clone)]
-pub struct ShareConfig {
-    /// The relay.
-    pub relay: RelayTarget,
-    /// See [`CONSENT_TIMEOUT`].
-    pub consent_timeout: Duration,
-    /// IT's rules (allowed organisations).
-    pub policy: Policy,
-    /// Where the local session log and known organisations live; `None` keeps nothing.
-    pub state_dir: Option<PathBuf>,
-    /// Screen capture backend (opened only after `view` is granted).
-    pub screen: Arc<dyn ScreenProvider>,
-    /// Input backend (opened only after `control` is granted).
-    pub input: Arc<dyn InputProvider>,
-    /// Why the user asks for help, sent with every slot request so the technician sees it on
-    /// claiming; check it with [`check_reason`] first.
-    pub reason: Option<String>,
-    /// After a session ends (other than by the user), show a new code and wait again, as
-    /// `tether-agent share` does without `--once`. `false` (the default, and the window) returns
-    /// after one session.
-    pub again: bool,
-}
-
-impl ShareConfig {
-    /// Defaults for `relay`: no policy, no state kept.
-    pub fn new(relay: RelayTarget) -> Self {
-        ShareConfig {
-            relay,
-            consent_timeout: CONSENT_TIMEOUT,
-            screen: Arc::new(ScrapScreen::new(None)),
-            input: Arc::new(X11Input::new(None)),
-            policy: Policy::default(),
-            state_dir: None,
-            reason: None,
-            again: false,
-        }
-    }
-
-    /// The relay's identity as shown to the user.
-    pub fn relay_identity(&self) -> String {
-        match &self.relay.trust {
-            Trust::Fingerprint(fp) => format!(
-                "{} (certificate {}…)",
-                self.relay.addr,
-                &fp[..fp.len().min(16)]
-            ),
-            Trust::CaFile(path) => format!(
-                "{} (verified by CA file {})",
-                self.relay.addr,
-                path.display()
-            ),
-        }
-    }
-}
-
-/// Checks and cleans the reason a user gives with `share --reason`: at most
-/// [`MAX_REASON_CHARS`] characters, control characters made harmless; `None` if nothing is left.
-pub fn check_reason(reason: &str) -> Result<Option<String>, String> {
-    let r = check_text("--reason", reason, MAX_REASON_CHARS, false).map_err(|e| e.to_string())?;
-    Ok((!r.is_empty()).then_some(r))
-}
+use crate::ui::{AgentEvent, UiLink};
 
 /// Copies every event to the local log, then on to the front end.
 async fn tee(
@@ -120,32 +47,6 @@ async fn tee(
         }
         if to.send(ev).await.is_err() {
             return;
-        }
-    }
-}
-
-/// Why sharing stopped before a session could end normally.
-#[derive(Debug, thiserror::Error)]
-pub enum ShareError {
-    /// The relay could not be reached or trusted.
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    /// The relay refused a request.
-    #[error("relay refused: {0}")]
-    Relay(RelayError),
-    /// The relay connection broke.
-    #[error("lost the connection to the relay")]
-    ConnectionLost,
-    /// The relay broke protocol.
-    #[error("relay protocol error: {0}")]
-    Protocol(String),
-}
-
-impl From<FrameError> for ShareError {
-    fn from(e: FrameError) -> Self {
-        match e {
-            FrameError::Codec(c) => ShareError::Protocol(c.to_string()),
-            _ => ShareError::ConnectionLost,
         }
     }
 }
@@ -207,14 +108,6 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
             other => return other,
         }
     }
-}
-
-pub(crate) type ControlLink = (RelayConnection, quinn::SendStream, quinn::RecvStream);
-
-pub(crate) async fn connect_control(target: &RelayTarget) -> Result<ControlLink, ShareError> {
-    let relay = client::connect(target).await?;
-    let (send, recv) = client::open_control(&relay.conn, Role::Agent).await?;
-    Ok((relay, send, recv))
 }
 
 /// Waits, reconnects, repeats; `None` if the user ended sharing meanwhile.
@@ -343,158 +236,4 @@ async fn on_connection(
     relay.close(close::NORMAL, "session over").await;
     tasks.abort_all();
     result
-}
-
-/// Lets the relay receive the last reports (the session's end) before the connection closes.
-pub(crate) async fn flush_control(ctl_send: &mut quinn::SendStream) {
-    if ctl_send.finish().is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), ctl_send.stopped()).await;
-    }
-}
-
-pub(crate) async fn read_loop(
-    mut recv: quinn::RecvStream,
-    tx: mpsc::Sender<Result<RelayToAgent, FrameError>>,
-) {
-    loop {
-        let m = framed::read_msg::<RelayToAgent>(&mut recv).await;
-        let stop = m.is_err();
-        if tx.send(m).await.is_err() || stop {
-            return;
-        }
-    }
-}
-
-/// How a claimed code went.
-pub(crate) enum Admission {
-    /// IT's policy declined the technician before pairing.
-    Declined,
-    /// The technician had the wrong secret: the code is burned.
-    PairingFailed,
-    /// Paired: the keys and sealed stream 0.
-    Paired(SessionKeys, (quinn::SendStream, quinn::RecvStream)),
-}
-
-/// After a claim of `code`: declines the technician if IT's policy says so, else accepts and pairs,
-/// telling the relay and the user each step. `Err` means the relay connection broke.
-pub(crate) async fn admit(
-    config: &ShareConfig,
-    relay: &RelayConnection,
-    ctl_send: &mut quinn::SendStream,
-    ui: &UiLink,
-    technician: &tether_proto::msg::TechnicianIdentity,
-    code: &SessionCode,
-) -> Result<Admission, FrameError> {
-    if let Err(reason) = config.policy.check(technician) {
-        framed::write_msg(
-            ctl_send,
-            &AgentToRelay::Decline {
-                reason: reason.clone(),
-            },
-        )
-        .await?;
-        let technician = technician.clone();
-        let _ = ui
-            .events
-            .send(AgentEvent::Declined { technician, reason })
-            .await;
-        return Ok(Admission::Declined);
-    }
-    framed::write_msg(ctl_send, &AgentToRelay::Accept).await?;
-    let _ = ui
-        .events
-        .send(AgentEvent::Claimed {
-            technician: technician.clone(),
-        })
-        .await;
-    match pair(relay, code).await {
-        Ok((keys, stream0)) => {
-            framed::write_msg(ctl_send, &AgentToRelay::Report(SessionReport::Paired)).await?;
-            Ok(Admission::Paired(keys, stream0))
-        }
-        Err(e) => {
-            warn!(error = %e, "pairing failed; code burned");
-            framed::write_msg(
-                ctl_send,
-                &AgentToRelay::Report(SessionReport::PairingFailed),
-            )
-            .await?;
-            let _ = ui.events.send(AgentEvent::PairingFailed).await;
-            Ok(Admission::PairingFailed)
-        }
-    }
-}
-
-pub(crate) type Control = mpsc::Receiver<Result<RelayToAgent, FrameError>>;
-
-/// Waits for the claim of `slot`; `None` if it expired first.
-pub(crate) async fn wait_claim(
-    ctl: &mut Control,
-    slot: Slot,
-) -> Result<Option<tether_proto::msg::TechnicianIdentity>, ShareError> {
-    loop {
-        match ctl.recv().await {
-            Some(Ok(RelayToAgent::Claimed {
-                slot: s,
-                technician,
-            })) if s == slot => return Ok(Some(technician)),
-            Some(Ok(RelayToAgent::SlotExpired { slot: s })) if s == slot => return Ok(None),
-            Some(Ok(other)) => debug!(?other, "ignored while waiting for a claim"),
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err(ShareError::ConnectionLost),
-        }
-    }
-}
-
-/// Resolves when the user asks to end (or the front end goes away).
-pub(crate) async fn wait_end(ui: &mut UiLink) {
-    loop {
-        match ui.commands.recv().await {
-            Some(UserCommand::EndSession) | None => return,
-            // Nobody to chat with or answer before a session.
-            Some(
-                UserCommand::Consent(_)
-                | UserCommand::RevokeControl
-                | UserCommand::Chat(_)
-                | UserCommand::AnswerInvite(_),
-            ) => {}
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-enum PairError {
-    #[error(transparent)]
-    Pairing(#[from] tether_proto::pairing::PairingError),
-    #[error(transparent)]
-    Frame(#[from] FrameError),
-    #[error("no pairing stream in time")]
-    Timeout,
-    #[error("connection lost")]
-    Lost,
-}
-
-/// Runs pairing on the first spliced stream; on success the stream stays open as sealed stream 0.
-async fn pair(
-    relay: &RelayConnection,
-    code: &SessionCode,
-) -> Result<(SessionKeys, (quinn::SendStream, quinn::RecvStream)), PairError> {
-    let (mut send, mut recv) = tokio::time::timeout(STEP_TIMEOUT, relay.conn.accept_bi())
-        .await
-        .map_err(|_| PairError::Timeout)?
-        .map_err(|_| PairError::Lost)?;
-    let mut p = Pairing::new(Side::Agent, code.slot, &code.secret);
-    loop {
-        while let Some(m) = p.poll_transmit() {
-            framed::write_msg(&mut send, &m).await?;
-        }
-        if p.outcome().is_some() {
-            break;
-        }
-        let m = tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<PairingMsg>(&mut recv))
-            .await
-            .map_err(|_| PairError::Timeout)??;
-        let _ = p.handle(m);
-    }
-    Ok((p.into_keys()?, (send, recv)))
 }

@@ -17,8 +17,7 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::held::{Held, Verdict};
-use super::{InputError, InputProvider, InputSink};
-use crate::session::RequestCtx;
+use super::{InputError, InputProvider, InputSink, StreamCtx};
 use crate::ui::AgentEvent;
 
 /// An event for the input thread and where its answer goes (`None`: nobody waits, e.g. the
@@ -115,7 +114,7 @@ pub(crate) async fn serve_control(
     display: u32,
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
-    ctx: &RequestCtx,
+    ctx: &StreamCtx,
 ) -> Result<(), SealedError> {
     let screen = ctx.screen.clone();
     let displays = tokio::task::spawn_blocking(move || screen.displays()).await;
@@ -178,7 +177,7 @@ pub(crate) async fn serve_control(
 async fn events(
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
-    ctx: &RequestCtx,
+    ctx: &StreamCtx,
     jobs: &std_mpsc::SyncSender<Job>,
     display: &DisplayInfo,
 ) -> Result<(), SealedError> {

@@ -16,8 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::pace::{Injected, Pacer};
-use super::{CaptureError, Pointer, ScreenProvider};
-use crate::session::RequestCtx;
+use super::{CaptureError, Pointer, ScreenProvider, StreamCtx};
 use crate::ui::AgentEvent;
 
 /// How many events a session's control streams have injected, by kind.
@@ -139,7 +138,7 @@ pub(crate) async fn serve_view(
     display: u32,
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
-    ctx: &RequestCtx,
+    ctx: &StreamCtx,
 ) -> Result<(), SealedError> {
     let (ask_tx, ask_rx) = std_mpsc::sync_channel::<()>(1);
     let (out_tx, mut out_rx) = mpsc::channel::<Captured>(1);
@@ -166,7 +165,7 @@ async fn run(
     display: u32,
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
-    ctx: &RequestCtx,
+    ctx: &StreamCtx,
     ask: &std_mpsc::SyncSender<()>,
     out: &mut mpsc::Receiver<Captured>,
 ) -> Result<(), SealedError> {
@@ -212,7 +211,7 @@ async fn run(
 async fn stream(
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
-    ctx: &RequestCtx,
+    ctx: &StreamCtx,
     ask: &std_mpsc::SyncSender<()>,
     out: &mut mpsc::Receiver<Captured>,
 ) -> Result<(), SealedError> {
