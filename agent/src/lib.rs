@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - [`backoff`]: reconnect delays (exponential, with jitter).
-//! - [`cli`]: the `enroll`, `run` and `status` commands.
+//! - [`cli`]: the command line: arguments, each command, its words and exit code (main only calls it).
 //! - [`share`]: share mode — relay connection, code, claim; supervises every session of a share.
 //! - `config`: share mode's settings ([`ShareConfig`]) and step limits.
 //! - `link`: the relay control connection's helpers (connect, read, claim, admit and pair, flush).
