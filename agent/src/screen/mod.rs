@@ -12,6 +12,7 @@
 //!   rectangle arithmetic (clipping, keeping a click on its monitor, putting captures together).
 //! - `x11_input`: the X11 input backend (XTEST through x11rb for keys, buttons and motion; enigo for
 //!   text).
+//! - `activity`: the guard that tells the user a view or control started, and that it stopped.
 //! - `held`: what a control stream holds down, and the key-press rate bound (pure).
 //! - `pace`: when the view stream captures (pure, time passed in): 30/s while the screen changes,
 //!   5/s when idle, at once after injected input.
@@ -21,6 +22,7 @@
 //! Backends take the X display name (e.g. `":5"`) instead of reading `DISPLAY`, so several agents in one
 //! process (the tests) can each use their own X server.
 
+mod activity;
 pub mod backend;
 mod control;
 mod held;

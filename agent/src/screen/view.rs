@@ -15,9 +15,9 @@ use tether_proto::screen::{self, DisplayInfo, FrameUpdate, MAX_IN_FLIGHT, Screen
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use super::activity::Activity;
 use super::pace::{Injected, Pacer};
 use super::{CaptureError, Pointer, ScreenProvider, StreamCtx};
-use crate::ui::AgentEvent;
 
 /// How many events a session's control streams have injected, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -187,24 +187,10 @@ async fn run(
     })
     .await?;
     info!(index = u64::from(idx), "screen view started");
-    let _ = ctx
-        .events
-        .send(AgentEvent::Viewing {
-            technician: ctx.technician.clone(),
-            display: info.index,
-            active: true,
-        })
-        .await;
+    let viewing = Activity::viewing(ctx, info.index).await;
     let result = stream(tx, rx, ctx, ask, out).await;
     info!(index = u64::from(idx), "screen view ended");
-    let _ = ctx
-        .events
-        .send(AgentEvent::Viewing {
-            technician: ctx.technician.clone(),
-            display: info.index,
-            active: false,
-        })
-        .await;
+    viewing.stop().await;
     result
 }
 
