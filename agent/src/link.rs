@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::config::{STEP_TIMEOUT, ShareConfig};
-use crate::ui::{AgentEvent, UiLink, UserCommand};
+use crate::ui::{AgentEvent, UserCommand};
 
 /// Why sharing stopped before a session could end normally.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +88,7 @@ pub(crate) async fn admit(
     config: &ShareConfig,
     relay: &RelayConnection,
     ctl_send: &mut quinn::SendStream,
-    ui: &UiLink,
+    events: &mpsc::Sender<AgentEvent>,
     technician: &tether_proto::msg::TechnicianIdentity,
     code: &SessionCode,
 ) -> Result<Admission, FrameError> {
@@ -101,15 +101,13 @@ pub(crate) async fn admit(
         )
         .await?;
         let technician = technician.clone();
-        let _ = ui
-            .events
+        let _ = events
             .send(AgentEvent::Declined { technician, reason })
             .await;
         return Ok(Admission::Declined);
     }
     framed::write_msg(ctl_send, &AgentToRelay::Accept).await?;
-    let _ = ui
-        .events
+    let _ = events
         .send(AgentEvent::Claimed {
             technician: technician.clone(),
         })
@@ -126,7 +124,7 @@ pub(crate) async fn admit(
                 &AgentToRelay::Report(SessionReport::PairingFailed),
             )
             .await?;
-            let _ = ui.events.send(AgentEvent::PairingFailed).await;
+            let _ = events.send(AgentEvent::PairingFailed).await;
             Ok(Admission::PairingFailed)
         }
     }
@@ -154,9 +152,9 @@ pub(crate) async fn wait_claim(
 }
 
 /// Resolves when the user asks to end (or the front end goes away).
-pub(crate) async fn wait_end(ui: &mut UiLink) {
+pub(crate) async fn wait_end(commands: &mut mpsc::Receiver<UserCommand>) {
     loop {
-        match ui.commands.recv().await {
+        match commands.recv().await {
             Some(UserCommand::EndSession) | None => return,
             // Nobody to chat with or answer before a session.
             Some(
@@ -204,9 +202,4 @@ async fn pair(
         let _ = p.handle(m);
     }
     Ok((p.into_keys()?, (send, recv)))
-}
-
-/// Whether a control-stream message means the console side is gone (or the relay link broke).
-pub(crate) fn peer_gone(m: Option<Result<RelayToAgent, FrameError>>) -> bool {
-    matches!(m, Some(Ok(RelayToAgent::PeerGone)) | Some(Err(_)) | None)
 }

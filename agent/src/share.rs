@@ -14,26 +14,29 @@
 //! 7. If the relay connection drops while waiting for a claim (relay restart, network change), the
 //!    agent reconnects with exponential backoff and jitter ([`crate::backoff`]) and shows a new code.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tether_net::ConnectError;
 use tether_net::client::RelayConnection;
 use tether_net::framed;
 use tether_proto::SessionCode;
-use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, close};
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
-use tracing::info;
+use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, TechnicianIdentity, close};
+use tether_proto::seal::SessionKeys;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{self, JoinSet};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::backoff::Backoff;
 pub use crate::config::{CONSENT_TIMEOUT, STEP_TIMEOUT, ShareConfig, check_reason};
 pub use crate::link::ShareError;
 use crate::link::{
-    Admission, ControlLink, admit, connect_control, flush_control, read_loop, wait_claim, wait_end,
+    Admission, Control, ControlLink, admit, connect_control, flush_control, read_loop, wait_claim,
+    wait_end,
 };
 use crate::local_log::LocalLog;
-use crate::session::Session;
-use crate::ui::{AgentEvent, UiLink};
+use crate::session::{Finished, GuestRequest, Seat, Session, ToSupervisor, technician_name};
+use crate::ui::{AgentEvent, UiLink, UserCommand};
 
 /// Copies every event to the local log, then on to the front end.
 async fn tee(
@@ -83,7 +86,10 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
     let mut backoff = Backoff::default();
     loop {
         let (relay, ctl_send, ctl_recv) = link;
-        let result = on_connection(config, &relay, ctl_send, ctl_recv, ui).await;
+        let span = info_span!("relay_connection", relay = %config.relay.addr);
+        let result = on_connection(config, &relay, ctl_send, ctl_recv, ui)
+            .instrument(span)
+            .await;
         match result {
             Err(ShareError::ConnectionLost) => {
                 let lost = tether_net::closed::reason(&relay.conn)
@@ -142,7 +148,7 @@ async fn reconnect(
                 }
                 Err(e) => reason = e.to_string(),
             },
-            () = wait_end(ui) => return Ok(None),
+            () = wait_end(&mut ui.commands) => return Ok(None),
         }
     }
 }
@@ -203,13 +209,13 @@ async fn on_connection(
                     continue;
                 }
             },
-            () = wait_end(ui) => {
+            () = wait_end(&mut ui.commands) => {
                 relay.close(close::NORMAL, "user ended").await;
                 break Ok(EndReason::UserEnded);
             }
         };
         let (keys, stream0) =
-            match admit(config, relay, &mut ctl_send, ui, &technician, &code).await? {
+            match admit(config, relay, &mut ctl_send, &ui.events, &technician, &code).await? {
                 Admission::Paired(keys, stream0) => (keys, stream0),
                 Admission::Declined | Admission::PairingFailed => continue,
             };
@@ -219,21 +225,222 @@ async fn on_connection(
                 verification: keys.verification_code(),
             })
             .await;
-
-        let session = Session {
-            relay,
-            ctl_send: &mut ctl_send,
-            ctl: &mut ctl,
-            ui,
+        let first = First {
+            conn: relay.conn.clone(),
+            ctl_send,
+            ctl,
             keys,
-            on_consent: None,
-            live: Arc::new(std::sync::atomic::AtomicUsize::new(1)),
-            may_invite: true,
+            technician,
+            stream0,
         };
-        break session.run(config, technician, stream0).await;
+        let span = info_span!("session", id = %code.slot);
+        let (reason, back) = Supervisor::new(config, ui)
+            .run(first)
+            .instrument(span)
+            .await;
+        match back {
+            Some(back) => {
+                ctl_send = back;
+                break Ok(reason);
+            }
+            // The first session's task failed: its control stream went with it.
+            None => {
+                relay.close(close::NORMAL, "session over").await;
+                tasks.abort_all();
+                return Ok(reason);
+            }
+        }
     };
     flush_control(&mut ctl_send).await;
     relay.close(close::NORMAL, "session over").await;
     tasks.abort_all();
     result
+}
+
+/// The share's first session, paired on the share's own relay connection.
+struct First {
+    conn: quinn::Connection,
+    ctl_send: quinn::SendStream,
+    ctl: Control,
+    keys: SessionKeys,
+    technician: TechnicianIdentity,
+    stream0: (quinn::SendStream, quinn::RecvStream),
+}
+
+/// Queued messages from sessions to the supervisor (guest requests, pairings).
+const SUPERVISOR_QUEUE: usize = 8;
+
+/// Owns every session of a share in one [`JoinSet`]: the first technician's and any colleague's
+/// (a guest). It passes the user's commands to each, counts the paired ones, starts a guest when a
+/// session asks, and tells the user each end (`TechnicianLeft` while another technician is still
+/// in, else `Ended`).
+struct Supervisor<'a> {
+    config: &'a ShareConfig,
+    ui: &'a mut UiLink,
+    tasks: JoinSet<Option<Finished>>,
+    /// Each running task's command channel.
+    commands: HashMap<task::Id, mpsc::Sender<UserCommand>>,
+    /// Tasks that paired and run a session.
+    paired: HashSet<task::Id>,
+    sessions: watch::Sender<usize>,
+    to_me: mpsc::Sender<ToSupervisor>,
+    inbox: mpsc::Receiver<ToSupervisor>,
+}
+
+impl<'a> Supervisor<'a> {
+    fn new(config: &'a ShareConfig, ui: &'a mut UiLink) -> Self {
+        let (to_me, inbox) = mpsc::channel(SUPERVISOR_QUEUE);
+        Supervisor {
+            config,
+            ui,
+            tasks: JoinSet::new(),
+            commands: HashMap::new(),
+            paired: HashSet::new(),
+            sessions: watch::Sender::new(0),
+            to_me,
+            inbox,
+        }
+    }
+
+    /// A seat for a new task: its own command channel, registered once the task id is known.
+    fn seat(&self) -> (Seat, mpsc::Sender<UserCommand>) {
+        let (commands_tx, commands) = mpsc::channel(crate::ui::QUEUE);
+        let seat = Seat {
+            commands,
+            events: self.ui.events.clone(),
+            sessions: self.sessions.subscribe(),
+            supervisor: self.to_me.clone(),
+        };
+        (seat, commands_tx)
+    }
+
+    fn count(&self) {
+        self.sessions.send_replace(self.paired.len());
+    }
+
+    fn start_guest(&mut self, ask: GuestRequest) {
+        let (seat, commands) = self.seat();
+        let config = self.config.clone();
+        let GuestRequest { ticket, news, stop } = ask;
+        let task = self.tasks.spawn(async move {
+            tokio::select! {
+                f = crate::guest::run(config, ticket, news, seat) => Some(f),
+                // Replaced before its invitee came: it simply stops (its code goes with it).
+                () = stop.cancelled() => None,
+            }
+        });
+        self.commands.insert(task.id(), commands);
+    }
+
+    /// Runs every session until the first one ended and every other one too (or the user ended
+    /// the first); returns the last reason and the first session's control stream.
+    async fn run(mut self, first: First) -> (EndReason, Option<quinn::SendStream>) {
+        let (seat, commands) = self.seat();
+        let config = self.config.clone();
+        let first_task = self.tasks.spawn(async move {
+            let First {
+                conn,
+                mut ctl_send,
+                mut ctl,
+                keys,
+                technician,
+                stream0,
+            } = first;
+            let who = technician_name(&technician);
+            let session = Session {
+                conn: &conn,
+                ctl_send: &mut ctl_send,
+                ctl: &mut ctl,
+                seat,
+                keys,
+                on_consent: None,
+                may_invite: true,
+            };
+            let reason = session.run(&config, technician, stream0).await;
+            Some(Finished {
+                reason,
+                technician: Some(who),
+                ctl_send: Some(ctl_send),
+            })
+        });
+        let first_id = first_task.id();
+        self.commands.insert(first_id, commands);
+        self.paired.insert(first_id);
+        self.count();
+        let mut first_over = false;
+        let mut last = EndReason::ConnectionLost;
+        let mut ctl_send = None;
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                c = self.ui.commands.recv(), if reading => match c {
+                    // Every session hears the user: consent, chat, revoke, end.
+                    Some(c) => {
+                        for tx in self.commands.values() {
+                            let _ = tx.send(c.clone()).await;
+                        }
+                    }
+                    // The front end is gone. Once the first session is over, a colleague still
+                    // in is ended as the user would end it.
+                    None => {
+                        reading = false;
+                        if first_over {
+                            for tx in self.commands.values() {
+                                let _ = tx.send(UserCommand::EndSession).await;
+                            }
+                        }
+                        self.commands.clear();
+                    }
+                },
+                Some(m) = self.inbox.recv() => match m {
+                    ToSupervisor::StartGuest(ask) => self.start_guest(ask),
+                    ToSupervisor::Paired(id) => {
+                        if self.commands.contains_key(&id) {
+                            self.paired.insert(id);
+                            self.count();
+                        }
+                    }
+                },
+                Some(done) = self.tasks.join_next_with_id() => {
+                    let (id, finished) = match done {
+                        Ok((id, f)) => (id, f),
+                        Err(e) => {
+                            warn!(error = %e, "a session task failed");
+                            (e.id(), None)
+                        }
+                    };
+                    self.commands.remove(&id);
+                    let was_paired = self.paired.remove(&id);
+                    self.count();
+                    if let Some(f) = finished {
+                        if was_paired && let Some(technician) = f.technician {
+                            let reason = f.reason.clone();
+                            let event = if self.paired.is_empty() {
+                                AgentEvent::Ended { reason }
+                            } else {
+                                AgentEvent::TechnicianLeft { technician, reason }
+                            };
+                            let _ = self.ui.events.send(event).await;
+                        }
+                        if id == first_id {
+                            first_over = true;
+                            ctl_send = f.ctl_send;
+                            // The user ended it: nobody stays (dropping the set stops the rest).
+                            if f.reason == EndReason::UserEnded {
+                                return (f.reason, ctl_send);
+                            }
+                            last = f.reason;
+                        } else if first_over {
+                            last = f.reason;
+                        }
+                    } else if id == first_id {
+                        return (EndReason::ConnectionLost, None);
+                    }
+                    if self.tasks.is_empty() {
+                        return (last, ctl_send);
+                    }
+                }
+            }
+        }
+    }
 }
