@@ -627,3 +627,535 @@ fn console_saw(reason: &str) -> EndReason {
 fn more_too_early() -> EndReason {
     EndReason::ProtocolError("asked for more before the first consent".into())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The machine in memory on simulated time: each test drives one session the way the driver
+    //! would, and reads what it asks for.
+    use super::*;
+    use tether_proto::msg::{TechnicianRole, Tier};
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn scopes(s: &str) -> ScopeSet {
+        s.parse().unwrap_or(ScopeSet::EMPTY)
+    }
+
+    fn setup(role: TechnicianRole, may_invite: bool) -> Setup {
+        Setup {
+            technician: TechnicianIdentity {
+                name: "Ada".into(),
+                org: "Acme IT".into(),
+                role,
+                tier: Tier::L1,
+            },
+            consent_timeout: MINUTE,
+            first_contact: true,
+            relay: "relay".into(),
+            verification: "12 34".into(),
+            may_invite,
+        }
+    }
+
+    /// One session and its clock.
+    struct Run {
+        m: Machine,
+        now: Instant,
+    }
+
+    impl Run {
+        fn new(role: TechnicianRole) -> Self {
+            let now = Instant::now();
+            Run {
+                m: Machine::new(setup(role, true), now),
+                now,
+            }
+        }
+
+        fn tech() -> Self {
+            Run::new(TechnicianRole::Technician)
+        }
+
+        fn advance(&mut self, d: Duration) {
+            self.now += d;
+            if self.m.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.m.handle_timeout(self.now);
+            }
+        }
+
+        fn console(&mut self, msg: ConsoleToAgent) -> Vec<Output> {
+            self.m.handle_console(msg, self.now);
+            self.drain()
+        }
+
+        fn user(&mut self, cmd: UserCommand) -> Vec<Output> {
+            self.m.handle_user(cmd, self.now);
+            self.drain()
+        }
+
+        fn drain(&mut self) -> Vec<Output> {
+            std::iter::from_fn(|| self.m.poll()).collect()
+        }
+
+        /// Asks for `asked` and grants `given`; returns the outputs of the answer.
+        fn consented(&mut self, asked: &str, given: &str) -> Vec<Output> {
+            self.console(ConsoleToAgent::ConsentRequest {
+                scopes: scopes(asked),
+            });
+            self.user(UserCommand::Consent(scopes(given)))
+        }
+    }
+
+    fn ended(out: &[Output]) -> Option<(EndReason, bool)> {
+        out.iter().find_map(|o| match o {
+            Output::End {
+                reason,
+                tell_console,
+            } => Some((reason.clone(), *tell_console)),
+            _ => None,
+        })
+    }
+
+    fn to_console(out: &[Output]) -> Vec<AgentToConsole> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Console { msg, .. } => Some(msg.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn grants(out: &[Output]) -> Vec<ScopeSet> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Grant(g) => Some(*g),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn consent_granted_then_serving_under_the_grant() {
+        let mut r = Run::tech();
+        let asked = r.console(ConsoleToAgent::ConsentRequest {
+            scopes: scopes("inventory,view"),
+        });
+        assert!(matches!(
+            &asked[..],
+            [Output::User(AgentEvent::ConsentRequested {
+                first_contact: true,
+                ..
+            })]
+        ));
+        assert!(!r.m.serving(), "nothing is served before the decision");
+        // The answer is capped at what was asked.
+        let out = r.user(UserCommand::Consent(ScopeSet::all()));
+        let granted = scopes("inventory,view");
+        assert_eq!(
+            to_console(&out),
+            vec![AgentToConsole::ConsentDecision { granted }]
+        );
+        assert!(out.iter().any(|o| matches!(o, Output::Consented)));
+        assert_eq!(grants(&out), vec![granted]);
+        assert!(r.m.serving());
+        assert_eq!(ended(&out), None);
+    }
+
+    #[test]
+    fn consent_requested_twice_ends_the_session() {
+        let mut r = Run::tech();
+        r.console(ConsoleToAgent::ConsentRequest {
+            scopes: scopes("view"),
+        });
+        let out = r.console(ConsoleToAgent::ConsentRequest {
+            scopes: scopes("view"),
+        });
+        let twice = EndReason::ProtocolError("consent requested twice".into());
+        assert_eq!(ended(&out), Some((twice.clone(), true)));
+        // And once granted too.
+        let mut r = Run::tech();
+        r.consented("view", "view");
+        let out = r.console(ConsoleToAgent::ConsentRequest {
+            scopes: scopes("view"),
+        });
+        assert_eq!(ended(&out), Some((twice, true)));
+        assert!(r.m.is_ended());
+        // Nothing is handled after the end.
+        assert!(r.user(UserCommand::RevokeControl).is_empty());
+    }
+
+    #[test]
+    fn silence_at_the_prompt_is_no_after_the_timeout() {
+        let mut r = Run::tech();
+        r.advance(Duration::from_secs(5));
+        r.console(ConsoleToAgent::ConsentRequest {
+            scopes: scopes("view"),
+        });
+        assert_eq!(r.m.poll_timeout(), Some(r.now + MINUTE));
+        r.advance(MINUTE - Duration::from_millis(1));
+        assert!(r.drain().is_empty(), "no answer yet is not a no yet");
+        r.advance(Duration::from_millis(1));
+        let out = r.drain();
+        assert!(matches!(
+            &out[0],
+            Output::Report(SessionReport::Consent { granted, .. }) if granted.is_empty()
+        ));
+        assert_eq!(ended(&out), Some((EndReason::ConsentTimeout, true)));
+    }
+
+    #[test]
+    fn an_empty_answer_or_a_closed_front_end_is_a_denial() {
+        let mut r = Run::tech();
+        let out = r.consented("view", "inventory");
+        assert_eq!(
+            to_console(&out),
+            vec![AgentToConsole::ConsentDecision {
+                granted: ScopeSet::EMPTY
+            }]
+        );
+        // The denial was the decision: the console is not told again.
+        assert_eq!(ended(&out), Some((EndReason::ConsentDenied, false)));
+        let mut r = Run::tech();
+        r.console(ConsoleToAgent::ConsentRequest {
+            scopes: scopes("view"),
+        });
+        r.m.handle_user_gone();
+        assert_eq!(ended(&r.drain()), Some((EndReason::ConsentDenied, false)));
+    }
+
+    #[test]
+    fn scopes_beyond_the_role_end_the_session_before_the_user_is_asked() {
+        let mut r = Run::new(TechnicianRole::Viewer);
+        let out = r.console(ConsoleToAgent::ConsentRequest {
+            scopes: scopes("view,control"),
+        });
+        assert_eq!(ended(&out), Some((EndReason::Forbidden, true)));
+        assert!(!out.iter().any(|o| matches!(o, Output::User(_))));
+    }
+
+    #[test]
+    fn a_request_for_an_ungranted_scope_is_refused() {
+        let mut r = Run::tech();
+        // Before the decision every stream is served under the empty grant.
+        r.m.handle_stream(r.now);
+        assert!(!r.m.serving());
+        let out = r.consented("inventory,view", "view");
+        assert_eq!(grants(&out), vec![scopes("view")]);
+        assert!(!grants(&out)[0].contains(Scope::Inventory));
+        // A viewer asking for control mid-session is refused, and the refusal is audited.
+        let mut r = Run::new(TechnicianRole::Viewer);
+        r.consented("view", "view");
+        let out = r.console(ConsoleToAgent::AskMore {
+            scopes: scopes("control"),
+        });
+        assert!(matches!(
+            &out[0],
+            Output::Report(SessionReport::ScopeRefused {
+                scope: Scope::Control
+            })
+        ));
+        assert_eq!(
+            to_console(&out),
+            vec![AgentToConsole::MoreDecision {
+                granted: scopes("view"),
+                outcome: MoreOutcome::Forbidden
+            }]
+        );
+        assert!(grants(&out).is_empty());
+    }
+
+    #[test]
+    fn revoking_control_narrows_the_grant_and_tells_the_console() {
+        let mut r = Run::tech();
+        r.consented("view,control", "view,control");
+        let out = r.user(UserCommand::RevokeControl);
+        assert_eq!(grants(&out), vec![scopes("view")]);
+        assert!(matches!(
+            &out[1],
+            Output::User(AgentEvent::Revoked {
+                scope: Scope::Control
+            })
+        ));
+        assert!(matches!(
+            &out[2],
+            Output::Console {
+                msg: AgentToConsole::GrantChanged { granted },
+                required: true
+            } if *granted == scopes("view")
+        ));
+        // Nothing left to take back.
+        assert!(r.user(UserCommand::RevokeControl).is_empty());
+    }
+
+    #[test]
+    fn an_invitation_during_consent_is_refused_and_the_prompt_stays() {
+        let mut r = Run::tech();
+        r.console(ConsoleToAgent::ConsentRequest {
+            scopes: scopes("view"),
+        });
+        let out = r.console(ConsoleToAgent::Invite {
+            invitee: Invitee::Tier(Tier::L2),
+            handover: false,
+        });
+        assert_eq!(
+            to_console(&out),
+            vec![AgentToConsole::InviteFailed {
+                reason: "an invitation needs a session the user has allowed".into()
+            }]
+        );
+        assert_eq!(ended(&out), None);
+        let out = r.user(UserCommand::Consent(scopes("view")));
+        assert_eq!(grants(&out), vec![scopes("view")]);
+    }
+
+    #[test]
+    fn a_silent_console_is_given_up_on_after_one_step() {
+        let mut r = Run::tech();
+        r.advance(Duration::from_secs(29));
+        assert!(r.drain().is_empty());
+        r.advance(Duration::from_secs(1));
+        let out = r.drain();
+        assert_eq!(ended(&out), Some((EndReason::NoRequest { secs: 30 }, true)));
+    }
+
+    #[test]
+    fn a_chatting_pair_is_ended_after_five_quiet_minutes() {
+        let mut r = Run::tech();
+        r.advance(Duration::from_secs(20));
+        let out = r.console(ConsoleToAgent::Chat {
+            text: "hello, I am looking at your ticket".into(),
+        });
+        assert!(matches!(
+            &out[..],
+            [Output::User(AgentEvent::Chat { from: Some(_), .. })]
+        ));
+        r.advance(Duration::from_secs(290));
+        assert!(
+            !r.m.is_ended(),
+            "ended less than five minutes after a chat line"
+        );
+        // The user's line counts too, and the five minutes start again.
+        let Ok(text) = ChatText::new("still here") else {
+            panic!("a valid chat line");
+        };
+        r.user(UserCommand::Chat(text));
+        r.advance(Duration::from_secs(299));
+        assert!(!r.m.is_ended());
+        r.advance(Duration::from_secs(1));
+        let out = r.drain();
+        assert_eq!(
+            ended(&out),
+            Some((EndReason::NoRequest { secs: 300 }, true))
+        );
+    }
+
+    #[test]
+    fn the_agent_leaves_the_eight_hour_limit_to_the_relay() {
+        let mut r = Run::tech();
+        r.consented("inventory", "inventory");
+        // A granted session waits on no timer of its own: the relay ends it at eight hours.
+        assert_eq!(r.m.poll_timeout(), None);
+        r.advance(Duration::from_secs(8 * 3600) - MINUTE);
+        r.m.handle_stream(r.now);
+        r.m.handle_report(SessionReport::ScopeRefused { scope: Scope::View }, r.now);
+        assert!(
+            !r.m.is_ended(),
+            "a minute before the limit the session works"
+        );
+        r.advance(MINUTE);
+        r.m.handle_relay(RelayToAgent::PeerGone, r.now);
+        let out = r.drain();
+        assert_eq!(ended(&out), Some((EndReason::ConnectionLost, false)));
+    }
+
+    #[test]
+    fn an_ask_for_more_granted_grows_the_grant() {
+        let mut r = Run::tech();
+        r.consented("view", "view");
+        let out = r.console(ConsoleToAgent::AskMore {
+            scopes: scopes("view,control"),
+        });
+        assert!(matches!(
+            &out[..],
+            [Output::User(AgentEvent::MoreRequested { scopes: s, .. })] if *s == scopes("control")
+        ));
+        // A second ask waits its turn.
+        let busy = r.console(ConsoleToAgent::AskMore {
+            scopes: scopes("inventory"),
+        });
+        assert_eq!(
+            to_console(&busy),
+            vec![AgentToConsole::MoreDecision {
+                granted: scopes("view"),
+                outcome: MoreOutcome::Busy
+            }]
+        );
+        let out = r.user(UserCommand::Consent(ScopeSet::all()));
+        let granted = scopes("view,control");
+        assert_eq!(grants(&out), vec![granted]);
+        assert_eq!(
+            to_console(&out),
+            vec![AgentToConsole::MoreDecision {
+                granted,
+                outcome: MoreOutcome::Answered
+            }]
+        );
+    }
+
+    #[test]
+    fn an_ask_for_more_refused_or_unanswered_keeps_the_grant() {
+        let mut r = Run::tech();
+        r.consented("view", "view");
+        r.console(ConsoleToAgent::AskMore {
+            scopes: scopes("control"),
+        });
+        let out = r.user(UserCommand::Consent(ScopeSet::EMPTY));
+        assert_eq!(grants(&out), vec![scopes("view")]);
+        assert!(matches!(
+            to_console(&out)[..],
+            [AgentToConsole::MoreDecision {
+                outcome: MoreOutcome::Answered,
+                ..
+            }]
+        ));
+        // Unanswered: no after the timeout, and the session goes on.
+        r.console(ConsoleToAgent::AskMore {
+            scopes: scopes("control"),
+        });
+        r.advance(MINUTE);
+        let out = r.drain();
+        assert_eq!(
+            to_console(&out),
+            vec![AgentToConsole::MoreDecision {
+                granted: scopes("view"),
+                outcome: MoreOutcome::TimedOut
+            }]
+        );
+        assert_eq!(ended(&out), None);
+        // With a colleague in, an ask waits.
+        r.m.set_sessions(2);
+        let out = r.console(ConsoleToAgent::AskMore {
+            scopes: scopes("control"),
+        });
+        assert!(matches!(
+            to_console(&out)[..],
+            [AgentToConsole::MoreDecision {
+                outcome: MoreOutcome::Busy,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn an_ask_for_more_before_consent_ends_the_session() {
+        let mut r = Run::tech();
+        let out = r.console(ConsoleToAgent::AskMore {
+            scopes: scopes("view"),
+        });
+        assert_eq!(
+            ended(&out),
+            Some((
+                EndReason::ProtocolError("asked for more before the first consent".into()),
+                true
+            ))
+        );
+    }
+
+    #[test]
+    fn a_hand_over_ends_once_the_invitee_is_granted_something() {
+        let mut r = Run::tech();
+        r.consented("view", "view");
+        let out = r.console(ConsoleToAgent::Invite {
+            invitee: Invitee::Tier(Tier::L2),
+            handover: true,
+        });
+        assert!(matches!(&out[..], [Output::Invite { handover: true, .. }]));
+        // One invitation at a time.
+        let again = r.console(ConsoleToAgent::Invite {
+            invitee: Invitee::Tier(Tier::L2),
+            handover: false,
+        });
+        assert_eq!(
+            to_console(&again),
+            vec![AgentToConsole::InviteFailed {
+                reason: "one invitation at a time".into()
+            }]
+        );
+        r.m.handle_relay(
+            RelayToAgent::InviteTicket {
+                ticket: 7,
+                technician: None,
+            },
+            r.now,
+        );
+        assert!(matches!(
+            &r.drain()[..],
+            [Output::User(AgentEvent::InviteRequested {
+                handover: true,
+                ..
+            })]
+        ));
+        let out = r.user(UserCommand::AnswerInvite(true));
+        assert!(matches!(&out[1], Output::StartGuest { ticket: 7 }));
+        r.m.handle_guest(GuestEvent::Code(Ok("123-456".into())));
+        assert_eq!(
+            to_console(&r.drain()),
+            vec![AgentToConsole::InviteCode {
+                code: "123-456".into()
+            }]
+        );
+        r.m.handle_guest(GuestEvent::Consented);
+        let out = r.drain();
+        assert!(matches!(&out[0], Output::Report(SessionReport::HandedOver)));
+        assert_eq!(ended(&out), Some((EndReason::HandedOver, true)));
+    }
+
+    #[test]
+    fn an_invitation_the_user_does_not_answer_is_not_made() {
+        let mut r = Run::tech();
+        r.consented("view", "view");
+        r.console(ConsoleToAgent::Invite {
+            invitee: Invitee::Tier(Tier::L2),
+            handover: false,
+        });
+        r.m.handle_relay(
+            RelayToAgent::InviteTicket {
+                ticket: 1,
+                technician: None,
+            },
+            r.now,
+        );
+        r.drain();
+        r.advance(MINUTE);
+        let out = r.drain();
+        assert!(matches!(
+            &out[0],
+            Output::User(AgentEvent::InviteDecided { code_sent: false })
+        ));
+        assert_eq!(
+            to_console(&out),
+            vec![AgentToConsole::InviteFailed {
+                reason: "the user did not answer".into()
+            }]
+        );
+        assert_eq!(ended(&out), None);
+    }
+
+    #[test]
+    fn a_failed_required_send_drops_what_was_left_to_do() {
+        let mut r = Run::tech();
+        r.console(ConsoleToAgent::ConsentRequest {
+            scopes: scopes("view"),
+        });
+        r.m.handle_user(UserCommand::Consent(scopes("view")), r.now);
+        // The driver could not send the decision.
+        assert!(matches!(
+            r.m.poll(),
+            Some(Output::Console { required: true, .. })
+        ));
+        r.m.handle_closed(EndReason::ConnectionLost);
+        let out = r.drain();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(ended(&out), Some((EndReason::ConnectionLost, false)));
+    }
+}
