@@ -6,12 +6,16 @@
 //! 3. SPAKE2 + key confirmation with the secret. On failure the code is burned, the relay is told, and
 //!    a new code is shown.
 //! 4. The first sealed message is the consent request. The user answers; silence, a closed input or a
-//!    timeout mean "no". Nothing is served before this point.
-//! 5. Each further stream is one request, checked here against the grant — the console's word is never
-//!    trusted — then served or refused (and the refusal reported to the relay's audit log).
+//!    timeout mean "no". Nothing is served before this point (the session's machine, `session`).
+//! 5. Each further stream is one request, checked against the grant — the console's word is never
+//!    trusted — then served or refused (and the refusal reported to the relay's audit log;
+//!    `requests`).
 //! 6. The session ends when the user ends it (works without network: the local side just closes), the
 //!    technician ends it, or either connection drops.
-//! 7. If the relay connection drops while waiting for a claim (relay restart, network change), the
+//! 7. Every session of a share (the first, and a colleague's once the user agrees to an invitation)
+//!    runs in this module's supervisor, one `JoinSet`: the user's commands reach each, and the user
+//!    hears `TechnicianLeft` as one ends while another technician is in, `Ended` for the last.
+//! 8. If the relay connection drops while waiting for a claim (relay restart, network change), the
 //!    agent reconnects with exponential backoff and jitter ([`crate::backoff`]) and shows a new code.
 
 use std::collections::{HashMap, HashSet};
