@@ -24,9 +24,9 @@ use std::sync::Arc;
 use tether_net::ConnectError;
 use tether_net::client::RelayConnection;
 use tether_net::framed;
-use tether_proto::SessionCode;
 use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, TechnicianIdentity, close};
 use tether_proto::seal::SessionKeys;
+use tether_proto::{SessionCode, Slot};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{self, JoinSet};
 use tracing::{Instrument, info, info_span, warn};
@@ -237,11 +237,7 @@ async fn on_connection(
             technician,
             stream0,
         };
-        let span = info_span!("session", id = %code.slot);
-        let (reason, back) = Supervisor::new(config, ui)
-            .run(first)
-            .instrument(span)
-            .await;
+        let (reason, back) = Supervisor::new(config, ui).run(first, code.slot).await;
         match back {
             Some(back) => {
                 ctl_send = back;
@@ -284,6 +280,8 @@ struct Supervisor<'a> {
     tasks: JoinSet<Option<Finished>>,
     /// Each running task's command channel.
     commands: HashMap<task::Id, mpsc::Sender<UserCommand>>,
+    /// Every task in `tasks`.
+    running: HashSet<task::Id>,
     /// Tasks that paired and run a session.
     paired: HashSet<task::Id>,
     sessions: watch::Sender<usize>,
@@ -299,6 +297,7 @@ impl<'a> Supervisor<'a> {
             ui,
             tasks: JoinSet::new(),
             commands: HashMap::new(),
+            running: HashSet::new(),
             paired: HashSet::new(),
             sessions: watch::Sender::new(0),
             to_me,
@@ -322,53 +321,73 @@ impl<'a> Supervisor<'a> {
         self.sessions.send_replace(self.paired.len());
     }
 
+    fn handle(&mut self, m: ToSupervisor) {
+        match m {
+            ToSupervisor::StartGuest(ask) => self.start_guest(ask),
+            ToSupervisor::Paired(id) => {
+                if self.running.contains(&id) {
+                    self.paired.insert(id);
+                    self.count();
+                }
+            }
+        }
+    }
+
     fn start_guest(&mut self, ask: GuestRequest) {
         let (seat, commands) = self.seat();
         let config = self.config.clone();
         let GuestRequest { ticket, news, stop } = ask;
-        let task = self.tasks.spawn(async move {
+        let guest = async move {
             tokio::select! {
                 f = crate::guest::run(config, ticket, news, seat) => Some(f),
                 // Replaced before its invitee came: it simply stops (its code goes with it).
                 () = stop.cancelled() => None,
             }
-        });
+        };
+        let task = self.tasks.spawn(guest.instrument(info_span!("guest")));
         self.commands.insert(task.id(), commands);
+        self.running.insert(task.id());
     }
 
     /// Runs every session until the first one ended and every other one too (or the user ended
     /// the first); returns the last reason and the first session's control stream.
-    async fn run(mut self, first: First) -> (EndReason, Option<quinn::SendStream>) {
+    async fn run(mut self, first: First, slot: Slot) -> (EndReason, Option<quinn::SendStream>) {
         let (seat, commands) = self.seat();
         let config = self.config.clone();
-        let first_task = self.tasks.spawn(async move {
-            let First {
-                conn,
-                mut ctl_send,
-                mut ctl,
-                keys,
-                technician,
-                stream0,
-            } = first;
-            let who = technician_name(&technician);
-            let session = Session {
-                conn: &conn,
-                ctl_send: &mut ctl_send,
-                ctl: &mut ctl,
-                seat,
-                keys,
-                on_consent: None,
-                may_invite: true,
-            };
-            let reason = session.run(&config, technician, stream0).await;
-            Some(Finished {
-                reason,
-                technician: Some(who),
-                ctl_send: Some(ctl_send),
-            })
-        });
+        // Made here, so it sits inside the relay connection's span.
+        let span = info_span!("session", id = %slot);
+        let first_task = self.tasks.spawn(
+            async move {
+                let First {
+                    conn,
+                    mut ctl_send,
+                    mut ctl,
+                    keys,
+                    technician,
+                    stream0,
+                } = first;
+                let who = technician_name(&technician);
+                let session = Session {
+                    conn: &conn,
+                    ctl_send: &mut ctl_send,
+                    ctl: &mut ctl,
+                    seat,
+                    keys,
+                    on_consent: None,
+                    may_invite: true,
+                };
+                let reason = session.run(&config, technician, stream0).await;
+                Some(Finished {
+                    reason,
+                    technician: Some(who),
+                    ctl_send: Some(ctl_send),
+                })
+            }
+            .instrument(span),
+        );
         let first_id = first_task.id();
         self.commands.insert(first_id, commands);
+        self.running.insert(first_id);
         self.paired.insert(first_id);
         self.count();
         let mut first_over = false;
@@ -396,16 +415,12 @@ impl<'a> Supervisor<'a> {
                         self.commands.clear();
                     }
                 },
-                Some(m) = self.inbox.recv() => match m {
-                    ToSupervisor::StartGuest(ask) => self.start_guest(ask),
-                    ToSupervisor::Paired(id) => {
-                        if self.commands.contains_key(&id) {
-                            self.paired.insert(id);
-                            self.count();
-                        }
-                    }
-                },
+                Some(m) = self.inbox.recv() => self.handle(m),
                 Some(done) = self.tasks.join_next_with_id() => {
+                    // A task that paired said so before it could end: count it first.
+                    while let Ok(m) = self.inbox.try_recv() {
+                        self.handle(m);
+                    }
                     let (id, finished) = match done {
                         Ok((id, f)) => (id, f),
                         Err(e) => {
@@ -414,6 +429,7 @@ impl<'a> Supervisor<'a> {
                         }
                     };
                     self.commands.remove(&id);
+                    self.running.remove(&id);
                     let was_paired = self.paired.remove(&id);
                     self.count();
                     if let Some(f) = finished {
