@@ -14,7 +14,7 @@ use tether_proto::pairing::Side;
 use tether_proto::seal::SessionKeys;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use crate::config::{STEP_TIMEOUT, ShareConfig};
 use crate::screen::{InputProvider, InputSeen, ScreenProvider, StreamCtx};
@@ -99,7 +99,9 @@ impl Streams {
                 technician: self.technician.clone(),
             },
         };
-        self.tasks.spawn(ctx.serve(send, recv));
+        // Called from the session's loop: the request's logs carry the session's span.
+        let span = tracing::Span::current();
+        self.tasks.spawn(ctx.serve(send, recv).instrument(span));
     }
 
     /// The next report or fault; cancel-safe. Pending while neither comes.
