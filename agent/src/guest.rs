@@ -1,137 +1,128 @@
 //! A colleague's session beside the first one: the agent side of an invitation.
 //!
-//! Once the user agrees to an invitation and the relay has issued a ticket ([`crate::session`]
-//! does both), the guest opens its own relay connection, trades the ticket for a slot only the
-//! invitee can claim, draws a fresh secret, and hands the code to the inviting technician over
-//! their sealed stream 0 (the relay never sees the secret). The invitee then pairs and is asked for
-//! consent like anyone else, in the same window or terminal: nothing granted to the first
-//! technician carries over. Each technician's session has its own connection, keys and grant.
-
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+//! Once the user agrees to an invitation and the relay has issued a ticket (the inviting session
+//! does both), the share's supervisor starts a guest. It opens its own relay connection, trades the
+//! ticket for a slot only the invitee can claim, draws a fresh secret, and hands the code to the
+//! inviting session ([`GuestEvent::Code`]), which sends it over the inviting technician's sealed
+//! stream 0 (the relay never sees the secret). The invitee then pairs and is asked for consent
+//! like anyone else, in the same window or terminal: nothing granted to the first technician
+//! carries over. Each technician's session has its own connection, keys and grant.
 
 use tether_net::framed;
 use tether_proto::SessionCode;
 use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, close};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::info;
+use tracing::{Instrument, info, info_span};
 
-use crate::session::Session;
-use crate::share::{Admission, ShareConfig, admit, connect_control, read_loop, wait_claim};
-use crate::ui::{AgentEvent, UiLink, UserCommand};
+use crate::config::ShareConfig;
+use crate::link::{
+    Admission, admit, connect_control, flush_control, read_loop, wait_claim, wait_end,
+};
+use crate::session::machine::GuestEvent;
+use crate::session::{Finished, Seat, Session, ToSupervisor, technician_name};
 
-/// What the first session holds of a running guest.
-pub(crate) struct GuestHandle {
-    /// The user's commands, forwarded (consent for the invitee, chat, revoke, end).
-    pub commands: mpsc::Sender<UserCommand>,
-    /// Whether the first technician leaves once the invitee is in.
-    pub handover: bool,
-    /// The guest's task, to tell it apart when it ends or to stop it.
-    pub task: tokio::task::AbortHandle,
-}
-
-/// The invitee's code (or why there is none), as the guest reports it.
-pub(crate) type CodeReceiver = oneshot::Receiver<Result<SessionCode, String>>;
-
-/// Starts the guest for `ticket` in `tasks`; returns the handle the first session keeps, the
-/// invitee's code when it is ready, and a signal for when the user grants the invitee something.
-pub(crate) fn start(
-    tasks: &mut JoinSet<EndReason>,
-    config: &ShareConfig,
-    ticket: u64,
-    handover: bool,
-    events: mpsc::Sender<AgentEvent>,
-    live: Arc<AtomicUsize>,
-) -> (GuestHandle, CodeReceiver, oneshot::Receiver<()>) {
-    let (commands_tx, commands) = mpsc::channel(crate::ui::QUEUE);
-    let (code_tx, code) = oneshot::channel();
-    let (consent_tx, consented) = oneshot::channel();
-    let config = config.clone();
-    let ui = UiLink { events, commands };
-    let task = tasks.spawn(async move { run(config, ticket, ui, code_tx, consent_tx, live).await });
-    let handle = GuestHandle {
-        commands: commands_tx,
-        handover,
-        task,
-    };
-    (handle, code, consented)
-}
-
-async fn run(
+/// Runs the guest for `ticket` until its session (or the wait for the invitee) ends; `news` goes
+/// to the inviting session.
+pub(crate) async fn run(
     config: ShareConfig,
     ticket: u64,
-    mut ui: UiLink,
-    code_tx: oneshot::Sender<Result<SessionCode, String>>,
-    on_consent: oneshot::Sender<()>,
-    live: Arc<AtomicUsize>,
-) -> EndReason {
+    news: mpsc::Sender<GuestEvent>,
+    mut seat: Seat,
+) -> Finished {
+    let not_paired = |reason| Finished {
+        reason,
+        technician: None,
+        ctl_send: None,
+    };
+    let code_failed = |why: String| {
+        let news = news.clone();
+        async move {
+            let _ = news.send(GuestEvent::Code(Err(why))).await;
+        }
+    };
     let (relay, mut ctl_send, ctl_recv) = match connect_control(&config.relay).await {
         Ok(link) => link,
         Err(e) => {
-            let _ = code_tx.send(Err(format!("the agent could not reach the relay: {e}")));
-            return EndReason::ConnectionLost;
+            code_failed(format!("the agent could not reach the relay: {e}")).await;
+            return not_paired(EndReason::ConnectionLost);
         }
     };
     let mut tasks = JoinSet::new();
     let (ctl_tx, mut ctl) = mpsc::channel(16);
     tasks.spawn(read_loop(ctl_recv, ctl_tx));
-    let reason = async {
+    let finished = async {
         if framed::write_msg(&mut ctl_send, &AgentToRelay::OpenInviteSlot { ticket })
             .await
             .is_err()
         {
-            let _ = code_tx.send(Err("lost the relay".into()));
-            return EndReason::ConnectionLost;
+            code_failed("lost the relay".into()).await;
+            return not_paired(EndReason::ConnectionLost);
         }
         let slot = match ctl.recv().await {
             Some(Ok(RelayToAgent::SlotOpened { slot, .. })) => slot,
             Some(Ok(RelayToAgent::Error(e))) => {
-                let _ = code_tx.send(Err(e.message));
-                return EndReason::ConnectionLost;
+                code_failed(e.message).await;
+                return not_paired(EndReason::ConnectionLost);
             }
             other => {
-                let _ = code_tx.send(Err(format!("unexpected answer from the relay: {other:?}")));
-                return EndReason::ConnectionLost;
+                code_failed(format!("unexpected answer from the relay: {other:?}")).await;
+                return not_paired(EndReason::ConnectionLost);
             }
         };
         let code = SessionCode::new(slot, &mut rand::rngs::OsRng);
         info!(code = %code.redacted(), "invitation code issued");
-        let _ = code_tx.send(Ok(code));
+        let _ = news.send(GuestEvent::Code(Ok(code.to_string()))).await;
         let technician = tokio::select! {
             t = wait_claim(&mut ctl, slot) => match t {
                 Ok(Some(t)) => t,
-                _ => return EndReason::ConnectionLost,
+                _ => return not_paired(EndReason::ConnectionLost),
             },
-            () = crate::share::wait_end(&mut ui) => return EndReason::UserEnded,
+            () = wait_end(&mut seat.commands) => return not_paired(EndReason::UserEnded),
         };
         // The colleague's verification code is not shown: the banner keeps the first technician's.
-        let (keys, stream0) =
-            match admit(&config, &relay, &mut ctl_send, &ui, &technician, &code).await {
-                Ok(Admission::Paired(keys, stream0)) => (keys, stream0),
-                Ok(Admission::Declined) => return EndReason::Forbidden,
-                Ok(Admission::PairingFailed) => return EndReason::PairingFailed,
-                Err(_) => return EndReason::ConnectionLost,
-            };
-        live.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let admitted = admit(
+            &config,
+            &relay,
+            &mut ctl_send,
+            &seat.events,
+            &technician,
+            &code,
+        );
+        let (keys, stream0) = match admitted.await {
+            Ok(Admission::Paired(keys, stream0)) => (keys, stream0),
+            Ok(Admission::Declined) => return not_paired(EndReason::Forbidden),
+            Ok(Admission::PairingFailed) => return not_paired(EndReason::PairingFailed),
+            Err(_) => return not_paired(EndReason::ConnectionLost),
+        };
+        let _ = seat
+            .supervisor
+            .send(ToSupervisor::Paired(tokio::task::id()))
+            .await;
+        let who = technician_name(&technician);
         let session = Session {
-            relay: &relay,
+            conn: &relay.conn,
             ctl_send: &mut ctl_send,
             ctl: &mut ctl,
-            ui: &mut ui,
+            seat,
             keys,
-            on_consent: Some(on_consent),
-            live,
+            on_consent: Some(news.clone()),
             may_invite: false,
         };
-        session
+        let span = info_span!("session", id = %slot, guest = true);
+        let reason = session
             .run(&config, technician, stream0)
-            .await
-            .unwrap_or(EndReason::ConnectionLost)
+            .instrument(span)
+            .await;
+        Finished {
+            reason,
+            technician: Some(who),
+            ctl_send: None,
+        }
     }
     .await;
-    crate::share::flush_control(&mut ctl_send).await;
+    flush_control(&mut ctl_send).await;
     relay.close(close::NORMAL, "guest session over").await;
     tasks.abort_all();
-    reason
+    finished
 }

@@ -3,10 +3,14 @@
 //!
 //! # Layout
 //! - [`backoff`]: reconnect delays (exponential, with jitter).
-//! - [`cli`]: the `enroll`, `run` and `status` commands.
-//! - [`share`]: share mode — relay connection, code, claim, pairing.
-//! - `session`: one paired session — consent, then requests checked against the grant.
-//! - `requests`: serving each granted request kind on its own stream.
+//! - [`cli`]: the command line: arguments, each command, its words and exit code (main only calls it).
+//! - [`share`]: share mode — relay connection, code, claim; supervises every session of a share.
+//! - `config`: share mode's settings ([`ShareConfig`]) and step limits.
+//! - `link`: the relay control connection's helpers (connect, read, claim, admit and pair, flush).
+//! - `session`: one paired session — a sans-I/O machine (`session/machine.rs`, consent in
+//!   `session/consent.rs`) and the select loop that drives it.
+//! - `guest`: an invited colleague's session (own relay connection, code, pairing, consent).
+//! - `requests`: request streams: checked against the grant, then each kind served on its own stream.
 //! - [`ui`]: the events and commands between the session and a front end.
 //! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
 //! - [`window`]: the agent window (code, consent dialog, session banner, local log).
@@ -20,10 +24,12 @@
 
 pub mod backoff;
 pub mod cli;
+mod config;
 pub mod diagnostics;
 pub mod enroll;
 mod guest;
 pub mod inventory;
+mod link;
 pub mod local_log;
 pub mod policy;
 pub mod report;

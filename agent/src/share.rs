@@ -6,107 +6,41 @@
 //! 3. SPAKE2 + key confirmation with the secret. On failure the code is burned, the relay is told, and
 //!    a new code is shown.
 //! 4. The first sealed message is the consent request. The user answers; silence, a closed input or a
-//!    timeout mean "no". Nothing is served before this point.
-//! 5. Each further stream is one request, checked here against the grant — the console's word is never
-//!    trusted — then served or refused (and the refusal reported to the relay's audit log).
+//!    timeout mean "no". Nothing is served before this point (the session's machine, `session`).
+//! 5. Each further stream is one request, checked against the grant — the console's word is never
+//!    trusted — then served or refused (and the refusal reported to the relay's audit log;
+//!    `requests`).
 //! 6. The session ends when the user ends it (works without network: the local side just closes), the
 //!    technician ends it, or either connection drops.
-//! 7. If the relay connection drops while waiting for a claim (relay restart, network change), the
+//! 7. Every session of a share (the first, and a colleague's once the user agrees to an invitation)
+//!    runs in this module's supervisor, one `JoinSet`: the user's commands reach each, and the user
+//!    hears `TechnicianLeft` as one ends while another technician is in, `Ended` for the last.
+//! 8. If the relay connection drops while waiting for a claim (relay restart, network change), the
 //!    agent reconnects with exponential backoff and jitter ([`crate::backoff`]) and shows a new code.
 
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
-use tether_net::client::{self, RelayConnection, RelayTarget};
-use tether_net::framed::{self, FrameError};
-use tether_net::{ConnectError, Trust};
-use tether_proto::msg::{
-    AgentToRelay, EndReason, RelayError, RelayToAgent, Role, SessionReport, close,
-};
-use tether_proto::pairing::{Pairing, PairingMsg, Side};
-use tether_proto::records::{MAX_REASON_CHARS, check_text};
+use tether_net::ConnectError;
+use tether_net::client::RelayConnection;
+use tether_net::framed;
+use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, TechnicianIdentity, close};
 use tether_proto::seal::SessionKeys;
 use tether_proto::{SessionCode, Slot};
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{self, JoinSet};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::backoff::Backoff;
+pub use crate::config::{CONSENT_TIMEOUT, STEP_TIMEOUT, ShareConfig, check_reason};
+pub use crate::link::ShareError;
+use crate::link::{
+    Admission, Control, ControlLink, admit, connect_control, flush_control, read_loop, wait_claim,
+    wait_end,
+};
 use crate::local_log::LocalLog;
-use crate::policy::Policy;
-use crate::screen::{InputProvider, ScrapScreen, ScreenProvider, X11Input};
-use crate::session::Session;
+use crate::session::{Finished, GuestRequest, Seat, Session, ToSupervisor, technician_name};
 use crate::ui::{AgentEvent, UiLink, UserCommand};
-
-/// How long the user has to answer the consent prompt before it counts as "no".
-pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How long each pairing or request step may take before the peer is considered broken.
-pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Settings for [`share`].
-#[derive(Debug, Clone)]
-pub struct ShareConfig {
-    /// The relay.
-    pub relay: RelayTarget,
-    /// See [`CONSENT_TIMEOUT`].
-    pub consent_timeout: Duration,
-    /// IT's rules (allowed organisations).
-    pub policy: Policy,
-    /// Where the local session log and known organisations live; `None` keeps nothing.
-    pub state_dir: Option<PathBuf>,
-    /// Screen capture backend (opened only after `view` is granted).
-    pub screen: Arc<dyn ScreenProvider>,
-    /// Input backend (opened only after `control` is granted).
-    pub input: Arc<dyn InputProvider>,
-    /// Why the user asks for help, sent with every slot request so the technician sees it on
-    /// claiming; check it with [`check_reason`] first.
-    pub reason: Option<String>,
-    /// After a session ends (other than by the user), show a new code and wait again, as
-    /// `tether-agent share` does without `--once`. `false` (the default, and the window) returns
-    /// after one session.
-    pub again: bool,
-}
-
-impl ShareConfig {
-    /// Defaults for `relay`: no policy, no state kept.
-    pub fn new(relay: RelayTarget) -> Self {
-        ShareConfig {
-            relay,
-            consent_timeout: CONSENT_TIMEOUT,
-            screen: Arc::new(ScrapScreen::new(None)),
-            input: Arc::new(X11Input::new(None)),
-            policy: Policy::default(),
-            state_dir: None,
-            reason: None,
-            again: false,
-        }
-    }
-
-    /// The relay's identity as shown to the user.
-    pub fn relay_identity(&self) -> String {
-        match &self.relay.trust {
-            Trust::Fingerprint(fp) => format!(
-                "{} (certificate {}…)",
-                self.relay.addr,
-                &fp[..fp.len().min(16)]
-            ),
-            Trust::CaFile(path) => format!(
-                "{} (verified by CA file {})",
-                self.relay.addr,
-                path.display()
-            ),
-        }
-    }
-}
-
-/// Checks and cleans the reason a user gives with `share --reason`: at most
-/// [`MAX_REASON_CHARS`] characters, control characters made harmless; `None` if nothing is left.
-pub fn check_reason(reason: &str) -> Result<Option<String>, String> {
-    let r = check_text("--reason", reason, MAX_REASON_CHARS, false).map_err(|e| e.to_string())?;
-    Ok((!r.is_empty()).then_some(r))
-}
 
 /// Copies every event to the local log, then on to the front end.
 async fn tee(
@@ -120,32 +54,6 @@ async fn tee(
         }
         if to.send(ev).await.is_err() {
             return;
-        }
-    }
-}
-
-/// Why sharing stopped before a session could end normally.
-#[derive(Debug, thiserror::Error)]
-pub enum ShareError {
-    /// The relay could not be reached or trusted.
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    /// The relay refused a request.
-    #[error("relay refused: {0}")]
-    Relay(RelayError),
-    /// The relay connection broke.
-    #[error("lost the connection to the relay")]
-    ConnectionLost,
-    /// The relay broke protocol.
-    #[error("relay protocol error: {0}")]
-    Protocol(String),
-}
-
-impl From<FrameError> for ShareError {
-    fn from(e: FrameError) -> Self {
-        match e {
-            FrameError::Codec(c) => ShareError::Protocol(c.to_string()),
-            _ => ShareError::ConnectionLost,
         }
     }
 }
@@ -182,7 +90,10 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
     let mut backoff = Backoff::default();
     loop {
         let (relay, ctl_send, ctl_recv) = link;
-        let result = on_connection(config, &relay, ctl_send, ctl_recv, ui).await;
+        let span = info_span!("relay_connection", relay = %config.relay.addr);
+        let result = on_connection(config, &relay, ctl_send, ctl_recv, ui)
+            .instrument(span)
+            .await;
         match result {
             Err(ShareError::ConnectionLost) => {
                 let lost = tether_net::closed::reason(&relay.conn)
@@ -207,14 +118,6 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
             other => return other,
         }
     }
-}
-
-pub(crate) type ControlLink = (RelayConnection, quinn::SendStream, quinn::RecvStream);
-
-pub(crate) async fn connect_control(target: &RelayTarget) -> Result<ControlLink, ShareError> {
-    let relay = client::connect(target).await?;
-    let (send, recv) = client::open_control(&relay.conn, Role::Agent).await?;
-    Ok((relay, send, recv))
 }
 
 /// Waits, reconnects, repeats; `None` if the user ended sharing meanwhile.
@@ -249,7 +152,7 @@ async fn reconnect(
                 }
                 Err(e) => reason = e.to_string(),
             },
-            () = wait_end(ui) => return Ok(None),
+            () = wait_end(&mut ui.commands) => return Ok(None),
         }
     }
 }
@@ -310,13 +213,13 @@ async fn on_connection(
                     continue;
                 }
             },
-            () = wait_end(ui) => {
+            () = wait_end(&mut ui.commands) => {
                 relay.close(close::NORMAL, "user ended").await;
                 break Ok(EndReason::UserEnded);
             }
         };
         let (keys, stream0) =
-            match admit(config, relay, &mut ctl_send, ui, &technician, &code).await? {
+            match admit(config, relay, &mut ctl_send, &ui.events, &technician, &code).await? {
                 Admission::Paired(keys, stream0) => (keys, stream0),
                 Admission::Declined | Admission::PairingFailed => continue,
             };
@@ -326,18 +229,27 @@ async fn on_connection(
                 verification: keys.verification_code(),
             })
             .await;
-
-        let session = Session {
-            relay,
-            ctl_send: &mut ctl_send,
-            ctl: &mut ctl,
-            ui,
+        let first = First {
+            conn: relay.conn.clone(),
+            ctl_send,
+            ctl,
             keys,
-            on_consent: None,
-            live: Arc::new(std::sync::atomic::AtomicUsize::new(1)),
-            may_invite: true,
+            technician,
+            stream0,
         };
-        break session.run(config, technician, stream0).await;
+        let (reason, back) = Supervisor::new(config, ui).run(first, code.slot).await;
+        match back {
+            Some(back) => {
+                ctl_send = back;
+                break Ok(reason);
+            }
+            // The first session's task failed: its control stream went with it.
+            None => {
+                relay.close(close::NORMAL, "session over").await;
+                tasks.abort_all();
+                return Ok(reason);
+            }
+        }
     };
     flush_control(&mut ctl_send).await;
     relay.close(close::NORMAL, "session over").await;
@@ -345,156 +257,210 @@ async fn on_connection(
     result
 }
 
-/// Lets the relay receive the last reports (the session's end) before the connection closes.
-pub(crate) async fn flush_control(ctl_send: &mut quinn::SendStream) {
-    if ctl_send.finish().is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), ctl_send.stopped()).await;
-    }
+/// The share's first session, paired on the share's own relay connection.
+struct First {
+    conn: quinn::Connection,
+    ctl_send: quinn::SendStream,
+    ctl: Control,
+    keys: SessionKeys,
+    technician: TechnicianIdentity,
+    stream0: (quinn::SendStream, quinn::RecvStream),
 }
 
-pub(crate) async fn read_loop(
-    mut recv: quinn::RecvStream,
-    tx: mpsc::Sender<Result<RelayToAgent, FrameError>>,
-) {
-    loop {
-        let m = framed::read_msg::<RelayToAgent>(&mut recv).await;
-        let stop = m.is_err();
-        if tx.send(m).await.is_err() || stop {
-            return;
-        }
-    }
+/// Queued messages from sessions to the supervisor (guest requests, pairings).
+const SUPERVISOR_QUEUE: usize = 8;
+
+/// Owns every session of a share in one [`JoinSet`]: the first technician's and any colleague's
+/// (a guest). It passes the user's commands to each, counts the paired ones, starts a guest when a
+/// session asks, and tells the user each end (`TechnicianLeft` while another technician is still
+/// in, else `Ended`).
+struct Supervisor<'a> {
+    config: &'a ShareConfig,
+    ui: &'a mut UiLink,
+    tasks: JoinSet<Option<Finished>>,
+    /// Each running task's command channel.
+    commands: HashMap<task::Id, mpsc::Sender<UserCommand>>,
+    /// Every task in `tasks`.
+    running: HashSet<task::Id>,
+    /// Tasks that paired and run a session.
+    paired: HashSet<task::Id>,
+    sessions: watch::Sender<usize>,
+    to_me: mpsc::Sender<ToSupervisor>,
+    inbox: mpsc::Receiver<ToSupervisor>,
 }
 
-/// How a claimed code went.
-pub(crate) enum Admission {
-    /// IT's policy declined the technician before pairing.
-    Declined,
-    /// The technician had the wrong secret: the code is burned.
-    PairingFailed,
-    /// Paired: the keys and sealed stream 0.
-    Paired(SessionKeys, (quinn::SendStream, quinn::RecvStream)),
-}
-
-/// After a claim of `code`: declines the technician if IT's policy says so, else accepts and pairs,
-/// telling the relay and the user each step. `Err` means the relay connection broke.
-pub(crate) async fn admit(
-    config: &ShareConfig,
-    relay: &RelayConnection,
-    ctl_send: &mut quinn::SendStream,
-    ui: &UiLink,
-    technician: &tether_proto::msg::TechnicianIdentity,
-    code: &SessionCode,
-) -> Result<Admission, FrameError> {
-    if let Err(reason) = config.policy.check(technician) {
-        framed::write_msg(
-            ctl_send,
-            &AgentToRelay::Decline {
-                reason: reason.clone(),
-            },
-        )
-        .await?;
-        let technician = technician.clone();
-        let _ = ui
-            .events
-            .send(AgentEvent::Declined { technician, reason })
-            .await;
-        return Ok(Admission::Declined);
-    }
-    framed::write_msg(ctl_send, &AgentToRelay::Accept).await?;
-    let _ = ui
-        .events
-        .send(AgentEvent::Claimed {
-            technician: technician.clone(),
-        })
-        .await;
-    match pair(relay, code).await {
-        Ok((keys, stream0)) => {
-            framed::write_msg(ctl_send, &AgentToRelay::Report(SessionReport::Paired)).await?;
-            Ok(Admission::Paired(keys, stream0))
-        }
-        Err(e) => {
-            warn!(error = %e, "pairing failed; code burned");
-            framed::write_msg(
-                ctl_send,
-                &AgentToRelay::Report(SessionReport::PairingFailed),
-            )
-            .await?;
-            let _ = ui.events.send(AgentEvent::PairingFailed).await;
-            Ok(Admission::PairingFailed)
+impl<'a> Supervisor<'a> {
+    fn new(config: &'a ShareConfig, ui: &'a mut UiLink) -> Self {
+        let (to_me, inbox) = mpsc::channel(SUPERVISOR_QUEUE);
+        Supervisor {
+            config,
+            ui,
+            tasks: JoinSet::new(),
+            commands: HashMap::new(),
+            running: HashSet::new(),
+            paired: HashSet::new(),
+            sessions: watch::Sender::new(0),
+            to_me,
+            inbox,
         }
     }
-}
 
-pub(crate) type Control = mpsc::Receiver<Result<RelayToAgent, FrameError>>;
+    /// A seat for a new task: its own command channel, registered once the task id is known.
+    fn seat(&self) -> (Seat, mpsc::Sender<UserCommand>) {
+        let (commands_tx, commands) = mpsc::channel(crate::ui::QUEUE);
+        let seat = Seat {
+            commands,
+            events: self.ui.events.clone(),
+            sessions: self.sessions.subscribe(),
+            supervisor: self.to_me.clone(),
+        };
+        (seat, commands_tx)
+    }
 
-/// Waits for the claim of `slot`; `None` if it expired first.
-pub(crate) async fn wait_claim(
-    ctl: &mut Control,
-    slot: Slot,
-) -> Result<Option<tether_proto::msg::TechnicianIdentity>, ShareError> {
-    loop {
-        match ctl.recv().await {
-            Some(Ok(RelayToAgent::Claimed {
-                slot: s,
-                technician,
-            })) if s == slot => return Ok(Some(technician)),
-            Some(Ok(RelayToAgent::SlotExpired { slot: s })) if s == slot => return Ok(None),
-            Some(Ok(other)) => debug!(?other, "ignored while waiting for a claim"),
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err(ShareError::ConnectionLost),
+    fn count(&self) {
+        self.sessions.send_replace(self.paired.len());
+    }
+
+    fn handle(&mut self, m: ToSupervisor) {
+        match m {
+            ToSupervisor::StartGuest(ask) => self.start_guest(ask),
+            ToSupervisor::Paired(id) => {
+                if self.running.contains(&id) {
+                    self.paired.insert(id);
+                    self.count();
+                }
+            }
         }
     }
-}
 
-/// Resolves when the user asks to end (or the front end goes away).
-pub(crate) async fn wait_end(ui: &mut UiLink) {
-    loop {
-        match ui.commands.recv().await {
-            Some(UserCommand::EndSession) | None => return,
-            // Nobody to chat with or answer before a session.
-            Some(
-                UserCommand::Consent(_)
-                | UserCommand::RevokeControl
-                | UserCommand::Chat(_)
-                | UserCommand::AnswerInvite(_),
-            ) => {}
+    fn start_guest(&mut self, ask: GuestRequest) {
+        let (seat, commands) = self.seat();
+        let config = self.config.clone();
+        let GuestRequest { ticket, news, stop } = ask;
+        let guest = async move {
+            tokio::select! {
+                f = crate::guest::run(config, ticket, news, seat) => Some(f),
+                // Replaced before its invitee came: it simply stops (its code goes with it).
+                () = stop.cancelled() => None,
+            }
+        };
+        let task = self.tasks.spawn(guest.instrument(info_span!("guest")));
+        self.commands.insert(task.id(), commands);
+        self.running.insert(task.id());
+    }
+
+    /// Runs every session until the first one ended and every other one too (or the user ended
+    /// the first); returns the last reason and the first session's control stream.
+    async fn run(mut self, first: First, slot: Slot) -> (EndReason, Option<quinn::SendStream>) {
+        let (seat, commands) = self.seat();
+        let config = self.config.clone();
+        // Made here, so it sits inside the relay connection's span.
+        let span = info_span!("session", id = %slot);
+        let first_task = self.tasks.spawn(
+            async move {
+                let First {
+                    conn,
+                    mut ctl_send,
+                    mut ctl,
+                    keys,
+                    technician,
+                    stream0,
+                } = first;
+                let who = technician_name(&technician);
+                let session = Session {
+                    conn: &conn,
+                    ctl_send: &mut ctl_send,
+                    ctl: &mut ctl,
+                    seat,
+                    keys,
+                    on_consent: None,
+                    may_invite: true,
+                };
+                let reason = session.run(&config, technician, stream0).await;
+                Some(Finished {
+                    reason,
+                    technician: Some(who),
+                    ctl_send: Some(ctl_send),
+                })
+            }
+            .instrument(span),
+        );
+        let first_id = first_task.id();
+        self.commands.insert(first_id, commands);
+        self.running.insert(first_id);
+        self.paired.insert(first_id);
+        self.count();
+        let mut first_over = false;
+        let mut last = EndReason::ConnectionLost;
+        let mut ctl_send = None;
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                c = self.ui.commands.recv(), if reading => match c {
+                    // Every session hears the user: consent, chat, revoke, end.
+                    Some(c) => {
+                        for tx in self.commands.values() {
+                            let _ = tx.send(c.clone()).await;
+                        }
+                    }
+                    // The front end is gone. Once the first session is over, a colleague still
+                    // in is ended as the user would end it.
+                    None => {
+                        reading = false;
+                        if first_over {
+                            for tx in self.commands.values() {
+                                let _ = tx.send(UserCommand::EndSession).await;
+                            }
+                        }
+                        self.commands.clear();
+                    }
+                },
+                Some(m) = self.inbox.recv() => self.handle(m),
+                Some(done) = self.tasks.join_next_with_id() => {
+                    // A task that paired said so before it could end: count it first.
+                    while let Ok(m) = self.inbox.try_recv() {
+                        self.handle(m);
+                    }
+                    let (id, finished) = match done {
+                        Ok((id, f)) => (id, f),
+                        Err(e) => {
+                            warn!(error = %e, "a session task failed");
+                            (e.id(), None)
+                        }
+                    };
+                    self.commands.remove(&id);
+                    self.running.remove(&id);
+                    let was_paired = self.paired.remove(&id);
+                    self.count();
+                    if let Some(f) = finished {
+                        if was_paired && let Some(technician) = f.technician {
+                            let reason = f.reason.clone();
+                            let event = if self.paired.is_empty() {
+                                AgentEvent::Ended { reason }
+                            } else {
+                                AgentEvent::TechnicianLeft { technician, reason }
+                            };
+                            let _ = self.ui.events.send(event).await;
+                        }
+                        if id == first_id {
+                            first_over = true;
+                            ctl_send = f.ctl_send;
+                            // The user ended it: nobody stays (dropping the set stops the rest).
+                            if f.reason == EndReason::UserEnded {
+                                return (f.reason, ctl_send);
+                            }
+                            last = f.reason;
+                        } else if first_over {
+                            last = f.reason;
+                        }
+                    } else if id == first_id {
+                        return (EndReason::ConnectionLost, None);
+                    }
+                    if self.tasks.is_empty() {
+                        return (last, ctl_send);
+                    }
+                }
+            }
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-enum PairError {
-    #[error(transparent)]
-    Pairing(#[from] tether_proto::pairing::PairingError),
-    #[error(transparent)]
-    Frame(#[from] FrameError),
-    #[error("no pairing stream in time")]
-    Timeout,
-    #[error("connection lost")]
-    Lost,
-}
-
-/// Runs pairing on the first spliced stream; on success the stream stays open as sealed stream 0.
-async fn pair(
-    relay: &RelayConnection,
-    code: &SessionCode,
-) -> Result<(SessionKeys, (quinn::SendStream, quinn::RecvStream)), PairError> {
-    let (mut send, mut recv) = tokio::time::timeout(STEP_TIMEOUT, relay.conn.accept_bi())
-        .await
-        .map_err(|_| PairError::Timeout)?
-        .map_err(|_| PairError::Lost)?;
-    let mut p = Pairing::new(Side::Agent, code.slot, &code.secret);
-    loop {
-        while let Some(m) = p.poll_transmit() {
-            framed::write_msg(&mut send, &m).await?;
-        }
-        if p.outcome().is_some() {
-            break;
-        }
-        let m = tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<PairingMsg>(&mut recv))
-            .await
-            .map_err(|_| PairError::Timeout)??;
-        let _ = p.handle(m);
-    }
-    Ok((p.into_keys()?, (send, recv)))
 }

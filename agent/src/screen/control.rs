@@ -16,9 +16,9 @@ use tether_proto::screen::{DisplayInfo, InputEvent, InputReply};
 use tokio::sync::oneshot;
 use tracing::warn;
 
+use super::activity::Activity;
 use super::held::{Held, Verdict};
-use super::{InputError, InputProvider, InputSink};
-use crate::session::RequestCtx;
+use super::{InputError, InputProvider, InputSink, StreamCtx};
 use crate::ui::AgentEvent;
 
 /// An event for the input thread and where its answer goes (`None`: nobody waits, e.g. the
@@ -115,7 +115,7 @@ pub(crate) async fn serve_control(
     display: u32,
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
-    ctx: &RequestCtx,
+    ctx: &StreamCtx,
 ) -> Result<(), SealedError> {
     let screen = ctx.screen.clone();
     let displays = tokio::task::spawn_blocking(move || screen.displays()).await;
@@ -178,12 +178,13 @@ pub(crate) async fn serve_control(
 async fn events(
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
-    ctx: &RequestCtx,
+    ctx: &StreamCtx,
     jobs: &std_mpsc::SyncSender<Job>,
     display: &DisplayInfo,
 ) -> Result<(), SealedError> {
     let origin = (display.x, display.y);
-    let mut in_use = false;
+    // Shown to the user while input is being injected, not merely while the stream is open.
+    let mut in_use: Option<Activity> = None;
     // Tell the user and the relay once per refusal run, not once per mouse move.
     let mut refusing = false;
     let result = loop {
@@ -221,29 +222,15 @@ async fn events(
                     scope: Scope::Control,
                 })
                 .await;
-            if in_use {
-                in_use = false;
-                let _ = ctx
-                    .events
-                    .send(AgentEvent::Controlling {
-                        technician: ctx.technician.clone(),
-                        active: false,
-                    })
-                    .await;
+            if let Some(active) = in_use.take() {
+                active.stop().await;
             }
             tx.send(&InputReply::Refused).await?;
             continue;
         }
         refusing = false;
-        if !in_use {
-            in_use = true;
-            let _ = ctx
-                .events
-                .send(AgentEvent::Controlling {
-                    technician: ctx.technician.clone(),
-                    active: true,
-                })
-                .await;
+        if in_use.is_none() {
+            in_use = Some(Activity::controlling(ctx).await);
         }
         let motion = matches!(event, InputEvent::MouseMove { .. });
         let (reply_tx, reply_rx) = oneshot::channel();
@@ -261,14 +248,8 @@ async fn events(
             break Err(e);
         }
     };
-    if in_use {
-        let _ = ctx
-            .events
-            .send(AgentEvent::Controlling {
-                technician: ctx.technician.clone(),
-                active: false,
-            })
-            .await;
+    if let Some(active) = in_use {
+        active.stop().await;
     }
     result
 }

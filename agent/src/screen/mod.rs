@@ -5,6 +5,7 @@
 //!   and lives in [`crate::ShareConfig`]; a source is created and used only on the capture thread
 //!   (scrap's capturer is not `Send`). Nothing is opened before the user grants `view`.
 //! - [`InputProvider`] / [`InputSink`]: open an injector; used only after `control` is granted.
+//! - [`backend`]: the one place a platform's backends are chosen ([`backend::default_providers`]).
 //! - `scrap_x11`: the X11 backend: scrap capture (X11 shared memory), RandR monitors and the cursor
 //!   (XFixes) via x11rb.
 //! - `monitors`: which displays a screen offers (each monitor, then "all monitors"), and the pure
@@ -19,6 +20,7 @@
 //!   xdg-desktop-portal-wlr), after Tether's consent; the restore token is kept.
 //! - `pipewire_stream`: frames from a PipeWire screen-cast stream, kept as the latest frame.
 //! - `remote_input`: input events mapped onto a desktop's remote-desktop calls (Mutter, portal).
+//! - `activity`: the guard that tells the user a view or control started, and that it stopped.
 //! - `held`: what a control stream holds down, and the key-press rate bound (pure).
 //! - `pace`: when the view stream captures (pure, time passed in): 30/s while the screen changes,
 //!   5/s when idle, at once after injected input.
@@ -28,6 +30,8 @@
 //! Backends take the X display name (e.g. `":5"`) instead of reading `DISPLAY`, so several agents in one
 //! process (the tests) can each use their own X server.
 
+mod activity;
+pub mod backend;
 mod control;
 mod held;
 pub mod monitors;
@@ -47,8 +51,13 @@ use std::fmt::Debug;
 
 use std::sync::Arc;
 
+use tether_proto::ScopeSet;
 use tether_proto::cursor::CursorShape;
+use tether_proto::msg::SessionReport;
 use tether_proto::screen::{DisplayInfo, InputEvent};
+use tokio::sync::{mpsc, watch};
+
+use crate::ui::AgentEvent;
 
 pub use held::{KEY_BURST, KEY_PRESSES_PER_SECOND, MAX_HELD_KEYS, MAX_SCROLL_NOTCHES};
 pub use scrap_x11::ScrapScreen;
@@ -62,6 +71,22 @@ pub use x11_input::X11Input;
 pub(crate) use control::serve_control;
 pub use pace::{FRAME_INTERVAL, IDLE_AFTER, IDLE_EVERY, WAKE_FOR, WAKE_INTERVAL};
 pub(crate) use view::{InputSeen, serve_view};
+
+/// What a screen stream (view or control) needs from its session.
+pub(crate) struct StreamCtx {
+    /// The current grant; a screen stream watches it for revocation.
+    pub grant: watch::Receiver<ScopeSet>,
+    pub events: mpsc::Sender<AgentEvent>,
+    pub reports: mpsc::Sender<SessionReport>,
+    /// Capture backend; opened only by a granted view stream.
+    pub screen: Arc<dyn ScreenProvider>,
+    /// Input backend; opened only by a granted control stream.
+    pub input: Arc<dyn InputProvider>,
+    /// Input injected on this session's control streams; its view streams wake on it.
+    pub input_seen: InputSeen,
+    /// Who is on the other side, for "viewed by" messages.
+    pub technician: String,
+}
 
 /// Capture failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -15,10 +15,9 @@ use tether_proto::screen::{self, DisplayInfo, FrameUpdate, MAX_IN_FLIGHT, Screen
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use super::activity::Activity;
 use super::pace::{Injected, Pacer};
-use super::{CaptureError, Pointer, ScreenProvider};
-use crate::session::RequestCtx;
-use crate::ui::AgentEvent;
+use super::{CaptureError, Pointer, ScreenProvider, StreamCtx};
 
 /// How many events a session's control streams have injected, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -139,7 +138,7 @@ pub(crate) async fn serve_view(
     display: u32,
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
-    ctx: &RequestCtx,
+    ctx: &StreamCtx,
 ) -> Result<(), SealedError> {
     let (ask_tx, ask_rx) = std_mpsc::sync_channel::<()>(1);
     let (out_tx, mut out_rx) = mpsc::channel::<Captured>(1);
@@ -166,7 +165,7 @@ async fn run(
     display: u32,
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
-    ctx: &RequestCtx,
+    ctx: &StreamCtx,
     ask: &std_mpsc::SyncSender<()>,
     out: &mut mpsc::Receiver<Captured>,
 ) -> Result<(), SealedError> {
@@ -188,31 +187,17 @@ async fn run(
     })
     .await?;
     info!(index = u64::from(idx), "screen view started");
-    let _ = ctx
-        .events
-        .send(AgentEvent::Viewing {
-            technician: ctx.technician.clone(),
-            display: info.index,
-            active: true,
-        })
-        .await;
+    let viewing = Activity::viewing(ctx, info.index).await;
     let result = stream(tx, rx, ctx, ask, out).await;
     info!(index = u64::from(idx), "screen view ended");
-    let _ = ctx
-        .events
-        .send(AgentEvent::Viewing {
-            technician: ctx.technician.clone(),
-            display: info.index,
-            active: false,
-        })
-        .await;
+    viewing.stop().await;
     result
 }
 
 async fn stream(
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
-    ctx: &RequestCtx,
+    ctx: &StreamCtx,
     ask: &std_mpsc::SyncSender<()>,
     out: &mut mpsc::Receiver<Captured>,
 ) -> Result<(), SealedError> {

@@ -1,5 +1,4 @@
-//! The enrolled-device commands behind `tether-agent enroll | run | status`, kept out of main.rs so
-//! main stays a thin parser.
+//! The enrolled-device commands behind `tether-agent enroll | run | status`.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,269 @@
+//! The `tether-agent` command line: its arguments, running each command, and how each ends (the
+//! words on stderr and the exit code). `main.rs` only parses, sets up logging and exits with
+//! [`Failure::code`].
+//!
+//! # Layout
+//! - this file: [`Cli`] and [`Command`], [`Cli::resolve`] (no command means the window), [`run`].
+//! - [`enrolled`]: `enroll`, `run` (service mode) and `status`.
+
+pub mod enrolled;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tether_net::cli::RelayArgs;
+
+use crate::local_log::{LocalLog, default_state_dir};
+use crate::policy::{AgentConfig, DEFAULT_CONFIG};
+use crate::ui::{self, UserCommand};
+use crate::{ShareConfig, terminal};
+
+/// The agent's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tether-agent",
+    version,
+    about = "Tether agent: let a technician help you, with your consent"
+)]
+pub struct Cli {
+    /// Where this machine's Tether data is kept: the local session log, known organisations, and
+    /// (once enrolled) the device identity and report queue.
+    #[arg(long, global = true, env = "TETHER_AGENT_DATA", alias = "state-dir")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    relay: RelayArgs,
+    /// Without a command: open the window on a desktop.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// The agent's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show a one-time code and share this machine with the technician you read it to.
+    Share {
+        /// IT's agent config (TOML, e.g. `allowed_orgs = ["Acme IT"]`).
+        #[arg(long, env = "TETHER_AGENT_CONFIG")]
+        config: Option<PathBuf>,
+        /// What you need help with, e.g. "printer offline" (at most 200 characters); the
+        /// technician sees it when they enter your code.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Stop after one session. Without it, a new code follows each session until you type q
+        /// or press Ctrl-C.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Open the agent window (the default on a desktop): code, consent dialog, session banner.
+    Window {
+        /// IT's agent config (TOML, e.g. `allowed_orgs = ["Acme IT"]`).
+        #[arg(long, env = "TETHER_AGENT_CONFIG")]
+        config: Option<PathBuf>,
+        /// Seconds the user has to answer the consent dialog (for tests and demos).
+        #[arg(long, hide = true, default_value_t = crate::share::CONSENT_TIMEOUT.as_secs())]
+        consent_timeout: u64,
+        /// What you need help with (at most 200 characters); the technician sees it when they
+        /// enter your code.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Show the local log of past sessions on this machine.
+    Log,
+    /// Enroll this machine with your organisation's relay, using a token from IT.
+    Enroll {
+        /// The enrollment token (`tether-relay enroll-token create`).
+        #[arg(long, env = "TETHER_ENROLL_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+    /// Service mode: report inventory to the relay on a schedule until stopped.
+    Run {
+        /// Time between reports, in seconds.
+        #[arg(long, default_value_t = crate::report::DEFAULT_INTERVAL.as_secs())]
+        interval_secs: u64,
+        /// Read Debian packages from this status file instead of /var/lib/dpkg/status.
+        #[arg(long, hide = true)]
+        dpkg_status: Option<std::path::PathBuf>,
+    },
+    /// Show whether this machine is enrolled and what it reports.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The agent's log file, in its data directory.
+const LOG_FILE: &str = "agent.log";
+
+/// How a command failed: what to print after `error: ` (if anything is left to print) and the exit
+/// code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Printed as `error: {message}` on stderr; `None` when it was printed already.
+    pub message: Option<String>,
+    /// The process's exit code.
+    pub code: i32,
+}
+
+impl Failure {
+    fn new(message: impl std::fmt::Display, code: i32) -> Self {
+        Failure {
+            message: Some(message.to_string()),
+            code,
+        }
+    }
+}
+
+impl Cli {
+    /// With no command, the window with every option from the environment; a usage error (exit
+    /// 2) where there is no desktop.
+    pub fn resolve(mut self) -> Result<Self, Failure> {
+        if self.command.is_none() {
+            if std::env::var_os("DISPLAY").is_none()
+                && std::env::var_os("WAYLAND_DISPLAY").is_none()
+            {
+                return Err(Failure::new(
+                    "no desktop found (DISPLAY and WAYLAND_DISPLAY are unset); use `tether-agent share`",
+                    2,
+                ));
+            }
+            self.command = Cli::parse_from(["tether-agent", "window"]).command;
+        }
+        Ok(self)
+    }
+
+    /// Where logs go: `None` for the journal (the service, or no data directory), else the log file.
+    /// The terminal is the user's, so nothing else logs there (`RUST_LOG` sets the level).
+    pub fn log_file(&self) -> Option<PathBuf> {
+        match (
+            &self.command,
+            self.data_dir.clone().or_else(default_state_dir),
+        ) {
+            (Some(Command::Run { .. }), _) | (_, None) => None,
+            (_, Some(dir)) => Some(dir.join(LOG_FILE)),
+        }
+    }
+}
+
+/// Runs the command (see [`Cli::resolve`] for none).
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let data_dir = cli.data_dir.clone();
+    let state_dir = cli.data_dir.or_else(default_state_dir);
+    let relay = cli.relay;
+    let mut again = false;
+    let (config, window, reason) = match cli.command {
+        None | Some(Command::Log) => {
+            let Some(dir) = state_dir else {
+                return Err(Failure::new(
+                    "no state directory (set TETHER_AGENT_DATA)",
+                    2,
+                ));
+            };
+            let lines = LocalLog::new(&dir).read().map_err(|e| Failure::new(e, 1))?;
+            if lines.is_empty() {
+                tether_net::outln!("no sessions recorded in {}", dir.display())
+            }
+            lines.iter().for_each(|l| tether_net::outln!("{l}"));
+            return Ok(());
+        }
+        Some(Command::Share {
+            config,
+            reason,
+            once,
+        }) => {
+            again = !once;
+            (config, None, reason)
+        }
+        Some(Command::Window {
+            config,
+            consent_timeout,
+            reason,
+        }) => (config, Some(consent_timeout), reason),
+        Some(Command::Enroll { token }) => {
+            return block_on(enrolled::enroll(relay, token, data_dir))?
+                .map_err(|e| Failure::new(e, 1));
+        }
+        Some(Command::Run {
+            interval_secs,
+            dpkg_status,
+        }) => {
+            return block_on(enrolled::run(data_dir, interval_secs, dpkg_status))?
+                .map_err(|e| Failure::new(e, 1));
+        }
+        Some(Command::Status { json }) => {
+            return enrolled::status(data_dir, json).map_err(|e| Failure::new(e, 1));
+        }
+    };
+    let explicit = config.is_some();
+    let config_path = config.unwrap_or_else(|| DEFAULT_CONFIG.into());
+    let agent_config = match AgentConfig::load(&config_path, explicit) {
+        Ok(c) => c,
+        Err(e) if window.is_some() => return Err(not_configured(&e.to_string())),
+        Err(e) => return Err(Failure::new(e, 2)),
+    };
+    let target = match relay.target_with(&agent_config.relay_defaults()) {
+        Ok(t) => t,
+        Err(e) if window.is_some() => return Err(not_configured(&e.to_string())),
+        Err(e) => return Err(Failure::new(e, 2)),
+    };
+    let mut share = ShareConfig::new(target);
+    share.policy = agent_config.policy();
+    share.state_dir = state_dir;
+    share.again = again;
+    share.reason = match reason.as_deref().map(crate::share::check_reason) {
+        None => None,
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return Err(Failure::new(e, 2)),
+    };
+    if let Some(secs) = window {
+        share.consent_timeout = std::time::Duration::from_secs(secs);
+        return crate::window::run(share).map_err(|e| Failure::new(e, 1));
+    }
+    block_on(terminal_mode(share))?
+}
+
+/// The window with nothing to connect to: it opens anyway and says, in plain words, what is missing
+/// and whom to ask (a double-click on the desktop icon must never show nothing). Exit code 2.
+fn not_configured(detail: &str) -> Failure {
+    eprintln!("error: this computer is not set up for remote help: {detail}");
+    match crate::window::run_not_configured(detail) {
+        Ok(()) => Failure {
+            message: None,
+            code: 2,
+        },
+        Err(e) => Failure::new(e, 2),
+    }
+}
+
+/// Runs `f` on a fresh multi-threaded runtime (the window runs its own, so `run` is not async).
+/// The runtime is not waited for on the way out: the terminal's stdin read cannot be cancelled.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Failure> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::new(e, 1))?;
+    let out = runtime.block_on(f);
+    runtime.shutdown_background();
+    Ok(out)
+}
+
+async fn terminal_mode(share: ShareConfig) -> Result<(), Failure> {
+    let (link, handle) = ui::channels();
+    let commands = handle.commands.clone();
+    let front = tokio::spawn(terminal::run(
+        handle,
+        tokio::io::BufReader::new(tokio::io::stdin()),
+        std::io::stdout(),
+    ));
+    let ctrl_c = tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if commands.send(UserCommand::EndSession).await.is_err() {
+                // The session is already gone; a second Ctrl-C just leaves (stdin cannot be
+                // cancelled, so nothing else would end the process).
+                std::process::exit(130);
+            }
+        }
+    });
+    let result = crate::share(share, link).await;
+    // Let the front end print the last events.
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), front).await;
+    ctrl_c.abort();
+    result.map(|_| ()).map_err(|e| Failure::new(e, 1))
+}

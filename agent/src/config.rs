@@ -1,0 +1,82 @@
+//! Share mode's settings: the relay, IT's policy, the backends, and the step and consent limits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tether_net::Trust;
+use tether_net::client::RelayTarget;
+use tether_proto::records::{MAX_REASON_CHARS, check_text};
+
+use crate::policy::Policy;
+use crate::screen::{InputProvider, ScreenProvider};
+
+/// How long the user has to answer the consent prompt before it counts as "no".
+pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long each pairing or request step may take before the peer is considered broken.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings for [`share`].
+#[derive(Debug, Clone)]
+pub struct ShareConfig {
+    /// The relay.
+    pub relay: RelayTarget,
+    /// See [`CONSENT_TIMEOUT`].
+    pub consent_timeout: Duration,
+    /// IT's rules (allowed organisations).
+    pub policy: Policy,
+    /// Where the local session log and known organisations live; `None` keeps nothing.
+    pub state_dir: Option<PathBuf>,
+    /// Screen capture backend (opened only after `view` is granted).
+    pub screen: Arc<dyn ScreenProvider>,
+    /// Input backend (opened only after `control` is granted).
+    pub input: Arc<dyn InputProvider>,
+    /// Why the user asks for help, sent with every slot request so the technician sees it on
+    /// claiming; check it with [`check_reason`] first.
+    pub reason: Option<String>,
+    /// After a session ends (other than by the user), show a new code and wait again, as
+    /// `tether-agent share` does without `--once`. `false` (the default, and the window) returns
+    /// after one session.
+    pub again: bool,
+}
+
+impl ShareConfig {
+    /// Defaults for `relay`: no policy, no state kept.
+    pub fn new(relay: RelayTarget) -> Self {
+        let (screen, input) = crate::screen::backend::default_providers();
+        ShareConfig {
+            relay,
+            consent_timeout: CONSENT_TIMEOUT,
+            screen,
+            input,
+            policy: Policy::default(),
+            state_dir: None,
+            reason: None,
+            again: false,
+        }
+    }
+
+    /// The relay's identity as shown to the user.
+    pub fn relay_identity(&self) -> String {
+        match &self.relay.trust {
+            Trust::Fingerprint(fp) => format!(
+                "{} (certificate {}…)",
+                self.relay.addr,
+                &fp[..fp.len().min(16)]
+            ),
+            Trust::CaFile(path) => format!(
+                "{} (verified by CA file {})",
+                self.relay.addr,
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Checks and cleans the reason a user gives with `share --reason`: at most
+/// [`MAX_REASON_CHARS`] characters, control characters made harmless; `None` if nothing is left.
+pub fn check_reason(reason: &str) -> Result<Option<String>, String> {
+    let r = check_text("--reason", reason, MAX_REASON_CHARS, false).map_err(|e| e.to_string())?;
+    Ok((!r.is_empty()).then_some(r))
+}
