@@ -94,7 +94,9 @@ impl Desktop {
     fn serve(&mut self, name: &str, mut cmd: Command) {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         cmd.stdout(Stdio::null()).stderr(log);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e} (packaging/system-packages)"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e} (packaging/system-packages)"));
         self.servers.push(child);
     }
 
@@ -110,7 +112,11 @@ impl Desktop {
                     panic!("a service exited ({status}) before {what}: {}", self.log());
                 }
             }
-            assert!(start.elapsed() < SWAY_WAIT, "{what} timed out: {}", self.log());
+            assert!(
+                start.elapsed() < SWAY_WAIT,
+                "{what} timed out: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -187,11 +193,16 @@ impl Desktop {
         ]);
         d.serve("mutter", mutter);
         d.wait_until("Mutter on the bus", |d| {
-            ["org.gnome.Mutter.ScreenCast", "org.gnome.Mutter.RemoteDesktop"]
-                .iter()
-                .all(|name| d.has_name(name))
+            [
+                "org.gnome.Mutter.ScreenCast",
+                "org.gnome.Mutter.RemoteDesktop",
+            ]
+            .iter()
+            .all(|name| d.has_name(name))
         });
-        d.wait_until("WirePlumber", |d| d.cmd("wpctl", &["status"]).status.success());
+        d.wait_until("WirePlumber", |d| {
+            d.cmd("wpctl", &["status"]).status.success()
+        });
         d.socket = d.dir.join("wayland-0");
         d
     }
@@ -206,14 +217,22 @@ impl Desktop {
         let bus = self.bus.as_deref().expect("a Mutter desktop");
         let conn = connection::Builder::address(bus).unwrap().build().unwrap();
         let root = Proxy::new(&conn, SC, "/org/gnome/Mutter/ScreenCast", SC).unwrap();
-        let session: OwnedObjectPath = root.call("CreateSession", &(HashMap::<&str, Value>::new(),)).unwrap();
-        let session = Proxy::new(&conn, SC, session, "org.gnome.Mutter.ScreenCast.Session").unwrap();
+        let session: OwnedObjectPath = root
+            .call("CreateSession", &(HashMap::<&str, Value>::new(),))
+            .unwrap();
+        let session =
+            Proxy::new(&conn, SC, session, "org.gnome.Mutter.ScreenCast.Session").unwrap();
         let options = HashMap::from([("cursor-mode", Value::U32(0))]);
         let stream: OwnedObjectPath = session.call("RecordMonitor", &("", options)).unwrap();
         let stream = Proxy::new(&conn, SC, stream, "org.gnome.Mutter.ScreenCast.Stream").unwrap();
         let mut added = stream.receive_signal("PipeWireStreamAdded").unwrap();
         session.call::<_, _, ()>("Start", &()).unwrap();
-        let node: u32 = added.next().expect("a stream node").body().deserialize().unwrap();
+        let node: u32 = added
+            .next()
+            .expect("a stream node")
+            .body()
+            .deserialize()
+            .unwrap();
         let file = self.dir.join(format!("frame-{node}.rgb"));
         let out = self.cmd(
             "timeout",
@@ -234,11 +253,45 @@ impl Desktop {
             ],
         );
         let _ = session.call::<_, _, ()>("Stop", &());
-        assert!(out.status.success(), "gst-launch: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "gst-launch: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let rgb = std::fs::read(&file).unwrap();
         let _ = std::fs::remove_file(&file);
         assert_eq!(rgb.len(), 1920 * 1080 * 3, "one 1920x1080 RGB frame");
         (1920, 1080, rgb)
+    }
+
+    /// [`Desktop::mutter`] with xdg-desktop-portal and its GNOME backend: the real portal path.
+    pub fn gnome_portal() -> Self {
+        let mut d = Self::mutter();
+        let mut update = d.command("dbus-update-activation-environment");
+        update.args([
+            "WAYLAND_DISPLAY",
+            "XDG_CURRENT_DESKTOP",
+            "XDG_SESSION_TYPE",
+            "GSETTINGS_BACKEND",
+        ]);
+        assert!(
+            update.status().unwrap().success(),
+            "dbus-update-activation-environment"
+        );
+        let mut gnome = d.command("/usr/libexec/xdg-desktop-portal-gnome");
+        gnome.env("GDK_BACKEND", "wayland");
+        d.serve("xdg-desktop-portal-gnome", gnome);
+        d.wait_until("the GNOME portal backend", |d| {
+            d.has_name("org.freedesktop.impl.portal.desktop.gnome")
+        });
+        d.serve(
+            "xdg-desktop-portal",
+            d.command("/usr/libexec/xdg-desktop-portal"),
+        );
+        d.wait_until("the portal", |d| {
+            d.has_name("org.freedesktop.portal.Desktop")
+        });
+        d
     }
 
     /// Whether `name` is owned on the session bus.
@@ -256,6 +309,11 @@ impl Desktop {
     /// PipeWire's socket.
     pub fn pipewire(&self) -> String {
         self.dir.join("pipewire-0").display().to_string()
+    }
+
+    /// Hands `path` to the session user (a directory the agent under test writes).
+    pub fn give(&self, path: &Path) {
+        self.chown(path);
     }
 
     fn chown(&self, path: &Path) {
@@ -484,6 +542,8 @@ impl Drop for Desktop {
             let _ = c.wait();
         }
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::env::var_os("TETHER_KEEP_DESKTOP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

@@ -29,8 +29,8 @@ use tether_relay::{Limits, Relay, RelayConfig, RelayHandle};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub mod proxy;
 pub mod desktop;
+pub mod proxy;
 
 /// How long a test waits for any one expected event.
 pub const WAIT: Duration = Duration::from_secs(20);

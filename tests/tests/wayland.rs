@@ -9,17 +9,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use std::process::Stdio;
 use tether_agent::ShareConfig;
 use tether_agent::screen::{
-    CaptureError, InputError, InputProvider, InputSink, MutterDesktop, ScreenProvider, ScreenSource, WlrootsInput,
-    WlrootsScreen,
+    CaptureError, InputError, InputProvider, InputSink, MutterDesktop, SCREEN_REFUSED,
+    ScreenProvider, ScreenSource, WlrootsInput, WlrootsScreen,
 };
 use tether_console::screen::ViewStream;
 use tether_console::{ConsoleError, open_session};
 use tether_proto::keys::Code;
 use tether_proto::screen::{Action, DisplayInfo, InputEvent, KeyId, MouseButton};
 use tether_proto::{Scope, ScopeSet};
+
+use tether_net::Trust;
 use tether_tests::desktop::{Desktop, Sway, wait_for_file};
+use tether_tests::procs::{Kill, bin, lines, wait_for, wait_for_code};
 use tether_tests::{TestAgent, TestRelay, WAIT, bgrx_to_rgb};
 
 fn scopes(s: &str) -> ScopeSet {
@@ -359,7 +363,11 @@ async fn until_equal_mutter(view: &mut ViewStream, d: &Desktop) {
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
-            let differ = fb.chunks(3).zip(shot.chunks(3)).filter(|(a, b)| a != b).count();
+            let differ = fb
+                .chunks(3)
+                .zip(shot.chunks(3))
+                .filter(|(a, b)| a != b)
+                .count();
             panic!("framebuffer never matched GStreamer's frame: {differ} pixels differ");
         }
         let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), view.next_frame()).await;
@@ -378,31 +386,245 @@ async fn mutter_frames_match_and_typed_text_runs_in_foot() {
         .await
         .unwrap();
     let displays = session.displays().await.unwrap();
-    assert_eq!((displays[0].width, displays[0].height), (1920, 1080), "{displays:?}");
+    assert_eq!(
+        (displays[0].width, displays[0].height),
+        (1920, 1080),
+        "{displays:?}"
+    );
     let mut view = session.view(0).await.unwrap();
     view.next_frame().await.unwrap();
     until_equal_mutter(&mut view, &d).await;
 
     let mut control = session.control(0).await.unwrap();
-    control.send(&InputEvent::MouseMove { x: 960, y: 540 }).await.unwrap();
+    control
+        .send(&InputEvent::MouseMove { x: 960, y: 540 })
+        .await
+        .unwrap();
     let typed = d.path("typed.txt");
     for (code, shift) in us_keys(&format!("echo by_mutter_keys > {}\n", typed.display())) {
         if shift {
-            control.send(&key(Code::ShiftLeft, Action::Press)).await.unwrap();
+            control
+                .send(&key(Code::ShiftLeft, Action::Press))
+                .await
+                .unwrap();
         }
         control.send(&key(code, Action::Click)).await.unwrap();
         if shift {
-            control.send(&key(Code::ShiftLeft, Action::Release)).await.unwrap();
+            control
+                .send(&key(Code::ShiftLeft, Action::Release))
+                .await
+                .unwrap();
         }
     }
     assert_eq!(wait_for_file(&typed), "by_mutter_keys\n");
     let by_text = d.path("text.txt");
     control
-        .send(&InputEvent::Text(format!("echo Mutter-Text > {}", by_text.display())))
+        .send(&InputEvent::Text(format!(
+            "echo Mutter-Text > {}",
+            by_text.display()
+        )))
         .await
         .unwrap();
-    control.send(&key(Code::Enter, Action::Click)).await.unwrap();
+    control
+        .send(&key(Code::Enter, Action::Click))
+        .await
+        .unwrap();
     assert_eq!(wait_for_file(&by_text), "Mutter-Text\n");
     until_equal_mutter(&mut view, &d).await;
+    session.end().await;
+}
+
+// ---- The desktop portal on GNOME (Mutter + xdg-desktop-portal-gnome) ----
+
+/// The accent blue of a GNOME dialog's suggested button (`#3584e4`).
+fn accent_blue(p: &[u8]) -> bool {
+    let (b, g, r) = (p[0], p[1], p[2]);
+    b > 200 && r < 120 && (100..180).contains(&g)
+}
+
+/// Waits for the portal's dialog on the desktop and answers it as a user would, through Mutter's
+/// own remote-desktop API: "Share" (select the monitor, then the blue Share button) or Escape.
+fn answer_portal_dialog(d: &Desktop, share: bool) -> std::thread::JoinHandle<()> {
+    let mutter = MutterDesktop::new(d.bus.clone(), Some(d.pipewire()));
+    std::thread::spawn(move || answer_with(&mutter, share))
+}
+
+/// The accent-blue pixels of the frame, as (x, y).
+fn blue_pixels(pixels: &[u8], width: usize) -> Vec<(usize, usize)> {
+    pixels
+        .chunks_exact(4)
+        .enumerate()
+        .filter(|(_, p)| accent_blue(p))
+        .map(|(i, _)| (i % width, i / width))
+        .collect()
+}
+
+fn answer_with(mutter: &MutterDesktop, share: bool) {
+    let mut screen = ScreenProvider::open(mutter, 0).unwrap();
+    let mut input = InputProvider::open(mutter).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut poke = 0;
+    let mut click = |input: &mut Box<dyn InputSink>, (x, y): (usize, usize)| {
+        input
+            .inject(
+                &InputEvent::MouseMove {
+                    x: x as i32,
+                    y: y as i32,
+                },
+                (0, 0),
+            )
+            .unwrap();
+        let press = InputEvent::Button {
+            button: MouseButton::Left,
+            action: Action::Click,
+        };
+        input.inject(&press, (0, 0)).unwrap();
+    };
+    // The dialog opens with "Remember this selection" ticked (blue) and Share greyed out until a
+    // monitor is selected; the monitor list is just below the tick box.
+    let mut tick: Option<(usize, usize)> = None;
+    loop {
+        // Moving the pointer makes Mutter paint (and so send) a new frame.
+        poke = 1 - poke;
+        input
+            .inject(&InputEvent::MouseMove { x: 5, y: 5 + poke }, (0, 0))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let width = screen.info().width as usize;
+        let blue = blue_pixels(screen.capture().unwrap(), width);
+        match tick {
+            None if blue.len() > 100 => {
+                let t = blue[blue.len() / 2];
+                if !share {
+                    input
+                        .inject(&key(Code::Escape, Action::Click), (0, 0))
+                        .unwrap();
+                    return;
+                }
+                tick = Some(t);
+                click(&mut input, (width / 2, t.1 + 54));
+            }
+            Some(t) => {
+                let button: Vec<_> = blue.iter().filter(|p| p.1 + 60 < t.1).collect();
+                if button.len() > 1000 {
+                    click(&mut input, *button[button.len() / 2]);
+                    return;
+                }
+            }
+            None => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the portal's dialog never showed"
+        );
+    }
+}
+
+/// `tether-agent share --once --backend portal` as the desktop's user (the portal serves only its
+/// own user), with its data directory in the session; returns it with its stdout and code.
+fn portal_agent(
+    relay: &TestRelay,
+    d: &Desktop,
+    data: &std::path::Path,
+) -> (Kill, std::sync::mpsc::Receiver<String>, String) {
+    let target = relay.target();
+    let Trust::Fingerprint(fp) = &target.trust else {
+        unreachable!("the test relay is pinned by fingerprint")
+    };
+    let mut cmd = d.command(&bin("tether-agent").display().to_string());
+    cmd.args([
+        "share",
+        "--once",
+        "--backend",
+        "portal",
+        "--relay",
+        &target.addr.to_string(),
+    ])
+    .args(["--relay-cert-sha256", fp])
+    .env("TETHER_AGENT_DATA", data)
+    .env("RUST_LOG", "info")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let mut agent = Kill(cmd.spawn().unwrap());
+    let out = lines(agent.0.stdout.take().unwrap());
+    let code = wait_for_code(&out);
+    (agent, out, code)
+}
+
+fn allow(agent: &mut Kill, out: &std::sync::mpsc::Receiver<String>) {
+    use std::io::Write;
+    wait_for(out, "Allow?");
+    writeln!(agent.0.stdin.as_mut().unwrap(), "y").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_asks_after_our_consent_then_remembers_and_a_cancel_is_a_clear_reason() {
+    let mut d = Desktop::gnome_portal();
+    d.spawn("foot", &[]);
+    let data = d.path("agent-data");
+    std::fs::create_dir_all(&data).unwrap();
+    d.give(&data);
+    let relay = TestRelay::start().await;
+
+    // First session: the desktop's dialog comes after Tether's consent; the test answers Share.
+    let (mut agent, out, code) = portal_agent(&relay, &d, &data);
+    let console = relay.console();
+    let opening =
+        tokio::spawn(
+            async move { open_session(&console, code.parse().unwrap(), scopes("view")).await },
+        );
+    tokio::task::block_in_place(|| allow(&mut agent, &out));
+    let mut session = opening.await.unwrap().unwrap();
+    let dialog = answer_portal_dialog(&d, true);
+    let mut view = session.view(0).await.unwrap();
+    dialog.join().unwrap();
+    view.next_frame().await.unwrap();
+    assert_eq!(
+        (view.framebuffer.width, view.framebuffer.height),
+        (1920, 1080)
+    );
+    until_equal_mutter(&mut view, &d).await;
+    session.end().await;
+    drop(agent);
+    let token = std::fs::read_to_string(data.join("portal-restore-token")).unwrap();
+    assert!(!token.trim().is_empty(), "the restore token is kept");
+
+    // Second session: the stored token restores the choice, and no dialog shows.
+    let (mut agent, out, code) = portal_agent(&relay, &d, &data);
+    let console = relay.console();
+    let opening =
+        tokio::spawn(
+            async move { open_session(&console, code.parse().unwrap(), scopes("view")).await },
+        );
+    tokio::task::block_in_place(|| allow(&mut agent, &out));
+    let mut session = opening.await.unwrap().unwrap();
+    let mut view = tokio::time::timeout(WAIT, session.view(0))
+        .await
+        .expect("no dialog to wait for")
+        .unwrap();
+    view.next_frame().await.unwrap();
+    until_equal_mutter(&mut view, &d).await;
+    session.end().await;
+    drop(agent);
+
+    // Third session, without the token: the user cancels the desktop's dialog; the console hears
+    // why and the session goes on for the other scopes.
+    std::fs::remove_file(data.join("portal-restore-token")).unwrap();
+    let (mut agent, out, code) = portal_agent(&relay, &d, &data);
+    let console = relay.console();
+    let opening = tokio::spawn(async move {
+        open_session(&console, code.parse().unwrap(), scopes("view,inventory")).await
+    });
+    tokio::task::block_in_place(|| allow(&mut agent, &out));
+    let mut session = opening.await.unwrap().unwrap();
+    let dialog = answer_portal_dialog(&d, false);
+    let err = match session.view(0).await {
+        Err(e) => e,
+        Ok(mut v) => v.next_frame().await.unwrap_err(),
+    };
+    dialog.join().unwrap();
+    assert!(err.to_string().contains(SCREEN_REFUSED), "{err}");
+    session.inventory().await.unwrap();
     session.end().await;
 }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::enroll::{DataDir, EnrollConfig, enroll as do_enroll};
 use crate::inventory::Collector;
 use crate::report::{RunConfig, RunEvent, run as do_run};
+use crate::screen::backend::Backend;
 
 fn dir(d: Option<PathBuf>) -> DataDir {
     DataDir::new(d.unwrap_or_else(DataDir::default_path))
@@ -109,7 +110,7 @@ pub async fn run(
 }
 
 /// `tether-agent status`.
-pub fn status(data_dir: Option<PathBuf>, json: bool) -> Result<(), String> {
+pub fn status(data_dir: Option<PathBuf>, json: bool, backend: Backend) -> Result<(), String> {
     let dir = dir(data_dir);
     let id = dir.identity().map_err(|e| e.to_string())?;
     let state = dir.state().map_err(|e| e.to_string())?;
@@ -123,6 +124,7 @@ pub fn status(data_dir: Option<PathBuf>, json: bool) -> Result<(), String> {
             "relay": id.as_ref().map(|i| i.relay.clone()),
             "last_acknowledged_report": state.acked_seq,
             "queued_reports": queued,
+            "screen_backend": backend.as_str(),
             "reports": inv,
         });
         tether_net::outln!(
@@ -142,6 +144,7 @@ pub fn status(data_dir: Option<PathBuf>, json: bool) -> Result<(), String> {
         }
         None => tether_net::outln!("enrolled     no (run `tether-agent enroll --token ...`)"),
     }
+    tether_net::outln!("screen       {} ({})", backend, backend.describe());
     let h = &inv.hardware;
     tether_net::outln!(
         "\nwhat this machine reports (sent only once enrolled, to your organisation's relay):"

@@ -15,6 +15,7 @@ use tether_net::cli::RelayArgs;
 
 use crate::local_log::{LocalLog, default_state_dir};
 use crate::policy::{AgentConfig, DEFAULT_CONFIG};
+use crate::screen::backend::{self, Backend, SessionEnv};
 use crate::ui::{self, UserCommand};
 use crate::{ShareConfig, terminal};
 
@@ -32,6 +33,10 @@ pub struct Cli {
     data_dir: Option<PathBuf>,
     #[command(flatten)]
     relay: RelayArgs,
+    /// Screen and input backend: x11, portal, wlroots or mutter (default: chosen from the desktop
+    /// session).
+    #[arg(long, global = true, env = "TETHER_BACKEND")]
+    backend: Option<Backend>,
     /// Without a command: open the window on a desktop.
     #[command(subcommand)]
     command: Option<Command>,
@@ -150,6 +155,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     let data_dir = cli.data_dir.clone();
     let state_dir = cli.data_dir.or_else(default_state_dir);
     let relay = cli.relay;
+    let backend = cli
+        .backend
+        .unwrap_or_else(|| backend::choose(&SessionEnv::from_env()));
     let mut again = false;
     let (config, window, reason) = match cli.command {
         None | Some(Command::Log) => {
@@ -191,7 +199,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(|e| Failure::new(e, 1));
         }
         Some(Command::Status { json }) => {
-            return enrolled::status(data_dir, json).map_err(|e| Failure::new(e, 1));
+            return enrolled::status(data_dir, json, backend).map_err(|e| Failure::new(e, 1));
         }
     };
     let explicit = config.is_some();
@@ -207,6 +215,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Err(e) => return Err(Failure::new(e, 2)),
     };
     let mut share = ShareConfig::new(target);
+    (share.screen, share.input) = backend::providers(backend, state_dir.as_deref());
+    tracing::info!(
+        backend = backend.as_str(),
+        "screen and input: {}",
+        backend.describe()
+    );
     share.policy = agent_config.policy();
     share.state_dir = state_dir;
     share.again = again;
@@ -219,6 +233,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         share.consent_timeout = std::time::Duration::from_secs(secs);
         return crate::window::run(share).map_err(|e| Failure::new(e, 1));
     }
+    tether_net::outln!("Screen and input go through {}.", backend.describe());
     block_on(terminal_mode(share))?
 }
 

@@ -60,10 +60,10 @@ use tokio::sync::{mpsc, watch};
 use crate::ui::AgentEvent;
 
 pub use held::{KEY_BURST, KEY_PRESSES_PER_SECOND, MAX_HELD_KEYS, MAX_SCROLL_NOTCHES};
-pub use scrap_x11::ScrapScreen;
-pub use shared::{REUSE_WITHIN, SharedScreen};
 pub use mutter::MutterDesktop;
 pub use portal::{CONTROL_REFUSED, PortalDesktop, SCREEN_REFUSED};
+pub use scrap_x11::ScrapScreen;
+pub use shared::{REUSE_WITHIN, SharedScreen};
 pub use wlroots::WlrootsScreen;
 pub use wlroots_input::{FIRST_KEY_SETTLE, WlrootsInput};
 pub use x11_input::X11Input;

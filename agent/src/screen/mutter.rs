@@ -40,7 +40,9 @@ impl MutterDesktop {
 
     fn connect(&self) -> Result<Connection, String> {
         let conn = match &self.bus {
-            Some(a) => zbus::blocking::connection::Builder::address(a.as_str()).and_then(|b| b.build()),
+            Some(a) => {
+                zbus::blocking::connection::Builder::address(a.as_str()).and_then(|b| b.build())
+            }
             None => Connection::session(),
         };
         conn.map_err(|e| format!("cannot reach the session bus: {e}"))
@@ -60,23 +62,37 @@ struct Session {
 
 impl Session {
     fn start(conn: &Connection) -> Result<Self, String> {
-        let root = Proxy::new(conn, RD, "/org/gnome/Mutter/RemoteDesktop", RD).map_err(dbus("RemoteDesktop"))?;
-        let path: OwnedObjectPath = root.call("CreateSession", &()).map_err(dbus("RemoteDesktop.CreateSession"))?;
-        let rd = Proxy::new(conn, RD, path, "org.gnome.Mutter.RemoteDesktop.Session").map_err(dbus("session"))?;
+        let root = Proxy::new(conn, RD, "/org/gnome/Mutter/RemoteDesktop", RD)
+            .map_err(dbus("RemoteDesktop"))?;
+        let path: OwnedObjectPath = root
+            .call("CreateSession", &())
+            .map_err(dbus("RemoteDesktop.CreateSession"))?;
+        let rd = Proxy::new(conn, RD, path, "org.gnome.Mutter.RemoteDesktop.Session")
+            .map_err(dbus("session"))?;
         let id: String = rd.get_property("SessionId").map_err(dbus("SessionId"))?;
-        let sc_root = Proxy::new(conn, SC, "/org/gnome/Mutter/ScreenCast", SC).map_err(dbus("ScreenCast"))?;
+        let sc_root =
+            Proxy::new(conn, SC, "/org/gnome/Mutter/ScreenCast", SC).map_err(dbus("ScreenCast"))?;
         let options = HashMap::from([("remote-desktop-session-id", Value::from(id.as_str()))]);
         let sc_path: OwnedObjectPath = sc_root
             .call("CreateSession", &(options,))
             .map_err(dbus("ScreenCast.CreateSession"))?;
-        let sc = Proxy::new(conn, SC, sc_path, "org.gnome.Mutter.ScreenCast.Session").map_err(dbus("screen cast"))?;
+        let sc = Proxy::new(conn, SC, sc_path, "org.gnome.Mutter.ScreenCast.Session")
+            .map_err(dbus("screen cast"))?;
         // The cursor is not drawn into the pixels (as on X11).
         let options = HashMap::from([("cursor-mode", Value::U32(0))]);
         let stream: OwnedObjectPath = sc
             .call("RecordMonitor", &("", options))
             .map_err(dbus("RecordMonitor"))?;
-        let sp = Proxy::new(conn, SC, stream.clone(), "org.gnome.Mutter.ScreenCast.Stream").map_err(dbus("stream"))?;
-        let mut added = sp.receive_signal("PipeWireStreamAdded").map_err(dbus("stream signal"))?;
+        let sp = Proxy::new(
+            conn,
+            SC,
+            stream.clone(),
+            "org.gnome.Mutter.ScreenCast.Stream",
+        )
+        .map_err(dbus("stream"))?;
+        let mut added = sp
+            .receive_signal("PipeWireStreamAdded")
+            .map_err(dbus("stream signal"))?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let node = added.next().map(|m| m.body().deserialize::<u32>());

@@ -88,7 +88,9 @@ impl PipeWireFrames {
         let (lock, cv) = &*self.shared;
         let guard = lock.lock().map_err(|_| "poisoned".to_string())?;
         let (guard, _) = cv
-            .wait_timeout_while(guard, FIRST_FRAME_WAIT, |l| l.serial == 0 && l.ended.is_none())
+            .wait_timeout_while(guard, FIRST_FRAME_WAIT, |l| {
+                l.serial == 0 && l.ended.is_none()
+            })
             .map_err(|_| "poisoned".to_string())?;
         if let Some(e) = &guard.ended {
             return Err(e.clone());
@@ -209,23 +211,37 @@ fn run(
                 return;
             }
             if s.format.parse(param).is_err() {
-                end(&s.shared, "PipeWire offered a video format it could not describe".into());
+                end(
+                    &s.shared,
+                    "PipeWire offered a video format it could not describe".into(),
+                );
             }
         })
         .process(|stream, s| {
-            let Some(mut buffer) = stream.dequeue_buffer() else { return };
+            let Some(mut buffer) = stream.dequeue_buffer() else {
+                return;
+            };
             let Some(order) = bgr(s.format.format()) else {
-                end(&s.shared, format!("unsupported pixel format {:?}", s.format.format()));
+                end(
+                    &s.shared,
+                    format!("unsupported pixel format {:?}", s.format.format()),
+                );
                 return;
             };
             let (w, h) = (s.format.size().width, s.format.size().height);
-            let Some(data) = buffer.datas_mut().first_mut() else { return };
+            let Some(data) = buffer.datas_mut().first_mut() else {
+                return;
+            };
             let (offset, stride, size) = (
                 data.chunk().offset() as usize,
                 data.chunk().stride(),
                 data.chunk().size() as usize,
             );
-            let stride = if stride > 0 { stride as usize } else { w as usize * 4 };
+            let stride = if stride > 0 {
+                stride as usize
+            } else {
+                w as usize * 4
+            };
             let Some(bytes) = data.data() else { return };
             let row = w as usize * 4;
             if size == 0 || bytes.len() < offset + stride * (h as usize - 1) + row {
@@ -239,7 +255,8 @@ fn run(
                 if order {
                     l.pixels.extend_from_slice(line);
                 } else {
-                    l.pixels.extend(line.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0], p[3]]));
+                    l.pixels
+                        .extend(line.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0], p[3]]));
                 }
             }
             (l.width, l.height) = (w, h);
@@ -252,7 +269,11 @@ fn run(
     let format = spa::pod::object!(
         spa::utils::SpaTypes::ObjectParamFormat,
         spa::param::ParamType::EnumFormat,
-        spa::pod::property!(spa::param::format::FormatProperties::MediaType, Id, spa::param::format::MediaType::Video),
+        spa::pod::property!(
+            spa::param::format::FormatProperties::MediaType,
+            Id,
+            spa::param::format::MediaType::Video
+        ),
         spa::pod::property!(
             spa::param::format::FormatProperties::MediaSubtype,
             Id,
@@ -274,9 +295,18 @@ fn run(
             Choice,
             Range,
             Rectangle,
-            spa::utils::Rectangle { width: 1920, height: 1080 },
-            spa::utils::Rectangle { width: 1, height: 1 },
-            spa::utils::Rectangle { width: 16384, height: 16384 }
+            spa::utils::Rectangle {
+                width: 1920,
+                height: 1080
+            },
+            spa::utils::Rectangle {
+                width: 1,
+                height: 1
+            },
+            spa::utils::Rectangle {
+                width: 16384,
+                height: 16384
+            }
         ),
         spa::pod::property!(
             spa::param::format::FormatProperties::VideoFramerate,
@@ -285,7 +315,10 @@ fn run(
             Fraction,
             spa::utils::Fraction { num: 30, denom: 1 },
             spa::utils::Fraction { num: 0, denom: 1 },
-            spa::utils::Fraction { num: 1000, denom: 1 }
+            spa::utils::Fraction {
+                num: 1000,
+                denom: 1
+            }
         ),
     );
     let bytes: Vec<u8> = spa::pod::serialize::PodSerializer::serialize(

@@ -70,7 +70,10 @@ impl PortalDesktop {
         if let (Some(file), Some(token)) = (&self.token_file, token)
             && let Err(e) = tether_net::private_file::write(file, token.as_bytes())
         {
-            tracing::warn!("cannot keep the portal's restore token in {}: {e}", file.display());
+            tracing::warn!(
+                "cannot keep the portal's restore token in {}: {e}",
+                file.display()
+            );
         }
     }
 
@@ -136,14 +139,20 @@ impl Cast {
         let err = portal_err(SCREEN_REFUSED);
         let (proxy, session, started) = rt.block_on(async {
             let proxy = Screencast::new().await.map_err(&err)?;
-            let session = proxy.create_session(Default::default()).await.map_err(&err)?;
+            let session = proxy
+                .create_session(Default::default())
+                .await
+                .map_err(&err)?;
             let options = SelectSourcesOptions::default()
                 .set_cursor_mode(CursorMode::Hidden)
                 .set_sources(enumflags2::BitFlags::from(SourceType::Monitor))
                 .set_multiple(true)
                 .set_persist_mode(PersistMode::ExplicitlyRevoked)
                 .set_restore_token(restore);
-            proxy.select_sources(&session, options).await.map_err(&err)?;
+            proxy
+                .select_sources(&session, options)
+                .await
+                .map_err(&err)?;
             let started = proxy
                 .start(&session, None, StartCastOptions::default())
                 .await
@@ -188,7 +197,10 @@ impl Cast {
             .ok_or_else(|| format!("no display number {index}"))?;
         let fd = self
             .rt
-            .block_on(self.proxy.open_pipe_wire_remote(&self.session, Default::default()))
+            .block_on(
+                self.proxy
+                    .open_pipe_wire_remote(&self.session, Default::default()),
+            )
             .map_err(portal_err(SCREEN_REFUSED))?;
         PipeWireFrames::start(Remote::Fd(fd), stream.node)
     }
@@ -269,9 +281,16 @@ impl Control {
         let (proxy, session, started) = rt.block_on(async {
             let proxy = Rd::new().await.map_err(&err)?;
             let cast = Screencast::new().await.map_err(&err)?;
-            let session = proxy.create_session(Default::default()).await.map_err(&err)?;
-            let devices = SelectDevicesOptions::default().set_devices(DeviceType::Keyboard | DeviceType::Pointer);
-            proxy.select_devices(&session, devices).await.map_err(&err)?;
+            let session = proxy
+                .create_session(Default::default())
+                .await
+                .map_err(&err)?;
+            let devices = SelectDevicesOptions::default()
+                .set_devices(DeviceType::Keyboard | DeviceType::Pointer);
+            proxy
+                .select_devices(&session, devices)
+                .await
+                .map_err(&err)?;
             let sources = SelectSourcesOptions::default()
                 .set_cursor_mode(CursorMode::Hidden)
                 .set_sources(enumflags2::BitFlags::from(SourceType::Monitor))
@@ -310,41 +329,79 @@ fn call(e: ashpd::Error) -> String {
 }
 
 fn state(down: bool) -> KeyState {
-    if down { KeyState::Pressed } else { KeyState::Released }
+    if down {
+        KeyState::Pressed
+    } else {
+        KeyState::Released
+    }
 }
 
 impl RemoteDesktop for Control {
     fn motion(&mut self, x: f64, y: f64) -> Result<(), String> {
-        let node = self.streams.first().ok_or("the portal started no stream")?.node;
+        let node = self
+            .streams
+            .first()
+            .ok_or("the portal started no stream")?
+            .node;
         self.rt
-            .block_on(self.proxy.notify_pointer_motion_absolute(&self.session, node, x, y, Default::default()))
+            .block_on(self.proxy.notify_pointer_motion_absolute(
+                &self.session,
+                node,
+                x,
+                y,
+                Default::default(),
+            ))
             .map_err(call)
     }
 
     fn button(&mut self, code: i32, down: bool) -> Result<(), String> {
         self.rt
-            .block_on(self.proxy.notify_pointer_button(&self.session, code, state(down), Default::default()))
+            .block_on(self.proxy.notify_pointer_button(
+                &self.session,
+                code,
+                state(down),
+                Default::default(),
+            ))
             .map_err(call)
     }
 
     fn axis(&mut self, axis: u32, steps: i32) -> Result<(), String> {
-        let axis = if axis == 0 { Axis::Vertical } else { Axis::Horizontal };
+        let axis = if axis == 0 {
+            Axis::Vertical
+        } else {
+            Axis::Horizontal
+        };
         self.rt
-            .block_on(self.proxy.notify_pointer_axis_discrete(&self.session, axis, steps, Default::default()))
+            .block_on(self.proxy.notify_pointer_axis_discrete(
+                &self.session,
+                axis,
+                steps,
+                Default::default(),
+            ))
             .map_err(call)
     }
 
     fn keycode(&mut self, code: u32, down: bool) -> Result<(), String> {
         let code = i32::try_from(code).map_err(|_| "key code out of range")?;
         self.rt
-            .block_on(self.proxy.notify_keyboard_keycode(&self.session, code, state(down), Default::default()))
+            .block_on(self.proxy.notify_keyboard_keycode(
+                &self.session,
+                code,
+                state(down),
+                Default::default(),
+            ))
             .map_err(call)
     }
 
     fn keysym(&mut self, sym: u32, down: bool) -> Result<(), String> {
         let sym = i32::try_from(sym).map_err(|_| "keysym out of range")?;
         self.rt
-            .block_on(self.proxy.notify_keyboard_keysym(&self.session, sym, state(down), Default::default()))
+            .block_on(self.proxy.notify_keyboard_keysym(
+                &self.session,
+                sym,
+                state(down),
+                Default::default(),
+            ))
             .map_err(call)
     }
 }

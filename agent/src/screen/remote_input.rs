@@ -35,8 +35,12 @@ pub(crate) struct RemoteInput<D> {
 impl<D: RemoteDesktop> RemoteInput<D> {
     /// Wraps `desktop`, tapping Shift first: a fresh virtual keyboard loses its first key.
     pub fn new(mut desktop: D) -> Result<Self, InputError> {
-        desktop.keysym(SHIFT_KEYSYM, true).map_err(InputError::Connect)?;
-        desktop.keysym(SHIFT_KEYSYM, false).map_err(InputError::Connect)?;
+        desktop
+            .keysym(SHIFT_KEYSYM, true)
+            .map_err(InputError::Connect)?;
+        desktop
+            .keysym(SHIFT_KEYSYM, false)
+            .map_err(InputError::Connect)?;
         std::thread::sleep(super::FIRST_KEY_SETTLE);
         Ok(RemoteInput {
             desktop,
@@ -93,7 +97,8 @@ impl<D: RemoteDesktop> RemoteInput<D> {
                 let code = key
                     .code()
                     .ok_or_else(|| format!("{key} is not a key this agent knows"))?;
-                phases(*action).try_for_each(|down| self.desktop.keycode(u32::from(code.evdev()), down))
+                phases(*action)
+                    .try_for_each(|down| self.desktop.keycode(u32::from(code.evdev()), down))
             }
             InputEvent::Text(t) => t.chars().try_for_each(|c| {
                 let sym = xkbcommon::xkb::utf32_to_keysym(c as u32).raw();
