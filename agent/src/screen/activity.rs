@@ -66,3 +66,38 @@ impl Drop for Activity {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn controlling(active: bool) -> AgentEvent {
+        AgentEvent::Controlling {
+            technician: "Ada of Acme IT".into(),
+            active,
+        }
+    }
+
+    fn active(e: Option<AgentEvent>) -> Option<bool> {
+        match e {
+            Some(AgentEvent::Controlling { active, .. }) => Some(active),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn started_when_made_and_stopped_once_whether_stopped_or_dropped() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let a = Activity::start(&tx, controlling(true), controlling(false)).await;
+        assert_eq!(active(rx.try_recv().ok()), Some(true));
+        a.stop().await;
+        assert_eq!(active(rx.try_recv().ok()), Some(false));
+        assert!(rx.try_recv().is_err(), "stop() then drop says it once");
+        // A stream cut mid-activity (its task aborted) still says it stopped.
+        let a = Activity::start(&tx, controlling(true), controlling(false)).await;
+        drop(a);
+        assert_eq!(active(rx.try_recv().ok()), Some(true));
+        assert_eq!(active(rx.try_recv().ok()), Some(false));
+        assert!(rx.try_recv().is_err());
+    }
+}
