@@ -294,6 +294,23 @@ impl Desktop {
         d
     }
 
+    /// How many portal sessions (screen casts, remote desktops) are open now.
+    pub fn portal_sessions(&self) -> usize {
+        let bus = self.bus.as_deref().expect("a desktop with a session bus");
+        let out = Command::new("busctl")
+            .arg(format!("--address={bus}"))
+            .args(["tree", "--list", "org.freedesktop.portal.Desktop"])
+            .output()
+            .expect("busctl runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                l.starts_with("/org/freedesktop/portal/desktop/session/")
+                    && l.matches('/').count() >= 6
+            })
+            .count()
+    }
+
     /// Whether `name` is owned on the session bus.
     pub fn has_name(&self, name: &str) -> bool {
         let Some(bus) = &self.bus else { return false };

@@ -225,11 +225,11 @@ async fn a_click_moves_focus_between_two_windows() {
     session.end().await;
 }
 
-/// Counts every use of the Wayland backends.
+/// Counts every use of a backend.
 #[derive(Debug)]
 struct Counting {
-    screen: WlrootsScreen,
-    input: WlrootsInput,
+    screen: Arc<dyn ScreenProvider>,
+    input: Arc<dyn InputProvider>,
     uses: Arc<AtomicUsize>,
 }
 
@@ -253,14 +253,29 @@ impl InputProvider for Counting {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_is_captured_or_injected_before_the_grant() {
+async fn nothing_is_captured_or_injected_before_the_grant_on_wlroots() {
     let sway = Sway::start("");
+    nothing_before_the_grant(
+        Arc::new(WlrootsScreen::new(socket(&sway))),
+        Arc::new(WlrootsInput::new(socket(&sway))),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_captured_or_injected_before_the_grant_on_mutter() {
+    let d = Desktop::mutter();
+    let mutter = Arc::new(MutterDesktop::new(d.bus.clone(), Some(d.pipewire())));
+    nothing_before_the_grant(mutter.clone(), mutter).await;
+}
+
+async fn nothing_before_the_grant(screen: Arc<dyn ScreenProvider>, input: Arc<dyn InputProvider>) {
     let relay = TestRelay::start().await;
     let uses = Arc::new(AtomicUsize::new(0));
     let spawn = |answer: &str| {
         let backend = Arc::new(Counting {
-            screen: WlrootsScreen::new(socket(&sway)),
-            input: WlrootsInput::new(socket(&sway)),
+            screen: screen.clone(),
+            input: input.clone(),
             uses: uses.clone(),
         });
         let mut config = ShareConfig::new(relay.target());
@@ -313,17 +328,29 @@ async fn nothing_is_captured_or_injected_before_the_grant() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_compositor_killed_mid_view_stops_the_view_and_the_session_goes_on() {
+async fn sway_killed_mid_view_stops_the_view_and_the_session_goes_on() {
     let mut sway = Sway::start("");
     let relay = TestRelay::start().await;
-    let mut agent = agent_on(&relay, &sway, scopes("view,inventory"));
+    let agent = agent_on(&relay, &sway, scopes("view,inventory"));
+    killed_mid_view(&relay, agent, &mut sway).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutter_killed_mid_view_stops_the_view_and_the_session_goes_on() {
+    let mut d = Desktop::mutter();
+    let relay = TestRelay::start().await;
+    let agent = mutter_agent(&relay, &d, scopes("view,inventory"));
+    killed_mid_view(&relay, agent, &mut d).await;
+}
+
+async fn killed_mid_view(relay: &TestRelay, mut agent: TestAgent, desktop: &mut Desktop) {
     let code = agent.code().await;
     let mut session = open_session(&relay.console(), code, scopes("view,inventory"))
         .await
         .unwrap();
     let mut view = session.view(0).await.unwrap();
     view.next_frame().await.unwrap();
-    sway.kill();
+    desktop.kill();
     let err = loop {
         match tokio::time::timeout(WAIT, view.next_frame()).await {
             Ok(Ok(_)) => continue,
@@ -464,7 +491,7 @@ fn answer_with(mutter: &MutterDesktop, share: bool) {
     let mut input = InputProvider::open(mutter).unwrap();
     let deadline = std::time::Instant::now() + WAIT;
     let mut poke = 0;
-    let mut click = |input: &mut Box<dyn InputSink>, (x, y): (usize, usize)| {
+    let click = |input: &mut Box<dyn InputSink>, (x, y): (usize, usize)| {
         input
             .inject(
                 &InputEvent::MouseMove {
@@ -567,6 +594,25 @@ async fn the_portal_asks_after_our_consent_then_remembers_and_a_cancel_is_a_clea
     d.give(&data);
     let relay = TestRelay::start().await;
 
+    // Nothing before the grant: granted only inventory, a view is refused by the agent, and no
+    // portal session was ever opened (so no dialog either).
+    let (mut agent, out, code) = portal_agent(&relay, &d, &data);
+    let console = relay.console();
+    let opening = tokio::spawn(async move {
+        open_session(&console, code.parse().unwrap(), scopes("inventory")).await
+    });
+    tokio::task::block_in_place(|| allow(&mut agent, &out));
+    let mut session = opening.await.unwrap().unwrap();
+    let err = session.view(0).await.unwrap_err();
+    assert!(
+        matches!(err, ConsoleError::ScopeDenied(Scope::View)),
+        "{err:?}"
+    );
+    session.inventory().await.unwrap();
+    assert_eq!(d.portal_sessions(), 0, "no portal session before the grant");
+    session.end().await;
+    drop(agent);
+
     // First session: the desktop's dialog comes after Tether's consent; the test answers Share.
     let (mut agent, out, code) = portal_agent(&relay, &d, &data);
     let console = relay.console();
@@ -585,6 +631,7 @@ async fn the_portal_asks_after_our_consent_then_remembers_and_a_cancel_is_a_clea
         (1920, 1080)
     );
     until_equal_mutter(&mut view, &d).await;
+    assert!(d.portal_sessions() >= 1, "the count does see an open screen cast");
     session.end().await;
     drop(agent);
     let token = std::fs::read_to_string(data.join("portal-restore-token")).unwrap();
