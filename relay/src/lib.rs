@@ -26,17 +26,29 @@
 pub mod admin;
 pub mod agent_link;
 pub mod audit;
+pub mod audit_writer;
+pub mod blocking;
+pub mod claim;
 pub mod config;
+mod conn;
 pub mod deploy;
 mod device;
+pub mod directory;
+pub mod end;
 mod fleet;
 pub mod fleet_admin;
+pub mod ids;
 pub mod invite;
+mod invite_list;
+pub mod link;
 pub mod metrics;
+pub mod record_policy;
+mod record_service;
 pub mod records;
 pub mod rendezvous;
 pub mod server;
 pub mod session;
+pub mod slots;
 pub mod splice;
 pub mod store;
 pub mod technicians;
@@ -45,7 +57,7 @@ pub use config::{Limits, RelayConfig};
 pub use server::{Relay, RelayHandle, StartError};
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_unix() -> u64 {
+pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
