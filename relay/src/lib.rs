@@ -20,7 +20,8 @@
 //! - `fleet`: IT's fleet queries from a console, limited to the technician's org.
 //! - [`records`]: session records (reason, ticket, technicians, scopes, probes, notes, resolution)
 //!   and a technician's record queries; SQLite FTS5 search.
-//! - [`store`]: the fleet store ([`store::Store`] trait, SQLite by default).
+//! - [`store`]: the fleet store ([`store::Store`] trait, SQLite by default); [`ingest`]: the
+//!   fleet protocol's rules for one report, pure.
 //! - [`fleet_admin`]: operator commands on the fleet store (enrollment tokens, removing devices).
 
 pub mod admin;
@@ -38,6 +39,7 @@ pub mod end;
 mod fleet;
 pub mod fleet_admin;
 pub mod ids;
+pub mod ingest;
 pub mod invite;
 mod invite_list;
 pub mod link;
