@@ -95,6 +95,44 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<SearchHit>, FleetError>;
     /// Number of stored reports for a device (for tests and operators).
     fn report_count(&self, device_id: &str) -> Result<u64, FleetError>;
+    /// Every enrollment token, newest first, used-up and expired ones included; `id` is the
+    /// token's whole SHA-256 (the token itself is never stored).
+    fn tokens(&self) -> Result<Vec<TokenInfo>, FleetError>;
+    /// Deletes the enrollment tokens whose SHA-256 starts with `id_prefix` (hex digits only).
+    fn delete_token(&self, id_prefix: &str) -> Result<(), FleetError>;
+    /// The enrolled devices of `org` (every organisation when `None`), by organisation and host
+    /// name.
+    fn device_list(&self, org: Option<&str>) -> Result<Vec<DeviceInfo>, FleetError>;
+    /// Removes device `device_id` with its reports, changes and package index.
+    fn remove_device(&self, device_id: &str) -> Result<(), FleetError>;
+}
+
+/// One enrollment token, as an operator sees it (the token itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    /// The start of the token's SHA-256: enough to name it for `revoke`.
+    pub id: String,
+    /// Organisation its devices join.
+    pub org: String,
+    /// Created, Unix seconds.
+    pub created_unix: u64,
+    /// Expires, Unix seconds.
+    pub expires_unix: u64,
+    /// Enrollments left.
+    pub uses_left: u32,
+}
+
+/// One enrolled device, as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceInfo {
+    /// Device id.
+    pub id: String,
+    /// Organisation.
+    pub org: String,
+    /// Host name.
+    pub hostname: String,
+    /// Last report, Unix seconds.
+    pub last_seen_unix: Option<u64>,
 }
 
 /// The SQLite store.
@@ -636,6 +674,86 @@ impl Store for SqliteStore {
             )
             .map(uint)
             .map_err(db_err)
+        })
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenInfo>, FleetError> {
+        self.with(|c| {
+            let mut q = c
+                .prepare(
+                    "SELECT token_sha256, org, created_unix, expires_unix, uses_left FROM enroll_tokens \
+                     ORDER BY created_unix DESC, token_sha256",
+                )
+                .map_err(db_err)?;
+            let rows = q
+                .query_map([], |r| {
+                    Ok(TokenInfo {
+                        id: r.get(0)?,
+                        org: r.get(1)?,
+                        created_unix: uint(r.get(2)?),
+                        expires_unix: uint(r.get(3)?),
+                        uses_left: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                    })
+                })
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            Ok(rows)
+        })
+    }
+
+    fn delete_token(&self, id_prefix: &str) -> Result<(), FleetError> {
+        if !id_prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(reject(FleetErrorKind::Invalid, "a token id is hex digits"));
+        }
+        self.with(|c| {
+            // Hex digits only (checked above), so the pattern holds no wildcard of its own.
+            c.execute(
+                "DELETE FROM enroll_tokens WHERE token_sha256 LIKE ?1",
+                params![format!("{id_prefix}%")],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn device_list(&self, org: Option<&str>) -> Result<Vec<DeviceInfo>, FleetError> {
+        self.with(|c| {
+            let mut q = c
+                .prepare(
+                    "SELECT id, org, hostname, last_seen_unix FROM devices \
+                     WHERE ?1 IS NULL OR org = ?1 ORDER BY org, hostname, id",
+                )
+                .map_err(db_err)?;
+            let rows = q
+                .query_map(params![org], |r| {
+                    Ok(DeviceInfo {
+                        id: r.get(0)?,
+                        org: r.get(1)?,
+                        hostname: r.get(2)?,
+                        last_seen_unix: r.get::<_, Option<i64>>(3)?.map(uint),
+                    })
+                })
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            Ok(rows)
+        })
+    }
+
+    fn remove_device(&self, device_id: &str) -> Result<(), FleetError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(db_err)?;
+            for table in ["packages", "changes", "reports"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE device_id = ?1"),
+                    params![device_id],
+                )
+                .map_err(db_err)?;
+            }
+            tx.execute("DELETE FROM devices WHERE id = ?1", params![device_id])
+                .map_err(db_err)?;
+            tx.commit().map_err(db_err)
         })
     }
 }
