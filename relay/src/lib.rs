@@ -15,6 +15,7 @@
 //! - [`metrics`]: counters, the Prometheus endpoint (`serve --metrics`) and `status`.
 //! - [`technicians`]: technician registry (roles, token hashes only, revocation, expiry).
 //! - [`admin`]: the operator commands (technicians, audit verify/show).
+//! - [`cli`]: the `tether-relay` command line (`main.rs` only parses and runs it).
 //! - [`audit`]: append-only, hash-chained JSON-lines audit log.
 //! - `device`: an enrolled device's control stream (enrollment, authentication, inventory reports).
 //! - `fleet`: IT's fleet queries from a console, limited to the technician's org.
@@ -30,6 +31,7 @@ pub mod audit;
 pub mod audit_writer;
 pub mod blocking;
 pub mod claim;
+pub mod cli;
 pub mod config;
 mod conn;
 pub mod deploy;
