@@ -60,7 +60,7 @@ pub(crate) async fn serve(
                 return refuse(&conn, send, &RelayToDevice::Error(e)).await;
             }
             let host = hostname.clone();
-            let now = crate::now_unix();
+            let now = crate::clock::now_unix();
             let result = blocking(&ctx.store, move |s| {
                 s.enroll(&token, &secret_sha256, &hostname, now)
             })
@@ -141,7 +141,7 @@ pub(crate) async fn serve(
         };
         let seq = report.seq;
         let id = device_id.clone();
-        let now = crate::now_unix();
+        let now = crate::clock::now_unix();
         let reply = match blocking(&ctx.store, move |s| s.ingest(&id, &report, now)).await {
             Ok(Ingested::Stored) => RelayToDevice::Ack {
                 seq,

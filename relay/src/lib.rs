@@ -32,6 +32,7 @@ pub mod audit_writer;
 pub mod blocking;
 pub mod claim;
 pub mod cli;
+pub mod clock;
 pub mod config;
 mod conn;
 pub mod deploy;
@@ -57,12 +58,6 @@ pub mod splice;
 pub mod store;
 pub mod technicians;
 
+pub use clock::now_unix;
 pub use config::{Limits, RelayConfig};
 pub use server::{Relay, RelayHandle, StartError};
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}

@@ -1,5 +1,5 @@
 //! Who may read or change a session record, as one pure function of the facts the store looked
-//! up. The store ([`crate::records::Records`]) only ever finds records of the asker's own
+//! up. The store (`Records`) only ever finds records of the asker's own
 //! organisation, so "another org's record" reaches this as "no record".
 //!
 //! # Rules

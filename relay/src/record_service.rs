@@ -71,7 +71,7 @@ pub(crate) async fn session_started(
             &who,
             reason.as_deref(),
             requested,
-            crate::now_unix(),
+            crate::clock::now_unix(),
         )
     })
     .await;
@@ -95,7 +95,7 @@ pub(crate) async fn session_ended(
     // rounded value always fits.
     let secs = duration_secs.round().max(0.0) as u64;
     let r = blocking(records, move |r| {
-        r.finish(session, reason.as_str(), secs, crate::now_unix())
+        r.finish(session, reason.as_str(), secs, crate::clock::now_unix())
     })
     .await;
     log_failure("session end", r);
@@ -143,7 +143,7 @@ pub(crate) async fn serve(
     let writes = query.writes();
     let audit_query = if writes { Some(describe(&query)) } else { None };
     let reply = blocking(&ctx.records, move |r| {
-        r.handle(&who, query, crate::now_unix())
+        r.handle(&who, query, crate::clock::now_unix())
             .map(|reply| (who, reply))
     })
     .await;

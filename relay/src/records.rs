@@ -9,7 +9,7 @@
 //!   [`crate::record_policy`] (who may read or change what);
 //! - [`RecordStore`]: the trait the relay holds them by.
 //!
-//! `crate::record_service` answers `ConsoleToRelay::Records` and drives the hooks.
+//! The `record_service` module answers `ConsoleToRelay::Records` and drives the hooks.
 //!
 //! Search uses SQLite FTS5 (`records_fts`, one row per record, rowid = record id) over reason, ticket,
 //! notes, resolution and device. The technician's words are turned into quoted FTS terms, so
@@ -293,7 +293,7 @@ impl Records {
         self.with(|c| {
             c.execute(
                 "INSERT OR IGNORE INTO record_technicians (record_id, name, joined_unix) VALUES (?1, ?2, ?3)",
-                params![id_param(id)?, name, int(crate::now_unix())?],
+                params![id_param(id)?, name, int(crate::clock::now_unix())?],
             )
             .map_err(db_err)?;
             Ok(())
@@ -358,7 +358,7 @@ impl Records {
                 )
                 .map_err(db_err)?;
             if ended.is_some() {
-                close_if_no_consent(c, id_param(id)?, &reason, crate::now_unix())?;
+                close_if_no_consent(c, id_param(id)?, &reason, crate::clock::now_unix())?;
             }
             Ok(())
         })

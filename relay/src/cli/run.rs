@@ -117,7 +117,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             std::fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating {}", data_dir.display()))?;
             let store = crate::store::SqliteStore::open(&data_dir)?;
-            let now = crate::now_unix();
+            let now = crate::clock::now_unix();
             let t = store.create_token(&org, expires.as_secs(), uses, now)?;
             // A mistyped organisation would enroll devices nobody can see: say so (it may be
             // on purpose, before the organisation's technicians are added).
@@ -157,7 +157,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             if tokens.is_empty() {
                 tether_net::outln!("no enrollment tokens");
             }
-            let now = crate::now_unix();
+            let now = crate::clock::now_unix();
             for t in tokens {
                 let state = if t.uses_left == 0 {
                     "used up".to_string()
