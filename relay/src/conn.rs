@@ -12,7 +12,7 @@ use tracing::debug;
 pub const REFUSAL_GRACE: Duration = Duration::from_secs(5);
 
 /// Closes `conn` for a protocol violation, with the reason in the close frame.
-pub(crate) fn close_protocol(conn: &quinn::Connection, err: &dyn std::fmt::Display) {
+pub fn close_protocol(conn: &quinn::Connection, err: &dyn std::fmt::Display) {
     debug!(error = %err, "closing for protocol error");
     conn.close(
         close::PROTOCOL_ERROR.into(),
@@ -21,7 +21,7 @@ pub(crate) fn close_protocol(conn: &quinn::Connection, err: &dyn std::fmt::Displ
 }
 
 /// Sends a final refusal on `send`, then waits (bounded) for the peer to read it and hang up.
-pub(crate) async fn refuse<T: serde::Serialize>(
+pub async fn refuse<T: serde::Serialize>(
     conn: &quinn::Connection,
     mut send: quinn::SendStream,
     msg: &T,
@@ -33,7 +33,7 @@ pub(crate) async fn refuse<T: serde::Serialize>(
 }
 
 /// Finishes `send` after a last answer and waits (bounded) for the peer to hang up.
-pub(crate) async fn finish(conn: &quinn::Connection, mut send: quinn::SendStream) {
+pub async fn finish(conn: &quinn::Connection, mut send: quinn::SendStream) {
     let _ = send.finish();
     let _ = tokio::time::timeout(REFUSAL_GRACE, conn.closed()).await;
 }

@@ -24,6 +24,25 @@
 //! - [`store`]: the fleet store ([`store::Store`] trait, SQLite by default); [`ingest`]: the
 //!   fleet protocol's rules for one report, pure.
 //! - [`fleet_admin`]: operator commands on the fleet store (enrollment tokens, removing devices).
+//!
+//! Pure decisions, unit-tested without a relay: [`rendezvous`], [`claim`] (is a claim admitted),
+//! [`ingest`] (what a report does to the fleet store), [`record_policy`] (who may read or change a
+//! record).
+//!
+//! # Shared state
+//! There is no global state object. [`server`] builds the handles once and gives each kind of
+//! connection a context naming only what it uses ([`agent_link::AgentCtx`],
+//! [`session::ConsoleCtx`], `device::DeviceCtx`, and the query contexts inside the console's):
+//! - [`slots::SlotTable`]: the rendezvous table behind one lock, holding each slot's
+//!   [`link::AgentLink`];
+//! - [`directory::Directory`]: who holds a token (trait; [`technicians::Technicians`] behind it);
+//! - [`audit_writer::AuditWriter`]: record an event, and the fail-closed gate;
+//! - [`store::Store`] and [`records::RecordStore`]: the fleet store and the session records
+//!   (traits; SQLite behind them, called through [`blocking::blocking`]);
+//! - [`metrics::Metrics`], [`ids::IdSource`], [`invite::Invites`].
+//!
+//! Helpers every handler shares sit in leaf modules ([`conn`] for refusals and protocol closes,
+//! [`end`] for stored names, [`ids`], [`clock`]), so no module imports one that imports it back.
 
 pub mod admin;
 pub mod agent_link;
@@ -34,7 +53,7 @@ pub mod claim;
 pub mod cli;
 pub mod clock;
 pub mod config;
-mod conn;
+pub mod conn;
 pub mod deploy;
 mod device;
 pub mod directory;

@@ -3,7 +3,7 @@
 //! # Message flow per connection
 //! 1. The client opens a bidirectional stream and sends [`Hello`]; the relay answers [`HelloReply`].
 //!    A bad version gets `Refused`; a malformed or oversized frame closes the connection with a reason.
-//! 2. Agents continue on that stream with [`AgentToRelay`] ([`crate::agent_link`]).
+//! 2. Agents continue on that stream with [`tether_proto::msg::AgentToRelay`] ([`crate::agent_link`]).
 //! 3. Consoles send one [`tether_proto::msg::ConsoleToRelay::Claim`] ([`crate::session`]); if accepted,
 //!    the stream and every further stream they open are spliced to the agent.
 //!
