@@ -310,36 +310,36 @@ impl Drop for RelayHandle {
     }
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Contexts>) {
-    let permits = Arc::new(Semaphore::new(shared.limits.max_connections));
+async fn accept_loop(endpoint: quinn::Endpoint, ctx: Arc<Contexts>) {
+    let permits = Arc::new(Semaphore::new(ctx.limits.max_connections));
     let mut tasks = JoinSet::new();
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
+            _ = ctx.shutdown.cancelled() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            _ = sweep.tick() => shared.slots.expire(Instant::now()),
+            _ = sweep.tick() => ctx.slots.expire(Instant::now()),
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 let permit = permits.clone().try_acquire_owned().ok();
-                let shared = shared.clone();
+                let ctx = ctx.clone();
                 let span = info_span!("conn", peer = %incoming.remote_address());
                 tasks.spawn(async move {
-                    let Ok(Ok(conn)) = tokio::time::timeout(shared.limits.hello_timeout, incoming).await else { return };
-                    shared.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+                    let Ok(Ok(conn)) = tokio::time::timeout(ctx.limits.hello_timeout, incoming).await else { return };
+                    ctx.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
                     match permit {
                         Some(_permit) => {
-                            let _open = GaugeGuard::new(&shared.metrics.connections_open);
-                            serve(conn.clone(), shared.clone()).await;
+                            let _open = GaugeGuard::new(&ctx.metrics.connections_open);
+                            serve(conn.clone(), ctx.clone()).await;
                             // Dropping the last handle would close with code 0 and no reason; a peer
                             // must hear why.
-                            if shared.shutdown.is_cancelled() {
+                            if ctx.shutdown.is_cancelled() {
                                 conn.close(close::SHUTTING_DOWN.into(), b"relay shutting down");
                             }
                         }
                         None => {
                             warn!("at connection limit; refusing");
-                            shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                            ctx.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
                             conn.close(close::BUSY.into(), b"relay at capacity, try again later");
                         }
                     }
@@ -357,10 +357,10 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Contexts>) {
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, endpoint.wait_idle()).await;
 }
 
-async fn serve(conn: quinn::Connection, shared: Arc<Contexts>) {
+async fn serve(conn: quinn::Connection, ctx: Arc<Contexts>) {
     let first = tokio::select! {
-        _ = shared.shutdown.cancelled() => return,
-        r = tokio::time::timeout(shared.limits.hello_timeout, async {
+        _ = ctx.shutdown.cancelled() => return,
+        r = tokio::time::timeout(ctx.limits.hello_timeout, async {
             let (send, mut recv) = conn.accept_bi().await?;
             let hello = framed::read_msg::<Hello>(&mut recv).await?;
             Ok::<_, FrameError>((send, recv, hello))
@@ -397,14 +397,14 @@ async fn serve(conn: quinn::Connection, shared: Arc<Contexts>) {
         return;
     }
     match hello.role {
-        Role::Agent => agent_link::serve(conn, send, recv, &shared.agent).await,
+        Role::Agent => agent_link::serve(conn, send, recv, &ctx.agent).await,
         Role::Console => {
             // Consoles open a stream per request; agents never need more than their control stream.
             conn.set_max_concurrent_bi_streams(
                 tether_net::transport::MAX_CONCURRENT_BIDI_STREAMS.into(),
             );
-            session::serve(conn, send, recv, &shared.console).await
+            session::serve(conn, send, recv, &ctx.console).await
         }
-        Role::Device => device::serve(conn, send, recv, &shared.device).await,
+        Role::Device => device::serve(conn, send, recv, &ctx.device).await,
     }
 }
