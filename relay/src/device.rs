@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tether_net::framed::{self, FrameError};
 use tether_proto::fleet::{DeviceToRelay, FleetError, FleetErrorKind, RelayToDevice};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use tokio_util::sync::CancellationToken;
 
@@ -115,6 +115,20 @@ pub(crate) async fn serve(
             return refuse(&conn, send, &RelayToDevice::Error(e)).await;
         }
     };
+    let span = info_span!("device", device = %device_id);
+    reports(conn, send, recv, ctx, device_id)
+        .instrument(span)
+        .await
+}
+
+/// An authenticated device's reports, each answered in turn.
+async fn reports(
+    conn: quinn::Connection,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    ctx: &DeviceCtx,
+    device_id: String,
+) {
     info!(%device_id, "device connected");
     loop {
         let msg = tokio::select! {
