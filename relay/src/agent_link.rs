@@ -19,11 +19,14 @@ use crate::conn::close_protocol;
 use crate::directory::Directory;
 use crate::ids::{AgentId, IdSource, SessionId, TicketId};
 use crate::invite::{Invitation, Invites};
-use crate::link::{AgentEvent, AgentLink, agent_queue};
+use crate::link::agent_queue;
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::record_service;
 use crate::records::RecordStore;
 use crate::slots::SlotTable;
+
+// Where these lived before `link` held them.
+pub use crate::link::{AgentEvent, AgentLink, EVENT_QUEUE};
 
 /// What an agent's control stream needs.
 #[derive(Debug, Clone)]
