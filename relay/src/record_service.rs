@@ -198,3 +198,29 @@ fn describe(q: &RecordQuery) -> String {
         _ => "read".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_proto::records::RecordNote;
+
+    /// The audit log says what changed, never the words written.
+    #[test]
+    fn writes_are_described_without_their_text() {
+        let note = RecordQuery::Note {
+            id: 1,
+            note: RecordNote {
+                problem: Some("printer on fire".into()),
+                fix: Some("water".into()),
+                ..RecordNote::default()
+            },
+        };
+        assert_eq!(describe(&note), "note problem,fix");
+        let close = RecordQuery::Close {
+            id: 1,
+            resolution: "secret words".into(),
+        };
+        assert_eq!(describe(&close), "close");
+        assert_eq!(describe(&RecordQuery::List { limit: 5 }), "read");
+    }
+}

@@ -209,3 +209,24 @@ pub enum AuditCommand {
         json: bool,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed_and_serve_is_the_default() {
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from(["tether-relay"]);
+        assert!(cli.command.is_none(), "no command runs `serve`");
+        let cli = Cli::parse_from(["tether-relay", "serve", "--listen", "127.0.0.1:0"]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Serve {
+                listen: Some(_),
+                ..
+            })
+        ));
+    }
+}
