@@ -1,78 +1,68 @@
 //! One agent's control stream: open slots, hear about claims, forward audit facts.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tether_net::framed::{self, FrameError};
-use tether_proto::Slot;
 use tether_proto::msg::{
     AgentToRelay, RelayError, RelayErrorKind, RelayToAgent, SessionReport, TechnicianIdentity,
 };
-use tokio::sync::{mpsc, oneshot};
+use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{Instrument, debug, info, info_span};
 
 use crate::audit::AuditEvent;
-use crate::invite::Invitation;
-use crate::records;
-use crate::rendezvous::AgentId;
-use crate::server::{Shared, agent_queue, close_protocol};
-use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
+use crate::audit_writer::AuditWriter;
+use crate::conn::close_protocol;
+use crate::directory::Directory;
+use crate::ids::{AgentId, IdSource, SessionId, TicketId};
+use crate::invite::{Invitation, Invites};
+use crate::link::agent_queue;
+use crate::metrics::{GaugeGuard, Metrics};
+use crate::record_service;
+use crate::records::RecordStore;
+use crate::slots::SlotTable;
 
-/// Events queued for one agent's control task.
-pub const EVENT_QUEUE: usize = 16;
+// Where these lived before `link` held them.
+pub use crate::link::{AgentEvent, AgentLink, EVENT_QUEUE};
 
-/// What the rest of the relay holds to reach an agent.
+/// What an agent's control stream needs.
 #[derive(Debug, Clone)]
-pub struct AgentLink {
-    /// The agent's connection, for opening spliced streams.
-    pub conn: quinn::Connection,
-    /// Events for the agent's control task.
-    pub events: mpsc::Sender<AgentEvent>,
-    /// Set while the agent is in a session: one session per agent connection.
-    pub busy: Arc<AtomicBool>,
-    /// For a guest connection's slot: only this invitation's invitee may claim it.
-    pub invite: Option<Arc<Invitation>>,
-    /// The reason the user gave with the slot request (`share --reason`), cleaned and cut to
-    /// [`MAX_REASON_CHARS`]; each slot keeps the reason it was opened with.
-    pub reason: Option<Arc<str>>,
-}
-
-/// Events for an agent's control task.
-#[derive(Debug)]
-pub enum AgentEvent {
-    /// A technician claimed a slot; a session starts.
-    Claimed {
-        /// The slot.
-        slot: Slot,
-        /// The verified technician.
-        technician: TechnicianIdentity,
-        /// Session id for audit records.
-        session: u64,
-        /// Cancel to end the session.
-        end: CancellationToken,
-        /// The agent's answer: go ahead, or why not.
-        answer: oneshot::Sender<Result<(), String>>,
-    },
-    /// A slot expired unclaimed.
-    SlotExpired {
-        /// The slot.
-        slot: Slot,
-    },
-    /// The console left the session.
-    PeerGone,
+pub struct AgentCtx {
+    /// Where its slots go.
+    pub slots: Arc<SlotTable>,
+    /// Invitees are checked against it.
+    pub directory: Arc<dyn Directory>,
+    /// Invitation tickets.
+    pub invites: Arc<Invites>,
+    /// The agent's reports are audited.
+    pub audit: AuditWriter,
+    /// The agent's reports fill the session record.
+    pub records: Arc<dyn RecordStore>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Agent ids.
+    pub ids: Arc<IdSource>,
+    /// A code's lifetime, told to the agent with each slot.
+    pub code_ttl: Duration,
+    /// The relay is stopping.
+    pub shutdown: CancellationToken,
 }
 
 /// Reserves a slot for `link` (the agent's own, or a guest link bound to an invitation).
-fn open_slot(shared: &Shared, id: AgentId, link: AgentLink) -> RelayToAgent {
-    let opened = shared.table(|t| t.open(id, link, Instant::now(), &mut rand::thread_rng()));
+fn open_slot(ctx: &AgentCtx, id: AgentId, link: AgentLink) -> RelayToAgent {
+    let opened = ctx
+        .slots
+        .with(|t| t.open(id.get(), link, Instant::now(), &mut rand::thread_rng()));
     match opened {
         Ok(slot) => {
-            debug!(agent = id, %slot, "slot opened");
+            debug!(%slot, "slot opened");
             RelayToAgent::SlotOpened {
                 slot,
-                expires_in_secs: shared.limits.code_ttl.as_secs() as u32,
+                // A code lives minutes (`Limits::code_ttl`); saturate rather than wrap.
+                expires_in_secs: u32::try_from(ctx.code_ttl.as_secs()).unwrap_or(u32::MAX),
             }
         }
         Err(kind) => RelayToAgent::Error(RelayError::new(
@@ -104,59 +94,52 @@ fn describe(report: &SessionReport) -> String {
     }
 }
 
-/// Copies what the session record keeps from an agent's report: the grant and the end reason.
-async fn record_report(shared: &Shared, session: u64, report: &SessionReport) {
-    let records = &shared.records;
-    match report {
-        SessionReport::Consent { granted, .. } => {
-            let granted = *granted;
-            let r = records::blocking(records, move |r| r.consent(session, granted)).await;
-            records::log_failure("consent", r);
-        }
-        SessionReport::Ended { reason } => {
-            let reason = reason.to_string();
-            let r = records::blocking(records, move |r| r.agent_ended(session, &reason)).await;
-            records::log_failure("end reason", r);
-        }
-        _ => {}
-    }
+pub(crate) async fn serve(
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    ctx: &AgentCtx,
+) {
+    let id = ctx.ids.agent();
+    let span = info_span!("agent", agent = %id);
+    control(conn, send, recv, ctx, id).instrument(span).await
 }
 
-pub(crate) async fn serve(
+async fn control(
     conn: quinn::Connection,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    shared: Arc<Shared>,
+    ctx: &AgentCtx,
+    id: AgentId,
 ) {
-    let id = shared.next_id();
     let (tx, mut rx) = agent_queue();
     let link = AgentLink {
         conn: conn.clone(),
         events: tx,
-        busy: Arc::new(AtomicBool::new(false)),
+        busy: Arc::default(),
         invite: None,
         reason: None,
     };
-    let mut current: Option<(u64, CancellationToken, TechnicianIdentity)> = None;
+    let mut current: Option<(SessionId, CancellationToken, TechnicianIdentity)> = None;
     let mut pending: Option<oneshot::Sender<Result<(), String>>> = None;
-    let _connected = crate::metrics::GaugeGuard::new(&shared.metrics.agents_connected);
-    info!(agent = id, "agent connected");
+    let _connected = GaugeGuard::new(&ctx.metrics.agents_connected);
+    info!("agent connected");
     loop {
         let reply = tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
+            _ = ctx.shutdown.cancelled() => break,
             msg = framed::read_msg::<AgentToRelay>(&mut recv) => match msg {
                 Ok(AgentToRelay::OpenSlot { reason }) => {
                     let reason = reason
                         .map(|r| truncate_text(&r, MAX_REASON_CHARS, false))
                         .filter(|r| !r.is_empty())
                         .map(Arc::from);
-                    Some(open_slot(&shared, id, AgentLink { reason, ..link.clone() }))
+                    Some(open_slot(ctx, id, AgentLink { reason, ..link.clone() }))
                 }
                 Ok(AgentToRelay::OpenInviteSlot { ticket }) => {
-                    Some(match shared.invites.take(ticket, Instant::now()) {
+                    Some(match ctx.invites.take(TicketId(ticket), Instant::now()) {
                         Some(invitation) => {
                             let guest = AgentLink { invite: Some(Arc::new(invitation)), ..link.clone() };
-                            open_slot(&shared, id, guest)
+                            open_slot(ctx, id, guest)
                         }
                         None => RelayToAgent::Error(RelayError::new(
                             RelayErrorKind::UnknownSlot,
@@ -173,15 +156,15 @@ pub(crate) async fn serve(
                             invitee: invitee.clone(),
                             handover,
                         };
-                        match shared.invites.issue(&shared.technicians, invitation, Instant::now()) {
+                        match ctx.invites.issue(ctx.directory.as_ref(), invitation, Instant::now()) {
                             Ok((ticket, technician)) => {
-                                shared.audit.record(AuditEvent::Invited {
+                                ctx.audit.record(AuditEvent::Invited {
                                     session: *session,
                                     by: by.name.clone(),
                                     invitee: invitee.to_string(),
                                     handover,
                                 });
-                                RelayToAgent::InviteTicket { ticket, technician }
+                                RelayToAgent::InviteTicket { ticket: ticket.get(), technician }
                             }
                             Err(e) => RelayToAgent::Error(e),
                         }
@@ -205,13 +188,13 @@ pub(crate) async fn serve(
                     None
                 }
                 Ok(AgentToRelay::Report(report)) => {
-                    shared.metrics.agent_report(&report);
+                    ctx.metrics.agent_report(&report);
                     if let Some((session, end, technician)) = &current {
                         if matches!(report, SessionReport::Paired) {
-                            shared.audit.record(AuditEvent::SessionStarted { session: *session, technician: technician.name.clone(), org: technician.org.clone() });
+                            ctx.audit.record(AuditEvent::SessionStarted { session: *session, technician: technician.name.clone(), org: technician.org.clone() });
                         }
-                        shared.audit.record(AuditEvent::AgentReport { session: *session, report: describe(&report) });
-                        record_report(&shared, *session, &report).await;
+                        ctx.audit.record(AuditEvent::AgentReport { session: *session, report: describe(&report) });
+                        record_service::agent_report(&ctx.records, *session, &report).await;
                         if matches!(report, SessionReport::PairingFailed | SessionReport::Ended { .. }) {
                             end.cancel();
                         }
@@ -241,10 +224,10 @@ pub(crate) async fn serve(
             break;
         }
     }
-    shared.table(|t| t.remove_agent(id));
+    ctx.slots.with(|t| t.remove_agent(id.get()));
     if let Some((_, end, _)) = current {
         end.cancel();
     }
     link.busy.store(false, Ordering::Release);
-    info!(agent = id, "agent disconnected");
+    info!("agent disconnected");
 }

@@ -47,6 +47,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::end::EndReason;
+use crate::ids::{RecordId, SessionId};
 use crate::metrics::Metrics;
 
 /// File name in the data directory.
@@ -82,7 +84,7 @@ pub enum AuditEvent {
     /// `pairing_failed`, the code is burned).
     SessionAttempt {
         /// Session id (relay-local).
-        session: u64,
+        session: SessionId,
         /// Slot claimed.
         slot: u32,
         /// Technician name.
@@ -97,7 +99,7 @@ pub enum AuditEvent {
     /// Key confirmation succeeded (the agent reported `paired`): the session is under way.
     SessionStarted {
         /// Session id.
-        session: u64,
+        session: SessionId,
         /// Technician name.
         technician: String,
         /// Technician org.
@@ -119,7 +121,7 @@ pub enum AuditEvent {
     /// A fact the agent reported (paired, pairing failed, consent, scope refused, ended).
     AgentReport {
         /// Session id.
-        session: u64,
+        session: SessionId,
         /// What the agent reported.
         report: String,
     },
@@ -144,11 +146,11 @@ pub enum AuditEvent {
     /// The session ended.
     SessionEnded {
         /// Session id.
-        session: u64,
+        session: SessionId,
         /// The session record it belongs to (`tether-console sessions show ID`); a colleague's
         /// session belongs to the record of the session they joined. `None` if the record store
         /// failed.
-        record: Option<u64>,
+        record: Option<RecordId>,
         /// Seconds it lasted.
         duration_secs: f64,
         /// Bytes copied console → agent.
@@ -156,7 +158,7 @@ pub enum AuditEvent {
         /// Bytes copied agent → console.
         bytes_to_console: u64,
         /// Why it ended.
-        reason: String,
+        reason: EndReason,
     },
     /// An operator registered a technician.
     TechnicianAdded {
@@ -170,7 +172,7 @@ pub enum AuditEvent {
     /// The user let a session's technician invite a colleague; the relay issued a ticket.
     Invited {
         /// The session invited into.
-        session: u64,
+        session: SessionId,
         /// Who invited.
         by: String,
         /// Whom (a name, or "any L2 technician").
@@ -181,9 +183,9 @@ pub enum AuditEvent {
     /// An invited technician joined: their own session (`session`) runs beside `parent`.
     Joined {
         /// The invitee's session.
-        session: u64,
+        session: SessionId,
         /// The session they were invited into.
-        parent: u64,
+        parent: SessionId,
         /// Who joined.
         technician: String,
         /// Who invited them.
@@ -209,7 +211,7 @@ pub enum AuditEvent {
     /// note text itself stays in the record, not in the log.
     RecordChanged {
         /// Record id.
-        record: u64,
+        record: RecordId,
         /// Technician name.
         technician: String,
         /// Technician org.
@@ -250,6 +252,127 @@ pub enum AuditEvent {
         /// How many.
         count: u64,
     },
+}
+
+/// The kind of an [`AuditEvent`]: its `event` field in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    /// [`AuditEvent::SessionAttempt`].
+    SessionAttempt,
+    /// [`AuditEvent::SessionStarted`].
+    SessionStarted,
+    /// [`AuditEvent::ClaimRefused`].
+    ClaimRefused,
+    /// [`AuditEvent::AgentReport`].
+    AgentReport,
+    /// [`AuditEvent::DeviceEnrolled`].
+    DeviceEnrolled,
+    /// [`AuditEvent::EnrollRefused`].
+    EnrollRefused,
+    /// [`AuditEvent::SessionEnded`].
+    SessionEnded,
+    /// [`AuditEvent::TechnicianAdded`].
+    TechnicianAdded,
+    /// [`AuditEvent::Invited`].
+    Invited,
+    /// [`AuditEvent::Joined`].
+    Joined,
+    /// [`AuditEvent::TechnicianTierSet`].
+    TechnicianTierSet,
+    /// [`AuditEvent::TechnicianRevoked`].
+    TechnicianRevoked,
+    /// [`AuditEvent::RecordChanged`].
+    RecordChanged,
+    /// [`AuditEvent::ClaimsRefusedRepeated`].
+    ClaimsRefusedRepeated,
+    /// [`AuditEvent::AuditRepaired`].
+    AuditRepaired,
+    /// [`AuditEvent::AuditResumed`].
+    AuditResumed,
+    /// [`AuditEvent::AuditRecordsLost`].
+    AuditRecordsLost,
+}
+
+impl AuditKind {
+    /// Every kind.
+    pub const ALL: [AuditKind; 17] = [
+        AuditKind::SessionAttempt,
+        AuditKind::SessionStarted,
+        AuditKind::ClaimRefused,
+        AuditKind::AgentReport,
+        AuditKind::DeviceEnrolled,
+        AuditKind::EnrollRefused,
+        AuditKind::SessionEnded,
+        AuditKind::TechnicianAdded,
+        AuditKind::Invited,
+        AuditKind::Joined,
+        AuditKind::TechnicianTierSet,
+        AuditKind::TechnicianRevoked,
+        AuditKind::RecordChanged,
+        AuditKind::ClaimsRefusedRepeated,
+        AuditKind::AuditRepaired,
+        AuditKind::AuditResumed,
+        AuditKind::AuditRecordsLost,
+    ];
+
+    /// The stored name (the `event` field of a log line).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::SessionAttempt => "session_attempt",
+            AuditKind::SessionStarted => "session_started",
+            AuditKind::ClaimRefused => "claim_refused",
+            AuditKind::AgentReport => "agent_report",
+            AuditKind::DeviceEnrolled => "device_enrolled",
+            AuditKind::EnrollRefused => "enroll_refused",
+            AuditKind::SessionEnded => "session_ended",
+            AuditKind::TechnicianAdded => "technician_added",
+            AuditKind::Invited => "invited",
+            AuditKind::Joined => "joined",
+            AuditKind::TechnicianTierSet => "technician_tier_set",
+            AuditKind::TechnicianRevoked => "technician_revoked",
+            AuditKind::RecordChanged => "record_changed",
+            AuditKind::ClaimsRefusedRepeated => "claims_refused_repeated",
+            AuditKind::AuditRepaired => "audit_repaired",
+            AuditKind::AuditResumed => "audit_resumed",
+            AuditKind::AuditRecordsLost => "audit_records_lost",
+        }
+    }
+}
+
+impl std::str::FromStr for AuditKind {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        AuditKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl AuditEvent {
+    /// This event's kind.
+    pub fn kind(&self) -> AuditKind {
+        match self {
+            AuditEvent::SessionAttempt { .. } => AuditKind::SessionAttempt,
+            AuditEvent::SessionStarted { .. } => AuditKind::SessionStarted,
+            AuditEvent::ClaimRefused { .. } => AuditKind::ClaimRefused,
+            AuditEvent::AgentReport { .. } => AuditKind::AgentReport,
+            AuditEvent::DeviceEnrolled { .. } => AuditKind::DeviceEnrolled,
+            AuditEvent::EnrollRefused { .. } => AuditKind::EnrollRefused,
+            AuditEvent::SessionEnded { .. } => AuditKind::SessionEnded,
+            AuditEvent::TechnicianAdded { .. } => AuditKind::TechnicianAdded,
+            AuditEvent::Invited { .. } => AuditKind::Invited,
+            AuditEvent::Joined { .. } => AuditKind::Joined,
+            AuditEvent::TechnicianTierSet { .. } => AuditKind::TechnicianTierSet,
+            AuditEvent::TechnicianRevoked { .. } => AuditKind::TechnicianRevoked,
+            AuditEvent::RecordChanged { .. } => AuditKind::RecordChanged,
+            AuditEvent::ClaimsRefusedRepeated { .. } => AuditKind::ClaimsRefusedRepeated,
+            AuditEvent::AuditRepaired { .. } => AuditKind::AuditRepaired,
+            AuditEvent::AuditResumed { .. } => AuditKind::AuditResumed,
+            AuditEvent::AuditRecordsLost { .. } => AuditKind::AuditRecordsLost,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -927,7 +1050,7 @@ pub fn verify(text: &str) -> Result<Verified, ChainError> {
                 seq,
             });
         }
-        if v["event"] == "audit_repaired" {
+        if v["event"] == AuditKind::AuditRepaired.as_str() {
             repairs.push(Repair {
                 seq,
                 cut_bytes: v["cut_bytes"].as_u64().unwrap_or(0),
@@ -951,6 +1074,110 @@ pub fn verify(text: &str) -> Result<Verified, ChainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `event` name serde writes is the kind's stored name, for every kind.
+    #[test]
+    fn kinds_name_the_stored_event() {
+        let s = |v: &str| v.to_string();
+        let events = [
+            AuditEvent::SessionAttempt {
+                session: SessionId(1),
+                slot: 2,
+                technician: s("a"),
+                org: s("o"),
+                scopes: s("view"),
+                peer: s("p"),
+            },
+            AuditEvent::SessionStarted {
+                session: SessionId(1),
+                technician: s("a"),
+                org: s("o"),
+            },
+            AuditEvent::ClaimRefused {
+                slot: 1,
+                reason: s("Busy"),
+                technician: None,
+                peer: s("p"),
+            },
+            AuditEvent::AgentReport {
+                session: SessionId(1),
+                report: s("paired"),
+            },
+            AuditEvent::DeviceEnrolled {
+                device_id: s("d"),
+                org: s("o"),
+                hostname: s("h"),
+                peer: s("p"),
+            },
+            AuditEvent::EnrollRefused {
+                reason: s("TokenUsed"),
+                peer: s("p"),
+            },
+            AuditEvent::SessionEnded {
+                session: SessionId(1),
+                record: Some(RecordId(3)),
+                duration_secs: 1.0,
+                bytes_to_agent: 1,
+                bytes_to_console: 2,
+                reason: EndReason::TimeLimit,
+            },
+            AuditEvent::TechnicianAdded {
+                technician: s("a"),
+                org: s("o"),
+                role: s("admin"),
+            },
+            AuditEvent::Invited {
+                session: SessionId(1),
+                by: s("a"),
+                invitee: s("b"),
+                handover: false,
+            },
+            AuditEvent::Joined {
+                session: SessionId(2),
+                parent: SessionId(1),
+                technician: s("b"),
+                invited_by: s("a"),
+            },
+            AuditEvent::TechnicianTierSet {
+                technician: s("a"),
+                org: s("o"),
+                tier: s("L2"),
+            },
+            AuditEvent::TechnicianRevoked {
+                technician: s("a"),
+                org: s("o"),
+            },
+            AuditEvent::RecordChanged {
+                record: RecordId(3),
+                technician: s("a"),
+                org: s("o"),
+                change: s("close"),
+            },
+            AuditEvent::ClaimsRefusedRepeated {
+                reason: s("Busy"),
+                technician: None,
+                peer: s("p"),
+                count: 2,
+                window_secs: 60,
+            },
+            AuditEvent::AuditRepaired { cut_bytes: 1 },
+            AuditEvent::AuditResumed {
+                unwritable_secs: 1.0,
+                error: s("e"),
+            },
+            AuditEvent::AuditRecordsLost { count: 1 },
+        ];
+        assert_eq!(events.len(), AuditKind::ALL.len());
+        for e in &events {
+            let v = serde_json::to_value(e).unwrap();
+            assert_eq!(v["event"], e.kind().as_str());
+            assert_eq!(e.kind().as_str().parse::<AuditKind>(), Ok(e.kind()));
+        }
+        let ended = serde_json::to_value(&events[6]).unwrap();
+        assert_eq!(ended["reason"], "time limit");
+        assert_eq!(ended["session"], 1);
+        assert_eq!(ended["record"], 3);
+    }
 
     fn added(i: usize) -> AuditEvent {
         AuditEvent::TechnicianAdded {

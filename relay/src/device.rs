@@ -5,38 +5,38 @@ use std::sync::Arc;
 
 use tether_net::framed::{self, FrameError};
 use tether_proto::fleet::{DeviceToRelay, FleetError, FleetErrorKind, RelayToDevice};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditEvent;
+use crate::audit_writer::AuditWriter;
+use crate::blocking::blocking;
 use crate::config::HELLO_TIMEOUT;
-use crate::server::{Shared, close_protocol, refuse};
+use crate::conn::{close_protocol, finish, refuse};
+use crate::end::fleet_error_name;
 use crate::store::{Ingested, Store};
 
-/// Runs a store call on a blocking thread (SQLite is synchronous) and waits for it.
-pub(crate) async fn blocking<R: Send + 'static>(
-    store: &Arc<dyn Store>,
-    f: impl FnOnce(&dyn Store) -> Result<R, FleetError> + Send + 'static,
-) -> Result<R, FleetError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .unwrap_or_else(|e| {
-            Err(FleetError::new(
-                FleetErrorKind::StoreFailed,
-                format!("store task failed: {e}"),
-            ))
-        })
+/// What a device's control stream needs.
+#[derive(Debug, Clone)]
+pub struct DeviceCtx {
+    /// The fleet store.
+    pub store: Arc<dyn Store>,
+    /// Enrollments are audited (and refused while the log cannot be written).
+    pub audit: AuditWriter,
+    /// The relay is stopping.
+    pub shutdown: CancellationToken,
 }
 
 pub(crate) async fn serve(
     conn: quinn::Connection,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    shared: Arc<Shared>,
+    ctx: &DeviceCtx,
 ) {
     let peer = conn.remote_address().to_string();
     let first = tokio::select! {
-        _ = shared.shutdown.cancelled() => return,
+        _ = ctx.shutdown.cancelled() => return,
         r = tokio::time::timeout(HELLO_TIMEOUT, framed::read_msg::<DeviceToRelay>(&mut recv)) => r,
     };
     let first = match first {
@@ -55,20 +55,20 @@ pub(crate) async fn serve(
             secret_sha256,
             hostname,
         } => {
-            if let Err(text) = shared.audit_gate() {
+            if let Err(text) = ctx.audit.gate() {
                 let e = FleetError::new(FleetErrorKind::AuditUnavailable, text);
                 return refuse(&conn, send, &RelayToDevice::Error(e)).await;
             }
             let host = hostname.clone();
-            let now = crate::now_unix();
-            let result = blocking(&shared.store, move |s| {
+            let now = crate::clock::now_unix();
+            let result = blocking(&ctx.store, move |s| {
                 s.enroll(&token, &secret_sha256, &hostname, now)
             })
             .await;
             match result {
                 Ok((device_id, org)) => {
                     info!(%device_id, %org, "device enrolled");
-                    shared.audit.record(AuditEvent::DeviceEnrolled {
+                    ctx.audit.record(AuditEvent::DeviceEnrolled {
                         device_id: device_id.clone(),
                         org: org.clone(),
                         hostname: host,
@@ -77,13 +77,11 @@ pub(crate) async fn serve(
                     let _ =
                         framed::write_msg(&mut send, &RelayToDevice::Enrolled { device_id, org })
                             .await;
-                    let _ = send.finish();
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed())
-                        .await;
+                    finish(&conn, send).await;
                 }
                 Err(e) => {
-                    shared.audit.record(AuditEvent::EnrollRefused {
-                        reason: format!("{:?}", e.kind),
+                    ctx.audit.record(AuditEvent::EnrollRefused {
+                        reason: fleet_error_name(e.kind).to_string(),
                         peer,
                     });
                     refuse(&conn, send, &RelayToDevice::Error(e)).await;
@@ -93,7 +91,7 @@ pub(crate) async fn serve(
         }
         DeviceToRelay::Auth { device_id, secret } => {
             let id = device_id.clone();
-            match blocking(&shared.store, move |s| s.authenticate(&id, &secret)).await {
+            match blocking(&ctx.store, move |s| s.authenticate(&id, &secret)).await {
                 Ok(last_seq) => {
                     if framed::write_msg(&mut send, &RelayToDevice::Authenticated { last_seq })
                         .await
@@ -117,10 +115,24 @@ pub(crate) async fn serve(
             return refuse(&conn, send, &RelayToDevice::Error(e)).await;
         }
     };
+    let span = info_span!("device", device = %device_id);
+    reports(conn, send, recv, ctx, device_id)
+        .instrument(span)
+        .await
+}
+
+/// An authenticated device's reports, each answered in turn.
+async fn reports(
+    conn: quinn::Connection,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    ctx: &DeviceCtx,
+    device_id: String,
+) {
     info!(%device_id, "device connected");
     loop {
         let msg = tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
+            _ = ctx.shutdown.cancelled() => break,
             m = framed::read_msg::<DeviceToRelay>(&mut recv) => m,
         };
         let report = match msg {
@@ -143,8 +155,8 @@ pub(crate) async fn serve(
         };
         let seq = report.seq;
         let id = device_id.clone();
-        let now = crate::now_unix();
-        let reply = match blocking(&shared.store, move |s| s.ingest(&id, &report, now)).await {
+        let now = crate::clock::now_unix();
+        let reply = match blocking(&ctx.store, move |s| s.ingest(&id, &report, now)).await {
             Ok(Ingested::Stored) => RelayToDevice::Ack {
                 seq,
                 duplicate: false,

@@ -8,25 +8,36 @@ use tether_proto::fleet::{FleetError, FleetErrorKind, FleetQuery, FleetReply};
 use tether_proto::msg::TechnicianRole;
 use tracing::warn;
 
-use crate::device::blocking;
-use crate::server::Shared;
+use crate::blocking::blocking;
+use crate::conn::finish;
+use crate::directory::Directory;
+use crate::store::Store;
+
+/// What answering a fleet query needs.
+#[derive(Debug, Clone)]
+pub struct FleetCtx {
+    /// Who holds the token (and so which org the answer is limited to).
+    pub directory: Arc<dyn Directory>,
+    /// The fleet store.
+    pub store: Arc<dyn Store>,
+}
 
 pub(crate) async fn serve(
     conn: quinn::Connection,
     mut send: quinn::SendStream,
     token: String,
     query: FleetQuery,
-    shared: Arc<Shared>,
+    ctx: &FleetCtx,
 ) {
     let refuse = |kind, text: &str| FleetReply::Error(FleetError::new(kind, text));
-    let org = match shared.technicians.verify(&token) {
+    let org = match ctx.directory.verify(&token) {
         // Fleet inventory is for technicians and admins of the org; a viewer only watches screens.
         Ok(Ok(t)) if t.role == TechnicianRole::Viewer => {
             let reply = refuse(
                 FleetErrorKind::Forbidden,
                 "the viewer role may not read the fleet inventory",
             );
-            return crate::server::refuse(&conn, send, &reply).await;
+            return crate::conn::refuse(&conn, send, &reply).await;
         }
         Ok(Ok(t)) => t.org,
         Ok(Err(_)) | Err(_) => {
@@ -34,10 +45,10 @@ pub(crate) async fn serve(
                 FleetErrorKind::BadToken,
                 "the technician token is not valid on this relay",
             );
-            return crate::server::refuse(&conn, send, &reply).await;
+            return crate::conn::refuse(&conn, send, &reply).await;
         }
     };
-    let store = shared.store.clone();
+    let store = ctx.store.clone();
     let replies: Result<Vec<FleetReply>, FleetError> = match query {
         FleetQuery::ListDevices => blocking(&store, move |s| s.devices(&org))
             .await
@@ -72,6 +83,5 @@ pub(crate) async fn serve(
             return;
         }
     }
-    let _ = send.finish();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed()).await;
+    finish(&conn, send).await;
 }

@@ -2,15 +2,15 @@
 //! `tether-relay devices list | remove`: offline work on `fleet.sqlite3`, safe while the relay runs
 //! (WAL mode, as `enroll-token create`).
 //!
-//! These open the store's file themselves instead of going through [`crate::store::Store`]: they
-//! are operator-only, never reached from the network, and keep the relay's hot path untouched.
-//! Folding them into `Store` is the natural next step once that trait settles.
+//! Everything goes through the [`Store`] trait; the SQL lives in [`crate::store`].
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use tether_proto::fleet::FleetError;
 
-use crate::store::FILE;
+use crate::store::{FILE, SqliteStore, Store};
+
+pub use crate::store::{DeviceInfo, TokenInfo};
 
 /// Shortest token id prefix accepted by `revoke` (a prefix of the token's SHA-256).
 pub const MIN_ID_PREFIX: usize = 6;
@@ -23,7 +23,7 @@ pub const ID_LEN: usize = 12;
 pub enum FleetAdminError {
     /// The store could not be opened or queried.
     #[error("fleet store: {0}")]
-    Db(#[from] rusqlite::Error),
+    Store(#[from] FleetError),
     /// No fleet store exists in the data directory yet.
     #[error("no fleet store in {0} yet (nothing was ever enrolled)")]
     NoStore(String),
@@ -44,69 +44,34 @@ pub enum FleetAdminError {
     SeveralDevices(String, usize),
 }
 
-/// One enrollment token, as an operator sees it (the token itself is never stored).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TokenInfo {
-    /// The start of the token's SHA-256: enough to name it for `revoke`.
-    pub id: String,
-    /// Organisation its devices join.
-    pub org: String,
-    /// Created, Unix seconds.
-    pub created_unix: u64,
-    /// Expires, Unix seconds.
-    pub expires_unix: u64,
-    /// Enrollments left.
-    pub uses_left: u32,
-}
-
-/// One enrolled device, as an operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DeviceInfo {
-    /// Device id.
-    pub id: String,
-    /// Organisation.
-    pub org: String,
-    /// Host name.
-    pub hostname: String,
-    /// Last report, Unix seconds.
-    pub last_seen_unix: Option<u64>,
-}
-
-fn open(data_dir: &Path) -> Result<Connection, FleetAdminError> {
-    let path = data_dir.join(FILE);
-    if !path.exists() {
+/// The store in `data_dir`, if anything was ever stored there (an operator command never creates
+/// one).
+fn open(data_dir: &Path) -> Result<SqliteStore, FleetAdminError> {
+    if !data_dir.join(FILE).exists() {
         return Err(FleetAdminError::NoStore(data_dir.display().to_string()));
     }
-    let c = Connection::open(path)?;
-    c.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(c)
-}
-
-fn unsigned(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
+    Ok(SqliteStore::open(data_dir)?)
 }
 
 /// Every enrollment token, newest first, used-up and expired ones included.
 pub fn list_tokens(data_dir: &Path) -> Result<Vec<TokenInfo>, FleetAdminError> {
-    let c = match open(data_dir) {
+    let store = match open(data_dir) {
         Err(FleetAdminError::NoStore(_)) => return Ok(Vec::new()),
         other => other?,
     };
-    let mut q = c.prepare(
-        "SELECT token_sha256, org, created_unix, expires_unix, uses_left FROM enroll_tokens \
-         ORDER BY created_unix DESC, token_sha256",
-    )?;
-    let rows = q.query_map([], |r| {
-        let hash: String = r.get(0)?;
-        Ok(TokenInfo {
-            id: hash.chars().take(ID_LEN).collect(),
-            org: r.get(1)?,
-            created_unix: unsigned(r.get(2)?),
-            expires_unix: unsigned(r.get(3)?),
-            uses_left: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+    tokens(&store)
+}
+
+/// The store's tokens, named by the first [`ID_LEN`] characters of their hash.
+fn tokens(store: &dyn Store) -> Result<Vec<TokenInfo>, FleetAdminError> {
+    Ok(store
+        .tokens()?
+        .into_iter()
+        .map(|t| TokenInfo {
+            id: t.id.chars().take(ID_LEN).collect(),
+            ..t
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect())
 }
 
 /// Revokes the token whose id starts with `id`: no device can enroll with it any more. Returns it.
@@ -115,7 +80,11 @@ pub fn revoke_token(data_dir: &Path, id: &str) -> Result<TokenInfo, FleetAdminEr
     if id.len() < MIN_ID_PREFIX || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(FleetAdminError::ShortId);
     }
-    let matching: Vec<TokenInfo> = list_tokens(data_dir)?
+    let store = match open(data_dir) {
+        Err(FleetAdminError::NoStore(_)) => return Err(FleetAdminError::NoToken(id)),
+        other => other?,
+    };
+    let matching: Vec<TokenInfo> = tokens(&store)?
         .into_iter()
         .filter(|t| t.id.starts_with(&id) || id.starts_with(&t.id))
         .collect();
@@ -124,12 +93,7 @@ pub fn revoke_token(data_dir: &Path, id: &str) -> Result<TokenInfo, FleetAdminEr
         [one] => one.clone(),
         _ => return Err(FleetAdminError::Ambiguous(id)),
     };
-    let c = open(data_dir)?;
-    // The id is a hex prefix (checked above), so the pattern holds no wildcard of its own.
-    c.execute(
-        "DELETE FROM enroll_tokens WHERE token_sha256 LIKE ?1",
-        params![format!("{}%", token.id)],
-    )?;
+    store.delete_token(&token.id)?;
     Ok(token)
 }
 
@@ -138,23 +102,10 @@ pub fn list_devices(
     data_dir: &Path,
     org: Option<&str>,
 ) -> Result<Vec<DeviceInfo>, FleetAdminError> {
-    let c = match open(data_dir) {
-        Err(FleetAdminError::NoStore(_)) => return Ok(Vec::new()),
-        other => other?,
-    };
-    let mut q = c.prepare(
-        "SELECT id, org, hostname, last_seen_unix FROM devices \
-         WHERE ?1 IS NULL OR org = ?1 ORDER BY org, hostname, id",
-    )?;
-    let rows = q.query_map(params![org], |r| {
-        Ok(DeviceInfo {
-            id: r.get(0)?,
-            org: r.get(1)?,
-            hostname: r.get(2)?,
-            last_seen_unix: r.get::<_, Option<i64>>(3)?.map(unsigned),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    match open(data_dir) {
+        Err(FleetAdminError::NoStore(_)) => Ok(Vec::new()),
+        other => Ok(other?.device_list(org)?),
+    }
 }
 
 /// Removes a device of `org`, named by id or host name, with its history and package index: it no
@@ -164,47 +115,23 @@ pub fn remove_device(
     org: &str,
     device: &str,
 ) -> Result<DeviceInfo, FleetAdminError> {
-    let mut c = open(data_dir)?;
-    let tx = c.transaction()?;
-    let by_id: Option<DeviceInfo> = tx
-        .query_row(
-            "SELECT id, org, hostname, last_seen_unix FROM devices WHERE id = ?1 AND org = ?2",
-            params![device, org],
-            |r| {
-                Ok(DeviceInfo {
-                    id: r.get(0)?,
-                    org: r.get(1)?,
-                    hostname: r.get(2)?,
-                    last_seen_unix: r.get::<_, Option<i64>>(3)?.map(unsigned),
-                })
-            },
-        )
-        .optional()?;
-    let found = match by_id {
-        Some(d) => d,
+    let store = open(data_dir)?;
+    let devices = store.device_list(Some(org))?;
+    let found = match devices.iter().find(|d| d.id == device) {
+        Some(d) => d.clone(),
         None => {
-            let by_name: Vec<DeviceInfo> = list_devices(data_dir, Some(org))?
-                .into_iter()
+            let by_name: Vec<&DeviceInfo> = devices
+                .iter()
                 .filter(|d| d.hostname.eq_ignore_ascii_case(device))
                 .collect();
-            match by_name.len() {
-                0 => return Err(FleetAdminError::NoDevice(device.into(), org.into())),
-                1 => by_name
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| FleetAdminError::NoDevice(device.into(), org.into()))?,
-                n => return Err(FleetAdminError::SeveralDevices(device.into(), n)),
+            match by_name.as_slice() {
+                [] => return Err(FleetAdminError::NoDevice(device.into(), org.into())),
+                [one] => (*one).clone(),
+                many => return Err(FleetAdminError::SeveralDevices(device.into(), many.len())),
             }
         }
     };
-    for table in ["packages", "changes", "reports"] {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE device_id = ?1"),
-            params![found.id],
-        )?;
-    }
-    tx.execute("DELETE FROM devices WHERE id = ?1", params![found.id])?;
-    tx.commit()?;
+    store.remove_device(&found.id)?;
     Ok(found)
 }
 

@@ -14,22 +14,17 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use rand::Rng;
-use tether_net::framed;
-use tether_proto::msg::{
-    Invitee, OpenInvitation, RelayError, RelayErrorKind, RelayToConsole, TechnicianIdentity,
-};
+use tether_proto::msg::{Invitee, RelayError, RelayErrorKind, TechnicianIdentity};
 
-use crate::server::Shared;
-use crate::technicians::Technicians;
+use crate::directory::Directory;
+use crate::ids::{SessionId, TicketId};
 
 /// One invitation, from the ticket to the invitee's claim.
 #[derive(Debug, Clone)]
 pub struct Invitation {
     /// The session the invitee joins (for the audit log).
-    pub parent: u64,
+    pub parent: SessionId,
     /// Who invited.
     pub by: String,
     /// The inviter's organisation; the invitee must belong to it.
@@ -43,7 +38,7 @@ pub struct Invitation {
 /// Tickets not yet traded for a slot.
 #[derive(Debug)]
 pub struct Invites {
-    tickets: Mutex<HashMap<u64, (Invitation, Instant)>>,
+    tickets: Mutex<HashMap<TicketId, (Invitation, Instant)>>,
     ttl: Duration,
 }
 
@@ -60,10 +55,10 @@ impl Invites {
     /// issues a ticket. Returns the named invitee's identity too, for the user to see.
     pub fn issue(
         &self,
-        technicians: &Technicians,
+        technicians: &dyn Directory,
         invitation: Invitation,
         now: Instant,
-    ) -> Result<(u64, Option<TechnicianIdentity>), RelayError> {
+    ) -> Result<(TicketId, Option<TechnicianIdentity>), RelayError> {
         let unknown = |text: String| RelayError::new(RelayErrorKind::UnknownTechnician, text);
         let active = technicians
             .active()
@@ -88,7 +83,7 @@ impl Invites {
                 None
             }
         };
-        let ticket = rand::thread_rng().r#gen::<u64>();
+        let ticket = TicketId(rand::thread_rng().r#gen::<u64>());
         let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
         tickets.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
         tickets.insert(ticket, (invitation, now));
@@ -96,63 +91,22 @@ impl Invites {
     }
 
     /// Trades a ticket (once) for its invitation, if it has not expired.
-    pub fn take(&self, ticket: u64, now: Instant) -> Option<Invitation> {
+    pub fn take(&self, ticket: TicketId, now: Instant) -> Option<Invitation> {
         let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
         let (inv, at) = tickets.remove(&ticket)?;
         (now.duration_since(at) < self.ttl).then_some(inv)
     }
 }
 
-/// Answers [`ConsoleToRelay::Invitations`]: the open invitation slots whose invitee `token`'s
-/// technician is (by name, or by tier within the organisation).
-///
-/// [`ConsoleToRelay::Invitations`]: tether_proto::msg::ConsoleToRelay::Invitations
-pub(crate) async fn serve_list(
-    conn: quinn::Connection,
-    mut send: quinn::SendStream,
-    token: String,
-    shared: Arc<Shared>,
-) {
-    let who = match shared.technicians.verify(&token) {
-        Ok(Ok(t)) => t,
-        Ok(Err(_)) | Err(_) => {
-            let reply = RelayToConsole::Error(RelayError::new(
-                RelayErrorKind::BadToken,
-                "the technician token is not valid on this relay",
-            ));
-            return crate::server::refuse(&conn, send, &reply).await;
-        }
-    };
-    let open = shared.table(|t| t.open_links(Instant::now()));
-    let list = open
-        .into_iter()
-        .filter_map(|(link, left)| {
-            let inv = link.invite.as_ref()?;
-            inv.invitee.admits(&inv.org, &who).then(|| OpenInvitation {
-                by: inv.by.clone(),
-                invitee: inv.invitee.clone(),
-                handover: inv.handover,
-                expires_in_secs: left.as_secs() as u32,
-            })
-        })
-        .collect();
-    if framed::write_msg(&mut send, &RelayToConsole::Invitations(list))
-        .await
-        .is_ok()
-    {
-        let _ = send.finish();
-        let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::technicians::Technicians;
     use tether_proto::msg::{TechnicianRole, Tier};
 
     fn invitation(invitee: Invitee) -> Invitation {
         Invitation {
-            parent: 7,
+            parent: SessionId(7),
             by: "Ada".into(),
             org: "Acme".into(),
             invitee,

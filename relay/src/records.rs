@@ -5,8 +5,11 @@
 //! - the session lifecycle hooks ([`Records::start`], [`Records::consent`], [`Records::agent_ended`],
 //!   [`Records::finish`], [`Records::add_technician`]) called by the claim/splice code and the agent's
 //!   control stream, keyed by the relay's in-memory session id;
-//! - [`Records::handle`]: a technician's [`RecordQuery`], with the org and role checks;
-//! - `serve`: one `ConsoleToRelay::Records` per console connection.
+//! - [`Records::handle`]: a technician's [`RecordQuery`], with the checks of
+//!   [`crate::record_policy`] (who may read or change what);
+//! - [`RecordStore`]: the trait the relay holds them by.
+//!
+//! The `record_service` module answers `ConsoleToRelay::Records` and drives the hooks.
 //!
 //! Search uses SQLite FTS5 (`records_fts`, one row per record, rowid = record id) over reason, ticket,
 //! notes, resolution and device. The technician's words are turned into quoted FTS terms, so
@@ -18,22 +21,21 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use tether_net::framed;
 use tether_proto::ScopeSet;
 use tether_proto::diag::Verdict;
-use tether_proto::msg::{TechnicianIdentity, TechnicianRole};
+use tether_proto::msg::TechnicianIdentity;
 use tether_proto::records::{
     InventoryRef, MAX_LABEL_CHARS, MAX_LIST, MAX_NOTE_CHARS, MAX_PROBES_PER_POST, MAX_REASON_CHARS,
     MAX_SEARCH_CHARS, Notes, ProbeRun, RecordError, RecordErrorKind, RecordNote, RecordQuery,
     RecordReply, RecordState, RecordSummary, SessionFacts, SessionRecord, check_text,
     truncate_text,
 };
-use tracing::warn;
 
-use crate::server::Shared;
+use crate::ids::{RecordId, SessionId};
+use crate::record_policy::{self, Action, Target, unknown};
 
 /// The database file, shared with the fleet store.
 pub const FILE: &str = crate::store::FILE;
@@ -70,7 +72,8 @@ CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(
     reason, ticket, problem, cause, fix, resolution, device, tokenize = 'unicode61');
 ";
 
-/// Session records. Every method is short and synchronous; async callers use [`blocking`].
+/// Session records in SQLite. Every method is short and synchronous; async callers use
+/// [`crate::blocking::blocking`].
 #[derive(Debug)]
 pub struct Records {
     conn: Mutex<Connection>,
@@ -109,7 +112,7 @@ fn close_if_no_consent(
                 rid,
                 no_consent_resolution(outcome),
                 CLOSED_BY_RELAY,
-                now as i64
+                int(now)?
             ],
         )
         .map_err(db_err)?;
@@ -164,13 +167,6 @@ fn verdict_from(s: &str) -> Verdict {
     }
 }
 
-fn unknown(id: u64) -> RecordError {
-    RecordError::new(
-        RecordErrorKind::UnknownRecord,
-        format!("no session record {id} in your organisation"),
-    )
-}
-
 fn invalid(msg: impl Into<String>) -> RecordError {
     RecordError::new(RecordErrorKind::Invalid, msg)
 }
@@ -189,6 +185,17 @@ pub fn fts_query(text: &str) -> Option<String> {
 
 fn id_param(id: u64) -> Result<i64, RecordError> {
     i64::try_from(id).map_err(|_| unknown(id))
+}
+
+/// A number from outside (a clock, a console's post) as an SQLite integer: one beyond `i64::MAX`
+/// is refused, never wrapped negative.
+fn int(v: u64) -> Result<i64, RecordError> {
+    i64::try_from(v).map_err(|_| invalid(format!("{v} is too large to store")))
+}
+
+/// A stored integer back; they are written by [`int`], so a negative one (never written) reads as 0.
+fn uint(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
 }
 
 impl Records {
@@ -243,18 +250,18 @@ impl Records {
             let tx = c.transaction().map_err(db_err)?;
             tx.execute(
                 "INSERT INTO records (org, started_unix, reason, scopes_requested) VALUES (?1, ?2, ?3, ?4)",
-                params![technician.org, now as i64, reason, scopes_to_db(requested)],
+                params![technician.org, int(now)?, reason, scopes_to_db(requested)],
             )
             .map_err(db_err)?;
             let id = tx.last_insert_rowid();
             tx.execute(
                 "INSERT INTO record_technicians (record_id, name, joined_unix) VALUES (?1, ?2, ?3)",
-                params![id, technician.name, now as i64],
+                params![id, technician.name, int(now)?],
             )
             .map_err(db_err)?;
             index(&tx, id)?;
             tx.commit().map_err(db_err)?;
-            Ok(id as u64)
+            Ok(uint(id))
         })?;
         self.live().running.insert(session, id);
         Ok(id)
@@ -286,7 +293,7 @@ impl Records {
         self.with(|c| {
             c.execute(
                 "INSERT OR IGNORE INTO record_technicians (record_id, name, joined_unix) VALUES (?1, ?2, ?3)",
-                params![id as i64, name, crate::now_unix() as i64],
+                params![id_param(id)?, name, int(crate::clock::now_unix())?],
             )
             .map_err(db_err)?;
             Ok(())
@@ -302,7 +309,7 @@ impl Records {
             let old: String = c
                 .query_row(
                     "SELECT scopes_granted FROM records WHERE id = ?1",
-                    params![id as i64],
+                    params![id_param(id)?],
                     |r| r.get(0),
                 )
                 .map_err(db_err)?;
@@ -312,7 +319,7 @@ impl Records {
             }
             c.execute(
                 "UPDATE records SET scopes_granted = ?2 WHERE id = ?1",
-                params![id as i64, scopes_to_db(all)],
+                params![id_param(id)?, scopes_to_db(all)],
             )
             .map_err(db_err)?;
             Ok(())
@@ -339,19 +346,19 @@ impl Records {
         self.with(|c| {
             c.execute(
                 "UPDATE records SET end_reason = ?2 WHERE id = ?1",
-                params![id as i64, reason],
+                params![id_param(id)?, reason],
             )
             .map_err(db_err)?;
             // Only an attempt that is already over and was closed for want of consent.
             let ended: Option<i64> = c
                 .query_row(
                     "SELECT ended_unix FROM records WHERE id = ?1",
-                    params![id as i64],
+                    params![id_param(id)?],
                     |r| r.get(0),
                 )
                 .map_err(db_err)?;
             if ended.is_some() {
-                close_if_no_consent(c, id as i64, &reason, crate::now_unix())?;
+                close_if_no_consent(c, id_param(id)?, &reason, crate::clock::now_unix())?;
             }
             Ok(())
         })
@@ -388,17 +395,17 @@ impl Records {
             tx.execute(
                 "UPDATE records SET ended_unix = ?2, duration_secs = MAX(?3, ?2 - started_unix),
                  end_reason = COALESCE(end_reason, ?4) WHERE id = ?1",
-                params![id as i64, now as i64, duration_secs as i64, reason],
+                params![id_param(id)?, int(now)?, int(duration_secs)?, reason],
             )
             .map_err(db_err)?;
             let outcome: String = tx
                 .query_row(
                     "SELECT end_reason FROM records WHERE id = ?1",
-                    params![id as i64],
+                    params![id_param(id)?],
                     |r| r.get(0),
                 )
                 .map_err(db_err)?;
-            close_if_no_consent(&tx, id as i64, &outcome, now)?;
+            close_if_no_consent(&tx, id_param(id)?, &outcome, now)?;
             tx.commit().map_err(db_err)?;
             Ok(())
         })
@@ -411,14 +418,7 @@ impl Records {
         query: RecordQuery,
         now: u64,
     ) -> Result<RecordReply, RecordError> {
-        // Any role may read (the knowledge base is for everyone who helps); writing is for the
-        // technician and admin roles, as the viewer role only watches screens.
-        if query.writes() && who.role == TechnicianRole::Viewer {
-            return Err(RecordError::new(
-                RecordErrorKind::Forbidden,
-                "the viewer role may read session records but not change them",
-            ));
-        }
+        record_policy::may(who.role, Action::of(&query))?;
         let org = who.org.as_str();
         match query {
             RecordQuery::List { limit } => self.search(org, None, None, None, limit),
@@ -487,7 +487,7 @@ impl Records {
                 .map_err(db_err)?;
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
-                out.push(load(c, org, id as u64)?.summary);
+                out.push(load(c, org, uint(id))?.summary);
             }
             Ok(RecordReply::List(out))
         })
@@ -518,7 +518,7 @@ impl Records {
         let fix = text("the fix", note.fix)?;
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
-            let rid = writable(&tx, org, id)?;
+            let rid = writable(&tx, org, id, Action::Note, "")?;
             // An empty value clears the field; an absent one keeps it.
             let set = |col: &str, v: &Option<String>| -> Result<(), RecordError> {
                 if let Some(v) = v {
@@ -556,10 +556,10 @@ impl Records {
         }
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
-            let rid = writable(&tx, org, id)?;
+            let rid = writable(&tx, org, id, Action::Close, name)?;
             tx.execute(
                 "UPDATE records SET resolution = ?2, state = 'closed', closed_by = ?3, closed_unix = ?4 WHERE id = ?1",
-                params![rid, resolution, name, now as i64],
+                params![rid, resolution, name, int(now)?],
             )
             .map_err(db_err)?;
             index(&tx, rid)?;
@@ -591,21 +591,7 @@ impl Records {
         }
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
-            let rid = writable(&tx, org, id)?;
-            let involved: Option<i64> = tx
-                .query_row(
-                    "SELECT 1 FROM record_technicians WHERE record_id = ?1 AND name = ?2",
-                    params![rid, name],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db_err)?;
-            if involved.is_none() {
-                return Err(RecordError::new(
-                    RecordErrorKind::Forbidden,
-                    format!("you were not in session {id}; only its technicians post what ran in it"),
-                ));
-            }
+            let rid = writable(&tx, org, id, Action::PostFacts, name)?;
             match facts {
                 SessionFacts::Probes(probes) => {
                     for p in probes {
@@ -616,7 +602,7 @@ impl Records {
                                 truncate_text(&p.probe, MAX_PROBE_CHARS, false),
                                 verdict_name(p.verdict),
                                 truncate_text(&p.reason, MAX_PROBE_REASON_CHARS, false),
-                                now as i64
+                                int(now)?
                             ],
                         )
                         .map_err(db_err)?;
@@ -626,7 +612,7 @@ impl Records {
                     let host = truncate_text(&inv.hostname, MAX_LABEL_CHARS, false);
                     tx.execute(
                         "INSERT INTO record_inventories (record_id, digest, collected_unix, hostname, packages) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![rid, inv.digest.to_ascii_lowercase(), inv.collected_unix as i64, host, inv.packages],
+                        params![rid, inv.digest.to_ascii_lowercase(), int(inv.collected_unix)?, host, inv.packages],
                     )
                     .map_err(db_err)?;
                     if !host.is_empty() {
@@ -649,8 +635,15 @@ fn boxed(r: SessionRecord) -> RecordReply {
     RecordReply::Record(Box::new(r))
 }
 
-/// The record's row id if it exists in `org` and is open.
-fn writable(c: &Connection, org: &str, id: u64) -> Result<i64, RecordError> {
+/// The record's row id if `name` may do `action` to it (see [`record_policy::may_change`]): it
+/// exists in `org`, is open, and for posted facts `name` was one of its technicians.
+fn writable(
+    c: &Connection,
+    org: &str,
+    id: u64,
+    action: Action,
+    name: &str,
+) -> Result<i64, RecordError> {
     let rid = id_param(id)?;
     let state: Option<String> = c
         .query_row(
@@ -660,13 +653,30 @@ fn writable(c: &Connection, org: &str, id: u64) -> Result<i64, RecordError> {
         )
         .optional()
         .map_err(db_err)?;
-    match state.as_deref() {
-        None => Err(unknown(id)),
-        Some("closed") => Err(RecordError::new(
-            RecordErrorKind::Closed,
-            format!("session record {id} is closed; it can no longer change"),
-        )),
-        Some(_) => Ok(rid),
+    let involved = action == Action::PostFacts
+        && state.is_some()
+        && c.query_row(
+            "SELECT 1 FROM record_technicians WHERE record_id = ?1 AND name = ?2",
+            params![rid, name],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map_err(db_err)?
+        .is_some();
+    let target = Target {
+        id,
+        state: state.as_deref().map(state_from),
+        involved,
+    };
+    record_policy::may_change(action, target)?;
+    Ok(rid)
+}
+
+fn state_from(s: &str) -> RecordState {
+    if s == "closed" {
+        RecordState::Closed
+    } else {
+        RecordState::Open
     }
 }
 
@@ -744,7 +754,7 @@ fn load(c: &Connection, org: &str, id: u64) -> Result<SessionRecord, RecordError
                 probe: r.get(0)?,
                 verdict: verdict_from(&r.get::<_, String>(1)?),
                 reason: r.get(2)?,
-                at_unix: r.get::<_, i64>(3)? as u64,
+                at_unix: uint(r.get::<_, i64>(3)?),
             })
         })
         .map_err(db_err)?
@@ -759,7 +769,7 @@ fn load(c: &Connection, org: &str, id: u64) -> Result<SessionRecord, RecordError
         .query_map(params![rid], |r| {
             Ok(InventoryRef {
                 digest: r.get(0)?,
-                collected_unix: r.get::<_, i64>(1)? as u64,
+                collected_unix: uint(r.get::<_, i64>(1)?),
                 hostname: r.get(2)?,
                 packages: r.get(3)?,
             })
@@ -767,15 +777,11 @@ fn load(c: &Connection, org: &str, id: u64) -> Result<SessionRecord, RecordError
         .map_err(db_err)?
         .collect::<Result<_, _>>()
         .map_err(db_err)?;
-    let state = if state == "closed" {
-        RecordState::Closed
-    } else {
-        RecordState::Open
-    };
+    let state = state_from(&state);
     Ok(SessionRecord {
         summary: RecordSummary {
             id,
-            started_unix: started as u64,
+            started_unix: uint(started),
             ticket,
             device,
             reason,
@@ -788,8 +794,8 @@ fn load(c: &Connection, org: &str, id: u64) -> Result<SessionRecord, RecordError
         scopes_granted: scopes_from_db(&granted),
         probes,
         inventories,
-        ended_unix: ended.map(|v| v as u64),
-        duration_secs: duration.map(|v| v as u64),
+        ended_unix: ended.map(uint),
+        duration_secs: duration.map(uint),
         end_reason,
         notes: Notes {
             problem,
@@ -797,176 +803,99 @@ fn load(c: &Connection, org: &str, id: u64) -> Result<SessionRecord, RecordError
             fix,
         },
         closed_by,
-        closed_unix: closed_unix.map(|v| v as u64),
+        closed_unix: closed_unix.map(uint),
     })
 }
 
-/// Runs a record call on a blocking thread (SQLite is synchronous) and waits for it.
-pub async fn blocking<R: Send + 'static>(
-    records: &Arc<Records>,
-    f: impl FnOnce(&Records) -> Result<R, RecordError> + Send + 'static,
-) -> Result<R, RecordError> {
-    let records = records.clone();
-    tokio::task::spawn_blocking(move || f(&records))
-        .await
-        .unwrap_or_else(|e| {
-            Err(RecordError::new(
-                RecordErrorKind::StoreFailed,
-                format!("record task failed: {e}"),
-            ))
-        })
+/// The session records as the relay uses them: the lifecycle hooks, keyed by the relay's session
+/// id, and a technician's queries. [`Records`] (SQLite) is the implementation; every method is
+/// short and synchronous, so async callers use [`crate::blocking::blocking`].
+pub trait RecordStore: Send + Sync + std::fmt::Debug {
+    /// Creates the record of a session that just started and returns its id.
+    fn start(
+        &self,
+        session: SessionId,
+        technician: &TechnicianIdentity,
+        reason: Option<&str>,
+        requested: ScopeSet,
+        now: u64,
+    ) -> Result<RecordId, RecordError>;
+    /// An invited colleague's `session` joined `parent`'s record; `None` if it has none.
+    fn join(&self, session: SessionId, parent: SessionId) -> Option<RecordId>;
+    /// Adds a technician who joined `session` to its record.
+    fn add_technician(&self, session: SessionId, name: &str) -> Result<(), RecordError>;
+    /// The user granted `granted` in `session`.
+    fn consent(&self, session: SessionId, granted: ScopeSet) -> Result<(), RecordError>;
+    /// The agent reported why `session` ended.
+    fn agent_ended(&self, session: SessionId, reason: &str) -> Result<(), RecordError>;
+    /// `session` is over.
+    fn finish(
+        &self,
+        session: SessionId,
+        reason: &str,
+        duration_secs: u64,
+        now: u64,
+    ) -> Result<(), RecordError>;
+    /// Answers `query` for `who`, after the checks of [`record_policy`].
+    fn handle(
+        &self,
+        who: &TechnicianIdentity,
+        query: RecordQuery,
+        now: u64,
+    ) -> Result<RecordReply, RecordError>;
 }
 
-/// Logs a failed lifecycle update: a record that misses a fact must never end the session.
-pub(crate) fn log_failure(what: &str, r: Result<(), RecordError>) {
-    if let Err(e) = r {
-        warn!(error = %e, "session record not updated: {what}");
+impl RecordStore for Records {
+    fn start(
+        &self,
+        session: SessionId,
+        technician: &TechnicianIdentity,
+        reason: Option<&str>,
+        requested: ScopeSet,
+        now: u64,
+    ) -> Result<RecordId, RecordError> {
+        Records::start(self, session.get(), technician, reason, requested, now).map(RecordId)
+    }
+
+    fn join(&self, session: SessionId, parent: SessionId) -> Option<RecordId> {
+        Records::join(self, session.get(), parent.get()).map(RecordId)
+    }
+
+    fn add_technician(&self, session: SessionId, name: &str) -> Result<(), RecordError> {
+        Records::add_technician(self, session.get(), name)
+    }
+
+    fn consent(&self, session: SessionId, granted: ScopeSet) -> Result<(), RecordError> {
+        Records::consent(self, session.get(), granted)
+    }
+
+    fn agent_ended(&self, session: SessionId, reason: &str) -> Result<(), RecordError> {
+        Records::agent_ended(self, session.get(), reason)
+    }
+
+    fn finish(
+        &self,
+        session: SessionId,
+        reason: &str,
+        duration_secs: u64,
+        now: u64,
+    ) -> Result<(), RecordError> {
+        Records::finish(self, session.get(), reason, duration_secs, now)
+    }
+
+    fn handle(
+        &self,
+        who: &TechnicianIdentity,
+        query: RecordQuery,
+        now: u64,
+    ) -> Result<RecordReply, RecordError> {
+        Records::handle(self, who, query, now)
     }
 }
-
-/// Creates the record of a session that just started; `None` (logged) if the store failed, as a
-/// missing record must not stop the session.
-pub(crate) async fn session_started(
-    shared: &Shared,
-    session: u64,
-    technician: &TechnicianIdentity,
-    reason: Option<&str>,
-    requested: ScopeSet,
-    parent: Option<u64>,
-) -> Option<u64> {
-    if let Some(parent) = parent {
-        let name = technician.name.clone();
-        let r = blocking(&shared.records, move |r| {
-            r.add_technician(parent, &name)?;
-            Ok(r.join(session, parent))
-        })
-        .await;
-        return match r {
-            Ok(id) => id,
-            Err(e) => {
-                log_failure("add a joined technician", Err(e));
-                None
-            }
-        };
-    }
-    let (who, reason) = (technician.clone(), reason.map(str::to_string));
-    let r = blocking(&shared.records, move |r| {
-        r.start(
-            session,
-            &who,
-            reason.as_deref(),
-            requested,
-            crate::now_unix(),
-        )
-    })
-    .await;
-    match r {
-        Ok(id) => Some(id),
-        Err(e) => {
-            warn!(error = %e, session, "no session record for this session");
-            None
-        }
-    }
-}
-
-/// Stores a finished session's duration and end reason in its record.
-pub(crate) async fn session_ended(shared: &Shared, session: u64, reason: &str, duration_secs: f64) {
-    let reason = reason.to_string();
-    let r = blocking(&shared.records, move |r| {
-        r.finish(
-            session,
-            &reason,
-            duration_secs.round() as u64,
-            crate::now_unix(),
-        )
-    })
-    .await;
-    log_failure("session end", r);
-}
-
-/// Answers one `ConsoleToRelay::Records` on a console connection.
-pub(crate) async fn serve(
-    conn: quinn::Connection,
-    mut send: quinn::SendStream,
-    token: String,
-    query: RecordQuery,
-    shared: Arc<Shared>,
-) {
-    let who = match shared.technicians.verify(&token) {
-        Ok(Ok(t)) => t,
-        Ok(Err(_)) | Err(_) => {
-            let reply = RecordReply::Error(RecordError::new(
-                RecordErrorKind::BadToken,
-                "the technician token is not valid on this relay",
-            ));
-            return crate::server::refuse(&conn, send, &reply).await;
-        }
-    };
-    let writes = query.writes();
-    let audit_query = if writes { Some(describe(&query)) } else { None };
-    let reply = blocking(&shared.records, move |r| {
-        r.handle(&who, query, crate::now_unix())
-            .map(|reply| (who, reply))
-    })
-    .await;
-    let reply = match reply {
-        Ok((who, reply)) => {
-            if let (Some(what), RecordReply::Record(rec)) = (audit_query, &reply) {
-                shared
-                    .audit
-                    .record(crate::audit::AuditEvent::RecordChanged {
-                        record: rec.summary.id,
-                        technician: who.name,
-                        org: who.org,
-                        change: what,
-                    });
-            }
-            reply
-        }
-        Err(e) => RecordReply::Error(e),
-    };
-    if let Err(e) = framed::write_msg(&mut send, &reply).await {
-        warn!(error = %e, "record answer not delivered");
-        return;
-    }
-    let _ = send.finish();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed()).await;
-}
-
-/// What a write did, for the audit log (never the note text itself).
-fn describe(q: &RecordQuery) -> String {
-    match q {
-        RecordQuery::Note { note, .. } => {
-            let mut f = Vec::new();
-            for (name, set) in [
-                ("ticket", note.ticket.is_some()),
-                ("device", note.device.is_some()),
-                ("problem", note.problem.is_some()),
-                ("cause", note.cause.is_some()),
-                ("fix", note.fix.is_some()),
-            ] {
-                if set {
-                    f.push(name);
-                }
-            }
-            format!("note {}", f.join(","))
-        }
-        RecordQuery::Close { .. } => "close".into(),
-        RecordQuery::Facts {
-            facts: SessionFacts::Probes(p),
-            ..
-        } => format!("probes {}", p.len()),
-        RecordQuery::Facts {
-            facts: SessionFacts::Inventory(_),
-            ..
-        } => "inventory".into(),
-        _ => "read".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tether_proto::msg::TechnicianRole;
 
     fn who(name: &str, role: TechnicianRole) -> TechnicianIdentity {
         TechnicianIdentity {

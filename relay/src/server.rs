@@ -3,7 +3,7 @@
 //! # Message flow per connection
 //! 1. The client opens a bidirectional stream and sends [`Hello`]; the relay answers [`HelloReply`].
 //!    A bad version gets `Refused`; a malformed or oversized frame closes the connection with a reason.
-//! 2. Agents continue on that stream with [`AgentToRelay`] ([`crate::agent_link`]).
+//! 2. Agents continue on that stream with [`tether_proto::msg::AgentToRelay`] ([`crate::agent_link`]).
 //! 3. Consoles send one [`tether_proto::msg::ConsoleToRelay::Claim`] ([`crate::session`]); if accepted,
 //!    the stream and every further stream they open are spliced to the agent.
 //!
@@ -11,27 +11,39 @@
 //! watch, closes the endpoint with [`close::SHUTTING_DOWN`], and waits a bounded time for the close
 //! to reach peers.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tether_net::framed::{self, FrameError};
 use tether_net::tls::RelayIdentity;
 use tether_proto::PROTOCOL_VERSION;
 use tether_proto::msg::{Hello, HelloReply, RelayError, RelayErrorKind, Role, close};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
-use crate::agent_link::{self, AgentEvent, AgentLink};
+use crate::agent_link::{self, AgentCtx};
 use crate::audit::AuditLog;
-use crate::config::{Limits, RelayConfig, SpliceTap};
+use crate::audit_writer::AuditWriter;
+use crate::config::{Limits, RelayConfig};
+use crate::conn::{close_protocol, refuse};
+use crate::device::{self, DeviceCtx};
+use crate::directory::Directory;
+use crate::fleet::FleetCtx;
+use crate::ids::IdSource;
+use crate::invite::Invites;
+use crate::invite_list::ListCtx;
 use crate::metrics::{self, GaugeGuard, Metrics};
+use crate::record_service::QueryCtx;
+use crate::records::{RecordStore, Records};
 use crate::rendezvous::{Rendezvous, Stats};
-use crate::session;
+use crate::session::{self, ConsoleCtx};
+use crate::slots::SlotTable;
+use crate::store::{SqliteStore, Store};
 use crate::technicians::Technicians;
 
 /// How long shutdown waits for closes to reach peers.
@@ -39,9 +51,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Longest wait in [`RelayHandle::audit_path`] for the audit writer to put queued records on disk.
 pub const AUDIT_SYNC_WAIT: Duration = Duration::from_secs(5);
-
-/// Why a claim or enrollment is refused while the audit log cannot be written.
-pub(crate) const AUDIT_DOWN: &str = "the relay cannot write its audit log (is its disk full?), so it starts no new sessions or enrollments until it can; try again later";
 
 /// Errors starting the relay.
 #[derive(Debug, thiserror::Error)]
@@ -79,72 +88,17 @@ pub enum StartError {
     Records(tether_proto::records::RecordError),
 }
 
-/// State shared by all connection tasks.
-pub(crate) struct Shared {
-    pub rendezvous: Mutex<Rendezvous<AgentLink>>,
-    pub technicians: Technicians,
-    pub audit: AuditLog,
-    pub limits: Limits,
-    pub tap: Option<SpliceTap>,
-    pub next_id: AtomicU64,
-    pub shutdown: CancellationToken,
-    pub metrics: Arc<Metrics>,
-    pub store: Arc<dyn crate::store::Store>,
-    pub invites: crate::invite::Invites,
-    pub records: Arc<crate::records::Records>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Whether a new session or enrollment may start: not while the audit log cannot be written
-    /// (the relay fails closed rather than act unaudited). Counts the refusal.
-    pub fn audit_gate(&self) -> Result<(), &'static str> {
-        if self.audit.writable() {
-            return Ok(());
-        }
-        self.metrics.audit_refusals.fetch_add(1, Ordering::Relaxed);
-        Err(AUDIT_DOWN)
-    }
-
-    /// Admits a claim from `source` before its slot is looked at. A claim whose token is a valid
-    /// technician's is limited per technician (in [`Rendezvous::claim`]); only the others count
-    /// against the source address's window, so failures from a shared address (a NAT, a VPN exit)
-    /// never lock out real technicians there. The token check is a SHA-256 and a lookup in the cached
-    /// registry, so checking it first costs a guesser nothing more.
-    pub fn admit_claim(&self, source: IpAddr, token: &str) -> Result<(), (RelayErrorKind, String)> {
-        self.audit_gate()
-            .map_err(|text| (RelayErrorKind::Busy, text.to_string()))?;
-        if matches!(self.technicians.verify(token), Ok(Ok(_))) {
-            return Ok(());
-        }
-        self.table(|t| t.admit_source(source, Instant::now()))
-            .map_err(|kind| {
-                (
-                    kind,
-                    "too many failed claims from your address in the last minute; wait and try again"
-                        .to_string(),
-                )
-            })
-    }
-
-    /// Runs `f` on the rendezvous table. The lock is only ever held for table operations, never across
-    /// an await; a poisoned lock means a panic mid-update, after which the table is still consistent
-    /// (every update is a single map operation), so it is used as is.
-    pub fn table<R>(&self, f: impl FnOnce(&mut Rendezvous<AgentLink>) -> R) -> R {
-        let mut guard = self.rendezvous.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
-    }
+/// What the accept loop holds: one context per kind of connection, each naming only the handles
+/// its module uses, plus what the loop itself needs.
+#[derive(Debug)]
+struct Contexts {
+    agent: AgentCtx,
+    console: ConsoleCtx,
+    device: DeviceCtx,
+    slots: Arc<SlotTable>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    shutdown: CancellationToken,
 }
 
 /// The relay. See [`Relay::spawn`].
@@ -157,7 +111,10 @@ pub struct RelayHandle {
     local_addr: SocketAddr,
     fingerprint: String,
     data_dir: PathBuf,
-    shared: Arc<Shared>,
+    contexts: Arc<Contexts>,
+    audit: Arc<AuditLog>,
+    store: Arc<dyn Store>,
+    records: Arc<dyn RecordStore>,
     task: Option<tokio::task::JoinHandle<()>>,
     metrics_addr: Option<SocketAddr>,
     metrics_task: Option<tokio::task::JoinHandle<()>>,
@@ -180,28 +137,66 @@ impl Relay {
                 source,
             })?;
         let metrics = Arc::new(Metrics::default());
-        let audit = AuditLog::spawn(&dir, metrics.clone())?;
+        let audit_log = Arc::new(AuditLog::spawn(&dir, metrics.clone())?);
+        let audit = AuditWriter::new(audit_log.clone(), metrics.clone());
         let limits = config.limits.clone();
-        let store: Arc<dyn crate::store::Store> =
-            Arc::new(crate::store::SqliteStore::open(&dir).map_err(StartError::Store)?);
-        let records = Arc::new(crate::records::Records::open(&dir).map_err(StartError::Records)?);
-        let shared = Arc::new(Shared {
-            rendezvous: Mutex::new(Rendezvous::new(
-                limits.code_ttl,
-                limits.max_open_slots_per_agent,
-                limits.claims_per_technician_per_minute,
-                limits.claims_per_source_per_minute,
-            )),
-            technicians: Technicians::new(&dir),
-            invites: crate::invite::Invites::new(limits.code_ttl),
-            audit,
-            limits,
-            tap: config.splice_tap.clone(),
-            next_id: AtomicU64::new(1),
-            shutdown: CancellationToken::new(),
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).map_err(StartError::Store)?);
+        let records: Arc<dyn RecordStore> =
+            Arc::new(Records::open(&dir).map_err(StartError::Records)?);
+        let slots = Arc::new(SlotTable::new(Rendezvous::new(
+            limits.code_ttl,
+            limits.max_open_slots_per_agent,
+            limits.claims_per_technician_per_minute,
+            limits.claims_per_source_per_minute,
+        )));
+        let directory: Arc<dyn Directory> = Arc::new(Technicians::new(&dir));
+        let ids = Arc::new(IdSource::default());
+        let shutdown = CancellationToken::new();
+        let contexts = Arc::new(Contexts {
+            agent: AgentCtx {
+                slots: slots.clone(),
+                directory: directory.clone(),
+                invites: Arc::new(Invites::new(limits.code_ttl)),
+                audit: audit.clone(),
+                records: records.clone(),
+                metrics: metrics.clone(),
+                ids: ids.clone(),
+                code_ttl: limits.code_ttl,
+                shutdown: shutdown.clone(),
+            },
+            console: ConsoleCtx {
+                slots: slots.clone(),
+                directory: directory.clone(),
+                audit: audit.clone(),
+                records: records.clone(),
+                metrics: metrics.clone(),
+                ids,
+                limits: limits.clone(),
+                tap: config.splice_tap.clone(),
+                shutdown: shutdown.clone(),
+                fleet: FleetCtx {
+                    directory: directory.clone(),
+                    store: store.clone(),
+                },
+                queries: QueryCtx {
+                    directory: directory.clone(),
+                    records: records.clone(),
+                    audit: audit.clone(),
+                },
+                invitations: ListCtx {
+                    directory,
+                    slots: slots.clone(),
+                },
+            },
+            device: DeviceCtx {
+                store: store.clone(),
+                audit,
+                shutdown: shutdown.clone(),
+            },
+            slots,
             metrics,
-            store,
-            records,
+            limits,
+            shutdown,
         });
         let (metrics_addr, metrics_task) = match config.metrics {
             None => (None, None),
@@ -213,18 +208,21 @@ impl Relay {
                 let _ = std::fs::write(dir.join(metrics::ADDR_FILE), bound.to_string());
                 let task = tokio::spawn(metrics::serve(
                     listener,
-                    shared.metrics.clone(),
-                    shared.shutdown.clone(),
+                    contexts.metrics.clone(),
+                    contexts.shutdown.clone(),
                 ));
                 (Some(bound), Some(task))
             }
         };
-        let task = tokio::spawn(accept_loop(endpoint, shared.clone()));
+        let task = tokio::spawn(accept_loop(endpoint, contexts.clone()));
         Ok(RelayHandle {
             local_addr,
             fingerprint: identity.fingerprint(),
             data_dir: dir,
-            shared,
+            contexts,
+            audit: audit_log,
+            store,
+            records,
             task: Some(task),
             metrics_addr,
             metrics_task,
@@ -252,13 +250,13 @@ impl RelayHandle {
     /// expects to find it there. Waits at most [`AUDIT_SYNC_WAIT`] (blocking; the writer is its own
     /// thread, and usually done in microseconds), and not at all while the log cannot be written.
     pub fn audit_path(&self) -> PathBuf {
-        self.shared.audit.sync(AUDIT_SYNC_WAIT, false);
-        self.shared.audit.path().to_path_buf()
+        self.audit.sync(AUDIT_SYNC_WAIT, false);
+        self.audit.path().to_path_buf()
     }
 
     /// Whether the audit log is being written (while not, new sessions and enrollments are refused).
     pub fn audit_writable(&self) -> bool {
-        self.shared.audit.writable()
+        self.audit.writable()
     }
 
     /// Where the metrics endpoint listens, if enabled.
@@ -268,34 +266,34 @@ impl RelayHandle {
 
     /// The live counters.
     pub fn metrics(&self) -> &Metrics {
-        &self.shared.metrics
+        &self.contexts.metrics
     }
 
     /// The fleet store.
-    pub fn store(&self) -> Arc<dyn crate::store::Store> {
-        self.shared.store.clone()
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
     }
 
     /// The session records.
-    pub fn records(&self) -> Arc<crate::records::Records> {
-        self.shared.records.clone()
+    pub fn records(&self) -> Arc<dyn RecordStore> {
+        self.records.clone()
     }
 
     /// Rendezvous counters.
     pub fn stats(&self) -> Stats {
-        self.shared.table(|t| t.stats())
+        self.contexts.slots.stats()
     }
 
     /// Stops accepting, tells every peer, and waits (bounded) for the closes to go out.
     pub async fn shutdown(mut self) {
-        self.shared.shutdown.cancel();
+        self.contexts.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, task).await;
         }
         // The last records (sessions ended by the shutdown, refusal counts) reach the disk, and the
         // writer is gone, before the relay says it stopped.
-        let shared = self.shared.clone();
-        let _ = tokio::task::spawn_blocking(move || shared.audit.close()).await;
+        let audit = self.audit.clone();
+        let _ = tokio::task::spawn_blocking(move || audit.close()).await;
         if let Some(task) = self.metrics_task.take() {
             let _ = std::fs::remove_file(self.data_dir.join(metrics::ADDR_FILE));
             task.abort();
@@ -305,43 +303,43 @@ impl RelayHandle {
 
 impl Drop for RelayHandle {
     fn drop(&mut self) {
-        self.shared.shutdown.cancel();
+        self.contexts.shutdown.cancel();
         if let Some(task) = self.metrics_task.take() {
             task.abort();
         }
     }
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
-    let permits = Arc::new(Semaphore::new(shared.limits.max_connections));
+async fn accept_loop(endpoint: quinn::Endpoint, ctx: Arc<Contexts>) {
+    let permits = Arc::new(Semaphore::new(ctx.limits.max_connections));
     let mut tasks = JoinSet::new();
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
+            _ = ctx.shutdown.cancelled() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            _ = sweep.tick() => expire_slots(&shared),
+            _ = sweep.tick() => ctx.slots.expire(Instant::now()),
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 let permit = permits.clone().try_acquire_owned().ok();
-                let shared = shared.clone();
+                let ctx = ctx.clone();
                 let span = info_span!("conn", peer = %incoming.remote_address());
                 tasks.spawn(async move {
-                    let Ok(Ok(conn)) = tokio::time::timeout(shared.limits.hello_timeout, incoming).await else { return };
-                    shared.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+                    let Ok(Ok(conn)) = tokio::time::timeout(ctx.limits.hello_timeout, incoming).await else { return };
+                    ctx.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
                     match permit {
                         Some(_permit) => {
-                            let _open = GaugeGuard::new(&shared.metrics.connections_open);
-                            serve(conn.clone(), shared.clone()).await;
+                            let _open = GaugeGuard::new(&ctx.metrics.connections_open);
+                            serve(conn.clone(), ctx.clone()).await;
                             // Dropping the last handle would close with code 0 and no reason; a peer
                             // must hear why.
-                            if shared.shutdown.is_cancelled() {
+                            if ctx.shutdown.is_cancelled() {
                                 conn.close(close::SHUTTING_DOWN.into(), b"relay shutting down");
                             }
                         }
                         None => {
                             warn!("at connection limit; refusing");
-                            shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                            ctx.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
                             conn.close(close::BUSY.into(), b"relay at capacity, try again later");
                         }
                     }
@@ -359,39 +357,10 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, endpoint.wait_idle()).await;
 }
 
-fn expire_slots(shared: &Shared) {
-    let expired = shared.table(|t| t.expire(Instant::now()));
-    for (slot, link) in expired {
-        // Best effort: if the agent's queue is full it learns at claim time instead.
-        let _ = link.events.try_send(AgentEvent::SlotExpired { slot });
-    }
-}
-
-/// Closes `conn` for a protocol violation, with the reason in the close frame.
-pub(crate) fn close_protocol(conn: &quinn::Connection, err: &dyn std::fmt::Display) {
-    debug!(error = %err, "closing for protocol error");
-    conn.close(
-        close::PROTOCOL_ERROR.into(),
-        format!("protocol error: {err}").as_bytes(),
-    );
-}
-
-/// Sends a final refusal on `send`, then waits (bounded) for the peer to read it and hang up.
-pub(crate) async fn refuse<T: serde::Serialize>(
-    conn: &quinn::Connection,
-    mut send: quinn::SendStream,
-    msg: &T,
-) {
-    let _ = framed::write_msg(&mut send, msg).await;
-    let _ = send.finish();
-    let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
-    conn.close(close::NORMAL.into(), b"refused");
-}
-
-async fn serve(conn: quinn::Connection, shared: Arc<Shared>) {
+async fn serve(conn: quinn::Connection, ctx: Arc<Contexts>) {
     let first = tokio::select! {
-        _ = shared.shutdown.cancelled() => return,
-        r = tokio::time::timeout(shared.limits.hello_timeout, async {
+        _ = ctx.shutdown.cancelled() => return,
+        r = tokio::time::timeout(ctx.limits.hello_timeout, async {
             let (send, mut recv) = conn.accept_bi().await?;
             let hello = framed::read_msg::<Hello>(&mut recv).await?;
             Ok::<_, FrameError>((send, recv, hello))
@@ -428,19 +397,14 @@ async fn serve(conn: quinn::Connection, shared: Arc<Shared>) {
         return;
     }
     match hello.role {
-        Role::Agent => agent_link::serve(conn, send, recv, shared).await,
+        Role::Agent => agent_link::serve(conn, send, recv, &ctx.agent).await,
         Role::Console => {
             // Consoles open a stream per request; agents never need more than their control stream.
             conn.set_max_concurrent_bi_streams(
                 tether_net::transport::MAX_CONCURRENT_BIDI_STREAMS.into(),
             );
-            session::serve(conn, send, recv, shared).await
+            session::serve(conn, send, recv, &ctx.console).await
         }
-        Role::Device => crate::device::serve(conn, send, recv, shared).await,
+        Role::Device => device::serve(conn, send, recv, &ctx.device).await,
     }
-}
-
-/// A bounded queue for events to one agent's control task.
-pub(crate) fn agent_queue() -> (mpsc::Sender<AgentEvent>, mpsc::Receiver<AgentEvent>) {
-    mpsc::channel(agent_link::EVENT_QUEUE)
 }

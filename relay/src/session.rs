@@ -1,46 +1,92 @@
 //! A console's claim and the spliced session that follows.
+//!
+//! # Message flow
+//! 1. The console's first frame is a [`ConsoleToRelay`]: a `Claim`, or a one-shot query (fleet,
+//!    records, invitations) answered by its own module.
+//! 2. A claim passes the checks of [`crate::claim`], takes its slot, reserves the agent (one
+//!    session at a time, [`crate::link::BusyGuard`]) and asks the agent to accept.
+//! 3. Accepted: the console hears `Claimed`, and stream 0 and every further console stream are
+//!    spliced to a new agent stream until one side leaves, the time limit, or shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tether_net::framed;
+use tether_proto::Slot;
 use tether_proto::msg::{ConsoleToRelay, RelayError, RelayErrorKind, RelayToConsole, close};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
-use crate::agent_link::AgentEvent;
 use crate::audit::AuditEvent;
-use crate::config::ACCEPT_TIMEOUT;
-use crate::technicians::TokenProblem;
+use crate::audit_writer::AuditWriter;
+use crate::claim::{self, Refusal, TokenVerdict};
+use crate::config::{ACCEPT_TIMEOUT, Limits, SpliceTap};
+use crate::conn::{close_protocol, refuse};
+use crate::directory::Directory;
+use crate::end::{EndReason, relay_error_name};
+use crate::fleet::FleetCtx;
+use crate::ids::{IdSource, SessionId};
+use crate::invite_list::ListCtx;
+use crate::link::{AgentEvent, AgentLink, BusyGuard};
+use crate::metrics::{GaugeGuard, Metrics};
+use crate::record_service::{self, QueryCtx};
+use crate::records::RecordStore;
+use crate::slots::SlotTable;
+use crate::splice::{Counters, splice};
 
 /// How long a finished session waits for in-flight frames before cutting the spliced streams.
 const FINAL_FRAME_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
-use crate::server::{Shared, close_protocol, refuse};
-use crate::splice::{Counters, splice};
 
-trait IntoText {
-    fn into_text(self) -> String;
+/// What a console connection needs.
+#[derive(Clone)]
+pub struct ConsoleCtx {
+    /// The open slots.
+    pub slots: Arc<SlotTable>,
+    /// Who holds a token.
+    pub directory: Arc<dyn Directory>,
+    /// Claims and sessions are audited.
+    pub audit: AuditWriter,
+    /// Session records.
+    pub records: Arc<dyn RecordStore>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Session ids.
+    pub ids: Arc<IdSource>,
+    /// The claim timeout and the session length.
+    pub limits: Limits,
+    /// Tests watch the spliced bytes.
+    pub tap: Option<SpliceTap>,
+    /// The relay is stopping.
+    pub shutdown: CancellationToken,
+    /// Fleet queries.
+    pub fleet: FleetCtx,
+    /// Record queries.
+    pub queries: QueryCtx,
+    /// Invitation lists.
+    pub invitations: ListCtx,
 }
 
-impl IntoText for RelayErrorKind {
-    fn into_text(self) -> String {
-        message(self).to_string()
+impl std::fmt::Debug for ConsoleCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleCtx")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
-fn message(kind: RelayErrorKind) -> &'static str {
-    match kind {
-        RelayErrorKind::UnknownSlot => {
-            "no open session code matches; it may be mistyped, already used, or burned"
+impl ConsoleCtx {
+    fn verify(&self, token: &str) -> TokenVerdict {
+        match self.directory.verify(token) {
+            Ok(Ok(t)) => TokenVerdict::Valid(t),
+            Ok(Err(problem)) => TokenVerdict::Problem(problem),
+            Err(e) => {
+                warn!(error = %e, "technician store unreadable");
+                TokenVerdict::Unreadable
+            }
         }
-        RelayErrorKind::ExpiredSlot => "this session code has expired; ask the user for a new one",
-        RelayErrorKind::BadToken => "the technician token is not valid on this relay",
-        RelayErrorKind::RateLimited => "too many claims in the last minute; wait and try again",
-        RelayErrorKind::Busy => "this agent is already in a session",
-        _ => "claim refused",
     }
 }
 
@@ -48,114 +94,87 @@ pub(crate) async fn serve(
     conn: quinn::Connection,
     send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    shared: Arc<Shared>,
+    ctx: &ConsoleCtx,
 ) {
-    let peer = conn.remote_address().to_string();
-    let timeout = shared.limits.hello_timeout;
+    let timeout = ctx.limits.hello_timeout;
     let claim =
         match tokio::time::timeout(timeout, framed::read_msg::<ConsoleToRelay>(&mut recv)).await {
             Err(_) => return conn.close(close::PROTOCOL_ERROR.into(), b"no claim in time"),
             Ok(Err(e)) => return close_protocol(&conn, &e),
             Ok(Ok(c)) => c,
         };
-    let (slot, token, scopes) = match claim {
+    match claim {
         ConsoleToRelay::Claim {
             slot,
             token,
             scopes,
-        } => (slot, token, scopes),
+        } => claimed(conn, send, recv, ctx, slot, token, scopes).await,
         ConsoleToRelay::Fleet { token, query } => {
-            return crate::fleet::serve(conn, send, token, query, shared).await;
+            crate::fleet::serve(conn, send, token, query, &ctx.fleet).await
         }
         ConsoleToRelay::Records { token, query } => {
-            return crate::records::serve(conn, send, token, query, shared).await;
+            record_service::serve(conn, send, token, query, &ctx.queries).await
         }
         ConsoleToRelay::Invitations { token } => {
-            return crate::invite::serve_list(conn, send, token, shared).await;
+            crate::invite_list::serve(conn, send, token, &ctx.invitations).await
         }
+    }
+}
+
+/// Runs the checks of [`crate::claim`] and takes the slot and the agent. Admitted: the agent's
+/// link, the technician and the guard holding the agent busy.
+fn admit(
+    conn: &quinn::Connection,
+    ctx: &ConsoleCtx,
+    slot: Slot,
+    token: &str,
+    scopes: tether_proto::ScopeSet,
+) -> Result<(AgentLink, tether_proto::msg::TechnicianIdentity, BusyGuard), Refusal> {
+    let verdict = ctx.verify(token);
+    let source = conn.remote_address().ip();
+    claim::admit(ctx.audit.gate(), &verdict, || {
+        ctx.slots.with(|t| t.admit_source(source, Instant::now()))
+    })?;
+    let technician = claim::check(verdict, scopes)?;
+    let who = format!("{}\u{0}{}", technician.org, technician.name);
+    let link = match ctx.slots.with(|t| t.claim(slot, &who, Instant::now())) {
+        Ok((_, link)) => link,
+        Err(kind) => return Err(Refusal::plain(kind, Some(&technician.name))),
     };
-    let refused = |kind: RelayErrorKind, text: String, technician: Option<String>| {
-        shared.metrics.claim_refused(kind);
-        shared.audit.record(AuditEvent::ClaimRefused {
+    claim::check_invite(link.invite.as_deref(), &technician)?;
+    let Some(busy) = link.reserve() else {
+        return Err(Refusal::plain(RelayErrorKind::Busy, Some(&technician.name)));
+    };
+    Ok((link, technician, busy))
+}
+
+async fn claimed(
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    ctx: &ConsoleCtx,
+    slot: Slot,
+    token: String,
+    scopes: tether_proto::ScopeSet,
+) {
+    let peer = conn.remote_address().to_string();
+    let refused = |r: Refusal| {
+        ctx.metrics.claim_refused(r.kind);
+        ctx.audit.record(AuditEvent::ClaimRefused {
             slot: slot.0,
-            reason: format!("{kind:?}"),
-            technician,
+            reason: relay_error_name(r.kind).to_string(),
+            technician: r.technician,
             peer: peer.clone(),
         });
-        RelayToConsole::Error(RelayError::new(kind, text))
+        RelayToConsole::Error(RelayError::new(r.kind, r.text))
     };
-    let plain = |kind: RelayErrorKind| message(kind).to_string();
-    // Audit gate and source limit (failed claims only): see `Shared::admit_claim`.
-    if let Err((kind, text)) = shared.admit_claim(conn.remote_address().ip(), &token) {
-        return refuse(&conn, send, &refused(kind, text, None)).await;
-    }
-    let technician = match shared.technicians.verify(&token) {
-        Ok(Ok(t)) => t,
-        Ok(Err(problem)) => {
-            let text = match problem {
-                TokenProblem::Unknown => plain(RelayErrorKind::BadToken),
-                TokenProblem::Revoked => "this technician token has been revoked".into(),
-                TokenProblem::Expired => "this technician token has expired".into(),
-            };
-            return refuse(&conn, send, &refused(RelayErrorKind::BadToken, text, None)).await;
-        }
-        Err(e) => {
-            warn!(error = %e, "technician store unreadable");
-            let kind = RelayErrorKind::BadToken;
-            return refuse(&conn, send, &refused(kind, plain(kind), None)).await;
-        }
+    let (link, technician, busy) = match admit(&conn, ctx, slot, &token, scopes) {
+        Ok(x) => x,
+        Err(r) => return refuse(&conn, send, &refused(r)).await,
     };
-    let allowed = technician.role.allowed_scopes();
-    if scopes.intersection(allowed) != scopes {
-        let text = format!(
-            "your role ({}) may only ask for {allowed}, not {scopes}",
-            technician.role
-        );
-        return refuse(
-            &conn,
-            send,
-            &refused(RelayErrorKind::Forbidden, text, Some(technician.name)),
-        )
-        .await;
-    }
-    let who = format!("{}\u{0}{}", technician.org, technician.name);
-    let link = match shared.table(|t| t.claim(slot, &who, Instant::now())) {
-        Ok((_, link)) => link,
-        Err(kind) => {
-            return refuse(
-                &conn,
-                send,
-                &refused(kind, plain(kind), Some(technician.name)),
-            )
-            .await;
-        }
-    };
-    if let Some(inv) = &link.invite
-        && !inv.invitee.admits(&inv.org, &technician)
-    {
-        let text = format!(
-            "this code is for an invited technician ({} of {}), not for you; the code is now used",
-            inv.invitee, inv.org
-        );
-        return refuse(
-            &conn,
-            send,
-            &refused(RelayErrorKind::Forbidden, text, Some(technician.name)),
-        )
-        .await;
-    }
-    if link.busy.swap(true, Ordering::AcqRel) {
-        let kind = RelayErrorKind::Busy;
-        return refuse(
-            &conn,
-            send,
-            &refused(kind, plain(kind), Some(technician.name)),
-        )
-        .await;
-    }
 
-    let session = shared.next_id();
-    let end = shared.shutdown.child_token();
+    let session = ctx.ids.session();
+    let end = ctx.shutdown.child_token();
     let (answer_tx, answer) = oneshot::channel();
     let claimed = AgentEvent::Claimed {
         slot,
@@ -165,7 +184,7 @@ pub(crate) async fn serve(
         answer: answer_tx,
     };
     let answer = if link.events.send(claimed).await.is_err() {
-        Err(RelayErrorKind::UnknownSlot.into_text())
+        Err(claim::message(RelayErrorKind::UnknownSlot).to_string())
     } else {
         match tokio::time::timeout(ACCEPT_TIMEOUT, answer).await {
             Ok(Ok(a)) => a,
@@ -173,16 +192,59 @@ pub(crate) async fn serve(
         }
     };
     if let Err(reason) = answer {
-        link.busy.store(false, Ordering::Release);
-        let text = format!("the user's agent declined: {reason}");
-        return refuse(
-            &conn,
-            send,
-            &refused(RelayErrorKind::Declined, text, Some(technician.name)),
-        )
-        .await;
+        drop(busy);
+        let r = Refusal {
+            kind: RelayErrorKind::Declined,
+            text: format!("the user's agent declined: {reason}"),
+            technician: Some(technician.name),
+        };
+        return refuse(&conn, send, &refused(r)).await;
     }
-    shared.audit.record(AuditEvent::SessionAttempt {
+    let span = info_span!("session", %session, %slot);
+    let started = Started {
+        session,
+        slot,
+        technician,
+        scopes,
+        peer,
+        end,
+        busy,
+    };
+    spliced(conn, send, recv, ctx, link, started)
+        .instrument(span)
+        .await
+}
+
+/// A claim the agent accepted.
+struct Started {
+    session: SessionId,
+    slot: Slot,
+    technician: tether_proto::msg::TechnicianIdentity,
+    scopes: tether_proto::ScopeSet,
+    peer: String,
+    end: CancellationToken,
+    /// Frees the agent on every way out of the session.
+    busy: BusyGuard,
+}
+
+async fn spliced(
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    ctx: &ConsoleCtx,
+    link: AgentLink,
+    started_claim: Started,
+) {
+    let Started {
+        session,
+        slot,
+        technician,
+        scopes,
+        peer,
+        end,
+        busy,
+    } = started_claim;
+    ctx.audit.record(AuditEvent::SessionAttempt {
         session,
         slot: slot.0,
         technician: technician.name.clone(),
@@ -191,19 +253,19 @@ pub(crate) async fn serve(
         peer,
     });
     if let Some(inv) = &link.invite {
-        shared.audit.record(AuditEvent::Joined {
+        ctx.audit.record(AuditEvent::Joined {
             session,
             parent: inv.parent,
             technician: technician.name.clone(),
             invited_by: inv.by.clone(),
         });
     }
-    info!(session, %slot, technician = %technician.name, org = %technician.org, "session started");
+    info!(technician = %technician.name, org = %technician.org, "session started");
     let reason = link.reason.as_deref().map(str::to_string);
     // A colleague's session is part of the record of the session they joined.
     let parent = link.invite.as_ref().map(|inv| inv.parent);
-    let record = crate::records::session_started(
-        &shared,
+    let record = record_service::session_started(
+        &ctx.records,
         session,
         &technician,
         reason.as_deref(),
@@ -213,13 +275,10 @@ pub(crate) async fn serve(
     .await;
     // The runtime's clock, so the time limit is tested on paused time.
     let started = tokio::time::Instant::now();
-    shared
-        .metrics
-        .session_attempts
-        .fetch_add(1, Ordering::Relaxed);
-    let _active = crate::metrics::GaugeGuard::new(&shared.metrics.sessions_active);
+    ctx.metrics.session_attempts.fetch_add(1, Ordering::Relaxed);
+    let _active = GaugeGuard::new(&ctx.metrics.sessions_active);
     let counters = Arc::new(Counters {
-        global: Some(shared.metrics.clone()),
+        global: Some(ctx.metrics.clone()),
         ..Counters::default()
     });
     // `end` says the session is over; `cut` resets the spliced streams, a moment later, so that a
@@ -230,10 +289,10 @@ pub(crate) async fn serve(
     let claimed = RelayToConsole::Claimed {
         technician,
         reason,
-        record,
+        record: record.map(|r| r.get()),
     };
     let reason = if framed::write_msg(&mut send, &claimed).await.is_err() {
-        "console left"
+        EndReason::ConsoleLeft
     } else {
         let mut first = Some((send, recv));
         loop {
@@ -243,23 +302,23 @@ pub(crate) async fn serve(
                 None => tokio::select! {
                     s = conn.accept_bi() => match s {
                         Ok(s) => s,
-                        Err(_) if vanished(&conn) => break "console left",
-                        Err(_) => break "ended",
+                        Err(_) if vanished(&conn) => break EndReason::ConsoleLeft,
+                        Err(_) => break EndReason::Ended,
                     },
-                    _ = link.conn.closed() => break if vanished(&link.conn) { "agent left" } else { "ended" },
-                    _ = end.cancelled() => break "ended",
-                    _ = tokio::time::sleep_until(started + shared.limits.max_session) => break "time limit",
+                    _ = link.conn.closed() => break if vanished(&link.conn) { EndReason::AgentLeft } else { EndReason::Ended },
+                    _ = end.cancelled() => break EndReason::Ended,
+                    _ = tokio::time::sleep_until(started + ctx.limits.max_session) => break EndReason::TimeLimit,
                     Some(_) = splices.join_next(), if !splices.is_empty() => continue,
                 },
             };
             let agent_stream = tokio::select! {
                 s = link.conn.open_bi() => match s {
                     Ok(s) => s,
-                    Err(_) => break "agent left",
+                    Err(_) => break EndReason::AgentLeft,
                 },
-                _ = end.cancelled() => break "ended",
+                _ = end.cancelled() => break EndReason::Ended,
             };
-            let (counters, cut, tap) = (counters.clone(), cut.clone(), shared.tap.clone());
+            let (counters, cut, tap) = (counters.clone(), cut.clone(), ctx.tap.clone());
             splices.spawn(async move {
                 splice(console_stream, agent_stream, &counters, tap.as_ref(), &cut).await
             });
@@ -269,12 +328,12 @@ pub(crate) async fn serve(
     // cancels `end`, or the agent reports the cut stream): whichever the select saw first, a
     // connection that broke (rather than closed normally) means that side left.
     let reason = match reason {
-        "ended" if vanished(&link.conn) => "agent left",
-        "ended" if vanished(&conn) => "console left",
+        EndReason::Ended if vanished(&link.conn) => EndReason::AgentLeft,
+        EndReason::Ended if vanished(&conn) => EndReason::ConsoleLeft,
         other => other,
     };
-    let reason = if shared.shutdown.is_cancelled() {
-        "relay shutting down"
+    let reason = if ctx.shutdown.is_cancelled() {
+        EndReason::ShuttingDown
     } else {
         reason
     };
@@ -291,28 +350,30 @@ pub(crate) async fn serve(
     cut.cancel();
     while splices.join_next().await.is_some() {}
     match reason {
-        "relay shutting down" => conn.close(close::SHUTTING_DOWN.into(), reason.as_bytes()),
-        "agent left" => conn.close(close::PEER_GONE.into(), b"session ended: agent left"),
+        EndReason::ShuttingDown => {
+            conn.close(close::SHUTTING_DOWN.into(), reason.as_str().as_bytes())
+        }
+        EndReason::AgentLeft => conn.close(close::PEER_GONE.into(), b"session ended: agent left"),
         _ => conn.close(
             close::SESSION_ENDED.into(),
             format!("session ended: {reason}").as_bytes(),
         ),
     }
-    if reason != "agent left" {
+    if reason != EndReason::AgentLeft {
         let _ = link.events.try_send(AgentEvent::PeerGone);
     }
-    link.busy.store(false, Ordering::Release);
+    drop(busy);
     let duration_secs = started.elapsed().as_secs_f64();
-    shared.audit.record(AuditEvent::SessionEnded {
+    ctx.audit.record(AuditEvent::SessionEnded {
         session,
         record,
         duration_secs,
         bytes_to_agent: counters.to_agent.load(Ordering::Relaxed),
         bytes_to_console: counters.to_console.load(Ordering::Relaxed),
-        reason: reason.to_string(),
+        reason,
     });
-    crate::records::session_ended(&shared, session, reason, duration_secs).await;
-    info!(session, reason, duration_secs, "session ended");
+    record_service::session_ended(&ctx.records, session, reason, duration_secs).await;
+    info!(reason = reason.as_str(), duration_secs, "session ended");
 }
 
 /// Whether `conn` broke (timed out, reset, closed with an error) rather than closed normally.

@@ -10,7 +10,6 @@
 //! stored one with the same digest, and any other number is answered with [`Ingested::Resync`], so
 //! nothing is acknowledged that the store does not hold (see `tether_proto::fleet`).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -20,9 +19,13 @@ use sha2::{Digest, Sha256};
 use tether_proto::codec;
 use tether_proto::fleet::{
     ChangeKind, ChangeRecord, DeviceRecord, DeviceSummary, FleetError, FleetErrorKind,
-    MAX_CREDENTIAL_LEN, MAX_SEQ, Report, ReportBody, SearchHit,
+    MAX_CREDENTIAL_LEN, Report, SearchHit,
 };
-use tether_proto::inventory::{DeltaError, Inventory, Package, PackageKey, PackageSource};
+use tether_proto::inventory::{Package, PackageSource};
+
+use crate::ingest::{self, Commit, Head, PackageUpdate, Plan};
+
+pub use crate::ingest::changes;
 
 /// File name in the data directory.
 pub const FILE: &str = "fleet.sqlite3";
@@ -92,6 +95,44 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<SearchHit>, FleetError>;
     /// Number of stored reports for a device (for tests and operators).
     fn report_count(&self, device_id: &str) -> Result<u64, FleetError>;
+    /// Every enrollment token, newest first, used-up and expired ones included; `id` is the
+    /// token's whole SHA-256 (the token itself is never stored).
+    fn tokens(&self) -> Result<Vec<TokenInfo>, FleetError>;
+    /// Deletes the enrollment tokens whose SHA-256 starts with `id_prefix` (hex digits only).
+    fn delete_token(&self, id_prefix: &str) -> Result<(), FleetError>;
+    /// The enrolled devices of `org` (every organisation when `None`), by organisation and host
+    /// name.
+    fn device_list(&self, org: Option<&str>) -> Result<Vec<DeviceInfo>, FleetError>;
+    /// Removes device `device_id` with its reports, changes and package index.
+    fn remove_device(&self, device_id: &str) -> Result<(), FleetError>;
+}
+
+/// One enrollment token, as an operator sees it (the token itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    /// The start of the token's SHA-256: enough to name it for `revoke`.
+    pub id: String,
+    /// Organisation its devices join.
+    pub org: String,
+    /// Created, Unix seconds.
+    pub created_unix: u64,
+    /// Expires, Unix seconds.
+    pub expires_unix: u64,
+    /// Enrollments left.
+    pub uses_left: u32,
+}
+
+/// One enrolled device, as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceInfo {
+    /// Device id.
+    pub id: String,
+    /// Organisation.
+    pub org: String,
+    /// Host name.
+    pub hostname: String,
+    /// Last report, Unix seconds.
+    pub last_seen_unix: Option<u64>,
 }
 
 /// The SQLite store.
@@ -224,23 +265,15 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceSummary> {
         org: r.get(1)?,
         hostname: r.get(2)?,
         os: r.get(3)?,
-        enrolled_unix: r.get::<_, i64>(4)? as u64,
-        first_seen_unix: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
-        last_seen_unix: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
-        last_seq: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
-        packages: r.get::<_, i64>(8)? as u32,
+        enrolled_unix: uint(r.get::<_, i64>(4)?),
+        first_seen_unix: r.get::<_, Option<i64>>(5)?.map(uint),
+        last_seen_unix: r.get::<_, Option<i64>>(6)?.map(uint),
+        last_seq: r.get::<_, Option<i64>>(7)?.map(uint),
+        packages: u32::try_from(r.get::<_, i64>(8)?).unwrap_or(u32::MAX),
     })
 }
 
 const SUMMARY_COLS: &str = "id, org, hostname, os, enrolled_unix, first_seen_unix, last_seen_unix, last_seq, package_count";
-
-fn key_name(k: &PackageKey) -> String {
-    if k.arch.is_empty() {
-        format!("{}:{}", k.source, k.name)
-    } else {
-        format!("{}:{}:{}", k.source, k.name, k.arch)
-    }
-}
 
 fn source_from(s: &str) -> PackageSource {
     match s {
@@ -253,98 +286,6 @@ fn source_from(s: &str) -> PackageSource {
     }
 }
 
-/// Flattens a JSON value into `path = value` pairs; array items are named by their `name`,
-/// `connector` or `locator` field when they have one, so reordering is not a change.
-fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, v) in m {
-                let p = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&p, v, out);
-            }
-        }
-        serde_json::Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                let label = ["name", "connector", "locator"]
-                    .iter()
-                    .find_map(|k| v.get(k).and_then(|x| x.as_str()).map(str::to_string))
-                    .unwrap_or_else(|| match v {
-                        serde_json::Value::String(s) => s.clone(),
-                        _ => i.to_string(),
-                    });
-                flatten(&format!("{prefix}[{label}]"), v, out);
-            }
-        }
-        serde_json::Value::String(s) => {
-            out.insert(prefix.to_string(), s.clone());
-        }
-        other => {
-            out.insert(prefix.to_string(), other.to_string());
-        }
-    }
-}
-
-/// The changes from `old` to `new`: packages installed, upgraded, removed; hardware facts changed.
-pub fn changes(
-    old: &Inventory,
-    new: &Inventory,
-) -> Vec<(ChangeKind, String, Option<String>, Option<String>)> {
-    let mut out = Vec::new();
-    let o: BTreeMap<PackageKey, &Package> =
-        old.software.packages.iter().map(|p| (p.key(), p)).collect();
-    let n: BTreeMap<PackageKey, &Package> =
-        new.software.packages.iter().map(|p| (p.key(), p)).collect();
-    for (k, p) in &n {
-        match o.get(k) {
-            None => out.push((
-                ChangeKind::Installed,
-                key_name(k),
-                None,
-                Some(p.version.clone()),
-            )),
-            Some(q) if q.version != p.version => out.push((
-                ChangeKind::Upgraded,
-                key_name(k),
-                Some(q.version.clone()),
-                Some(p.version.clone()),
-            )),
-            Some(_) => {}
-        }
-    }
-    for (k, q) in &o {
-        if !n.contains_key(k) {
-            out.push((
-                ChangeKind::Removed,
-                key_name(k),
-                Some(q.version.clone()),
-                None,
-            ));
-        }
-    }
-    if old.hardware != new.hardware {
-        let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
-        if let (Ok(x), Ok(y)) = (
-            serde_json::to_value(&old.hardware),
-            serde_json::to_value(&new.hardware),
-        ) {
-            flatten("", &x, &mut a);
-            flatten("", &y, &mut b);
-        }
-        let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-        for k in keys {
-            let (x, y) = (a.get(k), b.get(k));
-            if x != y {
-                out.push((ChangeKind::Hardware, k.clone(), x.cloned(), y.cloned()));
-            }
-        }
-    }
-    out
-}
-
 /// The device's last stored report number. A stored number outside `0..=MAX_SEQ` can only come from
 /// a crafted report an older relay accepted (it wrapped negative in SQLite); the device then continues
 /// after its last valid report instead of being stuck behind it for good.
@@ -355,20 +296,129 @@ fn last_valid_seq(
 ) -> Result<Option<u64>, FleetError> {
     match stored {
         None => Ok(None),
-        Some(v) if v > 0 => Ok(Some(v as u64)),
+        Some(v) if v > 0 => Ok(Some(uint(v))),
         Some(_) => c
             .query_row(
                 "SELECT MAX(seq) FROM reports WHERE device_id = ?1 AND seq > 0",
                 params![device_id],
                 |r| r.get::<_, Option<i64>>(0),
             )
-            .map(|v| v.map(|v| v as u64))
+            .map(|v| v.map(uint))
             .map_err(db_err),
     }
 }
 
 fn reject(kind: FleetErrorKind, msg: impl Into<String>) -> FleetError {
     FleetError::new(kind, msg)
+}
+
+/// A number from outside (a report, a clock) as an SQLite integer: one beyond `i64::MAX` is
+/// refused, never wrapped negative (an older relay stored a crafted 2^63 that way).
+fn int(what: &str, v: u64) -> Result<i64, FleetError> {
+    i64::try_from(v).map_err(|_| {
+        reject(
+            FleetErrorKind::Invalid,
+            format!("{what} {v} is too large to store"),
+        )
+    })
+}
+
+/// A stored integer back; they are written by [`int`], so a negative one (never written by this
+/// relay) reads as 0.
+fn uint(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// What the store holds for `device_id` before a report (see [`ingest::plan`]).
+fn load_head(c: &Connection, device_id: &str) -> Result<Head, FleetError> {
+    let (stored_last, snapshot): (Option<i64>, Option<Vec<u8>>) = c
+        .query_row(
+            "SELECT last_seq, snapshot FROM devices WHERE id = ?1",
+            params![device_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(db_err)?;
+    let last_seq = last_valid_seq(c, device_id, stored_last)?;
+    let snapshot = match snapshot {
+        Some(b) => Some(codec::from_body(&b).map_err(db_err)?),
+        None => None,
+    };
+    Ok(Head {
+        device_id: device_id.to_string(),
+        last_seq,
+        snapshot,
+    })
+}
+
+/// Writes a planned report: the device's new snapshot, the report, its changes and the package
+/// index. The caller commits the transaction.
+fn store_commit(
+    c: &Connection,
+    device_id: &str,
+    commit: &Commit,
+    now: u64,
+) -> Result<(), FleetError> {
+    let next = &commit.next;
+    let seq = int("report number", commit.seq)?;
+    let now = int("time", now)?;
+    let body = codec::to_body(next).map_err(db_err)?;
+    let os = format!(
+        "{} {}",
+        next.hardware.system.os_name, next.hardware.system.os_version
+    );
+    let package_count = i64::try_from(next.software.packages.len()).map_err(db_err)?;
+    c.execute(
+        "UPDATE devices SET last_seq = ?2, snapshot = ?3, hostname = ?4, os = ?5, package_count = ?6,
+         first_seen_unix = COALESCE(first_seen_unix, ?7), last_seen_unix = ?7 WHERE id = ?1",
+        params![device_id, seq, body, next.hardware.system.hostname, os.trim(), package_count, now],
+    )
+    .map_err(db_err)?;
+    c.execute(
+        "INSERT INTO reports VALUES (?1, ?2, ?3, ?4)",
+        params![device_id, seq, now, commit.kind.as_str()],
+    )
+    .map_err(db_err)?;
+    let mut ins = c
+        .prepare_cached("INSERT INTO changes (device_id, seq, at_unix, kind, item, old, new) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .map_err(db_err)?;
+    for (k, item, old, new) in &commit.changes {
+        ins.execute(params![device_id, seq, now, k.name(), item, old, new])
+            .map_err(db_err)?;
+    }
+    let insert: &[Package] = match &commit.packages {
+        PackageUpdate::Patch { delete, insert } => {
+            let mut del = c
+                .prepare_cached("DELETE FROM packages WHERE device_id = ?1 AND source = ?2 AND name = ?3 AND arch = ?4")
+                .map_err(db_err)?;
+            for k in delete {
+                del.execute(params![device_id, k.source.name(), k.name, k.arch])
+                    .map_err(db_err)?;
+            }
+            insert
+        }
+        PackageUpdate::Replace => {
+            c.execute(
+                "DELETE FROM packages WHERE device_id = ?1",
+                params![device_id],
+            )
+            .map_err(db_err)?;
+            &next.software.packages
+        }
+    };
+    let mut ins = c
+        .prepare_cached("INSERT INTO packages VALUES (?1, ?2, ?3, ?4, ?5)")
+        .map_err(db_err)?;
+    for p in insert {
+        ins.execute(params![
+            device_id,
+            p.source.name(),
+            p.name,
+            p.arch,
+            p.version
+        ])
+        .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -397,8 +447,8 @@ impl Store for SqliteStore {
                 params![
                     sha256_hex(&token),
                     org,
-                    now as i64,
-                    expires_unix.min(i64::MAX as u64) as i64,
+                    int("time", now)?,
+                    i64::try_from(expires_unix).unwrap_or(i64::MAX),
                     i64::from(uses)
                 ],
             )
@@ -446,7 +496,7 @@ impl Store for SqliteStore {
                     "this enrollment token is not known to the relay (mistyped, or from another relay)",
                 ));
             };
-            if (expires as u64) <= now {
+            if uint(expires) <= now {
                 return Err(reject(
                     FleetErrorKind::TokenExpired,
                     "this enrollment token has expired; ask IT for a new one",
@@ -466,7 +516,7 @@ impl Store for SqliteStore {
             let id = format!("dev_{}", random_hex(8));
             tx.execute(
                 "INSERT INTO devices (id, org, secret_sha256, hostname, enrolled_unix) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, org, secret_sha256.to_ascii_lowercase(), hostname, now as i64],
+                params![id, org, secret_sha256.to_ascii_lowercase(), hostname, int("time", now)?],
             )
             .map_err(db_err)?;
             tx.commit().map_err(db_err)?;
@@ -497,155 +547,19 @@ impl Store for SqliteStore {
     }
 
     fn ingest(&self, device_id: &str, report: &Report, now: u64) -> Result<Ingested, FleetError> {
-        if report.device_id != device_id {
-            return Err(reject(
-                FleetErrorKind::WrongDevice,
-                format!(
-                    "this connection is device {device_id}; it cannot report for {}",
-                    report.device_id
-                ),
-            ));
-        }
+        ingest::check_device(device_id, report)?;
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
-            let (stored_last, snapshot): (Option<i64>, Option<Vec<u8>>) = tx
-                .query_row(
-                    "SELECT last_seq, snapshot FROM devices WHERE id = ?1",
-                    params![device_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(db_err)?;
-            let last_seq = last_valid_seq(&tx, device_id, stored_last)?;
-            let expected = last_seq.map_or(1, |l| l.saturating_add(1));
-            let prev: Option<Inventory> = match snapshot {
-                Some(b) => Some(codec::from_body(&b).map_err(db_err)?),
-                None => None,
-            };
-            let resync = |kind, message: String| Ok(Ingested::Resync {
-                expected,
-                error: reject(kind, message),
-            });
-            if report.seq == 0 || report.seq > MAX_SEQ {
-                return resync(
-                    FleetErrorKind::SeqOutOfRange,
-                    format!("report number {} is outside 1–{MAX_SEQ}; the relay expects {expected}", report.seq),
-                );
-            }
-            if Some(report.seq) == last_seq {
-                // A resend after a lost ack is the same report; anything else under this number is
-                // not stored, and acknowledging it would let the device delete it.
-                if prev.as_ref().map(Inventory::digest).as_deref() == Some(report.digest.as_str()) {
-                    return Ok(Ingested::Duplicate);
-                }
-                return resync(
-                    FleetErrorKind::SeqConflict,
-                    format!("the relay holds a different report {}; send the newest inventory as report {expected}", report.seq),
-                );
-            }
-            if let Some(l) = last_seq.filter(|l| report.seq < *l) {
-                return resync(
-                    FleetErrorKind::SeqConflict,
-                    format!(
-                        "the relay already has reports up to {l}, so report {} is behind (a restored data directory?); send the newest inventory as report {expected}",
-                        report.seq
-                    ),
-                );
-            }
-            let (next, kind) = match &report.body {
-                ReportBody::Full(inv) => {
-                    if inv.digest() != report.digest {
-                        return Err(reject(
-                            FleetErrorKind::DigestMismatch,
-                            "the report's inventory does not match its digest (corrupted or tampered)",
-                        ));
-                    }
-                    ((**inv).clone(), "full")
-                }
-                ReportBody::Delta { base_seq, delta } => {
-                    let Some(base) = prev.as_ref().filter(|_| last_seq == Some(*base_seq)) else {
-                        return Err(reject(
-                            FleetErrorKind::BaseMismatch,
-                            format!(
-                                "this delta applies to report {base_seq}, but the relay's last report is {}; send a full report",
-                                last_seq.map_or("none".to_string(), |s| s.to_string())
-                            ),
-                        ));
-                    };
-                    let next = base.apply_checked(delta, &report.digest).map_err(|e| match e {
-                        DeltaError::DigestMismatch => reject(
-                            FleetErrorKind::DigestMismatch,
-                            "the inventory after this delta does not match its digest (corrupted or tampered)",
-                        ),
-                        DeltaError::RemovesMissing(_) => reject(FleetErrorKind::BaseMismatch, e.to_string()),
-                    })?;
-                    (next, "delta")
-                }
-            };
-            if report.seq != expected {
-                return resync(
-                    FleetErrorKind::SeqGap,
-                    format!("report {} skips ahead: the relay's last report is {}; send it as report {expected}", report.seq, last_seq.map_or("none".to_string(), |s| s.to_string())),
-                );
-            }
-            let changes = match &prev {
-                None => vec![(ChangeKind::FirstReport, "inventory".to_string(), None, Some(format!("{} packages", next.software.packages.len())))],
-                Some(p) => changes(p, &next),
-            };
-            let body = codec::to_body(&next).map_err(db_err)?;
-            let os = format!("{} {}", next.hardware.system.os_name, next.hardware.system.os_version);
-            tx.execute(
-                "UPDATE devices SET last_seq = ?2, snapshot = ?3, hostname = ?4, os = ?5, package_count = ?6,
-                 first_seen_unix = COALESCE(first_seen_unix, ?7), last_seen_unix = ?7 WHERE id = ?1",
-                params![device_id, report.seq as i64, body, next.hardware.system.hostname, os.trim(),
-                        next.software.packages.len() as i64, now as i64],
-            )
-            .map_err(db_err)?;
-            tx.execute(
-                "INSERT INTO reports VALUES (?1, ?2, ?3, ?4)",
-                params![device_id, report.seq as i64, now as i64, kind],
-            )
-            .map_err(db_err)?;
-            {
-                let mut ins = tx
-                    .prepare_cached("INSERT INTO changes (device_id, seq, at_unix, kind, item, old, new) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-                    .map_err(db_err)?;
-                for (k, item, old, new) in &changes {
-                    ins.execute(params![device_id, report.seq as i64, now as i64, k.name(), item, old, new])
-                        .map_err(db_err)?;
-                }
-                match (&report.body, prev.is_some()) {
-                    // A delta touches only the packages it names.
-                    (ReportBody::Delta { delta, .. }, true) => {
-                        let mut del = tx
-                            .prepare_cached("DELETE FROM packages WHERE device_id = ?1 AND source = ?2 AND name = ?3 AND arch = ?4")
-                            .map_err(db_err)?;
-                        let keys = delta.removed.iter().cloned().chain(delta.upserted.iter().map(Package::key));
-                        for k in keys {
-                            del.execute(params![device_id, k.source.name(), k.name, k.arch]).map_err(db_err)?;
-                        }
-                        let mut ins = tx
-                            .prepare_cached("INSERT INTO packages VALUES (?1, ?2, ?3, ?4, ?5)")
-                            .map_err(db_err)?;
-                        for p in &delta.upserted {
-                            ins.execute(params![device_id, p.source.name(), p.name, p.arch, p.version])
-                                .map_err(db_err)?;
-                        }
-                    }
-                    _ => {
-                        tx.execute("DELETE FROM packages WHERE device_id = ?1", params![device_id])
-                            .map_err(db_err)?;
-                        let mut ins = tx
-                            .prepare_cached("INSERT INTO packages VALUES (?1, ?2, ?3, ?4, ?5)")
-                            .map_err(db_err)?;
-                        for p in &next.software.packages {
-                            ins.execute(params![device_id, p.source.name(), p.name, p.arch, p.version])
-                                .map_err(db_err)?;
-                        }
-                    }
+            let head = load_head(&tx, device_id)?;
+            match ingest::plan(&head, report)? {
+                Plan::Duplicate => Ok(Ingested::Duplicate),
+                Plan::Resync { expected, error } => Ok(Ingested::Resync { expected, error }),
+                Plan::Store(commit) => {
+                    store_commit(&tx, device_id, &commit, now)?;
+                    tx.commit().map_err(db_err)?;
+                    Ok(Ingested::Stored)
                 }
             }
-            tx.commit().map_err(db_err)?;
-            Ok(Ingested::Stored)
         })
     }
 
@@ -694,8 +608,8 @@ impl Store for SqliteStore {
                     let kind: String = r.get(2)?;
                     Ok(ChangeRecord {
                         device_id: id.clone(),
-                        seq: r.get::<_, i64>(0)? as u64,
-                        at_unix: r.get::<_, i64>(1)? as u64,
+                        seq: uint(r.get::<_, i64>(0)?),
+                        at_unix: uint(r.get::<_, i64>(1)?),
                         kind: match kind.as_str() {
                             "first-report" => ChangeKind::FirstReport,
                             "installed" => ChangeKind::Installed,
@@ -758,8 +672,88 @@ impl Store for SqliteStore {
                 params![device_id],
                 |r| r.get::<_, i64>(0),
             )
-            .map(|n| n as u64)
+            .map(uint)
             .map_err(db_err)
+        })
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenInfo>, FleetError> {
+        self.with(|c| {
+            let mut q = c
+                .prepare(
+                    "SELECT token_sha256, org, created_unix, expires_unix, uses_left FROM enroll_tokens \
+                     ORDER BY created_unix DESC, token_sha256",
+                )
+                .map_err(db_err)?;
+            let rows = q
+                .query_map([], |r| {
+                    Ok(TokenInfo {
+                        id: r.get(0)?,
+                        org: r.get(1)?,
+                        created_unix: uint(r.get(2)?),
+                        expires_unix: uint(r.get(3)?),
+                        uses_left: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                    })
+                })
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            Ok(rows)
+        })
+    }
+
+    fn delete_token(&self, id_prefix: &str) -> Result<(), FleetError> {
+        if !id_prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(reject(FleetErrorKind::Invalid, "a token id is hex digits"));
+        }
+        self.with(|c| {
+            // Hex digits only (checked above), so the pattern holds no wildcard of its own.
+            c.execute(
+                "DELETE FROM enroll_tokens WHERE token_sha256 LIKE ?1",
+                params![format!("{id_prefix}%")],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn device_list(&self, org: Option<&str>) -> Result<Vec<DeviceInfo>, FleetError> {
+        self.with(|c| {
+            let mut q = c
+                .prepare(
+                    "SELECT id, org, hostname, last_seen_unix FROM devices \
+                     WHERE ?1 IS NULL OR org = ?1 ORDER BY org, hostname, id",
+                )
+                .map_err(db_err)?;
+            let rows = q
+                .query_map(params![org], |r| {
+                    Ok(DeviceInfo {
+                        id: r.get(0)?,
+                        org: r.get(1)?,
+                        hostname: r.get(2)?,
+                        last_seen_unix: r.get::<_, Option<i64>>(3)?.map(uint),
+                    })
+                })
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            Ok(rows)
+        })
+    }
+
+    fn remove_device(&self, device_id: &str) -> Result<(), FleetError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(db_err)?;
+            for table in ["packages", "changes", "reports"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE device_id = ?1"),
+                    params![device_id],
+                )
+                .map_err(db_err)?;
+            }
+            tx.execute("DELETE FROM devices WHERE id = ?1", params![device_id])
+                .map_err(db_err)?;
+            tx.commit().map_err(db_err)
         })
     }
 }
@@ -767,114 +761,9 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tether_proto::inventory::{
-        Cpu, Disk, DiskKind, Dmi, Fact, Hardware, Memory, ModuleListing, Software, SourceState,
-        Status, SystemFacts,
-    };
-
-    fn inventory(host: &str, packages: usize) -> Inventory {
-        let u = || Fact::Unavailable;
-        Inventory {
-            collected_unix: 1,
-            hardware: Hardware {
-                system: SystemFacts {
-                    hostname: host.into(),
-                    os_name: "Debian GNU/Linux".into(),
-                    os_version: "12 (bookworm)".into(),
-                    kernel: "6.1.0-18-amd64".into(),
-                    arch: "x86_64".into(),
-                },
-                cpu: Cpu {
-                    model: "AMD EPYC".into(),
-                    vendor: "AuthenticAMD".into(),
-                    sockets: 1,
-                    cores: 8,
-                    threads: 16,
-                    max_mhz: Some(3000),
-                    current_mhz: None,
-                },
-                memory: Memory {
-                    total: 32 << 30,
-                    swap_total: 0,
-                    modules: ModuleListing::NeedsRoot,
-                },
-                disks: vec![],
-                interfaces: vec![],
-                gpus: vec![],
-                displays: vec![],
-                batteries: vec![],
-                dmi: Dmi {
-                    system_vendor: u(),
-                    system_model: u(),
-                    system_serial: Fact::NeedsRoot,
-                    system_uuid: Fact::NeedsRoot,
-                    bios_vendor: u(),
-                    bios_version: u(),
-                    bios_date: u(),
-                    board_vendor: u(),
-                    board_model: u(),
-                    board_serial: Fact::NeedsRoot,
-                },
-            },
-            status: Status {
-                uptime_secs: 100,
-                boot_unix: 0,
-                users: vec![],
-                memory_available: 1 << 30,
-                swap_free: 0,
-                filesystems: vec![],
-                battery_percent: vec![],
-            },
-            software: Software {
-                sources: vec![(PackageSource::Dpkg, SourceState::Read)],
-                packages: (0..packages)
-                    .map(|i| Package {
-                        source: PackageSource::Dpkg,
-                        name: format!("package-{i:04}"),
-                        arch: "amd64".into(),
-                        version: format!("1.{i}-1"),
-                    })
-                    .collect(),
-            },
-        }
-    }
-
-    #[test]
-    fn hardware_and_package_changes_are_named() {
-        let old = inventory("h", 5);
-        let mut new = old.clone();
-        new.hardware.memory.total *= 2;
-        new.hardware.disks.push(Disk {
-            name: "sdb".into(),
-            model: Fact::Value("Disk 2".into()),
-            serial: Fact::NeedsRoot,
-            size: 1 << 40,
-            kind: DiskKind::Ssd,
-            removable: false,
-            partitions: vec![],
-        });
-        new.software.packages.remove(0);
-        new.software.packages[0].version = "9".into();
-        let c = changes(&old, &new);
-        let find = |k: ChangeKind, item: &str| c.iter().find(|x| x.0 == k && x.1 == item).cloned();
-        let mem = find(ChangeKind::Hardware, "memory.total").unwrap();
-        assert_eq!(mem.2, Some((32u64 << 30).to_string()));
-        assert_eq!(mem.3, Some((64u64 << 30).to_string()));
-        assert!(
-            find(ChangeKind::Hardware, "disks[sdb].size").is_some(),
-            "{c:?}"
-        );
-        assert!(find(ChangeKind::Removed, "dpkg:package-0000:amd64").is_some());
-        let up = find(ChangeKind::Upgraded, "dpkg:package-0001:amd64").unwrap();
-        assert_eq!(
-            (up.2.as_deref(), up.3.as_deref()),
-            (Some("1.1-1"), Some("9"))
-        );
-        // Status-only differences are not changes.
-        let mut same = old.clone();
-        same.status.uptime_secs += 5;
-        assert!(changes(&old, &same).is_empty());
-    }
+    use crate::ingest::tests::inventory;
+    use tether_proto::fleet::{MAX_SEQ, ReportBody};
+    use tether_proto::inventory::Inventory;
 
     #[test]
     fn token_uses_and_expiry() {

@@ -135,13 +135,6 @@ fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn check_label(what: &str, s: &str) -> Result<(), TechnicianError> {
     if s.trim().is_empty() || s.len() > 64 || s.chars().any(tether_proto::text::is_hidden) {
         return Err(TechnicianError::Invalid(format!(
@@ -282,7 +275,7 @@ impl Technicians {
         let mut raw = [0u8; 24];
         rand::thread_rng().fill_bytes(&mut raw);
         let token = format!("tt_{}", hex::encode(raw));
-        let created_unix = now_unix();
+        let created_unix = crate::clock::now_unix();
         all.push(Record {
             name: name.into(),
             org: org.into(),
@@ -319,7 +312,7 @@ impl Technicians {
 
     /// Every technician whose token is currently good, as the relay would name them.
     pub fn active(&self) -> Result<Vec<TechnicianIdentity>, TechnicianError> {
-        let now = now_unix();
+        let now = crate::clock::now_unix();
         Ok(self
             .load()?
             .into_iter()
@@ -331,7 +324,7 @@ impl Technicians {
     /// Revokes a technician's token; claims with it fail from now on.
     pub fn revoke(&self, name: &str, org: &str) -> Result<(), TechnicianError> {
         let mut all = self.load()?;
-        let now = now_unix();
+        let now = crate::clock::now_unix();
         let mut found = false;
         for r in all
             .iter_mut()
@@ -358,12 +351,13 @@ impl Technicians {
         let Some(r) = all.get(&hash(token)) else {
             return Ok(Err(TokenProblem::Unknown));
         };
-        Ok(r.status(now_unix()).map(|()| r.clone().identity()))
+        Ok(r.status(crate::clock::now_unix())
+            .map(|()| r.clone().identity()))
     }
 
     /// All technicians, with their status.
     pub fn list(&self) -> Result<Vec<TechnicianInfo>, TechnicianError> {
-        let now = now_unix();
+        let now = crate::clock::now_unix();
         Ok(self
             .load()?
             .into_iter()

@@ -1,0 +1,232 @@
+//! The command line: every command and flag of `tether-relay` (clap derive).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tether_proto::msg::{TechnicianRole, Tier};
+
+// `tether-relay`'s arguments (plain comments on the clap types: a doc comment would become help text).
+#[derive(Debug, Parser)]
+#[command(
+    name = "tether-relay",
+    version,
+    about = "Tether relay: pairs agents and technicians by one-time code"
+)]
+pub struct Cli {
+    /// State directory (certificate, technicians, audit log) [default: the config file's, else
+    /// ~/.local/share/tether-relay].
+    #[arg(long, global = true, env = "TETHER_RELAY_DATA")]
+    pub data_dir: Option<PathBuf>,
+    /// The relay's TOML config file (listen, data_dir, public_address, max_connections,
+    /// claims_per_minute, metrics); flags win over it [default: /etc/tether-relay/relay.toml if
+    /// it exists].
+    #[arg(long, global = true, env = "TETHER_RELAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+// The commands.
+pub enum Command {
+    /// Run the relay (the default).
+    Serve {
+        /// UDP address to listen on [default: 0.0.0.0:4433].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Connections served at once; beyond this new ones are refused with BUSY [default: 10000].
+        #[arg(long)]
+        max_connections: Option<usize>,
+        /// Claims one technician may make per minute [default: 20].
+        #[arg(long)]
+        claims_per_minute: Option<usize>,
+        /// Serve Prometheus metrics over HTTP on this address (off by default), e.g. 127.0.0.1:9464.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
+    },
+    /// Print a summary of a running relay (from its metrics endpoint).
+    Status {
+        /// The metrics address; by default the one the relay recorded in its data directory.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
+    },
+    /// Manage technicians.
+    Technician {
+        #[command(subcommand)]
+        command: TechnicianCommand,
+    },
+    /// Check or read the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Manage enrollment tokens for devices.
+    EnrollToken {
+        #[command(subcommand)]
+        command: EnrollTokenCommand,
+    },
+    /// Enrolled devices (the fleet store); technicians see them with `tether-console devices`.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// Print (or write) the agent config file (/etc/tether/agent.toml) for agents of ORG that use
+    /// this relay: its address, its certificate fingerprint, and allowed_orgs.
+    AgentConfig {
+        #[command(flatten)]
+        target: AgentTarget,
+        /// Write the file here instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Build an agent .deb for ORG with that config inside: users who install it get a window
+    /// with a code and nothing to configure.
+    AgentPackage {
+        #[command(flatten)]
+        target: AgentTarget,
+        /// The tether-agent .deb to start from.
+        #[arg(long, default_value = crate::deploy::DEFAULT_AGENT_DEB)]
+        agent_deb: PathBuf,
+        /// Directory to write the package into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+/// Which agents an agent config is for, and how they reach this relay.
+#[derive(Debug, clap::Args)]
+pub struct AgentTarget {
+    /// The organisation whose technicians these agents accept.
+    #[arg(long)]
+    pub org: String,
+    /// The host:port agents connect to [default: public_address from the config file].
+    #[arg(long)]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+// `devices`.
+pub enum DevicesCommand {
+    /// List enrolled devices.
+    List {
+        /// Only this organisation.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Remove a device with its inventory history: it no longer shows, and it can no longer report
+    /// (enroll it again with a new token to bring it back).
+    Remove {
+        /// Device id or host name.
+        device: String,
+        /// The organisation it belongs to.
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+// `enroll-token`.
+pub enum EnrollTokenCommand {
+    /// Create a token and print it (shown only this once; the relay keeps a hash).
+    Create {
+        /// The organisation enrolled devices belong to.
+        #[arg(long)]
+        org: String,
+        /// How long the token stays valid: 30m, 12h, 7d or seconds.
+        #[arg(long, default_value = "7d", value_parser = crate::config::parse_duration)]
+        expires: std::time::Duration,
+        /// How many devices may enroll with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+    },
+    /// List enrollment tokens (ids, not the tokens: the relay keeps only their hashes).
+    List,
+    /// Revoke a token by the id `list` prints; no device can enroll with it any more.
+    Revoke {
+        /// The token's id (or at least its first 6 characters).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+// `technician`.
+pub enum TechnicianCommand {
+    /// Register a technician and print their token (shown only this once).
+    Add {
+        /// Name shown to users.
+        name: String,
+        /// Organisation shown to users.
+        #[arg(long)]
+        org: String,
+        /// viewer (view only), technician (all session scopes) or admin.
+        #[arg(long, default_value = "technician")]
+        role: TechnicianRole,
+        /// Token lifetime, e.g. 30d; no expiry if omitted.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Support tier: L1, L2 or L3 (escalations go to a higher tier).
+        #[arg(long, default_value = "L1")]
+        tier: Tier,
+    },
+    /// Set a technician's support tier (L1, L2 or L3).
+    SetTier {
+        /// Name.
+        name: String,
+        /// Organisation.
+        #[arg(long)]
+        org: String,
+        /// L1, L2 or L3.
+        tier: Tier,
+    },
+    /// Revoke a technician's token.
+    Revoke {
+        /// Name.
+        name: String,
+        /// Organisation.
+        #[arg(long)]
+        org: String,
+    },
+    /// List registered technicians.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+// `audit`.
+pub enum AuditCommand {
+    /// Check the hash chain; names the first edited, deleted or reordered record.
+    Verify,
+    /// Print records.
+    Show {
+        /// Only the last period, e.g. 24h or 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only records naming this technician.
+        #[arg(long)]
+        technician: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed_and_serve_is_the_default() {
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from(["tether-relay"]);
+        assert!(cli.command.is_none(), "no command runs `serve`");
+        let cli = Cli::parse_from(["tether-relay", "serve", "--listen", "127.0.0.1:0"]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Serve {
+                listen: Some(_),
+                ..
+            })
+        ));
+    }
+}

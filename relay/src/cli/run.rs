@@ -1,0 +1,363 @@
+//! Running one `tether-relay` command: what each prints, and the error it ends with.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Parser;
+
+use super::CliError;
+use super::args::{
+    AuditCommand, Cli, Command, DevicesCommand, EnrollTokenCommand, TechnicianCommand,
+};
+use crate::config::{DEFAULT_PORT, default_data_dir};
+use crate::deploy::{self, DEFAULT_RELAY_CONFIG, DeployError, RelayFile};
+use crate::{Relay, RelayConfig, admin, fleet_admin};
+use tether_proto::msg::Tier;
+
+/// A Unix time as "2026-12-08 09:40".
+fn utc(t: u64) -> String {
+    let c = tether_proto::time::civil(i64::try_from(t).unwrap_or(i64::MAX));
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        c.year, c.month, c.day, c.hour, c.minute
+    )
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    command(cli)
+        .await
+        .map_err(|e| match e.downcast::<AuditBroken>() {
+            Ok(AuditBroken(text)) => CliError::AuditBroken(text),
+            Err(e) => CliError::Failed(e),
+        })
+}
+
+/// `audit verify` found the chain broken: said as is, not as an `error:`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct AuditBroken(String);
+
+async fn command(cli: Cli) -> anyhow::Result<()> {
+    let file = match &cli.config {
+        Some(path) => RelayFile::load(path, true)?,
+        None => RelayFile::load(DEFAULT_RELAY_CONFIG.as_ref(), false)?,
+    };
+    let data_dir = cli
+        .data_dir
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(default_data_dir);
+    let command = match cli.command {
+        Some(c) => c,
+        None => Cli::parse_from(["tether-relay", "serve"])
+            .command
+            .context("default command")?,
+    };
+    match command {
+        Command::Serve {
+            listen,
+            max_connections,
+            claims_per_minute,
+            metrics,
+        } => {
+            let listen = listen
+                .or(file.listen)
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
+            let mut config = RelayConfig::new(listen, data_dir);
+            if let Some(n) = max_connections.or(file.max_connections) {
+                config.limits.max_connections = n;
+            }
+            if let Some(n) = claims_per_minute.or(file.claims_per_minute) {
+                config.limits.claims_per_technician_per_minute = n;
+            }
+            config.metrics = metrics.or(file.metrics);
+            serve(config).await
+        }
+        Command::AgentConfig { target, out } => {
+            let address = target
+                .address
+                .or(file.public_address)
+                .ok_or(DeployError::NoAddress)?;
+            let text = deploy::agent_config(&data_dir, &target.org, &address)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    tether_net::outln!("wrote {} for agents of {:?}", path.display(), target.org);
+                }
+                None => tether_net::out!("{text}"),
+            }
+            Ok(())
+        }
+        Command::AgentPackage {
+            target,
+            agent_deb,
+            out,
+        } => {
+            let address = target
+                .address
+                .or(file.public_address)
+                .ok_or(DeployError::NoAddress)?;
+            let text = deploy::agent_config(&data_dir, &target.org, &address)?;
+            let deb = deploy::agent_package(&agent_deb, &text, &target.org, &out)?;
+            tether_net::outln!("{}", deb.display());
+            eprintln!(
+                "agent package for {:?}: installs /etc/tether/agent.toml for relay {address}; \
+                 hand it to your users (dpkg -i, or your software distribution)",
+                target.org
+            );
+            Ok(())
+        }
+        Command::Status { metrics } => status(metrics, &data_dir).await,
+        Command::Technician { command } => technician(&data_dir, command),
+        Command::EnrollToken {
+            command: EnrollTokenCommand::Create { org, expires, uses },
+        } => {
+            use crate::store::Store;
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let store = crate::store::SqliteStore::open(&data_dir)?;
+            let now = crate::clock::now_unix();
+            let t = store.create_token(&org, expires.as_secs(), uses, now)?;
+            // A mistyped organisation would enroll devices nobody can see: say so (it may be
+            // on purpose, before the organisation's technicians are added).
+            let technicians = crate::technicians::Technicians::new(&data_dir).active()?;
+            if !technicians.iter().any(|t| t.org == org) {
+                let mut orgs: Vec<&str> = technicians.iter().map(|t| t.org.as_str()).collect();
+                orgs.sort_unstable();
+                orgs.dedup();
+                eprintln!(
+                    "warning: no technician belongs to {org:?}, so nobody will see these devices yet; \
+                     check the spelling{}",
+                    if orgs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (organisations with technicians: {})", orgs.join(", "))
+                    }
+                );
+            }
+            tether_net::outln!(
+                "enrollment token for {org:?}: {}, expires in {} ({} UTC).",
+                if t.uses == 1 {
+                    "1 use".to_string()
+                } else {
+                    format!("{} uses", t.uses)
+                },
+                fleet_admin::duration_words(expires.as_secs()),
+                utc(t.expires_unix)
+            );
+            tether_net::outln!("token (shown only once):");
+            tether_net::outln!("{}", t.token);
+            Ok(())
+        }
+        Command::EnrollToken {
+            command: EnrollTokenCommand::List,
+        } => {
+            let tokens = fleet_admin::list_tokens(&data_dir)?;
+            if tokens.is_empty() {
+                tether_net::outln!("no enrollment tokens");
+            }
+            let now = crate::clock::now_unix();
+            for t in tokens {
+                let state = if t.uses_left == 0 {
+                    "used up".to_string()
+                } else if t.expires_unix <= now {
+                    format!("expired {} UTC", utc(t.expires_unix))
+                } else {
+                    format!(
+                        "{} left, expires in {} ({} UTC)",
+                        if t.uses_left == 1 {
+                            "1 use".to_string()
+                        } else {
+                            format!("{} uses", t.uses_left)
+                        },
+                        fleet_admin::duration_words(t.expires_unix - now),
+                        utc(t.expires_unix)
+                    )
+                };
+                tether_net::outln!(
+                    "{}  {:<20} created {} UTC; {state}",
+                    t.id,
+                    t.org,
+                    utc(t.created_unix)
+                );
+            }
+            Ok(())
+        }
+        Command::EnrollToken {
+            command: EnrollTokenCommand::Revoke { id },
+        } => {
+            let t = fleet_admin::revoke_token(&data_dir, &id)?;
+            tether_net::outln!(
+                "enrollment token {} for {:?} revoked; no device can enroll with it any more.",
+                t.id,
+                t.org
+            );
+            Ok(())
+        }
+        Command::Devices {
+            command: DevicesCommand::List { org },
+        } => {
+            let devices = fleet_admin::list_devices(&data_dir, org.as_deref())?;
+            if devices.is_empty() {
+                tether_net::outln!("no enrolled devices");
+            }
+            for d in devices {
+                tether_net::outln!(
+                    "{}  {:<20} {:<24} last seen {}",
+                    d.id,
+                    d.org,
+                    d.hostname,
+                    d.last_seen_unix
+                        .map_or("never".to_string(), |t| format!("{} UTC", utc(t)))
+                );
+            }
+            Ok(())
+        }
+        Command::Devices {
+            command: DevicesCommand::Remove { device, org },
+        } => {
+            let d = fleet_admin::remove_device(&data_dir, &org, &device)?;
+            tether_net::outln!(
+                "device {} ({}) of {:?} removed with its history; it can no longer report.",
+                d.id,
+                d.hostname,
+                d.org
+            );
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => match admin::verify_audit(&data_dir) {
+            Ok(v) => {
+                tether_net::outln!("audit log intact: {} records", v.records);
+                for r in &v.repairs {
+                    tether_net::outln!(
+                        "repaired: record {} notes {} bytes of a torn record (an interrupted write) cut",
+                        r.seq,
+                        r.cut_bytes
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => Err(AuditBroken(e.to_string()).into()),
+        },
+        Command::Audit {
+            command:
+                AuditCommand::Show {
+                    since,
+                    technician,
+                    json,
+                },
+        } => {
+            let since = since.map(|s| admin::parse_duration(&s)).transpose()?;
+            for r in admin::audit_records(&data_dir, &admin::AuditFilter { since, technician })? {
+                tether_net::outln!(
+                    "{}",
+                    if json {
+                        r.to_string()
+                    } else {
+                        admin::render_record(&r)
+                    }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow::Result<()> {
+    match command {
+        TechnicianCommand::Add {
+            name,
+            org,
+            role,
+            expires,
+            tier,
+        } => {
+            let valid_for = expires.map(|e| admin::parse_duration(&e)).transpose()?;
+            let token = admin::add_technician(data_dir, &name, &org, role, valid_for)?;
+            if tier != Tier::L1 {
+                admin::set_technician_tier(data_dir, &name, &org, tier)?;
+            }
+            tether_net::outln!(
+                "technician {name:?} of {org:?} added with role {role}, tier {tier}."
+            );
+            tether_net::outln!(
+                "token (shown only once; give it to the technician as TETHER_TOKEN):"
+            );
+            tether_net::outln!("{token}");
+        }
+        TechnicianCommand::SetTier { name, org, tier } => {
+            admin::set_technician_tier(data_dir, &name, &org, tier)?;
+            tether_net::outln!("technician {name:?} of {org:?} is now {tier}.");
+        }
+        TechnicianCommand::Revoke { name, org } => {
+            admin::revoke_technician(data_dir, &name, &org)?;
+            tether_net::outln!(
+                "technician {name:?} of {org:?} revoked; their token no longer works."
+            );
+        }
+        TechnicianCommand::List => {
+            for t in admin::list_technicians(data_dir)? {
+                tether_net::outln!(
+                    "{:<24} {:<24} {:<11} {:<3} {}",
+                    t.name,
+                    t.org,
+                    t.role.name(),
+                    t.tier,
+                    t.status
+                );
+            }
+        }
+    }
+    Ok(())
+}
+async fn serve(config: RelayConfig) -> anyhow::Result<()> {
+    let relay = Relay::spawn(config).await.context("starting the relay")?;
+    tether_net::outln!(
+        "tether-relay listening on {} (UDP/QUIC)",
+        relay.local_addr()
+    );
+    tether_net::outln!("certificate SHA-256: {}", relay.fingerprint());
+    tether_net::outln!("data directory:      {}", relay.data_dir().display());
+    tether_net::outln!("audit log:           {}", relay.audit_path().display());
+    if let Some(m) = relay.metrics_addr() {
+        tether_net::outln!("metrics:             http://{m}/metrics");
+    }
+    tether_net::outln!();
+    tether_net::outln!("Agents and consoles pin the certificate with:");
+    tether_net::outln!("  export TETHER_RELAY_CERT_SHA256={}", relay.fingerprint());
+    tether_net::outln!("Register a technician with: tether-relay technician add NAME --org ORG");
+    tether_net::outln!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    tether_net::outln!("stopping: telling connected peers and draining...");
+    relay.shutdown().await;
+    tether_net::outln!("stopped.");
+    Ok(())
+}
+
+async fn status(metrics: Option<SocketAddr>, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let addr = match metrics {
+        Some(a) => a,
+        None => {
+            let file = data_dir.join(crate::metrics::ADDR_FILE);
+            let text = std::fs::read_to_string(&file).with_context(|| {
+                format!(
+                    "no running relay with metrics recorded in {}; start it with \
+                     `tether-relay serve --metrics 127.0.0.1:9464`, or pass --metrics ADDR",
+                    data_dir.display()
+                )
+            })?;
+            text.trim()
+                .parse()
+                .with_context(|| format!("{} holds no address", file.display()))?
+        }
+    };
+    let samples = crate::metrics::scrape(addr).await?;
+    tether_net::outln!("tether-relay at http://{addr}/metrics");
+    tether_net::out!("{}", crate::metrics::summary(&samples));
+    Ok(())
+}
