@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`session`]: [`open_session`] and [`Session`] — the library a script or a window builds on.
 //! - [`chat`]: the line-based chat of `tether-console chat`.
+//! - [`cli`]: the `tether-console` command line (arguments, checks before connecting, commands,
+//!   output); `main.rs` only calls it.
 //! - [`cursor`]: the user's cursor drawn over the live screen.
 //! - [`displays`]: switching displays (monitors) within a session, and the display picker's places.
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
@@ -20,6 +22,7 @@
 //!   screen, inventory and diagnostics panels; [`window::model`] is its display-free state.
 
 pub mod chat;
+pub mod cli;
 pub mod cursor;
 pub mod displays;
 pub mod error;
