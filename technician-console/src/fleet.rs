@@ -243,12 +243,12 @@ pub fn software_csv(devices: &[DeviceRecord]) -> String {
         let host = csv_field(&inv.hardware.system.hostname);
         let id = csv_field(&d.summary.device_id);
         for p in &inv.software.packages {
+            let [name, version, _arch, source] = crate::rows::package(p);
             let _ = writeln!(
                 s,
-                "{host},{},{},{},{id}",
-                csv_field(&p.name),
-                csv_field(&p.version),
-                p.source.name()
+                "{host},{},{},{source},{id}",
+                csv_field(name),
+                csv_field(version),
             );
         }
     }

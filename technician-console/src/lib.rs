@@ -15,6 +15,8 @@
 //!   texture is updated from, rectangle by rectangle (pure).
 //! - [`records`]: session records (list, show, search, note, close) and the facts a session posts.
 //! - [`render`]: human tables for the command line (JSON output is serde's).
+//! - [`rows`]: the one projection of an inventory into rows, for the window, the CSV export and the
+//!   command line.
 //! - [`screen`]: view and control streams ([`Session::view`], [`Session::control`]), PNG snapshots.
 //! - [`viewer`]: the eframe window showing a remote screen, with status bar and input; its
 //!   [`viewer::ScreenPane`] is the live screen in both windows.
@@ -31,6 +33,7 @@ pub mod keys;
 pub mod picture;
 pub mod records;
 pub mod render;
+pub mod rows;
 pub mod screen;
 pub mod session;
 pub mod viewer;

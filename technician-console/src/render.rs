@@ -186,12 +186,7 @@ pub fn inventory(i: &Inventory) -> String {
             mac,
             if n.up { "up" } else { "down" },
             speed,
-            n.ipv4
-                .iter()
-                .chain(&n.ipv6)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::rows::addresses(n).join(", ")
         );
     }
     if !h.gpus.is_empty() || !h.displays.is_empty() {
