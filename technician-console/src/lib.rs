@@ -6,6 +6,8 @@
 //! - [`cli`]: the `tether-console` command line (arguments, checks before connecting, commands,
 //!   output); `main.rs` only calls it.
 //! - [`cursor`]: the user's cursor drawn over the live screen.
+//! - [`diag`]: reading probe parameters from the technician's words, and the probe help and
+//!   catalog.
 //! - [`displays`]: switching displays (monitors) within a session, and the display picker's places.
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
@@ -26,6 +28,7 @@
 pub mod chat;
 pub mod cli;
 pub mod cursor;
+pub mod diag;
 pub mod displays;
 pub mod error;
 pub mod fleet;

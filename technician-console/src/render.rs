@@ -517,10 +517,10 @@ pub fn catalog() -> String {
             s,
             "{:<16} {} (timeout {} s){all}",
             k.name(),
-            k.describe(),
+            crate::diag::describe(k),
             k.default_timeout_secs()
         );
-        for p in k.params() {
+        for p in crate::diag::params(k) {
             let req = if p.required { "required" } else { "optional" };
             let _ = writeln!(s, "{:<18}{}=<{}>  {req}: {}", "", p.name, p.kind, p.help);
         }

@@ -467,10 +467,7 @@ fn answer_wait(request: &Request) -> Duration {
             probe,
             timeout_secs,
         } => {
-            let secs = probe
-                .kind()
-                .effective_timeout_secs(*timeout_secs)
-                .unwrap_or(0);
+            let secs = crate::diag::agent_timeout_secs(probe.kind(), *timeout_secs);
             STEP_TIMEOUT.max(Duration::from_secs(u64::from(secs)) + Duration::from_secs(10))
         }
         _ => STEP_TIMEOUT,

@@ -321,7 +321,7 @@ fn hoist_options(argv: &[String], kind: ProbeKind, args: &[String]) -> Option<Ve
             Some((n, _)) => (n, true),
             None => (name, false),
         };
-        if kind.params().iter().any(|p| p.name == name) {
+        if kind.param_names().contains(&name) {
             return None;
         }
         let arg = diag.get_arguments().find(|a| a.get_long() == Some(name))?;

@@ -5,7 +5,7 @@ use super::checks::{check_output_path, input_events};
 use super::output;
 use super::{CliError, usage};
 use crate::{ConsoleConfig, ConsoleError, Session, pair_session, pair_session_with, render};
-use tether_proto::diag::{Probe, ProbeKind};
+use tether_proto::diag::Probe;
 use tether_proto::fleet::{FleetQuery, FleetReply};
 use tether_proto::screen::InputEvent;
 use tether_proto::{Scope, ScopeSet, SessionCode};
@@ -32,19 +32,19 @@ pub async fn run(mut cli: Cli) -> Result<(), CliError> {
     {
         if *list {
             if json {
-                tether_net::outln!("{}", output::json_or_error(&tether_proto::diag::catalog()));
+                tether_net::outln!("{}", output::json_or_error(&crate::diag::catalog()));
             } else {
                 tether_net::out!("{}", render::catalog());
             }
             return Ok(());
         }
         if let Some(k) = kind {
-            match Probe::parse(*k, args) {
+            match crate::diag::parse_probe(*k, args) {
                 Ok(p) => probe = Some(p),
                 Err(e) => return usage(e.to_string()),
             }
         }
-        if let Err(e) = ProbeKind::Uptime.effective_timeout_secs(*timeout) {
+        if let Err(e) = crate::diag::check_timeout(*timeout) {
             return usage(format!("--timeout: {e}"));
         }
     }

@@ -1,7 +1,7 @@
 //! The diagnostics panel: the probe to run, its parameters, and the verdicts so far.
 
 use tether_proto::Scope;
-use tether_proto::diag::{DiagReport, Probe, ProbeKind, Verdict};
+use tether_proto::diag::{DiagReport, ProbeKind, Verdict};
 
 use super::{Action, Model, not_asked};
 use crate::render;
@@ -69,7 +69,7 @@ impl Model {
         }
         let kind = self.diag.selected;
         let words: Vec<&str> = self.diag.params.split_whitespace().collect();
-        match Probe::parse(kind, &words) {
+        match crate::diag::parse_probe(kind, &words) {
             Ok(p) => {
                 self.diag.param_error = None;
                 self.diag.running += 1;
