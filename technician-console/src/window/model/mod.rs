@@ -289,80 +289,13 @@ mod tests {
     }
 
     fn inventory(names: &[&str]) -> Box<Inventory> {
-        use tether_proto::inventory::*;
-        let nic = |name: &str| Interface {
-            name: name.into(),
-            mac: String::new(),
-            ipv4: vec!["127.0.0.1/8".into()],
-            ipv6: vec![],
-            speed_mbps: None,
-            up: true,
-            oper_state: "up".into(),
-        };
-        Box::new(Inventory {
-            collected_unix: 1,
-            hardware: Hardware {
-                system: SystemFacts {
-                    hostname: "h".into(),
-                    os_name: "o".into(),
-                    os_version: "1".into(),
-                    kernel: "k".into(),
-                    arch: "x86_64".into(),
-                },
-                cpu: Cpu {
-                    model: "m".into(),
-                    vendor: "v".into(),
-                    sockets: 1,
-                    cores: 2,
-                    threads: 4,
-                    max_mhz: None,
-                    current_mhz: None,
-                },
-                memory: Memory {
-                    total: 1,
-                    swap_total: 0,
-                    modules: ModuleListing::Unavailable,
-                },
-                disks: vec![],
-                interfaces: vec![nic("lo"), nic("eth0")],
-                gpus: vec![],
-                displays: vec![],
-                batteries: vec![],
-                dmi: Dmi {
-                    system_vendor: Fact::Unavailable,
-                    system_model: Fact::Unavailable,
-                    system_serial: Fact::NeedsRoot,
-                    system_uuid: Fact::NeedsRoot,
-                    bios_vendor: Fact::Unavailable,
-                    bios_version: Fact::Unavailable,
-                    bios_date: Fact::Unavailable,
-                    board_vendor: Fact::Unavailable,
-                    board_model: Fact::Unavailable,
-                    board_serial: Fact::NeedsRoot,
-                },
-            },
-            status: Status {
-                uptime_secs: 1,
-                boot_unix: 0,
-                users: vec![],
-                memory_available: 1,
-                swap_free: 0,
-                filesystems: vec![],
-                battery_percent: vec![],
-            },
-            software: Software {
-                sources: vec![(PackageSource::Dpkg, SourceState::Read)],
-                packages: names
-                    .iter()
-                    .map(|n| Package {
-                        source: PackageSource::Dpkg,
-                        name: n.to_string(),
-                        arch: "amd64".into(),
-                        version: "1.0".into(),
-                    })
-                    .collect(),
-            },
-        })
+        use tether_proto::inventory::fixture;
+        let mut inv =
+            fixture::inventory(names.iter().map(|n| fixture::package(n, "1.0")).collect());
+        inv.hardware.interfaces = ["lo", "eth0"]
+            .map(|n| fixture::interface(n, &["127.0.0.1/8"], &[]))
+            .to_vec();
+        Box::new(inv)
     }
 
     fn granted(m: &mut Model, scopes: &str) {
