@@ -2,6 +2,7 @@
 //! store and limited to the technician's org.
 
 use std::fmt::Write;
+use tracing::Instrument;
 
 use tether_net::client;
 use tether_net::framed;
@@ -23,7 +24,10 @@ pub async fn query(
     query: FleetQuery,
 ) -> Result<Vec<FleetReply>, ConsoleError> {
     let export = matches!(query, FleetQuery::Export);
-    let relay = client::connect(&config.relay).await?;
+    let span = crate::session::connection_span(config, "fleet");
+    let relay = client::connect(&config.relay)
+        .instrument(span.clone())
+        .await?;
     let result = async {
         let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
         framed::write_msg(
@@ -51,6 +55,7 @@ pub async fn query(
         }
         Ok(out)
     }
+    .instrument(span)
     .await;
     relay.close(close::NORMAL, "done").await;
     result
