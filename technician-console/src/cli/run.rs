@@ -166,10 +166,12 @@ async fn run_command(
     );
     session.ask_consent().await?;
     eprintln!("connected; granted: {}", session.granted);
-    // The user may take something back (Stop control) at any moment: say so at once.
+    // The user may take something back (Stop control) at any moment: say so at once. The task
+    // ends with the session (its grant sender goes), or at the latest when this command returns.
     let mut grant = session.grant();
     grant.borrow_and_update();
-    tokio::spawn(async move {
+    let mut watcher = tokio::task::JoinSet::new();
+    watcher.spawn(async move {
         while grant.changed().await.is_ok() {
             let now = *grant.borrow_and_update();
             eprintln!("the user changed what you may do; granted now: {now}");
