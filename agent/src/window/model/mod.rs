@@ -6,11 +6,11 @@
 //! # Layout
 //! - `mod.rs`: the [`Screen`], the [`Action`], the [`Model`] and [`Model::on_event`], one arm per
 //!   event (no wildcard: a new event does not compile until the window knows what to show).
-//! - [`code`]: start, the code, the relay outage, and the end with the session log.
-//! - [`consent`]: the consent dialog (first consent, an ask for more, a colleague's).
-//! - [`banner`]: the session banner: who is in, what they do, "Stop control".
-//! - [`chat`]: the conversation.
-//! - [`invite`]: a technician asking to bring in a colleague.
+//! - `code.rs`: start, the code, the relay outage, and the end with the session log.
+//! - `consent.rs`: the consent dialog (first consent, an ask for more, a colleague's).
+//! - `banner.rs`: the session banner: who is in, what they do, "Stop control".
+//! - `chat.rs`: the conversation.
+//! - `invite.rs`: a technician asking to bring in a colleague.
 
 use std::time::{Duration, Instant};
 

@@ -8,10 +8,10 @@
 //! # Layout
 //! - `mod.rs`: [`Event`], [`Action`], [`Model`] and [`Model::on_event`], one arm per event (no
 //!   wildcard: a new event does not compile until the window knows what to show).
-//! - [`consent`]: the code, the ticked scopes, consent and its answers, asking for more.
-//! - [`chat`]: the chat panel and inviting a colleague.
-//! - [`inventory`]: the inventory panel (its rows are [`crate::rows`]).
-//! - [`diagnostics`]: the diagnostics panel.
+//! - `consent.rs`: the code, the ticked scopes, consent and its answers, asking for more.
+//! - `chat.rs`: the chat panel and inviting a colleague.
+//! - `inventory.rs`: the inventory panel (its rows are [`crate::rows`]).
+//! - `diagnostics.rs`: the diagnostics panel.
 
 use tether_proto::SessionCode;
 use tether_proto::diag::{DiagReport, Probe, ProbeKind};
