@@ -589,19 +589,17 @@ fn hex_lower(bytes: &[u8]) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
+/// One small inventory for tests, so every crate's tests build the same shape instead of their
+/// own copy: host "h", a 2-core CPU, no disks, interfaces or file systems, and the given dpkg
+/// packages. Tests change the fields they care about. Compiled for this crate's tests and, with
+/// the `test-support` feature, for other crates' (a dev-dependency only).
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixture {
     use super::*;
 
-    #[test]
-    fn one_package_change_is_a_small_delta() {
-        let pkg = |n: &str, v: &str| Package {
-            source: PackageSource::Dpkg,
-            name: n.into(),
-            arch: "amd64".into(),
-            version: v.into(),
-        };
-        let base = Inventory {
+    /// The inventory, with these packages.
+    pub fn inventory(packages: Vec<Package>) -> Inventory {
+        Inventory {
             collected_unix: 1,
             hardware: Hardware {
                 system: SystemFacts {
@@ -654,9 +652,43 @@ mod tests {
             },
             software: Software {
                 sources: vec![(PackageSource::Dpkg, SourceState::Read)],
-                packages: (0..500).map(|i| pkg(&format!("p{i:03}"), "1.0")).collect(),
+                packages,
             },
-        };
+        }
+    }
+
+    /// A dpkg package for amd64.
+    pub fn package(name: &str, version: &str) -> Package {
+        Package {
+            source: PackageSource::Dpkg,
+            name: name.into(),
+            arch: "amd64".into(),
+            version: version.into(),
+        }
+    }
+
+    /// An interface that is up, without a MAC or a speed.
+    pub fn interface(name: &str, ipv4: &[&str], ipv6: &[&str]) -> Interface {
+        Interface {
+            name: name.into(),
+            mac: String::new(),
+            ipv4: ipv4.iter().map(|a| a.to_string()).collect(),
+            ipv6: ipv6.iter().map(|a| a.to_string()).collect(),
+            speed_mbps: None,
+            up: true,
+            oper_state: "up".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_package_change_is_a_small_delta() {
+        let pkg = fixture::package;
+        let base = fixture::inventory((0..500).map(|i| pkg(&format!("p{i:03}"), "1.0")).collect());
         let mut next = base.clone();
         next.software.packages[7].version = "1.1".into();
         next.software.packages.remove(9);

@@ -2,6 +2,7 @@
 //! store and limited to the technician's org.
 
 use std::fmt::Write;
+use tracing::Instrument;
 
 use tether_net::client;
 use tether_net::framed;
@@ -23,7 +24,10 @@ pub async fn query(
     query: FleetQuery,
 ) -> Result<Vec<FleetReply>, ConsoleError> {
     let export = matches!(query, FleetQuery::Export);
-    let relay = client::connect(&config.relay).await?;
+    let span = crate::session::connection_span(config, "fleet");
+    let relay = client::connect(&config.relay)
+        .instrument(span.clone())
+        .await?;
     let result = async {
         let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
         framed::write_msg(
@@ -51,6 +55,7 @@ pub async fn query(
         }
         Ok(out)
     }
+    .instrument(span)
     .await;
     relay.close(close::NORMAL, "done").await;
     result
@@ -243,12 +248,12 @@ pub fn software_csv(devices: &[DeviceRecord]) -> String {
         let host = csv_field(&inv.hardware.system.hostname);
         let id = csv_field(&d.summary.device_id);
         for p in &inv.software.packages {
+            let [name, version, _arch, source] = crate::rows::package(p);
             let _ = writeln!(
                 s,
-                "{host},{},{},{},{id}",
-                csv_field(&p.name),
-                csv_field(&p.version),
-                p.source.name()
+                "{host},{},{},{source},{id}",
+                csv_field(name),
+                csv_field(version),
             );
         }
     }
@@ -280,15 +285,6 @@ mod tests {
 
     fn device(inventory: bool) -> DeviceRecord {
         use tether_proto::inventory::*;
-        let nic = |name: &str, v4: &str, v6: &str| Interface {
-            name: name.into(),
-            mac: String::new(),
-            ipv4: vec![v4.into()],
-            ipv6: vec![v6.into()],
-            speed_mbps: None,
-            up: true,
-            oper_state: "up".into(),
-        };
         let fs = |mount: &str, device: &str, total: u64, available: u64| FsUsage {
             mount_point: mount.into(),
             device: device.into(),
@@ -297,79 +293,35 @@ mod tests {
             available,
         };
         const GIB: u64 = 1 << 30;
-        let inv = Inventory {
-            collected_unix: 1,
-            hardware: Hardware {
-                system: SystemFacts {
-                    hostname: "pc-7".into(),
-                    os_name: "Debian GNU/Linux".into(),
-                    os_version: "12 (bookworm)".into(),
-                    kernel: "6.1".into(),
-                    arch: "x86_64".into(),
-                },
-                cpu: Cpu {
-                    model: "Intel Core i5, 4 cores".into(),
-                    vendor: "GenuineIntel".into(),
-                    sockets: 1,
-                    cores: 4,
-                    threads: 8,
-                    max_mhz: None,
-                    current_mhz: None,
-                },
-                memory: Memory {
-                    total: 16 * GIB,
-                    swap_total: 0,
-                    modules: ModuleListing::Unavailable,
-                },
-                disks: vec![],
-                interfaces: vec![
-                    nic("lo", "127.0.0.1/8", "::1/128"),
-                    nic("eth0", "10.0.0.7/24", "fe80::1/64"),
-                ],
-                gpus: vec![],
-                displays: vec![],
-                batteries: vec![],
-                dmi: Dmi {
-                    system_vendor: Fact::Value("Lenovo".into()),
-                    system_model: Fact::Unavailable,
-                    system_serial: Fact::NeedsRoot,
-                    system_uuid: Fact::NeedsRoot,
-                    bios_vendor: Fact::Unavailable,
-                    bios_version: Fact::Unavailable,
-                    bios_date: Fact::Unavailable,
-                    board_vendor: Fact::Unavailable,
-                    board_model: Fact::Unavailable,
-                    board_serial: Fact::NeedsRoot,
-                },
-            },
-            status: Status {
-                uptime_secs: 1,
-                boot_unix: 0,
-                users: vec!["ada".into()],
-                memory_available: 1,
-                swap_free: 0,
-                filesystems: vec![
-                    fs("/", "/dev/vda1", 100 * GIB, 40 * GIB),
-                    // A bind mount of the same device counts once; tmpfs not at all.
-                    fs("/run/netns", "/dev/vda1", 100 * GIB, 40 * GIB),
-                    fs("/home", "/dev/vdb1", 50 * GIB, 10 * GIB),
-                    fs("/run", "tmpfs", GIB, GIB),
-                ],
-                battery_percent: vec![],
-            },
-            software: Software {
-                sources: vec![(PackageSource::Dpkg, SourceState::Read)],
-                packages: ["bash", "libc6"]
-                    .iter()
-                    .map(|n| Package {
-                        source: PackageSource::Dpkg,
-                        name: n.to_string(),
-                        arch: "amd64".into(),
-                        version: "5.2-1".into(),
-                    })
-                    .collect(),
-            },
+        let mut inv = fixture::inventory(vec![
+            fixture::package("bash", "5.2-1"),
+            fixture::package("libc6", "5.2-1"),
+        ]);
+        let (h, st) = (&mut inv.hardware, &mut inv.status);
+        h.system = SystemFacts {
+            hostname: "pc-7".into(),
+            os_name: "Debian GNU/Linux".into(),
+            os_version: "12 (bookworm)".into(),
+            kernel: "6.1".into(),
+            arch: "x86_64".into(),
         };
+        h.cpu.model = "Intel Core i5, 4 cores".into();
+        h.cpu.vendor = "GenuineIntel".into();
+        (h.cpu.cores, h.cpu.threads) = (4, 8);
+        h.memory.total = 16 * GIB;
+        h.interfaces = vec![
+            fixture::interface("lo", &["127.0.0.1/8"], &["::1/128"]),
+            fixture::interface("eth0", &["10.0.0.7/24"], &["fe80::1/64"]),
+        ];
+        h.dmi.system_vendor = Fact::Value("Lenovo".into());
+        st.users = vec!["ada".into()];
+        st.filesystems = vec![
+            fs("/", "/dev/vda1", 100 * GIB, 40 * GIB),
+            // A bind mount of the same device counts once; tmpfs not at all.
+            fs("/run/netns", "/dev/vda1", 100 * GIB, 40 * GIB),
+            fs("/home", "/dev/vdb1", 50 * GIB, 10 * GIB),
+            fs("/run", "tmpfs", GIB, GIB),
+        ];
         DeviceRecord {
             summary: DeviceSummary {
                 device_id: "dev_1".into(),

@@ -3,7 +3,11 @@
 //! # Layout
 //! - [`session`]: [`open_session`] and [`Session`] — the library a script or a window builds on.
 //! - [`chat`]: the line-based chat of `tether-console chat`.
+//! - [`cli`]: the `tether-console` command line (arguments, checks before connecting, commands,
+//!   output); `main.rs` only calls it.
 //! - [`cursor`]: the user's cursor drawn over the live screen.
+//! - [`diag`]: reading probe parameters from the technician's words, and the probe help and
+//!   catalog.
 //! - [`displays`]: switching displays (monitors) within a session, and the display picker's places.
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
@@ -13,6 +17,8 @@
 //!   texture is updated from, rectangle by rectangle (pure).
 //! - [`records`]: session records (list, show, search, note, close) and the facts a session posts.
 //! - [`render`]: human tables for the command line (JSON output is serde's).
+//! - [`rows`]: the one projection of an inventory into rows, for the window, the CSV export and the
+//!   command line.
 //! - [`screen`]: view and control streams ([`Session::view`], [`Session::control`]), PNG snapshots.
 //! - [`viewer`]: the eframe window showing a remote screen, with status bar and input; its
 //!   [`viewer::ScreenPane`] is the live screen in both windows.
@@ -20,7 +26,9 @@
 //!   screen, inventory and diagnostics panels; [`window::model`] is its display-free state.
 
 pub mod chat;
+pub mod cli;
 pub mod cursor;
+pub mod diag;
 pub mod displays;
 pub mod error;
 pub mod fleet;
@@ -28,6 +36,7 @@ pub mod keys;
 pub mod picture;
 pub mod records;
 pub mod render;
+pub mod rows;
 pub mod screen;
 pub mod session;
 pub mod viewer;

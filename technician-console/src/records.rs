@@ -15,7 +15,7 @@ use tether_proto::records::{
     InventoryRef, MAX_LABEL_CHARS, ProbeRun, RecordNote, RecordQuery, RecordReply, RecordSummary,
     SessionFacts, SessionRecord, check_text, clean_text,
 };
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use crate::error::ConsoleError;
 use crate::fleet::utc;
@@ -26,7 +26,9 @@ pub async fn query(
     config: &ConsoleConfig,
     query: RecordQuery,
 ) -> Result<RecordReply, ConsoleError> {
-    let relay = client::connect(&config.relay).await?;
+    let relay = client::connect(&config.relay)
+        .instrument(crate::session::connection_span(config, "records"))
+        .await?;
     let result = exchange(&relay, config, query).await;
     relay.close(close::NORMAL, "done").await;
     result
@@ -39,7 +41,9 @@ async fn query_in_session(
     config: &ConsoleConfig,
     query: RecordQuery,
 ) -> Result<RecordReply, ConsoleError> {
-    let relay = client::connect(&config.relay).await?;
+    let relay = client::connect(&config.relay)
+        .instrument(crate::session::connection_span(config, "records"))
+        .await?;
     let result = exchange(&relay, config, query).await;
     relay.conn.close(close::NORMAL.into(), b"done");
     result

@@ -186,12 +186,7 @@ pub fn inventory(i: &Inventory) -> String {
             mac,
             if n.up { "up" } else { "down" },
             speed,
-            n.ipv4
-                .iter()
-                .chain(&n.ipv6)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::rows::addresses(n).join(", ")
         );
     }
     if !h.gpus.is_empty() || !h.displays.is_empty() {
@@ -522,10 +517,10 @@ pub fn catalog() -> String {
             s,
             "{:<16} {} (timeout {} s){all}",
             k.name(),
-            k.describe(),
+            crate::diag::describe(k),
             k.default_timeout_secs()
         );
-        for p in k.params() {
+        for p in crate::diag::params(k) {
             let req = if p.required { "required" } else { "optional" };
             let _ = writeln!(s, "{:<18}{}=<{}>  {req}: {}", "", p.name, p.kind, p.help);
         }

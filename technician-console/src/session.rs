@@ -9,6 +9,7 @@
 //! open ends the session: the console sends `ProtocolError` on stream 0 instead of `End`.
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use tether_net::client::{self, RelayConnection, RelayTarget};
 use tether_net::framed::{self, FrameError};
@@ -44,10 +45,19 @@ pub struct ConsoleConfig {
     pub token: String,
 }
 
+/// The span of one relay connection: everything logged while it is open carries the relay's
+/// address and what the connection is for.
+pub(crate) fn connection_span(config: &ConsoleConfig, purpose: &'static str) -> tracing::Span {
+    tracing::info_span!("connection", relay = %config.relay.addr, purpose)
+}
+
 /// A paired session; requests work once the user has granted their scope.
 #[derive(Debug)]
 pub struct Session {
     relay: RelayConnection,
+    /// The session's span (inside its connection's): `session` is the relay's record id, once the
+    /// claim is accepted. Stream 0's reader and every request log inside it.
+    span: tracing::Span,
     keys: SessionKeys,
     tx0: SealedSend,
     /// Stream 0's reader, which sorts the agent's messages into the channels below.
@@ -273,8 +283,21 @@ pub async fn pair_session_with(
     scopes: ScopeSet,
     on_claimed: impl FnOnce(&ClaimInfo) + Send,
 ) -> Result<Session, ConsoleError> {
-    let relay = client::connect(&config.relay).await?;
-    match claim_and_pair(&relay, config, code, scopes, on_claimed).await {
+    let connection = connection_span(config, "session");
+    // Only the slot, never the secret: the relay sees the slot anyway.
+    let span = tracing::info_span!(
+        parent: &connection,
+        "session",
+        slot = %code.slot,
+        session = tracing::field::Empty
+    );
+    let relay = client::connect(&config.relay)
+        .instrument(connection.clone())
+        .await?;
+    match claim_and_pair(&relay, config, code, scopes, on_claimed)
+        .instrument(span.clone())
+        .await
+    {
         Ok(p) => {
             let (decision_tx, decisions) = mpsc::channel(1);
             let (more_tx, more) = mpsc::channel(MORE_QUEUE);
@@ -291,9 +314,10 @@ pub async fn pair_session_with(
                 ended: ended_tx,
                 grant: grant_tx,
             };
-            reader.spawn(read_stream0(p.rx0, out));
+            reader.spawn(read_stream0(p.rx0, out).instrument(span.clone()));
             Ok(Session {
                 relay,
+                span,
                 keys: p.keys,
                 tx0: p.tx0,
                 reader,
@@ -364,6 +388,10 @@ async fn claim_and_pair(
                 ));
             }
         };
+    if let Some(id) = record {
+        tracing::Span::current().record("session", id);
+    }
+    tracing::debug!("claim accepted; pairing");
     // The relay cleaned it already; a console trusts no peer with its terminal.
     let reason = reason.map(|r| truncate_text(&r, MAX_REASON_CHARS, false));
     on_claimed(&ClaimInfo {
@@ -410,7 +438,9 @@ async fn claim_and_pair(
 /// The invitations waiting for you (by name, or for your tier). Each one's code comes from the
 /// technician who invited you: the relay never has it.
 pub async fn invitations(config: &ConsoleConfig) -> Result<Vec<OpenInvitation>, ConsoleError> {
-    let relay = client::connect(&config.relay).await?;
+    let relay = client::connect(&config.relay)
+        .instrument(connection_span(config, "invitations"))
+        .await?;
     let ask = ConsoleToRelay::Invitations {
         token: config.token.clone(),
     };
@@ -467,10 +497,7 @@ fn answer_wait(request: &Request) -> Duration {
             probe,
             timeout_secs,
         } => {
-            let secs = probe
-                .kind()
-                .effective_timeout_secs(*timeout_secs)
-                .unwrap_or(0);
+            let secs = crate::diag::agent_timeout_secs(probe.kind(), *timeout_secs);
             STEP_TIMEOUT.max(Duration::from_secs(u64::from(secs)) + Duration::from_secs(10))
         }
         _ => STEP_TIMEOUT,
@@ -665,6 +692,7 @@ impl Session {
             request,
             wait,
         )
+        .instrument(tracing::debug_span!(parent: &self.span, "request", stream = id))
         .await;
         self.answer(result).await
     }
@@ -698,7 +726,9 @@ impl Session {
     /// every later request fails at once.
     async fn abort(&mut self, reason: String) -> ConsoleError {
         if self.broken.is_none() {
-            tracing::warn!(%reason, "a session frame from the agent failed; ending the session");
+            self.span.in_scope(|| {
+                tracing::warn!(%reason, "a session frame from the agent failed; ending the session")
+            });
             let tell = ConsoleToAgent::ProtocolError {
                 reason: reason.clone(),
             };
@@ -796,7 +826,11 @@ impl Session {
                 timeout_secs,
             };
             let wait = answer_wait(&request);
-            running.spawn(async move { (order, exchange(conn, keys, id, &request, wait).await) });
+            let span = tracing::debug_span!(parent: &self.span, "request", stream = id);
+            running.spawn(
+                async move { (order, exchange(conn, keys, id, &request, wait).await) }
+                    .instrument(span),
+            );
         }
         let mut reports = Vec::new();
         while let Some(joined) = running.join_next().await {
@@ -842,6 +876,7 @@ impl Session {
 
     /// Ends the session: tells the agent, waits briefly for its goodbye, and closes.
     pub async fn end(mut self) {
+        self.span.in_scope(|| tracing::debug!("ending the session"));
         if self.tx0.send(&ConsoleToAgent::End).await.is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(2), self.ended()).await;
         }

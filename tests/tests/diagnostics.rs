@@ -21,7 +21,7 @@ fn scopes(s: &str) -> ScopeSet {
 }
 
 fn probe(kind: &str, args: &[&str]) -> Probe {
-    Probe::parse(kind.parse().unwrap(), args).unwrap()
+    tether_console::diag::parse_probe(kind.parse().unwrap(), args).unwrap()
 }
 
 /// A relay, an agent granting `diagnostics`, and a console session with it.

@@ -71,9 +71,14 @@ pub(crate) enum ProbeError {
 
 type ProbeResult = Result<Found, ProbeError>;
 
-/// The timeout to use: the request's override (validated) or the probe's default.
+/// The timeout to use: the request's override, checked against the range both ends accept
+/// ([`tether_proto::diag::MAX_TIMEOUT_SECS`]), or without one the probe's default (which the
+/// console shows and waits for).
 pub fn timeout_for(probe: &Probe, requested: Option<u16>) -> Result<Duration, ParamError> {
-    let secs = probe.kind().effective_timeout_secs(requested)?;
+    let secs = match requested {
+        None => probe.kind().default_timeout_secs(),
+        Some(t) => tether_proto::diag::check_timeout_secs(t)?,
+    };
     Ok(Duration::from_secs(u64::from(secs)))
 }
 

@@ -639,16 +639,16 @@ impl ConsoleApp {
                     rect(layout::probe(i)),
                     egui::Button::selectable(selected, kind.name()),
                 )
-                .on_hover_text(kind.describe());
+                .on_hover_text(crate::diag::describe(*kind));
             if resp.clicked() {
                 self.model.select_probe(*kind);
             }
         }
         let kind = self.model.diag.selected;
-        let hint = if kind.params().is_empty() {
+        let hint = if crate::diag::params(kind).is_empty() {
             "no parameters".to_string()
         } else {
-            kind.params()
+            crate::diag::params(kind)
                 .iter()
                 .map(|p| format!("{}=<{}>", p.name, p.kind))
                 .collect::<Vec<_>>()
@@ -711,7 +711,7 @@ impl ConsoleApp {
         let summary = d.summary.clone();
         area(ui, r, |ui| {
             if results.is_empty() {
-                ui.label(format!("{}: {}", kind.name(), kind.describe()));
+                ui.label(format!("{}: {}", kind.name(), crate::diag::describe(kind)));
                 return;
             }
             if let Some(summary) = summary {

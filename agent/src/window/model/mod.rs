@@ -2,14 +2,34 @@
 //!
 //! [`Model`] is fed [`AgentEvent`]s and the user's clicks; it answers with the [`Action`] the front
 //! end must carry out. Time is passed in, so countdowns are tested without waiting.
+//!
+//! # Layout
+//! - `mod.rs`: the [`Screen`], the [`Action`], the [`Model`] and [`Model::on_event`], one arm per
+//!   event (no wildcard: a new event does not compile until the window knows what to show).
+//! - `code.rs`: start, the code, the relay outage, and the end with the session log.
+//! - `consent.rs`: the consent dialog (first consent, an ask for more, a colleague's).
+//! - `banner.rs`: the session banner: who is in, what they do, "Stop control".
+//! - `chat.rs`: the conversation.
+//! - `invite.rs`: a technician asking to bring in a colleague.
 
 use std::time::{Duration, Instant};
 
-use tether_proto::chat::ChatText;
-use tether_proto::msg::{EndReason, TechnicianIdentity};
-use tether_proto::{Scope, ScopeSet};
+use tether_proto::ScopeSet;
+use tether_proto::msg::TechnicianIdentity;
 
 use crate::ui::{AgentEvent, UserCommand};
+
+mod banner;
+mod chat;
+mod code;
+mod consent;
+mod invite;
+
+pub use banner::Activity;
+pub use chat::{Chat, ChatLine};
+pub use code::Outage;
+pub use consent::{CONSENT_GRACE, Consent, scope_words};
+pub use invite::InvitePrompt;
 
 /// Which screen the window shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,126 +74,6 @@ pub enum Screen {
         log: Option<Vec<String>>,
     },
 }
-
-/// The consent dialog's state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Consent {
-    /// Who asks.
-    pub technician: TechnicianIdentity,
-    /// The relay's identity as verified by the agent.
-    pub relay: String,
-    /// What they ask for.
-    pub requested: ScopeSet,
-    /// What the user has ticked. Starts empty: the user ticks what they allow, so one click never
-    /// hands over everything on the screen that warns about scams.
-    pub ticked: ScopeSet,
-    /// When silence becomes "no".
-    pub deadline: Instant,
-    /// This organisation has never been granted access here.
-    pub first_contact: bool,
-    /// The verification string of the session that asks (a colleague's differs from the first
-    /// technician's).
-    pub verification: String,
-    /// During a session, the technician asks for more: what is allowed already (it stays allowed
-    /// whatever the answer). `None` for the first consent.
-    pub more: Option<ScopeSet>,
-}
-
-impl Consent {
-    /// Whether "Allow" is offered: something asked for is ticked.
-    pub fn can_allow(&self) -> bool {
-        !self.ticked.intersection(self.requested).is_empty()
-    }
-}
-
-/// One line of the conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatLine {
-    /// Who wrote it ("name of org"); `None` for the user.
-    pub from: Option<String>,
-    /// What they wrote (already made harmless).
-    pub text: String,
-}
-
-/// The chat panel: open from pairing on, until the sharing ends.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Chat {
-    /// Whether lines can be sent (a technician is paired).
-    pub open: bool,
-    /// The conversation, oldest first.
-    pub lines: Vec<ChatLine>,
-    /// What the user is typing.
-    pub draft: String,
-    /// Why the last line was not sent.
-    pub note: Option<String>,
-    /// Lines sent and not yet echoed back by the session. With two technicians in, each of their
-    /// sessions echoes the user's line; only the first echo of each sent line is shown.
-    pending: std::collections::VecDeque<String>,
-}
-
-/// A technician asks to bring in a colleague; the user answers Allow or Deny.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvitePrompt {
-    /// Who asks ("name of org").
-    pub by: String,
-    /// Whom, as the relay knows them.
-    pub invitee: String,
-    /// The asking technician leaves once the colleague is in.
-    pub handover: bool,
-    /// When silence becomes "no".
-    pub deadline: Instant,
-}
-
-/// What the technician is doing right now, for the session banner.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Activity {
-    /// A screen view is open.
-    pub viewing: bool,
-    /// The technician is using the mouse and keyboard.
-    pub controlling: bool,
-    /// Checks running now, in words (several run at once during a health check).
-    pub checks: Vec<String>,
-}
-
-impl Activity {
-    /// One line for the banner, e.g. "Viewing your screen, using your mouse and keyboard".
-    pub fn words(&self) -> String {
-        let mut parts = Vec::new();
-        if self.viewing {
-            parts.push("viewing your screen".to_string());
-        }
-        if self.controlling {
-            parts.push("using your mouse and keyboard".to_string());
-        }
-        match self.checks.as_slice() {
-            [] => {}
-            [one] => parts.push(format!("running {one}")),
-            many => parts.push(format!("running {} checks", many.len())),
-        }
-        if parts.is_empty() {
-            return "Connected; not doing anything right now.".into();
-        }
-        let mut s = parts.join(", ");
-        if let Some(first) = s.get(..1) {
-            s = first.to_uppercase() + &s[1..];
-        }
-        s + "."
-    }
-}
-
-/// The relay cannot be reached while no session runs: the last code does not work until a new
-/// one shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outage {
-    /// What went wrong, as the connection reported it.
-    pub reason: String,
-    /// When the next attempt starts.
-    pub retry_at: Instant,
-}
-
-/// How long after its own countdown the window answers "no" itself, if the session (whose timer
-/// is the one that counts, and started first) has not closed the dialog by then.
-pub const CONSENT_GRACE: Duration = Duration::from_secs(3);
 
 /// What the front end must do after a click or an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,16 +133,6 @@ pub fn clock(d: Duration) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-/// Plain words for what a scope lets the technician do.
-pub fn scope_words(scope: Scope) -> &'static str {
-    match scope {
-        Scope::View => "See your screen",
-        Scope::Control => "Use your mouse and keyboard",
-        Scope::Diagnostics => "Run checks on this computer",
-        Scope::Inventory => "Read the list of hardware and installed programs",
-    }
-}
-
 impl Model {
     /// A fresh window.
     pub fn new() -> Self {
@@ -268,19 +158,7 @@ impl Model {
                 code,
                 expires_in_secs,
                 reason,
-            } => {
-                self.verification = None;
-                self.outage = None;
-                self.reason.clone_from(reason);
-                // A new code is a new conversation.
-                self.chat = Chat::default();
-                self.invite = None;
-                self.stash = None;
-                self.screen = Screen::Code {
-                    code: code.to_string(),
-                    expires_at: now + Duration::from_secs(u64::from(*expires_in_secs)),
-                };
-            }
+            } => self.code_shown(code.to_string(), *expires_in_secs, reason.clone(), now),
             AgentEvent::CodeExpired => {
                 self.notice = Some("Your code expired unused. Here is a new one.".into())
             }
@@ -296,17 +174,7 @@ impl Model {
                         .into(),
                 )
             }
-            // A colleague claiming their code: the session banner stays until their consent dialog.
-            AgentEvent::Claimed { technician } if self.in_session() => self.set_doing(format!(
-                "{} of {} is connecting. You will be asked what they may do.",
-                technician.name, technician.org
-            )),
-            AgentEvent::Claimed { technician } => {
-                self.notice = None;
-                self.screen = Screen::Joining {
-                    technician: technician.clone(),
-                }
-            }
+            AgentEvent::Claimed { technician } => self.claimed(technician),
             AgentEvent::Paired { verification } => {
                 self.verification = Some(verification.clone());
                 self.chat.open = true;
@@ -318,21 +186,16 @@ impl Model {
                 first_contact,
                 relay,
                 verification,
-            } => {
-                if self.in_session() {
-                    self.stash = Some(self.screen.clone());
-                }
-                self.screen = Screen::Consent(Consent {
-                    technician: technician.clone(),
-                    relay: relay.clone(),
-                    requested: *scopes,
-                    ticked: ScopeSet::EMPTY,
-                    deadline: now + Duration::from_secs(*timeout_secs),
-                    first_contact: *first_contact,
-                    verification: verification.clone(),
-                    more: None,
-                })
-            }
+            } => self.consent_requested(Consent {
+                technician: technician.clone(),
+                relay: relay.clone(),
+                requested: *scopes,
+                ticked: ScopeSet::EMPTY,
+                deadline: now + Duration::from_secs(*timeout_secs),
+                first_contact: *first_contact,
+                verification: verification.clone(),
+                more: None,
+            }),
             // The running session's technician asks for more: the same dialog over the banner,
             // nothing ticked, and the banner comes back with the answer.
             AgentEvent::MoreRequested {
@@ -342,126 +205,23 @@ impl Model {
                 timeout_secs,
                 relay,
                 verification,
-            } => {
-                if self.in_session() {
-                    self.stash = Some(self.screen.clone());
-                }
-                self.screen = Screen::Consent(Consent {
-                    technician: technician.clone(),
-                    relay: relay.clone(),
-                    requested: *scopes,
-                    ticked: ScopeSet::EMPTY,
-                    deadline: now + Duration::from_secs(*timeout_secs),
-                    first_contact: false,
-                    verification: verification.clone(),
-                    more: Some(*granted),
-                })
-            }
+            } => self.consent_requested(Consent {
+                technician: technician.clone(),
+                relay: relay.clone(),
+                requested: *scopes,
+                ticked: ScopeSet::EMPTY,
+                deadline: now + Duration::from_secs(*timeout_secs),
+                first_contact: false,
+                verification: verification.clone(),
+                more: Some(*granted),
+            }),
             AgentEvent::MoreDecided {
                 technician,
-                granted: now_granted,
+                granted,
                 added,
-            } => {
-                if let Some(stashed) = self.stash.take() {
-                    self.screen = stashed;
-                }
-                let same =
-                    |t: &TechnicianIdentity| t.name == technician.name && t.org == technician.org;
-                if let Screen::Session {
-                    technician: first,
-                    granted,
-                    others,
-                    ..
-                } = &mut self.screen
-                {
-                    if same(first) {
-                        *granted = *now_granted;
-                    } else if let Some((_, g)) = others.iter_mut().find(|(t, _)| same(t)) {
-                        *g = *now_granted;
-                    }
-                }
-                self.set_doing(if added.is_empty() {
-                    format!(
-                        "You did not allow more. {} of {} goes on with what you allowed before.",
-                        technician.name, technician.org
-                    )
-                } else {
-                    let words: Vec<String> = added
-                        .iter()
-                        .map(|s| scope_words(s).to_lowercase())
-                        .collect();
-                    format!("You also allowed: {}.", words.join(", "))
-                });
-            }
-            AgentEvent::ConsentDecided { granted } => {
-                let technician = match &self.screen {
-                    Screen::Consent(c) => Some(c.technician.clone()),
-                    // The user answered; the window shows "connecting" until this confirmation.
-                    Screen::Joining { technician } => Some(technician.clone()),
-                    _ => None,
-                };
-                match (technician, self.stash.take()) {
-                    // A colleague joins a running session: both are named on the banner.
-                    (
-                        Some(technician),
-                        Some(Screen::Session {
-                            technician: first,
-                            granted: first_granted,
-                            activity,
-                            mut others,
-                            ..
-                        }),
-                    ) if !granted.is_empty() => {
-                        others.insert(0, (first, first_granted));
-                        let doing = Some(format!(
-                            "{} of {} joined the session.",
-                            technician.name, technician.org
-                        ));
-                        self.screen = Screen::Session {
-                            technician,
-                            granted: *granted,
-                            doing,
-                            activity,
-                            others,
-                        };
-                    }
-                    // The colleague was refused: the session goes on as it was.
-                    (technician, Some(mut stashed)) => {
-                        if let (Some(t), Screen::Session { doing, .. }) = (technician, &mut stashed)
-                        {
-                            *doing = Some(format!(
-                                "You refused {} of {}. The session goes on.",
-                                t.name, t.org
-                            ));
-                        }
-                        self.screen = stashed;
-                    }
-                    (Some(technician), None) if !granted.is_empty() => {
-                        self.screen = Screen::Session {
-                            technician,
-                            granted: *granted,
-                            doing: None,
-                            activity: Activity::default(),
-                            others: Vec::new(),
-                        };
-                    }
-                    // A refusal is followed by `Ended`, which says so.
-                    _ => {}
-                }
-            }
-            AgentEvent::Chat { from: None, text } => {
-                if self.chat.pending.front().map(String::as_str) == Some(text.as_str()) {
-                    self.chat.pending.pop_front();
-                    self.chat.lines.push(ChatLine {
-                        from: None,
-                        text: text.as_str().to_string(),
-                    });
-                }
-            }
-            AgentEvent::Chat { from, text } => self.chat.lines.push(ChatLine {
-                from: from.clone(),
-                text: text.as_str().to_string(),
-            }),
+            } => self.more_decided(technician, *granted, *added),
+            AgentEvent::ConsentDecided { granted } => self.consent_decided(*granted),
+            AgentEvent::Chat { from, text } => self.chat.received(from.as_deref(), text.as_str()),
             AgentEvent::InviteRequested {
                 by,
                 invitee,
@@ -475,384 +235,28 @@ impl Model {
                     deadline: now + Duration::from_secs(*timeout_secs),
                 })
             }
-            AgentEvent::InviteDecided { code_sent } => {
-                self.invite = None;
-                self.set_doing(if *code_sent {
-                    "You allowed the invitation. When the colleague connects, you will be asked \
-                     what they may do."
-                        .into()
-                } else {
-                    "No colleague will be invited.".into()
-                });
-            }
+            AgentEvent::InviteDecided { code_sent } => self.invite_decided(*code_sent),
             AgentEvent::TechnicianLeft { technician, reason } => {
                 self.technician_left(technician, reason)
             }
-            AgentEvent::Running { what } => {
-                if let Some(a) = self.activity_mut() {
-                    a.checks.push(what.clone());
-                }
-            }
+            AgentEvent::Running { what } => self.running(what),
             AgentEvent::Served { what } => {
                 self.check_done(what);
                 self.set_doing(format!("Sent {what}."))
             }
-            AgentEvent::Refused { what, scope } => {
-                self.check_done(what);
-                self.set_doing(format!(
-                    "Refused {what}: it needs \"{}\", which you did not allow.",
-                    scope_words(*scope).to_lowercase()
-                ))
-            }
+            AgentEvent::Refused { what, scope } => self.refused(what, *scope),
             AgentEvent::Viewing {
                 technician,
                 display,
                 active,
-            } => {
-                if let Some(a) = self.activity_mut() {
-                    a.viewing = *active;
-                }
-                self.set_doing(if *active {
-                    format!(
-                        "{technician} is viewing your screen (display {display}). \
-                         \"End session\" stops it."
-                    )
-                } else {
-                    format!("{technician} stopped viewing your screen.")
-                });
-            }
-            AgentEvent::Controlling { technician, active } => {
-                if let Some(a) = self.activity_mut() {
-                    a.controlling = *active;
-                }
-                self.set_doing(if *active {
-                    format!(
-                        "{technician} is using your mouse and keyboard. \"Stop control\" takes \
-                         it back."
-                    )
-                } else {
-                    format!("{technician} stopped using your mouse and keyboard.")
-                });
-            }
-            AgentEvent::Revoked { scope } => {
-                if let Screen::Session {
-                    granted, activity, ..
-                } = &mut self.screen
-                {
-                    granted.remove(*scope);
-                    if *scope == Scope::Control {
-                        activity.controlling = false;
-                    }
-                }
-                self.set_doing(format!(
-                    "You took back \"{}\". The session goes on without it.",
-                    scope_words(*scope).to_lowercase()
-                ));
-            }
+            } => self.viewing(technician, *display, *active),
+            AgentEvent::Controlling { technician, active } => self.controlling(technician, *active),
+            AgentEvent::Revoked { scope } => self.revoked(*scope),
             AgentEvent::Ended { reason } => {
                 self.ended(format!("Session ended: {}.", crate::ui::end_words(reason)))
             }
-            // Waiting for a claim: the code is useless until the connection is back.
-            AgentEvent::RelayLost {
-                reason,
-                retry_in: Some(wait),
-            } => {
-                self.outage = Some(Outage {
-                    reason: reason.clone(),
-                    retry_at: now + *wait,
-                });
-                if matches!(self.screen, Screen::Code { .. }) {
-                    self.screen = Screen::Connecting;
-                }
-            }
-            // A running session ends; `Ended` follows and says so.
-            AgentEvent::RelayLost {
-                reason,
-                retry_in: None,
-            } => {
-                self.notice = Some(format!("Lost the connection to the relay ({reason})."));
-            }
+            AgentEvent::RelayLost { reason, retry_in } => self.relay_lost(reason, *retry_in, now),
         }
-    }
-
-    /// The notice box's text at `now`: the outage (counting down truthfully to the next attempt),
-    /// or the last notice.
-    pub fn notice_text(&self, now: Instant) -> Option<String> {
-        let Some(o) = &self.outage else {
-            return self.notice.clone();
-        };
-        let left = o.retry_at.saturating_duration_since(now);
-        let next = if left.is_zero() {
-            "Trying to reconnect now...".to_string()
-        } else {
-            format!("Trying again in {} s.", left.as_secs() + 1)
-        };
-        Some(format!(
-            "No connection to the relay ({}). Your code does not work until a new one shows. {next}",
-            o.reason
-        ))
-    }
-
-    fn activity_mut(&mut self) -> Option<&mut Activity> {
-        match &mut self.screen {
-            Screen::Session { activity, .. } => Some(activity),
-            _ => None,
-        }
-    }
-
-    fn check_done(&mut self, what: &str) {
-        if let Some(a) = self.activity_mut()
-            && let Some(i) = a.checks.iter().position(|c| c == what)
-        {
-            a.checks.remove(i);
-        }
-    }
-
-    /// One technician left while another stays: the banner names who is still there.
-    fn technician_left(&mut self, who: &str, reason: &EndReason) {
-        let name = |t: &TechnicianIdentity| format!("{} of {}", t.name, t.org);
-        // A colleague who left before the user answered them: back to the running session.
-        if !self.in_session()
-            && let Some(stashed) = self.stash.take()
-        {
-            self.screen = stashed;
-        }
-        if let Screen::Session {
-            technician,
-            granted,
-            others,
-            ..
-        } = &mut self.screen
-        {
-            if name(technician) == who {
-                if !others.is_empty() {
-                    let (t, g) = others.remove(0);
-                    *technician = t;
-                    *granted = g;
-                }
-            } else {
-                others.retain(|(t, _)| name(t) != who);
-            }
-            let stays = name(technician);
-            self.set_doing(format!(
-                "{who} left the session ({reason}). The session goes on with {stays}."
-            ));
-        }
-    }
-
-    /// Whether the banner offers "Stop control": only while `control` is granted (to any
-    /// technician in the session).
-    pub fn can_stop_control(&self) -> bool {
-        matches!(&self.screen, Screen::Session { granted, others, .. }
-            if granted.contains(Scope::Control)
-                || others.iter().any(|(_, g)| g.contains(Scope::Control)))
-    }
-
-    /// "Send" (or Enter) in the chat panel: checks the line here, so an empty or too long one
-    /// never leaves and the user is told why.
-    pub fn send_chat(&mut self) -> Option<Action> {
-        if !self.chat.open {
-            self.chat.note = Some("Not sent: nobody is connected to read it yet.".into());
-            return None;
-        }
-        match ChatText::new(&self.chat.draft) {
-            Ok(text) => {
-                self.chat.draft.clear();
-                self.chat.note = None;
-                self.chat.pending.push_back(text.as_str().to_string());
-                Some(Action::Send(UserCommand::Chat(text)))
-            }
-            Err(e) => {
-                self.chat.note = Some(format!("Not sent: {e}."));
-                None
-            }
-        }
-    }
-
-    /// One line about the chat panel's note, for the window's standard output.
-    pub fn chat_line(&self) -> Option<String> {
-        self.chat.note.as_ref().map(|n| format!("chat: {n}"))
-    }
-
-    /// "Allow" or "Deny" in the invitation prompt.
-    pub fn answer_invite(&mut self, yes: bool) -> Option<Action> {
-        self.invite
-            .take()
-            .map(|_| Action::Send(UserCommand::AnswerInvite(yes)))
-    }
-
-    /// One line saying what the invitation prompt shows, for the window's standard output.
-    pub fn invite_line(&self) -> Option<String> {
-        self.invite.as_ref().map(|i| {
-            format!(
-                "invite prompt: {} asks to bring in {} | hand-over: {}",
-                i.by,
-                i.invitee,
-                if i.handover { "yes" } else { "no" }
-            )
-        })
-    }
-
-    /// One line saying what the consent dialog shows (who asks, which verification code), for the
-    /// window's standard output; `None` when no dialog shows.
-    pub fn consent_line(&self) -> Option<String> {
-        let Screen::Consent(c) = &self.screen else {
-            return None;
-        };
-        let more = c
-            .more
-            .map(|g| format!(" | more; allowed already: {g}"))
-            .unwrap_or_default();
-        Some(format!(
-            "consent dialog: {} of {} | verification: {} | asks: {}{more}",
-            c.technician.name, c.technician.org, c.verification, c.requested
-        ))
-    }
-
-    /// The banner's "Last:" line, for the window's standard output; `None` when there is none.
-    pub fn doing_line(&self) -> Option<String> {
-        match &self.screen {
-            Screen::Session { doing: Some(d), .. } => Some(format!("last: {d}")),
-            _ => None,
-        }
-    }
-
-    /// One line saying what the banner shows now (who, what is allowed, what happens, whether
-    /// "Stop control" is offered), for the window's standard output; `None` outside a session.
-    pub fn banner_line(&self) -> Option<String> {
-        let Screen::Session {
-            technician,
-            granted,
-            activity,
-            others,
-            ..
-        } = &self.screen
-        else {
-            return None;
-        };
-        let also: String = others
-            .iter()
-            .map(|(t, g)| format!(" | also: {} of {} (allowed: {g})", t.name, t.org))
-            .collect();
-        Some(format!(
-            "banner: {} of {}{also} | allowed: {granted} | now: {} | stop control: {}",
-            technician.name,
-            technician.org,
-            activity.words(),
-            if self.can_stop_control() {
-                "shown"
-            } else {
-                "hidden"
-            }
-        ))
-    }
-
-    /// "Stop control": takes back `control` without ending the session.
-    pub fn stop_control(&mut self) -> Option<Action> {
-        self.can_stop_control()
-            .then_some(Action::Send(UserCommand::RevokeControl))
-    }
-
-    fn set_doing(&mut self, what: String) {
-        if let Screen::Session { doing, .. } = &mut self.screen {
-            *doing = Some(what);
-        }
-    }
-
-    /// The session side stopped. `outcome` is `Err(message)` if it failed. Stopping before anyone
-    /// connected (the user pressed Stop) goes back to the start; otherwise the session is over, even
-    /// if its `Ended` event was lost on the way.
-    pub fn on_share_stopped(&mut self, outcome: Result<EndReason, String>) {
-        self.ending = false;
-        match outcome {
-            Err(e) => self.ended(format!("Could not share this computer: {e}.")),
-            Ok(_) if matches!(self.screen, Screen::Ended { .. }) => {}
-            Ok(_)
-                if matches!(
-                    self.screen,
-                    Screen::Start | Screen::Connecting | Screen::Code { .. }
-                ) =>
-            {
-                self.notice = None;
-                self.screen = Screen::Start;
-            }
-            Ok(reason) => self.ended(format!("Session ended: {}.", crate::ui::end_words(&reason))),
-        }
-    }
-
-    fn ended(&mut self, reason: String) {
-        self.notice = None;
-        self.outage = None;
-        self.ending = false;
-        // The conversation stays readable; nothing more can be sent.
-        self.chat.open = false;
-        self.invite = None;
-        self.stash = None;
-        self.screen = Screen::Ended { reason, log: None };
-    }
-
-    /// "Get help" (also "Start again" after a session).
-    pub fn get_help(&mut self) -> Option<Action> {
-        match self.screen {
-            Screen::Start | Screen::Ended { .. } => {
-                self.notice = None;
-                self.chat = Chat::default();
-                self.screen = Screen::Connecting;
-                Some(Action::StartShare)
-            }
-            _ => None,
-        }
-    }
-
-    /// "New code": only while a code is shown.
-    pub fn new_code(&mut self) -> Option<Action> {
-        match self.screen {
-            Screen::Code { .. } => {
-                self.notice = None;
-                self.screen = Screen::Connecting;
-                Some(Action::NewCode)
-            }
-            _ => None,
-        }
-    }
-
-    /// Ticks or unticks one requested scope.
-    pub fn toggle(&mut self, scope: Scope) {
-        if let Screen::Consent(c) = &mut self.screen
-            && c.requested.contains(scope)
-        {
-            if c.ticked.contains(scope) {
-                c.ticked.remove(scope);
-            } else {
-                c.ticked.insert(scope);
-            }
-        }
-    }
-
-    /// "Allow": grants exactly what is ticked. Not offered with nothing ticked (that is "Deny").
-    pub fn allow(&mut self) -> Option<Action> {
-        match &self.screen {
-            Screen::Consent(c) if c.can_allow() => {
-                self.answer(|c| c.ticked.intersection(c.requested))
-            }
-            _ => None,
-        }
-    }
-
-    /// "Deny": grants nothing.
-    pub fn deny(&mut self) -> Option<Action> {
-        self.answer(|_| ScopeSet::EMPTY)
-    }
-
-    fn answer(&mut self, f: impl FnOnce(&Consent) -> ScopeSet) -> Option<Action> {
-        let Screen::Consent(c) = &self.screen else {
-            return None;
-        };
-        let granted = f(c);
-        let technician = c.technician.clone();
-        // Until the session confirms, show the decision as taken; `Ended` follows a refusal.
-        self.screen = Screen::Joining { technician };
-        Some(Action::Send(UserCommand::Consent(granted)))
     }
 
     /// Called every frame: the consent and invitation countdowns refuse at zero.
@@ -865,39 +269,14 @@ impl Model {
             _ => None,
         }
     }
-
-    /// "End session" (also "Stop" while a code is shown or a technician is connecting). Works
-    /// without the network: the session side closes locally.
-    pub fn end_session(&mut self) -> Option<Action> {
-        match self.screen {
-            Screen::Code { .. }
-            | Screen::Connecting
-            | Screen::Joining { .. }
-            | Screen::Consent(_)
-            | Screen::Session { .. } => {
-                self.ending = true;
-                Some(Action::Send(UserCommand::EndSession))
-            }
-            Screen::Start | Screen::Ended { .. } => None,
-        }
-    }
-
-    /// "Show my session log".
-    pub fn want_log(&self) -> Option<Action> {
-        matches!(self.screen, Screen::Ended { .. }).then_some(Action::ReadLog)
-    }
-
-    /// The log that [`Action::ReadLog`] read.
-    pub fn show_log(&mut self, lines: Vec<String>) {
-        if let Screen::Ended { log, .. } = &mut self.screen {
-            *log = Some(lines);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tether_proto::Scope;
+    use tether_proto::chat::ChatText;
+    use tether_proto::msg::EndReason;
     use tether_proto::msg::TechnicianRole;
 
     fn ada() -> TechnicianIdentity {

@@ -1,0 +1,353 @@
+//! The command line: every command, option and its help text (clap derive), and [`parse`], which
+//! lets a console option stand among `diag`'s probe parameters.
+
+use clap::{CommandFactory, Parser, Subcommand};
+use tether_net::cli::RelayArgs;
+use tether_proto::diag::ProbeKind;
+use tether_proto::{ScopeSet, SessionCode};
+
+#[derive(Debug, Parser)]
+#[command(name = "tether-console", version, about = "Tether technician console")]
+pub struct Cli {
+    #[command(flatten)]
+    pub relay: RelayArgs,
+    /// Your technician token, from `tether-relay technician add`.
+    #[arg(long, env = "TETHER_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Without a command on a desktop: the console window.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the console window (the default on a desktop): enter the code, see consent, the live
+    /// screen, inventory and diagnostics.
+    Window,
+    /// With --code: fetch a machine's full inventory in a live session (asks the user for
+    /// `inventory`). With a subcommand: query enrolled devices.
+    #[command(args_conflicts_with_subcommands = true)]
+    Inventory {
+        /// The code the user reads to you, e.g. "417 302 958".
+        #[arg(long)]
+        code: Option<SessionCode>,
+        /// Ticket reference to store in the session's record.
+        #[arg(long)]
+        ticket: Option<String>,
+        #[command(subcommand)]
+        fleet: Option<InventoryCommand>,
+    },
+    /// Session records: notes, resolutions and a searchable history of past sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+    /// Enrolled devices of your organisation.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// Run diagnostic probes (asks the user for `diagnostics`).
+    ///
+    /// Parameters follow the probe name as key=value or --key value, e.g.
+    /// `diag --code C tcp-connect host=example.com port=443` or `... tcp-connect --host example.com --port 443`.
+    Diag {
+        /// The code the user reads to you (not needed for --list).
+        #[arg(long, required_unless_present = "list")]
+        code: Option<SessionCode>,
+        /// Show the probe catalog with each probe's parameters.
+        #[arg(long, conflicts_with_all = ["all", "probe"])]
+        list: bool,
+        /// Run the standard health check (every probe needing no parameters); problems first.
+        #[arg(long, conflicts_with = "probe")]
+        all: bool,
+        /// Override each probe's timeout, in seconds (1-120).
+        #[arg(long)]
+        timeout: Option<u16>,
+        /// Ticket reference to store in the session's record.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// The probe to run (see --list).
+        #[arg(required_unless_present_any = ["list", "all"])]
+        probe: Option<ProbeKind>,
+        /// The probe's parameters: key=value or --key value.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// List the remote displays with size and position (asks for `view`).
+    Displays {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+    },
+    /// View the remote screen in a window (asks for `view` and `control`).
+    Connect {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// Which remote display to show (see the agent's list; 0 is the first).
+        #[arg(long, default_value_t = 0)]
+        display: u32,
+        /// Ask for `view` only: no mouse or keyboard.
+        #[arg(long)]
+        view_only: bool,
+        /// No window: write the remote screen to --snapshot and exit.
+        #[arg(long, requires = "snapshot")]
+        headless: bool,
+        /// PNG file for --headless.
+        #[arg(long)]
+        snapshot: Option<std::path::PathBuf>,
+        /// With --snapshot: draw the user's cursor into the picture, where their pointer is.
+        #[arg(long, requires = "snapshot")]
+        cursor: bool,
+    },
+    /// Chat with the user: each line you type is sent, and the user's lines are printed as they
+    /// arrive (`--json`: one object per line). Nothing is asked until you type /ask (with --ask);
+    /// then /invite NAME|L2 or /handover NAME|L2 brings in a colleague. End of input ends the session.
+    Chat {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// Scopes that /ask will ask the user for, e.g. "inventory,view".
+        #[arg(long)]
+        ask: Option<ScopeSet>,
+    },
+    /// The invitations waiting for you: by name, or for your tier. Ask the inviting technician for
+    /// the code (the relay never has it), then connect with it as usual.
+    Invitations,
+    /// Send one input action to the remote screen (asks for `control`).
+    Input {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// Which remote display the coordinates are on.
+        #[arg(long, default_value_t = 0)]
+        display: u32,
+        #[command(subcommand)]
+        action: InputAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// The newest session records of your organisation.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One session record in full.
+    Show {
+        /// Record id (printed when the session starts, and by `sessions list`).
+        id: u64,
+    },
+    /// Write notes on an open record (technician or admin role). Each option replaces its field;
+    /// an empty value clears it.
+    Note {
+        /// Record id.
+        id: u64,
+        /// What the user saw.
+        #[arg(long)]
+        problem: Option<String>,
+        /// Why it happened.
+        #[arg(long)]
+        cause: Option<String>,
+        /// What fixed it.
+        #[arg(long)]
+        fix: Option<String>,
+        /// Ticket reference.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// The device (host name), if the record has none or the wrong one.
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Close a record with its resolution (technician or admin role); it can no longer change.
+    Close {
+        /// Record id.
+        id: u64,
+        /// What resolved it.
+        #[arg(long)]
+        resolution: String,
+    },
+    /// Past sessions whose reason, ticket, notes or resolution contain all these words; newest first.
+    Search {
+        /// Words to look for (may be empty with --device or --technician).
+        #[arg(default_value = "")]
+        text: String,
+        /// Only this device (host name, case-insensitive).
+        #[arg(long)]
+        device: Option<String>,
+        /// Only sessions this technician was in (case-insensitive).
+        #[arg(long)]
+        technician: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevicesCommand {
+    /// List the enrolled devices.
+    List,
+    /// One device and its current inventory.
+    Show {
+        /// Device id or host name.
+        device: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+/// Which spreadsheet a CSV export writes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Sheet {
+    /// One row per device: host, OS, CPU, RAM and disk in GiB, IPs, users, last seen.
+    Devices,
+    /// One row per installed package: host, name, version, source.
+    Software,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Export every device's current inventory: as CSV, the devices sheet or (--sheet software) the
+    /// software sheet; as JSON, everything.
+    Export {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+        /// Which CSV sheet.
+        #[arg(long, value_enum, default_value = "devices")]
+        sheet: Sheet,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// What changed on a device, and when.
+    History {
+        /// Device id or host name.
+        device: String,
+    },
+    /// Which devices have a package: NAME or NAME=VERSION.
+    Search {
+        /// NAME or NAME=VERSION.
+        #[arg(long)]
+        software: String,
+    },
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum InputAction {
+    /// Move the pointer to X Y and click a button (left unless --button).
+    Click {
+        x: i32,
+        y: i32,
+        /// left, middle, right, back or forward.
+        #[arg(long, value_enum, default_value_t = ButtonArg::Left)]
+        button: ButtonArg,
+        /// Click twice (a double-click).
+        #[arg(long)]
+        double: bool,
+    },
+    /// Move the pointer to X Y.
+    Move { x: i32, y: i32 },
+    /// Type TEXT (characters, through the remote's keyboard map; for keys use `key`).
+    Type { text: String },
+    /// Press and release a key or a chord, xdotool style: `f5`, `ctrl+alt+t`, `ctrl+shift+Tab`,
+    /// `super`, `Return`, or W3C code names such as `KeyA`, `ControlRight`, `NumpadEnter`.
+    Key { chord: String },
+    /// Press keys and keep them down until this command's stream ends (the agent then releases
+    /// every key it pressed: nothing stays down after a command).
+    Keydown { chord: String },
+    /// Release keys (a key this stream did not press is ignored, and said so).
+    Keyup { chord: String },
+    /// Scroll by N notches (positive: down, or right with --horizontal).
+    Scroll {
+        #[arg(allow_hyphen_values = true)]
+        n: i32,
+        /// Scroll sideways.
+        #[arg(long)]
+        horizontal: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ButtonArg {
+    Left,
+    Middle,
+    Right,
+    Back,
+    Forward,
+}
+
+/// Parses the command line. `diag`'s probe parameters take every word after the probe name, so a
+/// console option written there (`diag --code C tcp-connect host=h port=1 --timeout 3 --json`) is
+/// moved before the probe and the line parsed again: options work in any place.
+pub fn parse(argv: impl IntoIterator<Item = String>) -> Cli {
+    let argv: Vec<String> = argv.into_iter().collect();
+    let cli = Cli::parse_from(&argv);
+    let Some(Command::Diag {
+        probe: Some(kind),
+        args,
+        ..
+    }) = &cli.command
+    else {
+        return cli;
+    };
+    match hoist_options(&argv, *kind, args) {
+        Some(again) => Cli::parse_from(again),
+        None => cli,
+    }
+}
+
+/// `argv` with the console options found among `diag`'s trailing probe parameters `args` moved
+/// before the probe name; `None` when there are none.
+fn hoist_options(argv: &[String], kind: ProbeKind, args: &[String]) -> Option<Vec<String>> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let diag = cmd.find_subcommand("diag")?;
+    // The option's long name, and whether a value follows it as the next word.
+    let option = |word: &str| -> Option<bool> {
+        let name = word.strip_prefix("--")?;
+        let (name, inline) = match name.split_once('=') {
+            Some((n, _)) => (n, true),
+            None => (name, false),
+        };
+        if kind.param_names().contains(&name) {
+            return None;
+        }
+        let arg = diag.get_arguments().find(|a| a.get_long() == Some(name))?;
+        Some(!inline && arg.get_action().takes_values())
+    };
+    let (mut hoisted, mut params) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(word) = it.next() {
+        match option(word) {
+            Some(takes_value) => {
+                hoisted.push(word.clone());
+                if takes_value && let Some(v) = it.next() {
+                    hoisted.push(v.clone());
+                }
+            }
+            None => params.push(word.clone()),
+        }
+    }
+    if hoisted.is_empty() {
+        return None;
+    }
+    // The trailing parameters are the last words of the line, right after the probe name.
+    let probe_at = argv.len().checked_sub(args.len() + 1)?;
+    let mut again = argv[..probe_at].to_vec();
+    again.extend(hoisted);
+    again.push(argv[probe_at].clone());
+    again.extend(params);
+    Some(again)
+}

@@ -1,0 +1,538 @@
+//! What each command does, once [`super::parse`] has read the line.
+
+use super::args::{Cli, Command, DevicesCommand, Format, InventoryCommand, SessionsCommand, Sheet};
+use super::checks::{check_output_path, input_events};
+use super::output;
+use super::{CliError, usage};
+use crate::{ConsoleConfig, ConsoleError, Session, pair_session, pair_session_with, render};
+use tether_proto::diag::Probe;
+use tether_proto::fleet::{FleetQuery, FleetReply};
+use tether_proto::screen::InputEvent;
+use tether_proto::{Scope, ScopeSet, SessionCode};
+
+/// Runs one command line: checks what can be checked before connecting, then runs the command.
+pub async fn run(mut cli: Cli) -> Result<(), CliError> {
+    let has_desktop =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let cmd = match cli.command.take() {
+        Some(c) => c,
+        None if has_desktop => Command::Window,
+        None => return usage("no command, and no desktop to open the window on; see --help"),
+    };
+    let json = cli.json;
+    // Validate diagnostics parameters before anything connects: a bad one never leaves this machine.
+    let mut probe = None;
+    if let Command::Diag {
+        list,
+        timeout,
+        probe: kind,
+        args,
+        ..
+    } = &cmd
+    {
+        if *list {
+            if json {
+                tether_net::outln!("{}", output::json_or_error(&crate::diag::catalog()));
+            } else {
+                tether_net::out!("{}", render::catalog());
+            }
+            return Ok(());
+        }
+        if let Some(k) = kind {
+            match crate::diag::parse_probe(*k, args) {
+                Ok(p) => probe = Some(p),
+                Err(e) => return usage(e.to_string()),
+            }
+        }
+        if let Err(e) = crate::diag::check_timeout(*timeout) {
+            return usage(format!("--timeout: {e}"));
+        }
+    }
+    // The same for everything else that can be checked here: claiming a code asks the user and
+    // uses the code up, so a mistake found afterwards costs them a new code.
+    let input = match &cmd {
+        Command::Input { action, .. } => input_events(action)?,
+        _ => Vec::new(),
+    };
+    if let Command::Connect {
+        snapshot: Some(path),
+        ..
+    } = &cmd
+        && let Err(e) = check_output_path(path)
+    {
+        return usage(e);
+    }
+    if let Command::Inventory {
+        ticket: Some(t), ..
+    }
+    | Command::Diag {
+        ticket: Some(t), ..
+    } = &cmd
+        && let Err(e) = crate::records::check_ticket(t)
+    {
+        return usage(e.to_string());
+    }
+    let config = match (cli.relay.target(), cli.token.clone()) {
+        (Ok(relay), Some(token)) => ConsoleConfig { relay, token },
+        (Err(e), _) => return usage(e.to_string()),
+        (_, None) => return usage("no technician token: pass --token or set TETHER_TOKEN"),
+    };
+    if matches!(cmd, Command::Window) {
+        // winit wants the main thread, which is the one running this future under #[tokio::main];
+        // sessions run on this runtime's workers.
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| crate::window::run(rt, config))?;
+        return Ok(());
+    }
+    run_command(&cmd, json, config, probe, input).await
+}
+
+async fn run_command(
+    cmd: &Command,
+    json: bool,
+    config: ConsoleConfig,
+    probe: Option<Probe>,
+    input: Vec<InputEvent>,
+) -> Result<(), CliError> {
+    if let Some(q) = fleet_query(cmd) {
+        return Ok(fleet(cmd, json, &config, q).await?);
+    }
+    if let Command::Invitations = cmd {
+        let list = crate::session::invitations(&config).await?;
+        if json {
+            tether_net::outln!("{}", output::to_json(&list)?);
+        } else if list.is_empty() {
+            tether_net::outln!("No invitations are waiting for you.");
+        } else {
+            for i in list {
+                tether_net::outln!("{}", output::invitation_line(&i));
+            }
+        }
+        return Ok(());
+    }
+    if let Command::Sessions { command } = cmd {
+        return sessions(command, json, &config).await;
+    }
+    let (code, scopes): (SessionCode, ScopeSet) = match cmd {
+        Command::Inventory { code, .. } => (
+            code.ok_or_else(|| {
+                CliError::Usage("--code, or a subcommand (export, history, search)".into())
+            })?,
+            [Scope::Inventory].into_iter().collect(),
+        ),
+        Command::Devices { .. } => return usage("devices needs a subcommand"),
+        Command::Window => return usage("the window runs on its own"),
+        Command::Sessions { .. } => return usage("sessions needs a subcommand"),
+        Command::Invitations => return usage("invitations runs on its own"),
+        Command::Diag { code, .. } => (
+            code.ok_or_else(|| CliError::Usage("--code is required".into()))?,
+            [Scope::Diagnostics].into_iter().collect(),
+        ),
+        Command::Connect {
+            code,
+            view_only: true,
+            ..
+        } => (*code, [Scope::View].into_iter().collect()),
+        Command::Connect { code, headless, .. } if *headless => {
+            (*code, [Scope::View].into_iter().collect())
+        }
+        Command::Connect { code, .. } => {
+            (*code, [Scope::View, Scope::Control].into_iter().collect())
+        }
+        Command::Input { code, .. } => (*code, [Scope::Control].into_iter().collect()),
+        Command::Displays { code } => (*code, [Scope::View].into_iter().collect()),
+        Command::Chat { code, ask } => {
+            return Ok(chat(json, &config, *code, ask.unwrap_or(ScopeSet::EMPTY)).await?);
+        }
+    };
+    eprintln!(
+        "claiming {} and waiting for the user's consent...",
+        code.redacted()
+    );
+    let mut session = pair_session_with(&config, code, scopes, |claimed| {
+        if let Some(reason) = &claimed.reason {
+            eprintln!("the user asks for help with: {reason}");
+        }
+        if let Some(id) = claimed.record {
+            eprintln!("session record {id} (`tether-console sessions show {id}`)");
+        }
+    })
+    .await?;
+    // Before the user decides: they compare this code with their screen while they listen.
+    eprintln!(
+        "paired as {} of {}; verification code {}: read it out to the user (their screen shows \
+         the same) while they decide",
+        session.technician.name, session.technician.org, session.verification
+    );
+    session.ask_consent().await?;
+    eprintln!("connected; granted: {}", session.granted);
+    // The user may take something back (Stop control) at any moment: say so at once. The task
+    // ends with the session (its grant sender goes), or at the latest when this command returns.
+    let mut grant = session.grant();
+    grant.borrow_and_update();
+    let mut watcher = tokio::task::JoinSet::new();
+    watcher.spawn(async move {
+        while grant.changed().await.is_ok() {
+            let now = *grant.borrow_and_update();
+            eprintln!("the user changed what you may do; granted now: {now}");
+        }
+    });
+    let ticket = match cmd {
+        Command::Inventory { ticket, .. } | Command::Diag { ticket, .. } => ticket.as_deref(),
+        _ => None,
+    };
+    if let Some(t) = ticket
+        && let Err(e) = session.set_ticket(t).await
+    {
+        eprintln!("warning: the ticket was not stored: {e}");
+    }
+    let result = serve(cmd, json, &mut session, probe, input).await;
+    session.end().await;
+    result
+}
+
+fn fleet_query(c: &Command) -> Option<FleetQuery> {
+    Some(match c {
+        Command::Devices {
+            command: DevicesCommand::List,
+        } => FleetQuery::ListDevices,
+        Command::Devices {
+            command: DevicesCommand::Show { device },
+        } => FleetQuery::ShowDevice {
+            device: device.clone(),
+        },
+        Command::Inventory {
+            fleet: Some(InventoryCommand::Export { .. }),
+            ..
+        } => FleetQuery::Export,
+        Command::Inventory {
+            fleet: Some(InventoryCommand::History { device }),
+            ..
+        } => FleetQuery::History {
+            device: device.clone(),
+        },
+        Command::Inventory {
+            fleet: Some(InventoryCommand::Search { software }),
+            ..
+        } => {
+            let (name, version) = match software.split_once('=') {
+                Some((n, v)) => (n.trim().to_string(), Some(v.trim().to_string())),
+                None => (software.trim().to_string(), None),
+            };
+            FleetQuery::Search { name, version }
+        }
+        _ => return None,
+    })
+}
+
+async fn fleet(
+    cmd: &Command,
+    json: bool,
+    config: &ConsoleConfig,
+    q: FleetQuery,
+) -> Result<(), ConsoleError> {
+    let replies = crate::fleet::query(config, q).await?;
+    let out = match (cmd, replies.as_slice()) {
+        (
+            Command::Inventory {
+                fleet: Some(InventoryCommand::Export { format, sheet, .. }),
+                ..
+            },
+            r,
+        ) => {
+            let devices: Vec<_> = r
+                .iter()
+                .filter_map(|r| match r {
+                    FleetReply::Device(d) => Some((**d).clone()),
+                    _ => None,
+                })
+                .collect();
+            match (format, sheet) {
+                (Format::Csv, Sheet::Devices) => crate::fleet::devices_csv(&devices),
+                (Format::Csv, Sheet::Software) => crate::fleet::software_csv(&devices),
+                (Format::Json, _) => output::to_json(&devices)? + "\n",
+            }
+        }
+        (_, [FleetReply::Devices(d)]) if json => output::to_json(d)? + "\n",
+        (_, [FleetReply::Devices(d)]) => crate::fleet::devices_table(d),
+        (_, [FleetReply::Device(d)]) if json => output::to_json(d)? + "\n",
+        (_, [FleetReply::Device(d)]) => crate::fleet::device_text(d),
+        (_, [FleetReply::History(h)]) if json => output::to_json(h)? + "\n",
+        (_, [FleetReply::History(h)]) => crate::fleet::history_table(h),
+        (_, [FleetReply::Hits(h)]) if json => output::to_json(h)? + "\n",
+        (_, [FleetReply::Hits(h)]) => crate::fleet::hits_table(h),
+        (_, other) => {
+            return Err(ConsoleError::Protocol(format!(
+                "unexpected answer from the relay: {other:?}"
+            )));
+        }
+    };
+    match cmd {
+        Command::Inventory {
+            fleet:
+                Some(InventoryCommand::Export {
+                    out: Some(path), ..
+                }),
+            ..
+        } => std::fs::write(path, out)
+            .map_err(|e| ConsoleError::Output(format!("{}: {e}", path.display())))?,
+        _ => tether_net::out!("{out}"),
+    }
+    Ok(())
+}
+
+async fn serve(
+    cmd: &Command,
+    json: bool,
+    session: &mut Session,
+    probe: Option<Probe>,
+    input: Vec<InputEvent>,
+) -> Result<(), CliError> {
+    match cmd {
+        Command::Inventory { .. } => {
+            let inv = session.inventory().await?;
+            if json {
+                tether_net::outln!("{}", output::json_or_error(&inv))
+            } else {
+                tether_net::out!("{}", render::inventory(&inv))
+            }
+        }
+        Command::Devices { .. }
+        | Command::Window
+        | Command::Sessions { .. }
+        | Command::Invitations => {}
+        Command::Diag {
+            all: true, timeout, ..
+        } => {
+            let reports = session.health_check(*timeout).await?;
+            if json {
+                tether_net::outln!("{}", output::json_or_error(&reports))
+            } else {
+                tether_net::out!("{}", render::diag_summary(&reports))
+            }
+        }
+        Command::Diag { timeout, .. } => {
+            let Some(probe) = probe else {
+                return usage("which probe? see --list");
+            };
+            let report = session.diagnostic_with(probe, *timeout).await?;
+            if json {
+                tether_net::outln!("{}", output::json_or_error(&report))
+            } else {
+                tether_net::out!("{}", render::diag(&report))
+            }
+        }
+        Command::Connect {
+            display,
+            headless: true,
+            snapshot: Some(path),
+            cursor,
+            ..
+        } => {
+            let mut view = session.view(*display).await?;
+            view.next_frame().await?;
+            // The agent sends the cursor before the frame it goes with, so it is known by now.
+            let picture = if *cursor {
+                if view.cursor_shape.is_none() || view.cursor.is_none() {
+                    eprintln!("the user's cursor is not known (their system does not share it)");
+                }
+                view.with_cursor()
+            } else {
+                view.framebuffer.clone()
+            };
+            crate::screen::write_png(&picture, path)?;
+            eprintln!(
+                "wrote {}x{} remote screen to {}",
+                view.framebuffer.width,
+                view.framebuffer.height,
+                path.display()
+            );
+            view.close().await;
+        }
+        Command::Connect { display, .. } => connect(session, *display).await?,
+        Command::Displays { .. } => {
+            let displays = session.displays().await?;
+            if json {
+                tether_net::outln!("{}", output::json_or_error(&displays));
+            } else {
+                for d in displays {
+                    tether_net::outln!("{}", output::display_line(&d));
+                }
+            }
+        }
+        Command::Chat { .. } => {}
+        Command::Input { display, .. } => {
+            let mut control = session.control(*display).await?;
+            for e in input {
+                if let Some(reason) = control.send(&e).await? {
+                    eprintln!("note: {reason}");
+                }
+            }
+            control.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// Pairs without asking for scopes and chats over standard input and output.
+async fn chat(
+    json: bool,
+    config: &ConsoleConfig,
+    code: SessionCode,
+    ask: ScopeSet,
+) -> Result<(), ConsoleError> {
+    eprintln!("claiming {} and pairing...", code.redacted());
+    let mut session = pair_session(config, code, ask).await?;
+    eprintln!(
+        "connected as {} of {}; verification code {}: read it out to the user (their screen shows \
+         the same). Type a line and Enter to send; Ctrl-D ends.",
+        session.technician.name, session.technician.org, session.verification
+    );
+    let input = tokio::io::BufReader::new(tokio::io::stdin());
+    match crate::chat::run(&mut session, input, std::io::stdout(), json).await {
+        crate::chat::ChatEnd::InputClosed => {
+            session.end().await;
+            Ok(())
+        }
+        crate::chat::ChatEnd::Ended(reason) => Err(ConsoleError::Ended(reason)),
+    }
+}
+
+/// Runs the viewer window until the technician closes it or the session ends. A display picked in
+/// the window replaces the shown one on the same session.
+async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError> {
+    use crate::displays::ScreenStreams;
+    use crate::viewer::{self, ViewerState};
+    let state = std::sync::Arc::new(std::sync::Mutex::new(ViewerState::default()));
+    let (input, input_rx) = if session.granted.contains(Scope::Control) {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let mut streams = ScreenStreams::new(state.clone(), input_rx);
+    streams.open(session, display).await?;
+    if session.granted.contains(Scope::Control) && state.lock().is_ok_and(|s| s.note.is_some()) {
+        // Control was granted but its stream did not open: say why, as before the picker existed.
+        let note = state
+            .lock()
+            .ok()
+            .and_then(|s| s.note.clone())
+            .unwrap_or_default();
+        return Err(ConsoleError::Failed(note));
+    }
+    let who = format!("{} of {}", session.technician.name, session.technician.org);
+    // Stop control shows at once: the input gate closes and the status bar says why.
+    let granted = session.grant();
+    let (mut grant, gate, noted) = (session.grant(), streams.input_gate(), state.clone());
+    grant.borrow_and_update();
+    let watcher = tokio::spawn(async move {
+        while grant.changed().await.is_ok() {
+            let granted = *grant.borrow_and_update();
+            gate.follow(granted, &noted);
+        }
+    });
+    let (switch, mut switches) = tokio::sync::mpsc::channel::<u32>(4);
+    let (closed, mut window_closed) = tokio::sync::oneshot::channel::<()>();
+    let rt = tokio::runtime::Handle::current();
+    // winit wants the main thread, which is the one running this future under #[tokio::main]; the
+    // session meanwhile serves display switches on a scoped thread, which may borrow it.
+    let result = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                rt.block_on(async {
+                    loop {
+                        tokio::select! {
+                            d = switches.recv() => match d {
+                                // A failure shows in the window's status line; the session goes on.
+                                // Closing the window does not wait for a switch under way.
+                                Some(d) => tokio::select! {
+                                    _ = streams.open(session, d) => {}
+                                    _ = &mut window_closed => break,
+                                },
+                                None => break,
+                            },
+                            _ = &mut window_closed => break,
+                        }
+                    }
+                    streams.shutdown().await;
+                })
+            });
+            let result = viewer::run_window(state, granted, who, input, Some(switch));
+            let _ = closed.send(());
+            result
+        })
+    });
+    watcher.abort();
+    result
+}
+
+async fn sessions(
+    command: &SessionsCommand,
+    json: bool,
+    config: &ConsoleConfig,
+) -> Result<(), CliError> {
+    use crate::records;
+    use tether_proto::records::{RecordNote, RecordQuery};
+    let q = match command {
+        SessionsCommand::List { limit } => RecordQuery::List { limit: *limit },
+        SessionsCommand::Show { id } => RecordQuery::Show { id: *id },
+        SessionsCommand::Search {
+            text,
+            device: None,
+            technician: None,
+            ..
+        } if text.trim().is_empty() => {
+            return usage(
+                "search for what? give words to look for, or --device or --technician \
+                 (`sessions list` shows the newest records)",
+            );
+        }
+        SessionsCommand::Search {
+            text,
+            device,
+            technician,
+            limit,
+        } => RecordQuery::Search {
+            text: text.clone(),
+            device: device.clone(),
+            technician: technician.clone(),
+            limit: *limit,
+        },
+        SessionsCommand::Note {
+            id,
+            problem,
+            cause,
+            fix,
+            ticket,
+            device,
+        } => {
+            let note = RecordNote {
+                ticket: ticket.clone(),
+                device: device.clone(),
+                problem: problem.clone(),
+                cause: cause.clone(),
+                fix: fix.clone(),
+            };
+            if note.is_empty() {
+                return usage(
+                    "nothing to note: give --problem, --cause, --fix, --ticket or --device",
+                );
+            }
+            RecordQuery::Note { id: *id, note }
+        }
+        SessionsCommand::Close { id, resolution } => RecordQuery::Close {
+            id: *id,
+            resolution: resolution.clone(),
+        },
+    };
+    let out = match records::query(config, q).await? {
+        tether_proto::records::RecordReply::List(l) if json => output::to_json(&l)? + "\n",
+        tether_proto::records::RecordReply::List(l) => records::list_table(&l),
+        tether_proto::records::RecordReply::Record(r) if json => output::to_json(&r)? + "\n",
+        tether_proto::records::RecordReply::Record(r) => records::record_text(&r),
+        tether_proto::records::RecordReply::Error(e) => return Err(ConsoleError::Record(e).into()),
+    };
+    tether_net::out!("{out}");
+    Ok(())
+}
