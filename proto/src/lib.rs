@@ -26,7 +26,6 @@
 pub mod chat;
 pub mod code;
 pub mod codec;
-pub mod cursor;
 pub mod diag;
 pub mod fleet;
 pub mod inventory;
@@ -39,6 +38,9 @@ pub mod screen;
 pub mod seal;
 pub mod text;
 pub mod time;
+
+/// Cursor shapes travel on the view stream; the module sits under `screen`.
+pub use screen::cursor;
 
 pub use code::{CodeParseError, SessionCode, Slot};
 pub use scope::{Scope, ScopeSet};

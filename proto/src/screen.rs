@@ -7,7 +7,7 @@
 //!   |<----------- Response::Viewing { info } --|  capture starts only now
 //!   |<----------- ScreenMsg::Frame (part..) ---|  first frame complete, then only dirty tiles
 //!   |-- ViewerMsg::Ack { seq } --------------->|  agent keeps ≤ MAX_IN_FLIGHT frames unacked
-//!   |<----------- ScreenMsg::CursorShape(..) --|  when the cursor's shape changes (see crate::cursor)
+//!   |<----------- ScreenMsg::CursorShape(..) --|  when the cursor's shape changes (see `cursor`)
 //!   |<----------- ScreenMsg::Cursor { x, y } --|  when the pointer moves
 //! ```
 //! Displays are X screens or, when an X screen has several RandR monitors, each monitor and then one
@@ -21,6 +21,8 @@
 //! The zstd stream is continuous over the whole view stream ([`FrameEncoder`] / [`FrameDecoder`] keep
 //! their context, with an 8 MiB window), so pixels seen recently — a window that moved, text that scrolled —
 //! compress to back-references. Parts must therefore be applied in order, which the stream guarantees.
+
+pub mod cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -129,9 +131,9 @@ pub enum ScreenMsg {
         /// Why, in words.
         reason: String,
     },
-    /// The cursor's shape, sent when it changes (checked with [`crate::cursor::CursorShape::check`]).
+    /// The cursor's shape, sent when it changes (checked with [`cursor::CursorShape::check`]).
     /// Last, so that the older variants keep their numbers on the wire.
-    CursorShape(crate::cursor::CursorShape),
+    CursorShape(cursor::CursorShape),
 }
 
 /// Console → agent on a view stream.

@@ -10,8 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tether_proto::screen::{ALL_MONITORS, DisplayInfo, InputEvent};
-use tether_proto::text::display_safe;
+use tether_proto::screen::InputEvent;
 use tether_proto::{Scope, ScopeSet};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -20,42 +19,10 @@ use crate::error::ConsoleError;
 use crate::session::Session;
 use crate::viewer::{self, Shared};
 
+pub use crate::picker::{MAX_NAME_SHOWN, describe, display_button, fit_button, label};
+
 /// Depth of the queue to one control stream.
 pub const CONTROL_QUEUE: usize = 64;
-
-/// The "Fit" / "1:1" toggle, from the picker's origin (`[x, y, width, height]`, points).
-pub fn fit_button((x, y): (f32, f32)) -> [f32; 4] {
-    [x, y, 56.0, 26.0]
-}
-
-/// The `i`-th display's button, from the picker's origin.
-pub fn display_button((x, y): (f32, f32), i: usize) -> [f32; 4] {
-    [x + 62.0 + 118.0 * i as f32, y, 112.0, 26.0]
-}
-
-/// A display's button label: its number (from 1, as people count) and name.
-pub fn label(d: &DisplayInfo) -> String {
-    let name: String = display_safe(&d.name).chars().take(10).collect();
-    if d.name == ALL_MONITORS {
-        "All".to_string()
-    } else if name.is_empty() {
-        format!("{}", d.index + 1)
-    } else {
-        format!("{}: {name}", d.index + 1)
-    }
-}
-
-/// Most characters of a display's name shown anywhere (the agent names them; RandR names are short).
-pub const MAX_NAME_SHOWN: usize = 40;
-
-/// A display in one line, for status lines and logs.
-pub fn describe(d: &DisplayInfo) -> String {
-    let name: String = display_safe(&d.name).chars().take(MAX_NAME_SHOWN).collect();
-    format!(
-        "display {} {} {}x{} at ({}, {})",
-        d.index, name, d.width, d.height, d.x, d.y
-    )
-}
 
 /// Closes the way from the window's input queue to the remote: once the user took back control,
 /// nothing more is forwarded, on this display or any other the technician switches to.
@@ -244,6 +211,7 @@ impl ScreenStreams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tether_proto::screen::{ALL_MONITORS, DisplayInfo};
 
     fn display(index: u32, name: &str) -> DisplayInfo {
         DisplayInfo {

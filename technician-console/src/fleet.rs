@@ -12,8 +12,8 @@ use tether_proto::fleet::{
 use tether_proto::msg::{ConsoleToRelay, Role, close};
 
 use crate::error::ConsoleError;
-use crate::render::bytes;
 use crate::session::{ConsoleConfig, STEP_TIMEOUT};
+use crate::units::bytes;
 
 /// Most devices an export accepts (a guard against a relay that never says `End`).
 pub const MAX_EXPORT_DEVICES: usize = 1_000_000;
@@ -65,14 +65,7 @@ fn when(t: Option<u64>) -> String {
     t.map_or("-".into(), utc)
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM` UTC.
-pub fn utc(t: u64) -> String {
-    let c = tether_proto::time::civil(t as i64);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        c.year, c.month, c.day, c.hour, c.minute
-    )
-}
+pub use crate::units::utc;
 
 /// The device list as a table.
 pub fn devices_table(d: &[DeviceSummary]) -> String {

@@ -33,12 +33,14 @@ pub mod displays;
 pub mod error;
 pub mod fleet;
 pub mod keys;
+pub mod picker;
 pub mod picture;
 pub mod records;
 pub mod render;
 pub mod rows;
 pub mod screen;
 pub mod session;
+pub mod units;
 pub mod viewer;
 pub mod window;
 

@@ -16,21 +16,7 @@ macro_rules! safe_line {
     }};
 }
 
-/// `1536 MiB`-style sizes: binary units, one decimal.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use crate::units::bytes;
 
 /// The full inventory as aligned text.
 pub fn inventory(i: &Inventory) -> String {
@@ -50,7 +36,7 @@ pub fn inventory(i: &Inventory) -> String {
         s,
         "uptime    {} s (booted {} UTC); users: {}",
         st.uptime_secs,
-        crate::fleet::utc(st.boot_unix),
+        crate::units::utc(st.boot_unix),
         if st.users.is_empty() {
             "-".to_string()
         } else {

@@ -7,7 +7,7 @@
 
 use tether_proto::inventory::{Interface, Inventory, Package};
 
-use crate::render;
+use crate::units;
 
 /// Which inventory table is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,7 @@ impl Table {
                 for d in &h.disks {
                     rows.push(vec![
                         d.name.clone(),
-                        render::bytes(d.size),
+                        units::bytes(d.size),
                         format!(
                             "{:?}{}",
                             d.kind,
@@ -92,7 +92,7 @@ impl Table {
                     for p in &d.partitions {
                         rows.push(vec![
                             format!("  {}", p.name),
-                            render::bytes(p.size),
+                            units::bytes(p.size),
                             p.filesystem.clone().unwrap_or_else(|| "-".into()),
                             p.mount_points.join(" "),
                         ]);
@@ -134,7 +134,7 @@ impl Table {
                     vec![
                         f.mount_point.clone(),
                         format!("{pct:.0} %"),
-                        render::bytes(f.total),
+                        units::bytes(f.total),
                         format!("{} ({})", f.device, f.filesystem),
                     ]
                 })
@@ -155,7 +155,7 @@ impl Table {
                             h.cpu.model, h.cpu.cores, h.cpu.threads
                         ),
                     ],
-                    vec!["memory".into(), render::bytes(h.memory.total)],
+                    vec!["memory".into(), units::bytes(h.memory.total)],
                     vec!["uptime".into(), format!("{} s", inv.status.uptime_secs)],
                     vec!["users".into(), inv.status.users.join(", ")],
                     vec!["system vendor".into(), h.dmi.system_vendor.to_string()],

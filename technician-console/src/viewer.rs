@@ -30,9 +30,9 @@ use tether_proto::screen::{Action, DisplayInfo, InputEvent};
 use tokio::sync::mpsc;
 
 use crate::cursor::CursorLayer;
-use crate::displays;
 use crate::error::ConsoleError;
 use crate::keys::{self, Capture};
+use crate::picker as displays;
 use crate::picture::{Damage, Picture};
 use crate::screen::{ControlStream, ViewEvent, ViewStream};
 

@@ -631,7 +631,10 @@ async fn the_portal_asks_after_our_consent_then_remembers_and_a_cancel_is_a_clea
         (1920, 1080)
     );
     until_equal_mutter(&mut view, &d).await;
-    assert!(d.portal_sessions() >= 1, "the count does see an open screen cast");
+    assert!(
+        d.portal_sessions() >= 1,
+        "the count does see an open screen cast"
+    );
     session.end().await;
     drop(agent);
     let token = std::fs::read_to_string(data.join("portal-restore-token")).unwrap();
