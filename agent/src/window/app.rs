@@ -21,7 +21,7 @@ const SESSION_BG: Color32 = Color32::from_rgb(200, 230, 201);
 const INK: Color32 = Color32::from_rgb(20, 20, 20);
 
 pub(super) struct AgentApp {
-    model: Model,
+    pub(super) model: Model,
     backend: Option<Backend>,
     on_top: bool,
     announced_end: bool,
@@ -325,6 +325,11 @@ impl AgentApp {
                  this if you asked for help."
                     .to_string(),
             )
+        };
+        let text = if self.model.desktop_asks && c.requested.iter().any(|s| matches!(s, Scope::View | Scope::Control)) {
+            format!("{text} Your desktop will then ask you too.")
+        } else {
+            text
         };
         boxed(ui, [20.0, 160.0, 520.0, 92.0], bg, |ui| {
             ui.label(RichText::new(text).color(INK).strong());

@@ -202,6 +202,7 @@ pub fn run(config: ShareConfig) -> Result<(), WindowError> {
     // The egui context exists only once the window does; events before that need no repaint.
     let ctx = Arc::new(std::sync::OnceLock::<eframe::egui::Context>::new());
     let wake_ctx = ctx.clone();
+    let desktop_asks = config.desktop_asks;
     let backend = Backend::new(
         config,
         Arc::new(move || {
@@ -226,7 +227,9 @@ pub fn run(config: ShareConfig) -> Result<(), WindowError> {
         Box::new(move |cc| {
             let backend = holder.take().ok_or("the window was created twice")?;
             let _ = ctx.set(cc.egui_ctx.clone());
-            Ok(Box::new(app::AgentApp::new(&cc.egui_ctx, backend)))
+            let mut app = app::AgentApp::new(&cc.egui_ctx, backend);
+            app.model.desktop_asks = desktop_asks;
+            Ok(Box::new(app))
         }),
     );
     result.map_err(|e| WindowError::Window(e.to_string()))

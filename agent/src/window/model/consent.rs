@@ -168,8 +168,15 @@ impl Model {
             .more
             .map(|g| format!(" | more; allowed already: {g}"))
             .unwrap_or_default();
+        let desktop = if self.desktop_asks
+            && c.requested.iter().any(|s| matches!(s, Scope::View | Scope::Control))
+        {
+            " | your desktop asks too"
+        } else {
+            ""
+        };
         Some(format!(
-            "consent dialog: {} of {} | verification: {} | asks: {}{more}",
+            "consent dialog: {} of {} | verification: {} | asks: {}{more}{desktop}",
             c.technician.name, c.technician.org, c.verification, c.requested
         ))
     }

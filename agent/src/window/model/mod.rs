@@ -109,6 +109,8 @@ pub struct Model {
     stash: Option<Screen>,
     /// The relay is unreachable and sharing is retrying.
     pub outage: Option<Outage>,
+    /// The desktop's own dialog asks again before the screen is shared or controlled (the portal).
+    pub desktop_asks: bool,
 }
 
 impl Default for Model {
@@ -123,6 +125,7 @@ impl Default for Model {
             invite: None,
             stash: None,
             outage: None,
+            desktop_asks: false,
         }
     }
 }
