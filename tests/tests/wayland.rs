@@ -535,6 +535,18 @@ fn answer_with(mutter: &MutterDesktop, share: bool) {
                 let button: Vec<_> = blue.iter().filter(|p| p.1 + 60 < t.1).collect();
                 if button.len() > 1000 {
                     click(&mut input, *button[button.len() / 2]);
+                    if let Some(dump) = std::env::var_os("TETHER_DIALOG_DUMP") {
+                        std::thread::sleep(Duration::from_secs(2));
+                        input
+                            .inject(&InputEvent::MouseMove { x: 5, y: 5 }, (0, 0))
+                            .unwrap();
+                        std::thread::sleep(Duration::from_millis(300));
+                        let pixels = screen.capture().unwrap();
+                        let mut ppm =
+                            format!("P6\n{width} {}\n255\n", pixels.len() / 4 / width).into_bytes();
+                        ppm.extend(pixels.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]));
+                        let _ = std::fs::write(dump, ppm);
+                    }
                     return;
                 }
             }
@@ -676,5 +688,129 @@ async fn the_portal_asks_after_our_consent_then_remembers_and_a_cancel_is_a_clea
     dialog.join().unwrap();
     assert!(err.to_string().contains(SCREEN_REFUSED), "{err}");
     session.inventory().await.unwrap();
+    session.end().await;
+}
+
+/// Answers the portal's "Remote desktop" dialog as a user would: choose the monitor, switch on
+/// "Allow remote interaction", Share. GNOME 43 centres it on the 1920x1080 monitor: the monitor
+/// row at y 526, the switch at (1148, 612), Share at (1172, 413).
+fn answer_remote_desktop_dialog(d: &Desktop) -> std::thread::JoinHandle<()> {
+    let mutter = MutterDesktop::new(d.bus.clone(), Some(d.pipewire()));
+    std::thread::spawn(move || {
+        let mut screen = ScreenProvider::open(&mutter, 0).unwrap();
+        let mut input = InputProvider::open(&mutter).unwrap();
+        let mut at = |input: &mut Box<dyn InputSink>, x: usize, y: usize| {
+            input
+                .inject(&InputEvent::MouseMove { x: 5, y: 5 }, (0, 0))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(150));
+            input
+                .inject(&InputEvent::MouseMove { x: 6, y: 6 }, (0, 0))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(150));
+            let width = screen.info().width as usize;
+            let p = screen.capture().unwrap();
+            let i = (y * width + x) * 4;
+            [p[i], p[i + 1], p[i + 2]]
+        };
+        let click = |input: &mut Box<dyn InputSink>, x: i32, y: i32| {
+            input
+                .inject(&InputEvent::MouseMove { x, y }, (0, 0))
+                .unwrap();
+            let press = InputEvent::Button {
+                button: MouseButton::Left,
+                action: Action::Click,
+            };
+            input.inject(&press, (0, 0)).unwrap();
+        };
+        let deadline = std::time::Instant::now() + WAIT;
+        let until = |input: &mut Box<dyn InputSink>,
+                     at: &mut dyn FnMut(&mut Box<dyn InputSink>, usize, usize) -> [u8; 3],
+                     x,
+                     y,
+                     want: &dyn Fn([u8; 3]) -> bool,
+                     what: &str| {
+            while !want(at(input, x, y)) {
+                assert!(std::time::Instant::now() < deadline, "{what} never showed");
+            }
+        };
+        // The dialog's body is near white where the desktop is dark blue.
+        until(
+            &mut input,
+            &mut at,
+            960,
+            650,
+            &|p| p.iter().all(|&c| c > 230),
+            "the dialog",
+        );
+        click(&mut input, 960, 526);
+        click(&mut input, 1148, 612);
+        until(
+            &mut input,
+            &mut at,
+            1135,
+            612,
+            &|p| accent_blue(&[p[0], p[1], p[2], 0]),
+            "the switch on",
+        );
+        until(
+            &mut input,
+            &mut at,
+            1138,
+            400,
+            &|p| accent_blue(&[p[0], p[1], p[2], 0]),
+            "Share enabled",
+        );
+        click(&mut input, 1172, 413);
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_gives_control_after_its_dialog_and_typed_text_arrives() {
+    let mut d = Desktop::gnome_portal();
+    d.spawn("foot", &[]);
+    let data = d.path("agent-data");
+    std::fs::create_dir_all(&data).unwrap();
+    d.give(&data);
+    let relay = TestRelay::start().await;
+    let (mut agent, out, code) = portal_agent(&relay, &d, &data);
+    let console = relay.console();
+    let opening = tokio::spawn(async move {
+        open_session(&console, code.parse().unwrap(), scopes("control")).await
+    });
+    tokio::task::block_in_place(|| allow(&mut agent, &out));
+    let mut session = opening.await.unwrap().unwrap();
+    let dialog = answer_remote_desktop_dialog(&d);
+    let mut control = session.control(0).await.unwrap();
+    dialog.join().unwrap();
+    // The dialog had the focus; give it back to the terminal, then type.
+    control
+        .send(&InputEvent::MouseMove { x: 960, y: 540 })
+        .await
+        .unwrap();
+    control
+        .send(&InputEvent::Button {
+            button: MouseButton::Left,
+            action: Action::Click,
+        })
+        .await
+        .unwrap();
+    let typed = d.path("portal-typed.txt");
+    for (code, shift) in us_keys(&format!("echo through_the_portal > {}\n", typed.display())) {
+        if shift {
+            control
+                .send(&key(Code::ShiftLeft, Action::Press))
+                .await
+                .unwrap();
+        }
+        control.send(&key(code, Action::Click)).await.unwrap();
+        if shift {
+            control
+                .send(&key(Code::ShiftLeft, Action::Release))
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(wait_for_file(&typed), "through_the_portal\n");
     session.end().await;
 }

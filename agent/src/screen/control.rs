@@ -118,7 +118,7 @@ pub(crate) async fn serve_control(
     ctx: &StreamCtx,
 ) -> Result<(), SealedError> {
     let screen = ctx.screen.clone();
-    let displays = tokio::task::spawn_blocking(move || screen.displays()).await;
+    let displays = tokio::task::spawn_blocking(move || screen.control_displays()).await;
     let info: DisplayInfo = match displays {
         Ok(Ok(list)) => match list.into_iter().find(|d| d.index == display) {
             Some(d) => d,

@@ -119,6 +119,13 @@ pub trait ScreenProvider: Send + Sync + Debug {
     fn displays(&self) -> Result<Vec<DisplayInfo>, CaptureError>;
     /// Opens a capturer on display `index`. Called on the capture thread.
     fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError>;
+    /// The displays as a control stream about to open sees them. The same as [`Self::displays`],
+    /// except where listing displays is itself a request to the user (the portal): there it is
+    /// the start of the remote-desktop session that input then uses, so the user answers one
+    /// dialog for control, not two.
+    fn control_displays(&self) -> Result<Vec<DisplayInfo>, CaptureError> {
+        self.displays()
+    }
 }
 
 /// One display being captured. Lives on the capture thread only.

@@ -39,6 +39,9 @@ pub struct PortalDesktop {
     /// Where the screen cast's restore token is kept (`None`: not kept).
     token_file: Option<PathBuf>,
     cast: Cache,
+    /// A remote-desktop session started to list displays for a control stream, waiting for that
+    /// stream's input to open.
+    control: Mutex<Option<Control>>,
 }
 
 /// The shared screen cast, if one is running.
@@ -58,6 +61,7 @@ impl PortalDesktop {
         PortalDesktop {
             token_file,
             cast: Cache::default(),
+            control: Mutex::new(None),
         }
     }
 
@@ -123,6 +127,27 @@ fn streams(list: &[ashpd::desktop::screencast::Stream]) -> Vec<PortalStream> {
         .collect()
 }
 
+/// The displays of the streams a portal session started, in its order.
+fn infos(streams: &[PortalStream]) -> Vec<DisplayInfo> {
+    streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (x, y) = s.position.unwrap_or((0, 0));
+            let (w, h) = s.size.unwrap_or((0, 0));
+            DisplayInfo {
+                index: i as u32,
+                name: format!("monitor {}", i + 1),
+                x,
+                y,
+                width: w.max(0) as u32,
+                height: h.max(0) as u32,
+                primary: i == 0,
+            }
+        })
+        .collect()
+}
+
 /// A running portal screen cast.
 #[derive(Debug)]
 struct Cast {
@@ -171,23 +196,7 @@ impl Cast {
     }
 
     fn infos(&self) -> Vec<DisplayInfo> {
-        self.streams
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let (x, y) = s.position.unwrap_or((0, 0));
-                let (w, h) = s.size.unwrap_or((0, 0));
-                DisplayInfo {
-                    index: i as u32,
-                    name: format!("monitor {}", i + 1),
-                    x,
-                    y,
-                    width: w.max(0) as u32,
-                    height: h.max(0) as u32,
-                    primary: i == 0,
-                }
-            })
-            .collect()
+        infos(&self.streams)
     }
 
     fn frames(&self, index: usize) -> Result<PipeWireFrames, String> {
@@ -223,6 +232,16 @@ struct PortalSource {
 impl ScreenProvider for PortalDesktop {
     fn displays(&self) -> Result<Vec<DisplayInfo>, CaptureError> {
         Ok(self.cast()?.infos())
+    }
+
+    fn control_displays(&self) -> Result<Vec<DisplayInfo>, CaptureError> {
+        if let Some(cast) = &*self.cast.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(cast.infos());
+        }
+        let control = Control::start().map_err(CaptureError::Connect)?;
+        let infos = infos(&control.streams);
+        *self.control.lock().unwrap_or_else(|e| e.into_inner()) = Some(control);
+        Ok(infos)
     }
 
     fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError> {
@@ -267,6 +286,7 @@ impl ScreenSource for PortalSource {
 }
 
 /// A running portal remote-desktop session (input, with screen-cast sources to aim at).
+#[derive(Debug)]
 struct Control {
     rt: tokio::runtime::Runtime,
     proxy: Rd,
@@ -408,7 +428,15 @@ impl RemoteDesktop for Control {
 
 impl InputProvider for PortalDesktop {
     fn open(&self) -> Result<Box<dyn InputSink>, InputError> {
-        let control = Control::start().map_err(InputError::Connect)?;
+        let pending = self
+            .control
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let control = match pending {
+            Some(c) => c,
+            None => Control::start().map_err(InputError::Connect)?,
+        };
         Ok(Box::new(RemoteInput::new(control)?))
     }
 }

@@ -152,6 +152,10 @@ impl ScreenProvider for SharedScreen {
         self.inner.displays()
     }
 
+    fn control_displays(&self) -> Result<Vec<DisplayInfo>, CaptureError> {
+        self.inner.control_displays()
+    }
+
     fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError> {
         let owner = self.owner(index)?;
         Ok(Box::new(Viewer { owner, frame: None }))

@@ -326,7 +326,11 @@ impl AgentApp {
                     .to_string(),
             )
         };
-        let text = if self.model.desktop_asks && c.requested.iter().any(|s| matches!(s, Scope::View | Scope::Control)) {
+        let text = if self.model.desktop_asks
+            && c.requested
+                .iter()
+                .any(|s| matches!(s, Scope::View | Scope::Control))
+        {
             format!("{text} Your desktop will then ask you too.")
         } else {
             text

@@ -169,7 +169,9 @@ impl Model {
             .map(|g| format!(" | more; allowed already: {g}"))
             .unwrap_or_default();
         let desktop = if self.desktop_asks
-            && c.requested.iter().any(|s| matches!(s, Scope::View | Scope::Control))
+            && c.requested
+                .iter()
+                .any(|s| matches!(s, Scope::View | Scope::Control))
         {
             " | your desktop asks too"
         } else {
