@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod closed;
 pub mod framed;
 pub mod private_file;

@@ -107,11 +107,7 @@ pub fn inventory_ref(i: &Inventory) -> InventoryRef {
     }
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use tether_net::clock::now_unix;
 
 /// Checks a ticket reference before anything is sent.
 pub fn check_ticket(ticket: &str) -> Result<String, ConsoleError> {

@@ -697,72 +697,66 @@ async fn the_portal_asks_after_our_consent_then_remembers_and_a_cancel_is_a_clea
 fn answer_remote_desktop_dialog(d: &Desktop) -> std::thread::JoinHandle<()> {
     let mutter = MutterDesktop::new(d.bus.clone(), Some(d.pipewire()));
     std::thread::spawn(move || {
-        let mut screen = ScreenProvider::open(&mutter, 0).unwrap();
-        let mut input = InputProvider::open(&mutter).unwrap();
-        let mut at = |input: &mut Box<dyn InputSink>, x: usize, y: usize| {
-            input
-                .inject(&InputEvent::MouseMove { x: 5, y: 5 }, (0, 0))
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(150));
-            input
-                .inject(&InputEvent::MouseMove { x: 6, y: 6 }, (0, 0))
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(150));
-            let width = screen.info().width as usize;
-            let p = screen.capture().unwrap();
-            let i = (y * width + x) * 4;
-            [p[i], p[i + 1], p[i + 2]]
-        };
-        let click = |input: &mut Box<dyn InputSink>, x: i32, y: i32| {
-            input
-                .inject(&InputEvent::MouseMove { x, y }, (0, 0))
-                .unwrap();
-            let press = InputEvent::Button {
-                button: MouseButton::Left,
-                action: Action::Click,
-            };
-            input.inject(&press, (0, 0)).unwrap();
-        };
-        let deadline = std::time::Instant::now() + WAIT;
-        let until = |input: &mut Box<dyn InputSink>,
-                     at: &mut dyn FnMut(&mut Box<dyn InputSink>, usize, usize) -> [u8; 3],
-                     x,
-                     y,
-                     want: &dyn Fn([u8; 3]) -> bool,
-                     what: &str| {
-            while !want(at(input, x, y)) {
-                assert!(std::time::Instant::now() < deadline, "{what} never showed");
-            }
-        };
+        let mut user = ScreenUser::new(&mutter);
         // The dialog's body is near white where the desktop is dark blue.
-        until(
-            &mut input,
-            &mut at,
-            960,
-            650,
-            &|p| p.iter().all(|&c| c > 230),
-            "the dialog",
-        );
-        click(&mut input, 960, 526);
-        click(&mut input, 1148, 612);
-        until(
-            &mut input,
-            &mut at,
-            1135,
-            612,
-            &|p| accent_blue(&[p[0], p[1], p[2], 0]),
-            "the switch on",
-        );
-        until(
-            &mut input,
-            &mut at,
-            1138,
-            400,
-            &|p| accent_blue(&[p[0], p[1], p[2], 0]),
-            "Share enabled",
-        );
-        click(&mut input, 1172, 413);
+        user.until((960, 650), |p| p.iter().all(|&c| c > 230), "the dialog");
+        user.click(960, 526);
+        user.click(1148, 612);
+        user.until((1135, 612), accent_blue, "the switch turned on");
+        user.until((1138, 400), accent_blue, "Share enabled");
+        user.click(1172, 413);
     })
+}
+
+/// A user at the Mutter desktop, seen and driven through Mutter's own APIs.
+struct ScreenUser {
+    screen: Box<dyn ScreenSource>,
+    input: Box<dyn InputSink>,
+    deadline: std::time::Instant,
+}
+
+impl ScreenUser {
+    fn new(mutter: &MutterDesktop) -> Self {
+        ScreenUser {
+            screen: ScreenProvider::open(mutter, 0).unwrap(),
+            input: InputProvider::open(mutter).unwrap(),
+            deadline: std::time::Instant::now() + WAIT,
+        }
+    }
+
+    /// The pixel at `(x, y)` (B G R X) of a fresh frame: moving the pointer makes Mutter paint.
+    fn pixel(&mut self, (x, y): (usize, usize)) -> [u8; 4] {
+        for (px, py) in [(5, 5), (6, 6)] {
+            self.input
+                .inject(&InputEvent::MouseMove { x: px, y: py }, (0, 0))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        let width = self.screen.info().width as usize;
+        let p = self.screen.capture().unwrap();
+        let i = (y * width + x) * 4;
+        [p[i], p[i + 1], p[i + 2], p[i + 3]]
+    }
+
+    fn until(&mut self, at: (usize, usize), want: impl Fn(&[u8]) -> bool, what: &str) {
+        while !want(&self.pixel(at)) {
+            assert!(
+                std::time::Instant::now() < self.deadline,
+                "{what} never showed"
+            );
+        }
+    }
+
+    fn click(&mut self, x: i32, y: i32) {
+        self.input
+            .inject(&InputEvent::MouseMove { x, y }, (0, 0))
+            .unwrap();
+        let press = InputEvent::Button {
+            button: MouseButton::Left,
+            action: Action::Click,
+        };
+        self.input.inject(&press, (0, 0)).unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

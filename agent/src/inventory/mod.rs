@@ -100,12 +100,7 @@ pub(crate) fn logical_cpu_count() -> u32 {
     }
 }
 
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub(crate) use tether_net::clock::now_unix;
 
 #[cfg(test)]
 mod tests;
