@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub mod desktop;
+pub mod portal_user;
 pub mod proxy;
 
 /// How long a test waits for any one expected event.

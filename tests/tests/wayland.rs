@@ -23,6 +23,7 @@ use tether_proto::{Scope, ScopeSet};
 
 use tether_net::Trust;
 use tether_tests::desktop::{Desktop, Sway, wait_for_file};
+use tether_tests::portal_user::{answer_portal_dialog, answer_remote_desktop_dialog};
 use tether_tests::procs::{Kill, bin, lines, wait_for, wait_for_code};
 use tether_tests::{TestAgent, TestRelay, WAIT, bgrx_to_rgb};
 
@@ -463,102 +464,6 @@ async fn mutter_frames_match_and_typed_text_runs_in_foot() {
 
 // ---- The desktop portal on GNOME (Mutter + xdg-desktop-portal-gnome) ----
 
-/// The accent blue of a GNOME dialog's suggested button (`#3584e4`).
-fn accent_blue(p: &[u8]) -> bool {
-    let (b, g, r) = (p[0], p[1], p[2]);
-    b > 200 && r < 120 && (100..180).contains(&g)
-}
-
-/// Waits for the portal's dialog on the desktop and answers it as a user would, through Mutter's
-/// own remote-desktop API: "Share" (select the monitor, then the blue Share button) or Escape.
-fn answer_portal_dialog(d: &Desktop, share: bool) -> std::thread::JoinHandle<()> {
-    let mutter = MutterDesktop::new(d.bus.clone(), Some(d.pipewire()));
-    std::thread::spawn(move || answer_with(&mutter, share))
-}
-
-/// The accent-blue pixels of the frame, as (x, y).
-fn blue_pixels(pixels: &[u8], width: usize) -> Vec<(usize, usize)> {
-    pixels
-        .chunks_exact(4)
-        .enumerate()
-        .filter(|(_, p)| accent_blue(p))
-        .map(|(i, _)| (i % width, i / width))
-        .collect()
-}
-
-fn answer_with(mutter: &MutterDesktop, share: bool) {
-    let mut screen = ScreenProvider::open(mutter, 0).unwrap();
-    let mut input = InputProvider::open(mutter).unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut poke = 0;
-    let click = |input: &mut Box<dyn InputSink>, (x, y): (usize, usize)| {
-        input
-            .inject(
-                &InputEvent::MouseMove {
-                    x: x as i32,
-                    y: y as i32,
-                },
-                (0, 0),
-            )
-            .unwrap();
-        let press = InputEvent::Button {
-            button: MouseButton::Left,
-            action: Action::Click,
-        };
-        input.inject(&press, (0, 0)).unwrap();
-    };
-    // The dialog opens with "Remember this selection" ticked (blue) and Share greyed out until a
-    // monitor is selected; the monitor list is just below the tick box.
-    let mut tick: Option<(usize, usize)> = None;
-    loop {
-        // Moving the pointer makes Mutter paint (and so send) a new frame.
-        poke = 1 - poke;
-        input
-            .inject(&InputEvent::MouseMove { x: 5, y: 5 + poke }, (0, 0))
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        let width = screen.info().width as usize;
-        let blue = blue_pixels(screen.capture().unwrap(), width);
-        match tick {
-            None if blue.len() > 100 => {
-                let t = blue[blue.len() / 2];
-                if !share {
-                    input
-                        .inject(&key(Code::Escape, Action::Click), (0, 0))
-                        .unwrap();
-                    return;
-                }
-                tick = Some(t);
-                click(&mut input, (width / 2, t.1 + 54));
-            }
-            Some(t) => {
-                let button: Vec<_> = blue.iter().filter(|p| p.1 + 60 < t.1).collect();
-                if button.len() > 1000 {
-                    click(&mut input, *button[button.len() / 2]);
-                    if let Some(dump) = std::env::var_os("TETHER_DIALOG_DUMP") {
-                        std::thread::sleep(Duration::from_secs(2));
-                        input
-                            .inject(&InputEvent::MouseMove { x: 5, y: 5 }, (0, 0))
-                            .unwrap();
-                        std::thread::sleep(Duration::from_millis(300));
-                        let pixels = screen.capture().unwrap();
-                        let mut ppm =
-                            format!("P6\n{width} {}\n255\n", pixels.len() / 4 / width).into_bytes();
-                        ppm.extend(pixels.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]));
-                        let _ = std::fs::write(dump, ppm);
-                    }
-                    return;
-                }
-            }
-            None => {}
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the portal's dialog never showed"
-        );
-    }
-}
-
 /// `tether-agent share --once --backend portal` as the desktop's user (the portal serves only its
 /// own user), with its data directory in the session; returns it with its stdout and code.
 fn portal_agent(
@@ -689,74 +594,6 @@ async fn the_portal_asks_after_our_consent_then_remembers_and_a_cancel_is_a_clea
     assert!(err.to_string().contains(SCREEN_REFUSED), "{err}");
     session.inventory().await.unwrap();
     session.end().await;
-}
-
-/// Answers the portal's "Remote desktop" dialog as a user would: choose the monitor, switch on
-/// "Allow remote interaction", Share. GNOME 43 centres it on the 1920x1080 monitor: the monitor
-/// row at y 526, the switch at (1148, 612), Share at (1172, 413).
-fn answer_remote_desktop_dialog(d: &Desktop) -> std::thread::JoinHandle<()> {
-    let mutter = MutterDesktop::new(d.bus.clone(), Some(d.pipewire()));
-    std::thread::spawn(move || {
-        let mut user = ScreenUser::new(&mutter);
-        // The dialog's body is near white where the desktop is dark blue.
-        user.until((960, 650), |p| p.iter().all(|&c| c > 230), "the dialog");
-        user.click(960, 526);
-        user.click(1148, 612);
-        user.until((1135, 612), accent_blue, "the switch turned on");
-        user.until((1138, 400), accent_blue, "Share enabled");
-        user.click(1172, 413);
-    })
-}
-
-/// A user at the Mutter desktop, seen and driven through Mutter's own APIs.
-struct ScreenUser {
-    screen: Box<dyn ScreenSource>,
-    input: Box<dyn InputSink>,
-    deadline: std::time::Instant,
-}
-
-impl ScreenUser {
-    fn new(mutter: &MutterDesktop) -> Self {
-        ScreenUser {
-            screen: ScreenProvider::open(mutter, 0).unwrap(),
-            input: InputProvider::open(mutter).unwrap(),
-            deadline: std::time::Instant::now() + WAIT,
-        }
-    }
-
-    /// The pixel at `(x, y)` (B G R X) of a fresh frame: moving the pointer makes Mutter paint.
-    fn pixel(&mut self, (x, y): (usize, usize)) -> [u8; 4] {
-        for (px, py) in [(5, 5), (6, 6)] {
-            self.input
-                .inject(&InputEvent::MouseMove { x: px, y: py }, (0, 0))
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(150));
-        }
-        let width = self.screen.info().width as usize;
-        let p = self.screen.capture().unwrap();
-        let i = (y * width + x) * 4;
-        [p[i], p[i + 1], p[i + 2], p[i + 3]]
-    }
-
-    fn until(&mut self, at: (usize, usize), want: impl Fn(&[u8]) -> bool, what: &str) {
-        while !want(&self.pixel(at)) {
-            assert!(
-                std::time::Instant::now() < self.deadline,
-                "{what} never showed"
-            );
-        }
-    }
-
-    fn click(&mut self, x: i32, y: i32) {
-        self.input
-            .inject(&InputEvent::MouseMove { x, y }, (0, 0))
-            .unwrap();
-        let press = InputEvent::Button {
-            button: MouseButton::Left,
-            action: Action::Click,
-        };
-        self.input.inject(&press, (0, 0)).unwrap();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
