@@ -32,9 +32,9 @@ pub struct ShareConfig {
     pub screen: Arc<dyn ScreenProvider>,
     /// Input backend (opened only after `control` is granted).
     pub input: Arc<dyn InputProvider>,
-    /// The backends go through the desktop's own sharing dialog (the portal), which asks the user
-    /// again after Tether's consent: the window says so.
-    pub desktop_asks: bool,
+    /// Which backend `screen` and `input` are, when the command line chose them (the window says
+    /// so, and that the portal's desktop dialog asks again after Tether's consent).
+    pub backend: Option<crate::screen::backend::Backend>,
     /// Why the user asks for help, sent with every slot request so the technician sees it on
     /// claiming; check it with [`check_reason`] first.
     pub reason: Option<String>,
@@ -53,7 +53,7 @@ impl ShareConfig {
             consent_timeout: CONSENT_TIMEOUT,
             screen,
             input,
-            desktop_asks: false,
+            backend: None,
             policy: Policy::default(),
             state_dir: None,
             reason: None,

@@ -216,7 +216,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     };
     let mut share = ShareConfig::new(target);
     (share.screen, share.input) = backend::providers(backend, state_dir.as_deref());
-    share.desktop_asks = backend == Backend::Portal;
+    share.backend = Some(backend);
     tracing::info!(
         backend = backend.as_str(),
         "screen and input: {}",

@@ -256,6 +256,10 @@ impl AgentApp {
                 ui.add_space(8.0);
                 ui.label(RichText::new(format!("Your request: {}", display_safe(reason))).strong());
             }
+            if let Some(backend) = &self.model.backend {
+                ui.add_space(8.0);
+                ui.label(RichText::new(format!("Screen sharing goes through {backend}.")).weak());
+            }
         });
         if big_button(ui, layout::NEW_CODE, "New code", None) {
             let a = self.model.new_code();

@@ -202,7 +202,7 @@ pub fn run(config: ShareConfig) -> Result<(), WindowError> {
     // The egui context exists only once the window does; events before that need no repaint.
     let ctx = Arc::new(std::sync::OnceLock::<eframe::egui::Context>::new());
     let wake_ctx = ctx.clone();
-    let desktop_asks = config.desktop_asks;
+    let screen_backend = config.backend;
     let backend = Backend::new(
         config,
         Arc::new(move || {
@@ -228,7 +228,9 @@ pub fn run(config: ShareConfig) -> Result<(), WindowError> {
             let backend = holder.take().ok_or("the window was created twice")?;
             let _ = ctx.set(cc.egui_ctx.clone());
             let mut app = app::AgentApp::new(&cc.egui_ctx, backend);
-            app.model.desktop_asks = desktop_asks;
+            app.model.desktop_asks =
+                screen_backend == Some(crate::screen::backend::Backend::Portal);
+            app.model.backend = screen_backend.map(|b| b.describe().to_string());
             Ok(Box::new(app))
         }),
     );

@@ -111,6 +111,8 @@ pub struct Model {
     pub outage: Option<Outage>,
     /// The desktop's own dialog asks again before the screen is shared or controlled (the portal).
     pub desktop_asks: bool,
+    /// How the screen is shared, in words (shown with the code).
+    pub backend: Option<String>,
 }
 
 impl Default for Model {
@@ -126,6 +128,7 @@ impl Default for Model {
             stash: None,
             outage: None,
             desktop_asks: false,
+            backend: None,
         }
     }
 }
