@@ -134,6 +134,12 @@ pub trait ScreenSource {
     fn info(&self) -> DisplayInfo;
     /// The current picture: `width * height * 4` bytes, B G R X.
     fn capture(&mut self) -> Result<&[u8], CaptureError>;
+    /// Whether the backend knows that the picture is the same as at the last `capture` (X11's
+    /// DAMAGE, PipeWire's frame count), so the view loop can skip capturing and diffing a still
+    /// screen. `false` when it cannot tell.
+    fn unchanged(&mut self) -> bool {
+        false
+    }
     /// The pointer (position in display pixels, and its shape when the backend has it), when the
     /// backend knows it. Backends without a cursor leave it out.
     fn cursor(&mut self) -> Option<Pointer> {

@@ -154,6 +154,8 @@ struct MutterSource {
     _session: Session,
     info: DisplayInfo,
     pixels: Vec<u8>,
+    /// The number of the frame `capture` last returned.
+    seen: Option<u64>,
 }
 
 impl MutterDesktop {
@@ -176,6 +178,7 @@ impl MutterDesktop {
                 primary: true,
             },
             pixels: Vec::new(),
+            seen: None,
         })
     }
 }
@@ -199,12 +202,17 @@ impl ScreenSource for MutterSource {
     }
 
     fn capture(&mut self) -> Result<&[u8], CaptureError> {
-        let (w, h) = self
+        let (w, h, serial) = self
             .frames
             .latest(&mut self.pixels)
             .map_err(|e| CaptureError::Capture(format!("the Wayland compositor: {e}")))?;
         (self.info.width, self.info.height) = (w, h);
+        self.seen = Some(serial);
         Ok(&self.pixels)
+    }
+
+    fn unchanged(&mut self) -> bool {
+        self.seen.is_some() && self.frames.serial() == self.seen
     }
 }
 

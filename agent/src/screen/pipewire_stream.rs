@@ -107,15 +107,23 @@ impl PipeWireFrames {
         (l.width, l.height)
     }
 
-    /// Copies the latest frame into `out` and returns its size, or why the stream ended.
-    pub fn latest(&self, out: &mut Vec<u8>) -> Result<(u32, u32), String> {
+    /// Copies the latest frame into `out` and returns its size and its number (bumped with every
+    /// frame PipeWire delivers), or why the stream ended.
+    pub fn latest(&self, out: &mut Vec<u8>) -> Result<(u32, u32, u64), String> {
         let l = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = &l.ended {
             return Err(e.clone());
         }
         out.clear();
         out.extend_from_slice(&l.pixels);
-        Ok((l.width, l.height))
+        Ok((l.width, l.height, l.serial))
+    }
+
+    /// The number of the latest frame (see [`Self::latest`]); an ended stream counts as new, so
+    /// the next `latest` reports why.
+    pub fn serial(&self) -> Option<u64> {
+        let l = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
+        l.ended.is_none().then_some(l.serial)
     }
 }
 

@@ -227,6 +227,8 @@ struct PortalSource {
     cache: Cache,
     info: DisplayInfo,
     pixels: Vec<u8>,
+    /// The number of the frame `capture` last returned.
+    seen: Option<u64>,
 }
 
 impl ScreenProvider for PortalDesktop {
@@ -259,6 +261,7 @@ impl ScreenProvider for PortalDesktop {
             cache: self.cast.clone(),
             info,
             pixels: Vec::new(),
+            seen: None,
         }))
     }
 }
@@ -276,12 +279,17 @@ impl ScreenSource for PortalSource {
     }
 
     fn capture(&mut self) -> Result<&[u8], CaptureError> {
-        let (w, h) = self
+        let (w, h, serial) = self
             .frames
             .latest(&mut self.pixels)
             .map_err(|e| CaptureError::Capture(format!("the Wayland compositor: {e}")))?;
         (self.info.width, self.info.height) = (w, h);
+        self.seen = Some(serial);
         Ok(&self.pixels)
+    }
+
+    fn unchanged(&mut self) -> bool {
+        self.seen.is_some() && self.frames.serial() == self.seen
     }
 }
 

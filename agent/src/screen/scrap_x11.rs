@@ -24,6 +24,8 @@ use scrap::x11::{Capturer, Display, Server};
 use tether_proto::cursor::CursorShape;
 use tether_proto::screen::DisplayInfo;
 use x11rb::connection::Connection;
+use x11rb::protocol::Event;
+use x11rb::protocol::damage::{self, ConnectionExt as _};
 use x11rb::protocol::randr::ConnectionExt as _;
 use x11rb::protocol::xfixes::ConnectionExt as _;
 use x11rb::protocol::xproto::ConnectionExt as _;
@@ -205,6 +207,7 @@ impl ScreenProvider for ScrapScreen {
             .ok()
             .and_then(|c| c.reply().ok())
             .is_some();
+        let damage = watch_damage(&conn, entry.screen);
         Ok(Box::new(ScrapSource {
             info: entry.info,
             screen: entry.screen,
@@ -213,8 +216,23 @@ impl ScreenProvider for ScrapScreen {
             pointer: conn,
             xfixes,
             shape: None,
+            damage,
+            damaged: true,
         }))
     }
+}
+
+/// A DAMAGE object on the screen's root window (reporting once whenever it goes from clean to
+/// damaged), when the server has the extension.
+fn watch_damage(conn: &RustConnection, screen: usize) -> Option<damage::Damage> {
+    conn.damage_query_version(1, 1).ok()?.reply().ok()?;
+    let root = conn.setup().roots.get(screen)?.root;
+    let id = conn.generate_id().ok()?;
+    conn.damage_create(id, root, damage::ReportLevel::NON_EMPTY)
+        .ok()?
+        .check()
+        .ok()?;
+    Some(id)
 }
 
 struct ScrapSource {
@@ -227,6 +245,10 @@ struct ScrapSource {
     pointer: RustConnection,
     xfixes: bool,
     shape: Option<Arc<CursorShape>>,
+    /// The screen's DAMAGE object: a still screen is then neither captured nor diffed.
+    damage: Option<damage::Damage>,
+    /// Something was drawn since the last capture (or the server cannot say).
+    damaged: bool,
 }
 
 impl ScreenSource for ScrapSource {
@@ -234,7 +256,32 @@ impl ScreenSource for ScrapSource {
         self.info.clone()
     }
 
+    fn unchanged(&mut self) -> bool {
+        let Some(_) = self.damage else {
+            return false;
+        };
+        loop {
+            match self.pointer.poll_for_event() {
+                Ok(Some(Event::DamageNotify(_))) => self.damaged = true,
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                // A broken connection: capture, which then says what went wrong.
+                Err(_) => return false,
+            }
+        }
+        !self.damaged
+    }
+
     fn capture(&mut self) -> Result<&[u8], CaptureError> {
+        // Clear the damage before reading the pixels: anything drawn meanwhile reports again.
+        if let Some(d) = self.damage {
+            let cleared = self
+                .pointer
+                .damage_subtract(d, x11rb::NONE, x11rb::NONE)
+                .map(|_| ())
+                .and_then(|()| self.pointer.flush());
+            self.damaged = cleared.is_err();
+        }
         let expected = self.info.width as usize * self.info.height as usize * 4;
         if self.stitched.is_empty() {
             let Some((_, _, capturer)) = self.parts.first_mut() else {

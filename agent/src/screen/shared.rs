@@ -26,10 +26,17 @@ pub const REUSE_WITHIN: Duration = Duration::from_millis(25);
 type Frame = Arc<(Vec<u8>, Option<Pointer>)>;
 
 /// What a viewer asks the owner thread: the frame it already has, and where the answer goes.
-type Request = (
-    Option<Frame>,
-    std_mpsc::SyncSender<Result<Frame, CaptureError>>,
-);
+/// What a viewer asks the owner thread.
+enum Request {
+    /// A frame newer than the one the viewer has (if the viewer has one).
+    Frame(
+        Option<Frame>,
+        std_mpsc::SyncSender<Result<Frame, CaptureError>>,
+    ),
+    /// Whether the viewer's frame is still the picture (the backend knows nothing changed), and
+    /// then where the pointer is now (`None`: something changed, ask for a frame).
+    Unchanged(Option<Frame>, std_mpsc::SyncSender<Option<Option<Pointer>>>),
+}
 
 type Ask = std_mpsc::SyncSender<Request>;
 
@@ -127,7 +134,18 @@ fn own(
         }
     };
     let mut last: Option<(Instant, Frame)> = None;
-    while let Ok((had, reply)) = asks.recv() {
+    while let Ok(request) = asks.recv() {
+        let (had, reply) = match request {
+            Request::Frame(had, reply) => (had, reply),
+            Request::Unchanged(had, reply) => {
+                let same = match (&last, &had) {
+                    (Some((_, frame)), Some(h)) => Arc::ptr_eq(frame, h) && source.unchanged(),
+                    _ => false,
+                };
+                let _ = reply.send(same.then(|| source.cursor()));
+                continue;
+            }
+        };
         let answer = match &last {
             Some((at, frame))
                 if at.elapsed() < reuse && !had.as_ref().is_some_and(|h| Arc::ptr_eq(h, frame)) =>
@@ -158,7 +176,11 @@ impl ScreenProvider for SharedScreen {
 
     fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError> {
         let owner = self.owner(index)?;
-        Ok(Box::new(Viewer { owner, frame: None }))
+        Ok(Box::new(Viewer {
+            owner,
+            frame: None,
+            pointer: None,
+        }))
     }
 }
 
@@ -166,6 +188,8 @@ impl ScreenProvider for SharedScreen {
 struct Viewer {
     owner: Arc<Owner>,
     frame: Option<Frame>,
+    /// The pointer as of the last frame or the last "unchanged" answer.
+    pointer: Option<Pointer>,
 }
 
 impl ScreenSource for Viewer {
@@ -180,14 +204,35 @@ impl ScreenSource for Viewer {
             .ask
             .as_ref()
             .ok_or_else(stopped)?
-            .send((self.frame.take(), reply))
+            .send(Request::Frame(self.frame.take(), reply))
             .map_err(|_| stopped())?;
         let frame = answer.recv().map_err(|_| stopped())??;
+        self.pointer = frame.1.clone();
         Ok(&self.frame.insert(frame).0)
     }
 
+    fn unchanged(&mut self) -> bool {
+        let Some(ask) = &self.owner.ask else {
+            return false;
+        };
+        let (reply, answer) = std_mpsc::sync_channel(1);
+        if ask
+            .send(Request::Unchanged(self.frame.clone(), reply))
+            .is_err()
+        {
+            return false;
+        }
+        match answer.recv() {
+            Ok(Some(pointer)) => {
+                self.pointer = pointer;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn cursor(&mut self) -> Option<Pointer> {
-        self.frame.as_ref().and_then(|f| f.1.clone())
+        self.pointer.clone()
     }
 }
 

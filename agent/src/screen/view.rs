@@ -93,6 +93,18 @@ fn capture_thread(
     let mut prev: Option<Vec<u8>> = None;
     let mut seq = 0;
     while asks.recv().is_ok() {
+        if prev.is_some() && source.unchanged() {
+            // A still screen costs neither a capture nor a diff.
+            let msg = Captured::Frame {
+                seq,
+                parts: Vec::new(),
+                cursor: source.cursor(),
+            };
+            if out.blocking_send(msg).is_err() {
+                return;
+            }
+            continue;
+        }
         let result = source.capture().and_then(|cur| {
             let rects = screen::dirty_rects(prev.as_deref(), cur, info.width, info.height)
                 .map_err(|e| CaptureError::Capture(e.to_string()))?;
