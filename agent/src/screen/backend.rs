@@ -57,10 +57,10 @@ impl Backend {
     /// What it is, in words for the user.
     pub fn describe(self) -> &'static str {
         match self {
-            Backend::X11 => "X11 (scrap capture, XTEST input)",
-            Backend::Portal => "the desktop portal (your desktop asks you too before sharing)",
-            Backend::Wlroots => "wlroots screencopy and virtual input",
-            Backend::Mutter => "GNOME Mutter's screen-cast and remote-desktop APIs",
+            Backend::X11 => "the X11 display server",
+            Backend::Portal => "your desktop's screen-sharing portal, which asks you too",
+            Backend::Wlroots => "your compositor's screen-copy and virtual-input protocols",
+            Backend::Mutter => "GNOME's screen-cast and remote-desktop service",
         }
     }
 }
