@@ -3,7 +3,9 @@
 //!
 //! Each capture asks the compositor for one frame of the output into a `wl_shm` buffer backed by a
 //! memfd, waits for `ready`, and reads the memfd with `pread` (no mapping, so no `unsafe`). The
-//! cursor is left out of the pixels (`overlay_cursor` 0), as on X11. One display per output, in the
+//! cursor is left out of the pixels (`overlay_cursor` 0), as on X11. After each capture a second frame
+//! waits with `copy_with_damage`, which the compositor completes only once something is drawn: until
+//! then the screen is known to be still, and once it is complete it is the next capture. One display per output, in the
 //! compositor's order. The connection helpers here are shared with the wlroots input backend.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -164,8 +166,14 @@ fn capture_err(e: impl std::fmt::Display) -> CaptureError {
 #[derive(Debug, Default)]
 struct Capture0 {
     outputs: Vec<OutputInfo>,
-    frame: FrameState,
+    /// The frame `capture` waits for ([`NOW`]) and the one that waits for damage ([`WATCH`]).
+    frames: [FrameState; 2],
 }
+
+/// The frame a capture copies at once.
+const NOW: usize = 0;
+/// The frame that the compositor completes only once something was drawn (`copy_with_damage`).
+const WATCH: usize = 1;
 
 #[derive(Debug, Default)]
 struct FrameState {
@@ -208,12 +216,16 @@ impl Capture {
             .collect()
     }
 
-    fn dispatch_until(&mut self, done: impl Fn(&FrameState) -> bool) -> Result<(), CaptureError> {
-        while !done(&self.state.frame) {
+    fn dispatch_until(
+        &mut self,
+        slot: usize,
+        done: impl Fn(&FrameState) -> bool,
+    ) -> Result<(), CaptureError> {
+        while !done(&self.state.frames[slot]) {
             self.queue
                 .blocking_dispatch(&mut self.state)
                 .map_err(|e| capture_err(format!("connection lost ({e})")))?;
-            if self.state.frame.failed {
+            if self.state.frames[slot].failed {
                 return Err(CaptureError::Capture(
                     "the compositor refused to copy the output".into(),
                 ));
@@ -240,7 +252,8 @@ impl ScreenProvider for WlrootsScreen {
             capture,
             output,
             info,
-            buffer: None,
+            buffers: [None, None],
+            watch: None,
             raw: Vec::new(),
             pixels: Vec::new(),
         };
@@ -269,7 +282,11 @@ struct WlrootsSource {
     capture: Capture,
     output: wl_output::WlOutput,
     info: DisplayInfo,
-    buffer: Option<ShmBuffer>,
+    /// The buffers of the two frames ([`NOW`], [`WATCH`]).
+    buffers: [Option<ShmBuffer>; 2],
+    /// The frame waiting for damage, once a capture started it: until the compositor completes
+    /// it, nothing was drawn, so a still screen costs no copy.
+    watch: Option<ZwlrScreencopyFrameV1>,
     raw: Vec<u8>,
     pixels: Vec<u8>,
 }
@@ -310,12 +327,13 @@ fn pack(
 impl WlrootsSource {
     fn shm_buffer(
         &mut self,
+        slot: usize,
         key: (WEnum<wl_shm::Format>, u32, u32, u32),
     ) -> Result<(), CaptureError> {
-        if self.buffer.as_ref().is_some_and(|b| b.key == key) {
+        if self.buffers[slot].as_ref().is_some_and(|b| b.key == key) {
             return Ok(());
         }
-        self.buffer = None;
+        self.buffers[slot] = None;
         let (format, width, height, stride) = key;
         let len = stride as usize * height as usize;
         let size =
@@ -338,7 +356,7 @@ impl WlrootsSource {
             &qh,
             (),
         );
-        self.buffer = Some(ShmBuffer {
+        self.buffers[slot] = Some(ShmBuffer {
             fd: std::fs::File::from(fd),
             pool,
             buffer,
@@ -354,45 +372,144 @@ impl ScreenSource for WlrootsSource {
     }
 
     fn capture(&mut self) -> Result<&[u8], CaptureError> {
+        // A watched frame the compositor completed holds what changed: use it, no second copy.
+        let watched = self.watch.is_some() && self.pump() && self.capture.state.frames[WATCH].ready;
+        let result = if watched {
+            self.read(WATCH)
+        } else {
+            self.stop_watch();
+            self.copy_now()
+        };
+        self.stop_watch();
+        if result.is_ok() {
+            // A failed watch only costs the next capture its shortcut.
+            let _ = self.start_watch();
+        }
+        let _ = self.capture.conn.flush();
+        result.map(|()| &self.pixels[..])
+    }
+
+    fn unchanged(&mut self) -> bool {
+        self.watch.is_some()
+            && self.pump()
+            && !self.capture.state.frames[WATCH].ready
+            && !self.capture.state.frames[WATCH].failed
+    }
+}
+
+impl WlrootsSource {
+    /// Asks for a frame of the output in `slot` and waits for the buffer it wants.
+    fn request(
+        &mut self,
+        slot: usize,
+    ) -> Result<
+        (
+            ZwlrScreencopyFrameV1,
+            (WEnum<wl_shm::Format>, u32, u32, u32),
+        ),
+        CaptureError,
+    > {
         let qh = self.capture.queue.handle();
-        self.capture.state.frame = FrameState::default();
+        self.capture.state.frames[slot] = FrameState::default();
         let frame = self
             .capture
             .manager
-            .capture_output(0, &self.output, &qh, ());
+            .capture_output(0, &self.output, &qh, slot);
         let v3 = self.capture.manager.version() >= 3;
-        let result = (|| {
-            self.capture
-                .dispatch_until(|f| if v3 { f.buffer_done } else { f.shm.is_some() })?;
-            let key = self.capture.state.frame.shm.ok_or_else(|| {
-                CaptureError::Capture("the compositor offers no shared-memory buffer".into())
-            })?;
-            let bgr = bgr_order(key.0)?;
-            self.shm_buffer(key)?;
-            let Some(buffer) = &self.buffer else {
+        let wanted = self
+            .capture
+            .dispatch_until(slot, |f| if v3 { f.buffer_done } else { f.shm.is_some() })
+            .and_then(|()| {
+                self.capture.state.frames[slot].shm.ok_or_else(|| {
+                    CaptureError::Capture("the compositor offers no shared-memory buffer".into())
+                })
+            });
+        match wanted {
+            Ok(key) => Ok((frame, key)),
+            Err(e) => {
+                frame.destroy();
+                Err(e)
+            }
+        }
+    }
+
+    /// Copies the output now into the capture buffer.
+    fn copy_now(&mut self) -> Result<(), CaptureError> {
+        let (frame, key) = self.request(NOW)?;
+        let result = self.shm_buffer(NOW, key).and_then(|()| {
+            let Some(buffer) = &self.buffers[NOW] else {
                 return Err(CaptureError::Capture("no buffer".into()));
             };
             frame.copy(&buffer.buffer);
-            self.capture.dispatch_until(|f| f.ready)?;
-            let (_, width, height, stride) = key;
-            self.raw.resize(stride as usize * height as usize, 0);
-            buffer
-                .fd
-                .read_exact_at(&mut self.raw, 0)
-                .map_err(|e| CaptureError::Capture(format!("reading the frame: {e}")))?;
-            pack(
-                &self.raw,
-                (width, height, stride),
-                bgr,
-                self.capture.state.frame.y_invert,
-                &mut self.pixels,
-            );
-            (self.info.width, self.info.height) = (width, height);
-            Ok(())
-        })();
+            self.capture.dispatch_until(NOW, |f| f.ready)?;
+            self.read(NOW)
+        });
         frame.destroy();
+        result
+    }
+
+    /// Asks the compositor to copy the output into the watch buffer once something is drawn.
+    fn start_watch(&mut self) -> Result<(), CaptureError> {
+        let (frame, key) = self.request(WATCH)?;
+        if let Err(e) = self.shm_buffer(WATCH, key) {
+            frame.destroy();
+            return Err(e);
+        }
+        if let Some(buffer) = &self.buffers[WATCH] {
+            frame.copy_with_damage(&buffer.buffer);
+        }
+        self.watch = Some(frame);
         let _ = self.capture.conn.flush();
-        result.map(|()| &self.pixels[..])
+        Ok(())
+    }
+
+    fn stop_watch(&mut self) {
+        if let Some(w) = self.watch.take() {
+            w.destroy();
+        }
+    }
+
+    /// Reads what the compositor sent without waiting; false when the connection broke.
+    fn pump(&mut self) -> bool {
+        let _ = self.capture.conn.flush();
+        if let Some(guard) = self.capture.queue.prepare_read() {
+            match guard.read() {
+                Ok(_) => {}
+                Err(wayland_client::backend::WaylandError::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return false,
+            }
+        }
+        self.capture
+            .queue
+            .dispatch_pending(&mut self.capture.state)
+            .is_ok()
+    }
+
+    /// Packs the frame in `slot`'s buffer into the picture.
+    fn read(&mut self, slot: usize) -> Result<(), CaptureError> {
+        let Some(key) = self.capture.state.frames[slot].shm else {
+            return Err(CaptureError::Capture("no frame".into()));
+        };
+        let Some(buffer) = &self.buffers[slot] else {
+            return Err(CaptureError::Capture("no buffer".into()));
+        };
+        let bgr = bgr_order(key.0)?;
+        let (_, width, height, stride) = key;
+        self.raw.resize(stride as usize * height as usize, 0);
+        buffer
+            .fd
+            .read_exact_at(&mut self.raw, 0)
+            .map_err(|e| CaptureError::Capture(format!("reading the frame: {e}")))?;
+        pack(
+            &self.raw,
+            (width, height, stride),
+            bgr,
+            self.capture.state.frames[slot].y_invert,
+            &mut self.pixels,
+        );
+        (self.info.width, self.info.height) = (width, height);
+        Ok(())
     }
 }
 
@@ -421,17 +538,19 @@ impl Dispatch<wl_output::WlOutput, usize> for Capture0 {
     }
 }
 
-impl Dispatch<ZwlrScreencopyFrameV1, ()> for Capture0 {
+impl Dispatch<ZwlrScreencopyFrameV1, usize> for Capture0 {
     fn event(
         state: &mut Self,
         _: &ZwlrScreencopyFrameV1,
         event: zwlr_screencopy_frame_v1::Event,
-        _: &(),
+        slot: &usize,
         _: &Connection,
         _: &QueueHandle<Self>,
     ) {
         use zwlr_screencopy_frame_v1::Event;
-        let f = &mut state.frame;
+        let Some(f) = state.frames.get_mut(*slot) else {
+            return;
+        };
         match event {
             Event::Buffer {
                 format,
