@@ -296,31 +296,47 @@ impl Desktop {
 
     /// How many portal sessions (screen casts, remote desktops) are open now.
     pub fn portal_sessions(&self) -> usize {
-        let bus = self.bus.as_deref().expect("a desktop with a session bus");
-        let out = Command::new("busctl")
-            .arg(format!("--address={bus}"))
-            .args(["tree", "--list", "org.freedesktop.portal.Desktop"])
-            .output()
-            .expect("busctl runs");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| {
-                l.starts_with("/org/freedesktop/portal/desktop/session/")
-                    && l.matches('/').count() >= 6
-            })
-            .count()
+        /// The child node names of `path`, from its introspection XML.
+        fn children(conn: &zbus::blocking::Connection, path: &str) -> Vec<String> {
+            let xml: String = zbus::blocking::Proxy::new(
+                conn,
+                "org.freedesktop.portal.Desktop",
+                path.to_string(),
+                "org.freedesktop.DBus.Introspectable",
+            )
+            .and_then(|p| p.call("Introspect", &()))
+            .unwrap_or_default();
+            xml.split("<node name=\"")
+                .skip(1)
+                .filter_map(|r| r.split('"').next())
+                .map(|n| format!("{}/{n}", path.trim_end_matches('/')))
+                .collect()
+        }
+        let bus = self.bus.clone().expect("a desktop with a session bus");
+        off_runtime(move || {
+            let conn = bus_connection(&bus);
+            // /org/freedesktop/portal/desktop/session/SENDER/TOKEN: one node per open session.
+            children(&conn, "/org/freedesktop/portal/desktop/session")
+                .iter()
+                .map(|sender| children(&conn, sender).len())
+                .sum()
+        })
     }
 
     /// Whether `name` is owned on the session bus.
     pub fn has_name(&self, name: &str) -> bool {
-        let Some(bus) = &self.bus else { return false };
-        Command::new("busctl")
-            .arg(format!("--address={bus}"))
-            .args(["status", name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        let Some(bus) = self.bus.clone() else {
+            return false;
+        };
+        let name = name.to_string();
+        off_runtime(move || {
+            let conn = bus_connection(&bus);
+            let owned = zbus::blocking::fdo::DBusProxy::new(&conn).and_then(|dbus| {
+                let name = zbus::names::BusName::try_from(name.as_str())?;
+                Ok(dbus.name_has_owner(name)?)
+            });
+            owned.unwrap_or(false)
+        })
     }
 
     /// PipeWire's socket.
@@ -504,6 +520,21 @@ impl Desktop {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
+}
+
+/// A connection to the session bus at `bus`.
+fn bus_connection(bus: &str) -> zbus::blocking::Connection {
+    zbus::blocking::connection::Builder::address(bus)
+        .and_then(|b| b.build())
+        .unwrap_or_else(|e| panic!("the session bus at {bus}: {e}"))
+}
+
+/// Runs `f` on a thread of its own: zbus's blocking calls must not run on a tokio runtime's thread,
+/// and the tests call the desktop from async code.
+fn off_runtime<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::spawn(f)
+        .join()
+        .expect("the D-Bus call panicked")
 }
 
 /// Waits until `path` holds a line, and returns the file's text.

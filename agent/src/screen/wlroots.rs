@@ -170,6 +170,9 @@ struct Capture0 {
     frames: [FrameState; 2],
 }
 
+/// What a shared-memory buffer must be: `(format, width, height, stride)`.
+type BufferKey = (WEnum<wl_shm::Format>, u32, u32, u32);
+
 /// The frame a capture copies at once.
 const NOW: usize = 0;
 /// The frame that the compositor completes only once something was drawn (`copy_with_damage`).
@@ -178,7 +181,7 @@ const WATCH: usize = 1;
 #[derive(Debug, Default)]
 struct FrameState {
     /// `(format, width, height, stride)` of the shared-memory buffer the compositor wants.
-    shm: Option<(WEnum<wl_shm::Format>, u32, u32, u32)>,
+    shm: Option<BufferKey>,
     buffer_done: bool,
     y_invert: bool,
     ready: bool,
@@ -268,7 +271,7 @@ struct ShmBuffer {
     fd: std::fs::File,
     pool: wl_shm_pool::WlShmPool,
     buffer: wl_buffer::WlBuffer,
-    key: (WEnum<wl_shm::Format>, u32, u32, u32),
+    key: BufferKey,
 }
 
 impl Drop for ShmBuffer {
@@ -325,11 +328,7 @@ fn pack(
 }
 
 impl WlrootsSource {
-    fn shm_buffer(
-        &mut self,
-        slot: usize,
-        key: (WEnum<wl_shm::Format>, u32, u32, u32),
-    ) -> Result<(), CaptureError> {
+    fn shm_buffer(&mut self, slot: usize, key: BufferKey) -> Result<(), CaptureError> {
         if self.buffers[slot].as_ref().is_some_and(|b| b.key == key) {
             return Ok(());
         }
@@ -399,16 +398,7 @@ impl ScreenSource for WlrootsSource {
 
 impl WlrootsSource {
     /// Asks for a frame of the output in `slot` and waits for the buffer it wants.
-    fn request(
-        &mut self,
-        slot: usize,
-    ) -> Result<
-        (
-            ZwlrScreencopyFrameV1,
-            (WEnum<wl_shm::Format>, u32, u32, u32),
-        ),
-        CaptureError,
-    > {
+    fn request(&mut self, slot: usize) -> Result<(ZwlrScreencopyFrameV1, BufferKey), CaptureError> {
         let qh = self.capture.queue.handle();
         self.capture.state.frames[slot] = FrameState::default();
         let frame = self
