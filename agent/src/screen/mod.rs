@@ -158,6 +158,29 @@ pub struct Pointer {
     pub shape: Option<Arc<CursorShape>>,
 }
 
+/// Adds smooth scrolling (in [`tether_proto::screen::SCROLL_UNITS_PER_NOTCH`]ths of a notch) to
+/// what is left over in `rest` and returns the whole notches to send `(dx, dy)`, keeping the
+/// remainder: for backends that scroll by notches only.
+pub(crate) fn whole_notches(rest: &mut (i32, i32), dx: i32, dy: i32) -> (i32, i32) {
+    let u = tether_proto::screen::SCROLL_UNITS_PER_NOTCH;
+    let (fx, fy) = (rest.0 + dx, rest.1 + dy);
+    *rest = (fx % u, fy % u);
+    (fx / u, fy / u)
+}
+
+/// A mouse button's Linux evdev code (`linux/input-event-codes.h`), as Wayland protocols and the
+/// remote-desktop APIs take it.
+pub(crate) fn evdev_button(b: tether_proto::screen::MouseButton) -> u16 {
+    use tether_proto::screen::MouseButton;
+    match b {
+        MouseButton::Left => 0x110,
+        MouseButton::Right => 0x111,
+        MouseButton::Middle => 0x112,
+        MouseButton::Back => 0x113,
+        MouseButton::Forward => 0x114,
+    }
+}
+
 /// Opens input injectors. Shared by all sessions.
 pub trait InputProvider: Send + Sync + Debug {
     /// Opens an injector. Called on the input thread.

@@ -14,7 +14,7 @@ use tether_proto::screen::DisplayInfo;
 use zbus::blocking::{Connection, Proxy};
 use zbus::zvariant::{OwnedObjectPath, Value};
 
-use super::pipewire_stream::{PipeWireFrames, Remote};
+use super::pipewire_stream::{PipeWireFrames, PipeWireSource, Remote};
 use super::remote_input::{RemoteDesktop, RemoteInput};
 use super::{CaptureError, InputError, InputProvider, InputSink, ScreenProvider, ScreenSource};
 
@@ -148,44 +148,29 @@ impl RemoteDesktop for Session {
     }
 }
 
-struct MutterSource {
-    frames: PipeWireFrames,
-    // Dropped after the frames: stopping the session ends the stream.
-    _session: Session,
-    info: DisplayInfo,
-    pixels: Vec<u8>,
-    /// The number of the frame `capture` last returned.
-    seen: Option<u64>,
-}
-
 impl MutterDesktop {
-    fn source(&self) -> Result<MutterSource, CaptureError> {
+    /// A screen cast of the primary monitor, in a session of its own.
+    fn source(&self) -> Result<PipeWireSource<Session>, CaptureError> {
         let conn = self.connect().map_err(CaptureError::Connect)?;
         let session = Session::start(&conn).map_err(CaptureError::Connect)?;
         let frames = PipeWireFrames::start(Remote::Socket(self.pipewire.clone()), session.node)
             .map_err(CaptureError::Connect)?;
-        let (width, height) = frames.size();
-        Ok(MutterSource {
-            frames,
-            _session: session,
-            info: DisplayInfo {
-                index: 0,
-                name: "primary monitor".into(),
-                x: 0,
-                y: 0,
-                width,
-                height,
-                primary: true,
-            },
-            pixels: Vec::new(),
-            seen: None,
-        })
+        let info = DisplayInfo {
+            index: 0,
+            name: "primary monitor".into(),
+            x: 0,
+            y: 0,
+            width: 0,
+            height: 0,
+            primary: true,
+        };
+        Ok(PipeWireSource::new(frames, info, session))
     }
 }
 
 impl ScreenProvider for MutterDesktop {
     fn displays(&self) -> Result<Vec<DisplayInfo>, CaptureError> {
-        Ok(vec![self.source()?.info])
+        Ok(vec![self.source()?.info()])
     }
 
     fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError> {
@@ -193,26 +178,6 @@ impl ScreenProvider for MutterDesktop {
             return Err(CaptureError::NoSuchDisplay(index));
         }
         Ok(Box::new(self.source()?))
-    }
-}
-
-impl ScreenSource for MutterSource {
-    fn info(&self) -> DisplayInfo {
-        self.info.clone()
-    }
-
-    fn capture(&mut self) -> Result<&[u8], CaptureError> {
-        let (w, h, serial) = self
-            .frames
-            .latest(&mut self.pixels)
-            .map_err(|e| CaptureError::Capture(format!("the Wayland compositor: {e}")))?;
-        (self.info.width, self.info.height) = (w, h);
-        self.seen = Some(serial);
-        Ok(&self.pixels)
-    }
-
-    fn unchanged(&mut self) -> bool {
-        self.seen.is_some() && self.frames.serial() == self.seen
     }
 }
 

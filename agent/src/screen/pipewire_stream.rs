@@ -14,6 +14,9 @@ use std::time::Duration;
 use pipewire as pw;
 use pw::spa;
 use spa::param::video::VideoFormat;
+use tether_proto::screen::DisplayInfo;
+
+use super::{CaptureError, ScreenSource};
 
 /// How long the first frame may take after the stream is connected.
 pub const FIRST_FRAME_WAIT: Duration = Duration::from_secs(10);
@@ -124,6 +127,52 @@ impl PipeWireFrames {
     pub fn serial(&self) -> Option<u64> {
         let l = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
         l.ended.is_none().then_some(l.serial)
+    }
+}
+
+/// A display captured from one PipeWire stream (Mutter's or the portal's), holding `K`, what must
+/// outlive the stream (the compositor's session), until after the stream is gone.
+pub struct PipeWireSource<K> {
+    // Declared first, so dropped first: the stream ends before its session does.
+    frames: PipeWireFrames,
+    _keep: K,
+    info: DisplayInfo,
+    pixels: Vec<u8>,
+    /// The number of the frame `capture` last returned.
+    seen: Option<u64>,
+}
+
+impl<K> PipeWireSource<K> {
+    /// `info` with the size of the stream's first frame.
+    pub fn new(frames: PipeWireFrames, mut info: DisplayInfo, keep: K) -> Self {
+        (info.width, info.height) = frames.size();
+        PipeWireSource {
+            frames,
+            _keep: keep,
+            info,
+            pixels: Vec::new(),
+            seen: None,
+        }
+    }
+}
+
+impl<K> ScreenSource for PipeWireSource<K> {
+    fn info(&self) -> DisplayInfo {
+        self.info.clone()
+    }
+
+    fn capture(&mut self) -> Result<&[u8], CaptureError> {
+        let (w, h, serial) = self
+            .frames
+            .latest(&mut self.pixels)
+            .map_err(|e| CaptureError::Capture(format!("the Wayland compositor: {e}")))?;
+        (self.info.width, self.info.height) = (w, h);
+        self.seen = Some(serial);
+        Ok(&self.pixels)
+    }
+
+    fn unchanged(&mut self) -> bool {
+        self.seen.is_some() && self.frames.serial() == self.seen
     }
 }
 

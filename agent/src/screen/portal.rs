@@ -24,7 +24,7 @@ use ashpd::desktop::screencast::{
 use ashpd::desktop::{PersistMode, Session};
 use tether_proto::screen::DisplayInfo;
 
-use super::pipewire_stream::{PipeWireFrames, Remote};
+use super::pipewire_stream::{PipeWireFrames, PipeWireSource, Remote};
 use super::remote_input::{RemoteDesktop, RemoteInput};
 use super::{CaptureError, InputError, InputProvider, InputSink, ScreenProvider, ScreenSource};
 
@@ -221,14 +221,11 @@ impl Drop for Cast {
     }
 }
 
-struct PortalSource {
-    frames: PipeWireFrames,
+/// A view's hold on the shared screen cast: released (and the cast closed, if it was the last)
+/// once the view's stream is gone.
+struct CastHold {
     cast: Option<Arc<Cast>>,
     cache: Cache,
-    info: DisplayInfo,
-    pixels: Vec<u8>,
-    /// The number of the frame `capture` last returned.
-    seen: Option<u64>,
 }
 
 impl ScreenProvider for PortalDesktop {
@@ -248,48 +245,24 @@ impl ScreenProvider for PortalDesktop {
 
     fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError> {
         let cast = self.cast()?;
-        let mut info = cast
+        let info = cast
             .infos()
             .into_iter()
             .find(|d| d.index == index)
             .ok_or(CaptureError::NoSuchDisplay(index))?;
         let frames = cast.frames(index as usize).map_err(CaptureError::Connect)?;
-        (info.width, info.height) = frames.size();
-        Ok(Box::new(PortalSource {
-            frames,
+        let hold = CastHold {
             cast: Some(cast),
             cache: self.cast.clone(),
-            info,
-            pixels: Vec::new(),
-            seen: None,
-        }))
+        };
+        Ok(Box::new(PipeWireSource::new(frames, info, hold)))
     }
 }
 
-impl Drop for PortalSource {
+impl Drop for CastHold {
     fn drop(&mut self) {
         self.cast = None;
         release(&self.cache);
-    }
-}
-
-impl ScreenSource for PortalSource {
-    fn info(&self) -> DisplayInfo {
-        self.info.clone()
-    }
-
-    fn capture(&mut self) -> Result<&[u8], CaptureError> {
-        let (w, h, serial) = self
-            .frames
-            .latest(&mut self.pixels)
-            .map_err(|e| CaptureError::Capture(format!("the Wayland compositor: {e}")))?;
-        (self.info.width, self.info.height) = (w, h);
-        self.seen = Some(serial);
-        Ok(&self.pixels)
-    }
-
-    fn unchanged(&mut self) -> bool {
-        self.seen.is_some() && self.frames.serial() == self.seen
     }
 }
 
@@ -332,13 +305,8 @@ impl Control {
                 .map_err(&err)?;
             Ok::<_, String>((proxy, session, started))
         })?;
-        let streams = started.streams().iter().map(|s| PortalStream {
-            node: s.pipe_wire_node_id(),
-            position: s.position(),
-            size: s.size(),
-        });
         Ok(Control {
-            streams: streams.collect(),
+            streams: streams(started.streams()),
             rt,
             proxy,
             session,

@@ -5,9 +5,9 @@
 //! (input-method text is lost right after a focus change). Smooth scrolling is added up into whole
 //! notches, as on X11.
 
-use tether_proto::screen::{Action, InputEvent, MouseButton, SCROLL_UNITS_PER_NOTCH};
+use tether_proto::screen::{Action, InputEvent};
 
-use super::{InputError, InputSink};
+use super::{InputError, InputSink, evdev_button, whole_notches};
 
 /// The calls a remote-desktop session takes. Coordinates are in the stream's (display's) pixels.
 pub(crate) trait RemoteDesktop {
@@ -49,17 +49,6 @@ impl<D: RemoteDesktop> RemoteInput<D> {
     }
 }
 
-fn button_code(b: MouseButton) -> i32 {
-    // linux/input-event-codes.h
-    match b {
-        MouseButton::Left => 0x110,
-        MouseButton::Right => 0x111,
-        MouseButton::Middle => 0x112,
-        MouseButton::Back => 0x113,
-        MouseButton::Forward => 0x114,
-    }
-}
-
 fn phases(action: Action) -> impl Iterator<Item = bool> {
     [
         matches!(action, Action::Press | Action::Click).then_some(true),
@@ -83,15 +72,12 @@ impl<D: RemoteDesktop> RemoteInput<D> {
     fn apply(&mut self, event: &InputEvent) -> Result<(), String> {
         match event {
             InputEvent::MouseMove { x, y } => self.desktop.motion(f64::from(*x), f64::from(*y)),
-            InputEvent::Button { button, action } => {
-                phases(*action).try_for_each(|down| self.desktop.button(button_code(*button), down))
-            }
+            InputEvent::Button { button, action } => phases(*action)
+                .try_for_each(|down| self.desktop.button(i32::from(evdev_button(*button)), down)),
             InputEvent::Scroll { dx, dy } => self.notches(*dx, *dy),
             InputEvent::ScrollFine { dx, dy } => {
-                let u = SCROLL_UNITS_PER_NOTCH;
-                let (fx, fy) = (self.fine.0 + dx, self.fine.1 + dy);
-                self.fine = (fx % u, fy % u);
-                self.notches(fx / u, fy / u)
+                let (nx, ny) = whole_notches(&mut self.fine, *dx, *dy);
+                self.notches(nx, ny)
             }
             InputEvent::Key { key, action } => {
                 let code = key
@@ -121,7 +107,7 @@ impl<D: RemoteDesktop> InputSink for RemoteInput<D> {
 mod tests {
     use super::*;
     use tether_proto::keys::Code;
-    use tether_proto::screen::KeyId;
+    use tether_proto::screen::{KeyId, MouseButton};
 
     #[derive(Default)]
     struct Log(Vec<String>);

@@ -14,7 +14,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use tether_proto::screen::{Action, InputEvent, KeyId, MouseButton, SCROLL_UNITS_PER_NOTCH};
+use tether_proto::screen::{Action, InputEvent, KeyId};
 use wayland_client::globals::GlobalListContents;
 use wayland_client::protocol::{wl_output, wl_pointer, wl_registry, wl_seat};
 use wayland_client::{Connection, Dispatch, EventQueue, QueueHandle};
@@ -29,7 +29,7 @@ use wayland_protocols_wlr::virtual_pointer::v1::client::{
 use xkbcommon::xkb;
 
 use super::wlroots::{OutputInfo, bind_outputs, connect, memfd, output_event, socket_path};
-use super::{InputError, InputProvider, InputSink};
+use super::{InputError, InputProvider, InputSink, evdev_button, whole_notches};
 
 /// How long a new virtual keyboard is given after its first (harmless) key.
 pub const FIRST_KEY_SETTLE: Duration = Duration::from_millis(200);
@@ -137,17 +137,6 @@ struct WlrootsSink {
     state: xkb::State,
     start: Instant,
     fine: (i32, i32),
-}
-
-fn button_code(b: MouseButton) -> u32 {
-    // linux/input-event-codes.h
-    match b {
-        MouseButton::Left => 0x110,
-        MouseButton::Right => 0x111,
-        MouseButton::Middle => 0x112,
-        MouseButton::Back => 0x113,
-        MouseButton::Forward => 0x114,
-    }
 }
 
 impl WlrootsSink {
@@ -296,13 +285,13 @@ impl InputSink for WlrootsSink {
                 self.pointer.frame();
                 self.flush()
             }
-            InputEvent::Button { button, action } => self.button(button_code(*button), *action),
+            InputEvent::Button { button, action } => {
+                self.button(u32::from(evdev_button(*button)), *action)
+            }
             InputEvent::Scroll { dx, dy } => self.notches(*dx, *dy),
             InputEvent::ScrollFine { dx, dy } => {
-                let u = SCROLL_UNITS_PER_NOTCH;
-                let (fx, fy) = (self.fine.0 + dx, self.fine.1 + dy);
-                self.fine = (fx % u, fy % u);
-                self.notches(fx / u, fy / u)
+                let (nx, ny) = whole_notches(&mut self.fine, *dx, *dy);
+                self.notches(nx, ny)
             }
             InputEvent::Key { key, action } => {
                 let evdev = evdev(*key)?;

@@ -11,13 +11,13 @@
 //! numbering has elsewhere) and refuses keys, with that reason, on a server that numbers otherwise.
 
 use enigo::{Enigo, Keyboard, Settings};
-use tether_proto::screen::{Action, InputEvent, KeyId, MouseButton, SCROLL_UNITS_PER_NOTCH};
+use tether_proto::screen::{Action, InputEvent, KeyId, MouseButton};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{self, ConnectionExt as _};
 use x11rb::protocol::xtest::ConnectionExt as _;
 use x11rb::rust_connection::RustConnection;
 
-use super::{InputError, InputProvider, InputSink};
+use super::{InputError, InputProvider, InputSink, whole_notches};
 
 /// X keycode = evdev code + this, on servers with the evdev keycodes.
 pub const EVDEV_OFFSET: u16 = 8;
@@ -184,10 +184,8 @@ impl InputSink for X11Sink {
             InputEvent::Scroll { dx, dy } => self.notches(*dx, *dy),
             InputEvent::ScrollFine { dx, dy } => {
                 // X11's core protocol has only whole notches: keep the remainder for later.
-                let u = SCROLL_UNITS_PER_NOTCH;
-                let (fx, fy) = (self.fine.0 + dx, self.fine.1 + dy);
-                self.fine = (fx % u, fy % u);
-                self.notches(fx / u, fy / u)
+                let (nx, ny) = whole_notches(&mut self.fine, *dx, *dy);
+                self.notches(nx, ny)
             }
             InputEvent::Key { key, action } => {
                 let k = self.keycode(*key)?;
