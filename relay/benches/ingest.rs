@@ -5,77 +5,18 @@
 use std::time::Instant;
 
 use tether_proto::fleet::{Report, ReportBody};
-use tether_proto::inventory::{
-    Cpu, Dmi, Fact, Hardware, Inventory, Memory, ModuleListing, Package, PackageSource, Software,
-    SourceState, Status, SystemFacts,
-};
+use tether_proto::inventory::{Inventory, fixture};
 use tether_relay::store::{SqliteStore, Store};
 
+/// A machine named `host` with `packages` dpkg packages.
 fn inventory(host: &str, packages: usize) -> Inventory {
-    let u = || Fact::Unavailable;
-    Inventory {
-        collected_unix: 1,
-        hardware: Hardware {
-            system: SystemFacts {
-                hostname: host.into(),
-                os_name: "Debian GNU/Linux".into(),
-                os_version: "12 (bookworm)".into(),
-                kernel: "6.1.0-18-amd64".into(),
-                arch: "x86_64".into(),
-            },
-            cpu: Cpu {
-                model: "AMD EPYC".into(),
-                vendor: "AuthenticAMD".into(),
-                sockets: 1,
-                cores: 8,
-                threads: 16,
-                max_mhz: Some(3000),
-                current_mhz: None,
-            },
-            memory: Memory {
-                total: 32 << 30,
-                swap_total: 0,
-                modules: ModuleListing::NeedsRoot,
-            },
-            disks: vec![],
-            interfaces: vec![],
-            gpus: vec![],
-            displays: vec![],
-            batteries: vec![],
-            dmi: Dmi {
-                system_vendor: u(),
-                system_model: u(),
-                system_serial: Fact::NeedsRoot,
-                system_uuid: Fact::NeedsRoot,
-                bios_vendor: u(),
-                bios_version: u(),
-                bios_date: u(),
-                board_vendor: u(),
-                board_model: u(),
-                board_serial: Fact::NeedsRoot,
-            },
-        },
-        status: Status {
-            uptime_secs: 100,
-            boot_unix: 0,
-            users: vec![],
-            memory_available: 1 << 30,
-            swap_free: 0,
-            filesystems: vec![],
-            battery_percent: vec![],
-        },
-        software: Software {
-            sources: vec![(PackageSource::Dpkg, SourceState::Read)],
-            packages: (0..packages)
-                .map(|i| Package {
-                    source: PackageSource::Dpkg,
-                    name: format!("package-{i:04}"),
-                    arch: "amd64".into(),
-                    version: format!("1.{i}-1"),
-                })
-                .collect(),
-        },
-    }
+    let mut inv = fixture::inventory(
+        (0..packages)
+            .map(|i| fixture::package(&format!("package-{i:04}"), &format!("1.{i}-1")))
+            .collect(),
+    );
+    inv.hardware.system.hostname = host.into();
+    inv
 }
 
 fn main() {
