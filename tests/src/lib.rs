@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub mod desktop;
+pub mod grant;
 pub mod portal_user;
 pub mod proxy;
 
@@ -605,6 +606,39 @@ pub fn no_args_but_help(name: &str, help: &str) {
         Some(other) => {
             eprintln!("error: unexpected argument {other:?}\n\n{help}");
             std::process::exit(2)
+        }
+    }
+}
+
+/// Reads frames until the console's framebuffer equals `shot()`, an independent screenshot as
+/// (width, height, RGB) taken afresh each round (at least every second: a still screen sends no
+/// frames), or panics after [`WAIT`] saying how many pixels of `what` differ.
+pub async fn until_frame_matches(
+    view: &mut tether_console::screen::ViewStream,
+    what: &str,
+    mut shot: impl FnMut() -> (u32, u32, Vec<u8>),
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (w, h, want) = shot();
+        assert_eq!((w, h), (view.framebuffer.width, view.framebuffer.height));
+        let have = bgrx_to_rgb(&view.framebuffer.pixels);
+        if have == want {
+            return;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            let differ = have
+                .chunks(3)
+                .zip(want.chunks(3))
+                .filter(|(a, b)| a != b)
+                .count();
+            panic!("the framebuffer never matched {what}: {differ} pixels differ");
+        }
+        if let Ok(r) =
+            tokio::time::timeout(left.min(Duration::from_secs(1)), view.next_frame()).await
+        {
+            r.unwrap();
         }
     }
 }

@@ -22,7 +22,7 @@ use tether_proto::ScopeSet;
 use tether_proto::screen::{ALL_MONITORS, Action, InputEvent, MouseButton};
 use tether_tests::gui::{Gui, relay_args};
 use tether_tests::procs::bin;
-use tether_tests::{TestAgent, TestRelay, WAIT, Xvfb, bgrx_to_rgb};
+use tether_tests::{TestAgent, TestRelay, WAIT, Xvfb, until_frame_matches};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConnectionExt, CreateWindowAux, WindowClass};
 use x11rb::rust_connection::RustConnection;
@@ -116,26 +116,13 @@ fn crop(rgb: &[u8], width: u32, (x0, y0, w, h): (u32, u32, u32, u32)) -> Vec<u8>
 }
 
 /// Reads frames until the view equals the `rect` of an independent screenshot, or fails after WAIT.
-async fn until_equal(view: &mut ViewStream, x: &Xvfb, rect: (u32, u32, u32, u32)) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+async fn until_rect(view: &mut ViewStream, x: &Xvfb, rect: (u32, u32, u32, u32)) {
+    let what = format!("the screenshot's {rect:?}");
+    until_frame_matches(view, &what, || {
         let (w, _, shot) = x.screenshot();
-        let want = crop(&shot, w, rect);
-        assert_eq!(
-            (view.framebuffer.width, view.framebuffer.height),
-            (rect.2, rect.3)
-        );
-        if bgrx_to_rgb(&view.framebuffer.pixels) == want {
-            return;
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(left, view.next_frame()).await {
-            Ok(r) => {
-                r.unwrap();
-            }
-            Err(_) => panic!("the view of {rect:?} never matched the screenshot"),
-        }
-    }
+        (rect.2, rect.3, crop(&shot, w, rect))
+    })
+    .await;
 }
 
 fn pixel(rgb_bgrx: &[u8], width: u32, x: u32, y: u32) -> [u8; 3] {
@@ -181,7 +168,7 @@ async fn two_monitors_are_two_displays_plus_all_each_showing_its_pixels_and_taki
     ] {
         let mut view = session.view(i).await.unwrap();
         view.next_frame().await.unwrap();
-        until_equal(&mut view, &x, rect).await;
+        until_rect(&mut view, &x, rect).await;
         let (fb, w) = (&view.framebuffer.pixels, view.framebuffer.width);
         match i {
             0 => assert_eq!(pixel(fb, w, 640, 512), RED),
@@ -259,7 +246,7 @@ async fn all_monitors_is_put_together_when_no_monitor_covers_the_screen() {
     );
     let mut view = session.view(2).await.unwrap();
     view.next_frame().await.unwrap();
-    until_equal(&mut view, &x, (0, 0, 2560, 1024)).await;
+    until_rect(&mut view, &x, (0, 0, 2560, 1024)).await;
     let (fb, w) = (&view.framebuffer.pixels, view.framebuffer.width);
     assert_eq!(pixel(fb, w, 1279, 0), RED);
     assert_eq!(pixel(fb, w, 1280, 0), BLUE);

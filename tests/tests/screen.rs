@@ -5,17 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tether_agent::ShareConfig;
-use tether_agent::screen::{CaptureError, ScrapScreen, ScreenProvider, ScreenSource, X11Input};
+use tether_agent::screen::{ScrapScreen, X11Input};
 use tether_agent::ui::{AgentEvent, UserCommand};
 use tether_console::screen::ViewStream;
 use tether_console::{ConsoleError, open_session};
-use tether_proto::screen::{Action, DisplayInfo, InputEvent, MouseButton};
+use tether_proto::screen::{Action, InputEvent, MouseButton};
 use tether_proto::{Scope, ScopeSet};
-use tether_tests::{TestAgent, TestRelay, WAIT, Xvfb, bgrx_to_rgb};
+use tether_tests::grant::nothing_before_the_grant;
+use tether_tests::{TestAgent, TestRelay, WAIT, Xvfb, until_frame_matches};
 
 fn scopes(s: &str) -> ScopeSet {
     s.parse().unwrap()
@@ -26,33 +26,6 @@ fn agent_on(relay: &TestRelay, x: &Xvfb, answer: ScopeSet) -> TestAgent {
     config.screen = Arc::new(ScrapScreen::new(Some(x.display.clone())));
     config.input = Arc::new(X11Input::new(Some(x.display.clone())));
     TestAgent::spawn_with(config, Some(answer))
-}
-
-/// Reads frames until the console's framebuffer equals a fresh screenshot, or fails after [`WAIT`].
-async fn until_equal(view: &mut ViewStream, x: &Xvfb) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (w, h, shot) = x.screenshot();
-        assert_eq!((w, h), (view.framebuffer.width, view.framebuffer.height));
-        if bgrx_to_rgb(&view.framebuffer.pixels) == shot {
-            return;
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(left, view.next_frame()).await {
-            Ok(r) => {
-                r.unwrap();
-            }
-            Err(_) => {
-                let fb = bgrx_to_rgb(&view.framebuffer.pixels);
-                let differ = fb
-                    .chunks(3)
-                    .zip(shot.chunks(3))
-                    .filter(|(a, b)| a != b)
-                    .count();
-                panic!("framebuffer never matched the screenshot: {differ} pixels differ");
-            }
-        }
-    }
 }
 
 fn pixel(view: &ViewStream, px: u32, py: u32) -> [u8; 3] {
@@ -97,7 +70,7 @@ async fn viewed_screen_equals_an_independent_screenshot_and_changes_arrive() {
 
     let mut view = session.view(0).await.unwrap();
     view.next_frame().await.unwrap();
-    until_equal(&mut view, &x).await;
+    until_frame_matches(&mut view, "the screenshot", || x.screenshot()).await;
     assert_eq!(pixel(&view, 5, 5), [0x33, 0x66, 0xcc], "root colour");
     // The xterm (white background by default) covers part of the screen.
     assert_ne!(
@@ -115,7 +88,7 @@ async fn viewed_screen_equals_an_independent_screenshot_and_changes_arrive() {
     // Change the screen: the change arrives, as dirty tiles.
     let before = view.pixel_bytes;
     assert!(x.cmd("xsetroot", &["-solid", "#cc6633"]).status.success());
-    until_equal(&mut view, &x).await;
+    until_frame_matches(&mut view, "the screenshot", || x.screenshot()).await;
     assert_eq!(pixel(&view, 5, 5), [0xcc, 0x66, 0x33]);
     assert!(view.pixel_bytes > before);
 
@@ -242,73 +215,13 @@ async fn input_is_refused_without_control_and_arrives_with_it() {
     session.end().await;
 }
 
-/// Counts every use of the capture backend.
-#[derive(Debug)]
-struct Counting {
-    inner: ScrapScreen,
-    uses: Arc<AtomicUsize>,
-}
-
-impl ScreenProvider for Counting {
-    fn displays(&self) -> Result<Vec<DisplayInfo>, CaptureError> {
-        self.uses.fetch_add(1, Ordering::SeqCst);
-        self.inner.displays()
-    }
-
-    fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError> {
-        self.uses.fetch_add(1, Ordering::SeqCst);
-        self.inner.open(index)
-    }
-}
-
+/// Nothing is captured (nor injected) before the grant, on X11 (`tether_tests::grant`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_captured_before_view_is_granted() {
     let x = Xvfb::start(143);
-    let relay = TestRelay::start().await;
-    let uses = Arc::new(AtomicUsize::new(0));
-    let spawn = |answer: &str| {
-        let mut config = ShareConfig::new(relay.target());
-        config.screen = Arc::new(Counting {
-            inner: ScrapScreen::new(Some(x.display.clone())),
-            uses: uses.clone(),
-        });
-        TestAgent::spawn_with(config, Some(scopes(answer)))
-    };
-
-    // The user grants inventory only; the technician asks for the screen anyway.
-    let mut agent = spawn("inventory");
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("inventory,view"))
-        .await
-        .unwrap();
-    assert_eq!(uses.load(Ordering::SeqCst), 0, "nothing before consent");
-    let err = session.view(0).await.unwrap_err();
-    assert!(
-        matches!(err, ConsoleError::ScopeDenied(Scope::View)),
-        "{err:?}"
-    );
-    let err = session.displays().await.unwrap_err();
-    assert!(
-        matches!(err, ConsoleError::ScopeDenied(Scope::View)),
-        "{err:?}"
-    );
-    session.inventory().await.unwrap();
-    assert_eq!(
-        uses.load(Ordering::SeqCst),
-        0,
-        "refused requests never touch the screen"
-    );
-    session.end().await;
-    let _ = tokio::time::timeout(WAIT, agent.task).await;
-
-    // The same backend is used as soon as view is granted (so the counter does count).
-    let mut agent = spawn("view");
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("view"))
-        .await
-        .unwrap();
-    let mut view = session.view(0).await.unwrap();
-    view.next_frame().await.unwrap();
-    assert!(uses.load(Ordering::SeqCst) >= 1);
-    session.end().await;
+    nothing_before_the_grant(
+        Arc::new(ScrapScreen::new(Some(x.display.clone()))),
+        Arc::new(X11Input::new(Some(x.display.clone()))),
+    )
+    .await;
 }

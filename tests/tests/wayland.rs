@@ -6,26 +6,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use std::process::Stdio;
 use tether_agent::ShareConfig;
-use tether_agent::screen::{
-    CaptureError, InputError, InputProvider, InputSink, MutterDesktop, SCREEN_REFUSED,
-    ScreenProvider, ScreenSource, WlrootsInput, WlrootsScreen,
-};
-use tether_console::screen::ViewStream;
+use tether_agent::screen::{MutterDesktop, SCREEN_REFUSED, WlrootsInput, WlrootsScreen};
+use tether_console::screen::{ControlStream, ViewStream};
 use tether_console::{ConsoleError, open_session};
 use tether_proto::keys::Code;
-use tether_proto::screen::{Action, DisplayInfo, InputEvent, KeyId, MouseButton};
+use tether_proto::screen::{Action, InputEvent, KeyId, MouseButton};
 use tether_proto::{Scope, ScopeSet};
 
 use tether_net::Trust;
 use tether_tests::desktop::{Desktop, Sway, wait_for_file};
+use tether_tests::grant::nothing_before_the_grant;
 use tether_tests::portal_user::{answer_portal_dialog, answer_remote_desktop_dialog};
 use tether_tests::procs::{Kill, bin, lines, wait_for, wait_for_code};
-use tether_tests::{TestAgent, TestRelay, WAIT, bgrx_to_rgb};
+use tether_tests::{TestAgent, TestRelay, WAIT, until_frame_matches};
 
 fn scopes(s: &str) -> ScopeSet {
     s.parse().unwrap()
@@ -40,35 +37,6 @@ fn agent_on(relay: &TestRelay, sway: &Sway, answer: ScopeSet) -> TestAgent {
     config.screen = Arc::new(WlrootsScreen::new(socket(sway)));
     config.input = Arc::new(WlrootsInput::new(socket(sway)));
     TestAgent::spawn_with(config, Some(answer))
-}
-
-/// Reads frames until the console's framebuffer equals a fresh `grim` screenshot, or fails after
-/// [`WAIT`].
-async fn until_equal(view: &mut ViewStream, sway: &Sway) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (w, h, shot) = sway.screenshot();
-        assert_eq!((w, h), (view.framebuffer.width, view.framebuffer.height));
-        if bgrx_to_rgb(&view.framebuffer.pixels) == shot {
-            return;
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(left.min(Duration::from_secs(1)), view.next_frame()).await {
-            Ok(r) => {
-                r.unwrap();
-            }
-            Err(_) if left > Duration::from_secs(1) => {}
-            Err(_) => {
-                let fb = bgrx_to_rgb(&view.framebuffer.pixels);
-                let differ = fb
-                    .chunks(3)
-                    .zip(shot.chunks(3))
-                    .filter(|(a, b)| a != b)
-                    .count();
-                panic!("framebuffer never matched grim's screenshot: {differ} pixels differ");
-            }
-        }
-    }
 }
 
 /// The physical keys (and whether Shift is needed) for `text` on a US layout.
@@ -90,6 +58,38 @@ fn us_keys(text: &str) -> Vec<(Code, bool)> {
             (name.parse().unwrap(), shift)
         })
         .collect()
+}
+
+/// Types `line` as physical keys on a US layout, as the viewer sends them: Shift held around the
+/// keys that need it.
+async fn type_keys(control: &mut ControlStream, line: &str) {
+    for (code, shift) in us_keys(line) {
+        if shift {
+            control
+                .send(&key(Code::ShiftLeft, Action::Press))
+                .await
+                .unwrap();
+        }
+        control.send(&key(code, Action::Click)).await.unwrap();
+        if shift {
+            control
+                .send(&key(Code::ShiftLeft, Action::Release))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Types `text` as text, as the CLI's `type` sends it, then presses Enter.
+async fn type_line(control: &mut ControlStream, text: &str) {
+    control
+        .send(&InputEvent::Text(text.to_string()))
+        .await
+        .unwrap();
+    control
+        .send(&key(Code::Enter, Action::Click))
+        .await
+        .unwrap();
 }
 
 fn key(code: Code, action: Action) -> InputEvent {
@@ -125,46 +125,26 @@ async fn the_frame_equals_grim_and_typed_keys_and_text_run_in_foot() {
     view.next_frame().await.unwrap();
     // Let foot's shell print its prompt, then compare with an independent screenshot.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    until_equal(&mut view, &sway).await;
+    until_frame_matches(&mut view, "grim's screenshot", || sway.screenshot()).await;
 
     // Physical keys, as the viewer sends them, Shift held for '>' and '_'.
     let mut control = session.control(0).await.unwrap();
     let by_keys = sway.path("by-keys.txt");
     let line = format!("echo typed_by_keys > {}\n", by_keys.display());
-    for (code, shift) in us_keys(&line) {
-        if shift {
-            control
-                .send(&key(Code::ShiftLeft, Action::Press))
-                .await
-                .unwrap();
-        }
-        control.send(&key(code, Action::Click)).await.unwrap();
-        if shift {
-            control
-                .send(&key(Code::ShiftLeft, Action::Release))
-                .await
-                .unwrap();
-        }
-    }
+    type_keys(&mut control, &line).await;
     assert_eq!(wait_for_file(&by_keys), "typed_by_keys\n");
 
     // Text, as the CLI's `type` sends it, goes key by key through the agent's keymap.
     let by_text = sway.path("by-text.txt");
-    control
-        .send(&InputEvent::Text(format!(
-            "echo Typed-As_Text > {}",
-            by_text.display()
-        )))
-        .await
-        .unwrap();
-    control
-        .send(&key(Code::Enter, Action::Click))
-        .await
-        .unwrap();
+    type_line(
+        &mut control,
+        &format!("echo Typed-As_Text > {}", by_text.display()),
+    )
+    .await;
     assert_eq!(wait_for_file(&by_text), "Typed-As_Text\n");
 
     // And the picture follows: the terminal shows what was typed.
-    until_equal(&mut view, &sway).await;
+    until_frame_matches(&mut view, "grim's screenshot", || sway.screenshot()).await;
     view.close().await;
     session.end().await;
 }
@@ -226,33 +206,6 @@ async fn a_click_moves_focus_between_two_windows() {
     session.end().await;
 }
 
-/// Counts every use of a backend.
-#[derive(Debug)]
-struct Counting {
-    screen: Arc<dyn ScreenProvider>,
-    input: Arc<dyn InputProvider>,
-    uses: Arc<AtomicUsize>,
-}
-
-impl ScreenProvider for Counting {
-    fn displays(&self) -> Result<Vec<DisplayInfo>, CaptureError> {
-        self.uses.fetch_add(1, Ordering::SeqCst);
-        self.screen.displays()
-    }
-
-    fn open(&self, index: u32) -> Result<Box<dyn ScreenSource>, CaptureError> {
-        self.uses.fetch_add(1, Ordering::SeqCst);
-        self.screen.open(index)
-    }
-}
-
-impl InputProvider for Counting {
-    fn open(&self) -> Result<Box<dyn InputSink>, InputError> {
-        self.uses.fetch_add(1, Ordering::SeqCst);
-        self.input.open()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_captured_or_injected_before_the_grant_on_wlroots() {
     let sway = Sway::start("");
@@ -268,64 +221,6 @@ async fn nothing_is_captured_or_injected_before_the_grant_on_mutter() {
     let d = Desktop::mutter();
     let mutter = Arc::new(MutterDesktop::new(d.bus.clone(), Some(d.pipewire())));
     nothing_before_the_grant(mutter.clone(), mutter).await;
-}
-
-async fn nothing_before_the_grant(screen: Arc<dyn ScreenProvider>, input: Arc<dyn InputProvider>) {
-    let relay = TestRelay::start().await;
-    let uses = Arc::new(AtomicUsize::new(0));
-    let spawn = |answer: &str| {
-        let backend = Arc::new(Counting {
-            screen: screen.clone(),
-            input: input.clone(),
-            uses: uses.clone(),
-        });
-        let mut config = ShareConfig::new(relay.target());
-        config.screen = backend.clone();
-        config.input = backend;
-        TestAgent::spawn_with(config, Some(scopes(answer)))
-    };
-
-    // The user grants inventory only; the technician asks for the screen and control anyway.
-    let mut agent = spawn("inventory");
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("inventory,view,control"))
-        .await
-        .unwrap();
-    assert_eq!(uses.load(Ordering::SeqCst), 0, "nothing before consent");
-    let err = session.view(0).await.unwrap_err();
-    assert!(
-        matches!(err, ConsoleError::ScopeDenied(Scope::View)),
-        "{err:?}"
-    );
-    let err = session.control(0).await.unwrap_err();
-    assert!(
-        matches!(err, ConsoleError::ScopeDenied(Scope::Control)),
-        "{err:?}"
-    );
-    session.inventory().await.unwrap();
-    assert_eq!(
-        uses.load(Ordering::SeqCst),
-        0,
-        "refused requests never touch the compositor"
-    );
-    session.end().await;
-    let _ = tokio::time::timeout(WAIT, agent.task).await;
-
-    // The same backends are used as soon as the grant says so (so the counter does count).
-    let mut agent = spawn("view,control");
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("view,control"))
-        .await
-        .unwrap();
-    let mut view = session.view(0).await.unwrap();
-    view.next_frame().await.unwrap();
-    let mut control = session.control(0).await.unwrap();
-    control
-        .send(&InputEvent::MouseMove { x: 10, y: 10 })
-        .await
-        .unwrap();
-    assert!(uses.load(Ordering::SeqCst) >= 2);
-    session.end().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,35 +266,20 @@ async fn killed_mid_view(relay: &TestRelay, mut agent: TestAgent, desktop: &mut 
 
 // ---- Mutter (GNOME) through its own ScreenCast and RemoteDesktop APIs ----
 
+/// Reads frames until the view equals an independent GStreamer frame of the Mutter desktop.
+async fn until_mutter_frame(view: &mut ViewStream, d: &Desktop) {
+    until_frame_matches(view, "GStreamer's frame", || {
+        tokio::task::block_in_place(|| d.mutter_frame())
+    })
+    .await;
+}
+
 fn mutter_agent(relay: &TestRelay, d: &Desktop, answer: ScopeSet) -> TestAgent {
     let mutter = Arc::new(MutterDesktop::new(d.bus.clone(), Some(d.pipewire())));
     let mut config = ShareConfig::new(relay.target());
     config.screen = mutter.clone();
     config.input = mutter;
     TestAgent::spawn_with(config, Some(answer))
-}
-
-/// Reads frames until the console's framebuffer equals an independent GStreamer frame.
-async fn until_equal_mutter(view: &mut ViewStream, d: &Desktop) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (w, h, shot) = tokio::task::block_in_place(|| d.mutter_frame());
-        assert_eq!((w, h), (view.framebuffer.width, view.framebuffer.height));
-        let fb = bgrx_to_rgb(&view.framebuffer.pixels);
-        if fb == shot {
-            return;
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if left.is_zero() {
-            let differ = fb
-                .chunks(3)
-                .zip(shot.chunks(3))
-                .filter(|(a, b)| a != b)
-                .count();
-            panic!("framebuffer never matched GStreamer's frame: {differ} pixels differ");
-        }
-        let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), view.next_frame()).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,7 +301,7 @@ async fn mutter_frames_match_and_typed_text_runs_in_foot() {
     );
     let mut view = session.view(0).await.unwrap();
     view.next_frame().await.unwrap();
-    until_equal_mutter(&mut view, &d).await;
+    until_mutter_frame(&mut view, &d).await;
 
     let mut control = session.control(0).await.unwrap();
     control
@@ -429,36 +309,20 @@ async fn mutter_frames_match_and_typed_text_runs_in_foot() {
         .await
         .unwrap();
     let typed = d.path("typed.txt");
-    for (code, shift) in us_keys(&format!("echo by_mutter_keys > {}\n", typed.display())) {
-        if shift {
-            control
-                .send(&key(Code::ShiftLeft, Action::Press))
-                .await
-                .unwrap();
-        }
-        control.send(&key(code, Action::Click)).await.unwrap();
-        if shift {
-            control
-                .send(&key(Code::ShiftLeft, Action::Release))
-                .await
-                .unwrap();
-        }
-    }
+    type_keys(
+        &mut control,
+        &format!("echo by_mutter_keys > {}\n", typed.display()),
+    )
+    .await;
     assert_eq!(wait_for_file(&typed), "by_mutter_keys\n");
     let by_text = d.path("text.txt");
-    control
-        .send(&InputEvent::Text(format!(
-            "echo Mutter-Text > {}",
-            by_text.display()
-        )))
-        .await
-        .unwrap();
-    control
-        .send(&key(Code::Enter, Action::Click))
-        .await
-        .unwrap();
+    type_line(
+        &mut control,
+        &format!("echo Mutter-Text > {}", by_text.display()),
+    )
+    .await;
     assert_eq!(wait_for_file(&by_text), "Mutter-Text\n");
-    until_equal_mutter(&mut view, &d).await;
+    until_mutter_frame(&mut view, &d).await;
     session.end().await;
 }
 
@@ -547,7 +411,7 @@ async fn the_portal_asks_after_our_consent_then_remembers_and_a_cancel_is_a_clea
         (view.framebuffer.width, view.framebuffer.height),
         (1920, 1080)
     );
-    until_equal_mutter(&mut view, &d).await;
+    until_mutter_frame(&mut view, &d).await;
     assert!(
         d.portal_sessions() >= 1,
         "the count does see an open screen cast"
@@ -571,7 +435,7 @@ async fn the_portal_asks_after_our_consent_then_remembers_and_a_cancel_is_a_clea
         .expect("no dialog to wait for")
         .unwrap();
     view.next_frame().await.unwrap();
-    until_equal_mutter(&mut view, &d).await;
+    until_mutter_frame(&mut view, &d).await;
     session.end().await;
     drop(agent);
 
@@ -627,21 +491,11 @@ async fn the_portal_gives_control_after_its_dialog_and_typed_text_arrives() {
         .await
         .unwrap();
     let typed = d.path("portal-typed.txt");
-    for (code, shift) in us_keys(&format!("echo through_the_portal > {}\n", typed.display())) {
-        if shift {
-            control
-                .send(&key(Code::ShiftLeft, Action::Press))
-                .await
-                .unwrap();
-        }
-        control.send(&key(code, Action::Click)).await.unwrap();
-        if shift {
-            control
-                .send(&key(Code::ShiftLeft, Action::Release))
-                .await
-                .unwrap();
-        }
-    }
+    type_keys(
+        &mut control,
+        &format!("echo through_the_portal > {}\n", typed.display()),
+    )
+    .await;
     assert_eq!(wait_for_file(&typed), "through_the_portal\n");
     session.end().await;
 }
