@@ -188,6 +188,8 @@ fn scope_words(list: &str) -> String {
             Ok(tether_proto::Scope::Control) => "use your mouse and keyboard",
             Ok(tether_proto::Scope::Diagnostics) => "run checks",
             Ok(tether_proto::Scope::Inventory) => "read the hardware and software list",
+            Ok(tether_proto::Scope::Clipboard) => "copy and paste",
+            Ok(tether_proto::Scope::Files) => "send and receive files",
             Err(_) => s,
         })
         .collect();

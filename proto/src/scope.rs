@@ -17,15 +17,21 @@ pub enum Scope {
     Diagnostics,
     /// Read hardware and software inventory.
     Inventory,
+    /// Copy and paste text between the two machines.
+    Clipboard,
+    /// Send files to the user's machine and fetch files the user allows.
+    Files,
 }
 
 impl Scope {
     /// Every scope, in display order.
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 6] = [
         Scope::View,
         Scope::Control,
         Scope::Diagnostics,
         Scope::Inventory,
+        Scope::Clipboard,
+        Scope::Files,
     ];
 
     /// The lowercase name used on the command line and in prompts.
@@ -35,6 +41,8 @@ impl Scope {
             Scope::Control => "control",
             Scope::Diagnostics => "diagnostics",
             Scope::Inventory => "inventory",
+            Scope::Clipboard => "clipboard",
+            Scope::Files => "files",
         }
     }
 
@@ -45,6 +53,8 @@ impl Scope {
             Scope::Control => "move your mouse and type on your keyboard",
             Scope::Diagnostics => "run troubleshooting checks on this computer",
             Scope::Inventory => "read this computer's hardware and software list",
+            Scope::Clipboard => "copy and paste between your computer and the technician's",
+            Scope::Files => "send files to and receive files from this computer",
         }
     }
 
@@ -61,7 +71,7 @@ impl fmt::Display for Scope {
 
 /// A scope name that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?} (expected view, control, diagnostics or inventory)")]
+#[error("unknown scope {0:?} (expected view, control, diagnostics, inventory, clipboard or files)")]
 pub struct UnknownScope(pub String);
 
 impl FromStr for Scope {
@@ -206,7 +216,7 @@ impl proptest::arbitrary::Arbitrary for ScopeSet {
 
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::strategy::Strategy;
-        (0u8..16).prop_map(ScopeSet).boxed()
+        (0u8..64).prop_map(ScopeSet).boxed()
     }
 }
 

@@ -48,7 +48,7 @@ pub const INVITE_DENY: [f32; 4] = [290.0, 400.0, 220.0, 56.0];
 
 /// The row of the `i`-th requested scope's checkbox in the consent dialog.
 pub fn scope_row(i: usize) -> [f32; 4] {
-    [40.0, 262.0 + 52.0 * i as f32, 480.0, 48.0]
+    [40.0, 258.0 + 40.0 * i as f32, 480.0, 38.0]
 }
 
 /// The point to click inside a rectangle (its centre), in whole pixels.

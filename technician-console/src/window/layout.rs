@@ -24,8 +24,11 @@ pub const END: [f32; 4] = CONNECT;
 pub const CONSENT: [f32; 4] = [10.0, 52.0, 1420.0, 42.0];
 
 /// The tick box of the `i`-th scope to ask for (in [`tether_proto::Scope::ALL`] order).
+/// Each box is as wide as its name needs, so all six fit before "Connect".
 pub fn scope_box(i: usize) -> [f32; 4] {
-    [244.0 + 120.0 * i as f32, 10.0, 116.0, 34.0]
+    const WIDTHS: [f32; tether_proto::Scope::ALL.len()] = [60.0, 76.0, 98.0, 86.0, 86.0, 54.0];
+    let x = 244.0 + WIDTHS[..i].iter().map(|w| w + 2.0).sum::<f32>();
+    [x, 10.0, WIDTHS[i], 34.0]
 }
 
 /// The side panel (inventory or diagnostics); the live screen is to its right.
@@ -145,6 +148,9 @@ mod tests {
         for r in bar {
             assert!(right(r) <= w - 8.0, "{r:?} past {w}");
         }
+        // The scope boxes end before "Connect" starts.
+        let last = scope_box(tether_proto::Scope::ALL.len() - 1);
+        assert!(right(last) <= CONNECT[0], "{last:?}");
         for r in [PANEL, chat_input(h), chat_send(h), chat_log(h)] {
             assert!(r[1] + r[3] <= h - 8.0, "{r:?} past {h}");
         }

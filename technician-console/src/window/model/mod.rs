@@ -350,7 +350,7 @@ mod tests {
         let lines = m.journal();
         assert!(
             lines[1].starts_with(
-                "consent: granted view,inventory; not granted: control,diagnostics; as Ada of Acme"
+                "consent: granted view,inventory; not granted: control,diagnostics,clipboard,files; as Ada of Acme"
             ),
             "{lines:?}"
         );
