@@ -168,6 +168,44 @@ pub enum SessionFacts {
     Probes(Vec<ProbeRun>),
     /// The inventory was taken. Only a reference is kept, never the data.
     Inventory(InventoryRef),
+    /// A file went to or came from the user's machine (only the console posts names).
+    File(FileMoved),
+}
+
+/// Which way a file went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum FileDirection {
+    /// The technician sent it to the user's machine.
+    Push,
+    /// The technician fetched it from the user's machine.
+    Pull,
+}
+
+impl FileDirection {
+    /// Lower-case name, as the record shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileDirection::Push => "push",
+            FileDirection::Pull => "pull",
+        }
+    }
+}
+
+/// One file transferred in a session, as the record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct FileMoved {
+    /// Push or pull.
+    pub direction: FileDirection,
+    /// The path on the user's machine: where a pushed file landed, or the pulled file's path.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, lower-case hex, as both ends verified it.
+    pub sha256: String,
+    /// When the console saw it complete (Unix seconds; the relay uses its own clock when storing).
+    pub at_unix: u64,
 }
 
 /// One probe run in a session, as the record keeps it.
@@ -256,6 +294,8 @@ pub struct SessionRecord {
     pub probes: Vec<ProbeRun>,
     /// Inventories taken, oldest first.
     pub inventories: Vec<InventoryRef>,
+    /// Files transferred, oldest first.
+    pub files: Vec<FileMoved>,
     /// When the session ended (Unix seconds), if it did.
     pub ended_unix: Option<u64>,
     /// How long it lasted, in seconds.

@@ -28,10 +28,10 @@ use tether_proto::ScopeSet;
 use tether_proto::diag::Verdict;
 use tether_proto::msg::TechnicianIdentity;
 use tether_proto::records::{
-    InventoryRef, MAX_LABEL_CHARS, MAX_LIST, MAX_NOTE_CHARS, MAX_PROBES_PER_POST, MAX_REASON_CHARS,
-    MAX_SEARCH_CHARS, Notes, ProbeRun, RecordError, RecordErrorKind, RecordNote, RecordQuery,
-    RecordReply, RecordState, RecordSummary, SessionFacts, SessionRecord, check_text,
-    truncate_text,
+    FileDirection, FileMoved, InventoryRef, MAX_LABEL_CHARS, MAX_LIST, MAX_NOTE_CHARS,
+    MAX_PROBES_PER_POST, MAX_REASON_CHARS, MAX_SEARCH_CHARS, Notes, ProbeRun, RecordError,
+    RecordErrorKind, RecordNote, RecordQuery, RecordReply, RecordState, RecordSummary,
+    SessionFacts, SessionRecord, check_text, truncate_text,
 };
 
 use crate::ids::{RecordId, SessionId};
@@ -44,6 +44,8 @@ pub const FILE: &str = crate::store::FILE;
 const MAX_PROBE_CHARS: usize = 300;
 /// Longest probe reason kept.
 const MAX_PROBE_REASON_CHARS: usize = 500;
+/// Longest file path kept in a record.
+const MAX_FILE_PATH_CHARS: usize = 1024;
 /// Most words of a search used.
 const MAX_SEARCH_WORDS: usize = 16;
 
@@ -68,6 +70,10 @@ CREATE TABLE IF NOT EXISTS record_inventories (
     id INTEGER PRIMARY KEY AUTOINCREMENT, record_id INTEGER NOT NULL, digest TEXT NOT NULL,
     collected_unix INTEGER NOT NULL, hostname TEXT NOT NULL, packages INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS record_inventories_record ON record_inventories (record_id, id);
+CREATE TABLE IF NOT EXISTS record_files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, record_id INTEGER NOT NULL, direction TEXT NOT NULL,
+    path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, at_unix INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS record_files_record ON record_files (record_id, id);
 CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(
     reason, ticket, problem, cause, fix, resolution, device, tokenize = 'unicode61');
 ";
@@ -585,9 +591,14 @@ impl Records {
             )));
         }
         if let SessionFacts::Inventory(inv) = &facts
-            && (inv.digest.len() != 64 || !inv.digest.bytes().all(|b| b.is_ascii_hexdigit()))
+            && !is_sha256_hex(&inv.digest)
         {
             return Err(invalid("an inventory digest is 64 hex digits"));
+        }
+        if let SessionFacts::File(f) = &facts
+            && !is_sha256_hex(&f.sha256)
+        {
+            return Err(invalid("a file digest is 64 hex digits"));
         }
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
@@ -624,11 +635,30 @@ impl Records {
                         index(&tx, rid)?;
                     }
                 }
+                SessionFacts::File(f) => {
+                    tx.execute(
+                        "INSERT INTO record_files (record_id, direction, path, size, sha256, at_unix) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            rid,
+                            f.direction.name(),
+                            truncate_text(&f.path, MAX_FILE_PATH_CHARS, false),
+                            int(f.size)?,
+                            f.sha256.to_ascii_lowercase(),
+                            int(now)?
+                        ],
+                    )
+                    .map_err(db_err)?;
+                }
             }
             tx.commit().map_err(db_err)?;
             load(c, org, id)
         })
     }
+}
+
+/// Whether `s` is a SHA-256 digest written as 64 hex digits.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn boxed(r: SessionRecord) -> RecordReply {
@@ -777,6 +807,28 @@ fn load(c: &Connection, org: &str, id: u64) -> Result<SessionRecord, RecordError
         .map_err(db_err)?
         .collect::<Result<_, _>>()
         .map_err(db_err)?;
+    let mut st = c
+        .prepare(
+            "SELECT direction, path, size, sha256, at_unix FROM record_files WHERE record_id = ?1 ORDER BY id",
+        )
+        .map_err(db_err)?;
+    let files: Vec<FileMoved> = st
+        .query_map(params![rid], |r| {
+            Ok(FileMoved {
+                direction: if r.get::<_, String>(0)? == FileDirection::Pull.name() {
+                    FileDirection::Pull
+                } else {
+                    FileDirection::Push
+                },
+                path: r.get(1)?,
+                size: uint(r.get::<_, i64>(2)?),
+                sha256: r.get(3)?,
+                at_unix: uint(r.get::<_, i64>(4)?),
+            })
+        })
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
     let state = state_from(&state);
     Ok(SessionRecord {
         summary: RecordSummary {
@@ -794,6 +846,7 @@ fn load(c: &Connection, org: &str, id: u64) -> Result<SessionRecord, RecordError
         scopes_granted: scopes_from_db(&granted),
         probes,
         inventories,
+        files,
         ended_unix: ended.map(uint),
         duration_secs: duration.map(uint),
         end_reason,
