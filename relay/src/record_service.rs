@@ -195,6 +195,11 @@ fn describe(q: &RecordQuery) -> String {
             facts: SessionFacts::Inventory(_),
             ..
         } => "inventory".into(),
+        // The audit names the direction, never the file: names stay in the record.
+        RecordQuery::Facts {
+            facts: SessionFacts::File(f),
+            ..
+        } => format!("file {}", f.direction.name()),
         _ => "read".into(),
     }
 }

@@ -1006,6 +1006,83 @@ mod tests {
         );
     }
 
+    /// Files moved in a session are kept in the record, oldest first, with the relay's time; a
+    /// digest that is not SHA-256 hex is refused and changes nothing.
+    #[test]
+    fn file_facts_are_kept_in_order() {
+        let (_d, r) = records();
+        let ada = who("Ada", TechnicianRole::Technician);
+        let id = r.start(3, &ada, None, ScopeSet::all(), 10).unwrap();
+        let file = |direction, path: &str, sha256: String| RecordQuery::Facts {
+            id,
+            facts: SessionFacts::File(FileMoved {
+                direction,
+                path: path.into(),
+                size: 1 << 20,
+                sha256,
+                at_unix: 1,
+            }),
+        };
+        let sha = "AB".repeat(32);
+        r.handle(
+            &ada,
+            file(
+                FileDirection::Push,
+                "/home/u/Downloads/Tether/fix.sh",
+                sha.clone(),
+            ),
+            20,
+        )
+        .unwrap();
+        r.handle(
+            &ada,
+            file(FileDirection::Pull, "/home/u/crash.log", "cd".repeat(32)),
+            21,
+        )
+        .unwrap();
+        let bad = r
+            .handle(
+                &ada,
+                file(FileDirection::Pull, "/etc/x", "not hex".into()),
+                22,
+            )
+            .unwrap_err();
+        assert_eq!(bad.kind, RecordErrorKind::Invalid);
+        let rec = r.show("Acme IT", id).unwrap();
+        let got: Vec<_> = rec
+            .files
+            .iter()
+            .map(|f| {
+                (
+                    f.direction,
+                    f.path.as_str(),
+                    f.size,
+                    f.sha256.as_str(),
+                    f.at_unix,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    FileDirection::Push,
+                    "/home/u/Downloads/Tether/fix.sh",
+                    1 << 20,
+                    "ab".repeat(32).as_str(),
+                    20
+                ),
+                (
+                    FileDirection::Pull,
+                    "/home/u/crash.log",
+                    1 << 20,
+                    "cd".repeat(32).as_str(),
+                    21
+                ),
+            ]
+        );
+    }
+
     #[test]
     fn other_orgs_records_are_invisible() {
         let (_d, r) = records();

@@ -254,6 +254,17 @@ pub fn record_text(r: &SessionRecord) -> String {
             &i.digest[..i.digest.len().min(16)]
         );
     }
+    for f in &r.files {
+        let _ = writeln!(
+            s,
+            "  file         {} {} ({}, sha256 {}) at {}",
+            f.direction.name(),
+            clean_text(&f.path, false),
+            crate::units::bytes(f.size),
+            &f.sha256[..f.sha256.len().min(16)],
+            utc(f.at_unix)
+        );
+    }
     let field = |s: &mut String, name: &str, v: &Option<String>| {
         if let Some(v) = v {
             let text = clean_text(v, true).replace('\n', "\n               ");
