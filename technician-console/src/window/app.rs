@@ -9,7 +9,7 @@ use tether_proto::diag::ProbeKind;
 use tether_proto::text::display_safe;
 
 use super::layout;
-use super::model::{Action, Consent, Model, Tab, Table, verdict_rgb};
+use super::model::{Action, Consent, Model, Tab, Table, TransferState, verdict_rgb};
 use super::{Backend, Job};
 use crate::render;
 use crate::viewer::ScreenPane;
@@ -101,6 +101,9 @@ impl ConsoleApp {
             Action::FetchInventory => backend.send(Job::Inventory),
             Action::RunProbe(p) => backend.send(Job::Probe(p)),
             Action::HealthCheck => backend.send(Job::HealthCheck),
+            Action::ListFiles(dir) => backend.send(Job::ListFiles(dir)),
+            Action::PullFile(path) => backend.send(Job::PullFile(path)),
+            Action::PushFiles(paths) => backend.send(Job::PushFiles(paths)),
         }
     }
 
@@ -339,6 +342,7 @@ impl ConsoleApp {
             (Tab::Inventory, layout::TAB_INVENTORY, "Inventory"),
             (Tab::Diagnostics, layout::TAB_DIAGNOSTICS, "Diagnostics"),
             (Tab::Chat, layout::TAB_CHAT, "Chat"),
+            (Tab::Files, layout::TAB_FILES, "Files"),
         ] {
             let unread = self.model.chat.unread;
             let name = if tab == Tab::Chat && unread > 0 {
@@ -848,6 +852,180 @@ impl ConsoleApp {
     }
 }
 
+impl ConsoleApp {
+    fn files(&mut self, ui: &mut egui::Ui) {
+        let allowed = self
+            .model
+            .granted()
+            .is_some_and(|g| g.contains(Scope::Files));
+        let mut dir = self.model.files.dir.clone();
+        let field = ui.put(
+            rect(layout::FILES_DIR),
+            egui::TextEdit::singleline(&mut dir)
+                .hint_text("Folder on the user's computer (empty: home)"),
+        );
+        if field.changed() {
+            self.model.files.dir = dir;
+        }
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let label = if self.model.files.listing_pending {
+            "Listing..."
+        } else {
+            "List"
+        };
+        let list = ui.put(
+            rect(layout::FILES_LIST),
+            egui::Button::new(label).sense(if allowed {
+                egui::Sense::click()
+            } else {
+                egui::Sense::hover()
+            }),
+        );
+        if list.clicked() || enter {
+            let a = self.model.list_files();
+            self.act(a);
+        }
+        let up = self
+            .model
+            .files
+            .listing
+            .as_ref()
+            .and_then(|l| std::path::Path::new(&l.dir).parent())
+            .map(|p| p.to_string_lossy().into_owned());
+        if ui
+            .put(
+                rect(layout::FILES_UP),
+                egui::Button::new("Up").sense(if up.is_some() && allowed {
+                    egui::Sense::click()
+                } else {
+                    egui::Sense::hover()
+                }),
+            )
+            .clicked()
+            && let Some(up) = up
+        {
+            self.model.files.dir = up;
+            let a = self.model.list_files();
+            self.act(a);
+        }
+        let mut clicked = None;
+        area(ui, rect(layout::FILES_LISTING), |ui| {
+            let files = &self.model.files;
+            if let Some(e) = &files.error {
+                ui.colored_label(Color32::from_rgb(198, 40, 40), display_safe(e));
+            }
+            let Some(listing) = &files.listing else {
+                ui.label(if allowed {
+                    "Press List to see the user's files. Click a folder to open it, a file to fetch it; drop files on the live screen to send them."
+                } else {
+                    "Files show here once the user allows \"files\"."
+                });
+                return;
+            };
+            ui.label(
+                RichText::new(format!(
+                    "{} ({} entries)",
+                    display_safe(&listing.dir),
+                    listing.entries.len()
+                ))
+                .italics(),
+            );
+            egui::ScrollArea::vertical()
+                .id_salt("files")
+                .auto_shrink([false, false])
+                .show_rows(
+                    ui,
+                    layout::FILES_ROW - 4.0,
+                    listing.entries.len(),
+                    |ui, range| {
+                        for n in range {
+                            let e = &listing.entries[n];
+                            let text = if e.is_dir {
+                                format!("[folder] {}", e.name)
+                            } else {
+                                format!("{}  ({})", e.name, crate::units::bytes(e.size))
+                            };
+                            if ui
+                                .add(
+                                    egui::Button::new(RichText::new(text).monospace()).frame(false),
+                                )
+                                .clicked()
+                            {
+                                clicked = Some(n);
+                            }
+                        }
+                    },
+                );
+        });
+        if let Some(n) = clicked {
+            let a = self.model.open_entry(n);
+            self.act(a);
+        }
+        let bottom = ui.ctx().content_rect().max.y - 8.0;
+        let t = layout::FILES_TRANSFERS;
+        let r = Rect::from_min_max(
+            Pos2::new(t[0], t[1]),
+            Pos2::new(t[0] + t[2], bottom.max(t[1] + 40.0)),
+        );
+        area(ui, r, |ui| {
+            let files = &self.model.files;
+            ui.label(RichText::new(format!("Transfers ({} running)", files.running())).strong());
+            egui::ScrollArea::vertical()
+                .id_salt("transfers")
+                .auto_shrink([false, false])
+                .stick_to_bottom(true)
+                .show(ui, |ui| {
+                    for tr in &files.transfers {
+                        ui.label(tr.line());
+                        if tr.state == TransferState::Running {
+                            ui.add(egui::ProgressBar::new(tr.fraction()).show_percentage());
+                        }
+                    }
+                });
+        });
+    }
+
+    /// Files dropped anywhere on the window are pushed to the user's machine; while they are
+    /// dragged over it, the live screen says where they will go.
+    fn dropped(&mut self, ui: &mut egui::Ui) {
+        let (hovering, dropped): (bool, Vec<std::path::PathBuf>) = ui.input(|i| {
+            (
+                !i.raw.hovered_files.is_empty(),
+                i.raw
+                    .dropped_files
+                    .iter()
+                    .map(|f| f.path().to_path_buf())
+                    .collect(),
+            )
+        });
+        if hovering {
+            let content = ui.ctx().content_rect();
+            let r = Rect::from_min_max(
+                Pos2::new(layout::SCREEN_X, layout::SCREEN_TOP),
+                content.max - Vec2::splat(8.0),
+            );
+            ui.painter().rect_stroke(
+                r,
+                4.0,
+                Stroke::new(3.0, Color32::from_rgb(25, 118, 210)),
+                egui::StrokeKind::Inside,
+            );
+            ui.painter().text(
+                r.center(),
+                egui::Align2::CENTER_CENTER,
+                "Drop to send to the user's Downloads/Tether folder",
+                FontId::proportional(20.0),
+                Color32::from_rgb(25, 118, 210),
+            );
+        }
+        if !dropped.is_empty() {
+            self.model.open_tab(Tab::Files);
+            let a = self.model.drop_files(dropped);
+            self.act(a);
+        }
+    }
+}
+
 /// One table row with fixed column widths; long cells are cut with an ellipsis.
 fn row(ui: &mut egui::Ui, widths: &[f32], cells: impl Iterator<Item = String>, head: bool) {
     ui.horizontal(|ui| {
@@ -881,8 +1059,10 @@ impl eframe::App for ConsoleApp {
                 Tab::Inventory => self.inventory(ui),
                 Tab::Diagnostics => self.diagnostics(ui),
                 Tab::Chat => self.chat(ui),
+                Tab::Files => self.files(ui),
             }
             self.screen(ui);
+            self.dropped(ui);
         });
         // Clicks above may have changed the model: print those lines now, not on the next event.
         for line in self.model.journal() {

@@ -34,12 +34,35 @@ pub fn scope_box(i: usize) -> [f32; 4] {
 /// The side panel (inventory or diagnostics); the live screen is to its right.
 pub const PANEL: [f32; 4] = [10.0, 104.0, 560.0, MIN_SIZE[1] - 114.0];
 /// The "Inventory" tab.
-pub const TAB_INVENTORY: [f32; 4] = [10.0, 104.0, 140.0, 30.0];
+pub const TAB_INVENTORY: [f32; 4] = [10.0, 104.0, 134.0, 30.0];
 /// The "Diagnostics" tab.
-pub const TAB_DIAGNOSTICS: [f32; 4] = [156.0, 104.0, 140.0, 30.0];
-
+pub const TAB_DIAGNOSTICS: [f32; 4] = [150.0, 104.0, 134.0, 30.0];
 /// The "Chat" tab.
-pub const TAB_CHAT: [f32; 4] = [302.0, 104.0, 140.0, 30.0];
+pub const TAB_CHAT: [f32; 4] = [290.0, 104.0, 134.0, 30.0];
+/// The "Files" tab.
+pub const TAB_FILES: [f32; 4] = [430.0, 104.0, 140.0, 30.0];
+
+/// The folder field in the files panel (empty: the user's default folder).
+pub const FILES_DIR: [f32; 4] = [10.0, 144.0, 440.0, 30.0];
+/// "List" the folder.
+pub const FILES_LIST: [f32; 4] = [458.0, 144.0, 112.0, 30.0];
+/// "Up" one folder.
+pub const FILES_UP: [f32; 4] = [10.0, 182.0, 80.0, 28.0];
+/// The listing: one row per entry, [`FILES_ROW`] points high; a click opens a folder or pulls a file.
+pub const FILES_LISTING: [f32; 4] = [10.0, 218.0, 560.0, 392.0];
+/// The height of one listing row.
+pub const FILES_ROW: f32 = 22.0;
+/// The `i`-th row of the listing (while it is scrolled to the top).
+pub fn files_entry(i: usize) -> [f32; 4] {
+    [
+        FILES_LISTING[0],
+        FILES_LISTING[1] + 20.0 + FILES_ROW * i as f32,
+        FILES_LISTING[2],
+        FILES_ROW,
+    ]
+}
+/// The transfers, with their progress, under the listing.
+pub const FILES_TRANSFERS: [f32; 4] = [10.0, 618.0, 560.0, 272.0];
 
 /// "Ask for access" in the top bar, once paired in a "chat first" session.
 pub const ASK: [f32; 4] = [862.0, 10.0, 152.0, 34.0];
@@ -144,14 +167,20 @@ mod tests {
         let [w, h] = MIN_SIZE;
         let bar = (0..tether_proto::Scope::ALL.len())
             .map(scope_box)
-            .chain([CODE, CONNECT, END, ASK]);
+            .chain([CODE, CONNECT, END, ASK, TAB_FILES]);
         for r in bar {
             assert!(right(r) <= w - 8.0, "{r:?} past {w}");
         }
         // The scope boxes end before "Connect" starts.
         let last = scope_box(tether_proto::Scope::ALL.len() - 1);
         assert!(right(last) <= CONNECT[0], "{last:?}");
-        for r in [PANEL, chat_input(h), chat_send(h), chat_log(h)] {
+        for r in [
+            PANEL,
+            chat_input(h),
+            chat_send(h),
+            chat_log(h),
+            FILES_LISTING,
+        ] {
             assert!(r[1] + r[3] <= h - 8.0, "{r:?} past {h}");
         }
         // The picker's buttons for two monitors and "all" fit beside the side panel.

@@ -73,6 +73,12 @@ pub enum Job {
     },
     /// Show another remote display (monitor), on the same session.
     Display(u32),
+    /// List a folder on the user's machine (empty: the default folder).
+    ListFiles(String),
+    /// Fetch a file from the user's machine.
+    PullFile(String),
+    /// Send files (or folders) to the user's machine.
+    PushFiles(Vec<std::path::PathBuf>),
     /// End the session.
     End,
 }
@@ -520,6 +526,14 @@ async fn serve(session: &mut Session, job: Job, tell: &Tell) -> Option<String> {
         Job::Display(_) => return None,
         // Sent by the session loop itself, which waits for the answer with the user's lines.
         Job::AskMore(_) => return None,
+        // Not wired to the agent yet.
+        Job::ListFiles(_) | Job::PullFile(_) | Job::PushFiles(_) => (
+            Event::Files(model::FilesEvent::Failed {
+                id: None,
+                reason: "file transfer is not available in this build".into(),
+            }),
+            None,
+        ),
         Job::Say(line) => match session.say(&line).await {
             Ok(()) => (
                 Event::Chat {

@@ -313,6 +313,12 @@ impl Model {
         self.more = None;
         self.inventory.loading = false;
         self.diag.running = 0;
+        self.files.listing_pending = false;
+        for t in &mut self.files.transfers {
+            if t.state == super::TransferState::Running {
+                t.state = super::TransferState::Failed(format!("the session ended: {reason}"));
+            }
+        }
         let granted = self.granted().unwrap_or(ScopeSet::EMPTY);
         self.chat.open = false;
         self.chat.inviting = false;

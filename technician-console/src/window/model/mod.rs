@@ -12,6 +12,7 @@
 //! - `chat.rs`: the chat panel and inviting a colleague.
 //! - `inventory.rs`: the inventory panel (its rows are [`crate::rows`]).
 //! - `diagnostics.rs`: the diagnostics panel.
+//! - `files.rs`: the files panel (a listed folder, pulls, pushes dropped on the screen, progress).
 
 use tether_proto::SessionCode;
 use tether_proto::diag::{DiagReport, Probe, ProbeKind};
@@ -22,12 +23,16 @@ use tether_proto::{Scope, ScopeSet};
 mod chat;
 mod consent;
 mod diagnostics;
+mod files;
 mod inventory;
 
 pub use crate::rows::Table;
 pub use chat::{ChatPanel, parse_invitee};
 pub use consent::Consent;
 pub use diagnostics::{DiagPanel, verdict_rgb};
+pub use files::{
+    Entry, FilesEvent, FilesPanel, Listing, MAX_SHOWN_TRANSFERS, Transfer, TransferState, Way,
+};
 pub use inventory::InventoryPanel;
 
 /// Which side panel is open.
@@ -39,6 +44,8 @@ pub enum Tab {
     Diagnostics,
     /// The conversation with the user, and inviting a colleague.
     Chat,
+    /// Files on the user's machine, and transfers both ways.
+    Files,
 }
 
 /// What the session side reports to the window.
@@ -107,6 +114,8 @@ pub enum Event {
         /// What happened, in words ("the user allowed control; ..."), or why it was not asked.
         words: String,
     },
+    /// News about listings and file transfers.
+    Files(FilesEvent),
     /// The session is over.
     Ended(String),
 }
@@ -144,6 +153,12 @@ pub enum Action {
     RunProbe(Probe),
     /// Run the standard health check.
     HealthCheck,
+    /// List a folder on the user's machine (empty: the user's default folder).
+    ListFiles(String),
+    /// Fetch a file from the user's machine into the technician's download folder.
+    PullFile(String),
+    /// Send these files (or folders) to the user's machine.
+    PushFiles(Vec<std::path::PathBuf>),
 }
 
 /// The window's state.
@@ -165,6 +180,8 @@ pub struct Model {
     pub diag: DiagPanel,
     /// The chat panel.
     pub chat: ChatPanel,
+    /// The files panel.
+    pub files: FilesPanel,
     /// This attempt's verification code, from pairing on: the technician reads it out so the
     /// user can compare it with their screen before they decide.
     pub verification: Option<String>,
@@ -187,6 +204,7 @@ impl Default for Model {
             inventory: InventoryPanel::default(),
             diag: DiagPanel::default(),
             chat: ChatPanel::default(),
+            files: FilesPanel::default(),
             verification: None,
             reason: None,
             more: None,
@@ -267,6 +285,7 @@ impl Model {
                 granted,
                 words,
             } => self.more_answered(asked, granted, words),
+            Event::Files(ev) => self.files_event(ev),
             Event::Ended(reason) => self.ended(reason),
         }
     }
@@ -298,7 +317,7 @@ mod tests {
         Box::new(inv)
     }
 
-    fn granted(m: &mut Model, scopes: &str) {
+    pub(super) fn granted(m: &mut Model, scopes: &str) {
         m.code = "123 456 789".into();
         m.ask = ScopeSet::all();
         assert!(matches!(m.connect(), Some(Action::Connect { .. })));
