@@ -124,6 +124,32 @@ impl Gui {
         Self::start(c, size, tether_console::window::layout::TITLE)
     }
 
+    /// The window's X id (the one titled as the window is).
+    pub fn window_id(&self) -> u32 {
+        let out = Command::new("xdotool")
+            .env("DISPLAY", &self.x.display)
+            .args(["search", "--onlyvisible", "--name", &self.title])
+            .output()
+            .expect("xdotool (install xdotool)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no window titled {:?}: {out:?}", self.title))
+    }
+
+    /// Drops `files` on the window at `at` (window coordinates; there is no window manager, so the
+    /// window sits at the display's origin), as a file manager would; whether it accepted them.
+    pub fn drop_files(&self, at: (i32, i32), files: &[&std::path::Path]) -> bool {
+        self.xdotool(&["mousemove", &at.0.to_string(), &at.1.to_string()]);
+        crate::xdnd::drop_files(
+            &self.x.display,
+            self.window_id(),
+            (at.0 as i16, at.1 as i16),
+            files,
+        )
+    }
+
     /// Resizes the window (there is no window manager: the X server does it as asked).
     pub fn resize(&self, (w, h): (u32, u32)) {
         let title = self.title.clone();

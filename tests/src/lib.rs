@@ -33,6 +33,7 @@ pub mod desktop;
 pub mod grant;
 pub mod portal_user;
 pub mod proxy;
+pub mod xdnd;
 
 /// How long a test waits for any one expected event.
 pub const WAIT: Duration = Duration::from_secs(20);

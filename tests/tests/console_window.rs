@@ -19,6 +19,10 @@ use tether_tests::procs::bin;
 
 use tether_agent::window::layout as agent;
 
+/// What the console asks for in most of these tests: every scope but clipboard and files (their
+/// tests are `clipboard` and `files`).
+const SESSION_SCOPES: &str = "view,control,diagnostics,inventory";
+
 /// Ticks every scope of `ask` in the console window's top bar (nothing is ticked when it opens).
 fn tick_scopes(c: &Gui, ask: ScopeSet) {
     for (i, s) in Scope::ALL.iter().enumerate() {
@@ -28,8 +32,8 @@ fn tick_scopes(c: &Gui, ask: ScopeSet) {
     }
 }
 
-/// A relay, the agent window with a code, the console window that entered it asking for every
-/// scope, and the user's answer: `tick` are rows of the consent dialog the user ticks before
+/// A relay, the agent window with a code, the console window that entered it asking for
+/// [`SESSION_SCOPES`], and the user's answer: `tick` are rows of the consent dialog the user ticks before
 /// "Allow" (nothing is ticked when it opens). Also returns the verification code the agent window
 /// showed. `deny`: the user presses Deny instead.
 async fn answered(tick: &[usize], deny: bool) -> (TestRelay, Gui, Gui, String) {
@@ -38,7 +42,7 @@ async fn answered(tick: &[usize], deny: bool) -> (TestRelay, Gui, Gui, String) {
     a.click(agent::centre(agent::GET_HELP));
     let code: SessionCode = a.code().parse().unwrap();
     let c = Gui::console(&relay);
-    tick_scopes(&c, ScopeSet::all());
+    tick_scopes(&c, SESSION_SCOPES.parse().unwrap());
     c.type_into(console::centre(console::CODE), &code.to_string());
     c.click(console::centre(console::CONNECT));
     c.expect(
@@ -228,7 +232,7 @@ async fn chat_first_both_ways_then_an_invitation_gives_a_code() {
     c.click(console::centre(console::TAB_CHAT));
     c.click(console::tick(console::CHAT_FIRST));
     c.expect("chat first: on");
-    tick_scopes(&c, ScopeSet::all());
+    tick_scopes(&c, SESSION_SCOPES.parse().unwrap());
     c.type_into(console::centre(console::CODE), &code.to_string());
     c.click(console::centre(console::CONNECT));
     c.expect("paired: as Ada Lovelace of Acme IT");
@@ -391,4 +395,18 @@ async fn ask_for_control_then_stop_control_in_the_windows() {
     // The session goes on.
     c.click(console::centre(console::END));
     c.expect("session ended: you ended the session");
+}
+
+/// Issue 19: files dropped on the window before a session are not sent anywhere, and the window
+/// says why (a real XDND drop, as a file manager makes it).
+#[tokio::test(flavor = "multi_thread")]
+async fn files_dropped_without_a_session_are_not_sent() {
+    let relay = TestRelay::start().await;
+    let c = Gui::console(&relay);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fix me.sh");
+    std::fs::write(&file, b"echo fixed\n").unwrap();
+    let at = (1000, 500);
+    assert!(c.drop_files(at, &[&file]), "the window accepts a drop");
+    c.expect("files: 1 dropped item(s) not sent: Connect first.");
 }

@@ -253,7 +253,15 @@ impl Model {
 
     /// Files dropped onto the live screen: pushes them to the user's folder.
     pub fn drop_files(&mut self, paths: Vec<PathBuf>) -> Option<Action> {
-        if paths.is_empty() || !self.files_allowed() {
+        if paths.is_empty() {
+            return None;
+        }
+        if !self.files_allowed() {
+            let why = self.files.error.clone().unwrap_or_default();
+            self.say(format!(
+                "files: {} dropped item(s) not sent: {why}",
+                paths.len()
+            ));
             return None;
         }
         self.say(format!("files: pushing {} dropped item(s)", paths.len()));
