@@ -188,7 +188,7 @@ async fn end_really_ends_the_session_on_both_sides() {
     w.expect("asks to:");
     // As the user first sees it: nothing ticked, "Allow" greyed out.
     w.shot("agent-consent");
-    tick_rows(&w, 4);
+    tick_rows(&w, tether_proto::Scope::ALL.len());
     w.click(layout::centre(layout::ALLOW));
     let mut session = console.await.unwrap().expect("session opens");
     assert_eq!(session.granted, ScopeSet::all());

@@ -51,7 +51,7 @@ pub fn scope_words(scope: Scope) -> &'static str {
         Scope::Control => "Use your mouse and keyboard",
         Scope::Diagnostics => "Run checks on this computer",
         Scope::Inventory => "Read the list of hardware and installed programs",
-        Scope::Clipboard => "Copy and paste between your computer and the technician's",
+        Scope::Clipboard => "Copy and paste between you and the technician",
         Scope::Files => "Send files to and receive files from this computer",
     }
 }
