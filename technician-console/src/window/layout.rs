@@ -15,7 +15,7 @@ pub const SIZE: [f32; 2] = [1440.0, 900.0];
 pub const MIN_SIZE: [f32; 2] = [1024.0, 700.0];
 
 /// The session code field.
-pub const CODE: [f32; 4] = [64.0, 10.0, 170.0, 34.0];
+pub const CODE: [f32; 4] = [64.0, 10.0, 150.0, 34.0];
 /// "Connect" (before a session).
 pub const CONNECT: [f32; 4] = [726.0, 10.0, 130.0, 34.0];
 /// "End session" (during one, where "Connect" was).
@@ -26,8 +26,8 @@ pub const CONSENT: [f32; 4] = [10.0, 52.0, 1420.0, 42.0];
 /// The tick box of the `i`-th scope to ask for (in [`tether_proto::Scope::ALL`] order).
 /// Each box is as wide as its name needs, so all six fit before "Connect".
 pub fn scope_box(i: usize) -> [f32; 4] {
-    const WIDTHS: [f32; tether_proto::Scope::ALL.len()] = [60.0, 76.0, 98.0, 86.0, 86.0, 54.0];
-    let x = 244.0 + WIDTHS[..i].iter().map(|w| w + 2.0).sum::<f32>();
+    const WIDTHS: [f32; tether_proto::Scope::ALL.len()] = [58.0, 76.0, 102.0, 92.0, 94.0, 56.0];
+    let x = 222.0 + WIDTHS[..i].iter().map(|w| w + 4.0).sum::<f32>();
     [x, 10.0, WIDTHS[i], 34.0]
 }
 
