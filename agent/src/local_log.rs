@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::ui::AgentEvent;
+use crate::ui::{AgentEvent, TransferState};
 
 /// File name in the state dir.
 pub const FILE: &str = "sessions.jsonl";
@@ -115,6 +115,29 @@ impl LocalLog {
                 json!({"event": event, "technician": technician})
             }
             AgentEvent::Revoked { scope } => json!({"event": "revoked", "scope": scope.name()}),
+            // Every file that arrives or leaves: when it starts and how it ends.
+            AgentEvent::Transfer(t) => {
+                let base = json!({
+                    "direction": t.direction.name(),
+                    "technician": t.technician,
+                    "path": t.path,
+                    "size": t.total,
+                });
+                let (event, extra) = match &t.state {
+                    TransferState::Started { offset } => ("file_started", json!({"resumed_at": offset})),
+                    TransferState::Progress { .. } => return,
+                    TransferState::Done { sha256 } => ("file_done", json!({"sha256": sha256})),
+                    TransferState::Failed { reason } => ("file_failed", json!({"reason": reason})),
+                };
+                let mut entry = json!({"event": event});
+                if let (Some(e), Some(b), Some(x)) =
+                    (entry.as_object_mut(), base.as_object(), extra.as_object())
+                {
+                    e.extend(b.clone());
+                    e.extend(x.clone());
+                }
+                entry
+            }
             // Served/Refused record the outcome; "running" adds nothing to the record.
             AgentEvent::Connected { .. }
             | AgentEvent::Paired { .. }
