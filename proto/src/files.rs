@@ -518,6 +518,28 @@ pub fn partial_name(name: &str, size: u64, sha256: &Sha256Digest) -> String {
     format!(".tether-{hex}.part")
 }
 
+/// SHA-256 of a file fed in pieces (for the sender's announcement).
+#[derive(Clone, Default)]
+pub struct Hasher(Sha256);
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hasher")
+    }
+}
+
+impl Hasher {
+    /// Adds the next bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The digest of everything added.
+    pub fn finish(self) -> Sha256Digest {
+        self.0.finalize().into()
+    }
+}
+
 /// Lower-case hex of a digest.
 pub fn hex(d: &Sha256Digest) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
