@@ -56,14 +56,27 @@ fn open_child_dir(dir: &OwnedFd, name: &OsStr, create: bool, shown: &str) -> Res
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(errno(e, shown)),
             }
-            rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| link_or(e, shown))
+            rustix::fs::openat(dir, name, flags, Mode::empty())
+                .map_err(|e| dir_failure(dir, name, e, shown))
         }
-        Err(e) => Err(link_or(e, shown)),
+        Err(e) => Err(dir_failure(dir, name, e, shown)),
     }
 }
 
 /// `ENOTDIR` for a component opened with `O_DIRECTORY | O_NOFOLLOW` may be a link to a
 /// directory as well as a file; both are refused, the link in words of its own.
+fn dir_failure(dir: &OwnedFd, name: &OsStr, e: Errno, shown: &str) -> FileFailure {
+    let link = e == Errno::LOOP
+        || (e == Errno::NOTDIR
+            && rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink));
+    if link {
+        return FileFailure::Symlink(shown.to_string());
+    }
+    errno(e, shown)
+}
+
+/// A file opened with `O_NOFOLLOW` fails with `ELOOP` on a link.
 fn link_or(e: Errno, shown: &str) -> FileFailure {
     match e {
         Errno::LOOP => FileFailure::Symlink(shown.to_string()),
