@@ -168,8 +168,11 @@ async fn with_events<T>(
     tokio::time::timeout(BIG, async {
         tokio::join!(fut, async {
             loop {
-                if let AgentEvent::Transfer(t) =
-                    agent.expect("a transfer's end", |e| matches!(e, AgentEvent::Transfer(t) if finished(t))).await
+                if let AgentEvent::Transfer(t) = agent
+                    .expect_within("a transfer's end", BIG, |e| {
+                        matches!(e, AgentEvent::Transfer(t) if finished(t))
+                    })
+                    .await
                 {
                     return t;
                 }
