@@ -235,8 +235,8 @@ pub(crate) struct Outgoing {
 impl Outgoing {
     /// The whole file's SHA-256 (read once before the offer), checking it did not change.
     pub(crate) fn digest(&mut self) -> Result<Sha256Digest, FileFailure> {
-        use sha2::Digest as _;
-        let mut h = sha2::Sha256::new();
+        // proto's hasher: compiled optimised even in debug builds (the root Cargo.toml).
+        let mut h = files::Hasher::default();
         let mut buf = vec![0; CHUNK_LEN];
         self.file.seek(SeekFrom::Start(0)).map_err(|e| failure(e, &self.path))?;
         loop {
@@ -247,7 +247,7 @@ impl Outgoing {
             h.update(&buf[..n]);
         }
         self.unchanged()?;
-        Ok(h.finalize().into())
+        Ok(h.finish())
     }
 
     /// Reads the chunk at `offset` (at most [`CHUNK_LEN`] bytes; empty at the end).
