@@ -124,7 +124,9 @@ impl LocalLog {
                     "size": t.total,
                 });
                 let (event, extra) = match &t.state {
-                    TransferState::Started { offset } => ("file_started", json!({"resumed_at": offset})),
+                    TransferState::Started { offset } => {
+                        ("file_started", json!({"resumed_at": offset}))
+                    }
                     TransferState::Progress { .. } => return,
                     TransferState::Done { sha256 } => ("file_done", json!({"sha256": sha256})),
                     TransferState::Failed { reason } => ("file_failed", json!({"reason": reason})),

@@ -18,9 +18,9 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, warn};
 
 use crate::config::{STEP_TIMEOUT, ShareConfig};
+use crate::files::{FilesCtx, Transfers};
 use crate::screen::{InputProvider, InputSeen, ScreenProvider, StreamCtx};
 use crate::ui::AgentEvent;
-use crate::files::{FilesCtx, Transfers};
 use crate::{diagnostics, files, inventory, screen};
 
 /// Queued reports from request tasks, before the session forwards them to the relay.
@@ -304,10 +304,9 @@ pub(crate) fn describe(req: &Request) -> String {
             "a file sent to you: {}",
             tether_proto::text::display_safe(name)
         ),
-        Request::Files(FileRequest::Pull { path }) => format!(
-            "your file {}",
-            tether_proto::text::display_safe(path)
-        ),
+        Request::Files(FileRequest::Pull { path }) => {
+            format!("your file {}", tether_proto::text::display_safe(path))
+        }
     }
 }
 
@@ -348,11 +347,9 @@ async fn serve(
         Request::Diagnostic { .. }
         | Request::View { .. }
         | Request::Control { .. }
-        | Request::Files(_) => {
-            Response::Failed {
-                message: "unreachable: served above".into(),
-            }
-        }
+        | Request::Files(_) => Response::Failed {
+            message: "unreachable: served above".into(),
+        },
     });
     let response = work.await.unwrap_or_else(|e| Response::Failed {
         message: format!("collection failed: {e}"),

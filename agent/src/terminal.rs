@@ -186,20 +186,22 @@ fn transfer_line(t: &Transfer) -> String {
     let who = safe(&t.technician);
     let size = crate::ui::size_words(t.total);
     match &t.state {
-        TransferState::Started { offset: 0 } => format!(
-            "-> file {verb} {dir} {who}: {path} ({size}). Type s and Enter to stop it."
-        ),
+        TransferState::Started { offset: 0 } => {
+            format!("-> file {verb} {dir} {who}: {path} ({size}). Type s and Enter to stop it.")
+        }
         TransferState::Started { offset } => format!(
             "-> file {verb} {dir} {who}: {path} ({size}), continuing after {}. Type s and Enter \
              to stop it.",
             crate::ui::size_words(*offset)
         ),
-        TransferState::Progress { done } => format!(
-            "   {path}: {} of {size}",
-            crate::ui::size_words(*done)
-        ),
+        TransferState::Progress { done } => {
+            format!("   {path}: {} of {size}", crate::ui::size_words(*done))
+        }
         TransferState::Done { sha256 } => {
-            format!("-> file done: {path} ({size}, SHA-256 {})", &sha256[..sha256.len().min(16)])
+            format!(
+                "-> file done: {path} ({size}, SHA-256 {})",
+                &sha256[..sha256.len().min(16)]
+            )
         }
         TransferState::Failed { reason } => format!("-> file failed: {path}: {}", safe(reason)),
     }

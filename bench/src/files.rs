@@ -172,8 +172,8 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
 
         let (a0, r0) = (crate::proc::cpu_time(&pid)?, relay.cpu()?);
         let t = Instant::now();
-        let moved = tether_console::files::push_file(&mut session, &src, "bench.bin", &mut go_on)
-            .await?;
+        let moved =
+            tether_console::files::push_file(&mut session, &src, "bench.bin", &mut go_on).await?;
         t_file.push(t.elapsed().as_secs_f64());
         agent_cpu += crate::proc::cpu_time(&pid)? - a0;
         relay_cpu += relay.cpu()? - r0;

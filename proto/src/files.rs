@@ -627,7 +627,10 @@ mod tests {
         assert_eq!(r.finish(), Err(FileFailure::DigestMismatch));
         // A partial longer than the file is not its start.
         let mut r = Receiver::new(3, digest(b"abc"));
-        assert!(matches!(r.resume(b"abcd"), Err(FileFailure::PastEnd { .. })));
+        assert!(matches!(
+            r.resume(b"abcd"),
+            Err(FileFailure::PastEnd { .. })
+        ));
     }
 
     #[test]
@@ -649,7 +652,10 @@ mod tests {
         assert_eq!(sanitise("a/../../b"), Err(NameError::ParentDir));
         assert_eq!(sanitise("a\0b"), Err(NameError::Control));
         assert_eq!(sanitise("a\nb"), Err(NameError::Control));
-        assert_eq!(sanitise(&"x".repeat(4000)), Err(NameError::PartTooLong(4000)));
+        assert_eq!(
+            sanitise(&"x".repeat(4000)),
+            Err(NameError::PartTooLong(4000))
+        );
         assert_eq!(sanitise(&"x".repeat(5000)), Err(NameError::TooLong(5000)));
         assert_eq!(sanitise(""), Err(NameError::Empty));
         assert_eq!(sanitise("./"), Err(NameError::Empty));

@@ -168,9 +168,9 @@ fn stream(e: SealedError) -> FilesError {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, FilesError> + Send + 'static,
 ) -> Result<T, FilesError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(FilesError::Stream(format!("file task failed: {e}")))
-    })
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(FilesError::Stream(format!("file task failed: {e}"))))
 }
 
 /// Lists `dir` on the user's machine (an absolute path inside a shared folder; empty: the
@@ -305,7 +305,9 @@ impl Source {
     fn digest(&mut self) -> Result<Sha256Digest, FilesError> {
         let mut h = Hasher::default();
         let mut buf = vec![0; CHUNK_LEN];
-        self.file.seek(SeekFrom::Start(0)).map_err(local(&self.path))?;
+        self.file
+            .seek(SeekFrom::Start(0))
+            .map_err(local(&self.path))?;
         loop {
             let n = self.file.read(&mut buf).map_err(local(&self.path))?;
             if n == 0 {
@@ -418,7 +420,9 @@ pub async fn push_file(
         .await
         .map_err(|e| FilesError::Stream(format!("file task failed: {e}")))?;
     if let Err(e) = unchanged {
-        let _ = tx.send(&FileMsg::Failed(FileFailure::Changed(name.to_string()))).await;
+        let _ = tx
+            .send(&FileMsg::Failed(FileFailure::Changed(name.to_string())))
+            .await;
         return Err(e);
     }
     tx.send(&FileMsg::End).await.map_err(stream)?;
@@ -426,7 +430,11 @@ pub async fn push_file(
     let landed = match tokio::time::timeout(STEP_TIMEOUT * 4, &mut answer).await {
         Ok(Ok(FileMsg::Done { path })) => path,
         Ok(m) => return Err(agent_stopped(m)),
-        Err(_) => return Err(FilesError::Stream("the agent did not confirm the file".into())),
+        Err(_) => {
+            return Err(FilesError::Stream(
+                "the agent did not confirm the file".into(),
+            ));
+        }
     };
     tx.finish_and_flush(STEP_TIMEOUT).await;
     let moved = FileMoved {
@@ -443,7 +451,9 @@ pub async fn push_file(
 /// Tells the agent the technician stopped.
 async fn stopped(tx: &mut SealedSend) -> FilesError {
     let _ = tx
-        .send(&FileMsg::Failed(FileFailure::Cancelled(StoppedBy::Technician)))
+        .send(&FileMsg::Failed(FileFailure::Cancelled(
+            StoppedBy::Technician,
+        )))
         .await;
     tx.finish_and_flush(STEP_TIMEOUT).await;
     FilesError::Stopped
@@ -468,8 +478,7 @@ pub async fn pull(
     progress: ProgressFn<'_>,
 ) -> Result<Pulled, FilesError> {
     let base = remote.rsplit('/').next().unwrap_or_default();
-    let rel = files::sanitise(base)
-        .map_err(|e| FilesError::Agent(FileFailure::BadName(e)))?;
+    let rel = files::sanitise(base).map_err(|e| FilesError::Agent(FileFailure::BadName(e)))?;
     let name = rel.file_name().to_string();
     let req = Request::Files(FileRequest::Pull {
         path: remote.into(),
@@ -624,9 +633,7 @@ impl Part {
             while left > 0 {
                 let n = usize::try_from(left).unwrap_or(CHUNK_LEN).min(CHUNK_LEN);
                 file.read_exact(&mut buf[..n]).map_err(local(&path))?;
-                receiver
-                    .resume(&buf[..n])
-                    .map_err(FilesError::Peer)?;
+                receiver.resume(&buf[..n]).map_err(FilesError::Peer)?;
                 left -= n as u64;
             }
         }
@@ -704,7 +711,10 @@ mod tests {
         // A wrong digest: nothing under any final name, no partial left.
         let mut p = Part::open(dir.path(), "b.txt", 3, [0; 32]).unwrap();
         p.write(0, b"abc").unwrap();
-        assert!(matches!(p.land(), Err(PartError::Peer(FileFailure::DigestMismatch))));
+        assert!(matches!(
+            p.land(),
+            Err(PartError::Peer(FileFailure::DigestMismatch))
+        ));
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

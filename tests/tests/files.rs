@@ -169,9 +169,11 @@ async fn with_events<T>(
         tokio::join!(fut, async {
             loop {
                 if let AgentEvent::Transfer(t) = agent
-                    .expect_within("a transfer's end", BIG, |e| {
-                        matches!(e, AgentEvent::Transfer(t) if finished(t))
-                    })
+                    .expect_within(
+                        "a transfer's end",
+                        BIG,
+                        |e| matches!(e, AgentEvent::Transfer(t) if finished(t)),
+                    )
                     .await
                 {
                     return t;
@@ -193,32 +195,54 @@ async fn a_gibibyte_goes_both_ways_with_matching_sha256() {
     let (mut agent, mut s) = session(&relay, &tree, files_only()).await;
 
     let t = Instant::now();
-    let (pushed, seen) = with_events(&mut agent, files::push(&mut s, &[src.clone()], None, &mut go_on)).await;
+    let (pushed, seen) = with_events(
+        &mut agent,
+        files::push(&mut s, std::slice::from_ref(&src), None, &mut go_on),
+    )
+    .await;
     let pushed = pushed.expect("the push completes");
     let secs = t.elapsed().as_secs_f64();
-    println!("1 GiB push in {secs:.1} s ({:.0} MiB/s, debug build)", 1024.0 / secs);
+    println!(
+        "1 GiB push in {secs:.1} s ({:.0} MiB/s, debug build)",
+        1024.0 / secs
+    );
     assert_eq!(pushed.len(), 1);
     let landed = tree.landing().join("big.bin");
     assert_eq!(pushed[0].path, landed.display().to_string());
     assert_eq!(pushed[0].size, size);
     assert_eq!(pushed[0].sha256, sha);
     assert_eq!(sha256_of(&landed), sha, "the landed file is the one sent");
-    assert_eq!(seen.state, TransferState::Done { sha256: sha.clone() });
+    assert_eq!(
+        seen.state,
+        TransferState::Done {
+            sha256: sha.clone()
+        }
+    );
     assert_eq!(seen.path, landed.display().to_string());
 
     let t = Instant::now();
     let remote = landed.display().to_string();
-    let (pulled, seen) =
-        with_events(&mut agent, files::pull(&mut s, &remote, &tree.out(), &mut go_on)).await;
+    let (pulled, seen) = with_events(
+        &mut agent,
+        files::pull(&mut s, &remote, &tree.out(), &mut go_on),
+    )
+    .await;
     let pulled = pulled.expect("the pull completes");
     let secs = t.elapsed().as_secs_f64();
-    println!("1 GiB pull in {secs:.1} s ({:.0} MiB/s, debug build)", 1024.0 / secs);
+    println!(
+        "1 GiB pull in {secs:.1} s ({:.0} MiB/s, debug build)",
+        1024.0 / secs
+    );
     assert_eq!(pulled.saved_as, tree.out().join("big.bin"));
     assert_eq!(pulled.record.sha256, sha);
     assert_eq!(sha256_of(&pulled.saved_as), sha);
     assert!(matches!(seen.state, TransferState::Done { .. }));
     // No partial file is left on either side.
-    let left: Vec<_> = tree.all().into_iter().filter(|p| p.ends_with(".part")).collect();
+    let left: Vec<_> = tree
+        .all()
+        .into_iter()
+        .filter(|p| p.ends_with(".part"))
+        .collect();
     assert!(left.is_empty(), "{left:?}");
     // The session record has both files.
     let record = s.record.expect("the relay keeps a record");
@@ -230,8 +254,14 @@ async fn a_gibibyte_goes_both_ways_with_matching_sha256() {
     .await
     .unwrap();
     assert_eq!(r.files.len(), 2, "{:?}", r.files);
-    assert_eq!(r.files[0].direction, tether_proto::records::FileDirection::Push);
-    assert_eq!(r.files[1].direction, tether_proto::records::FileDirection::Pull);
+    assert_eq!(
+        r.files[0].direction,
+        tether_proto::records::FileDirection::Push
+    );
+    assert_eq!(
+        r.files[1].direction,
+        tether_proto::records::FileDirection::Pull
+    );
     assert!(r.files.iter().all(|f| f.sha256 == sha && f.size == size));
 }
 
@@ -266,7 +296,9 @@ async fn a_cut_push_resumes_in_a_new_session_sending_little_again() {
     // Nothing under the final name; the agent's session ended and a new code follows.
     assert!(!tree.landing().join("resume.bin").exists());
     let code = agent.code().await;
-    let mut s = open_session(&relay.console(), code, files_only()).await.unwrap();
+    let mut s = open_session(&relay.console(), code, files_only())
+        .await
+        .unwrap();
     let link = s.link();
     let before = link.bytes_sent();
     let mut resumed_at = None;
@@ -285,7 +317,10 @@ async fn a_cut_push_resumes_in_a_new_session_sending_little_again() {
         sent / MIB,
         (size - resumed_at) / MIB
     );
-    assert!(resumed_at >= size / 3, "most of what was sent had arrived: {resumed_at}");
+    assert!(
+        resumed_at >= size / 3,
+        "most of what was sent had arrived: {resumed_at}"
+    );
     assert!(resumed_at <= cut_at, "nothing arrived that was not sent");
     let again = sent.saturating_sub(size - resumed_at);
     assert!(
@@ -295,7 +330,11 @@ async fn a_cut_push_resumes_in_a_new_session_sending_little_again() {
     );
     assert_eq!(moved.sha256, sha);
     assert_eq!(sha256_of(&tree.landing().join("resume.bin")), sha);
-    let parts: Vec<_> = tree.all().into_iter().filter(|p| p.ends_with(".part")).collect();
+    let parts: Vec<_> = tree
+        .all()
+        .into_iter()
+        .filter(|p| p.ends_with(".part"))
+        .collect();
     assert!(parts.is_empty(), "{parts:?}");
 }
 
@@ -334,33 +373,60 @@ async fn hostile_names_and_links_stay_inside_or_are_refused() {
         other => panic!("a push through a link was not refused: {other:?}"),
     }
     // A plain folder path lands inside, folders made.
-    let ok = files::push_file(&mut s, &src, "./a//b/ok.txt", &mut go_on).await.unwrap();
-    assert_eq!(ok.path, tree.landing().join("a/b/ok.txt").display().to_string());
+    let ok = files::push_file(&mut s, &src, "./a//b/ok.txt", &mut go_on)
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.path,
+        tree.landing().join("a/b/ok.txt").display().to_string()
+    );
     // The same name again is numbered, never replaced.
     std::fs::write(&src, b"second").unwrap();
-    let second = files::push_file(&mut s, &src, "a/b/ok.txt", &mut go_on).await.unwrap();
-    assert_eq!(second.path, tree.landing().join("a/b/ok (1).txt").display().to_string());
-    assert_eq!(std::fs::read(tree.landing().join("a/b/ok.txt")).unwrap(), b"hello");
+    let second = files::push_file(&mut s, &src, "a/b/ok.txt", &mut go_on)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.path,
+        tree.landing().join("a/b/ok (1).txt").display().to_string()
+    );
+    assert_eq!(
+        std::fs::read(tree.landing().join("a/b/ok.txt")).unwrap(),
+        b"hello"
+    );
 
     // A pushed folder with a link in its tree: the file goes, the link does not.
     let folder = tree.src().join("folder");
     std::fs::create_dir_all(folder.join("sub")).unwrap();
     std::fs::write(folder.join("sub/real.txt"), b"real").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", folder.join("sub/link")).unwrap();
-    let moved = files::push(&mut s, &[folder], Some("drop"), &mut go_on).await.unwrap();
+    let moved = files::push(&mut s, &[folder], Some("drop"), &mut go_on)
+        .await
+        .unwrap();
     assert_eq!(moved.len(), 1, "{moved:?}");
     assert_eq!(
         moved[0].path,
-        tree.landing().join("drop/folder/sub/real.txt").display().to_string()
+        tree.landing()
+            .join("drop/folder/sub/real.txt")
+            .display()
+            .to_string()
     );
 
     // Pull and list: outside the shared root, or through a link, refused.
     std::os::unix::fs::symlink("/etc/passwd", tree.home().join("passwd-link")).unwrap();
     for (path, want) in [
         ("/etc/passwd".to_string(), "outside"),
-        (tree.home().join("passwd-link").display().to_string(), "symbolic link"),
-        (tree.home().join("landing/escape/x").display().to_string(), "symbolic link"),
-        (format!("{}/../src/small.txt", tree.home().display()), "\"..\""),
+        (
+            tree.home().join("passwd-link").display().to_string(),
+            "symbolic link",
+        ),
+        (
+            tree.home().join("landing/escape/x").display().to_string(),
+            "symbolic link",
+        ),
+        (
+            format!("{}/../src/small.txt", tree.home().display()),
+            "\"..\"",
+        ),
     ] {
         match files::pull(&mut s, &path, &tree.out(), &mut go_on).await {
             Err(e @ FilesError::Agent(_)) => assert!(e.to_string().contains(want), "{path}: {e}"),
@@ -371,9 +437,18 @@ async fn hostile_names_and_links_stay_inside_or_are_refused() {
         Err(FilesError::Agent(FileFailure::Symlink(_))) => {}
         other => panic!("a listing through a link was not refused: {other:?}"),
     }
-    let l = files::list(&mut s, &tree.landing().display().to_string()).await.unwrap();
-    let kinds: Vec<_> = l.entries.iter().map(|e| (e.name.as_str(), e.kind)).collect();
-    assert_eq!(kinds, [("a", "dir"), ("drop", "dir"), ("escape", "symlink")]);
+    let l = files::list(&mut s, &tree.landing().display().to_string())
+        .await
+        .unwrap();
+    let kinds: Vec<_> = l
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("a", "dir"), ("drop", "dir"), ("escape", "symlink")]
+    );
 
     // Nothing was written outside the landing folder (and the pull folder stayed empty).
     assert_eq!(std::fs::read("/etc/passwd").unwrap(), passwd);
@@ -385,7 +460,9 @@ async fn hostile_names_and_links_stay_inside_or_are_refused() {
         );
     }
     assert!(!tree.out().join("passwd").exists());
-    assert!(agent.saw(|e| matches!(e, AgentEvent::Transfer(t) if matches!(t.state, TransferState::Done { .. }))));
+    assert!(agent.saw(
+        |e| matches!(e, AgentEvent::Transfer(t) if matches!(t.state, TransferState::Done { .. }))
+    ));
     s.end().await;
 }
 
@@ -436,7 +513,11 @@ async fn a_full_disk_fails_cleanly_on_both_sides() {
     let src = tree.src().join("big.bin");
     write_file(&src, 32 * MIB);
     let (mut agent, mut s) = session(&relay, &tree, files_only()).await;
-    let (r, seen) = with_events(&mut agent, files::push_file(&mut s, &src, "big.bin", &mut go_on)).await;
+    let (r, seen) = with_events(
+        &mut agent,
+        files::push_file(&mut s, &src, "big.bin", &mut go_on),
+    )
+    .await;
     match r {
         Err(e @ FilesError::Agent(FileFailure::DiskFull)) => {
             assert!(e.to_string().contains("disk is full"), "{e}")
@@ -448,10 +529,15 @@ async fn a_full_disk_fails_cleanly_on_both_sides() {
         other => panic!("the user was not told: {other:?}"),
     }
     // Nothing under the final name, and the partial file is gone too.
-    let left: Vec<_> = std::fs::read_dir(tree.landing()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(tree.landing())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(left.is_empty(), "{left:?}");
     // The session goes on.
-    files::list(&mut s, &tree.home().display().to_string()).await.unwrap();
+    files::list(&mut s, &tree.home().display().to_string())
+        .await
+        .unwrap();
     s.end().await;
 }
 
@@ -467,13 +553,21 @@ async fn the_user_stops_a_transfer_and_both_sides_hear() {
     let push = files::push_file(&mut s, &src, "big.bin", &mut progress);
     let stop = async {
         let t = transfer(&mut agent, "the push starts", started).await;
-        commands.send(UserCommand::StopTransfer(t.id)).await.unwrap();
+        commands
+            .send(UserCommand::StopTransfer(t.id))
+            .await
+            .unwrap();
         transfer(&mut agent, "the push ends", finished).await
     };
-    let (r, seen) = tokio::time::timeout(BIG, async { tokio::join!(push, stop) }).await.unwrap();
+    let (r, seen) = tokio::time::timeout(BIG, async { tokio::join!(push, stop) })
+        .await
+        .unwrap();
     match r {
         Err(e @ FilesError::Agent(FileFailure::Cancelled(StoppedBy::User))) => {
-            assert_eq!(e.to_string(), "the user's computer: the user stopped the transfer")
+            assert_eq!(
+                e.to_string(),
+                "the user's computer: the user stopped the transfer"
+            )
         }
         other => panic!("the technician was not told the user stopped: {other:?}"),
     }
@@ -484,16 +578,28 @@ async fn the_user_stops_a_transfer_and_both_sides_hear() {
         }
     );
     assert!(!tree.landing().join("big.bin").exists());
-    assert_eq!(std::fs::read_dir(tree.landing()).unwrap().count(), 0, "the partial file is gone");
+    assert_eq!(
+        std::fs::read_dir(tree.landing()).unwrap().count(),
+        0,
+        "the partial file is gone"
+    );
     // The technician stopping a pull: the user hears it.
     std::fs::copy(&src, tree.home().join("pull.bin")).unwrap();
     let remote = tree.home().join("pull.bin").display().to_string();
     let mut n = 0;
     let mut stop_soon = |_: &Progress| {
         n += 1;
-        if n > 3 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if n > 3 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     };
-    let (r, seen) = with_events(&mut agent, files::pull(&mut s, &remote, &tree.out(), &mut stop_soon)).await;
+    let (r, seen) = with_events(
+        &mut agent,
+        files::pull(&mut s, &remote, &tree.out(), &mut stop_soon),
+    )
+    .await;
     assert!(matches!(r, Err(FilesError::Stopped)), "{r:?}");
     assert_eq!(
         seen.state,
@@ -525,20 +631,44 @@ async fn nothing_before_the_grant_and_nothing_after_files_is_taken_back() {
     };
     let keys = raw.pair(&code).await.unwrap();
     let (mut tx, mut rx) = raw_stream(&raw.relay.conn, &keys, 1).await;
-    tx.send(&Request::Files(FileRequest::Push { name: "x".into(), size: 1, sha256: [0; 32] }))
-        .await
-        .unwrap();
-    assert_eq!(rx.recv::<Response>().await.unwrap(), Response::Refused { scope: Scope::Files });
+    tx.send(&Request::Files(FileRequest::Push {
+        name: "x".into(),
+        size: 1,
+        sha256: [0; 32],
+    }))
+    .await
+    .unwrap();
+    assert_eq!(
+        rx.recv::<Response>().await.unwrap(),
+        Response::Refused {
+            scope: Scope::Files
+        }
+    );
     let (mut tx, mut rx) = raw_stream(&raw.relay.conn, &keys, 2).await;
     let secret = tree.home().join("secret.txt").display().to_string();
-    tx.send(&Request::Files(FileRequest::Pull { path: secret.clone() })).await.unwrap();
-    assert_eq!(rx.recv::<Response>().await.unwrap(), Response::Refused { scope: Scope::Files });
-    assert!(!tree.landing().exists(), "nothing was made before the grant");
+    tx.send(&Request::Files(FileRequest::Pull {
+        path: secret.clone(),
+    }))
+    .await
+    .unwrap();
+    assert_eq!(
+        rx.recv::<Response>().await.unwrap(),
+        Response::Refused {
+            scope: Scope::Files
+        }
+    );
+    assert!(
+        !tree.landing().exists(),
+        "nothing was made before the grant"
+    );
     drop(raw);
     agent.task.abort();
 
     // Granted something else: still refused.
-    let mut agent = TestAgent::spawn_with(tree.config(&relay), Some([Scope::Inventory].into_iter().collect()));
+    let mut agent = TestAgent::spawn_with(
+        tree.config(&relay),
+        Some([Scope::Inventory].into_iter().collect()),
+    );
     let code = agent.code().await;
     let ask = [Scope::Inventory, Scope::Files].into_iter().collect();
     let mut s = open_session(&relay.console(), code, ask).await.unwrap();
@@ -561,11 +691,19 @@ async fn nothing_before_the_grant_and_nothing_after_files_is_taken_back() {
     let push = files::push_file(&mut s, &src, "big.bin", &mut progress);
     let revoke = async {
         transfer(&mut agent, "the push starts", started).await;
-        commands.send(UserCommand::Revoke(Scope::Files)).await.unwrap();
+        commands
+            .send(UserCommand::Revoke(Scope::Files))
+            .await
+            .unwrap();
         transfer(&mut agent, "the push ends", finished).await
     };
-    let (r, seen) = tokio::time::timeout(BIG, async { tokio::join!(push, revoke) }).await.unwrap();
-    assert!(matches!(r, Err(FilesError::Agent(FileFailure::Revoked))), "{r:?}");
+    let (r, seen) = tokio::time::timeout(BIG, async { tokio::join!(push, revoke) })
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Err(FilesError::Agent(FileFailure::Revoked))),
+        "{r:?}"
+    );
     assert!(matches!(seen.state, TransferState::Failed { .. }));
     assert!(!tree.landing().join("big.bin").exists());
     match files::list(&mut s, "").await {
@@ -576,9 +714,15 @@ async fn nothing_before_the_grant_and_nothing_after_files_is_taken_back() {
 }
 
 /// Opens request stream `id` on a raw session.
-async fn raw_stream(conn: &quinn::Connection, keys: &SessionKeys, id: u32) -> (SealedSend, SealedRecv) {
+async fn raw_stream(
+    conn: &quinn::Connection,
+    keys: &SessionKeys,
+    id: u32,
+) -> (SealedSend, SealedRecv) {
     let (mut send, recv) = conn.open_bi().await.unwrap();
-    framed::write_msg(&mut send, &StreamOpen { stream_id: id }).await.unwrap();
+    framed::write_msg(&mut send, &StreamOpen { stream_id: id })
+        .await
+        .unwrap();
     SealedStream::new(send, recv, keys, id, Side::Console).split()
 }
 
@@ -600,20 +744,44 @@ async fn a_hostile_console_gets_typed_errors_and_the_session_goes_on() {
     };
     let keys = raw.pair(&code).await.unwrap();
     let (decision, _) = raw.ask_consent(&keys, files_only()).await;
-    assert_eq!(decision, AgentToConsole::ConsentDecision { granted: files_only() });
+    assert_eq!(
+        decision,
+        AgentToConsole::ConsentDecision {
+            granted: files_only()
+        }
+    );
 
-    let push = Request::Files(FileRequest::Push { name: "a.txt".into(), size: 10, sha256: sha });
+    let push = Request::Files(FileRequest::Push {
+        name: "a.txt".into(),
+        size: 10,
+        sha256: sha,
+    });
     let cases: [(&[FileMsg], FileFailure); 3] = [
         (
-            &[FileMsg::Chunk { offset: 5, data: Bytes(data[5..].to_vec()) }],
-            FileFailure::OutOfOrder { expected: 0, got: 5 },
+            &[FileMsg::Chunk {
+                offset: 5,
+                data: Bytes(data[5..].to_vec()),
+            }],
+            FileFailure::OutOfOrder {
+                expected: 0,
+                got: 5,
+            },
         ),
         (
-            &[FileMsg::Chunk { offset: 0, data: Bytes(b"0123456789X".to_vec()) }],
+            &[FileMsg::Chunk {
+                offset: 0,
+                data: Bytes(b"0123456789X".to_vec()),
+            }],
             FileFailure::PastEnd { size: 10, end: 11 },
         ),
         (
-            &[FileMsg::Chunk { offset: 0, data: Bytes(b"9876543210".to_vec()) }, FileMsg::End],
+            &[
+                FileMsg::Chunk {
+                    offset: 0,
+                    data: Bytes(b"9876543210".to_vec()),
+                },
+                FileMsg::End,
+            ],
             FileFailure::DigestMismatch,
         ),
     ];
@@ -629,37 +797,66 @@ async fn a_hostile_console_gets_typed_errors_and_the_session_goes_on() {
         for m in msgs {
             tx.send(m).await.unwrap();
         }
-        assert_eq!(rx.recv::<FileMsg>().await.unwrap(), FileMsg::Failed(want.clone()));
+        assert_eq!(
+            rx.recv::<FileMsg>().await.unwrap(),
+            FileMsg::Failed(want.clone())
+        );
         let t = transfer(&mut agent, "the push fails", finished).await;
-        assert_eq!(t.state, TransferState::Failed { reason: want.to_string() });
+        assert_eq!(
+            t.state,
+            TransferState::Failed {
+                reason: want.to_string()
+            }
+        );
     }
     // A resume offset past the end of a pulled file.
     let (mut tx, mut rx) = raw_stream(&raw.relay.conn, &keys, id).await;
     id += 1;
     let path = tree.home().join("ten.txt").display().to_string();
-    tx.send(&Request::Files(FileRequest::Pull { path: path.clone() })).await.unwrap();
+    tx.send(&Request::Files(FileRequest::Pull { path: path.clone() }))
+        .await
+        .unwrap();
     assert_eq!(
         rx.recv::<Response>().await.unwrap(),
-        Response::Files(FileResponse::PullOffer { path: path.clone(), size: 10, sha256: sha })
+        Response::Files(FileResponse::PullOffer {
+            path: path.clone(),
+            size: 10,
+            sha256: sha
+        })
     );
     tx.send(&FileMsg::Start { offset: 11 }).await.unwrap();
     assert_eq!(
         rx.recv::<FileMsg>().await.unwrap(),
-        FileMsg::Failed(FileFailure::ResumePastEnd { offset: 11, size: 10 })
+        FileMsg::Failed(FileFailure::ResumePastEnd {
+            offset: 11,
+            size: 10
+        })
     );
     // Nothing landed, no partial file stayed.
     assert_eq!(std::fs::read_dir(tree.landing()).unwrap().count(), 0);
     // The session goes on: a proper pull of the same file succeeds.
     let (mut tx, mut rx) = raw_stream(&raw.relay.conn, &keys, id).await;
-    tx.send(&Request::Files(FileRequest::Pull { path: path.clone() })).await.unwrap();
-    assert!(matches!(rx.recv::<Response>().await.unwrap(), Response::Files(FileResponse::PullOffer { .. })));
+    tx.send(&Request::Files(FileRequest::Pull { path: path.clone() }))
+        .await
+        .unwrap();
+    assert!(matches!(
+        rx.recv::<Response>().await.unwrap(),
+        Response::Files(FileResponse::PullOffer { .. })
+    ));
     tx.send(&FileMsg::Start { offset: 4 }).await.unwrap();
     assert_eq!(
         rx.recv::<FileMsg>().await.unwrap(),
-        FileMsg::Chunk { offset: 4, data: Bytes(data[4..].to_vec()) }
+        FileMsg::Chunk {
+            offset: 4,
+            data: Bytes(data[4..].to_vec())
+        }
     );
     assert_eq!(rx.recv::<FileMsg>().await.unwrap(), FileMsg::End);
-    tx.send(&FileMsg::Done { path: "here".into() }).await.unwrap();
+    tx.send(&FileMsg::Done {
+        path: "here".into(),
+    })
+    .await
+    .unwrap();
     let t = transfer(&mut agent, "the pull is done", finished).await;
     assert!(matches!(t.state, TransferState::Done { .. }), "{t:?}");
     assert!(!agent.task.is_finished(), "the session goes on");

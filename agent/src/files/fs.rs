@@ -47,7 +47,12 @@ fn open_configured(dir: &Path) -> Result<OwnedFd, FileFailure> {
 
 /// Opens `name` inside `dir` as a directory, never through a symbolic link; with `create`, makes
 /// it first if it is missing.
-fn open_child_dir(dir: &OwnedFd, name: &OsStr, create: bool, shown: &str) -> Result<OwnedFd, FileFailure> {
+fn open_child_dir(
+    dir: &OwnedFd,
+    name: &OsStr,
+    create: bool,
+    shown: &str,
+) -> Result<OwnedFd, FileFailure> {
     let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC;
     match rustix::fs::openat(dir, name, flags, Mode::empty()) {
         Ok(fd) => Ok(fd),
@@ -181,7 +186,9 @@ impl Roots<'_> {
     /// Opens the regular file `path` (inside a root) for reading, without following links.
     pub(crate) fn open_file(&self, path: &str) -> Result<Outgoing, FileFailure> {
         let (root, mut parts) = self.locate(path)?;
-        let name = parts.pop().ok_or_else(|| FileFailure::NotAFile(path.to_string()))?;
+        let name = parts
+            .pop()
+            .ok_or_else(|| FileFailure::NotAFile(path.to_string()))?;
         let mut fd = open_configured(root)?;
         for part in parts {
             fd = open_child_dir(&fd, part, false, path)?;
@@ -238,9 +245,14 @@ impl Outgoing {
         // proto's hasher: compiled optimised even in debug builds (the root Cargo.toml).
         let mut h = files::Hasher::default();
         let mut buf = vec![0; CHUNK_LEN];
-        self.file.seek(SeekFrom::Start(0)).map_err(|e| failure(e, &self.path))?;
+        self.file
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| failure(e, &self.path))?;
         loop {
-            let n = self.file.read(&mut buf).map_err(|e| failure(e, &self.path))?;
+            let n = self
+                .file
+                .read(&mut buf)
+                .map_err(|e| failure(e, &self.path))?;
             if n == 0 {
                 break;
             }
@@ -255,7 +267,9 @@ impl Outgoing {
         let left = self.stamp.size.saturating_sub(offset);
         let len = usize::try_from(left).unwrap_or(CHUNK_LEN).min(CHUNK_LEN);
         let mut buf = vec![0; len];
-        self.file.seek(SeekFrom::Start(offset)).map_err(|e| failure(e, &self.path))?;
+        self.file
+            .seek(SeekFrom::Start(offset))
+            .map_err(|e| failure(e, &self.path))?;
         self.file
             .read_exact(&mut buf)
             .map_err(|_| FileFailure::Changed(self.path.clone()))?;
@@ -297,7 +311,12 @@ pub(crate) fn prepare_push(
     let mut dir_path = landing.to_path_buf();
     for part in rel.dirs() {
         dir_path.push(part);
-        dir = open_child_dir(&dir, OsStr::new(part), true, &dir_path.display().to_string())?;
+        dir = open_child_dir(
+            &dir,
+            OsStr::new(part),
+            true,
+            &dir_path.display().to_string(),
+        )?;
     }
     let name = rel.file_name().to_string();
     let part = files::partial_name(&name, size, &sha256);
@@ -320,7 +339,8 @@ pub(crate) fn prepare_push(
         let mut left = have;
         while left > 0 {
             let n = usize::try_from(left).unwrap_or(CHUNK_LEN).min(CHUNK_LEN);
-            file.read_exact(&mut buf[..n]).map_err(|e| failure(e, &shown))?;
+            file.read_exact(&mut buf[..n])
+                .map_err(|e| failure(e, &shown))?;
             receiver.resume(&buf[..n])?;
             left -= n as u64;
         }

@@ -20,9 +20,7 @@ use std::time::{Duration, Instant};
 
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend};
 use tether_proto::Scope;
-use tether_proto::files::{
-    self, FileFailure, FileMsg, FileRequest, FileResponse, StoppedBy,
-};
+use tether_proto::files::{self, FileFailure, FileMsg, FileRequest, FileResponse, StoppedBy};
 use tether_proto::msg::Response;
 use tether_proto::records::FileDirection;
 use tokio_util::sync::CancellationToken;
@@ -102,7 +100,13 @@ impl<'a> Notice<'a> {
         total: u64,
         offset: u64,
     ) -> Notice<'a> {
-        info!(id, direction = direction.name(), total, offset, "file transfer started");
+        info!(
+            id,
+            direction = direction.name(),
+            total,
+            offset,
+            "file transfer started"
+        );
         let base = Transfer {
             id,
             direction,
@@ -216,7 +220,10 @@ enum Ending {
 }
 
 /// True when the grant no longer holds `files` (or the session is over).
-fn revoked(c: Result<(), tokio::sync::watch::error::RecvError>, grant: &tokio::sync::watch::Receiver<tether_proto::ScopeSet>) -> bool {
+fn revoked(
+    c: Result<(), tokio::sync::watch::error::RecvError>,
+    grant: &tokio::sync::watch::Receiver<tether_proto::ScopeSet>,
+) -> bool {
     c.is_err() || !grant.borrow().contains(Scope::Files)
 }
 

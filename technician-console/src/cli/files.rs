@@ -6,9 +6,9 @@ use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
+use super::CliError;
 use super::args::FilesCommand;
 use super::output;
-use super::CliError;
 use crate::Session;
 use crate::files::{self, Progress};
 
@@ -157,11 +157,11 @@ impl ProgressLine {
 
 /// `report.pdf  45% 120.0 MB of 266.7 MB  85.2 MB/s  0:02 left`.
 pub fn progress_text(p: &Progress, elapsed: Duration, resumed_from: u64) -> String {
-    let pct = if p.total_bytes == 0 {
-        100
-    } else {
-        p.done_bytes.saturating_mul(100) / p.total_bytes
-    };
+    let pct = p
+        .done_bytes
+        .saturating_mul(100)
+        .checked_div(p.total_bytes)
+        .unwrap_or(100);
     let moved = p.done_bytes.saturating_sub(resumed_from);
     let secs = elapsed.as_secs_f64();
     let rate = if secs > 0.0 { moved as f64 / secs } else { 0.0 };

@@ -9,8 +9,8 @@
 
 pub mod args;
 pub mod checks;
-pub mod output;
 pub mod files;
+pub mod output;
 pub mod run;
 
 pub use args::{Cli, parse};

@@ -81,7 +81,10 @@ pub async fn run(mut cli: Cli) -> Result<(), CliError> {
         for p in paths {
             match std::fs::symlink_metadata(p) {
                 Ok(m) if m.file_type().is_symlink() => {
-                    return usage(format!("{}: a symbolic link; links are not sent", p.display()));
+                    return usage(format!(
+                        "{}: a symbolic link; links are not sent",
+                        p.display()
+                    ));
                 }
                 Ok(_) => {}
                 Err(e) => return usage(format!("{}: {e}", p.display())),

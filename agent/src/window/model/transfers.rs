@@ -170,14 +170,22 @@ mod tests {
         assert!(t.files.is_empty());
         assert_eq!(t.stop(1), None);
         t.on_transfer(&ev(1, TransferState::Started { offset: 1_000_000 }));
-        assert_eq!(t.files[0].fraction(), 0.5, "a resumed file starts where it was");
+        assert_eq!(
+            t.files[0].fraction(),
+            0.5,
+            "a resumed file starts where it was"
+        );
         t.on_transfer(&ev(
             1,
             TransferState::Failed {
                 reason: "the disk is full on the receiving side".into(),
             },
         ));
-        assert!(t.files[0].words().ends_with("failed: the disk is full on the receiving side"));
+        assert!(
+            t.files[0]
+                .words()
+                .ends_with("failed: the disk is full on the receiving side")
+        );
     }
 
     #[test]
@@ -190,7 +198,10 @@ mod tests {
         for id in 0..8 {
             t.on_transfer(&ev(id, TransferState::Failed { reason: "x".into() }));
         }
-        assert_eq!(t.files.iter().filter(|f| !f.running()).count(), KEPT_FINISHED);
+        assert_eq!(
+            t.files.iter().filter(|f| !f.running()).count(),
+            KEPT_FINISHED
+        );
         assert_eq!(t.files.iter().filter(|f| f.running()).count(), 2);
         t.session_ended();
         assert!(t.files.iter().all(|f| !f.running()));
