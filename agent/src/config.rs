@@ -42,6 +42,33 @@ pub struct ShareConfig {
     /// `tether-agent share` does without `--once`. `false` (the default, and the window) returns
     /// after one session.
     pub again: bool,
+    /// Where pushed files land and which folders may be listed and pulled.
+    pub files: FilesConfig,
+}
+
+/// File transfer's folders (`tether-agent share --files-dir`, `--files-root`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesConfig {
+    /// Where every pushed file lands (made when the first file arrives); by default
+    /// `~/Downloads/Tether` of the user running the agent.
+    pub landing: PathBuf,
+    /// The folders the technician may list and pull from (by default the user's home); anything
+    /// outside, or reached through a symbolic link, is refused.
+    pub roots: Vec<PathBuf>,
+}
+
+impl FilesConfig {
+    /// The defaults for the user running the agent (`$HOME`; `/nonexistent` without one, so
+    /// nothing is shared by accident).
+    pub fn for_user() -> Self {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map_or_else(|| PathBuf::from("/nonexistent"), PathBuf::from);
+        FilesConfig {
+            landing: home.join("Downloads").join("Tether"),
+            roots: vec![home],
+        }
+    }
 }
 
 impl ShareConfig {
@@ -58,6 +85,7 @@ impl ShareConfig {
             state_dir: None,
             reason: None,
             again: false,
+            files: FilesConfig::for_user(),
         }
     }
 

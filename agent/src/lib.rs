@@ -10,6 +10,8 @@
 //! - `session`: one paired session — a sans-I/O machine (`session/machine.rs`, consent in
 //!   `session/consent.rs`) and the select loop that drives it.
 //! - `guest`: an invited colleague's session (own relay connection, code, pairing, consent).
+//! - `files`: file transfer — list, push (into the landing folder) and pull (inside the shared
+//!   roots), links never followed, nothing replaced, cut pushes resumed.
 //! - `requests`: request streams: checked against the grant, then each kind served on its own stream.
 //! - [`ui`]: the events and commands between the session and a front end.
 //! - [`terminal`]: the terminal front end (prompt, answers, `q` to end).
@@ -27,6 +29,7 @@ pub mod cli;
 mod config;
 pub mod diagnostics;
 pub mod enroll;
+mod files;
 mod guest;
 pub mod inventory;
 mod link;
@@ -41,4 +44,4 @@ pub mod terminal;
 pub mod ui;
 pub mod window;
 
-pub use share::{ShareConfig, ShareError, share};
+pub use share::{FilesConfig, ShareConfig, ShareError, share};

@@ -161,7 +161,9 @@ pub(crate) async fn wait_end(commands: &mut mpsc::Receiver<UserCommand>) {
                 UserCommand::Consent(_)
                 | UserCommand::RevokeControl
                 | UserCommand::Chat(_)
-                | UserCommand::AnswerInvite(_),
+                | UserCommand::AnswerInvite(_)
+                | UserCommand::StopTransfer(_)
+                | UserCommand::Revoke(_),
             ) => {}
         }
     }

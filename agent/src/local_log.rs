@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::ui::AgentEvent;
+use crate::ui::{AgentEvent, TransferState};
 
 /// File name in the state dir.
 pub const FILE: &str = "sessions.jsonl";
@@ -115,6 +115,31 @@ impl LocalLog {
                 json!({"event": event, "technician": technician})
             }
             AgentEvent::Revoked { scope } => json!({"event": "revoked", "scope": scope.name()}),
+            // Every file that arrives or leaves: when it starts and how it ends.
+            AgentEvent::Transfer(t) => {
+                let base = json!({
+                    "direction": t.direction.name(),
+                    "technician": t.technician,
+                    "path": t.path,
+                    "size": t.total,
+                });
+                let (event, extra) = match &t.state {
+                    TransferState::Started { offset } => {
+                        ("file_started", json!({"resumed_at": offset}))
+                    }
+                    TransferState::Progress { .. } => return,
+                    TransferState::Done { sha256 } => ("file_done", json!({"sha256": sha256})),
+                    TransferState::Failed { reason } => ("file_failed", json!({"reason": reason})),
+                };
+                let mut entry = json!({"event": event});
+                if let (Some(e), Some(b), Some(x)) =
+                    (entry.as_object_mut(), base.as_object(), extra.as_object())
+                {
+                    e.extend(b.clone());
+                    e.extend(x.clone());
+                }
+                entry
+            }
             // Served/Refused record the outcome; "running" adds nothing to the record.
             AgentEvent::Connected { .. }
             | AgentEvent::Paired { .. }
@@ -280,6 +305,20 @@ fn sentence(v: &serde_json::Value) -> String {
             "You took back the permission to {}.",
             scope_words(&text("scope"))
         ),
+        "file_started" | "file_done" | "file_failed" => {
+            let size = crate::ui::size_words(v["size"].as_u64().unwrap_or(0));
+            let (file, path, who) = (text("direction"), text("path"), text("technician"));
+            match (v["event"].as_str().unwrap_or(""), file.as_str()) {
+                ("file_started", "push") => format!("{who} started sending you {path} ({size})."),
+                ("file_started", _) => format!("{who} started copying your file {path} ({size})."),
+                ("file_done", "push") => format!(
+                    "Received {path} ({size}) from {who}, SHA-256 {}.",
+                    text("sha256")
+                ),
+                ("file_done", _) => format!("{who} copied your file {path} ({size})."),
+                (_, _) => format!("The transfer of {path} failed: {}.", text("reason")),
+            }
+        }
         other => format!("({other})"),
     }
 }
@@ -288,6 +327,41 @@ fn sentence(v: &serde_json::Value) -> String {
 mod tests {
     use super::*;
     use tether_proto::{Scope, SessionCode};
+
+    #[test]
+    fn every_file_is_recorded_but_not_its_progress() {
+        use crate::ui::{Transfer, TransferState};
+        let dir = tempfile::tempdir().unwrap();
+        let log = LocalLog::new(dir.path());
+        let t = |state| {
+            AgentEvent::Transfer(Transfer {
+                id: 1,
+                direction: tether_proto::records::FileDirection::Pull,
+                technician: "Ada of Acme".into(),
+                path: "/home/u/report.pdf".into(),
+                total: 2_000_000,
+                state,
+            })
+        };
+        log.record(&t(TransferState::Started { offset: 0 }));
+        log.record(&t(TransferState::Progress { done: 5 }));
+        log.record(&t(TransferState::Failed {
+            reason: "the user stopped the transfer".into(),
+        }));
+        let lines = log.read().unwrap();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l
+                .contains("Ada of Acme started copying your file /home/u/report.pdf (2.0 MB).")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains(
+                "The transfer of /home/u/report.pdf failed: the user stopped the transfer"
+            )),
+            "{lines:?}"
+        );
+    }
 
     #[test]
     fn records_facts_but_never_the_secret() {

@@ -54,6 +54,12 @@ pub struct AgentConfig {
     pub relay_ca_file: Option<PathBuf>,
     /// If set, only technicians of these organisations may even start pairing.
     pub allowed_orgs: Option<Vec<String>>,
+    /// Where files a technician sends land (default `~/Downloads/Tether`); `share --files-dir`
+    /// overrides it.
+    pub files_dir: Option<PathBuf>,
+    /// The folders a technician may list and fetch files from (default: the user's home);
+    /// `share --files-root` overrides it.
+    pub files_roots: Option<Vec<PathBuf>>,
 }
 
 impl AgentConfig {

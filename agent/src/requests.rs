@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use tether_net::framed::{self, FrameError};
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
 use tether_proto::ScopeSet;
+use tether_proto::files::FileRequest;
 use tether_proto::msg::{Request, Response, SessionReport, StreamOpen};
 use tether_proto::pairing::Side;
 use tether_proto::seal::SessionKeys;
@@ -17,9 +18,10 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, warn};
 
 use crate::config::{STEP_TIMEOUT, ShareConfig};
+use crate::files::{FilesCtx, Transfers};
 use crate::screen::{InputProvider, InputSeen, ScreenProvider, StreamCtx};
 use crate::ui::AgentEvent;
-use crate::{diagnostics, inventory, screen};
+use crate::{diagnostics, files, inventory, screen};
 
 /// Queued reports from request tasks, before the session forwards them to the relay.
 const REPORT_QUEUE: usize = 16;
@@ -37,6 +39,7 @@ pub(crate) struct Streams {
     input: Arc<dyn InputProvider>,
     input_seen: InputSeen,
     technician: String,
+    files: FilesCtx,
 }
 
 /// What a request task had to say: a report for the relay, or that its stream broke protocol.
@@ -64,7 +67,16 @@ impl Streams {
             input: config.input.clone(),
             input_seen: InputSeen::default(),
             technician,
+            files: FilesCtx {
+                config: Arc::new(config.files.clone()),
+                transfers: Transfers::default(),
+            },
         }
+    }
+
+    /// Stops the file transfer `id` if it runs in this session (the user pressed Stop).
+    pub(crate) fn stop_transfer(&self, id: u64) {
+        self.files.transfers.stop(id);
     }
 
     /// Serves a new stream under a fixed grant (empty before consent).
@@ -98,6 +110,7 @@ impl Streams {
                 input_seen: self.input_seen.clone(),
                 technician: self.technician.clone(),
             },
+            files: self.files.clone(),
         };
         // Called from the session's loop: the request's logs carry the session's span.
         let span = tracing::Span::current();
@@ -126,6 +139,8 @@ pub(crate) struct RequestCtx {
     pub used: Arc<Mutex<HashSet<u32>>>,
     /// The grant, the user's events, the relay's reports and the backends.
     pub stream: StreamCtx,
+    /// File transfer's folders and running transfers.
+    pub files: FilesCtx,
 }
 
 /// How a request stream broke the session's protocol. Each one ends the whole session as
@@ -213,7 +228,13 @@ impl RequestCtx {
         };
         let scope = req.scope();
         // A screen stream goes on carrying messages after its request; the others carry one.
-        let one_shot = !matches!(req, Request::View { .. } | Request::Control { .. });
+        // So does a file transfer, with its chunks.
+        let one_shot = !matches!(
+            req,
+            Request::View { .. }
+                | Request::Control { .. }
+                | Request::Files(FileRequest::Push { .. } | FileRequest::Pull { .. })
+        );
         if !self.stream.grant.borrow().contains(scope) {
             warn!(%scope, "refused: scope not granted");
             let what = describe(&req);
@@ -272,6 +293,20 @@ pub(crate) fn describe(req: &Request) -> String {
         Request::Displays => "the list of your displays".into(),
         Request::View { display } => format!("a live view of display {display}"),
         Request::Control { .. } => "your mouse and keyboard".into(),
+        Request::Files(FileRequest::List { dir }) if dir.is_empty() => {
+            "the list of your shared folders".into()
+        }
+        Request::Files(FileRequest::List { dir }) => format!(
+            "the list of files in {}",
+            tether_proto::text::display_safe(dir)
+        ),
+        Request::Files(FileRequest::Push { name, .. }) => format!(
+            "a file sent to you: {}",
+            tether_proto::text::display_safe(name)
+        ),
+        Request::Files(FileRequest::Pull { path }) => {
+            format!("your file {}", tether_proto::text::display_safe(path))
+        }
     }
 }
 
@@ -296,6 +331,7 @@ async fn serve(
         Request::Control { display } => {
             return screen::serve_control(display, tx, rx, &ctx.stream).await;
         }
+        Request::Files(f) => return files::serve(f, tx, rx, &ctx.stream, &ctx.files).await,
         _ => {}
     }
     let screen = ctx.stream.screen.clone();
@@ -308,11 +344,12 @@ async fn serve(
                 message: e.to_string(),
             },
         },
-        Request::Diagnostic { .. } | Request::View { .. } | Request::Control { .. } => {
-            Response::Failed {
-                message: "unreachable: served above".into(),
-            }
-        }
+        Request::Diagnostic { .. }
+        | Request::View { .. }
+        | Request::Control { .. }
+        | Request::Files(_) => Response::Failed {
+            message: "unreachable: served above".into(),
+        },
     });
     let response = work.await.unwrap_or_else(|e| Response::Failed {
         message: format!("collection failed: {e}"),

@@ -32,7 +32,7 @@ use tokio::task::{self, JoinSet};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::backoff::Backoff;
-pub use crate::config::{CONSENT_TIMEOUT, STEP_TIMEOUT, ShareConfig, check_reason};
+pub use crate::config::{CONSENT_TIMEOUT, FilesConfig, STEP_TIMEOUT, ShareConfig, check_reason};
 pub use crate::link::ShareError;
 use crate::link::{
     Admission, Control, ControlLink, admit, connect_control, flush_control, read_loop, wait_claim,

@@ -14,7 +14,8 @@ use tether_proto::chat::ChatText;
 use tether_proto::text::display_safe as safe;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use crate::ui::{AgentEvent, UiHandle, UserCommand};
+use crate::ui::{AgentEvent, Transfer, TransferState, UiHandle, UserCommand};
+use tether_proto::records::FileDirection;
 
 /// Interprets a consent answer against what was requested: the grant, or what to tell the user
 /// before asking again.
@@ -171,6 +172,38 @@ pub fn render(event: &AgentEvent) -> String {
         }
         AgentEvent::Chat { from: Some(from), text } => format!("[{}] {text}", safe(from)),
         AgentEvent::Chat { from: None, text } => format!("[you] {text}"),
+        AgentEvent::Transfer(t) => transfer_line(t),
+    }
+}
+
+/// One line about a file transfer.
+fn transfer_line(t: &Transfer) -> String {
+    let (verb, dir) = match t.direction {
+        FileDirection::Push => ("arriving", "from"),
+        FileDirection::Pull => ("leaving", "to"),
+    };
+    let path = safe(&t.path);
+    let who = safe(&t.technician);
+    let size = crate::ui::size_words(t.total);
+    match &t.state {
+        TransferState::Started { offset: 0 } => {
+            format!("-> file {verb} {dir} {who}: {path} ({size}). Type s and Enter to stop it.")
+        }
+        TransferState::Started { offset } => format!(
+            "-> file {verb} {dir} {who}: {path} ({size}), continuing after {}. Type s and Enter \
+             to stop it.",
+            crate::ui::size_words(*offset)
+        ),
+        TransferState::Progress { done } => {
+            format!("   {path}: {} of {size}", crate::ui::size_words(*done))
+        }
+        TransferState::Done { sha256 } => {
+            format!(
+                "-> file done: {path} ({size}, SHA-256 {})",
+                &sha256[..sha256.len().min(16)]
+            )
+        }
+        TransferState::Failed { reason } => format!("-> file failed: {path}: {}", safe(reason)),
     }
 }
 
@@ -184,13 +217,25 @@ where
     let mut pending: Option<ScopeSet> = None;
     let mut paired = false;
     let mut invite_pending = false;
+    // File transfers running now, which `s` stops.
+    let mut transfers: Vec<u64> = Vec::new();
     loop {
         tokio::select! {
             ev = ui.events.recv() => {
                 let Some(ev) = ev else { return };
-                let _ = writeln!(out, "{}", render(&ev));
-                let _ = out.flush();
+                // A file's start and end are shown; its progress would flood the terminal.
+                if !matches!(&ev, AgentEvent::Transfer(Transfer { state: TransferState::Progress { .. }, .. })) {
+                    let _ = writeln!(out, "{}", render(&ev));
+                    let _ = out.flush();
+                }
                 match ev {
+                    AgentEvent::Transfer(t) => match t.state {
+                        TransferState::Started { .. } => transfers.push(t.id),
+                        TransferState::Done { .. } | TransferState::Failed { .. } => {
+                            transfers.retain(|id| *id != t.id)
+                        }
+                        TransferState::Progress { .. } => {}
+                    },
                     AgentEvent::ConsentRequested { .. } | AgentEvent::MoreRequested { .. } if !input_open => {
                         let _ = writeln!(out, "(no input to answer from: refusing)");
                         let _ = ui.commands.send(UserCommand::Consent(ScopeSet::EMPTY)).await;
@@ -219,6 +264,11 @@ where
                 }
                 Ok(Some(l)) if pending.is_none() && l.trim().eq_ignore_ascii_case("r") => {
                     let _ = ui.commands.send(UserCommand::RevokeControl).await;
+                }
+                Ok(Some(l)) if pending.is_none() && !transfers.is_empty() && l.trim().eq_ignore_ascii_case("s") => {
+                    for id in transfers.drain(..) {
+                        let _ = ui.commands.send(UserCommand::StopTransfer(id)).await;
+                    }
                 }
                 Ok(Some(l)) => {
                     if let Some(requested) = pending {

@@ -6,6 +6,7 @@
 
 use tether_proto::chat::ChatText;
 use tether_proto::msg::{EndReason, TechnicianIdentity};
+use tether_proto::records::FileDirection;
 use tether_proto::{Scope, ScopeSet, SessionCode};
 use tokio::sync::mpsc;
 
@@ -182,6 +183,51 @@ pub enum AgentEvent {
         /// Why.
         reason: EndReason,
     },
+    /// A file is arriving or leaving (every one is shown, and written to the local log). Stop it
+    /// with [`UserCommand::StopTransfer`].
+    Transfer(Transfer),
+}
+
+/// One file transfer, as the user sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// Names this transfer in [`UserCommand::StopTransfer`]; unique in the share.
+    pub id: u64,
+    /// Push: the file arrives on this computer; pull: it leaves it.
+    pub direction: FileDirection,
+    /// Who moves it ("name of org").
+    pub technician: String,
+    /// The file's path on this computer (a push's final name once it is done).
+    pub path: String,
+    /// Its size in bytes.
+    pub total: u64,
+    /// Where it is.
+    pub state: TransferState,
+}
+
+/// Where a transfer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferState {
+    /// It started (at `offset` when it resumes an earlier, cut transfer).
+    Started {
+        /// Bytes already there from an earlier session.
+        offset: u64,
+    },
+    /// Bytes moved so far (at most a few updates a second).
+    Progress {
+        /// Bytes done.
+        done: u64,
+    },
+    /// Complete, its SHA-256 verified.
+    Done {
+        /// Lower-case hex.
+        sha256: String,
+    },
+    /// It failed or was stopped; nothing was left under the final name.
+    Failed {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// Why the session ended, in words for the user at this computer: "you ended the session" rather
@@ -208,6 +254,10 @@ pub enum UserCommand {
     Chat(ChatText),
     /// The answer to [`AgentEvent::InviteRequested`].
     AnswerInvite(bool),
+    /// Stop the file transfer with this [`Transfer::id`]; the technician is told.
+    StopTransfer(u64),
+    /// Take back one scope without ending the session (control: as [`UserCommand::RevokeControl`]).
+    Revoke(Scope),
 }
 
 /// The session's side of the channels.
@@ -242,4 +292,16 @@ pub fn channels() -> (UiLink, UiHandle) {
             commands: ctx,
         },
     )
+}
+
+/// A size in words for the user: `512 bytes`, `3.4 MB`, `1.1 GB` (decimal units, as file managers
+/// show them).
+pub fn size_words(n: u64) -> String {
+    const UNITS: [(&str, f64); 4] = [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)];
+    for (unit, size) in UNITS {
+        if n as f64 >= size {
+            return format!("{:.1} {unit}", n as f64 / size);
+        }
+    }
+    format!("{n} bytes")
 }

@@ -11,12 +11,14 @@
 //! - [`pairing`]: sessions per second and claim → paired latency with the real agent and console.
 //! - [`sessions`]: many simultaneous sessions, each moving data.
 //! - [`faults`]: recovery after a relay restart, and detection of a vanished peer.
+//! - [`files`]: file push throughput vs raw splice through the same relay; the agent's CPU per GB.
 //!
 //! This is a measuring tool, not library code: its helper tasks are detached and end with the
 //! process, and failures panic or bubble up as `anyhow` errors.
 
 pub mod child;
 pub mod faults;
+pub mod files;
 pub mod idle;
 pub mod pairing;
 pub mod proc;

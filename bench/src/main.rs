@@ -1,7 +1,7 @@
 //! `tether-bench`: run one relay benchmark and print its figures (see BENCHMARKS.md, "Relay").
 
 use clap::{Parser, Subcommand};
-use tether_bench::{faults, idle, pairing, sessions, throughput};
+use tether_bench::{faults, files, idle, pairing, sessions, throughput};
 
 #[derive(Parser)]
 #[command(name = "tether-bench", about = "Tether relay benchmarks")]
@@ -22,6 +22,11 @@ enum Command {
     Sessions(sessions::Opts),
     /// Recovery after a relay restart; detection of a vanished agent or console.
     Faults(faults::Opts),
+    /// File push throughput through the relay vs raw splice, and the agent's CPU per GB.
+    Files(files::Opts),
+    /// The agent side of `files`, run as a child process (not for direct use).
+    #[command(hide = true)]
+    FilesAgent(files::AgentOpts),
 }
 
 #[tokio::main]
@@ -32,5 +37,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Pairing(o) => pairing::run(o).await,
         Command::Sessions(o) => sessions::run(o).await,
         Command::Faults(o) => faults::run(o).await,
+        Command::Files(o) => files::run(o).await,
+        Command::FilesAgent(o) => files::agent(o).await,
     }
 }

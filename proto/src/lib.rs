@@ -17,6 +17,7 @@
 //!   deltas between two inventories.
 //! - [`fleet`]: enrolled devices — enrollment, inventory reports, and IT's fleet queries.
 //! - [`chat`]: in-session chat text and its limits.
+//! - [`files`]: file transfer (list, push, pull), its receiver's checker and the name rules.
 //! - [`text`]: the one rule for showing text another party wrote ([`text::display_safe`]).
 //! - [`records`]: session records (ticket, reason, notes, probes run, resolution) and their queries.
 //! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
@@ -27,6 +28,7 @@ pub mod chat;
 pub mod code;
 pub mod codec;
 pub mod diag;
+pub mod files;
 pub mod fleet;
 pub mod inventory;
 pub mod keys;

@@ -10,6 +10,8 @@
 //!   catalog.
 //! - [`displays`]: switching displays (monitors) within a session, and the display picker's places.
 //! - [`error`]: [`ConsoleError`], one variant per thing a technician can act on, each with an exit code.
+//! - [`files`]: file transfer in a session: [`files::push`], [`files::pull`], [`files::list`],
+//!   with progress and resuming.
 //! - [`fleet`]: IT's fleet queries (devices, export, history, search) and their tables and CSV.
 //! - [`keys`]: physical keys from egui and from the CLI's names and chords, and the screen pane's
 //!   keyboard capture.
@@ -31,6 +33,7 @@ pub mod cursor;
 pub mod diag;
 pub mod displays;
 pub mod error;
+pub mod files;
 pub mod fleet;
 pub mod keys;
 pub mod picker;

@@ -191,6 +191,11 @@ async fn read_stream0(mut rx0: SealedRecv, out: Stream0Out) {
 pub struct Link(quinn::Connection);
 
 impl Link {
+    /// UDP bytes sent on the QUIC connection so far (everything, on the wire).
+    pub fn bytes_sent(&self) -> u64 {
+        self.0.stats().udp_tx.bytes
+    }
+
     /// Bytes received on the QUIC connection so far (everything, on the wire).
     pub fn bytes_received(&self) -> u64 {
         self.0.stats().udp_rx.bytes

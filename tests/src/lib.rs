@@ -235,9 +235,19 @@ impl TestAgent {
     pub async fn expect(
         &mut self,
         what: &str,
+        pred: impl FnMut(&AgentEvent) -> bool,
+    ) -> AgentEvent {
+        self.expect_within(what, WAIT, pred).await
+    }
+
+    /// [`TestAgent::expect`] with a wait of its own (a GiB file in a debug build takes longer).
+    pub async fn expect_within(
+        &mut self,
+        what: &str,
+        wait: Duration,
         mut pred: impl FnMut(&AgentEvent) -> bool,
     ) -> AgentEvent {
-        tokio::time::timeout(WAIT, async {
+        tokio::time::timeout(wait, async {
             loop {
                 match self.events.recv().await {
                     Some(ev) if pred(&ev) => return ev,

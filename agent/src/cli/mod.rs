@@ -58,6 +58,16 @@ pub enum Command {
         /// or press Ctrl-C.
         #[arg(long)]
         once: bool,
+        /// The folder where files the technician sends you are saved (default:
+        /// ~/Downloads/Tether). Nothing there is ever overwritten: a name that exists gets a
+        /// number, e.g. "report (1).txt".
+        #[arg(long, value_name = "DIR")]
+        files_dir: Option<PathBuf>,
+        /// A folder the technician may list and copy files from, once you allow "files"
+        /// (default: your home folder). Repeat it for several folders. Nothing outside them, and
+        /// nothing through a symbolic link, can be read.
+        #[arg(long = "files-root", value_name = "DIR")]
+        files_roots: Vec<PathBuf>,
     },
     /// Open the agent window (the default on a desktop): code, consent dialog, session banner.
     Window {
@@ -159,6 +169,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         .backend
         .unwrap_or_else(|| backend::choose(&SessionEnv::from_env()));
     let mut again = false;
+    let (mut files_dir, mut files_roots) = (None, Vec::new());
     let (config, window, reason) = match cli.command {
         None | Some(Command::Log) => {
             let Some(dir) = state_dir else {
@@ -178,8 +189,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             config,
             reason,
             once,
+            files_dir: dir,
+            files_roots: roots,
         }) => {
             again = !once;
+            (files_dir, files_roots) = (dir, roots);
             (config, None, reason)
         }
         Some(Command::Window {
@@ -225,6 +239,19 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     share.policy = agent_config.policy();
     share.state_dir = state_dir;
     share.again = again;
+    if let Some(d) = files_dir.or_else(|| agent_config.files_dir.clone()) {
+        share.files.landing = d;
+    }
+    if files_roots.is_empty() {
+        files_roots = agent_config.files_roots.clone().unwrap_or_default();
+    }
+    if !files_roots.is_empty() {
+        // Paths from the console are absolute; so must the roots be to compare with them.
+        share.files.roots = files_roots
+            .iter()
+            .map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone()))
+            .collect();
+    }
     share.reason = match reason.as_deref().map(crate::share::check_reason) {
         None => None,
         Some(Ok(r)) => r,

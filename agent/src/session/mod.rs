@@ -187,6 +187,7 @@ impl Session<'_> {
                     None => machine.handle_closed(EndReason::ConnectionLost),
                 },
                 c = self.seat.commands.recv() => match c {
+                    Some(UserCommand::StopTransfer(id)) => streams.stop_transfer(id),
                     Some(c) => machine.handle_user(c, now()),
                     None => machine.handle_user_gone(),
                 },

@@ -477,6 +477,27 @@ impl AgentApp {
                 ui.label(RichText::new(format!("Verification code: {v}")).color(INK));
             }
         });
+        let files = self.model.transfers.files.clone();
+        let mut stop = None;
+        if !files.is_empty() {
+            area(ui, layout::FILES, |ui| {
+                for f in files.iter().rev().take(3) {
+                    ui.horizontal(|ui| {
+                        if f.running() {
+                            if ui.button(RichText::new("Stop").strong()).clicked() {
+                                stop = Some(f.id);
+                            }
+                            ui.add(egui::ProgressBar::new(f.fraction()).desired_width(90.0));
+                        }
+                        ui.label(RichText::new(f.words()).color(INK));
+                    });
+                }
+            });
+        }
+        if let Some(id) = stop {
+            let a = self.model.transfers.stop(id);
+            self.act(a);
+        }
         if self.model.can_stop_control()
             && big_button(
                 ui,

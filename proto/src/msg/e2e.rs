@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::relay::{EndReason, Invitee};
 use crate::diag::{DiagReport, Probe};
+use crate::files::{FileRequest, FileResponse};
 use crate::inventory::Inventory;
 use crate::scope::{Scope, ScopeSet};
 use crate::screen::DisplayInfo;
@@ -165,6 +166,8 @@ pub enum Request {
         /// Display whose pixels the event coordinates are in.
         display: u32,
     },
+    /// List, push or pull a file on this stream (needs `files`); see [`crate::files`].
+    Files(FileRequest),
 }
 
 impl Request {
@@ -175,6 +178,7 @@ impl Request {
             Request::Diagnostic { .. } => Scope::Diagnostics,
             Request::Displays | Request::View { .. } => Scope::View,
             Request::Control { .. } => Scope::Control,
+            Request::Files(_) => Scope::Files,
         }
     }
 }
@@ -209,4 +213,6 @@ pub enum Response {
         /// The display the coordinates refer to.
         display: DisplayInfo,
     },
+    /// The first answer on a file stream, for [`Request::Files`].
+    Files(FileResponse),
 }

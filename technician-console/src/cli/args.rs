@@ -118,6 +118,18 @@ pub enum Command {
     /// The invitations waiting for you: by name, or for your tier. Ask the inviting technician for
     /// the code (the relay never has it), then connect with it as usual.
     Invitations,
+    /// Send files to the user's computer, fetch a file from it, or list a folder there (asks the
+    /// user for `files`).
+    ///
+    /// Files you send land in the user's download folder for Tether (~/Downloads/Tether unless
+    /// they chose another); nothing there is ever overwritten (a name that exists gets a number).
+    /// You can fetch and list only inside the folders the user shares (their home unless they
+    /// chose others); symbolic links are never followed. A transfer cut by a broken connection
+    /// continues where it stopped when you run the same command again in a new session.
+    Files {
+        #[command(subcommand)]
+        command: FilesCommand,
+    },
     /// Send one input action to the remote screen (asks for `control`).
     Input {
         /// The code the user reads to you.
@@ -199,6 +211,53 @@ pub enum DevicesCommand {
         /// Device id or host name.
         device: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilesCommand {
+    /// Send files or folders (every file inside, symbolic links skipped) to the user's computer.
+    Push {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// A folder inside the user's Tether download folder to put them in, e.g. "logs".
+        #[arg(long)]
+        to: Option<String>,
+        /// The files and folders to send.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
+    /// Fetch one file from the user's computer (an absolute path, e.g. /home/sam/report.pdf).
+    Pull {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// Save it in this folder (made if missing).
+        #[arg(long, default_value = ".")]
+        out: std::path::PathBuf,
+        /// The file on the user's computer.
+        remote_path: String,
+    },
+    /// List a folder on the user's computer; without one, the folders they share.
+    Ls {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// The folder (an absolute path inside a shared folder).
+        #[arg(default_value = "")]
+        dir: String,
+    },
+}
+
+impl FilesCommand {
+    /// The session code it claims.
+    pub fn code(&self) -> SessionCode {
+        match self {
+            FilesCommand::Push { code, .. }
+            | FilesCommand::Pull { code, .. }
+            | FilesCommand::Ls { code, .. } => *code,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -4,11 +4,12 @@
 //! # Layout
 //! - [`args`]: the commands and options (clap derive) and [`parse`].
 //! - [`checks`]: everything checked before a code is claimed (input chords, output paths).
-//! - [`run`](mod@run): what each command does.
+//! - [`run`](mod@run): what each command does; [`files`]: `tether-console files` and its progress line.
 //! - [`output`]: JSON and the plain lines that are not tables (tables are in [`crate::render`]).
 
 pub mod args;
 pub mod checks;
+pub mod files;
 pub mod output;
 pub mod run;
 
@@ -26,6 +27,9 @@ pub enum CliError {
     /// The command ran and failed.
     #[error(transparent)]
     Console(#[from] ConsoleError),
+    /// A file transfer failed.
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
 }
 
 impl CliError {
@@ -34,6 +38,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => 2,
             CliError::Console(e) => e.exit_code(),
+            CliError::Files(e) => e.exit_code(),
         }
     }
 }

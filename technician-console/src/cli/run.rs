@@ -1,6 +1,8 @@
 //! What each command does, once [`super::parse`] has read the line.
 
-use super::args::{Cli, Command, DevicesCommand, Format, InventoryCommand, SessionsCommand, Sheet};
+use super::args::{
+    Cli, Command, DevicesCommand, FilesCommand, Format, InventoryCommand, SessionsCommand, Sheet,
+};
 use super::checks::{check_output_path, input_events};
 use super::output;
 use super::{CliError, usage};
@@ -72,6 +74,23 @@ pub async fn run(mut cli: Cli) -> Result<(), CliError> {
     {
         return usage(e.to_string());
     }
+    if let Command::Files {
+        command: FilesCommand::Push { paths, .. },
+    } = &cmd
+    {
+        for p in paths {
+            match std::fs::symlink_metadata(p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return usage(format!(
+                        "{}: a symbolic link; links are not sent",
+                        p.display()
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return usage(format!("{}: {e}", p.display())),
+            }
+        }
+    }
     let config = match (cli.relay.target(), cli.token.clone()) {
         (Ok(relay), Some(token)) => ConsoleConfig { relay, token },
         (Err(e), _) => return usage(e.to_string()),
@@ -140,6 +159,7 @@ async fn run_command(
             (*code, [Scope::View, Scope::Control].into_iter().collect())
         }
         Command::Input { code, .. } => (*code, [Scope::Control].into_iter().collect()),
+        Command::Files { command } => (command.code(), [Scope::Files].into_iter().collect()),
         Command::Displays { code } => (*code, [Scope::View].into_iter().collect()),
         Command::Chat { code, ask } => {
             return Ok(chat(json, &config, *code, ask.unwrap_or(ScopeSet::EMPTY)).await?);
@@ -350,6 +370,7 @@ async fn serve(
             view.close().await;
         }
         Command::Connect { display, .. } => connect(session, *display).await?,
+        Command::Files { command } => super::files::run(command, json, session).await?,
         Command::Displays { .. } => {
             let displays = session.displays().await?;
             if json {

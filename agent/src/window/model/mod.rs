@@ -11,6 +11,7 @@
 //! - `banner.rs`: the session banner: who is in, what they do, "Stop control".
 //! - `chat.rs`: the conversation.
 //! - `invite.rs`: a technician asking to bring in a colleague.
+//! - `transfers.rs`: files arriving and leaving: a running notice each, with Stop.
 
 use std::time::{Duration, Instant};
 
@@ -24,12 +25,14 @@ mod chat;
 mod code;
 mod consent;
 mod invite;
+mod transfers;
 
 pub use banner::Activity;
 pub use chat::{Chat, ChatLine};
 pub use code::Outage;
 pub use consent::{CONSENT_GRACE, Consent, scope_words};
 pub use invite::InvitePrompt;
+pub use transfers::{FileNotice, Transfers};
 
 /// Which screen the window shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +116,8 @@ pub struct Model {
     pub desktop_asks: bool,
     /// How the screen is shared, in words (shown with the code).
     pub backend: Option<String>,
+    /// Files arriving and leaving.
+    pub transfers: Transfers,
 }
 
 impl Default for Model {
@@ -129,6 +134,7 @@ impl Default for Model {
             outage: None,
             desktop_asks: false,
             backend: None,
+            transfers: Transfers::default(),
         }
     }
 }
@@ -259,8 +265,10 @@ impl Model {
             AgentEvent::Controlling { technician, active } => self.controlling(technician, *active),
             AgentEvent::Revoked { scope } => self.revoked(*scope),
             AgentEvent::Ended { reason } => {
+                self.transfers.session_ended();
                 self.ended(format!("Session ended: {}.", crate::ui::end_words(reason)))
             }
+            AgentEvent::Transfer(t) => self.transfers.on_transfer(t),
             AgentEvent::RelayLost { reason, retry_in } => self.relay_lost(reason, *retry_in, now),
         }
     }
