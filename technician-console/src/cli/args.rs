@@ -25,8 +25,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Open the console window (the default on a desktop): enter the code, see consent, the live
-    /// screen, inventory and diagnostics.
-    Window,
+    /// screen, inventory, diagnostics, chat and files.
+    Window {
+        /// Where files fetched from the user's computer are saved (made if missing; default
+        /// ~/Downloads).
+        #[arg(long)]
+        downloads: Option<std::path::PathBuf>,
+    },
     /// With --code: fetch a machine's full inventory in a live session (asks the user for
     /// `inventory`). With a subcommand: query enrolled devices.
     #[command(args_conflicts_with_subcommands = true)]

@@ -18,7 +18,7 @@ pub async fn run(mut cli: Cli) -> Result<(), CliError> {
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     let cmd = match cli.command.take() {
         Some(c) => c,
-        None if has_desktop => Command::Window,
+        None if has_desktop => Command::Window { downloads: None },
         None => return usage("no command, and no desktop to open the window on; see --help"),
     };
     let json = cli.json;
@@ -96,11 +96,12 @@ pub async fn run(mut cli: Cli) -> Result<(), CliError> {
         (Err(e), _) => return usage(e.to_string()),
         (_, None) => return usage("no technician token: pass --token or set TETHER_TOKEN"),
     };
-    if matches!(cmd, Command::Window) {
+    if let Command::Window { downloads } = &cmd {
+        let downloads = downloads.clone().unwrap_or_else(crate::window::default_downloads);
         // winit wants the main thread, which is the one running this future under #[tokio::main];
         // sessions run on this runtime's workers.
         let rt = tokio::runtime::Handle::current();
-        tokio::task::block_in_place(|| crate::window::run(rt, config))?;
+        tokio::task::block_in_place(|| crate::window::run(rt, config, downloads))?;
         return Ok(());
     }
     run_command(&cmd, json, config, probe, input).await
@@ -140,7 +141,7 @@ async fn run_command(
             [Scope::Inventory].into_iter().collect(),
         ),
         Command::Devices { .. } => return usage("devices needs a subcommand"),
-        Command::Window => return usage("the window runs on its own"),
+        Command::Window { .. } => return usage("the window runs on its own"),
         Command::Sessions { .. } => return usage("sessions needs a subcommand"),
         Command::Invitations => return usage("invitations runs on its own"),
         Command::Diag { code, .. } => (
@@ -318,7 +319,7 @@ async fn serve(
             }
         }
         Command::Devices { .. }
-        | Command::Window
+        | Command::Window { .. }
         | Command::Sessions { .. }
         | Command::Invitations => {}
         Command::Diag {

@@ -21,6 +21,9 @@ pub mod layout;
 pub mod model;
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,10 +36,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::displays::ScreenStreams;
+use crate::files;
 use crate::error::ConsoleError;
 use crate::session::{AgentSaid, ConsoleConfig, MoreAnswer, Session, pair_session};
 use crate::viewer::{self, ViewerState};
-use model::Event;
+use model::{Event, FilesEvent, Way};
+use tether_proto::text::display_safe;
 
 /// Depth of the request and event queues: the technician clicks slowly, and a full queue drops the
 /// click (the button can be pressed again) rather than blocking the window.
@@ -93,6 +98,8 @@ struct Current {
 pub struct Backend {
     rt: tokio::runtime::Handle,
     config: ConsoleConfig,
+    /// Where pulled files are saved.
+    downloads: PathBuf,
     wake: Waker,
     generation: u64,
     current: Option<Current>,
@@ -127,12 +134,19 @@ impl Tell {
 }
 
 impl Backend {
-    /// A backend that runs sessions with `config` on `rt`, calling `wake` when there is news.
-    pub fn new(rt: tokio::runtime::Handle, config: ConsoleConfig, wake: Waker) -> Self {
+    /// A backend that runs sessions with `config` on `rt`, saving pulled files in `downloads`,
+    /// calling `wake` when there is news.
+    pub fn new(
+        rt: tokio::runtime::Handle,
+        config: ConsoleConfig,
+        downloads: PathBuf,
+        wake: Waker,
+    ) -> Self {
         let (input, _) = mpsc::channel(1);
         Backend {
             rt,
             config,
+            downloads,
             wake,
             generation: 0,
             current: None,
@@ -158,6 +172,7 @@ impl Backend {
         };
         let task = run_session(
             self.config.clone(),
+            self.downloads.clone(),
             code,
             scopes,
             ask_now,
@@ -251,6 +266,7 @@ async fn chat_in(text: Option<ChatText>, tell: &Tell) -> bool {
 #[allow(clippy::too_many_arguments)]
 async fn run_session(
     config: ConsoleConfig,
+    downloads: PathBuf,
     code: SessionCode,
     scopes: ScopeSet,
     ask_now: bool,
@@ -290,7 +306,7 @@ async fn run_session(
                 j = jobs.recv() => match j {
                     Some(Job::AskConsent) => break,
                     Some(Job::Say(line)) => {
-                        let _ = serve(&mut session, Job::Say(line), &tell).await;
+                        let _ = serve(&mut session, Job::Say(line), &tell, &downloads).await;
                     }
                     Some(Job::End) | None => {
                         session.end().await;
@@ -334,7 +350,7 @@ async fn run_session(
             j = jobs.recv() => match j {
                 Some(Job::End) | None => break None,
                 Some(Job::Say(line)) => {
-                    let _ = serve(&mut session, Job::Say(line), &tell).await;
+                    let _ = serve(&mut session, Job::Say(line), &tell, &downloads).await;
                 }
                 Some(j) => queue.push_back(j),
             },
@@ -445,7 +461,7 @@ async fn run_session(
         // Serve the job; meanwhile keep taking requests, so "End session" is never stuck behind a
         // slow probe (the user's lines wait until it is done).
         let over = {
-            let work = serve(&mut session, job, &tell);
+            let work = serve(&mut session, job, &tell, &downloads);
             tokio::pin!(work);
             loop {
                 tokio::select! {
@@ -517,7 +533,7 @@ async fn start_screen(
 }
 
 /// Serves one job and tells the window the outcome. Returns why the session is over, if it is.
-async fn serve(session: &mut Session, job: Job, tell: &Tell) -> Option<String> {
+async fn serve(session: &mut Session, job: Job, tell: &Tell, downloads: &Path) -> Option<String> {
     let (event, err) = match job {
         Job::End => return Some("you ended the session".into()),
         // Only meaningful before consent; the session already asked.
@@ -526,14 +542,37 @@ async fn serve(session: &mut Session, job: Job, tell: &Tell) -> Option<String> {
         Job::Display(_) => return None,
         // Sent by the session loop itself, which waits for the answer with the user's lines.
         Job::AskMore(_) => return None,
-        // Not wired to the agent yet.
-        Job::ListFiles(_) | Job::PullFile(_) | Job::PushFiles(_) => (
-            Event::Files(model::FilesEvent::Failed {
-                id: None,
-                reason: "file transfer is not available in this build".into(),
-            }),
-            None,
-        ),
+        Job::ListFiles(dir) => match files::list(session, &dir).await {
+            Ok(l) => (Event::Files(FilesEvent::Listed(Ok(listing(l)))), None),
+            Err(e) => {
+                let reason = e.to_string();
+                (Event::Files(FilesEvent::Listed(Err(reason))), session_error(e))
+            }
+        },
+        Job::PullFile(path) => {
+            let mut shown = Shown::new(tell, Way::Pull);
+            let result = files::pull(session, &path, downloads, &mut |p| shown.on(p)).await;
+            shown.flush().await;
+            match result {
+                Ok(pulled) => (
+                    shown.done(&[pulled.saved_as.display().to_string()]),
+                    None,
+                ),
+                Err(e) => (shown.failed(&e), session_error(e)),
+            }
+        }
+        Job::PushFiles(paths) => {
+            let mut shown = Shown::new(tell, Way::Push);
+            let result = files::push(session, &paths, None, &mut |p| shown.on(p)).await;
+            shown.flush().await;
+            match result {
+                Ok(moved) => {
+                    let landed: Vec<String> = moved.into_iter().map(|m| m.path).collect();
+                    (shown.done(&landed), None)
+                }
+                Err(e) => (shown.failed(&e), session_error(e)),
+            }
+        }
         Job::Say(line) => match session.say(&line).await {
             Ok(()) => (
                 Event::Chat {
@@ -585,15 +624,155 @@ async fn serve(session: &mut Session, job: Job, tell: &Tell) -> Option<String> {
     }
 }
 
+/// The session error inside a failed transfer, if the session itself failed.
+fn session_error(e: files::FilesError) -> Option<ConsoleError> {
+    match e {
+        files::FilesError::Session(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// A listing as the files panel shows it: folders first, then files, by name; names made harmless.
+fn listing(l: files::Listing) -> model::Listing {
+    let mut entries: Vec<model::Entry> = l
+        .entries
+        .into_iter()
+        .map(|e| model::Entry {
+            name: display_safe(&e.name).into_owned(),
+            is_dir: e.kind == "dir",
+            size: e.size,
+        })
+        .collect();
+    entries.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
+    model::Listing {
+        dir: l.dir,
+        entries,
+    }
+}
+
+/// The window's numbers for transfers, unique for the process.
+static TRANSFER_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Least time between two progress events of one transfer (the bar moves smoothly at 10 a second).
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Turns a transfer's progress calls into the files panel's events: a `Started` per file (never
+/// dropped: one the full queue refused is sent with the next call, or by [`Shown::flush`]), and
+/// `Progress` at most every [`PROGRESS_EVERY`] (those may be dropped: the next one says more).
+struct Shown<'a> {
+    tell: &'a Tell,
+    way: Way,
+    /// The files started so far: window id and name, in order.
+    started: Vec<(u64, String)>,
+    /// Events the queue had no room for yet.
+    pending: VecDeque<Event>,
+    last: Option<std::time::Instant>,
+}
+
+impl<'a> Shown<'a> {
+    fn new(tell: &'a Tell, way: Way) -> Self {
+        Shown {
+            tell,
+            way,
+            started: Vec::new(),
+            pending: VecDeque::new(),
+            last: None,
+        }
+    }
+
+    fn on(&mut self, p: &files::Progress) -> ControlFlow<()> {
+        if self.started.last().is_none_or(|(_, name)| *name != p.name) {
+            let id = TRANSFER_IDS.fetch_add(1, Ordering::Relaxed);
+            self.started.push((id, p.name.clone()));
+            self.pending.push_back(Event::Files(FilesEvent::Started {
+                id,
+                way: self.way,
+                name: p.name.clone(),
+                total: p.total_bytes,
+            }));
+        }
+        while let Some(ev) = self.pending.pop_front() {
+            if let Err(mpsc::error::TrySendError::Full(ev)) = self.tell.tx.try_send(ev) {
+                self.pending.push_front(ev);
+                break;
+            }
+        }
+        let now = std::time::Instant::now();
+        if self.pending.is_empty()
+            && self.last.is_none_or(|t| now.duration_since(t) >= PROGRESS_EVERY)
+            && let Some((id, _)) = self.started.last()
+        {
+            self.last = Some(now);
+            let _ = self.tell.tx.try_send(Event::Files(FilesEvent::Progress {
+                id: *id,
+                done: p.done_bytes,
+            }));
+            (self.tell.wake)();
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Sends what the queue had no room for.
+    async fn flush(&mut self) {
+        while let Some(ev) = self.pending.pop_front() {
+            self.tell.send(ev).await;
+        }
+    }
+
+    /// Every file done, each where it landed; the last event is returned for the caller to send.
+    fn done(&self, landed: &[String]) -> Event {
+        let mut events: Vec<Event> = self
+            .started
+            .iter()
+            .zip(landed)
+            .map(|((id, _), landed)| {
+                Event::Files(FilesEvent::Done {
+                    id: *id,
+                    landed: landed.clone(),
+                })
+            })
+            .collect();
+        let last = events.pop().unwrap_or(Event::Files(FilesEvent::Failed {
+            id: None,
+            reason: "nothing to send: the folders hold no files".into(),
+        }));
+        for ev in events {
+            let _ = self.tell.tx.try_send(ev);
+        }
+        last
+    }
+
+    /// The files before the last one are done; the last one failed with `e`.
+    fn failed(&self, e: &files::FilesError) -> Event {
+        let reason = e.to_string();
+        Event::Files(FilesEvent::Failed {
+            id: self.started.last().map(|(id, _)| *id),
+            reason,
+        })
+    }
+}
+
+/// Where the window saves pulled files unless told otherwise: `~/Downloads`.
+pub fn default_downloads() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join("Downloads"))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 /// Opens the console window and blocks until the technician closes it. Sessions run on `rt`.
 /// Every change the window shows is also printed to standard output as one line (see
 /// [`model::Model::journal`]; never the code), which is what scripts and the UI tests read.
-pub fn run(rt: tokio::runtime::Handle, config: ConsoleConfig) -> Result<(), ConsoleError> {
+pub fn run(
+    rt: tokio::runtime::Handle,
+    config: ConsoleConfig,
+    downloads: PathBuf,
+) -> Result<(), ConsoleError> {
     let ctx = Arc::new(std::sync::OnceLock::<eframe::egui::Context>::new());
     let wake_ctx = ctx.clone();
     let backend = Backend::new(
         rt,
         config,
+        downloads,
         Arc::new(move || {
             if let Some(c) = wake_ctx.get() {
                 c.request_repaint();
