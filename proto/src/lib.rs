@@ -17,6 +17,7 @@
 //!   deltas between two inventories.
 //! - [`fleet`]: enrolled devices — enrollment, inventory reports, and IT's fleet queries.
 //! - [`chat`]: in-session chat text and its limits.
+//! - [`clipboard`]: clipboard sharing — which selection, the size limit, what a notice shows.
 //! - [`text`]: the one rule for showing text another party wrote ([`text::display_safe`]).
 //! - [`records`]: session records (ticket, reason, notes, probes run, resolution) and their queries.
 //! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
@@ -24,6 +25,7 @@
 //! - [`keys`]: physical keys — the one table of W3C code names, USB HID usages and evdev codes.
 
 pub mod chat;
+pub mod clipboard;
 pub mod code;
 pub mod codec;
 pub mod diag;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::relay::{EndReason, Invitee};
+use crate::clipboard::Selection;
 use crate::diag::{DiagReport, Probe};
 use crate::inventory::Inventory;
 use crate::scope::{Scope, ScopeSet};
@@ -165,6 +166,19 @@ pub enum Request {
         /// Display whose pixels the event coordinates are in.
         display: u32,
     },
+    /// The text on the user's clipboard (needs `clipboard`); see [`crate::clipboard`].
+    ClipboardGet {
+        /// Which clipboard.
+        selection: Selection,
+    },
+    /// Put `text` on the user's clipboard (needs `clipboard`), at most
+    /// [`crate::clipboard::MAX_CLIPBOARD_BYTES`], kept exactly as sent.
+    ClipboardSet {
+        /// Which clipboard.
+        selection: Selection,
+        /// The text.
+        text: String,
+    },
 }
 
 impl Request {
@@ -175,6 +189,7 @@ impl Request {
             Request::Diagnostic { .. } => Scope::Diagnostics,
             Request::Displays | Request::View { .. } => Scope::View,
             Request::Control { .. } => Scope::Control,
+            Request::ClipboardGet { .. } | Request::ClipboardSet { .. } => Scope::Clipboard,
         }
     }
 }
@@ -208,5 +223,19 @@ pub enum Response {
     Controlling {
         /// The display the coordinates refer to.
         display: DisplayInfo,
+    },
+    /// The text on the user's clipboard, for [`Request::ClipboardGet`] (empty: nothing on it).
+    ClipboardText {
+        /// Which clipboard.
+        selection: Selection,
+        /// The text, exactly as the user's desktop had it.
+        text: String,
+    },
+    /// The user's clipboard holds the text now, for [`Request::ClipboardSet`].
+    ClipboardStored {
+        /// Which clipboard.
+        selection: Selection,
+        /// How many bytes of UTF-8 it holds.
+        bytes: u32,
     },
 }
