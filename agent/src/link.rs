@@ -160,6 +160,7 @@ pub(crate) async fn wait_end(commands: &mut mpsc::Receiver<UserCommand>) {
             Some(
                 UserCommand::Consent(_)
                 | UserCommand::RevokeControl
+                | UserCommand::Revoke(_)
                 | UserCommand::Chat(_)
                 | UserCommand::AnswerInvite(_),
             ) => {}

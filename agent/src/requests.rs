@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, warn};
 
+use crate::clipboard::{ClipboardCtx, ClipboardProvider};
 use crate::config::{STEP_TIMEOUT, ShareConfig};
 use crate::screen::{InputProvider, InputSeen, ScreenProvider, StreamCtx};
 use crate::ui::AgentEvent;
@@ -36,6 +37,7 @@ pub(crate) struct Streams {
     screen: Arc<dyn ScreenProvider>,
     input: Arc<dyn InputProvider>,
     input_seen: InputSeen,
+    clipboard: Arc<dyn ClipboardProvider>,
     technician: String,
 }
 
@@ -63,6 +65,7 @@ impl Streams {
             screen: config.screen.clone(),
             input: config.input.clone(),
             input_seen: InputSeen::default(),
+            clipboard: config.clipboard.clone(),
             technician,
         }
     }
@@ -89,6 +92,7 @@ impl Streams {
         let ctx = RequestCtx {
             keys: self.keys.clone(),
             used: self.used.clone(),
+            clipboard: self.clipboard.clone(),
             stream: StreamCtx {
                 grant,
                 events: self.events.clone(),
@@ -124,6 +128,8 @@ impl Streams {
 pub(crate) struct RequestCtx {
     pub keys: SessionKeys,
     pub used: Arc<Mutex<HashSet<u32>>>,
+    /// The clipboard backend; used only by a granted clipboard request.
+    pub clipboard: Arc<dyn ClipboardProvider>,
     /// The grant, the user's events, the relay's reports and the backends.
     pub stream: StreamCtx,
 }
@@ -272,6 +278,8 @@ pub(crate) fn describe(req: &Request) -> String {
         Request::Displays => "the list of your displays".into(),
         Request::View { display } => format!("a live view of display {display}"),
         Request::Control { .. } => "your mouse and keyboard".into(),
+        Request::ClipboardGet { selection } => format!("the text on {}", selection.words()),
+        Request::ClipboardSet { selection, .. } => format!("to put text on {}", selection.words()),
     }
 }
 
@@ -296,6 +304,12 @@ async fn serve(
         Request::Control { display } => {
             return screen::serve_control(display, tx, rx, &ctx.stream).await;
         }
+        Request::ClipboardGet { selection } => {
+            return crate::clipboard::serve(selection, None, tx, clipboard_ctx(ctx)).await;
+        }
+        Request::ClipboardSet { selection, text } => {
+            return crate::clipboard::serve(selection, Some(text), tx, clipboard_ctx(ctx)).await;
+        }
         _ => {}
     }
     let screen = ctx.stream.screen.clone();
@@ -308,11 +322,13 @@ async fn serve(
                 message: e.to_string(),
             },
         },
-        Request::Diagnostic { .. } | Request::View { .. } | Request::Control { .. } => {
-            Response::Failed {
-                message: "unreachable: served above".into(),
-            }
-        }
+        Request::Diagnostic { .. }
+        | Request::View { .. }
+        | Request::Control { .. }
+        | Request::ClipboardGet { .. }
+        | Request::ClipboardSet { .. } => Response::Failed {
+            message: "unreachable: served above".into(),
+        },
     });
     let response = work.await.unwrap_or_else(|e| Response::Failed {
         message: format!("collection failed: {e}"),
@@ -320,6 +336,14 @@ async fn serve(
     tx.send(&response).await?;
     let _ = ctx.stream.events.send(AgentEvent::Served { what }).await;
     Ok(())
+}
+
+fn clipboard_ctx(ctx: &RequestCtx) -> ClipboardCtx<'_> {
+    ClipboardCtx {
+        clipboard: &ctx.clipboard,
+        events: &ctx.stream.events,
+        technician: &ctx.stream.technician,
+    }
 }
 
 /// Re-validates the probe (the console's checks are not trusted), shows the user it runs, runs it

@@ -3,7 +3,7 @@
 //! Consent answers: `y` grants everything asked, `n` refuses, a comma list such as `inventory` grants
 //! that subset. Anything else (a typo such as `diagnostcs`) is not an answer: the question is asked
 //! again. End of input, or silence until the timeout, means **no**. `q` ends the session at any time;
-//! `r` takes back `control` and keeps the session. Once paired, any other line is sent to the
+//! `r` takes back `control` and `c` the clipboard, and keeps the session. Once paired, any other line is sent to the
 //! technician as a chat message. When a session ends and sharing goes on (`share` without `--once`),
 //! the next code follows.
 
@@ -146,6 +146,10 @@ pub fn render(event: &AgentEvent) -> String {
         AgentEvent::Controlling { technician, active: false } => {
             format!("{} stopped using your mouse and keyboard.", safe(technician))
         }
+        AgentEvent::Clipboard { technician, used, selection, chars, preview } => format!(
+            "** {} Type c and Enter to stop clipboard sharing.",
+            AgentEvent::clipboard_words(technician, *used, *selection, *chars, preview)
+        ),
         AgentEvent::Revoked { scope } => {
             format!("You took back \"{scope}\". The session goes on without it.")
         }
@@ -219,6 +223,12 @@ where
                 }
                 Ok(Some(l)) if pending.is_none() && l.trim().eq_ignore_ascii_case("r") => {
                     let _ = ui.commands.send(UserCommand::RevokeControl).await;
+                }
+                Ok(Some(l)) if pending.is_none() && l.trim().eq_ignore_ascii_case("c") => {
+                    let _ = ui
+                        .commands
+                        .send(UserCommand::Revoke(tether_proto::Scope::Clipboard))
+                        .await;
                 }
                 Ok(Some(l)) => {
                     if let Some(requested) = pending {

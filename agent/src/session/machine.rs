@@ -285,12 +285,16 @@ impl Machine {
                     self.more_decided(prompt, given, MoreOutcome::Answered);
                 }
             }
-            (Phase::Serving, UserCommand::RevokeControl) => self.revoke_control(),
+            (Phase::Serving, UserCommand::RevokeControl) => self.revoke(Scope::Control),
+            (Phase::Serving, UserCommand::Revoke(scope)) => self.revoke(scope),
             (Phase::Serving, UserCommand::AnswerInvite(yes)) => self.invite_answered(yes),
             // Nothing asked or granted yet, so nothing to answer or take back.
             (
                 Phase::Waiting(_) | Phase::Consent(_),
-                UserCommand::Consent(_) | UserCommand::RevokeControl | UserCommand::AnswerInvite(_),
+                UserCommand::Consent(_)
+                | UserCommand::RevokeControl
+                | UserCommand::Revoke(_)
+                | UserCommand::AnswerInvite(_),
             ) => self.touched(now, false),
         }
     }
@@ -491,16 +495,14 @@ impl Machine {
         self.phase = Phase::Serving;
     }
 
-    fn revoke_control(&mut self) {
-        if !self.grant.contains(Scope::Control) {
+    fn revoke(&mut self, scope: Scope) {
+        if !self.grant.contains(scope) {
             return;
         }
-        self.grant.remove(Scope::Control);
+        self.grant.remove(scope);
         self.out.push_back(Output::Grant(self.grant));
-        info!("the user revoked control");
-        self.emit(AgentEvent::Revoked {
-            scope: Scope::Control,
-        });
+        info!(%scope, "the user revoked a scope");
+        self.emit(AgentEvent::Revoked { scope });
         // The console shows it at once and stops sending input.
         let granted = self.grant;
         self.console(AgentToConsole::GrantChanged { granted }, true);
