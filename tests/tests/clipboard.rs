@@ -2,8 +2,10 @@
 //! clipboard on a private Xvfb, the console library and the real `tether-console` binary. The
 //! user's side is copied into and pasted from with `xclip` on the agent's display, independently of
 //! Tether's own X11 code; the viewer's focus sync runs the real viewer window on a second Xvfb (the
-//! technician's), focused and unfocused there as a window manager would. Needs Xvfb, xclip and
-//! xdotool (`packaging/system-packages`); without them these tests fail loudly rather than skip.
+//! technician's), focused and unfocused there as a window manager would. The wlroots backend runs on a
+//! headless sway, copied into and pasted from with `wl-copy` and `wl-paste`. Needs Xvfb, xclip and
+//! xdotool, and for the wlroots backend headless sway and wl-clipboard (`packaging/system-packages`);
+//! without them these tests fail loudly rather than skip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,13 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_agent::ShareConfig;
-use tether_agent::clipboard::X11Clipboard;
+use tether_agent::clipboard::{WlrootsClipboard, X11Clipboard};
 use tether_agent::screen::{ScrapScreen, X11Input};
 use tether_agent::ui::{AgentEvent, ClipboardUse};
 use tether_console::{ConsoleError, clipboard, open_session};
 use tether_proto::clipboard::{ClipboardError, MAX_CLIPBOARD_BYTES, Selection, preview};
 use tether_proto::msg::Request;
 use tether_proto::{Scope, ScopeSet};
+use tether_tests::desktop::Desktop;
 use tether_tests::gui::{Gui, relay_args};
 use tether_tests::procs::bin;
 use tether_tests::{TestAgent, TestRelay, Xvfb};
@@ -560,4 +563,116 @@ async fn the_viewer_sends_the_technicians_clipboard_on_entering_and_brings_the_u
         .count();
     assert_eq!(puts, 1, "only the one change crossed to the user");
     drop(g);
+}
+
+/// What `wl-paste` reads from the clipboard (or the primary selection) of the headless sway.
+fn wl_paste(sway: &Desktop, primary: bool) -> Option<String> {
+    let mut args = vec!["--no-newline"];
+    if primary {
+        args.push("--primary");
+    }
+    let out = sway.cmd("wl-paste", &args);
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).expect("wl-paste gives UTF-8"))
+}
+
+/// Copies `text` with `wl-copy` (which stays behind to serve it) and waits until `wl-paste` reads
+/// it back.
+fn wl_copy(sway: &Desktop, primary: bool, text: &str) {
+    let mut c = sway.command("wl-copy");
+    if primary {
+        c.arg("--primary");
+    }
+    let status = c
+        .arg("--")
+        .arg(text)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("wl-copy (install wl-clipboard)");
+    assert!(status.success(), "wl-copy failed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wl_paste(sway, primary).as_deref() != Some(text) {
+        assert!(Instant::now() < deadline, "wl-copy never held the text");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wlroots_clipboard_both_ways_on_headless_sway() {
+    let sway = tokio::task::block_in_place(|| Desktop::sway(""));
+    let socket = Some(sway.socket.display().to_string());
+    let relay = TestRelay::start().await;
+    let mut config = ShareConfig::new(relay.target());
+    config.clipboard = Arc::new(WlrootsClipboard::new(socket.clone()));
+    let mut agent = TestAgent::spawn_with(config, Some(scopes("clipboard")));
+    let theirs = "from wl-copy\tnaïve\n日本";
+    tokio::task::block_in_place(|| wl_copy(&sway, false, theirs));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("clipboard"))
+        .await
+        .unwrap();
+    assert_eq!(
+        clipboard::get(&mut session, Selection::Clipboard)
+            .await
+            .unwrap(),
+        theirs
+    );
+    expect_notice(
+        &mut agent,
+        ClipboardUse::Read,
+        theirs.chars().count(),
+        &preview(theirs),
+    )
+    .await;
+    let ours = "set by the technician\u{1b}[0m\r\n";
+    clipboard::set(&mut session, Selection::Clipboard, ours)
+        .await
+        .unwrap();
+    expect_notice(
+        &mut agent,
+        ClipboardUse::Put,
+        ours.chars().count(),
+        &preview(ours),
+    )
+    .await;
+    let pasted = tokio::task::block_in_place(|| wl_paste(&sway, false));
+    assert_eq!(pasted.as_deref(), Some(ours));
+    // The agent reads back what it serves, and the primary selection is its own.
+    assert_eq!(
+        clipboard::get(&mut session, Selection::Clipboard)
+            .await
+            .unwrap(),
+        ours
+    );
+    clipboard::set(
+        &mut session,
+        Selection::Primary,
+        "primary from the technician",
+    )
+    .await
+    .unwrap();
+    let (primary, clip) =
+        tokio::task::block_in_place(|| (wl_paste(&sway, true), wl_paste(&sway, false)));
+    assert_eq!(primary.as_deref(), Some("primary from the technician"));
+    assert_eq!(clip.as_deref(), Some(ours));
+    tokio::task::block_in_place(|| wl_copy(&sway, true, "highlighted on sway"));
+    assert_eq!(
+        clipboard::get(&mut session, Selection::Primary)
+            .await
+            .unwrap(),
+        "highlighted on sway"
+    );
+    session.end().await;
+
+    // Nothing before the grant and nothing after revoking, on this backend too.
+    tokio::task::block_in_place(|| wl_copy(&sway, false, "the sway user's secret"));
+    tether_tests::grant::clipboard_nothing_before_the_grant(
+        Arc::new(WlrootsClipboard::new(socket)),
+        "the sway user's secret",
+        || tokio::task::block_in_place(|| wl_paste(&sway, false)).unwrap_or_default(),
+    )
+    .await;
 }

@@ -5,13 +5,15 @@
 //!   `Send + Sync`; nothing calls it before the user grants `clipboard`, and the grant is checked
 //!   on every request (`requests.rs`), so a scope taken back stops the next one at once.
 //! - [`provider`]: the one place the backend is chosen, following the session's display backend
-//!   (`screen::backend`): X11 reads and owns the X display's selections (`x11.rs`); a Wayland
-//!   session answers every request with [`ClipboardError::Unsupported`] until a Wayland backend
-//!   exists.
+//!   (`screen::backend`): X11 reads and owns the X display's selections (`x11.rs`); wlroots
+//!   compositors (sway, Hyprland, river, …) through `zwlr_data_control_manager_v1` (`wlroots.rs`);
+//!   GNOME, KDE and other Wayland desktops (the portal and Mutter backends) answer every request
+//!   with [`ClipboardError::Unsupported`], as they offer no clipboard to a program without a window.
 //! - [`serve`]: one request: the text checked against the limit (again: the console's word is
 //!   never trusted), the backend called off the async workers, the user told what was read or put
 //!   ([`AgentEvent::Clipboard`]), the answer sent.
 
+mod wlroots;
 mod x11;
 
 use std::fmt::Debug;
@@ -25,6 +27,7 @@ use tokio::sync::mpsc;
 use crate::screen::backend::Backend;
 use crate::ui::{AgentEvent, ClipboardUse};
 
+pub use wlroots::WlrootsClipboard;
 pub use x11::X11Clipboard;
 
 /// Why the clipboard could not be read or set.
@@ -75,7 +78,7 @@ impl ClipboardProvider for Unsupported {
 pub fn provider(backend: Backend) -> Arc<dyn ClipboardProvider> {
     match backend {
         Backend::X11 => Arc::new(X11Clipboard::new(None)),
-        Backend::Wlroots => Arc::new(Unsupported("Wayland on wlroots")),
+        Backend::Wlroots => Arc::new(WlrootsClipboard::new(None)),
         Backend::Portal => Arc::new(Unsupported("Wayland through the desktop portal")),
         Backend::Mutter => Arc::new(Unsupported("Wayland on GNOME")),
     }
