@@ -109,7 +109,8 @@ pub enum Command {
         clipboard: bool,
     },
     /// Read or set the text on the user's clipboard (asks the user for `clipboard`, which
-    /// `control` does not include). At most 1 MiB of text; it is kept exactly as it is.
+    /// `control` does not include; the user is told each time). At most 1 MiB of text, kept
+    /// exactly as it is.
     Clipboard {
         #[command(subcommand)]
         action: ClipboardAction,
@@ -155,7 +156,8 @@ pub enum ClipboardAction {
         primary: bool,
     },
     /// Put TEXT on the user's clipboard, or what standard input holds when TEXT is left out
-    /// (e.g. `tether-console clipboard set --code C < notes.txt`). Checked before the code is used.
+    /// (e.g. `tether-console clipboard set --code C < notes.txt`). Text over 1 MiB is refused
+    /// before the code is used, so the user keeps it.
     Set {
         /// The code the user reads to you.
         #[arg(long)]
