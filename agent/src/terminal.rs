@@ -353,6 +353,42 @@ mod tests {
         front.await.unwrap();
     }
 
+    /// Each clipboard use is printed with its text made safe, and `c` takes the clipboard back.
+    #[tokio::test]
+    async fn clipboard_use_is_shown_safely_and_c_takes_it_back() {
+        use crate::ui::ClipboardUse;
+        use tether_proto::clipboard::Selection;
+        let (mut link, mut keyboard, shown, front) = front_end();
+        link.events
+            .send(AgentEvent::Clipboard {
+                technician: "Ada\u{1b}[2J of Acme".into(),
+                used: ClipboardUse::Put,
+                selection: Selection::Clipboard,
+                chars: 9,
+                preview: "rm\u{1b}[31m\n-rf".into(),
+            })
+            .await
+            .unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            shown
+                .iter()
+                .find(|s| s.contains("characters on your clipboard"))
+        });
+        let line = line.await.unwrap().unwrap();
+        assert_eq!(
+            line,
+            "** Ada␛[2J of Acme put 9 characters on your clipboard: \"rm␛[31m␊-rf\". Type c and \
+             Enter to stop clipboard sharing."
+        );
+        keyboard.write_all(b"c\n").await.unwrap();
+        assert_eq!(
+            link.commands.recv().await,
+            Some(UserCommand::Revoke(Scope::Clipboard))
+        );
+        drop(link);
+        front.await.unwrap();
+    }
+
     /// Issue 16 item 6: the terminal asks for just the new scopes mid-session; the answer is a
     /// consent command, and after the prompt closes `r` takes control back again.
     #[tokio::test]

@@ -73,6 +73,9 @@ pub enum Job {
     },
     /// Show another remote display (monitor), on the same session.
     Display(u32),
+    /// The window gained (`true`) or lost focus: the clipboard follows the technician in and out
+    /// when `clipboard` is granted ([`crate::clipboard::FocusSync`]).
+    Focus(bool),
     /// End the session.
     End,
 }
@@ -330,6 +333,8 @@ async fn run_session(
                 Some(Job::Say(line)) => {
                     let _ = serve(&mut session, Job::Say(line), &tell).await;
                 }
+                // Nothing to sync before a grant; a later focus change syncs what is current.
+                Some(Job::Focus(_)) => {}
                 Some(j) => queue.push_back(j),
             },
             () = &mut give_up => break Some(Err(ConsoleError::ConsentTimeout)),
@@ -379,6 +384,10 @@ async fn run_session(
     }
     // What was last asked for more, to say what the answer means.
     let mut more_asked = (ScopeSet::EMPTY, ScopeSet::EMPTY);
+    let (mut clip_rule, mut local_clip) = (
+        crate::clipboard::FocusSync::default(),
+        crate::clipboard::X11LocalClipboard::new(),
+    );
     let reason = loop {
         let job = match queue.pop_front() {
             Some(j) => j,
@@ -428,6 +437,23 @@ async fn run_session(
         }
         if matches!(job, Job::End) {
             break "you ended the session".to_string();
+        }
+        if let Job::Focus(focused) = job {
+            let synced = crate::clipboard::sync_focus(
+                &mut session,
+                &mut clip_rule,
+                &mut local_clip,
+                focused,
+            )
+            .await;
+            // Shown where the live screen shows its notes.
+            if let Some(n) = synced
+                && let Ok(mut s) = screen.lock()
+            {
+                s.note = Some(n);
+                s.repaint();
+            }
+            continue;
         }
         if let Job::Display(d) = job {
             // A failure shows in the screen's status; the session goes on.
@@ -516,8 +542,8 @@ async fn serve(session: &mut Session, job: Job, tell: &Tell) -> Option<String> {
         Job::End => return Some("you ended the session".into()),
         // Only meaningful before consent; the session already asked.
         Job::AskConsent => return None,
-        // Served by the session loop, which owns the screen streams.
-        Job::Display(_) => return None,
+        // Served by the session loop, which owns the screen streams (and the clipboard sync).
+        Job::Display(_) | Job::Focus(_) => return None,
         // Sent by the session loop itself, which waits for the answer with the user's lines.
         Job::AskMore(_) => return None,
         Job::Say(line) => match session.say(&line).await {
