@@ -269,6 +269,14 @@ async fn control_characters_and_non_ascii_survive_exactly_and_the_limit_holds_on
     let pasted = tokio::task::block_in_place(|| xclip_out(&d, Selection::Clipboard));
     assert!(pasted.as_deref() == Some(at_limit.as_str()), "unchanged");
 
+    // The same from xclip, which hands over this much by INCR (its chunks are just under 1 MiB).
+    let from_user = "é".repeat(MAX_CLIPBOARD_BYTES / 2);
+    tokio::task::block_in_place(|| xclip_in(&d, Selection::Clipboard, &from_user));
+    let back = clipboard::get(&mut session, Selection::Clipboard)
+        .await
+        .unwrap();
+    assert!(back == from_user, "1 MiB by INCR ({} bytes)", back.len());
+
     // The user's clipboard over the limit: the agent says so instead of sending it.
     tokio::task::block_in_place(|| xclip_in(&d, Selection::Clipboard, &over));
     let err = clipboard::get(&mut session, Selection::Clipboard)
