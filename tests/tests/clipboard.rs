@@ -684,3 +684,61 @@ async fn wlroots_clipboard_both_ways_on_headless_sway() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_window_shows_each_use_and_stop_clipboard_sharing_takes_it_back() {
+    use tether_agent::window::layout;
+    let relay = TestRelay::start().await;
+    let w = tokio::task::block_in_place(|| Gui::agent(&relay, 60));
+    let user = w.x.display.clone();
+    let code: tether_proto::SessionCode = tokio::task::block_in_place(|| {
+        w.click(layout::centre(layout::GET_HELP));
+        let line = w.expect("session code:");
+        line.split("code:").nth(1).unwrap().trim().parse().unwrap()
+    });
+    let config = relay.console();
+    let console =
+        tokio::spawn(async move { open_session(&config, code, scopes("clipboard")).await });
+    tokio::task::block_in_place(|| {
+        w.expect("asks to:");
+        std::thread::sleep(Duration::from_secs(1));
+        w.click(layout::scope_box(0));
+        w.click(layout::centre(layout::ALLOW));
+    });
+    let mut session = console.await.unwrap().expect("session opens");
+    assert_eq!(session.granted, scopes("clipboard"));
+    let text = "naïve\tcafé\n日本\u{1b}[2J";
+    clipboard::set(&mut session, Selection::Clipboard, text)
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| {
+        // The banner says it, the text made safe; the user's programs paste it exactly.
+        let last = w.expect("last: ");
+        assert_eq!(
+            last,
+            "last: Ada Lovelace of Acme IT put 17 characters on your clipboard: \"naïve café␊日本␛[2J\"."
+        );
+        assert_eq!(
+            xclip_out(&user, Selection::Clipboard).as_deref(),
+            Some(text)
+        );
+        w.click(layout::centre(layout::STOP_CLIPBOARD));
+        w.expect("You took back \"clipboard\"");
+    });
+    let mut grant = session.grant();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        grant.wait_for(|g| !g.contains(Scope::Clipboard)),
+    )
+    .await
+    .expect("the console hears of it")
+    .unwrap();
+    let err = clipboard::get(&mut session, Selection::Clipboard)
+        .await
+        .expect_err("taken back");
+    assert!(
+        matches!(err, ConsoleError::ScopeDenied(Scope::Clipboard)),
+        "{err:?}"
+    );
+    session.end().await;
+}

@@ -561,6 +561,20 @@ mod tests {
             line,
             "last: Ada\u{fffd} of Acme read your highlighted text (primary selection) (2 characters: \"a␊b\")."
         );
+        // "Stop clipboard sharing" takes back just the clipboard, and goes once it is gone.
+        assert!(m.can_stop_clipboard());
+        assert_eq!(
+            m.stop_clipboard(),
+            Some(Action::Send(UserCommand::Revoke(Scope::Clipboard)))
+        );
+        m.on_event(
+            &AgentEvent::Revoked {
+                scope: Scope::Clipboard,
+            },
+            now,
+        );
+        assert!(!m.can_stop_clipboard());
+        assert_eq!(m.stop_clipboard(), None);
     }
 
     #[test]
