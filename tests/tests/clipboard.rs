@@ -3,7 +3,8 @@
 //! user's side is copied into and pasted from with `xclip` on the agent's display, independently of
 //! Tether's own X11 code; the viewer's focus sync runs the real viewer window on a second Xvfb (the
 //! technician's), focused and unfocused there as a window manager would. The wlroots backend runs on a
-//! headless sway, copied into and pasted from with `wl-copy` and `wl-paste`. Needs Xvfb, xclip and
+//! headless sway, copied into and pasted from with `wl-copy` and `wl-paste`. The real agent window
+//! shows each use (made safe) and takes the clipboard back with "Stop clipboard sharing". Needs Xvfb, xclip and
 //! xdotool, and for the wlroots backend headless sway and wl-clipboard (`packaging/system-packages`);
 //! without them these tests fail loudly rather than skip.
 
