@@ -8,6 +8,7 @@ use tether_net::Trust;
 use tether_net::client::RelayTarget;
 use tether_proto::records::{MAX_REASON_CHARS, check_text};
 
+use crate::clipboard::ClipboardProvider;
 use crate::policy::Policy;
 use crate::screen::{InputProvider, ScreenProvider};
 
@@ -32,6 +33,8 @@ pub struct ShareConfig {
     pub screen: Arc<dyn ScreenProvider>,
     /// Input backend (opened only after `control` is granted).
     pub input: Arc<dyn InputProvider>,
+    /// Clipboard backend (used only for a granted `clipboard` request), on the same display.
+    pub clipboard: Arc<dyn ClipboardProvider>,
     /// Which backend `screen` and `input` are, when the command line chose them (the window says
     /// so, and that the portal's desktop dialog asks again after Tether's consent).
     pub backend: Option<crate::screen::backend::Backend>,
@@ -74,12 +77,15 @@ impl FilesConfig {
 impl ShareConfig {
     /// Defaults for `relay`: no policy, no state kept.
     pub fn new(relay: RelayTarget) -> Self {
-        let (screen, input) = crate::screen::backend::default_providers();
+        let backend =
+            crate::screen::backend::choose(&crate::screen::backend::SessionEnv::from_env());
+        let (screen, input) = crate::screen::backend::providers(backend, None);
         ShareConfig {
             relay,
             consent_timeout: CONSENT_TIMEOUT,
             screen,
             input,
+            clipboard: crate::clipboard::provider(backend),
             backend: None,
             policy: Policy::default(),
             state_dir: None,

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`backoff`]: reconnect delays (exponential, with jitter).
+//! - [`clipboard`]: the user's clipboard behind a trait (X11; Wayland says it is not supported yet)
+//!   and the clipboard requests.
 //! - [`cli`]: the command line: arguments, each command, its words and exit code (main only calls it).
 //! - [`share`]: share mode — relay connection, code, claim; supervises every session of a share.
 //! - `config`: share mode's settings ([`ShareConfig`]) and step limits.
@@ -26,6 +28,7 @@
 
 pub mod backoff;
 pub mod cli;
+pub mod clipboard;
 mod config;
 pub mod diagnostics;
 pub mod enroll;

@@ -160,10 +160,10 @@ pub(crate) async fn wait_end(commands: &mut mpsc::Receiver<UserCommand>) {
             Some(
                 UserCommand::Consent(_)
                 | UserCommand::RevokeControl
+                | UserCommand::Revoke(_)
                 | UserCommand::Chat(_)
                 | UserCommand::AnswerInvite(_)
-                | UserCommand::StopTransfer(_)
-                | UserCommand::Revoke(_),
+                | UserCommand::StopTransfer(_),
             ) => {}
         }
     }

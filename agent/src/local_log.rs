@@ -140,6 +140,20 @@ impl LocalLog {
                 }
                 entry
             }
+            // How much and which clipboard, never the text (it may be a password).
+            AgentEvent::Clipboard {
+                technician,
+                used,
+                selection,
+                chars,
+                ..
+            } => {
+                let event = match used {
+                    crate::ui::ClipboardUse::Read => "clipboard_read",
+                    crate::ui::ClipboardUse::Put => "clipboard_put",
+                };
+                json!({"event": event, "technician": technician, "selection": selection.name(), "chars": chars})
+            }
             // Served/Refused record the outcome; "running" adds nothing to the record.
             AgentEvent::Connected { .. }
             | AgentEvent::Paired { .. }
@@ -301,6 +315,18 @@ fn sentence(v: &serde_json::Value) -> String {
             "{} stopped using your mouse and keyboard.",
             text("technician")
         ),
+        "clipboard_read" | "clipboard_put" => {
+            let what = match text("selection").as_str() {
+                "primary" => "your highlighted text (primary selection)",
+                _ => "your clipboard",
+            };
+            let chars = v["chars"].as_u64().unwrap_or(0);
+            if text("event") == "clipboard_read" {
+                format!("{} read {what} ({chars} characters).", text("technician"))
+            } else {
+                format!("{} put {chars} characters on {what}.", text("technician"))
+            }
+        }
         "revoked" => format!(
             "You took back the permission to {}.",
             scope_words(&text("scope"))
@@ -387,6 +413,40 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(
             lines[0].contains("Refused the uptime diagnostic"),
+            "{lines:?}"
+        );
+    }
+
+    /// Clipboard use is logged each time as how much of which clipboard, never the text.
+    #[test]
+    fn clipboard_use_is_logged_without_the_text() {
+        use crate::ui::ClipboardUse;
+        use tether_proto::clipboard::Selection;
+        let dir = tempfile::tempdir().unwrap();
+        let log = LocalLog::new(dir.path());
+        for (used, selection) in [
+            (ClipboardUse::Put, Selection::Clipboard),
+            (ClipboardUse::Read, Selection::Primary),
+        ] {
+            log.record(&AgentEvent::Clipboard {
+                technician: "Ada of Acme".into(),
+                used,
+                selection,
+                chars: 11,
+                preview: "hunter2-pw".into(),
+            });
+        }
+        let raw = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(!raw.contains("hunter2"), "{raw}");
+        let lines = log.read_in(&jiff::tz::TimeZone::UTC).unwrap();
+        assert!(
+            lines[0].ends_with(
+                "Ada of Acme read your highlighted text (primary selection) (11 characters)."
+            ),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].ends_with("Ada of Acme put 11 characters on your clipboard."),
             "{lines:?}"
         );
     }

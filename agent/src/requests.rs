@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, warn};
 
+use crate::clipboard::{ClipboardCtx, ClipboardProvider};
 use crate::config::{STEP_TIMEOUT, ShareConfig};
 use crate::files::{FilesCtx, Transfers};
 use crate::screen::{InputProvider, InputSeen, ScreenProvider, StreamCtx};
@@ -38,6 +39,7 @@ pub(crate) struct Streams {
     screen: Arc<dyn ScreenProvider>,
     input: Arc<dyn InputProvider>,
     input_seen: InputSeen,
+    clipboard: Arc<dyn ClipboardProvider>,
     technician: String,
     files: FilesCtx,
 }
@@ -66,6 +68,7 @@ impl Streams {
             screen: config.screen.clone(),
             input: config.input.clone(),
             input_seen: InputSeen::default(),
+            clipboard: config.clipboard.clone(),
             technician,
             files: FilesCtx {
                 config: Arc::new(config.files.clone()),
@@ -101,6 +104,7 @@ impl Streams {
         let ctx = RequestCtx {
             keys: self.keys.clone(),
             used: self.used.clone(),
+            clipboard: self.clipboard.clone(),
             stream: StreamCtx {
                 grant,
                 events: self.events.clone(),
@@ -137,6 +141,8 @@ impl Streams {
 pub(crate) struct RequestCtx {
     pub keys: SessionKeys,
     pub used: Arc<Mutex<HashSet<u32>>>,
+    /// The clipboard backend; used only by a granted clipboard request.
+    pub clipboard: Arc<dyn ClipboardProvider>,
     /// The grant, the user's events, the relay's reports and the backends.
     pub stream: StreamCtx,
     /// File transfer's folders and running transfers.
@@ -307,6 +313,8 @@ pub(crate) fn describe(req: &Request) -> String {
         Request::Files(FileRequest::Pull { path }) => {
             format!("your file {}", tether_proto::text::display_safe(path))
         }
+        Request::ClipboardGet { selection } => format!("the text on {}", selection.words()),
+        Request::ClipboardSet { selection, .. } => format!("to put text on {}", selection.words()),
     }
 }
 
@@ -332,6 +340,12 @@ async fn serve(
             return screen::serve_control(display, tx, rx, &ctx.stream).await;
         }
         Request::Files(f) => return files::serve(f, tx, rx, &ctx.stream, &ctx.files).await,
+        Request::ClipboardGet { selection } => {
+            return crate::clipboard::serve(selection, None, tx, clipboard_ctx(ctx)).await;
+        }
+        Request::ClipboardSet { selection, text } => {
+            return crate::clipboard::serve(selection, Some(text), tx, clipboard_ctx(ctx)).await;
+        }
         _ => {}
     }
     let screen = ctx.stream.screen.clone();
@@ -347,7 +361,9 @@ async fn serve(
         Request::Diagnostic { .. }
         | Request::View { .. }
         | Request::Control { .. }
-        | Request::Files(_) => Response::Failed {
+        | Request::Files(_)
+        | Request::ClipboardGet { .. }
+        | Request::ClipboardSet { .. } => Response::Failed {
             message: "unreachable: served above".into(),
         },
     });
@@ -357,6 +373,14 @@ async fn serve(
     tx.send(&response).await?;
     let _ = ctx.stream.events.send(AgentEvent::Served { what }).await;
     Ok(())
+}
+
+fn clipboard_ctx(ctx: &RequestCtx) -> ClipboardCtx<'_> {
+    ClipboardCtx {
+        clipboard: &ctx.clipboard,
+        events: &ctx.stream.events,
+        technician: &ctx.stream.technician,
+    }
 }
 
 /// Re-validates the probe (the console's checks are not trusted), shows the user it runs, runs it

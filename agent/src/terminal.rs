@@ -3,7 +3,7 @@
 //! Consent answers: `y` grants everything asked, `n` refuses, a comma list such as `inventory` grants
 //! that subset. Anything else (a typo such as `diagnostcs`) is not an answer: the question is asked
 //! again. End of input, or silence until the timeout, means **no**. `q` ends the session at any time;
-//! `r` takes back `control` and keeps the session. Once paired, any other line is sent to the
+//! `r` takes back `control` and `c` the clipboard, and keeps the session. Once paired, any other line is sent to the
 //! technician as a chat message. When a session ends and sharing goes on (`share` without `--once`),
 //! the next code follows.
 
@@ -147,6 +147,10 @@ pub fn render(event: &AgentEvent) -> String {
         AgentEvent::Controlling { technician, active: false } => {
             format!("{} stopped using your mouse and keyboard.", safe(technician))
         }
+        AgentEvent::Clipboard { technician, used, selection, chars, preview } => format!(
+            "** {} Type c and Enter to stop clipboard sharing.",
+            AgentEvent::clipboard_words(technician, *used, *selection, *chars, preview)
+        ),
         AgentEvent::Revoked { scope } => {
             format!("You took back \"{scope}\". The session goes on without it.")
         }
@@ -270,6 +274,12 @@ where
                         let _ = ui.commands.send(UserCommand::StopTransfer(id)).await;
                     }
                 }
+                Ok(Some(l)) if pending.is_none() && l.trim().eq_ignore_ascii_case("c") => {
+                    let _ = ui
+                        .commands
+                        .send(UserCommand::Revoke(tether_proto::Scope::Clipboard))
+                        .await;
+                }
                 Ok(Some(l)) => {
                     if let Some(requested) = pending {
                         match parse_answer(&l, requested) {
@@ -389,6 +399,42 @@ mod tests {
             .await
             .unwrap();
         // Sharing may go on after a session; the front end ends when the session side goes.
+        drop(link);
+        front.await.unwrap();
+    }
+
+    /// Each clipboard use is printed with its text made safe, and `c` takes the clipboard back.
+    #[tokio::test]
+    async fn clipboard_use_is_shown_safely_and_c_takes_it_back() {
+        use crate::ui::ClipboardUse;
+        use tether_proto::clipboard::Selection;
+        let (mut link, mut keyboard, shown, front) = front_end();
+        link.events
+            .send(AgentEvent::Clipboard {
+                technician: "Ada\u{1b}[2J of Acme".into(),
+                used: ClipboardUse::Put,
+                selection: Selection::Clipboard,
+                chars: 9,
+                preview: "rm\u{1b}[31m\n-rf".into(),
+            })
+            .await
+            .unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            shown
+                .iter()
+                .find(|s| s.contains("characters on your clipboard"))
+        });
+        let line = line.await.unwrap().unwrap();
+        assert_eq!(
+            line,
+            "** Ada␛[2J of Acme put 9 characters on your clipboard: \"rm␛[31m␊-rf\". Type c and \
+             Enter to stop clipboard sharing."
+        );
+        keyboard.write_all(b"c\n").await.unwrap();
+        assert_eq!(
+            link.commands.recv().await,
+            Some(UserCommand::Revoke(Scope::Clipboard))
+        );
         drop(link);
         front.await.unwrap();
     }

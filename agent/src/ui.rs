@@ -5,6 +5,7 @@
 //! tests script the channels directly.
 
 use tether_proto::chat::ChatText;
+use tether_proto::clipboard::Selection;
 use tether_proto::msg::{EndReason, TechnicianIdentity};
 use tether_proto::records::FileDirection;
 use tether_proto::{Scope, ScopeSet, SessionCode};
@@ -141,6 +142,19 @@ pub enum AgentEvent {
         /// Started or stopped.
         active: bool,
     },
+    /// The technician read the user's clipboard or put text on it (each time).
+    Clipboard {
+        /// Who ("name of org").
+        technician: String,
+        /// Read or put.
+        used: ClipboardUse,
+        /// Which clipboard.
+        selection: Selection,
+        /// How many characters.
+        chars: usize,
+        /// The start of the text, made safe to show ([`tether_proto::clipboard::preview`]).
+        preview: String,
+    },
     /// The user took back a scope; the session goes on without it.
     Revoked {
         /// The scope.
@@ -230,6 +244,39 @@ pub enum TransferState {
     },
 }
 
+/// What the technician did with the user's clipboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipboardUse {
+    /// Read the text on it.
+    Read,
+    /// Put text on it.
+    Put,
+}
+
+impl AgentEvent {
+    /// The one sentence every front end shows for [`AgentEvent::Clipboard`], e.g. `Ada of Acme put
+    /// 12 characters on your clipboard: "naïve café␊日本"`. Names and text already made safe.
+    pub fn clipboard_words(
+        technician: &str,
+        used: ClipboardUse,
+        selection: Selection,
+        chars: usize,
+        preview: &str,
+    ) -> String {
+        let technician = tether_proto::text::display_safe(technician);
+        let preview = tether_proto::text::display_safe(preview);
+        let what = selection.words();
+        match used {
+            ClipboardUse::Read => {
+                format!("{technician} read {what} ({chars} characters: \"{preview}\").")
+            }
+            ClipboardUse::Put => {
+                format!("{technician} put {chars} characters on {what}: \"{preview}\".")
+            }
+        }
+    }
+}
+
 /// Why the session ended, in words for the user at this computer: "you ended the session" rather
 /// than the technician's "the user ended the session".
 pub fn end_words(reason: &EndReason) -> String {
@@ -250,14 +297,14 @@ pub enum UserCommand {
     EndSession,
     /// Take back `control` without ending the session.
     RevokeControl,
+    /// Take back any one scope (e.g. `clipboard`) without ending the session.
+    Revoke(Scope),
     /// Send a chat line to the technician (from pairing on).
     Chat(ChatText),
     /// The answer to [`AgentEvent::InviteRequested`].
     AnswerInvite(bool),
     /// Stop the file transfer with this [`Transfer::id`]; the technician is told.
     StopTransfer(u64),
-    /// Take back one scope without ending the session (control: as [`UserCommand::RevokeControl`]).
-    Revoke(Scope),
 }
 
 /// The session's side of the channels.

@@ -18,6 +18,7 @@
 //! - [`fleet`]: enrolled devices — enrollment, inventory reports, and IT's fleet queries.
 //! - [`chat`]: in-session chat text and its limits.
 //! - [`files`]: file transfer (list, push, pull), its receiver's checker and the name rules.
+//! - [`clipboard`]: clipboard sharing — which selection, the size limit, what a notice shows.
 //! - [`text`]: the one rule for showing text another party wrote ([`text::display_safe`]).
 //! - [`records`]: session records (ticket, reason, notes, probes run, resolution) and their queries.
 //! - [`screen`]: screen view and input messages, and the pure tile-diff + zstd frame encoding.
@@ -25,6 +26,7 @@
 //! - [`keys`]: physical keys — the one table of W3C code names, USB HID usages and evdev codes.
 
 pub mod chat;
+pub mod clipboard;
 pub mod code;
 pub mod codec;
 pub mod diag;
@@ -52,7 +54,9 @@ pub use scope::{Scope, ScopeSet};
 /// `Resync`, session-ending protocol errors on request streams, and the screen's pixel limits.
 /// Version 3 added the cursor shape on view streams, display names (monitors), physical keys, the
 /// end reasons for a consent timeout and an idle chat, and grant changes during a session.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// Version 4 added the `clipboard` and `files` scopes with their requests (clipboard get and set;
+/// file list, push and pull) and the files in session records.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The QUIC ALPN for protocol version 1. A peer offering anything else fails the TLS handshake.
 pub const ALPN: &[u8] = b"tether/1";

@@ -67,6 +67,9 @@ pub enum ConsoleError {
     /// A chat line was empty or too long; nothing was sent.
     #[error("chat message not sent: {0}")]
     Chat(#[from] tether_proto::chat::ChatError),
+    /// Clipboard text over the limit; nothing was sent (or, from the agent, nothing was taken).
+    #[error("{0}")]
+    Clipboard(#[from] tether_proto::clipboard::ClipboardError),
     /// Something broke protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -86,7 +89,7 @@ impl ConsoleError {
             ConsoleError::BadToken(_) | ConsoleError::Forbidden(_) => 5,
             ConsoleError::UnknownCode | ConsoleError::ExpiredCode | ConsoleError::Refused(_) => 6,
             ConsoleError::WrongCode => 7,
-            ConsoleError::Chat(_) => 2,
+            ConsoleError::Chat(_) | ConsoleError::Clipboard(_) => 2,
             ConsoleError::ConsentDenied
             | ConsoleError::ConsentTimeout
             | ConsoleError::Declined(_)

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`session`]: [`open_session`] and [`Session`] — the library a script or a window builds on.
 //! - [`chat`]: the line-based chat of `tether-console chat`.
+//! - [`clipboard`]: the user's clipboard ([`clipboard::get`], [`clipboard::set`]) and the viewer's
+//!   focus sync with the technician's own clipboard.
 //! - [`cli`]: the `tether-console` command line (arguments, checks before connecting, commands,
 //!   output); `main.rs` only calls it.
 //! - [`cursor`]: the user's cursor drawn over the live screen.
@@ -29,6 +31,7 @@
 
 pub mod chat;
 pub mod cli;
+pub mod clipboard;
 pub mod cursor;
 pub mod diag;
 pub mod displays;

@@ -607,6 +607,10 @@ struct Viewer {
     shown: Option<DisplayInfo>,
     /// The grant and note the status bar last showed, printed when they change.
     status_shown: Option<(ScopeSet, Option<String>)>,
+    /// Where focus changes go (the clipboard sync, [`crate::clipboard::FocusSync`]).
+    focus: Option<mpsc::Sender<bool>>,
+    /// Whether the window had the focus at the last frame.
+    focused: Option<bool>,
 }
 
 /// Where the viewer's picker sits (its top bar), in points from the window's top-left.
@@ -615,6 +619,13 @@ pub const PICKER: (f32, f32) = (8.0, 6.0);
 impl eframe::App for Viewer {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        let focused = ctx.input(|i| i.viewport().focused);
+        if focused.is_some() && focused != self.focused {
+            self.focused = focused;
+            if let (Some(tx), Some(f)) = (&self.focus, focused) {
+                let _ = tx.try_send(f);
+            }
+        }
         let st = self.pane.update(&ctx);
         if st.display != self.shown {
             // Standard output says which display is shown (a test and scripting channel).
@@ -667,13 +678,15 @@ impl eframe::App for Viewer {
 }
 
 /// Opens the window and blocks until it closes. Call from the main thread. A display picked in the
-/// window is sent on `switch`.
+/// window is sent on `switch`; each time the window gains (`true`) or loses focus, it is said on
+/// `focus`.
 pub fn run_window(
     state: Shared,
     granted: tokio::sync::watch::Receiver<ScopeSet>,
     who: String,
     input: Option<mpsc::Sender<InputEvent>>,
     switch: Option<mpsc::Sender<u32>>,
+    focus: Option<mpsc::Sender<bool>>,
 ) -> Result<(), ConsoleError> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -695,6 +708,8 @@ pub fn run_window(
                 switch,
                 shown: None,
                 status_shown: None,
+                focus,
+                focused: None,
             }))
         }),
     )

@@ -1,15 +1,18 @@
 //! "Nothing before the grant", for any capture and input backend: a wrapper that counts every use
 //! of the backends, and the check that the agent touches neither before (or without) the user's
-//! grant, and both once granted (so the count does count).
+//! grant, and both once granted (so the count does count); and the same for the clipboard
+//! ([`clipboard_nothing_before_the_grant`]), before consent and after the user takes it back.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tether_agent::ShareConfig;
+use tether_agent::clipboard::{ClipboardError, ClipboardProvider};
 use tether_agent::screen::{
     CaptureError, InputError, InputProvider, InputSink, ScreenProvider, ScreenSource,
 };
 use tether_console::{ConsoleError, open_session};
+use tether_proto::clipboard::Selection;
 use tether_proto::screen::{DisplayInfo, InputEvent};
 use tether_proto::{Scope, ScopeSet};
 
@@ -122,6 +125,123 @@ pub async fn nothing_before_the_grant(
         s >= 1 && i >= 1,
         "the backends were used once granted: {s} screen, {i} input"
     );
+    session.end().await;
+    let _ = tokio::time::timeout(WAIT, agent.task).await;
+}
+
+/// Counts every use of a clipboard backend.
+#[derive(Debug)]
+pub struct CountingClipboard {
+    inner: Arc<dyn ClipboardProvider>,
+    uses: Arc<AtomicUsize>,
+}
+
+impl CountingClipboard {
+    /// Counts the uses of `inner` in `uses`.
+    pub fn new(inner: Arc<dyn ClipboardProvider>, uses: Arc<AtomicUsize>) -> Self {
+        CountingClipboard { inner, uses }
+    }
+}
+
+impl ClipboardProvider for CountingClipboard {
+    fn get(&self, selection: Selection) -> Result<String, ClipboardError> {
+        self.uses.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(selection)
+    }
+
+    fn set(&self, selection: Selection, text: String) -> Result<(), ClipboardError> {
+        self.uses.fetch_add(1, Ordering::SeqCst);
+        self.inner.set(selection, text)
+    }
+}
+
+/// The clipboard before, after and without the grant, on any clipboard backend whose text
+/// `read_back` reads independently: a request before consent is refused and the backend is
+/// neither read nor written (`read_back` still gives `before`); once the user grants `clipboard`
+/// both requests are served (so the count does count); after the user takes `clipboard` back, both
+/// are refused at once and the backend is not touched again.
+pub async fn clipboard_nothing_before_the_grant(
+    clipboard: Arc<dyn ClipboardProvider>,
+    before: &str,
+    read_back: impl Fn() -> String,
+) {
+    use tether_agent::ui::{AgentEvent, UserCommand};
+    use tether_proto::msg::Request;
+    let relay = TestRelay::start().await;
+    let uses = Arc::new(AtomicUsize::new(0));
+    let mut config = ShareConfig::new(relay.target());
+    config.clipboard = Arc::new(CountingClipboard::new(clipboard, uses.clone()));
+    let mut agent = TestAgent::spawn_with(config, Some(scopes("clipboard")));
+    let code = agent.code().await;
+    let mut session = tether_console::pair_session(&relay.console(), code, scopes("clipboard"))
+        .await
+        .expect("paired");
+    let get = Request::ClipboardGet {
+        selection: Selection::Clipboard,
+    };
+    let set = Request::ClipboardSet {
+        selection: Selection::Clipboard,
+        text: "planted before consent".into(),
+    };
+    for req in [&get, &set] {
+        let err = session
+            .request(req)
+            .await
+            .expect_err("nothing before consent");
+        assert!(
+            matches!(err, ConsoleError::ScopeDenied(Scope::Clipboard)),
+            "{err:?}"
+        );
+    }
+    assert_eq!(uses.load(Ordering::SeqCst), 0, "refused before consent");
+    assert_eq!(
+        read_back(),
+        before,
+        "the clipboard is unchanged before consent"
+    );
+
+    session
+        .ask_consent()
+        .await
+        .expect("the user allows clipboard");
+    let text = tether_console::clipboard::get(&mut session, Selection::Clipboard)
+        .await
+        .expect("granted");
+    assert_eq!(text, before);
+    tether_console::clipboard::set(&mut session, Selection::Clipboard, "after consent")
+        .await
+        .expect("granted");
+    assert_eq!(read_back(), "after consent");
+    assert_eq!(
+        uses.load(Ordering::SeqCst),
+        2,
+        "both requests used the backend"
+    );
+
+    agent
+        .commands
+        .send(UserCommand::Revoke(Scope::Clipboard))
+        .await
+        .expect("the session hears the user");
+    agent
+        .expect("clipboard taken back", |e| {
+            matches!(
+                e,
+                AgentEvent::Revoked {
+                    scope: Scope::Clipboard
+                }
+            )
+        })
+        .await;
+    for req in [&get, &set] {
+        let err = session.request(req).await.expect_err("taken back");
+        assert!(
+            matches!(err, ConsoleError::ScopeDenied(Scope::Clipboard)),
+            "{err:?}"
+        );
+    }
+    assert_eq!(uses.load(Ordering::SeqCst), 2, "not touched after revoking");
+    assert_eq!(read_back(), "after consent", "unchanged after revoking");
     session.end().await;
     let _ = tokio::time::timeout(WAIT, agent.task).await;
 }

@@ -230,6 +230,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     };
     let mut share = ShareConfig::new(target);
     (share.screen, share.input) = backend::providers(backend, state_dir.as_deref());
+    share.clipboard = crate::clipboard::provider(backend);
     share.backend = Some(backend);
     tracing::info!(
         backend = backend.as_str(),

@@ -65,6 +65,8 @@ pub use portal::{CONTROL_REFUSED, PortalDesktop, SCREEN_REFUSED};
 pub use scrap_x11::ScrapScreen;
 pub use shared::{REUSE_WITHIN, SharedScreen};
 pub use wlroots::WlrootsScreen;
+/// The Wayland connection helpers, shared with the wlroots clipboard.
+pub(crate) use wlroots::{connect as wayland_connect, socket_path as wayland_socket};
 pub use wlroots_input::{FIRST_KEY_SETTLE, WlrootsInput};
 pub use x11_input::X11Input;
 

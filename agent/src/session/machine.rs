@@ -892,6 +892,33 @@ mod tests {
     }
 
     #[test]
+    fn revoking_the_clipboard_leaves_control_and_tells_the_console() {
+        let mut r = Run::tech();
+        r.consented("control,clipboard", "control,clipboard");
+        let out = r.user(UserCommand::Revoke(Scope::Clipboard));
+        assert_eq!(grants(&out), vec![scopes("control")]);
+        assert!(matches!(
+            &out[1],
+            Output::User(AgentEvent::Revoked {
+                scope: Scope::Clipboard
+            })
+        ));
+        assert!(matches!(
+            &out[2],
+            Output::Console {
+                msg: AgentToConsole::GrantChanged { granted },
+                required: true
+            } if *granted == scopes("control")
+        ));
+        assert!(r.user(UserCommand::Revoke(Scope::Clipboard)).is_empty());
+        // Control is taken back on its own, later.
+        assert_eq!(
+            grants(&r.user(UserCommand::RevokeControl)),
+            vec![ScopeSet::EMPTY]
+        );
+    }
+
+    #[test]
     fn an_invitation_during_consent_is_refused_and_the_prompt_stays() {
         let mut r = Run::tech();
         r.console(ConsoleToAgent::ConsentRequest {

@@ -509,6 +509,18 @@ impl AgentApp {
             let a = self.model.stop_control();
             self.act(a);
         }
+        if self.model.can_stop_clipboard()
+            && ui
+                .put(
+                    rect(layout::STOP_CLIPBOARD),
+                    egui::Button::new(RichText::new("Stop clipboard sharing").size(15.0).strong())
+                        .fill(Color32::from_rgb(255, 224, 178)),
+                )
+                .clicked()
+        {
+            let a = self.model.stop_clipboard();
+            self.act(a);
+        }
         let label = if self.model.ending {
             "Ending..."
         } else {

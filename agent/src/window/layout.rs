@@ -25,6 +25,8 @@ pub const END_SESSION: [f32; 4] = [290.0, 500.0, 230.0, 56.0];
 pub const STOP_CONTROL: [f32; 4] = [40.0, 500.0, 230.0, 56.0];
 /// Files arriving and leaving, each with its progress and a Stop button, above the session buttons.
 pub const FILES: [f32; 4] = [20.0, 396.0, 530.0, 96.0];
+/// "Stop clipboard sharing" under the session banner (shown only while `clipboard` is granted).
+pub const STOP_CLIPBOARD: [f32; 4] = [40.0, 562.0, 230.0, 32.0];
 /// "Show my session log" after a session.
 pub const SHOW_LOG: [f32; 4] = [40.0, 150.0, 230.0, 44.0];
 /// "Start again" after a session.

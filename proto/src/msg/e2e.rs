@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::relay::{EndReason, Invitee};
+use crate::clipboard::Selection;
 use crate::diag::{DiagReport, Probe};
 use crate::files::{FileRequest, FileResponse};
 use crate::inventory::Inventory;
@@ -168,6 +169,19 @@ pub enum Request {
     },
     /// List, push or pull a file on this stream (needs `files`); see [`crate::files`].
     Files(FileRequest),
+    /// The text on the user's clipboard (needs `clipboard`); see [`crate::clipboard`].
+    ClipboardGet {
+        /// Which clipboard.
+        selection: Selection,
+    },
+    /// Put `text` on the user's clipboard (needs `clipboard`), at most
+    /// [`crate::clipboard::MAX_CLIPBOARD_BYTES`], kept exactly as sent.
+    ClipboardSet {
+        /// Which clipboard.
+        selection: Selection,
+        /// The text.
+        text: String,
+    },
 }
 
 impl Request {
@@ -179,6 +193,7 @@ impl Request {
             Request::Displays | Request::View { .. } => Scope::View,
             Request::Control { .. } => Scope::Control,
             Request::Files(_) => Scope::Files,
+            Request::ClipboardGet { .. } | Request::ClipboardSet { .. } => Scope::Clipboard,
         }
     }
 }
@@ -215,4 +230,18 @@ pub enum Response {
     },
     /// The first answer on a file stream, for [`Request::Files`].
     Files(FileResponse),
+    /// The text on the user's clipboard, for [`Request::ClipboardGet`] (empty: nothing on it).
+    ClipboardText {
+        /// Which clipboard.
+        selection: Selection,
+        /// The text, exactly as the user's desktop had it.
+        text: String,
+    },
+    /// The user's clipboard holds the text now, for [`Request::ClipboardSet`].
+    ClipboardStored {
+        /// Which clipboard.
+        selection: Selection,
+        /// How many bytes of UTF-8 it holds.
+        bytes: u32,
+    },
 }

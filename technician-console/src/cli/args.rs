@@ -108,6 +108,17 @@ pub enum Command {
         /// With --snapshot: draw the user's cursor into the picture, where their pointer is.
         #[arg(long, requires = "snapshot")]
         cursor: bool,
+        /// Also ask for `clipboard`: entering the viewer puts your clipboard's text on the user's,
+        /// leaving it brings the user's clipboard back to yours.
+        #[arg(long, conflicts_with = "headless")]
+        clipboard: bool,
+    },
+    /// Read or set the text on the user's clipboard (asks the user for `clipboard`, which
+    /// `control` does not include; the user is told each time). At most 1 MiB of text, kept
+    /// exactly as it is.
+    Clipboard {
+        #[command(subcommand)]
+        action: ClipboardAction,
     },
     /// Chat with the user: each line you type is sent, and the user's lines are printed as they
     /// arrive (`--json`: one object per line). Nothing is asked until you type /ask (with --ask);
@@ -145,6 +156,34 @@ pub enum Command {
         display: u32,
         #[command(subcommand)]
         action: InputAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClipboardAction {
+    /// Print the text on the user's clipboard. Written to a file or a pipe it is exact; on a
+    /// terminal, control characters are shown as symbols (␛ for escape) so they cannot drive it.
+    /// With --json: {"selection": ..., "text": ...}.
+    Get {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// The user's highlighted text (X11's primary selection) instead of the clipboard.
+        #[arg(long)]
+        primary: bool,
+    },
+    /// Put TEXT on the user's clipboard, or what standard input holds when TEXT is left out
+    /// (e.g. `tether-console clipboard set --code C < notes.txt`). Text over 1 MiB is refused
+    /// before the code is used, so the user keeps it.
+    Set {
+        /// The code the user reads to you.
+        #[arg(long)]
+        code: SessionCode,
+        /// Set the user's primary selection (what the middle button pastes) instead.
+        #[arg(long)]
+        primary: bool,
+        /// The text; standard input when left out.
+        text: Option<String>,
     },
 }
 

@@ -22,6 +22,25 @@ pub fn error_json(message: &str) -> String {
     serde_json::json!({ "error": message }).to_string()
 }
 
+/// `clipboard get --json`: `{"selection": "clipboard", "text": ...}`, the text exact (serde escapes it).
+pub fn clipboard_json(selection: tether_proto::clipboard::Selection, text: &str) -> String {
+    json_or_error(&serde_json::json!({ "selection": selection.name(), "text": text }))
+}
+
+/// `clipboard set --json`: which selection, and how many characters and bytes it holds now.
+pub fn clipboard_set_json(
+    selection: tether_proto::clipboard::Selection,
+    text: &str,
+    bytes: u32,
+) -> String {
+    json_or_error(&serde_json::json!({
+        "selection": selection.name(),
+        "set": true,
+        "chars": text.chars().count(),
+        "bytes": bytes,
+    }))
+}
+
 /// One waiting invitation, as `tether-console invitations` prints it.
 pub fn invitation_line(i: &OpenInvitation) -> String {
     format!(

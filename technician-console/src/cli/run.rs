@@ -1,7 +1,8 @@
 //! What each command does, once [`super::parse`] has read the line.
 
 use super::args::{
-    Cli, Command, DevicesCommand, FilesCommand, Format, InventoryCommand, SessionsCommand, Sheet,
+    Cli, ClipboardAction, Command, DevicesCommand, FilesCommand, Format, InventoryCommand,
+    SessionsCommand, Sheet,
 };
 use super::checks::{check_output_path, input_events};
 use super::output;
@@ -91,20 +92,66 @@ pub async fn run(mut cli: Cli) -> Result<(), CliError> {
             }
         }
     }
+    let clip = match &cmd {
+        Command::Clipboard {
+            action: ClipboardAction::Set { text, .. },
+        } => Some(clipboard_text(text.clone())?),
+        _ => None,
+    };
     let config = match (cli.relay.target(), cli.token.clone()) {
         (Ok(relay), Some(token)) => ConsoleConfig { relay, token },
         (Err(e), _) => return usage(e.to_string()),
         (_, None) => return usage("no technician token: pass --token or set TETHER_TOKEN"),
     };
     if let Command::Window { downloads } = &cmd {
-        let downloads = downloads.clone().unwrap_or_else(crate::window::default_downloads);
+        let downloads = downloads
+            .clone()
+            .unwrap_or_else(crate::window::default_downloads);
         // winit wants the main thread, which is the one running this future under #[tokio::main];
         // sessions run on this runtime's workers.
         let rt = tokio::runtime::Handle::current();
         tokio::task::block_in_place(|| crate::window::run(rt, config, downloads))?;
         return Ok(());
     }
-    run_command(&cmd, json, config, probe, input).await
+    run_command(&cmd, json, config, probe, input, clip).await
+}
+
+/// The text of `clipboard set`: the argument, or all of standard input; over the limit (or not
+/// UTF-8) is a usage error, found before the code is used.
+fn clipboard_text(arg: Option<String>) -> Result<String, CliError> {
+    let text = match arg {
+        Some(t) => t,
+        None => {
+            use std::io::Read;
+            let mut buf = Vec::new();
+            // One byte more than the limit is enough to know it is over.
+            let limit = tether_proto::clipboard::MAX_CLIPBOARD_BYTES as u64 + 1;
+            std::io::stdin()
+                .take(limit)
+                .read_to_end(&mut buf)
+                .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+            if buf.len() as u64 >= limit {
+                return usage(
+                    tether_proto::clipboard::ClipboardError::TooLarge(buf.len()).to_string()
+                        + " (standard input is longer still)",
+                );
+            }
+            String::from_utf8(buf)
+                .map_err(|_| CliError::Usage("standard input is not UTF-8 text".into()))?
+        }
+    };
+    if let Err(e) = tether_proto::clipboard::check_text(&text) {
+        return usage(e.to_string());
+    }
+    Ok(text)
+}
+
+fn selection(primary: bool) -> tether_proto::clipboard::Selection {
+    if primary {
+        tether_proto::clipboard::Selection::Primary
+    } else {
+        tether_proto::clipboard::Selection::Clipboard
+    }
 }
 
 async fn run_command(
@@ -113,6 +160,7 @@ async fn run_command(
     config: ConsoleConfig,
     probe: Option<Probe>,
     input: Vec<InputEvent>,
+    clip: Option<String>,
 ) -> Result<(), CliError> {
     if let Some(q) = fleet_query(cmd) {
         return Ok(fleet(cmd, json, &config, q).await?);
@@ -156,9 +204,22 @@ async fn run_command(
         Command::Connect { code, headless, .. } if *headless => {
             (*code, [Scope::View].into_iter().collect())
         }
+        Command::Connect {
+            code,
+            clipboard: true,
+            ..
+        } => (
+            *code,
+            [Scope::View, Scope::Control, Scope::Clipboard]
+                .into_iter()
+                .collect(),
+        ),
         Command::Connect { code, .. } => {
             (*code, [Scope::View, Scope::Control].into_iter().collect())
         }
+        Command::Clipboard {
+            action: ClipboardAction::Get { code, .. } | ClipboardAction::Set { code, .. },
+        } => (*code, [Scope::Clipboard].into_iter().collect()),
         Command::Input { code, .. } => (*code, [Scope::Control].into_iter().collect()),
         Command::Files { command } => (command.code(), [Scope::Files].into_iter().collect()),
         Command::Displays { code } => (*code, [Scope::View].into_iter().collect()),
@@ -207,7 +268,7 @@ async fn run_command(
     {
         eprintln!("warning: the ticket was not stored: {e}");
     }
-    let result = serve(cmd, json, &mut session, probe, input).await;
+    let result = serve(cmd, json, &mut session, probe, input, clip).await;
     session.end().await;
     result
 }
@@ -308,8 +369,44 @@ async fn serve(
     session: &mut Session,
     probe: Option<Probe>,
     input: Vec<InputEvent>,
+    clip: Option<String>,
 ) -> Result<(), CliError> {
     match cmd {
+        Command::Clipboard {
+            action: ClipboardAction::Get { primary, .. },
+        } => {
+            let selection = selection(*primary);
+            let text = crate::clipboard::get(session, selection).await?;
+            if json {
+                tether_net::outln!("{}", output::clipboard_json(selection, &text));
+            } else {
+                use std::io::IsTerminal;
+                if std::io::stdout().is_terminal() {
+                    let shown = tether_proto::text::display_safe_multiline(&text);
+                    tether_net::out!("{shown}");
+                    if !text.ends_with('\n') {
+                        tether_net::outln!();
+                    }
+                } else {
+                    tether_net::out!("{text}");
+                }
+            }
+        }
+        Command::Clipboard {
+            action: ClipboardAction::Set { primary, .. },
+        } => {
+            let selection = selection(*primary);
+            let text = clip.unwrap_or_default();
+            let bytes = crate::clipboard::set(session, selection, &text).await?;
+            if json {
+                tether_net::outln!("{}", output::clipboard_set_json(selection, &text, bytes));
+            } else {
+                eprintln!(
+                    "put {} characters on the user's {selection}",
+                    text.chars().count()
+                );
+            }
+        }
         Command::Inventory { .. } => {
             let inv = session.inventory().await?;
             if json {
@@ -447,6 +544,7 @@ async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError
     // Stop control shows at once: the input gate closes and the status bar says why.
     let granted = session.grant();
     let (mut grant, gate, noted) = (session.grant(), streams.input_gate(), state.clone());
+    let streams_state = state.clone();
     grant.borrow_and_update();
     let watcher = tokio::spawn(async move {
         while grant.changed().await.is_ok() {
@@ -455,6 +553,11 @@ async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError
         }
     });
     let (switch, mut switches) = tokio::sync::mpsc::channel::<u32>(4);
+    let (focus, mut focus_changes) = tokio::sync::mpsc::channel::<bool>(8);
+    let (mut rule, mut local) = (
+        crate::clipboard::FocusSync::default(),
+        crate::clipboard::X11LocalClipboard::new(),
+    );
     let (closed, mut window_closed) = tokio::sync::oneshot::channel::<()>();
     let rt = tokio::runtime::Handle::current();
     // winit wants the main thread, which is the one running this future under #[tokio::main]; the
@@ -474,13 +577,27 @@ async fn connect(session: &mut Session, display: u32) -> Result<(), ConsoleError
                                 },
                                 None => break,
                             },
+                            // The clipboard follows the technician in and out of the viewer
+                            // (when granted): see `crate::clipboard`.
+                            Some(f) = focus_changes.recv() => {
+                                let synced = tokio::select! {
+                                    n = crate::clipboard::sync_focus(session, &mut rule, &mut local, f) => n,
+                                    _ = &mut window_closed => break,
+                                };
+                                if let Some(n) = synced
+                                    && let Ok(mut s) = streams_state.lock()
+                                {
+                                    s.note = Some(n);
+                                    s.repaint();
+                                }
+                            }
                             _ = &mut window_closed => break,
                         }
                     }
                     streams.shutdown().await;
                 })
             });
-            let result = viewer::run_window(state, granted, who, input, Some(switch));
+            let result = viewer::run_window(state, granted, who, input, Some(switch), Some(focus));
             let _ = closed.send(());
             result
         })

@@ -34,6 +34,8 @@ pub(super) struct ConsoleApp {
     screen_stopped: Option<String>,
     /// The remote display shown, as last printed.
     screen_shown: Option<tether_proto::screen::DisplayInfo>,
+    /// Whether the window had the focus at the last frame (the clipboard sync follows it).
+    focused: Option<bool>,
 }
 
 fn rect(r: [f32; 4]) -> Rect {
@@ -80,6 +82,7 @@ impl ConsoleApp {
             refocus_chat: false,
             screen_stopped: None,
             screen_shown: None,
+            focused: None,
         }
     }
 
@@ -1050,6 +1053,13 @@ fn row(ui: &mut egui::Ui, widths: &[f32], cells: impl Iterator<Item = String>, h
 impl eframe::App for ConsoleApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.pump();
+        let focused = ui.ctx().input(|i| i.viewport().focused);
+        if focused.is_some() && focused != self.focused {
+            self.focused = focused;
+            if let (Some(b), Some(f)) = (&self.backend, focused) {
+                b.send(super::Job::Focus(f));
+            }
+        }
         egui::CentralPanel::default().show(ui, |ui| {
             self.top_bar(ui);
             self.consent_strip(ui);

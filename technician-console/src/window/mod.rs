@@ -36,8 +36,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::displays::ScreenStreams;
-use crate::files;
 use crate::error::ConsoleError;
+use crate::files;
 use crate::session::{AgentSaid, ConsoleConfig, MoreAnswer, Session, pair_session};
 use crate::viewer::{self, ViewerState};
 use model::{Event, FilesEvent, Way};
@@ -84,6 +84,9 @@ pub enum Job {
     PullFile(String),
     /// Send files (or folders) to the user's machine.
     PushFiles(Vec<std::path::PathBuf>),
+    /// The window gained (`true`) or lost focus: the clipboard follows the technician in and out
+    /// when `clipboard` is granted ([`crate::clipboard::FocusSync`]).
+    Focus(bool),
     /// End the session.
     End,
 }
@@ -352,6 +355,8 @@ async fn run_session(
                 Some(Job::Say(line)) => {
                     let _ = serve(&mut session, Job::Say(line), &tell, &downloads).await;
                 }
+                // Nothing to sync before a grant; a later focus change syncs what is current.
+                Some(Job::Focus(_)) => {}
                 Some(j) => queue.push_back(j),
             },
             () = &mut give_up => break Some(Err(ConsoleError::ConsentTimeout)),
@@ -401,6 +406,10 @@ async fn run_session(
     }
     // What was last asked for more, to say what the answer means.
     let mut more_asked = (ScopeSet::EMPTY, ScopeSet::EMPTY);
+    let (mut clip_rule, mut local_clip) = (
+        crate::clipboard::FocusSync::default(),
+        crate::clipboard::X11LocalClipboard::new(),
+    );
     let reason = loop {
         let job = match queue.pop_front() {
             Some(j) => j,
@@ -450,6 +459,23 @@ async fn run_session(
         }
         if matches!(job, Job::End) {
             break "you ended the session".to_string();
+        }
+        if let Job::Focus(focused) = job {
+            let synced = crate::clipboard::sync_focus(
+                &mut session,
+                &mut clip_rule,
+                &mut local_clip,
+                focused,
+            )
+            .await;
+            // Shown where the live screen shows its notes.
+            if let Some(n) = synced
+                && let Ok(mut s) = screen.lock()
+            {
+                s.note = Some(n);
+                s.repaint();
+            }
+            continue;
         }
         if let Job::Display(d) = job {
             // A failure shows in the screen's status; the session goes on.
@@ -538,15 +564,18 @@ async fn serve(session: &mut Session, job: Job, tell: &Tell, downloads: &Path) -
         Job::End => return Some("you ended the session".into()),
         // Only meaningful before consent; the session already asked.
         Job::AskConsent => return None,
-        // Served by the session loop, which owns the screen streams.
-        Job::Display(_) => return None,
+        // Served by the session loop, which owns the screen streams (and the clipboard sync).
+        Job::Display(_) | Job::Focus(_) => return None,
         // Sent by the session loop itself, which waits for the answer with the user's lines.
         Job::AskMore(_) => return None,
         Job::ListFiles(dir) => match files::list(session, &dir).await {
             Ok(l) => (Event::Files(FilesEvent::Listed(Ok(listing(l)))), None),
             Err(e) => {
                 let reason = e.to_string();
-                (Event::Files(FilesEvent::Listed(Err(reason))), session_error(e))
+                (
+                    Event::Files(FilesEvent::Listed(Err(reason))),
+                    session_error(e),
+                )
             }
         },
         Job::PullFile(path) => {
@@ -554,10 +583,7 @@ async fn serve(session: &mut Session, job: Job, tell: &Tell, downloads: &Path) -
             let result = files::pull(session, &path, downloads, &mut |p| shown.on(p)).await;
             shown.flush().await;
             match result {
-                Ok(pulled) => (
-                    shown.done(&[pulled.saved_as.display().to_string()]),
-                    None,
-                ),
+                Ok(pulled) => (shown.done(&[pulled.saved_as.display().to_string()]), None),
                 Err(e) => (shown.failed(&e), session_error(e)),
             }
         }
@@ -699,7 +725,9 @@ impl<'a> Shown<'a> {
         }
         let now = std::time::Instant::now();
         if self.pending.is_empty()
-            && self.last.is_none_or(|t| now.duration_since(t) >= PROGRESS_EVERY)
+            && self
+                .last
+                .is_none_or(|t| now.duration_since(t) >= PROGRESS_EVERY)
             && let Some((id, _)) = self.started.last()
         {
             self.last = Some(now);

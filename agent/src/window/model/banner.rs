@@ -179,6 +179,20 @@ impl Model {
                 || others.iter().any(|(_, g)| g.contains(Scope::Control)))
     }
 
+    /// Whether the banner offers "Stop clipboard sharing": only while `clipboard` is granted (to
+    /// any technician in the session).
+    pub fn can_stop_clipboard(&self) -> bool {
+        matches!(&self.screen, Screen::Session { granted, others, .. }
+            if granted.contains(Scope::Clipboard)
+                || others.iter().any(|(_, g)| g.contains(Scope::Clipboard)))
+    }
+
+    /// "Stop clipboard sharing": takes back `clipboard` without ending the session.
+    pub fn stop_clipboard(&mut self) -> Option<Action> {
+        self.can_stop_clipboard()
+            .then_some(Action::Send(UserCommand::Revoke(Scope::Clipboard)))
+    }
+
     /// The banner's "Last:" line, for the window's standard output; `None` when there is none.
     pub fn doing_line(&self) -> Option<String> {
         match &self.screen {

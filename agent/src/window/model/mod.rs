@@ -263,6 +263,15 @@ impl Model {
                 active,
             } => self.viewing(technician, *display, *active),
             AgentEvent::Controlling { technician, active } => self.controlling(technician, *active),
+            AgentEvent::Clipboard {
+                technician,
+                used,
+                selection,
+                chars,
+                preview,
+            } => self.set_doing(AgentEvent::clipboard_words(
+                technician, *used, *selection, *chars, preview,
+            )),
             AgentEvent::Revoked { scope } => self.revoked(*scope),
             AgentEvent::Ended { reason } => {
                 self.transfers.session_ended();
@@ -515,6 +524,65 @@ mod tests {
         assert_eq!(*expires_at - now, Duration::from_secs(600));
         assert_eq!(m.new_code(), Some(Action::NewCode));
         assert_eq!(m.screen, Screen::Connecting);
+    }
+
+    /// The banner tells the user each time the technician read or put clipboard text, showing
+    /// the text only through `display_safe` (an escape or a line break cannot restyle the window).
+    #[test]
+    fn clipboard_use_shows_on_the_banner_made_safe() {
+        use crate::ui::ClipboardUse;
+        use tether_proto::clipboard::{Selection, preview};
+        let now = Instant::now();
+        let mut m = Model::new();
+        let granted: ScopeSet = "clipboard".parse().unwrap();
+        asked(&mut m, granted, now);
+        m.on_event(&AgentEvent::ConsentDecided { granted }, now);
+        let text = "naïve\tcafé\n日本\u{1b}[2J\u{202e}";
+        m.on_event(
+            &AgentEvent::Clipboard {
+                technician: "Ada of Acme".into(),
+                used: ClipboardUse::Put,
+                selection: Selection::Clipboard,
+                chars: text.chars().count(),
+                preview: preview(text),
+            },
+            now,
+        );
+        let line = m.doing_line().unwrap();
+        assert_eq!(
+            line,
+            "last: Ada of Acme put 18 characters on your clipboard: \"naïve café␊日本␛[2J\u{fffd}\"."
+        );
+        // A preview that was not made safe (a front end's bug) is made safe here too.
+        m.on_event(
+            &AgentEvent::Clipboard {
+                technician: "Ada\u{202e} of Acme".into(),
+                used: ClipboardUse::Read,
+                selection: Selection::Primary,
+                chars: 2,
+                preview: "a\nb".into(),
+            },
+            now,
+        );
+        let line = m.doing_line().unwrap();
+        assert_eq!(
+            line,
+            "last: Ada\u{fffd} of Acme read your highlighted text (primary selection) (2 characters: \"a␊b\")."
+        );
+        // "Stop clipboard sharing" takes back just the clipboard, and goes once it is gone.
+        assert!(m.can_stop_clipboard());
+        assert_eq!(
+            m.stop_clipboard(),
+            Some(Action::Send(UserCommand::Revoke(Scope::Clipboard)))
+        );
+        m.on_event(
+            &AgentEvent::Revoked {
+                scope: Scope::Clipboard,
+            },
+            now,
+        );
+        assert!(!m.can_stop_clipboard());
+        assert_eq!(m.stop_clipboard(), None);
     }
 
     #[test]
