@@ -410,3 +410,80 @@ async fn files_dropped_without_a_session_are_not_sent() {
     assert!(c.drop_files(at, &[&file]), "the window accepts a drop");
     c.expect("files: 1 dropped item(s) not sent: Connect first.");
 }
+
+/// Issue 19: with `files` granted, a file dropped on the console window lands in the user's
+/// landing folder, byte for byte; the Files tab lists a shared folder, and a click on a file there
+/// fetches it into the window's download folder, byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn dropped_files_are_pushed_and_a_listed_file_is_pulled() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (landing, shared, downloads) = (
+        dir.path().join("landing"),
+        dir.path().join("shared"),
+        dir.path().join("downloads"),
+    );
+    std::fs::create_dir_all(&shared).unwrap();
+    let log: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    std::fs::write(shared.join("crash.log"), &log).unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "files_dir = {:?}\nfiles_roots = [{:?}]\n",
+            landing.display().to_string(),
+            shared.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut a = Command::new(bin("tether-agent"));
+    a.arg("window")
+        .args(relay_args(&relay))
+        .args(["--consent-timeout", "60", "--config"])
+        .arg(&config);
+    let a = Gui::start(a, (1280, 800), agent::TITLE);
+    a.click(agent::centre(agent::GET_HELP));
+    let code: SessionCode = a.code().parse().unwrap();
+    let mut c = Command::new(bin("tether-console"));
+    c.args(relay_args(&relay))
+        .args(["window", "--downloads"])
+        .arg(&downloads)
+        .env("TETHER_TOKEN", &relay.token);
+    let c = Gui::start(c, (1920, 1080), console::TITLE);
+    tick_scopes(&c, "files".parse().unwrap());
+    c.type_into(console::centre(console::CODE), &code.to_string());
+    c.click(console::centre(console::CONNECT));
+    a.expect("asks to:");
+    std::thread::sleep(Duration::from_secs(1));
+    a.click(agent::scope_box(0));
+    a.click(agent::centre(agent::ALLOW));
+    c.expect("consent: granted files;");
+
+    let fix = dir.path().join("fix me.sh");
+    std::fs::write(&fix, b"#!/bin/sh\necho fixed\n").unwrap();
+    assert!(
+        c.drop_files((1000, 500), &[&fix]),
+        "the window accepts the drop"
+    );
+    c.expect("files: pushing 1 dropped item(s)");
+    c.expect("files: push fix me.sh: done");
+    assert_eq!(
+        std::fs::read(landing.join("fix me.sh")).unwrap(),
+        b"#!/bin/sh\necho fixed\n"
+    );
+
+    c.click(console::centre(console::TAB_FILES));
+    c.type_into(
+        console::centre(console::FILES_DIR),
+        &shared.display().to_string(),
+    );
+    c.click(console::centre(console::FILES_LIST));
+    c.expect("(1 entries)");
+    c.click(console::centre(console::files_entry(0)));
+    c.expect("files: pulling");
+    c.expect("files: pull ");
+    let line = c.expect("crash.log: done");
+    assert!(line.contains(&downloads.display().to_string()), "{line}");
+    assert_eq!(std::fs::read(downloads.join("crash.log")).unwrap(), log);
+    c.screenshot("console-files", console::SIZE, (1400, 880));
+}

@@ -912,54 +912,76 @@ impl ConsoleApp {
             self.act(a);
         }
         let mut clicked = None;
-        area(ui, rect(layout::FILES_LISTING), |ui| {
+        let l = layout::FILES_LISTING;
+        area(ui, rect([l[0], l[1], l[2], 20.0]), |ui| {
             let files = &self.model.files;
-            if let Some(e) = &files.error {
-                ui.colored_label(Color32::from_rgb(198, 40, 40), display_safe(e));
-            }
-            let Some(listing) = &files.listing else {
-                ui.label(if allowed {
-                    "Press List to see the user's files. Click a folder to open it, a file to fetch it; drop files on the live screen to send them."
-                } else {
-                    "Files show here once the user allows \"files\"."
-                });
-                return;
-            };
-            ui.label(
-                RichText::new(format!(
+            let line = match (&files.error, &files.listing) {
+                (Some(e), _) => {
+                    RichText::new(display_safe(e)).color(Color32::from_rgb(198, 40, 40))
+                }
+                (None, Some(listing)) => RichText::new(format!(
                     "{} ({} entries)",
                     display_safe(&listing.dir),
                     listing.entries.len()
                 ))
                 .italics(),
-            );
-            egui::ScrollArea::vertical()
-                .id_salt("files")
-                .auto_shrink([false, false])
-                .show_rows(
-                    ui,
-                    layout::FILES_ROW - 4.0,
-                    listing.entries.len(),
-                    |ui, range| {
-                        for n in range {
-                            let e = &listing.entries[n];
-                            let text = if e.is_dir {
-                                format!("[folder] {}", e.name)
-                            } else {
-                                format!("{}  ({})", e.name, crate::units::bytes(e.size))
-                            };
-                            if ui
-                                .add(
-                                    egui::Button::new(RichText::new(text).monospace()).frame(false),
-                                )
-                                .clicked()
-                            {
-                                clicked = Some(n);
-                            }
-                        }
-                    },
-                );
+                (None, None) if allowed => RichText::new(
+                    "Press List. Click a folder to open it, a file to fetch it; drop files on the screen to send them.",
+                ),
+                (None, None) => RichText::new("Files show here once the user allows \"files\"."),
+            };
+            ui.add(egui::Label::new(line).truncate());
         });
+        // Rows at fixed places (`layout::files_entry`), scrolled when there are more.
+        let first = layout::files_entry(0);
+        area(
+            ui,
+            rect([l[0], first[1], l[2], l[1] + l[3] - first[1]]),
+            |ui| {
+                let Some(listing) = &self.model.files.listing else {
+                    return;
+                };
+                let spacing = ui.spacing().item_spacing.y;
+                egui::ScrollArea::vertical()
+                    .id_salt("files")
+                    .auto_shrink([false, false])
+                    .show_rows(
+                        ui,
+                        layout::FILES_ROW - spacing,
+                        listing.entries.len(),
+                        |ui, range| {
+                            for n in range {
+                                let e = &listing.entries[n];
+                                let text = if e.is_dir {
+                                    format!("[folder] {}", e.name)
+                                } else {
+                                    format!("{}  ({})", e.name, crate::units::bytes(e.size))
+                                };
+                                let button = egui::Button::new(RichText::new(text).monospace())
+                                    .frame(false)
+                                    .truncate();
+                                let row = ui.allocate_ui_with_layout(
+                                    Vec2::new(l[2] - 16.0, layout::FILES_ROW - spacing),
+                                    Layout::left_to_right(Align::Center),
+                                    |ui| {
+                                        ui.set_min_width(l[2] - 16.0);
+                                        ui.add(button)
+                                    },
+                                );
+                                // The whole row is the click target, not only its text.
+                                let whole = ui.interact(
+                                    row.response.rect,
+                                    ui.id().with(("file-row", n)),
+                                    egui::Sense::click(),
+                                );
+                                if row.inner.clicked() || whole.clicked() {
+                                    clicked = Some(n);
+                                }
+                            }
+                        },
+                    );
+            },
+        );
         if let Some(n) = clicked {
             let a = self.model.open_entry(n);
             self.act(a);
