@@ -243,8 +243,7 @@ async fn push(
     };
     let landing = files.config.landing.clone();
     let shown = landing.join(rel.to_string()).display().to_string();
-    let mut incoming = match blocking(move || fs::prepare_push(&landing, &rel, size, sha256)).await
-    {
+    let incoming = match blocking(move || fs::prepare_push(&landing, &rel, size, sha256)).await {
         Ok(i) => i,
         Err(f) => return refuse(tx, f).await,
     };
@@ -254,6 +253,7 @@ async fn push(
     let reg = files.transfers.register();
     let mut notice = Notice::started(ctx, reg.id, FileDirection::Push, shown, size, offset).await;
     let mut grant = ctx.grant.clone();
+    let mut writer = Writer::Idle(incoming);
     let ending = loop {
         tokio::select! {
             biased;
@@ -265,29 +265,19 @@ async fn push(
             }
             m = rx.recv::<FileMsg>() => match m {
                 Ok(FileMsg::Chunk { offset, data }) => {
-                    let write = tokio::task::spawn_blocking(move || {
-                        let r = incoming.write(offset, &data.0);
-                        (incoming, r)
-                    })
-                    .await;
-                    match write {
-                        Ok((i, r)) => {
-                            incoming = i;
-                            if let Err(f) = r {
-                                break Ending::Fail(f);
-                            }
-                            notice.progress(incoming.offset());
-                        }
-                        // The partial file is closed with the lost task; a later push resumes it.
-                        Err(e) => {
-                            let f = FileFailure::Io(format!("file task failed: {e}"));
-                            let _ = tx.send(&FileMsg::Failed(f.clone())).await;
-                            notice.failed(&f).await;
-                            return Ok(());
-                        }
+                    match writer.settle().await {
+                        Ok(done) => notice.progress(done),
+                        Err(f) => break Ending::Fail(f),
                     }
+                    writer.start(offset, data);
                 }
                 Ok(FileMsg::End) => {
+                    if let Err(f) = writer.settle().await {
+                        break Ending::Fail(f);
+                    }
+                    let Some(incoming) = writer.take() else {
+                        break Ending::Fail(FileFailure::Io("file task failed".into()));
+                    };
                     return match blocking(move || incoming.land()).await {
                         Ok(path) => {
                             let path = path.display().to_string();
@@ -308,34 +298,91 @@ async fn push(
             },
         }
     };
+    // The chunk being written finishes first: discarded or kept, the partial file is whole.
+    let _ = writer.settle().await;
+    let incoming = writer.take();
+    let discard = |incoming: Option<fs::Incoming>| {
+        blocking(move || {
+            if let Some(i) = incoming {
+                i.discard();
+            }
+            Ok(())
+        })
+    };
     match ending {
         Ending::Fail(f) => {
             let _ = tx.send(&FileMsg::Failed(f.clone())).await;
-            let _ = blocking(move || {
-                incoming.discard();
-                Ok(())
-            })
-            .await;
+            let _ = discard(incoming).await;
             notice.failed(&f).await;
             Ok(())
         }
         Ending::Peer(f) => {
-            let _ = blocking(move || {
-                incoming.discard();
-                Ok(())
-            })
-            .await;
+            let _ = discard(incoming).await;
             notice.failed(&f).await;
             Ok(())
         }
         Ending::Lost(e) => {
+            let have = incoming.as_ref().map_or(0, fs::Incoming::offset);
             let f = FileFailure::Io(format!(
-                "the connection broke after {} of {size} bytes; the part that arrived is kept, and \
-                 the same file sent again continues from there",
-                incoming.offset()
+                "the connection broke after {have} of {size} bytes; the part that arrived is kept, \
+                 and the same file sent again continues from there"
             ));
             notice.failed(&f).await;
             Err(e)
+        }
+    }
+}
+
+/// The partial file of a push, written off the async workers one chunk behind the stream, so
+/// opening the next frame overlaps with hashing and writing this one.
+enum Writer {
+    /// Nothing being written.
+    Idle(fs::Incoming),
+    /// A chunk being written.
+    Busy(tokio::task::JoinHandle<(fs::Incoming, Result<(), FileFailure>)>),
+    /// The writing task panicked (the partial file closed with it; a later push resumes it).
+    Lost,
+}
+
+impl Writer {
+    /// Waits for the chunk being written; returns the bytes the partial file now holds.
+    async fn settle(&mut self) -> Result<u64, FileFailure> {
+        if let Writer::Busy(_) = self
+            && let Writer::Busy(h) = std::mem::replace(self, Writer::Lost)
+        {
+            let (incoming, r) = h
+                .await
+                .map_err(|e| FileFailure::Io(format!("file task failed: {e}")))?;
+            *self = Writer::Idle(incoming);
+            r?;
+        }
+        match self {
+            Writer::Idle(i) => Ok(i.offset()),
+            Writer::Busy(_) | Writer::Lost => Err(FileFailure::Io("file task failed".into())),
+        }
+    }
+
+    /// Starts writing a chunk (after [`Writer::settle`]).
+    fn start(&mut self, offset: u64, data: files::Bytes) {
+        if let Writer::Idle(_) = self
+            && let Writer::Idle(mut incoming) = std::mem::replace(self, Writer::Lost)
+        {
+            *self = Writer::Busy(tokio::task::spawn_blocking(move || {
+                let r = incoming.write(offset, &data.0);
+                (incoming, r)
+            }));
+        }
+    }
+
+    /// The partial file, when nothing is being written.
+    fn take(&mut self) -> Option<fs::Incoming> {
+        match std::mem::replace(self, Writer::Lost) {
+            Writer::Idle(i) => Some(i),
+            busy @ Writer::Busy(_) => {
+                *self = busy;
+                None
+            }
+            Writer::Lost => None,
         }
     }
 }
