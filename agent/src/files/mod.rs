@@ -263,7 +263,7 @@ async fn push(
     let reg = files.transfers.register();
     let mut notice = Notice::started(ctx, reg.id, FileDirection::Push, shown, size, offset).await;
     let mut grant = ctx.grant.clone();
-    let mut writer = Writer::Idle(incoming);
+    let mut writer = Writer::Idle(Box::new(incoming));
     // `recv` is not cancel-safe, and the loop below also wakes for the writer, the user and the
     // grant: one reader hands whole messages over a channel.
     let (msg_tx, mut msgs) = tokio::sync::mpsc::channel(READ_AHEAD);
@@ -384,9 +384,9 @@ async fn push(
 /// opening the next frame overlaps with hashing and writing this one.
 enum Writer {
     /// Nothing being written.
-    Idle(fs::Incoming),
+    Idle(Box<fs::Incoming>),
     /// A chunk being written.
-    Busy(tokio::task::JoinHandle<(fs::Incoming, Result<(), FileFailure>)>),
+    Busy(tokio::task::JoinHandle<(Box<fs::Incoming>, Result<(), FileFailure>)>),
     /// The writing task panicked (the partial file closed with it; a later push resumes it).
     Lost,
 }
@@ -438,7 +438,7 @@ impl Writer {
     /// The partial file, when nothing is being written.
     fn take(&mut self) -> Option<fs::Incoming> {
         match std::mem::replace(self, Writer::Lost) {
-            Writer::Idle(i) => Some(i),
+            Writer::Idle(i) => Some(*i),
             busy @ Writer::Busy(_) => {
                 *self = busy;
                 None
