@@ -343,7 +343,7 @@ pub async fn push_file(
     progress: ProgressFn<'_>,
 ) -> Result<FileMoved, FilesError> {
     let p = path.to_path_buf();
-    let (mut src, sha256) = blocking(move || {
+    let (src, sha256) = blocking(move || {
         let mut s = Source::open(&p)?;
         let d = s.digest()?;
         Ok((s, d))
@@ -379,15 +379,26 @@ pub async fn push_file(
     // The agent's answer is read for the whole transfer, so a refusal mid-way stops the sending.
     let answer = rx.recv::<FileMsg>();
     tokio::pin!(answer);
-    while at < size {
-        let read = tokio::task::spawn_blocking(move || {
+    // The next chunk is read while this one is sealed and sent.
+    let read_ahead = |mut src: Source, at: u64| {
+        tokio::task::spawn_blocking(move || {
             let r = src.read_at(at);
             (src, r)
         })
-        .await
-        .map_err(|e| FilesError::Stream(format!("file task failed: {e}")))?;
-        src = read.0;
-        let data = match read.1 {
+    };
+    let mut src = Some(src);
+    let mut pending = match src.take() {
+        Some(s) if at < size => Some(read_ahead(s, at)),
+        other => {
+            src = other;
+            None
+        }
+    };
+    while let Some(reading) = pending.take() {
+        let (s, read) = reading
+            .await
+            .map_err(|e| FilesError::Stream(format!("file task failed: {e}")))?;
+        let data = match read {
             Ok(d) => d,
             Err(e) => {
                 let f = FileFailure::Changed(name.to_string());
@@ -400,6 +411,11 @@ pub async fn push_file(
             offset: at,
             data: files::Bytes(data),
         };
+        if at + len < size {
+            pending = Some(read_ahead(s, at + len));
+        } else {
+            src = Some(s);
+        }
         tokio::select! {
             biased;
             m = &mut answer => return Err(agent_stopped(m)),
@@ -416,6 +432,9 @@ pub async fn push_file(
             return Err(stopped(&mut tx).await);
         }
     }
+    let Some(src) = src else {
+        return Err(FilesError::Stream("file task failed".into()));
+    };
     let unchanged = tokio::task::spawn_blocking(move || src.unchanged())
         .await
         .map_err(|e| FilesError::Stream(format!("file task failed: {e}")))?;

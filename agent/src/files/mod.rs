@@ -33,6 +33,14 @@ use crate::ui::{AgentEvent, Transfer, TransferState};
 /// How often at most the user is shown a transfer's progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// Messages read ahead on a push, while the partial file is written.
+const READ_AHEAD: usize = 4;
+
+/// The reader never finishes (it parks once the stream ends); kept apart so the select reads plainly.
+fn unreachable_reader() -> Ending {
+    Ending::Fail(FileFailure::Io("the stream reader stopped".into()))
+}
+
 /// What file streams share in a session: the folders, and the running transfers (to stop them).
 #[derive(Debug, Clone)]
 pub(crate) struct FilesCtx {
@@ -217,6 +225,8 @@ enum Ending {
     Peer(FileFailure),
     /// The stream or connection went: a push keeps its partial file for a later session.
     Lost(SealedError),
+    /// The sender said every chunk was sent (push only).
+    Complete,
 }
 
 /// True when the grant no longer holds `files` (or the session is over).
@@ -243,8 +253,7 @@ async fn push(
     };
     let landing = files.config.landing.clone();
     let shown = landing.join(rel.to_string()).display().to_string();
-    let mut incoming = match blocking(move || fs::prepare_push(&landing, &rel, size, sha256)).await
-    {
+    let incoming = match blocking(move || fs::prepare_push(&landing, &rel, size, sha256)).await {
         Ok(i) => i,
         Err(f) => return refuse(tx, f).await,
     };
@@ -254,88 +263,187 @@ async fn push(
     let reg = files.transfers.register();
     let mut notice = Notice::started(ctx, reg.id, FileDirection::Push, shown, size, offset).await;
     let mut grant = ctx.grant.clone();
-    let ending = loop {
-        tokio::select! {
-            biased;
-            () = reg.token.cancelled() => break Ending::Fail(FileFailure::Cancelled(StoppedBy::User)),
-            c = grant.changed() => {
-                if revoked(c, &grant) {
-                    break Ending::Fail(FileFailure::Revoked);
-                }
+    let mut writer = Writer::Idle(Box::new(incoming));
+    // `recv` is not cancel-safe, and the loop below also wakes for the writer, the user and the
+    // grant: one reader hands whole messages over a channel.
+    let (msg_tx, mut msgs) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let reader = async {
+        loop {
+            let m = rx.recv::<FileMsg>().await;
+            let last = m.is_err();
+            if msg_tx.send(m).await.is_err() || last {
+                return std::future::pending::<()>().await;
             }
-            m = rx.recv::<FileMsg>() => match m {
-                Ok(FileMsg::Chunk { offset, data }) => {
-                    let write = tokio::task::spawn_blocking(move || {
-                        let r = incoming.write(offset, &data.0);
-                        (incoming, r)
-                    })
-                    .await;
-                    match write {
-                        Ok((i, r)) => {
-                            incoming = i;
-                            if let Err(f) = r {
-                                break Ending::Fail(f);
-                            }
-                            notice.progress(incoming.offset());
-                        }
-                        // The partial file is closed with the lost task; a later push resumes it.
-                        Err(e) => {
-                            let f = FileFailure::Io(format!("file task failed: {e}"));
-                            let _ = tx.send(&FileMsg::Failed(f.clone())).await;
-                            notice.failed(&f).await;
-                            return Ok(());
-                        }
-                    }
-                }
-                Ok(FileMsg::End) => {
-                    return match blocking(move || incoming.land()).await {
-                        Ok(path) => {
-                            let path = path.display().to_string();
-                            tx.send(&FileMsg::Done { path: path.clone() }).await?;
-                            notice.done(path, &sha256).await;
-                            Ok(())
-                        }
-                        Err(f) => {
-                            let _ = tx.send(&FileMsg::Failed(f.clone())).await;
-                            notice.failed(&f).await;
-                            Ok(())
-                        }
-                    };
-                }
-                Ok(FileMsg::Failed(f)) => break Ending::Peer(f),
-                Ok(other) => break Ending::Fail(unexpected(&other)),
-                Err(e) => break Ending::Lost(e),
-            },
         }
     };
+    let receive = async {
+        loop {
+            tokio::select! {
+                biased;
+                () = reg.token.cancelled() => break Ending::Fail(FileFailure::Cancelled(StoppedBy::User)),
+                c = grant.changed() => {
+                    if revoked(c, &grant) {
+                        break Ending::Fail(FileFailure::Revoked);
+                    }
+                }
+                // A chunk the checker refuses (or a full disk) fails as soon as it is written, even
+                // if nothing else comes.
+                w = writer.written() => match w {
+                    Ok(done) => notice.progress(done),
+                    Err(f) => break Ending::Fail(f),
+                },
+                m = msgs.recv() => match m.unwrap_or_else(|| Err(SealedError::Frame(tether_net::framed::FrameError::Closed))) {
+                    Ok(FileMsg::Chunk { offset, data }) => {
+                        match writer.settle().await {
+                            Ok(done) => notice.progress(done),
+                            Err(f) => break Ending::Fail(f),
+                        }
+                        writer.start(offset, data);
+                    }
+                    Ok(FileMsg::End) => break Ending::Complete,
+                    Ok(FileMsg::Failed(f)) => break Ending::Peer(f),
+                    Ok(other) => break Ending::Fail(unexpected(&other)),
+                    Err(e) => break Ending::Lost(e),
+                },
+            }
+        }
+    };
+    let ending = tokio::select! {
+        e = receive => e,
+        () = reader => unreachable_reader(),
+    };
+    if let Ending::Complete = ending {
+        let landed = match writer.settle().await {
+            Ok(_) => match writer.take() {
+                Some(incoming) => blocking(move || incoming.land()).await,
+                None => Err(FileFailure::Io("file task failed".into())),
+            },
+            Err(f) => {
+                if let Some(i) = writer.take() {
+                    let _ = blocking(move || {
+                        i.discard();
+                        Ok(())
+                    })
+                    .await;
+                }
+                Err(f)
+            }
+        };
+        return match landed {
+            Ok(path) => {
+                let path = path.display().to_string();
+                tx.send(&FileMsg::Done { path: path.clone() }).await?;
+                notice.done(path, &sha256).await;
+                Ok(())
+            }
+            Err(f) => {
+                let _ = tx.send(&FileMsg::Failed(f.clone())).await;
+                notice.failed(&f).await;
+                Ok(())
+            }
+        };
+    }
+    // The chunk being written finishes first: discarded or kept, the partial file is whole.
+    let _ = writer.settle().await;
+    let incoming = writer.take();
+    let discard = |incoming: Option<fs::Incoming>| {
+        blocking(move || {
+            if let Some(i) = incoming {
+                i.discard();
+            }
+            Ok(())
+        })
+    };
     match ending {
+        // Handled above (push), never made (pull).
+        Ending::Complete => Ok(()),
         Ending::Fail(f) => {
             let _ = tx.send(&FileMsg::Failed(f.clone())).await;
-            let _ = blocking(move || {
-                incoming.discard();
-                Ok(())
-            })
-            .await;
+            let _ = discard(incoming).await;
             notice.failed(&f).await;
             Ok(())
         }
         Ending::Peer(f) => {
-            let _ = blocking(move || {
-                incoming.discard();
-                Ok(())
-            })
-            .await;
+            let _ = discard(incoming).await;
             notice.failed(&f).await;
             Ok(())
         }
         Ending::Lost(e) => {
+            let have = incoming.as_ref().map_or(0, fs::Incoming::offset);
             let f = FileFailure::Io(format!(
-                "the connection broke after {} of {size} bytes; the part that arrived is kept, and \
-                 the same file sent again continues from there",
-                incoming.offset()
+                "the connection broke after {have} of {size} bytes; the part that arrived is kept, \
+                 and the same file sent again continues from there"
             ));
             notice.failed(&f).await;
             Err(e)
+        }
+    }
+}
+
+/// The partial file of a push, written off the async workers one chunk behind the stream, so
+/// opening the next frame overlaps with hashing and writing this one.
+enum Writer {
+    /// Nothing being written.
+    Idle(Box<fs::Incoming>),
+    /// A chunk being written.
+    Busy(tokio::task::JoinHandle<(Box<fs::Incoming>, Result<(), FileFailure>)>),
+    /// The writing task panicked (the partial file closed with it; a later push resumes it).
+    Lost,
+}
+
+impl Writer {
+    /// Resolves when the chunk being written is done (never while idle), with the bytes the
+    /// partial file now holds. Cancel-safe: the task is polled by reference, and its result kept.
+    async fn written(&mut self) -> Result<u64, FileFailure> {
+        let out = match self {
+            Writer::Busy(h) => h.await,
+            Writer::Idle(_) | Writer::Lost => return std::future::pending().await,
+        };
+        match out {
+            Ok((incoming, r)) => {
+                let at = incoming.offset();
+                *self = Writer::Idle(incoming);
+                r.map(|()| at)
+            }
+            Err(e) => {
+                *self = Writer::Lost;
+                Err(FileFailure::Io(format!("file task failed: {e}")))
+            }
+        }
+    }
+
+    /// Waits for the chunk being written; returns the bytes the partial file now holds.
+    async fn settle(&mut self) -> Result<u64, FileFailure> {
+        if let Writer::Busy(_) = self {
+            self.written().await?;
+        }
+        match self {
+            Writer::Idle(i) => Ok(i.offset()),
+            Writer::Busy(_) | Writer::Lost => Err(FileFailure::Io("file task failed".into())),
+        }
+    }
+
+    /// Starts writing a chunk (after [`Writer::settle`]).
+    fn start(&mut self, offset: u64, data: files::Bytes) {
+        if let Writer::Idle(_) = self
+            && let Writer::Idle(mut incoming) = std::mem::replace(self, Writer::Lost)
+        {
+            *self = Writer::Busy(tokio::task::spawn_blocking(move || {
+                let r = incoming.write(offset, &data.0);
+                (incoming, r)
+            }));
+        }
+    }
+
+    /// The partial file, when nothing is being written.
+    fn take(&mut self) -> Option<fs::Incoming> {
+        match std::mem::replace(self, Writer::Lost) {
+            Writer::Idle(i) => Some(*i),
+            busy @ Writer::Busy(_) => {
+                *self = busy;
+                None
+            }
+            Writer::Lost => None,
         }
     }
 }
@@ -490,6 +598,8 @@ async fn send_file(
         }
     };
     match ending {
+        // Handled above (push), never made (pull).
+        Ending::Complete => Ok(()),
         Ending::Fail(f) => {
             let _ = tx.send(&FileMsg::Failed(f.clone())).await;
             notice.failed(&f).await;
