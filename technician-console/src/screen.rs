@@ -62,6 +62,8 @@ pub struct ViewStream {
     pub frames: u64,
     /// Compressed pixel bytes received.
     pub pixel_bytes: u64,
+    /// Copies (scrolled or moved rectangles) received.
+    pub copies: u64,
     /// What the framebuffer took since the last [`ViewStream::take_damage`].
     damage: Damage,
 }
@@ -94,11 +96,15 @@ impl ViewStream {
             .apply(&mut self.decoder, &u)
             .map_err(|e| ConsoleError::Protocol(e.to_string()))?;
         if size == (self.framebuffer.width, self.framebuffer.height) {
+            // Copies change their destinations just as pixels do.
+            let copied: Vec<_> = u.copies.iter().map(|c| c.dst).collect();
+            self.damage.add(&copied);
             self.damage.add(&u.rects);
         } else {
             self.damage = Damage::Full;
         }
         self.pixel_bytes += u.data.len() as u64;
+        self.copies += u.copies.len() as u64;
         if !u.last {
             return Ok(ViewEvent::Partial);
         }
@@ -215,6 +221,7 @@ impl Session {
                 cursor_shape: None,
                 frames: 0,
                 pixel_bytes: 0,
+                copies: 0,
                 damage: Damage::Full,
             }),
             other => Err(ConsoleError::Protocol(format!(
