@@ -450,6 +450,50 @@ pub fn dirty_rects(
     Ok(rects)
 }
 
+/// Shrinks each of `rects` (dirty rectangles of `cur` against `prev`, from [`dirty_rects`]) to the
+/// bounding box of the pixels that really differ, so a typed character costs its glyph's pixels
+/// rather than a whole tile's. Rectangles with no difference left are dropped. Costs one more compare
+/// of the dirty rectangles only.
+pub fn tighten(prev: &[u8], cur: &[u8], width: u32, height: u32, rects: &[Rect]) -> Vec<Rect> {
+    let expected = width as usize * height as usize * BPP;
+    if prev.len() != expected || cur.len() != expected {
+        return rects.to_vec();
+    }
+    let stride = width as usize * BPP;
+    let mut out = Vec::with_capacity(rects.len());
+    for r in rects {
+        if check_rect(r, width, height).is_err() {
+            out.push(*r);
+            continue;
+        }
+        let (mut x0, mut x1, mut y0, mut y1) = (u32::MAX, 0u32, u32::MAX, 0u32);
+        for y in r.y..r.y + r.h {
+            let s = y as usize * stride + r.x as usize * BPP;
+            let (a, b) = (&prev[s..s + r.w as usize * BPP], &cur[s..s + r.w as usize * BPP]);
+            if a == b {
+                continue;
+            }
+            let first = a.chunks_exact(BPP).zip(b.chunks_exact(BPP)).position(|(p, q)| p != q);
+            let last = a.chunks_exact(BPP).zip(b.chunks_exact(BPP)).rposition(|(p, q)| p != q);
+            if let (Some(f), Some(l)) = (first, last) {
+                x0 = x0.min(r.x + f as u32);
+                x1 = x1.max(r.x + l as u32 + 1);
+                y0 = y0.min(y);
+                y1 = y + 1;
+            }
+        }
+        if x0 < x1 && y0 < y1 {
+            out.push(Rect {
+                x: x0,
+                y: y0,
+                w: x1 - x0,
+                h: y1 - y0,
+            });
+        }
+    }
+    out
+}
+
 /// The agent's side of the continuous zstd stream.
 pub struct FrameEncoder {
     z: zstd::stream::write::Encoder<'static, Vec<u8>>,
@@ -744,6 +788,29 @@ mod tests {
         send_via(&mut p, &mut fb, None, &a, w, h);
         send_via(&mut p, &mut fb, Some(&a), &b, w, h);
         assert_eq!(fb.pixels, b);
+    }
+
+    #[test]
+    fn tightened_rectangles_hold_exactly_the_changed_pixels() {
+        let (w, h) = (300, 170);
+        let a = picture(w, h, 1);
+        let mut b = a.clone();
+        for (x, y) in [(130usize, 100usize), (135, 104), (70, 20)] {
+            b[(y * w as usize + x) * BPP + 1] ^= 0x5a;
+        }
+        let rects = dirty_rects(Some(&a), &b, w, h).unwrap();
+        let tight = tighten(&a, &b, w, h, &rects);
+        let r = |x, y, w, h| Rect { x, y, w, h };
+        assert_eq!(tight, vec![r(70, 20, 1, 1), r(130, 100, 6, 5)]);
+        // Sent as pixels, they still make the console's picture exact.
+        let mut p = pipe();
+        let mut fb = Framebuffer::new(1, 1).unwrap();
+        send_via(&mut p, &mut fb, None, &a, w, h);
+        for u in &p.enc.encode(2, &b, w, h, &tight).unwrap() {
+            fb.apply(&mut p.dec, u).unwrap();
+        }
+        assert_eq!(fb.pixels, b);
+        assert!(tighten(&a, &a, w, h, &rects).is_empty());
     }
 
     #[test]

@@ -125,6 +125,8 @@ fn capture_thread(
                         motion::apply_copies(p, w, h, &copies).map_err(err)?;
                         rects = screen::dirty_rects(Some(p), cur, w, h).map_err(err)?;
                     }
+                    // Only the pixels that changed, not whole tiles (a typed character).
+                    let rects = screen::tighten(p, cur, w, h, &rects);
                     encoder.encode_moved(seq + 1, cur, w, h, &copies, &rects)
                 }
             }
