@@ -333,9 +333,7 @@ impl Framebuffer {
         let raw = if u.rects.is_empty() {
             // A part of copies only: the encoder sends no block, and the stream must not move.
             if !u.data.is_empty() {
-                return Err(ScreenError::Corrupt(
-                    "pixel data without rectangles".into(),
-                ));
+                return Err(ScreenError::Corrupt("pixel data without rectangles".into()));
             }
             Vec::new()
         } else if u.standalone {
@@ -469,12 +467,21 @@ pub fn tighten(prev: &[u8], cur: &[u8], width: u32, height: u32, rects: &[Rect])
         let (mut x0, mut x1, mut y0, mut y1) = (u32::MAX, 0u32, u32::MAX, 0u32);
         for y in r.y..r.y + r.h {
             let s = y as usize * stride + r.x as usize * BPP;
-            let (a, b) = (&prev[s..s + r.w as usize * BPP], &cur[s..s + r.w as usize * BPP]);
+            let (a, b) = (
+                &prev[s..s + r.w as usize * BPP],
+                &cur[s..s + r.w as usize * BPP],
+            );
             if a == b {
                 continue;
             }
-            let first = a.chunks_exact(BPP).zip(b.chunks_exact(BPP)).position(|(p, q)| p != q);
-            let last = a.chunks_exact(BPP).zip(b.chunks_exact(BPP)).rposition(|(p, q)| p != q);
+            let first = a
+                .chunks_exact(BPP)
+                .zip(b.chunks_exact(BPP))
+                .position(|(p, q)| p != q);
+            let last = a
+                .chunks_exact(BPP)
+                .zip(b.chunks_exact(BPP))
+                .rposition(|(p, q)| p != q);
             if let (Some(f), Some(l)) = (first, last) {
                 x0 = x0.min(r.x + f as u32);
                 x1 = x1.max(r.x + l as u32 + 1);
@@ -1000,7 +1007,7 @@ mod tests {
                 for x in x0..x0 + 260 {
                     let i = (y * w as usize + x) * BPP;
                     let (dx, dy) = (x - x0, y - y0);
-                    f[i] = (dx * 31 ^ dy * 17) as u8;
+                    f[i] = ((dx * 31) ^ (dy * 17)) as u8;
                     f[i + 1] = ((dx / 6) * 7 + dy / 13) as u8;
                     f[i + 2] = (dy * 13) as u8;
                 }
@@ -1036,7 +1043,10 @@ mod tests {
     #[test]
     fn hostile_copies_are_refused_without_change() {
         let mut fb = Framebuffer::new(10, 10).unwrap();
-        fb.pixels.iter_mut().enumerate().for_each(|(i, p)| *p = i as u8);
+        fb.pixels
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, p)| *p = i as u8);
         let before = fb.clone();
         let r = |x, y, w, h| Rect { x, y, w, h };
         let part = |copies: Vec<CopyRect>| FrameUpdate {

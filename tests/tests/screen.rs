@@ -246,7 +246,10 @@ fn damage_driven_capture_sees_a_one_pixel_change() {
         if source.unchanged() {
             break frame;
         }
-        assert!(std::time::Instant::now() < deadline, "the screen never settled");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the screen never settled"
+        );
     };
     assert!(source.unchanged(), "a still screen stays unchanged");
 
@@ -316,9 +319,12 @@ async fn scrolled_and_moved_pixels_arrive_as_copies_and_stay_lossless() {
         ],
     );
     assert!(
-        x.cmd("xdotool", &["search", "--sync", "--onlyvisible", "--name", "mover"])
-            .status
-            .success()
+        x.cmd(
+            "xdotool",
+            &["search", "--sync", "--onlyvisible", "--name", "mover"]
+        )
+        .status
+        .success()
     );
     let relay = TestRelay::start().await;
     let mut agent = agent_on(&relay, &x, scopes("view"));
@@ -342,9 +348,11 @@ async fn scrolled_and_moved_pixels_arrive_as_copies_and_stay_lossless() {
             r.unwrap();
         }
     }
-    until_frame_matches(&mut view, "the screenshot after scrolling and moving", || {
-        x.screenshot()
-    })
+    until_frame_matches(
+        &mut view,
+        "the screenshot after scrolling and moving",
+        || x.screenshot(),
+    )
     .await;
     assert!(
         view.copies > 10,

@@ -340,9 +340,8 @@ mod tests {
                 let (line, row) = ((y + scroll) / 13, (y + scroll) % 13);
                 let glyph = mix(u64::from(line) * 1000 + u64::from(x / 6)) % 40;
                 let on = x % 6 != 5 && (mix(glyph * 16 + u64::from(row)) >> (x % 6)) & 1 == 1;
-                let c = if x < 2 || y < 2 || x >= ww - 2 || y >= wh - 2 {
-                    [0, 0, 0, 0]
-                } else if on {
+                let border = x < 2 || y < 2 || x >= ww - 2 || y >= wh - 2;
+                let c = if border || on {
                     [0, 0, 0, 0]
                 } else {
                     [0xff, 0xff, 0xff, 0]
@@ -385,7 +384,11 @@ mod tests {
         let a = desktop(w, h, 64, 64, 600, 520, 0);
         let b = desktop(w, h, 64, 64, 600, 520, 26);
         let (copies, before, after) = round_trip(&a, &b, w, h);
-        assert!(copies.iter().all(|c| c.src_y == c.dst.y + 26 && c.src_x == c.dst.x));
+        assert!(
+            copies
+                .iter()
+                .all(|c| c.src_y == c.dst.y + 26 && c.src_x == c.dst.x)
+        );
         // Left: the tiles holding the window's top edge and the new lines at the bottom.
         assert!(after * 2 < before, "{after} of {before} pixels left");
     }

@@ -175,13 +175,23 @@ fn start(w: Workload, n: u32) -> Xvfb {
     let mut x = Xvfb::start(n);
     x.cmd("xsetroot", &["-solid", "#2e5a88"]);
     let sync = |x: &Xvfb, class: &str| {
-        x.cmd("xdotool", &["search", "--sync", "--onlyvisible", "--class", class]);
+        x.cmd(
+            "xdotool",
+            &["search", "--sync", "--onlyvisible", "--class", class],
+        );
     };
     match w {
         Workload::Static => {
             x.spawn(
                 "xterm",
-                &["-geometry", "100x40+100+100", "-e", "sh", "-c", "ls -la /usr/bin | head -30; sleep 100000"],
+                &[
+                    "-geometry",
+                    "100x40+100+100",
+                    "-e",
+                    "sh",
+                    "-c",
+                    "ls -la /usr/bin | head -30; sleep 100000",
+                ],
             );
             sync(&x, "xterm");
         }
@@ -206,7 +216,16 @@ fn start(w: Workload, n: u32) -> Xvfb {
         Workload::WindowMove => {
             x.spawn(
                 "xterm",
-                &["-geometry", "100x40+0+0", "-title", "mover", "-e", "sh", "-c", "ls -la /usr/bin | head -40; sleep 100000"],
+                &[
+                    "-geometry",
+                    "100x40+0+0",
+                    "-title",
+                    "mover",
+                    "-e",
+                    "sh",
+                    "-c",
+                    "ls -la /usr/bin | head -40; sleep 100000",
+                ],
             );
             sync(&x, "xterm");
             x.spawn(
@@ -218,10 +237,25 @@ fn start(w: Workload, n: u32) -> Xvfb {
         Workload::Video => {
             x.spawn(
                 "ffplay",
-                &["-loglevel", "quiet", "-an", "-noborder", "-left", "200", "-top", "150", "-f", "lavfi",
-                  "-i", "testsrc2=size=640x480:rate=30"],
+                &[
+                    "-loglevel",
+                    "quiet",
+                    "-an",
+                    "-noborder",
+                    "-left",
+                    "200",
+                    "-top",
+                    "150",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=640x480:rate=30",
+                ],
             );
-            x.cmd("xdotool", &["search", "--sync", "--onlyvisible", "--name", "testsrc2"]);
+            x.cmd(
+                "xdotool",
+                &["search", "--sync", "--onlyvisible", "--name", "testsrc2"],
+            );
         }
     }
     std::thread::sleep(Duration::from_secs(1));
@@ -255,7 +289,14 @@ async fn tether(relay: &TestRelay, x: &Xvfb, settle: u64, secs: u64) -> TetherFi
         std::process::Command::new(bin("tether-agent"))
             .env("DISPLAY", &x.display)
             .env("TETHER_BACKEND", "x11")
-            .args(["share", "--once", "--relay", &target.addr.to_string(), "--relay-cert-sha256", fp])
+            .args([
+                "share",
+                "--once",
+                "--relay",
+                &target.addr.to_string(),
+                "--relay-cert-sha256",
+                fp,
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -278,7 +319,12 @@ async fn tether(relay: &TestRelay, x: &Xvfb, settle: u64, secs: u64) -> TetherFi
     view.next_frame().await.unwrap();
     run_for(&mut view, Duration::from_secs(settle)).await;
     let link = session.link();
-    let (b0, p0, c0, t0) = (link.bytes_received(), view.pixel_bytes, cpu_secs(pid), Instant::now());
+    let (b0, p0, c0, t0) = (
+        link.bytes_received(),
+        view.pixel_bytes,
+        cpu_secs(pid),
+        Instant::now(),
+    );
     run_for(&mut view, Duration::from_secs(secs)).await;
     let dt = t0.elapsed().as_secs_f64();
     let f = TetherFigures {
@@ -304,7 +350,11 @@ fn ratio(a: f64, b: &Measured, cpu: bool) -> String {
         Measured::Ran { kbps, cpu: c } => {
             let d = if cpu { *c } else { *kbps };
             if d <= 0.0 {
-                if a <= 0.0 { "= (both 0)".into() } else { "∞".into() }
+                if a <= 0.0 {
+                    "= (both 0)".into()
+                } else {
+                    "∞".into()
+                }
             } else {
                 format!("{:.2}", a / d)
             }
@@ -338,9 +388,21 @@ async fn main() {
         let port = 5900 + (n as u16 % 1000);
         let peers = tokio::task::spawn_blocking(move || {
             let want_t = |t: &str| only.is_empty() || only.iter().any(|o| o == t);
-            let vnc = if want_t("x11vnc") { peers::x11vnc(&disp, port, settle, secs) } else { skipped() };
-            let vp8 = if want_t("vp8") { peers::ffmpeg(&disp, Codec::Vp8, settle, secs) } else { skipped() };
-            let x264 = if want_t("x264") { peers::ffmpeg(&disp, Codec::X264, settle, secs) } else { skipped() };
+            let vnc = if want_t("x11vnc") {
+                peers::x11vnc(&disp, port, settle, secs)
+            } else {
+                skipped()
+            };
+            let vp8 = if want_t("vp8") {
+                peers::ffmpeg(&disp, Codec::Vp8, settle, secs)
+            } else {
+                skipped()
+            };
+            let x264 = if want_t("x264") {
+                peers::ffmpeg(&disp, Codec::X264, settle, secs)
+            } else {
+                skipped()
+            };
             (vnc, vp8, x264)
         });
         let (vnc, vp8, x264) = peers.await.unwrap();
@@ -348,19 +410,29 @@ async fn main() {
         drop(x);
     }
     println!();
-    println!("| workload | Tether kbit/s (payload) | Tether CPU | x11vnc kbit/s | x11vnc CPU | VP8 kbit/s | VP8 CPU | x264 kbit/s | x264 CPU |");
+    println!(
+        "| workload | Tether kbit/s (payload) | Tether CPU | x11vnc kbit/s | x11vnc CPU | VP8 kbit/s | VP8 CPU | x264 kbit/s | x264 CPU |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (w, t, vnc, vp8, x264) in &rows {
         let (tk, tc) = t.as_ref().map_or(("–".into(), "–".into()), |t| {
-            (format!("{:.1} ({:.1})", t.wire, t.payload), format!("{:.1} %", t.cpu))
+            (
+                format!("{:.1} ({:.1})", t.wire, t.payload),
+                format!("{:.1} %", t.cpu),
+            )
         });
         let (vk, vc) = cell(vnc);
         let (pk, pc) = cell(vp8);
         let (xk, xc) = cell(x264);
-        println!("| {} | {tk} | {tc} | {vk} | {vc} | {pk} | {pc} | {xk} | {xc} |", w.name());
+        println!(
+            "| {} | {tk} | {tc} | {vk} | {vc} | {pk} | {pc} | {xk} | {xc} |",
+            w.name()
+        );
     }
     println!();
-    println!("| workload | bytes Tether/x11vnc | CPU Tether/x11vnc | bytes Tether/VP8 | CPU Tether/VP8 | goal |");
+    println!(
+        "| workload | bytes Tether/x11vnc | CPU Tether/x11vnc | bytes Tether/VP8 | CPU Tether/VP8 | goal |"
+    );
     println!("|---|---|---|---|---|---|");
     for (w, t, vnc, vp8, _) in &rows {
         let Some(t) = t else { continue };

@@ -118,11 +118,11 @@ pub fn x11vnc(display: &str, port: u16, settle: Duration, secs: u64) -> Measured
     let reader = {
         let (bytes, stop, ok) = (bytes.clone(), stop.clone(), ok.clone());
         std::thread::spawn(move || {
-            if let Err(e) = rfb_bytes(sock, &bytes, &stop) {
-                if !stop.load(Ordering::Relaxed) {
-                    eprintln!("rfb client: {e}");
-                    ok.store(false, Ordering::Relaxed);
-                }
+            if let Err(e) = rfb_bytes(sock, &bytes, &stop)
+                && !stop.load(Ordering::Relaxed)
+            {
+                eprintln!("rfb client: {e}");
+                ok.store(false, Ordering::Relaxed);
             }
         })
     };
@@ -169,7 +169,11 @@ impl Counting<'_> {
         let mut n = 0usize;
         for i in 0..3 {
             let b = self.u8()?;
-            let bits = if i == 2 { b as usize } else { (b & 0x7f) as usize };
+            let bits = if i == 2 {
+                b as usize
+            } else {
+                (b & 0x7f) as usize
+            };
             n |= bits << (7 * i);
             if b & 0x80 == 0 || i == 2 {
                 break;
@@ -228,7 +232,14 @@ pub fn rfb_bytes(s: TcpStream, bytes: &AtomicU64, stop: &AtomicBool) -> std::io:
     while !stop.load(Ordering::Relaxed) {
         let t = match c.u8() {
             Ok(t) => t,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
             Err(e) => return Err(e),
         };
         // Once a message has started, wait for the rest of it.
@@ -290,7 +301,11 @@ fn rect(c: &mut Counting, enc: i32, w: usize, h: usize) -> std::io::Result<()> {
                             1 => {
                                 let colours = c.u8()? as usize + 1;
                                 c.buf(colours * TPIXEL)?;
-                                size = if colours == 2 { w.div_ceil(8) * h } else { w * h };
+                                size = if colours == 2 {
+                                    w.div_ceil(8) * h
+                                } else {
+                                    w * h
+                                };
                             }
                             2 => {}
                             f => return Err(bad(&format!("unknown tight filter {f}"))),
@@ -326,15 +341,45 @@ pub fn ffmpeg(display: &str, codec: Codec, settle: Duration, secs: u64) -> Measu
         return Measured::NotInstalled("ffmpeg");
     }
     let mut args: Vec<&str> = vec![
-        "-nostdin", "-loglevel", "error", "-f", "x11grab", "-draw_mouse", "0", "-framerate", "30",
-        "-video_size", "1920x1080", "-i", display, "-pix_fmt", "yuv420p",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-f",
+        "x11grab",
+        "-draw_mouse",
+        "0",
+        "-framerate",
+        "30",
+        "-video_size",
+        "1920x1080",
+        "-i",
+        display,
+        "-pix_fmt",
+        "yuv420p",
     ];
     match codec {
         Codec::Vp8 => args.extend([
-            "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-f", "ivf",
+            "-c:v",
+            "libvpx",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-b:v",
+            "1M",
+            "-f",
+            "ivf",
         ]),
         Codec::X264 => args.extend([
-            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-crf", "23", "-f",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-crf",
+            "23",
+            "-f",
             "h264",
         ]),
     }
