@@ -14,7 +14,7 @@ mod common;
 use libfuzzer_sys::fuzz_target;
 use tether_proto::codec::decode;
 use tether_proto::screen::{
-    BPP, FrameDecoder, FrameUpdate, Framebuffer, MAX_PIXELS, MAX_SIDE, Rect, ScreenMsg,
+    BPP, FrameDecoder, CopyRect, FrameUpdate, Framebuffer, MAX_PIXELS, MAX_SIDE, Rect, ScreenMsg,
 };
 
 #[global_allocator]
@@ -83,19 +83,31 @@ fuzz_target!(|data: &[u8]| {
             let (bytes, tail) = tail.split_at(len);
             rest = tail;
             let scale = if head[8] & 4 != 0 { 64 } else { 1 };
+            let rect = Rect {
+                x: u32::from(head[4]) * scale,
+                y: u32::from(head[5]) * scale,
+                w: u32::from(head[6]) * scale,
+                h: u32::from(head[7]) * scale,
+            };
+            // Flag 8: the rectangle is also copied from its transpose (copy-rect checks and apply).
+            let copies = if head[8] & 8 != 0 {
+                vec![CopyRect {
+                    src_x: rect.y,
+                    src_y: rect.x,
+                    dst: rect,
+                }]
+            } else {
+                Vec::new()
+            };
             let u = FrameUpdate {
                 seq,
                 width: u16_at(head, 0) % (MAX_SIDE + 2),
                 height: u16_at(head, 2) % (MAX_SIDE + 2),
-                rects: vec![Rect {
-                    x: u32::from(head[4]) * scale,
-                    y: u32::from(head[5]) * scale,
-                    w: u32::from(head[6]) * scale,
-                    h: u32::from(head[7]) * scale,
-                }],
+                rects: vec![rect],
                 data: bytes.to_vec(),
                 standalone: head[8] & 1 != 0,
                 last: head[8] & 2 != 0,
+                copies,
             };
             seq += 1;
             if !apply(&mut fb, &mut dec, &u) {

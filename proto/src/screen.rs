@@ -21,8 +21,13 @@
 //! The zstd stream is continuous over the whole view stream ([`FrameEncoder`] / [`FrameDecoder`] keep
 //! their context, with an 8 MiB window), so pixels seen recently — a window that moved, text that scrolled —
 //! compress to back-references. Parts must therefore be applied in order, which the stream guarantees.
+//! Before its pixels, a part may carry copies ([`CopyRect`], see [`motion`]): a scrolled region or a
+//! moved window sent as "these pixels, from there", applied by the console's checked framebuffer.
 
 pub mod cursor;
+pub mod motion;
+
+pub use motion::CopyRect;
 
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +116,9 @@ pub struct FrameUpdate {
     pub standalone: bool,
     /// Whether this is the frame's last part (acknowledge it then).
     pub last: bool,
+    /// Copies applied before `rects` (checked by [`motion::check_copies`]): each reads the framebuffer
+    /// as it was before this part. Last, so the older fields keep their places on the wire.
+    pub copies: Vec<CopyRect>,
 }
 
 /// Agent → console on a view stream, after [`crate::msg::Response::Viewing`].
@@ -273,6 +281,12 @@ pub enum ScreenError {
     /// The compressed block is corrupt or decompresses to the wrong length.
     #[error("frame data is corrupt: {0}")]
     Corrupt(String),
+    /// A part carries more than [`motion::MAX_COPIES`] copies.
+    #[error("a frame part carries {0} copies, more than {max}", max = motion::MAX_COPIES)]
+    TooManyCopies(usize),
+    /// Two copies of one part write to overlapping rectangles.
+    #[error("copies to {0:?} and {1:?} overlap")]
+    Overlap(Rect, Rect),
 }
 
 /// The console's copy of a remote display.
@@ -305,6 +319,7 @@ impl Framebuffer {
         u: &FrameUpdate,
     ) -> Result<(), ScreenError> {
         check_size(u.width, u.height)?;
+        motion::check_copies(&u.copies, u.width, u.height)?;
         let mut total = 0usize;
         for r in &u.rects {
             check_rect(r, u.width, u.height)?;
@@ -315,7 +330,13 @@ impl Framebuffer {
                 return Err(ScreenError::PartTooLarge(total));
             }
         }
-        let raw = if u.standalone {
+        let raw = if u.rects.is_empty() {
+            // A part of copies only: the encoder sends no block, and the stream must not move.
+            if !u.data.is_empty() {
+                return Err(ScreenError::Corrupt("pixel data without rectangles".into()));
+            }
+            Vec::new()
+        } else if u.standalone {
             zstd::bulk::decompress(&u.data, total)
                 .map_err(|e| ScreenError::Corrupt(e.to_string()))?
         } else {
@@ -330,6 +351,8 @@ impl Framebuffer {
         if (u.width, u.height) != (self.width, self.height) {
             *self = Framebuffer::new(u.width, u.height)?;
         }
+        // Checked above against this size; cannot fail.
+        motion::apply_copies(&mut self.pixels, self.width, self.height, &u.copies)?;
         let stride = self.width as usize * BPP;
         let mut off = 0;
         for r in &u.rects {
@@ -425,6 +448,59 @@ pub fn dirty_rects(
     Ok(rects)
 }
 
+/// Shrinks each of `rects` (dirty rectangles of `cur` against `prev`, from [`dirty_rects`]) to the
+/// bounding box of the pixels that really differ, so a typed character costs its glyph's pixels
+/// rather than a whole tile's. Rectangles with no difference left are dropped. Costs one more compare
+/// of the dirty rectangles only.
+pub fn tighten(prev: &[u8], cur: &[u8], width: u32, height: u32, rects: &[Rect]) -> Vec<Rect> {
+    let expected = width as usize * height as usize * BPP;
+    if prev.len() != expected || cur.len() != expected {
+        return rects.to_vec();
+    }
+    let stride = width as usize * BPP;
+    let mut out = Vec::with_capacity(rects.len());
+    for r in rects {
+        if check_rect(r, width, height).is_err() {
+            out.push(*r);
+            continue;
+        }
+        let (mut x0, mut x1, mut y0, mut y1) = (u32::MAX, 0u32, u32::MAX, 0u32);
+        for y in r.y..r.y + r.h {
+            let s = y as usize * stride + r.x as usize * BPP;
+            let (a, b) = (
+                &prev[s..s + r.w as usize * BPP],
+                &cur[s..s + r.w as usize * BPP],
+            );
+            if a == b {
+                continue;
+            }
+            let first = a
+                .chunks_exact(BPP)
+                .zip(b.chunks_exact(BPP))
+                .position(|(p, q)| p != q);
+            let last = a
+                .chunks_exact(BPP)
+                .zip(b.chunks_exact(BPP))
+                .rposition(|(p, q)| p != q);
+            if let (Some(f), Some(l)) = (first, last) {
+                x0 = x0.min(r.x + f as u32);
+                x1 = x1.max(r.x + l as u32 + 1);
+                y0 = y0.min(y);
+                y1 = y + 1;
+            }
+        }
+        if x0 < x1 && y0 < y1 {
+            out.push(Rect {
+                x: x0,
+                y: y0,
+                w: x1 - x0,
+                h: y1 - y0,
+            });
+        }
+    }
+    out
+}
+
 /// The agent's side of the continuous zstd stream.
 pub struct FrameEncoder {
     z: zstd::stream::write::Encoder<'static, Vec<u8>>,
@@ -473,7 +549,38 @@ impl FrameEncoder {
         height: u32,
         rects: &[Rect],
     ) -> Result<Vec<FrameUpdate>, ScreenError> {
-        encode_with(seq, cur, width, height, rects, false, |raw| self.block(raw))
+        self.encode_moved(seq, cur, width, height, &[], rects)
+    }
+
+    /// Like [`Self::encode`], with `copies` (from [`motion::find_copies`]) on the first part, applied
+    /// before the pixels of `rects`; a frame of copies only is one part with no pixel data.
+    pub fn encode_moved(
+        &mut self,
+        seq: u64,
+        cur: &[u8],
+        width: u32,
+        height: u32,
+        copies: &[CopyRect],
+        rects: &[Rect],
+    ) -> Result<Vec<FrameUpdate>, ScreenError> {
+        motion::check_copies(copies, width, height)?;
+        let mut parts = encode_with(seq, cur, width, height, rects, false, |raw| self.block(raw))?;
+        if !copies.is_empty() {
+            match parts.first_mut() {
+                Some(p) => p.copies = copies.to_vec(),
+                None => parts.push(FrameUpdate {
+                    seq,
+                    width,
+                    height,
+                    rects: Vec::new(),
+                    data: Vec::new(),
+                    standalone: false,
+                    last: true,
+                    copies: copies.to_vec(),
+                }),
+            }
+        }
+        Ok(parts)
     }
 
     /// Like [`Self::encode`], but as self-contained zstd frames outside the stream: fast for a complete
@@ -584,6 +691,7 @@ fn encode_with(
             data,
             standalone,
             last: false,
+            copies: Vec::new(),
         });
         raw.clear();
         Ok(())
@@ -690,6 +798,29 @@ mod tests {
     }
 
     #[test]
+    fn tightened_rectangles_hold_exactly_the_changed_pixels() {
+        let (w, h) = (300, 170);
+        let a = picture(w, h, 1);
+        let mut b = a.clone();
+        for (x, y) in [(130usize, 100usize), (135, 104), (70, 20)] {
+            b[(y * w as usize + x) * BPP + 1] ^= 0x5a;
+        }
+        let rects = dirty_rects(Some(&a), &b, w, h).unwrap();
+        let tight = tighten(&a, &b, w, h, &rects);
+        let r = |x, y, w, h| Rect { x, y, w, h };
+        assert_eq!(tight, vec![r(70, 20, 1, 1), r(130, 100, 6, 5)]);
+        // Sent as pixels, they still make the console's picture exact.
+        let mut p = pipe();
+        let mut fb = Framebuffer::new(1, 1).unwrap();
+        send_via(&mut p, &mut fb, None, &a, w, h);
+        for u in &p.enc.encode(2, &b, w, h, &tight).unwrap() {
+            fb.apply(&mut p.dec, u).unwrap();
+        }
+        assert_eq!(fb.pixels, b);
+        assert!(tighten(&a, &a, w, h, &rects).is_empty());
+    }
+
+    #[test]
     fn repeated_content_compresses_against_history() {
         // A "window" that moves: the same pixels at a new place cost far less the second time.
         let (w, h) = (640, 480);
@@ -756,6 +887,7 @@ mod tests {
             data: zstd::bulk::compress(&[0u8; 16], 1).unwrap(),
             standalone: true,
             last: true,
+            copies: Vec::new(),
         };
         let mut dec = FrameDecoder::new().unwrap();
         assert!(matches!(
@@ -806,6 +938,7 @@ mod tests {
             data: zstd::bulk::compress(&[7u8; BPP], 1).unwrap(),
             standalone: true,
             last: true,
+            copies: Vec::new(),
         };
         let mut dec = FrameDecoder::new().unwrap();
         assert_eq!(
@@ -838,6 +971,7 @@ mod tests {
                 data: vec![0x28, 0xb5, 0x2f, 0xfd],
                 standalone,
                 last: true,
+                copies: Vec::new(),
             };
             let mut dec = FrameDecoder::new().unwrap();
             assert!(matches!(
@@ -856,8 +990,111 @@ mod tests {
             data: zstd::bulk::compress(&raw, 1).unwrap(),
             standalone: true,
             last: true,
+            copies: Vec::new(),
         };
         fb.apply(&mut FrameDecoder::new().unwrap(), &u).unwrap();
+    }
+
+    /// A window moved and text scrolled: the agent's path (find copies, apply them to its copy of the
+    /// previous frame, send what still differs) leaves the console's framebuffer equal to the frame.
+    #[test]
+    fn copies_and_pixels_together_are_lossless() {
+        let (w, h) = (640, 480);
+        let bg = vec![0x40u8; w as usize * h as usize * BPP];
+        let paint = |x0: usize, y0: usize| {
+            let mut f = bg.clone();
+            for y in y0..y0 + 200 {
+                for x in x0..x0 + 260 {
+                    let i = (y * w as usize + x) * BPP;
+                    let (dx, dy) = (x - x0, y - y0);
+                    f[i] = ((dx * 31) ^ (dy * 17)) as u8;
+                    f[i + 1] = ((dx / 6) * 7 + dy / 13) as u8;
+                    f[i + 2] = (dy * 13) as u8;
+                }
+            }
+            f
+        };
+        let (a, b) = (paint(40, 30), paint(171, 93));
+        let mut p = pipe();
+        let mut fb = Framebuffer::new(1, 1).unwrap();
+        send_via(&mut p, &mut fb, None, &a, w, h);
+        let mut prev = a.clone();
+        let dirty = dirty_rects(Some(&prev), &b, w, h).unwrap();
+        let copies = motion::find_copies(&prev, &b, w, h, &dirty);
+        assert!(!copies.is_empty(), "the moved window is found");
+        motion::apply_copies(&mut prev, w, h, &copies).unwrap();
+        let rects = dirty_rects(Some(&prev), &b, w, h).unwrap();
+        let parts = p.enc.encode_moved(2, &b, w, h, &copies, &rects).unwrap();
+        assert_eq!(parts[0].copies, copies);
+        for u in &parts {
+            fb.apply(&mut p.dec, u).unwrap();
+        }
+        assert_eq!(fb.pixels, b);
+        // A frame of copies only is one part without pixel data.
+        let back = motion::find_copies(&b, &a, w, h, &dirty_rects(Some(&b), &a, w, h).unwrap());
+        let only = p.enc.encode_moved(3, &a, w, h, &back, &[]).unwrap();
+        assert_eq!(only.len(), 1);
+        assert!(only[0].data.is_empty() && only[0].last);
+        fb.apply(&mut p.dec, &only[0]).unwrap();
+    }
+
+    /// Copies from a hostile agent: outside the display, or overlapping, are typed errors and leave
+    /// the framebuffer as it was; pixel data with no rectangles is corrupt.
+    #[test]
+    fn hostile_copies_are_refused_without_change() {
+        let mut fb = Framebuffer::new(10, 10).unwrap();
+        fb.pixels
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, p)| *p = i as u8);
+        let before = fb.clone();
+        let r = |x, y, w, h| Rect { x, y, w, h };
+        let part = |copies: Vec<CopyRect>| FrameUpdate {
+            seq: 1,
+            width: 10,
+            height: 10,
+            rects: Vec::new(),
+            data: Vec::new(),
+            standalone: false,
+            last: true,
+            copies,
+        };
+        let mut dec = FrameDecoder::new().unwrap();
+        let outside = CopyRect {
+            src_x: 0,
+            src_y: 7,
+            dst: r(0, 0, 5, 5),
+        };
+        assert_eq!(
+            fb.apply(&mut dec, &part(vec![outside])),
+            Err(ScreenError::OutOfBounds(r(0, 7, 5, 5)))
+        );
+        let a = CopyRect {
+            src_x: 0,
+            src_y: 0,
+            dst: r(4, 4, 3, 3),
+        };
+        let b = CopyRect {
+            src_x: 0,
+            src_y: 0,
+            dst: r(6, 6, 3, 3),
+        };
+        assert_eq!(
+            fb.apply(&mut dec, &part(vec![a, b])),
+            Err(ScreenError::Overlap(a.dst, b.dst))
+        );
+        let data_without_rects = FrameUpdate {
+            data: vec![1, 2, 3],
+            ..part(vec![a])
+        };
+        assert!(matches!(
+            fb.apply(&mut dec, &data_without_rects),
+            Err(ScreenError::Corrupt(_))
+        ));
+        assert_eq!(fb, before);
+        // A good copy is applied.
+        fb.apply(&mut dec, &part(vec![a])).unwrap();
+        assert_eq!(fb.pixels[(4 * 10 + 4) * BPP], before.pixels[0]);
     }
 
     proptest! {

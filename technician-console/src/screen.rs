@@ -1,7 +1,8 @@
 //! The console's side of screen view and remote control.
 //!
 //! [`Session::view`] opens a view stream and returns a [`ViewStream`] that keeps the remote screen in a
-//! [`Framebuffer`] and acknowledges each complete frame (the agent sends at most two ahead).
+//! [`Framebuffer`] and acknowledges complete frames (the agent sends at most two ahead; a small frame's
+//! acknowledgement waits for the next frame, see [`SMALL_FRAME_BYTES`]).
 //! [`Session::control`] opens a control stream; [`ControlStream::send`] waits for the agent's answer to
 //! each event, so a script knows whether it was injected or refused.
 
@@ -12,18 +13,24 @@ use tether_proto::Scope;
 use tether_proto::cursor::CursorShape;
 use tether_proto::msg::{Request, Response};
 use tether_proto::screen::{
-    DisplayInfo, FrameDecoder, FrameUpdate, Framebuffer, InputEvent, InputReply, ScreenMsg,
-    ViewerMsg,
+    DisplayInfo, FrameDecoder, FrameUpdate, Framebuffer, InputEvent, InputReply, MAX_IN_FLIGHT,
+    ScreenMsg, ViewerMsg,
 };
 
 use crate::error::ConsoleError;
 use crate::picture::Damage;
 use crate::session::Session;
 
+/// A complete frame whose pixel data is smaller than this is acknowledged together with the next one
+/// (unless [`MAX_IN_FLIGHT`] would then be reached): a typed character is a frame of a few dozen bytes,
+/// and each acknowledgement makes the relay send an ACK-only QUIC packet back, which cost more than
+/// the pixels. Larger frames are acknowledged at once, so a busy screen keeps its pipeline full.
+pub const SMALL_FRAME_BYTES: u64 = 2048;
+
 /// What [`ViewStream::next`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ViewEvent {
-    /// A frame is complete in the framebuffer (and was acknowledged).
+    /// A frame is complete in the framebuffer (acknowledged, or, if small, with the next one).
     Frame {
         /// Its number.
         seq: u64,
@@ -62,8 +69,14 @@ pub struct ViewStream {
     pub frames: u64,
     /// Compressed pixel bytes received.
     pub pixel_bytes: u64,
+    /// Copies (scrolled or moved rectangles) received.
+    pub copies: u64,
     /// What the framebuffer took since the last [`ViewStream::take_damage`].
     damage: Damage,
+    /// Pixel bytes of the frame being received (its parts so far).
+    frame_bytes: u64,
+    /// Complete frames not acknowledged yet (small ones wait for the next, see [`SMALL_FRAME_BYTES`]).
+    unacked: u64,
 }
 
 impl ViewStream {
@@ -94,16 +107,28 @@ impl ViewStream {
             .apply(&mut self.decoder, &u)
             .map_err(|e| ConsoleError::Protocol(e.to_string()))?;
         if size == (self.framebuffer.width, self.framebuffer.height) {
+            // Copies change their destinations just as pixels do.
+            let copied: Vec<_> = u.copies.iter().map(|c| c.dst).collect();
+            self.damage.add(&copied);
             self.damage.add(&u.rects);
         } else {
             self.damage = Damage::Full;
         }
         self.pixel_bytes += u.data.len() as u64;
+        self.copies += u.copies.len() as u64;
+        self.frame_bytes += u.data.len() as u64;
         if !u.last {
             return Ok(ViewEvent::Partial);
         }
         self.frames += 1;
-        self.tx.send(&ViewerMsg::Ack { seq: u.seq }).await?;
+        self.unacked += 1;
+        // An acknowledgement covers every frame up to its number, so one may wait for the next; the
+        // agent still has room for that next frame (fewer than MAX_IN_FLIGHT unacknowledged).
+        if self.frame_bytes >= SMALL_FRAME_BYTES || self.unacked >= MAX_IN_FLIGHT {
+            self.tx.send(&ViewerMsg::Ack { seq: u.seq }).await?;
+            self.unacked = 0;
+        }
+        self.frame_bytes = 0;
         Ok(ViewEvent::Frame { seq: u.seq })
     }
 
@@ -215,7 +240,10 @@ impl Session {
                 cursor_shape: None,
                 frames: 0,
                 pixel_bytes: 0,
+                copies: 0,
                 damage: Damage::Full,
+                frame_bytes: 0,
+                unacked: 0,
             }),
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"

@@ -225,3 +225,140 @@ async fn nothing_is_captured_before_view_is_granted() {
     )
     .await;
 }
+
+/// Issue 18: with X11 DAMAGE a still screen is not captured, and one pixel drawn on it is seen (the
+/// agent's own backend, checked against the pixel drawn with an independent X client).
+#[test]
+fn damage_driven_capture_sees_a_one_pixel_change() {
+    use tether_agent::screen::ScreenProvider;
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{ConnectionExt, CoordMode, CreateGCAux, Point};
+
+    let x = Xvfb::start(144);
+    assert!(x.cmd("xsetroot", &["-solid", "#3366cc"]).status.success());
+    let mut source = ScrapScreen::new(Some(x.display.clone())).open(0).unwrap();
+    let width = source.info().width as usize;
+    let deadline = std::time::Instant::now() + WAIT;
+    // Until the screen has settled: a capture clears the damage, and nothing more is drawn.
+    let before = loop {
+        let frame = source.capture().unwrap().to_vec();
+        std::thread::sleep(Duration::from_millis(300));
+        if source.unchanged() {
+            break frame;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the screen never settled"
+        );
+    };
+    assert!(source.unchanged(), "a still screen stays unchanged");
+
+    let (conn, screen) = x11rb::connect(Some(&x.display)).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let gc = conn.generate_id().unwrap();
+    conn.create_gc(gc, root, &CreateGCAux::new().foreground(0x00ff_0000))
+        .unwrap();
+    let (px, py) = (777usize, 555usize);
+    conn.poly_point(
+        CoordMode::ORIGIN,
+        root,
+        gc,
+        &[Point {
+            x: px as i16,
+            y: py as i16,
+        }],
+    )
+    .unwrap();
+    conn.get_input_focus().unwrap().reply().unwrap();
+
+    while source.unchanged() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the one-pixel change was never reported"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = source.capture().unwrap();
+    let differ: Vec<usize> = (0..before.len() / 4)
+        .filter(|i| before[i * 4..i * 4 + 3] != after[i * 4..i * 4 + 3])
+        .collect();
+    assert_eq!(differ, vec![py * width + px], "exactly the pixel drawn");
+    let i = (py * width + px) * 4;
+    assert_eq!(&after[i..i + 3], &[0, 0, 0xff], "red, as B G R");
+}
+
+/// Issue 18: text scrolling in an xterm and a window moved across the screen arrive as copies, and
+/// once the screen is still the console's framebuffer equals an independent screenshot pixel for
+/// pixel (copies are exact, never approximations).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolled_and_moved_pixels_arrive_as_copies_and_stay_lossless() {
+    let mut x = Xvfb::start(145);
+    assert!(x.cmd("xsetroot", &["-solid", "#2e5a88"]).status.success());
+    x.spawn(
+        "xterm",
+        &[
+            "-geometry",
+            "90x30+0+0",
+            "-e",
+            "sh",
+            "-c",
+            "sleep 2; for i in $(seq 1 120); do echo \"line $i: the quick brown fox $i jumps\"; sleep 0.03; done; sleep 100000",
+        ],
+    );
+    x.spawn(
+        "xterm",
+        &[
+            "-geometry",
+            "60x20+1100+500",
+            "-title",
+            "mover",
+            "-e",
+            "sh",
+            "-c",
+            "ls -la /usr/bin | head -20; sleep 100000",
+        ],
+    );
+    assert!(
+        x.cmd(
+            "xdotool",
+            &["search", "--sync", "--onlyvisible", "--name", "mover"]
+        )
+        .status
+        .success()
+    );
+    let relay = TestRelay::start().await;
+    let mut agent = agent_on(&relay, &x, scopes("view"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view"))
+        .await
+        .unwrap();
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    x.spawn(
+        "sh",
+        &[
+            "-c",
+            "id=$(xdotool search --name mover | head -1); for p in $(seq 1 40); do xdotool windowmove $id $((1100 - p * 17)) $((500 - p * 6)); sleep 0.05; done",
+        ],
+    );
+    // Scrolling and moving go on for about 4 s; read frames meanwhile.
+    let end = tokio::time::Instant::now() + Duration::from_secs(6);
+    while tokio::time::Instant::now() < end {
+        if let Ok(r) = tokio::time::timeout_at(end, view.next()).await {
+            r.unwrap();
+        }
+    }
+    until_frame_matches(
+        &mut view,
+        "the screenshot after scrolling and moving",
+        || x.screenshot(),
+    )
+    .await;
+    assert!(
+        view.copies > 10,
+        "scrolling and moving should arrive as copies, got {}",
+        view.copies
+    );
+    view.close().await;
+    session.end().await;
+}

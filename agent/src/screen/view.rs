@@ -11,7 +11,9 @@ use std::sync::mpsc as std_mpsc;
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend};
 use tether_proto::Scope;
 use tether_proto::msg::Response;
-use tether_proto::screen::{self, DisplayInfo, FrameUpdate, MAX_IN_FLIGHT, ScreenMsg, ViewerMsg};
+use tether_proto::screen::{
+    self, DisplayInfo, FrameUpdate, MAX_IN_FLIGHT, ScreenMsg, ViewerMsg, motion,
+};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -106,18 +108,29 @@ fn capture_thread(
             continue;
         }
         let result = source.capture().and_then(|cur| {
-            let rects = screen::dirty_rects(prev.as_deref(), cur, info.width, info.height)
-                .map_err(|e| CaptureError::Capture(e.to_string()))?;
+            let err = |e: screen::ScreenError| CaptureError::Capture(e.to_string());
+            let (w, h) = (info.width, info.height);
+            let mut rects = screen::dirty_rects(prev.as_deref(), cur, w, h).map_err(err)?;
             if rects.is_empty() {
                 return Ok(Vec::new());
             }
             // The complete first frame goes outside the zstd stream: faster, and first-frame latency matters.
-            let parts = if prev.is_none() {
-                encoder.encode_standalone(seq + 1, cur, info.width, info.height, &rects)
-            } else {
-                encoder.encode(seq + 1, cur, info.width, info.height, &rects)
+            let parts = match &mut prev {
+                None => encoder.encode_standalone(seq + 1, cur, w, h, &rects),
+                Some(p) => {
+                    // Scrolled or moved pixels go as copies; `p` becomes what the console will have
+                    // after them, and only what still differs is sent as pixels.
+                    let copies = motion::find_copies(p, cur, w, h, &rects);
+                    if !copies.is_empty() {
+                        motion::apply_copies(p, w, h, &copies).map_err(err)?;
+                        rects = screen::dirty_rects(Some(p), cur, w, h).map_err(err)?;
+                    }
+                    // Only the pixels that changed, not whole tiles (a typed character).
+                    let rects = screen::tighten(p, cur, w, h, &rects);
+                    encoder.encode_moved(seq + 1, cur, w, h, &copies, &rects)
+                }
             }
-            .map_err(|e| CaptureError::Capture(e.to_string()))?;
+            .map_err(err)?;
             match &mut prev {
                 Some(p) => p.copy_from_slice(cur),
                 None => prev = Some(cur.to_vec()),

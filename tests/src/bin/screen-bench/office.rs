@@ -1,6 +1,6 @@
-//! Screen benchmarks (issue 3): a scripted 1920x1080 workload under private Xvfb servers.
+//! The office report (issue 3): a scripted 1920x1080 workload under private Xvfb servers :161 and :162.
 //!
-//! Run: `cargo run --release -p tether-tests --bin screen-bench` (needs Xvfb, xterm, xdotool).
+//! Run: `cargo run --release -p tether-tests --bin screen-bench -- --workload office`.
 //! Prints a Markdown table for BENCHMARKS.md ("Screen"):
 //! 1. agent work per changed frame, split into capture / diff / compress / seal, measured in-process with
 //!    the agent's own backend and functions on the office workload, plus the per-tick cost on a static
@@ -8,8 +8,6 @@
 //! 2. bytes per second on the wire at up to 30 fps through the real relay to the real console, office
 //!    workload and static screen;
 //! 3. code entered → first complete frame latency, p50/p95 over 20 sessions on loopback.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -230,19 +228,8 @@ async fn first_frame(relay: &TestRelay, x: &Xvfb, n: usize) -> Vec<f64> {
     out
 }
 
-const HELP: &str = "\
-screen-bench: Tether's screen benchmarks on private 1920x1080 Xvfb displays (:161 and :162).
-
-Measures the agent's work per changed frame (capture, diff, compress, seal) on an office workload
-and on a static screen, the bytes on the wire through the real relay to the real console, and the
-time from code entered to the first complete frame (20 sessions). Prints a Markdown table for
-BENCHMARKS.md. Needs Xvfb, xterm and xdotool (`./dev test` installs them).
-
-Usage: cargo run --release -p tether-tests --bin screen-bench [-- --help | --version]";
-
-#[tokio::main]
-async fn main() {
-    tether_tests::no_args_but_help("screen-bench", HELP);
+/// The office report (the section "Screen" of BENCHMARKS.md).
+pub async fn report() {
     let office_x = office(161);
     let static_x = static_screen(162);
 
