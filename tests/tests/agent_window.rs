@@ -595,3 +595,91 @@ async fn asking_for_control_mid_session_shows_a_prompt_for_just_that() {
     session.end().await;
     w.expect("Session ended: the technician ended the session");
 }
+
+/// Issue 19: a file the technician sends shows in the banner while it arrives (its path, progress
+/// and a Stop button, the banner's scopes on one line so nothing overlaps), and Stop in the window
+/// really stops it: the console hears that the user stopped it and nothing lands under its name.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_arriving_shows_in_the_window_and_stop_really_stops_it() {
+    use std::ops::ControlFlow;
+    use tether_console::files::{FilesError, Progress, push_file};
+    use tether_proto::files::{FileFailure, StoppedBy};
+
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let landing = dir.path().join("landing");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "files_dir = {:?}\nfiles_roots = [{:?}]\n",
+            landing,
+            dir.path()
+        ),
+    )
+    .unwrap();
+    let source = dir.path().join("driver.bin");
+    std::fs::write(&source, vec![7u8; 64 << 20]).unwrap();
+
+    let mut c = Command::new(bin("tether-agent"));
+    c.arg("window")
+        .args(tether_tests::gui::relay_args(&relay))
+        .args(["--consent-timeout", "60"])
+        .arg("--config")
+        .arg(&config);
+    let w = Gui::start(c, (1280, 800), layout::TITLE);
+    let code = w.get_help();
+    let console_config = relay.console();
+    let all = "view,control,diagnostics,inventory,clipboard,files";
+    let console =
+        tokio::spawn(async move { open_session(&console_config, code, scopes(all)).await });
+    w.expect("asks to:");
+    std::thread::sleep(Duration::from_secs(1));
+    tick_rows(&w, Scope::ALL.len());
+    w.click(layout::centre(layout::ALLOW));
+    let mut session = console.await.unwrap().expect("session opens");
+    assert!(session.granted.contains(Scope::Files));
+
+    // The console sends slowly (a pause per chunk), so a person has time to press Stop.
+    let push = tokio::spawn(async move {
+        let mut slow = |_: &Progress| {
+            std::thread::sleep(Duration::from_millis(40));
+            ControlFlow::Continue(())
+        };
+        let r = push_file(&mut session, &source, "driver.bin", &mut slow).await;
+        (r, session)
+    });
+    let line = w.expect("-> file arriving from Ada Lovelace");
+    assert!(
+        line.contains("driver.bin") && line.contains("Type s"),
+        "{line}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    w.shot("agent-file-arriving");
+    w.click(layout::centre(layout::file_stop(0)));
+    let failed = w.expect("-> file failed: ");
+    assert!(failed.contains("driver.bin"), "{failed}");
+
+    let (r, session) = tokio::time::timeout(Duration::from_secs(30), push)
+        .await
+        .expect("the push ends once the user stops it")
+        .unwrap();
+    assert!(
+        matches!(
+            r,
+            Err(FilesError::Agent(FileFailure::Cancelled(StoppedBy::User)))
+        ),
+        "the console hears that the user stopped it: {r:?}"
+    );
+    assert!(
+        !landing.join("driver.bin").exists(),
+        "nothing lands under the final name"
+    );
+    // The row stays with how it ended, without a Stop button; the session goes on.
+    std::thread::sleep(Duration::from_millis(500));
+    w.shot("agent-file-stopped");
+    let mut session = session;
+    assert!(!session.displays().await.unwrap().is_empty());
+    session.end().await;
+    w.expect("Session ended: the technician ended the session");
+}

@@ -435,6 +435,9 @@ impl AgentApp {
             display_safe(&technician.org).into_owned(),
         );
         let verification = self.model.verification.clone();
+        let files = self.model.transfers.files.clone();
+        // With files listed in the banner's lower part, what was allowed goes on one wrapped line.
+        let compact = !files.is_empty();
         boxed(ui, [20.0, 60.0, 520.0, 420.0], SESSION_BG, |ui| {
             ui.label(
                 RichText::new(format!("{name} of {org} is connected"))
@@ -451,9 +454,13 @@ impl AgentApp {
             } else {
                 format!("You allowed {name} to:")
             };
-            ui.label(RichText::new(whom).strong().color(INK));
-            for a in &allowed {
-                ui.label(RichText::new(format!("  - {a}")).color(INK));
+            if compact {
+                ui.label(RichText::new(format!("{whom} {}.", allowed.join("; "))).color(INK));
+            } else {
+                ui.label(RichText::new(whom).strong().color(INK));
+                for a in &allowed {
+                    ui.label(RichText::new(format!("  - {a}")).color(INK));
+                }
             }
             ui.label(RichText::new("Everything else stays refused.").color(INK));
             ui.add_space(12.0);
@@ -472,26 +479,36 @@ impl AgentApp {
                 );
             }
             ui.add_space(12.0);
-            ui.label(RichText::new("This window stays on top while the session runs.").color(INK));
+            if !compact {
+                ui.label(
+                    RichText::new("This window stays on top while the session runs.").color(INK),
+                );
+            }
             if let Some(v) = &verification {
                 ui.label(RichText::new(format!("Verification code: {v}")).color(INK));
             }
         });
-        let files = self.model.transfers.files.clone();
         let mut stop = None;
-        if !files.is_empty() {
-            area(ui, layout::FILES, |ui| {
-                for f in files.iter().rev().take(3) {
-                    ui.horizontal(|ui| {
-                        if f.running() {
-                            if ui.button(RichText::new("Stop").strong()).clicked() {
-                                stop = Some(f.id);
-                            }
-                            ui.add(egui::ProgressBar::new(f.fraction()).desired_width(90.0));
-                        }
-                        ui.label(RichText::new(f.words()).color(INK));
-                    });
+        if compact {
+            ui.painter()
+                .rect_filled(rect(layout::FILES), 4.0, Color32::from_rgb(236, 246, 236));
+        }
+        for (i, f) in files.iter().rev().take(layout::FILE_ROWS).enumerate() {
+            let b = layout::file_stop(i);
+            let mut text_x = b[0];
+            if f.running() {
+                let button = egui::Button::new(RichText::new("Stop").strong());
+                if ui.put(rect(b), button).clicked() {
+                    stop = Some(f.id);
                 }
+                let bar = [b[0] + b[2] + 8.0, b[1] + 4.0, 90.0, 16.0];
+                ui.put(rect(bar), egui::ProgressBar::new(f.fraction()));
+                text_x = bar[0] + bar[2] + 8.0;
+            }
+            let right = layout::FILES[0] + layout::FILES[2] - 6.0;
+            let label = egui::Label::new(RichText::new(f.row_words()).color(INK)).truncate();
+            area(ui, [text_x, b[1] + 3.0, right - text_x, b[3]], |ui| {
+                ui.add(label).on_hover_text(f.words());
             });
         }
         if let Some(id) = stop {

@@ -23,8 +23,24 @@ pub const DENY: [f32; 4] = [290.0, 530.0, 200.0, 50.0];
 pub const END_SESSION: [f32; 4] = [290.0, 500.0, 230.0, 56.0];
 /// "Stop control" on the session banner (shown only while `control` is granted).
 pub const STOP_CONTROL: [f32; 4] = [40.0, 500.0, 230.0, 56.0];
-/// Files arriving and leaving, each with its progress and a Stop button, above the session buttons.
-pub const FILES: [f32; 4] = [20.0, 396.0, 530.0, 96.0];
+/// Files arriving and leaving (the newest first, at most [`FILE_ROWS`]), each with its progress and a
+/// Stop button, in the lower part of the session banner. While any is listed, the banner says what
+/// was allowed on one wrapped line, so the two never overlap.
+pub const FILES: [f32; 4] = [32.0, 372.0, 496.0, 100.0];
+/// Rows in [`FILES`].
+pub const FILE_ROWS: usize = 3;
+/// Height of one row in [`FILES`].
+pub const FILE_ROW: f32 = 30.0;
+
+/// The Stop button of row `i` of [`FILES`] (0: the newest), shown while that file moves.
+pub const fn file_stop(i: usize) -> [f32; 4] {
+    [
+        FILES[0] + 6.0,
+        FILES[1] + 6.0 + FILE_ROW * i as f32,
+        56.0,
+        24.0,
+    ]
+}
 /// "Stop clipboard sharing" under the session banner (shown only while `clipboard` is granted).
 pub const STOP_CLIPBOARD: [f32; 4] = [40.0, 562.0, 230.0, 32.0];
 /// "Show my session log" after a session.

@@ -42,12 +42,28 @@ impl FileNotice {
 
     /// The notice in words, e.g. "Arriving: /home/u/Downloads/Tether/report.txt, 3.1 MB of 10.0 MB".
     pub fn words(&self) -> String {
-        let path = tether_proto::text::display_safe(&self.path);
-        let verb = match (self.direction, &self.outcome) {
-            (FileDirection::Push, None) => "Arriving",
-            (FileDirection::Pull, None) => "Leaving",
-            (FileDirection::Push, Some(_)) => "Received",
-            (FileDirection::Pull, Some(_)) => "Sent",
+        self.words_about(&self.path)
+    }
+
+    /// The same with only the file's name (a row of the window; the full path shows on hover).
+    pub fn row_words(&self) -> String {
+        let name = self.path.rsplit('/').next().unwrap_or(&self.path);
+        self.words_about(name)
+    }
+
+    fn words_about(&self, path: &str) -> String {
+        let path = tether_proto::text::display_safe(path);
+        let complete = self
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.starts_with("complete"));
+        let verb = match (self.direction, &self.outcome, complete) {
+            (FileDirection::Push, None, _) => "Arriving",
+            (FileDirection::Pull, None, _) => "Leaving",
+            (FileDirection::Push, Some(_), true) => "Received",
+            (FileDirection::Pull, Some(_), true) => "Sent",
+            (FileDirection::Push, Some(_), false) => "Not received",
+            (FileDirection::Pull, Some(_), false) => "Not sent",
         };
         match &self.outcome {
             None => format!(
@@ -181,10 +197,9 @@ mod tests {
                 reason: "the disk is full on the receiving side".into(),
             },
         ));
-        assert!(
-            t.files[0]
-                .words()
-                .ends_with("failed: the disk is full on the receiving side")
+        assert_eq!(
+            t.files[0].row_words(),
+            "Not received: report.txt: failed: the disk is full on the receiving side"
         );
     }
 
