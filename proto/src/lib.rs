@@ -12,6 +12,8 @@
 //! - [`scope`]: [`Scope`] and [`ScopeSet`]; scopes are never strings on the wire.
 //! - [`msg`]: the messages, grouped by direction, and the [`msg::Hello`] version negotiation.
 //! - [`pairing`]: the SPAKE2 + key-confirmation state machine run over the relay-spliced stream.
+//! - [`org`]: trust without a code: the org signing key, technician certificates, signed IT
+//!   policies, device keys; [`handshake`]: the authenticated key exchange they run instead of pairing.
 //! - [`seal`]: ChaCha20-Poly1305 sealing with per-stream, per-direction keys and counter nonces.
 //! - [`inventory`] and [`diag`]: the structured results the agent returns; [`inventory`] also has
 //!   deltas between two inventories.
@@ -32,9 +34,11 @@ pub mod codec;
 pub mod diag;
 pub mod files;
 pub mod fleet;
+pub mod handshake;
 pub mod inventory;
 pub mod keys;
 pub mod msg;
+pub mod org;
 pub mod pairing;
 pub mod records;
 pub mod scope;
