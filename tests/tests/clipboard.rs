@@ -743,3 +743,59 @@ async fn the_agent_window_shows_each_use_and_stop_clipboard_sharing_takes_it_bac
     );
     session.end().await;
 }
+
+/// The console window follows the focus as the viewer does: the technician's clipboard goes to the
+/// user's when the window gains the focus, and the user's comes back when it loses it (issue 19).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_window_syncs_the_clipboard_as_it_gains_and_loses_the_focus() {
+    use tether_console::window::layout as console;
+    let relay = TestRelay::start().await;
+    let (x, mut agent) = agent_on(&relay, "view,control,clipboard", false);
+    let user = x.display.clone();
+    let code = agent.code().await.to_string();
+    let c = tokio::task::block_in_place(|| Gui::console(&relay));
+    let tech = c.x.display.clone();
+    tokio::task::block_in_place(|| {
+        for (i, s) in Scope::ALL.iter().enumerate() {
+            if [Scope::View, Scope::Control, Scope::Clipboard].contains(s) {
+                c.click(console::tick(console::scope_box(i)));
+            }
+        }
+        c.type_into(console::centre(console::CODE), &code);
+        c.click(console::centre(console::CONNECT));
+        c.expect("consent: granted view,control,clipboard");
+        unfocus(&tech);
+        std::thread::sleep(Duration::from_millis(500));
+        xclip_in(&tech, Selection::Clipboard, "copied by the technician");
+        c.xdotool(&[
+            "search",
+            "--onlyvisible",
+            "--name",
+            console::TITLE,
+            "windowfocus",
+            "--sync",
+        ]);
+        c.expect("screen: note: clipboard: sent 24 characters to the user");
+        assert_eq!(
+            xclip_out(&user, Selection::Clipboard).as_deref(),
+            Some("copied by the technician")
+        );
+    });
+    expect_notice(
+        &mut agent,
+        ClipboardUse::Put,
+        24,
+        "copied by the technician",
+    )
+    .await;
+    tokio::task::block_in_place(|| {
+        xclip_in(&user, Selection::Clipboard, "copied by the user");
+        unfocus(&tech);
+        c.expect("screen: note: clipboard: copied 18 characters from the user");
+        assert_eq!(
+            xclip_out(&tech, Selection::Clipboard).as_deref(),
+            Some("copied by the user")
+        );
+    });
+    drop(c);
+}

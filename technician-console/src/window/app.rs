@@ -32,6 +32,8 @@ pub(super) struct ConsoleApp {
     refocus_chat: bool,
     /// Why the live screen stopped, as last printed (a test channel, like the journal).
     screen_stopped: Option<String>,
+    /// The live screen's last note (a clipboard sync, ...), printed when it changes.
+    screen_note: Option<String>,
     /// The remote display shown, as last printed.
     screen_shown: Option<tether_proto::screen::DisplayInfo>,
     /// Whether the window had the focus at the last frame (the clipboard sync follows it).
@@ -81,6 +83,7 @@ impl ConsoleApp {
             pane_control: false,
             refocus_chat: false,
             screen_stopped: None,
+            screen_note: None,
             screen_shown: None,
             focused: None,
         }
@@ -142,6 +145,13 @@ impl ConsoleApp {
                 tether_net::quietln!("screen: view stopped: {s}");
             }
             self.screen_stopped = stopped;
+        }
+        let note = backend.screen.lock().ok().and_then(|s| s.note.clone());
+        if note != self.screen_note {
+            if let Some(n) = &note {
+                tether_net::quietln!("screen: note: {n}");
+            }
+            self.screen_note = note;
         }
     }
 
