@@ -493,6 +493,42 @@ fn unfocus(display: &str) {
     conn.flush().unwrap();
 }
 
+/// The focus sync as a technician meets it, in the window titled `title` on `g`'s display: the
+/// technician's clipboard goes to the user's (`user`, a display) when the window gains the focus, and
+/// what the user then copies comes back when it loses the focus. Each step is seen in the window's
+/// standard output and in both X clipboards, read with `xclip`.
+async fn focus_sync_both_ways(g: &Gui, title: &str, user: &str, agent: &mut TestAgent) {
+    let tech = g.x.display.clone();
+    tokio::task::block_in_place(|| {
+        unfocus(&tech);
+        std::thread::sleep(Duration::from_millis(500));
+        xclip_in(&tech, Selection::Clipboard, "copied by the technician");
+        g.xdotool(&[
+            "search",
+            "--onlyvisible",
+            "--name",
+            title,
+            "windowfocus",
+            "--sync",
+        ]);
+        g.expect("note: clipboard: sent 24 characters to the user");
+        assert_eq!(
+            xclip_out(user, Selection::Clipboard).as_deref(),
+            Some("copied by the technician")
+        );
+    });
+    expect_notice(agent, ClipboardUse::Put, 24, "copied by the technician").await;
+    tokio::task::block_in_place(|| {
+        xclip_in(user, Selection::Clipboard, "copied by the user");
+        unfocus(&tech);
+        g.expect("note: clipboard: copied 18 characters from the user");
+        assert_eq!(
+            xclip_out(&tech, Selection::Clipboard).as_deref(),
+            Some("copied by the user")
+        );
+    });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_viewer_sends_the_technicians_clipboard_on_entering_and_brings_the_users_back_on_leaving()
  {
@@ -505,43 +541,9 @@ async fn the_viewer_sends_the_technicians_clipboard_on_entering_and_brings_the_u
         .args(["connect", "--clipboard", "--code", &code])
         .env("TETHER_TOKEN", &relay.token);
     let g = tokio::task::block_in_place(|| Gui::start(c, (1400, 900), "Tether viewer"));
-    let tech = g.x.display.clone();
     g.expect("viewer: showing");
+    focus_sync_both_ways(&g, "Tether viewer", &user, &mut agent).await;
     tokio::task::block_in_place(|| {
-        unfocus(&tech);
-        std::thread::sleep(Duration::from_millis(500));
-        xclip_in(&tech, Selection::Clipboard, "copied by the technician");
-        // Entering the viewer: the technician's clipboard goes to the user's.
-        g.xdotool(&[
-            "search",
-            "--onlyvisible",
-            "--name",
-            "Tether viewer",
-            "windowfocus",
-            "--sync",
-        ]);
-        g.expect("note: clipboard: sent 24 characters to the user");
-        assert_eq!(
-            xclip_out(&user, Selection::Clipboard).as_deref(),
-            Some("copied by the technician")
-        );
-    });
-    expect_notice(
-        &mut agent,
-        ClipboardUse::Put,
-        24,
-        "copied by the technician",
-    )
-    .await;
-    tokio::task::block_in_place(|| {
-        // The user copies on their side; leaving the viewer brings it to the technician's.
-        xclip_in(&user, Selection::Clipboard, "copied by the user");
-        unfocus(&tech);
-        g.expect("note: clipboard: copied 18 characters from the user");
-        assert_eq!(
-            xclip_out(&tech, Selection::Clipboard).as_deref(),
-            Some("copied by the user")
-        );
         // Entering again with that same text: nothing is sent back (the user's clipboard stays
         // xclip's, not the agent's).
         g.xdotool(&[
@@ -754,7 +756,6 @@ async fn the_console_window_syncs_the_clipboard_as_it_gains_and_loses_the_focus(
     let user = x.display.clone();
     let code = agent.code().await.to_string();
     let c = tokio::task::block_in_place(|| Gui::console(&relay));
-    let tech = c.x.display.clone();
     tokio::task::block_in_place(|| {
         for (i, s) in Scope::ALL.iter().enumerate() {
             if [Scope::View, Scope::Control, Scope::Clipboard].contains(s) {
@@ -764,38 +765,7 @@ async fn the_console_window_syncs_the_clipboard_as_it_gains_and_loses_the_focus(
         c.type_into(console::centre(console::CODE), &code);
         c.click(console::centre(console::CONNECT));
         c.expect("consent: granted view,control,clipboard");
-        unfocus(&tech);
-        std::thread::sleep(Duration::from_millis(500));
-        xclip_in(&tech, Selection::Clipboard, "copied by the technician");
-        c.xdotool(&[
-            "search",
-            "--onlyvisible",
-            "--name",
-            console::TITLE,
-            "windowfocus",
-            "--sync",
-        ]);
-        c.expect("screen: note: clipboard: sent 24 characters to the user");
-        assert_eq!(
-            xclip_out(&user, Selection::Clipboard).as_deref(),
-            Some("copied by the technician")
-        );
     });
-    expect_notice(
-        &mut agent,
-        ClipboardUse::Put,
-        24,
-        "copied by the technician",
-    )
-    .await;
-    tokio::task::block_in_place(|| {
-        xclip_in(&user, Selection::Clipboard, "copied by the user");
-        unfocus(&tech);
-        c.expect("screen: note: clipboard: copied 18 characters from the user");
-        assert_eq!(
-            xclip_out(&tech, Selection::Clipboard).as_deref(),
-            Some("copied by the user")
-        );
-    });
+    focus_sync_both_ways(&c, console::TITLE, &user, &mut agent).await;
     drop(c);
 }
