@@ -15,6 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use tether_relay::pg::offload;
+
 /// The password of the harness's `tether` superuser.
 pub const PASSWORD: &str = "tether-test-password";
 
@@ -172,7 +174,12 @@ impl PgServer {
                     self.log().unwrap_or_default()
                 );
             }
-            if postgres::Client::connect(&self.url("postgres"), postgres::NoTls).is_ok() {
+            let url = self.url("postgres");
+            if offload(|| {
+                postgres::Client::connect(&url, postgres::NoTls)
+                    .map(drop)
+                    .is_ok()
+            }) {
                 return;
             }
             assert!(
@@ -194,9 +201,11 @@ impl PgServer {
         format!("postgres://tether:{PASSWORD}@127.0.0.1:{}/{db}", self.port)
     }
 
-    /// A connection to database `db` (to look at or tamper with what a test stored).
+    /// A connection to database `db` (to look at or tamper with what a test stored). Not for an
+    /// async worker thread: the client drives a runtime of its own (see [`offload`]).
     pub fn client(&self, db: &str) -> postgres::Client {
-        postgres::Client::connect(&self.url(db), postgres::NoTls).expect("connect")
+        let url = self.url(db);
+        offload(|| postgres::Client::connect(&url, postgres::NoTls)).expect("connect")
     }
 
     /// Creates a new, empty database and returns its name.
@@ -207,9 +216,13 @@ impl PgServer {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
-        self.client("postgres")
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create database");
+        let url = self.url("postgres");
+        offload(|| {
+            // Connected, used and dropped (a drop closes the connection) off any async worker.
+            postgres::Client::connect(&url, postgres::NoTls)?
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+        })
+        .expect("create database");
         name
     }
 

@@ -32,6 +32,7 @@ pub mod directory;
 pub mod records;
 pub mod store;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use postgres::NoTls;
@@ -95,8 +96,21 @@ pub type Conn = r2d2::PooledConnection<Manager>;
 /// A pool of connections to one database, migrated. Clones share the pool.
 #[derive(Clone)]
 pub struct Pg {
-    pool: r2d2::Pool<Manager>,
+    pool: Arc<Pool>,
     target: String,
+}
+
+/// The pool, closed through [`offload`] when the last [`Pg`] goes: closing a `postgres`
+/// connection blocks on its runtime, which may not happen on an async worker (a relay handle is
+/// dropped there).
+struct Pool(Option<r2d2::Pool<Manager>>);
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            offload(move || drop(pool));
+        }
+    }
 }
 
 impl std::fmt::Debug for Pg {
@@ -187,7 +201,10 @@ impl Pg {
                 reason: e.to_string(),
             })?;
         tracing::info!(database = %target, "using PostgreSQL");
-        Ok(Pg { pool, target })
+        Ok(Pg {
+            pool: Arc::new(Pool(Some(pool))),
+            target,
+        })
     }
 
     /// user@host:port/database.
@@ -202,7 +219,11 @@ impl Pg {
         f: impl FnOnce(&mut postgres::Client) -> Result<R, E> + Send,
     ) -> Result<R, E> {
         offload(move || {
-            let mut c = self.pool.get().map_err(|e| fail(e.to_string()))?;
+            // Some until the last handle drops it.
+            let Some(pool) = self.pool.0.as_ref() else {
+                return Err(fail("the connection pool is closed".into()));
+            };
+            let mut c = pool.get().map_err(|e| fail(e.to_string()))?;
             f(&mut c)
         })
     }
