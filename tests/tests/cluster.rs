@@ -161,8 +161,8 @@ async fn two_nodes_share_records_technicians_and_one_audit_chain() {
     );
 }
 
-/// A wrong password stops any command that opens the store, saying why and naming the database,
-/// never the password; nothing is written.
+/// A wrong password, given with `--database` or in the config file, stops any command that opens
+/// the store, saying why and naming the database, never the password; nothing is written.
 #[test]
 fn a_wrong_database_password_stops_the_relay_with_the_reason() {
     let server = PgServer::start();
@@ -192,6 +192,25 @@ fn a_wrong_database_password_stops_the_relay_with_the_reason() {
             "{args:?}: {stderr}"
         );
     }
+    // The same from the relay's config file.
+    let config = dir.path().join("relay.toml");
+    std::fs::write(&config, format!("database = \"{url}\"\n")).unwrap();
+    let out = Command::new(bin("tether-relay"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("TETHER_RELAY_DATABASE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr.contains("password authentication failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-password-42"), "{stderr}");
     assert!(
         !dir.path().join("data").exists(),
         "no data directory, no certificate: the start stopped first"
