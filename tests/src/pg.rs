@@ -37,7 +37,13 @@ pub struct PgServer {
 /// Where the server binaries are; panics with what to install when they are missing.
 pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("TETHER_PG_BIN") {
-        return dir.into();
+        let dir = PathBuf::from(dir);
+        assert!(
+            dir.join("postgres").exists() && dir.join("initdb").exists(),
+            "TETHER_PG_BIN={} holds no PostgreSQL server binaries (postgres, initdb)",
+            dir.display()
+        );
+        return dir;
     }
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
