@@ -1,12 +1,15 @@
-//! Relay ingest rate into SQLite: full first reports and one-package deltas for many devices.
+//! Relay ingest rate: full first reports and one-package deltas for many devices, into SQLite and,
+//! when `TETHER_BENCH_DATABASE=postgres://…` names an empty database, into PostgreSQL in the same
+//! run.
 //!
 //! Run: `cargo bench -p tether-relay --bench ingest`
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tether_proto::fleet::{Report, ReportBody};
 use tether_proto::inventory::{Inventory, fixture};
-use tether_relay::store::{SqliteStore, Store};
+use tether_relay::backend::Backend;
+use tether_relay::store::Store;
 
 /// A machine named `host` with `packages` dpkg packages.
 fn inventory(host: &str, packages: usize) -> Inventory {
@@ -19,11 +22,8 @@ fn inventory(host: &str, packages: usize) -> Inventory {
     inv
 }
 
-fn main() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let store = SqliteStore::open(dir.path()).unwrap_or_else(|e| panic!("store: {e}"));
-    let devices = 200;
-    let packages = 750;
+/// (full, delta) times for `devices` devices of `packages` packages each.
+fn run(store: &dyn Store, devices: u32, packages: usize) -> (Duration, Duration) {
     let token = store
         .create_token("Bench", 3600, devices, 1)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -67,17 +67,30 @@ fn main() {
         };
         store.ingest(id, &r, 3).unwrap_or_else(|e| panic!("{e}"));
     }
-    let delta = t.elapsed();
-    let n = f64::from(devices);
-    println!("SQLite ingest, {devices} devices × {packages} packages:");
-    println!(
-        "  full first reports: {:.0} reports/s ({:.2} ms each)",
-        n / full.as_secs_f64(),
-        full.as_secs_f64() * 1000.0 / n
-    );
-    println!(
-        "  one-package deltas: {:.0} reports/s ({:.2} ms each)",
-        n / delta.as_secs_f64(),
-        delta.as_secs_f64() * 1000.0 / n
-    );
+    (full, t.elapsed())
+}
+
+fn main() {
+    let devices = 200;
+    let packages = 750;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let mut backends = vec![("SQLite", Backend::open(None, dir.path()))];
+    // An empty database to measure PostgreSQL in the same run (see BENCHMARKS.md).
+    if let Ok(url) = std::env::var("TETHER_BENCH_DATABASE") {
+        backends.push(("PostgreSQL", Backend::open(Some(&url), dir.path())));
+    }
+    println!("ingest, {devices} devices × {packages} packages, one transaction per report:");
+    for (name, backend) in backends {
+        let backend = backend.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let store = backend.store().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (full, delta) = run(store.as_ref(), devices, packages);
+        let n = f64::from(devices);
+        println!(
+            "  {name}: full first reports {:.0} reports/s ({:.2} ms each); one-package deltas {:.0} reports/s ({:.2} ms each)",
+            n / full.as_secs_f64(),
+            full.as_secs_f64() * 1000.0 / n,
+            n / delta.as_secs_f64(),
+            delta.as_secs_f64() * 1000.0 / n
+        );
+    }
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tether_proto::msg::{TechnicianRole, Tier};
 
-use crate::audit::{self, AuditError, AuditEvent, AuditFile, ChainError, Verified};
-use crate::technicians::{TechnicianError, TechnicianInfo, Technicians};
+use crate::audit::{self, AuditError, AuditEvent, ChainError, Verified};
+use crate::backend::Backend;
+use crate::technicians::{TechnicianError, TechnicianInfo};
 
 /// Errors from operator commands.
 #[derive(Debug, thiserror::Error)]
@@ -54,13 +55,31 @@ pub fn add_technician(
     valid_for: Option<Duration>,
 ) -> Result<String, AdminError> {
     std::fs::create_dir_all(data_dir)?;
-    let token = Technicians::new(data_dir).add_with(name, org, role, valid_for)?;
-    AuditFile::open(data_dir)?.append(&AuditEvent::TechnicianAdded {
+    add_technician_in(&sqlite(data_dir), name, org, role, Tier::L1, valid_for)
+}
+
+/// [`add_technician`] in any backend, with a tier.
+pub fn add_technician_in(
+    backend: &Backend,
+    name: &str,
+    org: &str,
+    role: TechnicianRole,
+    tier: Tier,
+    valid_for: Option<Duration>,
+) -> Result<String, AdminError> {
+    let token = backend.add_technician(name, org, role, tier, valid_for)?;
+    backend.append_audit(&AuditEvent::TechnicianAdded {
         technician: name.into(),
         org: org.into(),
         role: role.to_string(),
     })?;
     Ok(token)
+}
+
+fn sqlite(data_dir: &Path) -> Backend {
+    Backend::Sqlite {
+        data_dir: data_dir.to_path_buf(),
+    }
 }
 
 /// Sets a technician's support tier and audits it.
@@ -70,8 +89,18 @@ pub fn set_technician_tier(
     org: &str,
     tier: Tier,
 ) -> Result<(), AdminError> {
-    Technicians::new(data_dir).set_tier(name, org, tier)?;
-    AuditFile::open(data_dir)?.append(&AuditEvent::TechnicianTierSet {
+    set_technician_tier_in(&sqlite(data_dir), name, org, tier)
+}
+
+/// [`set_technician_tier`] in any backend.
+pub fn set_technician_tier_in(
+    backend: &Backend,
+    name: &str,
+    org: &str,
+    tier: Tier,
+) -> Result<(), AdminError> {
+    backend.set_technician_tier(name, org, tier)?;
+    backend.append_audit(&AuditEvent::TechnicianTierSet {
         technician: name.into(),
         org: org.into(),
         tier: tier.to_string(),
@@ -81,8 +110,13 @@ pub fn set_technician_tier(
 
 /// Revokes a technician and audits it.
 pub fn revoke_technician(data_dir: &Path, name: &str, org: &str) -> Result<(), AdminError> {
-    Technicians::new(data_dir).revoke(name, org)?;
-    AuditFile::open(data_dir)?.append(&AuditEvent::TechnicianRevoked {
+    revoke_technician_in(&sqlite(data_dir), name, org)
+}
+
+/// [`revoke_technician`] in any backend.
+pub fn revoke_technician_in(backend: &Backend, name: &str, org: &str) -> Result<(), AdminError> {
+    backend.revoke_technician(name, org)?;
+    backend.append_audit(&AuditEvent::TechnicianRevoked {
         technician: name.into(),
         org: org.into(),
     })?;
@@ -91,21 +125,18 @@ pub fn revoke_technician(data_dir: &Path, name: &str, org: &str) -> Result<(), A
 
 /// All technicians.
 pub fn list_technicians(data_dir: &Path) -> Result<Vec<TechnicianInfo>, AdminError> {
-    Ok(Technicians::new(data_dir).list()?)
+    Ok(sqlite(data_dir).technicians()?)
 }
 
 /// Verifies the audit chain; the number of records and the repairs of torn tails when intact.
 pub fn verify_audit(data_dir: &Path) -> Result<Verified, AdminError> {
-    let text = read_audit(data_dir)?;
-    Ok(audit::verify(&text)?)
+    verify_audit_in(&sqlite(data_dir))
 }
 
-fn read_audit(data_dir: &Path) -> Result<String, AdminError> {
-    match std::fs::read_to_string(data_dir.join(audit::FILE)) {
-        Ok(t) => Ok(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(e.into()),
-    }
+/// [`verify_audit`] in any backend: the file, or the cluster's chain in the database.
+pub fn verify_audit_in(backend: &Backend) -> Result<Verified, AdminError> {
+    let text = backend.audit_text()?;
+    Ok(audit::verify(&text)?)
 }
 
 /// Which records `audit show` prints.
@@ -122,6 +153,14 @@ pub fn audit_records(
     data_dir: &Path,
     filter: &AuditFilter,
 ) -> Result<Vec<serde_json::Value>, AdminError> {
+    audit_records_in(&sqlite(data_dir), filter)
+}
+
+/// [`audit_records`] in any backend.
+pub fn audit_records_in(
+    backend: &Backend,
+    filter: &AuditFilter,
+) -> Result<Vec<serde_json::Value>, AdminError> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -129,7 +168,8 @@ pub fn audit_records(
     let cutoff = filter
         .since
         .map(|d| now_ms.saturating_sub(d.as_millis() as u64));
-    Ok(read_audit(data_dir)?
+    Ok(backend
+        .audit_text()?
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| cutoff.is_none_or(|c| v["ts_unix_ms"].as_u64().unwrap_or(0) >= c))

@@ -376,12 +376,12 @@ impl AuditEvent {
 }
 
 #[derive(Serialize)]
-struct Line<'a> {
-    seq: u64,
-    ts_unix_ms: u64,
-    prev: &'a str,
+pub(crate) struct Line<'a> {
+    pub(crate) seq: u64,
+    pub(crate) ts_unix_ms: u64,
+    pub(crate) prev: &'a str,
     #[serde(flatten)]
-    event: &'a AuditEvent,
+    pub(crate) event: &'a AuditEvent,
 }
 
 /// Errors reading or writing the log.
@@ -398,17 +398,39 @@ pub enum AuditError {
     /// The last record could not be read, so the chain cannot continue.
     #[error("audit log {0}: the last record is unreadable; run `tether-relay audit verify`")]
     BrokenTail(PathBuf),
+    /// The database holding the cluster's chain failed (`crate::pg::audit`).
+    #[error("audit log in the database {target}: {reason}")]
+    Database {
+        /// user@host:port/database.
+        target: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Where the writer thread appends: the file ([`AuditFile`]) or a database
+/// (`crate::pg::audit::PgAudit`).
+pub(crate) trait AuditSink: Send + std::fmt::Debug {
+    /// Appends `entries` in order, removing each from the front once it is stored (and repairing
+    /// what the medium needs first); on an error the ones not stored stay.
+    fn append_all(&mut self, entries: &mut VecDeque<Entry>) -> Result<(), AuditError>;
+}
+
+impl AuditSink for AuditFile {
+    fn append_all(&mut self, entries: &mut VecDeque<Entry>) -> Result<(), AuditError> {
+        AuditFile::append_all(self, entries)
+    }
 }
 
 /// An event with the time it happened (not the time it reached the disk).
 #[derive(Debug, Clone)]
-struct Entry {
-    ts_unix_ms: u64,
-    event: AuditEvent,
+pub(crate) struct Entry {
+    pub(crate) ts_unix_ms: u64,
+    pub(crate) event: AuditEvent,
 }
 
 impl Entry {
-    fn now(event: AuditEvent) -> Self {
+    pub(crate) fn now(event: AuditEvent) -> Self {
         let ts_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -417,7 +439,7 @@ impl Entry {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -636,7 +658,20 @@ impl AuditLog {
     pub fn spawn(data_dir: &Path, metrics: Arc<Metrics>) -> Result<Self, AuditError> {
         let mut file = AuditFile::open(data_dir)?;
         let path = file.path.clone();
-        let failing = file.repair().err().map(|e| {
+        let first = file.repair();
+        Self::spawn_on(Box::new(file), path, first, metrics)
+    }
+
+    /// Starts the writer on `sink`; `first` is how its first write (a repair) went, and `path`
+    /// names it for people.
+    pub(crate) fn spawn_on(
+        sink: Box<dyn AuditSink>,
+        path: PathBuf,
+        first: Result<(), AuditError>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, AuditError> {
+        let file = sink;
+        let failing = first.err().map(|e| {
             tracing::error!(error = %e, "audit log cannot be written; refusing new sessions until it can");
             (Instant::now(), e.to_string())
         });
@@ -769,7 +804,7 @@ type RefusalKey = (String, Option<String>, String);
 
 /// The writer thread's state.
 struct Writer {
-    file: AuditFile,
+    file: Box<dyn AuditSink>,
     /// Records taken from the queue and not yet on disk, oldest first.
     pending: VecDeque<Entry>,
     /// Since when, and why, appends fail.

@@ -82,6 +82,10 @@ pub struct RelayConfig {
     pub splice_tap: Option<SpliceTap>,
     /// Serve Prometheus metrics on this TCP address ([`crate::metrics`]); `None` (the default): off.
     pub metrics: Option<SocketAddr>,
+    /// A PostgreSQL connection string (`postgres://USER:PASSWORD@HOST:PORT/DB`) for the stores
+    /// and the audit chain, shared with the other nodes of a cluster; `None` (the default):
+    /// SQLite and `audit.jsonl` in the data directory. Never printed (it may hold a password).
+    pub database: Option<String>,
 }
 
 impl std::fmt::Debug for RelayConfig {
@@ -92,6 +96,7 @@ impl std::fmt::Debug for RelayConfig {
             .field("limits", &self.limits)
             .field("splice_tap", &self.splice_tap.is_some())
             .field("metrics", &self.metrics)
+            .field("database", &self.database.as_ref().map(|_| "(set)"))
             .finish()
     }
 }
@@ -105,6 +110,7 @@ impl RelayConfig {
             limits: Limits::default(),
             splice_tap: None,
             metrics: None,
+            database: None,
         }
     }
 }

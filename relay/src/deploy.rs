@@ -81,6 +81,8 @@ pub struct RelayFile {
     pub claims_per_minute: Option<usize>,
     /// Serve Prometheus metrics on this address.
     pub metrics: Option<SocketAddr>,
+    /// The PostgreSQL database of a relay cluster (`postgres://…`); SQLite when absent.
+    pub database: Option<String>,
 }
 
 impl RelayFile {

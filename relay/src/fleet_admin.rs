@@ -1,14 +1,16 @@
 //! Operator commands on the fleet store behind `tether-relay enroll-token list | revoke` and
-//! `tether-relay devices list | remove`: offline work on `fleet.sqlite3`, safe while the relay runs
-//! (WAL mode, as `enroll-token create`).
+//! `tether-relay devices list | remove`: offline work on `fleet.sqlite3` (safe while the relay runs:
+//! WAL mode, as `enroll-token create`) or on the cluster's database (`--database`).
 //!
 //! Everything goes through the [`Store`] trait; the SQL lives in [`crate::store`].
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tether_proto::fleet::FleetError;
 
-use crate::store::{FILE, SqliteStore, Store};
+use crate::backend::Backend;
+use crate::store::Store;
 
 pub use crate::store::{DeviceInfo, TokenInfo};
 
@@ -44,22 +46,35 @@ pub enum FleetAdminError {
     SeveralDevices(String, usize),
 }
 
-/// The store in `data_dir`, if anything was ever stored there (an operator command never creates
-/// one).
-fn open(data_dir: &Path) -> Result<SqliteStore, FleetAdminError> {
-    if !data_dir.join(FILE).exists() {
+/// The store of `backend`, if anything was ever stored there (an operator command never creates
+/// an SQLite file; a database is always there once migrated).
+fn open(backend: &Backend) -> Result<Arc<dyn Store>, FleetAdminError> {
+    if let Backend::Sqlite { data_dir } = backend
+        && !data_dir.join(crate::store::FILE).exists()
+    {
         return Err(FleetAdminError::NoStore(data_dir.display().to_string()));
     }
-    Ok(SqliteStore::open(data_dir)?)
+    Ok(backend.store()?)
+}
+
+fn sqlite(data_dir: &Path) -> Backend {
+    Backend::Sqlite {
+        data_dir: data_dir.to_path_buf(),
+    }
 }
 
 /// Every enrollment token, newest first, used-up and expired ones included.
 pub fn list_tokens(data_dir: &Path) -> Result<Vec<TokenInfo>, FleetAdminError> {
-    let store = match open(data_dir) {
+    list_tokens_in(&sqlite(data_dir))
+}
+
+/// [`list_tokens`] in any backend.
+pub fn list_tokens_in(backend: &Backend) -> Result<Vec<TokenInfo>, FleetAdminError> {
+    let store = match open(backend) {
         Err(FleetAdminError::NoStore(_)) => return Ok(Vec::new()),
         other => other?,
     };
-    tokens(&store)
+    tokens(store.as_ref())
 }
 
 /// The store's tokens, named by the first [`ID_LEN`] characters of their hash.
@@ -76,15 +91,20 @@ fn tokens(store: &dyn Store) -> Result<Vec<TokenInfo>, FleetAdminError> {
 
 /// Revokes the token whose id starts with `id`: no device can enroll with it any more. Returns it.
 pub fn revoke_token(data_dir: &Path, id: &str) -> Result<TokenInfo, FleetAdminError> {
+    revoke_token_in(&sqlite(data_dir), id)
+}
+
+/// [`revoke_token`] in any backend.
+pub fn revoke_token_in(backend: &Backend, id: &str) -> Result<TokenInfo, FleetAdminError> {
     let id = id.trim().to_ascii_lowercase();
     if id.len() < MIN_ID_PREFIX || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(FleetAdminError::ShortId);
     }
-    let store = match open(data_dir) {
+    let store = match open(backend) {
         Err(FleetAdminError::NoStore(_)) => return Err(FleetAdminError::NoToken(id)),
         other => other?,
     };
-    let matching: Vec<TokenInfo> = tokens(&store)?
+    let matching: Vec<TokenInfo> = tokens(store.as_ref())?
         .into_iter()
         .filter(|t| t.id.starts_with(&id) || id.starts_with(&t.id))
         .collect();
@@ -102,7 +122,15 @@ pub fn list_devices(
     data_dir: &Path,
     org: Option<&str>,
 ) -> Result<Vec<DeviceInfo>, FleetAdminError> {
-    match open(data_dir) {
+    list_devices_in(&sqlite(data_dir), org)
+}
+
+/// [`list_devices`] in any backend.
+pub fn list_devices_in(
+    backend: &Backend,
+    org: Option<&str>,
+) -> Result<Vec<DeviceInfo>, FleetAdminError> {
+    match open(backend) {
         Err(FleetAdminError::NoStore(_)) => Ok(Vec::new()),
         other => Ok(other?.device_list(org)?),
     }
@@ -115,7 +143,16 @@ pub fn remove_device(
     org: &str,
     device: &str,
 ) -> Result<DeviceInfo, FleetAdminError> {
-    let store = open(data_dir)?;
+    remove_device_in(&sqlite(data_dir), org, device)
+}
+
+/// [`remove_device`] in any backend.
+pub fn remove_device_in(
+    backend: &Backend,
+    org: &str,
+    device: &str,
+) -> Result<DeviceInfo, FleetAdminError> {
+    let store = open(backend)?;
     let devices = store.device_list(Some(org))?;
     let found = match devices.iter().find(|d| d.id == device) {
         Some(d) => d.clone(),

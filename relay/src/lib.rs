@@ -24,6 +24,8 @@
 //! - [`store`]: the fleet store ([`store::Store`] trait, SQLite by default); [`ingest`]: the
 //!   fleet protocol's rules for one report, pure.
 //! - [`fleet_admin`]: operator commands on the fleet store (enrollment tokens, removing devices).
+//! - [`backend`]: SQLite in the data directory (the default) or PostgreSQL ([`pg`]) for a relay
+//!   cluster: the one place that chooses.
 //!
 //! Pure decisions, unit-tested without a relay: [`rendezvous`], [`claim`] (is a claim admitted),
 //! [`ingest`] (what a report does to the fleet store), [`record_policy`] (who may read or change a
@@ -48,6 +50,7 @@ pub mod admin;
 pub mod agent_link;
 pub mod audit;
 pub mod audit_writer;
+pub mod backend;
 pub mod blocking;
 pub mod claim;
 pub mod cli;
@@ -66,6 +69,7 @@ pub mod invite;
 mod invite_list;
 pub mod link;
 pub mod metrics;
+pub mod pg;
 pub mod record_policy;
 mod record_service;
 pub mod records;

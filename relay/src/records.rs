@@ -41,13 +41,13 @@ use crate::record_policy::{self, Action, Target, unknown};
 pub const FILE: &str = crate::store::FILE;
 
 /// Longest probe description kept (a probe with a long URL is cut).
-const MAX_PROBE_CHARS: usize = 300;
+pub(crate) const MAX_PROBE_CHARS: usize = 300;
 /// Longest probe reason kept.
-const MAX_PROBE_REASON_CHARS: usize = 500;
+pub(crate) const MAX_PROBE_REASON_CHARS: usize = 500;
 /// Longest file path kept in a record.
-const MAX_FILE_PATH_CHARS: usize = 1024;
+pub(crate) const MAX_FILE_PATH_CHARS: usize = 1024;
 /// Most words of a search used.
-const MAX_SEARCH_WORDS: usize = 16;
+pub(crate) const MAX_SEARCH_WORDS: usize = 16;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -89,14 +89,14 @@ pub struct Records {
 }
 
 /// How many ended sessions still accept the agent's end reason.
-const RECENTLY_ENDED: usize = 256;
+pub(crate) const RECENTLY_ENDED: usize = 256;
 
 /// `closed_by` of a record the relay closed itself: the attempt ended without any consent (wrong
 /// code, refused, no answer), so there is nothing for a technician to resolve.
 pub const CLOSED_BY_RELAY: &str = "tether-relay";
 
 /// The resolution of such a record, with the attempt's outcome.
-fn no_consent_resolution(outcome: &str) -> String {
+pub(crate) fn no_consent_resolution(outcome: &str) -> String {
     format!("No access was given: {outcome}.")
 }
 
@@ -128,10 +128,11 @@ fn close_if_no_consent(
     Ok(())
 }
 
+/// Which live session holds which record (per relay process: a session lives on one node).
 #[derive(Debug, Default)]
-struct Live {
-    running: HashMap<u64, u64>,
-    ended: std::collections::VecDeque<(u64, u64)>,
+pub(crate) struct Live {
+    pub(crate) running: HashMap<u64, u64>,
+    pub(crate) ended: std::collections::VecDeque<(u64, u64)>,
 }
 
 fn db_err(e: impl std::fmt::Display) -> RecordError {
@@ -142,16 +143,16 @@ fn db_err(e: impl std::fmt::Display) -> RecordError {
     )
 }
 
-fn scopes_to_db(s: ScopeSet) -> String {
+pub(crate) fn scopes_to_db(s: ScopeSet) -> String {
     s.iter().map(|s| s.name()).collect::<Vec<_>>().join(",")
 }
 
-fn scopes_from_db(s: &str) -> ScopeSet {
+pub(crate) fn scopes_from_db(s: &str) -> ScopeSet {
     // Written by `scopes_to_db`; an unknown name (a newer relay's scope) is left out.
     s.split(',').filter_map(|p| p.trim().parse().ok()).collect()
 }
 
-fn verdict_name(v: Verdict) -> &'static str {
+pub(crate) fn verdict_name(v: Verdict) -> &'static str {
     match v {
         Verdict::Ok => "ok",
         Verdict::Warning => "warning",
@@ -162,7 +163,7 @@ fn verdict_name(v: Verdict) -> &'static str {
     }
 }
 
-fn verdict_from(s: &str) -> Verdict {
+pub(crate) fn verdict_from(s: &str) -> Verdict {
     match s {
         "ok" => Verdict::Ok,
         "warning" => Verdict::Warning,
@@ -173,7 +174,7 @@ fn verdict_from(s: &str) -> Verdict {
     }
 }
 
-fn invalid(msg: impl Into<String>) -> RecordError {
+pub(crate) fn invalid(msg: impl Into<String>) -> RecordError {
     RecordError::new(RecordErrorKind::Invalid, msg)
 }
 
@@ -189,18 +190,18 @@ pub fn fts_query(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
-fn id_param(id: u64) -> Result<i64, RecordError> {
+pub(crate) fn id_param(id: u64) -> Result<i64, RecordError> {
     i64::try_from(id).map_err(|_| unknown(id))
 }
 
 /// A number from outside (a clock, a console's post) as an SQLite integer: one beyond `i64::MAX`
 /// is refused, never wrapped negative.
-fn int(v: u64) -> Result<i64, RecordError> {
+pub(crate) fn int(v: u64) -> Result<i64, RecordError> {
     i64::try_from(v).map_err(|_| invalid(format!("{v} is too large to store")))
 }
 
 /// A stored integer back; they are written by [`int`], so a negative one (never written) reads as 0.
-fn uint(v: i64) -> u64 {
+pub(crate) fn uint(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
@@ -657,11 +658,11 @@ impl Records {
 }
 
 /// Whether `s` is a SHA-256 digest written as 64 hex digits.
-fn is_sha256_hex(s: &str) -> bool {
+pub(crate) fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn boxed(r: SessionRecord) -> RecordReply {
+pub(crate) fn boxed(r: SessionRecord) -> RecordReply {
     RecordReply::Record(Box::new(r))
 }
 
@@ -702,7 +703,7 @@ fn writable(
     Ok(rid)
 }
 
-fn state_from(s: &str) -> RecordState {
+pub(crate) fn state_from(s: &str) -> RecordState {
     if s == "closed" {
         RecordState::Closed
     } else {

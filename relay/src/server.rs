@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::agent_link::{self, AgentCtx};
-use crate::audit::AuditLog;
 use crate::audit_writer::AuditWriter;
+use crate::backend::Backend;
 use crate::config::{Limits, RelayConfig};
 use crate::conn::{close_protocol, refuse};
 use crate::device::{self, DeviceCtx};
@@ -39,12 +39,11 @@ use crate::invite::Invites;
 use crate::invite_list::ListCtx;
 use crate::metrics::{self, GaugeGuard, Metrics};
 use crate::record_service::QueryCtx;
-use crate::records::{RecordStore, Records};
+use crate::records::RecordStore;
 use crate::rendezvous::{Rendezvous, Stats};
 use crate::session::{self, ConsoleCtx};
 use crate::slots::SlotTable;
-use crate::store::{SqliteStore, Store};
-use crate::technicians::Technicians;
+use crate::store::Store;
 
 /// How long shutdown waits for closes to reach peers.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -86,6 +85,9 @@ pub enum StartError {
     /// The session record store could not be opened.
     #[error("session records: {0}")]
     Records(tether_proto::records::RecordError),
+    /// The database (`--database`) could not be used: the URL, the login or the schema.
+    #[error(transparent)]
+    Database(#[from] crate::pg::PgError),
 }
 
 /// What the accept loop holds: one context per kind of connection, each naming only the handles
@@ -112,7 +114,7 @@ pub struct RelayHandle {
     fingerprint: String,
     data_dir: PathBuf,
     contexts: Arc<Contexts>,
-    audit: Arc<AuditLog>,
+    audit: Arc<crate::audit::AuditLog>,
     store: Arc<dyn Store>,
     records: Arc<dyn RecordStore>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -124,6 +126,9 @@ impl Relay {
     /// Creates the data directory and certificate if needed, binds, and starts serving.
     pub async fn spawn(config: RelayConfig) -> Result<RelayHandle, StartError> {
         let dir = config.data_dir.clone();
+        // The database first: a wrong URL, password or schema stops the start before anything is
+        // written, there or here.
+        let backend = Backend::open(config.database.as_deref(), &dir)?;
         std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir {
             path: dir.clone(),
             source,
@@ -137,19 +142,18 @@ impl Relay {
                 source,
             })?;
         let metrics = Arc::new(Metrics::default());
-        let audit_log = Arc::new(AuditLog::spawn(&dir, metrics.clone())?);
+        let audit_log = Arc::new(backend.audit_log(metrics.clone())?);
         let audit = AuditWriter::new(audit_log.clone(), metrics.clone());
         let limits = config.limits.clone();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).map_err(StartError::Store)?);
-        let records: Arc<dyn RecordStore> =
-            Arc::new(Records::open(&dir).map_err(StartError::Records)?);
+        let store = backend.store().map_err(StartError::Store)?;
+        let records = backend.records().map_err(StartError::Records)?;
         let slots = Arc::new(SlotTable::new(Rendezvous::new(
             limits.code_ttl,
             limits.max_open_slots_per_agent,
             limits.claims_per_technician_per_minute,
             limits.claims_per_source_per_minute,
         )));
-        let directory: Arc<dyn Directory> = Arc::new(Technicians::new(&dir));
+        let directory: Arc<dyn Directory> = backend.directory();
         let ids = Arc::new(IdSource::default());
         let shutdown = CancellationToken::new();
         let contexts = Arc::new(Contexts {

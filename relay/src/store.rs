@@ -149,11 +149,11 @@ fn db_err(e: impl std::fmt::Display) -> FleetError {
     )
 }
 
-fn sha256_hex(s: &str) -> String {
+pub(crate) fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.trim().as_bytes()))
 }
 
-fn random_hex(n: usize) -> String {
+pub(crate) fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
     rand::thread_rng().fill_bytes(&mut b);
     hex::encode(b)
@@ -211,7 +211,7 @@ impl SqliteStore {
     }
 }
 
-fn check_len(what: &str, s: &str) -> Result<(), FleetError> {
+pub(crate) fn check_len(what: &str, s: &str) -> Result<(), FleetError> {
     if s.is_empty() || s.len() > MAX_CREDENTIAL_LEN {
         return Err(FleetError::new(
             FleetErrorKind::Invalid,
@@ -275,7 +275,7 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceSummary> {
 
 const SUMMARY_COLS: &str = "id, org, hostname, os, enrolled_unix, first_seen_unix, last_seen_unix, last_seq, package_count";
 
-fn source_from(s: &str) -> PackageSource {
+pub(crate) fn source_from(s: &str) -> PackageSource {
     match s {
         "rpm" => PackageSource::Rpm,
         "flatpak" => PackageSource::Flatpak,
@@ -308,13 +308,13 @@ fn last_valid_seq(
     }
 }
 
-fn reject(kind: FleetErrorKind, msg: impl Into<String>) -> FleetError {
+pub(crate) fn reject(kind: FleetErrorKind, msg: impl Into<String>) -> FleetError {
     FleetError::new(kind, msg)
 }
 
 /// A number from outside (a report, a clock) as an SQLite integer: one beyond `i64::MAX` is
 /// refused, never wrapped negative (an older relay stored a crafted 2^63 that way).
-fn int(what: &str, v: u64) -> Result<i64, FleetError> {
+pub(crate) fn int(what: &str, v: u64) -> Result<i64, FleetError> {
     i64::try_from(v).map_err(|_| {
         reject(
             FleetErrorKind::Invalid,
@@ -325,7 +325,7 @@ fn int(what: &str, v: u64) -> Result<i64, FleetError> {
 
 /// A stored integer back; they are written by [`int`], so a negative one (never written by this
 /// relay) reads as 0.
-fn uint(v: i64) -> u64 {
+pub(crate) fn uint(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 

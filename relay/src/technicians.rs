@@ -42,6 +42,9 @@ pub enum TechnicianError {
     /// Name or org empty or too long.
     #[error("{0}")]
     Invalid(String),
+    /// The database behind the directory failed (`crate::pg::directory`).
+    #[error("technician directory: {0}")]
+    Database(String),
     /// A technician with this name already exists in this org.
     #[error("technician {name:?} already exists in org {org:?}")]
     Exists {
@@ -131,11 +134,11 @@ struct Cached {
     by_hash: Arc<HashMap<String, Record>>,
 }
 
-fn hash(token: &str) -> String {
+pub(crate) fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
-fn check_label(what: &str, s: &str) -> Result<(), TechnicianError> {
+pub(crate) fn check_label(what: &str, s: &str) -> Result<(), TechnicianError> {
     if s.trim().is_empty() || s.len() > 64 || s.chars().any(tether_proto::text::is_hidden) {
         return Err(TechnicianError::Invalid(format!(
             "{what} must be 1–64 printable characters"

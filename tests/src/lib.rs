@@ -5,6 +5,7 @@
 //! - [`TestRelay`]: a relay in a temporary data directory, with one registered technician.
 //! - [`TestAgent`]: share mode with a scripted user who answers consent with a fixed set.
 //! - [`proxy::UdpProxy`]: a cuttable UDP forwarder, so a peer can vanish without a close frame.
+//! - [`pg::PgServer`]: a private PostgreSQL server for the storage tests on both backends.
 //! - [`gui`]: the real agent and console windows on private Xvfb displays, driven with xdotool.
 //! - `src/bin/tether-demo.rs`: the one-command demo from README.md, built on the same pieces.
 
@@ -12,6 +13,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod gui;
+pub mod pg;
 pub mod procs;
 
 use std::sync::{Arc, Mutex};

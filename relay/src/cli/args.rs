@@ -23,6 +23,16 @@ pub struct Cli {
     /// it exists].
     #[arg(long, global = true, env = "TETHER_RELAY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Keep the fleet store, session records, technicians and the audit log in this PostgreSQL
+    /// database, shared by every relay node that names it: postgres://USER:PASSWORD@HOST:PORT/DB
+    /// [default: the config file's `database`, else SQLite and audit.jsonl in the data directory].
+    #[arg(
+        long,
+        global = true,
+        env = "TETHER_RELAY_DATABASE",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -9,6 +9,7 @@ use super::CliError;
 use super::args::{
     AuditCommand, Cli, Command, DevicesCommand, EnrollTokenCommand, TechnicianCommand,
 };
+use crate::backend::Backend;
 use crate::config::{DEFAULT_PORT, default_data_dir};
 use crate::deploy::{self, DEFAULT_RELAY_CONFIG, DeployError, RelayFile};
 use crate::{Relay, RelayConfig, admin, fleet_admin};
@@ -47,6 +48,16 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
         .data_dir
         .or_else(|| file.data_dir.clone())
         .unwrap_or_else(default_data_dir);
+    let database = cli.database.or_else(|| file.database.clone());
+    // Opened only by the commands that store something: SQLite needs nothing yet, and a database
+    // is connected and migrated here (a wrong URL or password stops the command).
+    let backend =
+        || -> anyhow::Result<Backend> { Ok(Backend::open(database.as_deref(), &data_dir)?) };
+    // The commands that create something make the data directory first (as they always did).
+    let create_dir = || {
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))
+    };
     let command = match cli.command {
         Some(c) => c,
         None => Cli::parse_from(["tether-relay", "serve"])
@@ -63,7 +74,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             let listen = listen
                 .or(file.listen)
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
-            let mut config = RelayConfig::new(listen, data_dir);
+            let mut config = RelayConfig::new(listen, data_dir.clone());
             if let Some(n) = max_connections.or(file.max_connections) {
                 config.limits.max_connections = n;
             }
@@ -71,6 +82,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
                 config.limits.claims_per_technician_per_minute = n;
             }
             config.metrics = metrics.or(file.metrics);
+            config.database = database.clone();
             serve(config).await
         }
         Command::AgentConfig { target, out } => {
@@ -109,19 +121,23 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { metrics } => status(metrics, &data_dir).await,
-        Command::Technician { command } => technician(&data_dir, command),
+        Command::Technician { command } => {
+            if matches!(command, TechnicianCommand::Add { .. }) {
+                create_dir()?;
+            }
+            technician(&backend()?, command)
+        }
         Command::EnrollToken {
             command: EnrollTokenCommand::Create { org, expires, uses },
         } => {
-            use crate::store::Store;
-            std::fs::create_dir_all(&data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
-            let store = crate::store::SqliteStore::open(&data_dir)?;
+            create_dir()?;
+            let backend = backend()?;
+            let store = backend.store()?;
             let now = crate::clock::now_unix();
             let t = store.create_token(&org, expires.as_secs(), uses, now)?;
             // A mistyped organisation would enroll devices nobody can see: say so (it may be
             // on purpose, before the organisation's technicians are added).
-            let technicians = crate::technicians::Technicians::new(&data_dir).active()?;
+            let technicians = backend.directory().active()?;
             if !technicians.iter().any(|t| t.org == org) {
                 let mut orgs: Vec<&str> = technicians.iter().map(|t| t.org.as_str()).collect();
                 orgs.sort_unstable();
@@ -153,7 +169,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
         Command::EnrollToken {
             command: EnrollTokenCommand::List,
         } => {
-            let tokens = fleet_admin::list_tokens(&data_dir)?;
+            let tokens = fleet_admin::list_tokens_in(&backend()?)?;
             if tokens.is_empty() {
                 tether_net::outln!("no enrollment tokens");
             }
@@ -187,7 +203,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
         Command::EnrollToken {
             command: EnrollTokenCommand::Revoke { id },
         } => {
-            let t = fleet_admin::revoke_token(&data_dir, &id)?;
+            let t = fleet_admin::revoke_token_in(&backend()?, &id)?;
             tether_net::outln!(
                 "enrollment token {} for {:?} revoked; no device can enroll with it any more.",
                 t.id,
@@ -198,7 +214,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
         Command::Devices {
             command: DevicesCommand::List { org },
         } => {
-            let devices = fleet_admin::list_devices(&data_dir, org.as_deref())?;
+            let devices = fleet_admin::list_devices_in(&backend()?, org.as_deref())?;
             if devices.is_empty() {
                 tether_net::outln!("no enrolled devices");
             }
@@ -217,7 +233,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
         Command::Devices {
             command: DevicesCommand::Remove { device, org },
         } => {
-            let d = fleet_admin::remove_device(&data_dir, &org, &device)?;
+            let d = fleet_admin::remove_device_in(&backend()?, &org, &device)?;
             tether_net::outln!(
                 "device {} ({}) of {:?} removed with its history; it can no longer report.",
                 d.id,
@@ -228,7 +244,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit {
             command: AuditCommand::Verify,
-        } => match admin::verify_audit(&data_dir) {
+        } => match admin::verify_audit_in(&backend()?) {
             Ok(v) => {
                 tether_net::outln!("audit log intact: {} records", v.records);
                 for r in &v.repairs {
@@ -251,7 +267,8 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
                 },
         } => {
             let since = since.map(|s| admin::parse_duration(&s)).transpose()?;
-            for r in admin::audit_records(&data_dir, &admin::AuditFilter { since, technician })? {
+            let backend = backend()?;
+            for r in admin::audit_records_in(&backend, &admin::AuditFilter { since, technician })? {
                 tether_net::outln!(
                     "{}",
                     if json {
@@ -266,7 +283,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow::Result<()> {
+fn technician(backend: &Backend, command: TechnicianCommand) -> anyhow::Result<()> {
     match command {
         TechnicianCommand::Add {
             name,
@@ -276,9 +293,9 @@ fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow:
             tier,
         } => {
             let valid_for = expires.map(|e| admin::parse_duration(&e)).transpose()?;
-            let token = admin::add_technician(data_dir, &name, &org, role, valid_for)?;
+            let token = admin::add_technician_in(backend, &name, &org, role, Tier::L1, valid_for)?;
             if tier != Tier::L1 {
-                admin::set_technician_tier(data_dir, &name, &org, tier)?;
+                admin::set_technician_tier_in(backend, &name, &org, tier)?;
             }
             tether_net::outln!(
                 "technician {name:?} of {org:?} added with role {role}, tier {tier}."
@@ -289,17 +306,17 @@ fn technician(data_dir: &std::path::Path, command: TechnicianCommand) -> anyhow:
             tether_net::outln!("{token}");
         }
         TechnicianCommand::SetTier { name, org, tier } => {
-            admin::set_technician_tier(data_dir, &name, &org, tier)?;
+            admin::set_technician_tier_in(backend, &name, &org, tier)?;
             tether_net::outln!("technician {name:?} of {org:?} is now {tier}.");
         }
         TechnicianCommand::Revoke { name, org } => {
-            admin::revoke_technician(data_dir, &name, &org)?;
+            admin::revoke_technician_in(backend, &name, &org)?;
             tether_net::outln!(
                 "technician {name:?} of {org:?} revoked; their token no longer works."
             );
         }
         TechnicianCommand::List => {
-            for t in admin::list_technicians(data_dir)? {
+            for t in backend.technicians()? {
                 tether_net::outln!(
                     "{:<24} {:<24} {:<11} {:<3} {}",
                     t.name,
