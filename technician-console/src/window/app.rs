@@ -971,7 +971,7 @@ impl ConsoleApp {
                                 // The whole row is the click target, not only its text.
                                 let whole = ui.interact(
                                     row.response.rect,
-                                    ui.id().with(("file-row", n)),
+                                    ui.scope_id().with(("file-row", n)),
                                     egui::Sense::click(),
                                 );
                                 if row.inner.clicked() || whole.clicked() {
