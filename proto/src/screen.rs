@@ -42,7 +42,9 @@ pub const MAX_SIDE: u32 = 16_384;
 /// Largest accepted display area, in pixels (2^26: two 8K monitors side by side fit), so the console's
 /// framebuffer stays within 256 MiB whatever size a hostile agent announces.
 pub const MAX_PIXELS: u64 = 1 << 26;
-/// Most frames the agent sends before it waits for an acknowledgement.
+/// Most frames the agent sends before it waits for an acknowledgement. An acknowledgement covers
+/// every frame up to its number, and the console holds back a small frame's until the next frame
+/// (so typing does not cost an ACK packet per glyph): an agent must allow at least 2.
 pub const MAX_IN_FLIGHT: u64 = 2;
 /// Most raw (uncompressed) bytes in one frame part; keeps every part well under the codec's frame limit.
 pub const MAX_PART_RAW: usize = 3 << 20;

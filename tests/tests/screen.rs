@@ -287,6 +287,62 @@ fn damage_driven_capture_sees_a_one_pixel_change() {
     assert_eq!(&after[i..i + 3], &[0, 0, 0xff], "red, as B G R");
 }
 
+/// Issue 18: a small frame's acknowledgement waits for the next frame. One-pixel changes, each
+/// followed by a still screen (nothing more to send), must each arrive: a held-back acknowledgement
+/// must not keep the agent from sending the next frame. They also cost fewer acknowledgements than
+/// frames (what the holding back is for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pixel_changes_after_still_screens_each_arrive_with_fewer_acknowledgements() {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{ChangeGCAux, ConnectionExt, CoordMode, CreateGCAux, Point};
+
+    let x = Xvfb::start(146);
+    assert!(x.cmd("xsetroot", &["-solid", "#3366cc"]).status.success());
+    let relay = TestRelay::start().await;
+    let mut agent = agent_on(&relay, &x, scopes("view"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view"))
+        .await
+        .unwrap();
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    until_frame_matches(&mut view, "the first screenshot", || x.screenshot()).await;
+
+    let (conn, screen) = x11rb::connect(Some(&x.display)).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let gc = conn.generate_id().unwrap();
+    conn.create_gc(gc, root, &CreateGCAux::new()).unwrap();
+    let (frames, acks) = (view.frames, view.acks);
+    let changes = 6u32;
+    for i in 0..changes {
+        let colour = [0x00ff_0000, 0x0000_ff00, 0x0000_00ff][i as usize % 3];
+        conn.change_gc(gc, &ChangeGCAux::new().foreground(colour))
+            .unwrap();
+        let at = Point {
+            x: 300 + 40 * i as i16,
+            y: 400,
+        };
+        conn.poly_point(CoordMode::ORIGIN, root, gc, &[at]).unwrap();
+        conn.get_input_focus().unwrap().reply().unwrap();
+        until_frame_matches(
+            &mut view,
+            &format!("the screenshot after change {i}"),
+            || x.screenshot(),
+        )
+        .await;
+        // A still screen: the agent has nothing to send until the next change.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let (frames, acks) = (view.frames - frames, view.acks - acks);
+    assert!(frames >= u64::from(changes), "{frames} frames");
+    assert!(
+        acks < frames,
+        "small frames share acknowledgements: {acks} for {frames} frames"
+    );
+    view.close().await;
+    session.end().await;
+}
+
 /// Issue 18: text scrolling in an xterm and a window moved across the screen arrive as copies, and
 /// once the screen is still the console's framebuffer equals an independent screenshot pixel for
 /// pixel (copies are exact, never approximations).
