@@ -42,7 +42,9 @@ pub const MAX_SIDE: u32 = 16_384;
 /// Largest accepted display area, in pixels (2^26: two 8K monitors side by side fit), so the console's
 /// framebuffer stays within 256 MiB whatever size a hostile agent announces.
 pub const MAX_PIXELS: u64 = 1 << 26;
-/// Most frames the agent sends before it waits for an acknowledgement.
+/// Most frames the agent sends before it waits for an acknowledgement. An acknowledgement covers
+/// every frame up to its number, and the console holds back a small frame's until the next frame
+/// (so typing does not cost an ACK packet per glyph): an agent must allow at least 2.
 pub const MAX_IN_FLIGHT: u64 = 2;
 /// Most raw (uncompressed) bytes in one frame part; keeps every part well under the codec's frame limit.
 pub const MAX_PART_RAW: usize = 3 << 20;
@@ -404,6 +406,30 @@ pub fn dirty_rects(
     width: u32,
     height: u32,
 ) -> Result<Vec<Rect>, ScreenError> {
+    dirty_rects_in(prev, cur, width, height, None)
+}
+
+/// Like [`dirty_rects`], comparing only the tiles that overlap `damage` (what the display server
+/// says may have changed since `prev`, e.g. X11 DAMAGE): a typed character costs the compare of a
+/// tile or two instead of the whole screen. Rectangles of `damage` may overlap and may reach outside
+/// the display (clipped). Everything outside them must be equal in `prev` and `cur`; it is not read.
+pub fn dirty_rects_within(
+    prev: &[u8],
+    cur: &[u8],
+    width: u32,
+    height: u32,
+    damage: &[Rect],
+) -> Result<Vec<Rect>, ScreenError> {
+    dirty_rects_in(Some(prev), cur, width, height, Some(damage))
+}
+
+fn dirty_rects_in(
+    prev: Option<&[u8]>,
+    cur: &[u8],
+    width: u32,
+    height: u32,
+    damage: Option<&[Rect]>,
+) -> Result<Vec<Rect>, ScreenError> {
     check_size(width, height)?;
     let expected = width as usize * height as usize * BPP;
     for got in [Some(cur.len()), prev.map(<[u8]>::len)]
@@ -414,6 +440,26 @@ pub fn dirty_rects(
             return Err(ScreenError::BufferSize { got, expected });
         }
     }
+    let cols = width.div_ceil(TILE) as usize;
+    // Which tiles to compare: all of them, or those that `damage` touches.
+    let wanted: Option<Vec<bool>> = damage.map(|d| {
+        let mut mask = vec![false; cols * height.div_ceil(TILE) as usize];
+        for r in d {
+            let (x1, y1) = (
+                r.x.saturating_add(r.w).min(width),
+                r.y.saturating_add(r.h).min(height),
+            );
+            if r.x >= x1 || r.y >= y1 {
+                continue;
+            }
+            for ty in r.y / TILE..=(y1 - 1) / TILE {
+                for tx in r.x / TILE..=(x1 - 1) / TILE {
+                    mask[ty as usize * cols + tx as usize] = true;
+                }
+            }
+        }
+        mask
+    });
     let stride = width as usize * BPP;
     let mut rects = Vec::new();
     for ty in (0..height).step_by(TILE as usize) {
@@ -421,8 +467,10 @@ pub fn dirty_rects(
         let mut run: Option<Rect> = None;
         for tx in (0..width).step_by(TILE as usize) {
             let tw = TILE.min(width - tx);
+            let tile = (ty / TILE) as usize * cols + (tx / TILE) as usize;
             let dirty = match prev {
                 None => true,
+                Some(_) if wanted.as_ref().is_some_and(|m| !m[tile]) => false,
                 Some(p) => (ty..ty + th).any(|y| {
                     let s = y as usize * stride + tx as usize * BPP;
                     let e = s + tw as usize * BPP;
@@ -446,6 +494,31 @@ pub fn dirty_rects(
         rects.extend(run);
     }
     Ok(rects)
+}
+
+/// Copies the `rects` of `src` into `dst` (both whole pictures `width` pixels wide): what keeps the
+/// agent's previous frame up to date after a change, without copying the whole screen. Rectangles
+/// are clipped to the picture; pictures of another size than `width` x `height` are left alone.
+pub fn copy_rects(dst: &mut [u8], src: &[u8], width: u32, height: u32, rects: &[Rect]) {
+    let stride = width as usize * BPP;
+    let expected = stride * height as usize;
+    if dst.len() != expected || src.len() != expected {
+        return;
+    }
+    for r in rects {
+        let (x1, y1) = (
+            r.x.saturating_add(r.w).min(width),
+            r.y.saturating_add(r.h).min(height),
+        );
+        if r.x >= x1 || r.y >= y1 {
+            continue;
+        }
+        for y in r.y..y1 {
+            let s = y as usize * stride + r.x as usize * BPP;
+            let e = y as usize * stride + x1 as usize * BPP;
+            dst[s..e].copy_from_slice(&src[s..e]);
+        }
+    }
 }
 
 /// Shrinks each of `rects` (dirty rectangles of `cur` against `prev`, from [`dirty_rects`]) to the
@@ -821,6 +894,31 @@ mod tests {
     }
 
     #[test]
+    fn a_change_outside_the_damage_is_not_looked_at() {
+        // The contract: outside the damage nothing is read. A change there (which the display server
+        // would have reported) is not found, and no damage means nothing to compare.
+        let (w, h) = (300, 170);
+        let a = picture(w, h, 1);
+        let mut b = a.clone();
+        b[(100 * w as usize + 200) * BPP] ^= 1;
+        let r = |x, y, w, h| Rect { x, y, w, h };
+        assert!(dirty_rects_within(&a, &b, w, h, &[]).unwrap().is_empty());
+        assert!(
+            dirty_rects_within(&a, &b, w, h, &[r(0, 0, 64, 64)])
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            dirty_rects_within(&a, &b, w, h, &[r(199, 99, 2, 2)]).unwrap(),
+            vec![r(192, 64, 64, 64)]
+        );
+        assert!(matches!(
+            dirty_rects_within(&a, &b[1..], w, h, &[]),
+            Err(ScreenError::BufferSize { .. })
+        ));
+    }
+
+    #[test]
     fn repeated_content_compresses_against_history() {
         // A "window" that moves: the same pixels at a new place cost far less the second time.
         let (w, h) = (640, 480);
@@ -1112,6 +1210,34 @@ mod tests {
             send_via(&mut p, &mut fb, None, &a, w, h);
             send_via(&mut p, &mut fb, Some(&a), &b, w, h);
             prop_assert_eq!(fb.pixels, b);
+        }
+
+        /// Comparing only the damaged tiles finds exactly what the full compare finds, as long as
+        /// every change lies inside the damage (which may be larger, overlap and reach outside);
+        /// and `copy_rects` of the dirty rectangles brings the old picture up to date.
+        #[test]
+        fn damage_limited_compare_equals_the_full_compare(
+            w in 1u32..300, h in 1u32..200, seed: u8,
+            edits in prop::collection::vec((any::<u32>(), any::<u8>(), 0u32..80, 0u32..80), 0..12),
+            extra in prop::collection::vec((any::<u32>(), any::<u32>(), 0u32..400, 0u32..400), 0..4),
+        ) {
+            let a = picture(w, h, seed);
+            let mut b = a.clone();
+            let mut damage = Vec::new();
+            for (i, v, dw, dh) in edits {
+                let px = (i as usize / BPP) % (w as usize * h as usize);
+                b[px * BPP + i as usize % BPP] = v;
+                let (x, y) = ((px % w as usize) as u32, (px / w as usize) as u32);
+                // A damage rectangle around the changed pixel, sometimes past the edges.
+                damage.push(Rect { x: x.saturating_sub(dw / 2), y: y.saturating_sub(dh / 2), w: dw + 1, h: dh + 1 });
+            }
+            damage.extend(extra.into_iter().map(|(x, y, w, h)| Rect { x: x % 400, y: y % 300, w, h }));
+            let full = dirty_rects(Some(&a), &b, w, h).unwrap();
+            let within = dirty_rects_within(&a, &b, w, h, &damage).unwrap();
+            prop_assert_eq!(&within, &full);
+            let mut old = a.clone();
+            copy_rects(&mut old, &b, w, h, &within);
+            prop_assert_eq!(old, b);
         }
 
         #[test]

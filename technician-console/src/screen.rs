@@ -27,6 +27,13 @@ use crate::session::Session;
 /// the pixels. Larger frames are acknowledged at once, so a busy screen keeps its pipeline full.
 pub const SMALL_FRAME_BYTES: u64 = 2048;
 
+// Holding one acknowledgement back is safe only while the agent may have two frames unacknowledged:
+// with one, a small frame followed by a still screen would stall the view.
+const _: () = assert!(
+    MAX_IN_FLIGHT >= 2,
+    "a held-back acknowledgement needs room for one more frame"
+);
+
 /// What [`ViewStream::next`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ViewEvent {
@@ -71,12 +78,42 @@ pub struct ViewStream {
     pub pixel_bytes: u64,
     /// Copies (scrolled or moved rectangles) received.
     pub copies: u64,
+    /// Acknowledgements sent (fewer than `frames`: small frames share one).
+    pub acks: u64,
     /// What the framebuffer took since the last [`ViewStream::take_damage`].
     damage: Damage,
+    /// When to acknowledge.
+    ack: AckPolicy,
+}
+
+/// When the viewer acknowledges a complete frame (pure). An acknowledgement covers every frame up to
+/// its number, so a small frame's may wait for the next frame's: the agent sends up to
+/// [`MAX_IN_FLIGHT`] (≥ 2) ahead, so the one held back never keeps the next frame from coming, and
+/// at most `MAX_IN_FLIGHT - 1` frames are ever held back.
+#[derive(Debug, Default)]
+struct AckPolicy {
     /// Pixel bytes of the frame being received (its parts so far).
     frame_bytes: u64,
-    /// Complete frames not acknowledged yet (small ones wait for the next, see [`SMALL_FRAME_BYTES`]).
+    /// Complete frames not acknowledged yet.
     unacked: u64,
+}
+
+impl AckPolicy {
+    /// A part of the current frame arrived with `bytes` of pixel data.
+    fn part(&mut self, bytes: u64) {
+        self.frame_bytes += bytes;
+    }
+
+    /// The current frame is complete: whether to acknowledge it now (and every one before it).
+    fn complete(&mut self) -> bool {
+        self.unacked += 1;
+        let now = self.frame_bytes >= SMALL_FRAME_BYTES || self.unacked >= MAX_IN_FLIGHT;
+        if now {
+            self.unacked = 0;
+        }
+        self.frame_bytes = 0;
+        now
+    }
 }
 
 impl ViewStream {
@@ -116,19 +153,15 @@ impl ViewStream {
         }
         self.pixel_bytes += u.data.len() as u64;
         self.copies += u.copies.len() as u64;
-        self.frame_bytes += u.data.len() as u64;
+        self.ack.part(u.data.len() as u64);
         if !u.last {
             return Ok(ViewEvent::Partial);
         }
         self.frames += 1;
-        self.unacked += 1;
-        // An acknowledgement covers every frame up to its number, so one may wait for the next; the
-        // agent still has room for that next frame (fewer than MAX_IN_FLIGHT unacknowledged).
-        if self.frame_bytes >= SMALL_FRAME_BYTES || self.unacked >= MAX_IN_FLIGHT {
+        if self.ack.complete() {
             self.tx.send(&ViewerMsg::Ack { seq: u.seq }).await?;
-            self.unacked = 0;
+            self.acks += 1;
         }
-        self.frame_bytes = 0;
         Ok(ViewEvent::Frame { seq: u.seq })
     }
 
@@ -241,9 +274,9 @@ impl Session {
                 frames: 0,
                 pixel_bytes: 0,
                 copies: 0,
+                acks: 0,
                 damage: Damage::Full,
-                frame_bytes: 0,
-                unacked: 0,
+                ack: AckPolicy::default(),
             }),
             other => Err(ConsoleError::Protocol(format!(
                 "unexpected answer {other:?}"
@@ -260,5 +293,66 @@ impl Session {
                 "unexpected answer {other:?}"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The agent's side of the window, as `proto::screen` states it: a frame may go while fewer than
+    /// [`MAX_IN_FLIGHT`] are unacknowledged; an acknowledgement covers every frame up to its number.
+    #[derive(Default)]
+    struct Agent {
+        sent: u64,
+        acked: u64,
+    }
+
+    /// Every sequence of up to 8 small and large frames, each followed by a still screen (the agent
+    /// sends nothing until the next change): after the viewer has taken every frame sent, the agent
+    /// always has room for the next one, so a change after a pause is never stalled.
+    #[test]
+    fn a_held_back_acknowledgement_never_stalls_the_next_frame() {
+        let sizes = [0, SMALL_FRAME_BYTES - 1, SMALL_FRAME_BYTES, 100_000];
+        for len in 1..=8u32 {
+            for n in 0..sizes.len().pow(len) {
+                let (mut agent, mut viewer, mut held) = (Agent::default(), AckPolicy::default(), 0);
+                let mut k = n;
+                for _ in 0..len {
+                    assert!(
+                        agent.sent - agent.acked < MAX_IN_FLIGHT,
+                        "stalled after {n} of length {len}"
+                    );
+                    agent.sent += 1;
+                    // A frame in two parts, the pixel bytes in the first.
+                    viewer.part(sizes[k % sizes.len()]);
+                    viewer.part(0);
+                    k /= sizes.len();
+                    if viewer.complete() {
+                        agent.acked = agent.sent;
+                        held = 0;
+                    } else {
+                        held += 1;
+                    }
+                    assert!(held < MAX_IN_FLIGHT, "{held} frames held back");
+                }
+                assert!(agent.sent - agent.acked < MAX_IN_FLIGHT);
+            }
+        }
+    }
+
+    #[test]
+    fn small_frames_share_an_acknowledgement_and_large_ones_are_acknowledged_at_once() {
+        let mut viewer = AckPolicy::default();
+        viewer.part(30);
+        assert!(!viewer.complete(), "a typed glyph waits for the next frame");
+        viewer.part(30);
+        assert!(viewer.complete(), "the next one acknowledges both");
+        viewer.part(SMALL_FRAME_BYTES);
+        assert!(viewer.complete(), "a large frame at once");
+        // Parts add up: a frame of small parts is not small.
+        viewer.part(SMALL_FRAME_BYTES / 2);
+        viewer.part(SMALL_FRAME_BYTES / 2);
+        assert!(viewer.complete());
     }
 }

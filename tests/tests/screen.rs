@@ -226,13 +226,16 @@ async fn nothing_is_captured_before_view_is_granted() {
     .await;
 }
 
-/// Issue 18: with X11 DAMAGE a still screen is not captured, and one pixel drawn on it is seen (the
-/// agent's own backend, checked against the pixel drawn with an independent X client).
+/// Issue 18: with X11 DAMAGE a still screen is not captured, and one pixel drawn on it is seen
+/// through the damage path: the agent's own backend reads only the damaged rectangles, reports
+/// them, and its picture still equals an independent screenshot (ImageMagick `import`) pixel for
+/// pixel, after changes in two places.
 #[test]
 fn damage_driven_capture_sees_a_one_pixel_change() {
     use tether_agent::screen::ScreenProvider;
+    use tether_proto::screen::Rect;
     use x11rb::connection::Connection;
-    use x11rb::protocol::xproto::{ConnectionExt, CoordMode, CreateGCAux, Point};
+    use x11rb::protocol::xproto::{ChangeGCAux, ConnectionExt, CoordMode, CreateGCAux, Point};
 
     let x = Xvfb::start(144);
     assert!(x.cmd("xsetroot", &["-solid", "#3366cc"]).status.success());
@@ -258,33 +261,116 @@ fn damage_driven_capture_sees_a_one_pixel_change() {
     let gc = conn.generate_id().unwrap();
     conn.create_gc(gc, root, &CreateGCAux::new().foreground(0x00ff_0000))
         .unwrap();
-    let (px, py) = (777usize, 555usize);
-    conn.poly_point(
-        CoordMode::ORIGIN,
-        root,
-        gc,
-        &[Point {
+    let mut expected = before;
+    for (i, (px, py)) in [(777usize, 555usize), (1900, 20)].into_iter().enumerate() {
+        let colour = [0x00ff_0000u32, 0x0000_ff00][i];
+        conn.change_gc(gc, &ChangeGCAux::new().foreground(colour))
+            .unwrap();
+        let at = Point {
             x: px as i16,
             y: py as i16,
-        }],
-    )
-    .unwrap();
-    conn.get_input_focus().unwrap().reply().unwrap();
+        };
+        conn.poly_point(CoordMode::ORIGIN, root, gc, &[at]).unwrap();
+        conn.get_input_focus().unwrap().reply().unwrap();
 
-    while source.unchanged() {
+        while source.unchanged() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the one-pixel change was never reported"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let shot = source.capture_damage().unwrap();
+        let damage = shot
+            .damage
+            .clone()
+            .expect("the damage path reports what it read");
+        let inside = |r: &Rect| {
+            (r.x as usize..(r.x + r.w) as usize).contains(&px)
+                && (r.y as usize..(r.y + r.h) as usize).contains(&py)
+        };
+        assert!(damage.iter().any(inside), "{damage:?} misses ({px}, {py})");
+        let area: u64 = damage.iter().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
         assert!(
-            std::time::Instant::now() < deadline,
-            "the one-pixel change was never reported"
+            area < 64 * 64,
+            "only the damage is read, not {area} pixels: {damage:?}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        let after = shot.pixels.to_vec();
+        let differ: Vec<usize> = (0..expected.len() / 4)
+            .filter(|i| expected[i * 4..i * 4 + 3] != after[i * 4..i * 4 + 3])
+            .collect();
+        assert_eq!(differ, vec![py * width + px], "exactly the pixel drawn");
+        let j = (py * width + px) * 4;
+        let bgr = [colour as u8, (colour >> 8) as u8, (colour >> 16) as u8];
+        assert_eq!(&after[j..j + 3], &bgr, "the colour drawn, as B G R");
+        expected = after;
     }
-    let after = source.capture().unwrap();
-    let differ: Vec<usize> = (0..before.len() / 4)
-        .filter(|i| before[i * 4..i * 4 + 3] != after[i * 4..i * 4 + 3])
-        .collect();
-    assert_eq!(differ, vec![py * width + px], "exactly the pixel drawn");
-    let i = (py * width + px) * 4;
-    assert_eq!(&after[i..i + 3], &[0, 0, 0xff], "red, as B G R");
+    // The picture kept from damaged rectangles is the screen, pixel for pixel.
+    let (w, h, rgb) = x.screenshot();
+    assert_eq!(
+        (w as usize, h as usize),
+        (width, expected.len() / 4 / width)
+    );
+    assert!(
+        tether_tests::bgrx_to_rgb(&expected) == rgb,
+        "the damage-captured picture differs from the screenshot"
+    );
+}
+
+/// Issue 18: a small frame's acknowledgement waits for the next frame. One-pixel changes, each
+/// followed by a still screen (nothing more to send), must each arrive: a held-back acknowledgement
+/// must not keep the agent from sending the next frame. They also cost fewer acknowledgements than
+/// frames (what the holding back is for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pixel_changes_after_still_screens_each_arrive_with_fewer_acknowledgements() {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{ChangeGCAux, ConnectionExt, CoordMode, CreateGCAux, Point};
+
+    let x = Xvfb::start(146);
+    assert!(x.cmd("xsetroot", &["-solid", "#3366cc"]).status.success());
+    let relay = TestRelay::start().await;
+    let mut agent = agent_on(&relay, &x, scopes("view"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view"))
+        .await
+        .unwrap();
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    until_frame_matches(&mut view, "the first screenshot", || x.screenshot()).await;
+
+    let (conn, screen) = x11rb::connect(Some(&x.display)).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let gc = conn.generate_id().unwrap();
+    conn.create_gc(gc, root, &CreateGCAux::new()).unwrap();
+    let (frames, acks) = (view.frames, view.acks);
+    let changes = 6u32;
+    for i in 0..changes {
+        let colour = [0x00ff_0000, 0x0000_ff00, 0x0000_00ff][i as usize % 3];
+        conn.change_gc(gc, &ChangeGCAux::new().foreground(colour))
+            .unwrap();
+        let at = Point {
+            x: 300 + 40 * i as i16,
+            y: 400,
+        };
+        conn.poly_point(CoordMode::ORIGIN, root, gc, &[at]).unwrap();
+        conn.get_input_focus().unwrap().reply().unwrap();
+        until_frame_matches(
+            &mut view,
+            &format!("the screenshot after change {i}"),
+            || x.screenshot(),
+        )
+        .await;
+        // A still screen: the agent has nothing to send until the next change.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let (frames, acks) = (view.frames - frames, view.acks - acks);
+    assert!(frames >= u64::from(changes), "{frames} frames");
+    assert!(
+        acks < frames,
+        "small frames share acknowledgements: {acks} for {frames} frames"
+    );
+    view.close().await;
+    session.end().await;
 }
 
 /// Issue 18: text scrolling in an xterm and a window moved across the screen arrive as copies, and

@@ -6,8 +6,8 @@
 //!   (scrap's capturer is not `Send`). Nothing is opened before the user grants `view`.
 //! - [`InputProvider`] / [`InputSink`]: open an injector; used only after `control` is granted.
 //! - [`backend`]: the one place a platform's backends are chosen ([`backend::default_providers`]).
-//! - `scrap_x11`: the X11 backend: scrap capture (X11 shared memory), RandR monitors and the cursor
-//!   (XFixes) via x11rb.
+//! - `scrap_x11`: the X11 backend: only the rectangles DAMAGE reports (MIT-SHM 1.2 into a memfd),
+//!   scrap's whole frames where that is not available, RandR monitors and the cursor (XFixes) via x11rb.
 //! - `monitors`: which displays a screen offers (each monitor, then "all monitors"), and the pure
 //!   rectangle arithmetic (clipping, keeping a click on its monitor, putting captures together).
 //! - `x11_input`: the X11 input backend (XTEST through x11rb for keys, buttons and motion; enigo for
@@ -54,7 +54,7 @@ use std::sync::Arc;
 use tether_proto::ScopeSet;
 use tether_proto::cursor::CursorShape;
 use tether_proto::msg::SessionReport;
-use tether_proto::screen::{DisplayInfo, InputEvent};
+use tether_proto::screen::{DisplayInfo, InputEvent, Rect};
 use tokio::sync::{mpsc, watch};
 
 use crate::ui::AgentEvent;
@@ -136,6 +136,16 @@ pub trait ScreenSource {
     fn info(&self) -> DisplayInfo;
     /// The current picture: `width * height * 4` bytes, B G R X.
     fn capture(&mut self) -> Result<&[u8], CaptureError>;
+    /// Like [`Self::capture`], also saying where the picture may differ from the one the previous
+    /// call returned, when the backend knows (X11 DAMAGE): the view loop then compares and keeps
+    /// only those rectangles instead of the whole screen. The default knows nothing (`None`:
+    /// compare everything), which is always correct.
+    fn capture_damage(&mut self) -> Result<Capture<'_>, CaptureError> {
+        Ok(Capture {
+            pixels: self.capture()?,
+            damage: None,
+        })
+    }
     /// Whether the backend knows that the picture is the same as at the last `capture` (X11's
     /// DAMAGE, PipeWire's frame count), so the view loop can skip capturing and diffing a still
     /// screen. `false` when it cannot tell.
@@ -147,6 +157,16 @@ pub trait ScreenSource {
     fn cursor(&mut self) -> Option<Pointer> {
         None
     }
+}
+
+/// A picture from [`ScreenSource::capture_damage`].
+#[derive(Debug)]
+pub struct Capture<'a> {
+    /// The whole picture, as [`ScreenSource::capture`] returns it.
+    pub pixels: &'a [u8],
+    /// Rectangles (display pixels, possibly overlapping) outside which `pixels` equals the previous
+    /// capture's picture; `None`: it may differ anywhere (the first capture, or no damage known).
+    pub damage: Option<Vec<Rect>>,
 }
 
 /// The user's pointer as a backend sees it.

@@ -5,33 +5,52 @@
 //! A frame captured less than [`REUSE_WITHIN`] ago is handed out again (shared, not copied), so two
 //! consoles watching at 30 frames per second cost about one capture per tick, not two. A viewer is
 //! never handed the frame it already has, so one that asks again soon (woken by input) sees the
-//! screen as it is now. Each viewer still diffs and encodes against what *it* last sent. The owner thread ends, and the display is
-//! released, when the last viewer's source is dropped.
+//! screen as it is now. Each viewer still diffs and encodes against what *it* last sent, and is told
+//! the backend's damage since *its* last frame (the damage of every capture in between, kept for the
+//! last [`DAMAGE_LOG`] captures). A frame no viewer holds any more is updated in place, only in
+//! the damaged rectangles. The owner thread ends, and the display is released, when the last viewer's
+//! source is dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use tether_proto::screen::DisplayInfo;
+use tether_proto::screen::{self, DisplayInfo, Rect};
 
-use super::{CaptureError, Pointer, ScreenProvider, ScreenSource};
+use super::{Capture, CaptureError, Pointer, ScreenProvider, ScreenSource};
 
 /// A frame younger than this is reused for another viewer: under one frame interval (33 ms), so a
 /// single viewer always gets a fresh capture on each of its own ticks.
 pub const REUSE_WITHIN: Duration = Duration::from_millis(25);
 
-/// A captured picture and the pointer position with it.
-type Frame = Arc<(Vec<u8>, Option<Pointer>)>;
+/// Captures whose damage is remembered, so a viewer a few captures behind still compares only what
+/// changed (more than this behind: it compares everything).
+pub const DAMAGE_LOG: usize = 8;
+/// Most damage rectangles handed to a viewer; past this it compares everything.
+const MAX_DAMAGE_RECTS: usize = 256;
 
-/// What a viewer asks the owner thread: the frame it already has, and where the answer goes.
+/// A captured picture, the pointer with it, and its number: a frame no viewer holds is updated in
+/// place, so its number, not its address, says which capture it is.
+#[derive(Debug)]
+struct Shot {
+    pixels: Vec<u8>,
+    pointer: Option<Pointer>,
+    number: u64,
+}
+
+type Frame = Arc<Shot>;
+
+/// A frame and where it may differ from the frame the viewer had (`None`: anywhere).
+type Answer = (Frame, Option<Vec<Rect>>);
+
 /// What a viewer asks the owner thread.
 enum Request {
     /// A frame newer than the one the viewer has (if the viewer has one).
     Frame(
         Option<Frame>,
-        std_mpsc::SyncSender<Result<Frame, CaptureError>>,
+        std_mpsc::SyncSender<Result<Answer, CaptureError>>,
     ),
     /// Whether the viewer's frame is still the picture (the backend knows nothing changed), and
     /// then where the pointer is now (`None`: something changed, ask for a frame).
@@ -133,36 +152,99 @@ fn own(
             return;
         }
     };
+    let info = source.info();
     let mut last: Option<(Instant, Frame)> = None;
+    // The damage of each recent capture against the one before it, by frame number.
+    let mut log: VecDeque<(u64, Option<Vec<Rect>>)> = VecDeque::with_capacity(DAMAGE_LOG);
+    let mut number = 0u64;
     while let Ok(request) = asks.recv() {
         let (had, reply) = match request {
             Request::Frame(had, reply) => (had, reply),
             Request::Unchanged(had, reply) => {
                 let same = match (&last, &had) {
-                    (Some((_, frame)), Some(h)) => Arc::ptr_eq(frame, h) && source.unchanged(),
+                    (Some((_, frame)), Some(h)) => frame.number == h.number && source.unchanged(),
                     _ => false,
                 };
                 let _ = reply.send(same.then(|| source.cursor()));
                 continue;
             }
         };
-        let answer = match &last {
-            Some((at, frame))
-                if at.elapsed() < reuse && !had.as_ref().is_some_and(|h| Arc::ptr_eq(h, frame)) =>
-            {
-                Ok(frame.clone())
+        // Given back: the viewer's frame may now be the owner's alone, and be updated in place.
+        let had = had.map(|h| h.number);
+        let answer = match last.take() {
+            Some((at, frame)) if at.elapsed() < reuse && had != Some(frame.number) => {
+                let damage = damage_since(&log, had, frame.number);
+                last = Some((at, frame.clone()));
+                Ok((frame, damage))
             }
-            _ => source
-                .capture()
-                .map(|pixels| pixels.to_vec())
-                .map(|pixels| {
-                    let frame: Frame = Arc::new((pixels, source.cursor()));
+            old => {
+                capture(&mut *source, &info, old.map(|(_, f)| f), number + 1).map(|(frame, d)| {
+                    number += 1;
+                    if log.len() == DAMAGE_LOG {
+                        log.pop_front();
+                    }
+                    log.push_back((number, d));
                     last = Some((Instant::now(), frame.clone()));
-                    frame
-                }),
+                    let damage = damage_since(&log, had, number);
+                    (frame, damage)
+                })
+            }
         };
         let _ = reply.send(answer);
     }
+}
+
+/// Captures a frame numbered `number`, reusing `old`'s buffer when no viewer holds it and the backend
+/// says where the picture changed (only those rectangles are copied). Returns the frame and the
+/// backend's damage against the previous capture.
+fn capture(
+    source: &mut dyn ScreenSource,
+    info: &DisplayInfo,
+    old: Option<Frame>,
+    number: u64,
+) -> Result<(Frame, Option<Vec<Rect>>), CaptureError> {
+    let Capture { pixels, damage } = source.capture_damage()?;
+    let reused = match (old, &damage) {
+        (Some(mut frame), Some(d)) => Arc::get_mut(&mut frame)
+            .map(|shot| {
+                screen::copy_rects(&mut shot.pixels, pixels, info.width, info.height, d);
+                shot.number = number;
+            })
+            .map(|()| frame),
+        _ => None,
+    };
+    let mut frame = reused.unwrap_or_else(|| {
+        Arc::new(Shot {
+            pixels: pixels.to_vec(),
+            pointer: None,
+            number,
+        })
+    });
+    let pointer = source.cursor();
+    // Just made or reused above: no viewer holds it yet.
+    if let Some(shot) = Arc::get_mut(&mut frame) {
+        shot.pointer = pointer;
+    }
+    Ok((frame, damage))
+}
+
+/// Where frame `now` may differ from frame `had`: the union of the damage of every capture after
+/// `had` up to `now`, when all of them are remembered and known; `None` otherwise.
+fn damage_since(
+    log: &VecDeque<(u64, Option<Vec<Rect>>)>,
+    had: Option<u64>,
+    now: u64,
+) -> Option<Vec<Rect>> {
+    let had = had?;
+    let mut out = Vec::new();
+    for n in had + 1..=now {
+        let (_, d) = log.iter().find(|(m, _)| *m == n)?;
+        out.extend_from_slice(d.as_deref()?);
+        if out.len() > MAX_DAMAGE_RECTS {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 impl ScreenProvider for SharedScreen {
@@ -198,6 +280,10 @@ impl ScreenSource for Viewer {
     }
 
     fn capture(&mut self) -> Result<&[u8], CaptureError> {
+        self.capture_damage().map(|c| c.pixels)
+    }
+
+    fn capture_damage(&mut self) -> Result<Capture<'_>, CaptureError> {
         let stopped = || CaptureError::Capture("capture stopped".into());
         let (reply, answer) = std_mpsc::sync_channel(1);
         self.owner
@@ -206,9 +292,12 @@ impl ScreenSource for Viewer {
             .ok_or_else(stopped)?
             .send(Request::Frame(self.frame.take(), reply))
             .map_err(|_| stopped())?;
-        let frame = answer.recv().map_err(|_| stopped())??;
-        self.pointer = frame.1.clone();
-        Ok(&self.frame.insert(frame).0)
+        let (frame, damage) = answer.recv().map_err(|_| stopped())??;
+        self.pointer = frame.pointer.clone();
+        Ok(Capture {
+            pixels: &self.frame.insert(frame).pixels,
+            damage,
+        })
     }
 
     fn unchanged(&mut self) -> bool {
@@ -345,5 +434,94 @@ mod tests {
             shared.open(3),
             Err(CaptureError::NoSuchDisplay(3))
         ));
+    }
+
+    /// A fake display that paints the next pixel on every capture and reports it as the damage.
+    struct Painting {
+        pixels: Vec<u8>,
+        n: usize,
+    }
+
+    impl ScreenSource for Painting {
+        fn info(&self) -> DisplayInfo {
+            DisplayInfo {
+                width: 8,
+                height: 1,
+                ..info()
+            }
+        }
+        fn capture(&mut self) -> Result<&[u8], CaptureError> {
+            self.capture_damage().map(|c| c.pixels)
+        }
+        fn capture_damage(&mut self) -> Result<Capture<'_>, CaptureError> {
+            let x = self.n % 8;
+            self.n += 1;
+            self.pixels[x * 4] = self.n as u8;
+            Ok(Capture {
+                pixels: &self.pixels,
+                damage: Some(vec![Rect {
+                    x: x as u32,
+                    y: 0,
+                    w: 1,
+                    h: 1,
+                }]),
+            })
+        }
+    }
+
+    #[derive(Debug)]
+    struct PaintingProvider;
+
+    impl ScreenProvider for PaintingProvider {
+        fn displays(&self) -> Result<Vec<DisplayInfo>, CaptureError> {
+            Ok(vec![info()])
+        }
+        fn open(&self, _: u32) -> Result<Box<dyn ScreenSource>, CaptureError> {
+            Ok(Box::new(Painting {
+                pixels: vec![0; 32],
+                n: 0,
+            }))
+        }
+    }
+
+    /// Each viewer is told the damage since *its* last frame (every capture in between), a frame
+    /// updated in place never changes under a viewer that still holds it, and every picture handed
+    /// out is the backend's.
+    #[test]
+    fn each_viewer_gets_the_damage_since_its_own_last_frame() {
+        let shared = SharedScreen::with_reuse(Arc::new(PaintingProvider), Duration::ZERO);
+        let (mut a, mut b) = (shared.open(0).unwrap(), shared.open(0).unwrap());
+        let px = |x: u32| Rect {
+            x,
+            y: 0,
+            w: 1,
+            h: 1,
+        };
+        let shot = |c: Capture<'_>| (c.pixels.to_vec(), c.damage);
+        let (first, d) = shot(a.capture_damage().unwrap());
+        assert_eq!(d, None, "a first frame may differ anywhere");
+        assert_eq!(&first[..8], &[1, 0, 0, 0, 0, 0, 0, 0]);
+        // `b` holds the newest frame while `a` captures twice: it is not updated in place under `b`.
+        let held = b.capture_damage().unwrap();
+        assert_eq!(held.damage, None);
+        let (_, d) = shot(a.capture_damage().unwrap());
+        assert_eq!(d, Some(vec![px(1), px(2)]), "b's capture in between counts");
+        let (third, d) = shot(a.capture_damage().unwrap());
+        assert_eq!(d, Some(vec![px(3)]));
+        assert_eq!(
+            &third[..16],
+            &[1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0]
+        );
+        assert_eq!(&held.pixels[..12], &[1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        // `b`, three captures behind, gets the union of their damage.
+        let (pic, d) = shot(b.capture_damage().unwrap());
+        assert_eq!(d, Some(vec![px(2), px(3), px(4)]));
+        assert_eq!(&pic[16..20], &[5, 0, 0, 0]);
+        // A viewer more than DAMAGE_LOG captures behind compares everything.
+        for _ in 0..DAMAGE_LOG {
+            a.capture_damage().unwrap();
+        }
+        let (_, d) = shot(b.capture_damage().unwrap());
+        assert_eq!(d, None);
     }
 }

@@ -65,7 +65,8 @@ enum Captured {
     Failed(CaptureError),
 }
 
-/// Captures display `index` each time it is asked, diffs against the last frame sent, encodes.
+/// Captures display `index` each time it is asked, diffs against the last frame sent (inside the
+/// backend's damage when it reports one), encodes.
 fn capture_thread(
     provider: Arc<dyn ScreenProvider>,
     index: u32,
@@ -107,10 +108,18 @@ fn capture_thread(
             }
             continue;
         }
-        let result = source.capture().and_then(|cur| {
+        let result = source.capture_damage().and_then(|shot| {
             let err = |e: screen::ScreenError| CaptureError::Capture(e.to_string());
             let (w, h) = (info.width, info.height);
-            let mut rects = screen::dirty_rects(prev.as_deref(), cur, w, h).map_err(err)?;
+            let cur = shot.pixels;
+            // `prev` is the previous capture's picture, so the backend's damage (when it has one)
+            // bounds what can differ: only those tiles are compared, and only they are kept.
+            let damage = shot.damage.filter(|_| prev.is_some());
+            let dirty = |p: Option<&[u8]>| match (p, &damage) {
+                (Some(p), Some(d)) => screen::dirty_rects_within(p, cur, w, h, d),
+                _ => screen::dirty_rects(p, cur, w, h),
+            };
+            let mut rects = dirty(prev.as_deref()).map_err(err)?;
             if rects.is_empty() {
                 return Ok(Vec::new());
             }
@@ -119,19 +128,22 @@ fn capture_thread(
                 None => encoder.encode_standalone(seq + 1, cur, w, h, &rects),
                 Some(p) => {
                     // Scrolled or moved pixels go as copies; `p` becomes what the console will have
-                    // after them, and only what still differs is sent as pixels.
+                    // after them, and only what still differs is sent as pixels. Copies land on
+                    // dirty tiles, which lie in the damage, so the damage still bounds the compare.
                     let copies = motion::find_copies(p, cur, w, h, &rects);
                     if !copies.is_empty() {
                         motion::apply_copies(p, w, h, &copies).map_err(err)?;
-                        rects = screen::dirty_rects(Some(p), cur, w, h).map_err(err)?;
+                        rects = dirty(Some(p)).map_err(err)?;
                     }
                     // Only the pixels that changed, not whole tiles (a typed character).
-                    let rects = screen::tighten(p, cur, w, h, &rects);
-                    encoder.encode_moved(seq + 1, cur, w, h, &copies, &rects)
+                    let tight = screen::tighten(p, cur, w, h, &rects);
+                    encoder.encode_moved(seq + 1, cur, w, h, &copies, &tight)
                 }
             }
             .map_err(err)?;
             match &mut prev {
+                // Outside the dirty tiles `p` already equals `cur`.
+                Some(p) if damage.is_some() => screen::copy_rects(p, cur, w, h, &rects),
                 Some(p) => p.copy_from_slice(cur),
                 None => prev = Some(cur.to_vec()),
             }
