@@ -59,7 +59,8 @@ pub use scope::{Scope, ScopeSet};
 /// Version 3 added the cursor shape on view streams, display names (monitors), physical keys, the
 /// end reasons for a consent timeout and an idle chat, and grant changes during a session.
 /// Version 4 added the `clipboard` and `files` scopes with their requests (clipboard get and set;
-/// file list, push and pull) and the files in session records.
+/// file list, push and pull), the files in session records, and copy-rects in frame updates
+/// (`FrameUpdate::copies`: scrolled and moved regions sent as copies).
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The QUIC ALPN for protocol version 1. A peer offering anything else fails the TLS handshake.
