@@ -69,6 +69,7 @@ pub mod invite;
 mod invite_list;
 pub mod link;
 pub mod metrics;
+pub mod org_key;
 pub mod pg;
 pub mod record_policy;
 mod record_service;

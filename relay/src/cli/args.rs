@@ -81,6 +81,12 @@ pub enum Command {
         #[command(subcommand)]
         command: DevicesCommand,
     },
+    /// The organisation's signing key, kept by IT's admins on their own machine (never on the
+    /// relay): create it, sign technician certificates and the unattended policy with it.
+    OrgKey {
+        #[command(subcommand)]
+        command: OrgKeyCommand,
+    },
     /// Print (or write) the agent config file (/etc/tether/agent.toml) for agents of ORG that use
     /// this relay: its address, its certificate fingerprint, and allowed_orgs.
     AgentConfig {
@@ -100,6 +106,61 @@ pub enum Command {
         agent_deb: PathBuf,
         /// Directory to write the package into.
         #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+// `org-key`.
+pub enum OrgKeyCommand {
+    /// Make a new org key for ORG and write it to FILE (readable only by you; never replaced).
+    /// Keep it off the relay: devices will trust what it signs, whatever the relay says.
+    Create {
+        /// The organisation, as its technicians and devices name it.
+        #[arg(long)]
+        org: String,
+        /// Where to write the key.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the organisation and the public key of an org key file (what devices pin).
+    Show {
+        /// The org key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Sign a technician's public key: a certificate devices of the organisation accept.
+    Certify {
+        /// The org key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The technician's name, as users will see it.
+        #[arg(long)]
+        name: String,
+        /// The technician's public key (64 hex digits).
+        #[arg(long, value_name = "HEX")]
+        technician_key: tether_proto::org::PublicKey,
+        /// How many days it is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Where to write the certificate.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Sign the organisation's unattended policy: the scopes a signed technician may use on its
+    /// enrolled devices when nobody answers (empty: attended only).
+    Policy {
+        /// The org key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Comma-separated scopes, e.g. inventory,diagnostics ("" for none).
+        #[arg(long, default_value = "")]
+        unattended: String,
+        /// The policy's version; devices take only a newer one than they hold.
+        #[arg(long)]
+        version: u64,
+        /// Where to write the signed policy.
+        #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
 }

@@ -7,7 +7,8 @@ use clap::Parser;
 
 use super::CliError;
 use super::args::{
-    AuditCommand, Cli, Command, DevicesCommand, EnrollTokenCommand, TechnicianCommand,
+    AuditCommand, Cli, Command, DevicesCommand, EnrollTokenCommand, OrgKeyCommand,
+    TechnicianCommand,
 };
 use crate::backend::Backend;
 use crate::config::{DEFAULT_PORT, default_data_dir};
@@ -85,6 +86,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             config.database = database.clone();
             serve(config).await
         }
+        Command::OrgKey { command } => org_key(command),
         Command::AgentConfig { target, out } => {
             let address = target
                 .address
@@ -376,5 +378,76 @@ async fn status(metrics: Option<SocketAddr>, data_dir: &std::path::Path) -> anyh
     let samples = crate::metrics::scrape(addr).await?;
     tether_net::outln!("tether-relay at http://{addr}/metrics");
     tether_net::out!("{}", crate::metrics::summary(&samples));
+    Ok(())
+}
+
+/// `org-key`: nothing here touches the data directory or the database.
+fn org_key(command: OrgKeyCommand) -> anyhow::Result<()> {
+    use crate::org_key;
+    match command {
+        OrgKeyCommand::Create { org, out } => {
+            let key = org_key::create(&org, &out)?;
+            tether_net::outln!(
+                "org key for {:?} written to {} (readable only by you).",
+                key.org,
+                out.display()
+            );
+            tether_net::outln!("public key: {}", key.public());
+            tether_net::outln!("fingerprint: {}", key.public().fingerprint());
+            tether_net::outln!(
+                "Keep the file on your own machine, never on the relay: devices will trust what it signs."
+            );
+        }
+        OrgKeyCommand::Show { key } => {
+            let key = org_key::load(&key)?;
+            tether_net::outln!("organisation: {}", key.org);
+            tether_net::outln!("public key: {}", key.public());
+            tether_net::outln!("fingerprint: {}", key.public().fingerprint());
+        }
+        OrgKeyCommand::Certify {
+            key,
+            name,
+            technician_key,
+            days,
+            out,
+        } => {
+            let key = org_key::load(&key)?;
+            let now = tether_net::clock::now_unix();
+            let cert = org_key::certify(&key, &name, technician_key, days, now, &out)?;
+            tether_net::outln!(
+                "certified {:?} of {:?} until {} UTC: {}",
+                cert.cert.name,
+                cert.cert.org,
+                utc(cert.cert.not_after_unix),
+                out.display()
+            );
+        }
+        OrgKeyCommand::Policy {
+            key,
+            unattended,
+            version,
+            out,
+        } => {
+            let scopes: tether_proto::ScopeSet = if unattended.trim().is_empty() {
+                tether_proto::ScopeSet::default()
+            } else {
+                unattended
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--unattended: {e}"))?
+            };
+            let key = org_key::load(&key)?;
+            org_key::sign_policy(&key, scopes, version, &out)?;
+            tether_net::outln!(
+                "policy {version} for {:?}: unattended {}: {}",
+                key.org,
+                if scopes.is_empty() {
+                    "nothing (attended only)".to_string()
+                } else {
+                    scopes.to_string()
+                },
+                out.display()
+            );
+        }
+    }
     Ok(())
 }

@@ -1,0 +1,190 @@
+//! `tether-relay org-key` through the real binary (issue 22): the org key is made on the admin's
+//! machine, owner-only and never replaced, outside the relay's data directory; the certificates and
+//! policies it signs verify under the public key it printed, and nothing else does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tether_proto::Scope;
+use tether_proto::org::{PublicKey, SecretKey, SignedPolicy, SignedTechnician};
+use tether_tests::procs::bin;
+
+fn relay(data: &Path, args: &[&str]) -> Output {
+    Command::new(bin("tether-relay"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("TETHER_RELAY_DATABASE")
+        .env_remove("TETHER_RELAY_CONFIG")
+        .output()
+        .expect("tether-relay runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn public_key(out: &Output) -> PublicKey {
+    let t = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = t.lines().find(|l| l.starts_with("public key: ")).unwrap();
+    line["public key: ".len()..].parse().unwrap()
+}
+
+#[test]
+fn an_org_key_signs_certificates_and_policies_that_verify_only_under_it() {
+    let admin = tempfile::tempdir().unwrap();
+    let data = admin.path().join("relay-data");
+    let key = admin.path().join("acme.orgkey");
+    let k = key.to_str().unwrap();
+
+    let made = relay(
+        &data,
+        &["org-key", "create", "--org", "Acme IT", "--out", k],
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let org = public_key(&made);
+    assert!(
+        text(&made).contains("never on the relay"),
+        "{}",
+        text(&made)
+    );
+    assert!(!data.exists(), "the relay's data directory is not touched");
+    let again = relay(
+        &data,
+        &["org-key", "create", "--org", "Acme IT", "--out", k],
+    );
+    assert!(!again.status.success());
+    assert!(text(&again).contains("already exists"), "{}", text(&again));
+    let shown = relay(&data, &["org-key", "show", "--key", k]);
+    assert_eq!(public_key(&shown), org, "the file holds the key it printed");
+
+    let tech = SecretKey::generate(&mut rand::rngs::OsRng).public();
+    let cert = admin.path().join("ada.cert");
+    let signed = relay(
+        &data,
+        &[
+            "org-key",
+            "certify",
+            "--key",
+            k,
+            "--name",
+            "Ada Lovelace",
+            "--technician-key",
+            &tech.to_string(),
+            "--days",
+            "30",
+            "--out",
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert!(signed.status.success(), "{}", text(&signed));
+    let c: SignedTechnician = serde_json::from_slice(&std::fs::read(&cert).unwrap()).unwrap();
+    let now = tether_net::clock::now_unix();
+    let vouched = c.verify(&org, "Acme IT", now).unwrap();
+    assert_eq!((vouched.name.as_str(), vouched.key), ("Ada Lovelace", tech));
+    let other = SecretKey::generate(&mut rand::rngs::OsRng).public();
+    assert!(c.verify(&other, "Acme IT", now).is_err());
+    assert!(c.verify(&org, "Acme IT", now + 31 * 86_400).is_err());
+
+    let policy = admin.path().join("policy.json");
+    let p = relay(
+        &data,
+        &[
+            "org-key",
+            "policy",
+            "--key",
+            k,
+            "--unattended",
+            "inventory,diagnostics",
+            "--version",
+            "1",
+            "--out",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert!(p.status.success(), "{}", text(&p));
+    let sp: SignedPolicy = serde_json::from_slice(&std::fs::read(&policy).unwrap()).unwrap();
+    let checked = sp.verify(&org, "Acme IT").unwrap();
+    assert!(checked.unattended.contains(Scope::Inventory));
+    assert!(!checked.unattended.contains(Scope::View));
+}
+
+#[test]
+fn bad_keys_names_and_scopes_are_clear_errors_and_write_nothing() {
+    let admin = tempfile::tempdir().unwrap();
+    let data = admin.path().join("relay-data");
+    let key = admin.path().join("k");
+    let k = key.to_str().unwrap();
+    let bad_name = relay(&data, &["org-key", "create", "--org", "", "--out", k]);
+    assert!(
+        !bad_name.status.success() && !key.exists(),
+        "{}",
+        text(&bad_name)
+    );
+    assert!(
+        relay(
+            &data,
+            &["org-key", "create", "--org", "Acme IT", "--out", k]
+        )
+        .status
+        .success()
+    );
+    let out = admin.path().join("c");
+    let o = out.to_str().unwrap();
+    let bad_key = relay(
+        &data,
+        &[
+            "org-key",
+            "certify",
+            "--key",
+            k,
+            "--name",
+            "Ada",
+            "--technician-key",
+            "zz",
+            "--out",
+            o,
+        ],
+    );
+    assert_eq!(bad_key.status.code(), Some(2), "{}", text(&bad_key));
+    assert!(
+        text(&bad_key).contains("64 hex digits"),
+        "{}",
+        text(&bad_key)
+    );
+    let bad_scope = relay(
+        &data,
+        &[
+            "org-key",
+            "policy",
+            "--key",
+            k,
+            "--unattended",
+            "everything",
+            "--version",
+            "1",
+            "--out",
+            o,
+        ],
+    );
+    assert!(!bad_scope.status.success(), "{}", text(&bad_scope));
+    assert!(
+        text(&bad_scope).contains("--unattended"),
+        "{}",
+        text(&bad_scope)
+    );
+    std::fs::write(&key, b"not json").unwrap();
+    let corrupt = relay(&data, &["org-key", "show", "--key", k]);
+    assert!(
+        text(&corrupt).contains("is not an org key file"),
+        "{}",
+        text(&corrupt)
+    );
+    assert!(!out.exists());
+}
