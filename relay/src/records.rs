@@ -425,46 +425,13 @@ impl Records {
         query: RecordQuery,
         now: u64,
     ) -> Result<RecordReply, RecordError> {
-        record_policy::may(who.role, Action::of(&query))?;
-        let org = who.org.as_str();
-        match query {
-            RecordQuery::List { limit } => self.search(org, None, None, None, limit),
-            RecordQuery::Show { id } => self.show(org, id).map(boxed),
-            RecordQuery::Search {
-                text,
-                device,
-                technician,
-                limit,
-            } => {
-                let text = check_text("the search text", &text, MAX_SEARCH_CHARS, false)?;
-                let fts = fts_query(&text);
-                if !text.is_empty() && fts.is_none() {
-                    return Err(invalid(
-                        "the search text has no words (letters or digits) to look for",
-                    ));
-                }
-                let device = device
-                    .map(|d| d.trim().to_string())
-                    .filter(|d| !d.is_empty());
-                let technician = technician
-                    .map(|d| d.trim().to_string())
-                    .filter(|d| !d.is_empty());
-                self.search(
-                    org,
-                    fts.as_deref(),
-                    device.as_deref(),
-                    technician.as_deref(),
-                    limit,
-                )
-            }
-            RecordQuery::Note { id, note } => self.note(org, id, note).map(boxed),
-            RecordQuery::Close { id, resolution } => {
-                self.close(org, &who.name, id, &resolution, now).map(boxed)
-            }
-            RecordQuery::Facts { id, facts } => {
-                self.facts(org, &who.name, id, facts, now).map(boxed)
-            }
-        }
+        answer(self, who, query, now)
+    }
+}
+
+impl Queries for Records {
+    fn words(text: &str) -> Option<String> {
+        fts_query(text)
     }
 
     fn search(
@@ -654,6 +621,91 @@ impl Records {
             tx.commit().map_err(db_err)?;
             load(c, org, id)
         })
+    }
+}
+
+/// What a record store does for each [`RecordQuery`], once [`answer`] has checked the role and the
+/// search words: the one dispatch the SQLite and PostgreSQL stores share.
+pub(crate) trait Queries {
+    /// The backend's search expression for the words of `text`; `None` when it has none.
+    fn words(text: &str) -> Option<String>;
+    /// Records of `org`, newest first, matching every given filter.
+    fn search(
+        &self,
+        org: &str,
+        words: Option<&str>,
+        device: Option<&str>,
+        technician: Option<&str>,
+        limit: u32,
+    ) -> Result<RecordReply, RecordError>;
+    /// One record of `org`.
+    fn show(&self, org: &str, id: u64) -> Result<SessionRecord, RecordError>;
+    /// Changes a record's notes.
+    fn note(&self, org: &str, id: u64, note: RecordNote) -> Result<SessionRecord, RecordError>;
+    /// Closes a record with `resolution`.
+    fn close(
+        &self,
+        org: &str,
+        name: &str,
+        id: u64,
+        resolution: &str,
+        now: u64,
+    ) -> Result<SessionRecord, RecordError>;
+    /// Adds what a console posted.
+    fn facts(
+        &self,
+        org: &str,
+        name: &str,
+        id: u64,
+        facts: SessionFacts,
+        now: u64,
+    ) -> Result<SessionRecord, RecordError>;
+}
+
+/// Answers `query` for `who` from `store`, after the checks of [`record_policy`].
+pub(crate) fn answer<S: Queries>(
+    store: &S,
+    who: &TechnicianIdentity,
+    query: RecordQuery,
+    now: u64,
+) -> Result<RecordReply, RecordError> {
+    record_policy::may(who.role, Action::of(&query))?;
+    let org = who.org.as_str();
+    match query {
+        RecordQuery::List { limit } => store.search(org, None, None, None, limit),
+        RecordQuery::Show { id } => store.show(org, id).map(boxed),
+        RecordQuery::Search {
+            text,
+            device,
+            technician,
+            limit,
+        } => {
+            let text = check_text("the search text", &text, MAX_SEARCH_CHARS, false)?;
+            let words = S::words(&text);
+            if !text.is_empty() && words.is_none() {
+                return Err(invalid(
+                    "the search text has no words (letters or digits) to look for",
+                ));
+            }
+            let device = device
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty());
+            let technician = technician
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty());
+            store.search(
+                org,
+                words.as_deref(),
+                device.as_deref(),
+                technician.as_deref(),
+                limit,
+            )
+        }
+        RecordQuery::Note { id, note } => store.note(org, id, note).map(boxed),
+        RecordQuery::Close { id, resolution } => {
+            store.close(org, &who.name, id, &resolution, now).map(boxed)
+        }
+        RecordQuery::Facts { id, facts } => store.facts(org, &who.name, id, facts, now).map(boxed),
     }
 }
 

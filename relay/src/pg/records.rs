@@ -14,9 +14,9 @@ use tether_proto::ScopeSet;
 use tether_proto::msg::TechnicianIdentity;
 use tether_proto::records::{
     FileDirection, FileMoved, InventoryRef, MAX_LABEL_CHARS, MAX_LIST, MAX_NOTE_CHARS,
-    MAX_PROBES_PER_POST, MAX_REASON_CHARS, MAX_SEARCH_CHARS, Notes, ProbeRun, RecordError,
-    RecordErrorKind, RecordNote, RecordQuery, RecordReply, RecordSummary, SessionFacts,
-    SessionRecord, check_text, truncate_text,
+    MAX_PROBES_PER_POST, MAX_REASON_CHARS, Notes, ProbeRun, RecordError, RecordErrorKind,
+    RecordNote, RecordQuery, RecordReply, RecordSummary, SessionFacts, SessionRecord, check_text,
+    truncate_text,
 };
 
 use super::{Pg, words};
@@ -24,9 +24,9 @@ use crate::ids::{RecordId, SessionId};
 use crate::record_policy::{self, Action, Target, unknown};
 use crate::records::{
     CLOSED_BY_RELAY, Live, MAX_FILE_PATH_CHARS, MAX_PROBE_CHARS, MAX_PROBE_REASON_CHARS,
-    MAX_SEARCH_WORDS, RECENTLY_ENDED, RecordStore, boxed, id_param, int, invalid, is_sha256_hex,
-    no_consent_resolution, scopes_from_db, scopes_to_db, state_from, uint, verdict_from,
-    verdict_name,
+    MAX_SEARCH_WORDS, Queries, RECENTLY_ENDED, RecordStore, answer, id_param, int, invalid,
+    is_sha256_hex, no_consent_resolution, scopes_from_db, scopes_to_db, state_from, uint,
+    verdict_from, verdict_name,
 };
 
 /// Session records in a PostgreSQL database.
@@ -110,9 +110,15 @@ impl PgRecords {
     fn record_of(&self, session: u64) -> Option<u64> {
         self.live().running.get(&session).copied()
     }
+}
+
+impl Queries for PgRecords {
+    fn words(text: &str) -> Option<String> {
+        search_words(text)
+    }
 
     /// One record of `org`, as `sessions show` prints it.
-    pub fn show(&self, org: &str, id: u64) -> Result<SessionRecord, RecordError> {
+    fn show(&self, org: &str, id: u64) -> Result<SessionRecord, RecordError> {
         self.with(|c| load(c, org, id))
     }
 
@@ -591,45 +597,6 @@ impl RecordStore for PgRecords {
         query: RecordQuery,
         now: u64,
     ) -> Result<RecordReply, RecordError> {
-        record_policy::may(who.role, Action::of(&query))?;
-        let org = who.org.as_str();
-        match query {
-            RecordQuery::List { limit } => self.search(org, None, None, None, limit),
-            RecordQuery::Show { id } => self.show(org, id).map(boxed),
-            RecordQuery::Search {
-                text,
-                device,
-                technician,
-                limit,
-            } => {
-                let text = check_text("the search text", &text, MAX_SEARCH_CHARS, false)?;
-                let words = search_words(&text);
-                if !text.is_empty() && words.is_none() {
-                    return Err(invalid(
-                        "the search text has no words (letters or digits) to look for",
-                    ));
-                }
-                let device = device
-                    .map(|d| d.trim().to_string())
-                    .filter(|d| !d.is_empty());
-                let technician = technician
-                    .map(|d| d.trim().to_string())
-                    .filter(|d| !d.is_empty());
-                self.search(
-                    org,
-                    words.as_deref(),
-                    device.as_deref(),
-                    technician.as_deref(),
-                    limit,
-                )
-            }
-            RecordQuery::Note { id, note } => self.note(org, id, note).map(boxed),
-            RecordQuery::Close { id, resolution } => {
-                self.close(org, &who.name, id, &resolution, now).map(boxed)
-            }
-            RecordQuery::Facts { id, facts } => {
-                self.facts(org, &who.name, id, facts, now).map(boxed)
-            }
-        }
+        answer(self, who, query, now)
     }
 }
