@@ -472,11 +472,6 @@ impl Queries for Records {
     }
 
     fn note(&self, org: &str, id: u64, note: RecordNote) -> Result<SessionRecord, RecordError> {
-        if note.is_empty() {
-            return Err(invalid(
-                "nothing to change: give --problem, --cause, --fix, --ticket or --device",
-            ));
-        }
         let label = |what, v: Option<String>| {
             v.map(|v| check_text(what, &v, MAX_LABEL_CHARS, false))
                 .transpose()
@@ -524,10 +519,6 @@ impl Queries for Records {
         resolution: &str,
         now: u64,
     ) -> Result<SessionRecord, RecordError> {
-        let resolution = check_text("the resolution", resolution, MAX_NOTE_CHARS, true)?;
-        if resolution.is_empty() {
-            return Err(invalid("the resolution must not be empty"));
-        }
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
             let rid = writable(&tx, org, id, Action::Close, name)?;
@@ -550,24 +541,6 @@ impl Queries for Records {
         facts: SessionFacts,
         now: u64,
     ) -> Result<SessionRecord, RecordError> {
-        if let SessionFacts::Probes(p) = &facts
-            && (p.is_empty() || p.len() > MAX_PROBES_PER_POST)
-        {
-            return Err(invalid(format!(
-                "a post carries 1–{MAX_PROBES_PER_POST} probe results, not {}",
-                p.len()
-            )));
-        }
-        if let SessionFacts::Inventory(inv) = &facts
-            && !is_sha256_hex(&inv.digest)
-        {
-            return Err(invalid("an inventory digest is 64 hex digits"));
-        }
-        if let SessionFacts::File(f) = &facts
-            && !is_sha256_hex(&f.sha256)
-        {
-            return Err(invalid("a file digest is 64 hex digits"));
-        }
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
             let rid = writable(&tx, org, id, Action::PostFacts, name)?;
@@ -640,9 +613,9 @@ pub(crate) trait Queries {
     ) -> Result<RecordReply, RecordError>;
     /// One record of `org`.
     fn show(&self, org: &str, id: u64) -> Result<SessionRecord, RecordError>;
-    /// Changes a record's notes.
+    /// Changes a record's notes (`note` is not empty).
     fn note(&self, org: &str, id: u64, note: RecordNote) -> Result<SessionRecord, RecordError>;
-    /// Closes a record with `resolution`.
+    /// Closes a record with `resolution` (checked, not empty).
     fn close(
         &self,
         org: &str,
@@ -651,7 +624,7 @@ pub(crate) trait Queries {
         resolution: &str,
         now: u64,
     ) -> Result<SessionRecord, RecordError>;
-    /// Adds what a console posted.
+    /// Adds what a console posted (checked by `check_facts`).
     fn facts(
         &self,
         org: &str,
@@ -660,6 +633,30 @@ pub(crate) trait Queries {
         facts: SessionFacts,
         now: u64,
     ) -> Result<SessionRecord, RecordError>;
+}
+
+/// What a posted fact must hold before any store sees it: 1 to [`MAX_PROBES_PER_POST`] probe
+/// results, digests of 64 hex digits.
+fn check_facts(facts: &SessionFacts) -> Result<(), RecordError> {
+    if let SessionFacts::Probes(p) = facts
+        && (p.is_empty() || p.len() > MAX_PROBES_PER_POST)
+    {
+        return Err(invalid(format!(
+            "a post carries 1–{MAX_PROBES_PER_POST} probe results, not {}",
+            p.len()
+        )));
+    }
+    if let SessionFacts::Inventory(inv) = facts
+        && !is_sha256_hex(&inv.digest)
+    {
+        return Err(invalid("an inventory digest is 64 hex digits"));
+    }
+    if let SessionFacts::File(f) = facts
+        && !is_sha256_hex(&f.sha256)
+    {
+        return Err(invalid("a file digest is 64 hex digits"));
+    }
+    Ok(())
 }
 
 /// Answers `query` for `who` from `store`, after the checks of [`record_policy`].
@@ -701,11 +698,25 @@ pub(crate) fn answer<S: Queries>(
                 limit,
             )
         }
-        RecordQuery::Note { id, note } => store.note(org, id, note).map(boxed),
+        RecordQuery::Note { id, note } => {
+            if note.is_empty() {
+                return Err(invalid(
+                    "nothing to change: give --problem, --cause, --fix, --ticket or --device",
+                ));
+            }
+            store.note(org, id, note).map(boxed)
+        }
         RecordQuery::Close { id, resolution } => {
+            let resolution = check_text("the resolution", &resolution, MAX_NOTE_CHARS, true)?;
+            if resolution.is_empty() {
+                return Err(invalid("the resolution must not be empty"));
+            }
             store.close(org, &who.name, id, &resolution, now).map(boxed)
         }
-        RecordQuery::Facts { id, facts } => store.facts(org, &who.name, id, facts, now).map(boxed),
+        RecordQuery::Facts { id, facts } => {
+            check_facts(&facts)?;
+            store.facts(org, &who.name, id, facts, now).map(boxed)
+        }
     }
 }
 

@@ -14,9 +14,8 @@ use tether_proto::ScopeSet;
 use tether_proto::msg::TechnicianIdentity;
 use tether_proto::records::{
     FileDirection, FileMoved, InventoryRef, MAX_LABEL_CHARS, MAX_LIST, MAX_NOTE_CHARS,
-    MAX_PROBES_PER_POST, MAX_REASON_CHARS, Notes, ProbeRun, RecordError, RecordErrorKind,
-    RecordNote, RecordQuery, RecordReply, RecordSummary, SessionFacts, SessionRecord, check_text,
-    truncate_text,
+    MAX_REASON_CHARS, Notes, ProbeRun, RecordError, RecordErrorKind, RecordNote, RecordQuery,
+    RecordReply, RecordSummary, SessionFacts, SessionRecord, check_text, truncate_text,
 };
 
 use super::{Pg, words};
@@ -24,9 +23,9 @@ use crate::ids::{RecordId, SessionId};
 use crate::record_policy::{self, Action, Target, unknown};
 use crate::records::{
     CLOSED_BY_RELAY, Live, MAX_FILE_PATH_CHARS, MAX_PROBE_CHARS, MAX_PROBE_REASON_CHARS,
-    MAX_SEARCH_WORDS, Queries, RECENTLY_ENDED, RecordStore, answer, id_param, int, invalid,
-    is_sha256_hex, no_consent_resolution, scopes_from_db, scopes_to_db, state_from, uint,
-    verdict_from, verdict_name,
+    MAX_SEARCH_WORDS, Queries, RECENTLY_ENDED, RecordStore, answer, id_param, int,
+    no_consent_resolution, scopes_from_db, scopes_to_db, state_from, uint, verdict_from,
+    verdict_name,
 };
 
 /// Session records in a PostgreSQL database.
@@ -155,11 +154,6 @@ impl Queries for PgRecords {
     }
 
     fn note(&self, org: &str, id: u64, note: RecordNote) -> Result<SessionRecord, RecordError> {
-        if note.is_empty() {
-            return Err(invalid(
-                "nothing to change: give --problem, --cause, --fix, --ticket or --device",
-            ));
-        }
         let label = |what, v: Option<String>| {
             v.map(|v| check_text(what, &v, MAX_LABEL_CHARS, false))
                 .transpose()
@@ -202,10 +196,6 @@ impl Queries for PgRecords {
         resolution: &str,
         now: u64,
     ) -> Result<SessionRecord, RecordError> {
-        let resolution = check_text("the resolution", resolution, MAX_NOTE_CHARS, true)?;
-        if resolution.is_empty() {
-            return Err(invalid("the resolution must not be empty"));
-        }
         let now = int(now)?;
         self.with(|c| {
             let mut tx = c.transaction().map_err(q)?;
@@ -228,24 +218,6 @@ impl Queries for PgRecords {
         facts: SessionFacts,
         now: u64,
     ) -> Result<SessionRecord, RecordError> {
-        if let SessionFacts::Probes(p) = &facts
-            && (p.is_empty() || p.len() > MAX_PROBES_PER_POST)
-        {
-            return Err(invalid(format!(
-                "a post carries 1–{MAX_PROBES_PER_POST} probe results, not {}",
-                p.len()
-            )));
-        }
-        if let SessionFacts::Inventory(inv) = &facts
-            && !is_sha256_hex(&inv.digest)
-        {
-            return Err(invalid("an inventory digest is 64 hex digits"));
-        }
-        if let SessionFacts::File(f) = &facts
-            && !is_sha256_hex(&f.sha256)
-        {
-            return Err(invalid("a file digest is 64 hex digits"));
-        }
         let now = int(now)?;
         self.with(|c| {
             let mut tx = c.transaction().map_err(q)?;
