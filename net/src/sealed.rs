@@ -69,7 +69,7 @@ impl SealedStream {
     /// Receives and opens one message.
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, SealedError> {
         let body = framed::read_frame(&mut self.recv).await?;
-        Ok(self.opener.open_msg(&body)?)
+        Ok(self.opener.open_msg(body)?)
     }
 
     /// Finishes the sending half (no more frames from this side).
@@ -128,6 +128,6 @@ impl SealedRecv {
     /// Receives and opens one message. Not cancel-safe: use from one task.
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, SealedError> {
         let body = framed::read_frame(&mut self.recv).await?;
-        Ok(self.opener.open_msg(&body)?)
+        Ok(self.opener.open_msg(body)?)
     }
 }

@@ -442,7 +442,7 @@ impl RawConsole {
             .expect("stream 0 writable");
         let mut opener = keys.opener(0, Direction::AgentToConsole);
         let answer = opener
-            .open_msg(&framed::read_frame(&mut self.recv).await.expect("an answer"))
+            .open_msg(framed::read_frame(&mut self.recv).await.expect("an answer"))
             .expect("the answer opens");
         (answer, opener)
     }

@@ -193,7 +193,7 @@ async fn session_ends_as_protocol_error(relay: &TestRelay, g: &mut Granted, want
     assert!(r.contains(want), "reason {r:?} lacks {want:?}");
     let mut told = None;
     while let Ok(Ok(f)) = tokio::time::timeout(WAIT, framed::read_frame(&mut g.raw.recv)).await {
-        if let Ok(AgentToConsole::Ended { reason }) = g.opener.open_msg::<AgentToConsole>(&f) {
+        if let Ok(AgentToConsole::Ended { reason }) = g.opener.open_msg::<AgentToConsole>(f) {
             told = Some(reason);
             break;
         }
@@ -645,7 +645,7 @@ mod rows {
             .unwrap();
         framed::write_frame(&mut raw.send, &consent).await.unwrap();
         let decision: AgentToConsole = opener
-            .open_msg(&framed::read_frame(&mut raw.recv).await.unwrap())
+            .open_msg(framed::read_frame(&mut raw.recv).await.unwrap())
             .unwrap();
         assert_eq!(decision, AgentToConsole::ConsentDecision { granted: inv() });
         framed::write_frame(&mut raw.send, &consent).await.unwrap();
@@ -719,7 +719,7 @@ mod rows {
         framed::write_frame(&mut raw.send, &consent).await.unwrap();
         let decision: AgentToConsole = keys
             .opener(0, Direction::AgentToConsole)
-            .open_msg(&framed::read_frame(&mut raw.recv).await.unwrap())
+            .open_msg(framed::read_frame(&mut raw.recv).await.unwrap())
             .unwrap();
         assert_eq!(decision, AgentToConsole::ConsentDecision { granted: inv() });
         let early = early.await.unwrap();
@@ -788,7 +788,7 @@ mod rows {
         let answer: Response = g
             .keys
             .opener(1, Direction::AgentToConsole)
-            .open_msg(&answer)
+            .open_msg(answer)
             .unwrap();
         assert!(matches!(answer, Response::Inventory(_)));
         session_ends_as_protocol_error(&h.relay, &mut g, "authentication").await

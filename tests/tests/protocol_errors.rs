@@ -104,7 +104,7 @@ impl RawAgent {
         let StreamOpen { stream_id } = framed::read_msg(&mut recv).await.unwrap();
         let mut opener = self.keys.opener(stream_id, Direction::ConsoleToAgent);
         let req: Request = opener
-            .open_msg(&framed::read_frame(&mut recv).await.unwrap())
+            .open_msg(framed::read_frame(&mut recv).await.unwrap())
             .unwrap();
         assert_eq!(req, Request::Inventory);
         let mut frame = self
@@ -181,7 +181,7 @@ async fn the_agent_ends_a_session_the_console_saw_broken_and_the_audit_says_so()
         .unwrap();
     framed::write_frame(&mut raw.send, &ask).await.unwrap();
     let decision: AgentToConsole = opener
-        .open_msg(&framed::read_frame(&mut raw.recv).await.unwrap())
+        .open_msg(framed::read_frame(&mut raw.recv).await.unwrap())
         .unwrap();
     assert_eq!(decision, AgentToConsole::ConsentDecision { granted: inv() });
     let broken = sealer
