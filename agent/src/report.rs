@@ -327,6 +327,15 @@ async fn connection(
         .await?;
         let last_seq = match framed::read_msg::<RelayToDevice>(&mut recv).await? {
             RelayToDevice::Authenticated { last_seq } => last_seq,
+            // The relay's own trouble (its database or audit log is down) passes: try again later.
+            RelayToDevice::Error(e)
+                if matches!(
+                    e.kind,
+                    FleetErrorKind::StoreFailed | FleetErrorKind::AuditUnavailable
+                ) =>
+            {
+                return Err(Ended::Network(e.to_string()));
+            }
             RelayToDevice::Error(e) => return Err(Ended::Fatal(RunError::Refused(e.to_string()))),
             other => return Err(Ended::Network(format!("unexpected answer {other:?}"))),
         };

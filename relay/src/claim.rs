@@ -31,10 +31,17 @@ pub enum TokenVerdict {
 }
 
 impl TokenVerdict {
-    fn is_valid(&self) -> bool {
-        matches!(self, TokenVerdict::Valid(_))
+    /// Whether the token is not known to be bad: a directory that cannot be read is the relay's
+    /// trouble, not a failed claim of the caller's.
+    fn not_refuted(&self) -> bool {
+        matches!(self, TokenVerdict::Valid(_) | TokenVerdict::Unreadable)
     }
 }
+
+/// Why a claim is refused while the technician directory cannot be read (its database is down):
+/// never "the token is not valid", which would send a technician to ask for a new one.
+pub const DIRECTORY_DOWN: &str = "the relay cannot check technician tokens right now (its \
+     technician directory or database is unavailable); nothing was started, try again shortly";
 
 /// Why a claim is refused: the kind the console hears, the words, and (for the audit log) the
 /// technician when the token was valid.
@@ -86,7 +93,7 @@ pub fn admit(
     source: impl FnOnce() -> Result<(), RelayErrorKind>,
 ) -> Result<(), Refusal> {
     audit.map_err(|text| Refusal::new(RelayErrorKind::Busy, text, None))?;
-    if token.is_valid() {
+    if token.not_refuted() {
         return Ok(());
     }
     source().map_err(|kind| {
@@ -111,7 +118,9 @@ pub fn check(token: TokenVerdict, scopes: ScopeSet) -> Result<TechnicianIdentity
             };
             return Err(Refusal::new(kind, text, None));
         }
-        TokenVerdict::Unreadable => return Err(Refusal::plain(RelayErrorKind::BadToken, None)),
+        TokenVerdict::Unreadable => {
+            return Err(Refusal::new(RelayErrorKind::Busy, DIRECTORY_DOWN, None));
+        }
     };
     let allowed = technician.role.allowed_scopes();
     if scopes.intersection(allowed) != scopes {
@@ -209,7 +218,7 @@ mod tests {
             assert_eq!(r.technician, None);
         }
         let r = check(TokenVerdict::Unreadable, view).unwrap_err();
-        assert_eq!(r, Refusal::plain(RelayErrorKind::BadToken, None));
+        assert_eq!(r, Refusal::new(RelayErrorKind::Busy, DIRECTORY_DOWN, None));
 
         let viewer = tech("Vic", TechnicianRole::Viewer, Tier::L1);
         assert!(check(TokenVerdict::Valid(viewer.clone()), view).is_ok());

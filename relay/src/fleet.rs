@@ -40,7 +40,11 @@ pub(crate) async fn serve(
             return crate::conn::refuse(&conn, send, &reply).await;
         }
         Ok(Ok(t)) => t.org,
-        Ok(Err(_)) | Err(_) => {
+        Err(_) => {
+            let reply = refuse(FleetErrorKind::StoreFailed, crate::claim::DIRECTORY_DOWN);
+            return crate::conn::refuse(&conn, send, &reply).await;
+        }
+        Ok(Err(_)) => {
             let reply = refuse(
                 FleetErrorKind::BadToken,
                 "the technician token is not valid on this relay",

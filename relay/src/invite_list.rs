@@ -30,7 +30,14 @@ pub(crate) async fn serve(
 ) {
     let who = match ctx.directory.verify(&token) {
         Ok(Ok(t)) => t,
-        Ok(Err(_)) | Err(_) => {
+        Err(_) => {
+            let reply = RelayToConsole::Error(RelayError::new(
+                RelayErrorKind::Busy,
+                crate::claim::DIRECTORY_DOWN,
+            ));
+            return refuse(&conn, send, &reply).await;
+        }
+        Ok(Err(_)) => {
             let reply = RelayToConsole::Error(RelayError::new(
                 RelayErrorKind::BadToken,
                 crate::claim::message(RelayErrorKind::BadToken),

@@ -132,7 +132,14 @@ pub(crate) async fn serve(
 ) {
     let who = match ctx.directory.verify(&token) {
         Ok(Ok(t)) => t,
-        Ok(Err(_)) | Err(_) => {
+        Err(_) => {
+            let reply = RecordReply::Error(RecordError::new(
+                RecordErrorKind::StoreFailed,
+                crate::claim::DIRECTORY_DOWN,
+            ));
+            return refuse(&conn, send, &reply).await;
+        }
+        Ok(Err(_)) => {
             let reply = RecordReply::Error(RecordError::new(
                 RecordErrorKind::BadToken,
                 crate::claim::message(RelayErrorKind::BadToken),

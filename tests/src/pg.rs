@@ -146,21 +146,7 @@ impl PgServer {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let child = command(&bin, "postgres")
-            .arg("-D")
-            .arg(&data)
-            .arg("-k")
-            .arg(dir.path())
-            .args(["-p", &port.to_string()])
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            // A test database need not survive a power cut.
-            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start postgres");
+        let child = spawn(&bin, dir.path(), port);
         let mut server = PgServer {
             port,
             child,
@@ -169,6 +155,29 @@ impl PgServer {
         };
         server.wait_ready();
         server
+    }
+
+    /// Stops the server (a fast shutdown: its sessions end) and waits until it has exited; its
+    /// data stays for [`PgServer::restart`].
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped server again on the same port and data; waits until it accepts logins.
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.bin, self.dir.path(), self.port);
+        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {
@@ -241,17 +250,29 @@ impl PgServer {
 impl Drop for PgServer {
     fn drop(&mut self) {
         // SIGINT is PostgreSQL's fast shutdown: it ends the sessions and stops cleanly.
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
+}
+
+/// Starts `postgres` on the data in `dir` (made by `initdb`), logging to `dir/server.log`.
+fn spawn(bin: &Path, dir: &Path, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("log file");
+    command(bin, "postgres")
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-k")
+        .arg(dir)
+        .args(["-p", &port.to_string()])
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        // A test database need not survive a power cut.
+        .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start postgres")
 }

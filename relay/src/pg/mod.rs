@@ -223,7 +223,12 @@ impl Pg {
             let Some(pool) = self.pool.0.as_ref() else {
                 return Err(fail("the connection pool is closed".into()));
             };
-            let mut c = pool.get().map_err(|e| fail(e.to_string()))?;
+            let mut c = pool.get().map_err(|e| {
+                fail(format!(
+                    "the database {} is unavailable ({e}); the relay retries by itself",
+                    self.target
+                ))
+            })?;
             f(&mut c)
         })
     }

@@ -1,0 +1,241 @@
+//! A relay node whose PostgreSQL server goes away and comes back (a real server from
+//! `tether_tests::pg`, stopped and started again on the same port and data): while the database is
+//! down the node refuses new work with a reason that names the database (a technician's claim, an
+//! enrolled device's report, which stays queued on the device), and it keeps serving as soon as the
+//! database is back: the queued report lands once, a new session pairs and works, and the audit
+//! chain is intact.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use tether_agent::enroll::{DataDir, EnrollConfig, enroll};
+use tether_agent::report::{RunConfig, RunEvent, run};
+use tether_console::ConsoleConfig;
+use tether_net::{RelayTarget, Trust};
+use tether_proto::ScopeSet;
+use tether_proto::msg::{TechnicianRole, Tier};
+use tether_relay::backend::Backend;
+use tether_relay::{Relay, RelayConfig, RelayHandle, admin};
+use tether_tests::pg::PgServer;
+use tether_tests::{TestAgent, WAIT};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+async fn node(url: &str, dir: &Path) -> RelayHandle {
+    let mut config = RelayConfig::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
+    config.database = Some(url.to_string());
+    Relay::spawn(config).await.expect("node starts")
+}
+
+fn target(node: &RelayHandle) -> RelayTarget {
+    RelayTarget {
+        addr: node.local_addr().to_string(),
+        trust: Trust::Fingerprint(node.fingerprint().to_string()),
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Waits for the service's next event matching `pred`; the events skipped are returned too.
+async fn next(
+    events: &mut mpsc::Receiver<RunEvent>,
+    what: &str,
+    pred: impl Fn(&RunEvent) -> bool,
+) -> Vec<RunEvent> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let e = events
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("service mode stopped waiting for {what}: {seen:?}"));
+            let hit = pred(&e);
+            seen.push(e);
+            if hit {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}: {seen:?}"));
+    seen
+}
+
+/// A session on `node` by a fresh code, with `inventory` granted; returns the console's error if
+/// the session could not start.
+async fn inventory_session(node: &RelayHandle, token: &str) -> Result<(), String> {
+    let scopes: ScopeSet = "inventory".parse().unwrap();
+    let mut agent = TestAgent::spawn_with(
+        tether_agent::ShareConfig::new(target(node)),
+        Some(scopes),
+    );
+    let code = agent.code().await;
+    let console = ConsoleConfig {
+        relay: target(node),
+        token: token.to_string(),
+    };
+    let mut session = tether_console::open_session(&console, code, scopes)
+        .await
+        .map_err(|e| e.to_string())?;
+    session.inventory().await.map_err(|e| e.to_string())?;
+    session.end().await;
+    agent.task.await.unwrap().unwrap();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_while_its_database_is_down_and_recovers_without_losing_a_report() {
+    let mut server = PgServer::start();
+    let db = server.database();
+    let url = server.url(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&url, dir.path()).await;
+    let backend = Backend::open(Some(&url), "/".as_ref()).unwrap();
+    let tech = admin::add_technician_in(
+        &backend,
+        "Ada Lovelace",
+        "Acme IT",
+        TechnicianRole::Technician,
+        Tier::L1,
+        None,
+    )
+    .unwrap();
+    inventory_session(&a, &tech).await.expect("a session works");
+
+    // An enrolled device reporting through the node.
+    let store = a.store();
+    let enroll_token =
+        tokio::task::spawn_blocking(move || store.create_token("Acme IT", 3600, 1, now()))
+            .await
+            .unwrap()
+            .unwrap()
+            .token;
+    let device = tempfile::tempdir().unwrap();
+    let id = enroll(&EnrollConfig {
+        relay: target(&a),
+        token: enroll_token,
+        data_dir: DataDir::new(device.path()),
+        hostname: "outage-host".into(),
+    })
+    .await
+    .unwrap();
+    let status = device.path().join("fake-dpkg-status");
+    let dpkg = |version: &str| {
+        format!(
+            "Package: alpha\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n\
+             Description: test\n"
+        )
+    };
+    std::fs::write(&status, dpkg("1.0")).unwrap();
+    let mut cfg = RunConfig::new(DataDir::new(device.path()));
+    cfg.collector.software.dpkg_status = status.clone();
+    cfg.collector.software.tool_path = Some(vec![]);
+    cfg.interval = Duration::from_secs(3600);
+    cfg.backoff_initial = Duration::from_millis(100);
+    cfg.backoff_max = Duration::from_millis(400);
+    let (trigger, trigger_rx) = mpsc::channel(1);
+    let (events_tx, mut events) = mpsc::channel(256);
+    let stop = CancellationToken::new();
+    let service = tokio::spawn(run(cfg, trigger_rx, events_tx, stop.clone()));
+    next(&mut events, "report 1 acked", |e| {
+        matches!(e, RunEvent::Acked { seq: 1, .. })
+    })
+    .await;
+
+    // The database goes away.
+    tokio::task::block_in_place(|| server.stop());
+
+    // A report made now is not acknowledged: it stays queued on the device, which keeps trying.
+    std::fs::write(&status, dpkg("1.1")).unwrap();
+    trigger.send(()).await.unwrap();
+    let seen = next(
+        &mut events,
+        "report 2 refused or its connection failed",
+        |e| {
+            matches!(
+                e,
+                RunEvent::Rejected { seq: 2, .. } | RunEvent::Disconnected { .. }
+            )
+        },
+    )
+    .await;
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, RunEvent::Acked { seq: 2, .. })),
+        "acknowledged without a database: {seen:?}"
+    );
+    let why = seen
+        .iter()
+        .find_map(|e| match e {
+            RunEvent::Rejected { reason, .. } | RunEvent::Disconnected { reason, .. } => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(why.contains("database"), "the device is told why: {why}");
+    assert_eq!(DataDir::new(device.path()).queued().unwrap().len(), 1);
+
+    // A technician's claim is refused, saying why; the user's code is not burnt by it.
+    let err = inventory_session(&a, &tech)
+        .await
+        .expect_err("no session without the database");
+    assert!(err.contains("database"), "the console is told why: {err}");
+
+    // The database comes back on the same port: the node serves again by itself.
+    tokio::task::block_in_place(|| server.restart());
+    next(
+        &mut events,
+        "report 2 acked after the database came back",
+        |e| {
+            matches!(
+                e,
+                RunEvent::Acked {
+                    seq: 2,
+                    duplicate: false
+                }
+            )
+        },
+    )
+    .await;
+    assert!(DataDir::new(device.path()).queued().unwrap().is_empty());
+    let store = a.store();
+    let (count, device_id) = (store.clone(), id.device_id.clone());
+    let reports = tokio::task::spawn_blocking(move || count.report_count(&device_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reports, 2, "each report stored once");
+    tokio::time::timeout(WAIT * 2, async {
+        loop {
+            match inventory_session(&a, &tech).await {
+                Ok(()) => return,
+                Err(e) => {
+                    eprintln!("(not yet: {e})");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    })
+    .await
+    .expect("sessions work again once the database is back");
+
+    stop.cancel();
+    service.await.unwrap().unwrap();
+    a.shutdown().await;
+    let verified = tokio::task::spawn_blocking(move || admin::verify_audit_in(&backend))
+        .await
+        .unwrap()
+        .expect("the chain is intact after the outage");
+    assert!(verified.records > 0);
+    drop(server);
+}
