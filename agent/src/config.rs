@@ -23,6 +23,10 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ShareConfig {
     /// The relay.
     pub relay: RelayTarget,
+    /// Other nodes of the same relay cluster, tried in turn when the relay is lost or cannot be
+    /// reached (a new code is shown through the node that answers). With any, the agent watches
+    /// its node more closely ([`tether_net::transport::Liveness::WATCHFUL`]).
+    pub fallback: Vec<RelayTarget>,
     /// See [`CONSENT_TIMEOUT`].
     pub consent_timeout: Duration,
     /// IT's rules (allowed organisations).
@@ -82,6 +86,7 @@ impl ShareConfig {
         let (screen, input) = crate::screen::backend::providers(backend, None);
         ShareConfig {
             relay,
+            fallback: Vec::new(),
             consent_timeout: CONSENT_TIMEOUT,
             screen,
             input,

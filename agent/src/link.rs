@@ -47,7 +47,15 @@ impl From<FrameError> for ShareError {
 pub(crate) type ControlLink = (RelayConnection, quinn::SendStream, quinn::RecvStream);
 
 pub(crate) async fn connect_control(target: &RelayTarget) -> Result<ControlLink, ShareError> {
-    let relay = client::connect(target).await?;
+    connect_control_with(target, tether_net::transport::Liveness::STANDARD).await
+}
+
+/// Like [`connect_control`], watching the relay as `liveness` says.
+pub(crate) async fn connect_control_with(
+    target: &RelayTarget,
+    liveness: tether_net::transport::Liveness,
+) -> Result<ControlLink, ShareError> {
+    let relay = client::connect_with(target, None, liveness).await?;
     let (send, recv) = client::open_control(&relay.conn, Role::Agent).await?;
     Ok((relay, send, recv))
 }

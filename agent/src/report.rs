@@ -23,8 +23,8 @@
 use std::time::Duration;
 
 use rand::Rng;
-use tether_net::client;
 use tether_net::framed::{self, FrameError};
+use tether_net::{RelayTarget, client};
 use tether_proto::codec;
 use tether_proto::fleet::{
     DeviceToRelay, FleetErrorKind, MAX_SEQ, RelayToDevice, Report, ReportBody,
@@ -56,6 +56,10 @@ pub struct RunConfig {
     pub backoff_initial: Duration,
     /// Longest reconnect delay.
     pub backoff_max: Duration,
+    /// Other nodes of the relay cluster the identity's relay belongs to: when a connection fails,
+    /// the next one is tried (queued reports go through whichever answers; the shared database
+    /// makes each land once).
+    pub fallback: Vec<RelayTarget>,
 }
 
 impl RunConfig {
@@ -67,6 +71,7 @@ impl RunConfig {
             interval: DEFAULT_INTERVAL,
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
+            fallback: Vec::new(),
         }
     }
 }
@@ -253,10 +258,15 @@ pub async fn run(
     }
     let mut backoff = cfg.backoff_initial;
     let mut next_tick = tokio::time::Instant::now() + cfg.interval;
+    let nodes: Vec<RelayTarget> = std::iter::once(id.target())
+        .chain(cfg.fallback.iter().cloned())
+        .collect();
+    let mut node = 0;
     loop {
         match connection(
             &cfg,
             &id,
+            &nodes[node],
             &mut trigger,
             &events,
             &shutdown,
@@ -268,6 +278,8 @@ pub async fn run(
             Ended::Shutdown => return Ok(()),
             Ended::Fatal(e) => return Err(e),
             Ended::Network(reason) => {
+                // The next node of the cluster (if any) is tried next.
+                node = (node + 1) % nodes.len();
                 let jitter = rand::thread_rng().gen_range(0.5..1.5);
                 let retry_in = backoff.mul_f64(jitter);
                 emit(&events, RunEvent::Disconnected { reason, retry_in }).await;
@@ -296,19 +308,20 @@ pub async fn run(
 }
 
 /// One connection: authenticate, flush the queue, then report on schedule until it drops.
+#[allow(clippy::too_many_arguments)]
 async fn connection(
     cfg: &RunConfig,
     id: &Identity,
+    target: &RelayTarget,
     trigger: &mut mpsc::Receiver<()>,
     events: &mpsc::Sender<RunEvent>,
     shutdown: &CancellationToken,
     next_tick: &mut tokio::time::Instant,
     backoff: &mut Duration,
 ) -> Ended {
-    let target = id.target();
     let relay = tokio::select! {
         _ = shutdown.cancelled() => return Ended::Shutdown,
-        r = client::connect(&target) => match r {
+        r = client::connect(target) => match r {
             Ok(r) => r,
             Err(e) => return Ended::Network(e.to_string()),
         },

@@ -21,9 +21,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tether_net::ConnectError;
 use tether_net::client::RelayConnection;
 use tether_net::framed;
+use tether_net::{ConnectError, RelayTarget};
 use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, TechnicianIdentity, close};
 use tether_proto::seal::SessionKeys;
 use tether_proto::{SessionCode, Slot};
@@ -35,8 +35,8 @@ use crate::backoff::Backoff;
 pub use crate::config::{CONSENT_TIMEOUT, FilesConfig, STEP_TIMEOUT, ShareConfig, check_reason};
 pub use crate::link::ShareError;
 use crate::link::{
-    Admission, Control, ControlLink, admit, connect_control, flush_control, read_loop, wait_claim,
-    wait_end,
+    Admission, Control, ControlLink, admit, connect_control_with, flush_control, read_loop,
+    wait_claim, wait_end,
 };
 use crate::local_log::LocalLog;
 use crate::session::{Finished, GuestRequest, Seat, Session, ToSupervisor, technician_name};
@@ -85,13 +85,67 @@ pub async fn share(mut config: ShareConfig, ui: UiLink) -> Result<EndReason, Sha
     result
 }
 
+/// The relay nodes share mode may use: the configured relay, then the cluster's other nodes.
+struct Nodes<'a> {
+    list: Vec<&'a RelayTarget>,
+    at: usize,
+}
+
+impl<'a> Nodes<'a> {
+    fn new(config: &'a ShareConfig) -> Self {
+        Nodes {
+            list: std::iter::once(&config.relay)
+                .chain(&config.fallback)
+                .collect(),
+            at: 0,
+        }
+    }
+
+    fn current(&self) -> &'a RelayTarget {
+        self.list[self.at]
+    }
+
+    /// Moves on to the next node (a single relay stays where it is).
+    fn advance(&mut self) {
+        self.at = (self.at + 1) % self.list.len();
+    }
+
+    /// Connects to the current node; where it fails, to each other node in turn. The first
+    /// node's error when none answers. A certificate mismatch is never passed over: that node is
+    /// not ours.
+    async fn connect(&mut self) -> Result<ControlLink, ShareError> {
+        let liveness = if self.list.len() > 1 {
+            tether_net::transport::Liveness::WATCHFUL
+        } else {
+            tether_net::transport::Liveness::STANDARD
+        };
+        let mut first = None;
+        for _ in 0..self.list.len() {
+            match connect_control_with(self.current(), liveness).await {
+                Ok(link) => return Ok(link),
+                Err(e @ ShareError::Connect(ConnectError::FingerprintMismatch { .. })) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    info!(relay = %self.current().addr, error = %e, "relay node unreachable");
+                    first.get_or_insert(e);
+                    self.advance();
+                }
+            }
+        }
+        Err(first.unwrap_or(ShareError::ConnectionLost))
+    }
+}
+
 async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, ShareError> {
-    let mut link = connect_control(&config.relay).await?;
+    let mut nodes = Nodes::new(config);
+    let mut link = nodes.connect().await?;
     let mut backoff = Backoff::default();
     loop {
         let (relay, ctl_send, ctl_recv) = link;
-        let span = info_span!("relay_connection", relay = %config.relay.addr);
-        let result = on_connection(config, &relay, ctl_send, ctl_recv, ui)
+        let target = nodes.current();
+        let span = info_span!("relay_connection", relay = %target.addr);
+        let result = on_connection(config, target, &relay, ctl_send, ctl_recv, ui)
             .instrument(span)
             .await;
         match result {
@@ -100,16 +154,18 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
                     .map(|c| c.reason)
                     .unwrap_or_else(|| "connection lost".into());
                 info!(reason = %lost, "relay connection lost while waiting; reconnecting");
-                match reconnect(config, ui, &mut backoff, lost).await? {
+                // The node is likely gone: its cluster's next one is tried first.
+                nodes.advance();
+                match reconnect(&mut nodes, ui, &mut backoff, lost).await? {
                     Some(l) => link = l,
                     None => return Ok(EndReason::UserEnded),
                 }
             }
             Ok(reason) if config.again && reason != EndReason::UserEnded => {
                 info!(%reason, "session over; sharing goes on with a new code");
-                link = match connect_control(&config.relay).await {
+                link = match nodes.connect().await {
                     Ok(l) => l,
-                    Err(e) => match reconnect(config, ui, &mut backoff, e.to_string()).await? {
+                    Err(e) => match reconnect(&mut nodes, ui, &mut backoff, e.to_string()).await? {
                         Some(l) => l,
                         None => return Ok(EndReason::UserEnded),
                     },
@@ -122,7 +178,7 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
 
 /// Waits, reconnects, repeats; `None` if the user ended sharing meanwhile.
 async fn reconnect(
-    config: &ShareConfig,
+    nodes: &mut Nodes<'_>,
     ui: &mut UiLink,
     backoff: &mut Backoff,
     mut reason: String,
@@ -138,7 +194,7 @@ async fn reconnect(
             .await;
         let attempt = async {
             tokio::time::sleep(delay).await;
-            connect_control(&config.relay).await
+            nodes.connect().await
         };
         tokio::select! {
             r = attempt => match r {
@@ -160,6 +216,7 @@ async fn reconnect(
 /// Share mode on one relay connection. `Err(ConnectionLost)` means: lost while waiting for a claim.
 async fn on_connection(
     config: &ShareConfig,
+    target: &RelayTarget,
     relay: &RelayConnection,
     mut ctl_send: quinn::SendStream,
     ctl_recv: quinn::RecvStream,
@@ -171,7 +228,7 @@ async fn on_connection(
     let _ = ui
         .events
         .send(AgentEvent::Connected {
-            relay: config.relay.addr.clone(),
+            relay: target.addr.clone(),
         })
         .await;
 

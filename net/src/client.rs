@@ -105,6 +105,15 @@ pub async fn connect_from(
     target: &RelayTarget,
     bind: Option<std::net::SocketAddr>,
 ) -> Result<RelayConnection, ConnectError> {
+    connect_with(target, bind, transport::Liveness::STANDARD).await
+}
+
+/// Like [`connect_from`], watching the relay as `liveness` says.
+pub async fn connect_with(
+    target: &RelayTarget,
+    bind: Option<std::net::SocketAddr>,
+    liveness: transport::Liveness,
+) -> Result<RelayConnection, ConnectError> {
     let addr = tokio::net::lookup_host(&target.addr)
         .await
         .map_err(|e| ConnectError::Resolve {
@@ -116,7 +125,7 @@ pub async fn connect_from(
             addr: target.addr.clone(),
             reason: "no addresses".into(),
         })?;
-    let (endpoint, seen) = transport::client_endpoint_from(addr, &target.trust, bind)?;
+    let (endpoint, seen) = transport::client_endpoint_with(addr, &target.trust, bind, liveness)?;
     let connecting =
         endpoint
             .connect(addr, DEFAULT_SERVER_NAME)

@@ -19,6 +19,33 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
 /// inside the 10 s in which a vanished peer must be noticed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(6);
 
+/// How closely a client watches its relay: keep-alive interval and idle timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// How often an idle connection sends a keep-alive.
+    pub keep_alive: Duration,
+    /// A relay silent for this long is gone (the relay's own, longer, setting is overridden: QUIC
+    /// takes the smaller of the two).
+    pub idle_timeout: Duration,
+}
+
+impl Liveness {
+    /// [`KEEP_ALIVE`] and [`IDLE_TIMEOUT`]: a vanished relay is noticed within 9 s.
+    pub const STANDARD: Liveness = Liveness {
+        keep_alive: KEEP_ALIVE,
+        idle_timeout: IDLE_TIMEOUT,
+    };
+
+    /// For an agent that knows other nodes of a relay cluster to move to: a keep-alive every
+    /// 750 ms and a 2.5 s timeout (two lost keep-alives survived), so a node that dies is noticed
+    /// within 3.25 s and the user has a new code through another node within 5 s. Four times the
+    /// keep-alive packets of [`Liveness::STANDARD`], paid only by agents given other nodes.
+    pub const WATCHFUL: Liveness = Liveness {
+        keep_alive: Duration::from_millis(750),
+        idle_timeout: Duration::from_millis(2500),
+    };
+}
+
 /// UDP socket buffer size asked for, each way. The kernel default (about 208 KiB) overflows when a
 /// relay with tens of thousands of connections is briefly descheduled: keep-alives are dropped and
 /// connections time out. The kernel caps this at `net.core.rmem_max` / `wmem_max`.
@@ -39,10 +66,14 @@ pub fn transport_config() -> Arc<quinn::TransportConfig> {
 }
 
 fn transport_config_with(max_bidi: u32) -> Arc<quinn::TransportConfig> {
+    transport_config_for(max_bidi, Liveness::STANDARD)
+}
+
+fn transport_config_for(max_bidi: u32, liveness: Liveness) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(KEEP_ALIVE));
-    // IDLE_TIMEOUT is far below the QUIC varint limit, so this conversion cannot fail.
-    t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    t.keep_alive_interval(Some(liveness.keep_alive));
+    // Idle timeouts are seconds, far below the QUIC varint limit, so this conversion cannot fail.
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(liveness.idle_timeout).ok());
     t.max_concurrent_bidi_streams(max_bidi.into());
     t.max_concurrent_uni_streams(0u32.into());
     Arc::new(t)
@@ -95,11 +126,21 @@ pub fn client_endpoint_from(
     trust: &Trust,
     bind: Option<SocketAddr>,
 ) -> Result<(quinn::Endpoint, SeenFingerprint), EndpointError> {
+    client_endpoint_with(relay, trust, bind, Liveness::STANDARD)
+}
+
+/// Like [`client_endpoint_from`], watching the relay as `liveness` says.
+pub fn client_endpoint_with(
+    relay: SocketAddr,
+    trust: &Trust,
+    bind: Option<SocketAddr>,
+    liveness: Liveness,
+) -> Result<(quinn::Endpoint, SeenFingerprint), EndpointError> {
     let (crypto, seen) = tls::client_crypto(trust)?;
     let crypto =
         QuicClientConfig::try_from(crypto).map_err(|e| EndpointError::Quic(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
-    cfg.transport_config(transport_config());
+    cfg.transport_config(transport_config_for(MAX_CONCURRENT_BIDI_STREAMS, liveness));
     let any: SocketAddr = if relay.is_ipv6() {
         "[::]:0"
     } else {

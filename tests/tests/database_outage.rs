@@ -73,10 +73,8 @@ async fn next(
 /// the session could not start.
 async fn inventory_session(node: &RelayHandle, token: &str) -> Result<(), String> {
     let scopes: ScopeSet = "inventory".parse().unwrap();
-    let mut agent = TestAgent::spawn_with(
-        tether_agent::ShareConfig::new(target(node)),
-        Some(scopes),
-    );
+    let mut agent =
+        TestAgent::spawn_with(tether_agent::ShareConfig::new(target(node)), Some(scopes));
     let code = agent.code().await;
     let console = ConsoleConfig {
         relay: target(node),

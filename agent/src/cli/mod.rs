@@ -229,6 +229,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Err(e) => return Err(Failure::new(e, 2)),
     };
     let mut share = ShareConfig::new(target);
+    share.fallback = agent_config
+        .cluster_nodes
+        .iter()
+        .flatten()
+        .map(|addr| tether_net::RelayTarget {
+            addr: addr.clone(),
+            ..share.relay.clone()
+        })
+        .collect();
     (share.screen, share.input) = backend::providers(backend, state_dir.as_deref());
     share.clipboard = crate::clipboard::provider(backend);
     share.backend = Some(backend);
