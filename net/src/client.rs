@@ -105,6 +105,24 @@ pub async fn connect_from(
     target: &RelayTarget,
     bind: Option<std::net::SocketAddr>,
 ) -> Result<RelayConnection, ConnectError> {
+    connect_with(target, bind, DEFAULT_SERVER_NAME).await
+}
+
+/// Like [`connect`], asking for (and, with [`Trust::CaFile`], checking the certificate names)
+/// `server_name`: a relay cluster's node by its name, so a redirect to a node reaches that node
+/// and no other.
+pub async fn connect_named(
+    target: &RelayTarget,
+    server_name: &str,
+) -> Result<RelayConnection, ConnectError> {
+    connect_with(target, None, server_name).await
+}
+
+async fn connect_with(
+    target: &RelayTarget,
+    bind: Option<std::net::SocketAddr>,
+    server_name: &str,
+) -> Result<RelayConnection, ConnectError> {
     let addr = tokio::net::lookup_host(&target.addr)
         .await
         .map_err(|e| ConnectError::Resolve {
@@ -119,7 +137,7 @@ pub async fn connect_from(
     let (endpoint, seen) = transport::client_endpoint_from(addr, &target.trust, bind)?;
     let connecting =
         endpoint
-            .connect(addr, DEFAULT_SERVER_NAME)
+            .connect(addr, server_name)
             .map_err(|e| ConnectError::Connection {
                 addr: target.addr.clone(),
                 reason: e.to_string(),

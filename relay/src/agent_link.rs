@@ -53,9 +53,7 @@ pub struct AgentCtx {
 
 /// Reserves a slot for `link` (the agent's own, or a guest link bound to an invitation).
 fn open_slot(ctx: &AgentCtx, id: AgentId, link: AgentLink) -> RelayToAgent {
-    let opened = ctx
-        .slots
-        .with(|t| t.open(id.get(), link, Instant::now(), &mut rand::thread_rng()));
+    let opened = ctx.slots.open(id.get(), link, &mut rand::thread_rng());
     match opened {
         Ok(slot) => {
             debug!(%slot, "slot opened");
@@ -224,7 +222,7 @@ async fn control(
             break;
         }
     }
-    ctx.slots.with(|t| t.remove_agent(id.get()));
+    ctx.slots.remove_agent(id.get());
     if let Some((_, end, _)) = current {
         end.cancel();
     }
