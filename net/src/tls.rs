@@ -174,6 +174,13 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     hex::encode(Sha256::digest(cert.as_ref()))
 }
 
+/// SHA-256 of the first certificate in a PEM file (a cluster CA's, as `cluster init` prints it).
+pub fn pem_fingerprint(path: &Path) -> Result<String, TlsError> {
+    let cert =
+        CertificateDer::from_pem_file(path).map_err(|_| TlsError::BadPem(path.to_path_buf()))?;
+    Ok(fingerprint(&cert))
+}
+
 /// Normalises a fingerprint as typed by a person: colons and spaces dropped, lowercased.
 pub fn parse_fingerprint(s: &str) -> Result<String, TlsError> {
     let clean: String = s

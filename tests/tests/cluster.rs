@@ -3,6 +3,14 @@
 //! leaves a record that node B finds by search, and `audit verify` passes over the one chain both
 //! wrote. The real `tether-relay` binary: `--database` with a wrong password stops a command with
 //! the reason and without the password, and `audit verify` reads the cluster's chain.
+//!
+//! Codes across nodes, with a cluster CA (`cluster init`, `cluster join`): an agent waits on node A
+//! and a console that knows only node B pairs by the code (B redirects it to A, which it trusts
+//! through the CA) and gets the inventory and a screen frame; a console pinning B's fingerprint
+//! cannot follow and says why. Many agents on both nodes never get the same slot, a slot held on A
+//! is redirected at the protocol level, a departed agent's slots are released, and an unknown slot
+//! gets today's error on either node. A node certificate of another cluster stops `serve` with the
+//! reason, writing nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -215,4 +223,373 @@ fn a_wrong_database_password_stops_the_relay_with_the_reason() {
         !dir.path().join("data").exists(),
         "no data directory, no certificate: the start stopped first"
     );
+}
+
+/// A UDP port free right now on loopback: a node's address goes into its certificate's node file
+/// before the node binds it.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A cluster: its CA, and a joined node directory per name.
+struct Cluster {
+    dir: tempfile::TempDir,
+    ca: std::path::PathBuf,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = tether_relay::cluster::init(&dir.path().join("ca")).unwrap().cert;
+        Cluster { dir, ca }
+    }
+
+    fn trust(&self) -> Trust {
+        Trust::CaFile(self.ca.clone())
+    }
+
+    /// Joins node `name` and serves it on `url`'s database.
+    async fn node(&self, name: &str, url: &str) -> RelayHandle {
+        let addr = format!("127.0.0.1:{}", free_udp_port());
+        let node_dir = self.dir.path().join(name);
+        tether_relay::cluster::join(&self.dir.path().join("ca"), name, &addr, &node_dir).unwrap();
+        let mut config = RelayConfig::new(addr.parse().unwrap(), self.dir.path().join(format!("{name}-data")));
+        config.database = Some(url.to_string());
+        config.node_dir = Some(node_dir);
+        config.cluster_ca = Some(self.ca.clone());
+        Relay::spawn(config).await.expect("node starts")
+    }
+
+    fn target(&self, node: &RelayHandle) -> RelayTarget {
+        RelayTarget {
+            addr: node.local_addr().to_string(),
+            trust: self.trust(),
+            connect_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+fn technician(url: &str) -> String {
+    let backend = Backend::open(Some(url), "/".as_ref()).unwrap();
+    admin::add_technician_in(
+        &backend,
+        "Ada Lovelace",
+        "Acme IT",
+        TechnicianRole::Technician,
+        Tier::L1,
+        None,
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_that_knows_node_b_pairs_with_an_agent_on_node_a() {
+    let server = PgServer::start();
+    let db = server.database();
+    let url = server.url(&db);
+    let cluster = Cluster::new();
+    let a = cluster.node("node-a", &url).await;
+    let b = cluster.node("node-b", &url).await;
+    let token = technician(&url);
+
+    let x = tether_tests::Xvfb::start_free();
+    assert!(x.cmd("xsetroot", &["-solid", "#3366cc"]).status.success());
+    let mut share = tether_agent::ShareConfig::new(cluster.target(&a));
+    share.screen = std::sync::Arc::new(tether_agent::screen::ScrapScreen::new(Some(
+        x.display.clone(),
+    )));
+    let scopes: ScopeSet = "view,inventory".parse().unwrap();
+    let mut agent = TestAgent::spawn_with(share, Some(scopes));
+    let code = agent.code().await;
+    assert!(code.slot.0 < 1000, "codes stay as short as on one relay: {}", code.slot);
+
+    // Pinning node B's own certificate, the console cannot check node A: it says so, and the
+    // redirect consumed nothing.
+    let pinned = ConsoleConfig {
+        relay: RelayTarget {
+            trust: Trust::Fingerprint(b.fingerprint().to_string()),
+            ..cluster.target(&b)
+        },
+        token: token.clone(),
+    };
+    let e = tether_console::open_session(&pinned, code, scopes)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, tether_console::ConsoleError::Redirect { node, .. } if node == "node-a"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("trust the cluster CA"), "{e}");
+
+    // Trusting the cluster CA and knowing only node B, it is sent to node A and pairs there.
+    let on_b = ConsoleConfig {
+        relay: cluster.target(&b),
+        token: token.clone(),
+    };
+    let mut session = tether_console::open_session(&on_b, code, scopes)
+        .await
+        .expect("the session opens through node B's redirect");
+    assert_eq!(session.granted, scopes);
+    assert!(session.record.is_some());
+    let inventory = session.inventory().await.unwrap();
+    assert!(inventory.collected_unix > 0, "{inventory:?}");
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    tether_tests::until_frame_matches(&mut view, "the screenshot", || x.screenshot()).await;
+    let p = &view.framebuffer.pixels[..4];
+    assert_eq!([p[2], p[1], p[0]], [0x33, 0x66, 0xcc], "the root colour");
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(a.metrics().session_attempts.load(Relaxed), 1, "spliced on A");
+    assert_eq!(b.metrics().session_attempts.load(Relaxed), 0, "B only redirected");
+    view.close().await;
+    session.end().await;
+    agent.task.await.unwrap().unwrap();
+
+    // The code was used on A: on B it is now unknown, as on one relay.
+    let e = tether_console::open_session(&on_b, code, scopes)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, tether_console::ConsoleError::UnknownCode), "{e:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// An agent connection speaking the protocol by hand, holding open slots.
+struct RawAgent {
+    conn: tether_net::client::RelayConnection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+}
+
+impl RawAgent {
+    async fn connect(target: &RelayTarget) -> RawAgent {
+        let conn = tether_net::client::connect(target).await.unwrap();
+        let (send, recv) =
+            tether_net::client::open_control(&conn.conn, tether_proto::msg::Role::Agent)
+                .await
+                .unwrap();
+        RawAgent { conn, send, recv }
+    }
+
+    async fn open_slot(&mut self) -> tether_proto::Slot {
+        use tether_proto::msg::{AgentToRelay, RelayToAgent};
+        tether_net::framed::write_msg(&mut self.send, &AgentToRelay::OpenSlot { reason: None })
+            .await
+            .unwrap();
+        match tether_net::framed::read_msg::<RelayToAgent>(&mut self.recv)
+            .await
+            .unwrap()
+        {
+            RelayToAgent::SlotOpened { slot, .. } => slot,
+            other => panic!("no slot: {other:?}"),
+        }
+    }
+}
+
+/// The relay's answer to a claim of `slot` on `target`, read off the wire.
+async fn raw_claim(
+    target: &RelayTarget,
+    token: &str,
+    slot: tether_proto::Slot,
+) -> tether_proto::msg::RelayToConsole {
+    use tether_proto::msg::{ConsoleToRelay, RelayToConsole, Role};
+    let conn = tether_net::client::connect(target).await.unwrap();
+    let (mut send, mut recv) = tether_net::client::open_control(&conn.conn, Role::Console)
+        .await
+        .unwrap();
+    let claim = ConsoleToRelay::Claim {
+        slot,
+        token: token.into(),
+        scopes: "view".parse().unwrap(),
+    };
+    tether_net::framed::write_msg(&mut send, &claim).await.unwrap();
+    let answer = tether_net::framed::read_msg::<RelayToConsole>(&mut recv)
+        .await
+        .unwrap();
+    conn.close(0, "done").await;
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_are_unique_across_nodes_and_unknown_ones_say_so_on_both() {
+    use tether_proto::msg::{NodeAddress, RelayToConsole};
+    let server = PgServer::start();
+    let db = server.database();
+    let url = server.url(&db);
+    let cluster = Cluster::new();
+    let a = cluster.node("node-a", &url).await;
+    let b = cluster.node("node-b", &url).await;
+    let token = technician(&url);
+
+    // 15 agents on each node, 4 codes each: 120 three-digit slots. Drawn by each node alone, some
+    // would collide (about 8 pairs expected out of 900 numbers).
+    let mut agents = Vec::new();
+    let mut slots = std::collections::BTreeMap::new();
+    for i in 0..30 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let mut agent = RawAgent::connect(&cluster.target(node)).await;
+        for _ in 0..4 {
+            let slot = agent.open_slot().await;
+            assert!((100..1000).contains(&slot.0), "{slot}");
+            if let Some(other) = slots.insert(slot, i) {
+                panic!("slot {slot} handed to agent {other} and agent {i}");
+            }
+        }
+        agents.push(agent);
+    }
+    // The synchronous client may not run on an async worker: `offload`, as the relay does.
+    let rows = || -> i64 {
+        tether_relay::pg::offload(|| {
+            let mut c = server.client(&db);
+            c.query_one("SELECT count(*) FROM held_slots", &[])
+                .unwrap()
+                .get(0)
+        })
+    };
+    assert_eq!(rows(), 120);
+
+    // A slot held on A, claimed on B: a redirect naming A, at the protocol level.
+    let (held_on_a, _) = slots.iter().find(|(_, i)| **i % 2 == 0).unwrap();
+    assert_eq!(
+        raw_claim(&cluster.target(&b), &token, *held_on_a).await,
+        RelayToConsole::Redirect(NodeAddress {
+            node: "node-a".into(),
+            addr: a.local_addr().to_string(),
+        })
+    );
+
+    // A slot nobody holds: the same refusal as on one relay, on either node.
+    let unknown = (100..1000)
+        .map(tether_proto::Slot)
+        .find(|s| !slots.contains_key(s))
+        .unwrap();
+    let mut refusals = Vec::new();
+    for node in [&a, &b] {
+        match raw_claim(&cluster.target(node), &token, unknown).await {
+            RelayToConsole::Error(e) => refusals.push(e),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(refusals[0], refusals[1]);
+    assert_eq!(refusals[0].kind, tether_proto::msg::RelayErrorKind::UnknownSlot);
+    assert_eq!(
+        refusals[0].message,
+        tether_relay::claim::message(tether_proto::msg::RelayErrorKind::UnknownSlot)
+    );
+    let console = ConsoleConfig {
+        relay: cluster.target(&b),
+        token: token.clone(),
+    };
+    let code = tether_proto::SessionCode::new(unknown, &mut rand::thread_rng());
+    let e = tether_console::open_session(&console, code, "view".parse().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, tether_console::ConsoleError::UnknownCode), "{e:?}");
+
+    // An agent that leaves gives its slots back to the cluster.
+    let gone = agents.remove(0);
+    gone.conn.close(0, "bye").await;
+    tokio::time::timeout(WAIT, async {
+        while rows() != 116 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the departed agent's 4 slots are released");
+    drop(agents);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// `cluster init` makes a CA once; `cluster join` refuses bad names; `serve` with a node certificate
+/// of another cluster stops with the reason, writing nothing (through the real binary).
+#[test]
+fn a_node_certificate_of_another_cluster_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = |args: &[&str]| {
+        Command::new(bin("tether-relay"))
+            .args(args)
+            .env_remove("TETHER_RELAY_DATABASE")
+            .env_remove("TETHER_RELAY_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+
+    let out = relay(&["cluster", "init", "--dir", &p("ours")]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let fingerprint =
+        tether_net::tls::pem_fingerprint(&dir.path().join("ours/cluster-ca.pem")).unwrap();
+    assert!(stdout.contains(&fingerprint), "{stdout}");
+    let key = std::fs::read(dir.path().join("ours/cluster-ca-key.pem")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("ours/cluster-ca-key.pem"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "the CA key is owner-only");
+    let again = relay(&["cluster", "init", "--dir", &p("ours")]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{again:?}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("ours/cluster-ca-key.pem")).unwrap(),
+        key,
+        "never overwritten"
+    );
+
+    let bad = relay(&[
+        "cluster", "join", "--ca-dir", &p("ours"), "--name", "Node A", "--addr",
+        "127.0.0.1:4433", "--out", &p("bad"),
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("node name \"Node A\" is not valid"),
+        "{bad:?}"
+    );
+    assert!(!dir.path().join("bad").exists());
+
+    // A node of another cluster, served with our CA named.
+    assert!(relay(&["cluster", "init", "--dir", &p("theirs")]).status.success());
+    let joined = relay(&[
+        "cluster", "join", "--ca-dir", &p("theirs"), "--name", "node-x", "--addr",
+        "127.0.0.1:4433", "--out", &p("node-x"),
+    ]);
+    assert!(joined.status.success(), "{joined:?}");
+    let out = relay(&[
+        "--data-dir", &p("data"), "serve", "--listen", "127.0.0.1:0", "--node-dir", &p("node-x"),
+        "--cluster-ca", &p("ours/cluster-ca.pem"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr.contains("was not issued by the cluster CA") && stderr.contains("node-x"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing written");
+
+    // The same named in the config file.
+    let config = dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!("node_dir = {:?}\ncluster_ca = {:?}\n", p("node-x"), p("ours/cluster-ca.pem")),
+    )
+    .unwrap();
+    let out = relay(&[
+        "--config", config.to_str().unwrap(), "--data-dir", &p("data"), "serve", "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("was not issued by the cluster CA"),
+        "{out:?}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing written");
 }
