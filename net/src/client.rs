@@ -135,13 +135,12 @@ async fn connect_with(
             reason: "no addresses".into(),
         })?;
     let (endpoint, seen) = transport::client_endpoint_from(addr, &target.trust, bind)?;
-    let connecting =
-        endpoint
-            .connect(addr, server_name)
-            .map_err(|e| ConnectError::Connection {
-                addr: target.addr.clone(),
-                reason: e.to_string(),
-            })?;
+    let connecting = endpoint
+        .connect(addr, server_name)
+        .map_err(|e| ConnectError::Connection {
+            addr: target.addr.clone(),
+            reason: e.to_string(),
+        })?;
     let unreachable = || ConnectError::Unreachable {
         addr: target.addr.clone(),
         secs: target.connect_timeout.as_secs().max(1),

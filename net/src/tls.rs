@@ -240,9 +240,7 @@ pub fn client_crypto(trust: &Trust) -> Result<(rustls::ClientConfig, SeenFingerp
 }
 
 /// A verifier trusting the CA certificates in the PEM file at `path`.
-fn ca_verifier(
-    path: &Path,
-) -> Result<Arc<rustls::client::WebPkiServerVerifier>, TlsError> {
+fn ca_verifier(path: &Path) -> Result<Arc<rustls::client::WebPkiServerVerifier>, TlsError> {
     let bad = || TlsError::BadCaFile(path.to_path_buf());
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(path).map_err(|_| bad())? {

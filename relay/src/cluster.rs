@@ -271,7 +271,10 @@ pub fn load(dir: &Path, ca: Option<&Path>) -> Result<Node, ClusterError> {
     let text = std::fs::read_to_string(&node_path).map_err(io(&node_path))?;
     let file: NodeFile = toml::from_str(&text).map_err(|e| ClusterError::Corrupt {
         path: node_path.clone(),
-        reason: format!("not a node file of `tether-relay cluster join`: {}", e.message()),
+        reason: format!(
+            "not a node file of `tether-relay cluster join`: {}",
+            e.message()
+        ),
     })?;
     check_name(&file.name)?;
     addr_host(&file.addr)?;

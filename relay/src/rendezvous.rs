@@ -303,7 +303,11 @@ mod tests {
         );
         assert!(t.open(2, "b", now, &mut rng).is_ok());
         let gone = t.remove_agent(1);
-        assert_eq!(gone.len(), 2, "both of agent 1's slots are returned: {gone:?}");
+        assert_eq!(
+            gone.len(),
+            2,
+            "both of agent 1's slots are returned: {gone:?}"
+        );
         assert!(gone.contains(&s2));
         assert_eq!(t.stats().open, 1);
         assert_eq!(t.claim(s2, "ada", now), Err(RelayErrorKind::UnknownSlot));
@@ -339,7 +343,10 @@ mod tests {
         let (mut t, _, now) = table();
         assert!(!t.knows(Slot(417)));
         assert!(t.insert(Slot(417), 1, "a", now));
-        assert!(!t.insert(Slot(417), 2, "b", now), "a known slot is not replaced");
+        assert!(
+            !t.insert(Slot(417), 2, "b", now),
+            "a known slot is not replaced"
+        );
         assert!(t.knows(Slot(417)));
         assert!(t.insert(Slot(418), 1, "a", now));
         assert_eq!(t.check_room(1), Err(RelayErrorKind::TooManySlots));

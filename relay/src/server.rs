@@ -20,9 +20,7 @@ use std::time::{Duration, Instant};
 use tether_net::framed::{self, FrameError};
 use tether_net::tls::RelayIdentity;
 use tether_proto::PROTOCOL_VERSION;
-use tether_proto::msg::{
-    Hello, HelloReply, NodeAddress, RelayError, RelayErrorKind, Role, close,
-};
+use tether_proto::msg::{Hello, HelloReply, NodeAddress, RelayError, RelayErrorKind, Role, close};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;

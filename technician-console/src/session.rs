@@ -25,8 +25,8 @@ use tether_proto::msg::{
 };
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
 use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
-use tether_proto::text::display_safe;
 use tether_proto::seal::{SealError, SessionKeys};
+use tether_proto::text::display_safe;
 use tether_proto::{ScopeSet, SessionCode};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;

@@ -244,7 +244,9 @@ struct Cluster {
 impl Cluster {
     fn new() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let ca = tether_relay::cluster::init(&dir.path().join("ca")).unwrap().cert;
+        let ca = tether_relay::cluster::init(&dir.path().join("ca"))
+            .unwrap()
+            .cert;
         Cluster { dir, ca }
     }
 
@@ -257,7 +259,10 @@ impl Cluster {
         let addr = format!("127.0.0.1:{}", free_udp_port());
         let node_dir = self.dir.path().join(name);
         tether_relay::cluster::join(&self.dir.path().join("ca"), name, &addr, &node_dir).unwrap();
-        let mut config = RelayConfig::new(addr.parse().unwrap(), self.dir.path().join(format!("{name}-data")));
+        let mut config = RelayConfig::new(
+            addr.parse().unwrap(),
+            self.dir.path().join(format!("{name}-data")),
+        );
         config.database = Some(url.to_string());
         config.node_dir = Some(node_dir);
         config.cluster_ca = Some(self.ca.clone());
@@ -305,7 +310,11 @@ async fn a_console_that_knows_node_b_pairs_with_an_agent_on_node_a() {
     let scopes: ScopeSet = "view,inventory".parse().unwrap();
     let mut agent = TestAgent::spawn_with(share, Some(scopes));
     let code = agent.code().await;
-    assert!(code.slot.0 < 1000, "codes stay as short as on one relay: {}", code.slot);
+    assert!(
+        code.slot.0 < 1000,
+        "codes stay as short as on one relay: {}",
+        code.slot
+    );
 
     // Pinning node B's own certificate, the console cannot check node A: it says so, and the
     // redirect consumed nothing.
@@ -343,8 +352,16 @@ async fn a_console_that_knows_node_b_pairs_with_an_agent_on_node_a() {
     let p = &view.framebuffer.pixels[..4];
     assert_eq!([p[2], p[1], p[0]], [0x33, 0x66, 0xcc], "the root colour");
     use std::sync::atomic::Ordering::Relaxed;
-    assert_eq!(a.metrics().session_attempts.load(Relaxed), 1, "spliced on A");
-    assert_eq!(b.metrics().session_attempts.load(Relaxed), 0, "B only redirected");
+    assert_eq!(
+        a.metrics().session_attempts.load(Relaxed),
+        1,
+        "spliced on A"
+    );
+    assert_eq!(
+        b.metrics().session_attempts.load(Relaxed),
+        0,
+        "B only redirected"
+    );
     view.close().await;
     session.end().await;
     agent.task.await.unwrap().unwrap();
@@ -353,7 +370,10 @@ async fn a_console_that_knows_node_b_pairs_with_an_agent_on_node_a() {
     let e = tether_console::open_session(&on_b, code, scopes)
         .await
         .unwrap_err();
-    assert!(matches!(e, tether_console::ConsoleError::UnknownCode), "{e:?}");
+    assert!(
+        matches!(e, tether_console::ConsoleError::UnknownCode),
+        "{e:?}"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -406,7 +426,9 @@ async fn raw_claim(
         token: token.into(),
         scopes: "view".parse().unwrap(),
     };
-    tether_net::framed::write_msg(&mut send, &claim).await.unwrap();
+    tether_net::framed::write_msg(&mut send, &claim)
+        .await
+        .unwrap();
     let answer = tether_net::framed::read_msg::<RelayToConsole>(&mut recv)
         .await
         .unwrap();
@@ -475,7 +497,10 @@ async fn slots_are_unique_across_nodes_and_unknown_ones_say_so_on_both() {
         }
     }
     assert_eq!(refusals[0], refusals[1]);
-    assert_eq!(refusals[0].kind, tether_proto::msg::RelayErrorKind::UnknownSlot);
+    assert_eq!(
+        refusals[0].kind,
+        tether_proto::msg::RelayErrorKind::UnknownSlot
+    );
     assert_eq!(
         refusals[0].message,
         tether_relay::claim::message(tether_proto::msg::RelayErrorKind::UnknownSlot)
@@ -488,7 +513,10 @@ async fn slots_are_unique_across_nodes_and_unknown_ones_say_so_on_both() {
     let e = tether_console::open_session(&console, code, "view".parse().unwrap())
         .await
         .unwrap_err();
-    assert!(matches!(e, tether_console::ConsoleError::UnknownCode), "{e:?}");
+    assert!(
+        matches!(e, tether_console::ConsoleError::UnknownCode),
+        "{e:?}"
+    );
 
     // An agent that leaves gives its slots back to the cluster.
     let gone = agents.remove(0);
@@ -546,8 +574,16 @@ fn a_node_certificate_of_another_cluster_is_refused_at_start() {
     );
 
     let bad = relay(&[
-        "cluster", "join", "--ca-dir", &p("ours"), "--name", "Node A", "--addr",
-        "127.0.0.1:4433", "--out", &p("bad"),
+        "cluster",
+        "join",
+        "--ca-dir",
+        &p("ours"),
+        "--name",
+        "Node A",
+        "--addr",
+        "127.0.0.1:4433",
+        "--out",
+        &p("bad"),
     ]);
     assert!(!bad.status.success());
     assert!(
@@ -557,15 +593,34 @@ fn a_node_certificate_of_another_cluster_is_refused_at_start() {
     assert!(!dir.path().join("bad").exists());
 
     // A node of another cluster, served with our CA named.
-    assert!(relay(&["cluster", "init", "--dir", &p("theirs")]).status.success());
+    assert!(
+        relay(&["cluster", "init", "--dir", &p("theirs")])
+            .status
+            .success()
+    );
     let joined = relay(&[
-        "cluster", "join", "--ca-dir", &p("theirs"), "--name", "node-x", "--addr",
-        "127.0.0.1:4433", "--out", &p("node-x"),
+        "cluster",
+        "join",
+        "--ca-dir",
+        &p("theirs"),
+        "--name",
+        "node-x",
+        "--addr",
+        "127.0.0.1:4433",
+        "--out",
+        &p("node-x"),
     ]);
     assert!(joined.status.success(), "{joined:?}");
     let out = relay(&[
-        "--data-dir", &p("data"), "serve", "--listen", "127.0.0.1:0", "--node-dir", &p("node-x"),
-        "--cluster-ca", &p("ours/cluster-ca.pem"),
+        "--data-dir",
+        &p("data"),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--node-dir",
+        &p("node-x"),
+        "--cluster-ca",
+        &p("ours/cluster-ca.pem"),
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{out:?}");
@@ -579,11 +634,20 @@ fn a_node_certificate_of_another_cluster_is_refused_at_start() {
     let config = dir.path().join("relay.toml");
     std::fs::write(
         &config,
-        format!("node_dir = {:?}\ncluster_ca = {:?}\n", p("node-x"), p("ours/cluster-ca.pem")),
+        format!(
+            "node_dir = {:?}\ncluster_ca = {:?}\n",
+            p("node-x"),
+            p("ours/cluster-ca.pem")
+        ),
     )
     .unwrap();
     let out = relay(&[
-        "--config", config.to_str().unwrap(), "--data-dir", &p("data"), "serve", "--listen",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        &p("data"),
+        "serve",
+        "--listen",
         "127.0.0.1:0",
     ]);
     assert!(!out.status.success(), "{out:?}");

@@ -90,7 +90,11 @@ mod tests {
             addr: "127.0.0.1:4433".into(),
         }))
         .unwrap();
-        assert_eq!(invitations[0] + 1, redirect[0], "{invitations:?} {redirect:?}");
+        assert_eq!(
+            invitations[0] + 1,
+            redirect[0],
+            "{invitations:?} {redirect:?}"
+        );
         let old: RelayToConsole = codec::from_body(&invitations).unwrap();
         assert_eq!(old, RelayToConsole::Invitations(Vec::new()));
     }

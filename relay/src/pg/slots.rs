@@ -32,9 +32,7 @@ impl PgSlots {
         let target = self.pg.target().to_string();
         self.pg.with(
             |reason| RegistryError(format!("{target}: {reason}")),
-            |c| {
-                f(c).map_err(|e| RegistryError(format!("{}: {}", self.pg.target(), words(&e))))
-            },
+            |c| f(c).map_err(|e| RegistryError(format!("{}: {}", self.pg.target(), words(&e)))),
         )
     }
 }
