@@ -47,6 +47,10 @@ pub struct ShareConfig {
     pub again: bool,
     /// Where pushed files land and which folders may be listed and pulled.
     pub files: FilesConfig,
+    /// Other nodes of the relay's cluster (`host:port`, trusted as `relay` is: a cluster CA): when
+    /// the connection is lost while waiting, each reconnection tries the next node, and the user
+    /// gets a new code from whichever answers. Empty (the default): the one relay.
+    pub other_relays: Vec<String>,
 }
 
 /// File transfer's folders (`tether-agent share --files-dir`, `--files-root`).
@@ -92,6 +96,7 @@ impl ShareConfig {
             reason: None,
             again: false,
             files: FilesConfig::for_user(),
+            other_relays: Vec::new(),
         }
     }
 

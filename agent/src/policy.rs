@@ -60,6 +60,9 @@ pub struct AgentConfig {
     /// The folders a technician may list and fetch files from (default: the user's home);
     /// `share --files-root` overrides it.
     pub files_roots: Option<Vec<PathBuf>>,
+    /// Other nodes of the relay's cluster (`host:port`), tried in turn when the relay is lost;
+    /// `share --other-relay` overrides it.
+    pub other_relays: Option<Vec<String>>,
 }
 
 impl AgentConfig {

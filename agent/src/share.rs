@@ -16,7 +16,9 @@
 //!    runs in this module's supervisor, one `JoinSet`: the user's commands reach each, and the user
 //!    hears `TechnicianLeft` as one ends while another technician is in, `Ended` for the last.
 //! 8. If the relay connection drops while waiting for a claim (relay restart, network change), the
-//!    agent reconnects with exponential backoff and jitter ([`crate::backoff`]) and shows a new code.
+//!    agent reconnects with exponential backoff and jitter ([`crate::backoff`]) and shows a new code;
+//!    with a relay cluster's other nodes configured (`share --other-relay`, `other_relays`), each
+//!    attempt goes to the next node, so losing a node means a new code from another.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -86,12 +88,13 @@ pub async fn share(mut config: ShareConfig, ui: UiLink) -> Result<EndReason, Sha
 }
 
 async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, ShareError> {
-    let mut link = connect_control(&config.relay).await?;
+    let mut nodes = Nodes::new(config);
+    let mut link = connect_control(&nodes.current.relay).await?;
     let mut backoff = Backoff::default();
     loop {
         let (relay, ctl_send, ctl_recv) = link;
-        let span = info_span!("relay_connection", relay = %config.relay.addr);
-        let result = on_connection(config, &relay, ctl_send, ctl_recv, ui)
+        let span = info_span!("relay_connection", relay = %nodes.current.relay.addr);
+        let result = on_connection(&nodes.current, &relay, ctl_send, ctl_recv, ui)
             .instrument(span)
             .await;
         match result {
@@ -100,16 +103,16 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
                     .map(|c| c.reason)
                     .unwrap_or_else(|| "connection lost".into());
                 info!(reason = %lost, "relay connection lost while waiting; reconnecting");
-                match reconnect(config, ui, &mut backoff, lost).await? {
+                match reconnect(&mut nodes, ui, &mut backoff, lost).await? {
                     Some(l) => link = l,
                     None => return Ok(EndReason::UserEnded),
                 }
             }
             Ok(reason) if config.again && reason != EndReason::UserEnded => {
                 info!(%reason, "session over; sharing goes on with a new code");
-                link = match connect_control(&config.relay).await {
+                link = match connect_control(&nodes.current.relay).await {
                     Ok(l) => l,
-                    Err(e) => match reconnect(config, ui, &mut backoff, e.to_string()).await? {
+                    Err(e) => match reconnect(&mut nodes, ui, &mut backoff, e.to_string()).await? {
                         Some(l) => l,
                         None => return Ok(EndReason::UserEnded),
                     },
@@ -120,9 +123,37 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
     }
 }
 
-/// Waits, reconnects, repeats; `None` if the user ended sharing meanwhile.
+/// The relay nodes a share may use: the configured relay, then [`ShareConfig::other_relays`] (a
+/// cluster's other nodes, trusted the same way). `current` is the config for the node in use, so
+/// everything of a connection (its code, an invited colleague's guest connection) goes to one node.
+struct Nodes {
+    current: ShareConfig,
+    addrs: Vec<String>,
+    at: usize,
+}
+
+impl Nodes {
+    fn new(config: &ShareConfig) -> Self {
+        let mut addrs = vec![config.relay.addr.clone()];
+        addrs.extend(config.other_relays.iter().cloned());
+        Nodes {
+            current: config.clone(),
+            addrs,
+            at: 0,
+        }
+    }
+
+    /// Moves to the next node (the same one when there is only one) and returns its config.
+    fn advance(&mut self) -> &ShareConfig {
+        self.at = (self.at + 1) % self.addrs.len();
+        self.current.relay.addr = self.addrs[self.at].clone();
+        &self.current
+    }
+}
+
+/// Waits, reconnects (to each node in turn), repeats; `None` if the user ended sharing meanwhile.
 async fn reconnect(
-    config: &ShareConfig,
+    nodes: &mut Nodes,
     ui: &mut UiLink,
     backoff: &mut Backoff,
     mut reason: String,
@@ -136,14 +167,18 @@ async fn reconnect(
                 retry_in: Some(delay),
             })
             .await;
+        let target = nodes.advance().relay.clone();
         let attempt = async {
             tokio::time::sleep(delay).await;
-            connect_control(&config.relay).await
+            connect_control(&target).await
         };
         tokio::select! {
             r = attempt => match r {
                 Ok(link) => {
                     backoff.reset();
+                    if nodes.addrs.len() > 1 {
+                        info!(relay = %target.addr, "connected to another node of the cluster");
+                    }
                     return Ok(Some(link));
                 }
                 // A relay with a different certificate is not ours: never retry into it.

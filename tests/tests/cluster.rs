@@ -657,3 +657,53 @@ fn a_node_certificate_of_another_cluster_is_refused_at_start() {
     );
     assert!(!dir.path().join("data").exists(), "nothing written");
 }
+
+/// An agent that knows both nodes and loses its own (node A stops) reconnects to node B and shows
+/// a new code, which a console pairs with there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_loses_its_node_shows_a_new_code_from_another() {
+    let server = PgServer::start();
+    let db = server.database();
+    let url = server.url(&db);
+    let cluster = Cluster::new();
+    let a = cluster.node("node-a", &url).await;
+    let b = cluster.node("node-b", &url).await;
+    let token = technician(&url);
+    let b_addr = b.local_addr().to_string();
+
+    let mut share = tether_agent::ShareConfig::new(cluster.target(&a));
+    share.other_relays = vec![b_addr.clone()];
+    let scopes: ScopeSet = "inventory".parse().unwrap();
+    let mut agent = TestAgent::spawn_with(share, Some(scopes));
+    agent.code().await;
+    a.shutdown().await;
+    agent
+        .expect("the relay lost", |e| {
+            matches!(e, tether_agent::ui::AgentEvent::RelayLost { .. })
+        })
+        .await;
+    let code = agent.code().await;
+    assert!(
+        agent.saw(
+            |e| matches!(e, tether_agent::ui::AgentEvent::Connected { relay } if *relay == b_addr)
+        ),
+        "the new code comes from node B"
+    );
+    let on_b = ConsoleConfig {
+        relay: cluster.target(&b),
+        token,
+    };
+    let mut session = tether_console::open_session(&on_b, code, scopes)
+        .await
+        .expect("the new code works on node B");
+    session.inventory().await.unwrap();
+    assert_eq!(
+        b.metrics()
+            .session_attempts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    session.end().await;
+    agent.task.await.unwrap().unwrap();
+    b.shutdown().await;
+}
