@@ -499,3 +499,33 @@ impl<'a> Supervisor<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnections_go_round_the_nodes_and_one_relay_stays_itself() {
+        let target = tether_net::client::RelayTarget {
+            addr: "a.example:4433".into(),
+            trust: tether_net::Trust::CaFile("cluster-ca.pem".into()),
+            connect_timeout: std::time::Duration::from_secs(1),
+        };
+        let mut config = ShareConfig::new(target);
+        let mut one = Nodes::new(&config);
+        assert_eq!(one.advance().relay.addr, "a.example:4433");
+        config.other_relays = vec!["b.example:4433".into(), "c.example:4433".into()];
+        let mut nodes = Nodes::new(&config);
+        let seen: Vec<String> = (0..4).map(|_| nodes.advance().relay.addr.clone()).collect();
+        assert_eq!(
+            seen,
+            [
+                "b.example:4433",
+                "c.example:4433",
+                "a.example:4433",
+                "b.example:4433"
+            ]
+        );
+        assert_eq!(nodes.current.relay.addr, "b.example:4433");
+    }
+}

@@ -338,3 +338,25 @@ async fn terminal_mode(share: ShareConfig) -> Result<(), Failure> {
     ctrl_c.abort();
     result.map(|_| ()).map_err(|e| Failure::new(e, 1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_relays_must_be_host_and_port() {
+        for good in ["relay-2.example.com:4433", "127.0.0.1:1", "[::1]:4433"] {
+            assert!(is_host_port(good), "{good}");
+        }
+        for bad in [
+            "relay-2",
+            "relay:0",
+            ":4433",
+            "relay:x",
+            "a b:1",
+            "relay:70000",
+        ] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+    }
+}
