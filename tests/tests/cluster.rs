@@ -518,11 +518,39 @@ async fn slots_are_unique_across_nodes_and_unknown_ones_say_so_on_both() {
         "{e:?}"
     );
 
+    // A row naming a node this cluster's CA never issued (at node A's address, whose certificate
+    // names node-a): the console refuses to claim there, and says why.
+    let forged = (100..1000)
+        .map(tether_proto::Slot)
+        .find(|s| !slots.contains_key(s) && *s != unknown)
+        .unwrap();
+    let a_addr = a.local_addr().to_string();
+    tether_relay::pg::offload(|| {
+        let now = i64::try_from(tether_relay::now_unix()).unwrap();
+        server
+            .client(&db)
+            .execute(
+                "INSERT INTO held_slots VALUES ($1, 'node-z', $2, $3, $4)",
+                &[&i64::from(forged.0), &a_addr, &(now + 600), &(now + 1200)],
+            )
+            .unwrap();
+    });
+    let code = tether_proto::SessionCode::new(forged, &mut rand::thread_rng());
+    let e = tether_console::open_session(&console, code, "view".parse().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, tether_console::ConsoleError::Redirect { node, addr, .. }
+            if node == "node-z" && *addr == a_addr),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("cannot connect"), "{e}");
+
     // An agent that leaves gives its slots back to the cluster.
     let gone = agents.remove(0);
     gone.conn.close(0, "bye").await;
     tokio::time::timeout(WAIT, async {
-        while rows() != 116 {
+        while rows() != 117 {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     })
