@@ -121,6 +121,24 @@ impl RelayIdentity {
         })
     }
 
+    /// [`RelayIdentity::from_pem_files`] from text in memory (a certificate just issued, checked
+    /// before it is written); `cert_path` and `key_path` name it in errors.
+    pub fn from_pem(
+        cert: &str,
+        key: &str,
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<Self, TlsError> {
+        let cert_der = CertificateDer::from_pem_slice(cert.as_bytes())
+            .map_err(|_| TlsError::BadPem(cert_path.to_path_buf()))?;
+        let key_der = PrivatePkcs8KeyDer::from_pem_slice(key.as_bytes())
+            .map_err(|_| TlsError::BadPem(key_path.to_path_buf()))?;
+        Ok(RelayIdentity {
+            cert: cert_der,
+            key: key_der,
+        })
+    }
+
     /// Checks that this certificate chains to the CA in `ca_file` and names `name`, as a client
     /// trusting that CA checks it (so a node from another cluster is refused at start, not by
     /// every console).

@@ -233,14 +233,11 @@ pub fn join(ca_dir: &Path, name: &str, addr: &str, out: &Path) -> Result<Node, C
 
     // The CA's two files must belong together: check the new certificate against the CA's as a
     // console would, before anything is written.
-    let staged = tempfile::tempdir().map_err(io(out))?;
-    let (staged_cert, staged_key) = (staged.path().join(NODE_CERT), staged.path().join(NODE_KEY));
-    std::fs::write(&staged_cert, cert.pem()).map_err(io(&staged_cert))?;
-    tether_net::private_file::write(&staged_key, node_key.serialize_pem().as_bytes())
-        .map_err(io(&staged_key))?;
-    let identity = RelayIdentity::from_pem_files(&staged_cert, &staged_key)?;
+    let [key_path, cert_path, ca_copy, node_path] = &paths;
+    let (cert_pem, key_pem) = (cert.pem(), node_key.serialize_pem());
+    let identity = RelayIdentity::from_pem(&cert_pem, &key_pem, cert_path, key_path)?;
     identity
-        .check_issued_by(&staged_cert, &ca_cert, name)
+        .check_issued_by(cert_path, &ca_cert, name)
         .map_err(|e| ClusterError::Corrupt {
             path: ca_key.clone(),
             reason: format!("the CA key does not match {}: {e}", ca_cert.display()),
@@ -255,10 +252,8 @@ pub fn join(ca_dir: &Path, name: &str, addr: &str, out: &Path) -> Result<Node, C
         reason: e.to_string(),
     })?;
     std::fs::create_dir_all(out).map_err(io(out))?;
-    let [key_path, cert_path, ca_copy, node_path] = &paths;
-    tether_net::private_file::write(key_path, node_key.serialize_pem().as_bytes())
-        .map_err(io(key_path))?;
-    std::fs::write(cert_path, cert.pem()).map_err(io(cert_path))?;
+    tether_net::private_file::write(key_path, key_pem.as_bytes()).map_err(io(key_path))?;
+    std::fs::write(cert_path, cert_pem).map_err(io(cert_path))?;
     std::fs::write(ca_copy, ca_text).map_err(io(ca_copy))?;
     std::fs::write(node_path, toml).map_err(io(node_path))?;
     Ok(Node { file, identity })
@@ -312,6 +307,21 @@ mod tests {
             join(&ca1, "node-a", "127.0.0.1:4433", &node_dir),
             Err(ClusterError::Exists(_))
         ));
+    }
+
+    #[test]
+    fn a_ca_key_that_does_not_match_its_certificate_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca1, ca2) = (dir.path().join("ca1"), dir.path().join("ca2"));
+        init(&ca1).unwrap();
+        init(&ca2).unwrap();
+        std::fs::copy(ca2.join(CA_KEY), ca1.join(CA_KEY)).unwrap();
+        let out = dir.path().join("node");
+        let e = join(&ca1, "node-a", "127.0.0.1:4433", &out).unwrap_err();
+        assert!(e.to_string().contains("the CA key does not match"), "{e}");
+        assert!(!out.exists(), "nothing written");
+        let e = join(&dir.path().join("none"), "node-a", "127.0.0.1:4433", &out).unwrap_err();
+        assert!(matches!(e, ClusterError::NoCa(_)), "{e}");
     }
 
     #[test]

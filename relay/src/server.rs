@@ -125,6 +125,7 @@ pub struct Relay;
 #[derive(Debug)]
 pub struct RelayHandle {
     local_addr: SocketAddr,
+    node: Option<NodeAddress>,
     fingerprint: String,
     data_dir: PathBuf,
     contexts: Arc<Contexts>,
@@ -177,13 +178,14 @@ impl Relay {
             limits.claims_per_technician_per_minute,
             limits.claims_per_source_per_minute,
         );
-        let registry = if backend.is_shared() {
+        let node = if backend.is_shared() {
             let me = node_address(&config, node_file.as_ref(), local_addr)?;
             info!(node = %me.node, addr = %me.addr, "cluster node");
-            backend.slot_registry(me)
+            Some(me)
         } else {
             None
         };
+        let registry = node.clone().and_then(|me| backend.slot_registry(me));
         let slots = Arc::new(match registry {
             None => SlotTable::new(table),
             Some(registry) => {
@@ -262,6 +264,7 @@ impl Relay {
         let task = tokio::spawn(accept_loop(endpoint, contexts.clone()));
         Ok(RelayHandle {
             local_addr,
+            node,
             fingerprint: identity.fingerprint(),
             data_dir: dir,
             contexts,
@@ -303,6 +306,11 @@ impl RelayHandle {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// In a cluster (`--database`): this node's name and the address consoles are sent to.
+    pub fn node(&self) -> Option<&NodeAddress> {
+        self.node.as_ref()
     }
 
     /// The SHA-256 fingerprint clients pin.

@@ -620,6 +620,49 @@ fn a_node_certificate_of_another_cluster_is_refused_at_start() {
     );
     assert!(!dir.path().join("bad").exists());
 
+    // Our own node starts, as a cluster node on the database, and says how to trust it.
+    let ours = relay(&[
+        "cluster",
+        "join",
+        "--ca-dir",
+        &p("ours"),
+        "--name",
+        "node-y",
+        "--addr",
+        "127.0.0.1:4433",
+        "--out",
+        &p("node-y"),
+    ]);
+    assert!(ours.status.success(), "{ours:?}");
+    let server = PgServer::start();
+    let db = server.database();
+    let mut serving = tether_tests::procs::Kill(
+        Command::new(bin("tether-relay"))
+            .args(["--database", &server.url(&db), "--data-dir", &p("data-y")])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--node-dir",
+                &p("node-y"),
+            ])
+            .args(["--cluster-ca", &p("ours/cluster-ca.pem")])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = tether_tests::procs::lines(serving.0.stdout.take().unwrap());
+    let line = tether_tests::procs::wait_for(&out, "cluster node:");
+    assert!(
+        line.contains("node-y") && line.contains("127.0.0.1:4433"),
+        "{line}"
+    );
+    tether_tests::procs::wait_for(
+        &out,
+        &format!("TETHER_RELAY_CA_FILE={}", p("ours/cluster-ca.pem")),
+    );
+    drop(serving);
+
     // A node of another cluster, served with our CA named.
     assert!(
         relay(&["cluster", "init", "--dir", &p("theirs")])

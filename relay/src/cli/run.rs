@@ -340,6 +340,7 @@ fn technician(backend: &Backend, command: TechnicianCommand) -> anyhow::Result<(
     Ok(())
 }
 async fn serve(config: RelayConfig) -> anyhow::Result<()> {
+    let cluster_ca = config.cluster_ca.clone();
     let relay = Relay::spawn(config).await.context("starting the relay")?;
     tether_net::outln!(
         "tether-relay listening on {} (UDP/QUIC)",
@@ -351,9 +352,24 @@ async fn serve(config: RelayConfig) -> anyhow::Result<()> {
     if let Some(m) = relay.metrics_addr() {
         tether_net::outln!("metrics:             http://{m}/metrics");
     }
+    if let Some(node) = relay.node() {
+        tether_net::outln!(
+            "cluster node:        {} (consoles sent to {})",
+            node.node,
+            node.addr
+        );
+    }
     tether_net::outln!();
-    tether_net::outln!("Agents and consoles pin the certificate with:");
-    tether_net::outln!("  export TETHER_RELAY_CERT_SHA256={}", relay.fingerprint());
+    match &cluster_ca {
+        Some(ca) => {
+            tether_net::outln!("Agents and consoles trust every node of the cluster with:");
+            tether_net::outln!("  export TETHER_RELAY_CA_FILE={}", ca.display());
+        }
+        None => {
+            tether_net::outln!("Agents and consoles pin the certificate with:");
+            tether_net::outln!("  export TETHER_RELAY_CERT_SHA256={}", relay.fingerprint());
+        }
+    }
     tether_net::outln!("Register a technician with: tether-relay technician add NAME --org ORG");
     tether_net::outln!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
