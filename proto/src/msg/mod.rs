@@ -10,6 +10,9 @@
 //!   |                              |<------------ Hello{Console} --|
 //!   |                              |------------- HelloReply ----->|
 //!   |                              |<-- ConsoleToRelay::Claim -----|  slot, token, scopes (role-checked)
+//!   |                              |--- RelayToConsole::Redirect ->|  (a cluster: another node holds
+//!   |                              |                               |   the slot; the console claims
+//!   |                              |                               |   there, once)
 //!   |<-- RelayToAgent::Claimed ----|                               |  verified name, org, role
 //!   |-- AgentToRelay::Accept ----->|--- RelayToConsole::Claimed -->|  (or Decline: refused before pairing)
 //!   |                              |   + reason, session record id |
