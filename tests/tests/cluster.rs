@@ -9,8 +9,10 @@
 //! through the CA) and gets the inventory and a screen frame; a console pinning B's fingerprint
 //! cannot follow and says why. Many agents on both nodes never get the same slot, a slot held on A
 //! is redirected at the protocol level, a departed agent's slots are released, and an unknown slot
-//! gets today's error on either node. A node certificate of another cluster stops `serve` with the
-//! reason, writing nothing.
+//! gets today's error on either node; a redirect to a node the CA never certified, or a second
+//! redirect, is refused by the console with the reason. A node certificate of another cluster stops
+//! `serve` with the reason, writing nothing, and one of ours serves. An agent that knows both nodes
+//! and loses node A gets a new code from node B.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -776,5 +778,80 @@ async fn an_agent_that_loses_its_node_shows_a_new_code_from_another() {
     );
     session.end().await;
     agent.task.await.unwrap().unwrap();
+    b.shutdown().await;
+}
+
+/// Nodes that disagree about who holds a code (here: two databases, each with a forged row naming
+/// the other node) send the console round; it follows one redirect, not a second, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_redirect_is_an_error() {
+    let server = PgServer::start();
+    let (db_a, db_b) = (server.database(), server.database());
+    let cluster = Cluster::new();
+    let a = cluster.node("node-a", &server.url(&db_a)).await;
+    let b = cluster.node("node-b", &server.url(&db_b)).await;
+    let token = technician(&server.url(&db_b));
+    let slot = tether_proto::Slot(417);
+    let forge = |db: &str, node: &str, addr: String| {
+        tether_relay::pg::offload(|| {
+            let now = i64::try_from(tether_relay::now_unix()).unwrap();
+            server
+                .client(db)
+                .execute(
+                    "INSERT INTO held_slots VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &i64::from(slot.0),
+                        &node,
+                        &addr,
+                        &(now + 600),
+                        &(now + 1200),
+                    ],
+                )
+                .unwrap();
+        })
+    };
+    forge(&db_b, "node-a", a.local_addr().to_string());
+    forge(&db_a, "node-b", b.local_addr().to_string());
+    // Node A checks the token in its own database: the same technician row goes there too.
+    tether_relay::pg::offload(|| {
+        let mut c = server.client(&db_b);
+        let rows = c
+            .query(
+                "SELECT name, org, role, tier, token_sha256, created_unix FROM technicians",
+                &[],
+            )
+            .unwrap();
+        let mut ca = server.client(&db_a);
+        for r in rows {
+            let (name, org, role, tier, sha, created): (
+                String,
+                String,
+                String,
+                String,
+                String,
+                i64,
+            ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+            ca.execute(
+                "INSERT INTO technicians (name, org, role, tier, token_sha256, created_unix)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&name, &org, &role, &tier, &sha, &created],
+            )
+            .unwrap();
+        }
+    });
+    let console = ConsoleConfig {
+        relay: cluster.target(&b),
+        token,
+    };
+    let code = tether_proto::SessionCode::new(slot, &mut rand::thread_rng());
+    let e = tether_console::open_session(&console, code, "view".parse().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, tether_console::ConsoleError::Redirect { node, .. } if node == "node-a"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("sent it on again, to node-b"), "{e}");
+    a.shutdown().await;
     b.shutdown().await;
 }
