@@ -93,9 +93,16 @@ pub enum StartError {
     Cluster(#[from] crate::cluster::ClusterError),
     /// A cluster CA was named without a node certificate to check against it.
     #[error(
-        "--cluster-ca needs --node-dir (the node's certificate from `tether-relay cluster join`)"
+        "--cluster-ca (cluster_ca) needs --node-dir (node_dir): the node's certificate from \
+         `tether-relay cluster join`"
     )]
     CaWithoutNode,
+    /// A public address was given to a relay that is not a cluster node.
+    #[error(
+        "--public-addr is where a cluster's other nodes send consoles: it needs --database \
+         (a relay on its own sends nobody anywhere)"
+    )]
+    PublicAddrAlone,
     /// In a cluster, this node has no address to redirect consoles to.
     #[error(
         "this node listens on {0} and has no public address to send consoles to: pass \
@@ -150,6 +157,9 @@ impl Relay {
             Some(d) => Some(crate::cluster::load(d, config.cluster_ca.as_deref())?),
             None => None,
         };
+        if config.public_addr.is_some() && config.database.is_none() {
+            return Err(StartError::PublicAddrAlone);
+        }
         let backend = Backend::open(config.database.as_deref(), &dir)?;
         std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir {
             path: dir.clone(),

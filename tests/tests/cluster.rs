@@ -703,6 +703,32 @@ fn a_node_certificate_of_another_cluster_is_refused_at_start() {
     );
     assert!(!dir.path().join("data").exists(), "nothing written");
 
+    // A CA without a node to check, and a public address without a cluster, are mistakes too.
+    for (args, words) in [
+        (
+            vec!["--cluster-ca", "ours/cluster-ca.pem"],
+            "--cluster-ca (cluster_ca) needs --node-dir",
+        ),
+        (
+            vec!["--public-addr", "relay.example:4433"],
+            "it needs --database",
+        ),
+    ] {
+        let mut full = vec!["--data-dir".to_string(), p("data"), "serve".into()];
+        full.extend(["--listen".into(), "127.0.0.1:0".into()]);
+        full.extend(args.iter().map(|a| match *a {
+            "ours/cluster-ca.pem" => p(a),
+            other => other.to_string(),
+        }));
+        let out = relay(&full.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(words),
+            "{out:?}"
+        );
+        assert!(!dir.path().join("data").exists(), "nothing written");
+    }
+
     // The same named in the config file.
     let config = dir.path().join("relay.toml");
     std::fs::write(
