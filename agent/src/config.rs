@@ -23,10 +23,6 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ShareConfig {
     /// The relay.
     pub relay: RelayTarget,
-    /// Other nodes of the same relay cluster, tried in turn when the relay is lost or cannot be
-    /// reached (a new code is shown through the node that answers). With any, the agent watches
-    /// its node more closely ([`tether_net::transport::Liveness::WATCHFUL`]).
-    pub fallback: Vec<RelayTarget>,
     /// See [`CONSENT_TIMEOUT`].
     pub consent_timeout: Duration,
     /// IT's rules (allowed organisations).
@@ -51,6 +47,12 @@ pub struct ShareConfig {
     pub again: bool,
     /// Where pushed files land and which folders may be listed and pulled.
     pub files: FilesConfig,
+    /// Other nodes of the relay's cluster (`host:port`, trusted as `relay` is: a cluster CA): when
+    /// the connection is lost while waiting, each reconnection tries the next node, and the user
+    /// gets a new code from whichever answers. Empty (the default): the one relay. With any, the
+    /// agent watches its node more closely ([`tether_net::transport::Liveness::WATCHFUL`]), so a
+    /// node that dies is left within seconds.
+    pub other_relays: Vec<String>,
 }
 
 /// File transfer's folders (`tether-agent share --files-dir`, `--files-root`).
@@ -86,7 +88,6 @@ impl ShareConfig {
         let (screen, input) = crate::screen::backend::providers(backend, None);
         ShareConfig {
             relay,
-            fallback: Vec::new(),
             consent_timeout: CONSENT_TIMEOUT,
             screen,
             input,
@@ -97,6 +98,7 @@ impl ShareConfig {
             reason: None,
             again: false,
             files: FilesConfig::for_user(),
+            other_relays: Vec::new(),
         }
     }
 

@@ -41,7 +41,6 @@ pub enum PolicyError {
 /// ```toml
 /// relay = "relay.example.org:4433"
 /// relay_cert_sha256 = "81c22b7b…"     # or relay_ca_file = "/etc/tether/relay-ca.pem"
-/// cluster_nodes = ["relay2.example.org:4433"]   # a relay cluster's other nodes
 /// allowed_orgs = ["Acme IT"]
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -53,10 +52,6 @@ pub struct AgentConfig {
     pub relay_cert_sha256: Option<String>,
     /// A PEM file of CA certificates to verify the relay with.
     pub relay_ca_file: Option<PathBuf>,
-    /// The other nodes of the relay's cluster (host:port each), verified like `relay` (so with
-    /// the cluster's CA in `relay_ca_file`): share mode moves to the next one when its node is
-    /// lost and shows a new code through it.
-    pub cluster_nodes: Option<Vec<String>>,
     /// If set, only technicians of these organisations may even start pairing.
     pub allowed_orgs: Option<Vec<String>>,
     /// Where files a technician sends land (default `~/Downloads/Tether`); `share --files-dir`
@@ -65,6 +60,9 @@ pub struct AgentConfig {
     /// The folders a technician may list and fetch files from (default: the user's home);
     /// `share --files-root` overrides it.
     pub files_roots: Option<Vec<PathBuf>>,
+    /// Other nodes of the relay's cluster (`host:port`), tried in turn when the relay is lost;
+    /// `share --other-relay` overrides it.
+    pub other_relays: Option<Vec<String>>,
 }
 
 impl AgentConfig {

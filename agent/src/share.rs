@@ -16,14 +16,16 @@
 //!    runs in this module's supervisor, one `JoinSet`: the user's commands reach each, and the user
 //!    hears `TechnicianLeft` as one ends while another technician is in, `Ended` for the last.
 //! 8. If the relay connection drops while waiting for a claim (relay restart, network change), the
-//!    agent reconnects with exponential backoff and jitter ([`crate::backoff`]) and shows a new code.
+//!    agent reconnects with exponential backoff and jitter ([`crate::backoff`]) and shows a new code;
+//!    with a relay cluster's other nodes configured (`share --other-relay`, `other_relays`), each
+//!    attempt goes to the next node, so losing a node means a new code from another.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use tether_net::ConnectError;
 use tether_net::client::RelayConnection;
 use tether_net::framed;
-use tether_net::{ConnectError, RelayTarget};
 use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, TechnicianIdentity, close};
 use tether_proto::seal::SessionKeys;
 use tether_proto::{SessionCode, Slot};
@@ -85,67 +87,14 @@ pub async fn share(mut config: ShareConfig, ui: UiLink) -> Result<EndReason, Sha
     result
 }
 
-/// The relay nodes share mode may use: the configured relay, then the cluster's other nodes.
-struct Nodes<'a> {
-    list: Vec<&'a RelayTarget>,
-    at: usize,
-}
-
-impl<'a> Nodes<'a> {
-    fn new(config: &'a ShareConfig) -> Self {
-        Nodes {
-            list: std::iter::once(&config.relay)
-                .chain(&config.fallback)
-                .collect(),
-            at: 0,
-        }
-    }
-
-    fn current(&self) -> &'a RelayTarget {
-        self.list[self.at]
-    }
-
-    /// Moves on to the next node (a single relay stays where it is).
-    fn advance(&mut self) {
-        self.at = (self.at + 1) % self.list.len();
-    }
-
-    /// Connects to the current node; where it fails, to each other node in turn. The first
-    /// node's error when none answers. A certificate mismatch is never passed over: that node is
-    /// not ours.
-    async fn connect(&mut self) -> Result<ControlLink, ShareError> {
-        let liveness = if self.list.len() > 1 {
-            tether_net::transport::Liveness::WATCHFUL
-        } else {
-            tether_net::transport::Liveness::STANDARD
-        };
-        let mut first = None;
-        for _ in 0..self.list.len() {
-            match connect_control_with(self.current(), liveness).await {
-                Ok(link) => return Ok(link),
-                Err(e @ ShareError::Connect(ConnectError::FingerprintMismatch { .. })) => {
-                    return Err(e);
-                }
-                Err(e) => {
-                    info!(relay = %self.current().addr, error = %e, "relay node unreachable");
-                    first.get_or_insert(e);
-                    self.advance();
-                }
-            }
-        }
-        Err(first.unwrap_or(ShareError::ConnectionLost))
-    }
-}
-
 async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, ShareError> {
     let mut nodes = Nodes::new(config);
-    let mut link = nodes.connect().await?;
+    let mut link = connect_control_with(&nodes.current.relay, nodes.liveness()).await?;
     let mut backoff = Backoff::default();
     loop {
         let (relay, ctl_send, ctl_recv) = link;
-        let target = nodes.current();
-        let span = info_span!("relay_connection", relay = %target.addr);
-        let result = on_connection(config, target, &relay, ctl_send, ctl_recv, ui)
+        let span = info_span!("relay_connection", relay = %nodes.current.relay.addr);
+        let result = on_connection(&nodes.current, &relay, ctl_send, ctl_recv, ui)
             .instrument(span)
             .await;
         match result {
@@ -154,8 +103,6 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
                     .map(|c| c.reason)
                     .unwrap_or_else(|| "connection lost".into());
                 info!(reason = %lost, "relay connection lost while waiting; reconnecting");
-                // The node is likely gone: its cluster's next one is tried first.
-                nodes.advance();
                 match reconnect(&mut nodes, ui, &mut backoff, lost).await? {
                     Some(l) => link = l,
                     None => return Ok(EndReason::UserEnded),
@@ -163,7 +110,7 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
             }
             Ok(reason) if config.again && reason != EndReason::UserEnded => {
                 info!(%reason, "session over; sharing goes on with a new code");
-                link = match nodes.connect().await {
+                link = match connect_control_with(&nodes.current.relay, nodes.liveness()).await {
                     Ok(l) => l,
                     Err(e) => match reconnect(&mut nodes, ui, &mut backoff, e.to_string()).await? {
                         Some(l) => l,
@@ -176,9 +123,47 @@ async fn share_on(config: &ShareConfig, ui: &mut UiLink) -> Result<EndReason, Sh
     }
 }
 
-/// Waits, reconnects, repeats; `None` if the user ended sharing meanwhile.
+/// The relay nodes a share may use: the configured relay, then [`ShareConfig::other_relays`] (a
+/// cluster's other nodes, trusted the same way). `current` is the config for the node in use, so
+/// everything of a connection (its code, an invited colleague's guest connection) goes to one node.
+struct Nodes {
+    current: ShareConfig,
+    addrs: Vec<String>,
+    at: usize,
+}
+
+impl Nodes {
+    fn new(config: &ShareConfig) -> Self {
+        let mut addrs = vec![config.relay.addr.clone()];
+        addrs.extend(config.other_relays.iter().cloned());
+        Nodes {
+            current: config.clone(),
+            addrs,
+            at: 0,
+        }
+    }
+
+    /// How closely the node in use is watched: with other nodes to move to, closely enough that a
+    /// node that dies is left within seconds.
+    fn liveness(&self) -> tether_net::transport::Liveness {
+        if self.addrs.len() > 1 {
+            tether_net::transport::Liveness::WATCHFUL
+        } else {
+            tether_net::transport::Liveness::STANDARD
+        }
+    }
+
+    /// Moves to the next node (the same one when there is only one) and returns its config.
+    fn advance(&mut self) -> &ShareConfig {
+        self.at = (self.at + 1) % self.addrs.len();
+        self.current.relay.addr = self.addrs[self.at].clone();
+        &self.current
+    }
+}
+
+/// Waits, reconnects (to each node in turn), repeats; `None` if the user ended sharing meanwhile.
 async fn reconnect(
-    nodes: &mut Nodes<'_>,
+    nodes: &mut Nodes,
     ui: &mut UiLink,
     backoff: &mut Backoff,
     mut reason: String,
@@ -192,14 +177,19 @@ async fn reconnect(
                 retry_in: Some(delay),
             })
             .await;
+        let target = nodes.advance().relay.clone();
+        let liveness = nodes.liveness();
         let attempt = async {
             tokio::time::sleep(delay).await;
-            nodes.connect().await
+            connect_control_with(&target, liveness).await
         };
         tokio::select! {
             r = attempt => match r {
                 Ok(link) => {
                     backoff.reset();
+                    if nodes.addrs.len() > 1 {
+                        info!(relay = %target.addr, "connected to another node of the cluster");
+                    }
                     return Ok(Some(link));
                 }
                 // A relay with a different certificate is not ours: never retry into it.
@@ -216,7 +206,6 @@ async fn reconnect(
 /// Share mode on one relay connection. `Err(ConnectionLost)` means: lost while waiting for a claim.
 async fn on_connection(
     config: &ShareConfig,
-    target: &RelayTarget,
     relay: &RelayConnection,
     mut ctl_send: quinn::SendStream,
     ctl_recv: quinn::RecvStream,
@@ -228,7 +217,7 @@ async fn on_connection(
     let _ = ui
         .events
         .send(AgentEvent::Connected {
-            relay: target.addr.clone(),
+            relay: config.relay.addr.clone(),
         })
         .await;
 
@@ -519,5 +508,35 @@ impl<'a> Supervisor<'a> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnections_go_round_the_nodes_and_one_relay_stays_itself() {
+        let target = tether_net::client::RelayTarget {
+            addr: "a.example:4433".into(),
+            trust: tether_net::Trust::CaFile("cluster-ca.pem".into()),
+            connect_timeout: std::time::Duration::from_secs(1),
+        };
+        let mut config = ShareConfig::new(target);
+        let mut one = Nodes::new(&config);
+        assert_eq!(one.advance().relay.addr, "a.example:4433");
+        config.other_relays = vec!["b.example:4433".into(), "c.example:4433".into()];
+        let mut nodes = Nodes::new(&config);
+        let seen: Vec<String> = (0..4).map(|_| nodes.advance().relay.addr.clone()).collect();
+        assert_eq!(
+            seen,
+            [
+                "b.example:4433",
+                "c.example:4433",
+                "a.example:4433",
+                "b.example:4433"
+            ]
+        );
+        assert_eq!(nodes.current.relay.addr, "b.example:4433");
     }
 }

@@ -104,6 +104,7 @@ pub async fn claim(
         RelayToConsole::Claimed { .. } => Ok((conn, send, recv)),
         RelayToConsole::Error(e) => bail!("claim refused: {e}"),
         RelayToConsole::Invitations(_) => bail!("the relay answered a claim with a list"),
+        RelayToConsole::Redirect(node) => bail!("the relay sent the claim to node {}", node.node),
     }
 }
 

@@ -105,13 +105,38 @@ pub async fn connect_from(
     target: &RelayTarget,
     bind: Option<std::net::SocketAddr>,
 ) -> Result<RelayConnection, ConnectError> {
-    connect_with(target, bind, transport::Liveness::STANDARD).await
+    connect_to(
+        target,
+        bind,
+        DEFAULT_SERVER_NAME,
+        transport::Liveness::STANDARD,
+    )
+    .await
 }
 
 /// Like [`connect_from`], watching the relay as `liveness` says.
 pub async fn connect_with(
     target: &RelayTarget,
     bind: Option<std::net::SocketAddr>,
+    liveness: transport::Liveness,
+) -> Result<RelayConnection, ConnectError> {
+    connect_to(target, bind, DEFAULT_SERVER_NAME, liveness).await
+}
+
+/// Like [`connect`], asking for (and, with [`Trust::CaFile`], checking the certificate names)
+/// `server_name`: a relay cluster's node by its name, so a redirect to a node reaches that node
+/// and no other.
+pub async fn connect_named(
+    target: &RelayTarget,
+    server_name: &str,
+) -> Result<RelayConnection, ConnectError> {
+    connect_to(target, None, server_name, transport::Liveness::STANDARD).await
+}
+
+async fn connect_to(
+    target: &RelayTarget,
+    bind: Option<std::net::SocketAddr>,
+    server_name: &str,
     liveness: transport::Liveness,
 ) -> Result<RelayConnection, ConnectError> {
     let addr = tokio::net::lookup_host(&target.addr)
@@ -126,13 +151,12 @@ pub async fn connect_with(
             reason: "no addresses".into(),
         })?;
     let (endpoint, seen) = transport::client_endpoint_with(addr, &target.trust, bind, liveness)?;
-    let connecting =
-        endpoint
-            .connect(addr, DEFAULT_SERVER_NAME)
-            .map_err(|e| ConnectError::Connection {
-                addr: target.addr.clone(),
-                reason: e.to_string(),
-            })?;
+    let connecting = endpoint
+        .connect(addr, server_name)
+        .map_err(|e| ConnectError::Connection {
+            addr: target.addr.clone(),
+            reason: e.to_string(),
+        })?;
     let unreachable = || ConnectError::Unreachable {
         addr: target.addr.clone(),
         secs: target.connect_timeout.as_secs().max(1),

@@ -48,6 +48,26 @@ pub enum TlsError {
     /// rustls could not build a verifier from the CA file.
     #[error("CA file: {0}")]
     Verifier(#[from] rustls::client::VerifierBuilderError),
+    /// A certificate or key file held no usable PEM certificate or private key.
+    #[error("{0}: no usable PEM certificate or private key")]
+    BadPem(PathBuf),
+    /// A node certificate does not chain to the cluster CA named in the config (it was issued by
+    /// another cluster's CA, or for another name).
+    #[error(
+        "the node certificate {cert} was not issued by the cluster CA {ca} for node {name:?} \
+         ({reason}): it belongs to another cluster or node; issue one with \
+         `tether-relay cluster join --ca-dir` this cluster's CA directory"
+    )]
+    NotIssuedBy {
+        /// The node certificate file.
+        cert: PathBuf,
+        /// The CA file.
+        ca: PathBuf,
+        /// The node name the certificate should carry.
+        name: String,
+        /// What the check said.
+        reason: String,
+    },
 }
 
 /// The relay's certificate and private key.
@@ -88,6 +108,61 @@ impl RelayIdentity {
         })
     }
 
+    /// A node identity issued by a cluster CA (`tether-relay cluster join`): the PEM certificate
+    /// and PKCS#8 PEM key files.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let cert_der = CertificateDer::from_pem_file(cert)
+            .map_err(|_| TlsError::BadPem(cert.to_path_buf()))?;
+        let key_der = PrivatePkcs8KeyDer::from_pem_file(key)
+            .map_err(|_| TlsError::BadPem(key.to_path_buf()))?;
+        Ok(RelayIdentity {
+            cert: cert_der,
+            key: key_der,
+        })
+    }
+
+    /// [`RelayIdentity::from_pem_files`] from text in memory (a certificate just issued, checked
+    /// before it is written); `cert_path` and `key_path` name it in errors.
+    pub fn from_pem(
+        cert: &str,
+        key: &str,
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<Self, TlsError> {
+        let cert_der = CertificateDer::from_pem_slice(cert.as_bytes())
+            .map_err(|_| TlsError::BadPem(cert_path.to_path_buf()))?;
+        let key_der = PrivatePkcs8KeyDer::from_pem_slice(key.as_bytes())
+            .map_err(|_| TlsError::BadPem(key_path.to_path_buf()))?;
+        Ok(RelayIdentity {
+            cert: cert_der,
+            key: key_der,
+        })
+    }
+
+    /// Checks that this certificate chains to the CA in `ca_file` and names `name`, as a client
+    /// trusting that CA checks it (so a node from another cluster is refused at start, not by
+    /// every console).
+    pub fn check_issued_by(
+        &self,
+        cert_file: &Path,
+        ca_file: &Path,
+        name: &str,
+    ) -> Result<(), TlsError> {
+        let verifier = ca_verifier(ca_file)?;
+        let not_issued = |reason: String| TlsError::NotIssuedBy {
+            cert: cert_file.to_path_buf(),
+            ca: ca_file.to_path_buf(),
+            name: name.to_string(),
+            reason,
+        };
+        let server_name =
+            ServerName::try_from(name.to_string()).map_err(|e| not_issued(e.to_string()))?;
+        verifier
+            .verify_server_cert(&self.cert, &[], &server_name, &[], UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| not_issued(e.to_string()))
+    }
+
     /// SHA-256 fingerprint of the certificate, as lowercase hex.
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.cert)
@@ -115,6 +190,13 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// SHA-256 of a DER certificate, lowercase hex.
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     hex::encode(Sha256::digest(cert.as_ref()))
+}
+
+/// SHA-256 of the first certificate in a PEM file (a cluster CA's, as `cluster init` prints it).
+pub fn pem_fingerprint(path: &Path) -> Result<String, TlsError> {
+    let cert =
+        CertificateDer::from_pem_file(path).map_err(|_| TlsError::BadPem(path.to_path_buf()))?;
+    Ok(fingerprint(&cert))
 }
 
 /// Normalises a fingerprint as typed by a person: colons and spaces dropped, lowercased.
@@ -167,29 +249,28 @@ pub fn client_crypto(trust: &Trust) -> Result<(rustls::ClientConfig, SeenFingerp
                 .with_custom_certificate_verifier(Arc::new(verifier))
                 .with_no_client_auth()
         }
-        Trust::CaFile(path) => {
-            let mut roots = rustls::RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|_| TlsError::BadCaFile(path.clone()))?;
-            for cert in certs {
-                let cert = cert.map_err(|_| TlsError::BadCaFile(path.clone()))?;
-                roots
-                    .add(cert)
-                    .map_err(|_| TlsError::BadCaFile(path.clone()))?;
-            }
-            if roots.is_empty() {
-                return Err(TlsError::BadCaFile(path.clone()));
-            }
-            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider(),
-            )
-            .build()?;
-            builder.with_webpki_verifier(verifier).with_no_client_auth()
-        }
+        Trust::CaFile(path) => builder
+            .with_webpki_verifier(ca_verifier(path)?)
+            .with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![tether_proto::ALPN.to_vec()];
     Ok((cfg, seen))
+}
+
+/// A verifier trusting the CA certificates in the PEM file at `path`.
+fn ca_verifier(path: &Path) -> Result<Arc<rustls::client::WebPkiServerVerifier>, TlsError> {
+    let bad = || TlsError::BadCaFile(path.to_path_buf());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|_| bad())? {
+        roots.add(cert.map_err(|_| bad())?).map_err(|_| bad())?;
+    }
+    if roots.is_empty() {
+        return Err(bad());
+    }
+    Ok(
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()?,
+    )
 }
 
 /// Accepts exactly one certificate, by SHA-256, and checks the handshake signature against it.

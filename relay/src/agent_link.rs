@@ -53,9 +53,7 @@ pub struct AgentCtx {
 
 /// Reserves a slot for `link` (the agent's own, or a guest link bound to an invitation).
 fn open_slot(ctx: &AgentCtx, id: AgentId, link: AgentLink) -> RelayToAgent {
-    let opened = ctx
-        .slots
-        .with(|t| t.open(id.get(), link, Instant::now(), &mut rand::thread_rng()));
+    let opened = ctx.slots.open(id.get(), link, &mut rand::thread_rng());
     match opened {
         Ok(slot) => {
             debug!(%slot, "slot opened");
@@ -65,15 +63,7 @@ fn open_slot(ctx: &AgentCtx, id: AgentId, link: AgentLink) -> RelayToAgent {
                 expires_in_secs: u32::try_from(ctx.code_ttl.as_secs()).unwrap_or(u32::MAX),
             }
         }
-        Err(kind) => RelayToAgent::Error(RelayError::new(
-            kind,
-            match kind {
-                RelayErrorKind::TooManySlots => {
-                    "this agent already holds the maximum number of open codes"
-                }
-                _ => "the relay has no free slot right now",
-            },
-        )),
+        Err((kind, text)) => RelayToAgent::Error(RelayError::new(kind, text)),
     }
 }
 
@@ -224,7 +214,7 @@ async fn control(
             break;
         }
     }
-    ctx.slots.with(|t| t.remove_agent(id.get()));
+    ctx.slots.remove_agent(id.get());
     if let Some((_, end, _)) = current {
         end.cancel();
     }

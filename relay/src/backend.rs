@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tether_proto::fleet::FleetError;
-use tether_proto::msg::{TechnicianRole, Tier};
+use tether_proto::msg::{NodeAddress, TechnicianRole, Tier};
 use tether_proto::records::RecordError;
 
 use crate::audit::{AuditError, AuditEvent, AuditFile, AuditLog};
@@ -16,9 +16,11 @@ use crate::metrics::Metrics;
 use crate::pg::audit::PgAudit;
 use crate::pg::directory::PgTechnicians;
 use crate::pg::records::PgRecords;
+use crate::pg::slots::PgSlots;
 use crate::pg::store::PgStore;
 use crate::pg::{Pg, PgError};
 use crate::records::{RecordStore, Records};
+use crate::registry::SlotRegistry;
 use crate::store::{SqliteStore, Store};
 use crate::technicians::{TechnicianError, TechnicianInfo, Technicians};
 
@@ -43,6 +45,19 @@ impl Backend {
                 data_dir: data_dir.to_path_buf(),
             }),
             Some(url) => Ok(Backend::Postgres(Pg::open(url)?)),
+        }
+    }
+
+    /// Whether other relay nodes may share this storage (a cluster: slots are then held in it).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
+    }
+
+    /// The cluster's slot registry as node `me` sees it; `None` for SQLite (one relay).
+    pub fn slot_registry(&self, me: NodeAddress) -> Option<Arc<dyn SlotRegistry>> {
+        match self {
+            Backend::Sqlite { .. } => None,
+            Backend::Postgres(pg) => Some(Arc::new(PgSlots::new(pg.clone(), me))),
         }
     }
 

@@ -86,6 +86,15 @@ pub struct RelayConfig {
     /// and the audit chain, shared with the other nodes of a cluster; `None` (the default):
     /// SQLite and `audit.jsonl` in the data directory. Never printed (it may hold a password).
     pub database: Option<String>,
+    /// Serve as the cluster node in this directory (`tether-relay cluster join --out`): its
+    /// certificate, key, name and public address; `None`: a self-made certificate in `data_dir`.
+    pub node_dir: Option<PathBuf>,
+    /// The cluster CA's certificate: the node certificate must be issued by it (checked at start,
+    /// before anything is written). Needs `node_dir`.
+    pub cluster_ca: Option<PathBuf>,
+    /// `host:port` consoles are redirected to when this node holds their code (with `database`);
+    /// default: the node file's address, else the bound address.
+    pub public_addr: Option<String>,
 }
 
 impl std::fmt::Debug for RelayConfig {
@@ -97,6 +106,9 @@ impl std::fmt::Debug for RelayConfig {
             .field("splice_tap", &self.splice_tap.is_some())
             .field("metrics", &self.metrics)
             .field("database", &self.database.as_ref().map(|_| "(set)"))
+            .field("node_dir", &self.node_dir)
+            .field("cluster_ca", &self.cluster_ca)
+            .field("public_addr", &self.public_addr)
             .finish()
     }
 }
@@ -111,6 +123,9 @@ impl RelayConfig {
             splice_tap: None,
             metrics: None,
             database: None,
+            node_dir: None,
+            cluster_ca: None,
+            public_addr: None,
         }
     }
 }

@@ -83,6 +83,10 @@ pub struct RelayFile {
     pub metrics: Option<SocketAddr>,
     /// The PostgreSQL database of a relay cluster (`postgres://…`); SQLite when absent.
     pub database: Option<String>,
+    /// Serve as the cluster node in this directory (`tether-relay cluster join --out`).
+    pub node_dir: Option<PathBuf>,
+    /// The cluster CA certificate the node's certificate must be issued by.
+    pub cluster_ca: Option<PathBuf>,
 }
 
 impl RelayFile {

@@ -11,6 +11,10 @@
 //! - [`agent_link`]: an agent's control stream (slots, claims, audit facts).
 //! - [`session`]: a console's claim and the spliced session.
 //! - [`rendezvous`]: the slot table and claim rate limits, pure and clock-free.
+//! - [`registry`]: in a cluster (`--database`), which node holds a slot ([`registry::SlotRegistry`],
+//!   PostgreSQL behind it) and where a claim goes ([`registry::route`], pure).
+//! - [`cluster`]: the cluster CA (`cluster init`), node certificates (`cluster join`) and loading
+//!   one for `serve --node-dir`.
 //! - [`splice`]: blind byte copying between the two sides.
 //! - [`metrics`]: counters, the Prometheus endpoint (`serve --metrics`) and `status`.
 //! - [`technicians`]: technician registry (roles, token hashes only, revocation, expiry).
@@ -55,6 +59,7 @@ pub mod blocking;
 pub mod claim;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod deploy;
@@ -74,6 +79,7 @@ pub mod pg;
 pub mod record_policy;
 mod record_service;
 pub mod records;
+pub mod registry;
 pub mod rendezvous;
 pub mod server;
 pub mod session;

@@ -53,6 +53,12 @@ pub struct Rendezvous<L> {
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// How many digits a new slot has while `open` slots are held (this node's, or a whole cluster's):
+/// 3 below [`SHORT_SLOT_MAX_OPEN`], else 6.
+pub fn digits_for(open: usize) -> u32 {
+    if open < SHORT_SLOT_MAX_OPEN { 3 } else { 6 }
+}
+
 /// Records an attempt in a one-minute sliding window; `false` if the window is already full.
 fn admit_window(window: &mut VecDeque<Instant>, limit: usize, now: Instant) -> bool {
     while window
@@ -107,6 +113,20 @@ impl<L: Clone> Rendezvous<L> {
         now: Instant,
         rng: &mut impl Rng,
     ) -> Result<Slot, RelayErrorKind> {
+        self.check_room(agent)?;
+        let digits = digits_for(self.slots.len());
+        // With the table well below capacity, a free slot is found in a few draws.
+        for _ in 0..64 {
+            let slot = Slot::random(rng, digits);
+            if self.insert(slot, agent, link.clone(), now) {
+                return Ok(slot);
+            }
+        }
+        Err(RelayErrorKind::Busy)
+    }
+
+    /// Whether `agent` may hold one more open slot.
+    pub fn check_room(&self, agent: AgentId) -> Result<(), RelayErrorKind> {
         let held = self
             .slots
             .values()
@@ -115,28 +135,44 @@ impl<L: Clone> Rendezvous<L> {
         if held >= self.max_per_agent {
             return Err(RelayErrorKind::TooManySlots);
         }
-        let digits = if self.slots.len() < SHORT_SLOT_MAX_OPEN {
-            3
-        } else {
-            6
-        };
-        // With the table well below capacity, a free slot is found in a few draws.
-        for _ in 0..64 {
-            let slot = Slot::random(rng, digits);
-            if !self.slots.contains_key(&slot) {
-                self.slots.insert(
-                    slot,
-                    Entry {
-                        agent,
-                        link,
-                        expires_at: now + self.ttl,
-                        expired: false,
-                    },
-                );
-                return Ok(slot);
-            }
+        Ok(())
+    }
+
+    /// Puts `slot` in the table for `agent` (a slot chosen elsewhere: in a cluster, the database
+    /// reserved it first); `false` if this table knows it already, open or expired.
+    pub fn insert(&mut self, slot: Slot, agent: AgentId, link: L, now: Instant) -> bool {
+        if self.slots.contains_key(&slot) {
+            return false;
         }
-        Err(RelayErrorKind::Busy)
+        self.slots.insert(
+            slot,
+            Entry {
+                agent,
+                link,
+                expires_at: now + self.ttl,
+                expired: false,
+            },
+        );
+        true
+    }
+
+    /// Whether this table knows `slot` (open, or expired and still remembered): if it does, a
+    /// claim of it is decided here.
+    pub fn knows(&self, slot: Slot) -> bool {
+        self.slots.contains_key(&slot)
+    }
+
+    /// Counts a claim by `who` in its one-minute window; `RateLimited` if the window is full. A
+    /// claim sent to another node of a cluster counts here too, so redirects cannot be used to
+    /// probe for open slots faster than claims.
+    pub fn count_claim(&mut self, who: &str, now: Instant) -> Result<(), RelayErrorKind> {
+        let window = self.claims.entry(who.to_string()).or_default();
+        if admit_window(window, self.claims_per_minute, now) {
+            Ok(())
+        } else {
+            self.stats.rate_limited += 1;
+            Err(RelayErrorKind::RateLimited)
+        }
     }
 
     /// Claims `slot` for the technician identified by `who`. On success the slot is gone for good.
@@ -146,18 +182,7 @@ impl<L: Clone> Rendezvous<L> {
         who: &str,
         now: Instant,
     ) -> Result<(AgentId, L), RelayErrorKind> {
-        let window = self.claims.entry(who.to_string()).or_default();
-        while window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            window.pop_front();
-        }
-        if window.len() >= self.claims_per_minute {
-            self.stats.rate_limited += 1;
-            return Err(RelayErrorKind::RateLimited);
-        }
-        window.push_back(now);
+        self.count_claim(who, now)?;
         match self.slots.get(&slot) {
             None => {
                 self.stats.unknown_claims += 1;
@@ -202,9 +227,18 @@ impl<L: Clone> Rendezvous<L> {
             .collect()
     }
 
-    /// Drops every open slot of a departed agent.
-    pub fn remove_agent(&mut self, agent: AgentId) {
-        self.slots.retain(|_, e| e.agent != agent);
+    /// Drops every slot of a departed agent; returns them (a cluster releases them in the
+    /// database).
+    pub fn remove_agent(&mut self, agent: AgentId) -> Vec<Slot> {
+        let mut gone = Vec::new();
+        self.slots.retain(|slot, e| {
+            let keep = e.agent != agent;
+            if !keep {
+                gone.push(*slot);
+            }
+            keep
+        });
+        gone
     }
 
     /// Current counters.
@@ -268,7 +302,13 @@ mod tests {
             Err(RelayErrorKind::TooManySlots)
         );
         assert!(t.open(2, "b", now, &mut rng).is_ok());
-        t.remove_agent(1);
+        let gone = t.remove_agent(1);
+        assert_eq!(
+            gone.len(),
+            2,
+            "both of agent 1's slots are returned: {gone:?}"
+        );
+        assert!(gone.contains(&s2));
         assert_eq!(t.stats().open, 1);
         assert_eq!(t.claim(s2, "ada", now), Err(RelayErrorKind::UnknownSlot));
     }
@@ -296,6 +336,32 @@ mod tests {
             Err(RelayErrorKind::UnknownSlot)
         );
         assert_eq!(t.stats().rate_limited, 1);
+    }
+
+    #[test]
+    fn a_slot_chosen_elsewhere_is_inserted_once_and_redirects_count_as_claims() {
+        let (mut t, _, now) = table();
+        assert!(!t.knows(Slot(417)));
+        assert!(t.insert(Slot(417), 1, "a", now));
+        assert!(
+            !t.insert(Slot(417), 2, "b", now),
+            "a known slot is not replaced"
+        );
+        assert!(t.knows(Slot(417)));
+        assert!(t.insert(Slot(418), 1, "a", now));
+        assert_eq!(t.check_room(1), Err(RelayErrorKind::TooManySlots));
+        assert_eq!(t.check_room(2), Ok(()));
+        for _ in 0..5 {
+            assert_eq!(t.count_claim("ada", now), Ok(()));
+        }
+        assert_eq!(
+            t.claim(Slot(417), "ada", now),
+            Err(RelayErrorKind::RateLimited)
+        );
+        assert_eq!(t.claim(Slot(417), "bob", now), Ok((1, "a")));
+        assert_eq!(digits_for(0), 3);
+        assert_eq!(digits_for(SHORT_SLOT_MAX_OPEN - 1), 3);
+        assert_eq!(digits_for(SHORT_SLOT_MAX_OPEN), 6);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tether_net::framed::{self, FrameError};
 use tether_net::tls::RelayIdentity;
 use tether_proto::PROTOCOL_VERSION;
-use tether_proto::msg::{Hello, HelloReply, RelayError, RelayErrorKind, Role, close};
+use tether_proto::msg::{Hello, HelloReply, NodeAddress, RelayError, RelayErrorKind, Role, close};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -88,6 +88,27 @@ pub enum StartError {
     /// The database (`--database`) could not be used: the URL, the login or the schema.
     #[error(transparent)]
     Database(#[from] crate::pg::PgError),
+    /// The node's certificate could not be loaded, or was not issued by the cluster CA.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// A cluster CA was named without a node certificate to check against it.
+    #[error(
+        "--cluster-ca (cluster_ca) needs --node-dir (node_dir): the node's certificate from \
+         `tether-relay cluster join`"
+    )]
+    CaWithoutNode,
+    /// A public address was given to a relay that is not a cluster node.
+    #[error(
+        "--public-addr is where a cluster's other nodes send consoles: it needs --database \
+         (a relay on its own sends nobody anywhere)"
+    )]
+    PublicAddrAlone,
+    /// In a cluster, this node has no address to redirect consoles to.
+    #[error(
+        "this node listens on {0} and has no public address to send consoles to: pass \
+         --public-addr HOST:PORT (or serve a node directory from `cluster join --addr`)"
+    )]
+    NoPublicAddr(SocketAddr),
 }
 
 /// What the accept loop holds: one context per kind of connection, each naming only the handles
@@ -111,6 +132,7 @@ pub struct Relay;
 #[derive(Debug)]
 pub struct RelayHandle {
     local_addr: SocketAddr,
+    node: Option<NodeAddress>,
     fingerprint: String,
     data_dir: PathBuf,
     contexts: Arc<Contexts>,
@@ -126,14 +148,27 @@ impl Relay {
     /// Creates the data directory and certificate if needed, binds, and starts serving.
     pub async fn spawn(config: RelayConfig) -> Result<RelayHandle, StartError> {
         let dir = config.data_dir.clone();
-        // The database first: a wrong URL, password or schema stops the start before anything is
-        // written, there or here.
+        // The node's certificate first, then the database: a node of another cluster, a wrong URL,
+        // password or schema stops the start before anything is written, there or here.
+        if config.cluster_ca.is_some() && config.node_dir.is_none() {
+            return Err(StartError::CaWithoutNode);
+        }
+        let node = match &config.node_dir {
+            Some(d) => Some(crate::cluster::load(d, config.cluster_ca.as_deref())?),
+            None => None,
+        };
+        if config.public_addr.is_some() && config.database.is_none() {
+            return Err(StartError::PublicAddrAlone);
+        }
         let backend = Backend::open(config.database.as_deref(), &dir)?;
         std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir {
             path: dir.clone(),
             source,
         })?;
-        let identity = RelayIdentity::load_or_create(&dir)?;
+        let (identity, node_file) = match node {
+            Some(n) => (n.identity, Some(n.file)),
+            None => (RelayIdentity::load_or_create(&dir)?, None),
+        };
         let endpoint = tether_net::transport::server_endpoint(config.listen, &identity)?;
         let local_addr = endpoint
             .local_addr()
@@ -147,12 +182,30 @@ impl Relay {
         let limits = config.limits.clone();
         let store = backend.store().map_err(StartError::Store)?;
         let records = backend.records().map_err(StartError::Records)?;
-        let slots = Arc::new(SlotTable::new(Rendezvous::new(
+        let table = Rendezvous::new(
             limits.code_ttl,
             limits.max_open_slots_per_agent,
             limits.claims_per_technician_per_minute,
             limits.claims_per_source_per_minute,
-        )));
+        );
+        let node = if backend.is_shared() {
+            let me = node_address(&config, node_file.as_ref(), local_addr)?;
+            info!(node = %me.node, addr = %me.addr, "cluster node");
+            Some(me)
+        } else {
+            None
+        };
+        let registry = node.clone().and_then(|me| backend.slot_registry(me));
+        let slots = Arc::new(match registry {
+            None => SlotTable::new(table),
+            Some(registry) => {
+                // A restarted node holds nothing; its old rows would only send consoles here.
+                if let Err(e) = registry.release_all() {
+                    warn!(error = %e, "cannot clear this node's old slots; they expire");
+                }
+                SlotTable::clustered(table, registry, limits.code_ttl)
+            }
+        });
         let directory: Arc<dyn Directory> = backend.directory();
         let ids = Arc::new(IdSource::default());
         let shutdown = CancellationToken::new();
@@ -221,6 +274,7 @@ impl Relay {
         let task = tokio::spawn(accept_loop(endpoint, contexts.clone()));
         Ok(RelayHandle {
             local_addr,
+            node,
             fingerprint: identity.fingerprint(),
             data_dir: dir,
             contexts,
@@ -234,10 +288,39 @@ impl Relay {
     }
 }
 
+/// This node's name and the address consoles are sent to: the flags, else the node file, else
+/// a fresh name and the bound address (when it is one a console can reach).
+fn node_address(
+    config: &RelayConfig,
+    file: Option<&crate::cluster::NodeFile>,
+    bound: SocketAddr,
+) -> Result<NodeAddress, StartError> {
+    let node = match file {
+        Some(f) => f.name.clone(),
+        // Unique per start: the rows of an earlier run expire on their own.
+        None => format!("node-{:08x}", rand::random::<u32>()),
+    };
+    let addr = match (&config.public_addr, file) {
+        (Some(a), _) => {
+            crate::cluster::addr_host(a)?;
+            a.clone()
+        }
+        (None, Some(f)) => f.addr.clone(),
+        (None, None) if bound.ip().is_unspecified() => return Err(StartError::NoPublicAddr(bound)),
+        (None, None) => bound.to_string(),
+    };
+    Ok(NodeAddress { node, addr })
+}
+
 impl RelayHandle {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// In a cluster (`--database`): this node's name and the address consoles are sent to.
+    pub fn node(&self) -> Option<&NodeAddress> {
+        self.node.as_ref()
     }
 
     /// The SHA-256 fingerprint clients pin.

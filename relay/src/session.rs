@@ -5,6 +5,8 @@
 //!    records, invitations) answered by its own module.
 //! 2. A claim passes the checks of [`crate::claim`], takes its slot, reserves the agent (one
 //!    session at a time, [`crate::link::BusyGuard`]) and asks the agent to accept.
+//!    In a cluster, a slot another node holds is not taken here: the console hears `Redirect`
+//!    naming that node, and claims there.
 //! 3. Accepted: the console hears `Claimed`, and stream 0 and every further console stream are
 //!    spliced to a new agent stream until one side leaves, the time limit, or shutdown.
 
@@ -14,7 +16,9 @@ use std::time::Instant;
 
 use tether_net::framed;
 use tether_proto::Slot;
-use tether_proto::msg::{ConsoleToRelay, RelayError, RelayErrorKind, RelayToConsole, close};
+use tether_proto::msg::{
+    ConsoleToRelay, NodeAddress, RelayError, RelayErrorKind, RelayToConsole, close,
+};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +38,7 @@ use crate::link::{AgentEvent, AgentLink, BusyGuard};
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::record_service::{self, QueryCtx};
 use crate::records::RecordStore;
-use crate::slots::SlotTable;
+use crate::slots::{SlotTable, Taken};
 use crate::splice::{Counters, splice};
 
 /// How long a finished session waits for in-flight frames before cutting the spliced streams.
@@ -121,15 +125,23 @@ pub(crate) async fn serve(
     }
 }
 
-/// Runs the checks of [`crate::claim`] and takes the slot and the agent. Admitted: the agent's
-/// link, the technician and the guard holding the agent busy.
+/// A claim that passed the checks.
+enum Admitted {
+    /// The agent's link, the technician and the guard holding the agent busy.
+    Here(AgentLink, tether_proto::msg::TechnicianIdentity, BusyGuard),
+    /// Another node of the cluster holds the slot: the console goes there.
+    Elsewhere(NodeAddress),
+}
+
+/// Runs the checks of [`crate::claim`] and takes the slot and the agent, or finds the node that
+/// holds the slot.
 fn admit(
     conn: &quinn::Connection,
     ctx: &ConsoleCtx,
     slot: Slot,
     token: &str,
     scopes: tether_proto::ScopeSet,
-) -> Result<(AgentLink, tether_proto::msg::TechnicianIdentity, BusyGuard), Refusal> {
+) -> Result<Admitted, Refusal> {
     let verdict = ctx.verify(token);
     let source = conn.remote_address().ip();
     claim::admit(ctx.audit.gate(), &verdict, || {
@@ -137,15 +149,16 @@ fn admit(
     })?;
     let technician = claim::check(verdict, scopes)?;
     let who = format!("{}\u{0}{}", technician.org, technician.name);
-    let link = match ctx.slots.with(|t| t.claim(slot, &who, Instant::now())) {
-        Ok((_, link)) => link,
+    let link = match ctx.slots.claim(slot, &who) {
+        Ok(Taken::Here(_, link)) => link,
+        Ok(Taken::Elsewhere(node)) => return Ok(Admitted::Elsewhere(node)),
         Err(kind) => return Err(Refusal::plain(kind, Some(&technician.name))),
     };
     claim::check_invite(link.invite.as_deref(), &technician)?;
     let Some(busy) = link.reserve() else {
         return Err(Refusal::plain(RelayErrorKind::Busy, Some(&technician.name)));
     };
-    Ok((link, technician, busy))
+    Ok(Admitted::Here(link, technician, busy))
 }
 
 async fn claimed(
@@ -169,7 +182,11 @@ async fn claimed(
         RelayToConsole::Error(RelayError::new(r.kind, r.text))
     };
     let (link, technician, busy) = match admit(&conn, ctx, slot, &token, scopes) {
-        Ok(x) => x,
+        Ok(Admitted::Here(link, technician, busy)) => (link, technician, busy),
+        Ok(Admitted::Elsewhere(node)) => {
+            info!(node = %node.node, "slot held by another node; redirecting");
+            return refuse(&conn, send, &RelayToConsole::Redirect(node)).await;
+        }
         Err(r) => return refuse(&conn, send, &refused(r)).await,
     };
 

@@ -10,6 +10,18 @@ pub enum ConsoleError {
     /// The relay could not be reached, or failed its identity check.
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// A relay cluster's node sent the claim to another node, and the console could not follow
+    /// (it pins one relay's fingerprint, the node could not be reached or failed the cluster CA's
+    /// check, or it redirected again).
+    #[error("the relay says node {node} at {addr} holds this code, but: {reason}")]
+    Redirect {
+        /// The node's name, as the relay gave it (made safe to show).
+        node: String,
+        /// Its address (made safe to show).
+        addr: String,
+        /// Why the console did not claim there.
+        reason: String,
+    },
     /// The technician token was refused (unknown, revoked or expired).
     #[error("the relay does not accept this technician token: {0} (check TETHER_TOKEN)")]
     BadToken(String),
@@ -85,7 +97,7 @@ impl ConsoleError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ConsoleError::Connect(ConnectError::FingerprintMismatch { .. }) => 4,
-            ConsoleError::Connect(_) => 3,
+            ConsoleError::Connect(_) | ConsoleError::Redirect { .. } => 3,
             ConsoleError::BadToken(_) | ConsoleError::Forbidden(_) => 5,
             ConsoleError::UnknownCode | ConsoleError::ExpiredCode | ConsoleError::Refused(_) => 6,
             ConsoleError::WrongCode => 7,

@@ -1,7 +1,8 @@
 //! A technician's session with one agent.
 //!
 //! # Flow
-//! claim the slot (token) → SPAKE2 pairing with the secret on stream 0 → (chat both ways from here
+//! claim the slot (token; a relay cluster's node may send the console once to the node that holds
+//! the code) → SPAKE2 pairing with the secret on stream 0 → (chat both ways from here
 //! on) → sealed `ConsentRequest` → `ConsentDecision` → one new stream per request (`StreamOpen{n}`,
 //! then sealed `Request` → `Response`; any time after the decision, sealed `AskMore` →
 //! `MoreDecision` asks the user for more) → sealed `End`. A task reads stream 0 for the whole session
@@ -11,6 +12,7 @@
 use std::time::Duration;
 use tracing::Instrument;
 
+use tether_net::Trust;
 use tether_net::client::{self, RelayConnection, RelayTarget};
 use tether_net::framed::{self, FrameError};
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
@@ -18,12 +20,13 @@ use tether_proto::chat::ChatText;
 use tether_proto::diag::{DiagReport, Probe};
 use tether_proto::inventory::Inventory;
 use tether_proto::msg::{
-    AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, Invitee, MoreOutcome,
+    AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, Invitee, MoreOutcome, NodeAddress,
     OpenInvitation, RelayToConsole, Request, Response, Role, StreamOpen, TechnicianIdentity, close,
 };
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
 use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
 use tether_proto::seal::{SealError, SessionKeys};
+use tether_proto::text::display_safe;
 use tether_proto::{ScopeSet, SessionCode};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -296,10 +299,10 @@ pub async fn pair_session_with(
         slot = %code.slot,
         session = tracing::field::Empty
     );
-    let relay = client::connect(&config.relay)
-        .instrument(connection.clone())
+    let (relay, accepted) = claim_following_one_redirect(config, code, scopes, &connection)
+        .instrument(span.clone())
         .await?;
-    match claim_and_pair(&relay, config, code, scopes, on_claimed)
+    match pair(accepted, code, on_claimed)
         .instrument(span.clone())
         .await
     {
@@ -361,14 +364,90 @@ struct Paired {
     record: Option<u64>,
 }
 
-/// Everything after connecting; on error the caller closes the connection.
-async fn claim_and_pair(
+/// A claim the relay accepted: stream 0, now spliced to the agent, and what the relay said.
+struct Accepted {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    technician: TechnicianIdentity,
+    reason: Option<String>,
+    record: Option<u64>,
+}
+
+/// The relay's answer to a claim.
+enum Claim {
+    Accepted(Accepted),
+    /// Another node of the relay's cluster holds the code.
+    Redirect(NodeAddress),
+}
+
+/// Connects and claims; a relay of a cluster may send the console to the node that holds the code,
+/// once. That node is reached under its name and trusted only through the cluster CA
+/// ([`Trust::CaFile`]): a console pinning one relay's fingerprint cannot follow, and says so.
+async fn claim_following_one_redirect(
+    config: &ConsoleConfig,
+    code: SessionCode,
+    scopes: ScopeSet,
+    connection: &tracing::Span,
+) -> Result<(RelayConnection, Accepted), ConsoleError> {
+    let relay = client::connect(&config.relay)
+        .instrument(connection.clone())
+        .await?;
+    let node = match claim(&relay, config, code, scopes).await {
+        Ok(Claim::Accepted(a)) => return Ok((relay, a)),
+        Ok(Claim::Redirect(node)) => node,
+        Err(e) => {
+            relay.close(close::NORMAL, "console giving up").await;
+            return Err(e);
+        }
+    };
+    relay.close(close::NORMAL, "redirected").await;
+    let redirected = |reason: String| ConsoleError::Redirect {
+        node: display_safe(&node.node).into_owned(),
+        addr: display_safe(&node.addr).into_owned(),
+        reason,
+    };
+    if !matches!(config.relay.trust, Trust::CaFile(_)) {
+        return Err(redirected(
+            "this console pins one relay's certificate fingerprint, so it cannot check another \
+             node: trust the cluster CA instead (--ca-file / TETHER_RELAY_CA_FILE with \
+             cluster-ca.pem)"
+                .into(),
+        ));
+    }
+    let target = RelayTarget {
+        addr: node.addr.clone(),
+        ..config.relay.clone()
+    };
+    tracing::info!(node = %display_safe(&node.node), "the code is held by another node; claiming there");
+    let relay = client::connect_named(&target, &node.node)
+        .instrument(connection.clone())
+        .await
+        .map_err(|e| redirected(e.to_string()))?;
+    match claim(&relay, config, code, scopes).await {
+        Ok(Claim::Accepted(a)) => Ok((relay, a)),
+        Ok(Claim::Redirect(again)) => {
+            relay.close(close::NORMAL, "redirected twice").await;
+            Err(redirected(format!(
+                "that node sent it on again, to {} at {}; a code is held by one node, so the \
+                 cluster's nodes disagree (is a node's database or clock wrong?)",
+                display_safe(&again.node),
+                display_safe(&again.addr)
+            )))
+        }
+        Err(e) => {
+            relay.close(close::NORMAL, "console giving up").await;
+            Err(e)
+        }
+    }
+}
+
+/// Sends the claim on a new control stream and reads the answer.
+async fn claim(
     relay: &RelayConnection,
     config: &ConsoleConfig,
     code: SessionCode,
     scopes: ScopeSet,
-    on_claimed: impl FnOnce(&ClaimInfo) + Send,
-) -> Result<Paired, ConsoleError> {
+) -> Result<Claim, ConsoleError> {
     let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
     framed::write_msg(
         &mut send,
@@ -379,20 +458,39 @@ async fn claim_and_pair(
         },
     )
     .await?;
-    let (technician, reason, record) =
-        match step(async { Ok(framed::read_msg::<RelayToConsole>(&mut recv).await?) }).await? {
-            RelayToConsole::Claimed {
-                technician,
-                reason,
-                record,
-            } => (technician, reason, record),
-            RelayToConsole::Error(e) => return Err(e.into()),
-            RelayToConsole::Invitations(_) => {
-                return Err(ConsoleError::Protocol(
-                    "the relay answered a claim with a list".into(),
-                ));
-            }
-        };
+    match step(async { Ok(framed::read_msg::<RelayToConsole>(&mut recv).await?) }).await? {
+        RelayToConsole::Claimed {
+            technician,
+            reason,
+            record,
+        } => Ok(Claim::Accepted(Accepted {
+            send,
+            recv,
+            technician,
+            reason,
+            record,
+        })),
+        RelayToConsole::Redirect(node) => Ok(Claim::Redirect(node)),
+        RelayToConsole::Error(e) => Err(e.into()),
+        RelayToConsole::Invitations(_) => Err(ConsoleError::Protocol(
+            "the relay answered a claim with a list".into(),
+        )),
+    }
+}
+
+/// Pairs on an accepted claim's stream 0; on error the caller closes the connection.
+async fn pair(
+    accepted: Accepted,
+    code: SessionCode,
+    on_claimed: impl FnOnce(&ClaimInfo) + Send,
+) -> Result<Paired, ConsoleError> {
+    let Accepted {
+        mut send,
+        mut recv,
+        technician,
+        reason,
+        record,
+    } = accepted;
     if let Some(id) = record {
         tracing::Span::current().record("session", id);
     }
@@ -452,9 +550,9 @@ pub async fn invitations(config: &ConsoleConfig) -> Result<Vec<OpenInvitation>, 
     let result = match ask_relay::<RelayToConsole>(&relay, &ask).await {
         Ok(RelayToConsole::Invitations(list)) => Ok(list),
         Ok(RelayToConsole::Error(e)) => Err(e.into()),
-        Ok(RelayToConsole::Claimed { .. }) => Err(ConsoleError::Protocol(
-            "the relay answered a list with a claim".into(),
-        )),
+        Ok(RelayToConsole::Claimed { .. } | RelayToConsole::Redirect(_)) => Err(
+            ConsoleError::Protocol("the relay answered a list with a claim".into()),
+        ),
         Err(e) => Err(e),
     };
     relay.close(close::NORMAL, "done").await;

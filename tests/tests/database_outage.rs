@@ -183,10 +183,31 @@ async fn a_node_refuses_while_its_database_is_down_and_recovers_without_losing_a
     assert!(why.contains("database"), "the device is told why: {why}");
     assert_eq!(DataDir::new(device.path()).queued().unwrap().len(), 1);
 
-    // A technician's claim is refused, saying why; the user's code is not burnt by it.
-    let err = inventory_session(&a, &tech)
+    // A user asking for help is refused a code, saying why (the cluster's codes live in the
+    // database), and so is a technician's claim of any code.
+    let agent = TestAgent::spawn_with(
+        tether_agent::ShareConfig::new(target(&a)),
+        Some("inventory".parse().unwrap()),
+    );
+    let refused = tokio::time::timeout(WAIT, agent.task)
         .await
-        .expect_err("no session without the database");
+        .expect("the agent is answered")
+        .unwrap()
+        .expect_err("no code without the database")
+        .to_string();
+    assert!(
+        refused.contains("database"),
+        "the user is told why: {refused}"
+    );
+    let console = ConsoleConfig {
+        relay: target(&a),
+        token: tech.clone(),
+    };
+    let err =
+        tether_console::open_session(&console, "123 456 789".parse().unwrap(), ScopeSet::all())
+            .await
+            .expect_err("no session without the database")
+            .to_string();
     assert!(err.contains("database"), "the console is told why: {err}");
 
     // The database comes back on the same port: the node serves again by itself.

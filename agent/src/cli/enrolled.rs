@@ -59,7 +59,7 @@ pub async fn run(
     let config = crate::policy::AgentConfig::load(crate::policy::DEFAULT_CONFIG.as_ref(), false)
         .map_err(|e| e.to_string())?;
     cfg.fallback = config
-        .cluster_nodes
+        .other_relays
         .iter()
         .flatten()
         .map(|addr| tether_net::RelayTarget {

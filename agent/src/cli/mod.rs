@@ -68,6 +68,11 @@ pub enum Command {
         /// nothing through a symbolic link, can be read.
         #[arg(long = "files-root", value_name = "DIR")]
         files_roots: Vec<PathBuf>,
+        /// Another node of the relay's cluster, tried when the relay is lost (you get a new code
+        /// from it). Repeat it for several; they are trusted as the relay is (use --ca-file with
+        /// the cluster's CA).
+        #[arg(long = "other-relay", value_name = "HOST:PORT")]
+        other_relays: Vec<String>,
     },
     /// Open the agent window (the default on a desktop): code, consent dialog, session banner.
     Window {
@@ -170,6 +175,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         .unwrap_or_else(|| backend::choose(&SessionEnv::from_env()));
     let mut again = false;
     let (mut files_dir, mut files_roots) = (None, Vec::new());
+    let mut other_relays: Vec<String> = Vec::new();
     let (config, window, reason) = match cli.command {
         None | Some(Command::Log) => {
             let Some(dir) = state_dir else {
@@ -191,9 +197,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             once,
             files_dir: dir,
             files_roots: roots,
+            other_relays: others,
         }) => {
             again = !once;
             (files_dir, files_roots) = (dir, roots);
+            other_relays = others;
             (config, None, reason)
         }
         Some(Command::Window {
@@ -229,15 +237,6 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Err(e) => return Err(Failure::new(e, 2)),
     };
     let mut share = ShareConfig::new(target);
-    share.fallback = agent_config
-        .cluster_nodes
-        .iter()
-        .flatten()
-        .map(|addr| tether_net::RelayTarget {
-            addr: addr.clone(),
-            ..share.relay.clone()
-        })
-        .collect();
     (share.screen, share.input) = backend::providers(backend, state_dir.as_deref());
     share.clipboard = crate::clipboard::provider(backend);
     share.backend = Some(backend);
@@ -262,6 +261,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             .map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone()))
             .collect();
     }
+    if other_relays.is_empty() {
+        other_relays = agent_config.other_relays.clone().unwrap_or_default();
+    }
+    if let Some(bad) = other_relays.iter().find(|a| !is_host_port(a)) {
+        return Err(Failure::new(
+            format!("other relay {bad:?} is not HOST:PORT (another node of the relay's cluster)"),
+            2,
+        ));
+    }
+    share.other_relays = other_relays;
     share.reason = match reason.as_deref().map(crate::share::check_reason) {
         None => None,
         Some(Ok(r)) => r,
@@ -273,6 +282,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
     tether_net::outln!("Screen and input go through {}.", backend.describe());
     block_on(terminal_mode(share))?
+}
+
+/// Whether `s` looks like `host:port` (a port from 1 to 65535 after the last colon, a host before).
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && !host.contains(char::is_whitespace)
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    })
 }
 
 /// The window with nothing to connect to: it opens anyway and says, in plain words, what is missing
@@ -319,4 +337,26 @@ async fn terminal_mode(share: ShareConfig) -> Result<(), Failure> {
     let _ = tokio::time::timeout(std::time::Duration::from_millis(200), front).await;
     ctrl_c.abort();
     result.map(|_| ()).map_err(|e| Failure::new(e, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_relays_must_be_host_and_port() {
+        for good in ["relay-2.example.com:4433", "127.0.0.1:1", "[::1]:4433"] {
+            assert!(is_host_port(good), "{good}");
+        }
+        for bad in [
+            "relay-2",
+            "relay:0",
+            ":4433",
+            "relay:x",
+            "a b:1",
+            "relay:70000",
+        ] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+    }
 }

@@ -10,6 +10,9 @@
 //!   |                              |<------------ Hello{Console} --|
 //!   |                              |------------- HelloReply ----->|
 //!   |                              |<-- ConsoleToRelay::Claim -----|  slot, token, scopes (role-checked)
+//!   |                              |--- RelayToConsole::Redirect ->|  (a cluster: another node holds
+//!   |                              |                               |   the slot; the console claims
+//!   |                              |                               |   there, once)
 //!   |<-- RelayToAgent::Claimed ----|                               |  verified name, org, role
 //!   |-- AgentToRelay::Accept ----->|--- RelayToConsole::Claimed -->|  (or Decline: refused before pairing)
 //!   |                              |   + reason, session record id |
@@ -78,6 +81,25 @@ mod tests {
             let _ = codec::decode::<Response>(&bytes);
             let _ = codec::from_body::<ConsoleToRelay>(&bytes);
         }
+    }
+
+    /// `Redirect` came last: the variants before it keep their tags, so what an older relay
+    /// sends decodes as it did, and a redirect's tag is the next one.
+    #[test]
+    fn the_redirect_keeps_older_console_answers_decoding() {
+        let invitations = codec::to_body(&RelayToConsole::Invitations(Vec::new())).unwrap();
+        let redirect = codec::to_body(&RelayToConsole::Redirect(NodeAddress {
+            node: "node-a".into(),
+            addr: "127.0.0.1:4433".into(),
+        }))
+        .unwrap();
+        assert_eq!(
+            invitations[0] + 1,
+            redirect[0],
+            "{invitations:?} {redirect:?}"
+        );
+        let old: RelayToConsole = codec::from_body(&invitations).unwrap();
+        assert_eq!(old, RelayToConsole::Invitations(Vec::new()));
     }
 
     // `Response` carries a full inventory, whose strategy needs a large stack.

@@ -419,6 +419,21 @@ pub enum RelayToConsole {
     Error(RelayError),
     /// The answer to [`ConsoleToRelay::Invitations`].
     Invitations(Vec<OpenInvitation>),
+    /// In a relay cluster: another node holds this claim's slot. The console connects to that
+    /// node once (checking its certificate against the cluster CA, under `node`'s name) and claims
+    /// there; a second redirect is an error. Nothing was consumed here. Last, so the frames of
+    /// older relays decode as before.
+    Redirect(NodeAddress),
+}
+
+/// A relay node of a cluster, as a redirect names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct NodeAddress {
+    /// The node's name: a DNS name its certificate (signed by the cluster CA) carries.
+    pub node: String,
+    /// Where consoles reach it, `host:port`.
+    pub addr: String,
 }
 
 /// Why a session ended.

@@ -54,6 +54,23 @@ pub enum Command {
         /// Serve Prometheus metrics over HTTP on this address (off by default), e.g. 127.0.0.1:9464.
         #[arg(long)]
         metrics: Option<SocketAddr>,
+        /// Serve as the cluster node in DIR (from `cluster join --out DIR`): its certificate, key,
+        /// name and address [default: the config file's `node_dir`, else a certificate of its own].
+        #[arg(long, value_name = "DIR")]
+        node_dir: Option<PathBuf>,
+        /// The cluster CA certificate (cluster-ca.pem): the node's certificate must be issued by
+        /// it, or the relay does not start [default: the config file's `cluster_ca`].
+        #[arg(long, value_name = "FILE")]
+        cluster_ca: Option<PathBuf>,
+        /// With --database: the HOST:PORT consoles are sent to when this node holds their code
+        /// [default: the node directory's address, else the listening address].
+        #[arg(long, value_name = "HOST:PORT")]
+        public_addr: Option<String>,
+    },
+    /// A relay cluster's trust: its CA, and certificates for its nodes.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
     },
     /// Print a summary of a running relay (from its metrics endpoint).
     Status {
@@ -106,6 +123,33 @@ pub enum Command {
         agent_deb: PathBuf,
         /// Directory to write the package into.
         #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+// `cluster`.
+pub enum ClusterCommand {
+    /// Make the cluster's CA in DIR (its key readable only by you; never replaced) and print its
+    /// fingerprint. Agents and consoles trust the cluster through DIR/cluster-ca.pem.
+    Init {
+        /// Where to write cluster-ca.pem and cluster-ca-key.pem.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Issue a node certificate signed by the cluster CA, into DIR, for `serve --node-dir DIR`.
+    Join {
+        /// The CA directory of `cluster init`.
+        #[arg(long, value_name = "DIR")]
+        ca_dir: PathBuf,
+        /// The node's name (lowercase letters, digits, hyphens), written into its certificate.
+        #[arg(long)]
+        name: String,
+        /// The HOST:PORT consoles reach this node at.
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: String,
+        /// Where to write the node's files.
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
 }

@@ -7,7 +7,7 @@ use clap::Parser;
 
 use super::CliError;
 use super::args::{
-    AuditCommand, Cli, Command, DevicesCommand, EnrollTokenCommand, OrgKeyCommand,
+    AuditCommand, Cli, ClusterCommand, Command, DevicesCommand, EnrollTokenCommand, OrgKeyCommand,
     TechnicianCommand,
 };
 use crate::backend::Backend;
@@ -71,6 +71,9 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             max_connections,
             claims_per_minute,
             metrics,
+            node_dir,
+            cluster_ca,
+            public_addr,
         } => {
             let listen = listen
                 .or(file.listen)
@@ -84,8 +87,12 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             }
             config.metrics = metrics.or(file.metrics);
             config.database = database.clone();
+            config.node_dir = node_dir.or(file.node_dir);
+            config.cluster_ca = cluster_ca.or(file.cluster_ca);
+            config.public_addr = public_addr;
             serve(config).await
         }
+        Command::Cluster { command } => cluster(command),
         Command::OrgKey { command } => org_key(command),
         Command::AgentConfig { target, out } => {
             let address = target
@@ -333,6 +340,7 @@ fn technician(backend: &Backend, command: TechnicianCommand) -> anyhow::Result<(
     Ok(())
 }
 async fn serve(config: RelayConfig) -> anyhow::Result<()> {
+    let cluster_ca = config.cluster_ca.clone();
     let relay = Relay::spawn(config).await.context("starting the relay")?;
     tether_net::outln!(
         "tether-relay listening on {} (UDP/QUIC)",
@@ -344,9 +352,24 @@ async fn serve(config: RelayConfig) -> anyhow::Result<()> {
     if let Some(m) = relay.metrics_addr() {
         tether_net::outln!("metrics:             http://{m}/metrics");
     }
+    if let Some(node) = relay.node() {
+        tether_net::outln!(
+            "cluster node:        {} (consoles sent to {})",
+            node.node,
+            node.addr
+        );
+    }
     tether_net::outln!();
-    tether_net::outln!("Agents and consoles pin the certificate with:");
-    tether_net::outln!("  export TETHER_RELAY_CERT_SHA256={}", relay.fingerprint());
+    match &cluster_ca {
+        Some(ca) => {
+            tether_net::outln!("Agents and consoles trust every node of the cluster with:");
+            tether_net::outln!("  export TETHER_RELAY_CA_FILE={}", ca.display());
+        }
+        None => {
+            tether_net::outln!("Agents and consoles pin the certificate with:");
+            tether_net::outln!("  export TETHER_RELAY_CERT_SHA256={}", relay.fingerprint());
+        }
+    }
     tether_net::outln!("Register a technician with: tether-relay technician add NAME --org ORG");
     tether_net::outln!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
@@ -378,6 +401,47 @@ async fn status(metrics: Option<SocketAddr>, data_dir: &std::path::Path) -> anyh
     let samples = crate::metrics::scrape(addr).await?;
     tether_net::outln!("tether-relay at http://{addr}/metrics");
     tether_net::out!("{}", crate::metrics::summary(&samples));
+    Ok(())
+}
+
+/// `cluster`: nothing here touches the data directory or the database.
+fn cluster(command: ClusterCommand) -> anyhow::Result<()> {
+    use crate::cluster;
+    match command {
+        ClusterCommand::Init { dir } => {
+            let ca = cluster::init(&dir)?;
+            tether_net::outln!("cluster CA written to {}", dir.display());
+            tether_net::outln!("CA certificate SHA-256: {}", ca.fingerprint);
+            tether_net::outln!(
+                "Agents and consoles trust every node with: TETHER_RELAY_CA_FILE={}",
+                ca.cert.display()
+            );
+            tether_net::outln!(
+                "Keep {} on your own machine; add nodes with `tether-relay cluster join`.",
+                dir.join(cluster::CA_KEY).display()
+            );
+        }
+        ClusterCommand::Join {
+            ca_dir,
+            name,
+            addr,
+            out,
+        } => {
+            let node = cluster::join(&ca_dir, &name, &addr, &out)?;
+            tether_net::outln!(
+                "node {:?} at {} written to {}",
+                node.file.name,
+                node.file.addr,
+                out.display()
+            );
+            tether_net::outln!("certificate SHA-256: {}", node.identity.fingerprint());
+            tether_net::outln!(
+                "Serve it with: tether-relay serve --node-dir {} --cluster-ca {} --database …",
+                out.display(),
+                out.join(cluster::CA_CERT).display()
+            );
+        }
+    }
     Ok(())
 }
 

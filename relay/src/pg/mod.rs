@@ -9,7 +9,9 @@
 //! - [`records`]: the [`crate::records::RecordStore`], searched through a generated `tsvector`;
 //! - [`directory`]: technicians (the [`crate::directory::Directory`] trait and the operator
 //!   commands);
-//! - [`audit`]: the cluster's one audit chain, appended under a transaction-scoped advisory lock.
+//! - [`audit`]: the cluster's one audit chain, appended under a transaction-scoped advisory lock;
+//! - [`slots`]: the slots the nodes hold ([`crate::registry::SlotRegistry`]), so a code is unique
+//!   across the cluster and a claim on any node finds the node that holds it.
 //!
 //! # Why a synchronous client and a pool
 //! The store traits are synchronous, and the relay already calls them on blocking threads
@@ -30,6 +32,7 @@
 pub mod audit;
 pub mod directory;
 pub mod records;
+pub mod slots;
 pub mod store;
 
 use std::sync::Arc;
@@ -39,7 +42,7 @@ use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 
 /// The schema version this relay writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long connecting (at start, and for a new pooled connection) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -296,6 +299,14 @@ CREATE UNIQUE INDEX technicians_active ON technicians (name, org) WHERE revoked_
 
 -- The audit chain: each line exactly as hashed (see crate::audit), seq without gaps.
 CREATE TABLE audit (seq BIGINT PRIMARY KEY, ts_unix_ms BIGINT NOT NULL, line TEXT NOT NULL);
+",
+    // 2: the slots the nodes hold (crate::registry), with the node's name and public address.
+    "
+CREATE TABLE held_slots (
+    slot BIGINT PRIMARY KEY, node TEXT NOT NULL, addr TEXT NOT NULL,
+    expires_unix BIGINT NOT NULL, forget_unix BIGINT NOT NULL);
+CREATE INDEX held_slots_node ON held_slots (node);
+CREATE INDEX held_slots_forget ON held_slots (forget_unix);
 ",
 ];
 
