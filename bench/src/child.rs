@@ -43,10 +43,25 @@ pub fn relay_bin() -> anyhow::Result<PathBuf> {
 impl ChildRelay {
     /// Starts `tether-relay serve` on 127.0.0.1:0 with `extra` flags.
     pub fn start(extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_on(None, None, extra)
+    }
+
+    /// Starts a node of a cluster on `database` (`serve --database`); its technician is `token`
+    /// when the database has one already, else one is added.
+    pub fn start_on(
+        database: Option<&str>,
+        token: Option<&str>,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let bin = relay_bin()?;
         let dir = tempfile::tempdir()?;
-        let token = add_technician(&bin, dir.path())?;
+        let db: Vec<&str> = database.map(|u| vec!["--database", u]).unwrap_or_default();
+        let token = match token {
+            Some(t) => t.to_string(),
+            None => add_technician(&bin, dir.path(), &db)?,
+        };
         let mut child = Command::new(&bin)
+            .args(&db)
             .arg("--data-dir")
             .arg(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -111,8 +126,9 @@ impl Drop for ChildRelay {
     }
 }
 
-fn add_technician(bin: &Path, dir: &Path) -> anyhow::Result<String> {
+fn add_technician(bin: &Path, dir: &Path, db: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(bin)
+        .args(db)
         .arg("--data-dir")
         .arg(dir)
         .args(["technician", "add", "Bench", "--org", "Bench"])

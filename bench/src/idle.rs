@@ -46,30 +46,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     let mut failures = 0usize;
     for &level in &opts.agents {
         let t = std::time::Instant::now();
-        let mut set = JoinSet::new();
-        let mut next = agents.len();
-        while agents.len() < level {
-            while set.len() < opts.parallel && next < level {
-                if next / opts.per_endpoint >= clients.len() {
-                    clients.push(Client::new(relay.addr, &relay.fingerprint)?);
-                }
-                let c = clients[next / opts.per_endpoint].clone();
-                set.spawn(async move { raw::agent(&c).await });
-                next += 1;
-            }
-            match set.join_next().await.context("connect set empty")?? {
-                Ok(a) => agents.push(a),
-                Err(e) => {
-                    // Counted and retried: a loaded machine drops the odd handshake.
-                    failures += 1;
-                    if failures > level / 100 + 10 {
-                        return Err(e.context(format!("{failures} connect failures")));
-                    }
-                    let c = clients[agents.len() / opts.per_endpoint].clone();
-                    set.spawn(async move { raw::agent(&c).await });
-                }
-            }
-        }
+        failures += connect_up_to(&relay, level, &opts, &mut clients, &mut agents).await?;
         let connect_secs = t.elapsed().as_secs_f64();
         // Let handshakes' buffers drain and allocator state settle.
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -103,4 +80,41 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         a.conn.close(0u32.into(), b"bench done");
     }
     Ok(())
+}
+
+/// Connects raw agents to `relay` until `agents` holds `level`, `opts.parallel` handshakes at a
+/// time, `opts.per_endpoint` connections per client endpoint (added to `clients`). Returns the
+/// handshakes that failed and were retried (a loaded machine drops the odd one).
+pub(crate) async fn connect_up_to(
+    relay: &ChildRelay,
+    level: usize,
+    opts: &Opts,
+    clients: &mut Vec<Client>,
+    agents: &mut Vec<RawAgent>,
+) -> anyhow::Result<usize> {
+    let mut failures = 0usize;
+    let mut set = JoinSet::new();
+    let mut next = agents.len();
+    while agents.len() < level {
+        while set.len() < opts.parallel && next < level {
+            if next / opts.per_endpoint >= clients.len() {
+                clients.push(Client::new(relay.addr, &relay.fingerprint)?);
+            }
+            let c = clients[next / opts.per_endpoint].clone();
+            set.spawn(async move { raw::agent(&c).await });
+            next += 1;
+        }
+        match set.join_next().await.context("connect set empty")?? {
+            Ok(a) => agents.push(a),
+            Err(e) => {
+                failures += 1;
+                if failures > level / 100 + 10 {
+                    return Err(e.context(format!("{failures} connect failures")));
+                }
+                let c = clients[agents.len() / opts.per_endpoint].clone();
+                set.spawn(async move { raw::agent(&c).await });
+            }
+        }
+    }
+    Ok(failures)
 }

@@ -12,11 +12,14 @@
 //! - [`sessions`]: many simultaneous sessions, each moving data.
 //! - [`faults`]: recovery after a relay restart, and detection of a vanished peer.
 //! - [`files`]: file push throughput vs raw splice through the same relay; the agent's CPU per GB.
+//! - [`cluster`]: two nodes on one PostgreSQL: claims per second on one node vs two, idle agents
+//!   spread over both.
 //!
 //! This is a measuring tool, not library code: its helper tasks are detached and end with the
 //! process, and failures panic or bubble up as `anyhow` errors.
 
 pub mod child;
+pub mod cluster;
 pub mod faults;
 pub mod files;
 pub mod idle;

@@ -1,7 +1,7 @@
 //! `tether-bench`: run one relay benchmark and print its figures (see BENCHMARKS.md, "Relay").
 
 use clap::{Parser, Subcommand};
-use tether_bench::{faults, files, idle, pairing, sessions, throughput};
+use tether_bench::{cluster, faults, files, idle, pairing, sessions, throughput};
 
 #[derive(Parser)]
 #[command(name = "tether-bench", about = "Tether relay benchmarks")]
@@ -24,6 +24,8 @@ enum Command {
     Faults(faults::Opts),
     /// File push throughput through the relay vs raw splice, and the agent's CPU per GB.
     Files(files::Opts),
+    /// A relay cluster on PostgreSQL: claims/s on one node vs two, idle agents over two nodes.
+    Cluster(cluster::Opts),
     /// The agent side of `files`, run as a child process (not for direct use).
     #[command(hide = true)]
     FilesAgent(files::AgentOpts),
@@ -38,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Sessions(o) => sessions::run(o).await,
         Command::Faults(o) => faults::run(o).await,
         Command::Files(o) => files::run(o).await,
+        Command::Cluster(o) => cluster::run(o).await,
         Command::FilesAgent(o) => files::agent(o).await,
     }
 }
