@@ -127,6 +127,24 @@ async fn two_nodes_share_records_technicians_and_one_audit_chain() {
     assert_eq!(ended.inventories.len(), 1);
     assert_eq!(ended.summary.technicians, ["Ada Lovelace"]);
 
+    // A session on node B too: both nodes append to the one chain.
+    let mut on_b_agent = TestAgent::spawn_with(
+        tether_agent::ShareConfig::new(RelayTarget {
+            addr: b.local_addr().to_string(),
+            trust: Trust::Fingerprint(b.fingerprint().to_string()),
+            connect_timeout: std::time::Duration::from_secs(5),
+        }),
+        Some("inventory".parse().unwrap()),
+    );
+    let code = on_b_agent.code().await;
+    let mut session =
+        tether_console::open_session(&on_b, code, "inventory".parse::<ScopeSet>().unwrap())
+            .await
+            .unwrap();
+    session.inventory().await.unwrap();
+    session.end().await;
+    on_b_agent.task.await.unwrap().unwrap();
+
     // A claim refused on node B goes into the same chain.
     let bogus = tether_console::open_session(
         &ConsoleConfig {
@@ -148,6 +166,11 @@ async fn two_nodes_share_records_technicians_and_one_audit_chain() {
         .map(|r| r["event"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(verified.records, events.len());
+    assert_eq!(
+        events.iter().filter(|e| *e == "session_ended").count(),
+        2,
+        "one session on each node: {events:?}"
+    );
     for e in [
         "technician_added",
         "session_attempt",
