@@ -160,6 +160,9 @@ impl PgServer {
     /// Stops the server (a fast shutdown: its sessions end) and waits until it has exited; its
     /// data stays for [`PgServer::restart`].
     pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();

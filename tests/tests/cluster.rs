@@ -1027,3 +1027,58 @@ async fn a_second_redirect_is_an_error() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// `tether-relay --database URL status` shows the cluster: the database reachable, each node with
+/// the codes it holds; with the database stopped it says so and exits with an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_nodes_and_the_database() {
+    let mut server = PgServer::start();
+    let db = server.database();
+    let url = server.url(&db);
+    let cluster = Cluster::new();
+    let a = cluster.node("node-a", &url).await;
+    let b = cluster.node("node-b", &url).await;
+    let mut waiting = Vec::new();
+    for node in [&a, &b, &b] {
+        let mut agent =
+            TestAgent::spawn_with(tether_agent::ShareConfig::new(cluster.target(node)), None);
+        agent.code().await;
+        waiting.push(agent);
+    }
+    let status = |url: String| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(bin("tether-relay"))
+                .args(["--database", &url, "--data-dir", "/nonexistent", "status"])
+                .output()
+                .unwrap()
+        })
+    };
+    let out = status(url.clone()).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("reachable") && text.contains("2 node(s)"),
+        "{text}"
+    );
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("node {name} at ")))
+            .unwrap_or_else(|| panic!("no line for {name}: {text}"))
+            .to_string()
+    };
+    assert!(line("node-a").ends_with(": 1 open code(s)"), "{text}");
+    assert!(line("node-b").ends_with(": 2 open code(s)"), "{text}");
+    assert!(!text.contains(PASSWORD), "never the password: {text}");
+
+    tokio::task::block_in_place(|| server.stop());
+    let out = status(url).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{out:?}");
+    eprintln!("{text}");
+    assert!(text.contains("database: UNAVAILABLE"), "{text}");
+    assert!(!text.contains(PASSWORD), "never the password: {text}");
+    drop(waiting);
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -129,7 +129,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Status { metrics } => status(metrics, &data_dir).await,
+        Command::Status { metrics } => status(metrics, &data_dir, database.as_deref()).await,
         Command::Technician { command } => {
             if matches!(command, TechnicianCommand::Add { .. }) {
                 create_dir()?;
@@ -381,18 +381,42 @@ async fn serve(config: RelayConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn status(metrics: Option<SocketAddr>, data_dir: &std::path::Path) -> anyhow::Result<()> {
+async fn status(
+    metrics: Option<SocketAddr>,
+    data_dir: &std::path::Path,
+    database: Option<&str>,
+) -> anyhow::Result<()> {
+    // A cluster's status is first its database's: which nodes hold codes, and whether it answers.
+    if let Some(url) = database
+        && !cluster_status(url)
+    {
+        anyhow::bail!("the cluster's database is unavailable (see above)");
+    }
     let addr = match metrics {
         Some(a) => a,
         None => {
             let file = data_dir.join(crate::metrics::ADDR_FILE);
-            let text = std::fs::read_to_string(&file).with_context(|| {
-                format!(
-                    "no running relay with metrics recorded in {}; start it with \
-                     `tether-relay serve --metrics 127.0.0.1:9464`, or pass --metrics ADDR",
-                    data_dir.display()
-                )
-            })?;
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                // The cluster's part was shown; this node's metrics are simply not recorded here.
+                Err(_) if database.is_some() => {
+                    tether_net::outln!(
+                        "(no metrics address recorded in {}: pass --metrics ADDR for a node's \
+                         own figures)",
+                        data_dir.display()
+                    );
+                    return Ok(());
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "no running relay with metrics recorded in {}; start it with \
+                             `tether-relay serve --metrics 127.0.0.1:9464`, or pass --metrics ADDR",
+                            data_dir.display()
+                        )
+                    });
+                }
+            };
             text.trim()
                 .parse()
                 .with_context(|| format!("{} holds no address", file.display()))?
@@ -402,6 +426,41 @@ async fn status(metrics: Option<SocketAddr>, data_dir: &std::path::Path) -> anyh
     tether_net::outln!("tether-relay at http://{addr}/metrics");
     tether_net::out!("{}", crate::metrics::summary(&samples));
     Ok(())
+}
+
+/// Prints the cluster as its database sees it: reachable or why not, and each node holding codes.
+/// `false` when the database did not answer.
+fn cluster_status(url: &str) -> bool {
+    let pg = match crate::pg::Pg::open(url) {
+        Ok(pg) => pg,
+        Err(e) => {
+            tether_net::outln!("database: UNAVAILABLE: {e}");
+            return false;
+        }
+    };
+    match crate::pg::slots::nodes(&pg, crate::clock::now_unix()) {
+        Ok(nodes) => {
+            tether_net::outln!(
+                "database: {} reachable (schema {}); {} node(s) holding codes",
+                pg.target(),
+                crate::pg::SCHEMA_VERSION,
+                nodes.len()
+            );
+            for n in nodes {
+                tether_net::outln!(
+                    "  node {} at {}: {} open code(s)",
+                    n.node,
+                    n.addr,
+                    n.open_codes
+                );
+            }
+            true
+        }
+        Err(e) => {
+            tether_net::outln!("database: UNAVAILABLE: {e}");
+            false
+        }
+    }
 }
 
 /// `cluster`: nothing here touches the data directory or the database.

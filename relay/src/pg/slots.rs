@@ -130,3 +130,39 @@ impl SlotRegistry for PgSlots {
         })
     }
 }
+
+/// One node as the cluster's database sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCodes {
+    /// The node's name.
+    pub node: String,
+    /// Where consoles are sent for its codes.
+    pub addr: String,
+    /// Its codes that can still be claimed (one or more per waiting agent).
+    pub open_codes: u64,
+}
+
+/// The nodes holding codes now, by name (`tether-relay status` with a database).
+pub fn nodes(pg: &Pg, now_unix: u64) -> Result<Vec<NodeCodes>, RegistryError> {
+    let target = pg.target().to_string();
+    pg.with(
+        |reason| RegistryError(format!("{target}: {reason}")),
+        |c| {
+            c.query(
+                "SELECT node, addr, count(*) FROM held_slots WHERE expires_unix > $1 \
+                 GROUP BY node, addr ORDER BY node, addr",
+                &[&secs(now_unix)],
+            )
+            .map_err(|e| RegistryError(format!("{}: {}", pg.target(), words(&e))))
+        },
+    )
+    .map(|rows| {
+        rows.iter()
+            .map(|r| NodeCodes {
+                node: r.get(0),
+                addr: r.get(1),
+                open_codes: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+            })
+            .collect()
+    })
+}
