@@ -12,6 +12,7 @@
 // Test support: a failed expectation should panic loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod device;
 pub mod gui;
 pub mod pg;
 pub mod procs;

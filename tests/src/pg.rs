@@ -257,6 +257,16 @@ impl Drop for PgServer {
     }
 }
 
+/// A relay node on the database at `url` (`serve --database`), data in `dir`, on a free port.
+pub async fn node(url: &str, dir: &Path) -> tether_relay::RelayHandle {
+    let mut config =
+        tether_relay::RelayConfig::new("127.0.0.1:0".parse().expect("address"), dir.to_path_buf());
+    config.database = Some(url.to_string());
+    tether_relay::Relay::spawn(config)
+        .await
+        .expect("node starts")
+}
+
 /// Starts `postgres` on the data in `dir` (made by `initdb`), logging to `dir/server.log`.
 fn spawn(bin: &Path, dir: &Path, port: u16) -> Child {
     let log = std::fs::OpenOptions::new()

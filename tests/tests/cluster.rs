@@ -19,11 +19,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::process::Command;
 
-use tether_agent::enroll::{DataDir, EnrollConfig, enroll};
-use tether_agent::report::{RunConfig, RunEvent, run};
+use tether_agent::report::RunEvent;
 use tether_console::{ConsoleConfig, records};
 use tether_net::{RelayTarget, Trust};
 use tether_proto::ScopeSet;
@@ -31,15 +29,10 @@ use tether_proto::msg::{TechnicianRole, Tier};
 use tether_proto::records::RecordQuery;
 use tether_relay::backend::Backend;
 use tether_relay::{Relay, RelayConfig, RelayHandle, admin};
-use tether_tests::pg::{PASSWORD, PgServer};
+use tether_tests::device::TestDevice;
+use tether_tests::pg::{PASSWORD, PgServer, node};
 use tether_tests::procs::bin;
 use tether_tests::{TestAgent, WAIT};
-
-async fn node(url: &str, dir: &Path) -> RelayHandle {
-    let mut config = RelayConfig::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
-    config.database = Some(url.to_string());
-    Relay::spawn(config).await.expect("node starts")
-}
 
 fn console(node: &RelayHandle, token: &str) -> ConsoleConfig {
     ConsoleConfig {
@@ -788,33 +781,6 @@ fn a_node_certificate_of_another_cluster_is_refused_at_start() {
 /// How soon a waiting agent must show a new code through another node after its node died.
 const FAILOVER: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The service's next event matching `pred`.
-async fn next_run_event(
-    events: &mut tokio::sync::mpsc::Receiver<RunEvent>,
-    what: &str,
-    pred: impl Fn(&RunEvent) -> bool,
-) {
-    let mut seen = Vec::new();
-    let found = tokio::time::timeout(WAIT, async {
-        while let Some(e) = events.recv().await {
-            if pred(&e) {
-                return true;
-            }
-            seen.push(e);
-        }
-        false
-    })
-    .await;
-    assert!(matches!(found, Ok(true)), "no {what}: {seen:?}");
-}
-
-fn dpkg_status(version: &str) -> String {
-    format!(
-        "Package: alpha\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n\
-         Description: test\n"
-    )
-}
-
 /// Node A is a real `tether-relay serve` process of the cluster, killed with SIGKILL (it sends
 /// nothing more, not even a close) under an agent that waits with a code and an enrolled device,
 /// both knowing node B. The agent shows a new code through node B within [`FAILOVER`], and a
@@ -866,32 +832,18 @@ async fn a_killed_node_s_waiting_agent_and_device_move_to_another_node() {
             .unwrap()
             .unwrap()
             .token;
-    let device = tempfile::tempdir().unwrap();
-    let id = enroll(&EnrollConfig {
-        relay: on_a.clone(),
-        token: enroll_token,
-        data_dir: DataDir::new(device.path()),
-        hostname: "failover-host".into(),
-    })
-    .await
-    .unwrap();
-    let status = device.path().join("fake-dpkg-status");
-    std::fs::write(&status, dpkg_status("1.0")).unwrap();
-    let mut cfg = RunConfig::new(DataDir::new(device.path()));
-    cfg.collector.software.dpkg_status = status.clone();
-    cfg.collector.software.tool_path = Some(vec![]);
-    cfg.interval = std::time::Duration::from_secs(3600);
-    cfg.backoff_initial = std::time::Duration::from_millis(100);
-    cfg.backoff_max = std::time::Duration::from_millis(400);
-    cfg.fallback = vec![cluster.target(&b)];
-    let (trigger, trigger_rx) = tokio::sync::mpsc::channel(1);
-    let (events_tx, mut events) = tokio::sync::mpsc::channel(256);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let service = tokio::spawn(run(cfg, trigger_rx, events_tx, stop.clone()));
-    next_run_event(&mut events, "report 1 acked", |e| {
-        matches!(e, RunEvent::Acked { seq: 1, .. })
-    })
+    let mut device = TestDevice::enroll(
+        on_a.clone(),
+        enroll_token,
+        "failover-host",
+        vec![cluster.target(&b)],
+    )
     .await;
+    device
+        .next("report 1 acked", |e| {
+            matches!(e, RunEvent::Acked { seq: 1, .. })
+        })
+        .await;
 
     // A waiting agent on node A that knows node B.
     let mut share = tether_agent::ShareConfig::new(on_a);
@@ -930,26 +882,12 @@ async fn a_killed_node_s_waiting_agent_and_device_move_to_another_node() {
     agent.task.await.unwrap().unwrap();
 
     // The device's next report goes through node B, once.
-    std::fs::write(&status, dpkg_status("1.1")).unwrap();
-    trigger.send(()).await.unwrap();
-    next_run_event(&mut events, "report 2 acked through node B", |e| {
-        matches!(
-            e,
-            RunEvent::Acked {
-                seq: 2,
-                duplicate: false
-            }
-        )
-    })
-    .await;
-    assert!(DataDir::new(device.path()).queued().unwrap().is_empty());
-    let reports = tokio::task::spawn_blocking(move || store.report_count(&id.device_id))
-        .await
-        .unwrap()
-        .unwrap();
+    device.report("1.1").await;
+    let reports = device
+        .stored(2, "report 2 acked through node B", store)
+        .await;
     assert_eq!(reports, 2, "each report stored once");
-    stop.cancel();
-    service.await.unwrap().unwrap();
+    device.stop().await;
     b.shutdown().await;
 }
 

@@ -7,27 +7,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::time::Duration;
 
-use tether_agent::enroll::{DataDir, EnrollConfig, enroll};
-use tether_agent::report::{RunConfig, RunEvent, run};
+use tether_agent::report::RunEvent;
 use tether_console::ConsoleConfig;
 use tether_net::{RelayTarget, Trust};
 use tether_proto::ScopeSet;
 use tether_proto::msg::{TechnicianRole, Tier};
 use tether_relay::backend::Backend;
-use tether_relay::{Relay, RelayConfig, RelayHandle, admin};
-use tether_tests::pg::PgServer;
+use tether_relay::{RelayHandle, admin};
+use tether_tests::device::TestDevice;
+use tether_tests::pg::{PgServer, node};
 use tether_tests::{TestAgent, WAIT};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-async fn node(url: &str, dir: &Path) -> RelayHandle {
-    let mut config = RelayConfig::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
-    config.database = Some(url.to_string());
-    Relay::spawn(config).await.expect("node starts")
-}
 
 fn target(node: &RelayHandle) -> RelayTarget {
     RelayTarget {
@@ -42,31 +33,6 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// Waits for the service's next event matching `pred`; the events skipped are returned too.
-async fn next(
-    events: &mut mpsc::Receiver<RunEvent>,
-    what: &str,
-    pred: impl Fn(&RunEvent) -> bool,
-) -> Vec<RunEvent> {
-    let mut seen = Vec::new();
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let e = events
-                .recv()
-                .await
-                .unwrap_or_else(|| panic!("service mode stopped waiting for {what}: {seen:?}"));
-            let hit = pred(&e);
-            seen.push(e);
-            if hit {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}: {seen:?}"));
-    seen
 }
 
 /// A session on `node` by a fresh code, with `inventory` granted; returns the console's error if
@@ -116,55 +82,26 @@ async fn a_node_refuses_while_its_database_is_down_and_recovers_without_losing_a
             .unwrap()
             .unwrap()
             .token;
-    let device = tempfile::tempdir().unwrap();
-    let id = enroll(&EnrollConfig {
-        relay: target(&a),
-        token: enroll_token,
-        data_dir: DataDir::new(device.path()),
-        hostname: "outage-host".into(),
-    })
-    .await
-    .unwrap();
-    let status = device.path().join("fake-dpkg-status");
-    let dpkg = |version: &str| {
-        format!(
-            "Package: alpha\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n\
-             Description: test\n"
-        )
-    };
-    std::fs::write(&status, dpkg("1.0")).unwrap();
-    let mut cfg = RunConfig::new(DataDir::new(device.path()));
-    cfg.collector.software.dpkg_status = status.clone();
-    cfg.collector.software.tool_path = Some(vec![]);
-    cfg.interval = Duration::from_secs(3600);
-    cfg.backoff_initial = Duration::from_millis(100);
-    cfg.backoff_max = Duration::from_millis(400);
-    let (trigger, trigger_rx) = mpsc::channel(1);
-    let (events_tx, mut events) = mpsc::channel(256);
-    let stop = CancellationToken::new();
-    let service = tokio::spawn(run(cfg, trigger_rx, events_tx, stop.clone()));
-    next(&mut events, "report 1 acked", |e| {
-        matches!(e, RunEvent::Acked { seq: 1, .. })
-    })
-    .await;
+    let mut device = TestDevice::enroll(target(&a), enroll_token, "outage-host", Vec::new()).await;
+    device
+        .next("report 1 acked", |e| {
+            matches!(e, RunEvent::Acked { seq: 1, .. })
+        })
+        .await;
 
     // The database goes away.
     tokio::task::block_in_place(|| server.stop());
 
     // A report made now is not acknowledged: it stays queued on the device, which keeps trying.
-    std::fs::write(&status, dpkg("1.1")).unwrap();
-    trigger.send(()).await.unwrap();
-    let seen = next(
-        &mut events,
-        "report 2 refused or its connection failed",
-        |e| {
+    device.report("1.1").await;
+    let seen = device
+        .next("report 2 refused or its connection failed", |e| {
             matches!(
                 e,
                 RunEvent::Rejected { seq: 2, .. } | RunEvent::Disconnected { .. }
             )
-        },
-    )
-    .await;
+        })
+        .await;
     assert!(
         !seen
             .iter()
@@ -181,7 +118,7 @@ async fn a_node_refuses_while_its_database_is_down_and_recovers_without_losing_a
         })
         .unwrap();
     assert!(why.contains("database"), "the device is told why: {why}");
-    assert_eq!(DataDir::new(device.path()).queued().unwrap().len(), 1);
+    assert_eq!(device.queued(), 1);
 
     // A user asking for help is refused a code, saying why (the cluster's codes live in the
     // database), and so is a technician's claim of any code.
@@ -212,27 +149,9 @@ async fn a_node_refuses_while_its_database_is_down_and_recovers_without_losing_a
 
     // The database comes back on the same port: the node serves again by itself.
     tokio::task::block_in_place(|| server.restart());
-    next(
-        &mut events,
-        "report 2 acked after the database came back",
-        |e| {
-            matches!(
-                e,
-                RunEvent::Acked {
-                    seq: 2,
-                    duplicate: false
-                }
-            )
-        },
-    )
-    .await;
-    assert!(DataDir::new(device.path()).queued().unwrap().is_empty());
-    let store = a.store();
-    let (count, device_id) = (store.clone(), id.device_id.clone());
-    let reports = tokio::task::spawn_blocking(move || count.report_count(&device_id))
-        .await
-        .unwrap()
-        .unwrap();
+    let reports = device
+        .stored(2, "report 2 acked after the database came back", a.store())
+        .await;
     assert_eq!(reports, 2, "each report stored once");
     tokio::time::timeout(WAIT * 2, async {
         loop {
@@ -248,8 +167,7 @@ async fn a_node_refuses_while_its_database_is_down_and_recovers_without_losing_a
     .await
     .expect("sessions work again once the database is back");
 
-    stop.cancel();
-    service.await.unwrap().unwrap();
+    device.stop().await;
     a.shutdown().await;
     let verified = tokio::task::spawn_blocking(move || admin::verify_audit_in(&backend))
         .await
