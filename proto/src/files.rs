@@ -8,16 +8,22 @@
 //!
 //! - **List**: `Request::Files(List{dir})` → `Response::Files(Listing{..})`. An empty `dir` lists
 //!   the folders the user shares (the roots).
-//! - **Push** (console → agent): `Push{name, size, sha256}` → `PushReady{offset}`: the agent keeps
-//!   a partial file keyed by (name, size, digest), so a push cut in an earlier session resumes at
+//! - **Push** (console → agent): `Push{name, size, source}` → `PushReady{offset}`: the agent keeps
+//!   a partial file keyed by (name, size, source), so a push cut in an earlier session resumes at
 //!   `offset` (what the agent already has and has hashed). The console sends
-//!   [`FileMsg::Chunk`]s from `offset` on, in order, then [`FileMsg::End`]; the agent checks the
-//!   whole file's SHA-256, moves it into place and answers [`FileMsg::Done`] with the path it
-//!   landed at, or [`FileMsg::Failed`].
-//! - **Pull** (agent → console): `Pull{path}` → `PullOffer{path, size, sha256}`; the console
+//!   [`FileMsg::Chunk`]s from `offset` on, in order, then [`FileMsg::End`] with the whole file's
+//!   SHA-256, which it computed while reading (no pass over the file before the first byte
+//!   moves); the agent checks it, moves the file into place and answers [`FileMsg::Done`] with the
+//!   path it landed at, or [`FileMsg::Failed`].
+//! - **Pull** (agent → console): `Pull{path}` → `PullOffer{path, size, source}`; the console
 //!   answers [`FileMsg::Start`] with the offset its own partial file holds; the agent sends the
-//!   chunks and [`FileMsg::End`]; the console verifies and answers [`FileMsg::Done`] or
-//!   [`FileMsg::Failed`], so the user's side learns how it ended.
+//!   chunks and [`FileMsg::End`] with the digest; the console verifies and answers
+//!   [`FileMsg::Done`] or [`FileMsg::Failed`], so the user's side learns how it ended.
+//!
+//! The `source` ([`source_id`]) names one version of the sender's file (its size, modification
+//! time and identity on disk), so a resume only continues a partial file of the same version. It
+//! is a key, not a proof: the digest at the end covers every byte, including those kept from an
+//! earlier session, and a mismatch discards the partial file.
 //!
 //! Either side may send [`FileMsg::Failed`] at any time (cancelled, scope revoked, disk full) and
 //! then stops; a peer that breaks the rules ([`Receiver`] finds chunks out of order, past the
@@ -51,6 +57,39 @@ pub const MAX_NUMBERED: u32 = 1000;
 
 /// A SHA-256 digest.
 pub type Sha256Digest = [u8; 32];
+
+/// One version of a file on the sender's side ([`source_id`]).
+pub type SourceId = [u8; 32];
+
+/// What a sender knows of a file without reading it: where it is, how large, when it was last
+/// written and which inode it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceStamp<'a> {
+    /// Its path on the sender's machine (only hashed, never sent).
+    pub path: &'a [u8],
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time: seconds and nanoseconds.
+    pub mtime: (i64, i64),
+    /// Device and inode.
+    pub inode: (u64, u64),
+}
+
+/// The key of one version of a file: a rewritten, replaced or resized file gets another one, so a
+/// resume never continues a partial file of an older version (and if one slipped through, the
+/// digest at [`FileMsg::End`] would refuse the result).
+pub fn source_id(stamp: &SourceStamp<'_>) -> SourceId {
+    let mut h = Sha256::new();
+    h.update(b"tether file source v1\0");
+    h.update((stamp.path.len() as u64).to_be_bytes());
+    h.update(stamp.path);
+    h.update(stamp.size.to_be_bytes());
+    h.update(stamp.mtime.0.to_be_bytes());
+    h.update(stamp.mtime.1.to_be_bytes());
+    h.update(stamp.inode.0.to_be_bytes());
+    h.update(stamp.inode.1.to_be_bytes());
+    h.finalize().into()
+}
 
 /// Chunk payload: serialised as one byte string (not byte by byte, as a `Vec<u8>` would be).
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -105,8 +144,8 @@ pub enum FileRequest {
         name: String,
         /// Its size in bytes.
         size: u64,
-        /// Its SHA-256.
-        sha256: Sha256Digest,
+        /// Which version of the file this is ([`source_id`]): the key of a resumable partial.
+        source: SourceId,
     },
     /// Fetch a file from the user's machine (an absolute path inside a shared root).
     Pull {
@@ -161,14 +200,14 @@ pub enum FileResponse {
         /// Where to start.
         offset: u64,
     },
-    /// Pull accepted: the file is this large and has this digest; answer [`FileMsg::Start`].
+    /// Pull accepted: the file is this large; answer [`FileMsg::Start`].
     PullOffer {
         /// The file's path on the user's machine.
         path: String,
         /// Its size.
         size: u64,
-        /// Its SHA-256.
-        sha256: Sha256Digest,
+        /// Which version of the file this is ([`source_id`]): the key of a resumable partial.
+        source: SourceId,
     },
     /// The request failed before any data moved.
     Failed(FileFailure),
@@ -190,8 +229,12 @@ pub enum FileMsg {
         /// The bytes.
         data: Bytes,
     },
-    /// Sender → receiver: every chunk was sent.
-    End,
+    /// Sender → receiver: every chunk was sent; the whole file (from byte 0, also the part sent
+    /// in an earlier session) has this SHA-256.
+    End {
+        /// The file's SHA-256, as the sender read it.
+        sha256: Sha256Digest,
+    },
     /// Receiver → sender: the digest matched and the file is in place.
     Done {
         /// Where it landed (push: on the user's machine).
@@ -303,12 +346,11 @@ pub fn check_resume(offset: u64, size: u64) -> Result<(), FileFailure> {
 }
 
 /// The receiving side's checker: every chunk in order, none past the announced size, and the
-/// whole file's SHA-256 equal to the one announced. The bytes a partial file already holds are fed
+/// whole file's SHA-256 equal to the one the sender gives at the end. The bytes a partial file already holds are fed
 /// through [`Receiver::resume`] first, so the digest covers the whole file.
 #[derive(Clone)]
 pub struct Receiver {
     size: u64,
-    expected: Sha256Digest,
     next: u64,
     hasher: Sha256,
 }
@@ -323,11 +365,10 @@ impl std::fmt::Debug for Receiver {
 }
 
 impl Receiver {
-    /// A receiver for a file of `size` bytes with digest `sha256`.
-    pub fn new(size: u64, sha256: Sha256Digest) -> Self {
+    /// A receiver for a file of `size` bytes.
+    pub fn new(size: u64) -> Self {
         Receiver {
             size,
-            expected: sha256,
             next: 0,
             hasher: Sha256::new(),
         }
@@ -380,8 +421,9 @@ impl Receiver {
         self.size
     }
 
-    /// The sender said it is done: the whole file must have come, with the announced digest.
-    pub fn finish(self) -> Result<Sha256Digest, FileFailure> {
+    /// The sender said it is done and that the file's digest is `expected`: the whole file must
+    /// have come, with that digest.
+    pub fn finish(self, expected: &Sha256Digest) -> Result<Sha256Digest, FileFailure> {
         if self.next != self.size {
             return Err(FileFailure::Short {
                 got: self.next,
@@ -389,7 +431,7 @@ impl Receiver {
             });
         }
         let got: Sha256Digest = self.hasher.finalize().into();
-        if got != self.expected {
+        if got != *expected {
             return Err(FileFailure::DigestMismatch);
         }
         Ok(got)
@@ -504,15 +546,15 @@ pub fn numbered(name: &str, n: u32) -> String {
     format!("{}{tag}{ext}", &stem[..cut])
 }
 
-/// The name of the partial file kept for (`name`, `size`, `sha256`) while it arrives: hidden, and
+/// The name of the partial file kept for (`name`, `size`, `source`) while it arrives: hidden, and
 /// the same in a later session for the same file, so a cut transfer resumes. Fixed length, so a
 /// long name still fits.
-pub fn partial_name(name: &str, size: u64, sha256: &Sha256Digest) -> String {
+pub fn partial_name(name: &str, size: u64, source: &SourceId) -> String {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update([0]);
     h.update(size.to_be_bytes());
-    h.update(sha256);
+    h.update(source);
     let key: Sha256Digest = h.finalize().into();
     let hex: String = key[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!(".tether-{hex}.part")
@@ -558,16 +600,16 @@ mod tests {
     #[test]
     fn a_whole_file_in_order_passes() {
         let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
-        let mut r = Receiver::new(1000, digest(&data));
+        let mut r = Receiver::new(1000);
         for (i, c) in data.chunks(300).enumerate() {
             r.chunk(i as u64 * 300, c).unwrap();
         }
-        assert_eq!(r.finish().unwrap(), digest(&data));
+        assert_eq!(r.finish(&digest(&data)).unwrap(), digest(&data));
     }
 
     #[test]
     fn a_chunk_out_of_order_is_refused() {
-        let mut r = Receiver::new(10, digest(&[0; 10]));
+        let mut r = Receiver::new(10);
         r.chunk(0, &[0; 4]).unwrap();
         assert_eq!(
             r.chunk(5, &[0; 4]),
@@ -585,7 +627,7 @@ mod tests {
 
     #[test]
     fn a_chunk_past_the_size_is_refused() {
-        let mut r = Receiver::new(10, digest(&[0; 10]));
+        let mut r = Receiver::new(10);
         r.chunk(0, &[0; 8]).unwrap();
         assert_eq!(
             r.chunk(8, &[0; 3]),
@@ -595,7 +637,7 @@ mod tests {
 
     #[test]
     fn an_oversized_chunk_is_refused() {
-        let mut r = Receiver::new(u64::MAX, [0; 32]);
+        let mut r = Receiver::new(u64::MAX);
         assert_eq!(
             r.chunk(0, &vec![0; CHUNK_LEN + 1]),
             Err(FileFailure::ChunkTooLarge(CHUNK_LEN as u64 + 1))
@@ -604,29 +646,32 @@ mod tests {
 
     #[test]
     fn a_wrong_digest_or_a_short_file_fails_at_the_end() {
-        let mut r = Receiver::new(4, digest(b"abcd"));
+        let mut r = Receiver::new(4);
         r.chunk(0, b"abce").unwrap();
-        assert_eq!(r.finish(), Err(FileFailure::DigestMismatch));
-        let mut r = Receiver::new(4, digest(b"abcd"));
+        assert_eq!(r.finish(&digest(b"abcd")), Err(FileFailure::DigestMismatch));
+        let mut r = Receiver::new(4);
         r.chunk(0, b"abc").unwrap();
-        assert_eq!(r.finish(), Err(FileFailure::Short { got: 3, size: 4 }));
+        assert_eq!(
+            r.finish(&digest(b"abcd")),
+            Err(FileFailure::Short { got: 3, size: 4 })
+        );
     }
 
     #[test]
     fn a_resumed_file_is_hashed_whole() {
         let data = b"hello, partial world";
-        let mut r = Receiver::new(data.len() as u64, digest(data));
+        let mut r = Receiver::new(data.len() as u64);
         r.resume(&data[..7]).unwrap();
         assert_eq!(r.offset(), 7);
         r.chunk(7, &data[7..]).unwrap();
-        r.finish().unwrap();
+        r.finish(&digest(data)).unwrap();
         // A partial whose bytes differ from the file's start fails the digest.
-        let mut r = Receiver::new(data.len() as u64, digest(data));
+        let mut r = Receiver::new(data.len() as u64);
         r.resume(b"HELLO, ").unwrap();
         r.chunk(7, &data[7..]).unwrap();
-        assert_eq!(r.finish(), Err(FileFailure::DigestMismatch));
+        assert_eq!(r.finish(&digest(data)), Err(FileFailure::DigestMismatch));
         // A partial longer than the file is not its start.
-        let mut r = Receiver::new(3, digest(b"abc"));
+        let mut r = Receiver::new(3);
         assert!(matches!(
             r.resume(b"abcd"),
             Err(FileFailure::PastEnd { .. })
@@ -687,7 +732,36 @@ mod tests {
     }
 
     #[test]
-    fn partial_names_are_keyed_by_name_size_and_digest() {
+    fn a_source_is_one_version_of_one_file() {
+        let stamp = SourceStamp {
+            path: b"/home/t/fix.sh",
+            size: 10,
+            mtime: (1_700_000_000, 5),
+            inode: (2049, 77),
+        };
+        let id = source_id(&stamp);
+        assert_eq!(id, source_id(&stamp));
+        for other in [
+            SourceStamp {
+                path: b"/home/t/fix.sh2",
+                ..stamp
+            },
+            SourceStamp { size: 11, ..stamp },
+            SourceStamp {
+                mtime: (1_700_000_000, 6),
+                ..stamp
+            },
+            SourceStamp {
+                inode: (2049, 78),
+                ..stamp
+            },
+        ] {
+            assert_ne!(id, source_id(&other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn partial_names_are_keyed_by_name_size_and_source() {
         let d = digest(b"x");
         let a = partial_name("a.txt", 1, &d);
         assert_eq!(a, partial_name("a.txt", 1, &d));
@@ -749,15 +823,15 @@ mod tests {
                 chunks.push((at as u64, &data[at..end]));
                 at = end;
             }
-            let mut r = Receiver::new(data.len() as u64, digest(&data));
+            let mut r = Receiver::new(data.len() as u64);
             for (o, c) in &chunks {
                 r.chunk(*o, c).unwrap();
             }
-            prop_assert_eq!(r.finish().unwrap(), digest(&data));
+            prop_assert_eq!(r.finish(&digest(&data)).unwrap(), digest(&data));
             if chunks.len() > 1 {
                 let i = swap.index(chunks.len() - 1) + 1;
                 chunks.swap(0, i);
-                let mut r = Receiver::new(data.len() as u64, digest(&data));
+                let mut r = Receiver::new(data.len() as u64);
                 let failed = chunks.iter().any(|(o, c)| r.chunk(*o, c).is_err());
                 prop_assert!(failed);
             }
@@ -769,9 +843,9 @@ mod tests {
             let mut bad = data.clone();
             let i = at.index(bad.len());
             bad[i] ^= 1;
-            let mut r = Receiver::new(data.len() as u64, digest(&data));
+            let mut r = Receiver::new(data.len() as u64);
             r.chunk(0, &bad).unwrap();
-            prop_assert_eq!(r.finish(), Err(FileFailure::DigestMismatch));
+            prop_assert_eq!(r.finish(&digest(&data)), Err(FileFailure::DigestMismatch));
         }
     }
 }

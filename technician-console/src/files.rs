@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use tether_net::sealed::{SealedError, SealedSend};
 use tether_proto::files::{
     self, CHUNK_LEN, DirEntry, FileFailure, FileMsg, FileRequest, FileResponse, Hasher,
-    MAX_NUMBERED, Receiver, Sha256Digest, StoppedBy,
+    MAX_NUMBERED, Receiver, Sha256Digest, SourceId, StoppedBy,
 };
 use tether_proto::msg::{Request, Response};
 use tether_proto::records::{FileDirection, FileMoved, SessionFacts};
@@ -269,6 +269,10 @@ struct Source {
     path: PathBuf,
     size: u64,
     mtime: (i64, i64),
+    inode: (u64, u64),
+    hasher: Hasher,
+    /// Bytes from the start that went through `hasher`.
+    hashed: u64,
 }
 
 impl Source {
@@ -291,6 +295,19 @@ impl Source {
             path: path.to_path_buf(),
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
+            inode: (meta.dev(), meta.ino()),
+            hasher: Hasher::default(),
+            hashed: 0,
+        })
+    }
+
+    /// Which version of the file this is, for the agent's resumable partial file.
+    fn source(&self) -> SourceId {
+        files::source_id(&files::SourceStamp {
+            path: self.path.as_os_str().as_encoded_bytes(),
+            size: self.size,
+            mtime: self.mtime,
+            inode: self.inode,
         })
     }
 
@@ -302,23 +319,24 @@ impl Source {
         Ok(())
     }
 
-    fn digest(&mut self) -> Result<Sha256Digest, FilesError> {
-        let mut h = Hasher::default();
-        let mut buf = vec![0; CHUNK_LEN];
-        self.file
-            .seek(SeekFrom::Start(0))
-            .map_err(local(&self.path))?;
-        loop {
-            let n = self.file.read(&mut buf).map_err(local(&self.path))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
+    /// Hashes the file up to `offset` (the part the agent already holds), so the digest at the
+    /// end covers the whole file; a no-op when that much is hashed.
+    fn hash_to(&mut self, offset: u64) -> Result<(), FilesError> {
+        while self.hashed < offset.min(self.size) {
+            self.read_at(self.hashed)?;
         }
-        self.unchanged()?;
-        Ok(h.finish())
+        Ok(())
     }
 
+    /// The whole file's SHA-256, once every byte was read (and hashed) in order, checking that
+    /// the file did not change meanwhile.
+    fn digest(&mut self) -> Result<Sha256Digest, FilesError> {
+        self.hash_to(self.size)?;
+        self.unchanged()?;
+        Ok(self.hasher.clone().finish())
+    }
+
+    /// Reads the chunk at `offset`, hashing it when it is the next unhashed one.
     fn read_at(&mut self, offset: u64) -> Result<Vec<u8>, FilesError> {
         let left = self.size.saturating_sub(offset);
         let len = usize::try_from(left).unwrap_or(CHUNK_LEN).min(CHUNK_LEN);
@@ -329,6 +347,10 @@ impl Source {
         self.file
             .read_exact(&mut buf)
             .map_err(|_| FilesError::Changed(self.path.clone()))?;
+        if offset == self.hashed {
+            self.hasher.update(&buf);
+            self.hashed += len as u64;
+        }
         Ok(buf)
     }
 }
@@ -343,17 +365,12 @@ pub async fn push_file(
     progress: ProgressFn<'_>,
 ) -> Result<FileMoved, FilesError> {
     let p = path.to_path_buf();
-    let (src, sha256) = blocking(move || {
-        let mut s = Source::open(&p)?;
-        let d = s.digest()?;
-        Ok((s, d))
-    })
-    .await?;
+    let src = blocking(move || Source::open(&p)).await?;
     let size = src.size;
     let req = Request::Files(FileRequest::Push {
         name: name.into(),
         size,
-        sha256,
+        source: src.source(),
     });
     let (mut tx, mut rx, first) = session.open_stream(&req).await?;
     let offset = match first {
@@ -382,7 +399,7 @@ pub async fn push_file(
     // The next chunk is read while this one is sealed and sent.
     let read_ahead = |mut src: Source, at: u64| {
         tokio::task::spawn_blocking(move || {
-            let r = src.read_at(at);
+            let r = src.hash_to(at).and_then(|()| src.read_at(at));
             (src, r)
         })
     };
@@ -432,19 +449,22 @@ pub async fn push_file(
             return Err(stopped(&mut tx).await);
         }
     }
-    let Some(src) = src else {
+    let Some(mut src) = src else {
         return Err(FilesError::Stream("file task failed".into()));
     };
-    let unchanged = tokio::task::spawn_blocking(move || src.unchanged())
+    let digest = tokio::task::spawn_blocking(move || src.digest())
         .await
         .map_err(|e| FilesError::Stream(format!("file task failed: {e}")))?;
-    if let Err(e) = unchanged {
-        let _ = tx
-            .send(&FileMsg::Failed(FileFailure::Changed(name.to_string())))
-            .await;
-        return Err(e);
-    }
-    tx.send(&FileMsg::End).await.map_err(stream)?;
+    let sha256 = match digest {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = tx
+                .send(&FileMsg::Failed(FileFailure::Changed(name.to_string())))
+                .await;
+            return Err(e);
+        }
+    };
+    tx.send(&FileMsg::End { sha256 }).await.map_err(stream)?;
     // The agent hashes and syncs a whole file before it answers.
     let landed = match tokio::time::timeout(STEP_TIMEOUT * 4, &mut answer).await {
         Ok(Ok(FileMsg::Done { path })) => path,
@@ -503,13 +523,13 @@ pub async fn pull(
         path: remote.into(),
     });
     let (mut tx, mut rx, first) = session.open_stream(&req).await?;
-    let (path, size, sha256) = match first {
-        Response::Files(FileResponse::PullOffer { path, size, sha256 }) => (path, size, sha256),
+    let (path, size, source) = match first {
+        Response::Files(FileResponse::PullOffer { path, size, source }) => (path, size, source),
         Response::Files(FileResponse::Failed(f)) => return Err(FilesError::Agent(f)),
         other => return Err(unexpected_response(&other)),
     };
     let (o, n) = (out.to_path_buf(), name.clone());
-    let mut part = blocking(move || Part::open(&o, &n, size, sha256)).await?;
+    let mut part = blocking(move || Part::open(&o, &n, size, source)).await?;
     let mut report = |done: u64| {
         progress(&Progress {
             name: path.clone(),
@@ -526,7 +546,7 @@ pub async fn pull(
         part.discard();
         return Err(stopped(&mut tx).await);
     }
-    loop {
+    let sha256 = loop {
         match rx.recv::<FileMsg>().await {
             Ok(FileMsg::Chunk { offset, data }) => {
                 let (p, r) = tokio::task::spawn_blocking(move || {
@@ -544,7 +564,7 @@ pub async fn pull(
                     return Err(stopped(&mut tx).await);
                 }
             }
-            Ok(FileMsg::End) => break,
+            Ok(FileMsg::End { sha256 }) => break sha256,
             Ok(FileMsg::Failed(f)) => {
                 part.discard();
                 return Err(FilesError::Agent(f));
@@ -556,8 +576,8 @@ pub async fn pull(
             // Cut: the partial file stays for a later pull.
             Err(e) => return Err(stream(e)),
         }
-    }
-    let saved = blocking(move || part.land().map_err(PartError::into_files)).await;
+    };
+    let saved = blocking(move || part.land(&sha256).map_err(PartError::into_files)).await;
     let saved_as = match saved {
         Ok(s) => s,
         Err(e) => {
@@ -619,7 +639,7 @@ impl PartError {
 }
 
 /// A pulled file on its way in: a hidden partial file in the output folder, keyed by (name, size,
-/// digest), so a later pull of the same file resumes it.
+/// source), so a later pull of the same version of the file resumes it.
 struct Part {
     file: File,
     path: PathBuf,
@@ -629,9 +649,9 @@ struct Part {
 }
 
 impl Part {
-    fn open(dir: &Path, name: &str, size: u64, sha256: Sha256Digest) -> Result<Part, FilesError> {
+    fn open(dir: &Path, name: &str, size: u64, source: SourceId) -> Result<Part, FilesError> {
         std::fs::create_dir_all(dir).map_err(local(dir))?;
-        let path = dir.join(files::partial_name(name, size, &sha256));
+        let path = dir.join(files::partial_name(name, size, &source));
         if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
             return Err(FilesError::Symlink(path));
         }
@@ -643,7 +663,7 @@ impl Part {
             .open(&path)
             .map_err(local(&path))?;
         let have = file.metadata().map_err(local(&path))?.len();
-        let mut receiver = Receiver::new(size, sha256);
+        let mut receiver = Receiver::new(size);
         if have > size {
             file.set_len(0).map_err(local(&path))?;
         } else {
@@ -674,9 +694,9 @@ impl Part {
             .map_err(|e| PartError::Local(self.path.clone(), e))
     }
 
-    /// Verifies the digest, then links the partial file to the first free name (a hard link
-    /// never replaces anything) and removes the partial name.
-    fn land(self) -> Result<PathBuf, PartError> {
+    /// Verifies the digest the agent gave at the end, then links the partial file to the first
+    /// free name (a hard link never replaces anything) and removes the partial name.
+    fn land(self, sha256: &Sha256Digest) -> Result<PathBuf, PartError> {
         let Part {
             file,
             path,
@@ -684,7 +704,7 @@ impl Part {
             name,
             receiver,
         } = self;
-        if let Err(f) = receiver.finish() {
+        if let Err(f) = receiver.finish(sha256) {
             let _ = std::fs::remove_file(&path);
             return Err(PartError::Peer(f));
         }
@@ -721,17 +741,17 @@ mod tests {
         let mut h = Hasher::default();
         h.update(data);
         let d = h.finish();
-        let mut p = Part::open(dir.path(), "a.txt", data.len() as u64, d).unwrap();
+        let mut p = Part::open(dir.path(), "a.txt", data.len() as u64, [1; 32]).unwrap();
         p.write(0, data).unwrap();
-        let saved = p.land().unwrap();
+        let saved = p.land(&d).unwrap();
         assert_eq!(saved, dir.path().join("a (1).txt"));
         assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"old");
         assert_eq!(std::fs::read(&saved).unwrap(), data);
         // A wrong digest: nothing under any final name, no partial left.
-        let mut p = Part::open(dir.path(), "b.txt", 3, [0; 32]).unwrap();
+        let mut p = Part::open(dir.path(), "b.txt", 3, [2; 32]).unwrap();
         p.write(0, b"abc").unwrap();
         assert!(matches!(
-            p.land(),
+            p.land(&[0; 32]),
             Err(PartError::Peer(FileFailure::DigestMismatch))
         ));
         let names: Vec<_> = std::fs::read_dir(dir.path())
@@ -748,12 +768,16 @@ mod tests {
         let mut h = Hasher::default();
         h.update(&data);
         let d = h.finish();
-        let mut p = Part::open(dir.path(), "c.bin", 1000, d).unwrap();
+        let mut p = Part::open(dir.path(), "c.bin", 1000, [3; 32]).unwrap();
         p.write(0, &data[..400]).unwrap();
         drop(p);
-        let mut p = Part::open(dir.path(), "c.bin", 1000, d).unwrap();
+        // Another version of the file (another source) does not continue this partial.
+        let other = Part::open(dir.path(), "c.bin", 1000, [4; 32]).unwrap();
+        assert_eq!(other.receiver.offset(), 0);
+        other.discard();
+        let mut p = Part::open(dir.path(), "c.bin", 1000, [3; 32]).unwrap();
         assert_eq!(p.receiver.offset(), 400);
         p.write(400, &data[400..]).unwrap();
-        assert_eq!(std::fs::read(p.land().unwrap()).unwrap(), data);
+        assert_eq!(std::fs::read(p.land(&d).unwrap()).unwrap(), data);
     }
 }

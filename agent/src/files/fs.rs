@@ -208,6 +208,8 @@ impl Roots<'_> {
             file: File::from(file),
             stamp,
             path: path.to_string(),
+            hasher: files::Hasher::default(),
+            hashed: 0,
         })
     }
 }
@@ -216,7 +218,8 @@ impl Roots<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stamp {
     pub size: u64,
-    mtime: (i64, u64),
+    mtime: (i64, i64),
+    inode: (u64, u64),
     regular: bool,
 }
 
@@ -225,7 +228,8 @@ impl Stamp {
         let st = rustix::fs::fstat(fd)?;
         Ok(Stamp {
             size: u64::try_from(st.st_size).unwrap_or(0),
-            mtime: (st.st_mtime, st.st_mtime_nsec as u64),
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            inode: (st.st_dev, st.st_ino),
             regular: FileType::from_raw_mode(st.st_mode) == FileType::RegularFile,
         })
     }
@@ -234,35 +238,41 @@ impl Stamp {
 /// A file being pulled.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
-    pub file: File,
+    file: File,
     pub stamp: Stamp,
-    pub path: String,
+    path: String,
+    hasher: files::Hasher,
+    /// Bytes from the start that went through `hasher`.
+    hashed: u64,
 }
 
 impl Outgoing {
-    /// The whole file's SHA-256 (read once before the offer), checking it did not change.
-    pub(crate) fn digest(&mut self) -> Result<Sha256Digest, FileFailure> {
-        // proto's hasher: compiled optimised even in debug builds (the root Cargo.toml).
-        let mut h = files::Hasher::default();
-        let mut buf = vec![0; CHUNK_LEN];
-        self.file
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| failure(e, &self.path))?;
-        loop {
-            let n = self
-                .file
-                .read(&mut buf)
-                .map_err(|e| failure(e, &self.path))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        self.unchanged()?;
-        Ok(h.finish())
+    /// Which version of the file this is, for the console's resumable partial file.
+    pub(crate) fn source(&self) -> files::SourceId {
+        files::source_id(&files::SourceStamp {
+            path: self.path.as_bytes(),
+            size: self.stamp.size,
+            mtime: self.stamp.mtime,
+            inode: self.stamp.inode,
+        })
     }
 
-    /// Reads the chunk at `offset` (at most [`CHUNK_LEN`] bytes; empty at the end).
+    /// Hashes the file up to `offset` (the part the console already holds), so the digest at the
+    /// end covers the whole file; a no-op when that much is hashed.
+    pub(crate) fn hash_to(&mut self, offset: u64) -> Result<(), FileFailure> {
+        while self.hashed < offset.min(self.stamp.size) {
+            self.read_at(self.hashed)?;
+        }
+        Ok(())
+    }
+
+    /// The whole file's SHA-256, once every byte was read (and hashed) in order.
+    pub(crate) fn digest(&self) -> Option<Sha256Digest> {
+        (self.hashed == self.stamp.size).then(|| self.hasher.clone().finish())
+    }
+
+    /// Reads the chunk at `offset` (at most [`CHUNK_LEN`] bytes; empty at the end), hashing it
+    /// when it is the next unhashed one (a chunk read again is not hashed twice).
     pub(crate) fn read_at(&mut self, offset: u64) -> Result<Vec<u8>, FileFailure> {
         let left = self.stamp.size.saturating_sub(offset);
         let len = usize::try_from(left).unwrap_or(CHUNK_LEN).min(CHUNK_LEN);
@@ -273,6 +283,11 @@ impl Outgoing {
         self.file
             .read_exact(&mut buf)
             .map_err(|_| FileFailure::Changed(self.path.clone()))?;
+        if offset == self.hashed {
+            // proto's hasher: compiled optimised even in debug builds (the root Cargo.toml).
+            self.hasher.update(&buf);
+            self.hashed += buf.len() as u64;
+        }
         Ok(buf)
     }
 
@@ -299,12 +314,12 @@ pub(crate) struct Incoming {
 }
 
 /// Prepares a push of `rel` into `landing`: makes the folders below it (never through a link),
-/// opens or resumes the partial file for (name, size, digest) and hashes what it already holds.
+/// opens or resumes the partial file for (name, size, source) and hashes what it already holds.
 pub(crate) fn prepare_push(
     landing: &Path,
     rel: &RelPath,
     size: u64,
-    sha256: Sha256Digest,
+    source: files::SourceId,
 ) -> Result<Incoming, FileFailure> {
     std::fs::create_dir_all(landing).map_err(|e| failure(e, &landing.display().to_string()))?;
     let mut dir = open_configured(landing)?;
@@ -319,7 +334,7 @@ pub(crate) fn prepare_push(
         )?;
     }
     let name = rel.file_name().to_string();
-    let part = files::partial_name(&name, size, &sha256);
+    let part = files::partial_name(&name, size, &source);
     let fd = rustix::fs::openat(
         &dir,
         part.as_str(),
@@ -330,7 +345,7 @@ pub(crate) fn prepare_push(
     let mut file = File::from(fd);
     let shown = dir_path.join(&name).display().to_string();
     let have = file.metadata().map_err(|e| failure(e, &shown))?.len();
-    let mut receiver = Receiver::new(size, sha256);
+    let mut receiver = Receiver::new(size);
     if have > size {
         file.set_len(0).map_err(|e| failure(e, &shown))?;
     } else if have > 0 {
@@ -375,9 +390,10 @@ impl Incoming {
         self.receiver.offset()
     }
 
-    /// The sender is done: checks the digest, syncs, and renames the partial file to the first
-    /// free name (`report.txt`, `report (1).txt`, …) without replacing anything. Returns the path.
-    pub(crate) fn land(self) -> Result<PathBuf, FileFailure> {
+    /// The sender is done and says the file's digest is `sha256`: checks it, syncs, and renames
+    /// the partial file to the first free name (`report.txt`, `report (1).txt`, …) without
+    /// replacing anything. Returns the path.
+    pub(crate) fn land(self, sha256: &Sha256Digest) -> Result<PathBuf, FileFailure> {
         let Incoming {
             dir,
             dir_path,
@@ -386,7 +402,7 @@ impl Incoming {
             receiver,
             name,
         } = self;
-        let done = receiver.finish().and_then(|_| {
+        let done = receiver.finish(sha256).and_then(|_| {
             file.sync_all()
                 .map_err(|e| failure(e, &dir_path.join(&name).display().to_string()))
         });

@@ -197,8 +197,8 @@ pub(crate) async fn serve(
             }
             Ok(())
         }
-        FileRequest::Push { name, size, sha256 } => {
-            push(name, size, sha256, tx, rx, ctx, files).await
+        FileRequest::Push { name, size, source } => {
+            push(name, size, source, tx, rx, ctx, files).await
         }
         FileRequest::Pull { path } => pull(path, tx, rx, ctx, files).await,
     }
@@ -225,8 +225,8 @@ enum Ending {
     Peer(FileFailure),
     /// The stream or connection went: a push keeps its partial file for a later session.
     Lost(SealedError),
-    /// The sender said every chunk was sent (push only).
-    Complete,
+    /// The sender said every chunk was sent, and the file's digest (push only).
+    Complete(files::Sha256Digest),
 }
 
 /// True when the grant no longer holds `files` (or the session is over).
@@ -241,7 +241,7 @@ fn revoked(
 async fn push(
     name: String,
     size: u64,
-    sha256: files::Sha256Digest,
+    source: files::SourceId,
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
     ctx: &StreamCtx,
@@ -253,7 +253,7 @@ async fn push(
     };
     let landing = files.config.landing.clone();
     let shown = landing.join(rel.to_string()).display().to_string();
-    let incoming = match blocking(move || fs::prepare_push(&landing, &rel, size, sha256)).await {
+    let incoming = match blocking(move || fs::prepare_push(&landing, &rel, size, source)).await {
         Ok(i) => i,
         Err(f) => return refuse(tx, f).await,
     };
@@ -300,7 +300,7 @@ async fn push(
                         }
                         writer.start(offset, data);
                     }
-                    Ok(FileMsg::End) => break Ending::Complete,
+                    Ok(FileMsg::End { sha256 }) => break Ending::Complete(sha256),
                     Ok(FileMsg::Failed(f)) => break Ending::Peer(f),
                     Ok(other) => break Ending::Fail(unexpected(&other)),
                     Err(e) => break Ending::Lost(e),
@@ -312,10 +312,10 @@ async fn push(
         e = receive => e,
         () = reader => unreachable_reader(),
     };
-    if let Ending::Complete = ending {
+    if let Ending::Complete(sha256) = ending {
         let landed = match writer.settle().await {
             Ok(_) => match writer.take() {
-                Some(incoming) => blocking(move || incoming.land()).await,
+                Some(incoming) => blocking(move || incoming.land(&sha256)).await,
                 None => Err(FileFailure::Io("file task failed".into())),
             },
             Err(f) => {
@@ -356,7 +356,7 @@ async fn push(
     };
     match ending {
         // Handled above (push), never made (pull).
-        Ending::Complete => Ok(()),
+        Ending::Complete(_) => Ok(()),
         Ending::Fail(f) => {
             let _ = tx.send(&FileMsg::Failed(f.clone())).await;
             let _ = discard(incoming).await;
@@ -452,7 +452,7 @@ fn unexpected(m: &FileMsg) -> FileFailure {
     let what = match m {
         FileMsg::Start { .. } => "Start",
         FileMsg::Chunk { .. } => "Chunk",
-        FileMsg::End => "End",
+        FileMsg::End { .. } => "End",
         FileMsg::Done { .. } => "Done",
         FileMsg::Failed(_) => "Failed",
     };
@@ -468,13 +468,7 @@ async fn pull(
 ) -> Result<(), SealedError> {
     let roots = files.config.roots.clone();
     let p = path.clone();
-    let opened = blocking(move || {
-        let mut o = fs::Roots(&roots).open_file(&p)?;
-        let d = o.digest()?;
-        Ok((o, d))
-    })
-    .await;
-    let (out, sha256) = match opened {
+    let out = match blocking(move || fs::Roots(&roots).open_file(&p)).await {
         Ok(o) => o,
         Err(f) => return refuse(tx, f).await,
     };
@@ -482,7 +476,7 @@ async fn pull(
     tx.send(&Response::Files(FileResponse::PullOffer {
         path: path.clone(),
         size,
-        sha256,
+        source: out.source(),
     }))
     .await?;
     let offset = match tokio::time::timeout(STEP_TIMEOUT, rx.recv::<FileMsg>()).await {
@@ -497,7 +491,7 @@ async fn pull(
     let reg = files.transfers.register();
     let notice = Notice::started(ctx, reg.id, FileDirection::Pull, path, size, offset).await;
     let mut grant = ctx.grant.clone();
-    send_file(out, offset, tx, rx, &reg.token, &mut grant, notice, sha256).await
+    send_file(out, offset, tx, rx, &reg.token, &mut grant, notice).await
 }
 
 async fn refuse_msg(tx: &mut SealedSend, f: FileFailure) -> Result<(), SealedError> {
@@ -505,8 +499,8 @@ async fn refuse_msg(tx: &mut SealedSend, f: FileFailure) -> Result<(), SealedErr
     tx.send(&FileMsg::Failed(f)).await
 }
 
-#[allow(clippy::too_many_arguments)]
-/// Sends `out` from `offset`, then waits for the console's verdict.
+/// Sends `out` from `offset` (hashing what the console already holds first, so the digest at the
+/// end covers the whole file), then waits for the console's verdict.
 async fn send_file(
     mut out: fs::Outgoing,
     mut at: u64,
@@ -515,7 +509,6 @@ async fn send_file(
     stop: &CancellationToken,
     grant: &mut tokio::sync::watch::Receiver<tether_proto::ScopeSet>,
     mut notice: Notice<'_>,
-    sha256: files::Sha256Digest,
 ) -> Result<(), SealedError> {
     let size = out.stamp.size;
     // Read for the whole transfer and kept across iterations, so no message is lost to a select.
@@ -526,7 +519,7 @@ async fn send_file(
             break None;
         }
         let read = tokio::task::spawn_blocking(move || {
-            let r = out.read_at(at);
+            let r = out.hash_to(at).and_then(|()| out.read_at(at));
             (out, r)
         })
         .await;
@@ -574,10 +567,16 @@ async fn send_file(
     let ending = match ending {
         Some(e) => e,
         None => {
-            let check = tokio::task::spawn_blocking(move || out.unchanged()).await;
+            let check = tokio::task::spawn_blocking(move || {
+                out.hash_to(size)?;
+                out.unchanged()?;
+                out.digest()
+                    .ok_or_else(|| FileFailure::Io("the file was not read whole".into()))
+            })
+            .await;
             match check {
-                Ok(Ok(())) => {
-                    tx.send(&FileMsg::End).await?;
+                Ok(Ok(sha256)) => {
+                    tx.send(&FileMsg::End { sha256 }).await?;
                     match tokio::time::timeout(STEP_TIMEOUT, &mut peer).await {
                         Ok(Ok(FileMsg::Done { .. })) => {
                             let path = notice.base.path.clone();
@@ -599,7 +598,7 @@ async fn send_file(
     };
     match ending {
         // Handled above (push), never made (pull).
-        Ending::Complete => Ok(()),
+        Ending::Complete(_) => Ok(()),
         Ending::Fail(f) => {
             let _ = tx.send(&FileMsg::Failed(f.clone())).await;
             notice.failed(&f).await;
