@@ -63,6 +63,17 @@ pub async fn write_frame(send: &mut quinn::SendStream, body: &[u8]) -> Result<()
     Ok(())
 }
 
+/// Writes one frame whose body is handed over: quinn keeps the body's buffer as it is instead of
+/// copying it (a file chunk is sealed in place and sent without another copy).
+pub async fn write_frame_owned(
+    send: &mut quinn::SendStream,
+    body: Vec<u8>,
+) -> Result<(), FrameError> {
+    send.write_all(&codec::header(body.len())?).await?;
+    send.write_chunk(bytes::Bytes::from(body)).await?;
+    Ok(())
+}
+
 /// Encodes and writes one plain message.
 pub async fn write_msg<T: Serialize>(
     send: &mut quinn::SendStream,

@@ -62,7 +62,7 @@ impl SealedStream {
     /// Seals and sends one message.
     pub async fn send<T: Serialize>(&mut self, msg: &T) -> Result<(), SealedError> {
         let body = self.sealer.seal_msg(msg)?;
-        framed::write_frame(&mut self.send, &body).await?;
+        framed::write_frame_owned(&mut self.send, body).await?;
         Ok(())
     }
 
@@ -105,7 +105,7 @@ impl SealedSend {
     /// Seals and sends one message.
     pub async fn send<T: Serialize>(&mut self, msg: &T) -> Result<(), SealedError> {
         let body = self.sealer.seal_msg(msg)?;
-        framed::write_frame(&mut self.send, &body).await?;
+        framed::write_frame_owned(&mut self.send, body).await?;
         Ok(())
     }
 

@@ -58,17 +58,23 @@ pub fn body_len(header: [u8; HEADER_LEN]) -> Result<usize, CodecError> {
 
 /// Prefixes `body` with its length, producing one frame.
 pub fn frame(body: &[u8]) -> Result<Vec<u8>, CodecError> {
-    if body.len() > MAX_FRAME_LEN {
-        return Err(CodecError::TooLarge(body.len()));
-    }
-    if body.is_empty() {
-        return Err(CodecError::Empty);
-    }
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    // Fits: checked against MAX_FRAME_LEN, which is far below u32::MAX.
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&header(body.len())?);
     out.extend_from_slice(body);
     Ok(out)
+}
+
+/// The header of a frame whose body is `len` bytes, for a writer that sends the body on its own
+/// (without copying it behind the header); checked as [`frame`] checks it.
+pub fn header(len: usize) -> Result<[u8; HEADER_LEN], CodecError> {
+    if len > MAX_FRAME_LEN {
+        return Err(CodecError::TooLarge(len));
+    }
+    if len == 0 {
+        return Err(CodecError::Empty);
+    }
+    // Fits: checked against MAX_FRAME_LEN, which is far below u32::MAX.
+    Ok((len as u32).to_be_bytes())
 }
 
 /// Serialises a message into a frame body.
