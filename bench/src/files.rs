@@ -197,7 +197,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         mbps(t_raw[0])
     );
     println!(
-        "  file push      median {file_med:8.1} MB/s  (best {:.1}; includes hashing the source first)",
+        "  file push      median {file_med:8.1} MB/s  (best {:.1}; hashed while it streams)",
         mbps(t_file[0])
     );
     println!(
