@@ -43,8 +43,14 @@ pub fn civil(secs: i64) -> Civil {
 }
 
 /// A span of seconds in words, to the largest whole unit or two: "7 days", "1 day 6 hours",
-/// "45 minutes".
+/// "45 minutes". A span is rounded to the unit it is shown in, so a token that expires in 12
+/// hours still reads "12 hours" a second after it was made, not "11 hours 59 minutes".
 pub fn duration_words(secs: u64) -> String {
+    let secs = match secs {
+        s if s >= 86_400 => (s + 1_800) / 3_600 * 3_600,
+        s if s >= 60 => (s + 30) / 60 * 60,
+        s => s,
+    };
     let unit = |n: u64, one: &str, many: &str| {
         if n == 1 {
             format!("1 {one}")
@@ -79,6 +85,9 @@ mod tests {
         assert_eq!(duration_words(3_600), "1 hour");
         assert_eq!(duration_words(90 * 60), "1 hour 30 minutes");
         assert_eq!(duration_words(1), "1 second");
+        assert_eq!(duration_words(12 * 3_600 - 1), "12 hours");
+        assert_eq!(duration_words(7 * 86_400 - 1), "7 days");
+        assert_eq!(duration_words(59 * 60 + 29), "59 minutes");
     }
 
     #[test]
