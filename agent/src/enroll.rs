@@ -1,16 +1,22 @@
 //! Enrollment and the device's local state: identity, report queue, last snapshot.
 //!
-//! # Device key
-//! The device key is a random 32-byte secret made at enrollment. The relay only ever stores its
-//! SHA-256, and at enrollment only the hash travels; on every later connection the device proves
-//! itself by presenting the secret inside the pinned TLS channel, and every report on that connection
-//! is bound to the proven device id. Why a secret and not an ed25519 key: it is the same model as
-//! technician tokens (no new crypto dependency, one code path), and with 256 random bits a stolen
-//! relay database still does not let anyone impersonate a device. What a signature would add —
-//! reports verifiable away from the connection — is not needed while the relay checks them live.
+//! # Device secret and device key
+//! Enrollment makes two things, for two jobs:
+//! - The **device secret**, 32 random bytes, proves the device to the relay. The relay only ever
+//!   stores its SHA-256, and at enrollment only the hash travels; on every later connection the
+//!   device presents the secret inside the pinned TLS channel, and every report on that connection
+//!   is bound to the proven device id. A stolen relay database does not let anyone impersonate a
+//!   device to the relay.
+//! - The **device key** (Ed25519, `tether_proto::org`) proves the device to a technician in a session
+//!   without a code, where the relay is not trusted at all: its public half goes to the relay's fleet
+//!   record at enrollment, where the technician's console reads it; its secret never leaves this
+//!   directory.
+//!
+//! The token may carry the organisation's public key after a `.` (`EnrollToken`); the device pins
+//! it, and only technicians that key signed ever get a session without a code.
 //!
 //! # Files in the data directory (all mode 0600)
-//! - `identity.json`: device id, org, secret, relay address and pin.
+//! - `identity.json`: device id, org, secret, device key, pinned org key, relay address and pin.
 //! - `state.json`: next report number, last acknowledged one, the base of the next delta.
 //! - `base.bin`: the inventory of the newest queued report (what the next delta is made against).
 //! - `queue/<seq>.report`: reports not yet acknowledged, oldest first.
@@ -25,9 +31,10 @@ use tether_net::client::{self, RelayTarget};
 use tether_net::framed;
 use tether_net::{ConnectError, FrameError, Trust};
 use tether_proto::codec;
-use tether_proto::fleet::{DeviceToRelay, FleetError, RelayToDevice};
+use tether_proto::fleet::{DeviceToRelay, EnrollToken, FleetError, RelayToDevice};
 use tether_proto::inventory::Inventory;
 use tether_proto::msg::{Role, close};
+use tether_proto::org::{DeviceSecret, OrgPublic};
 
 /// Identity file name.
 pub const IDENTITY: &str = "identity.json";
@@ -66,6 +73,9 @@ pub enum EnrollError {
     /// This machine is not enrolled.
     #[error("not enrolled: no {IDENTITY} in {0}; run `tether-agent enroll` first")]
     NotEnrolled(PathBuf),
+    /// The token was damaged before anything was sent.
+    #[error(transparent)]
+    Token(#[from] tether_proto::fleet::TokenError),
     /// A local file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -101,9 +111,25 @@ pub struct Identity {
     pub relay_ca_file: Option<PathBuf>,
     /// Enrollment time, Unix seconds.
     pub enrolled_unix: u64,
+    /// The device key's secret (hex), made at enrollment: it signs this device's side of a
+    /// session without a code. Never logged. `None` for a device enrolled before device keys.
+    #[serde(default)]
+    pub device_key: Option<String>,
+    /// The organisation's public key, pinned from the enrollment token: only technicians it signed
+    /// get a session without a code. `None` when the token carried none (then such sessions are
+    /// refused).
+    #[serde(default)]
+    pub org_key: Option<OrgPublic>,
 }
 
 impl Identity {
+    /// The device key, if this identity has a well-formed one.
+    pub fn device_secret(&self) -> Option<DeviceSecret> {
+        let hex = self.device_key.as_deref()?;
+        let bytes: [u8; 32] = hex::decode(hex).ok()?.try_into().ok()?;
+        Some(DeviceSecret::from_bytes(bytes))
+    }
+
     /// The relay target this identity reports to.
     pub fn target(&self) -> RelayTarget {
         let trust = match (&self.relay_cert_sha256, &self.relay_ca_file) {
@@ -308,18 +334,21 @@ pub async fn enroll(cfg: &EnrollConfig) -> Result<Identity, EnrollError> {
             dir: cfg.data_dir.path.clone(),
         });
     }
+    let token: EnrollToken = cfg.token.parse()?;
     let mut raw = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut raw);
     let secret = hex::encode(raw);
+    let device_key = DeviceSecret::generate(&mut rand::thread_rng());
     let relay = client::connect(&cfg.relay).await?;
     let result = async {
         let (mut send, mut recv) = client::open_control(&relay.conn, Role::Device).await?;
         framed::write_msg(
             &mut send,
             &DeviceToRelay::Enroll {
-                token: cfg.token.trim().to_string(),
+                token: token.token.clone(),
                 secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
                 hostname: cfg.hostname.clone(),
+                device_key: device_key.public(),
             },
         )
         .await?;
@@ -350,6 +379,8 @@ pub async fn enroll(cfg: &EnrollConfig) -> Result<Identity, EnrollError> {
         relay_cert_sha256,
         relay_ca_file,
         enrolled_unix: crate::inventory::now_unix(),
+        device_key: Some(hex::encode(device_key.to_bytes())),
+        org_key: token.org_key,
     };
     cfg.data_dir.ensure()?;
     write_json(&cfg.data_dir.path.join(IDENTITY), &identity)?;

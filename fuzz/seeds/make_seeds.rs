@@ -174,6 +174,7 @@ fn main() {
                 token: "et_abc".into(),
                 secret_sha256: "ab".repeat(32),
                 hostname: "desk-17".into(),
+                device_key: tether_proto::org::PublicKey([9; 32]),
             })
             .expect("e"),
         ),

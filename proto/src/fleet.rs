@@ -6,7 +6,8 @@
 //!   |-- Hello{Device} -------------------------------->|
 //!   |<------------------------------- HelloReply ------|
 //! enrollment, once:
-//!   |-- DeviceToRelay::Enroll{token, secret_sha256} -->|  token: single use, expiring, stored hashed
+//!   |-- DeviceToRelay::Enroll{token, secret_sha256,  |  token: single use, expiring, stored hashed
+//!   |     device_key} -------------------------------->|  device_key: the public half, for consoles
 //!   |<------------- RelayToDevice::Enrolled{id, org} --|  or Error(UnknownToken | TokenExpired | TokenUsed)
 //! service mode, every connection:
 //!   |-- DeviceToRelay::Auth{device_id, secret} ------->|  relay compares SHA-256(secret) with its record
@@ -40,6 +41,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{Inventory, InventoryDelta, Package};
+use crate::org::{OrgPublic, PublicKey};
 
 /// Longest accepted enrollment token, device id or secret string.
 pub const MAX_CREDENTIAL_LEN: usize = 128;
@@ -47,6 +49,60 @@ pub const MAX_CREDENTIAL_LEN: usize = 128;
 /// Largest report sequence number: the store keeps them as signed 64-bit integers (SQLite's
 /// `INTEGER`), and no device makes 2^63 reports, so a larger one is crafted or corrupt.
 pub const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// An enrollment token as IT hands it to a device: the relay's token, and after a `.` the org key's
+/// public half (64 hex digits) when the organisation has one. The relay is shown only the first
+/// part; the device pins the org key, so trust in the organisation comes with the token, out of band,
+/// and never from the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollToken {
+    /// What the relay checks.
+    pub token: String,
+    /// The org key the device pins, if the token carries one.
+    pub org_key: Option<OrgPublic>,
+}
+
+/// Why an enrollment token was not accepted before anything was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Empty, or longer than [`MAX_CREDENTIAL_LEN`].
+    #[error("the enrollment token is empty or too long; paste it as IT gave it")]
+    Length,
+    /// The part after the `.` is not a public key.
+    #[error(
+        "the organisation key in the enrollment token is damaged ({0}); paste the whole token as IT gave it"
+    )]
+    OrgKey(crate::org::TrustError),
+}
+
+impl std::str::FromStr for EnrollToken {
+    type Err = TokenError;
+
+    fn from_str(s: &str) -> Result<Self, TokenError> {
+        let s = s.trim();
+        let (token, org_key) = match s.split_once('.') {
+            Some((token, key)) => (token, Some(key.parse().map_err(TokenError::OrgKey)?)),
+            None => (s, None),
+        };
+        if token.is_empty() || token.len() > MAX_CREDENTIAL_LEN {
+            return Err(TokenError::Length);
+        }
+        Ok(EnrollToken {
+            token: token.to_string(),
+            org_key,
+        })
+    }
+}
+
+impl std::fmt::Display for EnrollToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.token)?;
+        if let Some(key) = &self.org_key {
+            write!(f, ".{key}")?;
+        }
+        Ok(())
+    }
+}
 
 /// Device → relay on a `Role::Device` control stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +117,10 @@ pub enum DeviceToRelay {
         secret_sha256: String,
         /// The host name, so IT recognises the device.
         hostname: String,
+        /// The public half of the device key the agent just made (see [`crate::org`]): what a
+        /// technician's console checks in a session without a code. Its secret never leaves the
+        /// device.
+        device_key: PublicKey,
     },
     /// Prove the device identity for this connection.
     Auth {
@@ -277,6 +337,8 @@ pub struct DeviceSummary {
     pub last_seq: Option<u64>,
     /// Number of packages in the current snapshot.
     pub packages: u32,
+    /// The device key it enrolled with (`None` for a device enrolled before device keys).
+    pub device_key: Option<PublicKey>,
 }
 
 /// A device and its current inventory.
@@ -368,6 +430,29 @@ pub(crate) mod tests {
         prop_assert_eq!(used, frame.len());
         prop_assert_eq!(back, msg);
         Ok(())
+    }
+
+    #[test]
+    fn an_enrollment_token_carries_the_org_key_after_a_dot() {
+        let key = crate::org::SecretKey::from_bytes([7; 32]).public();
+        let t: EnrollToken = format!(" et_abc.{key}\n").parse().unwrap();
+        assert_eq!(t.token, "et_abc");
+        assert_eq!(t.org_key, Some(key));
+        assert_eq!(t.to_string(), format!("et_abc.{key}"));
+        let plain: EnrollToken = "et_abc".parse().unwrap();
+        assert_eq!(plain.org_key, None);
+        assert_eq!(plain.to_string(), "et_abc");
+        // A key cut short in copying is refused before anything is sent, not taken as no key.
+        let cut = format!("et_abc.{}", &key.to_string()[..60]);
+        assert!(matches!(
+            cut.parse::<EnrollToken>(),
+            Err(TokenError::OrgKey(_))
+        ));
+        assert_eq!("".parse::<EnrollToken>(), Err(TokenError::Length));
+        assert_eq!(
+            format!(".{key}").parse::<EnrollToken>(),
+            Err(TokenError::Length)
+        );
     }
 
     /// A config with `cases` cases and short collections: the default (up to 100 elements per

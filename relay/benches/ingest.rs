@@ -30,7 +30,13 @@ fn run(store: &dyn Store, devices: u32, packages: usize) -> (Duration, Duration)
     let ids: Vec<String> = (0..devices)
         .map(|i| {
             store
-                .enroll(&token.token, &"ab".repeat(32), &format!("host{i}"), 1)
+                .enroll(
+                    &token.token,
+                    &"ab".repeat(32),
+                    &format!("host{i}"),
+                    &tether_proto::org::SecretKey::from_bytes([1; 32]).public(),
+                    1,
+                )
                 .unwrap_or_else(|e| panic!("{e}"))
                 .0
         })

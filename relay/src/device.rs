@@ -54,6 +54,7 @@ pub(crate) async fn serve(
             token,
             secret_sha256,
             hostname,
+            device_key,
         } => {
             if let Err(text) = ctx.audit.gate() {
                 let e = FleetError::new(FleetErrorKind::AuditUnavailable, text);
@@ -62,7 +63,7 @@ pub(crate) async fn serve(
             let host = hostname.clone();
             let now = crate::clock::now_unix();
             let result = blocking(&ctx.store, move |s| {
-                s.enroll(&token, &secret_sha256, &hostname, now)
+                s.enroll(&token, &secret_sha256, &hostname, &device_key, now)
             })
             .await;
             match result {

@@ -202,10 +202,26 @@ mod tests {
         assert_eq!(gone.org, "Acme IT");
         let secret = "ab".repeat(32);
         assert!(
-            store.enroll(&a.token, &secret, "pc-1", 1_100).is_err(),
+            store
+                .enroll(
+                    &a.token,
+                    &secret,
+                    "pc-1",
+                    &tether_proto::org::PublicKey([1; 32]),
+                    1_100
+                )
+                .is_err(),
             "a revoked token enrolls nothing"
         );
-        let (id, _) = store.enroll(&b.token, &secret, "pc-2", 2_010).unwrap();
+        let (id, _) = store
+            .enroll(
+                &b.token,
+                &secret,
+                "pc-2",
+                &tether_proto::org::PublicKey([1; 32]),
+                2_010,
+            )
+            .unwrap();
         assert_eq!(list_devices(dir.path(), None).unwrap().len(), 1);
         assert!(matches!(
             remove_device(dir.path(), "Acme IT", "pc-2"),

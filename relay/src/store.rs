@@ -22,6 +22,7 @@ use tether_proto::fleet::{
     MAX_CREDENTIAL_LEN, Report, SearchHit,
 };
 use tether_proto::inventory::{Package, PackageSource};
+use tether_proto::org::PublicKey;
 
 use crate::ingest::{self, Commit, Head, PackageUpdate, Plan};
 
@@ -68,12 +69,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         uses: u32,
         now: u64,
     ) -> Result<NewToken, FleetError>;
-    /// Enrolls a device with `token`; returns (device id, org).
+    /// Enrolls a device with `token` and the public half of its device key; returns (device id,
+    /// org).
     fn enroll(
         &self,
         token: &str,
         secret_sha256: &str,
         hostname: &str,
+        device_key: &PublicKey,
         now: u64,
     ) -> Result<(String, String), FleetError>;
     /// Checks a device's secret; returns its last stored report's sequence number.
@@ -168,7 +171,8 @@ CREATE TABLE IF NOT EXISTS enroll_tokens (
 CREATE TABLE IF NOT EXISTS devices (
     id TEXT PRIMARY KEY, org TEXT NOT NULL, secret_sha256 TEXT NOT NULL, hostname TEXT NOT NULL,
     os TEXT NOT NULL DEFAULT '', enrolled_unix INTEGER NOT NULL, first_seen_unix INTEGER,
-    last_seen_unix INTEGER, last_seq INTEGER, snapshot BLOB, package_count INTEGER NOT NULL DEFAULT 0);
+    last_seen_unix INTEGER, last_seq INTEGER, snapshot BLOB, package_count INTEGER NOT NULL DEFAULT 0,
+    device_key TEXT);
 CREATE TABLE IF NOT EXISTS reports (
     device_id TEXT NOT NULL, seq INTEGER NOT NULL, at_unix INTEGER NOT NULL, kind TEXT NOT NULL,
     PRIMARY KEY (device_id, seq));
@@ -183,6 +187,24 @@ CREATE INDEX IF NOT EXISTS packages_name ON packages (name);
 CREATE INDEX IF NOT EXISTS packages_device ON packages (device_id, source, name, arch);
 ";
 
+/// A store made before device keys has no `device_key` column: add it (its devices keep `NULL`, and
+/// a session without a code is refused for them until they enroll again).
+fn add_device_key_column(conn: &Connection) -> Result<(), FleetError> {
+    let has: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('devices') WHERE name = 'device_key'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(db_err)?
+        > 0;
+    if !has {
+        conn.execute_batch("ALTER TABLE devices ADD COLUMN device_key TEXT")
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, FleetError> {
@@ -195,6 +217,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
+        add_device_key_column(&conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -270,10 +293,17 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceSummary> {
         last_seen_unix: r.get::<_, Option<i64>>(6)?.map(uint),
         last_seq: r.get::<_, Option<i64>>(7)?.map(uint),
         packages: u32::try_from(r.get::<_, i64>(8)?).unwrap_or(u32::MAX),
+        device_key: device_key(r.get(9)?),
     })
 }
 
-const SUMMARY_COLS: &str = "id, org, hostname, os, enrolled_unix, first_seen_unix, last_seen_unix, last_seq, package_count";
+/// A stored device key; one that does not parse (an edited database) counts as none, so a session
+/// without a code is refused rather than run against it.
+pub(crate) fn device_key(stored: Option<String>) -> Option<PublicKey> {
+    stored.and_then(|s| s.parse().ok())
+}
+
+pub(crate) const SUMMARY_COLS: &str = "id, org, hostname, os, enrolled_unix, first_seen_unix, last_seen_unix, last_seq, package_count, device_key";
 
 pub(crate) fn source_from(s: &str) -> PackageSource {
     match s {
@@ -466,6 +496,7 @@ impl Store for SqliteStore {
         token: &str,
         secret_sha256: &str,
         hostname: &str,
+        device_key: &PublicKey,
         now: u64,
     ) -> Result<(String, String), FleetError> {
         check_len("the enrollment token", token)?;
@@ -515,8 +546,16 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
             let id = format!("dev_{}", random_hex(8));
             tx.execute(
-                "INSERT INTO devices (id, org, secret_sha256, hostname, enrolled_unix) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, org, secret_sha256.to_ascii_lowercase(), hostname, int("time", now)?],
+                "INSERT INTO devices (id, org, secret_sha256, hostname, enrolled_unix, device_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    id,
+                    org,
+                    secret_sha256.to_ascii_lowercase(),
+                    hostname,
+                    int("time", now)?,
+                    device_key.to_string()
+                ],
             )
             .map_err(db_err)?;
             tx.commit().map_err(db_err)?;
@@ -586,7 +625,7 @@ impl Store for SqliteStore {
                 .query_row(
                     &format!("SELECT {SUMMARY_COLS}, snapshot FROM devices WHERE id = ?1"),
                     params![id],
-                    |r| Ok((summary_row(r)?, r.get(9)?)),
+                    |r| Ok((summary_row(r)?, r.get(10)?)),
                 )
                 .map_err(db_err)?;
             let inventory = match snapshot {
@@ -765,6 +804,50 @@ mod tests {
     use tether_proto::fleet::{MAX_SEQ, ReportBody};
     use tether_proto::inventory::Inventory;
 
+    /// A device key for stores that only need one.
+    fn key() -> PublicKey {
+        tether_proto::org::SecretKey::from_bytes([1; 32]).public()
+    }
+
+    /// A store written before device keys opens with the column added; its devices have no key
+    /// and new enrollments store theirs.
+    #[test]
+    fn a_store_from_before_device_keys_gains_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE devices (
+                    id TEXT PRIMARY KEY, org TEXT NOT NULL, secret_sha256 TEXT NOT NULL,
+                    hostname TEXT NOT NULL, os TEXT NOT NULL DEFAULT '',
+                    enrolled_unix INTEGER NOT NULL, first_seen_unix INTEGER, last_seen_unix INTEGER,
+                    last_seq INTEGER, snapshot BLOB, package_count INTEGER NOT NULL DEFAULT 0);
+                 INSERT INTO devices (id, org, secret_sha256, hostname, enrolled_unix)
+                    VALUES ('dev_old', 'Acme', 'ab', 'old', 1);",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open_file(&path).unwrap();
+        let old = s.device("Acme", "dev_old").unwrap();
+        assert_eq!(old.summary.device_key, None);
+        let t = s.create_token("Acme", 100, 1, 1000).unwrap();
+        let (id, _) = s
+            .enroll(&t.token, &"ab".repeat(32), "new", &key(), 1001)
+            .unwrap();
+        assert_eq!(
+            s.device("Acme", &id).unwrap().summary.device_key,
+            Some(key())
+        );
+        drop(s);
+        // Opening again finds the column and adds nothing.
+        let s = SqliteStore::open_file(&path).unwrap();
+        assert_eq!(
+            s.device("Acme", &id).unwrap().summary.device_key,
+            Some(key())
+        );
+    }
+
     #[test]
     fn token_uses_and_expiry() {
         let dir = tempfile::tempdir().unwrap();
@@ -772,16 +855,16 @@ mod tests {
         let t = s.create_token("Acme", 100, 1, 1000).unwrap();
         let h = "ab".repeat(32);
         assert_eq!(
-            s.enroll(&t.token, &h, "x", 1200).unwrap_err().kind,
+            s.enroll(&t.token, &h, "x", &key(), 1200).unwrap_err().kind,
             FleetErrorKind::TokenExpired
         );
-        s.enroll(&t.token, &h, "x", 1050).unwrap();
+        s.enroll(&t.token, &h, "x", &key(), 1050).unwrap();
         assert_eq!(
-            s.enroll(&t.token, &h, "x", 1050).unwrap_err().kind,
+            s.enroll(&t.token, &h, "x", &key(), 1050).unwrap_err().kind,
             FleetErrorKind::TokenUsed
         );
         assert_eq!(
-            s.enroll("et_x", &h, "x", 1050).unwrap_err().kind,
+            s.enroll("et_x", &h, "x", &key(), 1050).unwrap_err().kind,
             FleetErrorKind::UnknownToken
         );
         // Only the hash is stored.
@@ -819,7 +902,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).unwrap();
         let t = s.create_token("Acme", 100, 1, 1000).unwrap();
-        let (id, _) = s.enroll(&t.token, &"ab".repeat(32), "h", 1000).unwrap();
+        let (id, _) = s
+            .enroll(&t.token, &"ab".repeat(32), "h", &key(), 1000)
+            .unwrap();
         let (a, b) = (inventory("h", 1), inventory("h", 2));
         assert_eq!(
             expected(s.ingest(&id, &full(&id, 2, &a), 1)),

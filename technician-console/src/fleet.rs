@@ -92,6 +92,14 @@ pub fn devices_table(d: &[DeviceSummary]) -> String {
 /// One device: summary, then the full inventory.
 pub fn device_text(d: &DeviceRecord) -> String {
     let mut s = devices_table(std::slice::from_ref(&d.summary));
+    let _ = writeln!(
+        s,
+        "\ndevice key: {}",
+        d.summary.device_key.map_or(
+            "none (enrolled before device keys: no session without a code)".into(),
+            |k| k.fingerprint()
+        )
+    );
     match &d.inventory {
         Some(inv) => {
             s.push('\n');
@@ -326,6 +334,7 @@ mod tests {
                 last_seen_unix: inventory.then_some(1_700_000_000),
                 last_seq: None,
                 packages: 2,
+                device_key: None,
             },
             inventory: inventory.then_some(inv),
         }

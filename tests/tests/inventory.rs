@@ -855,3 +855,76 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Issue 22: the enrollment token carries the org key out of band and the device pins it; the
+/// device key made at enrollment reaches the technician's console through the fleet record, its
+/// secret stays in the owner-only identity; a token whose key was damaged is refused before the
+/// relay is contacted, so the token is not used up.
+#[tokio::test]
+async fn enrollment_pins_the_org_key_from_the_token_and_registers_the_device_key() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let tech = Technicians::new(relay_dir.path())
+        .add("Ada", "Acme IT")
+        .unwrap();
+    let relay = start(relay_dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let tgt = target(&relay, relay.local_addr());
+    let console = ConsoleConfig {
+        relay: tgt.clone(),
+        token: tech,
+    };
+    let org = tether_proto::org::SecretKey::generate(&mut rand::thread_rng()).public();
+    let token = relay
+        .store()
+        .create_token("Acme IT", 3600, 2, now())
+        .unwrap()
+        .token;
+
+    // Cut short in copying: refused with words, nothing written, the token still unused.
+    let damaged = format!("{token}.{}", &org.to_string()[..40]);
+    let cut = tempfile::tempdir().unwrap();
+    match enroll_in(&tgt, &damaged, cut.path()).await {
+        Err(e @ EnrollError::Token(_)) => {
+            assert!(e.to_string().contains("organisation key"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!cut.path().join("identity.json").exists());
+
+    let dir = tempfile::tempdir().unwrap();
+    let id = enroll_in(&tgt, &format!("{token}.{org}"), dir.path())
+        .await
+        .unwrap();
+    assert_eq!(id.org_key, Some(org));
+    let device_key = id.device_secret().expect("a device key").public();
+    let stored: Identity =
+        serde_json::from_slice(&std::fs::read(dir.path().join("identity.json")).unwrap()).unwrap();
+    assert_eq!(stored, id, "the pin and the key survive on disk");
+    let record = match fleet(
+        &console,
+        FleetQuery::ShowDevice {
+            device: id.device_id.clone(),
+        },
+    )
+    .await
+    .unwrap()
+    .as_slice()
+    {
+        [FleetReply::Device(d)] => (**d).clone(),
+        r => panic!("{r:?}"),
+    };
+    assert_eq!(record.summary.device_key, Some(device_key));
+    assert!(
+        tether_console::fleet::device_text(&record).contains(&device_key.fingerprint()),
+        "the console shows the key it will check"
+    );
+
+    // The second use of the token: a token without a key still enrolls, and pins nothing.
+    let plain = tempfile::tempdir().unwrap();
+    let id2 = enroll_in(&tgt, &token, plain.path()).await.unwrap();
+    assert_eq!(id2.org_key, None);
+    assert_ne!(
+        id2.device_secret().unwrap().public(),
+        device_key,
+        "every device makes its own key"
+    );
+}

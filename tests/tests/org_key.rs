@@ -188,3 +188,71 @@ fn bad_keys_names_and_scopes_are_clear_errors_and_write_nothing() {
     );
     assert!(!out.exists());
 }
+
+/// The enrollment token carries the org's public key for devices to pin (issue 22): the token
+/// printed ends in `.` and the key; without `--org-key` it says what devices will refuse; a
+/// malformed key is refused before a token is made.
+#[test]
+fn an_enrollment_token_carries_the_org_key_devices_pin() {
+    let admin = tempfile::tempdir().unwrap();
+    let data = admin.path().join("relay-data");
+    let key = admin.path().join("acme.orgkey");
+    let made = relay(
+        &data,
+        &[
+            "org-key",
+            "create",
+            "--org",
+            "Acme IT",
+            "--out",
+            key.to_str().unwrap(),
+        ],
+    );
+    let org = public_key(&made);
+    let hex = org.to_string();
+    let out = relay(
+        &data,
+        &[
+            "enroll-token",
+            "create",
+            "--org",
+            "Acme IT",
+            "--org-key",
+            &hex,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(printed.contains(&org.fingerprint()), "{printed}");
+    let token: tether_proto::fleet::EnrollToken = printed.lines().last().unwrap().parse().unwrap();
+    assert_eq!(token.org_key, Some(org));
+    assert!(token.token.starts_with("et_"), "{printed}");
+
+    let plain = relay(&data, &["enroll-token", "create", "--org", "Acme IT"]);
+    assert!(
+        text(&plain).contains("refuse sessions without a code"),
+        "{}",
+        text(&plain)
+    );
+
+    let bad = relay(
+        &data,
+        &[
+            "enroll-token",
+            "create",
+            "--org",
+            "Acme IT",
+            "--org-key",
+            &hex[..50],
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("64 hex digits"), "{}", text(&bad));
+    let list = relay(&data, &["enroll-token", "list"]);
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).lines().count(),
+        2,
+        "the bad one made no token: {}",
+        text(&list)
+    );
+}

@@ -142,6 +142,11 @@ on_both_backends!(
     the_audit_chain_verifies_and_names_tampering,
 );
 
+/// A device key for stores that only need one.
+fn key() -> tether_proto::org::PublicKey {
+    tether_proto::org::SecretKey::from_bytes([1; 32]).public()
+}
+
 fn inventory(host: &str, packages: usize) -> Inventory {
     let mut inv = fixture::inventory(
         (0..packages)
@@ -177,7 +182,7 @@ fn delta(device: &str, seq: u64, base: &Inventory, next: &Inventory) -> Report {
 fn enroll(store: &dyn Store, org: &str, host: &str) -> String {
     let t = store.create_token(org, 3_600, 1, 1_000).unwrap();
     store
-        .enroll(&t.token, &"ab".repeat(32), host, 1_000)
+        .enroll(&t.token, &"ab".repeat(32), host, &key(), 1_000)
         .unwrap()
         .0
 }
@@ -341,17 +346,31 @@ fn enrollment_tokens_are_spent_and_expire(fx: Fx) {
     let t = store.create_token("Acme", 100, 1, 1000).unwrap();
     let h = "ab".repeat(32);
     assert_eq!(
-        store.enroll(&t.token, &h, "x", 1200).unwrap_err().kind,
+        store
+            .enroll(&t.token, &h, "x", &key(), 1200)
+            .unwrap_err()
+            .kind,
         FleetErrorKind::TokenExpired
     );
-    let (id, org) = store.enroll(&t.token, &h, "x", 1050).unwrap();
+    let (id, org) = store.enroll(&t.token, &h, "x", &key(), 1050).unwrap();
     assert_eq!(org, "Acme");
+    // The device key comes back in the record the console reads (issue 22).
     assert_eq!(
-        store.enroll(&t.token, &h, "x", 1050).unwrap_err().kind,
+        store.device("Acme", &id).unwrap().summary.device_key,
+        Some(key())
+    );
+    assert_eq!(
+        store
+            .enroll(&t.token, &h, "x", &key(), 1050)
+            .unwrap_err()
+            .kind,
         FleetErrorKind::TokenUsed
     );
     assert_eq!(
-        store.enroll("et_x", &h, "x", 1050).unwrap_err().kind,
+        store
+            .enroll("et_x", &h, "x", &key(), 1050)
+            .unwrap_err()
+            .kind,
         FleetErrorKind::UnknownToken
     );
     assert_eq!(
@@ -373,7 +392,10 @@ fn enrollment_tokens_are_spent_and_expire(fx: Fx) {
     let gone = fleet_admin::revoke_token_in(&fx.backend, &list[0].id).unwrap();
     assert_eq!(gone.org, "Other");
     assert_eq!(
-        store.enroll(&two.token, &h, "y", 2_001).unwrap_err().kind,
+        store
+            .enroll(&two.token, &h, "y", &key(), 2_001)
+            .unwrap_err()
+            .kind,
         FleetErrorKind::UnknownToken,
         "a revoked token enrolls nothing"
     );

@@ -39,6 +39,7 @@ pub async fn enroll(
         id.org,
         data_dir.path.display()
     );
+    tether_net::outln!("{}", trust_line(&id));
     tether_net::outln!("start reporting with: tether-agent run");
     Ok(())
 }
@@ -121,6 +122,24 @@ pub async fn run(
     r
 }
 
+/// What this device trusts for sessions without a code, in one line.
+fn trust_line(id: &crate::enroll::Identity) -> String {
+    let device = match id.device_secret() {
+        Some(k) => format!("device key {}", k.public().fingerprint()),
+        None => "no device key (enrolled before device keys: enroll again)".into(),
+    };
+    match &id.org_key {
+        Some(org) => format!(
+            "{device}; sessions without a code only from technicians signed by {:?}'s key {}",
+            id.org,
+            org.fingerprint()
+        ),
+        None => format!(
+            "{device}; no organisation key pinned (the token carried none): sessions without a code are refused"
+        ),
+    }
+}
+
 /// `tether-agent status`.
 pub fn status(data_dir: Option<PathBuf>, json: bool, backend: Backend) -> Result<(), String> {
     let dir = dir(data_dir);
@@ -134,6 +153,8 @@ pub fn status(data_dir: Option<PathBuf>, json: bool, backend: Backend) -> Result
             "device_id": id.as_ref().map(|i| i.device_id.clone()),
             "org": id.as_ref().map(|i| i.org.clone()),
             "relay": id.as_ref().map(|i| i.relay.clone()),
+            "device_key": id.as_ref().and_then(|i| i.device_secret()).map(|k| k.public().to_string()),
+            "org_key": id.as_ref().and_then(|i| i.org_key).map(|k| k.to_string()),
             "last_acknowledged_report": state.acked_seq,
             "queued_reports": queued,
             "screen_backend": backend.as_str(),
@@ -149,6 +170,7 @@ pub fn status(data_dir: Option<PathBuf>, json: bool, backend: Backend) -> Result
         Some(id) => {
             tether_net::outln!("enrolled     yes: device {} of {:?}", id.device_id, id.org);
             tether_net::outln!("relay        {}", id.relay);
+            tether_net::outln!("trust        {}", trust_line(id));
             tether_net::outln!(
                 "reports      last acknowledged: {}; queued: {queued}",
                 state.acked_seq.map_or("none".into(), |s| s.to_string())

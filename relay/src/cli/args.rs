@@ -254,6 +254,11 @@ pub enum EnrollTokenCommand {
         /// How many devices may enroll with it.
         #[arg(long, default_value_t = 1)]
         uses: u32,
+        /// The organisation's public key (`tether-relay org-key show`, 64 hex digits), carried in
+        /// the token for devices to pin: only technicians it signed get a session without a code.
+        /// The relay keeps none of it.
+        #[arg(long, value_name = "HEX")]
+        org_key: Option<tether_proto::org::PublicKey>,
     },
     /// List enrollment tokens (ids, not the tokens: the relay keeps only their hashes).
     List,

@@ -137,7 +137,13 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             technician(&backend()?, command)
         }
         Command::EnrollToken {
-            command: EnrollTokenCommand::Create { org, expires, uses },
+            command:
+                EnrollTokenCommand::Create {
+                    org,
+                    expires,
+                    uses,
+                    org_key,
+                },
         } => {
             create_dir()?;
             let backend = backend()?;
@@ -171,8 +177,21 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
                 fleet_admin::duration_words(expires.as_secs()),
                 utc(t.expires_unix)
             );
+            match &org_key {
+                Some(k) => tether_net::outln!(
+                    "devices will pin the organisation key {} and take sessions without a code only from technicians it signed.",
+                    k.fingerprint()
+                ),
+                None => tether_net::outln!(
+                    "no --org-key: devices enrolled with this token report inventory but refuse sessions without a code."
+                ),
+            }
             tether_net::outln!("token (shown only once):");
-            tether_net::outln!("{}", t.token);
+            let token = tether_proto::fleet::EnrollToken {
+                token: t.token,
+                org_key,
+            };
+            tether_net::outln!("{token}");
             Ok(())
         }
         Command::EnrollToken {

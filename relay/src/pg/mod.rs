@@ -41,8 +41,8 @@ use std::time::Duration;
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 
-/// The schema version this relay writes.
-pub const SCHEMA_VERSION: i64 = 2;
+/// The schema version this relay writes: one per migration, so adding one raises it.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// How long connecting (at start, and for a new pooled connection) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -307,6 +307,10 @@ CREATE TABLE held_slots (
     expires_unix BIGINT NOT NULL, forget_unix BIGINT NOT NULL);
 CREATE INDEX held_slots_node ON held_slots (node);
 CREATE INDEX held_slots_forget ON held_slots (forget_unix);
+",
+    // 3: the public half of each device's key, for sessions without a code (NULL: enrolled before).
+    "
+ALTER TABLE devices ADD COLUMN device_key TEXT;
 ",
 ];
 

@@ -10,6 +10,7 @@ use tether_proto::fleet::{
     SearchHit,
 };
 use tether_proto::inventory::Package;
+use tether_proto::org::PublicKey;
 
 use super::{Pg, words};
 use crate::ingest::{self, Commit, Head, PackageUpdate, Plan};
@@ -36,7 +37,7 @@ fn q(e: postgres::Error) -> FleetError {
     db_err(words(&e))
 }
 
-const SUMMARY_COLS: &str = "id, org, hostname, os, enrolled_unix, first_seen_unix, last_seen_unix, last_seq, package_count";
+use crate::store::SUMMARY_COLS;
 
 fn summary_row(r: &postgres::Row) -> DeviceSummary {
     DeviceSummary {
@@ -49,6 +50,7 @@ fn summary_row(r: &postgres::Row) -> DeviceSummary {
         last_seen_unix: r.get::<_, Option<i64>>(6).map(uint),
         last_seq: r.get::<_, Option<i64>>(7).map(uint),
         packages: u32::try_from(r.get::<_, i64>(8)).unwrap_or(u32::MAX),
+        device_key: crate::store::device_key(r.get(9)),
     }
 }
 
@@ -276,6 +278,7 @@ impl Store for PgStore {
         token: &str,
         secret_sha256: &str,
         hostname: &str,
+        device_key: &PublicKey,
         now: u64,
     ) -> Result<(String, String), FleetError> {
         check_len("the enrollment token", token)?;
@@ -326,8 +329,16 @@ impl Store for PgStore {
             .map_err(q)?;
             let id = format!("dev_{}", random_hex(8));
             tx.execute(
-                "INSERT INTO devices (id, org, secret_sha256, hostname, enrolled_unix) VALUES ($1, $2, $3, $4, $5)",
-                &[&id, &org, &secret_sha256.to_ascii_lowercase(), &hostname, &now_i],
+                "INSERT INTO devices (id, org, secret_sha256, hostname, enrolled_unix, device_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &id,
+                    &org,
+                    &secret_sha256.to_ascii_lowercase(),
+                    &hostname,
+                    &now_i,
+                    &device_key.to_string(),
+                ],
             )
             .map_err(q)?;
             tx.commit().map_err(q)?;
@@ -396,7 +407,7 @@ impl Store for PgStore {
                     &[&id],
                 )
                 .map_err(q)?;
-            let inventory = match r.get::<_, Option<Vec<u8>>>(9) {
+            let inventory = match r.get::<_, Option<Vec<u8>>>(10) {
                 Some(b) => Some(codec::from_body(&b).map_err(db_err)?),
                 None => None,
             };
