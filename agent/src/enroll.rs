@@ -125,9 +125,7 @@ pub struct Identity {
 impl Identity {
     /// The device key, if this identity has a well-formed one.
     pub fn device_secret(&self) -> Option<DeviceSecret> {
-        let hex = self.device_key.as_deref()?;
-        let bytes: [u8; 32] = hex::decode(hex).ok()?.try_into().ok()?;
-        Some(DeviceSecret::from_bytes(bytes))
+        DeviceSecret::from_hex(self.device_key.as_deref()?).ok()
     }
 
     /// The relay target this identity reports to.
@@ -379,7 +377,7 @@ pub async fn enroll(cfg: &EnrollConfig) -> Result<Identity, EnrollError> {
         relay_cert_sha256,
         relay_ca_file,
         enrolled_unix: crate::inventory::now_unix(),
-        device_key: Some(hex::encode(device_key.to_bytes())),
+        device_key: Some(device_key.to_hex()),
         org_key: token.org_key,
     };
     cfg.data_dir.ensure()?;

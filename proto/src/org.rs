@@ -159,6 +159,25 @@ impl SecretKey {
         self.0.to_bytes()
     }
 
+    /// The secret as 64 hex digits, how key files hold it.
+    pub fn to_hex(&self) -> String {
+        hex_lower(&self.to_bytes())
+    }
+
+    /// Reads 64 hex digits written by [`SecretKey::to_hex`].
+    pub fn from_hex(s: &str) -> Result<Self, TrustError> {
+        let s = s.trim();
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(TrustError::Malformed("secret key (expected 64 hex digits)"));
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
+                .map_err(|_| TrustError::Malformed("secret key"))?;
+        }
+        Ok(SecretKey::from_bytes(out))
+    }
+
     /// The public half.
     pub fn public(&self) -> PublicKey {
         PublicKey(self.0.verifying_key().to_bytes())

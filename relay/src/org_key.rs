@@ -107,11 +107,7 @@ pub fn create(org: &str, out: &Path) -> Result<OrgKey, OrgKeyError> {
     SignedTechnician::issue(&secret, probe)?;
     let file = KeyFile {
         org: org.to_owned(),
-        secret: secret
-            .to_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        secret: secret.to_hex(),
     };
     write_new(out, &json(&file), true)?;
     Ok(OrgKey {
@@ -128,18 +124,11 @@ pub fn load(path: &Path) -> Result<OrgKey, OrgKeyError> {
         reason,
     };
     let file: KeyFile = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
-    let hex = file.secret.trim();
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(corrupt("the secret is not 64 hex digits".into()));
-    }
-    let mut bytes = [0u8; 32];
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| corrupt("the secret is not hex".into()))?;
-    }
+    let secret = SecretKey::from_hex(&file.secret)
+        .map_err(|_| corrupt("the secret is not 64 hex digits".into()))?;
     Ok(OrgKey {
         org: file.org,
-        secret: SecretKey::from_bytes(bytes),
+        secret,
     })
 }
 

@@ -23,6 +23,8 @@
 //! - [`render`]: human tables for the command line (JSON output is serde's).
 //! - [`rows`]: the one projection of an inventory into rows, for the window, the CSV export and the
 //!   command line.
+//! - [`technician_key`]: the technician's own key, made on this machine, and the certificate the
+//!   organisation's key signed for it (sessions on enrolled devices without a code).
 //! - [`screen`]: view and control streams ([`Session::view`], [`Session::control`]), PNG snapshots.
 //! - [`viewer`]: the eframe window showing a remote screen, with status bar and input; its
 //!   [`viewer::ScreenPane`] is the live screen in both windows.
@@ -46,6 +48,7 @@ pub mod render;
 pub mod rows;
 pub mod screen;
 pub mod session;
+pub mod technician_key;
 pub mod units;
 pub mod viewer;
 pub mod window;

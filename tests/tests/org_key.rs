@@ -256,3 +256,118 @@ fn an_enrollment_token_carries_the_org_key_devices_pin() {
         text(&list)
     );
 }
+
+fn console(args: &[&str]) -> Output {
+    Command::new(bin("tether-console"))
+        .args(args)
+        .env_remove("TETHER_TOKEN")
+        .output()
+        .expect("tether-console runs")
+}
+
+/// The whole round of a technician key through the real binaries (issue 22): made on the
+/// technician's machine, certified by the org key on the admin's, installed back; a certificate
+/// for another key, or one that does not verify under the org key, is refused and not installed.
+#[test]
+fn a_technician_key_is_made_certified_by_the_org_and_installed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("tech");
+    let k = keys.to_str().unwrap();
+    let made = console(&["key", "--dir", k, "create"]);
+    assert!(made.status.success(), "{}", text(&made));
+    let tech = public_key(&made);
+    assert!(text(&made).contains("org-key certify"), "{}", text(&made));
+    let again = console(&["key", "--dir", k, "create"]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("never replaced"), "{}", text(&again));
+
+    let data = tmp.path().join("relay-data");
+    let org_file = tmp.path().join("acme.orgkey");
+    let org = public_key(&relay(
+        &data,
+        &[
+            "org-key",
+            "create",
+            "--org",
+            "Acme IT",
+            "--out",
+            org_file.to_str().unwrap(),
+        ],
+    ));
+    let other_file = tmp.path().join("other.orgkey");
+    let other = public_key(&relay(
+        &data,
+        &[
+            "org-key",
+            "create",
+            "--org",
+            "Acme IT",
+            "--out",
+            other_file.to_str().unwrap(),
+        ],
+    ));
+    let certify = |tech_key: &str, out: &str| {
+        let o = relay(
+            &data,
+            &[
+                "org-key",
+                "certify",
+                "--key",
+                org_file.to_str().unwrap(),
+                "--name",
+                "Ada Lovelace",
+                "--technician-key",
+                tech_key,
+                "--out",
+                out,
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    let mine = tmp.path().join("ada.cert");
+    certify(&tech.to_string(), mine.to_str().unwrap());
+    let theirs = tmp.path().join("bob.cert");
+    certify(&other.to_string(), theirs.to_str().unwrap());
+
+    let wrong = console(&[
+        "key",
+        "--dir",
+        k,
+        "install",
+        "--cert",
+        theirs.to_str().unwrap(),
+    ]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert!(text(&wrong).contains("not for yours"), "{}", text(&wrong));
+    let unsigned = console(&[
+        "key",
+        "--dir",
+        k,
+        "install",
+        "--cert",
+        mine.to_str().unwrap(),
+        "--org-key",
+        &other.to_string(),
+    ]);
+    assert_eq!(unsigned.status.code(), Some(1), "{}", text(&unsigned));
+    assert!(text(&unsigned).contains("not valid"), "{}", text(&unsigned));
+    let shown = console(&["key", "--dir", k, "show"]);
+    assert!(text(&shown).contains("none installed"), "{}", text(&shown));
+
+    let ok = console(&[
+        "key",
+        "--dir",
+        k,
+        "install",
+        "--cert",
+        mine.to_str().unwrap(),
+        "--org-key",
+        &org.to_string(),
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    let shown = console(&["--json", "key", "--dir", k, "show"]);
+    let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(v["public_key"], tech.to_string());
+    assert_eq!(v["certificate"]["name"], "Ada Lovelace");
+    assert_eq!(v["certificate"]["org"], "Acme IT");
+}

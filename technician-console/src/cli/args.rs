@@ -146,6 +146,16 @@ pub enum Command {
         #[command(subcommand)]
         command: FilesCommand,
     },
+    /// Your technician key, for sessions on your organisation's enrolled devices without a code:
+    /// make it here (it never leaves this machine), have IT sign its public half
+    /// (`tether-relay org-key certify`), then install the certificate they send you.
+    Key {
+        /// Where the key and certificate are kept [default: ~/.config/tether].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Send one input action to the remote screen (asks for `control`).
     Input {
         /// The code the user reads to you.
@@ -156,6 +166,25 @@ pub enum Command {
         display: u32,
         #[command(subcommand)]
         action: InputAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make your technician key (once; an existing key is never replaced) and print its public
+    /// half for IT to certify.
+    Create,
+    /// Print your public key and the certificate installed for it.
+    Show,
+    /// Install the certificate IT signed for your key.
+    Install {
+        /// The certificate file from `tether-relay org-key certify`.
+        #[arg(long, value_name = "FILE")]
+        cert: std::path::PathBuf,
+        /// The organisation's public key (64 hex digits, from IT): the certificate must verify
+        /// under it.
+        #[arg(long, value_name = "HEX")]
+        org_key: Option<tether_proto::org::PublicKey>,
     },
 }
 

@@ -30,6 +30,9 @@ pub enum CliError {
     /// A file transfer failed.
     #[error(transparent)]
     Files(#[from] crate::files::FilesError),
+    /// The technician key or its certificate.
+    #[error(transparent)]
+    Key(#[from] crate::technician_key::KeyError),
 }
 
 impl CliError {
@@ -39,6 +42,7 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Console(e) => e.exit_code(),
             CliError::Files(e) => e.exit_code(),
+            CliError::Key(_) => 1,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::args::{
     Cli, ClipboardAction, Command, DevicesCommand, FilesCommand, Format, InventoryCommand,
-    SessionsCommand, Sheet,
+    KeyCommand, SessionsCommand, Sheet,
 };
 use super::checks::{check_output_path, input_events};
 use super::output;
@@ -23,6 +23,9 @@ pub async fn run(mut cli: Cli) -> Result<(), CliError> {
         None => return usage("no command, and no desktop to open the window on; see --help"),
     };
     let json = cli.json;
+    if let Command::Key { dir, command } = &cmd {
+        return key(dir.clone(), command, json);
+    }
     // Validate diagnostics parameters before anything connects: a bad one never leaves this machine.
     let mut probe = None;
     if let Command::Diag {
@@ -116,6 +119,76 @@ pub async fn run(mut cli: Cli) -> Result<(), CliError> {
     run_command(&cmd, json, config, probe, input, clip).await
 }
 
+/// `key create | show | install`: local files only, no relay.
+fn key(dir: Option<std::path::PathBuf>, command: &KeyCommand, json: bool) -> Result<(), CliError> {
+    use crate::technician_key as tk;
+    let dir = dir.unwrap_or_else(tk::default_dir);
+    let cert_line = |c: &tether_proto::org::SignedTechnician| {
+        format!(
+            "certificate: {:?} of {:?}, valid until {} UTC",
+            c.cert.name,
+            c.cert.org,
+            crate::units::utc(c.cert.not_after_unix)
+        )
+    };
+    match command {
+        KeyCommand::Create => {
+            let public = tk::create(&dir)?;
+            if json {
+                tether_net::outln!(
+                    "{}",
+                    serde_json::json!({"public_key": public.to_string(), "fingerprint": public.fingerprint()})
+                );
+                return Ok(());
+            }
+            tether_net::outln!(
+                "technician key written to {} (readable only by you).",
+                dir.join(tk::KEY_FILE).display()
+            );
+            tether_net::outln!("public key: {public}");
+            tether_net::outln!("fingerprint: {}", public.fingerprint());
+            tether_net::outln!(
+                "Send the public key to IT; they sign it with `tether-relay org-key certify --technician-key {public} ...`, \
+                 then install what they send with `tether-console key install --cert FILE`."
+            );
+        }
+        KeyCommand::Show => {
+            let public = tk::load(&dir)?.public();
+            let cert = tk::installed_cert(&dir)?;
+            if json {
+                tether_net::outln!(
+                    "{}",
+                    serde_json::json!({
+                        "public_key": public.to_string(),
+                        "fingerprint": public.fingerprint(),
+                        "certificate": cert.as_ref().map(|c| &c.cert),
+                    })
+                );
+                return Ok(());
+            }
+            tether_net::outln!("public key: {public}");
+            tether_net::outln!("fingerprint: {}", public.fingerprint());
+            match &cert {
+                Some(c) => tether_net::outln!("{}", cert_line(c)),
+                None => tether_net::outln!(
+                    "certificate: none installed (ask IT to certify the public key above)"
+                ),
+            }
+        }
+        KeyCommand::Install { cert, org_key } => {
+            let now = tether_net::clock::now_unix();
+            let c = tk::install(&dir, cert, org_key.as_ref(), now)?;
+            tether_net::outln!("installed {}", cert_line(&c));
+            if org_key.is_none() {
+                tether_net::outln!(
+                    "(not checked against the organisation key: pass --org-key to check it; devices check it in any case)"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The text of `clipboard set`: the argument, or all of standard input; over the limit (or not
 /// UTF-8) is a usage error, found before the code is used.
 fn clipboard_text(arg: Option<String>) -> Result<String, CliError> {
@@ -192,6 +265,7 @@ async fn run_command(
         Command::Window { .. } => return usage("the window runs on its own"),
         Command::Sessions { .. } => return usage("sessions needs a subcommand"),
         Command::Invitations => return usage("invitations runs on its own"),
+        Command::Key { .. } => return usage("key runs on its own"),
         Command::Diag { code, .. } => (
             code.ok_or_else(|| CliError::Usage("--code is required".into()))?,
             [Scope::Diagnostics].into_iter().collect(),
@@ -418,7 +492,8 @@ async fn serve(
         Command::Devices { .. }
         | Command::Window { .. }
         | Command::Sessions { .. }
-        | Command::Invitations => {}
+        | Command::Invitations
+        | Command::Key { .. } => {}
         Command::Diag {
             all: true, timeout, ..
         } => {
