@@ -34,7 +34,7 @@ use tether_proto::codec;
 use tether_proto::fleet::{DeviceToRelay, EnrollToken, FleetError, RelayToDevice};
 use tether_proto::inventory::Inventory;
 use tether_proto::msg::{Role, close};
-use tether_proto::org::{DeviceSecret, OrgPublic};
+use tether_proto::org::{DeviceSecret, OrgPublic, Policy, SignedPolicy};
 
 /// Identity file name.
 pub const IDENTITY: &str = "identity.json";
@@ -42,6 +42,8 @@ pub const IDENTITY: &str = "identity.json";
 pub const STATE: &str = "state.json";
 /// Base snapshot file name.
 pub const BASE: &str = "base.bin";
+/// Held unattended policy file name.
+pub const POLICY: &str = "policy.json";
 /// Queue directory name.
 pub const QUEUE: &str = "queue";
 
@@ -311,6 +313,56 @@ impl DataDir {
     }
 }
 
+/// What became of a policy the relay forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyOutcome {
+    /// Signed by the pinned org key for this organisation and newer: it now holds.
+    Adopted(Policy),
+    /// The very policy already held.
+    Held,
+    /// Not taken, and why; the held policy (if any) stays.
+    Refused(String),
+}
+
+impl DataDir {
+    /// The unattended policy this device holds (`None`: attended only).
+    pub fn policy(&self) -> Result<Option<SignedPolicy>, EnrollError> {
+        read_json(&self.path.join(POLICY))
+    }
+
+    /// Takes `offered` if the org key pinned in `id` signed it for `id`'s organisation and it is
+    /// newer than the held one. The relay can only withhold a policy, never widen or roll one back.
+    pub fn adopt_policy(
+        &self,
+        id: &Identity,
+        offered: SignedPolicy,
+    ) -> Result<PolicyOutcome, EnrollError> {
+        let Some(org_key) = &id.org_key else {
+            return Ok(PolicyOutcome::Refused(
+                "no organisation key is pinned on this device, so no policy can be checked".into(),
+            ));
+        };
+        if let Err(e) = offered.verify(org_key, &id.org) {
+            return Ok(PolicyOutcome::Refused(format!(
+                "the policy is not the organisation's: {e}"
+            )));
+        }
+        if let Some(held) = self.policy()? {
+            if held == offered {
+                return Ok(PolicyOutcome::Held);
+            }
+            if !offered.replaces(&held.policy) {
+                return Ok(PolicyOutcome::Refused(format!(
+                    "policy version {} is not newer than version {} held here",
+                    offered.policy.version, held.policy.version
+                )));
+            }
+        }
+        write_json(&self.path.join(POLICY), &offered)?;
+        Ok(PolicyOutcome::Adopted(offered.policy))
+    }
+}
+
 /// What `enroll` needs.
 #[derive(Debug, Clone)]
 pub struct EnrollConfig {
@@ -387,4 +439,76 @@ pub async fn enroll(cfg: &EnrollConfig) -> Result<Identity, EnrollError> {
         ..State::default()
     })?;
     Ok(identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_proto::Scope;
+    use tether_proto::org::OrgSecret;
+
+    fn identity(org_key: Option<OrgPublic>) -> Identity {
+        Identity {
+            device_id: "dev_1".into(),
+            org: "Acme IT".into(),
+            secret: "00".repeat(32),
+            relay: "127.0.0.1:1".into(),
+            relay_cert_sha256: Some(String::new()),
+            relay_ca_file: None,
+            enrolled_unix: 0,
+            device_key: None,
+            org_key,
+        }
+    }
+
+    fn policy(key: &OrgSecret, version: u64, scopes: &[Scope]) -> SignedPolicy {
+        SignedPolicy::issue(
+            key,
+            Policy {
+                org: "Acme IT".into(),
+                unattended: scopes.iter().copied().collect(),
+                version,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_policy_is_taken_only_signed_for_this_org_and_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let org = OrgSecret::generate(&mut rand::thread_rng());
+        let id = identity(Some(org.public()));
+        let v3 = policy(&org, 3, &[Scope::Inventory]);
+
+        // Nothing pinned: nothing can be checked, so nothing is taken.
+        let unpinned = data.adopt_policy(&identity(None), v3.clone()).unwrap();
+        assert!(
+            matches!(unpinned, PolicyOutcome::Refused(_)),
+            "{unpinned:?}"
+        );
+        assert_eq!(data.policy().unwrap(), None);
+
+        assert_eq!(
+            data.adopt_policy(&id, v3.clone()).unwrap(),
+            PolicyOutcome::Adopted(v3.policy.clone())
+        );
+        assert_eq!(
+            data.adopt_policy(&id, v3.clone()).unwrap(),
+            PolicyOutcome::Held
+        );
+        // A rollback to a wider, older (genuinely signed) policy, and a same-numbered other one.
+        let v2 = policy(&org, 2, &[Scope::View, Scope::Control]);
+        let rollback = data.adopt_policy(&id, v2).unwrap();
+        assert!(
+            matches!(&rollback, PolicyOutcome::Refused(r) if r.contains("not newer")),
+            "{rollback:?}"
+        );
+        let twin = policy(&org, 3, &[Scope::View]);
+        assert!(matches!(
+            data.adopt_policy(&id, twin).unwrap(),
+            PolicyOutcome::Refused(_)
+        ));
+        assert_eq!(data.policy().unwrap(), Some(v3));
+    }
 }

@@ -33,7 +33,7 @@ use tether_proto::msg::{Role, close};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::enroll::{DataDir, EnrollError, Identity};
+use crate::enroll::{DataDir, EnrollError, Identity, PolicyOutcome};
 use crate::inventory::Collector;
 
 /// Default time between reports.
@@ -105,6 +105,17 @@ pub enum RunEvent {
         /// Its number.
         seq: u64,
         /// Why.
+        reason: String,
+    },
+    /// The relay forwarded a newer unattended policy signed by the pinned org key; it now holds.
+    PolicyAdopted {
+        /// What it allows.
+        policy: tether_proto::org::Policy,
+    },
+    /// The relay forwarded a policy this device did not take (not signed by the pinned org key,
+    /// another organisation's, or not newer than the one held); the held one stays.
+    PolicyRefused {
+        /// Why, in words.
         reason: String,
     },
     /// The connection failed or dropped; retrying after `retry_in`.
@@ -338,8 +349,8 @@ async fn connection(
             },
         )
         .await?;
-        let last_seq = match framed::read_msg::<RelayToDevice>(&mut recv).await? {
-            RelayToDevice::Authenticated { last_seq } => last_seq,
+        let (last_seq, policy) = match framed::read_msg::<RelayToDevice>(&mut recv).await? {
+            RelayToDevice::Authenticated { last_seq, policy } => (last_seq, policy),
             // The relay's own trouble (its database or audit log is down) passes: try again later.
             RelayToDevice::Error(e)
                 if matches!(
@@ -354,6 +365,19 @@ async fn connection(
         };
         *backoff = cfg.backoff_initial;
         emit(events, RunEvent::Connected { last_seq }).await;
+        if let Some(offered) = policy {
+            let e = match cfg.data_dir.adopt_policy(id, offered)? {
+                PolicyOutcome::Adopted(policy) => Some(RunEvent::PolicyAdopted { policy }),
+                PolicyOutcome::Held => None,
+                PolicyOutcome::Refused(reason) => {
+                    tracing::warn!(%reason, "the relay's policy was not taken");
+                    Some(RunEvent::PolicyRefused { reason })
+                }
+            };
+            if let Some(e) = e {
+                emit(events, e).await;
+            }
+        }
         if let Some(e) = reconcile(cfg, id, last_seq).await? {
             emit(events, e).await;
         }

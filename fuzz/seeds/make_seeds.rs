@@ -198,7 +198,10 @@ fn main() {
         ),
         (
             "authenticated",
-            encode(&RelayToDevice::Authenticated { last_seq: Some(4) }).expect("e"),
+            encode(&RelayToDevice::Authenticated {
+                last_seq: Some(4),
+                policy: None,
+            }).expect("e"),
         ),
         (
             "ack",

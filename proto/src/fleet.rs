@@ -11,7 +11,8 @@
 //!   |<------------- RelayToDevice::Enrolled{id, org} --|  or Error(UnknownToken | TokenExpired | TokenUsed)
 //! service mode, every connection:
 //!   |-- DeviceToRelay::Auth{device_id, secret} ------->|  relay compares SHA-256(secret) with its record
-//!   |<------- RelayToDevice::Authenticated{last_seq} --|  the last report it stored for this device
+//!   |<-- RelayToDevice::Authenticated{last_seq, policy} |  the last report it stored for this device,
+//!   |                                                  |  and IT's signed unattended policy
 //!   |-- DeviceToRelay::Report{seq, digest, Full|Delta}>|  seq must be last_seq + 1 (see below)
 //!   |<------------------- RelayToDevice::Ack{seq} -----|  or Rejected{seq, error}; the store is unchanged
 //!   |<------ RelayToDevice::Resync{seq, expected} -----|  or: renumber, send a full report as `expected`
@@ -41,7 +42,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{Inventory, InventoryDelta, Package};
-use crate::org::{OrgPublic, PublicKey};
+use crate::org::{OrgPublic, PublicKey, SignedPolicy};
 
 /// Longest accepted enrollment token, device id or secret string.
 pub const MAX_CREDENTIAL_LEN: usize = 128;
@@ -177,6 +178,10 @@ pub enum RelayToDevice {
     Authenticated {
         /// The last report the relay stored for this device, if any.
         last_seq: Option<u64>,
+        /// The organisation's unattended policy as IT signed it, if the relay holds one. The device
+        /// checks it under the org key it pinned and takes it only if it is newer than its own, so
+        /// the relay can withhold a policy but never widen or roll one back.
+        policy: Option<SignedPolicy>,
     },
     /// Report `seq` is stored (or was already: `duplicate`).
     Ack {

@@ -92,12 +92,14 @@ pub(crate) async fn serve(
         }
         DeviceToRelay::Auth { device_id, secret } => {
             let id = device_id.clone();
-            match blocking(&ctx.store, move |s| s.authenticate(&id, &secret)).await {
-                Ok(last_seq) => {
-                    if framed::write_msg(&mut send, &RelayToDevice::Authenticated { last_seq })
-                        .await
-                        .is_err()
-                    {
+            let auth = blocking(&ctx.store, move |s| {
+                let last_seq = s.authenticate(&id, &secret)?;
+                Ok::<_, FleetError>((last_seq, s.device_policy(&id)?))
+            });
+            match auth.await {
+                Ok((last_seq, policy)) => {
+                    let answer = RelayToDevice::Authenticated { last_seq, policy };
+                    if framed::write_msg(&mut send, &answer).await.is_err() {
                         return;
                     }
                     device_id

@@ -22,7 +22,7 @@ use tether_proto::fleet::{
     MAX_CREDENTIAL_LEN, Report, SearchHit,
 };
 use tether_proto::inventory::{Package, PackageSource};
-use tether_proto::org::PublicKey;
+use tether_proto::org::{PublicKey, SignedPolicy};
 
 use crate::ingest::{self, Commit, Head, PackageUpdate, Plan};
 
@@ -108,6 +108,52 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn device_list(&self, org: Option<&str>) -> Result<Vec<DeviceInfo>, FleetError>;
     /// Removes device `device_id` with its reports, changes and package index.
     fn remove_device(&self, device_id: &str) -> Result<(), FleetError>;
+    /// Stores `policy` as `org`'s unattended policy (see [`check_new_policy`]).
+    fn set_policy(&self, org: &str, policy: &SignedPolicy) -> Result<(), FleetError>;
+    /// `org`'s unattended policy, if IT set one.
+    fn policy(&self, org: &str) -> Result<Option<SignedPolicy>, FleetError>;
+    /// The unattended policy of the organisation device `device_id` belongs to.
+    fn device_policy(&self, device_id: &str) -> Result<Option<SignedPolicy>, FleetError>;
+}
+
+/// A policy the relay may store for `org`: one naming that organisation, newer than the one it
+/// holds (devices would ignore an older one anyway, so storing it would only mislead IT). The relay
+/// cannot check the signature (it has no org key); every device does.
+pub(crate) fn check_new_policy(
+    org: &str,
+    policy: &SignedPolicy,
+    held: Option<&SignedPolicy>,
+) -> Result<(), FleetError> {
+    if policy.policy.org != org {
+        return Err(reject(
+            FleetErrorKind::Invalid,
+            format!(
+                "this policy is for {:?}, not for {org:?}",
+                policy.policy.org
+            ),
+        ));
+    }
+    if let Some(held) = held
+        && !policy.replaces(&held.policy)
+    {
+        return Err(reject(
+            FleetErrorKind::Invalid,
+            format!(
+                "the relay holds version {} of {org:?}'s policy; devices take only a newer one (sign it with a higher --version)",
+                held.policy.version
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn policy_body(policy: &SignedPolicy) -> Result<Vec<u8>, FleetError> {
+    codec::to_body(policy).map_err(db_err)
+}
+
+pub(crate) fn policy_from(body: Option<Vec<u8>>) -> Result<Option<SignedPolicy>, FleetError> {
+    body.map(|b| codec::from_body(&b).map_err(db_err))
+        .transpose()
 }
 
 /// One enrollment token, as an operator sees it (the token itself is never stored).
@@ -185,6 +231,7 @@ CREATE TABLE IF NOT EXISTS packages (
     version TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS packages_name ON packages (name);
 CREATE INDEX IF NOT EXISTS packages_device ON packages (device_id, source, name, arch);
+CREATE TABLE IF NOT EXISTS policies (org TEXT PRIMARY KEY, version INTEGER NOT NULL, body BLOB NOT NULL);
 ";
 
 /// A store made before device keys has no `device_key` column: add it (its devices keep `NULL`, and
@@ -793,6 +840,58 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM devices WHERE id = ?1", params![device_id])
                 .map_err(db_err)?;
             tx.commit().map_err(db_err)
+        })
+    }
+
+    fn set_policy(&self, org: &str, policy: &SignedPolicy) -> Result<(), FleetError> {
+        let body = policy_body(policy)?;
+        self.with(|c| {
+            let tx = c.transaction().map_err(db_err)?;
+            let held = policy_from(
+                tx.query_row(
+                    "SELECT body FROM policies WHERE org = ?1",
+                    params![org],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?,
+            )?;
+            check_new_policy(org, policy, held.as_ref())?;
+            tx.execute(
+                "INSERT INTO policies (org, version, body) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (org) DO UPDATE SET version = excluded.version, body = excluded.body",
+                params![org, int("policy version", policy.policy.version)?, body],
+            )
+            .map_err(db_err)?;
+            tx.commit().map_err(db_err)
+        })
+    }
+
+    fn policy(&self, org: &str) -> Result<Option<SignedPolicy>, FleetError> {
+        self.with(|c| {
+            policy_from(
+                c.query_row(
+                    "SELECT body FROM policies WHERE org = ?1",
+                    params![org],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?,
+            )
+        })
+    }
+
+    fn device_policy(&self, device_id: &str) -> Result<Option<SignedPolicy>, FleetError> {
+        self.with(|c| {
+            policy_from(
+                c.query_row(
+                    "SELECT p.body FROM policies p JOIN devices d ON d.org = p.org WHERE d.id = ?1",
+                    params![device_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?,
+            )
         })
     }
 }

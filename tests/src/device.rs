@@ -122,6 +122,11 @@ impl TestDevice {
             .expect("the store counts reports")
     }
 
+    /// The device's data directory.
+    pub fn data(&self) -> DataDir {
+        DataDir::new(self.dir.path())
+    }
+
     /// Reports waiting on disk for an acknowledgement.
     pub fn queued(&self) -> usize {
         DataDir::new(self.dir.path())

@@ -137,6 +137,7 @@ on_both_backends!(
     full_and_delta_reports_are_stored_with_their_changes,
     only_the_next_report_is_stored_and_the_rest_resync,
     enrollment_tokens_are_spent_and_expire,
+    policies_are_kept_per_organisation_and_only_newer_ones_replace_them,
     records_follow_the_session_and_are_searched_by_words,
     technicians_are_added_revoked_and_verified,
     the_audit_chain_verifies_and_names_tampering,
@@ -339,6 +340,40 @@ fn only_the_next_report_is_stored_and_the_rest_resync(fx: Fx) {
         Ok(Ingested::Stored)
     );
     assert_eq!(store.devices("Acme").unwrap()[0].last_seq, Some(2));
+}
+
+fn policies_are_kept_per_organisation_and_only_newer_ones_replace_them(fx: Fx) {
+    use tether_proto::org::{Policy, SecretKey, SignedPolicy};
+    let store = fx.backend.store().unwrap();
+    let org = SecretKey::from_bytes([2; 32]);
+    let policy = |version: u64| {
+        SignedPolicy::issue(
+            &org,
+            Policy {
+                org: "Acme".into(),
+                unattended: [tether_proto::Scope::Inventory].into_iter().collect(),
+                version,
+            },
+        )
+        .unwrap()
+    };
+    assert_eq!(store.policy("Acme").unwrap(), None);
+    store.set_policy("Acme", &policy(2)).unwrap();
+    assert_eq!(store.policy("Acme").unwrap(), Some(policy(2)));
+    assert_eq!(store.policy("Other").unwrap(), None);
+    let e = store.set_policy("Acme", &policy(2)).unwrap_err();
+    assert_eq!(e.kind, FleetErrorKind::Invalid);
+    assert!(
+        store.set_policy("Other", &policy(3)).is_err(),
+        "another org's"
+    );
+    store.set_policy("Acme", &policy(3)).unwrap();
+    let t = store.create_token("Acme", 100, 1, 1000).unwrap();
+    let (id, _) = store
+        .enroll(&t.token, &"ab".repeat(32), "x", &key(), 1050)
+        .unwrap();
+    assert_eq!(store.device_policy(&id).unwrap(), Some(policy(3)));
+    assert_eq!(store.device_policy("dev_none").unwrap(), None);
 }
 
 fn enrollment_tokens_are_spent_and_expire(fx: Fx) {

@@ -246,9 +246,15 @@ async fn silent_fleet_relay(endpoint: quinn::Endpoint) {
     .unwrap();
     let auth: DeviceToRelay = framed::read_msg(&mut recv).await.unwrap();
     assert!(matches!(auth, DeviceToRelay::Auth { .. }));
-    framed::write_msg(&mut send, &RelayToDevice::Authenticated { last_seq: None })
-        .await
-        .unwrap();
+    framed::write_msg(
+        &mut send,
+        &RelayToDevice::Authenticated {
+            last_seq: None,
+            policy: None,
+        },
+    )
+    .await
+    .unwrap();
     let _report = framed::read_frame(&mut recv).await.unwrap();
     // Hold the connection open (QUIC keep-alives flow), and say nothing.
     std::future::pending::<()>().await;

@@ -96,6 +96,14 @@ pub async fn run(
                 RunEvent::Rejected { seq, reason } => {
                     tether_net::outln!("report {seq} refused: {reason}")
                 }
+                RunEvent::PolicyAdopted { policy } => tether_net::outln!(
+                    "IT's policy {} now holds: {}",
+                    policy.version,
+                    unattended_words(&policy)
+                ),
+                RunEvent::PolicyRefused { reason } => {
+                    tether_net::outln!("a policy from the relay was not taken: {reason}")
+                }
                 RunEvent::Disconnected { reason, retry_in } => {
                     tether_net::outln!(
                         "disconnected ({reason}); retrying in {:.1} s",
@@ -122,6 +130,18 @@ pub async fn run(
     r
 }
 
+/// What a policy lets a signed technician do with nobody answering, in words.
+fn unattended_words(p: &tether_proto::org::Policy) -> String {
+    if p.unattended.is_empty() {
+        "every session needs the logged-in user's yes (attended only)".into()
+    } else {
+        format!(
+            "without anyone answering, a technician IT signed may use: {}",
+            p.unattended
+        )
+    }
+}
+
 /// What this device trusts for sessions without a code, in one line.
 fn trust_line(id: &crate::enroll::Identity) -> String {
     let device = match id.device_secret() {
@@ -146,6 +166,7 @@ pub fn status(data_dir: Option<PathBuf>, json: bool, backend: Backend) -> Result
     let id = dir.identity().map_err(|e| e.to_string())?;
     let state = dir.state().map_err(|e| e.to_string())?;
     let queued = dir.queued().map_err(|e| e.to_string())?.len();
+    let policy = dir.policy().map_err(|e| e.to_string())?;
     let inv = Collector::default().collect();
     if json {
         let v = serde_json::json!({
@@ -155,6 +176,7 @@ pub fn status(data_dir: Option<PathBuf>, json: bool, backend: Backend) -> Result
             "relay": id.as_ref().map(|i| i.relay.clone()),
             "device_key": id.as_ref().and_then(|i| i.device_secret()).map(|k| k.public().to_string()),
             "org_key": id.as_ref().and_then(|i| i.org_key).map(|k| k.to_string()),
+            "policy": policy.as_ref().map(|p| &p.policy),
             "last_acknowledged_report": state.acked_seq,
             "queued_reports": queued,
             "screen_backend": backend.as_str(),
@@ -171,6 +193,17 @@ pub fn status(data_dir: Option<PathBuf>, json: bool, backend: Backend) -> Result
             tether_net::outln!("enrolled     yes: device {} of {:?}", id.device_id, id.org);
             tether_net::outln!("relay        {}", id.relay);
             tether_net::outln!("trust        {}", trust_line(id));
+            tether_net::outln!(
+                "policy       {}",
+                match &policy {
+                    Some(p) => format!(
+                        "version {}: {}",
+                        p.policy.version,
+                        unattended_words(&p.policy)
+                    ),
+                    None => "none from IT: every session needs the logged-in user's yes".into(),
+                }
+            );
             tether_net::outln!(
                 "reports      last acknowledged: {}; queued: {queued}",
                 state.acked_seq.map_or("none".into(), |s| s.to_string())

@@ -104,6 +104,12 @@ pub enum Command {
         #[command(subcommand)]
         command: OrgKeyCommand,
     },
+    /// The unattended policy each organisation's devices are given, as IT signed it with
+    /// `org-key policy`: the relay stores and forwards it, and devices check the signature.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Print (or write) the agent config file (/etc/tether/agent.toml) for agents of ORG that use
     /// this relay: its address, its certificate fingerprint, and allowed_orgs.
     AgentConfig {
@@ -151,6 +157,27 @@ pub enum ClusterCommand {
         /// Where to write the node's files.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+// `policy`.
+pub enum PolicyCommand {
+    /// Give ORG's devices the policy in FILE (from `org-key policy`); it must be newer than the one
+    /// the relay holds.
+    Set {
+        /// The organisation.
+        #[arg(long)]
+        org: String,
+        /// The signed policy file.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print the policy the relay holds for ORG.
+    Show {
+        /// The organisation.
+        #[arg(long)]
+        org: String,
     },
 }
 

@@ -8,7 +8,7 @@ use clap::Parser;
 use super::CliError;
 use super::args::{
     AuditCommand, Cli, ClusterCommand, Command, DevicesCommand, EnrollTokenCommand, OrgKeyCommand,
-    TechnicianCommand,
+    PolicyCommand, TechnicianCommand,
 };
 use crate::backend::Backend;
 use crate::config::{DEFAULT_PORT, default_data_dir};
@@ -94,6 +94,10 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Cluster { command } => cluster(command),
         Command::OrgKey { command } => org_key(command),
+        Command::Policy { command } => {
+            create_dir()?;
+            policy(command, &backend()?)
+        }
         Command::AgentConfig { target, out } => {
             let address = target
                 .address
@@ -523,6 +527,48 @@ fn cluster(command: ClusterCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a policy allows, in words.
+fn policy_words(p: &tether_proto::org::Policy) -> String {
+    format!(
+        "policy {} for {:?}: unattended {}",
+        p.version,
+        p.org,
+        if p.unattended.is_empty() {
+            "nothing (attended only)".to_string()
+        } else {
+            p.unattended.to_string()
+        }
+    )
+}
+
+/// `policy set | show`.
+fn policy(command: PolicyCommand, backend: &crate::backend::Backend) -> anyhow::Result<()> {
+    let store = backend.store()?;
+    match command {
+        PolicyCommand::Set { org, file } => {
+            let text =
+                std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let signed: tether_proto::org::SignedPolicy =
+                serde_json::from_slice(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{} is not a policy from `org-key policy`: {e}",
+                        file.display()
+                    )
+                })?;
+            store.set_policy(&org, &signed)?;
+            tether_net::outln!(
+                "{}; devices take it at their next connection, if its signature is their org key's",
+                policy_words(&signed.policy)
+            );
+        }
+        PolicyCommand::Show { org } => match store.policy(&org)? {
+            Some(p) => tether_net::outln!("{}", policy_words(&p.policy)),
+            None => tether_net::outln!("no policy for {org:?}: its devices are attended only"),
+        },
+    }
+    Ok(())
+}
+
 /// `org-key`: nothing here touches the data directory or the database.
 fn org_key(command: OrgKeyCommand) -> anyhow::Result<()> {
     use crate::org_key;
@@ -578,17 +624,8 @@ fn org_key(command: OrgKeyCommand) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("--unattended: {e}"))?
             };
             let key = org_key::load(&key)?;
-            org_key::sign_policy(&key, scopes, version, &out)?;
-            tether_net::outln!(
-                "policy {version} for {:?}: unattended {}: {}",
-                key.org,
-                if scopes.is_empty() {
-                    "nothing (attended only)".to_string()
-                } else {
-                    scopes.to_string()
-                },
-                out.display()
-            );
+            let signed = org_key::sign_policy(&key, scopes, version, &out)?;
+            tether_net::outln!("{}: {}", policy_words(&signed.policy), out.display());
         }
     }
     Ok(())

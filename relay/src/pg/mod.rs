@@ -312,6 +312,10 @@ CREATE INDEX held_slots_forget ON held_slots (forget_unix);
     "
 ALTER TABLE devices ADD COLUMN device_key TEXT;
 ",
+    // 4: each organisation's unattended policy as IT signed it (devices check the signature).
+    "
+CREATE TABLE policies (org TEXT PRIMARY KEY, version BIGINT NOT NULL, body BYTEA NOT NULL);
+",
 ];
 
 /// Applies the missing migrations in one transaction under [`MIGRATION_LOCK`]; refuses a newer

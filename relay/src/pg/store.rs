@@ -10,13 +10,13 @@ use tether_proto::fleet::{
     SearchHit,
 };
 use tether_proto::inventory::Package;
-use tether_proto::org::PublicKey;
+use tether_proto::org::{PublicKey, SignedPolicy};
 
 use super::{Pg, words};
 use crate::ingest::{self, Commit, Head, PackageUpdate, Plan};
 use crate::store::{
-    DeviceInfo, Ingested, NewToken, Store, TokenInfo, check_len, int, random_hex, reject,
-    sha256_hex, source_from, uint,
+    DeviceInfo, Ingested, NewToken, SUMMARY_COLS, Store, TokenInfo, check_len, check_new_policy,
+    int, policy_body, policy_from, random_hex, reject, sha256_hex, source_from, uint,
 };
 
 /// The fleet store in a PostgreSQL database.
@@ -36,8 +36,6 @@ fn db_err(e: impl std::fmt::Display) -> FleetError {
 fn q(e: postgres::Error) -> FleetError {
     db_err(words(&e))
 }
-
-use crate::store::SUMMARY_COLS;
 
 fn summary_row(r: &postgres::Row) -> DeviceSummary {
     DeviceSummary {
@@ -551,6 +549,53 @@ impl Store for PgStore {
             tx.execute("DELETE FROM devices WHERE id = $1", &[&device_id])
                 .map_err(q)?;
             tx.commit().map_err(q)
+        })
+    }
+
+    fn set_policy(&self, org: &str, policy: &SignedPolicy) -> Result<(), FleetError> {
+        let body = policy_body(policy)?;
+        let version = int("policy version", policy.policy.version)?;
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(q)?;
+            let held = policy_from(
+                tx.query_opt(
+                    "SELECT body FROM policies WHERE org = $1 FOR UPDATE",
+                    &[&org],
+                )
+                .map_err(q)?
+                .map(|r| r.get(0)),
+            )?;
+            check_new_policy(org, policy, held.as_ref())?;
+            tx.execute(
+                "INSERT INTO policies (org, version, body) VALUES ($1, $2, $3) \
+                 ON CONFLICT (org) DO UPDATE SET version = excluded.version, body = excluded.body",
+                &[&org, &version, &body],
+            )
+            .map_err(q)?;
+            tx.commit().map_err(q)
+        })
+    }
+
+    fn policy(&self, org: &str) -> Result<Option<SignedPolicy>, FleetError> {
+        self.with(|c| {
+            policy_from(
+                c.query_opt("SELECT body FROM policies WHERE org = $1", &[&org])
+                    .map_err(q)?
+                    .map(|r| r.get(0)),
+            )
+        })
+    }
+
+    fn device_policy(&self, device_id: &str) -> Result<Option<SignedPolicy>, FleetError> {
+        self.with(|c| {
+            policy_from(
+                c.query_opt(
+                    "SELECT p.body FROM policies p JOIN devices d ON d.org = p.org WHERE d.id = $1",
+                    &[&device_id],
+                )
+                .map_err(q)?
+                .map(|r| r.get(0)),
+            )
         })
     }
 }
