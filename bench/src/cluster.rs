@@ -117,6 +117,9 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     let extra = [
         "--claims-per-minute",
         limit.as_str(),
+        // Every console of the bench comes from 127.0.0.1.
+        "--claims-per-address-per-minute",
+        limit.as_str(),
         "--max-connections",
         max.as_str(),
     ];

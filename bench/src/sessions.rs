@@ -106,6 +106,9 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         &(2 * n + 100).to_string(),
         "--claims-per-minute",
         &(2 * n + 100).to_string(),
+        // Every console of the bench comes from 127.0.0.1.
+        "--claims-per-address-per-minute",
+        &(2 * n + 100).to_string(),
     ])?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let base = relay.rss()?;

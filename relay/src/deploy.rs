@@ -79,6 +79,8 @@ pub struct RelayFile {
     pub max_connections: Option<usize>,
     /// Claims one technician may make per minute.
     pub claims_per_minute: Option<usize>,
+    /// Claims one source address may make per minute.
+    pub claims_per_address_per_minute: Option<usize>,
     /// Serve Prometheus metrics on this address.
     pub metrics: Option<SocketAddr>,
     /// The PostgreSQL database of a relay cluster (`postgres://…`); SQLite when absent.

@@ -51,6 +51,10 @@ pub enum Command {
         /// Claims one technician may make per minute [default: 20].
         #[arg(long)]
         claims_per_minute: Option<usize>,
+        /// Claims one source address may make per minute, whoever makes them (a bench, or a large
+        /// office behind one NAT address, may need more) [default: 60].
+        #[arg(long, value_name = "N")]
+        claims_per_address_per_minute: Option<usize>,
         /// Serve Prometheus metrics over HTTP on this address (off by default), e.g. 127.0.0.1:9464.
         #[arg(long)]
         metrics: Option<SocketAddr>,

@@ -70,6 +70,7 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             listen,
             max_connections,
             claims_per_minute,
+            claims_per_address_per_minute,
             metrics,
             node_dir,
             cluster_ca,
@@ -84,6 +85,9 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(n) = claims_per_minute.or(file.claims_per_minute) {
                 config.limits.claims_per_technician_per_minute = n;
+            }
+            if let Some(n) = claims_per_address_per_minute.or(file.claims_per_address_per_minute) {
+                config.limits.claims_per_source_per_minute = n;
             }
             config.metrics = metrics.or(file.metrics);
             config.database = database.clone();
