@@ -150,7 +150,7 @@ fn trust_line(id: &crate::enroll::Identity) -> String {
     };
     match &id.org_key {
         Some(org) => format!(
-            "{device}; sessions without a code only from technicians signed by {:?}'s key {}",
+            "{device}; sessions without a code will be taken only from technicians signed by {:?}'s key {}",
             id.org,
             org.fingerprint()
         ),
