@@ -147,6 +147,27 @@ pub(crate) fn check_new_policy(
     Ok(())
 }
 
+/// Checks an enrollment's token and secret hash; the host name as stored (hidden characters
+/// dropped, at most 255).
+pub(crate) fn check_enrollment(
+    token: &str,
+    secret_sha256: &str,
+    hostname: &str,
+) -> Result<String, FleetError> {
+    check_len("the enrollment token", token)?;
+    if secret_sha256.len() != 64 || !secret_sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(reject(
+            FleetErrorKind::Invalid,
+            "the device secret hash must be 64 hex digits",
+        ));
+    }
+    Ok(hostname
+        .chars()
+        .filter(|c| !tether_proto::text::is_hidden(*c))
+        .take(255)
+        .collect())
+}
+
 pub(crate) fn policy_body(policy: &SignedPolicy) -> Result<Vec<u8>, FleetError> {
     codec::to_body(policy).map_err(db_err)
 }
@@ -546,18 +567,7 @@ impl Store for SqliteStore {
         device_key: &PublicKey,
         now: u64,
     ) -> Result<(String, String), FleetError> {
-        check_len("the enrollment token", token)?;
-        if secret_sha256.len() != 64 || !secret_sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(reject(
-                FleetErrorKind::Invalid,
-                "the device secret hash must be 64 hex digits",
-            ));
-        }
-        let hostname: String = hostname
-            .chars()
-            .filter(|c| !tether_proto::text::is_hidden(*c))
-            .take(255)
-            .collect();
+        let hostname = check_enrollment(token, secret_sha256, hostname)?;
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
             let row: Option<(String, i64, i64)> = tx

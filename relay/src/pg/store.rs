@@ -15,8 +15,9 @@ use tether_proto::org::{PublicKey, SignedPolicy};
 use super::{Pg, words};
 use crate::ingest::{self, Commit, Head, PackageUpdate, Plan};
 use crate::store::{
-    DeviceInfo, Ingested, NewToken, SUMMARY_COLS, Store, TokenInfo, check_len, check_new_policy,
-    int, policy_body, policy_from, random_hex, reject, sha256_hex, source_from, uint,
+    DeviceInfo, Ingested, NewToken, SUMMARY_COLS, Store, TokenInfo, check_enrollment, check_len,
+    check_new_policy, int, policy_body, policy_from, random_hex, reject, sha256_hex, source_from,
+    uint,
 };
 
 /// The fleet store in a PostgreSQL database.
@@ -279,18 +280,7 @@ impl Store for PgStore {
         device_key: &PublicKey,
         now: u64,
     ) -> Result<(String, String), FleetError> {
-        check_len("the enrollment token", token)?;
-        if secret_sha256.len() != 64 || !secret_sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(reject(
-                FleetErrorKind::Invalid,
-                "the device secret hash must be 64 hex digits",
-            ));
-        }
-        let hostname: String = hostname
-            .chars()
-            .filter(|c| !tether_proto::text::is_hidden(*c))
-            .take(255)
-            .collect();
+        let hostname = check_enrollment(token, secret_sha256, hostname)?;
         let now_i = int("time", now)?;
         let hash = sha256_hex(token);
         self.with(|c| {
