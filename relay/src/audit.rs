@@ -169,6 +169,16 @@ pub enum AuditEvent {
         /// Role.
         role: String,
     },
+    /// An operator gave an organisation's devices a new unattended policy (as IT signed it; each
+    /// device checks the signature).
+    PolicySet {
+        /// Org.
+        org: String,
+        /// The policy's version.
+        version: u64,
+        /// What it allows unattended ("" for nothing).
+        unattended: String,
+    },
     /// The user let a session's technician invite a colleague; the relay issued a ticket.
     Invited {
         /// The session invited into.
@@ -273,6 +283,8 @@ pub enum AuditKind {
     SessionEnded,
     /// [`AuditEvent::TechnicianAdded`].
     TechnicianAdded,
+    /// [`AuditEvent::PolicySet`].
+    PolicySet,
     /// [`AuditEvent::Invited`].
     Invited,
     /// [`AuditEvent::Joined`].
@@ -295,7 +307,7 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind.
-    pub const ALL: [AuditKind; 17] = [
+    pub const ALL: [AuditKind; 18] = [
         AuditKind::SessionAttempt,
         AuditKind::SessionStarted,
         AuditKind::ClaimRefused,
@@ -304,6 +316,7 @@ impl AuditKind {
         AuditKind::EnrollRefused,
         AuditKind::SessionEnded,
         AuditKind::TechnicianAdded,
+        AuditKind::PolicySet,
         AuditKind::Invited,
         AuditKind::Joined,
         AuditKind::TechnicianTierSet,
@@ -326,6 +339,7 @@ impl AuditKind {
             AuditKind::EnrollRefused => "enroll_refused",
             AuditKind::SessionEnded => "session_ended",
             AuditKind::TechnicianAdded => "technician_added",
+            AuditKind::PolicySet => "policy_set",
             AuditKind::Invited => "invited",
             AuditKind::Joined => "joined",
             AuditKind::TechnicianTierSet => "technician_tier_set",
@@ -362,6 +376,7 @@ impl AuditEvent {
             AuditEvent::EnrollRefused { .. } => AuditKind::EnrollRefused,
             AuditEvent::SessionEnded { .. } => AuditKind::SessionEnded,
             AuditEvent::TechnicianAdded { .. } => AuditKind::TechnicianAdded,
+            AuditEvent::PolicySet { .. } => AuditKind::PolicySet,
             AuditEvent::Invited { .. } => AuditKind::Invited,
             AuditEvent::Joined { .. } => AuditKind::Joined,
             AuditEvent::TechnicianTierSet { .. } => AuditKind::TechnicianTierSet,
@@ -1160,6 +1175,11 @@ mod tests {
                 technician: s("a"),
                 org: s("o"),
                 role: s("admin"),
+            },
+            AuditEvent::PolicySet {
+                org: s("o"),
+                version: 2,
+                unattended: s("inventory"),
             },
             AuditEvent::Invited {
                 session: SessionId(1),

@@ -371,3 +371,97 @@ fn a_technician_key_is_made_certified_by_the_org_and_installed() {
     assert_eq!(v["certificate"]["name"], "Ada Lovelace");
     assert_eq!(v["certificate"]["org"], "Acme IT");
 }
+
+/// `tether-relay policy set | show` through the real binary: the signed policy is stored and
+/// audited; the same version again, or a file that is not a policy, is a clear error that changes
+/// nothing.
+#[test]
+fn the_relay_keeps_the_signed_policy_and_audits_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("relay-data");
+    let key = tmp.path().join("acme.orgkey");
+    let policy = tmp.path().join("policy.json");
+    relay(
+        &data,
+        &[
+            "org-key",
+            "create",
+            "--org",
+            "Acme IT",
+            "--out",
+            key.to_str().unwrap(),
+        ],
+    );
+    let signed = relay(
+        &data,
+        &[
+            "org-key",
+            "policy",
+            "--key",
+            key.to_str().unwrap(),
+            "--unattended",
+            "inventory,diagnostics",
+            "--version",
+            "1",
+            "--out",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert!(signed.status.success(), "{}", text(&signed));
+    let none = relay(&data, &["policy", "show", "--org", "Acme IT"]);
+    assert!(text(&none).contains("attended only"), "{}", text(&none));
+    let set = relay(
+        &data,
+        &[
+            "policy",
+            "set",
+            "--org",
+            "Acme IT",
+            "--file",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert!(set.status.success(), "{}", text(&set));
+    let shown = relay(&data, &["policy", "show", "--org", "Acme IT"]);
+    assert!(
+        text(&shown).contains("policy 1 for \"Acme IT\": unattended diagnostics,inventory"),
+        "{}",
+        text(&shown)
+    );
+    let again = relay(
+        &data,
+        &[
+            "policy",
+            "set",
+            "--org",
+            "Acme IT",
+            "--file",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("higher --version"),
+        "{}",
+        text(&again)
+    );
+    let not_policy = relay(
+        &data,
+        &[
+            "policy",
+            "set",
+            "--org",
+            "Acme IT",
+            "--file",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(!not_policy.status.success());
+    assert!(
+        text(&not_policy).contains("is not a policy"),
+        "{}",
+        text(&not_policy)
+    );
+    let audit = std::fs::read_to_string(data.join("audit.jsonl")).unwrap();
+    assert_eq!(audit.matches("\"policy_set\"").count(), 1, "{audit}");
+}

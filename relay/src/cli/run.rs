@@ -560,6 +560,11 @@ fn policy(command: PolicyCommand, backend: &crate::backend::Backend) -> anyhow::
                     )
                 })?;
             store.set_policy(&org, &signed)?;
+            backend.append_audit(&crate::audit::AuditEvent::PolicySet {
+                org: org.clone(),
+                version: signed.policy.version,
+                unattended: signed.policy.unattended.to_string(),
+            })?;
             tether_net::outln!(
                 "{}; devices take it at their next connection, if its signature is their org key's",
                 policy_words(&signed.policy)
