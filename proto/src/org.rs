@@ -102,15 +102,7 @@ impl std::str::FromStr for PublicKey {
 
     /// Reads 64 hex digits (how keys are written in files and on command lines).
     fn from_str(s: &str) -> Result<Self, TrustError> {
-        let s = s.trim();
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(TrustError::Malformed("public key (expected 64 hex digits)"));
-        }
-        let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-                .map_err(|_| TrustError::Malformed("public key"))?;
-        }
+        let out = hex32(s, "public key (expected 64 hex digits)")?;
         VerifyingKey::from_bytes(&out).map_err(|_| TrustError::Malformed("public key"))?;
         Ok(PublicKey(out))
     }
@@ -120,6 +112,22 @@ impl std::fmt::Display for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&hex_lower(&self.0))
     }
+}
+
+/// 32 bytes from exactly 64 hex digits (surrounding white space ignored); anything else is
+/// `Malformed(what)`.
+fn hex32(s: &str, what: &'static str) -> Result<[u8; 32], TrustError> {
+    let s = s.trim();
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(TrustError::Malformed(what));
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        // Two ASCII hex digits always parse.
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
+            .map_err(|_| TrustError::Malformed(what))?;
+    }
+    Ok(out)
 }
 
 fn hex_lower(bytes: &[u8]) -> String {
@@ -166,16 +174,10 @@ impl SecretKey {
 
     /// Reads 64 hex digits written by [`SecretKey::to_hex`].
     pub fn from_hex(s: &str) -> Result<Self, TrustError> {
-        let s = s.trim();
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(TrustError::Malformed("secret key (expected 64 hex digits)"));
-        }
-        let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-                .map_err(|_| TrustError::Malformed("secret key"))?;
-        }
-        Ok(SecretKey::from_bytes(out))
+        Ok(SecretKey::from_bytes(hex32(
+            s,
+            "secret key (expected 64 hex digits)",
+        )?))
     }
 
     /// The public half.

@@ -273,6 +273,19 @@ fn add_device_key_column(conn: &Connection) -> Result<(), FleetError> {
     Ok(())
 }
 
+const POLICY_OF_ORG: &str = "SELECT body FROM policies WHERE org = ?1";
+const POLICY_OF_DEVICE: &str =
+    "SELECT p.body FROM policies p JOIN devices d ON d.org = p.org WHERE d.id = ?1";
+
+/// The policy `sql` selects for `key` (one row of `body`, or none).
+fn one_policy(c: &Connection, sql: &str, key: &str) -> Result<Option<SignedPolicy>, FleetError> {
+    policy_from(
+        c.query_row(sql, params![key], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?,
+    )
+}
+
 impl SqliteStore {
     /// Opens (creating) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, FleetError> {
@@ -857,15 +870,7 @@ impl Store for SqliteStore {
         let body = policy_body(policy)?;
         self.with(|c| {
             let tx = c.transaction().map_err(db_err)?;
-            let held = policy_from(
-                tx.query_row(
-                    "SELECT body FROM policies WHERE org = ?1",
-                    params![org],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db_err)?,
-            )?;
+            let held = one_policy(&tx, POLICY_OF_ORG, org)?;
             check_new_policy(org, policy, held.as_ref())?;
             tx.execute(
                 "INSERT INTO policies (org, version, body) VALUES (?1, ?2, ?3) \
@@ -878,31 +883,11 @@ impl Store for SqliteStore {
     }
 
     fn policy(&self, org: &str) -> Result<Option<SignedPolicy>, FleetError> {
-        self.with(|c| {
-            policy_from(
-                c.query_row(
-                    "SELECT body FROM policies WHERE org = ?1",
-                    params![org],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db_err)?,
-            )
-        })
+        self.with(|c| one_policy(c, POLICY_OF_ORG, org))
     }
 
     fn device_policy(&self, device_id: &str) -> Result<Option<SignedPolicy>, FleetError> {
-        self.with(|c| {
-            policy_from(
-                c.query_row(
-                    "SELECT p.body FROM policies p JOIN devices d ON d.org = p.org WHERE d.id = ?1",
-                    params![device_id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db_err)?,
-            )
-        })
+        self.with(|c| one_policy(c, POLICY_OF_DEVICE, device_id))
     }
 }
 
