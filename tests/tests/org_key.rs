@@ -30,6 +30,23 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// `org-key create` for "Acme IT" into `out`, which must succeed; the public key it printed.
+fn create_org_key(data: &Path, out: &Path) -> PublicKey {
+    let made = relay(
+        data,
+        &[
+            "org-key",
+            "create",
+            "--org",
+            "Acme IT",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    public_key(&made)
+}
+
 fn public_key(out: &Output) -> PublicKey {
     let t = String::from_utf8_lossy(&out.stdout).into_owned();
     let line = t.lines().find(|l| l.starts_with("public key: ")).unwrap();
@@ -197,18 +214,7 @@ fn an_enrollment_token_carries_the_org_key_devices_pin() {
     let admin = tempfile::tempdir().unwrap();
     let data = admin.path().join("relay-data");
     let key = admin.path().join("acme.orgkey");
-    let made = relay(
-        &data,
-        &[
-            "org-key",
-            "create",
-            "--org",
-            "Acme IT",
-            "--out",
-            key.to_str().unwrap(),
-        ],
-    );
-    let org = public_key(&made);
+    let org = create_org_key(&data, &key);
     let hex = org.to_string();
     let out = relay(
         &data,
@@ -283,29 +289,9 @@ fn a_technician_key_is_made_certified_by_the_org_and_installed() {
 
     let data = tmp.path().join("relay-data");
     let org_file = tmp.path().join("acme.orgkey");
-    let org = public_key(&relay(
-        &data,
-        &[
-            "org-key",
-            "create",
-            "--org",
-            "Acme IT",
-            "--out",
-            org_file.to_str().unwrap(),
-        ],
-    ));
+    let org = create_org_key(&data, &org_file);
     let other_file = tmp.path().join("other.orgkey");
-    let other = public_key(&relay(
-        &data,
-        &[
-            "org-key",
-            "create",
-            "--org",
-            "Acme IT",
-            "--out",
-            other_file.to_str().unwrap(),
-        ],
-    ));
+    let other = create_org_key(&data, &other_file);
     let certify = |tech_key: &str, out: &str| {
         let o = relay(
             &data,
@@ -381,17 +367,7 @@ fn the_relay_keeps_the_signed_policy_and_audits_it() {
     let data = tmp.path().join("relay-data");
     let key = tmp.path().join("acme.orgkey");
     let policy = tmp.path().join("policy.json");
-    relay(
-        &data,
-        &[
-            "org-key",
-            "create",
-            "--org",
-            "Acme IT",
-            "--out",
-            key.to_str().unwrap(),
-        ],
-    );
+    create_org_key(&data, &key);
     let signed = relay(
         &data,
         &[
@@ -408,19 +384,22 @@ fn the_relay_keeps_the_signed_policy_and_audits_it() {
         ],
     );
     assert!(signed.status.success(), "{}", text(&signed));
+    let set_policy = |file: &Path| {
+        relay(
+            &data,
+            &[
+                "policy",
+                "set",
+                "--org",
+                "Acme IT",
+                "--file",
+                file.to_str().unwrap(),
+            ],
+        )
+    };
     let none = relay(&data, &["policy", "show", "--org", "Acme IT"]);
     assert!(text(&none).contains("attended only"), "{}", text(&none));
-    let set = relay(
-        &data,
-        &[
-            "policy",
-            "set",
-            "--org",
-            "Acme IT",
-            "--file",
-            policy.to_str().unwrap(),
-        ],
-    );
+    let set = set_policy(&policy);
     assert!(set.status.success(), "{}", text(&set));
     let shown = relay(&data, &["policy", "show", "--org", "Acme IT"]);
     assert!(
@@ -428,34 +407,14 @@ fn the_relay_keeps_the_signed_policy_and_audits_it() {
         "{}",
         text(&shown)
     );
-    let again = relay(
-        &data,
-        &[
-            "policy",
-            "set",
-            "--org",
-            "Acme IT",
-            "--file",
-            policy.to_str().unwrap(),
-        ],
-    );
+    let again = set_policy(&policy);
     assert!(!again.status.success());
     assert!(
         text(&again).contains("higher --version"),
         "{}",
         text(&again)
     );
-    let not_policy = relay(
-        &data,
-        &[
-            "policy",
-            "set",
-            "--org",
-            "Acme IT",
-            "--file",
-            key.to_str().unwrap(),
-        ],
-    );
+    let not_policy = set_policy(&key);
     assert!(!not_policy.status.success());
     assert!(
         text(&not_policy).contains("is not a policy"),
