@@ -213,6 +213,41 @@ pub enum RelayToDevice {
     Error(FleetError),
 }
 
+/// How long a [`Wake`]'s ticket may wait for the device's session connection, in seconds.
+pub const WAKE_TTL_SECS: u64 = 20;
+
+/// Relay → device, alone on a stream the relay opens on the device's service connection: a
+/// technician wants a session without a code. The device answers with one [`WakeAnswer`] on the
+/// same stream, then (when coming) opens an agent connection and sends
+/// [`crate::msg::AgentToRelay::OpenWakeSlot`] with the ticket.
+///
+/// Nothing here is trusted for the session itself: who the technician is and whether the session
+/// is unattended are checked again in [`crate::handshake`], signed by the technician.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Wake {
+    /// Single use, valid for [`WAKE_TTL_SECS`].
+    pub ticket: u64,
+    /// The technician as the relay's directory knows them.
+    pub technician: crate::msg::TechnicianIdentity,
+    /// Whether the technician asks for an unattended session (nobody is asked).
+    pub unattended: bool,
+}
+
+/// Device → relay: the answer to a [`Wake`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum WakeAnswer {
+    /// The device opens its session connection now.
+    Coming,
+    /// The device will not take the session (nobody is logged in, no pinned org key, ...); the
+    /// technician sees the reason.
+    Refused {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
 /// An error about enrollment, reports or fleet queries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]

@@ -49,6 +49,10 @@ pub enum HandshakeMsg {
         device: PublicKey,
         /// The console's ephemeral X25519 public key.
         eph: [u8; 32],
+        /// The technician asks for a session nobody is asked about (only IT's signed policy's
+        /// scopes). Signed with the rest of the transcript, so the relay cannot turn an attended
+        /// session into an unattended one or back.
+        unattended: bool,
     },
     /// The device's ephemeral key and its signature over the transcript so far.
     Reply {
@@ -101,6 +105,8 @@ pub struct TechnicianTrust {
     pub cert: SignedTechnician,
     /// The device's enrolled key, from the fleet record.
     pub device: PublicKey,
+    /// Ask for an unattended session (see [`HandshakeMsg::Hello`]).
+    pub unattended: bool,
 }
 
 enum State {
@@ -120,10 +126,12 @@ enum State {
         th2: [u8; 32],
         shared: [u8; 32],
         cert: Box<TechnicianCert>,
+        unattended: bool,
     },
     Done {
         keys: SessionKeys,
         technician: Option<Box<TechnicianCert>>,
+        unattended: bool,
     },
     Failed(HandshakeError),
 }
@@ -188,6 +196,7 @@ impl Handshake {
             technician: trust.cert.clone(),
             device: trust.device,
             eph: X25519Public::from(&eph).to_bytes(),
+            unattended: trust.unattended,
         };
         let body = hello_body(&hello);
         Handshake {
@@ -244,6 +253,7 @@ impl Handshake {
                     technician,
                     device,
                     eph: eph_c,
+                    unattended,
                 } = &hello
                 else {
                     unreachable!("matched above")
@@ -265,6 +275,7 @@ impl Handshake {
                     th2: t2,
                     shared,
                     cert: Box::new(cert),
+                    unattended: *unattended,
                 })
             }
             (
@@ -282,14 +293,24 @@ impl Handshake {
                 Ok(State::Done {
                     keys: keys(&shared, &t2),
                     technician: None,
+                    unattended: trust.unattended,
                 })
             }
-            (State::DeviceAwaitFinish { th2, shared, cert }, HandshakeMsg::Finish { sig }) => {
+            (
+                State::DeviceAwaitFinish {
+                    th2,
+                    shared,
+                    cert,
+                    unattended,
+                },
+                HandshakeMsg::Finish { sig },
+            ) => {
                 cert.key
                     .verify("technician signature", TECHNICIAN_LABEL, &th2, &sig)?;
                 Ok(State::Done {
                     keys: keys(&shared, &th2),
                     technician: Some(cert),
+                    unattended,
                 })
             }
             (State::Failed(e), _) => Err(e),
@@ -312,6 +333,14 @@ impl Handshake {
     pub fn technician(&self) -> Option<&TechnicianCert> {
         match &self.state {
             State::Done { technician, .. } => technician.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Once done: whether the session is unattended, as the technician signed it.
+    pub fn unattended(&self) -> Option<bool> {
+        match &self.state {
+            State::Done { unattended, .. } => Some(*unattended),
             _ => None,
         }
     }
@@ -376,6 +405,7 @@ mod tests {
                 key: self.tech.clone(),
                 cert: self.cert.clone(),
                 device: self.device.public(),
+                unattended: false,
             };
             Handshake::console(trust, &mut self.rng)
         }
@@ -428,6 +458,7 @@ mod tests {
         assert_eq!(run(&mut c, &mut d, |m| m), (Ok(()), Ok(())));
         assert!(same_keys(&c, &d));
         assert_eq!(d.technician().unwrap().name, "Ada Lovelace");
+        assert_eq!((c.unattended(), d.unattended()), (Some(false), Some(false)));
         assert_eq!(
             c.outcome().unwrap().unwrap().verification_code(),
             d.outcome().unwrap().unwrap().verification_code()
@@ -522,7 +553,8 @@ mod tests {
                 HandshakeMsg::Hello {
                     technician,
                     device,
-                    eph: [0; 32]
+                    eph: [0; 32],
+                    unattended: false,
                 },
                 NOW
             ),
@@ -545,6 +577,32 @@ mod tests {
             d.handle(hello, NOW),
             Err(HandshakeError::Unexpected("finish"))
         );
+    }
+
+    #[test]
+    fn a_relay_that_makes_an_attended_session_unattended_breaks_the_handshake() {
+        let mut w = world(9);
+        let (mut c, mut d) = (w.console(), w.device());
+        let (rc, rd) = run(&mut c, &mut d, |m| match m {
+            HandshakeMsg::Hello {
+                technician,
+                device,
+                eph,
+                ..
+            } => HandshakeMsg::Hello {
+                technician,
+                device,
+                eph,
+                unattended: true,
+            },
+            other => other,
+        });
+        assert!(
+            matches!(rc, Err(HandshakeError::Trust(_))),
+            "the console must refuse the device's signature over another hello: {rc:?}"
+        );
+        assert!(rd.is_ok(), "the device waits for a Finish that never comes");
+        assert_eq!(d.unattended(), None, "the device never finished");
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct AgentCtx {
     pub ids: Arc<IdSource>,
     /// A code's lifetime, told to the agent with each slot.
     pub code_ttl: Duration,
+    /// Enrolled devices' session connections bring their wake tickets here.
+    pub wakes: Arc<crate::wake::Wakes>,
     /// The relay is stopping.
     pub shutdown: CancellationToken,
 }
@@ -135,6 +137,22 @@ async fn control(
                             RelayErrorKind::UnknownSlot,
                             "this invitation is unknown, used or expired",
                         )),
+                    })
+                }
+                Ok(AgentToRelay::OpenWakeSlot { ticket }) => {
+                    Some(if ctx.wakes.waiting(ticket) {
+                        let opened = open_slot(ctx, id, link.clone());
+                        if let RelayToAgent::SlotOpened { slot, .. } = &opened
+                            && !ctx.wakes.opened(ticket, *slot)
+                        {
+                            ctx.slots.remove_agent(id.get());
+                        }
+                        opened
+                    } else {
+                        RelayToAgent::Error(RelayError::new(
+                            RelayErrorKind::UnknownSlot,
+                            "this wake ticket is unknown, used or expired",
+                        ))
                     })
                 }
                 Ok(AgentToRelay::Invite { invitee, handover }) => Some(match &current {

@@ -179,6 +179,25 @@ pub enum AuditEvent {
         /// What it allows unattended ("" for nothing).
         unattended: String,
     },
+    /// A technician asked for a session on an enrolled device (no code): the device was woken and
+    /// its session connection opened `slot` (the `session_attempt` that follows names the same
+    /// slot), or it was not (`refused` says why).
+    EnrolledDeviceSession {
+        /// The slot the device's session connection opened, when it came.
+        slot: Option<u32>,
+        /// The device.
+        device_id: String,
+        /// Its host name.
+        hostname: String,
+        /// Who asked.
+        technician: String,
+        /// Their organisation.
+        org: String,
+        /// Whether nobody was to be asked (only IT's signed policy applies on the device).
+        unattended: bool,
+        /// Why there is no session.
+        refused: Option<String>,
+    },
     /// The user let a session's technician invite a colleague; the relay issued a ticket.
     Invited {
         /// The session invited into.
@@ -285,6 +304,8 @@ pub enum AuditKind {
     TechnicianAdded,
     /// [`AuditEvent::PolicySet`].
     PolicySet,
+    /// [`AuditEvent::EnrolledDeviceSession`].
+    EnrolledDeviceSession,
     /// [`AuditEvent::Invited`].
     Invited,
     /// [`AuditEvent::Joined`].
@@ -307,7 +328,7 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind.
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 19] = [
         AuditKind::SessionAttempt,
         AuditKind::SessionStarted,
         AuditKind::ClaimRefused,
@@ -317,6 +338,7 @@ impl AuditKind {
         AuditKind::SessionEnded,
         AuditKind::TechnicianAdded,
         AuditKind::PolicySet,
+        AuditKind::EnrolledDeviceSession,
         AuditKind::Invited,
         AuditKind::Joined,
         AuditKind::TechnicianTierSet,
@@ -340,6 +362,7 @@ impl AuditKind {
             AuditKind::SessionEnded => "session_ended",
             AuditKind::TechnicianAdded => "technician_added",
             AuditKind::PolicySet => "policy_set",
+            AuditKind::EnrolledDeviceSession => "enrolled_device_session",
             AuditKind::Invited => "invited",
             AuditKind::Joined => "joined",
             AuditKind::TechnicianTierSet => "technician_tier_set",
@@ -377,6 +400,7 @@ impl AuditEvent {
             AuditEvent::SessionEnded { .. } => AuditKind::SessionEnded,
             AuditEvent::TechnicianAdded { .. } => AuditKind::TechnicianAdded,
             AuditEvent::PolicySet { .. } => AuditKind::PolicySet,
+            AuditEvent::EnrolledDeviceSession { .. } => AuditKind::EnrolledDeviceSession,
             AuditEvent::Invited { .. } => AuditKind::Invited,
             AuditEvent::Joined { .. } => AuditKind::Joined,
             AuditEvent::TechnicianTierSet { .. } => AuditKind::TechnicianTierSet,
@@ -1180,6 +1204,15 @@ mod tests {
                 org: s("o"),
                 version: 2,
                 unattended: s("inventory"),
+            },
+            AuditEvent::EnrolledDeviceSession {
+                slot: Some(1),
+                device_id: s("d"),
+                hostname: s("h"),
+                technician: s("a"),
+                org: s("o"),
+                unattended: true,
+                refused: None,
             },
             AuditEvent::Invited {
                 session: SessionId(1),

@@ -22,6 +22,8 @@ use crate::store::{Ingested, Store};
 pub struct DeviceCtx {
     /// The fleet store.
     pub store: Arc<dyn Store>,
+    /// A connected device can be woken for a session without a code.
+    pub wakes: Arc<crate::wake::Wakes>,
     /// Enrollments are audited (and refused while the log cannot be written).
     pub audit: AuditWriter,
     /// The relay is stopping.
@@ -133,10 +135,18 @@ async fn reports(
     device_id: String,
 ) {
     info!(%device_id, "device connected");
+    let mut wakes = ctx.wakes.register(&device_id);
+    let mut delivering = tokio::task::JoinSet::new();
     loop {
         let msg = tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
             m = framed::read_msg::<DeviceToRelay>(&mut recv) => m,
+            Some(call) = wakes.calls.recv() => {
+                let conn = conn.clone();
+                delivering.spawn(async move { crate::wake::deliver(&conn, call).await });
+                continue;
+            }
+            Some(_) = delivering.join_next(), if !delivering.is_empty() => continue,
         };
         let report = match msg {
             Ok(DeviceToRelay::Report(r)) => r,

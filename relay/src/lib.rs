@@ -23,6 +23,8 @@
 //! - [`audit`]: append-only, hash-chained JSON-lines audit log.
 //! - `device`: an enrolled device's control stream (enrollment, authentication, inventory reports).
 //! - `fleet`: IT's fleet queries from a console, limited to the technician's org.
+//! - [`wake`]: sessions on enrolled devices without a code: waking a connected device's service
+//!   for a technician's `ConnectDevice`, and the single-use tickets its session connection brings.
 //! - [`records`]: session records (reason, ticket, technicians, scopes, probes, notes, resolution)
 //!   and a technician's record queries; SQLite FTS5 search.
 //! - [`store`]: the fleet store ([`store::Store`] trait, SQLite by default); [`ingest`]: the
@@ -45,7 +47,7 @@
 //! - [`audit_writer::AuditWriter`]: record an event, and the fail-closed gate;
 //! - [`store::Store`] and [`records::RecordStore`]: the fleet store and the session records
 //!   (traits; SQLite behind them, called through [`blocking::blocking`]);
-//! - [`metrics::Metrics`], [`ids::IdSource`], [`invite::Invites`].
+//! - [`metrics::Metrics`], [`ids::IdSource`], [`invite::Invites`], [`wake::Wakes`].
 //!
 //! Helpers every handler shares sit in leaf modules ([`conn`] for refusals and protocol closes,
 //! [`end`] for stored names, [`ids`], [`clock`]), so no module imports one that imports it back.
@@ -87,6 +89,7 @@ pub mod slots;
 pub mod splice;
 pub mod store;
 pub mod technicians;
+pub mod wake;
 
 pub use clock::now_unix;
 pub use config::{Limits, RelayConfig};

@@ -209,6 +209,7 @@ impl Relay {
         let directory: Arc<dyn Directory> = backend.directory();
         let ids = Arc::new(IdSource::default());
         let shutdown = CancellationToken::new();
+        let wakes = Arc::new(crate::wake::Wakes::default());
         let contexts = Arc::new(Contexts {
             agent: AgentCtx {
                 slots: slots.clone(),
@@ -219,6 +220,7 @@ impl Relay {
                 metrics: metrics.clone(),
                 ids: ids.clone(),
                 code_ttl: limits.code_ttl,
+                wakes: wakes.clone(),
                 shutdown: shutdown.clone(),
             },
             console: ConsoleCtx {
@@ -230,6 +232,7 @@ impl Relay {
                 ids,
                 limits: limits.clone(),
                 tap: config.splice_tap.clone(),
+                wakes: wakes.clone(),
                 shutdown: shutdown.clone(),
                 fleet: FleetCtx {
                     directory: directory.clone(),
@@ -247,6 +250,7 @@ impl Relay {
             },
             device: DeviceCtx {
                 store: store.clone(),
+                wakes,
                 audit,
                 shutdown: shutdown.clone(),
             },

@@ -63,6 +63,8 @@ pub struct ConsoleCtx {
     pub limits: Limits,
     /// Tests watch the spliced bytes.
     pub tap: Option<SpliceTap>,
+    /// Enrolled devices to wake for sessions without a code.
+    pub wakes: Arc<crate::wake::Wakes>,
     /// The relay is stopping.
     pub shutdown: CancellationToken,
     /// Fleet queries.
@@ -113,6 +115,12 @@ pub(crate) async fn serve(
             token,
             scopes,
         } => claimed(conn, send, recv, ctx, slot, token, scopes).await,
+        ConsoleToRelay::ConnectDevice {
+            token,
+            device,
+            scopes,
+            unattended,
+        } => connect_device(conn, send, recv, ctx, token, device, scopes, unattended).await,
         ConsoleToRelay::Fleet { token, query } => {
             crate::fleet::serve(conn, send, token, query, &ctx.fleet).await
         }
@@ -171,25 +179,59 @@ async fn claimed(
     scopes: tether_proto::ScopeSet,
 ) {
     let peer = conn.remote_address().to_string();
-    let refused = |r: Refusal| {
-        ctx.metrics.claim_refused(r.kind);
-        ctx.audit.record(AuditEvent::ClaimRefused {
-            slot: slot.0,
-            reason: relay_error_name(r.kind).to_string(),
-            technician: r.technician,
-            peer: peer.clone(),
-        });
-        RelayToConsole::Error(RelayError::new(r.kind, r.text))
-    };
     let (link, technician, busy) = match admit(&conn, ctx, slot, &token, scopes) {
         Ok(Admitted::Here(link, technician, busy)) => (link, technician, busy),
         Ok(Admitted::Elsewhere(node)) => {
             info!(node = %node.node, "slot held by another node; redirecting");
             return refuse(&conn, send, &RelayToConsole::Redirect(node)).await;
         }
-        Err(r) => return refuse(&conn, send, &refused(r)).await,
+        Err(r) => return refuse(&conn, send, &refused(ctx, slot, &peer, r)).await,
     };
+    let claim = Claim {
+        slot,
+        scopes,
+        peer,
+        technician,
+    };
+    accept(conn, send, recv, ctx, claim, link, busy).await;
+}
 
+/// Counts and audits a refused claim; the answer for the console.
+fn refused(ctx: &ConsoleCtx, slot: Slot, peer: &str, r: Refusal) -> RelayToConsole {
+    ctx.metrics.claim_refused(r.kind);
+    ctx.audit.record(AuditEvent::ClaimRefused {
+        slot: slot.0,
+        reason: relay_error_name(r.kind).to_string(),
+        technician: r.technician,
+        peer: peer.to_string(),
+    });
+    RelayToConsole::Error(RelayError::new(r.kind, r.text))
+}
+
+/// A claim that holds its slot and agent: what the agent is asked to accept.
+struct Claim {
+    slot: Slot,
+    scopes: tether_proto::ScopeSet,
+    peer: String,
+    technician: tether_proto::msg::TechnicianIdentity,
+}
+
+/// Asks the agent to accept `claim`; accepted, the session is spliced until it ends.
+async fn accept(
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    ctx: &ConsoleCtx,
+    claim: Claim,
+    link: AgentLink,
+    busy: BusyGuard,
+) {
+    let Claim {
+        slot,
+        scopes,
+        peer,
+        technician,
+    } = claim;
     let session = ctx.ids.session();
     let end = ctx.shutdown.child_token();
     let (answer_tx, answer) = oneshot::channel();
@@ -215,7 +257,7 @@ async fn claimed(
             text: format!("the user's agent declined: {reason}"),
             technician: Some(technician.name),
         };
-        return refuse(&conn, send, &refused(r)).await;
+        return refuse(&conn, send, &refused(ctx, slot, &peer, r)).await;
     }
     let span = info_span!("session", %session, %slot);
     let started = Started {
@@ -230,6 +272,95 @@ async fn claimed(
     spliced(conn, send, recv, ctx, link, started)
         .instrument(span)
         .await
+}
+
+/// Why a session on an enrolled device did not start, for the console and the audit log.
+fn device_refusal(kind: RelayErrorKind, text: String, technician: &str) -> Refusal {
+    Refusal {
+        kind,
+        text,
+        technician: Some(technician.to_string()),
+    }
+}
+
+/// `ConnectDevice`: the claim checks, a device of the technician's own organisation, its wake
+/// ([`crate::wake`]), then the slot its session connection opened, claimed as a code's would be.
+/// The device decides who gets in; the relay only refuses early what the device would refuse.
+#[allow(clippy::too_many_arguments)]
+async fn connect_device(
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    ctx: &ConsoleCtx,
+    token: String,
+    device: String,
+    scopes: tether_proto::ScopeSet,
+    unattended: bool,
+) {
+    let peer = conn.remote_address().to_string();
+    let no_slot = Slot(0);
+    let verdict = ctx.verify(&token);
+    let source = conn.remote_address().ip();
+    let technician = match claim::admit(ctx.audit.gate(), &verdict, || {
+        ctx.slots.with(|t| t.admit_source(source, Instant::now()))
+    })
+    .and_then(|()| claim::check(verdict, scopes))
+    {
+        Ok(t) => t,
+        Err(r) => return refuse(&conn, send, &refused(ctx, no_slot, &peer, r)).await,
+    };
+    let org = technician.org.clone();
+    let lookup = crate::blocking::blocking(&ctx.fleet.store, move |s| s.device(&org, &device));
+    let summary = match lookup.await {
+        Ok(record) => record.summary,
+        Err(e) => {
+            let r = device_refusal(RelayErrorKind::UnknownSlot, e.message, &technician.name);
+            return refuse(&conn, send, &refused(ctx, no_slot, &peer, r)).await;
+        }
+    };
+    let audit = |slot: Option<Slot>, refused: Option<String>| {
+        ctx.audit.record(AuditEvent::EnrolledDeviceSession {
+            slot: slot.map(|s| s.0),
+            device_id: summary.device_id.clone(),
+            hostname: summary.hostname.clone(),
+            technician: technician.name.clone(),
+            org: technician.org.clone(),
+            unattended,
+            refused,
+        })
+    };
+    info!(device = %summary.device_id, unattended, "waking an enrolled device");
+    let woken = ctx
+        .wakes
+        .call(&summary.device_id, technician.clone(), unattended)
+        .await;
+    let who = format!("{}\u{0}{}", technician.org, technician.name);
+    let taken =
+        woken
+            .map_err(|e| e.to_string())
+            .and_then(|slot| match ctx.slots.claim(slot, &who) {
+                Ok(Taken::Here(_, link)) => match link.reserve() {
+                    Some(busy) => Ok((slot, link, busy)),
+                    None => Err(claim::message(RelayErrorKind::Busy).to_string()),
+                },
+                _ => Err("the device's session connection went away".to_string()),
+            });
+    let (slot, link, busy) = match taken {
+        Ok(t) => t,
+        Err(text) => {
+            audit(None, Some(text.clone()));
+            let r = device_refusal(RelayErrorKind::Declined, text, &technician.name);
+            return refuse(&conn, send, &refused(ctx, no_slot, &peer, r)).await;
+        }
+    };
+    audit(Some(slot), None);
+    let claim = Claim {
+        slot,
+        scopes,
+        peer,
+        technician,
+    };
+    accept(conn, send, recv, ctx, claim, link, busy).await;
 }
 
 /// A claim the agent accepted.

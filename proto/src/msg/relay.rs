@@ -280,6 +280,12 @@ pub enum AgentToRelay {
         /// From [`RelayToAgent::InviteTicket`]; single use.
         ticket: u64,
     },
+    /// On a fresh agent connection of an enrolled device: reserve the slot a signed technician's
+    /// `ConnectDevice` waits for; the relay claims it for them at once.
+    OpenWakeSlot {
+        /// From [`crate::fleet::Wake`]; single use, valid for [`crate::fleet::WAKE_TTL_SECS`].
+        ticket: u64,
+    },
 }
 
 /// Audit facts an agent reports about its session.
@@ -361,6 +367,20 @@ pub enum ConsoleToRelay {
         token: String,
         /// The scopes the technician will ask the user for; the relay checks them against the role.
         scopes: ScopeSet,
+    },
+    /// Connect to one of the technician's org's enrolled devices, with no code: the relay wakes the
+    /// device over its service connection and answers like a claim (`Claimed`, then stream 0 is
+    /// spliced). The device, not the relay, decides: stream 0 starts with
+    /// [`crate::handshake`], which needs the technician's org-signed key.
+    ConnectDevice {
+        /// The technician's token.
+        token: String,
+        /// The device's host name or id, as `devices list` shows it.
+        device: String,
+        /// The scopes the technician will ask for; the relay checks them against the role.
+        scopes: ScopeSet,
+        /// Whether nobody is to be asked: only what IT's signed policy names is then served.
+        unattended: bool,
     },
     /// Ask about the technician's org's enrolled devices; answered with
     /// [`crate::fleet::FleetReply`] frames on this stream.
