@@ -108,6 +108,7 @@ pub(crate) async fn run(
             keys,
             on_consent: Some(news.clone()),
             may_invite: false,
+            unattended: None,
         };
         let span = info_span!("session", id = %slot, guest = true);
         let reason = session

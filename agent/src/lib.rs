@@ -45,6 +45,7 @@ mod session;
 pub mod share;
 pub mod terminal;
 pub mod ui;
+pub mod wake;
 pub mod window;
 
 pub use share::{FilesConfig, ShareConfig, ShareError, share};

@@ -51,6 +51,10 @@ impl LocalLog {
                 json!({"event": "declined", "technician": technician.name, "org": technician.org, "reason": reason})
             }
             AgentEvent::PairingFailed => json!({"event": "pairing_failed"}),
+            AgentEvent::Unattended { technician, scopes } => json!({
+                "event": "unattended", "technician": technician.name, "org": technician.org,
+                "scopes": scopes.to_string()
+            }),
             AgentEvent::ConsentRequested {
                 technician, scopes, ..
             } => json!({
@@ -264,6 +268,11 @@ fn sentence(v: &serde_json::Value) -> String {
         "claimed" => format!("{} entered your code.", who()),
         "declined" => format!("{} was turned away{}.", who(), reason()),
         "pairing_failed" => "Someone entered a wrong code; it stopped working.".into(),
+        "unattended" => format!(
+            "{} started an unattended session, as your IT's policy allows, to {}; nobody was asked.",
+            who(),
+            scope_words(&text("scopes"))
+        ),
         "consent_requested" => format!("{} asked to {}.", who(), scope_words(&text("scopes"))),
         "consent" => match scope_words(&text("granted")).as_str() {
             "nothing" => "You refused; nothing was shared.".into(),

@@ -31,6 +31,7 @@ use tether_proto::fleet::{
 };
 use tether_proto::msg::{Role, close};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::enroll::{DataDir, EnrollError, Identity, PolicyOutcome};
@@ -273,6 +274,8 @@ pub async fn run(
         .chain(cfg.fallback.iter().cloned())
         .collect();
     let mut node = 0;
+    // Sessions without a code run beside the reports, and outlive a lost service connection.
+    let mut sessions = JoinSet::new();
     loop {
         match connection(
             &cfg,
@@ -283,10 +286,18 @@ pub async fn run(
             &shutdown,
             &mut next_tick,
             &mut backoff,
+            &mut sessions,
         )
         .await
         {
-            Ended::Shutdown => return Ok(()),
+            Ended::Shutdown => {
+                // Each session was told to stop; let them tell their consoles.
+                let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                    while sessions.join_next().await.is_some() {}
+                })
+                .await;
+                return Ok(());
+            }
             Ended::Fatal(e) => return Err(e),
             Ended::Network(reason) => {
                 // The next node of the cluster (if any) is tried next.
@@ -329,6 +340,7 @@ async fn connection(
     shutdown: &CancellationToken,
     next_tick: &mut tokio::time::Instant,
     backoff: &mut Duration,
+    sessions: &mut JoinSet<tether_proto::msg::EndReason>,
 ) -> Ended {
     let relay = tokio::select! {
         _ = shutdown.cancelled() => return Ended::Shutdown,
@@ -386,6 +398,14 @@ async fn connection(
             tokio::select! {
                 _ = shutdown.cancelled() => return Err(Ended::Shutdown),
                 _ = relay.conn.closed() => return Err(Ended::Network("the relay closed the connection".into())),
+                // The relay wakes this device for a session without a code.
+                s = relay.conn.accept_bi() => {
+                    if let Ok(stream) = s {
+                        let (id, dir) = (id.clone(), cfg.data_dir.clone());
+                        crate::wake::answer(id, dir, stream, sessions, shutdown).await;
+                    }
+                }
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
                 t = trigger.recv() => {
                     if t.is_none() { return Err(Ended::Shutdown); }
                     let e = queue_report(cfg).await?;

@@ -421,6 +421,7 @@ impl<'a> Supervisor<'a> {
                     keys,
                     on_consent: None,
                     may_invite: true,
+                    unattended: None,
                 };
                 let reason = session.run(&config, technician, stream0).await;
                 Some(Finished {

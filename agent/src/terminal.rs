@@ -59,6 +59,11 @@ pub fn render(event: &AgentEvent) -> String {
             "Declined a connection from {} of {}: {}. A new code follows.",
             safe(&technician.name), safe(&technician.org), safe(reason)
         ),
+        AgentEvent::Unattended { technician, scopes } => format!(
+            "{} of {} started an unattended session, as your IT's policy allows, for: {scopes}. \
+             Nobody was asked. You can end it at any time (type q and Enter, or press Ctrl-C).",
+            safe(&technician.name), safe(&technician.org)
+        ),
         AgentEvent::PairingFailed => {
             "Someone entered a wrong code. That code is now burned and cannot be used again; a new one follows.".into()
         }

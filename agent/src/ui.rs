@@ -48,6 +48,14 @@ pub enum AgentEvent {
     },
     /// The technician typed the wrong code: it is burned; a new one follows.
     PairingFailed,
+    /// An unattended session on this enrolled device: IT's signed policy let this technician in
+    /// without asking (only for `scopes`). The user is told, and can end it like any session.
+    Unattended {
+        /// Who is in, as their organisation's key vouched for them.
+        technician: TechnicianIdentity,
+        /// What IT's policy let them use.
+        scopes: ScopeSet,
+    },
     /// Paired. Both sides can read this string to each other.
     Paired {
         /// Short verification string.

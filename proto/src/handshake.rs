@@ -66,6 +66,12 @@ pub enum HandshakeMsg {
         /// The technician key's signature over `th2`.
         sig: Vec<u8>,
     },
+    /// The device will not go on, and says why, before the stream closes. Not authenticated (the
+    /// relay could send one too): it only explains an end that the relay could cause anyway.
+    Refused {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// Why the handshake failed. Each ends the session before anything is sealed.
@@ -83,6 +89,9 @@ pub enum HandshakeError {
     /// A message arrived out of order or twice.
     #[error("the session was refused: unexpected {0} message")]
     Unexpected(&'static str),
+    /// The peer said it will not go on (unauthenticated words; see [`HandshakeMsg::Refused`]).
+    #[error("the device refused the session: {0}")]
+    PeerRefused(String),
 }
 
 /// What the device knows before a session: its own key and the organisation it pinned.
@@ -314,6 +323,9 @@ impl Handshake {
                 })
             }
             (State::Failed(e), _) => Err(e),
+            (_, HandshakeMsg::Refused { reason }) => Err(HandshakeError::PeerRefused(
+                crate::records::truncate_text(&reason, 300, false),
+            )),
             (_, HandshakeMsg::Hello { .. }) => Err(HandshakeError::Unexpected("hello")),
             (_, HandshakeMsg::Reply { .. }) => Err(HandshakeError::Unexpected("reply")),
             (_, HandshakeMsg::Finish { .. }) => Err(HandshakeError::Unexpected("finish")),

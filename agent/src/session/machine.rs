@@ -47,6 +47,11 @@ pub(crate) struct Setup {
     pub verification: String,
     /// Whether this technician may invite a colleague (the first technician's may).
     pub may_invite: bool,
+    /// An unattended session on an enrolled device: the scopes IT's signed policy lets a signed
+    /// technician use without asking. The request is granted when it stays within them (the user
+    /// is told), and refused whole when it does not; an ask for more is granted or declined the
+    /// same way. `None`: the user decides.
+    pub unattended: Option<ScopeSet>,
 }
 
 /// What the driver does for the machine.
@@ -466,6 +471,26 @@ impl Machine {
             self.end(EndReason::Forbidden);
             return;
         }
+        if let Some(allowed) = self.setup.unattended {
+            let prompt = Prompt::new(requested, now, self.setup.consent_timeout);
+            let beyond = requested.difference(allowed);
+            if !beyond.is_empty() {
+                warn!(%requested, %allowed, "refusing an unattended session beyond IT's policy");
+                // No decision is sent: the console hears the end, and why.
+                self.out.push_back(Output::Report(SessionReport::Consent {
+                    requested,
+                    granted: ScopeSet::EMPTY,
+                }));
+                self.end(EndReason::NotInPolicy { scopes: beyond });
+                return;
+            }
+            self.emit(AgentEvent::Unattended {
+                technician: self.setup.technician.clone(),
+                scopes: requested,
+            });
+            self.decide(prompt, requested);
+            return;
+        }
         self.emit(AgentEvent::ConsentRequested {
             technician: self.setup.technician.clone(),
             scopes: requested,
@@ -520,6 +545,19 @@ impl Machine {
         let role = self.setup.technician.role;
         let granted = self.grant;
         match more_to_ask(role.allowed_scopes(), granted, scopes, busy) {
+            Ok(new) if self.setup.unattended.is_some() => {
+                // Nobody is asked: IT's policy answers, and the user is told what changed.
+                let allowed = self.setup.unattended.unwrap_or(ScopeSet::EMPTY);
+                let prompt = Prompt::new(new, now, self.setup.consent_timeout);
+                let given = new.intersection(allowed);
+                if !given.is_empty() {
+                    self.emit(AgentEvent::Unattended {
+                        technician: self.setup.technician.clone(),
+                        scopes: granted.union(given),
+                    });
+                }
+                self.more_decided(prompt, given, MoreOutcome::Answered);
+            }
             Ok(new) => {
                 info!(asked = %new, "the technician asks for more");
                 self.asking = Some(Prompt::new(new, now, self.setup.consent_timeout));
@@ -658,6 +696,7 @@ mod tests {
             relay: "relay".into(),
             verification: "12 34".into(),
             may_invite,
+            unattended: None,
         }
     }
 
@@ -736,6 +775,66 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    fn unattended(policy: &str) -> Run {
+        let now = Instant::now();
+        let mut setup = setup(TechnicianRole::Technician, false);
+        setup.unattended = Some(scopes(policy));
+        Run {
+            m: Machine::new(setup, now),
+            now,
+        }
+    }
+
+    #[test]
+    fn an_unattended_session_is_granted_within_the_policy_without_a_prompt() {
+        let mut r = unattended("inventory,diagnostics");
+        let out = r.console(ConsoleToAgent::ConsentRequest {
+            scopes: scopes("inventory"),
+        });
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, Output::User(AgentEvent::ConsentRequested { .. }))),
+            "nobody is asked: {out:?}"
+        );
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::User(AgentEvent::Unattended { scopes: s, .. }) if *s == scopes("inventory")
+        )));
+        assert_eq!(grants(&out), vec![scopes("inventory")]);
+        assert!(r.m.serving());
+        // More within the policy is granted, beyond it declined; the user hears of what grew.
+        let out = r.console(ConsoleToAgent::AskMore {
+            scopes: scopes("diagnostics,view"),
+        });
+        assert_eq!(grants(&out), vec![scopes("inventory,diagnostics")]);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::User(AgentEvent::Unattended { scopes: s, .. }) if *s == scopes("inventory,diagnostics")
+        )));
+        // The user can always end it.
+        let out = r.user(UserCommand::EndSession);
+        assert_eq!(ended(&out), Some((EndReason::UserEnded, true)));
+    }
+
+    #[test]
+    fn an_unattended_request_beyond_the_policy_is_refused_whole() {
+        let mut r = unattended("inventory");
+        let out = r.console(ConsoleToAgent::ConsentRequest {
+            scopes: scopes("inventory,view"),
+        });
+        assert!(to_console(&out).is_empty(), "the end tells the console why");
+        assert!(grants(&out).is_empty(), "nothing is served");
+        assert_eq!(
+            ended(&out),
+            Some((
+                EndReason::NotInPolicy {
+                    scopes: scopes("view")
+                },
+                true
+            ))
+        );
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub(crate) struct Session<'a> {
     pub on_consent: Option<mpsc::Sender<GuestEvent>>,
     /// Whether this session's technician may invite a colleague (the first technician's may).
     pub may_invite: bool,
+    /// An unattended session on an enrolled device: what IT's signed policy allows
+    /// ([`machine::Setup::unattended`]).
+    pub unattended: Option<ScopeSet>,
 }
 
 /// The guest this session started: its news, and how to stop it.
@@ -112,6 +115,7 @@ impl Session<'_> {
                 relay: config.relay_identity(),
                 verification: self.keys.verification_code(),
                 may_invite: self.may_invite,
+                unattended: self.unattended,
             },
             now(),
         );

@@ -485,6 +485,11 @@ pub enum EndReason {
         /// How long the agent waited.
         secs: u32,
     },
+    /// An unattended session asked for scopes IT's signed policy does not name: nothing was served.
+    NotInPolicy {
+        /// What was asked beyond the policy.
+        scopes: ScopeSet,
+    },
 }
 
 impl std::fmt::Display for EndReason {
@@ -502,6 +507,10 @@ impl std::fmt::Display for EndReason {
             EndReason::ProtocolError(e) => write!(f, "protocol error: {e}"),
             EndReason::HandedOver => f.write_str("the session was handed over to a colleague"),
             EndReason::ConsentTimeout => f.write_str("the user did not answer in time"),
+            EndReason::NotInPolicy { scopes } => write!(
+                f,
+                "IT's policy does not allow {scopes} in an unattended session"
+            ),
             EndReason::NoRequest { secs } => {
                 write!(
                     f,

@@ -180,6 +180,13 @@ impl Model {
                     technician.name, technician.org
                 ))
             }
+            AgentEvent::Unattended { technician, scopes } => {
+                self.notice = Some(format!(
+                    "{} of {} started an unattended session, as your IT's policy allows, for: \
+                     {scopes}. Nobody was asked. You can end it.",
+                    technician.name, technician.org
+                ))
+            }
             AgentEvent::PairingFailed => {
                 self.notice = Some(
                     "Someone entered a wrong code. That code no longer works; here is a new one."

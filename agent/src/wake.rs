@@ -1,0 +1,340 @@
+//! Sessions without a code on an enrolled device: the service's answer to the relay's wake, and the
+//! unattended session it runs itself.
+//!
+//! # Flow
+//! 1. The relay opens a stream on the service connection (`tether-agent run`) and sends a
+//!    [`Wake`]: a technician of the device's organisation wants a session, attended or not.
+//! 2. [`decide`] answers from what the device holds, never from the relay's word alone: no pinned
+//!    org key or device key, another organisation, an unattended session IT's signed policy does
+//!    not allow, or an attended one with nobody logged in to answer → [`WakeAnswer::Refused`], with
+//!    the reason the technician sees.
+//! 3. Unattended and allowed: [`unattended`] opens an agent connection, trades the ticket for its
+//!    slot, accepts the claim, and runs [`tether_proto::handshake`] on stream 0 with the device key
+//!    and the org key pinned at enrollment. The technician's certificate must verify under that key
+//!    and the handshake must say unattended (it is signed), or the device sends
+//!    [`HandshakeMsg::Refused`] and ends. Then the session runs like a code session, sealed with the
+//!    handshake's keys, except that IT's policy answers instead of the user
+//!    ([`crate::session::machine::Setup::unattended`]). Every step is in the local log.
+
+use std::path::PathBuf;
+
+use tether_net::framed::{self, FrameError};
+use tether_proto::ScopeSet;
+use tether_proto::fleet::{Wake, WakeAnswer};
+use tether_proto::handshake::{DeviceTrust, Handshake, HandshakeError, HandshakeMsg};
+use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, SessionReport, close};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::config::{STEP_TIMEOUT, ShareConfig};
+use crate::enroll::{DataDir, Identity};
+use crate::link::{connect_control, flush_control, read_loop, wait_claim};
+use crate::local_log::LocalLog;
+use crate::session::{Seat, Session};
+use crate::ui::AgentEvent;
+
+/// What the device does with a wake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Nobody is asked; these scopes (IT's signed policy) at most.
+    Unattended(ScopeSet),
+}
+
+/// The device's answer to `wake`, from its identity and the policy it holds (both from its own
+/// data directory). `Err` is the reason the technician hears.
+pub fn decide(id: &Identity, dir: &DataDir, wake: &Wake) -> Result<Mode, String> {
+    let Some(org_key) = id.org_key else {
+        return Err(format!(
+            "this device pinned no key of {:?} at enrollment, so it takes no session without a code \
+             (enroll it with a token that carries the organisation's key)",
+            id.org
+        ));
+    };
+    if id.device_secret().is_none() {
+        return Err(
+            "this device has no device key (it was enrolled before device keys): \
+                    enroll it again"
+                .into(),
+        );
+    }
+    if wake.technician.org != id.org {
+        return Err(format!(
+            "this device belongs to {:?}; a technician of {:?} cannot connect to it",
+            id.org, wake.technician.org
+        ));
+    }
+    if !wake.unattended {
+        // The per-user agent in the desktop session answers attended sessions; none is running.
+        return Err(
+            "nobody is logged in to answer (an attended session needs the user's yes)".into(),
+        );
+    }
+    let held = dir.policy().map_err(|e| e.to_string())?;
+    let allowed = held
+        .as_ref()
+        .and_then(|p| p.verify(&org_key, &id.org).ok())
+        .map_or(ScopeSet::EMPTY, |p| p.unattended);
+    if allowed.is_empty() {
+        return Err(format!(
+            "{:?}'s policy on this device allows no unattended sessions",
+            id.org
+        ));
+    }
+    Ok(Mode::Unattended(allowed))
+}
+
+/// Reads one wake from `stream`, answers it, and starts the session when the answer is yes.
+pub(crate) async fn answer(
+    id: Identity,
+    dir: DataDir,
+    stream: (quinn::SendStream, quinn::RecvStream),
+    sessions: &mut JoinSet<EndReason>,
+    shutdown: &CancellationToken,
+) {
+    let (mut send, mut recv) = stream;
+    let wake = match tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<Wake>(&mut recv)).await {
+        Ok(Ok(w)) => w,
+        Ok(Err(e)) => return warn!(error = %e, "a wake from the relay could not be read"),
+        Err(_) => return warn!("the relay opened a wake stream and sent nothing"),
+    };
+    let decided = decide(&id, &dir, &wake);
+    let log = LocalLog::new(&dir.path);
+    let reply = match &decided {
+        Ok(_) => WakeAnswer::Coming,
+        Err(reason) => {
+            info!(%reason, technician = %wake.technician.name, "refused a session without a code");
+            log.record(&AgentEvent::Declined {
+                technician: wake.technician.clone(),
+                reason: reason.clone(),
+            });
+            WakeAnswer::Refused {
+                reason: reason.clone(),
+            }
+        }
+    };
+    if framed::write_msg(&mut send, &reply).await.is_err() {
+        return;
+    }
+    let _ = send.finish();
+    if let Ok(Mode::Unattended(allowed)) = decided {
+        let stop = shutdown.child_token();
+        let span = info_span!("unattended", ticket = wake.ticket);
+        sessions.spawn(unattended(id, dir, wake, allowed, stop).instrument(span));
+    }
+}
+
+/// Runs an unattended session for `wake` to its end (see the module doc).
+async fn unattended(
+    id: Identity,
+    dir: DataDir,
+    wake: Wake,
+    allowed: ScopeSet,
+    stop: CancellationToken,
+) -> EndReason {
+    let log = LocalLog::new(&dir.path);
+    let (events, mut logged) = mpsc::channel(crate::ui::QUEUE);
+    let logger = tokio::spawn(async move {
+        while let Some(e) = logged.recv().await {
+            log.record(&e);
+        }
+    });
+    let reason = connected(&id, &dir.path, wake, allowed, events, stop).await;
+    let _ = logger.await;
+    info!(%reason, "unattended session over");
+    reason
+}
+
+async fn connected(
+    id: &Identity,
+    state_dir: &std::path::Path,
+    wake: Wake,
+    allowed: ScopeSet,
+    events: mpsc::Sender<AgentEvent>,
+    stop: CancellationToken,
+) -> EndReason {
+    let mut config = ShareConfig::new(id.target());
+    config.state_dir = Some(PathBuf::from(state_dir));
+    let (relay, mut ctl_send, ctl_recv) = match connect_control(&config.relay).await {
+        Ok(link) => link,
+        Err(e) => {
+            warn!(error = %e, "could not reach the relay for a session without a code");
+            return EndReason::ConnectionLost;
+        }
+    };
+    let mut reader = JoinSet::new();
+    let (ctl_tx, mut ctl) = mpsc::channel(16);
+    reader.spawn(read_loop(ctl_recv, ctl_tx));
+    let reason = async {
+        let open = AgentToRelay::OpenWakeSlot {
+            ticket: wake.ticket,
+        };
+        framed::write_msg(&mut ctl_send, &open).await.ok()?;
+        let slot = match ctl.recv().await {
+            Some(Ok(RelayToAgent::SlotOpened { slot, .. })) => slot,
+            other => {
+                warn!(?other, "the relay did not open the session's slot");
+                return None;
+            }
+        };
+        let claimed = tokio::time::timeout(STEP_TIMEOUT, wait_claim(&mut ctl, slot)).await;
+        let Ok(Ok(Some(by_relay))) = claimed else {
+            return None;
+        };
+        framed::write_msg(&mut ctl_send, &AgentToRelay::Accept)
+            .await
+            .ok()?;
+        let trust = DeviceTrust {
+            key: id.device_secret()?,
+            org_key: id.org_key?,
+            org_name: id.org.clone(),
+        };
+        let (keys, cert, stream0) = match handshake(&relay.conn, trust, wake.unattended).await {
+            Ok(done) => done,
+            Err(e) => {
+                warn!(error = %e, "session without a code refused");
+                let _ = events
+                    .send(AgentEvent::Declined {
+                        technician: by_relay,
+                        reason: e.to_string(),
+                    })
+                    .await;
+                let report = AgentToRelay::Report(SessionReport::PairingFailed);
+                let _ = framed::write_msg(&mut ctl_send, &report).await;
+                return Some(EndReason::PairingFailed);
+            }
+        };
+        framed::write_msg(&mut ctl_send, &AgentToRelay::Report(SessionReport::Paired))
+            .await
+            .ok()?;
+        // Who is in is what the org key vouched for; the relay's directory adds the role and tier
+        // (which only ever narrow what may be asked).
+        let technician = tether_proto::msg::TechnicianIdentity {
+            name: cert.name,
+            org: cert.org,
+            ..by_relay
+        };
+        // Nobody types here: the service's stop ends the session as the user's end would.
+        let (commands_tx, commands) = mpsc::channel(1);
+        let (_sessions_tx, sessions) = watch::channel(1);
+        let (supervisor, _) = mpsc::channel(1);
+        let seat = Seat {
+            commands,
+            events: events.clone(),
+            sessions,
+            supervisor,
+        };
+        let session = Session {
+            conn: &relay.conn,
+            ctl_send: &mut ctl_send,
+            ctl: &mut ctl,
+            seat,
+            keys,
+            on_consent: None,
+            may_invite: false,
+            unattended: Some(allowed),
+        };
+        let run = session.run(&config, technician, stream0);
+        tokio::pin!(run);
+        let reason = tokio::select! {
+            r = &mut run => r,
+            () = stop.cancelled() => {
+                drop(commands_tx);
+                run.await
+            }
+        };
+        let _ = events
+            .send(AgentEvent::Ended {
+                reason: reason.clone(),
+            })
+            .await;
+        Some(reason)
+    }
+    .await
+    .unwrap_or(EndReason::ConnectionLost);
+    flush_control(&mut ctl_send).await;
+    relay.close(close::NORMAL, "session over").await;
+    reader.abort_all();
+    reason
+}
+
+/// Why the handshake did not give a session.
+#[derive(Debug, thiserror::Error)]
+enum HandshakeFailed {
+    #[error(transparent)]
+    Refused(#[from] HandshakeError),
+    #[error("the technician's console asked for an {asked} session, the relay said {said}")]
+    ModeDiffers {
+        asked: &'static str,
+        said: &'static str,
+    },
+    #[error("the technician's console did not finish the handshake: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the technician's console did not open the session in time")]
+    Timeout,
+}
+
+fn mode_words(unattended: bool) -> &'static str {
+    if unattended { "unattended" } else { "attended" }
+}
+
+type Handshaken = (
+    tether_proto::seal::SessionKeys,
+    tether_proto::org::TechnicianCert,
+    (quinn::SendStream, quinn::RecvStream),
+);
+
+/// The device's side of [`tether_proto::handshake`] on the first spliced stream, which stays open
+/// as sealed stream 0. A refusal is told to the console before the stream closes.
+async fn handshake(
+    conn: &quinn::Connection,
+    trust: DeviceTrust,
+    said_unattended: bool,
+) -> Result<Handshaken, HandshakeFailed> {
+    let (mut send, mut recv) = tokio::time::timeout(STEP_TIMEOUT, conn.accept_bi())
+        .await
+        .map_err(|_| HandshakeFailed::Timeout)?
+        .map_err(|e| HandshakeFailed::Frame(FrameError::Connection(e)))?;
+    let mut hs = Handshake::device(trust, &mut rand::rngs::OsRng);
+    let result = async {
+        loop {
+            let m = tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<HandshakeMsg>(&mut recv))
+                .await
+                .map_err(|_| HandshakeFailed::Timeout)??;
+            hs.handle(m, tether_net::clock::now_unix())?;
+            while let Some(m) = hs.poll_transmit() {
+                framed::write_msg(&mut send, &m).await?;
+            }
+            if hs.outcome().is_some() {
+                break;
+            }
+        }
+        let unattended = hs.unattended().unwrap_or(false);
+        if unattended != said_unattended {
+            return Err(HandshakeFailed::ModeDiffers {
+                asked: mode_words(unattended),
+                said: mode_words(said_unattended),
+            });
+        }
+        // A device's finished handshake always names the technician it verified.
+        hs.technician()
+            .cloned()
+            .ok_or(HandshakeFailed::Refused(HandshakeError::Unexpected(
+                "finish",
+            )))
+    }
+    .await;
+    match result {
+        Ok(cert) => Ok((hs.into_keys()?, cert, (send, recv))),
+        Err(e) => {
+            let refused = HandshakeMsg::Refused {
+                reason: e.to_string(),
+            };
+            let _ = framed::write_msg(&mut send, &refused).await;
+            let _ = send.finish();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send.stopped()).await;
+            Err(e)
+        }
+    }
+}
