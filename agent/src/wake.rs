@@ -140,7 +140,8 @@ async fn unattended(
             log.record(&e);
         }
     });
-    let reason = connected(&id, &dir.path, wake, allowed, events, stop).await;
+    let refusals = LocalLog::new(&dir.path);
+    let reason = connected(&id, &dir.path, wake, allowed, events, &refusals, stop).await;
     let _ = logger.await;
     info!(%reason, "unattended session over");
     reason
@@ -152,6 +153,7 @@ async fn connected(
     wake: Wake,
     allowed: ScopeSet,
     events: mpsc::Sender<AgentEvent>,
+    refusals: &LocalLog,
     stop: CancellationToken,
 ) -> EndReason {
     let mut config = ShareConfig::new(id.target());
@@ -190,16 +192,18 @@ async fn connected(
             org_key: id.org_key?,
             org_name: id.org.clone(),
         };
-        let (keys, cert, stream0) = match handshake(&relay.conn, trust, wake.unattended).await {
+        // A refusal is in the user's log before the console hears of it.
+        let refused = |e: &HandshakeFailed| {
+            warn!(error = %e, "session without a code refused");
+            refusals.record(&AgentEvent::Declined {
+                technician: by_relay.clone(),
+                reason: e.to_string(),
+            });
+        };
+        let handshaken = handshake(&relay.conn, trust, wake.unattended, refused).await;
+        let (keys, cert, stream0) = match handshaken {
             Ok(done) => done,
-            Err(e) => {
-                warn!(error = %e, "session without a code refused");
-                let _ = events
-                    .send(AgentEvent::Declined {
-                        technician: by_relay,
-                        reason: e.to_string(),
-                    })
-                    .await;
+            Err(_) => {
                 let report = AgentToRelay::Report(SessionReport::PairingFailed);
                 let _ = framed::write_msg(&mut ctl_send, &report).await;
                 return Some(EndReason::PairingFailed);
@@ -291,6 +295,7 @@ async fn handshake(
     conn: &quinn::Connection,
     trust: DeviceTrust,
     said_unattended: bool,
+    refused: impl FnOnce(&HandshakeFailed),
 ) -> Result<Handshaken, HandshakeFailed> {
     let (mut send, mut recv) = tokio::time::timeout(STEP_TIMEOUT, conn.accept_bi())
         .await
@@ -303,19 +308,21 @@ async fn handshake(
                 .await
                 .map_err(|_| HandshakeFailed::Timeout)??;
             hs.handle(m, tether_net::clock::now_unix())?;
+            // Checked on the Hello, before the device answers it.
+            if let Some(unattended) = hs.unattended()
+                && unattended != said_unattended
+            {
+                return Err(HandshakeFailed::ModeDiffers {
+                    asked: mode_words(unattended),
+                    said: mode_words(said_unattended),
+                });
+            }
             while let Some(m) = hs.poll_transmit() {
                 framed::write_msg(&mut send, &m).await?;
             }
             if hs.outcome().is_some() {
                 break;
             }
-        }
-        let unattended = hs.unattended().unwrap_or(false);
-        if unattended != said_unattended {
-            return Err(HandshakeFailed::ModeDiffers {
-                asked: mode_words(unattended),
-                said: mode_words(said_unattended),
-            });
         }
         // A device's finished handshake always names the technician it verified.
         hs.technician()
@@ -328,10 +335,11 @@ async fn handshake(
     match result {
         Ok(cert) => Ok((hs.into_keys()?, cert, (send, recv))),
         Err(e) => {
-            let refused = HandshakeMsg::Refused {
+            refused(&e);
+            let words = HandshakeMsg::Refused {
                 reason: e.to_string(),
             };
-            let _ = framed::write_msg(&mut send, &refused).await;
+            let _ = framed::write_msg(&mut send, &words).await;
             let _ = send.finish();
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send.stopped()).await;
             Err(e)

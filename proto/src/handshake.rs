@@ -349,10 +349,14 @@ impl Handshake {
         }
     }
 
-    /// Once done: whether the session is unattended, as the technician signed it.
+    /// Whether the session is unattended, as the console's Hello says (the technician signs it
+    /// with the rest of the transcript): on the device from the Hello on, so a session of the wrong
+    /// kind is refused before the device answers; on the console once done.
     pub fn unattended(&self) -> Option<bool> {
         match &self.state {
-            State::Done { unattended, .. } => Some(*unattended),
+            State::DeviceAwaitFinish { unattended, .. } | State::Done { unattended, .. } => {
+                Some(*unattended)
+            }
             _ => None,
         }
     }
@@ -614,7 +618,11 @@ mod tests {
             "the console must refuse the device's signature over another hello: {rc:?}"
         );
         assert!(rd.is_ok(), "the device waits for a Finish that never comes");
-        assert_eq!(d.unattended(), None, "the device never finished");
+        assert_eq!(
+            d.unattended(),
+            Some(true),
+            "the device read the changed hello (and its driver refuses a mode it was not woken for)"
+        );
     }
 
     #[test]

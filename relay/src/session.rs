@@ -314,7 +314,7 @@ async fn connect_device(
     let summary = match lookup.await {
         Ok(record) => record.summary,
         Err(e) => {
-            let r = device_refusal(RelayErrorKind::UnknownSlot, e.message, &technician.name);
+            let r = device_refusal(RelayErrorKind::Declined, e.message, &technician.name);
             return refuse(&conn, send, &refused(ctx, no_slot, &peer, r)).await;
         }
     };

@@ -82,6 +82,10 @@ pub enum ConsoleError {
     /// Clipboard text over the limit; nothing was sent (or, from the agent, nothing was taken).
     #[error("{0}")]
     Clipboard(#[from] tether_proto::clipboard::ClipboardError),
+    /// A session on an enrolled device did not start: the device refused (the technician's
+    /// certificate, nobody logged in, IT's policy), or the console could not check the device.
+    #[error("{0}")]
+    Device(String),
     /// Something broke protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -105,6 +109,7 @@ impl ConsoleError {
             ConsoleError::ConsentDenied
             | ConsoleError::ConsentTimeout
             | ConsoleError::Declined(_)
+            | ConsoleError::Device(_)
             | ConsoleError::Invite(_) => 8,
             ConsoleError::ScopeDenied(_) => 9,
             ConsoleError::Fleet(e)

@@ -510,7 +510,10 @@ impl Machine {
             requested: prompt.requested,
             granted,
         }));
-        self.emit(AgentEvent::ConsentDecided { granted });
+        // Unattended, nobody decided: the user was told with `Unattended` instead.
+        if self.setup.unattended.is_none() {
+            self.emit(AgentEvent::ConsentDecided { granted });
+        }
         if granted.is_empty() {
             self.end(EndReason::ConsentDenied);
             return;

@@ -22,6 +22,37 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// An enrolled device instead of a code: the device's user (or IT's policy) decides as with a code.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceArgs {
+    /// An enrolled device of your organisation (host name or id, see `devices list`), instead of
+    /// a code. Needs your technician key and IT's certificate for it (`tether-console key`); the
+    /// person logged in there is asked as with a code.
+    #[arg(long, conflicts_with = "code")]
+    pub device: Option<String>,
+    /// With --device: nobody is asked, and only what IT's signed policy on that device allows
+    /// unattended is served (the logged-in user, if any, is told and can end it).
+    #[arg(long, requires = "device")]
+    pub unattended: bool,
+    /// With --device: where your technician key and certificate are (default: as `key`).
+    #[arg(long, requires = "device")]
+    pub key_dir: Option<std::path::PathBuf>,
+}
+
+impl DeviceArgs {
+    /// The device to reach, when one was named.
+    pub fn target(&self) -> Option<crate::session::DeviceTarget> {
+        Some(crate::session::DeviceTarget {
+            device: self.device.clone()?,
+            unattended: self.unattended,
+            key_dir: self
+                .key_dir
+                .clone()
+                .unwrap_or_else(crate::technician_key::default_dir),
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Open the console window (the default on a desktop): enter the code, see consent, the live
@@ -39,6 +70,8 @@ pub enum Command {
         /// The code the user reads to you, e.g. "417 302 958".
         #[arg(long)]
         code: Option<SessionCode>,
+        #[command(flatten)]
+        device: DeviceArgs,
         /// Ticket reference to store in the session's record.
         #[arg(long)]
         ticket: Option<String>,
@@ -60,9 +93,11 @@ pub enum Command {
     /// Parameters follow the probe name as key=value or --key value, e.g.
     /// `diag --code C tcp-connect host=example.com port=443` or `... tcp-connect --host example.com --port 443`.
     Diag {
-        /// The code the user reads to you (not needed for --list).
-        #[arg(long, required_unless_present = "list")]
+        /// The code the user reads to you (not needed for --list or --device).
+        #[arg(long, required_unless_present_any = ["list", "device"])]
         code: Option<SessionCode>,
+        #[command(flatten)]
+        device: DeviceArgs,
         /// Show the probe catalog with each probe's parameters.
         #[arg(long, conflicts_with_all = ["all", "probe"])]
         list: bool,
@@ -90,9 +125,11 @@ pub enum Command {
     },
     /// View the remote screen in a window (asks for `view` and `control`).
     Connect {
-        /// The code the user reads to you.
-        #[arg(long)]
-        code: SessionCode,
+        /// The code the user reads to you (or --device).
+        #[arg(long, required_unless_present = "device")]
+        code: Option<SessionCode>,
+        #[command(flatten)]
+        device: DeviceArgs,
         /// Which remote display to show (see the agent's list; 0 is the first).
         #[arg(long, default_value_t = 0)]
         display: u32,

@@ -254,22 +254,14 @@ async fn run_command(
     if let Command::Sessions { command } = cmd {
         return sessions(command, json, &config).await;
     }
-    let (code, scopes): (SessionCode, ScopeSet) = match cmd {
-        Command::Inventory { code, .. } => (
-            code.ok_or_else(|| {
-                CliError::Usage("--code, or a subcommand (export, history, search)".into())
-            })?,
-            [Scope::Inventory].into_iter().collect(),
-        ),
+    let (code, scopes): (Option<SessionCode>, ScopeSet) = match cmd {
+        Command::Inventory { code, .. } => (*code, [Scope::Inventory].into_iter().collect()),
         Command::Devices { .. } => return usage("devices needs a subcommand"),
         Command::Window { .. } => return usage("the window runs on its own"),
         Command::Sessions { .. } => return usage("sessions needs a subcommand"),
         Command::Invitations => return usage("invitations runs on its own"),
         Command::Key { .. } => return usage("key runs on its own"),
-        Command::Diag { code, .. } => (
-            code.ok_or_else(|| CliError::Usage("--code is required".into()))?,
-            [Scope::Diagnostics].into_iter().collect(),
-        ),
+        Command::Diag { code, .. } => (*code, [Scope::Diagnostics].into_iter().collect()),
         Command::Connect {
             code,
             view_only: true,
@@ -293,27 +285,49 @@ async fn run_command(
         }
         Command::Clipboard {
             action: ClipboardAction::Get { code, .. } | ClipboardAction::Set { code, .. },
-        } => (*code, [Scope::Clipboard].into_iter().collect()),
-        Command::Input { code, .. } => (*code, [Scope::Control].into_iter().collect()),
-        Command::Files { command } => (command.code(), [Scope::Files].into_iter().collect()),
-        Command::Displays { code } => (*code, [Scope::View].into_iter().collect()),
+        } => (Some(*code), [Scope::Clipboard].into_iter().collect()),
+        Command::Input { code, .. } => (Some(*code), [Scope::Control].into_iter().collect()),
+        Command::Files { command } => (Some(command.code()), [Scope::Files].into_iter().collect()),
+        Command::Displays { code } => (Some(*code), [Scope::View].into_iter().collect()),
         Command::Chat { code, ask } => {
             return Ok(chat(json, &config, *code, ask.unwrap_or(ScopeSet::EMPTY)).await?);
         }
     };
-    eprintln!(
-        "claiming {} and waiting for the user's consent...",
-        code.redacted()
-    );
-    let mut session = pair_session_with(&config, code, scopes, |claimed| {
-        if let Some(reason) = &claimed.reason {
-            eprintln!("the user asks for help with: {reason}");
+    let device = match cmd {
+        Command::Inventory { device, .. }
+        | Command::Diag { device, .. }
+        | Command::Connect { device, .. } => device.target(),
+        _ => None,
+    };
+    let mut session = match (device, code) {
+        (Some(target), _) => {
+            let how = if target.unattended {
+                "unattended: IT's policy on the device answers"
+            } else {
+                "the person logged in there is asked"
+            };
+            eprintln!("waking {} ({how})...", target.device);
+            crate::session::pair_device(&config, &target, scopes).await?
         }
-        if let Some(id) = claimed.record {
-            eprintln!("session record {id} (`tether-console sessions show {id}`)");
+        (None, Some(code)) => {
+            eprintln!(
+                "claiming {} and waiting for the user's consent...",
+                code.redacted()
+            );
+            pair_session_with(&config, code, scopes, |claimed| {
+                if let Some(reason) = &claimed.reason {
+                    eprintln!("the user asks for help with: {reason}");
+                }
+                if let Some(id) = claimed.record {
+                    eprintln!("session record {id} (`tether-console sessions show {id}`)");
+                }
+            })
+            .await?
         }
-    })
-    .await?;
+        (None, None) => {
+            return usage("--code or --device, or a subcommand (export, history, search)");
+        }
+    };
     // Before the user decides: they compare this code with their screen while they listen.
     eprintln!(
         "paired as {} of {}; verification code {}: read it out to the user (their screen shows \
