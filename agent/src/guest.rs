@@ -109,6 +109,7 @@ pub(crate) async fn run(
             on_consent: Some(news.clone()),
             may_invite: false,
             unattended: None,
+            enrolled_by: None,
         };
         let span = info_span!("session", id = %slot, guest = true);
         let reason = session

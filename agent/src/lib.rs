@@ -30,6 +30,8 @@ pub mod backoff;
 pub mod cli;
 pub mod clipboard;
 mod config;
+pub mod desktop;
+pub mod desktop_socket;
 pub mod diagnostics;
 pub mod enroll;
 mod files;

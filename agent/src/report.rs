@@ -20,6 +20,7 @@
 //! nothing; the relay stores each `(device, seq)` once and compares digests, so a resend after a lost
 //! ack is harmless and a different report under a used number is never taken for a resend.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -32,6 +33,8 @@ use tether_proto::fleet::{
 use tether_proto::msg::{Role, close};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+
+use crate::desktop_socket::Desktops;
 use tokio_util::sync::CancellationToken;
 
 use crate::enroll::{DataDir, EnrollError, Identity, PolicyOutcome};
@@ -61,6 +64,10 @@ pub struct RunConfig {
     /// the next one is tried (queued reports go through whichever answers; the shared database
     /// makes each land once).
     pub fallback: Vec<RelayTarget>,
+    /// The local socket for the logged-in user's agent, which answers attended sessions without a
+    /// code ([`crate::desktop_socket`]); `None`: attended sessions are refused ("nobody is logged
+    /// in").
+    pub desktop: Option<crate::desktop_socket::DesktopConfig>,
 }
 
 impl RunConfig {
@@ -73,6 +80,7 @@ impl RunConfig {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             fallback: Vec::new(),
+            desktop: None,
         }
     }
 }
@@ -276,6 +284,17 @@ pub async fn run(
     let mut node = 0;
     // Sessions without a code run beside the reports, and outlive a lost service connection.
     let mut sessions = JoinSet::new();
+    let desktops = Arc::new(Desktops::default());
+    if let Some(desktop) = cfg.desktop.clone() {
+        let (id, desktops, stop) = (id.clone(), desktops.clone(), shutdown.clone());
+        let socket = desktop.socket.display().to_string();
+        sessions.spawn(async move {
+            if let Err(e) = crate::desktop_socket::listen(desktop, id, desktops, stop).await {
+                tracing::error!(error = %e, %socket, "cannot listen for the desktop user's agent; attended sessions are refused");
+            }
+            tether_proto::msg::EndReason::UserEnded
+        });
+    }
     loop {
         match connection(
             &cfg,
@@ -287,6 +306,7 @@ pub async fn run(
             &mut next_tick,
             &mut backoff,
             &mut sessions,
+            &desktops,
         )
         .await
         {
@@ -341,6 +361,7 @@ async fn connection(
     next_tick: &mut tokio::time::Instant,
     backoff: &mut Duration,
     sessions: &mut JoinSet<tether_proto::msg::EndReason>,
+    desktops: &Desktops,
 ) -> Ended {
     let relay = tokio::select! {
         _ = shutdown.cancelled() => return Ended::Shutdown,
@@ -402,7 +423,7 @@ async fn connection(
                 s = relay.conn.accept_bi() => {
                     if let Ok(stream) = s {
                         let (id, dir) = (id.clone(), cfg.data_dir.clone());
-                        crate::wake::answer(id, dir, stream, sessions, shutdown).await;
+                        crate::wake::answer(id, dir, stream, sessions, desktops, shutdown).await;
                     }
                 }
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}

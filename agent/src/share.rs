@@ -45,7 +45,7 @@ use crate::session::{Finished, GuestRequest, Seat, Session, ToSupervisor, techni
 use crate::ui::{AgentEvent, UiLink, UserCommand};
 
 /// Copies every event to the local log, then on to the front end.
-async fn tee(
+pub(crate) async fn tee(
     mut from: mpsc::Receiver<AgentEvent>,
     to: mpsc::Sender<AgentEvent>,
     log: Option<LocalLog>,
@@ -422,6 +422,7 @@ impl<'a> Supervisor<'a> {
                     on_consent: None,
                     may_invite: true,
                     unattended: None,
+                    enrolled_by: None,
                 };
                 let reason = session.run(&config, technician, stream0).await;
                 Some(Finished {

@@ -71,7 +71,7 @@ pub fn render(event: &AgentEvent) -> String {
             "Connected end to end; the relay cannot read this session. Verification code: {verification} \
              (the technician sees the same)."
         ),
-        AgentEvent::ConsentRequested { technician, scopes, timeout_secs, first_contact, relay, verification } => {
+        AgentEvent::ConsentRequested { technician, scopes, timeout_secs, first_contact, relay, verification, enrolled_by } => {
             let mut s = format!(
                 "\n{} of {} asks to:\n",
                 safe(&technician.name), safe(&technician.org)
@@ -79,9 +79,16 @@ pub fn render(event: &AgentEvent) -> String {
             for scope in scopes.iter() {
                 s.push_str(&format!("  - {scope}: {}\n", scope.describe()));
             }
-            s.push_str(&format!(
-                "(identity verified by relay {relay}; verification code {verification}: the technician reads out the same)\n"
-            ));
+            match enrolled_by {
+                Some(org) => s.push_str(&format!(
+                    "IT of {} enrolled this computer, so no code was read out: {}'s identity was checked \
+                     against {}'s signing key by this computer itself (verification code {verification}).\n",
+                    safe(org), safe(&technician.name), safe(org)
+                )),
+                None => s.push_str(&format!(
+                    "(identity verified by relay {relay}; verification code {verification}: the technician reads out the same)\n"
+                )),
+            }
             if *first_contact {
                 s.push_str(&format!(
                     "WARNING: {} has never been given access to this computer before. Genuine support \
@@ -345,6 +352,7 @@ mod tests {
             first_contact: true,
             relay,
             verification: "123 456".into(),
+            enrolled_by: None,
         }
     }
 

@@ -76,6 +76,9 @@ pub enum AgentEvent {
         /// This session's verification string (a colleague's session has its own), shown beside
         /// the question so the user compares it with what the asking technician reads out.
         verification: String,
+        /// A session without a code on this enrolled computer: the organisation that enrolled it
+        /// (the technician's certificate verified under its key). `None`: a code session.
+        enrolled_by: Option<String>,
     },
     /// The decision that was sent.
     ConsentDecided {

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::{STEP_TIMEOUT, ShareConfig};
+use crate::desktop_socket::{DesktopWake, Desktops};
 use crate::enroll::{DataDir, Identity};
 use crate::link::{connect_control, flush_control, read_loop, wait_claim};
 use crate::local_log::LocalLog;
@@ -40,11 +41,14 @@ use crate::ui::AgentEvent;
 pub enum Mode {
     /// Nobody is asked; these scopes (IT's signed policy) at most.
     Unattended(ScopeSet),
+    /// The logged-in user's own agent asks them ([`crate::desktop_socket`]).
+    Attended,
 }
 
 /// The device's answer to `wake`, from its identity and the policy it holds (both from its own
-/// data directory). `Err` is the reason the technician hears.
-pub fn decide(id: &Identity, dir: &DataDir, wake: &Wake) -> Result<Mode, String> {
+/// data directory), and whether the logged-in user's agent is connected (`desktop`). `Err` is the
+/// reason the technician hears.
+pub fn decide(id: &Identity, dir: &DataDir, wake: &Wake, desktop: bool) -> Result<Mode, String> {
     let Some(org_key) = id.org_key else {
         return Err(format!(
             "this device pinned no key of {:?} at enrollment, so it takes no session without a code \
@@ -66,10 +70,12 @@ pub fn decide(id: &Identity, dir: &DataDir, wake: &Wake) -> Result<Mode, String>
         ));
     }
     if !wake.unattended {
-        // The per-user agent in the desktop session answers attended sessions; none is running.
-        return Err(
-            "nobody is logged in to answer (an attended session needs the user's yes)".into(),
-        );
+        // The per-user agent in the desktop session answers attended sessions.
+        return if desktop {
+            Ok(Mode::Attended)
+        } else {
+            Err("nobody is logged in to answer (an attended session needs the user's yes)".into())
+        };
     }
     let held = dir.policy().map_err(|e| e.to_string())?;
     let allowed = held
@@ -91,6 +97,7 @@ pub(crate) async fn answer(
     dir: DataDir,
     stream: (quinn::SendStream, quinn::RecvStream),
     sessions: &mut JoinSet<EndReason>,
+    desktops: &Desktops,
     shutdown: &CancellationToken,
 ) {
     let (mut send, mut recv) = stream;
@@ -99,7 +106,17 @@ pub(crate) async fn answer(
         Ok(Err(e)) => return warn!(error = %e, "a wake from the relay could not be read"),
         Err(_) => return warn!("the relay opened a wake stream and sent nothing"),
     };
-    let decided = decide(&id, &dir, &wake);
+    let decided = decide(&id, &dir, &wake, desktops.present()).and_then(|mode| {
+        if mode == Mode::Attended {
+            let trust = device_trust(&id).ok_or("this device has no device key")?;
+            let handed = DesktopWake {
+                wake: wake.clone(),
+                trust,
+            };
+            desktops.take(handed)?;
+        }
+        Ok(mode)
+    });
     let log = LocalLog::new(&dir.path);
     let reply = match &decided {
         Ok(_) => WakeAnswer::Coming,
@@ -123,6 +140,15 @@ pub(crate) async fn answer(
         let span = info_span!("unattended", ticket = wake.ticket);
         sessions.spawn(unattended(id, dir, wake, allowed, stop).instrument(span));
     }
+}
+
+/// What the device trusts, from its identity: its key and the org key it pinned.
+fn device_trust(id: &Identity) -> Option<DeviceTrust> {
+    Some(DeviceTrust {
+        key: id.device_secret()?,
+        org_key: id.org_key?,
+        org_name: id.org.clone(),
+    })
 }
 
 /// Runs an unattended session for `wake` to its end (see the module doc).
@@ -187,11 +213,7 @@ async fn connected(
         framed::write_msg(&mut ctl_send, &AgentToRelay::Accept)
             .await
             .ok()?;
-        let trust = DeviceTrust {
-            key: id.device_secret()?,
-            org_key: id.org_key?,
-            org_name: id.org.clone(),
-        };
+        let trust = device_trust(id)?;
         // A refusal is in the user's log before the console hears of it.
         let refused = |e: &HandshakeFailed| {
             warn!(error = %e, "session without a code refused");
@@ -238,6 +260,7 @@ async fn connected(
             on_consent: None,
             may_invite: false,
             unattended: Some(allowed),
+            enrolled_by: Some(id.org.clone()),
         };
         let run = session.run(&config, technician, stream0);
         tokio::pin!(run);

@@ -31,6 +31,7 @@ pub mod chat;
 pub mod clipboard;
 pub mod code;
 pub mod codec;
+pub mod desktop;
 pub mod diag;
 pub mod files;
 pub mod fleet;

@@ -57,6 +57,19 @@ impl SessionKeys {
         SessionKeys { master }
     }
 
+    /// The master key, to hand the session to the process that serves it: the enrolled service
+    /// runs the handshake with the device key and gives the keys to the logged-in user's own
+    /// agent, over a local socket that checked who is at the other end ([`crate::desktop`]). It
+    /// must never be logged, stored or sent anywhere else.
+    pub fn handover(&self) -> [u8; 32] {
+        self.master
+    }
+
+    /// The keys [`SessionKeys::handover`] gave.
+    pub fn taken_over(master: [u8; 32]) -> Self {
+        SessionKeys { master }
+    }
+
     fn derive(&self, label: &str) -> [u8; 32] {
         let hk = Hkdf::<Sha256>::from_prk(&self.master)
             .unwrap_or_else(|_| unreachable!("32-byte PRK is valid"));

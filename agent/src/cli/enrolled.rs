@@ -49,8 +49,25 @@ pub async fn run(
     data_dir: Option<PathBuf>,
     interval_secs: u64,
     dpkg_status: Option<PathBuf>,
+    desktop: Option<crate::desktop_socket::DesktopConfig>,
 ) -> Result<(), String> {
     let mut cfg = RunConfig::new(dir(data_dir));
+    match &desktop {
+        Some(d) => tether_net::outln!(
+            "attended sessions without a code: the logged-in user's `tether-agent desktop` \
+             connects at {} ({})",
+            d.socket.display(),
+            match d.user {
+                crate::desktop_socket::DesktopUser::Logind =>
+                    "the user of the active graphical session".to_string(),
+                crate::desktop_socket::DesktopUser::Uid(u) => format!("uid {u} only"),
+            }
+        ),
+        None => tether_net::outln!(
+            "attended sessions without a code: off (no --desktop-socket): they are refused"
+        ),
+    }
+    cfg.desktop = desktop;
     cfg.interval = Duration::from_secs(interval_secs.max(1));
     if let Some(p) = dpkg_status {
         cfg.collector.software.dpkg_status = p;

@@ -95,14 +95,32 @@ pub enum Command {
         #[arg(long, env = "TETHER_ENROLL_TOKEN", hide_env_values = true)]
         token: String,
     },
-    /// Service mode: report inventory to the relay on a schedule until stopped.
+    /// Service mode: report inventory to the relay on a schedule until stopped, and take sessions
+    /// without a code as IT set them up (unattended by IT's signed policy, attended through the
+    /// logged-in user's `tether-agent desktop`).
     Run {
         /// Time between reports, in seconds.
         #[arg(long, default_value_t = crate::report::DEFAULT_INTERVAL.as_secs())]
         interval_secs: u64,
+        /// The local socket the logged-in user's `tether-agent desktop` connects to, for attended
+        /// sessions without a code (default /run/tether-agent/desktop.sock when run as root; none
+        /// otherwise: attended sessions are then refused as "nobody is logged in").
+        #[arg(long, value_name = "PATH")]
+        desktop_socket: Option<PathBuf>,
+        /// Who may connect to it: "logind" (the user of the active graphical session, the
+        /// default) or a numeric uid (where there is no logind).
+        #[arg(long, value_name = "logind|UID", default_value = "logind")]
+        desktop_user: crate::desktop_socket::DesktopUser,
         /// Read Debian packages from this status file instead of /var/lib/dpkg/status.
         #[arg(long, hide = true)]
         dpkg_status: Option<std::path::PathBuf>,
+    },
+    /// The logged-in user's agent for an enrolled computer: sessions without a code ask you here
+    /// (started when you log in; connects to the enrolled service's local socket).
+    Desktop {
+        /// The service's socket.
+        #[arg(long, value_name = "PATH", default_value = crate::desktop_socket::DEFAULT_SOCKET)]
+        socket: PathBuf,
     },
     /// Show whether this machine is enrolled and what it reports.
     Status {
@@ -216,9 +234,31 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Run {
             interval_secs,
             dpkg_status,
+            desktop_socket,
+            desktop_user,
         }) => {
-            return block_on(enrolled::run(data_dir, interval_secs, dpkg_status))?
+            let desktop = desktop_socket
+                .or_else(|| is_root().then(|| crate::desktop_socket::DEFAULT_SOCKET.into()))
+                .map(|socket| crate::desktop_socket::DesktopConfig {
+                    socket,
+                    user: desktop_user,
+                });
+            return block_on(enrolled::run(data_dir, interval_secs, dpkg_status, desktop))?
                 .map_err(|e| Failure::new(e, 1));
+        }
+        Some(Command::Desktop { socket }) => {
+            // The relay is the one the service names once it lets us in.
+            let unknown = tether_net::RelayTarget {
+                addr: String::new(),
+                trust: tether_net::Trust::Fingerprint(String::new()),
+                connect_timeout: tether_net::client::CONNECT_TIMEOUT,
+            };
+            let mut share = ShareConfig::new(unknown);
+            (share.screen, share.input) = backend::providers(backend, state_dir.as_deref());
+            share.clipboard = crate::clipboard::provider(backend);
+            share.backend = Some(backend);
+            share.state_dir = state_dir;
+            return block_on(desktop_mode(share, socket))?;
         }
         Some(Command::Status { json }) => {
             return enrolled::status(data_dir, json, backend).map_err(|e| Failure::new(e, 1));
@@ -315,7 +355,39 @@ fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Failure> {
     Ok(out)
 }
 
+/// Whether this process runs as root (the enrolled service's usual way).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `tether-agent desktop`: connect to the service, say so, then answer its sessions in this
+/// terminal.
+async fn desktop_mode(share: ShareConfig, socket: PathBuf) -> Result<(), Failure> {
+    let desktop = crate::desktop::connect(&socket)
+        .await
+        .map_err(|e| Failure::new(e, 1))?;
+    tether_net::outln!(
+        "This computer is enrolled by {}'s IT. When one of their technicians connects without a \
+         code, you are asked here first (an unattended session that IT's policy allows is shown \
+         here too). Type q and Enter, or press Ctrl-C, to stop.",
+        tether_proto::text::display_safe(&desktop.org)
+    );
+    with_terminal(|link| crate::desktop::serve(desktop, share, link)).await
+}
+
 async fn terminal_mode(share: ShareConfig) -> Result<(), Failure> {
+    with_terminal(|link| async move { crate::share(share, link).await.map(|_| ()) }).await
+}
+
+/// Runs `body` with the terminal as its front end (stdin answers, stdout shows, Ctrl-C ends).
+async fn with_terminal<F, Fut, E>(body: F) -> Result<(), Failure>
+where
+    F: FnOnce(ui::UiLink) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let (link, handle) = ui::channels();
     let commands = handle.commands.clone();
     let front = tokio::spawn(terminal::run(
@@ -332,11 +404,11 @@ async fn terminal_mode(share: ShareConfig) -> Result<(), Failure> {
             }
         }
     });
-    let result = crate::share(share, link).await;
+    let result = body(link).await;
     // Let the front end print the last events.
     let _ = tokio::time::timeout(std::time::Duration::from_millis(200), front).await;
     ctrl_c.abort();
-    result.map(|_| ()).map_err(|e| Failure::new(e, 1))
+    result.map_err(|e| Failure::new(e, 1))
 }
 
 #[cfg(test)]

@@ -52,6 +52,9 @@ pub(crate) struct Setup {
     /// is told), and refused whole when it does not; an ask for more is granted or declined the
     /// same way. `None`: the user decides.
     pub unattended: Option<ScopeSet>,
+    /// A session without a code on an enrolled computer: the organisation that enrolled it, for
+    /// the consent question ([`AgentEvent::ConsentRequested::enrolled_by`]).
+    pub enrolled_by: Option<String>,
 }
 
 /// What the driver does for the machine.
@@ -498,6 +501,7 @@ impl Machine {
             first_contact: self.setup.first_contact,
             relay: self.setup.relay.clone(),
             verification: self.setup.verification.clone(),
+            enrolled_by: self.setup.enrolled_by.clone(),
         });
         self.phase = Phase::Consent(Prompt::new(requested, now, self.setup.consent_timeout));
     }
@@ -700,6 +704,7 @@ mod tests {
             verification: "12 34".into(),
             may_invite,
             unattended: None,
+            enrolled_by: None,
         }
     }
 

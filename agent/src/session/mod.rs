@@ -83,6 +83,8 @@ pub(crate) struct Session<'a> {
     /// An unattended session on an enrolled device: what IT's signed policy allows
     /// ([`machine::Setup::unattended`]).
     pub unattended: Option<ScopeSet>,
+    /// A session without a code: the organisation that enrolled this computer.
+    pub enrolled_by: Option<String>,
 }
 
 /// The guest this session started: its news, and how to stop it.
@@ -116,6 +118,7 @@ impl Session<'_> {
                 verification: self.keys.verification_code(),
                 may_invite: self.may_invite,
                 unattended: self.unattended,
+                enrolled_by: self.enrolled_by.clone(),
             },
             now(),
         );

@@ -205,6 +205,7 @@ impl Model {
                 first_contact,
                 relay,
                 verification,
+                ..
             } => self.consent_requested(Consent {
                 technician: technician.clone(),
                 relay: relay.clone(),
@@ -327,6 +328,7 @@ mod tests {
                 first_contact: true,
                 relay: "127.0.0.1:1 (certificate ab…)".into(),
                 verification: "111 111".into(),
+                enrolled_by: None,
             },
             now,
         );
@@ -896,6 +898,7 @@ mod tests {
                 first_contact: false,
                 relay: "r".into(),
                 verification: "222 222".into(),
+                enrolled_by: None,
             },
             now,
         );
