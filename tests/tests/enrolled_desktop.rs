@@ -1,0 +1,180 @@
+//! Attended sessions without a code on an enrolled computer (issue 22): the real service
+//! (`tether-agent run`) and the real per-user agent (`tether-agent desktop`) as two processes
+//! joined by the service's local socket, the per-user agent on a private Xvfb, a real relay on
+//! loopback, and the console reaching the device with `--device`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use tether_agent::enroll::{DataDir, EnrollConfig, enroll};
+use tether_agent::local_log::LocalLog;
+use tether_console::session::{DeviceTarget, pair_device};
+use tether_console::technician_key;
+use tether_proto::org::{OrgSecret, SignedTechnician, TechnicianCert};
+use tether_proto::{Scope, ScopeSet};
+use tether_tests::procs::{Kill, bin, lines, wait_for};
+use tether_tests::{TestRelay, Xvfb};
+
+const ORG: &str = "Acme IT";
+
+fn now() -> u64 {
+    tether_net::clock::now_unix()
+}
+
+fn certified(dir: &Path, org_key: &OrgSecret) {
+    let key = technician_key::create(dir).unwrap();
+    let cert = SignedTechnician::issue(
+        org_key,
+        TechnicianCert {
+            org: ORG.into(),
+            name: "Ada Lovelace".into(),
+            key,
+            not_before_unix: now() - 60,
+            not_after_unix: now() + 3600,
+        },
+    )
+    .unwrap();
+    let file = dir.join("issued.json");
+    std::fs::write(&file, serde_json::to_vec(&cert).unwrap()).unwrap();
+    technician_key::install(dir, &file, Some(&org_key.public()), now()).unwrap();
+}
+
+/// The uid of this test process (the service admits exactly it).
+fn my_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logged_in_users_agent_asks_them_and_serves_what_they_allow() {
+    let relay = TestRelay::start().await;
+    let org = OrgSecret::generate(&mut rand::thread_rng());
+    let store = relay.handle.store();
+    let token = store.create_token(ORG, 3600, 1, now()).unwrap().token;
+    let device_dir = tempfile::tempdir().unwrap();
+    let id = enroll(&EnrollConfig {
+        relay: relay.target(),
+        token: format!("{token}.{}", org.public()),
+        data_dir: DataDir::new(device_dir.path()),
+        hostname: "pc-9".into(),
+    })
+    .await
+    .unwrap();
+    // The socket's folder is open to every user, as /run/tether-agent is.
+    let run_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = run_dir.path().join("desktop.sock");
+    let uid = my_uid().to_string();
+    let mut service = Kill(
+        Command::new(bin("tether-agent"))
+            .args([
+                "--data-dir",
+                &device_dir.path().display().to_string(),
+                "run",
+            ])
+            .args(["--desktop-socket", &socket.display().to_string()])
+            .args(["--desktop-user", &uid])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let service_out = lines(service.0.stdout.take().unwrap());
+    let attended = wait_for(&service_out, "attended sessions without a code");
+    assert!(attended.contains(&format!("uid {uid} only")), "{attended}");
+    wait_for(&service_out, "connected; relay has reports");
+
+    // The user's own agent, in their desktop session (a private X server).
+    let x = Xvfb::start_free_sized(800, 600);
+    let user_dir = tempfile::tempdir().unwrap();
+    let mut desktop = Kill(
+        Command::new(bin("tether-agent"))
+            .args(["desktop", "--socket", &socket.display().to_string()])
+            .env("DISPLAY", &x.display)
+            .env("TETHER_BACKEND", "x11")
+            .env("TETHER_AGENT_DATA", user_dir.path())
+            .env_remove("WAYLAND_DISPLAY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let user_out = lines(desktop.0.stdout.take().unwrap());
+    let mut user_in = desktop.0.stdin.take().unwrap();
+    let hello = wait_for(&user_out, "This computer is enrolled by");
+    assert!(hello.contains(ORG), "{hello}");
+
+    // The technician connects with --device; the user is asked, and says yes.
+    let keys = tempfile::tempdir().unwrap();
+    certified(keys.path(), &org);
+    let target = DeviceTarget {
+        device: id.device_id.clone(),
+        unattended: false,
+        key_dir: keys.path().to_path_buf(),
+    };
+    let config = relay.console();
+    let asked: ScopeSet = [Scope::Inventory, Scope::View].into_iter().collect();
+    let console = tokio::spawn(async move {
+        let mut session = pair_device(&config, &target, asked).await?;
+        let granted = session.ask_consent().await?;
+        let inv = session.inventory().await?;
+        let mut view = session.view(0).await?;
+        view.next_frame().await?;
+        let size = (view.framebuffer.width, view.framebuffer.height);
+        view.close().await;
+        session.end().await;
+        Ok::<_, tether_console::error::ConsoleError>((granted, inv, size))
+    });
+    let question = wait_for(&user_out, "asks to:");
+    assert!(question.contains("Ada Lovelace of Acme IT"), "{question}");
+    let enrolled = wait_for(&user_out, "enrolled this computer");
+    assert!(enrolled.contains("no code was read out"), "{enrolled}");
+    wait_for(&user_out, "Allow?");
+    writeln!(user_in, "y").unwrap();
+    let (granted, inv, size) = console.await.unwrap().expect("the session works");
+    assert_eq!(granted, asked);
+    let here = tether_agent::inventory::Collector::default().hardware();
+    assert_eq!(inv.hardware.system.hostname, here.system.hostname);
+    assert_eq!(size, (800, 600), "a frame of the user's own screen");
+
+    // The user's log has it, in their own data folder.
+    let log = LocalLog::new(user_dir.path()).read().unwrap().join("\n");
+    assert!(log.contains("Ada Lovelace of Acme IT asked to"), "{log}");
+    assert!(log.contains("You allowed them"), "{log}");
+
+    // Another user's process is turned away by the service, whatever the file permissions.
+    let intruder = Command::new(bin("tether-agent"))
+        .args(["desktop", "--socket", &socket.display().to_string()])
+        .env("TETHER_AGENT_DATA", "/nonexistent")
+        .uid(65534)
+        .gid(65534)
+        .output();
+    match intruder {
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(
+                err.contains("refused") && err.contains("you are uid 65534"),
+                "{err}"
+            );
+        }
+        // Only root can start a process as another user; the check is then reported, not faked.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("SKIPPED: another user's process (needs root to start one): {e}")
+        }
+        Err(e) => panic!("{e}"),
+    }
+    // The user's own agent is still connected: a second one of theirs is refused too.
+    let second = Command::new(bin("tether-agent"))
+        .args(["desktop", "--socket", &socket.display().to_string()])
+        .env("TETHER_AGENT_DATA", user_dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("already connected"), "{err}");
+}
