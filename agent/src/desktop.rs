@@ -123,15 +123,33 @@ pub async fn serve(
         ui.events.clone(),
         config.state_dir.as_deref().map(LocalLog::new),
     ));
+    // Unattended sessions the service runs now: the user's "end" ends them first.
+    let mut unattended = 0usize;
     let result = loop {
         let msg = tokio::select! {
             m = read_local::<ServiceToDesktop>(&mut desktop.rx) => m,
             c = ui.commands.recv() => match c {
+                Some(UserCommand::EndSession) if unattended > 0 => {
+                    if let Err(e) = write_local(&mut desktop.tx, &DesktopToService::EndUnattended).await {
+                        break Err(DesktopError::Lost(e.to_string()));
+                    }
+                    continue;
+                }
                 Some(UserCommand::EndSession) | None => break Ok(()),
                 Some(_) => continue,
             },
         };
         match msg {
+            Ok(Some(ServiceToDesktop::Unattended { technician, scopes })) => {
+                unattended += 1;
+                let _ = events
+                    .send(AgentEvent::Unattended { technician, scopes })
+                    .await;
+            }
+            Ok(Some(ServiceToDesktop::UnattendedEnded { reason })) => {
+                unattended = unattended.saturating_sub(1);
+                let _ = events.send(AgentEvent::Ended { reason }).await;
+            }
             Ok(Some(ServiceToDesktop::Wake { ticket, technician })) => {
                 let reason =
                     session(&mut desktop, &config, ticket, technician, &events, &mut ui).await;

@@ -70,10 +70,16 @@ pub(crate) struct DesktopWake {
     pub trust: DeviceTrust,
 }
 
-/// The per-user agent connected now, if any.
+/// What the service tells the per-user agent outside a handshake.
+type Notices = mpsc::Sender<ServiceToDesktop>;
+
+/// The per-user agent connected now (its wakes and notices), if any, and the unattended sessions
+/// running (each one's stop), which the user may end.
 #[derive(Debug, Default)]
 pub(crate) struct Desktops {
     current: Mutex<Option<mpsc::Sender<DesktopWake>>>,
+    notices: Mutex<Option<Notices>>,
+    unattended: Mutex<Vec<CancellationToken>>,
 }
 
 impl Desktops {
@@ -98,6 +104,31 @@ impl Desktops {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<mpsc::Sender<DesktopWake>>> {
         self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the logged-in user's agent, if one is connected (best effort: a full queue drops it).
+    pub fn tell(&self, notice: ServiceToDesktop) {
+        let notices = self.notices.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = notices.as_ref() {
+            let _ = tx.try_send(notice);
+        }
+    }
+
+    /// An unattended session runs until `stop`; the user may end it.
+    pub fn running(&self, stop: CancellationToken) {
+        let mut all = self.unattended.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|t| !t.is_cancelled());
+        all.push(stop);
+    }
+
+    /// The user ends every unattended session running now.
+    fn end_unattended(&self) {
+        let all = std::mem::take(&mut *self.unattended.lock().unwrap_or_else(|p| p.into_inner()));
+        info!(
+            sessions = all.len(),
+            "the user ends the unattended sessions"
+        );
+        all.iter().for_each(CancellationToken::cancel);
     }
 }
 
@@ -275,6 +306,8 @@ async fn serve(
         let _ = write_local(&mut stream, &ServiceToDesktop::Refused { reason }).await;
         return;
     }
+    let (notices_tx, mut notices) = mpsc::channel(16);
+    *desktops.notices.lock().unwrap_or_else(|p| p.into_inner()) = Some(notices_tx);
     let welcome = ServiceToDesktop::Welcome {
         org: id.org.clone(),
         device_id: id.device_id.clone(),
@@ -291,21 +324,28 @@ async fn serve(
         tokio::select! {
             w = wakes.recv() => match w {
                 Some(w) => {
-                    if let Err(e) = attended(&mut rx, &mut txs, w).await {
+                    if let Err(e) = attended(&mut rx, &mut txs, w, desktops).await {
                         warn!(error = %e, "the desktop user's agent went away during a handshake");
                         break;
                     }
                 }
                 None => break,
             },
-            // Between sessions the agent sends nothing; a close (or anything else) ends it.
-            m = read_local::<DesktopToService>(&mut rx) => {
-                if !matches!(m, Ok(Some(DesktopToService::Abandoned { .. }))) {
+            Some(n) = notices.recv() => {
+                if write_local(&mut txs, &n).await.is_err() {
                     break;
                 }
             }
+            // Between sessions the agent sends only the user's end of unattended sessions; a
+            // close (or anything else) ends the connection.
+            m = read_local::<DesktopToService>(&mut rx) => match m {
+                Ok(Some(DesktopToService::EndUnattended)) => desktops.end_unattended(),
+                Ok(Some(DesktopToService::Abandoned { .. })) => {}
+                _ => break,
+            }
         }
     }
+    *desktops.notices.lock().unwrap_or_else(|p| p.into_inner()) = None;
     info!("the desktop user's agent left");
 }
 
@@ -314,6 +354,7 @@ async fn attended(
     rx: &mut (impl AsyncRead + Unpin),
     tx: &mut (impl AsyncWrite + Unpin),
     w: DesktopWake,
+    desktops: &Desktops,
 ) -> std::io::Result<()> {
     let DesktopWake { wake, trust } = w;
     let ask = ServiceToDesktop::Wake {
@@ -332,6 +373,10 @@ async fn attended(
             Some(DesktopToService::Abandoned { reason }) => {
                 info!(%reason, "the attended session did not happen");
                 return Ok(());
+            }
+            Some(DesktopToService::EndUnattended) => {
+                desktops.end_unattended();
+                continue;
             }
             None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
         };

@@ -361,7 +361,7 @@ async fn connection(
     next_tick: &mut tokio::time::Instant,
     backoff: &mut Duration,
     sessions: &mut JoinSet<tether_proto::msg::EndReason>,
-    desktops: &Desktops,
+    desktops: &Arc<Desktops>,
 ) -> Ended {
     let relay = tokio::select! {
         _ = shutdown.cancelled() => return Ended::Shutdown,

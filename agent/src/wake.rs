@@ -35,6 +35,8 @@ use crate::link::{connect_control, flush_control, read_loop, wait_claim};
 use crate::local_log::LocalLog;
 use crate::session::{Seat, Session};
 use crate::ui::AgentEvent;
+use std::sync::Arc;
+use tether_proto::desktop::ServiceToDesktop;
 
 /// What the device does with a wake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +99,7 @@ pub(crate) async fn answer(
     dir: DataDir,
     stream: (quinn::SendStream, quinn::RecvStream),
     sessions: &mut JoinSet<EndReason>,
-    desktops: &Desktops,
+    desktops: &Arc<Desktops>,
     shutdown: &CancellationToken,
 ) {
     let (mut send, mut recv) = stream;
@@ -137,8 +139,11 @@ pub(crate) async fn answer(
     let _ = send.finish();
     if let Ok(Mode::Unattended(allowed)) = decided {
         let stop = shutdown.child_token();
+        // The logged-in user, if any, can end it.
+        desktops.running(stop.clone());
         let span = info_span!("unattended", ticket = wake.ticket);
-        sessions.spawn(unattended(id, dir, wake, allowed, stop).instrument(span));
+        let desktops = desktops.clone();
+        sessions.spawn(unattended(id, dir, wake, allowed, desktops, stop).instrument(span));
     }
 }
 
@@ -157,13 +162,27 @@ async fn unattended(
     dir: DataDir,
     wake: Wake,
     allowed: ScopeSet,
+    desktops: Arc<Desktops>,
     stop: CancellationToken,
 ) -> EndReason {
     let log = LocalLog::new(&dir.path);
     let (events, mut logged) = mpsc::channel(crate::ui::QUEUE);
+    // Every event goes to the device's log; the logged-in user is told when it starts and ends.
     let logger = tokio::spawn(async move {
         while let Some(e) = logged.recv().await {
             log.record(&e);
+            match &e {
+                AgentEvent::Unattended { technician, scopes } => {
+                    desktops.tell(ServiceToDesktop::Unattended {
+                        technician: technician.clone(),
+                        scopes: *scopes,
+                    })
+                }
+                AgentEvent::Ended { reason } => desktops.tell(ServiceToDesktop::UnattendedEnded {
+                    reason: reason.clone(),
+                }),
+                _ => {}
+            }
         }
     });
     let refusals = LocalLog::new(&dir.path);

@@ -19,6 +19,11 @@
 //!   |-- Handshake(Reply) ------------------------->|  or Refused(reason)
 //!   |<----------------------- Handshake(Finish) ---|
 //!   |-- Keys(master, technician) ----------------->|  or Refused(reason); then the session runs
+//!
+//!   (an unattended session the service runs itself, at any time)
+//!   |-- Unattended(technician, scopes) ----------->|  the user is told
+//!   |<---------------------------- EndUnattended --|  the user ends it
+//!   |-- UnattendedEnded(reason) ------------------>|
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -58,6 +63,19 @@ pub enum ServiceToDesktop {
     },
     /// The device's next handshake message, for the console.
     Handshake(HandshakeMsg),
+    /// An unattended session (which the service runs itself, under IT's signed policy) started:
+    /// the user is told, and may end it ([`DesktopToService::EndUnattended`]).
+    Unattended {
+        /// Who, as their organisation's key vouched for them.
+        technician: TechnicianIdentity,
+        /// What IT's policy let them use.
+        scopes: crate::scope::ScopeSet,
+    },
+    /// An unattended session ended.
+    UnattendedEnded {
+        /// Why.
+        reason: crate::msg::EndReason,
+    },
     /// The technician's certificate verified: the session's keys.
     Keys {
         /// [`crate::seal::SessionKeys::handover`].
@@ -79,4 +97,6 @@ pub enum DesktopToService {
         /// Why.
         reason: String,
     },
+    /// The user ends every unattended session running now.
+    EndUnattended,
 }

@@ -15,7 +15,8 @@ use tether_agent::enroll::{DataDir, EnrollConfig, enroll};
 use tether_agent::local_log::LocalLog;
 use tether_console::session::{DeviceTarget, pair_device};
 use tether_console::technician_key;
-use tether_proto::org::{OrgSecret, SignedTechnician, TechnicianCert};
+use tether_proto::msg::EndReason;
+use tether_proto::org::{OrgSecret, Policy, SignedPolicy, SignedTechnician, TechnicianCert};
 use tether_proto::{Scope, ScopeSet};
 use tether_tests::procs::{Kill, bin, lines, wait_for};
 use tether_tests::{TestRelay, Xvfb};
@@ -55,6 +56,14 @@ async fn the_logged_in_users_agent_asks_them_and_serves_what_they_allow() {
     let relay = TestRelay::start().await;
     let org = OrgSecret::generate(&mut rand::thread_rng());
     let store = relay.handle.store();
+    let policy = Policy {
+        org: ORG.into(),
+        unattended: [Scope::Inventory].into_iter().collect(),
+        version: 1,
+    };
+    store
+        .set_policy(ORG, &SignedPolicy::issue(&org, policy).unwrap())
+        .unwrap();
     let token = store.create_token(ORG, 3600, 1, now()).unwrap().token;
     let device_dir = tempfile::tempdir().unwrap();
     let id = enroll(&EnrollConfig {
@@ -88,6 +97,7 @@ async fn the_logged_in_users_agent_asks_them_and_serves_what_they_allow() {
     let attended = wait_for(&service_out, "attended sessions without a code");
     assert!(attended.contains(&format!("uid {uid} only")), "{attended}");
     wait_for(&service_out, "connected; relay has reports");
+    wait_for(&service_out, "IT's policy 1 now holds");
 
     // The user's own agent, in their desktop session (a private X server).
     let x = Xvfb::start_free_sized(800, 600);
@@ -142,10 +152,38 @@ async fn the_logged_in_users_agent_asks_them_and_serves_what_they_allow() {
     assert_eq!(inv.hardware.system.hostname, here.system.hostname);
     assert_eq!(size, (800, 600), "a frame of the user's own screen");
 
-    // The user's log has it, in their own data folder.
+    // An unattended session IT's policy allows: nobody is asked, the user is told and ends it.
+    let unattended = DeviceTarget {
+        device: id.device_id.clone(),
+        unattended: true,
+        key_dir: keys.path().to_path_buf(),
+    };
+    let config = relay.console();
+    let (served_tx, served) = tokio::sync::oneshot::channel();
+    let console = tokio::spawn(async move {
+        let mut session = pair_device(
+            &config,
+            &unattended,
+            [Scope::Inventory].into_iter().collect(),
+        )
+        .await?;
+        session.ask_consent().await?;
+        session.inventory().await?;
+        let _ = served_tx.send(());
+        Ok::<_, tether_console::error::ConsoleError>(session.ended().await)
+    });
+    let told = wait_for(&user_out, "started an unattended session");
+    assert!(told.contains("Ada Lovelace of Acme IT"), "{told}");
+    served.await.expect("the inventory arrived unattended");
+    writeln!(user_in, "q").unwrap();
+    let ended = console.await.unwrap().expect("the unattended session ran");
+    assert_eq!(ended, EndReason::UserEnded, "the user ended it");
+
+    // The user's log has both, in their own data folder.
     let log = LocalLog::new(user_dir.path()).read().unwrap().join("\n");
     assert!(log.contains("Ada Lovelace of Acme IT asked to"), "{log}");
     assert!(log.contains("You allowed them"), "{log}");
+    assert!(log.contains("started an unattended session"), "{log}");
 
     // Another user's process is turned away by the service, whatever the file permissions.
     let intruder = Command::new(bin("tether-agent"))
