@@ -468,6 +468,7 @@ mod tests {
                 org: "Acme IT".into(),
                 unattended: scopes.iter().copied().collect(),
                 version,
+                revoked: Vec::new(),
             },
         )
         .unwrap()

@@ -51,13 +51,13 @@ pub enum Mode {
 /// data directory), and whether the logged-in user's agent is connected (`desktop`). `Err` is the
 /// reason the technician hears.
 pub fn decide(id: &Identity, dir: &DataDir, wake: &Wake, desktop: bool) -> Result<Mode, String> {
-    let Some(org_key) = id.org_key else {
+    if id.org_key.is_none() {
         return Err(format!(
             "this device pinned no key of {:?} at enrollment, so it takes no session without a code \
              (enroll it with a token that carries the organisation's key)",
             id.org
         ));
-    };
+    }
     if id.device_secret().is_none() {
         return Err(
             "this device has no device key (it was enrolled before device keys): \
@@ -79,11 +79,7 @@ pub fn decide(id: &Identity, dir: &DataDir, wake: &Wake, desktop: bool) -> Resul
             Err("nobody is logged in to answer (an attended session needs the user's yes)".into())
         };
     }
-    let held = dir.policy().map_err(|e| e.to_string())?;
-    let allowed = held
-        .as_ref()
-        .and_then(|p| p.verify(&org_key, &id.org).ok())
-        .map_or(ScopeSet::EMPTY, |p| p.unattended);
+    let allowed = held_policy(id, dir).map_or(ScopeSet::EMPTY, |p| p.unattended);
     if allowed.is_empty() {
         return Err(format!(
             "{:?}'s policy on this device allows no unattended sessions",
@@ -110,7 +106,7 @@ pub(crate) async fn answer(
     };
     let decided = decide(&id, &dir, &wake, desktops.present()).and_then(|mode| {
         if mode == Mode::Attended {
-            let trust = device_trust(&id).ok_or("this device has no device key")?;
+            let trust = device_trust(&id, &dir).ok_or("this device has no device key")?;
             let handed = DesktopWake {
                 wake: wake.clone(),
                 trust,
@@ -147,13 +143,23 @@ pub(crate) async fn answer(
     }
 }
 
-/// What the device trusts, from its identity: its key and the org key it pinned.
-fn device_trust(id: &Identity) -> Option<DeviceTrust> {
+/// What the device trusts, from its identity and the policy it holds: its key, the org key it
+/// pinned, and the technician keys IT revoked.
+fn device_trust(id: &Identity, dir: &DataDir) -> Option<DeviceTrust> {
+    let org_key = id.org_key?;
+    let revoked = held_policy(id, dir).map_or_else(Vec::new, |p| p.revoked);
     Some(DeviceTrust {
         key: id.device_secret()?,
-        org_key: id.org_key?,
+        org_key,
         org_name: id.org.clone(),
+        revoked,
     })
+}
+
+/// The policy this device holds, checked again under its pinned org key.
+fn held_policy(id: &Identity, dir: &DataDir) -> Option<tether_proto::org::Policy> {
+    let held = dir.policy().ok()??;
+    Some(held.verify(&id.org_key?, &id.org).ok()?.clone())
 }
 
 /// Runs an unattended session for `wake` to its end (see the module doc).
@@ -232,7 +238,7 @@ async fn connected(
         framed::write_msg(&mut ctl_send, &AgentToRelay::Accept)
             .await
             .ok()?;
-        let trust = device_trust(id)?;
+        let trust = device_trust(id, &DataDir::new(state_dir))?;
         // A refusal is in the user's log before the console hears of it.
         let refused = |e: &HandshakeFailed| {
             warn!(error = %e, "session without a code refused");

@@ -83,6 +83,9 @@ pub enum HandshakeError {
     /// The console asked for another device than this one.
     #[error("the session was refused: the technician's console asked for another device")]
     WrongDevice,
+    /// IT revoked this technician's key (in the signed policy the device holds).
+    #[error("the session was refused: IT revoked this technician's key ({0})")]
+    Revoked(String),
     /// An ephemeral key was a low-order point (no shared secret would come of it).
     #[error("the session was refused: the peer's key exchange value is invalid")]
     WeakKey,
@@ -103,6 +106,8 @@ pub struct DeviceTrust {
     pub org_key: OrgPublic,
     /// The organisation's name pinned at enrollment.
     pub org_name: String,
+    /// Technician keys IT revoked (from the signed policy the device holds).
+    pub revoked: Vec<PublicKey>,
 }
 
 /// What the console brings: the technician's key and certificate, and the device key it expects.
@@ -270,6 +275,9 @@ impl Handshake {
                 let cert = technician
                     .verify(&trust.org_key, &trust.org_name, now_unix)?
                     .clone();
+                if trust.revoked.contains(&cert.key) {
+                    return Err(HandshakeError::Revoked(cert.key.fingerprint()));
+                }
                 if *device != trust.key.public() {
                     return Err(HandshakeError::WrongDevice);
                 }
@@ -388,6 +396,7 @@ mod tests {
         device: SecretKey,
         cert: SignedTechnician,
         rng: StdRng,
+        revoked: Vec<PublicKey>,
     }
 
     fn world(seed: u64) -> World {
@@ -412,6 +421,7 @@ mod tests {
             device,
             cert,
             rng,
+            revoked: Vec::new(),
         }
     }
 
@@ -431,6 +441,7 @@ mod tests {
                 key: self.device.clone(),
                 org_key: self.org.public(),
                 org_name: "Acme IT".into(),
+                revoked: self.revoked.clone(),
             };
             Handshake::device(trust, &mut self.rng)
         }
@@ -593,6 +604,19 @@ mod tests {
             d.handle(hello, NOW),
             Err(HandshakeError::Unexpected("finish"))
         );
+    }
+
+    #[test]
+    fn a_revoked_technician_key_is_refused_though_its_certificate_verifies() {
+        let mut w = world(10);
+        w.revoked = vec![w.tech.public()];
+        let (mut c, mut d) = (w.console(), w.device());
+        let (_, dr) = run(&mut c, &mut d, |m| m);
+        assert_eq!(
+            dr,
+            Err(HandshakeError::Revoked(w.tech.public().fingerprint()))
+        );
+        assert!(c.outcome().is_none(), "the console never gets keys");
     }
 
     #[test]

@@ -290,6 +290,9 @@ pub struct Policy {
     pub unattended: ScopeSet,
     /// Increases with each new policy; a device never accepts an older one than it holds.
     pub version: u64,
+    /// Technician keys IT revoked (a stolen laptop, someone who left): the device refuses them
+    /// whatever their certificate says, from the moment it holds this policy.
+    pub revoked: Vec<PublicKey>,
 }
 
 /// A [`Policy`] with the org key's signature: the relay stores and forwards it, but cannot change it.
@@ -419,6 +422,7 @@ mod tests {
                 org: "Acme IT".into(),
                 unattended: [Scope::Inventory].into_iter().collect(),
                 version: 1,
+                revoked: Vec::new(),
             },
         )
         .unwrap();

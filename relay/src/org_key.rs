@@ -159,11 +159,13 @@ pub fn certify(
     Ok(cert)
 }
 
-/// Signs the organisation's unattended policy (version `version`) and writes it to `out`.
+/// Signs the organisation's unattended policy (version `version`, with the technician keys IT
+/// `revoked`) and writes it to `out`.
 pub fn sign_policy(
     key: &OrgKey,
     unattended: ScopeSet,
     version: u64,
+    revoked: Vec<tether_proto::org::PublicKey>,
     out: &Path,
 ) -> Result<SignedPolicy, OrgKeyError> {
     let policy = SignedPolicy::issue(
@@ -172,6 +174,7 @@ pub fn sign_policy(
             org: key.org.clone(),
             unattended,
             version,
+            revoked,
         },
     )?;
     write_new(out, &json(&policy), false)?;
@@ -218,7 +221,7 @@ mod tests {
 
         let policy_path = dir.path().join("policy.json");
         let scopes: ScopeSet = [Scope::Inventory, Scope::Diagnostics].into_iter().collect();
-        sign_policy(&loaded, scopes, 1, &policy_path).unwrap();
+        sign_policy(&loaded, scopes, 1, Vec::new(), &policy_path).unwrap();
         let p: SignedPolicy =
             serde_json::from_slice(&std::fs::read(&policy_path).unwrap()).unwrap();
         assert_eq!(

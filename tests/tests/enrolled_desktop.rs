@@ -60,6 +60,7 @@ async fn the_logged_in_users_agent_asks_them_and_serves_what_they_allow() {
         org: ORG.into(),
         unattended: [Scope::Inventory].into_iter().collect(),
         version: 1,
+        revoked: Vec::new(),
     };
     store
         .set_policy(ORG, &SignedPolicy::issue(&org, policy).unwrap())

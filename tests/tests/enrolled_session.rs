@@ -56,6 +56,8 @@ fn certified(dir: &Path, org_key: &OrgSecret, org: &str, name: &str) {
 /// token carrying the org key, which has taken the policy.
 struct Fleet {
     relay: TestRelay,
+    /// The org key's secret, for signing a later policy.
+    org_secret: [u8; 32],
     device: TestDevice,
     keys: tempfile::TempDir,
 }
@@ -71,6 +73,7 @@ impl Fleet {
                 org: ORG.into(),
                 unattended: scopes(unattended),
                 version: 1,
+                revoked: Vec::new(),
             },
         )
         .unwrap();
@@ -92,6 +95,7 @@ impl Fleet {
         certified(keys.path(), &org, ORG, "Ada Lovelace");
         Fleet {
             relay,
+            org_secret: org.to_bytes(),
             device,
             keys,
         }
@@ -304,6 +308,49 @@ async fn technician_keys_the_org_did_not_sign_are_refused_by_the_device_before_a
         matches!(err, ConsoleError::Fleet(ref e) if e.kind == tether_proto::fleet::FleetErrorKind::UnknownDevice),
         "{err:?}"
     );
+    fleet.device.stop().await;
+}
+
+#[tokio::test]
+async fn a_technician_key_it_revokes_is_refused_once_the_device_holds_the_policy() {
+    let mut fleet = Fleet::start(&[Scope::Inventory]).await;
+    let config = fleet.relay.console();
+    let ada = technician_key::load(fleet.keys.path()).unwrap().public();
+    // Ada's laptop is stolen: IT signs policy 2, which revokes her key.
+    let org = OrgSecret::from_bytes(fleet.org_secret);
+    let v2 = SignedPolicy::issue(
+        &org,
+        Policy {
+            org: ORG.into(),
+            unattended: scopes(&[Scope::Inventory]),
+            version: 2,
+            revoked: vec![ada],
+        },
+    )
+    .unwrap();
+    fleet.relay.handle.store().set_policy(ORG, &v2).unwrap();
+    fleet.relay = fleet.relay.restart().await;
+    fleet
+        .device
+        .next(
+            "policy 2 taken",
+            |e| matches!(e, RunEvent::PolicyAdopted { policy } if policy.version == 2),
+        )
+        .await;
+    let config = ConsoleConfig {
+        relay: fleet.relay.target(),
+        ..config
+    };
+    let err = pair_device(&config, &fleet.target(true), scopes(&[Scope::Inventory]))
+        .await
+        .expect_err("a revoked key");
+    assert!(
+        matches!(&err, ConsoleError::Device(m) if m.contains("IT revoked this technician's key")),
+        "{err:?}"
+    );
+    let log = fleet.user_log().join("\n");
+    assert!(log.contains("revoked"), "{log}");
+    assert!(!log.contains("unattended session"), "{log}");
     fleet.device.stop().await;
 }
 

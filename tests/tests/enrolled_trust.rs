@@ -17,6 +17,7 @@ fn signed(key: &OrgSecret, version: u64, scopes: &[Scope]) -> SignedPolicy {
             org: "Acme IT".into(),
             unattended: scopes.iter().copied().collect::<ScopeSet>(),
             version,
+            revoked: Vec::new(),
         },
     )
     .unwrap()
@@ -94,6 +95,7 @@ async fn a_device_takes_only_the_policy_its_pinned_org_key_signed() {
             org: "Other Co".into(),
             unattended: ScopeSet::default(),
             version: 9,
+            revoked: Vec::new(),
         },
     )
     .unwrap();

@@ -353,6 +353,7 @@ fn policies_are_kept_per_organisation_and_only_newer_ones_replace_them(fx: Fx) {
                 org: "Acme".into(),
                 unattended: [tether_proto::Scope::Inventory].into_iter().collect(),
                 version,
+                revoked: Vec::new(),
             },
         )
         .unwrap()

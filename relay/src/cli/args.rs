@@ -234,6 +234,11 @@ pub enum OrgKeyCommand {
         /// The policy's version; devices take only a newer one than they hold.
         #[arg(long)]
         version: u64,
+        /// A technician key IT revokes (hex, as `tether-console key show` prints it): devices
+        /// holding this policy refuse it whatever its certificate says. Repeat for several; a new
+        /// policy must name every key still revoked.
+        #[arg(long = "revoke", value_name = "KEY")]
+        revoked: Vec<tether_proto::org::PublicKey>,
         /// Where to write the signed policy.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,

@@ -533,8 +533,13 @@ fn cluster(command: ClusterCommand) -> anyhow::Result<()> {
 
 /// What a policy allows, in words.
 fn policy_words(p: &tether_proto::org::Policy) -> String {
+    let revoked = match p.revoked.len() {
+        0 => String::new(),
+        1 => "; 1 technician key revoked".to_string(),
+        n => format!("; {n} technician keys revoked"),
+    };
     format!(
-        "policy {} for {:?}: unattended {}",
+        "policy {} for {:?}: unattended {}{revoked}",
         p.version,
         p.org,
         if p.unattended.is_empty() {
@@ -623,6 +628,7 @@ fn org_key(command: OrgKeyCommand) -> anyhow::Result<()> {
             key,
             unattended,
             version,
+            revoked,
             out,
         } => {
             let scopes: tether_proto::ScopeSet = if unattended.trim().is_empty() {
@@ -633,7 +639,7 @@ fn org_key(command: OrgKeyCommand) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("--unattended: {e}"))?
             };
             let key = org_key::load(&key)?;
-            let signed = org_key::sign_policy(&key, scopes, version, &out)?;
+            let signed = org_key::sign_policy(&key, scopes, version, revoked, &out)?;
             tether_net::outln!("{}: {}", policy_words(&signed.policy), out.display());
         }
     }
