@@ -37,6 +37,7 @@ pub mod clipboard;
 pub mod cursor;
 pub mod diag;
 pub mod displays;
+pub mod enrolled;
 pub mod error;
 pub mod files;
 pub mod fleet;

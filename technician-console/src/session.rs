@@ -235,7 +235,7 @@ impl From<SealedError> for ConsoleError {
     }
 }
 
-async fn step<T>(
+pub(crate) async fn step<T>(
     f: impl std::future::Future<Output = Result<T, ConsoleError>>,
 ) -> Result<T, ConsoleError> {
     tokio::time::timeout(STEP_TIMEOUT, f)
@@ -316,7 +316,7 @@ pub async fn pair_session_with(
 
 impl Session {
     /// The session once stream 0 is sealed: its reader runs from here.
-    fn paired(
+    pub(crate) fn paired(
         relay: RelayConnection,
         span: tracing::Span,
         p: Paired,
@@ -364,162 +364,15 @@ impl Session {
     }
 }
 
-/// An enrolled device of your organisation, reached without a code
-/// (`tether-console connect --device HOST`).
-#[derive(Debug, Clone)]
-pub struct DeviceTarget {
-    /// Its host name or id, as `devices list` shows it.
-    pub device: String,
-    /// Ask for a session nobody answers: only what IT's signed policy on the device names.
-    pub unattended: bool,
-    /// Where your technician key and its certificate are (`tether-console key`).
-    pub key_dir: std::path::PathBuf,
-}
-
-/// Connects to an enrolled device without a code, for `scopes`, without asking for consent yet
-/// ([`Session::ask_consent`] asks, or IT's policy answers for an unattended session).
-///
-/// The device is checked against the key its fleet record holds (learned at enrollment), and it
-/// checks this technician's certificate under the organisation key it pinned: the relay only wakes
-/// it and carries the bytes ([`tether_proto::handshake`]).
-pub async fn pair_device(
-    config: &ConsoleConfig,
-    target: &DeviceTarget,
-    scopes: ScopeSet,
-) -> Result<Session, ConsoleError> {
-    use crate::technician_key;
-    use tether_proto::fleet::{FleetQuery, FleetReply};
-    use tether_proto::handshake::{Handshake, TechnicianTrust};
-    let local = |e: technician_key::KeyError| ConsoleError::Device(e.to_string());
-    let key = technician_key::load(&target.key_dir).map_err(local)?;
-    let cert = technician_key::installed_cert(&target.key_dir)
-        .map_err(local)?
-        .ok_or_else(|| {
-            ConsoleError::Device(format!(
-                "no certificate is installed in {}: ask your IT admin to certify your key \
-                 (`tether-relay org-key certify`), then `tether-console key install --cert FILE`",
-                target.key_dir.display()
-            ))
-        })?;
-    let show = FleetQuery::ShowDevice {
-        device: target.device.clone(),
-    };
-    let record = match crate::fleet::query(config, show).await?.into_iter().next() {
-        Some(FleetReply::Device(d)) => d,
-        _ => {
-            return Err(ConsoleError::Protocol(
-                "the relay answered a device query with something else".into(),
-            ));
-        }
-    };
-    let host = display_safe(&record.summary.hostname).into_owned();
-    let device_key = record.summary.device_key.ok_or_else(|| {
-        ConsoleError::Device(format!(
-            "the fleet record of {host} holds no device key (it enrolled before device keys), so \
-             the console cannot check that it is that device: enroll it again"
-        ))
-    })?;
-    let connection = connection_span(config, "device session");
-    let span = tracing::info_span!(parent: &connection, "session", device = %host, session = tracing::field::Empty);
-    let relay = client::connect(&config.relay)
-        .instrument(connection.clone())
-        .await?;
-    let trust = TechnicianTrust {
-        key,
-        cert,
-        device: device_key,
-        unattended: target.unattended,
-    };
-    let woken = async {
-        let (mut send, mut recv) = client::open_control(&relay.conn, Role::Console).await?;
-        let ask = ConsoleToRelay::ConnectDevice {
-            token: config.token.clone(),
-            device: record.summary.device_id.clone(),
-            scopes,
-            unattended: target.unattended,
-        };
-        framed::write_msg(&mut send, &ask).await?;
-        // The relay waits for the device to come (at most its wake time) before it answers.
-        let answer =
-            tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<RelayToConsole>(&mut recv))
-                .await
-                .map_err(|_| ConsoleError::Protocol("the relay did not answer in time".into()))??;
-        let (technician, reason, record) = match answer {
-            RelayToConsole::Claimed {
-                technician,
-                reason,
-                record,
-            } => (technician, reason, record),
-            RelayToConsole::Error(e) => return Err(e.into()),
-            other => {
-                return Err(ConsoleError::Protocol(format!(
-                    "unexpected answer to a device connection: {other:?}"
-                )));
-            }
-        };
-        if let Some(id) = record {
-            tracing::Span::current().record("session", id);
-        }
-        let mut hs = Handshake::console(trust, &mut rand::rngs::OsRng);
-        while hs.outcome().is_none() {
-            while let Some(m) = hs.poll_transmit() {
-                framed::write_msg(&mut send, &m).await?;
-            }
-            let m = step(async {
-                framed::read_msg::<tether_proto::handshake::HandshakeMsg>(&mut recv)
-                    .await
-                    .map_err(|e| match e {
-                        FrameError::Closed | FrameError::Read(_) | FrameError::Connection(_) => {
-                            ConsoleError::Device(format!(
-                                "{host} ended the session before the handshake finished"
-                            ))
-                        }
-                        other => other.into(),
-                    })
-            })
-            .await?;
-            hs.handle(m, tether_net::clock::now_unix())
-                .map_err(|e| ConsoleError::Device(format!("{host}: {e}")))?;
-        }
-        // The console's last message (its signature) goes out; the device checks it.
-        while let Some(m) = hs.poll_transmit() {
-            framed::write_msg(&mut send, &m).await?;
-        }
-        let keys = hs
-            .into_keys()
-            .map_err(|e| ConsoleError::Device(format!("{host}: {e}")))?;
-        let (tx0, rx0) = SealedStream::new(send, recv, &keys, 0, Side::Console).split();
-        let verification = keys.verification_code();
-        Ok(Paired {
-            keys,
-            tx0,
-            rx0,
-            technician,
-            verification,
-            reason: reason.map(|r| truncate_text(&r, MAX_REASON_CHARS, false)),
-            record,
-        })
-    }
-    .instrument(span.clone())
-    .await;
-    match woken {
-        Ok(p) => Ok(Session::paired(relay, span, p, scopes, config)),
-        Err(e) => {
-            relay.close(close::NORMAL, "console giving up").await;
-            Err(e)
-        }
-    }
-}
-
-/// The outcome of claiming and pairing.
-struct Paired {
-    keys: SessionKeys,
-    tx0: SealedSend,
-    rx0: SealedRecv,
-    technician: TechnicianIdentity,
-    verification: String,
-    reason: Option<String>,
-    record: Option<u64>,
+/// The outcome of claiming and pairing (or of the handshake with an enrolled device).
+pub(crate) struct Paired {
+    pub(crate) keys: SessionKeys,
+    pub(crate) tx0: SealedSend,
+    pub(crate) rx0: SealedRecv,
+    pub(crate) technician: TechnicianIdentity,
+    pub(crate) verification: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) record: Option<u64>,
 }
 
 /// A claim the relay accepted: stream 0, now spliced to the agent, and what the relay said.

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use tether_agent::enroll::{DataDir, EnrollConfig, enroll};
 use tether_agent::local_log::LocalLog;
-use tether_console::session::{DeviceTarget, pair_device};
+use tether_console::enrolled::{DeviceTarget, pair_device};
 use tether_console::technician_key;
 use tether_proto::msg::EndReason;
 use tether_proto::org::{OrgSecret, Policy, SignedPolicy, SignedTechnician, TechnicianCert};

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use tether_agent::local_log::LocalLog;
 use tether_agent::report::RunEvent;
+use tether_console::enrolled::{DeviceTarget, pair_device};
 use tether_console::error::ConsoleError;
-use tether_console::session::{ConsoleConfig, DeviceTarget, pair_device};
+use tether_console::session::ConsoleConfig;
 use tether_console::technician_key;
 use tether_net::client;
 use tether_net::framed;

@@ -41,8 +41,8 @@ pub struct DeviceArgs {
 
 impl DeviceArgs {
     /// The device to reach, when one was named.
-    pub fn target(&self) -> Option<crate::session::DeviceTarget> {
-        Some(crate::session::DeviceTarget {
+    pub fn target(&self) -> Option<crate::enrolled::DeviceTarget> {
+        Some(crate::enrolled::DeviceTarget {
             device: self.device.clone()?,
             unattended: self.unattended,
             key_dir: self

@@ -307,7 +307,7 @@ async fn run_command(
                 "the person logged in there is asked"
             };
             eprintln!("waking {} ({how})...", target.device);
-            crate::session::pair_device(&config, &target, scopes).await?
+            crate::enrolled::pair_device(&config, &target, scopes).await?
         }
         (None, Some(code)) => {
             eprintln!(

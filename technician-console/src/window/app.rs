@@ -98,7 +98,20 @@ impl ConsoleApp {
                 code,
                 scopes,
                 ask_now,
-            } => backend.connect(code, scopes, ask_now),
+            } => backend.connect(crate::enrolled::Reach::Code(code), scopes, ask_now),
+            Action::ConnectDevice {
+                device,
+                scopes,
+                unattended,
+            } => {
+                let target = crate::enrolled::DeviceTarget {
+                    device,
+                    unattended,
+                    key_dir: crate::technician_key::default_dir(),
+                };
+                backend.connect(crate::enrolled::Reach::Device(target), scopes, true)
+            }
+            Action::ListDevices => backend.list_devices(),
             Action::AskConsent => backend.send(Job::AskConsent),
             Action::AskMore(scopes) => backend.send(Job::AskMore(scopes)),
             Action::Say(line) => backend.send(Job::Say(line)),
@@ -356,6 +369,7 @@ impl ConsoleApp {
             (Tab::Diagnostics, layout::TAB_DIAGNOSTICS, "Diagnostics"),
             (Tab::Chat, layout::TAB_CHAT, "Chat"),
             (Tab::Files, layout::TAB_FILES, "Files"),
+            (Tab::Devices, layout::TAB_DEVICES, "Devices"),
         ] {
             let unread = self.model.chat.unread;
             let name = if tab == Tab::Chat && unread > 0 {
@@ -866,6 +880,81 @@ impl ConsoleApp {
 }
 
 impl ConsoleApp {
+    fn devices(&mut self, ui: &mut egui::Ui) {
+        let label = if self.model.devices.loading {
+            "Loading..."
+        } else {
+            "Refresh"
+        };
+        if ui
+            .put(rect(layout::DEVICES_REFRESH), egui::Button::new(label))
+            .clicked()
+        {
+            let a = self.model.refresh_devices();
+            self.act(a);
+        }
+        let mut unattended = self.model.devices.unattended;
+        if ui
+            .put(
+                rect(layout::DEVICES_UNATTENDED),
+                egui::Checkbox::new(
+                    &mut unattended,
+                    "Unattended: nobody is asked, only what IT's policy allows",
+                ),
+            )
+            .changed()
+        {
+            self.model.devices.unattended = unattended;
+        }
+        if let Some(e) = &self.model.devices.error {
+            ui.put(
+                rect(layout::device_row(0)),
+                egui::Label::new(RichText::new(display_safe(e)).color(INK)),
+            );
+            return;
+        }
+        let busy = self.model.busy();
+        let rows: Vec<(String, bool)> = self
+            .model
+            .devices
+            .devices
+            .iter()
+            .map(|d| {
+                let seen = d.last_seen_unix.map_or("never reported".to_string(), |t| {
+                    format!("last report {}", crate::units::utc(t))
+                });
+                // Host names and OS come from the device.
+                let text = format!(
+                    "{} · {} · {seen}",
+                    display_safe(&d.hostname),
+                    display_safe(&d.os)
+                );
+                (text, d.device_key.is_some())
+            })
+            .collect();
+        for (i, (text, reachable)) in rows.into_iter().enumerate() {
+            ui.put(
+                rect(layout::device_row(i)),
+                egui::Label::new(text).truncate(),
+            );
+            let sense = if reachable && !busy {
+                egui::Sense::click()
+            } else {
+                egui::Sense::hover()
+            };
+            if ui
+                .put(
+                    rect(layout::device_connect(i)),
+                    egui::Button::new("Connect").sense(sense),
+                )
+                .clicked()
+            {
+                let a = self.model.connect_device(i);
+                self.act(a);
+            }
+        }
+    }
+
     fn files(&mut self, ui: &mut egui::Ui) {
         let allowed = self
             .model
@@ -1102,6 +1191,7 @@ impl eframe::App for ConsoleApp {
                 Tab::Diagnostics => self.diagnostics(ui),
                 Tab::Chat => self.chat(ui),
                 Tab::Files => self.files(ui),
+                Tab::Devices => self.devices(ui),
             }
             self.screen(ui);
             self.dropped(ui);

@@ -34,13 +34,28 @@ pub fn scope_box(i: usize) -> [f32; 4] {
 /// The side panel (inventory or diagnostics); the live screen is to its right.
 pub const PANEL: [f32; 4] = [10.0, 104.0, 560.0, MIN_SIZE[1] - 114.0];
 /// The "Inventory" tab.
-pub const TAB_INVENTORY: [f32; 4] = [10.0, 104.0, 134.0, 30.0];
+pub const TAB_INVENTORY: [f32; 4] = [10.0, 104.0, 108.0, 30.0];
 /// The "Diagnostics" tab.
-pub const TAB_DIAGNOSTICS: [f32; 4] = [150.0, 104.0, 134.0, 30.0];
+pub const TAB_DIAGNOSTICS: [f32; 4] = [123.0, 104.0, 108.0, 30.0];
 /// The "Chat" tab.
-pub const TAB_CHAT: [f32; 4] = [290.0, 104.0, 134.0, 30.0];
+pub const TAB_CHAT: [f32; 4] = [236.0, 104.0, 108.0, 30.0];
 /// The "Files" tab.
-pub const TAB_FILES: [f32; 4] = [430.0, 104.0, 140.0, 30.0];
+pub const TAB_FILES: [f32; 4] = [349.0, 104.0, 108.0, 30.0];
+/// The "Devices" tab.
+pub const TAB_DEVICES: [f32; 4] = [462.0, 104.0, 108.0, 30.0];
+
+/// "Refresh" in the devices panel (the organisation's enrolled devices).
+pub const DEVICES_REFRESH: [f32; 4] = [10.0, 144.0, 110.0, 30.0];
+/// The "unattended" tick box in the devices panel.
+pub const DEVICES_UNATTENDED: [f32; 4] = [128.0, 144.0, 442.0, 30.0];
+/// The `i`-th device: its name and state.
+pub fn device_row(i: usize) -> [f32; 4] {
+    [10.0, 182.0 + 30.0 * i as f32, 440.0, 28.0]
+}
+/// "Connect" on the `i`-th device.
+pub fn device_connect(i: usize) -> [f32; 4] {
+    [458.0, 182.0 + 30.0 * i as f32, 112.0, 28.0]
+}
 
 /// The folder field in the files panel (empty: the user's default folder).
 pub const FILES_DIR: [f32; 4] = [10.0, 144.0, 440.0, 30.0];

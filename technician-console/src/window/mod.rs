@@ -31,14 +31,15 @@ use tether_proto::chat::ChatText;
 use tether_proto::diag::{Probe, ProbeKind};
 use tether_proto::msg::Invitee;
 use tether_proto::screen::InputEvent;
-use tether_proto::{Scope, ScopeSet, SessionCode};
+use tether_proto::{Scope, ScopeSet};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::displays::ScreenStreams;
+use crate::enrolled::{Reach, pair_reach};
 use crate::error::ConsoleError;
 use crate::files;
-use crate::session::{AgentSaid, ConsoleConfig, MoreAnswer, Session, pair_session};
+use crate::session::{AgentSaid, ConsoleConfig, MoreAnswer, Session};
 use crate::viewer::{self, ViewerState};
 use model::{Event, FilesEvent, Way};
 use tether_proto::text::display_safe;
@@ -111,6 +112,8 @@ pub struct Backend {
     pub screen: viewer::Shared,
     /// Input to the current session's remote screen (refused by the agent unless `control` is granted).
     pub input: mpsc::Sender<InputEvent>,
+    /// Device lists, which come outside any session.
+    fleet: (mpsc::Sender<Event>, mpsc::Receiver<Event>),
 }
 
 impl std::fmt::Debug for Backend {
@@ -156,12 +159,38 @@ impl Backend {
             tasks: JoinSet::new(),
             screen: Arc::new(Mutex::new(ViewerState::default())),
             input,
+            fleet: mpsc::channel(2),
         }
     }
 
-    /// Claims `code` and pairs; asks for `scopes` at once when `ask_now`, else on
-    /// [`Job::AskConsent`]. A session already running is ended first.
-    pub fn connect(&mut self, code: SessionCode, scopes: ScopeSet, ask_now: bool) {
+    /// Lists the organisation's enrolled devices ([`Event::Devices`] follows).
+    pub fn list_devices(&mut self) {
+        let tell = Tell {
+            tx: self.fleet.0.clone(),
+            wake: self.wake.clone(),
+        };
+        let config = self.config.clone();
+        self.tasks.spawn_on(
+            async move {
+                let list =
+                    crate::fleet::query(&config, tether_proto::fleet::FleetQuery::ListDevices)
+                        .await
+                        .and_then(|r| match r.into_iter().next() {
+                            Some(tether_proto::fleet::FleetReply::Devices(d)) => Ok(d),
+                            _ => Err(ConsoleError::Protocol(
+                                "the relay answered a device list with something else".into(),
+                            )),
+                        });
+                tell.send(Event::Devices(list.map_err(|e| e.to_string())))
+                    .await;
+            },
+            &self.rt,
+        );
+    }
+
+    /// Claims the code (or wakes the device) and pairs; asks for `scopes` at once when `ask_now`,
+    /// else on [`Job::AskConsent`]. A session already running is ended first.
+    pub fn connect(&mut self, reach: Reach, scopes: ScopeSet, ask_now: bool) {
         self.stop_current();
         self.generation += 1;
         let (jobs_tx, jobs) = mpsc::channel(QUEUE);
@@ -176,7 +205,7 @@ impl Backend {
         let task = run_session(
             self.config.clone(),
             self.downloads.clone(),
-            code,
+            reach,
             scopes,
             ask_now,
             jobs,
@@ -214,6 +243,9 @@ impl Backend {
     /// What the current session said since the last call, without blocking.
     pub fn poll(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
+        while let Ok(ev) = self.fleet.1.try_recv() {
+            out.push(ev);
+        }
         if let Some(c) = &mut self.current {
             while let Ok(ev) = c.events.try_recv() {
                 out.push(ev);
@@ -270,7 +302,7 @@ async fn chat_in(text: Option<ChatText>, tell: &Tell) -> bool {
 async fn run_session(
     config: ConsoleConfig,
     downloads: PathBuf,
-    code: SessionCode,
+    reach: Reach,
     scopes: ScopeSet,
     ask_now: bool,
     mut jobs: mpsc::Receiver<Job>,
@@ -279,7 +311,7 @@ async fn run_session(
     input: mpsc::Receiver<InputEvent>,
 ) {
     let paired = tokio::select! {
-        r = pair_session(&config, code, scopes) => r,
+        r = pair_reach(&config, &reach, scopes) => r,
         () = until_end(&mut jobs) => {
             tell.send(Event::Failed { reason: "you cancelled".into(), denied: false }).await;
             return;

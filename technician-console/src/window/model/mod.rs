@@ -22,6 +22,7 @@ use tether_proto::{Scope, ScopeSet};
 
 mod chat;
 mod consent;
+mod devices;
 mod diagnostics;
 mod files;
 mod inventory;
@@ -29,6 +30,7 @@ mod inventory;
 pub use crate::rows::Table;
 pub use chat::{ChatPanel, parse_invitee};
 pub use consent::Consent;
+pub use devices::DevicesPanel;
 pub use diagnostics::{DiagPanel, verdict_rgb};
 pub use files::{
     Entry, FilesEvent, FilesPanel, Listing, MAX_SHOWN_TRANSFERS, Transfer, TransferState, Way,
@@ -46,6 +48,8 @@ pub enum Tab {
     Chat,
     /// Files on the user's machine, and transfers both ways.
     Files,
+    /// The organisation's enrolled devices, to connect to without a code.
+    Devices,
 }
 
 /// What the session side reports to the window.
@@ -116,6 +120,8 @@ pub enum Event {
     },
     /// News about listings and file transfers.
     Files(FilesEvent),
+    /// The organisation's enrolled devices, or why they could not be listed.
+    Devices(Result<Vec<tether_proto::fleet::DeviceSummary>, String>),
     /// The session is over.
     Ended(String),
 }
@@ -132,6 +138,18 @@ pub enum Action {
         /// Ask at once (else pair only, and ask on [`Action::AskConsent`]).
         ask_now: bool,
     },
+    /// Connect to an enrolled device without a code, asking for these scopes at once (a session
+    /// already running is ended first).
+    ConnectDevice {
+        /// Its id.
+        device: String,
+        /// What to ask for.
+        scopes: ScopeSet,
+        /// Nobody is asked: IT's signed policy on the device answers.
+        unattended: bool,
+    },
+    /// List the organisation's enrolled devices.
+    ListDevices,
     /// Ask the user for the scopes now ("chat first" sessions).
     AskConsent,
     /// During the session, ask the user for more ("Ask for control").
@@ -182,6 +200,8 @@ pub struct Model {
     pub chat: ChatPanel,
     /// The files panel.
     pub files: FilesPanel,
+    /// The devices panel.
+    pub devices: DevicesPanel,
     /// This attempt's verification code, from pairing on: the technician reads it out so the
     /// user can compare it with their screen before they decide.
     pub verification: Option<String>,
@@ -205,6 +225,7 @@ impl Default for Model {
             diag: DiagPanel::default(),
             chat: ChatPanel::default(),
             files: FilesPanel::default(),
+            devices: DevicesPanel::default(),
             verification: None,
             reason: None,
             more: None,
@@ -286,6 +307,7 @@ impl Model {
                 words,
             } => self.more_answered(asked, granted, words),
             Event::Files(ev) => self.files_event(ev),
+            Event::Devices(list) => self.devices_listed(list),
             Event::Ended(reason) => self.ended(reason),
         }
     }
