@@ -384,3 +384,53 @@ async fn the_console_refuses_a_device_whose_key_is_not_the_enrolled_one() {
     );
     fleet.device.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_binary_reaches_a_device_with_device_and_unattended() {
+    let fleet = Fleet::start(&[Scope::Inventory]).await;
+    let console = |args: &[&str]| {
+        let mut c = std::process::Command::new(tether_tests::procs::bin("tether-console"));
+        c.args(tether_tests::gui::relay_args(&fleet.relay))
+            .env("TETHER_TOKEN", &fleet.relay.token)
+            .args(args)
+            .args(["--device", &fleet.device.id.device_id, "--unattended"])
+            .args(["--key-dir", &fleet.keys.path().display().to_string()]);
+        c
+    };
+    let out = tokio::task::spawn_blocking({
+        let mut c = console(&["--json", "inventory"]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("unattended: IT's policy on the device answers"),
+        "{err}"
+    );
+    let inv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let here = tether_agent::inventory::Collector::default().hardware();
+    assert_eq!(
+        inv["hardware"]["system"]["hostname"],
+        here.system.hostname.as_str()
+    );
+
+    // The screen is not in the policy: the device says so, and the console exits 10 with it.
+    let snapshot = fleet.keys.path().join("screen.png");
+    let out = tokio::task::spawn_blocking({
+        let path = snapshot.display().to_string();
+        let mut c = console(&["connect", "--headless", "--snapshot", &path]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{err}");
+    assert!(
+        err.contains("IT's policy does not allow view in an unattended session"),
+        "{err}"
+    );
+    assert!(!snapshot.exists(), "nothing of the screen was written");
+    fleet.device.stop().await;
+}

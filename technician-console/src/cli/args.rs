@@ -161,9 +161,11 @@ pub enum Command {
     /// arrive (`--json`: one object per line). Nothing is asked until you type /ask (with --ask);
     /// then /invite NAME|L2 or /handover NAME|L2 brings in a colleague. End of input ends the session.
     Chat {
-        /// The code the user reads to you.
-        #[arg(long)]
-        code: SessionCode,
+        /// The code the user reads to you (or --device).
+        #[arg(long, required_unless_present = "device")]
+        code: Option<SessionCode>,
+        #[command(flatten)]
+        device: DeviceArgs,
         /// Scopes that /ask will ask the user for, e.g. "inventory,view".
         #[arg(long)]
         ask: Option<ScopeSet>,

@@ -7,7 +7,7 @@ use super::args::{
 use super::checks::{check_output_path, input_events};
 use super::output;
 use super::{CliError, usage};
-use crate::{ConsoleConfig, ConsoleError, Session, pair_session, pair_session_with, render};
+use crate::{ConsoleConfig, ConsoleError, Session, pair_session_with, render};
 use tether_proto::diag::Probe;
 use tether_proto::fleet::{FleetQuery, FleetReply};
 use tether_proto::screen::InputEvent;
@@ -289,8 +289,13 @@ async fn run_command(
         Command::Input { code, .. } => (Some(*code), [Scope::Control].into_iter().collect()),
         Command::Files { command } => (Some(command.code()), [Scope::Files].into_iter().collect()),
         Command::Displays { code } => (Some(*code), [Scope::View].into_iter().collect()),
-        Command::Chat { code, ask } => {
-            return Ok(chat(json, &config, *code, ask.unwrap_or(ScopeSet::EMPTY)).await?);
+        Command::Chat { code, ask, device } => {
+            let reach = match (device.target(), code) {
+                (Some(target), _) => crate::enrolled::Reach::Device(target),
+                (None, Some(code)) => crate::enrolled::Reach::Code(*code),
+                (None, None) => return usage("--code or --device"),
+            };
+            return Ok(chat(json, &config, reach, ask.unwrap_or(ScopeSet::EMPTY)).await?);
         }
     };
     let device = match cmd {
@@ -586,11 +591,16 @@ async fn serve(
 async fn chat(
     json: bool,
     config: &ConsoleConfig,
-    code: SessionCode,
+    reach: crate::enrolled::Reach,
     ask: ScopeSet,
 ) -> Result<(), ConsoleError> {
-    eprintln!("claiming {} and pairing...", code.redacted());
-    let mut session = pair_session(config, code, ask).await?;
+    match &reach {
+        crate::enrolled::Reach::Code(code) => {
+            eprintln!("claiming {} and pairing...", code.redacted())
+        }
+        crate::enrolled::Reach::Device(t) => eprintln!("waking {}...", t.device),
+    }
+    let mut session = crate::enrolled::pair_reach(config, &reach, ask).await?;
     eprintln!(
         "connected as {} of {}; verification code {}: read it out to the user (their screen shows \
          the same). Type a line and Enter to send; Ctrl-D ends.",
