@@ -123,6 +123,11 @@ pub async fn serve(
         ui.events.clone(),
         config.state_dir.as_deref().map(LocalLog::new),
     ));
+    let _ = events
+        .send(AgentEvent::Enrolled {
+            org: desktop.org.clone(),
+        })
+        .await;
     // Unattended sessions the service runs now: the user's "end" ends them first.
     let mut unattended = 0usize;
     let result = loop {

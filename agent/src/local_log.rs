@@ -160,6 +160,7 @@ impl LocalLog {
             }
             // Served/Refused record the outcome; "running" adds nothing to the record.
             AgentEvent::Connected { .. }
+            | AgentEvent::Enrolled { .. }
             | AgentEvent::Paired { .. }
             | AgentEvent::Running { .. } => return,
         };

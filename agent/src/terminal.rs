@@ -59,6 +59,12 @@ pub fn render(event: &AgentEvent) -> String {
             "Declined a connection from {} of {}: {}. A new code follows.",
             safe(&technician.name), safe(&technician.org), safe(reason)
         ),
+        AgentEvent::Enrolled { org } => format!(
+            "This computer is enrolled by {}'s IT. When one of their technicians connects without a \
+             code, you are asked here first (an unattended session that IT's policy allows is shown \
+             here too). Type q and Enter, or press Ctrl-C, to stop.",
+            safe(org)
+        ),
         AgentEvent::Unattended { technician, scopes } => format!(
             "{} of {} started an unattended session, as your IT's policy allows, for: {scopes}. \
              Nobody was asked. You can end it at any time (type q and Enter, or press Ctrl-C).",

@@ -46,6 +46,12 @@ pub enum AgentEvent {
         /// Why.
         reason: String,
     },
+    /// The per-user agent is connected to this enrolled computer's service: sessions without a
+    /// code by `org`'s technicians are asked here.
+    Enrolled {
+        /// The organisation that enrolled this computer.
+        org: String,
+    },
     /// The technician typed the wrong code: it is burned; a new one follows.
     PairingFailed,
     /// An unattended session on this enrolled device: IT's signed policy let this technician in

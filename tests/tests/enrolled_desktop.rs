@@ -51,8 +51,18 @@ fn my_uid() -> u32 {
     std::fs::metadata("/proc/self").unwrap().uid()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_logged_in_users_agent_asks_them_and_serves_what_they_allow() {
+/// A relay, an org key with IT's signed policy (inventory unattended), a device enrolled with it,
+/// and the real service running with its desktop socket for this test's uid.
+struct Enrolled {
+    relay: TestRelay,
+    org: OrgSecret,
+    id: tether_agent::enroll::Identity,
+    socket: std::path::PathBuf,
+    _service: Kill,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+async fn enrolled() -> Enrolled {
     let relay = TestRelay::start().await;
     let org = OrgSecret::generate(&mut rand::thread_rng());
     let store = relay.handle.store();
@@ -99,13 +109,38 @@ async fn the_logged_in_users_agent_asks_them_and_serves_what_they_allow() {
     assert!(attended.contains(&format!("uid {uid} only")), "{attended}");
     wait_for(&service_out, "connected; relay has reports");
     wait_for(&service_out, "IT's policy 1 now holds");
+    Enrolled {
+        relay,
+        org,
+        id,
+        socket,
+        _service: service,
+        _dirs: (device_dir, run_dir),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logged_in_users_agent_asks_them_and_serves_what_they_allow() {
+    let Enrolled {
+        relay,
+        org,
+        id,
+        socket,
+        _service,
+        _dirs,
+    } = enrolled().await;
 
     // The user's own agent, in their desktop session (a private X server).
     let x = Xvfb::start_free_sized(800, 600);
     let user_dir = tempfile::tempdir().unwrap();
     let mut desktop = Kill(
         Command::new(bin("tether-agent"))
-            .args(["desktop", "--socket", &socket.display().to_string()])
+            .args([
+                "desktop",
+                "--terminal",
+                "--socket",
+                &socket.display().to_string(),
+            ])
             .env("DISPLAY", &x.display)
             .env("TETHER_BACKEND", "x11")
             .env("TETHER_AGENT_DATA", user_dir.path())
@@ -216,4 +251,45 @@ async fn the_logged_in_users_agent_asks_them_and_serves_what_they_allow() {
         .unwrap();
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("already connected"), "{err}");
+}
+
+/// The same attended session with the per-user agent's window, as it starts at login: the consent
+/// dialog says IT enrolled this computer, and the user's ticks and Allow decide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_user_agents_window_asks_and_the_users_ticks_decide() {
+    use tether_agent::window::layout as agent;
+    let e = enrolled().await;
+    let mut cmd = Command::new(bin("tether-agent"));
+    cmd.args(["desktop", "--socket", &e.socket.display().to_string()])
+        .env("TETHER_BACKEND", "x11");
+    let window = tether_tests::gui::Gui::start(cmd, (1280, 800), agent::TITLE);
+    window.expect("This computer is enrolled by Acme IT");
+    let keys = tempfile::tempdir().unwrap();
+    certified(keys.path(), &e.org);
+    let target = DeviceTarget {
+        device: e.id.device_id.clone(),
+        unattended: false,
+        key_dir: keys.path().to_path_buf(),
+    };
+    let config = e.relay.console();
+    let asked: ScopeSet = [Scope::Inventory, Scope::Diagnostics].into_iter().collect();
+    let console = tokio::spawn(async move {
+        let mut session = pair_device(&config, &target, asked).await?;
+        let granted = session.ask_consent().await?;
+        session.end().await;
+        Ok::<_, tether_console::error::ConsoleError>(granted)
+    });
+    window.expect("asks to:");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    window.screenshot("agent-enrolled-consent", agent::SIZE, (5, 5));
+    // The user allows only the first row (diagnostics comes first in the dialog's order).
+    window.click(agent::scope_box(0));
+    window.click(agent::centre(agent::ALLOW));
+    let granted = console.await.unwrap().expect("the user answered");
+    assert_eq!(
+        granted.iter().count(),
+        1,
+        "only what the user ticked: {granted}"
+    );
+    assert_eq!(granted.intersection(asked), granted);
 }

@@ -121,6 +121,9 @@ pub enum Command {
         /// The service's socket.
         #[arg(long, value_name = "PATH", default_value = crate::desktop_socket::DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Ask in this terminal instead of the window (the default where there is no desktop).
+        #[arg(long)]
+        terminal: bool,
     },
     /// Show whether this machine is enrolled and what it reports.
     Status {
@@ -246,7 +249,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             return block_on(enrolled::run(data_dir, interval_secs, dpkg_status, desktop))?
                 .map_err(|e| Failure::new(e, 1));
         }
-        Some(Command::Desktop { socket }) => {
+        Some(Command::Desktop { socket, terminal }) => {
             // The relay is the one the service names once it lets us in.
             let unknown = tether_net::RelayTarget {
                 addr: String::new(),
@@ -258,7 +261,23 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             share.clipboard = crate::clipboard::provider(backend);
             share.backend = Some(backend);
             share.state_dir = state_dir;
-            return block_on(desktop_mode(share, socket))?;
+            let desktop_session = std::env::var_os("DISPLAY").is_some()
+                || std::env::var_os("WAYLAND_DISPLAY").is_some();
+            if terminal || !desktop_session {
+                return block_on(desktop_mode(share, socket))?;
+            }
+            // Started at every login: where the computer is not enrolled, no window.
+            if !socket.exists() {
+                return Err(Failure::new(
+                    format!(
+                        "no Tether service socket at {} (this computer is not enrolled, or \
+                         `tether-agent run` is not running)",
+                        socket.display()
+                    ),
+                    1,
+                ));
+            }
+            return crate::window::run_desktop(share, socket).map_err(|e| Failure::new(e, 1));
         }
         Some(Command::Status { json }) => {
             return enrolled::status(data_dir, json, backend).map_err(|e| Failure::new(e, 1));
@@ -368,12 +387,6 @@ async fn desktop_mode(share: ShareConfig, socket: PathBuf) -> Result<(), Failure
     let desktop = crate::desktop::connect(&socket)
         .await
         .map_err(|e| Failure::new(e, 1))?;
-    tether_net::outln!(
-        "This computer is enrolled by {}'s IT. When one of their technicians connects without a \
-         code, you are asked here first (an unattended session that IT's policy allows is shown \
-         here too). Type q and Enter, or press Ctrl-C, to stop.",
-        tether_proto::text::display_safe(&desktop.org)
-    );
     with_terminal(|link| crate::desktop::serve(desktop, share, link)).await
 }
 

@@ -111,7 +111,9 @@ impl Session<'_> {
         let org = technician.org.clone();
         let mut machine = Machine::new(
             Setup {
-                first_contact: !known.is_known(&org),
+                // The organisation that enrolled this computer is no stranger to it.
+                first_contact: !known.is_known(&org)
+                    && self.enrolled_by.as_deref() != Some(org.as_str()),
                 technician,
                 consent_timeout: config.consent_timeout,
                 relay: config.relay_identity(),

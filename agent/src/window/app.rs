@@ -98,7 +98,8 @@ impl AgentApp {
             s.visuals.widgets.inactive.fg_stroke = Stroke::new(2.0, INK);
         });
         ctx.set_theme(egui::Theme::Light);
-        AgentApp {
+        let desktop = backend.is_desktop();
+        let mut app = AgentApp {
             model: Model::new(),
             backend: Some(backend),
             on_top: false,
@@ -110,7 +111,13 @@ impl AgentApp {
             dialog: None,
             doing: None,
             refocus_chat: false,
+        };
+        // The per-user agent of an enrolled computer answers its service from the start.
+        if desktop {
+            let start = app.model.get_help();
+            app.act(start);
         }
+        app
     }
 
     fn act(&mut self, action: Option<Action>) {
@@ -289,7 +296,20 @@ impl AgentApp {
                 .size(22.0)
                 .strong(),
             );
-            ui.label(RichText::new(format!("Checked by the relay {}", c.relay)).size(14.0));
+            match &c.enrolled_by {
+                Some(org) => ui.label(
+                    RichText::new(format!(
+                        "IT of {} enrolled this computer, so no code was read out: this computer \
+                         checked the technician against {}'s key itself",
+                        display_safe(org),
+                        display_safe(org)
+                    ))
+                    .size(14.0),
+                ),
+                None => {
+                    ui.label(RichText::new(format!("Checked by the relay {}", c.relay)).size(14.0))
+                }
+            };
             if let Some(v) = verification {
                 ui.label(
                     RichText::new(format!(
@@ -770,8 +790,17 @@ impl eframe::App for AgentApp {
             match self.model.screen.clone() {
                 Screen::Start => self.start(ui),
                 Screen::Connecting => {
+                    let text = match &self.model.enrolled {
+                        Some(org) => format!(
+                            "This computer is enrolled by {}'s IT. When one of their technicians \
+                             connects without a code, you are asked here first; an unattended \
+                             session IT's policy allows is shown here, and you can end it.",
+                            display_safe(org)
+                        ),
+                        None => "Connecting to the relay for a code...".to_string(),
+                    };
                     area(ui, [40.0, 140.0, 480.0, 60.0], |ui| {
-                        ui.label("Connecting to the relay for a code...");
+                        ui.label(text);
                     });
                     if big_button(ui, layout::STOP, "Stop", None) {
                         let a = self.model.end_session();

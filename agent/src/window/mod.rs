@@ -23,7 +23,7 @@ use std::time::Duration;
 use tether_proto::msg::EndReason;
 use tokio::task::JoinSet;
 
-use crate::share::{ShareConfig, ShareError, share};
+use crate::share::{ShareConfig, share};
 use crate::ui::{self, AgentEvent, UiHandle, UserCommand};
 
 /// Why the window could not run.
@@ -62,7 +62,10 @@ pub struct Backend {
     wake: Waker,
     current: Option<Running>,
     generation: u64,
-    tasks: JoinSet<(u64, Result<EndReason, ShareError>)>,
+    tasks: JoinSet<(u64, Result<EndReason, String>)>,
+    /// The per-user agent of an enrolled computer: the service's socket, answered instead of
+    /// sharing with a code ([`crate::desktop`]).
+    desktop: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Running {
@@ -99,7 +102,19 @@ impl Backend {
             current: None,
             generation: 0,
             tasks: JoinSet::new(),
+            desktop: None,
         })
+    }
+
+    /// Answers the enrolled service at `socket` (sessions without a code) instead of sharing.
+    pub fn for_desktop(mut self, socket: PathBuf) -> Self {
+        self.desktop = Some(socket);
+        self
+    }
+
+    /// Whether this window is the per-user agent of an enrolled computer.
+    pub fn is_desktop(&self) -> bool {
+        self.desktop.is_some()
     }
 
     /// Where the local session log lives, if anywhere.
@@ -117,6 +132,7 @@ impl Backend {
         let generation = self.generation;
         let config = self.config.clone();
         let wake = self.wake.clone();
+        let desktop = self.desktop.clone();
         self.tasks.spawn_on(
             async move {
                 let forward = async {
@@ -128,7 +144,22 @@ impl Backend {
                     }
                 };
                 // `share` drops its event sender when it returns, which ends the forwarder.
-                let (result, ()) = tokio::join!(share(config, link), forward);
+                let run = async move {
+                    match desktop {
+                        None => share(config, link).await.map_err(|e| e.to_string()),
+                        Some(socket) => {
+                            let served = async {
+                                let d = crate::desktop::connect(&socket).await?;
+                                crate::desktop::serve(d, config, link).await
+                            };
+                            served
+                                .await
+                                .map(|()| EndReason::UserEnded)
+                                .map_err(|e| e.to_string())
+                        }
+                    }
+                };
+                let (result, ()) = tokio::join!(run, forward);
                 wake();
                 (generation, result)
             },
@@ -171,11 +202,11 @@ impl Backend {
         while let Some(done) = self.tasks.try_join_next() {
             let (generation, result) = match done {
                 Ok(x) => x,
-                Err(e) => (self.generation, Err(ShareError::Protocol(e.to_string()))),
+                Err(e) => (self.generation, Err(e.to_string())),
             };
             if self.current.as_ref().map(|r| r.generation) == Some(generation) {
                 self.current = None;
-                out.stopped = Some(result.map_err(|e| e.to_string()));
+                out.stopped = Some(result);
             }
         }
         out
@@ -199,11 +230,22 @@ impl Backend {
 /// as the terminal front end words it (the code included: it is the user's own screen), which is
 /// what scripts and the UI tests read.
 pub fn run(config: ShareConfig) -> Result<(), WindowError> {
+    run_with(config, None)
+}
+
+/// The window as the per-user agent of an enrolled computer: it answers the service at `socket`
+/// from the start (the consent question, the banner, unattended notices) instead of sharing with a
+/// code.
+pub fn run_desktop(config: ShareConfig, socket: PathBuf) -> Result<(), WindowError> {
+    run_with(config, Some(socket))
+}
+
+fn run_with(config: ShareConfig, desktop: Option<PathBuf>) -> Result<(), WindowError> {
     // The egui context exists only once the window does; events before that need no repaint.
     let ctx = Arc::new(std::sync::OnceLock::<eframe::egui::Context>::new());
     let wake_ctx = ctx.clone();
     let screen_backend = config.backend;
-    let backend = Backend::new(
+    let mut backend = Backend::new(
         config,
         Arc::new(move || {
             if let Some(c) = wake_ctx.get() {
@@ -211,6 +253,9 @@ pub fn run(config: ShareConfig) -> Result<(), WindowError> {
             }
         }),
     )?;
+    if let Some(socket) = desktop {
+        backend = backend.for_desktop(socket);
+    }
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title(layout::TITLE)

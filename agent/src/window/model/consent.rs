@@ -31,6 +31,8 @@ pub struct Consent {
     /// During a session, the technician asks for more: what is allowed already (it stays allowed
     /// whatever the answer). `None` for the first consent.
     pub more: Option<ScopeSet>,
+    /// A session without a code: the organisation that enrolled this computer.
+    pub enrolled_by: Option<String>,
 }
 
 impl Consent {

@@ -118,6 +118,8 @@ pub struct Model {
     pub backend: Option<String>,
     /// Files arriving and leaving.
     pub transfers: Transfers,
+    /// The per-user agent of an enrolled computer: the organisation that enrolled it.
+    pub enrolled: Option<String>,
 }
 
 impl Default for Model {
@@ -135,6 +137,7 @@ impl Default for Model {
             desktop_asks: false,
             backend: None,
             transfers: Transfers::default(),
+            enrolled: None,
         }
     }
 }
@@ -166,6 +169,10 @@ impl Model {
     pub fn on_event(&mut self, ev: &AgentEvent, now: Instant) {
         match ev {
             AgentEvent::Connected { .. } => self.outage = None,
+            AgentEvent::Enrolled { org } => {
+                self.enrolled = Some(org.clone());
+                self.screen = Screen::Connecting;
+            }
             AgentEvent::Code {
                 code,
                 expires_in_secs,
@@ -205,7 +212,7 @@ impl Model {
                 first_contact,
                 relay,
                 verification,
-                ..
+                enrolled_by,
             } => self.consent_requested(Consent {
                 technician: technician.clone(),
                 relay: relay.clone(),
@@ -215,6 +222,7 @@ impl Model {
                 first_contact: *first_contact,
                 verification: verification.clone(),
                 more: None,
+                enrolled_by: enrolled_by.clone(),
             }),
             // The running session's technician asks for more: the same dialog over the banner,
             // nothing ticked, and the banner comes back with the answer.
@@ -234,6 +242,7 @@ impl Model {
                 first_contact: false,
                 verification: verification.clone(),
                 more: Some(*granted),
+                enrolled_by: None,
             }),
             AgentEvent::MoreDecided {
                 technician,
