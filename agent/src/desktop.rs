@@ -63,6 +63,8 @@ pub struct Desktop {
     pub org: String,
     /// The relay, trusted as the enrollment pinned it.
     pub relay: RelayTarget,
+    /// What IT's policy lets a signed technician use without asking.
+    pub unattended: tether_proto::ScopeSet,
 }
 
 /// Connects to the service's socket at `path` and reads its welcome (or refusal).
@@ -84,6 +86,7 @@ pub async fn connect(path: &Path) -> Result<Desktop, DesktopError> {
             relay,
             relay_cert_sha256,
             relay_ca_file,
+            unattended,
             ..
         }) => {
             let trust = match (relay_cert_sha256, relay_ca_file) {
@@ -100,7 +103,13 @@ pub async fn connect(path: &Path) -> Result<Desktop, DesktopError> {
                 trust,
                 connect_timeout: tether_net::client::CONNECT_TIMEOUT,
             };
-            Ok(Desktop { rx, tx, org, relay })
+            Ok(Desktop {
+                rx,
+                tx,
+                org,
+                relay,
+                unattended,
+            })
         }
         Some(ServiceToDesktop::Refused { reason }) => Err(DesktopError::Refused(reason)),
         Some(other) => Err(DesktopError::Lost(format!("unexpected {other:?}"))),
@@ -126,6 +135,7 @@ pub async fn serve(
     let _ = events
         .send(AgentEvent::Enrolled {
             org: desktop.org.clone(),
+            unattended: desktop.unattended,
         })
         .await;
     // Unattended sessions the service runs now: the user's "end" ends them first.

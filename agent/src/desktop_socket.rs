@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::STEP_TIMEOUT;
-use crate::enroll::Identity;
+use crate::enroll::{DataDir, Identity};
 
 /// Where the service listens by default (and the per-user agent connects).
 pub const DEFAULT_SOCKET: &str = "/run/tether-agent/desktop.sock";
@@ -235,6 +235,7 @@ fn allowed(user: DesktopUser, uid: u32) -> Result<(), String> {
 pub(crate) async fn listen(
     config: DesktopConfig,
     id: Identity,
+    dir: DataDir,
     desktops: Arc<Desktops>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -246,7 +247,7 @@ pub(crate) async fn listen(
             a = listener.accept() => a?,
         };
         let peer = stream.peer_cred().map(|c| c.uid());
-        let (id, desktops, user) = (id.clone(), desktops.clone(), config.user);
+        let (id, dir, desktops, user) = (id.clone(), dir.clone(), desktops.clone(), config.user);
         tokio::spawn(async move {
             let verdict = match peer {
                 Ok(uid) => tokio::task::spawn_blocking(move || allowed(user, uid))
@@ -254,7 +255,7 @@ pub(crate) async fn listen(
                     .unwrap_or_else(|e| Err(e.to_string())),
                 Err(e) => Err(format!("who is connecting could not be told: {e}")),
             };
-            serve(stream, verdict, id, &desktops).await
+            serve(stream, verdict, id, dir, &desktops).await
         });
     }
     let _ = std::fs::remove_file(&config.socket);
@@ -285,6 +286,7 @@ async fn serve(
     mut stream: UnixStream,
     verdict: Result<(), String>,
     id: Identity,
+    dir: DataDir,
     desktops: &Desktops,
 ) {
     if let Err(reason) = verdict {
@@ -308,7 +310,9 @@ async fn serve(
     }
     let (notices_tx, mut notices) = mpsc::channel(16);
     *desktops.notices.lock().unwrap_or_else(|p| p.into_inner()) = Some(notices_tx);
+    let unattended = crate::wake::unattended_scopes(&id, &dir);
     let welcome = ServiceToDesktop::Welcome {
+        unattended,
         org: id.org.clone(),
         device_id: id.device_id.clone(),
         relay: id.relay.clone(),

@@ -287,9 +287,10 @@ pub async fn run(
     let desktops = Arc::new(Desktops::default());
     if let Some(desktop) = cfg.desktop.clone() {
         let (id, desktops, stop) = (id.clone(), desktops.clone(), shutdown.clone());
+        let dir = cfg.data_dir.clone();
         let socket = desktop.socket.display().to_string();
         sessions.spawn(async move {
-            if let Err(e) = crate::desktop_socket::listen(desktop, id, desktops, stop).await {
+            if let Err(e) = crate::desktop_socket::listen(desktop, id, dir, desktops, stop).await {
                 tracing::error!(error = %e, %socket, "cannot listen for the desktop user's agent; attended sessions are refused");
             }
             tether_proto::msg::EndReason::UserEnded

@@ -59,11 +59,11 @@ pub fn render(event: &AgentEvent) -> String {
             "Declined a connection from {} of {}: {}. A new code follows.",
             safe(&technician.name), safe(&technician.org), safe(reason)
         ),
-        AgentEvent::Enrolled { org } => format!(
+        AgentEvent::Enrolled { org, unattended } => format!(
             "This computer is enrolled by {}'s IT. When one of their technicians connects without a \
-             code, you are asked here first (an unattended session that IT's policy allows is shown \
-             here too). Type q and Enter, or press Ctrl-C, to stop.",
-            safe(org)
+             code, you are asked here first. {} Type q and Enter, or press Ctrl-C, to stop.",
+            safe(org),
+            crate::ui::unattended_words(*unattended)
         ),
         AgentEvent::Unattended { technician, scopes } => format!(
             "{} of {} started an unattended session, as your IT's policy allows, for: {scopes}. \

@@ -51,6 +51,8 @@ pub enum AgentEvent {
     Enrolled {
         /// The organisation that enrolled this computer.
         org: String,
+        /// What IT's signed policy lets its technicians use without asking (shown to the user).
+        unattended: ScopeSet,
     },
     /// The technician typed the wrong code: it is burned; a new one follows.
     PairingFailed,
@@ -368,4 +370,18 @@ pub fn size_words(n: u64) -> String {
         }
     }
     format!("{n} bytes")
+}
+
+/// IT's unattended policy in the user's words (the per-user agent says it when it starts).
+pub fn unattended_words(unattended: ScopeSet) -> String {
+    if unattended.is_empty() {
+        "IT's policy lets nobody in without your yes.".into()
+    } else {
+        let what: Vec<&str> = unattended.iter().map(|s| s.describe()).collect();
+        format!(
+            "IT's policy lets its technicians, without asking you: {}. You are told when one \
+             does, and you can end it.",
+            what.join("; ").to_lowercase()
+        )
+    }
 }

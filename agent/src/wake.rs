@@ -79,7 +79,7 @@ pub fn decide(id: &Identity, dir: &DataDir, wake: &Wake, desktop: bool) -> Resul
             Err("nobody is logged in to answer (an attended session needs the user's yes)".into())
         };
     }
-    let allowed = held_policy(id, dir).map_or(ScopeSet::EMPTY, |p| p.unattended);
+    let allowed = unattended_scopes(id, dir);
     if allowed.is_empty() {
         return Err(format!(
             "{:?}'s policy on this device allows no unattended sessions",
@@ -154,6 +154,11 @@ fn device_trust(id: &Identity, dir: &DataDir) -> Option<DeviceTrust> {
         org_name: id.org.clone(),
         revoked,
     })
+}
+
+/// What the policy this device holds allows unattended (nothing without one).
+pub(crate) fn unattended_scopes(id: &Identity, dir: &DataDir) -> ScopeSet {
+    held_policy(id, dir).map_or(ScopeSet::EMPTY, |p| p.unattended)
 }
 
 /// The policy this device holds, checked again under its pinned org key.

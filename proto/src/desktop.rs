@@ -48,6 +48,9 @@ pub enum ServiceToDesktop {
         relay_cert_sha256: Option<String>,
         /// Else the CA file that verifies it.
         relay_ca_file: Option<String>,
+        /// What IT's signed policy (as the device holds it) lets a signed technician use without
+        /// asking the user; shown to them.
+        unattended: crate::scope::ScopeSet,
     },
     /// No (this peer, or this session), and why.
     Refused {

@@ -154,6 +154,10 @@ async fn the_logged_in_users_agent_asks_them_and_serves_what_they_allow() {
     let mut user_in = desktop.0.stdin.take().unwrap();
     let hello = wait_for(&user_out, "This computer is enrolled by");
     assert!(hello.contains(ORG), "{hello}");
+    assert!(
+        hello.contains("IT's policy lets its technicians, without asking you: read"),
+        "the user sees the policy: {hello}"
+    );
 
     // The technician connects with --device; the user is asked, and says yes.
     let keys = tempfile::tempdir().unwrap();

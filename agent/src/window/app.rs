@@ -791,11 +791,11 @@ impl eframe::App for AgentApp {
                 Screen::Start => self.start(ui),
                 Screen::Connecting => {
                     let text = match &self.model.enrolled {
-                        Some(org) => format!(
+                        Some((org, unattended)) => format!(
                             "This computer is enrolled by {}'s IT. When one of their technicians \
-                             connects without a code, you are asked here first; an unattended \
-                             session IT's policy allows is shown here, and you can end it.",
-                            display_safe(org)
+                             connects without a code, you are asked here first. {}",
+                            display_safe(org),
+                            crate::ui::unattended_words(*unattended)
                         ),
                         None => "Connecting to the relay for a code...".to_string(),
                     };

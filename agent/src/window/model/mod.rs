@@ -118,8 +118,9 @@ pub struct Model {
     pub backend: Option<String>,
     /// Files arriving and leaving.
     pub transfers: Transfers,
-    /// The per-user agent of an enrolled computer: the organisation that enrolled it.
-    pub enrolled: Option<String>,
+    /// The per-user agent of an enrolled computer: the organisation that enrolled it, and what
+    /// its policy lets technicians use without asking.
+    pub enrolled: Option<(String, ScopeSet)>,
 }
 
 impl Default for Model {
@@ -169,8 +170,8 @@ impl Model {
     pub fn on_event(&mut self, ev: &AgentEvent, now: Instant) {
         match ev {
             AgentEvent::Connected { .. } => self.outage = None,
-            AgentEvent::Enrolled { org } => {
-                self.enrolled = Some(org.clone());
+            AgentEvent::Enrolled { org, unattended } => {
+                self.enrolled = Some((org.clone(), *unattended));
                 self.screen = Screen::Connecting;
             }
             AgentEvent::Code {
