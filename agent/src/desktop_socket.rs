@@ -310,7 +310,7 @@ async fn serve(
     }
     let (notices_tx, mut notices) = mpsc::channel(16);
     *desktops.notices.lock().unwrap_or_else(|p| p.into_inner()) = Some(notices_tx);
-    let unattended = crate::wake::unattended_scopes(&id, &dir);
+    let unattended = dir.unattended_scopes(&id);
     let welcome = ServiceToDesktop::Welcome {
         unattended,
         org: id.org.clone(),

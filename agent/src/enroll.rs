@@ -330,6 +330,19 @@ impl DataDir {
         read_json(&self.path.join(POLICY))
     }
 
+    /// The policy this device holds, checked again under the org key pinned in `id` (`None`
+    /// without one, or if it does not verify).
+    pub fn verified_policy(&self, id: &Identity) -> Option<tether_proto::org::Policy> {
+        let held = self.policy().ok()??;
+        Some(held.verify(&id.org_key?, &id.org).ok()?.clone())
+    }
+
+    /// What the held policy allows unattended (nothing without one).
+    pub fn unattended_scopes(&self, id: &Identity) -> tether_proto::ScopeSet {
+        self.verified_policy(id)
+            .map_or(tether_proto::ScopeSet::EMPTY, |p| p.unattended)
+    }
+
     /// Takes `offered` if the org key pinned in `id` signed it for `id`'s organisation and it is
     /// newer than the held one. The relay can only withhold a policy, never widen or roll one back.
     pub fn adopt_policy(

@@ -79,7 +79,7 @@ pub fn decide(id: &Identity, dir: &DataDir, wake: &Wake, desktop: bool) -> Resul
             Err("nobody is logged in to answer (an attended session needs the user's yes)".into())
         };
     }
-    let allowed = unattended_scopes(id, dir);
+    let allowed = dir.unattended_scopes(id);
     if allowed.is_empty() {
         return Err(format!(
             "{:?}'s policy on this device allows no unattended sessions",
@@ -147,24 +147,13 @@ pub(crate) async fn answer(
 /// pinned, and the technician keys IT revoked.
 fn device_trust(id: &Identity, dir: &DataDir) -> Option<DeviceTrust> {
     let org_key = id.org_key?;
-    let revoked = held_policy(id, dir).map_or_else(Vec::new, |p| p.revoked);
+    let revoked = dir.verified_policy(id).map_or_else(Vec::new, |p| p.revoked);
     Some(DeviceTrust {
         key: id.device_secret()?,
         org_key,
         org_name: id.org.clone(),
         revoked,
     })
-}
-
-/// What the policy this device holds allows unattended (nothing without one).
-pub(crate) fn unattended_scopes(id: &Identity, dir: &DataDir) -> ScopeSet {
-    held_policy(id, dir).map_or(ScopeSet::EMPTY, |p| p.unattended)
-}
-
-/// The policy this device holds, checked again under its pinned org key.
-fn held_policy(id: &Identity, dir: &DataDir) -> Option<tether_proto::org::Policy> {
-    let held = dir.policy().ok()??;
-    Some(held.verify(&id.org_key?, &id.org).ok()?.clone())
 }
 
 /// Runs an unattended session for `wake` to its end (see the module doc).
