@@ -17,21 +17,18 @@ use tether_net::framed;
 use tether_net::{RelayTarget, Trust};
 use tether_proto::desktop::{DesktopToService, ServiceToDesktop};
 use tether_proto::handshake::HandshakeMsg;
-use tether_proto::msg::{
-    AgentToRelay, EndReason, RelayToAgent, SessionReport, TechnicianIdentity, close,
-};
+use tether_proto::msg::{EndReason, SessionReport};
 use tether_proto::seal::SessionKeys;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::config::{STEP_TIMEOUT, ShareConfig};
 use crate::desktop_socket::{read_local, write_local};
-use crate::link::{connect_control, flush_control, read_loop, wait_claim};
 use crate::local_log::LocalLog;
-use crate::session::{Seat, Session};
 use crate::ui::{AgentEvent, UiLink, UserCommand};
+use crate::wake_link::WakeLink;
 
 /// Why the per-user agent stopped.
 #[derive(Debug, thiserror::Error)]
@@ -165,9 +162,8 @@ pub async fn serve(
                 unattended = unattended.saturating_sub(1);
                 let _ = events.send(AgentEvent::Ended { reason }).await;
             }
-            Ok(Some(ServiceToDesktop::Wake { ticket, technician })) => {
-                let reason =
-                    session(&mut desktop, &config, ticket, technician, &events, &mut ui).await;
+            Ok(Some(ServiceToDesktop::Wake { ticket, .. })) => {
+                let reason = session(&mut desktop, &config, ticket, &events, &mut ui).await;
                 info!(%reason, "session without a code over");
                 if reason == EndReason::UserEnded && ui.commands.is_closed() {
                     break Ok(());
@@ -195,123 +191,58 @@ async fn session(
     desktop: &mut Desktop,
     config: &ShareConfig,
     ticket: u64,
-    by_relay: TechnicianIdentity,
     events: &mpsc::Sender<AgentEvent>,
     ui: &mut UiLink,
 ) -> EndReason {
-    let abandon = |reason: String| DesktopToService::Abandoned { reason };
-    let (relay, mut ctl_send, ctl_recv) = match connect_control(&config.relay).await {
-        Ok(link) => link,
-        Err(e) => {
-            let _ = write_local(&mut desktop.tx, &abandon(e.to_string())).await;
+    let (mut link, (mut send, mut recv)) = match WakeLink::open(&config.relay, ticket).await {
+        Ok(opened) => opened,
+        Err(reason) => {
+            warn!(%reason, "an attended session did not start");
+            let _ = write_local(&mut desktop.tx, &DesktopToService::Abandoned { reason }).await;
             return EndReason::ConnectionLost;
         }
     };
-    let mut reader = JoinSet::new();
-    let (ctl_tx, mut ctl) = mpsc::channel(16);
-    reader.spawn(read_loop(ctl_recv, ctl_tx));
-    let reason = async {
-        let started = async {
-            framed::write_msg(&mut ctl_send, &AgentToRelay::OpenWakeSlot { ticket })
-                .await
-                .map_err(|e| e.to_string())?;
-            let slot = match ctl.recv().await {
-                Some(Ok(RelayToAgent::SlotOpened { slot, .. })) => slot,
-                other => return Err(format!("the relay did not open the session: {other:?}")),
-            };
-            match tokio::time::timeout(STEP_TIMEOUT, wait_claim(&mut ctl, slot)).await {
-                Ok(Ok(Some(_))) => {}
-                _ => return Err("the technician's console did not come".to_string()),
-            }
-            framed::write_msg(&mut ctl_send, &AgentToRelay::Accept)
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::time::timeout(STEP_TIMEOUT, relay.conn.accept_bi())
-                .await
-                .map_err(|_| "no session stream in time".to_string())?
-                .map_err(|e| e.to_string())
-        };
-        let (mut send, mut recv) = match started.await {
-            Ok(s) => s,
-            Err(reason) => {
-                warn!(%reason, "an attended session did not start");
-                let _ = write_local(&mut desktop.tx, &abandon(reason)).await;
-                return EndReason::ConnectionLost;
-            }
-        };
-        let handshaken = carry_handshake(desktop, &mut send, &mut recv).await;
-        let (keys, cert) = match handshaken {
-            Ok(done) => done,
-            Err(reason) => {
-                warn!(%reason, "session without a code refused");
-                let _ = events
-                    .send(AgentEvent::Declined {
-                        technician: by_relay,
-                        reason: reason.clone(),
-                    })
-                    .await;
-                let _ = framed::write_msg(&mut send, &HandshakeMsg::Refused { reason }).await;
-                let _ = send.finish();
-                let report = AgentToRelay::Report(SessionReport::PairingFailed);
-                let _ = framed::write_msg(&mut ctl_send, &report).await;
-                return EndReason::PairingFailed;
-            }
-        };
-        if framed::write_msg(&mut ctl_send, &AgentToRelay::Report(SessionReport::Paired))
-            .await
-            .is_err()
-        {
-            return EndReason::ConnectionLost;
-        }
-        let technician = TechnicianIdentity {
-            name: cert.name,
-            org: cert.org,
-            ..by_relay
-        };
-        let (commands_tx, commands) = mpsc::channel(8);
-        let (_sessions_tx, sessions) = watch::channel(1);
-        let (supervisor, _) = mpsc::channel(1);
-        let seat = Seat {
-            commands,
-            events: events.clone(),
-            sessions,
-            supervisor,
-        };
-        let session = Session {
-            conn: &relay.conn,
-            ctl_send: &mut ctl_send,
-            ctl: &mut ctl,
-            seat,
-            keys,
-            on_consent: None,
-            may_invite: false,
-            unattended: None,
-            enrolled_by: Some(desktop.org.clone()),
-        };
-        let run = session.run(config, technician, (send, recv));
-        tokio::pin!(run);
-        // The user's commands reach the session; a front end that is gone ends it.
-        let mut commands_tx = Some(commands_tx);
-        let reason = loop {
-            tokio::select! {
-                r = &mut run => break r,
-                c = ui.commands.recv(), if commands_tx.is_some() => match (c, &commands_tx) {
-                    (Some(c), Some(tx)) => { let _ = tx.send(c).await; }
-                    _ => commands_tx = None,
-                },
-            }
-        };
-        let _ = events
-            .send(AgentEvent::Ended {
+    let reason = match carry_handshake(desktop, &mut send, &mut recv).await {
+        Err(reason) => {
+            warn!(%reason, "session without a code refused");
+            let declined = AgentEvent::Declined {
+                technician: link.by_relay.clone(),
                 reason: reason.clone(),
-            })
-            .await;
-        reason
-    }
-    .await;
-    flush_control(&mut ctl_send).await;
-    relay.close(close::NORMAL, "session over").await;
-    reader.abort_all();
+            };
+            let _ = events.send(declined).await;
+            let _ = framed::write_msg(&mut send, &HandshakeMsg::Refused { reason }).await;
+            let _ = send.finish();
+            link.report(SessionReport::PairingFailed).await;
+            EndReason::PairingFailed
+        }
+        Ok((keys, cert)) => {
+            let (commands_tx, commands) = mpsc::channel(8);
+            let org = desktop.org.clone();
+            let run = link.serve(
+                config,
+                keys,
+                cert,
+                (send, recv),
+                events,
+                commands,
+                None,
+                org,
+            );
+            tokio::pin!(run);
+            // The user's commands reach the session; a front end that is gone ends it.
+            let mut commands_tx = Some(commands_tx);
+            loop {
+                tokio::select! {
+                    r = &mut run => break r,
+                    c = ui.commands.recv(), if commands_tx.is_some() => match (c, &commands_tx) {
+                        (Some(c), Some(tx)) => { let _ = tx.send(c).await; }
+                        _ => commands_tx = None,
+                    },
+                }
+            }
+        }
+    };
+    link.close().await;
     reason
 }
 

@@ -384,16 +384,9 @@ async fn attended(
             }
             None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
         };
-        let step = hs
-            .handle(msg, tether_net::clock::now_unix())
-            .map_err(|e| e.to_string())
-            .and_then(|()| match hs.unattended() {
-                Some(true) => Err("the technician asked for an unattended session, but this \
-                                   computer was woken for an attended one"
-                    .to_string()),
-                _ => Ok(()),
-            });
-        if let Err(reason) = step {
+        // The user's agent answers attended sessions only.
+        if let Err(e) = crate::wake_link::device_step(&mut hs, msg, false) {
+            let reason = e.to_string();
             warn!(%reason, "refused a session without a code");
             return write_local(tx, &ServiceToDesktop::Refused { reason }).await;
         }

@@ -48,6 +48,7 @@ pub mod share;
 pub mod terminal;
 pub mod ui;
 pub mod wake;
+mod wake_link;
 pub mod window;
 
 pub use share::{FilesConfig, ShareConfig, ShareError, share};

@@ -17,13 +17,16 @@
 //!    ([`crate::session::machine::Setup::unattended`]). Every step is in the local log.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tether_net::framed::{self, FrameError};
 use tether_proto::ScopeSet;
+use tether_proto::desktop::ServiceToDesktop;
 use tether_proto::fleet::{Wake, WakeAnswer};
 use tether_proto::handshake::{DeviceTrust, Handshake, HandshakeError, HandshakeMsg};
-use tether_proto::msg::{AgentToRelay, EndReason, RelayToAgent, SessionReport, close};
-use tokio::sync::{mpsc, watch};
+use tether_proto::msg::{EndReason, SessionReport};
+use tether_proto::seal::SessionKeys;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -31,12 +34,9 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::config::{STEP_TIMEOUT, ShareConfig};
 use crate::desktop_socket::{DesktopWake, Desktops};
 use crate::enroll::{DataDir, Identity};
-use crate::link::{connect_control, flush_control, read_loop, wait_claim};
 use crate::local_log::LocalLog;
-use crate::session::{Seat, Session};
 use crate::ui::AgentEvent;
-use std::sync::Arc;
-use tether_proto::desktop::ServiceToDesktop;
+use crate::wake_link::{DeviceRefused, Stream0, WakeLink, device_step};
 
 /// What the device does with a wake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,105 +203,55 @@ async fn connected(
 ) -> EndReason {
     let mut config = ShareConfig::new(id.target());
     config.state_dir = Some(PathBuf::from(state_dir));
-    let (relay, mut ctl_send, ctl_recv) = match connect_control(&config.relay).await {
-        Ok(link) => link,
-        Err(e) => {
-            warn!(error = %e, "could not reach the relay for a session without a code");
+    let Some(trust) = device_trust(id, &DataDir::new(state_dir)) else {
+        return EndReason::ConnectionLost;
+    };
+    let (mut link, stream0) = match WakeLink::open(&config.relay, wake.ticket).await {
+        Ok(opened) => opened,
+        Err(reason) => {
+            warn!(%reason, "an unattended session did not start");
             return EndReason::ConnectionLost;
         }
     };
-    let mut reader = JoinSet::new();
-    let (ctl_tx, mut ctl) = mpsc::channel(16);
-    reader.spawn(read_loop(ctl_recv, ctl_tx));
-    let reason = async {
-        let open = AgentToRelay::OpenWakeSlot {
-            ticket: wake.ticket,
-        };
-        framed::write_msg(&mut ctl_send, &open).await.ok()?;
-        let slot = match ctl.recv().await {
-            Some(Ok(RelayToAgent::SlotOpened { slot, .. })) => slot,
-            other => {
-                warn!(?other, "the relay did not open the session's slot");
-                return None;
+    // A refusal is in the user's log before the console hears of it.
+    let by_relay = link.by_relay.clone();
+    let refused = |e: &HandshakeFailed| {
+        warn!(error = %e, "session without a code refused");
+        refusals.record(&AgentEvent::Declined {
+            technician: by_relay,
+            reason: e.to_string(),
+        });
+    };
+    let reason = match handshake(stream0, trust, wake.unattended, refused).await {
+        Err(_) => {
+            link.report(SessionReport::PairingFailed).await;
+            EndReason::PairingFailed
+        }
+        Ok((keys, cert, stream0)) => {
+            // Nobody types here: the service's stop ends the session as the user's end would.
+            let (commands_tx, commands) = mpsc::channel(1);
+            let enrolled_by = id.org.clone();
+            let run = link.serve(
+                &config,
+                keys,
+                cert,
+                stream0,
+                &events,
+                commands,
+                Some(allowed),
+                enrolled_by,
+            );
+            tokio::pin!(run);
+            tokio::select! {
+                r = &mut run => r,
+                () = stop.cancelled() => {
+                    drop(commands_tx);
+                    run.await
+                }
             }
-        };
-        let claimed = tokio::time::timeout(STEP_TIMEOUT, wait_claim(&mut ctl, slot)).await;
-        let Ok(Ok(Some(by_relay))) = claimed else {
-            return None;
-        };
-        framed::write_msg(&mut ctl_send, &AgentToRelay::Accept)
-            .await
-            .ok()?;
-        let trust = device_trust(id, &DataDir::new(state_dir))?;
-        // A refusal is in the user's log before the console hears of it.
-        let refused = |e: &HandshakeFailed| {
-            warn!(error = %e, "session without a code refused");
-            refusals.record(&AgentEvent::Declined {
-                technician: by_relay.clone(),
-                reason: e.to_string(),
-            });
-        };
-        let handshaken = handshake(&relay.conn, trust, wake.unattended, refused).await;
-        let (keys, cert, stream0) = match handshaken {
-            Ok(done) => done,
-            Err(_) => {
-                let report = AgentToRelay::Report(SessionReport::PairingFailed);
-                let _ = framed::write_msg(&mut ctl_send, &report).await;
-                return Some(EndReason::PairingFailed);
-            }
-        };
-        framed::write_msg(&mut ctl_send, &AgentToRelay::Report(SessionReport::Paired))
-            .await
-            .ok()?;
-        // Who is in is what the org key vouched for; the relay's directory adds the role and tier
-        // (which only ever narrow what may be asked).
-        let technician = tether_proto::msg::TechnicianIdentity {
-            name: cert.name,
-            org: cert.org,
-            ..by_relay
-        };
-        // Nobody types here: the service's stop ends the session as the user's end would.
-        let (commands_tx, commands) = mpsc::channel(1);
-        let (_sessions_tx, sessions) = watch::channel(1);
-        let (supervisor, _) = mpsc::channel(1);
-        let seat = Seat {
-            commands,
-            events: events.clone(),
-            sessions,
-            supervisor,
-        };
-        let session = Session {
-            conn: &relay.conn,
-            ctl_send: &mut ctl_send,
-            ctl: &mut ctl,
-            seat,
-            keys,
-            on_consent: None,
-            may_invite: false,
-            unattended: Some(allowed),
-            enrolled_by: Some(id.org.clone()),
-        };
-        let run = session.run(&config, technician, stream0);
-        tokio::pin!(run);
-        let reason = tokio::select! {
-            r = &mut run => r,
-            () = stop.cancelled() => {
-                drop(commands_tx);
-                run.await
-            }
-        };
-        let _ = events
-            .send(AgentEvent::Ended {
-                reason: reason.clone(),
-            })
-            .await;
-        Some(reason)
-    }
-    .await
-    .unwrap_or(EndReason::ConnectionLost);
-    flush_control(&mut ctl_send).await;
-    relay.close(close::NORMAL, "session over").await;
-    reader.abort_all();
+        }
+    };
+    link.close().await;
     reason
 }
 
@@ -309,56 +259,31 @@ async fn connected(
 #[derive(Debug, thiserror::Error)]
 enum HandshakeFailed {
     #[error(transparent)]
-    Refused(#[from] HandshakeError),
-    #[error("the technician's console asked for an {asked} session, the relay said {said}")]
-    ModeDiffers {
-        asked: &'static str,
-        said: &'static str,
-    },
+    Refused(#[from] DeviceRefused),
     #[error("the technician's console did not finish the handshake: {0}")]
     Frame(#[from] FrameError),
     #[error("the technician's console did not open the session in time")]
     Timeout,
 }
 
-fn mode_words(unattended: bool) -> &'static str {
-    if unattended { "unattended" } else { "attended" }
-}
+type Handshaken = (SessionKeys, tether_proto::org::TechnicianCert, Stream0);
 
-type Handshaken = (
-    tether_proto::seal::SessionKeys,
-    tether_proto::org::TechnicianCert,
-    (quinn::SendStream, quinn::RecvStream),
-);
-
-/// The device's side of [`tether_proto::handshake`] on the first spliced stream, which stays open
-/// as sealed stream 0. A refusal is told to the console before the stream closes.
+/// The device's side of [`tether_proto::handshake`] on stream 0, which stays open as sealed
+/// stream 0. A refusal is told to the console before the stream closes.
 async fn handshake(
-    conn: &quinn::Connection,
+    stream0: Stream0,
     trust: DeviceTrust,
-    said_unattended: bool,
+    woken_unattended: bool,
     refused: impl FnOnce(&HandshakeFailed),
 ) -> Result<Handshaken, HandshakeFailed> {
-    let (mut send, mut recv) = tokio::time::timeout(STEP_TIMEOUT, conn.accept_bi())
-        .await
-        .map_err(|_| HandshakeFailed::Timeout)?
-        .map_err(|e| HandshakeFailed::Frame(FrameError::Connection(e)))?;
+    let (mut send, mut recv) = stream0;
     let mut hs = Handshake::device(trust, &mut rand::rngs::OsRng);
     let result = async {
         loop {
             let m = tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<HandshakeMsg>(&mut recv))
                 .await
                 .map_err(|_| HandshakeFailed::Timeout)??;
-            hs.handle(m, tether_net::clock::now_unix())?;
-            // Checked on the Hello, before the device answers it.
-            if let Some(unattended) = hs.unattended()
-                && unattended != said_unattended
-            {
-                return Err(HandshakeFailed::ModeDiffers {
-                    asked: mode_words(unattended),
-                    said: mode_words(said_unattended),
-                });
-            }
+            device_step(&mut hs, m, woken_unattended)?;
             while let Some(m) = hs.poll_transmit() {
                 framed::write_msg(&mut send, &m).await?;
             }
@@ -369,13 +294,14 @@ async fn handshake(
         // A device's finished handshake always names the technician it verified.
         hs.technician()
             .cloned()
-            .ok_or(HandshakeFailed::Refused(HandshakeError::Unexpected(
-                "finish",
-            )))
+            .ok_or(DeviceRefused::Handshake(HandshakeError::Unexpected("finish")).into())
     }
     .await;
     match result {
-        Ok(cert) => Ok((hs.into_keys()?, cert, (send, recv))),
+        Ok(cert) => {
+            let keys = hs.into_keys().map_err(DeviceRefused::from)?;
+            Ok((keys, cert, (send, recv)))
+        }
         Err(e) => {
             refused(&e);
             let words = HandshakeMsg::Refused {
