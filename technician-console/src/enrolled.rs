@@ -12,9 +12,7 @@ use tracing::Instrument;
 
 use tether_net::client;
 use tether_net::framed::{self, FrameError};
-use tether_net::sealed::SealedStream;
 use tether_proto::msg::{ConsoleToRelay, RelayToConsole, Role, close};
-use tether_proto::pairing::Side;
 use tether_proto::records::{MAX_REASON_CHARS, truncate_text};
 use tether_proto::text::display_safe;
 use tether_proto::{ScopeSet, SessionCode};
@@ -169,17 +167,14 @@ pub async fn pair_device(
         let keys = hs
             .into_keys()
             .map_err(|e| ConsoleError::Device(format!("{host}: {e}")))?;
-        let (tx0, rx0) = SealedStream::new(send, recv, &keys, 0, Side::Console).split();
-        let verification = keys.verification_code();
-        Ok(Paired {
+        let reason = reason.map(|r| truncate_text(&r, MAX_REASON_CHARS, false));
+        Ok(Paired::sealed(
             keys,
-            tx0,
-            rx0,
+            (send, recv),
             technician,
-            verification,
-            reason: reason.map(|r| truncate_text(&r, MAX_REASON_CHARS, false)),
+            reason,
             record,
-        })
+        ))
     }
     .instrument(span.clone())
     .await;

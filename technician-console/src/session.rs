@@ -314,6 +314,29 @@ pub async fn pair_session_with(
     }
 }
 
+impl Paired {
+    /// Stream 0 sealed with `keys` (from pairing or the enrolled-device handshake).
+    pub(crate) fn sealed(
+        keys: SessionKeys,
+        (send, recv): (quinn::SendStream, quinn::RecvStream),
+        technician: TechnicianIdentity,
+        reason: Option<String>,
+        record: Option<u64>,
+    ) -> Self {
+        let (tx0, rx0) = SealedStream::new(send, recv, &keys, 0, Side::Console).split();
+        let verification = keys.verification_code();
+        Paired {
+            keys,
+            tx0,
+            rx0,
+            technician,
+            verification,
+            reason,
+            record,
+        }
+    }
+}
+
 impl Session {
     /// The session once stream 0 is sealed: its reader runs from here.
     pub(crate) fn paired(
@@ -536,17 +559,13 @@ async fn pair(
         let _ = pairing.handle(m);
     }
     let keys = pairing.into_keys().map_err(|_| ConsoleError::WrongCode)?;
-    let (tx0, rx0) = SealedStream::new(send, recv, &keys, 0, Side::Console).split();
-    let verification = keys.verification_code();
-    Ok(Paired {
+    Ok(Paired::sealed(
         keys,
-        tx0,
-        rx0,
+        (send, recv),
         technician,
-        verification,
         reason,
         record,
-    })
+    ))
 }
 
 /// The invitations waiting for you (by name, or for your tier). Each one's code comes from the

@@ -150,11 +150,35 @@ impl Model {
                 return None;
             }
         };
+        if !self.fresh_attempt() {
+            return None;
+        }
+        let ask_now = !self.chat.first;
+        if ask_now {
+            self.consent = Consent::Waiting { asked: self.ask };
+            self.say(format!(
+                "consent: asking for {}; waiting for the user's answer",
+                self.ask
+            ));
+        } else {
+            self.consent = Consent::Pairing { asked: self.ask };
+            self.say("connecting: pairing without asking for anything yet (chat first)".into());
+        }
+        Some(Action::Connect {
+            code,
+            scopes: self.ask,
+            ask_now,
+        })
+    }
+
+    /// Before a new session (by code or to an enrolled device): something must be ticked (else
+    /// `false`, with a notice), and the last session's panels are cleared.
+    pub(super) fn fresh_attempt(&mut self) -> bool {
         if self.ask.is_empty() {
             let text = "Tick at least one thing to ask for.".to_string();
             self.say(format!("notice: {text}"));
             self.notice = Some(text);
-            return None;
+            return false;
         }
         self.notice = None;
         self.inventory = InventoryPanel {
@@ -174,22 +198,7 @@ impl Model {
             handover: self.chat.handover,
             ..ChatPanel::default()
         };
-        let ask_now = !self.chat.first;
-        if ask_now {
-            self.consent = Consent::Waiting { asked: self.ask };
-            self.say(format!(
-                "consent: asking for {}; waiting for the user's answer",
-                self.ask
-            ));
-        } else {
-            self.consent = Consent::Pairing { asked: self.ask };
-            self.say("connecting: pairing without asking for anything yet (chat first)".into());
-        }
-        Some(Action::Connect {
-            code,
-            scopes: self.ask,
-            ask_now,
-        })
+        true
     }
 
     /// Paired with the agent: chat opens, and a "chat first" session waits for "Ask for access".

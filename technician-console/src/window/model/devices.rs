@@ -3,7 +3,7 @@
 
 use tether_proto::fleet::DeviceSummary;
 
-use super::{Action, InventoryPanel, Model};
+use super::{Action, Model};
 use crate::window::model::Consent;
 
 /// What the devices panel shows.
@@ -59,20 +59,9 @@ impl Model {
             return None;
         }
         let device = self.devices.devices.get(i)?.clone();
-        if self.ask.is_empty() {
-            let text = "Tick at least one thing to ask for.".to_string();
-            self.say(format!("notice: {text}"));
-            self.notice = Some(text);
+        if !self.fresh_attempt() {
             return None;
         }
-        self.notice = None;
-        self.inventory = InventoryPanel {
-            table: self.inventory.table,
-            filter: self.inventory.filter.clone(),
-            ..InventoryPanel::default()
-        };
-        self.verification = None;
-        self.reason = None;
         self.consent = Consent::Waiting { asked: self.ask };
         let how = if self.devices.unattended {
             "unattended: IT's policy on the device answers"
