@@ -13,6 +13,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod device;
+pub mod enrolled;
 pub mod gui;
 pub mod pg;
 pub mod procs;

@@ -7,40 +7,21 @@
 use std::process::Command;
 
 use tether_agent::report::RunEvent;
-use tether_console::technician_key;
 use tether_console::window::layout as console;
 use tether_proto::Scope;
-use tether_proto::org::{OrgSecret, Policy, SignedPolicy, SignedTechnician, TechnicianCert};
+use tether_proto::org::OrgSecret;
 use tether_tests::TestRelay;
 use tether_tests::device::TestDevice;
+use tether_tests::enrolled::{ORG, certified, set_policy, token};
 use tether_tests::gui::{Gui, relay_args};
 use tether_tests::procs::bin;
 
-const ORG: &str = "Acme IT";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_devices_tab_lists_the_fleet_and_connects_without_a_code() {
-    let now = tether_net::clock::now_unix();
     let relay = TestRelay::start().await;
     let org = OrgSecret::generate(&mut rand::thread_rng());
-    let store = relay.handle.store();
-    let policy = Policy {
-        org: ORG.into(),
-        unattended: [Scope::Inventory].into_iter().collect(),
-        version: 1,
-        revoked: Vec::new(),
-    };
-    store
-        .set_policy(ORG, &SignedPolicy::issue(&org, policy).unwrap())
-        .unwrap();
-    let token = store.create_token(ORG, 3600, 1, now).unwrap().token;
-    let mut device = TestDevice::enroll(
-        relay.target(),
-        format!("{token}.{}", org.public()),
-        "pc-3",
-        vec![],
-    )
-    .await;
+    set_policy(&relay, &org, 1, &[Scope::Inventory], Vec::new());
+    let mut device = TestDevice::enroll(relay.target(), token(&relay, &org), "pc-3", vec![]).await;
     device
         .next("the policy taken", |e| {
             matches!(e, RunEvent::PolicyAdopted { .. })
@@ -48,22 +29,12 @@ async fn the_devices_tab_lists_the_fleet_and_connects_without_a_code() {
         .await;
     // The technician's key and IT's certificate, where the window looks for them.
     let config_home = tempfile::tempdir().unwrap();
-    let keys = config_home.path().join("tether");
-    let key = technician_key::create(&keys).unwrap();
-    let cert = SignedTechnician::issue(
+    certified(
+        &config_home.path().join("tether"),
         &org,
-        TechnicianCert {
-            org: ORG.into(),
-            name: "Ada Lovelace".into(),
-            key,
-            not_before_unix: now - 60,
-            not_after_unix: now + 3600,
-        },
-    )
-    .unwrap();
-    let file = keys.join("issued.json");
-    std::fs::write(&file, serde_json::to_vec(&cert).unwrap()).unwrap();
-    technician_key::install(&keys, &file, Some(&org.public()), now).unwrap();
+        ORG,
+        "Ada Lovelace",
+    );
 
     let mut cmd = Command::new(bin("tether-console"));
     cmd.args(relay_args(&relay))

@@ -8,42 +8,17 @@
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use tether_agent::enroll::{DataDir, EnrollConfig, enroll};
 use tether_agent::local_log::LocalLog;
 use tether_console::enrolled::{DeviceTarget, pair_device};
-use tether_console::technician_key;
 use tether_proto::msg::EndReason;
-use tether_proto::org::{OrgSecret, Policy, SignedPolicy, SignedTechnician, TechnicianCert};
+use tether_proto::org::OrgSecret;
 use tether_proto::{Scope, ScopeSet};
+use tether_tests::enrolled::{ORG, certified, set_policy, token};
 use tether_tests::procs::{Kill, bin, lines, wait_for};
 use tether_tests::{TestRelay, Xvfb};
-
-const ORG: &str = "Acme IT";
-
-fn now() -> u64 {
-    tether_net::clock::now_unix()
-}
-
-fn certified(dir: &Path, org_key: &OrgSecret) {
-    let key = technician_key::create(dir).unwrap();
-    let cert = SignedTechnician::issue(
-        org_key,
-        TechnicianCert {
-            org: ORG.into(),
-            name: "Ada Lovelace".into(),
-            key,
-            not_before_unix: now() - 60,
-            not_after_unix: now() + 3600,
-        },
-    )
-    .unwrap();
-    let file = dir.join("issued.json");
-    std::fs::write(&file, serde_json::to_vec(&cert).unwrap()).unwrap();
-    technician_key::install(dir, &file, Some(&org_key.public()), now()).unwrap();
-}
 
 /// The uid of this test process (the service admits exactly it).
 fn my_uid() -> u32 {
@@ -65,21 +40,11 @@ struct Enrolled {
 async fn enrolled() -> Enrolled {
     let relay = TestRelay::start().await;
     let org = OrgSecret::generate(&mut rand::thread_rng());
-    let store = relay.handle.store();
-    let policy = Policy {
-        org: ORG.into(),
-        unattended: [Scope::Inventory].into_iter().collect(),
-        version: 1,
-        revoked: Vec::new(),
-    };
-    store
-        .set_policy(ORG, &SignedPolicy::issue(&org, policy).unwrap())
-        .unwrap();
-    let token = store.create_token(ORG, 3600, 1, now()).unwrap().token;
+    set_policy(&relay, &org, 1, &[Scope::Inventory], Vec::new());
     let device_dir = tempfile::tempdir().unwrap();
     let id = enroll(&EnrollConfig {
         relay: relay.target(),
-        token: format!("{token}.{}", org.public()),
+        token: token(&relay, &org),
         data_dir: DataDir::new(device_dir.path()),
         hostname: "pc-9".into(),
     })
@@ -161,7 +126,7 @@ async fn the_logged_in_users_agent_asks_them_and_serves_what_they_allow() {
 
     // The technician connects with --device; the user is asked, and says yes.
     let keys = tempfile::tempdir().unwrap();
-    certified(keys.path(), &org);
+    certified(keys.path(), &org, ORG, "Ada Lovelace");
     let target = DeviceTarget {
         device: id.device_id.clone(),
         unattended: false,
@@ -269,7 +234,7 @@ async fn the_per_user_agents_window_asks_and_the_users_ticks_decide() {
     let window = tether_tests::gui::Gui::start(cmd, (1280, 800), agent::TITLE);
     window.expect("This computer is enrolled by Acme IT");
     let keys = tempfile::tempdir().unwrap();
-    certified(keys.path(), &e.org);
+    certified(keys.path(), &e.org, ORG, "Ada Lovelace");
     let target = DeviceTarget {
         device: e.id.device_id.clone(),
         unattended: false,

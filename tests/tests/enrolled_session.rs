@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tether_agent::local_log::LocalLog;
 use tether_agent::report::RunEvent;
@@ -17,13 +17,12 @@ use tether_net::client;
 use tether_net::framed;
 use tether_proto::handshake::HandshakeMsg;
 use tether_proto::msg::{ConsoleToRelay, EndReason, RelayToConsole, Role};
-use tether_proto::org::{OrgSecret, Policy, SignedPolicy, SignedTechnician, TechnicianCert};
+use tether_proto::org::{OrgSecret, SignedTechnician, TechnicianCert};
 use tether_proto::{Scope, ScopeSet};
 use tether_relay::technicians::Technicians;
 use tether_tests::TestRelay;
 use tether_tests::device::TestDevice;
-
-const ORG: &str = "Acme IT";
+use tether_tests::enrolled::{ORG, certified, set_policy, token};
 
 fn now() -> u64 {
     tether_net::clock::now_unix()
@@ -31,26 +30,6 @@ fn now() -> u64 {
 
 fn scopes(s: &[Scope]) -> ScopeSet {
     s.iter().copied().collect()
-}
-
-/// A technician's key made in `dir` and certified by `org_key` for `org`, as `tether-console key
-/// create`, `tether-relay org-key certify` and `key install` do.
-fn certified(dir: &Path, org_key: &OrgSecret, org: &str, name: &str) {
-    let key = technician_key::create(dir).unwrap();
-    let cert = SignedTechnician::issue(
-        org_key,
-        TechnicianCert {
-            org: org.into(),
-            name: name.into(),
-            key,
-            not_before_unix: now() - 60,
-            not_after_unix: now() + 3600,
-        },
-    )
-    .unwrap();
-    let file = dir.join("issued.json");
-    std::fs::write(&file, serde_json::to_vec(&cert).unwrap()).unwrap();
-    technician_key::install(dir, &file, Some(&org_key.public()), now()).unwrap();
 }
 
 /// A relay, an org key, IT's signed policy allowing `unattended`, and a device enrolled with a
@@ -67,26 +46,9 @@ impl Fleet {
     async fn start(unattended: &[Scope]) -> Fleet {
         let relay = TestRelay::start().await;
         let org = OrgSecret::generate(&mut rand::thread_rng());
-        let store = relay.handle.store();
-        let policy = SignedPolicy::issue(
-            &org,
-            Policy {
-                org: ORG.into(),
-                unattended: scopes(unattended),
-                version: 1,
-                revoked: Vec::new(),
-            },
-        )
-        .unwrap();
-        store.set_policy(ORG, &policy).unwrap();
-        let token = store.create_token(ORG, 3600, 1, now()).unwrap().token;
-        let mut device = TestDevice::enroll(
-            relay.target(),
-            format!("{token}.{}", org.public()),
-            "pc-7",
-            vec![],
-        )
-        .await;
+        set_policy(&relay, &org, 1, unattended, Vec::new());
+        let mut device =
+            TestDevice::enroll(relay.target(), token(&relay, &org), "pc-7", vec![]).await;
         device
             .next("the policy taken", |e| {
                 matches!(e, RunEvent::PolicyAdopted { .. })
@@ -319,17 +281,7 @@ async fn a_technician_key_it_revokes_is_refused_once_the_device_holds_the_policy
     let ada = technician_key::load(fleet.keys.path()).unwrap().public();
     // Ada's laptop is stolen: IT signs policy 2, which revokes her key.
     let org = OrgSecret::from_bytes(fleet.org_secret);
-    let v2 = SignedPolicy::issue(
-        &org,
-        Policy {
-            org: ORG.into(),
-            unattended: scopes(&[Scope::Inventory]),
-            version: 2,
-            revoked: vec![ada],
-        },
-    )
-    .unwrap();
-    fleet.relay.handle.store().set_policy(ORG, &v2).unwrap();
+    set_policy(&fleet.relay, &org, 2, &[Scope::Inventory], vec![ada]);
     fleet.relay = fleet.relay.restart().await;
     fleet
         .device
