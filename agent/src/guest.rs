@@ -73,9 +73,9 @@ pub(crate) async fn run(
         let code = SessionCode::new(slot, &mut rand::rngs::OsRng);
         info!(code = %code.redacted(), "invitation code issued");
         let _ = news.send(GuestEvent::Code(Ok(code.to_string()))).await;
-        let technician = tokio::select! {
+        let claim = tokio::select! {
             t = wait_claim(&mut ctl, slot) => match t {
-                Ok(Some(t)) => t,
+                Ok(Some(c)) => c,
                 _ => return not_paired(EndReason::ConnectionLost),
             },
             () = wait_end(&mut seat.commands) => return not_paired(EndReason::UserEnded),
@@ -86,7 +86,7 @@ pub(crate) async fn run(
             &relay,
             &mut ctl_send,
             &seat.events,
-            &technician,
+            &claim.technician,
             &code,
         );
         let (keys, stream0) = match admitted.await {
@@ -99,9 +99,10 @@ pub(crate) async fn run(
             .supervisor
             .send(ToSupervisor::Paired(tokio::task::id()))
             .await;
-        let who = technician_name(&technician);
+        let who = technician_name(&claim.technician);
         let session = Session {
             conn: &relay.conn,
+            route: claim.route,
             ctl_send: &mut ctl_send,
             ctl: &mut ctl,
             seat,
@@ -113,7 +114,7 @@ pub(crate) async fn run(
         };
         let span = info_span!("session", id = %slot, guest = true);
         let reason = session
-            .run(&config, technician, stream0)
+            .run(&config, claim.technician, stream0)
             .instrument(span)
             .await;
         Finished {

@@ -140,17 +140,23 @@ pub(crate) async fn admit(
 
 pub(crate) type Control = mpsc::Receiver<Result<RelayToAgent, FrameError>>;
 
+/// A claim of this agent's slot, as the relay told it.
+pub(crate) struct Claim {
+    /// Who claimed it, as the relay verified.
+    pub technician: tether_proto::msg::TechnicianIdentity,
+    /// This end of the session's packet forwarding ([`tether_net::e2e`]).
+    pub route: tether_proto::forward::RouteToken,
+}
+
 /// Waits for the claim of `slot`; `None` if it expired first.
-pub(crate) async fn wait_claim(
-    ctl: &mut Control,
-    slot: Slot,
-) -> Result<Option<tether_proto::msg::TechnicianIdentity>, ShareError> {
+pub(crate) async fn wait_claim(ctl: &mut Control, slot: Slot) -> Result<Option<Claim>, ShareError> {
     loop {
         match ctl.recv().await {
             Some(Ok(RelayToAgent::Claimed {
                 slot: s,
                 technician,
-            })) if s == slot => return Ok(Some(technician)),
+                route,
+            })) if s == slot => return Ok(Some(Claim { technician, route })),
             Some(Ok(RelayToAgent::SlotExpired { slot: s })) if s == slot => return Ok(None),
             Some(Ok(other)) => debug!(?other, "ignored while waiting for a claim"),
             Some(Err(e)) => return Err(e.into()),

@@ -251,9 +251,9 @@ async fn on_connection(
             })
             .await;
 
-        let technician = tokio::select! {
+        let claim = tokio::select! {
             m = wait_claim(&mut ctl, slot) => match m? {
-                Some(t) => t,
+                Some(c) => c,
                 None => {
                     let _ = ui.events.send(AgentEvent::CodeExpired).await;
                     continue;
@@ -264,11 +264,19 @@ async fn on_connection(
                 break Ok(EndReason::UserEnded);
             }
         };
-        let (keys, stream0) =
-            match admit(config, relay, &mut ctl_send, &ui.events, &technician, &code).await? {
-                Admission::Paired(keys, stream0) => (keys, stream0),
-                Admission::Declined | Admission::PairingFailed => continue,
-            };
+        let (keys, stream0) = match admit(
+            config,
+            relay,
+            &mut ctl_send,
+            &ui.events,
+            &claim.technician,
+            &code,
+        )
+        .await?
+        {
+            Admission::Paired(keys, stream0) => (keys, stream0),
+            Admission::Declined | Admission::PairingFailed => continue,
+        };
         let _ = ui
             .events
             .send(AgentEvent::Paired {
@@ -280,7 +288,8 @@ async fn on_connection(
             ctl_send,
             ctl,
             keys,
-            technician,
+            technician: claim.technician,
+            route: claim.route,
             stream0,
         };
         let (reason, back) = Supervisor::new(config, ui).run(first, code.slot).await;
@@ -310,6 +319,7 @@ struct First {
     ctl: Control,
     keys: SessionKeys,
     technician: TechnicianIdentity,
+    route: tether_proto::forward::RouteToken,
     stream0: (quinn::SendStream, quinn::RecvStream),
 }
 
@@ -410,11 +420,13 @@ impl<'a> Supervisor<'a> {
                     mut ctl,
                     keys,
                     technician,
+                    route,
                     stream0,
                 } = first;
                 let who = technician_name(&technician);
                 let session = Session {
                     conn: &conn,
+                    route,
                     ctl_send: &mut ctl_send,
                     ctl: &mut ctl,
                     seat,

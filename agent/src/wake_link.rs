@@ -35,6 +35,8 @@ pub(crate) struct WakeLink {
     reader: JoinSet<()>,
     /// The technician as the relay's directory names them (their certificate decides who it is).
     pub by_relay: TechnicianIdentity,
+    /// This end of the session's packet forwarding.
+    route: tether_proto::forward::RouteToken,
 }
 
 impl WakeLink {
@@ -55,11 +57,10 @@ impl WakeLink {
                 Some(Ok(RelayToAgent::SlotOpened { slot, .. })) => slot,
                 other => return Err(format!("the relay did not open the session: {other:?}")),
             };
-            let by_relay =
-                match tokio::time::timeout(STEP_TIMEOUT, wait_claim(&mut ctl, slot)).await {
-                    Ok(Ok(Some(t))) => t,
-                    _ => return Err("the technician's console did not come".to_string()),
-                };
+            let claim = match tokio::time::timeout(STEP_TIMEOUT, wait_claim(&mut ctl, slot)).await {
+                Ok(Ok(Some(c))) => c,
+                _ => return Err("the technician's console did not come".to_string()),
+            };
             framed::write_msg(&mut ctl_send, &AgentToRelay::Accept)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -67,17 +68,18 @@ impl WakeLink {
                 .await
                 .map_err(|_| "no session stream in time".to_string())?
                 .map_err(|e| e.to_string())?;
-            Ok((by_relay, stream0))
+            Ok((claim, stream0))
         }
         .await;
         match opened {
-            Ok((by_relay, stream0)) => {
+            Ok((claim, stream0)) => {
                 let link = WakeLink {
                     relay,
                     ctl_send,
                     ctl,
                     reader,
-                    by_relay,
+                    by_relay: claim.technician,
+                    route: claim.route,
                 };
                 Ok((link, stream0))
             }
@@ -129,6 +131,7 @@ impl WakeLink {
         };
         let session = Session {
             conn: &self.relay.conn,
+            route: self.route,
             ctl_send: &mut self.ctl_send,
             ctl: &mut self.ctl,
             seat,

@@ -11,6 +11,8 @@
 //! - [`framed`]: reading and writing length-prefixed frames on quinn streams.
 //! - [`private_file`]: the one writer of owner-only files (keys, device secrets), for every crate.
 //! - [`sealed`]: a bidirectional stream whose frames are sealed end to end.
+//! - [`e2e`]: a session's end-to-end QUIC connection (pinned both ways through the sealed stream 0),
+//!   carried by the relay's packet forwarder.
 //! - [`cli`]: the relay options agent and console share on the command line.
 //! - [`closed`]: why a relay connection ended (the relay's close code and reason, or a timeout).
 //! - [`client`]: connecting to a relay and the `Hello` exchange, with errors a person can act on.
@@ -19,6 +21,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod closed;
+pub mod e2e;
 pub mod framed;
 pub mod private_file;
 pub mod sealed;

@@ -84,11 +84,41 @@ pub fn server_endpoint(
     addr: SocketAddr,
     identity: &RelayIdentity,
 ) -> Result<quinn::Endpoint, EndpointError> {
+    server_endpoint_wrapped(addr, identity, |s| s)
+}
+
+/// Like [`server_endpoint`], with the UDP socket seen through `wrap`: the relay's packet forwarder
+/// takes its bind packets and forwarded datagrams out of what QUIC reads.
+pub fn server_endpoint_wrapped(
+    addr: SocketAddr,
+    identity: &RelayIdentity,
+    wrap: impl FnOnce(Arc<dyn quinn::AsyncUdpSocket>) -> Arc<dyn quinn::AsyncUdpSocket>,
+) -> Result<quinn::Endpoint, EndpointError> {
     let crypto = QuicServerConfig::try_from(identity.server_crypto()?)
         .map_err(|e| EndpointError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     cfg.transport_config(transport_config_with(RELAY_INITIAL_BIDI_STREAMS));
-    endpoint(addr, Some(cfg))
+    endpoint_on(bind_udp(addr)?, Some(cfg), wrap)
+}
+
+/// A UDP socket bound to `addr` with [`SOCKET_BUFFER`] asked for.
+pub fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket, EndpointError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, it only drops sooner under load.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// The endpoint settings every Tether endpoint uses: the QUIC fixed bit is never greased
+/// (RFC 9287), so a datagram whose first byte is zero is never QUIC, and the relay's port can
+/// carry its forwarder's bind packets too ([`tether_proto::forward`]).
+pub fn endpoint_config() -> quinn::EndpointConfig {
+    let mut cfg = quinn::EndpointConfig::default();
+    cfg.grease_quic_bit(false);
+    cfg
 }
 
 /// Binds a UDP socket with [`SOCKET_BUFFER`] and wraps it in an endpoint.
@@ -96,18 +126,22 @@ fn endpoint(
     addr: SocketAddr,
     server: Option<quinn::ServerConfig>,
 ) -> Result<quinn::Endpoint, EndpointError> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: a smaller buffer still works, it only drops sooner under load.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    socket.bind(&addr.into())?;
+    endpoint_on(bind_udp(addr)?, server, |s| s)
+}
+
+/// An endpoint on `socket`, seen through `wrap`.
+pub(crate) fn endpoint_on(
+    socket: std::net::UdpSocket,
+    server: Option<quinn::ServerConfig>,
+    wrap: impl FnOnce(Arc<dyn quinn::AsyncUdpSocket>) -> Arc<dyn quinn::AsyncUdpSocket>,
+) -> Result<quinn::Endpoint, EndpointError> {
     let runtime =
         quinn::default_runtime().ok_or_else(|| EndpointError::Quic("no async runtime".into()))?;
-    Ok(quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+    let socket = wrap(runtime.wrap_udp_socket(socket)?);
+    Ok(quinn::Endpoint::new_with_abstract_socket(
+        endpoint_config(),
         server,
-        socket.into(),
+        socket,
         runtime,
     )?)
 }

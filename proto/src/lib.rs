@@ -17,6 +17,8 @@
 //! - [`seal`]: ChaCha20-Poly1305 sealing with per-stream, per-direction keys and counter nonces.
 //! - [`inventory`] and [`diag`]: the structured results the agent returns; [`inventory`] also has
 //!   deltas between two inventories.
+//! - [`forward`]: the relay's packet forwarding for a session's end-to-end connection (bind
+//!   packets, route tokens).
 //! - [`fleet`]: enrolled devices — enrollment, inventory reports, and IT's fleet queries.
 //! - [`chat`]: in-session chat text and its limits.
 //! - [`files`]: file transfer (list, push, pull), its receiver's checker and the name rules.
@@ -35,6 +37,7 @@ pub mod desktop;
 pub mod diag;
 pub mod files;
 pub mod fleet;
+pub mod forward;
 pub mod handshake;
 pub mod inventory;
 pub mod keys;
@@ -62,7 +65,9 @@ pub use scope::{Scope, ScopeSet};
 /// Version 4 added the `clipboard` and `files` scopes with their requests (clipboard get and set;
 /// file list, push and pull), the files in session records, and copy-rects in frame updates
 /// (`FrameUpdate::copies`: scrolled and moved regions sent as copies).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// Version 5 moved the session's requests onto an end-to-end QUIC connection whose packets the
+/// relay forwards ([`forward`]): route tokens in the claim messages, `E2eOffer` on stream 0.
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The QUIC ALPN for protocol version 1. A peer offering anything else fails the TLS handshake.
 pub const ALPN: &[u8] = b"tether/1";

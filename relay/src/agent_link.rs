@@ -216,10 +216,10 @@ async fn control(
                 }
             },
             Some(event) = rx.recv() => match event {
-                AgentEvent::Claimed { slot, technician, session, end, answer } => {
+                AgentEvent::Claimed { slot, technician, session, end, answer, route } => {
                     current = Some((session, end, technician.clone()));
                     pending = Some(answer);
-                    Some(RelayToAgent::Claimed { slot, technician })
+                    Some(RelayToAgent::Claimed { slot, technician, route })
                 }
                 AgentEvent::SlotExpired { slot } => Some(RelayToAgent::SlotExpired { slot }),
                 // The session id stays until the next claim, so the agent's closing report is still audited.

@@ -36,6 +36,10 @@ pub const MAX_SESSION: Duration = Duration::from_secs(8 * 60 * 60);
 /// the relay only ever sees ciphertext; `None` in the product.
 pub type SpliceTap = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
+/// Called with every datagram the relay forwards for a session's end-to-end connection, which it
+/// may change: for tests that play a relay tampering with packets. `None` in the product.
+pub type ForwardTamper = Arc<dyn Fn(&mut [u8]) + Send + Sync>;
+
 /// Limits, all overridable (tests shorten the code lifetime, for example).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -80,6 +84,8 @@ pub struct RelayConfig {
     pub limits: Limits,
     /// See [`SpliceTap`].
     pub splice_tap: Option<SpliceTap>,
+    /// See [`ForwardTamper`].
+    pub forward_tamper: Option<ForwardTamper>,
     /// Serve Prometheus metrics on this TCP address ([`crate::metrics`]); `None` (the default): off.
     pub metrics: Option<SocketAddr>,
     /// A PostgreSQL connection string (`postgres://USER:PASSWORD@HOST:PORT/DB`) for the stores
@@ -104,6 +110,7 @@ impl std::fmt::Debug for RelayConfig {
             .field("data_dir", &self.data_dir)
             .field("limits", &self.limits)
             .field("splice_tap", &self.splice_tap.is_some())
+            .field("forward_tamper", &self.forward_tamper.is_some())
             .field("metrics", &self.metrics)
             .field("database", &self.database.as_ref().map(|_| "(set)"))
             .field("node_dir", &self.node_dir)
@@ -121,6 +128,7 @@ impl RelayConfig {
             data_dir,
             limits: Limits::default(),
             splice_tap: None,
+            forward_tamper: None,
             metrics: None,
             database: None,
             node_dir: None,

@@ -70,6 +70,7 @@ pub mod directory;
 pub mod end;
 mod fleet;
 pub mod fleet_admin;
+pub mod forward;
 pub mod ids;
 pub mod ingest;
 pub mod invite;

@@ -74,6 +74,8 @@ pub enum AgentEvent {
         end: CancellationToken,
         /// The agent's answer: go ahead, or why not.
         answer: oneshot::Sender<Result<(), String>>,
+        /// The agent's end of the session's packet forwarding.
+        route: tether_proto::forward::RouteToken,
     },
     /// A slot expired unclaimed.
     SlotExpired {

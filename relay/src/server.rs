@@ -169,7 +169,16 @@ impl Relay {
             Some(n) => (n.identity, Some(n.file)),
             None => (RelayIdentity::load_or_create(&dir)?, None),
         };
-        let endpoint = tether_net::transport::server_endpoint(config.listen, &identity)?;
+        let forwarder = crate::forward::Forwarder::new(
+            config.splice_tap.clone(),
+            config.forward_tamper.clone(),
+        );
+        let endpoint = {
+            let forwarder = forwarder.clone();
+            tether_net::transport::server_endpoint_wrapped(config.listen, &identity, move |s| {
+                crate::forward::DemuxSocket::new(s, forwarder)
+            })?
+        };
         let local_addr = endpoint
             .local_addr()
             .map_err(|source| StartError::DataDir {
@@ -232,6 +241,7 @@ impl Relay {
                 ids,
                 limits: limits.clone(),
                 tap: config.splice_tap.clone(),
+                forwarder,
                 wakes: wakes.clone(),
                 shutdown: shutdown.clone(),
                 fleet: FleetCtx {

@@ -32,6 +32,7 @@ use crate::conn::{close_protocol, refuse};
 use crate::directory::Directory;
 use crate::end::{EndReason, relay_error_name};
 use crate::fleet::FleetCtx;
+use crate::forward::{End, RouteGuard};
 use crate::ids::{IdSource, SessionId};
 use crate::invite_list::ListCtx;
 use crate::link::{AgentEvent, AgentLink, BusyGuard};
@@ -63,6 +64,8 @@ pub struct ConsoleCtx {
     pub limits: Limits,
     /// Tests watch the spliced bytes.
     pub tap: Option<SpliceTap>,
+    /// Carries each session's end-to-end connection.
+    pub forwarder: Arc<crate::forward::Forwarder>,
     /// Enrolled devices to wake for sessions without a code.
     pub wakes: Arc<crate::wake::Wakes>,
     /// The relay is stopping.
@@ -235,12 +238,19 @@ async fn accept(
     let session = ctx.ids.session();
     let end = ctx.shutdown.child_token();
     let (answer_tx, answer) = oneshot::channel();
+    let counters = Arc::new(Counters {
+        global: Some(ctx.metrics.clone()),
+        ..Counters::default()
+    });
+    // The session's end-to-end connection: open from the claim until the session ends.
+    let route = ctx.forwarder.open(counters.clone());
     let claimed = AgentEvent::Claimed {
         slot,
         technician: technician.clone(),
         session,
         end: end.clone(),
         answer: answer_tx,
+        route: route.token(End::Agent),
     };
     let answer = if link.events.send(claimed).await.is_err() {
         Err(claim::message(RelayErrorKind::UnknownSlot).to_string())
@@ -268,6 +278,8 @@ async fn accept(
         peer,
         end,
         busy,
+        counters,
+        route,
     };
     spliced(conn, send, recv, ctx, link, started)
         .instrument(span)
@@ -373,6 +385,10 @@ struct Started {
     end: CancellationToken,
     /// Frees the agent on every way out of the session.
     busy: BusyGuard,
+    /// Bytes each way, spliced and forwarded.
+    counters: Arc<Counters>,
+    /// The session's packet forwarding; dropped at its end.
+    route: RouteGuard,
 }
 
 async fn spliced(
@@ -391,6 +407,8 @@ async fn spliced(
         peer,
         end,
         busy,
+        counters,
+        route,
     } = started_claim;
     ctx.audit.record(AuditEvent::SessionAttempt {
         session,
@@ -425,10 +443,6 @@ async fn spliced(
     let started = tokio::time::Instant::now();
     ctx.metrics.session_attempts.fetch_add(1, Ordering::Relaxed);
     let _active = GaugeGuard::new(&ctx.metrics.sessions_active);
-    let counters = Arc::new(Counters {
-        global: Some(ctx.metrics.clone()),
-        ..Counters::default()
-    });
     // `end` says the session is over; `cut` resets the spliced streams, a moment later, so that a
     // last sealed frame already on its way (the agent's `Ended`) still arrives.
     let cut = CancellationToken::new();
@@ -438,6 +452,7 @@ async fn spliced(
         technician,
         reason,
         record: record.map(|r| r.get()),
+        route: route.token(End::Console),
     };
     let reason = if framed::write_msg(&mut send, &claimed).await.is_err() {
         EndReason::ConsoleLeft
@@ -497,6 +512,7 @@ async fn spliced(
     .await;
     cut.cancel();
     while splices.join_next().await.is_some() {}
+    drop(route);
     match reason {
         EndReason::ShuttingDown => {
             conn.close(close::SHUTTING_DOWN.into(), reason.as_str().as_bytes())

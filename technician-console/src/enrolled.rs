@@ -123,12 +123,13 @@ pub async fn pair_device(
             tokio::time::timeout(STEP_TIMEOUT, framed::read_msg::<RelayToConsole>(&mut recv))
                 .await
                 .map_err(|_| ConsoleError::Protocol("the relay did not answer in time".into()))??;
-        let (technician, reason, record) = match answer {
+        let (technician, reason, record, route) = match answer {
             RelayToConsole::Claimed {
                 technician,
                 reason,
                 record,
-            } => (technician, reason, record),
+                route,
+            } => (technician, reason, record, route),
             RelayToConsole::Error(e) => return Err(e.into()),
             other => {
                 return Err(ConsoleError::Protocol(format!(
@@ -168,18 +169,14 @@ pub async fn pair_device(
             .into_keys()
             .map_err(|e| ConsoleError::Device(format!("{host}: {e}")))?;
         let reason = reason.map(|r| truncate_text(&r, MAX_REASON_CHARS, false));
-        Ok(Paired::sealed(
-            keys,
-            (send, recv),
-            technician,
-            reason,
-            record,
-        ))
+        let mut p = Paired::sealed(keys, (send, recv), technician, reason, record, route);
+        let e2e = p.end_to_end(&relay).await?;
+        Ok((p, e2e))
     }
     .instrument(span.clone())
     .await;
     match woken {
-        Ok(p) => Ok(Session::paired(relay, span, p, scopes, config)),
+        Ok((p, e2e)) => Ok(Session::paired(relay, span, p, e2e, scopes, config)),
         Err(e) => {
             relay.close(close::NORMAL, "console giving up").await;
             Err(e)

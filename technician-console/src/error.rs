@@ -86,6 +86,10 @@ pub enum ConsoleError {
     /// certificate, nobody logged in, IT's policy), or the console could not check the device.
     #[error("{0}")]
     Device(String),
+    /// The session's end-to-end connection could not be made; the session ended (nothing falls
+    /// back to the relay's streams).
+    #[error("{0}")]
+    EndToEnd(#[from] tether_net::e2e::E2eError),
     /// Something broke protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -141,6 +145,7 @@ impl ConsoleError {
             | ConsoleError::Failed(_)
             | ConsoleError::Protocol(_)
             | ConsoleError::Broken(_)
+            | ConsoleError::EndToEnd(_)
             | ConsoleError::Fleet(_)
             | ConsoleError::Output(_) => 10,
         }

@@ -14,10 +14,12 @@ use tracing::Instrument;
 
 use tether_net::Trust;
 use tether_net::client::{self, RelayConnection, RelayTarget};
+use tether_net::e2e::{self, E2eLink};
 use tether_net::framed::{self, FrameError};
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
 use tether_proto::chat::ChatText;
 use tether_proto::diag::{DiagReport, Probe};
+use tether_proto::forward::RouteToken;
 use tether_proto::inventory::Inventory;
 use tether_proto::msg::{
     AgentToConsole, ConsoleToAgent, ConsoleToRelay, EndReason, Invitee, MoreOutcome, NodeAddress,
@@ -58,6 +60,8 @@ pub(crate) fn connection_span(config: &ConsoleConfig, purpose: &'static str) -> 
 #[derive(Debug)]
 pub struct Session {
     relay: RelayConnection,
+    /// The session's end-to-end connection to the agent: every request stream runs on it.
+    e2e: E2eLink,
     /// The session's span (inside its connection's): `session` is the relay's record id, once the
     /// claim is accepted. Stream 0's reader and every request log inside it.
     span: tracing::Span,
@@ -180,6 +184,12 @@ async fn read_stream0(mut rx0: SealedRecv, out: Stream0Out) {
                 let _ = invites.try_send(Err(reason));
             }
             Ok(AgentToConsole::Ended { reason }) => break reason,
+            // The offer comes once, before this reader starts.
+            Ok(AgentToConsole::Transport(_)) => {
+                break EndReason::ProtocolError(
+                    "the end-to-end connection was offered twice".into(),
+                );
+            }
             Err(SealedError::Seal(_) | SealedError::Frame(FrameError::Codec(_))) => {
                 break EndReason::ProtocolError("a session frame failed authentication".into());
             }
@@ -302,11 +312,13 @@ pub async fn pair_session_with(
     let (relay, accepted) = claim_following_one_redirect(config, code, scopes, &connection)
         .instrument(span.clone())
         .await?;
-    match pair(accepted, code, on_claimed)
-        .instrument(span.clone())
-        .await
-    {
-        Ok(p) => Ok(Session::paired(relay, span, p, scopes, config)),
+    let started = async {
+        let mut p = pair(accepted, code, on_claimed).await?;
+        let e2e = p.end_to_end(&relay).await?;
+        Ok::<_, ConsoleError>((p, e2e))
+    };
+    match started.instrument(span.clone()).await {
+        Ok((p, e2e)) => Ok(Session::paired(relay, span, p, e2e, scopes, config)),
         Err(e) => {
             relay.close(close::NORMAL, "console giving up").await;
             Err(e)
@@ -322,6 +334,7 @@ impl Paired {
         technician: TechnicianIdentity,
         reason: Option<String>,
         record: Option<u64>,
+        route: RouteToken,
     ) -> Self {
         let (tx0, rx0) = SealedStream::new(send, recv, &keys, 0, Side::Console).split();
         let verification = keys.verification_code();
@@ -333,7 +346,44 @@ impl Paired {
             verification,
             reason,
             record,
+            route,
         }
+    }
+
+    /// Makes the session's end-to-end connection through `relay`'s forwarder ([`e2e`]): this
+    /// console's offer on stream 0, the agent's, then the connection, pinned both ways. Nothing
+    /// falls back: a failure ends the session (the agent is told).
+    pub(crate) async fn end_to_end(
+        &mut self,
+        relay: &RelayConnection,
+    ) -> Result<E2eLink, ConsoleError> {
+        let made = async {
+            let (half, offer) =
+                e2e::ConsoleHalf::bind(relay.conn.remote_address(), self.route).await?;
+            self.tx0.send(&ConsoleToAgent::Transport(offer)).await?;
+            let answer = tokio::time::timeout(e2e::E2E_STEP, self.rx0.recv::<AgentToConsole>())
+                .await
+                .map_err(|_| e2e::E2eError::Timeout(e2e::E2E_STEP))??;
+            match answer {
+                AgentToConsole::Transport(peer) => Ok(half.connect(peer).await?),
+                AgentToConsole::Ended { reason } => Err(ConsoleError::Ended(reason)),
+                other => Err(ConsoleError::Protocol(format!(
+                    "the agent answered the end-to-end offer with {other:?}"
+                ))),
+            }
+        }
+        .await;
+        if let Err(e) = &made
+            && !matches!(e, ConsoleError::Ended(_))
+        {
+            let _ = self
+                .tx0
+                .send(&ConsoleToAgent::ProtocolError {
+                    reason: e.to_string(),
+                })
+                .await;
+        }
+        made
     }
 }
 
@@ -343,6 +393,7 @@ impl Session {
         relay: RelayConnection,
         span: tracing::Span,
         p: Paired,
+        e2e: E2eLink,
         scopes: ScopeSet,
         config: &ConsoleConfig,
     ) -> Session {
@@ -364,6 +415,7 @@ impl Session {
         reader.spawn(read_stream0(p.rx0, out).instrument(span.clone()));
         Session {
             relay,
+            e2e,
             span,
             keys: p.keys,
             tx0: p.tx0,
@@ -396,6 +448,8 @@ pub(crate) struct Paired {
     pub(crate) verification: String,
     pub(crate) reason: Option<String>,
     pub(crate) record: Option<u64>,
+    /// The console's end of the session's packet forwarding.
+    pub(crate) route: RouteToken,
 }
 
 /// A claim the relay accepted: stream 0, now spliced to the agent, and what the relay said.
@@ -405,6 +459,7 @@ struct Accepted {
     technician: TechnicianIdentity,
     reason: Option<String>,
     record: Option<u64>,
+    route: RouteToken,
 }
 
 /// The relay's answer to a claim.
@@ -497,12 +552,14 @@ async fn claim(
             technician,
             reason,
             record,
+            route,
         } => Ok(Claim::Accepted(Accepted {
             send,
             recv,
             technician,
             reason,
             record,
+            route,
         })),
         RelayToConsole::Redirect(node) => Ok(Claim::Redirect(node)),
         RelayToConsole::Error(e) => Err(e.into()),
@@ -524,6 +581,7 @@ async fn pair(
         technician,
         reason,
         record,
+        route,
     } = accepted;
     if let Some(id) = record {
         tracing::Span::current().record("session", id);
@@ -565,6 +623,7 @@ async fn pair(
         technician,
         reason,
         record,
+        route,
     ))
 }
 
@@ -818,15 +877,9 @@ impl Session {
         let id = self.next_stream;
         self.next_stream += 1;
         let wait = answer_wait(request);
-        let result = exchange(
-            self.relay.conn.clone(),
-            self.keys.clone(),
-            id,
-            request,
-            wait,
-        )
-        .instrument(tracing::debug_span!(parent: &self.span, "request", stream = id))
-        .await;
+        let result = exchange(self.e2e.conn.clone(), self.keys.clone(), id, request, wait)
+            .instrument(tracing::debug_span!(parent: &self.span, "request", stream = id))
+            .await;
         self.answer(result).await
     }
 
@@ -881,7 +934,7 @@ impl Session {
         let id = self.next_stream;
         self.next_stream += 1;
         let result = step(async {
-            let (mut send, recv) = self.relay.conn.open_bi().await.map_err(FrameError::from)?;
+            let (mut send, recv) = self.e2e.conn.open_bi().await.map_err(FrameError::from)?;
             framed::write_msg(&mut send, &StreamOpen { stream_id: id }).await?;
             let (mut tx, mut rx) =
                 SealedStream::new(send, recv, &self.keys, id, Side::Console).split();
@@ -902,7 +955,7 @@ impl Session {
 
     /// A handle for connection statistics that other tasks can hold.
     pub fn link(&self) -> Link {
-        Link(self.relay.conn.clone())
+        Link(self.e2e.conn.clone())
     }
 
     async fn why_ended(&mut self) -> ConsoleError {
@@ -953,7 +1006,7 @@ impl Session {
         for (order, probe) in Probe::health_check().into_iter().enumerate() {
             let id = self.next_stream;
             self.next_stream += 1;
-            let (conn, keys) = (self.relay.conn.clone(), self.keys.clone());
+            let (conn, keys) = (self.e2e.conn.clone(), self.keys.clone());
             let request = Request::Diagnostic {
                 probe,
                 timeout_secs,
@@ -1014,6 +1067,8 @@ impl Session {
             let _ = tokio::time::timeout(Duration::from_secs(2), self.ended()).await;
         }
         self.reader.abort_all();
+        self.e2e
+            .close(close::NORMAL, "technician ended the session");
         self.relay
             .close(close::NORMAL, "technician ended the session")
             .await;

@@ -13,6 +13,7 @@ pub(crate) mod machine;
 
 use std::time::Duration;
 
+use tether_net::e2e;
 use tether_net::framed::{self, FrameError};
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
 use tether_proto::ScopeSet;
@@ -72,6 +73,8 @@ pub(crate) struct GuestRequest {
 /// One paired session, on the relay connection it came from.
 pub(crate) struct Session<'a> {
     pub conn: &'a quinn::Connection,
+    /// This end of the session's packet forwarding: the end-to-end connection runs through it.
+    pub route: tether_proto::forward::RouteToken,
     pub ctl_send: &'a mut quinn::SendStream,
     pub ctl: &'a mut Control,
     pub seat: Seat,
@@ -99,8 +102,18 @@ impl Session<'_> {
         technician: TechnicianIdentity,
         stream0: (quinn::SendStream, quinn::RecvStream),
     ) -> EndReason {
-        let (mut tx0, rx0) =
+        let (mut tx0, mut rx0) =
             SealedStream::new(stream0.0, stream0.1, &self.keys, 0, Side::Agent).split();
+        // Every request runs on the session's own end-to-end connection, pinned through stream 0;
+        // without it there is no session.
+        let e2e = match end_to_end(&mut tx0, &mut rx0, self.conn.remote_address(), self.route).await
+        {
+            Ok(link) => link,
+            Err(reason) => {
+                warn!(%reason, "no end-to-end connection; ending the session");
+                return self.finish(&mut tx0, reason, true).await;
+            }
+        };
         // Stream 0 is read in its own task so every select below stays cancel-safe.
         let mut reader = JoinSet::new();
         let (s0_tx, mut s0) = mpsc::channel(4);
@@ -206,7 +219,7 @@ impl Session<'_> {
                 },
                 // Before the decision every request is refused: the console cannot know the
                 // grant yet.
-                s = self.conn.accept_bi() => match s {
+                s = e2e.conn.accept_bi() => match s {
                     Ok((send, recv)) => {
                         if machine.serving() {
                             streams.spawn_watching(grant.clone(), send, recv);
@@ -232,7 +245,9 @@ impl Session<'_> {
         };
         streams.tasks.abort_all();
         reader.abort_all();
-        self.finish(&mut tx0, reason, tell_console).await
+        let reason = self.finish(&mut tx0, reason, tell_console).await;
+        e2e.close(0, "session ended");
+        reason
     }
 
     async fn report(&mut self, r: SessionReport) {
@@ -295,6 +310,37 @@ async fn guest_news(guest: &mut Option<GuestLink>) -> GuestEvent {
         Some((news, _)) => news.recv().await.unwrap_or(GuestEvent::Ended),
         None => std::future::pending().await,
     }
+}
+
+/// The session's end-to-end connection ([`e2e`]): the console's offer (its first frame after
+/// pairing), this agent's, then the console's connection through the relay's forwarder. Any
+/// failure is the session's end, in words for both sides.
+async fn end_to_end(
+    tx0: &mut SealedSend,
+    rx0: &mut SealedRecv,
+    relay: std::net::SocketAddr,
+    route: tether_proto::forward::RouteToken,
+) -> Result<e2e::E2eLink, EndReason> {
+    let failed = |e: e2e::E2eError| EndReason::ProtocolError(e.to_string());
+    let offer = match tokio::time::timeout(e2e::E2E_STEP, rx0.recv::<ConsoleToAgent>()).await {
+        Err(_) => return Err(failed(e2e::E2eError::Timeout(e2e::E2E_STEP))),
+        Ok(Ok(ConsoleToAgent::Transport(offer))) => offer,
+        // A technician who gives up before the session starts.
+        Ok(Ok(ConsoleToAgent::End)) => return Err(EndReason::TechnicianEnded),
+        Ok(Ok(_)) => {
+            return Err(EndReason::ProtocolError(
+                "the console did not offer the end-to-end connection first".into(),
+            ));
+        }
+        Ok(Err(e)) => return Err(lost_or_broken(&e)),
+    };
+    let (half, mine) = e2e::AgentHalf::bind(relay, route, offer)
+        .await
+        .map_err(failed)?;
+    tx0.send(&AgentToConsole::Transport(mine))
+        .await
+        .map_err(|e| lost_or_broken(&e))?;
+    half.accept().await.map_err(failed)
 }
 
 /// Reads stream 0 in its own task, handing each message (or the error that ends it) over.

@@ -20,6 +20,17 @@ pub struct StreamOpen {
     pub stream_id: u32,
 }
 
+/// Each end's first frame on sealed stream 0 after pairing, console first: the SHA-256 fingerprint of
+/// the fresh certificate it will present on the session's end-to-end QUIC connection
+/// ([`crate::forward`]). Each end accepts exactly that certificate from the other, so the relay,
+/// which carries the connection's packets, can neither read them nor stand in for either end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct E2eOffer {
+    /// SHA-256 of the DER certificate.
+    pub fingerprint: [u8; 32],
+}
+
 /// Console → agent on stream 0, sealed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
@@ -62,6 +73,8 @@ pub enum ConsoleToAgent {
         /// Scopes asked for (those granted already are not asked again).
         scopes: ScopeSet,
     },
+    /// The console's [`E2eOffer`]: its first frame after pairing, and only then.
+    Transport(E2eOffer),
 }
 
 /// How an [`ConsoleToAgent::AskMore`] ended. Only [`MoreOutcome::Answered`] can change the grant.
@@ -140,6 +153,8 @@ pub enum AgentToConsole {
         /// How the ask ended.
         outcome: MoreOutcome,
     },
+    /// The agent's [`E2eOffer`]: its answer to the console's, and only then.
+    Transport(E2eOffer),
 }
 
 /// A request on its own stream, sealed.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::code::Slot;
 use crate::fleet::FleetQuery;
+use crate::forward::RouteToken;
 use crate::records::RecordQuery;
 use crate::scope::{Scope, ScopeSet};
 
@@ -335,6 +336,8 @@ pub enum RelayToAgent {
         slot: Slot,
         /// Who claimed it, as verified by the relay.
         technician: TechnicianIdentity,
+        /// The agent's end of the session's packet forwarding ([`crate::forward`]).
+        route: RouteToken,
     },
     /// The slot expired unclaimed.
     SlotExpired {
@@ -434,6 +437,8 @@ pub enum RelayToConsole {
         /// The session's record on the relay (`tether-console sessions show ID`); `None` if the
         /// relay could not create one (the session goes ahead without).
         record: Option<u64>,
+        /// The console's end of the session's packet forwarding ([`crate::forward`]).
+        route: RouteToken,
     },
     /// The claim was refused.
     Error(RelayError),

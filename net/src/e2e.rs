@@ -1,0 +1,460 @@
+//! A session's end-to-end QUIC connection between the agent and the console, whose packets the
+//! relay forwards without decrypting them ([`tether_proto::forward`]).
+//!
+//! # Flow (after pairing, on sealed stream 0)
+//! 1. The console binds a fresh UDP socket to the relay with its route token ([`ConsoleHalf`]) and
+//!    sends [`E2eOffer`]: the fingerprint of a certificate made for this session only.
+//! 2. The agent binds its own socket ([`AgentHalf`]), answers with its own [`E2eOffer`], and waits.
+//! 3. The console connects through the relay; the agent is the QUIC server. Each side presents its
+//!    certificate and accepts exactly the one the other announced (mutual TLS 1.3, pinned), so the
+//!    relay, which saw neither offer, can neither read the packets nor stand in for an end.
+//!
+//! Nothing falls back: if the connection cannot be made, the session ends with [`E2eError`].
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use sha2::{Digest, Sha256};
+use tether_proto::forward::{BindPacket, RouteToken};
+use tether_proto::msg::E2eOffer;
+
+use crate::tls::provider;
+use crate::transport::{self, EndpointError};
+
+/// The ALPN of the end-to-end connection.
+pub const ALPN: &[u8] = b"tether-e2e/1";
+
+/// The server name the console asks for (the certificate is pinned, the name only fills the field).
+const SERVER_NAME: &str = "tether-e2e";
+
+/// How long a bind packet waits for the relay's answer before it is sent again.
+const BIND_RETRY: Duration = Duration::from_millis(300);
+
+/// Bind packets sent before giving up.
+const BIND_TRIES: u32 = 8;
+
+/// How long each step (an offer, the QUIC handshake) may take.
+pub const E2E_STEP: Duration = Duration::from_secs(15);
+
+/// Why the end-to-end connection could not be made. Each ends the session; none falls back.
+#[derive(Debug, thiserror::Error)]
+pub enum E2eError {
+    /// The relay did not answer the bind packets.
+    #[error(
+        "the relay did not answer the end-to-end connection's bind packets ({0} tries): is UDP to \
+         the relay blocked for new sockets?"
+    )]
+    NoBind(u32),
+    /// The relay knows no route for the token.
+    #[error("the relay knows no route for this session (it ended, or the relay restarted)")]
+    UnknownRoute,
+    /// The peer presented another certificate than the one it announced on the sealed stream.
+    #[error(
+        "the end-to-end connection presented a certificate other than the one the {peer} \
+         announced on the sealed stream (someone on the path, the relay perhaps, tried to stand \
+         in for it); the session ends"
+    )]
+    WrongPeer {
+        /// Who should have presented it ("agent" or "technician's console").
+        peer: &'static str,
+    },
+    /// The QUIC handshake or a step did not finish in time.
+    #[error("the end-to-end connection was not made within {0:?}")]
+    Timeout(Duration),
+    /// The QUIC connection failed.
+    #[error("the end-to-end connection failed: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// Local setup (sockets, TLS).
+    #[error("the end-to-end connection could not be set up: {0}")]
+    Setup(String),
+}
+
+impl From<EndpointError> for E2eError {
+    fn from(e: EndpointError) -> Self {
+        E2eError::Setup(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for E2eError {
+    fn from(e: std::io::Error) -> Self {
+        E2eError::Setup(e.to_string())
+    }
+}
+
+/// A certificate made for one session's end-to-end connection.
+#[derive(Debug)]
+struct Identity {
+    cert: CertificateDer<'static>,
+    key: PrivatePkcs8KeyDer<'static>,
+    fingerprint: [u8; 32],
+}
+
+impl Identity {
+    fn fresh() -> Result<Identity, E2eError> {
+        let made = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()])
+            .map_err(|e| E2eError::Setup(e.to_string()))?;
+        let cert = made.cert.der().clone();
+        let fingerprint = Sha256::digest(cert.as_ref()).into();
+        Ok(Identity {
+            cert,
+            key: made.signing_key.serialize_der().into(),
+            fingerprint,
+        })
+    }
+
+    fn offer(&self) -> E2eOffer {
+        E2eOffer {
+            fingerprint: self.fingerprint,
+        }
+    }
+}
+
+/// The session's end-to-end connection and the endpoint it lives on.
+#[derive(Debug, Clone)]
+pub struct E2eLink {
+    endpoint: quinn::Endpoint,
+    /// The connection the session's request streams run on.
+    pub conn: quinn::Connection,
+    /// This end's address as the relay saw it.
+    pub observed: SocketAddr,
+}
+
+impl E2eLink {
+    /// Closes the connection (quinn sends the close while the endpoint lives on in its driver).
+    pub fn close(&self, code: u32, reason: &str) {
+        self.conn.close(code.into(), reason.as_bytes());
+    }
+
+    /// The endpoint the connection lives on.
+    pub fn endpoint(&self) -> &quinn::Endpoint {
+        &self.endpoint
+    }
+}
+
+/// The console's half, bound and offered, waiting for the agent's offer.
+#[derive(Debug)]
+pub struct ConsoleHalf {
+    me: Identity,
+    socket: std::net::UdpSocket,
+    observed: SocketAddr,
+    relay: SocketAddr,
+}
+
+impl ConsoleHalf {
+    /// Binds a fresh socket to the relay's forwarder with the console's `route` and makes this
+    /// session's certificate; send the offer on stream 0, then [`ConsoleHalf::connect`].
+    pub async fn bind(relay: SocketAddr, route: RouteToken) -> Result<(Self, E2eOffer), E2eError> {
+        let me = Identity::fresh()?;
+        let (socket, observed) = bind(relay, route).await?;
+        let offer = me.offer();
+        let half = ConsoleHalf {
+            me,
+            socket,
+            observed,
+            relay,
+        };
+        Ok((half, offer))
+    }
+
+    /// Connects through the relay to the agent that made `peer`, presenting this half's
+    /// certificate.
+    pub async fn connect(self, peer: E2eOffer) -> Result<E2eLink, E2eError> {
+        let ConsoleHalf {
+            me,
+            socket,
+            observed,
+            relay,
+        } = self;
+        let seen = Mismatch::default();
+        let verifier = Arc::new(PinnedPeer::new(peer.fingerprint, seen.clone()));
+        let mut crypto = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(setup)?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(vec![me.cert.clone()], PrivateKeyDer::Pkcs8(me.key))
+            .map_err(setup)?;
+        crypto.alpn_protocols = vec![ALPN.to_vec()];
+        let mut cfg =
+            quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(crypto).map_err(setup)?));
+        cfg.transport_config(transport::transport_config());
+        let endpoint = transport::endpoint_on(socket, None, |s| s)?;
+        let connecting = endpoint
+            .connect_with(cfg, relay, SERVER_NAME)
+            .map_err(setup)?;
+        let conn = match step(connecting).await? {
+            Ok(c) => c,
+            Err(_) if seen.happened() => return Err(E2eError::WrongPeer { peer: "agent" }),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(E2eLink {
+            endpoint,
+            conn,
+            observed,
+        })
+    }
+}
+
+/// The agent's half: bound, listening for the console that made the offer it was given.
+#[derive(Debug)]
+pub struct AgentHalf {
+    endpoint: quinn::Endpoint,
+    observed: SocketAddr,
+    relay: SocketAddr,
+    seen: Mismatch,
+}
+
+impl AgentHalf {
+    /// Binds a fresh socket to the relay's forwarder with the agent's `route` and listens for the
+    /// console that made `peer`; send the returned offer on stream 0, then [`AgentHalf::accept`].
+    pub async fn bind(
+        relay: SocketAddr,
+        route: RouteToken,
+        peer: E2eOffer,
+    ) -> Result<(Self, E2eOffer), E2eError> {
+        let me = Identity::fresh()?;
+        let (socket, observed) = bind(relay, route).await?;
+        let seen = Mismatch::default();
+        let verifier = Arc::new(PinnedPeer::new(peer.fingerprint, seen.clone()));
+        let mut crypto = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(setup)?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![me.cert.clone()],
+                PrivateKeyDer::Pkcs8(me.key.clone_key()),
+            )
+            .map_err(setup)?;
+        crypto.alpn_protocols = vec![ALPN.to_vec()];
+        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(
+            QuicServerConfig::try_from(crypto).map_err(setup)?,
+        ));
+        cfg.transport_config(transport::transport_config());
+        let endpoint = transport::endpoint_on(socket, Some(cfg), |s| s)?;
+        let half = AgentHalf {
+            endpoint,
+            observed,
+            relay,
+            seen,
+        };
+        Ok((half, me.offer()))
+    }
+
+    /// Accepts the console's connection, which must come through the relay's forwarder and
+    /// present the announced certificate.
+    pub async fn accept(self) -> Result<E2eLink, E2eError> {
+        let AgentHalf {
+            endpoint,
+            observed,
+            relay,
+            seen,
+        } = self;
+        let conn = step(async {
+            loop {
+                let Some(incoming) = endpoint.accept().await else {
+                    return Err(E2eError::Setup("the endpoint closed".into()));
+                };
+                // Only the relay's forwarder carries the console's packets to this socket.
+                if incoming.remote_address() != relay {
+                    incoming.ignore();
+                    continue;
+                }
+                return match incoming.await {
+                    Ok(c) => Ok(c),
+                    Err(_) if seen.happened() => Err(E2eError::WrongPeer {
+                        peer: "technician's console",
+                    }),
+                    Err(e) => Err(e.into()),
+                };
+            }
+        })
+        .await??;
+        // The one connection this endpoint serves: no other handshake is answered.
+        endpoint.set_server_config(None);
+        Ok(E2eLink {
+            endpoint,
+            conn,
+            observed,
+        })
+    }
+}
+
+fn setup(e: impl std::fmt::Display) -> E2eError {
+    E2eError::Setup(e.to_string())
+}
+
+async fn step<T>(f: impl std::future::Future<Output = T>) -> Result<T, E2eError> {
+    tokio::time::timeout(E2E_STEP, f)
+        .await
+        .map_err(|_| E2eError::Timeout(E2E_STEP))
+}
+
+/// Binds a fresh UDP socket to the relay's forwarder with `route`: sends the bind packet until the
+/// relay answers. Returns the socket and the address the relay saw.
+pub async fn bind(
+    relay: SocketAddr,
+    route: RouteToken,
+) -> Result<(std::net::UdpSocket, SocketAddr), E2eError> {
+    let any: SocketAddr = if relay.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .unwrap_or_else(|_| unreachable!("literal socket address"));
+    let std_socket = transport::bind_udp(any)?;
+    std_socket.set_nonblocking(true)?;
+    let socket = tokio::net::UdpSocket::from_std(std_socket)?;
+    let bind = BindPacket::Bind(route).encode();
+    let mut buf = [0u8; 64];
+    for _ in 0..BIND_TRIES {
+        socket.send_to(&bind, relay).await?;
+        let deadline = tokio::time::Instant::now() + BIND_RETRY;
+        while let Ok(got) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
+            let (n, from) = got?;
+            if from != relay {
+                continue;
+            }
+            match BindPacket::decode(&buf[..n]) {
+                Ok(BindPacket::Bound { token, observed }) if token == route => {
+                    return Ok((socket.into_std()?, observed));
+                }
+                Ok(BindPacket::Unknown(token)) if token == route => {
+                    return Err(E2eError::UnknownRoute);
+                }
+                _ => continue,
+            }
+        }
+    }
+    Err(E2eError::NoBind(BIND_TRIES))
+}
+
+/// Set when a pinned check failed, so the error can say the peer was not who it announced.
+#[derive(Debug, Clone, Default)]
+struct Mismatch(Arc<Mutex<bool>>);
+
+impl Mismatch {
+    fn set(&self) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = true;
+        }
+    }
+
+    fn happened(&self) -> bool {
+        self.0.lock().map(|g| *g).unwrap_or(false)
+    }
+}
+
+/// Accepts exactly one certificate (by SHA-256), from either side of the handshake, and checks
+/// the handshake signature against it.
+#[derive(Debug)]
+struct PinnedPeer {
+    expected: [u8; 32],
+    algs: WebPkiSupportedAlgorithms,
+    seen: Mismatch,
+}
+
+impl PinnedPeer {
+    fn new(expected: [u8; 32], seen: Mismatch) -> PinnedPeer {
+        PinnedPeer {
+            expected,
+            algs: provider().signature_verification_algorithms,
+            seen,
+        }
+    }
+
+    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let actual: [u8; 32] = Sha256::digest(cert.as_ref()).into();
+        if actual == self.expected {
+            return Ok(());
+        }
+        self.seen.set();
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        ))
+    }
+}
+
+impl ServerCertVerifier for PinnedPeer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.check(end_entity)
+            .map(|()| ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // TLS 1.3 only: a TLS 1.2 signature never verifies.
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+impl ClientCertVerifier for PinnedPeer {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity)
+            .map(|()| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls12_signature(self, message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls13_signature(self, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
