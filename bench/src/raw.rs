@@ -10,6 +10,7 @@ use tether_net::framed;
 use tether_net::tls::DEFAULT_SERVER_NAME;
 use tether_net::{Trust, transport};
 use tether_proto::Slot;
+use tether_proto::forward::RouteToken;
 use tether_proto::msg::{AgentToRelay, ConsoleToRelay, RelayToAgent, RelayToConsole, Role};
 
 /// One client endpoint that many connections share.
@@ -68,12 +69,13 @@ pub async fn agent(client: &Client) -> anyhow::Result<RawAgent> {
 }
 
 impl RawAgent {
-    /// Waits for the relay's `Claimed` and accepts the claim.
-    pub async fn claimed(&mut self) -> anyhow::Result<()> {
+    /// Waits for the relay's `Claimed` and accepts the claim; returns the agent's route token for
+    /// the session's packet forwarding.
+    pub async fn claimed(&mut self) -> anyhow::Result<RouteToken> {
         match framed::read_msg::<RelayToAgent>(&mut self.recv).await? {
-            RelayToAgent::Claimed { .. } => {
+            RelayToAgent::Claimed { route, .. } => {
                 framed::write_msg(&mut self.send, &AgentToRelay::Accept).await?;
-                Ok(())
+                Ok(route)
             }
             other => bail!("expected Claimed, got {other:?}"),
         }
@@ -86,6 +88,21 @@ pub async fn claim(
     slot: Slot,
     token: &str,
 ) -> anyhow::Result<(quinn::Connection, quinn::SendStream, quinn::RecvStream)> {
+    let (conn, send, recv, _) = claim_routed(client, slot, token).await?;
+    Ok((conn, send, recv))
+}
+
+/// [`claim`], also returning the console's route token for the session's packet forwarding.
+pub async fn claim_routed(
+    client: &Client,
+    slot: Slot,
+    token: &str,
+) -> anyhow::Result<(
+    quinn::Connection,
+    quinn::SendStream,
+    quinn::RecvStream,
+    RouteToken,
+)> {
     let conn = client.connect().await?;
     let (mut send, mut recv) = open_control(&conn, Role::Console).await?;
     framed::write_msg(
@@ -101,7 +118,7 @@ pub async fn claim(
         .await
         .context("reading the claim answer")?
     {
-        RelayToConsole::Claimed { .. } => Ok((conn, send, recv)),
+        RelayToConsole::Claimed { route, .. } => Ok((conn, send, recv, route)),
         RelayToConsole::Error(e) => bail!("claim refused: {e}"),
         RelayToConsole::Invitations(_) => bail!("the relay answered a claim with a list"),
         RelayToConsole::Redirect(node) => bail!("the relay sent the claim to node {}", node.node),

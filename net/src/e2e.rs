@@ -1,10 +1,11 @@
 //! A session's end-to-end QUIC connection between the agent and the console, whose packets the
 //! relay forwards without decrypting them ([`tether_proto::forward`]).
 //!
-//! # Flow (after pairing, on sealed stream 0)
+//! # Flow (after pairing, on the sealed transport stream [`E2E_STREAM`], spliced by the relay)
 //! 1. The console binds a fresh UDP socket to the relay with its route token ([`ConsoleHalf`]) and
 //!    sends [`E2eOffer`]: the fingerprint of a certificate made for this session only.
 //! 2. The agent binds its own socket ([`AgentHalf`]), answers with its own [`E2eOffer`], and waits.
+//!    Its session runs on stream 0 meanwhile (the user's consent prompt does not wait for this).
 //! 3. The console connects through the relay; the agent is the QUIC server. Each side presents its
 //!    certificate and accepts exactly the one the other announced (mutual TLS 1.3, pinned), so the
 //!    relay, which saw neither offer, can neither read the packets nor stand in for an end.
@@ -23,10 +24,20 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use sha2::{Digest, Sha256};
 use tether_proto::forward::{BindPacket, RouteToken};
-use tether_proto::msg::E2eOffer;
+use tether_proto::msg::{E2eOffer, StreamOpen};
+use tether_proto::pairing::Side;
+use tether_proto::seal::SessionKeys;
+
+use crate::framed;
+use crate::sealed::SealedStream;
 
 use crate::tls::provider;
 use crate::transport::{self, EndpointError};
+
+/// The number of the transport stream ([`StreamOpen`]): the console opens it on its relay
+/// connection right after pairing, and each end sends one sealed [`E2eOffer`] on it. Request streams
+/// count up from 1 and never reach it.
+pub const E2E_STREAM: u32 = u32::MAX;
 
 /// The ALPN of the end-to-end connection.
 pub const ALPN: &[u8] = b"tether-e2e/1";
@@ -71,6 +82,9 @@ pub enum E2eError {
     /// The QUIC connection failed.
     #[error("the end-to-end connection failed: {0}")]
     Connection(#[from] quinn::ConnectionError),
+    /// The transport stream broke, or carried something else than an offer.
+    #[error("the end-to-end connection's offer did not arrive: {0}")]
+    Offer(String),
     /// Local setup (sockets, TLS).
     #[error("the end-to-end connection could not be set up: {0}")]
     Setup(String),
@@ -284,6 +298,52 @@ impl AgentHalf {
             observed,
         })
     }
+}
+
+/// The console's side, after pairing with `keys`: opens the transport stream on `relay` (the
+/// console's relay connection), offers, reads the agent's offer, and connects through the relay's
+/// forwarder with `route`.
+pub async fn offer(
+    relay: &quinn::Connection,
+    keys: &SessionKeys,
+    route: RouteToken,
+) -> Result<E2eLink, E2eError> {
+    let (half, mine) = ConsoleHalf::bind(relay.remote_address(), route).await?;
+    let (mut send, recv) = relay.open_bi().await?;
+    framed::write_msg(
+        &mut send,
+        &StreamOpen {
+            stream_id: E2E_STREAM,
+        },
+    )
+    .await
+    .map_err(offer_failed)?;
+    let mut stream = SealedStream::new(send, recv, keys, E2E_STREAM, Side::Console);
+    stream.send(&mine).await.map_err(offer_failed)?;
+    let peer: E2eOffer = step(stream.recv()).await?.map_err(offer_failed)?;
+    stream.finish();
+    half.connect(peer).await
+}
+
+/// The agent's side, on the transport stream the console opened (its `StreamOpen` already read):
+/// reads the console's offer, binds with `route` at `relay`, answers, and accepts the console's
+/// connection.
+pub async fn answer(
+    (send, recv): (quinn::SendStream, quinn::RecvStream),
+    keys: &SessionKeys,
+    relay: SocketAddr,
+    route: RouteToken,
+) -> Result<E2eLink, E2eError> {
+    let mut stream = SealedStream::new(send, recv, keys, E2E_STREAM, Side::Agent);
+    let peer: E2eOffer = step(stream.recv()).await?.map_err(offer_failed)?;
+    let (half, mine) = AgentHalf::bind(relay, route, peer).await?;
+    stream.send(&mine).await.map_err(offer_failed)?;
+    stream.finish();
+    half.accept().await
+}
+
+fn offer_failed(e: impl std::fmt::Display) -> E2eError {
+    E2eError::Offer(e.to_string())
 }
 
 fn setup(e: impl std::fmt::Display) -> E2eError {

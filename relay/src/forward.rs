@@ -192,7 +192,9 @@ impl Forwarder {
     /// Decides what one datagram (of `segments` segments) from `from` is.
     fn classify(&self, from: SocketAddr, data: &[u8], segments: usize, now: Instant) -> Action {
         let mut r = self.lock();
-        if let Some(&(id, end)) = r.by_addr.get(&from) {
+        // A bind packet is never QUIC, so it is a bind even from a bound address (an end that
+        // binds again).
+        if let Some(&(id, end)) = r.by_addr.get(&from).filter(|_| !is_bind_packet(data)) {
             let Some(route) = r.routes.get_mut(&id) else {
                 return Action::Drop;
             };
@@ -224,6 +226,8 @@ impl Forwarder {
         if !is_bind_packet(data) {
             return Action::Quic;
         }
+        // A datagram of several bind packets (coalesced by the kernel) does not decode: dropped,
+        // and the end sends its bind again.
         let Ok(BindPacket::Bind(token)) = BindPacket::decode(data) else {
             return Action::Drop;
         };

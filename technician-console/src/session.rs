@@ -184,12 +184,6 @@ async fn read_stream0(mut rx0: SealedRecv, out: Stream0Out) {
                 let _ = invites.try_send(Err(reason));
             }
             Ok(AgentToConsole::Ended { reason }) => break reason,
-            // The offer comes once, before this reader starts.
-            Ok(AgentToConsole::Transport(_)) => {
-                break EndReason::ProtocolError(
-                    "the end-to-end connection was offered twice".into(),
-                );
-            }
             Err(SealedError::Seal(_) | SealedError::Frame(FrameError::Codec(_))) => {
                 break EndReason::ProtocolError("a session frame failed authentication".into());
             }
@@ -350,32 +344,15 @@ impl Paired {
         }
     }
 
-    /// Makes the session's end-to-end connection through `relay`'s forwarder ([`e2e`]): this
-    /// console's offer on stream 0, the agent's, then the connection, pinned both ways. Nothing
-    /// falls back: a failure ends the session (the agent is told).
+    /// Makes the session's end-to-end connection through `relay`'s forwarder ([`e2e`]): the
+    /// offers on the sealed transport stream, then the connection, pinned both ways. Nothing falls
+    /// back: a failure ends the session (the agent is told why).
     pub(crate) async fn end_to_end(
         &mut self,
         relay: &RelayConnection,
     ) -> Result<E2eLink, ConsoleError> {
-        let made = async {
-            let (half, offer) =
-                e2e::ConsoleHalf::bind(relay.conn.remote_address(), self.route).await?;
-            self.tx0.send(&ConsoleToAgent::Transport(offer)).await?;
-            let answer = tokio::time::timeout(e2e::E2E_STEP, self.rx0.recv::<AgentToConsole>())
-                .await
-                .map_err(|_| e2e::E2eError::Timeout(e2e::E2E_STEP))??;
-            match answer {
-                AgentToConsole::Transport(peer) => Ok(half.connect(peer).await?),
-                AgentToConsole::Ended { reason } => Err(ConsoleError::Ended(reason)),
-                other => Err(ConsoleError::Protocol(format!(
-                    "the agent answered the end-to-end offer with {other:?}"
-                ))),
-            }
-        }
-        .await;
-        if let Err(e) = &made
-            && !matches!(e, ConsoleError::Ended(_))
-        {
+        let made = e2e::offer(&relay.conn, &self.keys, self.route).await;
+        if let Err(e) = &made {
             let _ = self
                 .tx0
                 .send(&ConsoleToAgent::ProtocolError {
@@ -383,7 +360,7 @@ impl Paired {
                 })
                 .await;
         }
-        made
+        Ok(made?)
     }
 }
 

@@ -342,6 +342,10 @@ pub struct RawConsole {
     pub send: quinn::SendStream,
     /// Stream 0, receive half.
     pub recv: quinn::RecvStream,
+    /// The console's end of the session's packet forwarding.
+    pub route: tether_proto::forward::RouteToken,
+    /// The session's end-to-end connection, once [`RawConsole::end_to_end`] made it.
+    pub e2e: Option<tether_net::e2e::E2eLink>,
 }
 
 /// How a raw claim ended.
@@ -384,9 +388,13 @@ impl RawConsole {
         }
         let answer = framed::read_msg::<RelayToConsole>(&mut recv).await;
         match answer {
-            Ok(RelayToConsole::Claimed { .. }) => {
-                RawClaim::Claimed(RawConsole { relay, send, recv })
-            }
+            Ok(RelayToConsole::Claimed { route, .. }) => RawClaim::Claimed(RawConsole {
+                relay,
+                send,
+                recv,
+                route,
+                e2e: None,
+            }),
             Ok(RelayToConsole::Error(e)) => {
                 relay.close(0, "done").await;
                 RawClaim::Refused(e)
@@ -422,6 +430,24 @@ impl RawConsole {
 }
 
 impl RawConsole {
+    /// After [`RawConsole::pair`]: the session's end-to-end connection, as the real console makes
+    /// it ([`tether_net::e2e::offer`]); request streams go on its `conn`.
+    pub async fn end_to_end(&mut self, keys: &tether_proto::seal::SessionKeys) {
+        let link = tether_net::e2e::offer(&self.relay.conn, keys, self.route)
+            .await
+            .expect("the end-to-end connection");
+        self.e2e = Some(link);
+    }
+
+    /// The end-to-end connection's QUIC connection ([`RawConsole::end_to_end`] first).
+    pub fn conn(&self) -> &quinn::Connection {
+        &self
+            .e2e
+            .as_ref()
+            .expect("RawConsole::end_to_end first")
+            .conn
+    }
+
     /// After [`RawConsole::pair`]: asks for `scopes` on stream 0, sealed with `keys`, and returns the
     /// agent's sealed answer with the opener for the rest of stream 0 towards the console.
     pub async fn ask_consent(

@@ -1,7 +1,10 @@
 //! A UDP forwarder on loopback that a test can cut, so that a peer vanishes without sending a close
 //! frame — as when a laptop lid shuts or a network drops — or impair, with a fixed delay and random
-//! loss each way (a user-space stand-in for `tc netem` where the kernel has no netem). One client.
+//! loss each way (a user-space stand-in for `tc netem` where the kernel has no netem). Each client
+//! gets its own socket towards the upstream (a session's relay connection and its end-to-end
+//! socket are two clients).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,11 +39,9 @@ impl UdpProxy {
         loss: f64,
     ) -> std::io::Result<Self> {
         let front = UdpSocket::bind("127.0.0.1:0").await?;
-        let back = UdpSocket::bind("127.0.0.1:0").await?;
-        back.connect(upstream).await?;
         let addr = front.local_addr()?;
         let cut = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(forward(front, back, cut.clone(), delay, loss));
+        let task = tokio::spawn(forward(front, upstream, cut.clone(), delay, loss));
         Ok(UdpProxy { addr, cut, task })
     }
 
@@ -66,37 +67,64 @@ const QUEUE: usize = 4096;
 
 async fn forward(
     front: UdpSocket,
-    back: UdpSocket,
+    upstream: SocketAddr,
     cut: Arc<AtomicBool>,
     delay: Duration,
     loss: f64,
 ) {
-    let (up_tx, mut up_rx) = mpsc::channel::<(Instant, Vec<u8>)>(QUEUE);
+    let front = Arc::new(front);
+    let (up_tx, mut up_rx) = mpsc::channel::<(Instant, Vec<u8>, Arc<UdpSocket>)>(QUEUE);
     let (down_tx, mut down_rx) = mpsc::channel::<(Instant, Vec<u8>, SocketAddr)>(QUEUE);
-    let keep = |cut: &AtomicBool| !cut.load(Ordering::SeqCst) && !rand::thread_rng().gen_bool(loss);
+    let keep = move |cut: &AtomicBool| {
+        !cut.load(Ordering::SeqCst) && (loss == 0.0 || !rand::thread_rng().gen_bool(loss))
+    };
+    let mut backs = tokio::task::JoinSet::new();
     let receive = async {
-        let (mut a, mut b) = (vec![0u8; 65536], vec![0u8; 65536]);
-        let mut client: Option<SocketAddr> = None;
+        let mut a = vec![0u8; 65536];
+        // Each client (an address in front) gets its own socket towards the upstream, so the
+        // upstream sees as many peers as there are clients, as through a NAT.
+        let mut clients: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
         loop {
-            tokio::select! {
-                r = front.recv_from(&mut a) => {
-                    let Ok((n, from)) = r else { return };
-                    client = Some(from);
-                    if keep(&cut) {
-                        let _ = up_tx.try_send((Instant::now() + delay, a[..n].to_vec()));
+            let Ok((n, from)) = front.recv_from(&mut a).await else {
+                return;
+            };
+            let back = match clients.get(&from) {
+                Some(b) => b.clone(),
+                None => {
+                    let Ok(b) = UdpSocket::bind("127.0.0.1:0").await else {
+                        continue;
+                    };
+                    if b.connect(upstream).await.is_err() {
+                        continue;
                     }
+                    let b = Arc::new(b);
+                    clients.insert(from, b.clone());
+                    let (b2, down, cut) = (b.clone(), down_tx.clone(), cut.clone());
+                    backs.spawn(async move {
+                        let mut buf = vec![0u8; 65536];
+                        loop {
+                            let Ok(n) = b2.recv(&mut buf).await else {
+                                continue;
+                            };
+                            if keep(&cut) {
+                                let _ = down.try_send((
+                                    Instant::now() + delay,
+                                    buf[..n].to_vec(),
+                                    from,
+                                ));
+                            }
+                        }
+                    });
+                    b
                 }
-                r = back.recv(&mut b) => {
-                    let Ok(n) = r else { continue };
-                    if let (true, Some(c)) = (keep(&cut), client) {
-                        let _ = down_tx.try_send((Instant::now() + delay, b[..n].to_vec(), c));
-                    }
-                }
+            };
+            if keep(&cut) {
+                let _ = up_tx.try_send((Instant::now() + delay, a[..n].to_vec(), back));
             }
         }
     };
     let up = async {
-        while let Some((due, p)) = up_rx.recv().await {
+        while let Some((due, p, back)) = up_rx.recv().await {
             tokio::time::sleep_until(due).await;
             let _ = back.send(&p).await;
         }

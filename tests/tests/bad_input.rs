@@ -96,6 +96,7 @@ async fn raw_session(relay: &TestRelay) -> (TestAgent, RawConsole, SessionKeys) 
         panic!("claim refused");
     };
     let keys = raw.pair(&code).await.unwrap();
+    raw.end_to_end(&keys).await;
     (agent, raw, keys)
 }
 
@@ -706,7 +707,7 @@ mod rows {
     pub async fn request_before_consent(h: &mut Harness) -> String {
         let (_agent, mut raw, keys) = raw_session(&h.relay).await;
         let early: JoinHandle<Option<Response>> = tokio::spawn({
-            let conn = raw.relay.conn.clone();
+            let conn = raw.conn().clone();
             let keys = keys.clone();
             async move { raw_request(&conn, &keys, 7, &Request::Inventory).await }
         });
@@ -740,7 +741,7 @@ mod rows {
         );
         // After the decision the same request is served.
         assert!(matches!(
-            raw_request(&raw.relay.conn, &keys, 8, &Request::Inventory).await,
+            raw_request(raw.conn(), &keys, 8, &Request::Inventory).await,
             Some(Response::Inventory(_))
         ));
         "Refused(inventory) before the decision; served after it".into()
@@ -749,11 +750,11 @@ mod rows {
     pub async fn reused_request_stream_number(h: &mut Harness) -> String {
         let mut g = granted_session(&h.relay, inv()).await;
         assert!(matches!(
-            raw_request(&g.raw.relay.conn, &g.keys, 1, &Request::Inventory).await,
+            raw_request(g.raw.conn(), &g.keys, 1, &Request::Inventory).await,
             Some(Response::Inventory(_))
         ));
         assert_eq!(
-            raw_request(&g.raw.relay.conn, &g.keys, 1, &Request::Inventory).await,
+            raw_request(g.raw.conn(), &g.keys, 1, &Request::Inventory).await,
             None,
             "a reused stream number is not served"
         );
@@ -763,7 +764,7 @@ mod rows {
     pub async fn request_on_stream_zero(h: &mut Harness) -> String {
         let mut g = granted_session(&h.relay, inv()).await;
         assert_eq!(
-            raw_request(&g.raw.relay.conn, &g.keys, 0, &Request::Inventory).await,
+            raw_request(g.raw.conn(), &g.keys, 0, &Request::Inventory).await,
             None,
             "stream 0 is never a request"
         );
@@ -775,14 +776,14 @@ mod rows {
         let mut frame = sealed_request(&g.keys, 1, 0, &Request::Inventory);
         let last = frame.len() - 1;
         frame[last] ^= 0x01;
-        let _recv = raw_frames(&g.raw.relay.conn, 1, &[frame]).await;
+        let _recv = raw_frames(g.raw.conn(), 1, &[frame]).await;
         session_ends_as_protocol_error(&h.relay, &mut g, "authentication").await
     }
 
     pub async fn replayed_request_frame(h: &mut Harness) -> String {
         let mut g = granted_session(&h.relay, inv()).await;
         let frame = sealed_request(&g.keys, 1, 0, &Request::Inventory);
-        let mut recv = raw_frames(&g.raw.relay.conn, 1, &[frame.clone(), frame]).await;
+        let mut recv = raw_frames(g.raw.conn(), 1, &[frame.clone(), frame]).await;
         // The first copy is answered; the replayed second one ends the session.
         let answer = framed::read_frame(&mut recv).await.unwrap();
         let answer: Response = g
@@ -797,13 +798,13 @@ mod rows {
     pub async fn moved_request_frame(h: &mut Harness) -> String {
         let mut g = granted_session(&h.relay, inv()).await;
         let from_two = sealed_request(&g.keys, 2, 0, &Request::Inventory);
-        let _recv = raw_frames(&g.raw.relay.conn, 1, &[from_two]).await;
+        let _recv = raw_frames(g.raw.conn(), 1, &[from_two]).await;
         session_ends_as_protocol_error(&h.relay, &mut g, "authentication").await
     }
 
     pub async fn undecodable_stream_open(h: &mut Harness) -> String {
         let mut g = granted_session(&h.relay, inv()).await;
-        let (mut send, _recv) = g.raw.relay.conn.open_bi().await.unwrap();
+        let (mut send, _recv) = g.raw.conn().open_bi().await.unwrap();
         send.write_all(&garbage_frame()).await.unwrap();
         send.finish().unwrap();
         session_ends_as_protocol_error(&h.relay, &mut g, "StreamOpen").await
@@ -811,7 +812,7 @@ mod rows {
 
     pub async fn request_stream_without_request(h: &mut Harness) -> String {
         let mut g = granted_session(&h.relay, inv()).await;
-        let _recv = raw_frames(&g.raw.relay.conn, 1, &[]).await;
+        let _recv = raw_frames(g.raw.conn(), 1, &[]).await;
         session_ends_as_protocol_error(&h.relay, &mut g, "carried no request").await
     }
 }

@@ -630,7 +630,8 @@ async fn nothing_before_the_grant_and_nothing_after_files_is_taken_back() {
         panic!("claim refused");
     };
     let keys = raw.pair(&code).await.unwrap();
-    let (mut tx, mut rx) = raw_stream(&raw.relay.conn, &keys, 1).await;
+    raw.end_to_end(&keys).await;
+    let (mut tx, mut rx) = raw_stream(raw.conn(), &keys, 1).await;
     tx.send(&Request::Files(FileRequest::Push {
         name: "x".into(),
         size: 1,
@@ -644,7 +645,7 @@ async fn nothing_before_the_grant_and_nothing_after_files_is_taken_back() {
             scope: Scope::Files
         }
     );
-    let (mut tx, mut rx) = raw_stream(&raw.relay.conn, &keys, 2).await;
+    let (mut tx, mut rx) = raw_stream(raw.conn(), &keys, 2).await;
     let secret = tree.home().join("secret.txt").display().to_string();
     tx.send(&Request::Files(FileRequest::Pull {
         path: secret.clone(),
@@ -743,6 +744,7 @@ async fn a_hostile_console_gets_typed_errors_and_the_session_goes_on() {
         panic!("claim refused");
     };
     let keys = raw.pair(&code).await.unwrap();
+    raw.end_to_end(&keys).await;
     let (decision, _) = raw.ask_consent(&keys, files_only()).await;
     assert_eq!(
         decision,
@@ -787,7 +789,7 @@ async fn a_hostile_console_gets_typed_errors_and_the_session_goes_on() {
     ];
     let mut id = 1;
     for (msgs, want) in cases {
-        let (mut tx, mut rx) = raw_stream(&raw.relay.conn, &keys, id).await;
+        let (mut tx, mut rx) = raw_stream(raw.conn(), &keys, id).await;
         id += 1;
         tx.send(&push).await.unwrap();
         assert_eq!(
@@ -810,7 +812,7 @@ async fn a_hostile_console_gets_typed_errors_and_the_session_goes_on() {
         );
     }
     // A resume offset past the end of a pulled file.
-    let (mut tx, mut rx) = raw_stream(&raw.relay.conn, &keys, id).await;
+    let (mut tx, mut rx) = raw_stream(raw.conn(), &keys, id).await;
     id += 1;
     let path = tree.home().join("ten.txt").display().to_string();
     tx.send(&Request::Files(FileRequest::Pull { path: path.clone() }))
@@ -831,7 +833,7 @@ async fn a_hostile_console_gets_typed_errors_and_the_session_goes_on() {
     // Nothing landed, no partial file stayed.
     assert_eq!(std::fs::read_dir(tree.landing()).unwrap().count(), 0);
     // The session goes on: a proper pull of the same file succeeds.
-    let (mut tx, mut rx) = raw_stream(&raw.relay.conn, &keys, id).await;
+    let (mut tx, mut rx) = raw_stream(raw.conn(), &keys, id).await;
     tx.send(&Request::Files(FileRequest::Pull { path: path.clone() }))
         .await
         .unwrap();

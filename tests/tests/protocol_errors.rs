@@ -26,8 +26,10 @@ fn inv() -> ScopeSet {
 
 /// An agent that pairs and grants honestly, then answers a request with a frame that does not open.
 struct RawAgent {
-    relay: RelayConnection,
+    _relay: RelayConnection,
     keys: SessionKeys,
+    /// The session's end-to-end connection: the console's requests come on it.
+    e2e: tether_net::e2e::E2eLink,
     rx0: SealedRecv,
     _tx0: SealedSend,
     _ctl: (quinn::SendStream, quinn::RecvStream),
@@ -62,10 +64,9 @@ impl RawAgent {
         code: &SessionCode,
     ) -> Self {
         let claimed: RelayToAgent = framed::read_msg(&mut ctl.1).await.unwrap();
-        assert!(
-            matches!(claimed, RelayToAgent::Claimed { .. }),
-            "{claimed:?}"
-        );
+        let RelayToAgent::Claimed { route, .. } = claimed else {
+            panic!("{claimed:?}")
+        };
         framed::write_msg(&mut ctl.0, &AgentToRelay::Accept)
             .await
             .unwrap();
@@ -83,6 +84,14 @@ impl RawAgent {
         }
         let keys = p.into_keys().unwrap();
         let (mut tx0, mut rx0) = SealedStream::new(send, recv, &keys, 0, Side::Agent).split();
+        // The console makes the end-to-end connection before it asks for consent.
+        let (t_send, mut t_recv) = relay.conn.accept_bi().await.unwrap();
+        let StreamOpen { stream_id } = framed::read_msg(&mut t_recv).await.unwrap();
+        assert_eq!(stream_id, tether_net::e2e::E2E_STREAM);
+        let e2e =
+            tether_net::e2e::answer((t_send, t_recv), &keys, relay.conn.remote_address(), route)
+                .await
+                .unwrap();
         let ConsoleToAgent::ConsentRequest { scopes } = rx0.recv().await.unwrap() else {
             panic!("no consent request")
         };
@@ -90,8 +99,9 @@ impl RawAgent {
             .await
             .unwrap();
         RawAgent {
-            relay,
+            _relay: relay,
             keys,
+            e2e,
             rx0,
             _tx0: tx0,
             _ctl: ctl,
@@ -100,7 +110,7 @@ impl RawAgent {
 
     /// Reads the next request and answers it with a frame whose last byte is flipped.
     async fn answer_tampered(&mut self) {
-        let (mut send, mut recv) = self.relay.conn.accept_bi().await.unwrap();
+        let (mut send, mut recv) = self.e2e.conn.accept_bi().await.unwrap();
         let StreamOpen { stream_id } = framed::read_msg(&mut recv).await.unwrap();
         let mut opener = self.keys.opener(stream_id, Direction::ConsoleToAgent);
         let req: Request = opener

@@ -31,6 +31,7 @@ async fn tampered_after<T: serde::Serialize>(x: &Xvfb, request: Request, next: &
         panic!("claim refused")
     };
     let keys = raw.pair(&code).await.unwrap();
+    raw.end_to_end(&keys).await;
     let (decision, _opener) = raw.ask_consent(&keys, scopes).await;
     assert_eq!(
         decision,
@@ -42,7 +43,7 @@ async fn tampered_after<T: serde::Serialize>(x: &Xvfb, request: Request, next: &
     let mut forged = sealer.seal_msg(next).unwrap();
     let last = forged.len() - 1;
     forged[last] ^= 0x01;
-    let (mut send, _recv) = raw.relay.conn.open_bi().await.unwrap();
+    let (mut send, _recv) = raw.conn().open_bi().await.unwrap();
     framed::write_msg(&mut send, &StreamOpen { stream_id: 1 })
         .await
         .unwrap();

@@ -273,10 +273,6 @@ impl Machine {
                 self.invite(invitee, handover)
             }
             (Phase::Serving, ConsoleToAgent::AskMore { scopes }) => self.ask_more(scopes, now),
-            // The offer comes once, before the session's machine starts.
-            (_, ConsoleToAgent::Transport(_)) => self.end(EndReason::ProtocolError(
-                "the end-to-end connection was offered twice".into(),
-            )),
         }
     }
 

@@ -18,7 +18,8 @@ use tether_net::framed::{self, FrameError};
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
 use tether_proto::ScopeSet;
 use tether_proto::msg::{
-    AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, SessionReport, TechnicianIdentity,
+    AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, SessionReport, StreamOpen,
+    TechnicianIdentity,
 };
 use tether_proto::pairing::Side;
 use tether_proto::seal::{SealError, SessionKeys};
@@ -102,18 +103,13 @@ impl Session<'_> {
         technician: TechnicianIdentity,
         stream0: (quinn::SendStream, quinn::RecvStream),
     ) -> EndReason {
-        let (mut tx0, mut rx0) =
+        let (mut tx0, rx0) =
             SealedStream::new(stream0.0, stream0.1, &self.keys, 0, Side::Agent).split();
-        // Every request runs on the session's own end-to-end connection, pinned through stream 0;
-        // without it there is no session.
-        let e2e = match end_to_end(&mut tx0, &mut rx0, self.conn.remote_address(), self.route).await
-        {
-            Ok(link) => link,
-            Err(reason) => {
-                warn!(%reason, "no end-to-end connection; ending the session");
-                return self.finish(&mut tx0, reason, true).await;
-            }
-        };
+        // Every request runs on the session's own end-to-end connection, made beside stream 0 (the
+        // user is asked meanwhile); if it cannot be made, the session ends.
+        let mut e2e: Option<e2e::E2eLink> = None;
+        let mut e2e_setup = JoinSet::new();
+        e2e_setup.spawn(end_to_end(self.conn.clone(), self.keys.clone(), self.route));
         // Stream 0 is read in its own task so every select below stays cancel-safe.
         let mut reader = JoinSet::new();
         let (s0_tx, mut s0) = mpsc::channel(4);
@@ -219,7 +215,15 @@ impl Session<'_> {
                 },
                 // Before the decision every request is refused: the console cannot know the
                 // grant yet.
-                s = e2e.conn.accept_bi() => match s {
+                made = e2e_setup.join_next(), if !e2e_setup.is_empty() => match made {
+                    Some(Ok(Ok(link))) => e2e = Some(link),
+                    Some(Ok(Err(reason))) => {
+                        warn!(%reason, "no end-to-end connection; ending the session");
+                        machine.handle_closed(reason);
+                    }
+                    _ => machine.handle_closed(EndReason::ConnectionLost),
+                },
+                s = accept_on(e2e.as_ref()) => match s {
                     Ok((send, recv)) => {
                         if machine.serving() {
                             streams.spawn_watching(grant.clone(), send, recv);
@@ -245,8 +249,11 @@ impl Session<'_> {
         };
         streams.tasks.abort_all();
         reader.abort_all();
+        e2e_setup.abort_all();
         let reason = self.finish(&mut tx0, reason, tell_console).await;
-        e2e.close(0, "session ended");
+        if let Some(link) = e2e {
+            link.close(0, "session ended");
+        }
         reason
     }
 
@@ -312,35 +319,43 @@ async fn guest_news(guest: &mut Option<GuestLink>) -> GuestEvent {
     }
 }
 
-/// The session's end-to-end connection ([`e2e`]): the console's offer (its first frame after
-/// pairing), this agent's, then the console's connection through the relay's forwarder. Any
-/// failure is the session's end, in words for both sides.
+/// The session's end-to-end connection ([`e2e`]): the console opens the transport stream on the
+/// relay connection right after pairing; the offers cross on it, then the console connects through
+/// the relay's forwarder. A console that never opens it can make no request; one that opens it
+/// wrongly, or a connection that cannot be made, ends the session in words for both sides.
 async fn end_to_end(
-    tx0: &mut SealedSend,
-    rx0: &mut SealedRecv,
-    relay: std::net::SocketAddr,
+    relay: quinn::Connection,
+    keys: SessionKeys,
     route: tether_proto::forward::RouteToken,
 ) -> Result<e2e::E2eLink, EndReason> {
     let failed = |e: e2e::E2eError| EndReason::ProtocolError(e.to_string());
-    let offer = match tokio::time::timeout(e2e::E2E_STEP, rx0.recv::<ConsoleToAgent>()).await {
-        Err(_) => return Err(failed(e2e::E2eError::Timeout(e2e::E2E_STEP))),
-        Ok(Ok(ConsoleToAgent::Transport(offer))) => offer,
-        // A technician who gives up before the session starts.
-        Ok(Ok(ConsoleToAgent::End)) => return Err(EndReason::TechnicianEnded),
-        Ok(Ok(_)) => {
-            return Err(EndReason::ProtocolError(
-                "the console did not offer the end-to-end connection first".into(),
-            ));
-        }
-        Ok(Err(e)) => return Err(lost_or_broken(&e)),
-    };
-    let (half, mine) = e2e::AgentHalf::bind(relay, route, offer)
+    let (send, mut recv) = relay
+        .accept_bi()
         .await
-        .map_err(failed)?;
-    tx0.send(&AgentToConsole::Transport(mine))
+        .map_err(|_| EndReason::ConnectionLost)?;
+    let open = tokio::time::timeout(e2e::E2E_STEP, framed::read_msg::<StreamOpen>(&mut recv))
         .await
-        .map_err(|e| lost_or_broken(&e))?;
-    half.accept().await.map_err(failed)
+        .map_err(|_| failed(e2e::E2eError::Timeout(e2e::E2E_STEP)))?
+        .map_err(|e| EndReason::ProtocolError(format!("the transport stream: {e}")))?;
+    if open.stream_id != e2e::E2E_STREAM {
+        return Err(EndReason::ProtocolError(format!(
+            "stream {} was opened before the end-to-end connection was made",
+            open.stream_id
+        )));
+    }
+    e2e::answer((send, recv), &keys, relay.remote_address(), route)
+        .await
+        .map_err(failed)
+}
+
+/// The next stream the console opens on the end-to-end connection; pending until there is one.
+async fn accept_on(
+    e2e: Option<&e2e::E2eLink>,
+) -> Result<(quinn::SendStream, quinn::RecvStream), quinn::ConnectionError> {
+    match e2e {
+        Some(link) => link.conn.accept_bi().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads stream 0 in its own task, handing each message (or the error that ends it) over.

@@ -20,7 +20,8 @@ pub struct StreamOpen {
     pub stream_id: u32,
 }
 
-/// Each end's first frame on sealed stream 0 after pairing, console first: the SHA-256 fingerprint of
+/// The one sealed frame each end sends on the transport stream (`StreamOpen{u32::MAX}`, opened by
+/// the console right after pairing), console first: the SHA-256 fingerprint of
 /// the fresh certificate it will present on the session's end-to-end QUIC connection
 /// ([`crate::forward`]). Each end accepts exactly that certificate from the other, so the relay,
 /// which carries the connection's packets, can neither read them nor stand in for either end.
@@ -73,8 +74,6 @@ pub enum ConsoleToAgent {
         /// Scopes asked for (those granted already are not asked again).
         scopes: ScopeSet,
     },
-    /// The console's [`E2eOffer`]: its first frame after pairing, and only then.
-    Transport(E2eOffer),
 }
 
 /// How an [`ConsoleToAgent::AskMore`] ended. Only [`MoreOutcome::Answered`] can change the grant.
@@ -153,8 +152,6 @@ pub enum AgentToConsole {
         /// How the ask ended.
         outcome: MoreOutcome,
     },
-    /// The agent's [`E2eOffer`]: its answer to the console's, and only then.
-    Transport(E2eOffer),
 }
 
 /// A request on its own stream, sealed.
