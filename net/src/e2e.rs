@@ -321,8 +321,21 @@ pub async fn offer(
     let mut stream = SealedStream::new(send, recv, keys, E2E_STREAM, Side::Console);
     stream.send(&mine).await.map_err(offer_failed)?;
     let peer: E2eOffer = step(stream.recv()).await?.map_err(offer_failed)?;
+    let link = half.connect(peer).await?;
+    // In TLS 1.3 the client is done before the server has checked its certificate: the agent's
+    // second frame, the fingerprint it accepted, says it did.
+    match step(stream.recv::<E2eOffer>()).await? {
+        Ok(seen) if seen == mine => {}
+        Ok(_) => return Err(E2eError::WrongPeer { peer: "agent" }),
+        Err(e) => {
+            return Err(match link.conn.close_reason() {
+                Some(reason) => E2eError::Connection(reason),
+                None => offer_failed(e),
+            });
+        }
+    }
     stream.finish();
-    half.connect(peer).await
+    Ok(link)
 }
 
 /// The agent's side, on the transport stream the console opened (its `StreamOpen` already read):
@@ -338,8 +351,11 @@ pub async fn answer(
     let peer: E2eOffer = step(stream.recv()).await?.map_err(offer_failed)?;
     let (half, mine) = AgentHalf::bind(relay, route, peer).await?;
     stream.send(&mine).await.map_err(offer_failed)?;
+    let link = half.accept().await?;
+    // The console waits for this: the connection it made is the one accepted here.
+    stream.send(&peer).await.map_err(offer_failed)?;
     stream.finish();
-    half.accept().await
+    Ok(link)
 }
 
 fn offer_failed(e: impl std::fmt::Display) -> E2eError {

@@ -61,8 +61,22 @@ impl TestRelay {
         Self::start_with(Limits::default(), None).await
     }
 
+    /// Starts a relay that passes every datagram it forwards for sessions' end-to-end
+    /// connections through `tamper` first (a relay that watches, or changes, those packets).
+    pub async fn start_tampering(tamper: tether_relay::config::ForwardTamper) -> Self {
+        Self::start_configured(Limits::default(), None, Some(tamper)).await
+    }
+
     /// Starts a relay with the given limits and splice tap.
     pub async fn start_with(limits: Limits, tap: Option<SpliceTap>) -> Self {
+        Self::start_configured(limits, tap, None).await
+    }
+
+    async fn start_configured(
+        limits: Limits,
+        tap: Option<SpliceTap>,
+        tamper: Option<tether_relay::config::ForwardTamper>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let token = Technicians::new(dir.path())
             .add("Ada Lovelace", "Acme IT")
@@ -73,6 +87,7 @@ impl TestRelay {
         );
         config.limits = limits.clone();
         config.splice_tap = tap;
+        config.forward_tamper = tamper;
         let handle = Relay::spawn(config).await.expect("relay starts");
         TestRelay {
             handle,
