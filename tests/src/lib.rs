@@ -360,7 +360,7 @@ pub struct RawConsole {
     /// The console's end of the session's packet forwarding.
     pub route: tether_proto::forward::RouteToken,
     /// The session's end-to-end connection, once [`RawConsole::end_to_end`] made it.
-    pub e2e: Option<tether_net::e2e::E2eLink>,
+    pub e2e: Option<Box<tether_net::e2e::E2eLink>>,
 }
 
 /// How a raw claim ended.
@@ -451,7 +451,7 @@ impl RawConsole {
         let link = tether_net::e2e::offer(&self.relay.conn, keys, self.route)
             .await
             .expect("the end-to-end connection");
-        self.e2e = Some(link);
+        self.e2e = Some(Box::new(link));
     }
 
     /// The end-to-end connection's QUIC connection ([`RawConsole::end_to_end`] first).

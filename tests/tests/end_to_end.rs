@@ -3,6 +3,8 @@
 //! forwards without decrypting them. A relay that tampers with those packets, or stands in for
 //! either end with a certificate of its own, gets no session: it fails closed, with a reason.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
