@@ -193,7 +193,7 @@ async fn read_stream0(mut rx0: SealedRecv, out: Stream0Out) {
     let _ = ended.send(Some(reason));
 }
 
-/// Connection statistics for a session, usable from other tasks.
+/// Connection statistics for a session's end-to-end connection, usable from other tasks.
 #[derive(Debug, Clone)]
 pub struct Link(quinn::Connection);
 
@@ -208,7 +208,7 @@ impl Link {
         self.0.stats().udp_rx.bytes
     }
 
-    /// The current round-trip time to the relay.
+    /// The current round-trip time to the agent (the end-to-end connection, through the relay).
     pub fn rtt(&self) -> Duration {
         self.0.rtt()
     }
