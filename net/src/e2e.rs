@@ -13,15 +13,11 @@
 //! Nothing falls back: if the connection cannot be made, the session ends with [`E2eError`].
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 use tether_proto::forward::{BindPacket, RouteToken};
 use tether_proto::msg::{E2eOffer, StreamOpen};
@@ -31,7 +27,7 @@ use tether_proto::seal::SessionKeys;
 use crate::framed;
 use crate::sealed::SealedStream;
 
-use crate::tls::provider;
+use crate::tls::{PinnedVerifier, SeenFingerprint, provider};
 use crate::transport::{self, EndpointError};
 
 /// The number of the transport stream ([`StreamOpen`]): the console opens it on its relay
@@ -133,7 +129,8 @@ impl Identity {
 /// The session's end-to-end connection and the endpoint it lives on.
 #[derive(Debug, Clone)]
 pub struct E2eLink {
-    endpoint: quinn::Endpoint,
+    /// Held, so the session's socket stays open exactly as long as its link.
+    _endpoint: quinn::Endpoint,
     /// The connection the session's request streams run on.
     pub conn: quinn::Connection,
     /// This end's address as the relay saw it.
@@ -144,11 +141,6 @@ impl E2eLink {
     /// Closes the connection (quinn sends the close while the endpoint lives on in its driver).
     pub fn close(&self, code: u32, reason: &str) {
         self.conn.close(code.into(), reason.as_bytes());
-    }
-
-    /// The endpoint the connection lives on.
-    pub fn endpoint(&self) -> &quinn::Endpoint {
-        &self.endpoint
     }
 }
 
@@ -186,8 +178,11 @@ impl ConsoleHalf {
             observed,
             relay,
         } = self;
-        let seen = Mismatch::default();
-        let verifier = Arc::new(PinnedPeer::new(peer.fingerprint, seen.clone()));
+        let seen = SeenFingerprint::default();
+        let verifier = Arc::new(PinnedVerifier::new(
+            hex::encode(peer.fingerprint),
+            seen.clone(),
+        ));
         let mut crypto = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(setup)?
@@ -205,11 +200,13 @@ impl ConsoleHalf {
             .map_err(setup)?;
         let conn = match step(connecting).await? {
             Ok(c) => c,
-            Err(_) if seen.happened() => return Err(E2eError::WrongPeer { peer: "agent" }),
+            Err(_) if seen.mismatch().is_some() => {
+                return Err(E2eError::WrongPeer { peer: "agent" });
+            }
             Err(e) => return Err(e.into()),
         };
         Ok(E2eLink {
-            endpoint,
+            _endpoint: endpoint,
             conn,
             observed,
         })
@@ -222,7 +219,7 @@ pub struct AgentHalf {
     endpoint: quinn::Endpoint,
     observed: SocketAddr,
     relay: SocketAddr,
-    seen: Mismatch,
+    seen: SeenFingerprint,
 }
 
 impl AgentHalf {
@@ -235,8 +232,11 @@ impl AgentHalf {
     ) -> Result<(Self, E2eOffer), E2eError> {
         let me = Identity::fresh()?;
         let (socket, observed) = bind(relay, route).await?;
-        let seen = Mismatch::default();
-        let verifier = Arc::new(PinnedPeer::new(peer.fingerprint, seen.clone()));
+        let seen = SeenFingerprint::default();
+        let verifier = Arc::new(PinnedVerifier::new(
+            hex::encode(peer.fingerprint),
+            seen.clone(),
+        ));
         let mut crypto = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(setup)?
@@ -282,7 +282,7 @@ impl AgentHalf {
                 }
                 return match incoming.await {
                     Ok(c) => Ok(c),
-                    Err(_) if seen.happened() => Err(E2eError::WrongPeer {
+                    Err(_) if seen.mismatch().is_some() => Err(E2eError::WrongPeer {
                         peer: "technician's console",
                     }),
                     Err(e) => Err(e.into()),
@@ -293,7 +293,7 @@ impl AgentHalf {
         // The one connection this endpoint serves: no other handshake is answered.
         endpoint.set_server_config(None);
         Ok(E2eLink {
-            endpoint,
+            _endpoint: endpoint,
             conn,
             observed,
         })
@@ -378,14 +378,7 @@ pub async fn bind(
     relay: SocketAddr,
     route: RouteToken,
 ) -> Result<(std::net::UdpSocket, SocketAddr), E2eError> {
-    let any: SocketAddr = if relay.is_ipv6() {
-        "[::]:0"
-    } else {
-        "0.0.0.0:0"
-    }
-    .parse()
-    .unwrap_or_else(|_| unreachable!("literal socket address"));
-    let std_socket = transport::bind_udp(any)?;
+    let std_socket = transport::bind_udp(transport::any_port_towards(relay))?;
     std_socket.set_nonblocking(true)?;
     let socket = tokio::net::UdpSocket::from_std(std_socket)?;
     let bind = BindPacket::Bind(route).encode();
@@ -410,127 +403,4 @@ pub async fn bind(
         }
     }
     Err(E2eError::NoBind(BIND_TRIES))
-}
-
-/// Set when a pinned check failed, so the error can say the peer was not who it announced.
-#[derive(Debug, Clone, Default)]
-struct Mismatch(Arc<Mutex<bool>>);
-
-impl Mismatch {
-    fn set(&self) {
-        if let Ok(mut g) = self.0.lock() {
-            *g = true;
-        }
-    }
-
-    fn happened(&self) -> bool {
-        self.0.lock().map(|g| *g).unwrap_or(false)
-    }
-}
-
-/// Accepts exactly one certificate (by SHA-256), from either side of the handshake, and checks
-/// the handshake signature against it.
-#[derive(Debug)]
-struct PinnedPeer {
-    expected: [u8; 32],
-    algs: WebPkiSupportedAlgorithms,
-    seen: Mismatch,
-}
-
-impl PinnedPeer {
-    fn new(expected: [u8; 32], seen: Mismatch) -> PinnedPeer {
-        PinnedPeer {
-            expected,
-            algs: provider().signature_verification_algorithms,
-            seen,
-        }
-    }
-
-    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        let actual: [u8; 32] = Sha256::digest(cert.as_ref()).into();
-        if actual == self.expected {
-            return Ok(());
-        }
-        self.seen.set();
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::ApplicationVerificationFailure,
-        ))
-    }
-}
-
-impl ServerCertVerifier for PinnedPeer {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity)
-            .map(|()| ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // TLS 1.3 only: a TLS 1.2 signature never verifies.
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
-}
-
-impl ClientCertVerifier for PinnedPeer {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity)
-            .map(|()| ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls12_signature(self, message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls13_signature(self, message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
 }

@@ -11,7 +11,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use sha2::{Digest, Sha256};
 
 /// File names inside the relay's data directory.
@@ -239,11 +240,7 @@ pub fn client_crypto(trust: &Trust) -> Result<(rustls::ClientConfig, SeenFingerp
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let mut cfg = match trust {
         Trust::Fingerprint(fp) => {
-            let verifier = PinnedVerifier {
-                expected: parse_fingerprint(fp)?,
-                algs: provider().signature_verification_algorithms,
-                seen: seen.clone(),
-            };
+            let verifier = PinnedVerifier::new(parse_fingerprint(fp)?, seen.clone());
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(verifier))
@@ -273,12 +270,39 @@ fn ca_verifier(path: &Path) -> Result<Arc<rustls::client::WebPkiServerVerifier>,
     )
 }
 
-/// Accepts exactly one certificate, by SHA-256, and checks the handshake signature against it.
+/// Accepts exactly one certificate, by SHA-256 (lowercase hex), and checks the handshake signature
+/// against it: the relay's certificate for a client pinning it, and either end's certificate on a
+/// session's end-to-end connection ([`crate::e2e`]). A certificate that fails the pin is recorded in
+/// `seen`.
 #[derive(Debug)]
-struct PinnedVerifier {
+pub(crate) struct PinnedVerifier {
     expected: String,
     algs: WebPkiSupportedAlgorithms,
     seen: SeenFingerprint,
+}
+
+impl PinnedVerifier {
+    /// A verifier for the certificate whose SHA-256 is `expected` (lowercase hex).
+    pub(crate) fn new(expected: String, seen: SeenFingerprint) -> PinnedVerifier {
+        PinnedVerifier {
+            expected,
+            algs: provider().signature_verification_algorithms,
+            seen,
+        }
+    }
+
+    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let actual = fingerprint(cert);
+        if actual == self.expected {
+            return Ok(());
+        }
+        if let Ok(mut g) = self.seen.0.lock() {
+            *g = Some(actual);
+        }
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        ))
+    }
 }
 
 impl ServerCertVerifier for PinnedVerifier {
@@ -290,16 +314,8 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let actual = fingerprint(end_entity);
-        if actual == self.expected {
-            return Ok(ServerCertVerified::assertion());
-        }
-        if let Ok(mut g) = self.seen.0.lock() {
-            *g = Some(actual);
-        }
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::ApplicationVerificationFailure,
-        ))
+        self.check(end_entity)
+            .map(|()| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -318,6 +334,44 @@ impl ServerCertVerifier for PinnedVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+impl ClientCertVerifier for PinnedVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity)
+            .map(|()| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls12_signature(self, message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls13_signature(self, message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

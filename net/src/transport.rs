@@ -101,6 +101,15 @@ pub fn server_endpoint_wrapped(
     endpoint_on(bind_udp(addr)?, Some(cfg), wrap)
 }
 
+/// The unspecified address of `peer`'s family, any port: where a socket that talks to `peer` binds.
+pub fn any_port_towards(peer: SocketAddr) -> SocketAddr {
+    if peer.is_ipv6() {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+    }
+}
+
 /// A UDP socket bound to `addr` with [`SOCKET_BUFFER`] asked for.
 pub fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket, EndpointError> {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -175,14 +184,7 @@ pub fn client_endpoint_with(
         QuicClientConfig::try_from(crypto).map_err(|e| EndpointError::Quic(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     cfg.transport_config(transport_config_for(MAX_CONCURRENT_BIDI_STREAMS, liveness));
-    let any: SocketAddr = if relay.is_ipv6() {
-        "[::]:0"
-    } else {
-        "0.0.0.0:0"
-    }
-    .parse()
-    .unwrap_or_else(|_| unreachable!("literal socket address"));
-    let mut ep = endpoint(bind.unwrap_or(any), None)?;
+    let mut ep = endpoint(bind.unwrap_or(any_port_towards(relay)), None)?;
     ep.set_default_client_config(cfg);
     Ok((ep, seen))
 }

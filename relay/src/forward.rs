@@ -101,7 +101,6 @@ struct Routes {
 }
 
 /// The relay's routes, shared by the sessions that open them and the socket that forwards.
-#[derive(Default)]
 pub struct Forwarder {
     routes: Mutex<Routes>,
     tap: Option<SpliceTap>,

@@ -363,6 +363,49 @@ pub struct RawConsole {
     pub e2e: Option<Box<tether_net::e2e::E2eLink>>,
 }
 
+/// An agent's relay connection that opened a slot through the relay protocol itself (`Hello`,
+/// `OpenSlot`), and does nothing more unless the test makes it.
+#[derive(Debug)]
+pub struct RawSlot {
+    /// The relay connection.
+    pub relay: tether_net::client::RelayConnection,
+    /// The control stream, send half.
+    pub send: quinn::SendStream,
+    /// The control stream, receive half.
+    pub recv: quinn::RecvStream,
+    /// The slot the relay opened.
+    pub slot: tether_proto::Slot,
+}
+
+impl RawSlot {
+    /// Connects to `relay` as an agent and opens a slot.
+    pub async fn open(relay: &TestRelay) -> Self {
+        use tether_net::{client, framed};
+        use tether_proto::msg::{AgentToRelay, RelayToAgent, Role};
+        let conn = client::connect(&relay.target())
+            .await
+            .expect("relay reachable");
+        let (mut send, mut recv) = client::open_control(&conn.conn, Role::Agent)
+            .await
+            .expect("control stream");
+        framed::write_msg(&mut send, &AgentToRelay::OpenSlot { reason: None })
+            .await
+            .expect("slot request sent");
+        let answer = framed::read_msg(&mut recv)
+            .await
+            .expect("the relay answers");
+        let RelayToAgent::SlotOpened { slot, .. } = answer else {
+            panic!("no slot: {answer:?}")
+        };
+        RawSlot {
+            relay: conn,
+            send,
+            recv,
+            slot,
+        }
+    }
+}
+
 /// How a raw claim ended.
 #[derive(Debug)]
 pub enum RawClaim {

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tether_net::e2e::{AgentHalf, ConsoleHalf, E2eError};
-use tether_net::{client, framed};
+use tether_net::framed;
 use tether_proto::ScopeSet;
 use tether_proto::forward::RouteToken;
-use tether_proto::msg::{AgentToRelay, E2eOffer, EndReason, RelayToAgent, Role};
-use tether_tests::{RawClaim, RawConsole, TestAgent, TestRelay, WAIT, paired};
+use tether_proto::msg::{AgentToRelay, E2eOffer, EndReason, RelayToAgent};
+use tether_tests::{RawClaim, RawConsole, RawSlot, TestAgent, TestRelay, WAIT, paired};
 
 fn inventory() -> ScopeSet {
     "inventory".parse().unwrap()
@@ -74,35 +74,27 @@ async fn a_relay_that_tampers_with_forwarded_packets_gets_no_session() {
     }
 }
 
-/// A raw agent holding a slot, claimed by a raw console: the two route tokens of one session.
-async fn routes(relay: &TestRelay) -> (RawConsole, RouteToken, client::RelayConnection) {
-    let conn = client::connect(&relay.target()).await.unwrap();
-    let (mut send, mut recv) = client::open_control(&conn.conn, Role::Agent).await.unwrap();
-    framed::write_msg(&mut send, &AgentToRelay::OpenSlot { reason: None })
-        .await
-        .unwrap();
-    let RelayToAgent::SlotOpened { slot, .. } = framed::read_msg(&mut recv).await.unwrap() else {
-        panic!("no slot")
-    };
+/// A raw agent holding a slot, claimed by a raw console: the two route tokens of one session. The
+/// agent is handed back: its control stream open is the session going on.
+async fn routes(relay: &TestRelay) -> (RawConsole, RouteToken, RawSlot) {
+    let mut agent = RawSlot::open(relay).await;
     let agent_side = async {
-        let claimed: RelayToAgent = framed::read_msg(&mut recv).await.unwrap();
+        let claimed: RelayToAgent = framed::read_msg(&mut agent.recv).await.unwrap();
         let RelayToAgent::Claimed { route, .. } = claimed else {
             panic!("{claimed:?}")
         };
-        framed::write_msg(&mut send, &AgentToRelay::Accept)
+        framed::write_msg(&mut agent.send, &AgentToRelay::Accept)
             .await
             .unwrap();
         route
     };
     let target = relay.target();
-    let console_side = RawConsole::claim(&target, None, slot, &relay.token, inventory());
+    let console_side = RawConsole::claim(&target, None, agent.slot, &relay.token, inventory());
     let (agent_route, claim) = tokio::join!(agent_side, console_side);
     let RawClaim::Claimed(console) = claim else {
         panic!("claim refused")
     };
-    // The control stream stays open with the connection (the session lasts while it does).
-    std::mem::forget((send, recv));
-    (console, agent_route, conn)
+    (console, agent_route, agent)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,7 +104,7 @@ async fn each_end_refuses_a_certificate_other_than_the_one_announced() {
 
     // A relay standing in for the console: the agent was told one fingerprint (on the sealed
     // transport stream), and the console that connects presents another.
-    let (console, agent_route, _agent_conn) = routes(&relay).await;
+    let (console, agent_route, _agent) = routes(&relay).await;
     let (console_half, _real) = ConsoleHalf::bind(addr, console.route).await.unwrap();
     let announced = E2eOffer {
         fingerprint: [7; 32],
@@ -149,7 +141,7 @@ async fn each_end_refuses_a_certificate_other_than_the_one_announced() {
 
     // A relay standing in for the agent: the console was told one fingerprint and the agent that
     // answers presents another.
-    let (console, agent_route, _agent_conn) = routes(&relay).await;
+    let (console, agent_route, _agent) = routes(&relay).await;
     let (console_half, console_offer) = ConsoleHalf::bind(addr, console.route).await.unwrap();
     let (agent_half, _agent_offer) = AgentHalf::bind(addr, agent_route, console_offer)
         .await

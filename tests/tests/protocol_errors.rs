@@ -8,17 +8,17 @@
 use std::time::Duration;
 
 use tether_console::ConsoleError;
-use tether_net::client::{self, RelayConnection};
+use tether_net::client::RelayConnection;
 use tether_net::framed;
 use tether_net::sealed::{SealedRecv, SealedSend, SealedStream};
 use tether_proto::msg::{
-    AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, RelayToAgent, Request, Response, Role,
+    AgentToConsole, AgentToRelay, ConsoleToAgent, EndReason, RelayToAgent, Request, Response,
     StreamOpen,
 };
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
 use tether_proto::seal::{Direction, SessionKeys};
 use tether_proto::{ScopeSet, SessionCode};
-use tether_tests::{RawClaim, RawConsole, TestAgent, TestRelay, WAIT};
+use tether_tests::{RawClaim, RawConsole, RawSlot, TestAgent, TestRelay, WAIT};
 
 fn inv() -> ScopeSet {
     "inventory".parse().unwrap()
@@ -44,17 +44,9 @@ impl RawAgent {
         (quinn::SendStream, quinn::RecvStream),
         SessionCode,
     ) {
-        let conn = client::connect(&relay.target()).await.unwrap();
-        let (mut send, mut recv) = client::open_control(&conn.conn, Role::Agent).await.unwrap();
-        framed::write_msg(&mut send, &AgentToRelay::OpenSlot { reason: None })
-            .await
-            .unwrap();
-        let RelayToAgent::SlotOpened { slot, .. } = framed::read_msg(&mut recv).await.unwrap()
-        else {
-            panic!("no slot")
-        };
-        let code = SessionCode::new(slot, &mut rand::thread_rng());
-        (conn, (send, recv), code)
+        let s = RawSlot::open(relay).await;
+        let code = SessionCode::new(s.slot, &mut rand::thread_rng());
+        (s.relay, (s.send, s.recv), code)
     }
 
     /// Accepts the claim, pairs, and grants what is asked.

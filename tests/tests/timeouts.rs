@@ -14,12 +14,12 @@ use std::time::Duration;
 use tether_agent::ShareConfig;
 use tether_agent::ui::AgentEvent;
 use tether_console::ConsoleError;
-use tether_net::{client, framed};
-use tether_proto::msg::{AgentToRelay, EndReason, RelayErrorKind, RelayToAgent, Role};
+use tether_net::framed;
+use tether_proto::msg::{EndReason, RelayErrorKind, RelayToAgent};
 use tether_proto::{ScopeSet, Slot};
 use tether_relay::Limits;
 use tether_relay::rendezvous::Rendezvous;
-use tether_tests::{RawClaim, RawConsole, TestAgent, TestRelay, paired};
+use tether_tests::{RawClaim, RawConsole, RawSlot, TestAgent, TestRelay, paired};
 use tokio::time::Instant;
 
 const MS: Duration = Duration::from_millis(1);
@@ -154,14 +154,13 @@ async fn a_session_ends_at_eight_hours_and_not_before() {
 async fn an_agent_that_does_not_answer_a_claim_is_given_ten_seconds() {
     let relay = TestRelay::start().await;
     // An agent that opens a slot and then never accepts or declines.
-    let conn = client::connect(&relay.target()).await.unwrap();
-    let (mut send, mut recv) = client::open_control(&conn.conn, Role::Agent).await.unwrap();
-    framed::write_msg(&mut send, &AgentToRelay::OpenSlot { reason: None })
-        .await
-        .unwrap();
-    let RelayToAgent::SlotOpened { slot, .. } = framed::read_msg(&mut recv).await.unwrap() else {
-        panic!("no slot")
-    };
+    // Every part is held: a dropped control stream would say the agent left.
+    let RawSlot {
+        relay: _conn,
+        send: _send,
+        mut recv,
+        slot,
+    } = RawSlot::open(&relay).await;
     let t0 = Instant::now();
     let claim = RawConsole::claim(&relay.target(), None, slot, &relay.token, inv()).await;
     about(
