@@ -99,6 +99,7 @@ pub async fn connect(path: &Path) -> Result<Desktop, DesktopError> {
                 addr: relay,
                 trust,
                 connect_timeout: tether_net::client::CONNECT_TIMEOUT,
+                direct: Default::default(),
             };
             Ok(Desktop {
                 rx,

@@ -143,6 +143,7 @@ impl Identity {
             addr: self.relay.clone(),
             trust,
             connect_timeout: client::CONNECT_TIMEOUT,
+            direct: Default::default(),
         }
     }
 }

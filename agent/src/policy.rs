@@ -42,6 +42,7 @@ pub enum PolicyError {
 /// relay = "relay.example.org:4433"
 /// relay_cert_sha256 = "81c22b7b…"     # or relay_ca_file = "/etc/tether/relay-ca.pem"
 /// allowed_orgs = ["Acme IT"]
+/// relay_only = false                  # true: sessions never take a direct path
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +64,11 @@ pub struct AgentConfig {
     /// Other nodes of the relay's cluster (`host:port`), tried in turn when the relay is lost;
     /// `share --other-relay` overrides it.
     pub other_relays: Option<Vec<String>>,
+    /// Sessions stay on the relay: no direct path to the technician is tried and this machine's
+    /// addresses are not offered (for networks that must not see peer addresses). `--relay-only`
+    /// can set it, never unset it.
+    #[serde(default)]
+    pub relay_only: bool,
 }
 
 impl AgentConfig {
@@ -92,6 +98,7 @@ impl AgentConfig {
             relay: self.relay.clone(),
             relay_cert_sha256: self.relay_cert_sha256.clone(),
             relay_ca_file: self.relay_ca_file.clone(),
+            relay_only: self.relay_only,
         }
     }
 

@@ -535,6 +535,7 @@ mod tests {
             addr: "a.example:4433".into(),
             trust: tether_net::Trust::CaFile("cluster-ca.pem".into()),
             connect_timeout: std::time::Duration::from_secs(1),
+            direct: Default::default(),
         };
         let mut config = ShareConfig::new(target);
         let mut one = Nodes::new(&config);

@@ -105,6 +105,7 @@ impl ChildRelay {
             addr: self.addr.to_string(),
             trust: Trust::Fingerprint(self.fingerprint.clone()),
             connect_timeout: Duration::from_secs(10),
+            direct: Default::default(),
         }
     }
 

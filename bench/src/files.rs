@@ -57,6 +57,7 @@ pub async fn agent(opts: AgentOpts) -> anyhow::Result<()> {
         addr: opts.relay,
         trust: Trust::Fingerprint(opts.fingerprint),
         connect_timeout: std::time::Duration::from_secs(5),
+        direct: Default::default(),
     };
     let mut config = ShareConfig::new(target);
     config.files = FilesConfig {

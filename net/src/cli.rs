@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::client::{CONNECT_TIMEOUT, RelayTarget};
+use crate::path::Direct;
 use crate::tls::{Trust, parse_fingerprint};
 
 /// Where the relay is and how to trust it. Flattened into the top level of each client, and global,
@@ -32,6 +33,10 @@ pub struct RelayArgs {
     /// Seconds to wait for the relay to answer.
     #[arg(long, default_value_t = CONNECT_TIMEOUT.as_secs(), global = true)]
     pub connect_timeout: u64,
+    /// Keep every session's packets on the relay: no direct path to the other end is tried, and
+    /// this end's addresses are not offered to it (for networks that must not see peer addresses).
+    #[arg(long, env = "TETHER_RELAY_ONLY", global = true)]
+    pub relay_only: bool,
 }
 
 /// The relay options could not be turned into a target.
@@ -61,6 +66,9 @@ pub struct RelayDefaults {
     pub relay_cert_sha256: Option<String>,
     /// A PEM file of CA certificates to verify the relay with.
     pub relay_ca_file: Option<PathBuf>,
+    /// IT's policy: sessions stay on the relay (no direct path), whatever the command line says.
+    #[serde(default)]
+    pub relay_only: bool,
 }
 
 impl RelayArgs {
@@ -91,6 +99,11 @@ impl RelayArgs {
             addr,
             trust,
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
+            direct: if self.relay_only || defaults.relay_only {
+                Direct::Forbidden
+            } else {
+                Direct::Allowed
+            },
         })
     }
 }

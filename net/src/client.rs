@@ -21,6 +21,8 @@ pub struct RelayTarget {
     pub trust: Trust,
     /// How long to wait for the handshake.
     pub connect_timeout: Duration,
+    /// Whether a session's end-to-end connection may leave the relay for a direct path.
+    pub direct: crate::path::Direct,
 }
 
 /// Why a relay could not be reached or used. Each says what a person can do about it.

@@ -25,7 +25,9 @@ use tether_proto::pairing::Side;
 use tether_proto::seal::SessionKeys;
 
 use crate::framed;
+use crate::path::{self as paths, Direct, PathSocket};
 use crate::sealed::SealedStream;
+use tether_proto::path::{Path, PathOffer, Prober};
 
 use crate::tls::{PinnedVerifier, SeenFingerprint, provider};
 use crate::transport::{self, EndpointError};
@@ -135,9 +137,38 @@ pub struct E2eLink {
     pub conn: quinn::Connection,
     /// This end's address as the relay saw it.
     pub observed: SocketAddr,
+    socket: Arc<PathSocket>,
+    local: SocketAddr,
 }
 
 impl E2eLink {
+    /// The path the connection's packets take (relayed, or direct to the other end), as it
+    /// changes.
+    pub fn path(&self) -> tokio::sync::watch::Receiver<Path> {
+        self.socket.watch()
+    }
+
+    /// Tells the other end, on the sealed transport `stream`, where this end can be reached (unless
+    /// `direct` forbids it), hears the same of it, and starts looking for a direct path when both
+    /// allow one.
+    async fn exchange_paths(
+        &self,
+        stream: &mut SealedStream,
+        relay: SocketAddr,
+        direct: Direct,
+    ) -> Result<(), E2eError> {
+        let mine = paths::offer(direct, self.observed, self.local, relay);
+        stream.send(&mine).await.map_err(offer_failed)?;
+        let theirs: PathOffer = step(stream.recv()).await?.map_err(offer_failed)?;
+        let peer = theirs.checked().map_err(offer_failed)?;
+        if let (Some(_), Some(peer)) = (&mine.candidates, peer) {
+            let first_nonce = rand::random();
+            let prober = Prober::new(&mine, &theirs, peer, first_nonce, std::time::Instant::now());
+            self.socket.start(prober);
+        }
+        Ok(())
+    }
+
     /// Closes the connection (quinn sends the close while the endpoint lives on in its driver).
     pub fn close(&self, code: u32, reason: &str) {
         self.conn.close(code.into(), reason.as_bytes());
@@ -194,7 +225,8 @@ impl ConsoleHalf {
         let mut cfg =
             quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(crypto).map_err(setup)?));
         cfg.transport_config(transport::transport_config());
-        let endpoint = transport::endpoint_on(socket, None, |s| s)?;
+        let local = socket.local_addr()?;
+        let (endpoint, path_socket) = path_endpoint(socket, None, relay)?;
         let connecting = endpoint
             .connect_with(cfg, relay, SERVER_NAME)
             .map_err(setup)?;
@@ -209,14 +241,34 @@ impl ConsoleHalf {
             _endpoint: endpoint,
             conn,
             observed,
+            socket: path_socket,
+            local,
         })
     }
+}
+
+/// An endpoint on `socket` whose packets go through a [`PathSocket`] towards `relay`.
+fn path_endpoint(
+    socket: std::net::UdpSocket,
+    server: Option<quinn::ServerConfig>,
+    relay: SocketAddr,
+) -> Result<(quinn::Endpoint, Arc<PathSocket>), E2eError> {
+    let mut made = None;
+    let endpoint = transport::endpoint_on(socket, server, |inner| {
+        let s = PathSocket::new(inner, relay);
+        made = Some(s.clone());
+        s
+    })?;
+    let socket = made.ok_or_else(|| E2eError::Setup("the endpoint made no socket".into()))?;
+    Ok((endpoint, socket))
 }
 
 /// The agent's half: bound, listening for the console that made the offer it was given.
 #[derive(Debug)]
 pub struct AgentHalf {
     endpoint: quinn::Endpoint,
+    socket: Arc<PathSocket>,
+    local: SocketAddr,
     observed: SocketAddr,
     relay: SocketAddr,
     seen: SeenFingerprint,
@@ -251,9 +303,12 @@ impl AgentHalf {
             QuicServerConfig::try_from(crypto).map_err(setup)?,
         ));
         cfg.transport_config(transport::transport_config());
-        let endpoint = transport::endpoint_on(socket, Some(cfg), |s| s)?;
+        let local = socket.local_addr()?;
+        let (endpoint, path_socket) = path_endpoint(socket, Some(cfg), relay)?;
         let half = AgentHalf {
             endpoint,
+            socket: path_socket,
+            local,
             observed,
             relay,
             seen,
@@ -266,6 +321,8 @@ impl AgentHalf {
     pub async fn accept(self) -> Result<E2eLink, E2eError> {
         let AgentHalf {
             endpoint,
+            socket,
+            local,
             observed,
             relay,
             seen,
@@ -296,17 +353,20 @@ impl AgentHalf {
             _endpoint: endpoint,
             conn,
             observed,
+            socket,
+            local,
         })
     }
 }
 
 /// The console's side, after pairing with `keys`: opens the transport stream on `relay` (the
 /// console's relay connection), offers, reads the agent's offer, and connects through the relay's
-/// forwarder with `route`.
+/// forwarder with `route`; then the two ends look for a direct path, as `direct` allows.
 pub async fn offer(
     relay: &quinn::Connection,
     keys: &SessionKeys,
     route: RouteToken,
+    direct: Direct,
 ) -> Result<E2eLink, E2eError> {
     let (half, mine) = ConsoleHalf::bind(relay.remote_address(), route).await?;
     let (mut send, recv) = relay.open_bi().await?;
@@ -334,18 +394,21 @@ pub async fn offer(
             });
         }
     }
+    link.exchange_paths(&mut stream, relay.remote_address(), direct)
+        .await?;
     stream.finish();
     Ok(link)
 }
 
 /// The agent's side, on the transport stream the console opened (its `StreamOpen` already read):
 /// reads the console's offer, binds with `route` at `relay`, answers, and accepts the console's
-/// connection.
+/// connection; then the two ends look for a direct path, as `direct` allows.
 pub async fn answer(
     (send, recv): (quinn::SendStream, quinn::RecvStream),
     keys: &SessionKeys,
     relay: SocketAddr,
     route: RouteToken,
+    direct: Direct,
 ) -> Result<E2eLink, E2eError> {
     let mut stream = SealedStream::new(send, recv, keys, E2E_STREAM, Side::Agent);
     let peer: E2eOffer = step(stream.recv()).await?.map_err(offer_failed)?;
@@ -354,6 +417,7 @@ pub async fn answer(
     let link = half.accept().await?;
     // The console waits for this: the connection it made is the one accepted here.
     stream.send(&peer).await.map_err(offer_failed)?;
+    link.exchange_paths(&mut stream, relay, direct).await?;
     stream.finish();
     Ok(link)
 }

@@ -13,6 +13,7 @@
 //! - [`sealed`]: a bidirectional stream whose frames are sealed end to end.
 //! - [`e2e`]: a session's end-to-end QUIC connection (pinned both ways through the sealed stream 0),
 //!   carried by the relay's packet forwarder.
+//! - [`path`]: the end-to-end connection's socket, relayed or direct (probes, the switch, the way back).
 //! - [`cli`]: the relay options agent and console share on the command line.
 //! - [`closed`]: why a relay connection ended (the relay's close code and reason, or a timeout).
 //! - [`client`]: connecting to a relay and the `Hello` exchange, with errors a person can act on.
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod closed;
 pub mod e2e;
 pub mod framed;
+pub mod path;
 pub mod private_file;
 pub mod sealed;
 pub mod tls;

@@ -1,8 +1,10 @@
 //! quinn transport settings and endpoints, shared so every program agrees on them.
 
+use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 
@@ -201,4 +203,46 @@ pub enum EndpointError {
     /// The UDP socket could not be bound.
     #[error("cannot bind UDP socket: {0}")]
     Bind(#[from] std::io::Error),
+}
+
+/// Receive batches a filtering socket takes in one poll before it yields to other tasks, when it
+/// kept none of their datagrams.
+const BATCHES_PER_POLL: usize = 16;
+
+/// `inner.poll_recv` for a socket that takes some datagrams out of what quinn reads (the relay's
+/// forwarder, the end-to-end connection's probes): `keep` sees each datagram, with the time of
+/// its batch, and says whether quinn gets it; the kept ones are moved to the front.
+pub fn poll_recv_filtered(
+    inner: &dyn quinn::AsyncUdpSocket,
+    cx: &mut Context,
+    bufs: &mut [IoSliceMut<'_>],
+    meta: &mut [quinn::udp::RecvMeta],
+    mut keep: impl FnMut(&mut [u8], &mut quinn::udp::RecvMeta, Instant) -> bool,
+) -> Poll<std::io::Result<usize>> {
+    for _ in 0..BATCHES_PER_POLL {
+        let n = match inner.poll_recv(cx, bufs, meta) {
+            Poll::Ready(Ok(n)) => n,
+            other => return other,
+        };
+        let now = Instant::now();
+        let mut kept = 0;
+        for i in 0..n {
+            let len = meta[i].len;
+            if !keep(&mut bufs[i][..len], &mut meta[i], now) {
+                continue;
+            }
+            if kept != i {
+                let (head, tail) = bufs.split_at_mut(i);
+                head[kept][..len].copy_from_slice(&tail[0][..len]);
+                meta[kept] = meta[i];
+            }
+            kept += 1;
+        }
+        if kept > 0 {
+            return Poll::Ready(Ok(kept));
+        }
+    }
+    // Nothing for quinn in all those batches: let other tasks run, and come back.
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }

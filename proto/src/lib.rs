@@ -44,6 +44,7 @@ pub mod keys;
 pub mod msg;
 pub mod org;
 pub mod pairing;
+pub mod path;
 pub mod records;
 pub mod scope;
 pub mod screen;
@@ -67,7 +68,7 @@ pub use scope::{Scope, ScopeSet};
 /// (`FrameUpdate::copies`: scrolled and moved regions sent as copies).
 /// Version 5 moved the session's requests onto an end-to-end QUIC connection whose packets the
 /// relay forwards ([`forward`]): route tokens in the claim messages, `E2eOffer` on stream 0.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The QUIC ALPN for protocol version 1. A peer offering anything else fails the TLS handshake.
 pub const ALPN: &[u8] = b"tether/1";

@@ -23,6 +23,7 @@ use std::time::Instant;
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
 use rand::RngCore;
+use tether_net::transport;
 use tether_proto::forward::{BindPacket, RouteToken, TOKEN_LEN, is_bind_packet};
 
 use crate::config::{ForwardTamper, SpliceTap};
@@ -33,10 +34,6 @@ pub const MAX_PACKETS_PER_SEC: f64 = 1_000_000.0;
 
 /// Bytes a route may forward per second (both ends together; 10 Gbit/s), with a burst of as many.
 pub const MAX_BYTES_PER_SEC: f64 = 1_250_000_000.0;
-
-/// Receive batches handled in one poll before yielding to other tasks, when every datagram in them
-/// was forwarded.
-const BATCHES_PER_POLL: usize = 16;
 
 /// Which end of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,8 +303,7 @@ impl DemuxSocket {
     }
 
     /// Handles the datagram in slot `i`; true if quinn should see it.
-    fn handle(&self, buf: &mut [u8], meta: &RecvMeta, now: Instant) -> bool {
-        let data = &mut buf[..meta.len];
+    fn handle(&self, data: &mut [u8], meta: &RecvMeta, now: Instant) -> bool {
         let stride = meta.stride.max(1);
         let segments = data.len().div_ceil(stride);
         match self.forwarder.classify(meta.addr, data, segments, now) {
@@ -347,32 +343,9 @@ impl AsyncUdpSocket for DemuxSocket {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<std::io::Result<usize>> {
-        for _ in 0..BATCHES_PER_POLL {
-            let n = match self.inner.poll_recv(cx, bufs, meta) {
-                Poll::Ready(Ok(n)) => n,
-                other => return other,
-            };
-            let now = Instant::now();
-            let mut kept = 0;
-            for i in 0..n {
-                if !self.handle(&mut bufs[i], &meta[i], now) {
-                    continue;
-                }
-                if kept != i {
-                    let len = meta[i].len;
-                    let (head, tail) = bufs.split_at_mut(i);
-                    head[kept][..len].copy_from_slice(&tail[0][..len]);
-                    meta[kept] = meta[i];
-                }
-                kept += 1;
-            }
-            if kept > 0 {
-                return Poll::Ready(Ok(kept));
-            }
-        }
-        // Everything was forwarded: let other tasks run, and come back.
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        transport::poll_recv_filtered(&*self.inner, cx, bufs, meta, |data, meta, now| {
+            self.handle(data, meta, now)
+        })
     }
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {

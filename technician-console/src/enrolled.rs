@@ -170,7 +170,7 @@ pub async fn pair_device(
             .map_err(|e| ConsoleError::Device(format!("{host}: {e}")))?;
         let reason = reason.map(|r| truncate_text(&r, MAX_REASON_CHARS, false));
         let mut p = Paired::sealed(keys, (send, recv), technician, reason, record, route);
-        let e2e = p.end_to_end(&relay).await?;
+        let e2e = p.end_to_end(&relay, config.relay.direct).await?;
         Ok((p, e2e))
     }
     .instrument(span.clone())

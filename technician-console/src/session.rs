@@ -16,6 +16,7 @@ use tether_net::Trust;
 use tether_net::client::{self, RelayConnection, RelayTarget};
 use tether_net::e2e::{self, E2eLink};
 use tether_net::framed::{self, FrameError};
+use tether_net::path::Direct;
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend, SealedStream};
 use tether_proto::chat::ChatText;
 use tether_proto::diag::{DiagReport, Probe};
@@ -308,7 +309,7 @@ pub async fn pair_session_with(
         .await?;
     let started = async {
         let mut p = pair(accepted, code, on_claimed).await?;
-        let e2e = p.end_to_end(&relay).await?;
+        let e2e = p.end_to_end(&relay, config.relay.direct).await?;
         Ok::<_, ConsoleError>((p, e2e))
     };
     match started.instrument(span.clone()).await {
@@ -350,8 +351,9 @@ impl Paired {
     pub(crate) async fn end_to_end(
         &mut self,
         relay: &RelayConnection,
+        direct: Direct,
     ) -> Result<E2eLink, ConsoleError> {
-        let made = e2e::offer(&relay.conn, &self.keys, self.route).await;
+        let made = e2e::offer(&relay.conn, &self.keys, self.route, direct).await;
         if let Err(e) = &made {
             let _ = self
                 .tx0
@@ -928,6 +930,12 @@ impl Session {
             Err(ConsoleError::Broken(reason)) => Err(self.abort(reason).await),
             Err(e) => Err(e),
         }
+    }
+
+    /// The path the session's end-to-end packets take (relayed, or direct to the agent), as it
+    /// changes.
+    pub fn path(&self) -> tokio::sync::watch::Receiver<tether_proto::path::Path> {
+        self.e2e.path()
     }
 
     /// A handle for connection statistics that other tasks can hold.

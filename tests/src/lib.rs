@@ -184,6 +184,23 @@ impl TestRelay {
             addr: self.handle.local_addr().to_string(),
             trust: Trust::Fingerprint(self.handle.fingerprint().to_string()),
             connect_timeout: Duration::from_secs(5),
+            direct: Default::default(),
+        }
+    }
+
+    /// [`TestRelay::target`] for an end that takes no direct path (`--relay-only`).
+    pub fn target_relay_only(&self) -> RelayTarget {
+        RelayTarget {
+            direct: tether_net::path::Direct::Forbidden,
+            ..self.target()
+        }
+    }
+
+    /// [`TestRelay::console`] with `--relay-only`.
+    pub fn console_relay_only(&self) -> ConsoleConfig {
+        ConsoleConfig {
+            relay: self.target_relay_only(),
+            token: self.token.clone(),
         }
     }
 
@@ -491,7 +508,7 @@ impl RawConsole {
     /// After [`RawConsole::pair`]: the session's end-to-end connection, as the real console makes
     /// it ([`tether_net::e2e::offer`]); request streams go on its `conn`.
     pub async fn end_to_end(&mut self, keys: &tether_proto::seal::SessionKeys) {
-        let link = tether_net::e2e::offer(&self.relay.conn, keys, self.route)
+        let link = tether_net::e2e::offer(&self.relay.conn, keys, self.route, Default::default())
             .await
             .expect("the end-to-end connection");
         self.e2e = Some(Box::new(link));

@@ -244,6 +244,7 @@ async fn end_works_without_the_network() {
             addr: addr.clone(),
             trust: Trust::Fingerprint(fp.clone()),
             connect_timeout: Duration::from_secs(5),
+            direct: Default::default(),
         },
         token,
     };

@@ -40,6 +40,7 @@ fn console(node: &RelayHandle, token: &str) -> ConsoleConfig {
             addr: node.local_addr().to_string(),
             trust: Trust::Fingerprint(node.fingerprint().to_string()),
             connect_timeout: std::time::Duration::from_secs(5),
+            direct: Default::default(),
         },
         token: token.to_string(),
     }
@@ -87,6 +88,7 @@ async fn two_nodes_share_records_technicians_and_one_audit_chain() {
         addr: a.local_addr().to_string(),
         trust: Trust::Fingerprint(a.fingerprint().to_string()),
         connect_timeout: std::time::Duration::from_secs(5),
+        direct: Default::default(),
     });
     share.reason = Some("printer offline on the third floor".into());
     let mut agent = TestAgent::spawn_with(share, Some("inventory".parse().unwrap()));
@@ -126,6 +128,7 @@ async fn two_nodes_share_records_technicians_and_one_audit_chain() {
             addr: b.local_addr().to_string(),
             trust: Trust::Fingerprint(b.fingerprint().to_string()),
             connect_timeout: std::time::Duration::from_secs(5),
+            direct: Default::default(),
         }),
         Some("inventory".parse().unwrap()),
     );
@@ -297,6 +300,7 @@ impl Cluster {
             addr: node.local_addr().to_string(),
             trust: self.trust(),
             connect_timeout: std::time::Duration::from_secs(5),
+            direct: Default::default(),
         }
     }
 }
@@ -818,6 +822,7 @@ async fn a_killed_node_s_waiting_agent_and_device_move_to_another_node() {
         addr: addr_a.clone(),
         trust: cluster.trust(),
         connect_timeout: std::time::Duration::from_secs(5),
+        direct: Default::default(),
     };
 
     // An enrolled device, enrolled through node A and told of node B.

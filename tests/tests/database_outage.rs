@@ -25,6 +25,7 @@ fn target(node: &RelayHandle) -> RelayTarget {
         addr: node.local_addr().to_string(),
         trust: Trust::Fingerprint(node.fingerprint().to_string()),
         connect_timeout: Duration::from_secs(5),
+        direct: Default::default(),
     }
 }
 

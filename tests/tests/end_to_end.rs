@@ -13,6 +13,7 @@ use tether_net::framed;
 use tether_proto::ScopeSet;
 use tether_proto::forward::RouteToken;
 use tether_proto::msg::{AgentToRelay, E2eOffer, EndReason, RelayToAgent};
+use tether_proto::path::Path;
 use tether_tests::{RawClaim, RawConsole, RawSlot, TestAgent, TestRelay, WAIT, paired};
 
 fn inventory() -> ScopeSet {
@@ -27,7 +28,12 @@ async fn requests_run_on_the_end_to_end_connection_through_the_forwarder() {
         count.fetch_add(d.len() as u64, Ordering::Relaxed);
     }))
     .await;
-    let (_agent, mut session) = paired(&relay, inventory(), inventory()).await;
+    // Relayed only (either end's --relay-only keeps both on the relay): here the console's.
+    let mut agent = TestAgent::spawn(&relay, inventory());
+    let code = agent.code().await;
+    let mut session = tether_console::open_session(&relay.console_relay_only(), code, inventory())
+        .await
+        .expect("session opens");
     let before = forwarded.load(Ordering::Relaxed);
     session
         .inventory()
@@ -40,6 +46,65 @@ async fn requests_run_on_the_end_to_end_connection_through_the_forwarder() {
         carried > 10_000,
         "the relay forwarded only {carried} bytes for a whole inventory"
     );
+    assert_eq!(*session.path().borrow(), Path::Relayed);
+    session.end().await;
+}
+
+/// On loopback both ends reach each other, so the connection moves to the direct path: the
+/// relay forwards only the handshake, and an inventory crosses without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_moves_to_a_direct_path_when_the_ends_reach_each_other() {
+    let forwarded = Arc::new(AtomicU64::new(0));
+    let count = forwarded.clone();
+    let relay = TestRelay::start_tampering(Arc::new(move |d: &mut [u8]| {
+        count.fetch_add(d.len() as u64, Ordering::Relaxed);
+    }))
+    .await;
+    let (_agent, mut session) = paired(&relay, inventory(), inventory()).await;
+    let mut path = session.path();
+    let direct = tokio::time::timeout(WAIT, path.wait_for(|p| matches!(p, Path::Direct(_))))
+        .await
+        .expect("a direct path within the wait")
+        .map(|p| *p)
+        .unwrap();
+    let Path::Direct(agent_at) = direct else {
+        unreachable!()
+    };
+    assert_ne!(
+        agent_at,
+        relay.handle.local_addr(),
+        "the direct path is not the relay"
+    );
+    let before = forwarded.load(Ordering::Relaxed);
+    session
+        .inventory()
+        .await
+        .expect("inventory on the direct path");
+    let carried = forwarded.load(Ordering::Relaxed) - before;
+    assert!(
+        carried < 2_000,
+        "the relay still forwarded {carried} bytes after the switch"
+    );
+    session.end().await;
+}
+
+/// IT's `relay_only` on the agent keeps the session on the relay even though the console would
+/// go direct: the agent offers no address and answers no probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_may_not_go_direct_keeps_the_session_relayed() {
+    let relay = TestRelay::start().await;
+    let mut agent = TestAgent::spawn_with(
+        tether_agent::ShareConfig::new(relay.target_relay_only()),
+        Some(inventory()),
+    );
+    let code = agent.code().await;
+    let mut session = tether_console::open_session(&relay.console(), code, inventory())
+        .await
+        .expect("session opens");
+    session.inventory().await.expect("inventory, relayed");
+    // Longer than the fast probing would take to find the loopback path.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(*session.path().borrow(), Path::Relayed);
     session.end().await;
 }
 

@@ -38,6 +38,7 @@ fn target(relay: &RelayHandle, addr: SocketAddr) -> RelayTarget {
         addr: addr.to_string(),
         trust: Trust::Fingerprint(relay.fingerprint().to_string()),
         connect_timeout: Duration::from_secs(5),
+        direct: Default::default(),
     }
 }
 

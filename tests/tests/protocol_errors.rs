@@ -80,10 +80,15 @@ impl RawAgent {
         let (t_send, mut t_recv) = relay.conn.accept_bi().await.unwrap();
         let StreamOpen { stream_id } = framed::read_msg(&mut t_recv).await.unwrap();
         assert_eq!(stream_id, tether_net::e2e::E2E_STREAM);
-        let e2e =
-            tether_net::e2e::answer((t_send, t_recv), &keys, relay.conn.remote_address(), route)
-                .await
-                .unwrap();
+        let e2e = tether_net::e2e::answer(
+            (t_send, t_recv),
+            &keys,
+            relay.conn.remote_address(),
+            route,
+            Default::default(),
+        )
+        .await
+        .unwrap();
         let ConsoleToAgent::ConsentRequest { scopes } = rx0.recv().await.unwrap() else {
             panic!("no consent request")
         };

@@ -84,6 +84,7 @@ fn target(relay: &RelayHandle) -> RelayTarget {
         addr: relay.local_addr().to_string(),
         trust: Trust::Fingerprint(relay.fingerprint().to_string()),
         connect_timeout: Duration::from_secs(5),
+        direct: Default::default(),
     }
 }
 

@@ -255,6 +255,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 addr: String::new(),
                 trust: tether_net::Trust::Fingerprint(String::new()),
                 connect_timeout: tether_net::client::CONNECT_TIMEOUT,
+                direct: Default::default(),
             };
             let mut share = ShareConfig::new(unknown);
             (share.screen, share.input) = backend::providers(backend, state_dir.as_deref());

@@ -148,6 +148,7 @@ mod tests {
             addr: "127.0.0.1:1".into(),
             trust: tether_net::Trust::Fingerprint("00".into()),
             connect_timeout: Duration::from_secs(1),
+            direct: Default::default(),
         });
         assert_eq!(config.consent_timeout, CONSENT_TIMEOUT);
         let shown = Instant::now();

@@ -109,7 +109,12 @@ impl Session<'_> {
         // user is asked meanwhile); if it cannot be made, the session ends.
         let mut e2e: Option<e2e::E2eLink> = None;
         let mut e2e_setup = JoinSet::new();
-        e2e_setup.spawn(end_to_end(self.conn.clone(), self.keys.clone(), self.route));
+        e2e_setup.spawn(end_to_end(
+            self.conn.clone(),
+            self.keys.clone(),
+            self.route,
+            config.relay.direct,
+        ));
         // Stream 0 is read in its own task so every select below stays cancel-safe.
         let mut reader = JoinSet::new();
         let (s0_tx, mut s0) = mpsc::channel(4);
@@ -327,6 +332,7 @@ async fn end_to_end(
     relay: quinn::Connection,
     keys: SessionKeys,
     route: tether_proto::forward::RouteToken,
+    direct: tether_net::path::Direct,
 ) -> Result<e2e::E2eLink, EndReason> {
     let failed = |e: e2e::E2eError| EndReason::ProtocolError(e.to_string());
     let (send, mut recv) = relay
@@ -343,7 +349,7 @@ async fn end_to_end(
             open.stream_id
         )));
     }
-    e2e::answer((send, recv), &keys, relay.remote_address(), route)
+    e2e::answer((send, recv), &keys, relay.remote_address(), route, direct)
         .await
         .map_err(failed)
 }

@@ -141,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
         addr: relay.local_addr().to_string(),
         trust: Trust::Fingerprint(relay.fingerprint().to_string()),
         connect_timeout: Duration::from_secs(5),
+        direct: Default::default(),
     };
     let (link, mut user) = ui::channels();
     let mut share = ShareConfig::new(target.clone());
