@@ -158,6 +158,7 @@ impl LocalLog {
                 };
                 json!({"event": event, "technician": technician, "selection": selection.name(), "chars": chars})
             }
+            AgentEvent::Path { direct } => json!({"event": "path", "direct": direct}),
             // Served/Refused record the outcome; "running" adds nothing to the record.
             AgentEvent::Connected { .. }
             | AgentEvent::Enrolled { .. }

@@ -172,6 +172,7 @@ pub fn render(event: &AgentEvent) -> String {
         AgentEvent::Revoked { scope } => {
             format!("You took back \"{scope}\". The session goes on without it.")
         }
+        AgentEvent::Path { direct } => AgentEvent::path_words(*direct).into(),
         AgentEvent::Ended { reason } => format!("Session ended: {}.", crate::ui::end_words(reason)),
         AgentEvent::InviteRequested { by, invitee, handover, timeout_secs } => format!(
             "\n{} asks to bring in a colleague: {}{}.\n\

@@ -211,6 +211,12 @@ pub enum AgentEvent {
         /// Why.
         reason: EndReason,
     },
+    /// The session's packets changed path: straight between the two computers, or through the
+    /// relay (still end-to-end encrypted either way).
+    Path {
+        /// Direct (true) or through the relay.
+        direct: bool,
+    },
     /// The session is over.
     Ended {
         /// Why.
@@ -273,6 +279,15 @@ pub enum ClipboardUse {
 }
 
 impl AgentEvent {
+    /// The words for a path change.
+    pub fn path_words(direct: bool) -> &'static str {
+        if direct {
+            "The connection to the technician now goes directly between your computers (still end-to-end encrypted)."
+        } else {
+            "The connection to the technician goes through the relay (end-to-end encrypted)."
+        }
+    }
+
     /// The one sentence every front end shows for [`AgentEvent::Clipboard`], e.g. `Ada of Acme put
     /// 12 characters on your clipboard: "naïve café␊日本"`. Names and text already made safe.
     pub fn clipboard_words(

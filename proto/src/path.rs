@@ -343,8 +343,7 @@ impl Prober {
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        // HMAC takes a key of any length.
-        Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length")
+        hmac(&self.key)
     }
 
     fn tag(&self, body: &[u8]) -> [u8; 32] {
@@ -354,6 +353,11 @@ impl Prober {
     }
 }
 
+fn hmac(key: &[u8]) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length; new_from_slice cannot fail.
+    Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+}
+
 /// Both ends derive the same key from both secrets, whichever end is "mine".
 fn probe_key(mine: &PathOffer, theirs: &PathOffer) -> [u8; 32] {
     let (a, b) = if mine.secret <= theirs.secret {
@@ -361,8 +365,7 @@ fn probe_key(mine: &PathOffer, theirs: &PathOffer) -> [u8; 32] {
     } else {
         (&theirs.secret, &mine.secret)
     };
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"tether path probe key v1")
-        .expect("HMAC takes any key length");
+    let mut mac = hmac(b"tether path probe key v1");
     mac.update(a);
     mac.update(b);
     mac.finalize().into_bytes().into()

@@ -196,7 +196,7 @@ async fn read_stream0(mut rx0: SealedRecv, out: Stream0Out) {
 
 /// Connection statistics for a session's end-to-end connection, usable from other tasks.
 #[derive(Debug, Clone)]
-pub struct Link(quinn::Connection);
+pub struct Link(quinn::Connection, watch::Receiver<tether_proto::path::Path>);
 
 impl Link {
     /// UDP bytes sent on the QUIC connection so far (everything, on the wire).
@@ -209,9 +209,14 @@ impl Link {
         self.0.stats().udp_rx.bytes
     }
 
-    /// The current round-trip time to the agent (the end-to-end connection, through the relay).
+    /// The current round-trip time to the agent (the end-to-end connection, relayed or direct).
     pub fn rtt(&self) -> Duration {
         self.0.rtt()
+    }
+
+    /// The path the end-to-end packets take now.
+    pub fn path(&self) -> tether_proto::path::Path {
+        *self.1.borrow()
     }
 }
 
@@ -940,7 +945,7 @@ impl Session {
 
     /// A handle for connection statistics that other tasks can hold.
     pub fn link(&self) -> Link {
-        Link(self.e2e.conn.clone())
+        Link(self.e2e.conn.clone(), self.e2e.path())
     }
 
     async fn why_ended(&mut self) -> ConsoleError {

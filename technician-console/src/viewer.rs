@@ -52,6 +52,8 @@ pub struct ViewerState {
     pub kbps: f32,
     /// Round-trip time.
     pub rtt: Duration,
+    /// Whether the packets go straight to the agent (else through the relay).
+    pub direct: bool,
     /// Why the view stopped, once it has.
     pub stopped: Option<String>,
     /// The last input problem (e.g. control taken back by the user).
@@ -122,6 +124,7 @@ pub async fn pump_view(mut view: ViewStream, link: crate::session::Link, state: 
                 s.fps = frames as f32 / dt.as_secs_f32();
                 s.kbps = (bytes - bytes0) as f32 * 8.0 / 1000.0 / dt.as_secs_f32();
                 s.rtt = link.rtt();
+                s.direct = matches!(link.path(), tether_proto::path::Path::Direct(_));
                 s.repaint();
             }
             (frames, bytes0, window) = (0, bytes, Instant::now());
@@ -298,10 +301,11 @@ impl ScreenPane {
         ScreenStatus {
             display: s.display.clone(),
             line: format!(
-                "{:.0} fps | rtt {:.1} ms | {:.0} kbit/s",
+                "{:.0} fps | rtt {:.1} ms | {:.0} kbit/s | {}",
                 s.fps,
                 s.rtt.as_secs_f64() * 1000.0,
-                s.kbps
+                s.kbps,
+                if s.direct { "direct" } else { "via relay" }
             ),
             stopped: s.stopped.clone(),
             note: s.note.clone(),

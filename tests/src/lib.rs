@@ -15,6 +15,7 @@
 pub mod device;
 pub mod enrolled;
 pub mod gui;
+pub mod netns;
 pub mod pg;
 pub mod procs;
 

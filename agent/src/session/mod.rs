@@ -22,6 +22,7 @@ use tether_proto::msg::{
     TechnicianIdentity,
 };
 use tether_proto::pairing::Side;
+use tether_proto::path::Path;
 use tether_proto::seal::{SealError, SessionKeys};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -108,6 +109,7 @@ impl Session<'_> {
         // Every request runs on the session's own end-to-end connection, made beside stream 0 (the
         // user is asked meanwhile); if it cannot be made, the session ends.
         let mut e2e: Option<e2e::E2eLink> = None;
+        let mut path = None;
         let mut e2e_setup = JoinSet::new();
         e2e_setup.spawn(end_to_end(
             self.conn.clone(),
@@ -221,7 +223,15 @@ impl Session<'_> {
                 // Before the decision every request is refused: the console cannot know the
                 // grant yet.
                 made = e2e_setup.join_next(), if !e2e_setup.is_empty() => match made {
-                    Some(Ok(Ok(link))) => e2e = Some(link),
+                    Some(Ok(Ok(link))) => {
+                        let mut rx = link.path();
+                        // A path found before this point is news too.
+                        if matches!(*rx.borrow(), Path::Direct(_)) {
+                            rx.mark_changed();
+                        }
+                        path = Some(rx);
+                        e2e = Some(link);
+                    }
                     Some(Ok(Err(reason))) => {
                         warn!(%reason, "no end-to-end connection; ending the session");
                         machine.handle_closed(reason);
@@ -248,6 +258,9 @@ impl Session<'_> {
                         guest = None;
                     }
                     machine.handle_guest(news);
+                }
+                direct = path_change(&mut path) => {
+                    let _ = self.seat.events.send(AgentEvent::Path { direct }).await;
                 }
                 () = wait_until(deadline) => machine.handle_timeout(now()),
             }
@@ -317,6 +330,18 @@ async fn wait_until(at: Option<std::time::Instant>) {
 
 /// The next news from this session's guest ([`GuestEvent::Ended`] once it is gone); pending
 /// forever without one.
+/// Whether the end-to-end connection's path is direct, when it changes; pending without one.
+async fn path_change(path: &mut Option<tokio::sync::watch::Receiver<Path>>) -> bool {
+    let Some(rx) = path.as_mut() else {
+        return std::future::pending().await;
+    };
+    if rx.changed().await.is_err() {
+        *path = None;
+        return std::future::pending().await;
+    }
+    matches!(*rx.borrow_and_update(), Path::Direct(_))
+}
+
 async fn guest_news(guest: &mut Option<GuestLink>) -> GuestEvent {
     match guest.as_mut() {
         Some((news, _)) => news.recv().await.unwrap_or(GuestEvent::Ended),

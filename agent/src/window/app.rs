@@ -455,6 +455,7 @@ impl AgentApp {
             display_safe(&technician.org).into_owned(),
         );
         let verification = self.model.verification.clone();
+        let direct = self.model.direct;
         let files = self.model.transfers.files.clone();
         // With files listed in the banner's lower part, what was allowed goes on one wrapped line.
         let compact = !files.is_empty();
@@ -506,6 +507,14 @@ impl AgentApp {
             }
             if let Some(v) = &verification {
                 ui.label(RichText::new(format!("Verification code: {v}")).color(INK));
+            }
+            if let Some(direct) = direct {
+                let path = if direct {
+                    "Connection: direct between your computers (encrypted)"
+                } else {
+                    "Connection: through the relay (encrypted)"
+                };
+                ui.label(RichText::new(path).color(INK));
             }
         });
         let mut stop = None;

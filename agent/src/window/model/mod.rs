@@ -121,6 +121,9 @@ pub struct Model {
     /// The per-user agent of an enrolled computer: the organisation that enrolled it, and what
     /// its policy lets technicians use without asking.
     pub enrolled: Option<(String, ScopeSet)>,
+    /// Whether the session's packets go directly between the computers (`Some(true)`) or
+    /// through the relay; `None` before the end-to-end connection is made.
+    pub direct: Option<bool>,
 }
 
 impl Default for Model {
@@ -139,6 +142,7 @@ impl Default for Model {
             backend: None,
             transfers: Transfers::default(),
             enrolled: None,
+            direct: None,
         }
     }
 }
@@ -291,7 +295,9 @@ impl Model {
                 technician, *used, *selection, *chars, preview,
             )),
             AgentEvent::Revoked { scope } => self.revoked(*scope),
+            AgentEvent::Path { direct } => self.direct = Some(*direct),
             AgentEvent::Ended { reason } => {
+                self.direct = None;
                 self.transfers.session_ended();
                 self.ended(format!("Session ended: {}.", crate::ui::end_words(reason)))
             }
