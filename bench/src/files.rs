@@ -57,7 +57,8 @@ pub async fn agent(opts: AgentOpts) -> anyhow::Result<()> {
         addr: opts.relay,
         trust: Trust::Fingerprint(opts.fingerprint),
         connect_timeout: std::time::Duration::from_secs(5),
-        direct: Default::default(),
+        // Through the relay, as the bench's ratio is defined (loopback would go direct).
+        direct: tether_net::path::Direct::Forbidden,
     };
     let mut config = ShareConfig::new(target);
     config.files = FilesConfig {

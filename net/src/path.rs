@@ -176,10 +176,15 @@ impl PathSocket {
     }
 }
 
+/// The prober's clock is tokio's, which its task sleeps on (and which tests may pause).
+fn clock() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 async fn drive(socket: Weak<PathSocket>, wake: Arc<Notify>) {
     loop {
         let Some(s) = socket.upgrade() else { return };
-        let next = s.tick(Instant::now());
+        let next = s.tick(clock());
         drop(s);
         let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(next));
         tokio::select! {
@@ -213,7 +218,8 @@ impl AsyncUdpSocket for PathSocket {
     ) -> Poll<std::io::Result<usize>> {
         let mut state = self.lock();
         let before = state.prober.as_ref().map(Prober::path);
-        let got = poll_recv_filtered(&*self.inner, cx, bufs, meta, |data, meta, now| {
+        let now = clock();
+        let got = poll_recv_filtered(&*self.inner, cx, bufs, meta, |data, meta, _| {
             self.keep(&mut state, data, meta, now)
         });
         let after = state.prober.as_ref().map(Prober::path);

@@ -279,7 +279,11 @@ async fn a_cut_push_resumes_in_a_new_session_sending_little_again() {
     // The console reaches the relay through a proxy that the test cuts halfway.
     let proxy = UdpProxy::start(relay.handle.local_addr()).await.unwrap();
     let mut via = relay.console();
-    via.relay = relay.target_via(proxy.addr());
+    // Relayed only: on loopback a direct path would go round the proxy.
+    via.relay = tether_net::RelayTarget {
+        direct: tether_net::path::Direct::Forbidden,
+        ..relay.target_via(proxy.addr())
+    };
     let mut s = open_session(&via, code, files_only()).await.unwrap();
     let mut cut_at = None;
     let mut cut = |p: &Progress| {

@@ -393,7 +393,12 @@ async fn the_relay_only_sees_ciphertext() {
     let tap: tether_relay::config::SpliceTap =
         Arc::new(move |b: &[u8]| sink.lock().unwrap().extend_from_slice(b));
     let relay = TestRelay::start_with(Limits::default(), Some(tap)).await;
-    let (mut agent, mut session) = paired(&relay, ScopeSet::all(), scopes("inventory")).await;
+    // Relayed only, so the inventory crosses the relay (on loopback it would go direct).
+    let mut agent = TestAgent::spawn(&relay, ScopeSet::all());
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console_relay_only(), code, scopes("inventory"))
+        .await
+        .unwrap();
     let inv = session.inventory().await.unwrap();
     session.end().await;
 
