@@ -9,6 +9,9 @@
 //! 3. The console connects through the relay; the agent is the QUIC server. Each side presents its
 //!    certificate and accepts exactly the one the other announced (mutual TLS 1.3, pinned), so the
 //!    relay, which saw neither offer, can neither read the packets nor stand in for an end.
+//! 4. Each end sends a sealed [`PathOffer`] on the same stream (its addresses, unless
+//!    [`Direct::Forbidden`]), and when both offered, the connection's [`PathSocket`] looks for a
+//!    direct path and takes it ([`crate::path`]); the connection itself never changes.
 //!
 //! Nothing falls back: if the connection cannot be made, the session ends with [`E2eError`].
 
