@@ -108,6 +108,7 @@ fuzz_target!(|data: &[u8]| {
                 standalone: head[8] & 1 != 0,
                 last: head[8] & 2 != 0,
                 copies,
+                video: None,
             };
             seq += 1;
             if !apply(&mut fb, &mut dec, &u) {

@@ -68,7 +68,9 @@ pub use scope::{Scope, ScopeSet};
 /// (`FrameUpdate::copies`: scrolled and moved regions sent as copies).
 /// Version 5 moved the session's requests onto an end-to-end QUIC connection whose packets the
 /// relay forwards ([`forward`]): route tokens in the claim messages, `E2eOffer` on stream 0.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// Version 6 added direct paths (`PathOffer` on the transport stream, [`path`]).
+/// Version 7 added the lossy path for video regions (`FrameUpdate::video`, [`screen::video`]).
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The QUIC ALPN for protocol version 1. A peer offering anything else fails the TLS handshake.
 pub const ALPN: &[u8] = b"tether/1";

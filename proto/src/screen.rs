@@ -26,6 +26,7 @@
 
 pub mod cursor;
 pub mod motion;
+pub mod video;
 
 pub use motion::CopyRect;
 
@@ -119,8 +120,12 @@ pub struct FrameUpdate {
     /// Whether this is the frame's last part (acknowledge it then).
     pub last: bool,
     /// Copies applied before `rects` (checked by [`motion::check_copies`]): each reads the framebuffer
-    /// as it was before this part. Last, so the older fields keep their places on the wire.
+    /// as it was before this part.
     pub copies: Vec<CopyRect>,
+    /// One frame of the video region ([`video`]), applied after the copies and the rectangles
+    /// (which never overlap a region that plays); on a frame's last part. Last, so the older
+    /// fields keep their places on the wire.
+    pub video: Option<video::VideoPart>,
 }
 
 /// Agent → console on a view stream, after [`crate::msg::Response::Viewing`].
@@ -289,6 +294,10 @@ pub enum ScreenError {
     /// Two copies of one part write to overlapping rectangles.
     #[error("copies to {0:?} and {1:?} overlap")]
     Overlap(Rect, Rect),
+    /// A video part is corrupt, continues a stream that was never started, or decodes to a
+    /// picture of another size than its region.
+    #[error("video is corrupt: {0}")]
+    Video(String),
 }
 
 /// The console's copy of a remote display.
@@ -364,6 +373,24 @@ impl Framebuffer {
                 self.pixels[start..start + row].copy_from_slice(&raw[off..off + row]);
                 off += row;
             }
+        }
+        Ok(())
+    }
+
+    /// Writes `pixels` (B G R X rows of `r.w`) over `r`: a decoded video frame. Checked like every
+    /// rectangle; on error the framebuffer is unchanged.
+    pub fn paint(&mut self, r: &Rect, pixels: &[u8]) -> Result<(), ScreenError> {
+        check_rect(r, self.width, self.height)?;
+        if pixels.len() != r.bytes() {
+            return Err(ScreenError::BufferSize {
+                got: pixels.len(),
+                expected: r.bytes(),
+            });
+        }
+        let (stride, row) = (self.width as usize * BPP, r.w as usize * BPP);
+        for (y, line) in (r.y..r.y + r.h).zip(pixels.chunks_exact(row)) {
+            let start = y as usize * stride + r.x as usize * BPP;
+            self.pixels[start..start + row].copy_from_slice(line);
         }
         Ok(())
     }
@@ -650,6 +677,7 @@ impl FrameEncoder {
                     standalone: false,
                     last: true,
                     copies: copies.to_vec(),
+                    video: None,
                 }),
             }
         }
@@ -765,6 +793,7 @@ fn encode_with(
             standalone,
             last: false,
             copies: Vec::new(),
+            video: None,
         });
         raw.clear();
         Ok(())
@@ -986,6 +1015,7 @@ mod tests {
             standalone: true,
             last: true,
             copies: Vec::new(),
+            video: None,
         };
         let mut dec = FrameDecoder::new().unwrap();
         assert!(matches!(
@@ -1037,6 +1067,7 @@ mod tests {
             standalone: true,
             last: true,
             copies: Vec::new(),
+            video: None,
         };
         let mut dec = FrameDecoder::new().unwrap();
         assert_eq!(
@@ -1070,6 +1101,7 @@ mod tests {
                 standalone,
                 last: true,
                 copies: Vec::new(),
+                video: None,
             };
             let mut dec = FrameDecoder::new().unwrap();
             assert!(matches!(
@@ -1089,6 +1121,7 @@ mod tests {
             standalone: true,
             last: true,
             copies: Vec::new(),
+            video: None,
         };
         fb.apply(&mut FrameDecoder::new().unwrap(), &u).unwrap();
     }
@@ -1156,6 +1189,7 @@ mod tests {
             standalone: false,
             last: true,
             copies,
+            video: None,
         };
         let mut dec = FrameDecoder::new().unwrap();
         let outside = CopyRect {
