@@ -38,6 +38,9 @@ pub struct ShareConfig {
     /// Which backend `screen` and `input` are, when the command line chose them (the window says
     /// so, and that the portal's desktop dialog asks again after Tether's consent).
     pub backend: Option<crate::screen::backend::Backend>,
+    /// Whether a region that plays video may go through the video codec (`--lossless` turns it
+    /// off: every pixel exact, at many times the bytes).
+    pub video: bool,
     /// Why the user asks for help, sent with every slot request so the technician sees it on
     /// claiming; check it with [`check_reason`] first.
     pub reason: Option<String>,
@@ -93,6 +96,7 @@ impl ShareConfig {
             input,
             clipboard: crate::clipboard::provider(backend),
             backend: None,
+            video: true,
             policy: Policy::default(),
             state_dir: None,
             reason: None,

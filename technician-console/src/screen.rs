@@ -12,9 +12,10 @@ use tether_net::sealed::{SealedRecv, SealedSend};
 use tether_proto::Scope;
 use tether_proto::cursor::CursorShape;
 use tether_proto::msg::{Request, Response};
+use tether_proto::screen::video::{MAX_VIDEO_PACKET, VideoPart};
 use tether_proto::screen::{
     DisplayInfo, FrameDecoder, FrameUpdate, Framebuffer, InputEvent, InputReply, MAX_IN_FLIGHT,
-    ScreenMsg, ViewerMsg,
+    ScreenError, ScreenMsg, ViewerMsg,
 };
 
 use crate::error::ConsoleError;
@@ -64,6 +65,8 @@ pub struct ViewStream {
     tx: SealedSend,
     rx: SealedRecv,
     decoder: FrameDecoder,
+    /// The running video region's decoder, if the agent started one.
+    video: Option<tether_video::Decoder>,
     /// The display being shown.
     pub display: DisplayInfo,
     /// The remote screen as of the last complete frame (mid-frame while parts arrive).
@@ -78,6 +81,8 @@ pub struct ViewStream {
     pub pixel_bytes: u64,
     /// Copies (scrolled or moved rectangles) received.
     pub copies: u64,
+    /// Video bytes received (VP8 frames of video regions; also in `pixel_bytes`).
+    pub video_bytes: u64,
     /// Acknowledgements sent (fewer than `frames`: small frames share one).
     pub acks: u64,
     /// What the framebuffer took since the last [`ViewStream::take_damage`].
@@ -140,9 +145,10 @@ impl ViewStream {
 
     async fn apply(&mut self, u: FrameUpdate) -> Result<ViewEvent, ConsoleError> {
         let size = (self.framebuffer.width, self.framebuffer.height);
+        let protocol = |e: ScreenError| ConsoleError::Protocol(e.to_string());
         self.framebuffer
             .apply(&mut self.decoder, &u)
-            .map_err(|e| ConsoleError::Protocol(e.to_string()))?;
+            .map_err(protocol)?;
         if size == (self.framebuffer.width, self.framebuffer.height) {
             // Copies change their destinations just as pixels do.
             let copied: Vec<_> = u.copies.iter().map(|c| c.dst).collect();
@@ -150,10 +156,18 @@ impl ViewStream {
             self.damage.add(&u.rects);
         } else {
             self.damage = Damage::Full;
+            self.video = None;
         }
-        self.pixel_bytes += u.data.len() as u64;
+        let mut bytes = u.data.len() as u64;
+        if let Some(v) = &u.video {
+            play(&mut self.video, &mut self.framebuffer, v).map_err(protocol)?;
+            self.damage.add(&[v.rect]);
+            self.video_bytes += v.data.len() as u64;
+            bytes += v.data.len() as u64;
+        }
+        self.pixel_bytes += bytes;
         self.copies += u.copies.len() as u64;
-        self.ack.part(u.data.len() as u64);
+        self.ack.part(bytes);
         if !u.last {
             return Ok(ViewEvent::Partial);
         }
@@ -196,6 +210,34 @@ impl ViewStream {
             .finish_and_flush(std::time::Duration::from_secs(1))
             .await;
     }
+}
+
+/// Decodes one frame of the video region onto `fb` (checked: a stream that was never started, a
+/// corrupt packet or a picture of the wrong size is [`ScreenError::Video`], a region outside the
+/// display [`ScreenError::OutOfBounds`]; the framebuffer then keeps its pixels).
+fn play(
+    video: &mut Option<tether_video::Decoder>,
+    fb: &mut Framebuffer,
+    v: &VideoPart,
+) -> Result<(), ScreenError> {
+    let fail = |e: &dyn std::fmt::Display| ScreenError::Video(e.to_string());
+    if v.data.len() > MAX_VIDEO_PACKET {
+        return Err(fail(&format!("a packet of {} bytes", v.data.len())));
+    }
+    if v.rect.x.checked_add(v.rect.w).is_none_or(|e| e > fb.width)
+        || v.rect.y.checked_add(v.rect.h).is_none_or(|e| e > fb.height)
+    {
+        return Err(ScreenError::OutOfBounds(v.rect));
+    }
+    if v.start {
+        *video = Some(tether_video::Decoder::new(v.rect).map_err(|e| fail(&e))?);
+    }
+    let decoder = match video {
+        Some(d) if d.rect() == v.rect => d,
+        _ => return Err(fail(&"a frame of a video stream that was not started")),
+    };
+    let pixels = decoder.decode(&v.data).map_err(|e| fail(&e))?;
+    fb.paint(&v.rect, &pixels)
 }
 
 /// Writes a framebuffer to `path` as an RGB PNG.
@@ -266,6 +308,7 @@ impl Session {
                 tx,
                 rx,
                 decoder: FrameDecoder::new().map_err(|e| ConsoleError::Failed(e.to_string()))?,
+                video: None,
                 framebuffer: Framebuffer::new(display.width, display.height)
                     .map_err(|e| ConsoleError::Protocol(e.to_string()))?,
                 display,
@@ -274,6 +317,7 @@ impl Session {
                 frames: 0,
                 pixel_bytes: 0,
                 copies: 0,
+                video_bytes: 0,
                 acks: 0,
                 damage: Damage::Full,
                 ack: AckPolicy::default(),
@@ -299,6 +343,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tether_proto::screen::Rect;
 
     /// The agent's side of the window, as `proto::screen` states it: a frame may go while fewer than
     /// [`MAX_IN_FLIGHT`] are unacknowledged; an acknowledgement covers every frame up to its number.
@@ -354,5 +399,82 @@ mod tests {
         viewer.part(SMALL_FRAME_BYTES / 2);
         viewer.part(SMALL_FRAME_BYTES / 2);
         assert!(viewer.complete());
+    }
+
+    fn noise(w: u32, h: u32, seed: u32) -> Vec<u8> {
+        (0..w * h * 4)
+            .map(|i| (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(97)) as u8 >> 1)
+            .collect()
+    }
+
+    /// Bad video from a hostile agent: a corrupt packet, a stream never started, a picture of
+    /// another size, a region outside the display, an oversized packet: each a typed error that
+    /// leaves the framebuffer as it was. A good stream paints its region only.
+    #[test]
+    fn hostile_video_is_refused_without_change() {
+        use std::time::Duration;
+        let mut fb = Framebuffer::new(128, 96).unwrap();
+        fb.pixels.iter_mut().for_each(|p| *p = 7);
+        let before = fb.clone();
+        let rect = Rect {
+            x: 32,
+            y: 16,
+            w: 64,
+            h: 48,
+        };
+        let mut enc = tether_video::Encoder::new(rect).unwrap();
+        let key = enc
+            .encode(&noise(128, 96, 1), 128, Duration::from_millis(33))
+            .unwrap();
+        let part = |rect, start, data: &[u8]| VideoPart {
+            rect,
+            start,
+            data: data.to_vec(),
+        };
+        let mut video = None;
+        let cases = [
+            ("never started", part(rect, false, &key)),
+            ("corrupt", part(rect, true, &[0x5a; 300])),
+            ("another size", part(Rect { w: 32, ..rect }, true, &key)),
+            ("outside", part(Rect { x: 100, ..rect }, true, &key)),
+            (
+                "oversized",
+                part(rect, true, &vec![0; MAX_VIDEO_PACKET + 1]),
+            ),
+        ];
+        for (name, bad) in cases {
+            let e = play(&mut video, &mut fb, &bad).unwrap_err();
+            assert!(
+                matches!(e, ScreenError::Video(_) | ScreenError::OutOfBounds(_)),
+                "{name}: {e}"
+            );
+            assert_eq!(fb, before, "{name} changed the framebuffer");
+            video = None;
+        }
+        play(&mut video, &mut fb, &part(rect, true, &key)).unwrap();
+        let next = enc
+            .encode(&noise(128, 96, 2), 128, Duration::from_millis(33))
+            .unwrap();
+        play(&mut video, &mut fb, &part(rect, false, &next)).unwrap();
+        for y in 0..96u32 {
+            for x in 0..128u32 {
+                let inside = (32..96).contains(&x) && (16..64).contains(&y);
+                let i = (y * 128 + x) as usize * 4;
+                if !inside {
+                    assert_eq!(
+                        fb.pixels[i..i + 4],
+                        before.pixels[i..i + 4],
+                        "pixel {x},{y}"
+                    );
+                }
+            }
+        }
+        assert_ne!(fb, before, "the region was painted");
+        // A continuation of another region is refused too.
+        let other = part(Rect { x: 0, ..rect }, false, &next);
+        assert!(matches!(
+            play(&mut video, &mut fb, &other),
+            Err(ScreenError::Video(_))
+        ));
     }
 }

@@ -448,3 +448,75 @@ async fn scrolled_and_moved_pixels_arrive_as_copies_and_stay_lossless() {
     view.close().await;
     session.end().await;
 }
+
+/// Issue 18: a window that plays video (ImageMagick's `animate` over frames of noise) goes through
+/// the video codec while it plays, the xterm beside it stays lossless, and once it stops the region
+/// is sent exactly again: the console's framebuffer equals an independent screenshot pixel for
+/// pixel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playing_video_goes_lossy_and_is_exact_again_once_it_stops() {
+    let mut x = Xvfb::start(146);
+    assert!(x.cmd("xsetroot", &["-solid", "#2e5a88"]).status.success());
+    let frames = tempfile::tempdir().unwrap();
+    for i in 0..10 {
+        let out = frames.path().join(format!("f{i}.png"));
+        let made = std::process::Command::new("convert")
+            .args(["-size", "320x240", "xc:gray", "-seed", &i.to_string()])
+            .args(["+noise", "Random", "-blur", "0x1"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(made.success(), "convert made frame {i}");
+    }
+    x.spawn(
+        "xterm",
+        &[
+            "-geometry",
+            "60x10+900+600",
+            "-hold",
+            "-e",
+            "echo",
+            "TEXT BESIDE THE VIDEO 0123456789",
+        ],
+    );
+    let relay = TestRelay::start().await;
+    let mut agent = agent_on(&relay, &x, scopes("view"));
+    let code = agent.code().await;
+    let mut session = open_session(&relay.console(), code, scopes("view"))
+        .await
+        .unwrap();
+    let mut view = session.view(0).await.unwrap();
+    view.next_frame().await.unwrap();
+    let pattern = frames.path().join("f*.png");
+    let pattern = pattern.to_str().unwrap();
+    // 10 frames 40 ms apart, 8 times over (about 3 s), then the last frame stays up.
+    x.spawn(
+        "animate",
+        &[
+            "-geometry",
+            "+200+150",
+            "-delay",
+            "4",
+            "-loop",
+            "8",
+            pattern,
+        ],
+    );
+    let end = tokio::time::Instant::now() + Duration::from_secs(4);
+    while tokio::time::Instant::now() < end {
+        if let Ok(r) = tokio::time::timeout_at(end, view.next()).await {
+            r.unwrap();
+        }
+    }
+    assert!(
+        view.video_bytes > 0,
+        "the playing window should have gone through the video codec ({} pixel bytes, no video)",
+        view.pixel_bytes
+    );
+    until_frame_matches(&mut view, "the screenshot once the video stopped", || {
+        x.screenshot()
+    })
+    .await;
+    view.close().await;
+    session.end().await;
+}

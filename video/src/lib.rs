@@ -163,7 +163,7 @@ impl Decoder {
 }
 
 fn check_region(r: &Rect) -> Result<(), VideoError> {
-    if r.w == 0 || r.h == 0 || r.w % 2 != 0 || r.h % 2 != 0 {
+    if r.w == 0 || r.h == 0 || !r.w.is_multiple_of(2) || !r.h.is_multiple_of(2) {
         return Err(VideoError::BadRegion(*r));
     }
     Ok(())

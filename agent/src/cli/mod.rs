@@ -37,6 +37,11 @@ pub struct Cli {
     /// session).
     #[arg(long, global = true, env = "TETHER_BACKEND")]
     backend: Option<Backend>,
+    /// Send every pixel of the screen exactly, also where a video plays (without it, a region
+    /// that plays video goes through a video codec, at a tenth of the bytes, and is sent exactly
+    /// again once it stops).
+    #[arg(long, global = true, env = "TETHER_LOSSLESS")]
+    lossless: bool,
     /// Without a command: open the window on a desktop.
     #[command(subcommand)]
     command: Option<Command>,
@@ -194,6 +199,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     let backend = cli
         .backend
         .unwrap_or_else(|| backend::choose(&SessionEnv::from_env()));
+    let video = !cli.lossless;
     let mut again = false;
     let (mut files_dir, mut files_roots) = (None, Vec::new());
     let mut other_relays: Vec<String> = Vec::new();
@@ -261,6 +267,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             (share.screen, share.input) = backend::providers(backend, state_dir.as_deref());
             share.clipboard = crate::clipboard::provider(backend);
             share.backend = Some(backend);
+            share.video = video;
             share.state_dir = state_dir;
             let desktop_session = std::env::var_os("DISPLAY").is_some()
                 || std::env::var_os("WAYLAND_DISPLAY").is_some();
@@ -300,6 +307,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     (share.screen, share.input) = backend::providers(backend, state_dir.as_deref());
     share.clipboard = crate::clipboard::provider(backend);
     share.backend = Some(backend);
+    share.video = video;
     tracing::info!(
         backend = backend.as_str(),
         "screen and input: {}",

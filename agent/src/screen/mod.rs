@@ -42,6 +42,7 @@ mod portal;
 mod remote_input;
 mod scrap_x11;
 mod shared;
+mod video;
 mod view;
 mod wlroots;
 mod wlroots_input;
@@ -82,6 +83,8 @@ pub(crate) struct StreamCtx {
     pub reports: mpsc::Sender<SessionReport>,
     /// Capture backend; opened only by a granted view stream.
     pub screen: Arc<dyn ScreenProvider>,
+    /// Whether video regions may go through the video codec (see `ShareConfig::video`).
+    pub video: bool,
     /// Input backend; opened only by a granted control stream.
     pub input: Arc<dyn InputProvider>,
     /// Input injected on this session's control streams; its view streams wake on it.

@@ -7,10 +7,12 @@
 
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
+use std::time::Instant;
 
 use tether_net::sealed::{SealedError, SealedRecv, SealedSend};
 use tether_proto::Scope;
 use tether_proto::msg::Response;
+use tether_proto::screen::video::VideoPart;
 use tether_proto::screen::{
     self, DisplayInfo, FrameUpdate, MAX_IN_FLIGHT, ScreenMsg, ViewerMsg, motion,
 };
@@ -19,6 +21,7 @@ use tracing::{info, warn};
 
 use super::activity::Activity;
 use super::pace::{Injected, Pacer};
+use super::video::VideoPath;
 use super::{CaptureError, Pointer, ScreenProvider, StreamCtx};
 
 /// How many events a session's control streams have injected, by kind.
@@ -70,6 +73,7 @@ enum Captured {
 fn capture_thread(
     provider: Arc<dyn ScreenProvider>,
     index: u32,
+    video_allowed: bool,
     asks: std_mpsc::Receiver<()>,
     out: mpsc::Sender<Captured>,
 ) {
@@ -93,24 +97,37 @@ fn capture_thread(
             return;
         }
     };
+    let mut video = VideoPath::new(info.width, info.height, video_allowed);
     let mut prev: Option<Vec<u8>> = None;
     let mut seq = 0;
+    let err = |e: screen::ScreenError| CaptureError::Capture(e.to_string());
+    let (w, h) = (info.width, info.height);
     while asks.recv().is_ok() {
-        if prev.is_some() && source.unchanged() {
-            // A still screen costs neither a capture nor a diff.
-            let msg = Captured::Frame {
-                seq,
-                parts: Vec::new(),
-                cursor: source.cursor(),
+        if let Some(p) = prev.as_deref().filter(|_| source.unchanged()) {
+            // A still screen costs neither a capture nor a diff; a video region that went still
+            // is sent exactly once more (`p` is the screen as it is).
+            let parts = match video.still(Instant::now()) {
+                Some(r) => encoder.encode(seq + 1, p, w, h, &[r]),
+                None => Ok(Vec::new()),
             };
-            if out.blocking_send(msg).is_err() {
+            let msg = match parts {
+                Ok(parts) => {
+                    seq += u64::from(!parts.is_empty());
+                    Captured::Frame {
+                        seq,
+                        parts,
+                        cursor: source.cursor(),
+                    }
+                }
+                Err(e) => Captured::Failed(err(e)),
+            };
+            let failed = matches!(msg, Captured::Failed(_));
+            if out.blocking_send(msg).is_err() || failed {
                 return;
             }
             continue;
         }
         let result = source.capture_damage().and_then(|shot| {
-            let err = |e: screen::ScreenError| CaptureError::Capture(e.to_string());
-            let (w, h) = (info.width, info.height);
             let cur = shot.pixels;
             // `prev` is the previous capture's picture, so the backend's damage (when it has one)
             // bounds what can differ: only those tiles are compared, and only they are kept.
@@ -121,26 +138,41 @@ fn capture_thread(
             };
             let mut rects = dirty(prev.as_deref()).map_err(err)?;
             if rects.is_empty() {
-                return Ok(Vec::new());
+                return match (video.still(Instant::now()), &prev) {
+                    (Some(r), Some(p)) => encoder.encode(seq + 1, p, w, h, &[r]).map_err(err),
+                    _ => Ok(Vec::new()),
+                };
             }
             // The complete first frame goes outside the zstd stream: faster, and first-frame latency matters.
             let parts = match &mut prev {
-                None => encoder.encode_standalone(seq + 1, cur, w, h, &rects),
+                None => encoder
+                    .encode_standalone(seq + 1, cur, w, h, &rects)
+                    .map_err(err)?,
                 Some(p) => {
                     // Scrolled or moved pixels go as copies; `p` becomes what the console will have
                     // after them, and only what still differs is sent as pixels. Copies land on
                     // dirty tiles, which lie in the damage, so the damage still bounds the compare.
-                    let copies = motion::find_copies(p, cur, w, h, &rects);
+                    // Copies stay clear of a video region, whose pixels the console has only
+                    // approximately.
+                    let mut copies = motion::find_copies(p, cur, w, h, &rects);
+                    video.keep_clear(&mut copies);
                     if !copies.is_empty() {
                         motion::apply_copies(p, w, h, &copies).map_err(err)?;
                         rects = dirty(Some(p)).map_err(err)?;
                     }
-                    // Only the pixels that changed, not whole tiles (a typed character).
+                    // Only the pixels that changed, not whole tiles (a typed character); what
+                    // plays video goes through the codec instead.
                     let tight = screen::tighten(p, cur, w, h, &rects);
-                    encoder.encode_moved(seq + 1, cur, w, h, &copies, &tight)
+                    let (tight, part) = video.frame(cur, w, tight, Instant::now())?;
+                    let mut parts = encoder
+                        .encode_moved(seq + 1, cur, w, h, &copies, &tight)
+                        .map_err(err)?;
+                    if let Some(part) = part {
+                        attach(&mut parts, seq + 1, w, h, part);
+                    }
+                    parts
                 }
-            }
-            .map_err(err)?;
+            };
             match &mut prev {
                 // Outside the dirty tiles `p` already equals `cur`.
                 Some(p) if damage.is_some() => screen::copy_rects(p, cur, w, h, &rects),
@@ -169,6 +201,24 @@ fn capture_thread(
     }
 }
 
+/// Puts a video frame on the frame's last part (after its rectangles), or on a part of its own.
+fn attach(parts: &mut Vec<FrameUpdate>, seq: u64, width: u32, height: u32, video: VideoPart) {
+    match parts.last_mut() {
+        Some(p) => p.video = Some(video),
+        None => parts.push(FrameUpdate {
+            seq,
+            width,
+            height,
+            rects: Vec::new(),
+            data: Vec::new(),
+            standalone: false,
+            last: true,
+            copies: Vec::new(),
+            video: Some(video),
+        }),
+    }
+}
+
 /// Serves `Request::View { display }` until the console closes the stream, `view` is revoked or the
 /// session ends.
 pub(crate) async fn serve_view(
@@ -179,10 +229,10 @@ pub(crate) async fn serve_view(
 ) -> Result<(), SealedError> {
     let (ask_tx, ask_rx) = std_mpsc::sync_channel::<()>(1);
     let (out_tx, mut out_rx) = mpsc::channel::<Captured>(1);
-    let provider = ctx.screen.clone();
+    let (provider, video) = (ctx.screen.clone(), ctx.video);
     let thread = std::thread::Builder::new()
         .name("tether-capture".into())
-        .spawn(move || capture_thread(provider, display, ask_rx, out_tx));
+        .spawn(move || capture_thread(provider, display, video, ask_rx, out_tx));
     let thread = match thread {
         Ok(t) => t,
         Err(e) => {

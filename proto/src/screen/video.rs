@@ -364,7 +364,7 @@ mod tests {
                 let v = if inside {
                     (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503) ^ seed.wrapping_mul(97))
                         .to_le_bytes()
-                } else if (x + y + seed) % 7 == 0 {
+                } else if (x + y + seed).is_multiple_of(7) {
                     [255, 255, 255, 0]
                 } else {
                     [0, 0, 0, 0]
