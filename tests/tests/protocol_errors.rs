@@ -16,6 +16,8 @@ use tether_proto::msg::{
     StreamOpen,
 };
 use tether_proto::pairing::{Pairing, PairingMsg, Side};
+use tether_proto::screen::video::VideoPart;
+use tether_proto::screen::{CopyRect, DisplayInfo, FrameEncoder, FrameUpdate, Rect, ScreenMsg};
 use tether_proto::seal::{Direction, SessionKeys};
 use tether_proto::{ScopeSet, SessionCode};
 use tether_tests::{RawClaim, RawConsole, RawSlot, TestAgent, TestRelay, WAIT};
@@ -128,6 +130,169 @@ impl RawAgent {
         // Keep the stream open until the console has read the frame.
         let _ = tokio::time::timeout(WAIT, send.stopped()).await;
     }
+
+    /// Answers the next request, a view, with `msgs` (sealed and honest, but hostile in content).
+    async fn serve_view(&mut self, msgs: &[ScreenMsg]) {
+        let (mut send, mut recv) = self.e2e.conn.accept_bi().await.unwrap();
+        let StreamOpen { stream_id } = framed::read_msg(&mut recv).await.unwrap();
+        let mut opener = self.keys.opener(stream_id, Direction::ConsoleToAgent);
+        let req: Request = opener
+            .open_msg(framed::read_frame(&mut recv).await.unwrap())
+            .unwrap();
+        assert_eq!(req, Request::View { display: 0 });
+        let mut sealer = self.keys.sealer(stream_id, Direction::AgentToConsole);
+        let display = DisplayInfo {
+            index: 0,
+            name: "hostile".into(),
+            x: 0,
+            y: 0,
+            width: W,
+            height: H,
+            primary: true,
+        };
+        let viewing = sealer.seal_msg(&Response::Viewing { display }).unwrap();
+        framed::write_frame(&mut send, &viewing).await.unwrap();
+        for m in msgs {
+            let f = sealer.seal_msg(m).unwrap();
+            framed::write_frame(&mut send, &f).await.unwrap();
+        }
+        // Keep the stream open until the console has read the frames and let go.
+        let _ = tokio::time::timeout(WAIT, send.stopped()).await;
+    }
+}
+
+const W: u32 = 64;
+const H: u32 = 48;
+
+fn noise(seed: u32) -> Vec<u8> {
+    (0..W * H * 4)
+        .map(|i| (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(97)) as u8)
+        .collect()
+}
+
+/// A whole frame of noise, then `bad` as frame 2.
+fn frames(bad: FrameUpdate) -> Vec<ScreenMsg> {
+    let mut enc = FrameEncoder::new().unwrap();
+    let all = [Rect {
+        x: 0,
+        y: 0,
+        w: W,
+        h: H,
+    }];
+    let mut first = enc.encode_standalone(1, &noise(1), W, H, &all).unwrap();
+    first.push(bad);
+    first.into_iter().map(ScreenMsg::Frame).collect()
+}
+
+fn part(copies: Vec<CopyRect>, video: Option<VideoPart>) -> FrameUpdate {
+    FrameUpdate {
+        seq: 2,
+        width: W,
+        height: H,
+        rects: Vec::new(),
+        data: Vec::new(),
+        standalone: false,
+        last: true,
+        copies,
+        video,
+    }
+}
+
+/// Issue 18's bad input from a hostile agent on a view stream: a copy-rect outside the
+/// framebuffer, overlapping copies, a corrupt video packet and a video frame of a stream that was
+/// never started. Each ends that view with a typed error naming what was wrong, the framebuffer
+/// keeps the last good frame, and the session goes on: the next view on it works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_screen_frames_end_the_view_with_a_typed_error_and_the_session_goes_on() {
+    let relay = TestRelay::start().await;
+    let (conn, ctl, code) = RawAgent::open(&relay).await;
+    let console = tokio::spawn({
+        let cfg = relay.console();
+        async move { tether_console::open_session(&cfg, code, "view".parse().unwrap()).await }
+    });
+    let mut agent = RawAgent::admit(conn, ctl, &code).await;
+    let mut s = console.await.unwrap().expect("session opens");
+
+    let r = |x, y, w, h| Rect { x, y, w, h };
+    let copy = |src_x, src_y, dst| CopyRect { src_x, src_y, dst };
+    let key = {
+        let region = r(0, 0, 32, 32);
+        let mut enc = tether_video::Encoder::new(region).unwrap();
+        enc.encode(&noise(3), W, Duration::from_millis(33)).unwrap()
+    };
+    let cases = [
+        (
+            "outside",
+            part(vec![copy(0, 0, r(40, 0, 32, 8))], None),
+            "outside the display",
+        ),
+        (
+            "overlapping",
+            part(
+                vec![copy(0, 0, r(0, 10, 16, 16)), copy(20, 20, r(8, 12, 16, 16))],
+                None,
+            ),
+            "overlap",
+        ),
+        (
+            "corrupt video",
+            part(
+                Vec::new(),
+                Some(VideoPart {
+                    rect: r(0, 0, 32, 32),
+                    start: true,
+                    data: vec![0x5a; 200],
+                }),
+            ),
+            "video is corrupt",
+        ),
+        (
+            "never started",
+            part(
+                Vec::new(),
+                Some(VideoPart {
+                    rect: r(0, 0, 32, 32),
+                    start: false,
+                    data: key.clone(),
+                }),
+            ),
+            "not started",
+        ),
+    ];
+    for (name, bad, want) in cases {
+        let msgs = frames(bad);
+        let viewing = async {
+            let mut view = s.view(0).await.unwrap();
+            let first = view.next_frame().await.unwrap();
+            let good = view.framebuffer.clone();
+            let err = view.next_frame().await.expect_err(name);
+            (first, good, view.framebuffer.clone(), err)
+        };
+        let ((first, good, after, err), ()) = tokio::join!(viewing, agent.serve_view(&msgs));
+        assert_eq!(first, 1, "{name}");
+        assert_eq!(good.pixels, noise(1), "{name}: the good frame arrived");
+        assert_eq!(after, good, "{name}: the bad part changed the framebuffer");
+        assert!(matches!(err, ConsoleError::Protocol(_)), "{name}: {err:?}");
+        assert!(err.to_string().contains(want), "{name}: {err}");
+    }
+    // The session goes on: a good video stream plays on the next view.
+    let good = part(
+        Vec::new(),
+        Some(VideoPart {
+            rect: r(0, 0, 32, 32),
+            start: true,
+            data: key,
+        }),
+    );
+    let viewing = async {
+        let mut view = s.view(0).await.unwrap();
+        view.next_frame().await.unwrap();
+        view.next_frame().await.unwrap();
+        view.video_bytes
+    };
+    let msgs = frames(good);
+    let (video_bytes, ()) = tokio::join!(viewing, agent.serve_view(&msgs));
+    assert!(video_bytes > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

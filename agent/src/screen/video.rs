@@ -54,6 +54,7 @@ impl VideoPath {
             return Ok((changed, None));
         };
         let step = detector.frame(cur, &changed, now);
+        log(&step);
         let touched = step
             .region
             .is_some_and(|r| changed.iter().any(|c| video::intersection(c, &r).is_some()));
@@ -73,6 +74,7 @@ impl VideoPath {
     /// A capture in which nothing changed: the region to send exactly once more, when one ends.
     pub(crate) fn still(&mut self, now: Instant) -> Option<Rect> {
         let step = self.detector.as_mut()?.still(now);
+        log(&step);
         if step.region.is_none() {
             self.encoder = None;
         }
@@ -103,6 +105,26 @@ impl VideoPath {
             None => return Err(CaptureError::Capture("video: no encoder".into())),
         };
         Ok(VideoPart { rect, start, data })
+    }
+}
+
+fn log(step: &Step) {
+    if let (true, Some(r)) = (step.start, step.region) {
+        tracing::info!(
+            x = r.x,
+            y = r.y,
+            w = r.w,
+            h = r.h,
+            "a region plays video: VP8 there"
+        );
+    } else if let (None, Some(r)) = (step.region, step.refresh) {
+        tracing::info!(
+            x = r.x,
+            y = r.y,
+            w = r.w,
+            h = r.h,
+            "the video region is still: exact again"
+        );
     }
 }
 

@@ -1,7 +1,7 @@
 //! The lossy path for what is video (issue 18): which part of the screen plays video, and what
 //! crosses for it. Pure: the codec itself (VP8, `tether-video`) runs in the agent and the console.
 //!
-//! A [`Detector`] watches the tiles each frame would send as pixels. A tile is *busy* when much of
+//! A [`Detector`] watches the tiles each frame would send as pixels. A tile is *busy* when some of
 //! it changed and its pixels are colourful (many distinct colours among a sample: a picture, not
 //! text, whose glyphs have a handful). A tile busy for [`HOT_FRAMES`] frames in a row is *hot*; the
 //! bounding box of the hot tiles, once it spans [`MIN_VIDEO_TILES`] tiles, becomes the video
@@ -27,9 +27,9 @@ pub const HOT_FRAMES: u8 = 6;
 pub const MIN_VIDEO_TILES: usize = 4;
 /// Fewest distinct colours among a busy tile's sampled pixels (text and flat UI have a few,
 /// moving pictures hundreds).
-pub const MIN_COLOURS: usize = 48;
+pub const MIN_COLOURS: usize = 16;
 /// Every `SAMPLE_STEP`-th pixel of a tile, in both directions, is sampled for its colours.
-pub const SAMPLE_STEP: u32 = 4;
+pub const SAMPLE_STEP: u32 = 2;
 /// A region whose tiles stopped being hot this long ago ends with a lossless refresh.
 pub const COOL_AFTER: Duration = Duration::from_millis(400);
 /// The video codec's bitrate, per pixel of the region, in bits per second (300 kbit/s for a
@@ -119,7 +119,7 @@ impl Detector {
             }
         }
         for (t, heat) in self.heat.iter_mut().enumerate() {
-            let busy = area[t] >= TILE * TILE / 4 && {
+            let busy = area[t] > 0 && {
                 let tile = tile_rect(t as u32, self.cols, self.width, self.height);
                 colours(cur, self.width, &tile) >= MIN_COLOURS
             };

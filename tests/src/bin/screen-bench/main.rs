@@ -40,7 +40,8 @@ Each workload runs on its own private 1920x1080x24 Xvfb (no window manager):
 For each, one after the other on the same display for --secs seconds: the real agent through the
 real relay to the console (UDP bytes received, pixel payload, agent CPU from /proc), x11vnc read by a
 lossless CopyRect + Tight client, and ffmpeg x11grab at 30 fps into VP8 (realtime, cpu-used 8,
-1 Mbit/s) and x264 (ultrafast, zerolatency, crf 23). Prints a Markdown table and the ratios; a peer
+1 Mbit/s) and x264 (ultrafast, zerolatency, crf 23); tether-lossless (the agent with --lossless)
+only when asked for with --only. Prints a Markdown table and the ratios; a peer
 that is not installed is shown as such. Needs Xvfb, xterm, xdotool; peers: x11vnc, ffmpeg, ffplay,
 pv (`./dev bench` installs them).
 
@@ -52,7 +53,8 @@ Options:
   --secs N       seconds measured per tool and workload (default 20)
   --settle N     seconds each tool runs before measuring starts (default 3)
   --display N    first X display number to use (default 171; one per workload)
-  --only T       measure only this tool: tether, x11vnc, vp8, x264 (repeatable)
+  --only T       measure only this tool: tether, tether-lossless (the same agent with
+                 --lossless: no video codec), x11vnc, vp8, x264 (repeatable)
   -h, --help     this text
   -V, --version  the version";
 
@@ -159,7 +161,7 @@ fn parse_args() -> Args {
             }
             "--only" => {
                 let v = value("--only");
-                if !["tether", "x11vnc", "vp8", "x264"].contains(&v.as_str()) {
+                if !["tether", "tether-lossless", "x11vnc", "vp8", "x264"].contains(&v.as_str()) {
                     usage(&format!("unknown tool {v:?}"));
                 }
                 a.only.push(v);
@@ -276,11 +278,20 @@ async fn run_for(view: &mut tether_console::screen::ViewStream, d: Duration) {
 struct TetherFigures {
     wire: f64,
     payload: f64,
+    /// The part of `payload` that was video (VP8).
+    video: f64,
     cpu: f64,
 }
 
-/// The real agent binary on `x`, viewed through `relay` for `secs` after `settle`.
-async fn tether(relay: &TestRelay, x: &Xvfb, settle: u64, secs: u64) -> TetherFigures {
+/// The real agent binary on `x`, viewed through `relay` for `secs` after `settle`; `lossless`
+/// runs it with `--lossless` (no video codec for regions that play video).
+async fn tether(
+    relay: &TestRelay,
+    x: &Xvfb,
+    settle: u64,
+    secs: u64,
+    lossless: bool,
+) -> TetherFigures {
     let target = relay.target();
     let Trust::Fingerprint(fp) = &target.trust else {
         unreachable!("the bench relay is pinned by fingerprint")
@@ -297,6 +308,7 @@ async fn tether(relay: &TestRelay, x: &Xvfb, settle: u64, secs: u64) -> TetherFi
                 "--relay-cert-sha256",
                 fp,
             ])
+            .args(lossless.then_some("--lossless"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -319,9 +331,10 @@ async fn tether(relay: &TestRelay, x: &Xvfb, settle: u64, secs: u64) -> TetherFi
     view.next_frame().await.unwrap();
     run_for(&mut view, Duration::from_secs(settle)).await;
     let link = session.link();
-    let (b0, p0, c0, t0) = (
+    let (b0, p0, v0, c0, t0) = (
         link.bytes_received(),
         view.pixel_bytes,
+        view.video_bytes,
         cpu_secs(pid),
         Instant::now(),
     );
@@ -330,11 +343,21 @@ async fn tether(relay: &TestRelay, x: &Xvfb, settle: u64, secs: u64) -> TetherFi
     let f = TetherFigures {
         wire: (link.bytes_received() - b0) as f64 * 8.0 / 1000.0 / dt,
         payload: (view.pixel_bytes - p0) as f64 * 8.0 / 1000.0 / dt,
+        video: (view.video_bytes - v0) as f64 * 8.0 / 1000.0 / dt,
         cpu: (cpu_secs(pid) - c0) / dt * 100.0,
     };
     view.close().await;
     session.end().await;
     f
+}
+
+/// "wire (payload)", and the video part of the payload when there was any.
+fn payload(t: &TetherFigures) -> String {
+    if t.video > 0.0 {
+        format!("{:.1} ({:.1}; video {:.1})", t.wire, t.payload, t.video)
+    } else {
+        format!("{:.1} ({:.1})", t.wire, t.payload)
+    }
 }
 
 fn cell(m: &Measured) -> (String, String) {
@@ -370,17 +393,25 @@ async fn main() {
         office::report().await;
         return;
     }
-    let want = |t: &str| args.only.is_empty() || args.only.iter().any(|o| o == t);
+    let want = |t: &str| {
+        (args.only.is_empty() && t != "tether-lossless") || args.only.iter().any(|o| o == t)
+    };
     let settle = Duration::from_secs(args.settle);
     let relay = TestRelay::start().await;
     let mut rows = Vec::new();
+    let mut exacts = Vec::new();
     for (i, w) in args.workloads.iter().enumerate() {
         let n = args.display + i as u32;
         eprintln!("screen-bench: {} on :{n}", w.name());
         let x = start(*w, n);
         let skipped = || Measured::Failed("not asked for".into());
         let t = if want("tether") {
-            Some(tether(&relay, &x, args.settle, args.secs).await)
+            Some(tether(&relay, &x, args.settle, args.secs, false).await)
+        } else {
+            None
+        };
+        let exact = if want("tether-lossless") {
+            Some(tether(&relay, &x, args.settle, args.secs, true).await)
         } else {
             None
         };
@@ -407,6 +438,7 @@ async fn main() {
         });
         let (vnc, vp8, x264) = peers.await.unwrap();
         rows.push((*w, t, vnc, vp8, x264));
+        exacts.push(exact);
         drop(x);
     }
     println!();
@@ -416,10 +448,7 @@ async fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     for (w, t, vnc, vp8, x264) in &rows {
         let (tk, tc) = t.as_ref().map_or(("–".into(), "–".into()), |t| {
-            (
-                format!("{:.1} ({:.1})", t.wire, t.payload),
-                format!("{:.1} %", t.cpu),
-            )
+            (payload(t), format!("{:.1} %", t.cpu))
         });
         let (vk, vc) = cell(vnc);
         let (pk, pc) = cell(vp8);
@@ -428,6 +457,26 @@ async fn main() {
             "| {} | {tk} | {tc} | {vk} | {vc} | {pk} | {pc} | {xk} | {xc} |",
             w.name()
         );
+    }
+    if exacts.iter().any(Option::is_some) {
+        println!();
+        println!(
+            "| workload | Tether kbit/s (payload) | Tether CPU | `--lossless` kbit/s (payload) | `--lossless` CPU | bytes Tether/lossless |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for ((w, t, ..), e) in rows.iter().zip(&exacts) {
+            let fig = |f: &Option<TetherFigures>| {
+                f.as_ref().map_or(("–".into(), "–".into()), |f| {
+                    (payload(f), format!("{:.1} %", f.cpu))
+                })
+            };
+            let ((tk, tc), (ek, ec)) = (fig(t), fig(e));
+            let r = match (t, e) {
+                (Some(t), Some(e)) if e.wire > 0.0 => format!("{:.2}", t.wire / e.wire),
+                _ => "–".into(),
+            };
+            println!("| {} | {tk} | {tc} | {ek} | {ec} | {r} |", w.name());
+        }
     }
     println!();
     println!(
