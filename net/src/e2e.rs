@@ -257,7 +257,8 @@ fn path_endpoint(
     relay: SocketAddr,
 ) -> Result<(quinn::Endpoint, Arc<PathSocket>), E2eError> {
     let mut made = None;
-    let endpoint = transport::endpoint_on(socket, server, |inner| {
+    let config = transport::e2e_endpoint_config();
+    let endpoint = transport::endpoint_on(socket, server, config, |inner| {
         let s = PathSocket::new(inner, relay);
         made = Some(s.clone());
         s

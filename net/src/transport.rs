@@ -100,7 +100,7 @@ pub fn server_endpoint_wrapped(
         .map_err(|e| EndpointError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     cfg.transport_config(transport_config_with(RELAY_INITIAL_BIDI_STREAMS));
-    endpoint_on(bind_udp(addr)?, Some(cfg), wrap)
+    endpoint_on(bind_udp(addr)?, Some(cfg), endpoint_config(), wrap)
 }
 
 /// The unspecified address of `peer`'s family, any port: where a socket that talks to `peer` binds.
@@ -132,28 +132,54 @@ pub fn endpoint_config() -> quinn::EndpointConfig {
     cfg
 }
 
+/// The endpoint settings of a session's end-to-end connection: [`endpoint_config`] with
+/// zero-length connection IDs, 8 bytes fewer in every packet (a typed character's frame is about
+/// 90). Each end has one connection on its own socket, and the path socket keeps the peer's address
+/// the same for quinn when the path changes, so nothing needs a connection ID to find it.
+pub fn e2e_endpoint_config() -> quinn::EndpointConfig {
+    let mut cfg = endpoint_config();
+    cfg.cid_generator(|| Box::new(NoConnectionIds));
+    cfg
+}
+
+/// Zero-length connection IDs (see [`e2e_endpoint_config`]).
+#[derive(Debug)]
+struct NoConnectionIds;
+
+impl quinn::ConnectionIdGenerator for NoConnectionIds {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        quinn::ConnectionId::new(&[])
+    }
+
+    fn cid_len(&self) -> usize {
+        0
+    }
+
+    fn cid_lifetime(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
 /// Binds a UDP socket with [`SOCKET_BUFFER`] and wraps it in an endpoint.
 fn endpoint(
     addr: SocketAddr,
     server: Option<quinn::ServerConfig>,
 ) -> Result<quinn::Endpoint, EndpointError> {
-    endpoint_on(bind_udp(addr)?, server, |s| s)
+    endpoint_on(bind_udp(addr)?, server, endpoint_config(), |s| s)
 }
 
 /// An endpoint on `socket`, seen through `wrap`.
 pub(crate) fn endpoint_on(
     socket: std::net::UdpSocket,
     server: Option<quinn::ServerConfig>,
+    config: quinn::EndpointConfig,
     wrap: impl FnOnce(Arc<dyn quinn::AsyncUdpSocket>) -> Arc<dyn quinn::AsyncUdpSocket>,
 ) -> Result<quinn::Endpoint, EndpointError> {
     let runtime =
         quinn::default_runtime().ok_or_else(|| EndpointError::Quic("no async runtime".into()))?;
     let socket = wrap(runtime.wrap_udp_socket(socket)?);
     Ok(quinn::Endpoint::new_with_abstract_socket(
-        endpoint_config(),
-        server,
-        socket,
-        runtime,
+        config, server, socket, runtime,
     )?)
 }
 

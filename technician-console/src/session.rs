@@ -209,6 +209,11 @@ impl Link {
         self.0.stats().udp_rx.bytes
     }
 
+    /// UDP datagrams received on the QUIC connection so far.
+    pub fn datagrams_received(&self) -> u64 {
+        self.0.stats().udp_rx.datagrams
+    }
+
     /// The current round-trip time to the agent (the end-to-end connection, relayed or direct).
     pub fn rtt(&self) -> Duration {
         self.0.rtt()

@@ -331,6 +331,7 @@ async fn tether(
     view.next_frame().await.unwrap();
     run_for(&mut view, Duration::from_secs(settle)).await;
     let link = session.link();
+    let (d0, f0) = (link.datagrams_received(), view.frames);
     let (b0, p0, v0, c0, t0) = (
         link.bytes_received(),
         view.pixel_bytes,
@@ -340,6 +341,14 @@ async fn tether(
     );
     run_for(&mut view, Duration::from_secs(secs)).await;
     let dt = t0.elapsed().as_secs_f64();
+    let (datagrams, frames) = (link.datagrams_received() - d0, view.frames - f0);
+    eprintln!(
+        "screen-bench: tether{}: {:.1} datagrams/s ({:.0} bytes each), {:.1} frames/s",
+        if lossless { " --lossless" } else { "" },
+        datagrams as f64 / dt,
+        (link.bytes_received() - b0) as f64 / datagrams.max(1) as f64,
+        frames as f64 / dt,
+    );
     let f = TetherFigures {
         wire: (link.bytes_received() - b0) as f64 * 8.0 / 1000.0 / dt,
         payload: (view.pixel_bytes - p0) as f64 * 8.0 / 1000.0 / dt,
