@@ -43,10 +43,16 @@ pub const MAX_SIDE: u32 = 16_384;
 /// Largest accepted display area, in pixels (2^26: two 8K monitors side by side fit), so the console's
 /// framebuffer stays within 256 MiB whatever size a hostile agent announces.
 pub const MAX_PIXELS: u64 = 1 << 26;
-/// Most frames the agent sends before it waits for an acknowledgement. An acknowledgement covers
-/// every frame up to its number, and the console holds back a small frame's until the next frame
-/// (so typing does not cost an ACK packet per glyph): an agent must allow at least 2.
+/// Most frames the agent sends before it waits for an acknowledgement, when any of them is not
+/// small. An acknowledgement covers every frame up to its number; see [`InFlight`].
 pub const MAX_IN_FLIGHT: u64 = 2;
+/// A complete frame whose pixel bytes ([`FrameUpdate::pixel_bytes`], all its parts) are fewer than
+/// this is small: a typed character is a frame of a few dozen bytes.
+pub const SMALL_FRAME_BYTES: u64 = 2048;
+/// Most frames the agent sends before it waits for an acknowledgement while all of them are small.
+/// The console acknowledges a small frame only once this many are unacknowledged (or with the next
+/// large one), so typing costs one acknowledgement, and one QUIC ACK back, per this many glyphs.
+pub const MAX_SMALL_IN_FLIGHT: u64 = 8;
 /// Most raw (uncompressed) bytes in one frame part; keeps every part well under the codec's frame limit.
 pub const MAX_PART_RAW: usize = 3 << 20;
 /// zstd level used for frames: fast, and text compresses well anyway.
@@ -94,7 +100,60 @@ pub struct Rect {
     pub h: u32,
 }
 
+/// The agent's side of a view's window (pure): which frames it sent that the console has not
+/// acknowledged, and whether it may send another. It may while fewer than [`MAX_IN_FLIGHT`] are
+/// unacknowledged, or fewer than [`MAX_SMALL_IN_FLIGHT`] when every one of them is small; the
+/// console acknowledges a large frame at once and small ones when [`MAX_SMALL_IN_FLIGHT`] wait, so
+/// the agent always has room for the next frame once the console has taken what was sent.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight {
+    /// Frame numbers sent and not acknowledged, with whether each was small.
+    frames: std::collections::VecDeque<(u64, bool)>,
+}
+
+impl InFlight {
+    /// Whether another frame may go.
+    pub fn can_send(&self) -> bool {
+        let n = self.frames.len() as u64;
+        n < MAX_IN_FLIGHT || (n < MAX_SMALL_IN_FLIGHT && self.frames.iter().all(|f| f.1))
+    }
+
+    /// Frame `seq` went, with `pixel_bytes` in all its parts.
+    pub fn sent(&mut self, seq: u64, pixel_bytes: u64) {
+        self.frames
+            .push_back((seq, pixel_bytes < SMALL_FRAME_BYTES));
+    }
+
+    /// The console acknowledged every frame up to `seq`.
+    pub fn acked(&mut self, seq: u64) {
+        while self.frames.front().is_some_and(|f| f.0 <= seq) {
+            self.frames.pop_front();
+        }
+    }
+
+    /// Frames unacknowledged.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether every frame sent was acknowledged.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
+impl FrameUpdate {
+    /// The part's compressed pixel bytes: its zstd block and its video frame.
+    pub fn pixel_bytes(&self) -> u64 {
+        (self.data.len() + self.video.as_ref().map_or(0, |v| v.data.len())) as u64
+    }
+}
+
 impl Rect {
+    fn area(&self) -> u64 {
+        u64::from(self.w) * u64::from(self.h)
+    }
+
     fn bytes(&self) -> usize {
         self.w as usize * self.h as usize * BPP
     }
@@ -590,15 +649,41 @@ pub fn tighten(prev: &[u8], cur: &[u8], width: u32, height: u32, rects: &[Rect])
             }
         }
         if x0 < x1 && y0 < y1 {
-            out.push(Rect {
+            let r = Rect {
                 x: x0,
                 y: y0,
                 w: x1 - x0,
                 h: y1 - y0,
-            });
+            };
+            // A glyph across a tile row's edge is one rectangle, not two: each costs its header.
+            match out.last_mut() {
+                Some(last) if merged_area(last, &r) <= last.area() + r.area() + MERGE_SLACK => {
+                    *last = bounding(last, &r);
+                }
+                _ => out.push(r),
+            }
         }
     }
     out
+}
+
+/// Unchanged pixels [`tighten`] may add to join two neighbouring rectangles into one (a rectangle's
+/// header on the wire costs more than a few dozen pixels that compress to nearly nothing).
+pub const MERGE_SLACK: u64 = 256;
+
+fn bounding(a: &Rect, b: &Rect) -> Rect {
+    let (x0, y0) = (a.x.min(b.x), a.y.min(b.y));
+    let (x1, y1) = ((a.x + a.w).max(b.x + b.w), (a.y + a.h).max(b.y + b.h));
+    Rect {
+        x: x0,
+        y: y0,
+        w: x1 - x0,
+        h: y1 - y0,
+    }
+}
+
+fn merged_area(a: &Rect, b: &Rect) -> u64 {
+    bounding(a, b).area()
 }
 
 /// The agent's side of the continuous zstd stream.
@@ -920,6 +1005,32 @@ mod tests {
         }
         assert_eq!(fb.pixels, b);
         assert!(tighten(&a, &a, w, h, &rects).is_empty());
+    }
+
+    /// A glyph drawn across a tile row's edge (rows 120..133 cross y = 128) is one rectangle;
+    /// two changes far apart stay two.
+    #[test]
+    fn a_glyph_across_a_tile_edge_is_one_rectangle() {
+        let (w, h) = (300, 170);
+        let a = picture(w, h, 1);
+        let mut b = a.clone();
+        for y in 120..133usize {
+            for x in [40usize, 45] {
+                b[(y * w as usize + x) * BPP] ^= 0x33;
+            }
+        }
+        b[(10 * w as usize + 290) * BPP] ^= 0x33;
+        let rects = dirty_rects(Some(&a), &b, w, h).unwrap();
+        let tight = tighten(&a, &b, w, h, &rects);
+        let r = |x, y, w, h| Rect { x, y, w, h };
+        assert_eq!(tight, vec![r(290, 10, 1, 1), r(40, 120, 6, 13)]);
+        let mut p = pipe();
+        let mut fb = Framebuffer::new(1, 1).unwrap();
+        send_via(&mut p, &mut fb, None, &a, w, h);
+        for u in &p.enc.encode(2, &b, w, h, &tight).unwrap() {
+            fb.apply(&mut p.dec, u).unwrap();
+        }
+        assert_eq!(fb.pixels, b);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The console's side of screen view and remote control.
 //!
 //! [`Session::view`] opens a view stream and returns a [`ViewStream`] that keeps the remote screen in a
-//! [`Framebuffer`] and acknowledges complete frames (the agent sends at most two ahead; a small frame's
-//! acknowledgement waits for the next frame, see [`SMALL_FRAME_BYTES`]).
+//! [`Framebuffer`] and acknowledges complete frames (the agent sends at most two ahead, or eight while
+//! they are small, whose acknowledgements wait; see [`SMALL_FRAME_BYTES`]).
 //! [`Session::control`] opens a control stream; [`ControlStream::send`] waits for the agent's answer to
 //! each event, so a script knows whether it was injected or refused.
 
@@ -14,26 +14,20 @@ use tether_proto::cursor::CursorShape;
 use tether_proto::msg::{Request, Response};
 use tether_proto::screen::video::{MAX_VIDEO_PACKET, VideoPart};
 use tether_proto::screen::{
-    DisplayInfo, FrameDecoder, FrameUpdate, Framebuffer, InputEvent, InputReply, MAX_IN_FLIGHT,
-    ScreenError, ScreenMsg, ViewerMsg,
+    DisplayInfo, FrameDecoder, FrameUpdate, Framebuffer, InputEvent, InputReply,
+    MAX_SMALL_IN_FLIGHT, ScreenError, ScreenMsg, ViewerMsg,
 };
 
 use crate::error::ConsoleError;
 use crate::picture::Damage;
 use crate::session::Session;
 
-/// A complete frame whose pixel data is smaller than this is acknowledged together with the next one
-/// (unless [`MAX_IN_FLIGHT`] would then be reached): a typed character is a frame of a few dozen bytes,
-/// and each acknowledgement makes the relay send an ACK-only QUIC packet back, which cost more than
-/// the pixels. Larger frames are acknowledged at once, so a busy screen keeps its pipeline full.
-pub const SMALL_FRAME_BYTES: u64 = 2048;
-
-// Holding one acknowledgement back is safe only while the agent may have two frames unacknowledged:
-// with one, a small frame followed by a still screen would stall the view.
-const _: () = assert!(
-    MAX_IN_FLIGHT >= 2,
-    "a held-back acknowledgement needs room for one more frame"
-);
+/// A complete frame whose pixel data is smaller than this is acknowledged only once
+/// [`MAX_SMALL_IN_FLIGHT`] small frames wait, or with the next large one: a typed character is a
+/// frame of a few dozen bytes, and each acknowledgement makes the agent send an ACK-only QUIC packet
+/// back, which cost more than the pixels. Larger frames are acknowledged at once, so a busy screen
+/// keeps its pipeline full. The agent's side of the rule is [`tether_proto::screen::InFlight`].
+pub use tether_proto::screen::SMALL_FRAME_BYTES;
 
 /// What [`ViewStream::next`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +86,9 @@ pub struct ViewStream {
 }
 
 /// When the viewer acknowledges a complete frame (pure). An acknowledgement covers every frame up to
-/// its number, so a small frame's may wait for the next frame's: the agent sends up to
-/// [`MAX_IN_FLIGHT`] (≥ 2) ahead, so the one held back never keeps the next frame from coming, and
-/// at most `MAX_IN_FLIGHT - 1` frames are ever held back.
+/// its number, so small frames' may wait: the agent sends up to [`MAX_SMALL_IN_FLIGHT`] small frames
+/// ahead (or [`tether_proto::screen::MAX_IN_FLIGHT`] once one is large, which is acknowledged at once), so those held back
+/// never keep the next frame from coming, and at most `MAX_SMALL_IN_FLIGHT - 1` are ever held back.
 #[derive(Debug, Default)]
 struct AckPolicy {
     /// Pixel bytes of the frame being received (its parts so far).
@@ -112,7 +106,7 @@ impl AckPolicy {
     /// The current frame is complete: whether to acknowledge it now (and every one before it).
     fn complete(&mut self) -> bool {
         self.unacked += 1;
-        let now = self.frame_bytes >= SMALL_FRAME_BYTES || self.unacked >= MAX_IN_FLIGHT;
+        let now = self.frame_bytes >= SMALL_FRAME_BYTES || self.unacked >= MAX_SMALL_IN_FLIGHT;
         if now {
             self.unacked = 0;
         }
@@ -158,12 +152,11 @@ impl ViewStream {
             self.damage = Damage::Full;
             self.video = None;
         }
-        let mut bytes = u.data.len() as u64;
+        let bytes = u.pixel_bytes();
         if let Some(v) = &u.video {
             play(&mut self.video, &mut self.framebuffer, v).map_err(protocol)?;
             self.damage.add(&[v.rect]);
             self.video_bytes += v.data.len() as u64;
-            bytes += v.data.len() as u64;
         }
         self.pixel_bytes += bytes;
         self.copies += u.copies.len() as u64;
@@ -345,43 +338,36 @@ mod tests {
     use super::*;
     use tether_proto::screen::Rect;
 
-    /// The agent's side of the window, as `proto::screen` states it: a frame may go while fewer than
-    /// [`MAX_IN_FLIGHT`] are unacknowledged; an acknowledgement covers every frame up to its number.
-    #[derive(Default)]
-    struct Agent {
-        sent: u64,
-        acked: u64,
-    }
-
-    /// Every sequence of up to 8 small and large frames, each followed by a still screen (the agent
+    /// Every sequence of up to 10 small and large frames, each followed by a still screen (the agent
     /// sends nothing until the next change): after the viewer has taken every frame sent, the agent
-    /// always has room for the next one, so a change after a pause is never stalled.
+    /// (`InFlight`, the rule `proto::screen` states) always has room for the next one, so a change
+    /// after a pause is never stalled.
     #[test]
     fn a_held_back_acknowledgement_never_stalls_the_next_frame() {
+        use tether_proto::screen::InFlight;
         let sizes = [0, SMALL_FRAME_BYTES - 1, SMALL_FRAME_BYTES, 100_000];
-        for len in 1..=8u32 {
+        for len in 1..=10u32 {
             for n in 0..sizes.len().pow(len) {
-                let (mut agent, mut viewer, mut held) = (Agent::default(), AckPolicy::default(), 0);
+                let (mut agent, mut viewer, mut held) =
+                    (InFlight::default(), AckPolicy::default(), 0);
                 let mut k = n;
-                for _ in 0..len {
-                    assert!(
-                        agent.sent - agent.acked < MAX_IN_FLIGHT,
-                        "stalled after {n} of length {len}"
-                    );
-                    agent.sent += 1;
+                for seq in 1..=u64::from(len) {
+                    assert!(agent.can_send(), "stalled after {n} of length {len}");
+                    let size = sizes[k % sizes.len()];
+                    agent.sent(seq, size);
                     // A frame in two parts, the pixel bytes in the first.
-                    viewer.part(sizes[k % sizes.len()]);
+                    viewer.part(size);
                     viewer.part(0);
                     k /= sizes.len();
                     if viewer.complete() {
-                        agent.acked = agent.sent;
+                        agent.acked(seq);
                         held = 0;
                     } else {
                         held += 1;
                     }
-                    assert!(held < MAX_IN_FLIGHT, "{held} frames held back");
+                    assert!(held < MAX_SMALL_IN_FLIGHT, "{held} frames held back");
                 }
-                assert!(agent.sent - agent.acked < MAX_IN_FLIGHT);
+                assert!(agent.can_send());
             }
         }
     }
@@ -389,10 +375,16 @@ mod tests {
     #[test]
     fn small_frames_share_an_acknowledgement_and_large_ones_are_acknowledged_at_once() {
         let mut viewer = AckPolicy::default();
+        for i in 1..MAX_SMALL_IN_FLIGHT {
+            viewer.part(30);
+            assert!(!viewer.complete(), "typed glyph {i} waits");
+        }
         viewer.part(30);
-        assert!(!viewer.complete(), "a typed glyph waits for the next frame");
+        assert!(viewer.complete(), "the last one acknowledges them all");
         viewer.part(30);
-        assert!(viewer.complete(), "the next one acknowledges both");
+        assert!(!viewer.complete(), "a glyph waits");
+        viewer.part(SMALL_FRAME_BYTES);
+        assert!(viewer.complete(), "a large frame acknowledges it at once");
         viewer.part(SMALL_FRAME_BYTES);
         assert!(viewer.complete(), "a large frame at once");
         // Parts add up: a frame of small parts is not small.

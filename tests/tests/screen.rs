@@ -455,7 +455,7 @@ async fn scrolled_and_moved_pixels_arrive_as_copies_and_stay_lossless() {
 /// pixel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_playing_video_goes_lossy_and_is_exact_again_once_it_stops() {
-    let mut x = Xvfb::start(146);
+    let mut x = Xvfb::start(147);
     assert!(x.cmd("xsetroot", &["-solid", "#2e5a88"]).status.success());
     let frames = tempfile::tempdir().unwrap();
     for i in 0..10 {

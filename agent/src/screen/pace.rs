@@ -14,7 +14,7 @@
 //! - an injected pointer move ([`Injected::Motion`]) only restarts the active pace (capturing at
 //!   once when idle): a technician moving the mouse must not cost a capture every few milliseconds.
 //!
-//! The loop also keeps its own limits (one capture at a time, at most `MAX_IN_FLIGHT` frames
+//! The loop also keeps its own limits (one capture at a time, at most `InFlight`'s window of frames
 //! unacknowledged); the pacer only says when a capture would be useful.
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
 //! The view stream: a capture thread produces encoded frames on demand; this task seals and sends them,
-//! keeping at most [`MAX_IN_FLIGHT`] unacknowledged, so a slow link lowers the frame rate instead of
+//! keeping at most a window of unacknowledged frames ([`InFlight`]: two, or eight small ones), so a slow link lowers the frame rate instead of
 //! building a queue (latest frame wins: the next capture always reads the screen as it is now).
 //! When to capture is [`super::pace::Pacer`]'s call (pure); input injected on the session's control
 //! streams reaches it through an [`InputSeen`], so the first change after a quiet spell is captured
@@ -14,7 +14,7 @@ use tether_proto::Scope;
 use tether_proto::msg::Response;
 use tether_proto::screen::video::VideoPart;
 use tether_proto::screen::{
-    self, DisplayInfo, FrameUpdate, MAX_IN_FLIGHT, ScreenMsg, ViewerMsg, motion,
+    self, DisplayInfo, FrameUpdate, InFlight, ScreenMsg, ViewerMsg, motion,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -310,12 +310,12 @@ async fn stream(
     let sender = async {
         let now = || tokio::time::Instant::now().into_std();
         let mut pacer = Pacer::new(now());
-        let (mut sent, mut acked, mut asked) = (0u64, 0u64, false);
+        let (mut window, mut sent, mut asked) = (InFlight::default(), 0u64, false);
         let mut seen = *inputs.borrow_and_update();
         let mut inputs_open = true;
         let (mut cursor, mut shape) = (None, None);
         loop {
-            let can_ask = !asked && sent - acked < MAX_IN_FLIGHT;
+            let can_ask = !asked && window.can_send();
             let due = tokio::time::Instant::from_std(pacer.due(now()));
             tokio::select! {
                 () = tokio::time::sleep_until(due), if can_ask => {
@@ -356,6 +356,9 @@ async fn stream(
                                 tx.send(&ScreenMsg::Cursor { x: p.x, y: p.y }).await?;
                             }
                         }
+                        if !parts.is_empty() {
+                            window.sent(seq, parts.iter().map(FrameUpdate::pixel_bytes).sum());
+                        }
                         for p in parts {
                             tx.send(&ScreenMsg::Frame(p)).await?;
                             sent = seq;
@@ -368,7 +371,7 @@ async fn stream(
                     Some(Captured::Opened(_)) | None => return Ok(()),
                 },
                 a = acks.recv() => match a {
-                    Some(seq) => acked = acked.max(seq.min(sent)),
+                    Some(seq) => window.acked(seq.min(sent)),
                     // The console closed its side: the viewer is gone.
                     None => return Ok(()),
                 },
