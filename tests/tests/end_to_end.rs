@@ -75,6 +75,9 @@ async fn the_connection_moves_to_a_direct_path_when_the_ends_reach_each_other() 
         relay.handle.local_addr(),
         "the direct path is not the relay"
     );
+    // The agent proves the path from the answer to its own probe, up to a probe interval after
+    // the console; until then its packets still go through the relay.
+    tokio::time::sleep(tether_proto::path::FAST_PROBE * 5).await;
     let before = forwarded.load(Ordering::Relaxed);
     session
         .inventory()
