@@ -71,6 +71,8 @@ pub struct ViewStream {
     pub cursor_shape: Option<CursorShape>,
     /// Complete frames received.
     pub frames: u64,
+    /// The number of the last frame part applied (a patch is the next one).
+    seq: u64,
     /// Compressed pixel bytes received.
     pub pixel_bytes: u64,
     /// Copies (scrolled or moved rectangles) received.
@@ -120,6 +122,11 @@ impl ViewStream {
     pub async fn next(&mut self) -> Result<ViewEvent, ConsoleError> {
         match self.rx.recv::<ScreenMsg>().await? {
             ScreenMsg::Frame(u) => self.apply(u).await,
+            ScreenMsg::Patch(p) => {
+                let (w, h) = (self.framebuffer.width, self.framebuffer.height);
+                let u = p.expand(self.seq, w, h);
+                self.apply(u).await
+            }
             ScreenMsg::CursorShape(shape) => {
                 // Like every frame part: a shape out of bounds is a misbehaving agent.
                 shape
@@ -152,6 +159,7 @@ impl ViewStream {
             self.damage = Damage::Full;
             self.video = None;
         }
+        self.seq = u.seq;
         let bytes = u.pixel_bytes();
         if let Some(v) = &u.video {
             play(&mut self.video, &mut self.framebuffer, v).map_err(protocol)?;
@@ -308,6 +316,7 @@ impl Session {
                 cursor: None,
                 cursor_shape: None,
                 frames: 0,
+                seq: 0,
                 pixel_bytes: 0,
                 copies: 0,
                 video_bytes: 0,

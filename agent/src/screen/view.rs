@@ -14,7 +14,7 @@ use tether_proto::Scope;
 use tether_proto::msg::Response;
 use tether_proto::screen::video::VideoPart;
 use tether_proto::screen::{
-    self, DisplayInfo, FrameUpdate, InFlight, ScreenMsg, ViewerMsg, motion,
+    self, DisplayInfo, FrameUpdate, InFlight, Patch, ScreenMsg, ViewerMsg, motion,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -311,6 +311,8 @@ async fn stream(
         let now = || tokio::time::Instant::now().into_std();
         let mut pacer = Pacer::new(now());
         let (mut window, mut sent, mut asked) = (InFlight::default(), 0u64, false);
+        // The display size of the last frame sent (a patch keeps it).
+        let mut size = None;
         let mut seen = *inputs.borrow_and_update();
         let mut inputs_open = true;
         let (mut cursor, mut shape) = (None, None);
@@ -359,9 +361,19 @@ async fn stream(
                         if !parts.is_empty() {
                             window.sent(seq, parts.iter().map(FrameUpdate::pixel_bytes).sum());
                         }
-                        for p in parts {
-                            tx.send(&ScreenMsg::Frame(p)).await?;
+                        // A typed glyph goes as a patch: what the console knows is left out.
+                        let patch = size.and_then(|s| Patch::of(&parts, sent, s));
+                        if let Some(p) = parts.first() {
+                            size = Some((p.width, p.height));
+                        }
+                        if let Some(patch) = patch {
+                            tx.send(&ScreenMsg::Patch(patch)).await?;
                             sent = seq;
+                        } else {
+                            for p in parts {
+                                tx.send(&ScreenMsg::Frame(p)).await?;
+                                sent = seq;
+                            }
                         }
                     }
                     Some(Captured::Failed(e)) => {
