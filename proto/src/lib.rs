@@ -69,7 +69,9 @@ pub use scope::{Scope, ScopeSet};
 /// Version 5 moved the session's requests onto an end-to-end QUIC connection whose packets the
 /// relay forwards ([`forward`]): route tokens in the claim messages, `E2eOffer` on stream 0.
 /// Version 6 added direct paths (`PathOffer` on the transport stream, [`path`]).
-/// Version 7 added the lossy path for video regions (`FrameUpdate::video`, [`screen::video`]).
+/// Version 7 added the lossy path for video regions (`FrameUpdate::video`, [`screen::video`]),
+/// `ScreenMsg::Patch` for one-rectangle frames, and the window of eight small frames
+/// ([`screen::InFlight`]).
 pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The QUIC ALPN for protocol version 1. A peer offering anything else fails the TLS handshake.
