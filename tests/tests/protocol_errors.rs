@@ -107,14 +107,21 @@ impl RawAgent {
         }
     }
 
-    /// Reads the next request and answers it with a frame whose last byte is flipped.
-    async fn answer_tampered(&mut self) {
-        let (mut send, mut recv) = self.e2e.conn.accept_bi().await.unwrap();
+    /// Accepts the console's next request stream: its halves (the receiving one kept open, so the
+    /// console may go on sending), its number and the request.
+    async fn next_request(&mut self) -> (quinn::SendStream, quinn::RecvStream, u32, Request) {
+        let (send, mut recv) = self.e2e.conn.accept_bi().await.unwrap();
         let StreamOpen { stream_id } = framed::read_msg(&mut recv).await.unwrap();
         let mut opener = self.keys.opener(stream_id, Direction::ConsoleToAgent);
-        let req: Request = opener
+        let req = opener
             .open_msg(framed::read_frame(&mut recv).await.unwrap())
             .unwrap();
+        (send, recv, stream_id, req)
+    }
+
+    /// Reads the next request and answers it with a frame whose last byte is flipped.
+    async fn answer_tampered(&mut self) {
+        let (mut send, _recv, stream_id, req) = self.next_request().await;
         assert_eq!(req, Request::Inventory);
         let mut frame = self
             .keys
@@ -133,12 +140,7 @@ impl RawAgent {
 
     /// Answers the next request, a view, with `msgs` (sealed and honest, but hostile in content).
     async fn serve_view(&mut self, msgs: &[ScreenMsg]) {
-        let (mut send, mut recv) = self.e2e.conn.accept_bi().await.unwrap();
-        let StreamOpen { stream_id } = framed::read_msg(&mut recv).await.unwrap();
-        let mut opener = self.keys.opener(stream_id, Direction::ConsoleToAgent);
-        let req: Request = opener
-            .open_msg(framed::read_frame(&mut recv).await.unwrap())
-            .unwrap();
+        let (mut send, _recv, stream_id, req) = self.next_request().await;
         assert_eq!(req, Request::View { display: 0 });
         let mut sealer = self.keys.sealer(stream_id, Direction::AgentToConsole);
         let display = DisplayInfo {

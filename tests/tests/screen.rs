@@ -11,7 +11,7 @@ use tether_agent::ShareConfig;
 use tether_agent::screen::{ScrapScreen, X11Input};
 use tether_agent::ui::{AgentEvent, UserCommand};
 use tether_console::screen::ViewStream;
-use tether_console::{ConsoleError, open_session};
+use tether_console::{ConsoleError, Session, open_session};
 use tether_proto::screen::{Action, InputEvent, MouseButton};
 use tether_proto::{Scope, ScopeSet};
 use tether_tests::grant::nothing_before_the_grant;
@@ -21,11 +21,20 @@ fn scopes(s: &str) -> ScopeSet {
     s.parse().unwrap()
 }
 
-fn agent_on(relay: &TestRelay, x: &Xvfb, answer: ScopeSet) -> TestAgent {
+/// An agent on `x` whose user grants `answer`, and a console session asking for `ask`.
+async fn session_on(
+    relay: &TestRelay,
+    x: &Xvfb,
+    answer: ScopeSet,
+    ask: ScopeSet,
+) -> (TestAgent, Session) {
     let mut config = ShareConfig::new(relay.target());
     config.screen = Arc::new(ScrapScreen::new(Some(x.display.clone())));
     config.input = Arc::new(X11Input::new(Some(x.display.clone())));
-    TestAgent::spawn_with(config, Some(answer))
+    let mut agent = TestAgent::spawn_with(config, Some(answer));
+    let code = agent.code().await;
+    let session = open_session(&relay.console(), code, ask).await.unwrap();
+    (agent, session)
 }
 
 fn pixel(view: &ViewStream, px: u32, py: u32) -> [u8; 3] {
@@ -58,11 +67,7 @@ async fn viewed_screen_equals_an_independent_screenshot_and_changes_arrive() {
         .success()
     );
     let relay = TestRelay::start().await;
-    let mut agent = agent_on(&relay, &x, scopes("view"));
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("view"))
-        .await
-        .unwrap();
+    let (mut agent, mut session) = session_on(&relay, &x, scopes("view"), scopes("view")).await;
 
     let displays = session.displays().await.unwrap();
     assert_eq!(displays.len(), 1);
@@ -123,11 +128,7 @@ async fn input_is_refused_without_control_and_arrives_with_it() {
     let relay = TestRelay::start().await;
 
     // 1. The user grants view only: the control stream is refused and the pointer does not move.
-    let mut agent = agent_on(&relay, &x, scopes("view"));
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("view,control"))
-        .await
-        .unwrap();
+    let (agent, mut session) = session_on(&relay, &x, scopes("view"), scopes("view,control")).await;
     assert_eq!(session.granted, scopes("view"));
     let err = session.control(0).await.unwrap_err();
     assert!(
@@ -143,11 +144,8 @@ async fn input_is_refused_without_control_and_arrives_with_it() {
     let _ = tokio::time::timeout(WAIT, agent.task).await;
 
     // 2. With control: the click moves the pointer, and typing reaches the xterm.
-    let mut agent = agent_on(&relay, &x, scopes("view,control"));
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("view,control"))
-        .await
-        .unwrap();
+    let (mut agent, mut session) =
+        session_on(&relay, &x, scopes("view,control"), scopes("view,control")).await;
     let mut control = session.control(0).await.unwrap();
     control
         .send(&InputEvent::MouseMove { x: 200, y: 150 })
@@ -329,11 +327,7 @@ async fn one_pixel_changes_after_still_screens_each_arrive_with_fewer_acknowledg
     let x = Xvfb::start(146);
     assert!(x.cmd("xsetroot", &["-solid", "#3366cc"]).status.success());
     let relay = TestRelay::start().await;
-    let mut agent = agent_on(&relay, &x, scopes("view"));
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("view"))
-        .await
-        .unwrap();
+    let (_agent, mut session) = session_on(&relay, &x, scopes("view"), scopes("view")).await;
     let mut view = session.view(0).await.unwrap();
     view.next_frame().await.unwrap();
     until_frame_matches(&mut view, "the first screenshot", || x.screenshot()).await;
@@ -413,11 +407,7 @@ async fn scrolled_and_moved_pixels_arrive_as_copies_and_stay_lossless() {
         .success()
     );
     let relay = TestRelay::start().await;
-    let mut agent = agent_on(&relay, &x, scopes("view"));
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("view"))
-        .await
-        .unwrap();
+    let (_agent, mut session) = session_on(&relay, &x, scopes("view"), scopes("view")).await;
     let mut view = session.view(0).await.unwrap();
     view.next_frame().await.unwrap();
     x.spawn(
@@ -480,11 +470,7 @@ async fn a_playing_video_goes_lossy_and_is_exact_again_once_it_stops() {
         ],
     );
     let relay = TestRelay::start().await;
-    let mut agent = agent_on(&relay, &x, scopes("view"));
-    let code = agent.code().await;
-    let mut session = open_session(&relay.console(), code, scopes("view"))
-        .await
-        .unwrap();
+    let (_agent, mut session) = session_on(&relay, &x, scopes("view"), scopes("view")).await;
     let mut view = session.view(0).await.unwrap();
     view.next_frame().await.unwrap();
     let pattern = frames.path().join("f*.png");
