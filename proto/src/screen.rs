@@ -143,6 +143,21 @@ impl InFlight {
 }
 
 impl FrameUpdate {
+    /// Frame `seq`'s one and last part, with nothing in it yet (copies or video are put on it).
+    pub fn empty(seq: u64, width: u32, height: u32) -> FrameUpdate {
+        FrameUpdate {
+            seq,
+            width,
+            height,
+            rects: Vec::new(),
+            data: Vec::new(),
+            standalone: false,
+            last: true,
+            copies: Vec::new(),
+            video: None,
+        }
+    }
+
     /// The part's compressed pixel bytes: its zstd block and its video frame.
     pub fn pixel_bytes(&self) -> u64 {
         (self.data.len() + self.video.as_ref().map_or(0, |v| v.data.len())) as u64
@@ -152,6 +167,21 @@ impl FrameUpdate {
 impl Rect {
     fn area(&self) -> u64 {
         u64::from(self.w) * u64::from(self.h)
+    }
+
+    /// The smallest rectangle holding both (of rectangles inside a display).
+    fn union(&self, b: &Rect) -> Rect {
+        let (x0, y0) = (self.x.min(b.x), self.y.min(b.y));
+        let (x1, y1) = (
+            (self.x + self.w).max(b.x + b.w),
+            (self.y + self.h).max(b.y + b.h),
+        );
+        Rect {
+            x: x0,
+            y: y0,
+            w: x1 - x0,
+            h: y1 - y0,
+        }
     }
 
     fn bytes(&self) -> usize {
@@ -245,15 +275,9 @@ impl Patch {
     /// The frame it stands for, after frame `prev_seq` on a display of `width` x `height`.
     pub fn expand(self, prev_seq: u64, width: u32, height: u32) -> FrameUpdate {
         FrameUpdate {
-            seq: prev_seq + 1,
-            width,
-            height,
             rects: vec![self.rect],
             data: self.data,
-            standalone: false,
-            last: true,
-            copies: Vec::new(),
-            video: None,
+            ..FrameUpdate::empty(prev_seq + 1, width, height)
         }
     }
 }
@@ -520,7 +544,9 @@ fn check_size(w: u32, h: u32) -> Result<(), ScreenError> {
     Ok(())
 }
 
-fn check_rect(r: &Rect, w: u32, h: u32) -> Result<(), ScreenError> {
+/// Whether `r` is a non-empty rectangle inside a `w` x `h` display ([`ScreenError::OutOfBounds`]
+/// if not); what every rectangle from the agent is checked with before it touches pixels.
+pub fn check_rect(r: &Rect, w: u32, h: u32) -> Result<(), ScreenError> {
     let inside = r.w > 0
         && r.h > 0
         && r.x.checked_add(r.w).is_some_and(|e| e <= w)
@@ -705,8 +731,8 @@ pub fn tighten(prev: &[u8], cur: &[u8], width: u32, height: u32, rects: &[Rect])
             };
             // A glyph across a tile row's edge is one rectangle, not two: each costs its header.
             match out.last_mut() {
-                Some(last) if merged_area(last, &r) <= last.area() + r.area() + MERGE_SLACK => {
-                    *last = bounding(last, &r);
+                Some(last) if last.union(&r).area() <= last.area() + r.area() + MERGE_SLACK => {
+                    *last = last.union(&r);
                 }
                 _ => out.push(r),
             }
@@ -718,21 +744,6 @@ pub fn tighten(prev: &[u8], cur: &[u8], width: u32, height: u32, rects: &[Rect])
 /// Unchanged pixels [`tighten`] may add to join two neighbouring rectangles into one (a rectangle's
 /// header on the wire costs more than a few dozen pixels that compress to nearly nothing).
 pub const MERGE_SLACK: u64 = 256;
-
-fn bounding(a: &Rect, b: &Rect) -> Rect {
-    let (x0, y0) = (a.x.min(b.x), a.y.min(b.y));
-    let (x1, y1) = ((a.x + a.w).max(b.x + b.w), (a.y + a.h).max(b.y + b.h));
-    Rect {
-        x: x0,
-        y: y0,
-        w: x1 - x0,
-        h: y1 - y0,
-    }
-}
-
-fn merged_area(a: &Rect, b: &Rect) -> u64 {
-    bounding(a, b).area()
-}
 
 /// The agent's side of the continuous zstd stream.
 pub struct FrameEncoder {
@@ -802,15 +813,8 @@ impl FrameEncoder {
             match parts.first_mut() {
                 Some(p) => p.copies = copies.to_vec(),
                 None => parts.push(FrameUpdate {
-                    seq,
-                    width,
-                    height,
-                    rects: Vec::new(),
-                    data: Vec::new(),
-                    standalone: false,
-                    last: true,
                     copies: copies.to_vec(),
-                    video: None,
+                    ..FrameUpdate::empty(seq, width, height)
                 }),
             }
         }
@@ -1040,19 +1044,28 @@ mod tests {
         for (x, y) in [(130usize, 100usize), (135, 104), (70, 20)] {
             b[(y * w as usize + x) * BPP + 1] ^= 0x5a;
         }
-        let rects = dirty_rects(Some(&a), &b, w, h).unwrap();
-        let tight = tighten(&a, &b, w, h, &rects);
         let r = |x, y, w, h| Rect { x, y, w, h };
-        assert_eq!(tight, vec![r(70, 20, 1, 1), r(130, 100, 6, 5)]);
-        // Sent as pixels, they still make the console's picture exact.
+        assert_eq!(
+            tight_and_exact(&a, &b, w, h),
+            vec![r(70, 20, 1, 1), r(130, 100, 6, 5)]
+        );
+        let rects = dirty_rects(Some(&a), &b, w, h).unwrap();
+        assert!(tighten(&a, &a, w, h, &rects).is_empty());
+    }
+
+    /// `b`'s changes from `a`, tightened, after checking that sent as pixels they make the
+    /// console's picture exactly `b`.
+    fn tight_and_exact(a: &[u8], b: &[u8], w: u32, h: u32) -> Vec<Rect> {
+        let rects = dirty_rects(Some(a), b, w, h).unwrap();
+        let tight = tighten(a, b, w, h, &rects);
         let mut p = pipe();
         let mut fb = Framebuffer::new(1, 1).unwrap();
-        send_via(&mut p, &mut fb, None, &a, w, h);
-        for u in &p.enc.encode(2, &b, w, h, &tight).unwrap() {
+        send_via(&mut p, &mut fb, None, a, w, h);
+        for u in &p.enc.encode(2, b, w, h, &tight).unwrap() {
             fb.apply(&mut p.dec, u).unwrap();
         }
         assert_eq!(fb.pixels, b);
-        assert!(tighten(&a, &a, w, h, &rects).is_empty());
+        tight
     }
 
     /// A one-rectangle frame after the one before it is a patch, which expands to the same
@@ -1156,17 +1169,11 @@ mod tests {
             }
         }
         b[(10 * w as usize + 290) * BPP] ^= 0x33;
-        let rects = dirty_rects(Some(&a), &b, w, h).unwrap();
-        let tight = tighten(&a, &b, w, h, &rects);
         let r = |x, y, w, h| Rect { x, y, w, h };
-        assert_eq!(tight, vec![r(290, 10, 1, 1), r(40, 120, 6, 13)]);
-        let mut p = pipe();
-        let mut fb = Framebuffer::new(1, 1).unwrap();
-        send_via(&mut p, &mut fb, None, &a, w, h);
-        for u in &p.enc.encode(2, &b, w, h, &tight).unwrap() {
-            fb.apply(&mut p.dec, u).unwrap();
-        }
-        assert_eq!(fb.pixels, b);
+        assert_eq!(
+            tight_and_exact(&a, &b, w, h),
+            vec![r(290, 10, 1, 1), r(40, 120, 6, 13)]
+        );
     }
 
     #[test]

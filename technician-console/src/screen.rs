@@ -15,7 +15,7 @@ use tether_proto::msg::{Request, Response};
 use tether_proto::screen::video::{MAX_VIDEO_PACKET, VideoPart};
 use tether_proto::screen::{
     DisplayInfo, FrameDecoder, FrameUpdate, Framebuffer, InputEvent, InputReply,
-    MAX_SMALL_IN_FLIGHT, ScreenError, ScreenMsg, ViewerMsg,
+    MAX_SMALL_IN_FLIGHT, ScreenError, ScreenMsg, ViewerMsg, check_rect,
 };
 
 use crate::error::ConsoleError;
@@ -225,11 +225,7 @@ fn play(
     if v.data.len() > MAX_VIDEO_PACKET {
         return Err(fail(&format!("a packet of {} bytes", v.data.len())));
     }
-    if v.rect.x.checked_add(v.rect.w).is_none_or(|e| e > fb.width)
-        || v.rect.y.checked_add(v.rect.h).is_none_or(|e| e > fb.height)
-    {
-        return Err(ScreenError::OutOfBounds(v.rect));
-    }
+    check_rect(&v.rect, fb.width, fb.height)?;
     if v.start {
         *video = Some(tether_video::Decoder::new(v.rect).map_err(|e| fail(&e))?);
     }

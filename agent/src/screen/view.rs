@@ -102,85 +102,75 @@ fn capture_thread(
     let mut seq = 0;
     let err = |e: screen::ScreenError| CaptureError::Capture(e.to_string());
     let (w, h) = (info.width, info.height);
+    // Nothing changed: a video region that went still is sent exactly once more, from `p`, the
+    // screen as it is.
+    let still = |video: &mut VideoPath, encoder: &mut screen::FrameEncoder, seq: u64, p: &[u8]| {
+        let Some(r) = video.still(Instant::now()) else {
+            return Ok(Vec::new());
+        };
+        encoder.encode(seq + 1, p, w, h, &[r]).map_err(err)
+    };
     while asks.recv().is_ok() {
-        if let Some(p) = prev.as_deref().filter(|_| source.unchanged()) {
-            // A still screen costs neither a capture nor a diff; a video region that went still
-            // is sent exactly once more (`p` is the screen as it is).
-            let parts = match video.still(Instant::now()) {
-                Some(r) => encoder.encode(seq + 1, p, w, h, &[r]),
-                None => Ok(Vec::new()),
-            };
-            let msg = match parts {
-                Ok(parts) => {
-                    seq += u64::from(!parts.is_empty());
-                    Captured::Frame {
-                        seq,
-                        parts,
-                        cursor: source.cursor(),
-                    }
-                }
-                Err(e) => Captured::Failed(err(e)),
-            };
-            let failed = matches!(msg, Captured::Failed(_));
-            if out.blocking_send(msg).is_err() || failed {
-                return;
-            }
-            continue;
-        }
-        let result = source.capture_damage().and_then(|shot| {
-            let cur = shot.pixels;
-            // `prev` is the previous capture's picture, so the backend's damage (when it has one)
-            // bounds what can differ: only those tiles are compared, and only they are kept.
-            let damage = shot.damage.filter(|_| prev.is_some());
-            let dirty = |p: Option<&[u8]>| match (p, &damage) {
-                (Some(p), Some(d)) => screen::dirty_rects_within(p, cur, w, h, d),
-                _ => screen::dirty_rects(p, cur, w, h),
-            };
-            let mut rects = dirty(prev.as_deref()).map_err(err)?;
-            if rects.is_empty() {
-                return match (video.still(Instant::now()), &prev) {
-                    (Some(r), Some(p)) => encoder.encode(seq + 1, p, w, h, &[r]).map_err(err),
-                    _ => Ok(Vec::new()),
+        // A still screen costs neither a capture nor a diff.
+        let unchanged = prev.as_deref().filter(|_| source.unchanged());
+        let result = if let Some(p) = unchanged {
+            still(&mut video, &mut encoder, seq, p)
+        } else {
+            source.capture_damage().and_then(|shot| {
+                let cur = shot.pixels;
+                // `prev` is the previous capture's picture, so the backend's damage (when it has one)
+                // bounds what can differ: only those tiles are compared, and only they are kept.
+                let damage = shot.damage.filter(|_| prev.is_some());
+                let dirty = |p: Option<&[u8]>| match (p, &damage) {
+                    (Some(p), Some(d)) => screen::dirty_rects_within(p, cur, w, h, d),
+                    _ => screen::dirty_rects(p, cur, w, h),
                 };
-            }
-            // The complete first frame goes outside the zstd stream: faster, and first-frame latency matters.
-            let parts = match &mut prev {
-                None => encoder
-                    .encode_standalone(seq + 1, cur, w, h, &rects)
-                    .map_err(err)?,
-                Some(p) => {
-                    // Scrolled or moved pixels go as copies; `p` becomes what the console will have
-                    // after them, and only what still differs is sent as pixels. Copies land on
-                    // dirty tiles, which lie in the damage, so the damage still bounds the compare.
-                    // Copies stay clear of a video region, whose pixels the console has only
-                    // approximately.
-                    let mut copies = motion::find_copies(p, cur, w, h, &rects);
-                    video.keep_clear(&mut copies);
-                    if !copies.is_empty() {
-                        motion::apply_copies(p, w, h, &copies).map_err(err)?;
-                        rects = dirty(Some(p)).map_err(err)?;
-                    }
-                    // Only the pixels that changed, not whole tiles (a typed character); what
-                    // plays video goes through the codec instead.
-                    let tight = screen::tighten(p, cur, w, h, &rects);
-                    let (tight, part) = video.frame(cur, w, tight, Instant::now())?;
-                    let mut parts = encoder
-                        .encode_moved(seq + 1, cur, w, h, &copies, &tight)
-                        .map_err(err)?;
-                    if let Some(part) = part {
-                        attach(&mut parts, seq + 1, w, h, part);
-                    }
-                    parts
+                let mut rects = dirty(prev.as_deref()).map_err(err)?;
+                if rects.is_empty() {
+                    return match &prev {
+                        Some(p) => still(&mut video, &mut encoder, seq, p),
+                        None => Ok(Vec::new()),
+                    };
                 }
-            };
-            match &mut prev {
-                // Outside the dirty tiles `p` already equals `cur`.
-                Some(p) if damage.is_some() => screen::copy_rects(p, cur, w, h, &rects),
-                Some(p) => p.copy_from_slice(cur),
-                None => prev = Some(cur.to_vec()),
-            }
-            Ok(parts)
-        });
+                // The complete first frame goes outside the zstd stream: faster, and first-frame latency matters.
+                let parts = match &mut prev {
+                    None => encoder
+                        .encode_standalone(seq + 1, cur, w, h, &rects)
+                        .map_err(err)?,
+                    Some(p) => {
+                        // Scrolled or moved pixels go as copies; `p` becomes what the console will have
+                        // after them, and only what still differs is sent as pixels. Copies land on
+                        // dirty tiles, which lie in the damage, so the damage still bounds the compare.
+                        // Copies stay clear of a video region, whose pixels the console has only
+                        // approximately.
+                        let mut copies = motion::find_copies(p, cur, w, h, &rects);
+                        video.keep_clear(&mut copies);
+                        if !copies.is_empty() {
+                            motion::apply_copies(p, w, h, &copies).map_err(err)?;
+                            rects = dirty(Some(p)).map_err(err)?;
+                        }
+                        // Only the pixels that changed, not whole tiles (a typed character); what
+                        // plays video goes through the codec instead.
+                        let tight = screen::tighten(p, cur, w, h, &rects);
+                        let (tight, part) = video.frame(cur, w, tight, Instant::now())?;
+                        let mut parts = encoder
+                            .encode_moved(seq + 1, cur, w, h, &copies, &tight)
+                            .map_err(err)?;
+                        if let Some(part) = part {
+                            attach(&mut parts, seq + 1, w, h, part);
+                        }
+                        parts
+                    }
+                };
+                match &mut prev {
+                    // Outside the dirty tiles `p` already equals `cur`.
+                    Some(p) if damage.is_some() => screen::copy_rects(p, cur, w, h, &rects),
+                    Some(p) => p.copy_from_slice(cur),
+                    None => prev = Some(cur.to_vec()),
+                }
+                Ok(parts)
+            })
+        };
         let msg = match result {
             Ok(parts) => {
                 if !parts.is_empty() {
@@ -206,15 +196,8 @@ fn attach(parts: &mut Vec<FrameUpdate>, seq: u64, width: u32, height: u32, video
     match parts.last_mut() {
         Some(p) => p.video = Some(video),
         None => parts.push(FrameUpdate {
-            seq,
-            width,
-            height,
-            rects: Vec::new(),
-            data: Vec::new(),
-            standalone: false,
-            last: true,
-            copies: Vec::new(),
             video: Some(video),
+            ..FrameUpdate::empty(seq, width, height)
         }),
     }
 }
@@ -275,16 +258,18 @@ async fn run(
     .await?;
     info!(index = u64::from(idx), "screen view started");
     let viewing = Activity::viewing(ctx, info.index).await;
-    let result = stream(tx, rx, ctx, ask, out).await;
+    let result = stream(tx, rx, ctx, (info.width, info.height), ask, out).await;
     info!(index = u64::from(idx), "screen view ended");
     viewing.stop().await;
     result
 }
 
+/// Streams frames of a display of `size` (every frame the capture thread makes has it).
 async fn stream(
     tx: &mut SealedSend,
     rx: &mut SealedRecv,
     ctx: &StreamCtx,
+    size: (u32, u32),
     ask: &std_mpsc::SyncSender<()>,
     out: &mut mpsc::Receiver<Captured>,
 ) -> Result<(), SealedError> {
@@ -311,8 +296,6 @@ async fn stream(
         let now = || tokio::time::Instant::now().into_std();
         let mut pacer = Pacer::new(now());
         let (mut window, mut sent, mut asked) = (InFlight::default(), 0u64, false);
-        // The display size of the last frame sent (a patch keeps it).
-        let mut size = None;
         let mut seen = *inputs.borrow_and_update();
         let mut inputs_open = true;
         let (mut cursor, mut shape) = (None, None);
@@ -361,11 +344,9 @@ async fn stream(
                         if !parts.is_empty() {
                             window.sent(seq, parts.iter().map(FrameUpdate::pixel_bytes).sum());
                         }
-                        // A typed glyph goes as a patch: what the console knows is left out.
-                        let patch = size.and_then(|s| Patch::of(&parts, sent, s));
-                        if let Some(p) = parts.first() {
-                            size = Some((p.width, p.height));
-                        }
+                        // A typed glyph goes as a patch: what the console knows is left out (the
+                        // first frame, standalone, never is one).
+                        let patch = Patch::of(&parts, sent, size);
                         if let Some(patch) = patch {
                             tx.send(&ScreenMsg::Patch(patch)).await?;
                             sent = seq;

@@ -68,7 +68,8 @@ impl CopyRect {
     }
 }
 
-fn overlaps(a: &Rect, b: &Rect) -> bool {
+/// Whether two rectangles share a pixel (in `u64`, so unchecked sizes cannot overflow).
+pub(super) fn overlaps(a: &Rect, b: &Rect) -> bool {
     let (ax, ay, bx, by) = (
         u64::from(a.x),
         u64::from(a.y),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::motion::CopyRect;
+use super::motion::{self, CopyRect};
 use super::{BPP, Rect, TILE};
 
 /// Frames in a row a tile must be busy to count as video.
@@ -170,13 +170,13 @@ impl Detector {
                 // The video grew or moved: one stream over both, no refresh needed.
                 self.shrinking = 0;
                 Step {
-                    region: Some(even(union(&r, &c), self.width, self.height)),
+                    region: Some(even(r.union(&c), self.width, self.height)),
                     start: true,
                     refresh: None,
                 }
             }
             (Some(r), Some(c)) => {
-                let small = u64::from(c.w) * u64::from(c.h) * 4 < u64::from(r.w) * u64::from(r.h);
+                let small = c.area() * 4 < r.area();
                 self.shrinking = if small { self.shrinking + 1 } else { 0 };
                 if self.shrinking >= HOT_FRAMES {
                     // The video now plays in a small part of the region: start again there and
@@ -292,17 +292,6 @@ fn contains(outer: &Rect, inner: &Rect) -> bool {
         && inner.y + inner.h <= outer.y + outer.h
 }
 
-fn union(a: &Rect, b: &Rect) -> Rect {
-    let (x0, y0) = (a.x.min(b.x), a.y.min(b.y));
-    let (x1, y1) = ((a.x + a.w).max(b.x + b.w), (a.y + a.h).max(b.y + b.h));
-    Rect {
-        x: x0,
-        y: y0,
-        w: x1 - x0,
-        h: y1 - y0,
-    }
-}
-
 /// The part of `a` inside `b`, if any.
 pub fn intersection(a: &Rect, b: &Rect) -> Option<Rect> {
     let (x0, y0) = (a.x.max(b.x), a.y.max(b.y));
@@ -342,7 +331,7 @@ pub fn outside(rects: &[Rect], hole: &Rect) -> Vec<Rect> {
 
 /// Whether a copy stays clear of `region` (reads and writes only exact pixels).
 pub fn clear_of(copy: &CopyRect, region: &Rect) -> bool {
-    intersection(&copy.src(), region).is_none() && intersection(&copy.dst, region).is_none()
+    !motion::overlaps(&copy.src(), region) && !motion::overlaps(&copy.dst, region)
 }
 
 #[cfg(test)]
@@ -498,7 +487,7 @@ mod tests {
             steps.push(d.frame(&frame(Some(b), i), &[b], t));
         }
         let grown = steps.iter().find(|s| s.start).expect("a new stream");
-        assert_eq!(grown.region, Some(union(&a, &b)));
+        assert_eq!(grown.region, Some(a.union(&b)));
         assert_eq!(grown.refresh, None);
         let shrunk = steps
             .iter()
@@ -506,7 +495,7 @@ mod tests {
             .find(|s| s.start)
             .expect("a second stream");
         assert_eq!(shrunk.region, Some(b));
-        assert_eq!(shrunk.refresh, Some(union(&a, &b)));
+        assert_eq!(shrunk.refresh, Some(a.union(&b)));
         assert_eq!(d.region(), Some(b));
     }
 
